@@ -1,0 +1,28 @@
+"""smfsym: symbolic-numeric stochastic modified equations and flows of SGD.
+
+See ``../shared/MATH.md`` (shipped with the project) for the mathematics.
+"""
+from .chaos import ChaosExpansion, NoiseTemplate, TruncationWarning, chaos_expansion
+from .compile import compile_exprs
+from .expectation import DataMean, covariance, expectation
+from .latex import export_tex
+from .laws import (Beta, DataSymbol, Empirical, Exponential, Finite, Gamma, Law, MultivariateNormal, Normal,
+                   StudentT, Uniform, bernoulli, beta, categorical, empirical, exponential, gamma, normal,
+                   rademacher, student_t, uniform)
+from .models import gradient_flow, sme, smf
+from .problem import NonDifferentiableWarning, Problem
+from .sde import SDE, MatrixSqrt
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Problem", "NonDifferentiableWarning",
+    "SDE", "MatrixSqrt", "gradient_flow", "sme", "smf",
+    "ChaosExpansion", "NoiseTemplate", "TruncationWarning", "chaos_expansion",
+    "DataMean", "expectation", "covariance", "compile_exprs", "export_tex",
+    "DataSymbol", "Law", "Normal", "MultivariateNormal", "Uniform", "Finite", "Exponential", "Gamma",
+    "Beta", "StudentT", "Empirical",
+    "normal", "uniform", "bernoulli", "rademacher", "categorical", "exponential", "gamma", "beta",
+    "student_t", "empirical",
+    "__version__",
+]

@@ -1,0 +1,89 @@
+"""Small validation helpers shared by every module.
+
+Validation follows sympy.stats: a condition on a symbolic quantity raises only
+when it is *provably* false, so symbolic parameters pass through untouched.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import sympy as sp
+
+
+def provably_false(condition: Any) -> bool:
+    """True only when sympy can prove ``condition`` false."""
+    cond = sp.sympify(condition)
+    return cond is sp.false or cond == sp.false
+
+
+def require(condition: Any, argument: str, expected: str, given: Any) -> None:
+    """Raise ``ValueError`` when ``condition`` is provably false."""
+    if provably_false(condition):
+        raise ValueError(f"`{argument}` must be {expected}; got {given!r}.")
+
+
+def to_float(expr: Any, values: Mapping[sp.Symbol, float] | None, what: str) -> float:
+    """Evaluate ``expr`` to a float, substituting ``values``; name what is missing."""
+    e = sp.sympify(expr)
+    if values:
+        e = e.xreplace({sp.sympify(k): sp.sympify(v) for k, v in values.items()})
+    free = e.free_symbols
+    if free:
+        names = ", ".join(sorted(str(s) for s in free))
+        raise ValueError(
+            f"{what} depends on the symbol(s) {names}; give numeric values with "
+            f"`values={{...}}`."
+        )
+    return float(e)
+
+
+def as_symbol_tuple(items: Any, argument: str) -> tuple[sp.Symbol, ...]:
+    """Flatten ``items`` into a tuple of distinct sympy symbols."""
+    if isinstance(items, sp.Symbol):
+        items = (items,)
+    try:
+        flat = list(sp.flatten(list(items) if not isinstance(items, sp.MatrixBase) else list(items)))
+    except TypeError:
+        raise TypeError(
+            f"`{argument}` must be a symbol or a sequence of sympy symbols; got {items!r}."
+        ) from None
+    bad = [p for p in flat if not isinstance(p, sp.Symbol)]
+    if bad:
+        raise TypeError(
+            f"`{argument}` must contain only sympy symbols; got {bad!r} "
+            f"(of type {', '.join(sorted({type(b).__name__ for b in bad}))})."
+        )
+    seen: set = set()
+    dup = [p for p in flat if p in seen or seen.add(p)]
+    if dup:
+        raise ValueError(f"`{argument}` must be distinct symbols; repeated: {dup!r}.")
+    return tuple(flat)
+
+
+def numeric_values(values: Mapping | None) -> dict[sp.Symbol, float]:
+    """Normalise a ``values`` mapping (symbol or name -> number)."""
+    out: dict[sp.Symbol, float] = {}
+    for k, v in (values or {}).items():
+        key = sp.Symbol(k) if isinstance(k, str) else k
+        if not isinstance(key, sp.Symbol):
+            raise TypeError(f"`values` keys must be symbols or names; got {k!r}.")
+        try:
+            out[key] = float(v)
+        except (TypeError, ValueError):
+            raise TypeError(f"`values[{k}]` must be a number; got {v!r}.") from None
+    return out
+
+
+def flatten_exprs(items: Iterable) -> list:
+    return [sp.sympify(e) for e in sp.flatten(list(items))]
+
+
+def finite_array(a: Any, argument: str, ndim: int | None = None) -> np.ndarray:
+    arr = np.asarray(a, dtype=float)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"`{argument}` must be a {ndim}-d array; got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"`{argument}` contains {n_bad} NaN or infinite value(s).")
+    return arr

@@ -1,0 +1,136 @@
+"""The one lambdify wrapper of smfsym.
+
+``sympy.lambdify`` returns scalars (or ragged arrays) for constant entries and
+knows nothing about :class:`~smfsym.expectation.DataMean`. Everything numeric in
+smfsym goes through :func:`compile_exprs`, which
+- binds numeric values for constants, law parameters and eta at compile time,
+- turns every DataMean into a vectorised weighted sum over its rule's nodes,
+- evaluates a batch of states ``(P, d)`` at once (and, if asked, a data axis),
+- broadcasts every output to full shape.
+
+Compile once per simulation, never inside a time loop.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from ._checks import numeric_values
+from .expectation import DataMean
+
+__all__ = ["compile_exprs", "CompiledExprs"]
+
+_CHUNK_ELEMENTS = 4_000_000
+
+
+def _bind(expr, values):
+    return expr.xreplace(values) if values else expr
+
+
+class _MeanEvaluator:
+    """Numeric E over one DataMean's rule: inner(x, xi_nodes) @ weights."""
+
+    def __init__(self, node: DataMean, state, values):
+        inner = _bind(node.expr, values)
+        if inner.atoms(DataMean):
+            raise NotImplementedError("nested data means are not supported")
+        syms = node.data_symbols
+        self.nodes, self.weights = node.rule.nodes(values)
+        free = inner.free_symbols - set(state) - set(syms)
+        if free:
+            raise ValueError(
+                f"`values` must give numbers for {sorted(map(str, free))} (they appear inside {node})."
+            )
+        self.fn = sp.lambdify(list(state) + list(syms), inner, modules="numpy", cse=True, dummify=True)
+
+    def __call__(self, cols):
+        P = cols[0].shape[0] if cols else 1
+        Q = self.nodes.shape[0]
+        out = np.empty(P)
+        step = max(1, _CHUNK_ELEMENTS // max(Q, 1))
+        node_cols = [self.nodes[None, :, j] for j in range(self.nodes.shape[1])]
+        for lo in range(0, P, step):
+            hi = min(P, lo + step)
+            args = [c[lo:hi, None] for c in cols] + node_cols
+            val = np.broadcast_to(np.asarray(self.fn(*args), dtype=float), (hi - lo, Q))
+            out[lo:hi] = val @ self.weights
+        return out
+
+
+class CompiledExprs:
+    """Numeric form of a list of sympy expressions in the state (and data) symbols.
+
+    Calling it with states ``X`` of shape ``(P, d)`` returns ``(P, n)``; with
+    ``data`` of shape ``(M, k)`` (one row per sample) it returns ``(P, M, n)``.
+    """
+
+    def __init__(self, exprs: Sequence, state: Sequence[sp.Symbol], values: Mapping | None = None,
+                 data_symbols: Sequence[sp.Symbol] = ()):
+        vals = {sp.sympify(k): sp.Float(v) for k, v in numeric_values(values).items()}
+        self.state = tuple(state)
+        self.data_symbols = tuple(data_symbols)
+        exprs = [_bind(sp.sympify(e), vals) for e in exprs]
+        self.n = len(exprs)
+        means = set()
+        for e in exprs:
+            means |= e.atoms(DataMean)
+        self.means = []
+        repl = {}
+        for i, node in enumerate(sorted(means, key=sp.default_sort_key)):
+            dummy = sp.Dummy(f"mean{i}")
+            repl[node] = dummy
+            self.means.append((dummy, _MeanEvaluator(node, self.state, vals)))
+        exprs = [e.xreplace(repl) if repl else e for e in exprs]
+        allowed = set(self.state) | set(self.data_symbols) | {d for d, _ in self.means}
+        free = set().union(*[e.free_symbols for e in exprs]) - allowed if exprs else set()
+        if free:
+            raise ValueError(
+                f"`values` must give numbers for {sorted(map(str, free))}: they are not state variables."
+            )
+        args = list(self.state) + list(self.data_symbols) + [d for d, _ in self.means]
+        self.fn = sp.lambdify(args, exprs, modules="numpy", cse=True, dummify=True)
+
+    def __call__(self, X: np.ndarray, data: np.ndarray | None = None) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        P = X.shape[0]
+        cols = [X[:, j] for j in range(X.shape[1])]
+        mean_vals = [ev(cols) for _, ev in self.means]
+        if data is not None:
+            M = data.shape[0]
+            shape = (P, M)
+            args = ([c[:, None] for c in cols] + [data[None, :, j] for j in range(data.shape[1])]
+                    + [m[:, None] for m in mean_vals])
+        else:
+            shape = (P,)
+            args = cols + mean_vals
+        outs = self.fn(*args)
+        res = np.empty(shape + (self.n,))
+        for i, o in enumerate(outs):
+            res[..., i] = np.broadcast_to(np.asarray(o, dtype=float), shape)
+        return res
+
+
+def compile_exprs(exprs, state, values=None, data_symbols=()) -> "_ListView":
+    """Compile ``exprs``; the result maps ``(P, d)`` states to a list of ``(P,)`` arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, sympy as sp
+    >>> x, c = sp.symbols("x c")
+    >>> f = compile_exprs([x**2, c], [x], values={c: 3.0})
+    >>> [a.tolist() for a in f(np.array([[1.0], [2.0]]))]
+    [[1.0, 4.0], [3.0, 3.0]]
+    """
+    ce = CompiledExprs(list(exprs), state, values, data_symbols)
+    return _ListView(ce)
+
+
+class _ListView:
+    def __init__(self, ce):
+        self.ce = ce
+
+    def __call__(self, X, data=None):
+        out = self.ce(X, data)
+        return [out[..., i] for i in range(out.shape[-1])]

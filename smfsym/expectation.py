@@ -1,0 +1,363 @@
+"""Expectations over the data law (MATH.md section 1).
+
+Polynomials in the data are averaged exactly through moments (Isserlis for
+correlated Gaussians, moment tables for the other laws, weighted sums for
+finite laws and data sets), in a sparse polynomial ring so that large
+derivations stay fast. Anything else becomes a :class:`DataMean`: an
+unevaluated mean, still symbolic in the parameters, that names its numeric
+rule (a Gauss rule matched to the law, or the rows of a data set) and is
+evaluated numerically when lambdified.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Iterable, Sequence
+
+import numpy as np
+import sympy as sp
+from sympy.polys.polyerrors import CoercionFailed, GeneratorsError, PolynomialError
+
+from .laws import DataSymbol, Law
+
+__all__ = ["DataMean", "expectation", "covariance", "data_symbols", "laws_of", "QuadratureRule"]
+
+# Numeric rules are kept in a registry so that DataMean's sympy args stay plain
+# (a Str key): sympy rebuilds expressions from their args in subs and diff.
+_RULES: dict[str, "QuadratureRule"] = {}
+
+#: Largest tensor grid used by default for a Gauss rule (points in total).
+DEFAULT_MAX_NODES = 4096
+#: Largest product of finite supports summed exactly in closed form.
+MAX_EXACT_SUPPORT = 256
+
+
+class QuadratureRule:
+    """A numeric rule over a tuple of independent laws (tensor product)."""
+
+    def __init__(self, laws: Sequence[Law], n_points: int):
+        self.laws = tuple(laws)
+        self.n_points = int(n_points)
+        self.key = "|".join(f"{id(l)}" for l in self.laws) + f"#{self.n_points}"
+        _RULES[self.key] = self
+
+    @property
+    def symbols(self) -> tuple:
+        return tuple(s for law in self.laws for s in law.symbols)
+
+    def describe(self) -> str:
+        parts = []
+        for law in self.laws:
+            if law.family == "Empirical":
+                parts.append(f"data set (M={law.size})")
+            elif law.is_finite:
+                parts.append(f"exact sum over {law.family}")
+            else:
+                kind = {"Normal": "Gauss-Hermite", "MultivariateNormal": "Gauss-Hermite",
+                        "Uniform": "Gauss-Legendre", "Exponential": "Gauss-Laguerre",
+                        "Gamma": "Gauss-Laguerre", "Beta": "Gauss-Jacobi",
+                        "StudentT": "Gauss-Legendre (quantile)"}.get(law.family, "Gauss")
+                parts.append(f"{kind}({self.n_points})")
+        return " x ".join(parts)
+
+    @property
+    def is_quadrature(self) -> bool:
+        """True when the rule approximates (some law is continuous)."""
+        return any(not law.is_finite for law in self.laws)
+
+    def nodes(self, values=None):
+        """Tensor-product nodes ``(Q, k)`` and weights ``(Q,)`` with numeric parameters."""
+        rules = [law.quadrature(self.n_points, values) for law in self.laws]
+        nodes = [np.asarray(r[0], dtype=float) for r in rules]
+        weights = [np.asarray(r[1], dtype=float) for r in rules]
+        idx = np.array(list(itertools.product(*[range(len(w)) for w in weights])))
+        cols = [n[idx[:, i]] for i, n in enumerate(nodes)]
+        w = np.prod(np.stack([wt[idx[:, i]] for i, wt in enumerate(weights)]), axis=0)
+        return np.concatenate(cols, axis=1), w
+
+
+class DataMean(sp.Expr):
+    r"""An unevaluated mean over the data, computed numerically by a named rule.
+
+    ``DataMean(expr, (xi_1, ..., xi_k), key)`` is :math:`\mathbb{E}_\xi[expr]` where
+    the data symbols are bound. Derivatives in the parameters pass under the mean.
+    """
+
+    is_commutative = True
+
+    def __new__(cls, expr, syms, key):
+        expr = sp.sympify(expr)
+        if expr == 0:
+            return sp.S.Zero
+        syms = sp.Tuple(*syms)
+        if not (expr.free_symbols & set(syms)):
+            return expr
+        return sp.Expr.__new__(cls, expr, syms, sp.core.symbol.Str(str(key)))
+
+    @property
+    def expr(self):
+        return self.args[0]
+
+    @property
+    def data_symbols(self) -> tuple:
+        return tuple(self.args[1])
+
+    @property
+    def rule(self) -> QuadratureRule:
+        return _RULES[self.args[2].name]
+
+    @property
+    def free_symbols(self):
+        return self.expr.free_symbols - set(self.data_symbols)
+
+    def _eval_derivative(self, s):
+        return DataMean(sp.diff(self.expr, s), self.data_symbols, self.args[2].name)
+
+    def _eval_is_real(self):
+        return self.expr.is_real
+
+    def _latex(self, printer):
+        note = self.rule.describe()
+        return (r"\mathbb{E}^{\text{" + note + r"}}_{" + ",".join(printer._print(s) for s in self.data_symbols)
+                + r"}\left[" + printer._print(self.expr) + r"\right]")
+
+    def _sympystr(self, printer):
+        return f"E[{printer._print(self.expr)}; {self.rule.describe()}]"
+
+
+def data_symbols(expr) -> tuple:
+    """Data symbols of ``expr`` (including those bound in DataMeans), in a stable order."""
+    atoms = set()
+    for e in (expr if isinstance(expr, (list, tuple, sp.MatrixBase)) else [expr]):
+        atoms |= sp.sympify(e).atoms(DataSymbol)
+    return tuple(sorted(atoms, key=lambda s: (int(s._token), s.index)))
+
+
+def laws_of(syms: Iterable[DataSymbol]) -> tuple:
+    seen: dict = {}
+    for s in syms:
+        seen.setdefault(id(s.law), s.law)
+    return tuple(sorted(seen.values(), key=lambda l: int(l.symbols[0]._token)))
+
+
+class _Moments:
+    """Cached joint moments of monomials over independent law blocks."""
+
+    def __init__(self, syms: Sequence[DataSymbol]):
+        self.syms = tuple(syms)
+        blocks: dict = {}
+        for pos, s in enumerate(self.syms):
+            blocks.setdefault(id(s.law), (s.law, []))[1].append((pos, s.index))
+        self.blocks = list(blocks.values())
+        self.cache: dict = {}
+
+    def __call__(self, monom: tuple) -> sp.Expr:
+        m = self.cache.get(monom)
+        if m is None:
+            m = sp.S.One
+            for law, members in self.blocks:
+                powers = [0] * law.dim
+                for pos, idx in members:
+                    powers[idx] = monom[pos]
+                if any(powers):
+                    m = m * law.moment(tuple(powers))
+                    if m == 0:
+                        break
+            m = sp.expand(m)
+            self.cache[monom] = m
+        return m
+
+
+def _domain(exprs, syms, moments_syms):
+    # Data-set moments are floats: keep them floats instead of huge rationals.
+    base = sp.RR if any(law.family == "Empirical" for law in laws_of(syms)) else sp.QQ
+    gens = set()
+    for e in exprs:
+        gens |= e.free_symbols
+    gens |= moments_syms
+    gens -= set(syms)
+    gens = sorted(gens, key=sp.default_sort_key)
+    return base[tuple(gens)] if gens else base
+
+
+def _polys(exprs, syms):
+    """Polys of ``exprs`` in ``syms`` over one sparse ring, or None if not polynomial."""
+    exprs = [sp.sympify(e) for e in exprs]
+    law_syms = set()
+    for law in laws_of(syms):
+        law_syms |= law.free_symbols
+    try:
+        dom = _domain(exprs, syms, law_syms)
+        return [sp.Poly(e, *syms, domain=dom) for e in exprs], dom
+    except (CoercionFailed, GeneratorsError):
+        pass
+    except PolynomialError:
+        return None, None
+    try:
+        return [sp.Poly(e, *syms, domain="EX") for e in exprs], sp.EX
+    except PolynomialError:
+        return None, None
+
+
+def is_polynomial_in(expr, syms) -> bool:
+    if not syms:
+        return True
+    try:
+        sp.Poly(expr, *syms)
+        return True
+    except PolynomialError:
+        return False
+
+
+def _moment_in(dom, moments, monom):
+    m = moments(monom)
+    try:
+        return dom.from_sympy(m)
+    except CoercionFailed:
+        raise _NeedEX from None
+
+
+class _NeedEX(Exception):
+    pass
+
+
+def _default_points(syms) -> int:
+    k = sum(1 for law in laws_of(syms) if not law.is_finite for _ in law.symbols)
+    if k == 0:
+        return 1
+    return int(max(3, min(32, np.floor(DEFAULT_MAX_NODES ** (1.0 / k)))))
+
+
+def _finite_support(laws):
+    size = 1
+    for law in laws:
+        if not law.is_finite or law.family == "Empirical":
+            return None
+        size *= len(law.values)
+    return size if size <= MAX_EXACT_SUPPORT else None
+
+
+def _numeric_mean(expr, syms, n_points=None):
+    laws = laws_of(syms)
+    if _finite_support(laws) is not None:
+        # Exact: a finite law's mean is a finite sum (symbolic in its weights).
+        total = sp.S.Zero
+        supports = [list(zip(law.values, law.weights)) for law in laws]
+        for combo in itertools.product(*supports):
+            sub = {law.symbol: v for law, (v, _) in zip(laws, combo)}
+            w = sp.Mul(*[w for _, w in combo])
+            total += w * expr.xreplace(sub)
+        return total
+    all_syms = tuple(s for law in laws for s in law.symbols)
+    rule = QuadratureRule(laws, n_points or _default_points(syms))
+    return DataMean(expr, all_syms, rule.key)
+
+
+def expectation(expr, *, n_points: int | None = None):
+    """Mean of ``expr`` over the law of its data symbols.
+
+    Exact through moments when ``expr`` is a polynomial in the data; an exact
+    finite sum for finite laws; otherwise a :class:`DataMean` (numeric rule).
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.expectation import expectation
+    >>> x = sp.Symbol("x")
+    >>> xi = smfsym.normal("xi", std=2)
+    >>> expectation((x - xi) ** 2 / 2)
+    x**2/2 + 2
+    """
+    if isinstance(expr, sp.MatrixBase):
+        return expr.applyfunc(lambda e: expectation(e, n_points=n_points))
+    expr = sp.sympify(expr)
+    syms = data_symbols(expr)
+    if not syms:
+        return expr
+    polys, dom = _polys([expr], syms)
+    if polys is None:
+        return _numeric_mean(expr, syms, n_points)
+    moments = _Moments(syms)
+    try:
+        return dom.to_sympy(mean_terms(list(polys[0].as_dict(native=True).items()), dom, moments))
+    except _NeedEX:
+        return sp.expand(sum(sp.sympify(c) * moments(m) for m, c in polys[0].as_dict(native=False).items()))
+
+
+def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None = None) -> sp.ImmutableMatrix:
+    """Covariance matrix ``E[(u - Eu)(v - Ev)^T]`` over the data law.
+
+    With ``v`` omitted the result is symmetric and only half is computed.
+    """
+    u = [sp.sympify(e) for e in u]
+    sym = v is None
+    v = u if sym else [sp.sympify(e) for e in v]
+    syms = data_symbols(u + v)
+    n, m = len(u), len(v)
+    if not syms:
+        return sp.ImmutableMatrix.zeros(n, m)
+    polys, dom = _polys(u + v, syms)
+    if polys is None:
+        mu = [expectation(e, n_points=n_points) for e in u]
+        mv = mu if sym else [expectation(e, n_points=n_points) for e in v]
+        out = sp.zeros(n, m)
+        for i in range(n):
+            for j in range(i if sym else 0, m):
+                out[i, j] = expectation(u[i] * v[j], n_points=n_points) - mu[i] * mv[j]
+                if sym:
+                    out[j, i] = out[i, j]
+        return sp.ImmutableMatrix(out)
+    moments = _Moments(syms)
+    try:
+        return _poly_covariance(polys[:n], polys[n:], dom, moments, sym)
+    except _NeedEX:
+        polys = [sp.Poly(p.as_expr(), *syms, domain="EX") for p in polys]
+        return _poly_covariance(polys[:n], polys[n:], sp.EX, moments, sym)
+
+
+def _poly_covariance(pu, pv, dom, moments, sym):
+    tu = [list(p.as_dict(native=True).items()) for p in pu]
+    tv = tu if sym else [list(p.as_dict(native=True).items()) for p in pv]
+    return covariance_terms(tu, tv, dom, moments, sym)
+
+
+def ring_terms(expr, syms, extra_gens=()):
+    """``(terms, domain)``: expr as monomial -> coefficient in a sparse ring, or ``(None, None)``."""
+    try:
+        dom = _domain([sp.sympify(expr)], syms, set().union(*[l.free_symbols for l in laws_of(syms)], set(extra_gens)))
+        poly = sp.Poly(expr, *syms, domain=dom)
+    except (CoercionFailed, GeneratorsError, PolynomialError):
+        return None, None
+    return list(poly.as_dict(native=True).items()), dom
+
+
+def mean_terms(terms, dom, moments):
+    """E of a ring-term polynomial (raises _NeedEX if a moment leaves the ring)."""
+    total = dom.zero
+    for monom, c in terms:
+        total += c * _moment_in(dom, moments, monom)
+    return total
+
+
+def covariance_terms(tu, tv, dom, moments, sym):
+    """Covariance matrix of ring-term polynomials (see :func:`covariance`)."""
+
+    def add(a, b):
+        return tuple(i + j for i, j in zip(a, b))
+
+    mean_u = [{a: _moment_in(dom, moments, a) for a, _ in t} for t in tu]
+    mean_v = mean_u if sym else [{a: _moment_in(dom, moments, a) for a, _ in t} for t in tv]
+    n, m = len(tu), len(tv)
+    out = [[None] * m for _ in range(n)]
+    for i in range(n):
+        for j in range(i if sym else 0, m):
+            total = dom.zero
+            for a, ca in tu[i]:
+                ma = mean_u[i][a]
+                for b, cb in tv[j]:
+                    c = _moment_in(dom, moments, add(a, b)) - ma * mean_v[j][b]
+                    if c:
+                        total += ca * cb * c
+            out[i][j] = dom.to_sympy(total)
+            if sym:
+                out[j][i] = out[i][j]
+    return sp.ImmutableMatrix(out)

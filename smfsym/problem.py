@@ -1,0 +1,342 @@
+"""The problem: a per-sample loss f(x, xi) and the law of xi (MATH.md section 1).
+
+:class:`Problem` derives, lazily and once each, the full loss F = E f, its
+gradient and Hessian, the gradient-noise covariance Sigma(x), the
+cross-covariance Sigma(x, y) and the chaos expansion of f (MATH.md section 3),
+all scaled for the batch size.
+"""
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Any, Iterable, Sequence
+
+import sympy as sp
+
+from ._checks import as_symbol_tuple
+from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_symbols, expectation,
+                          is_polynomial_in, laws_of, mean_terms, ring_terms)
+from .laws import SUPPORTED_LAWS, DataSymbol, Empirical, law_from_sympy_stats
+
+__all__ = ["Problem", "NonDifferentiableWarning"]
+
+_NONSMOOTH = (sp.Abs, sp.Max, sp.Min, sp.sign, sp.Heaviside, sp.Piecewise, sp.floor, sp.ceiling)
+
+
+class NonDifferentiableWarning(UserWarning):
+    """The loss has pieces that are not differentiable in the parameters."""
+
+
+def _replace_sympy_stats(loss):
+    try:
+        from sympy.stats.rv import RandomSymbol
+    except ImportError:  # pragma: no cover
+        return loss
+    rvs = loss.atoms(RandomSymbol)
+    if not rvs:
+        return loss
+    return loss.xreplace({rv: law_from_sympy_stats(rv) for rv in rvs})
+
+
+class Problem:
+    r"""A learning problem: per-sample loss, parameters, data law, batch size.
+
+    Parameters
+    ----------
+    loss : sympy expression
+        The per-sample loss f(x, xi). Its data symbols (made with
+        :func:`smfsym.normal` and friends, or ``sympy.stats`` random symbols)
+        define the data law; independent laws multiply.
+    params : sequence of sympy.Symbol
+        The parameters x, in order.
+    constants : sequence of sympy.Symbol, optional
+        Other symbols allowed in the loss (regularisation weights, ...); law
+        parameters are always allowed.
+    batch_size : int or sympy.Symbol, default 1
+        Mini-batch size B: Sigma is divided by B (MATH.md section 1).
+    sampling : {"iid", "without_replacement"}
+        How batches are drawn; without replacement (from an empirical data set
+        of M points) scales Sigma by (M - B) / (B (M - 1)).
+    n_points : int, optional
+        Points per coordinate of the Gauss rules used for non-polynomial losses.
+
+    Examples
+    --------
+    The Gaussian quadratic example of MATH.md section 3:
+
+    >>> import sympy as sp, smfsym
+    >>> x, s = sp.Symbol("x"), sp.Symbol("s", positive=True)
+    >>> xi = smfsym.normal("xi", std=s)
+    >>> p = smfsym.Problem((x - xi) ** 2 / 2, params=[x])
+    >>> p.F
+    s**2/2 + x**2/2
+    >>> p.sigma
+    Matrix([[s**2]])
+    """
+
+    def __init__(self, loss: Any, params: Iterable[sp.Symbol], *, constants: Iterable[sp.Symbol] = (),
+                 batch_size: Any = 1, sampling: str = "iid", n_points: int | None = None):
+        try:
+            loss = sp.sympify(loss)
+        except (sp.SympifyError, TypeError) as exc:
+            raise TypeError(f"`loss` must be a sympy expression; got {loss!r}.") from exc
+        if not isinstance(loss, sp.Expr):
+            raise TypeError(f"`loss` must be a scalar sympy expression; got {type(loss).__name__}.")
+        loss = _replace_sympy_stats(loss)
+        self.params = as_symbol_tuple(params, "params")
+        if not self.params:
+            raise ValueError("`params` must name at least one parameter; got an empty sequence.")
+        dparams = [p for p in self.params if isinstance(p, DataSymbol)]
+        if dparams:
+            raise ValueError(f"`params` must be ordinary symbols, not data symbols; got {dparams!r}.")
+        self.constants = as_symbol_tuple(constants, "constants")
+        self.loss = loss
+        self.data = data_symbols(loss)
+        self.laws = laws_of(self.data)
+        law_params: set = set()
+        for law in self.laws:
+            law_params |= law.free_symbols
+        self.law_parameters = tuple(sorted(law_params, key=sp.default_sort_key))
+        unknown = loss.free_symbols - set(self.params) - set(self.data) - set(self.constants) - law_params
+        if unknown:
+            names = ", ".join(sorted(map(str, unknown)))
+            raise ValueError(
+                f"`loss` contains symbols that are neither parameters, data nor declared constants: "
+                f"{names}. Add them to `params` or `constants`, or make them data with smfsym.normal(...) etc."
+            )
+        if not (loss.free_symbols & set(self.params)):
+            raise ValueError(
+                f"`loss` does not depend on the parameters {self.params}: there is nothing to learn."
+            )
+        self._check_names()
+        self._warn_nonsmooth()
+        self.batch_size = sp.sympify(batch_size)
+        if self.batch_size.is_number and (not self.batch_size.is_integer or self.batch_size < 1):
+            raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
+        if sampling not in ("iid", "without_replacement"):
+            raise ValueError(f"`sampling` must be 'iid' or 'without_replacement'; got {sampling!r}.")
+        self.sampling = sampling
+        if sampling == "without_replacement":
+            if len(self.laws) != 1 or not isinstance(self.laws[0], Empirical):
+                raise ValueError(
+                    "`sampling='without_replacement'` needs the data to be one empirical data set; "
+                    f"got laws {list(self.laws)}."
+                )
+            M = self.laws[0].size
+            if self.batch_size.is_number and self.batch_size > M:
+                raise ValueError(f"`batch_size` must be at most the data set size {M}; got {batch_size!r}.")
+        self.n_points = n_points
+        self._check_moments()
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_names(self):
+        allsyms = list(self.params) + list(self.data) + list(self.constants)
+        names: dict = {}
+        for s in allsyms:
+            names.setdefault(s.name, []).append(s)
+        dup = sorted(n for n, v in names.items() if len(set(v)) > 1)
+        if dup:
+            raise ValueError(
+                f"`loss` has distinct symbols sharing the name(s) {dup}: rename them "
+                "(e.g. two data laws both called 'a')."
+            )
+
+    def _warn_nonsmooth(self):
+        pieces = [a for a in self.loss.atoms(*_NONSMOOTH) if a.free_symbols & set(self.params)]
+        pw = [a for a in self.loss.atoms(sp.Piecewise)]
+        pieces += [a for a in pw if a not in pieces]
+        if pieces:
+            where = "; ".join(sorted(str(p) for p in pieces))
+            warnings.warn(
+                f"the loss is not differentiable in the parameters at: {where}. Gradients use "
+                "sympy's a.e. derivative; SME/SMF theory assumes a smooth loss.",
+                NonDifferentiableWarning, stacklevel=3,
+            )
+
+    def _check_moments(self):
+        if not self.is_polynomial:
+            return
+        degs = self._data_degrees
+        for i, s in enumerate(self.data):
+            top = s.law.max_moment()
+            need = 2 * degs[i]
+            if top is not None and need > top:
+                raise ValueError(
+                    f"the law of {s} ({s.law!r}) has moments only up to order {top}, but Sigma needs "
+                    f"order {need} (the loss has degree {degs[i]} in {s})."
+                )
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def dim(self) -> int:
+        return len(self.params)
+
+    @cached_property
+    def is_polynomial(self) -> bool:
+        """True when the loss is a polynomial in the data (exact moments, finite expansion)."""
+        return self._ring is not None or is_polynomial_in(self.loss, self.data)
+
+    @cached_property
+    def _data_degrees(self) -> tuple:
+        if self._ring is not None:
+            monoms = [m for m, _ in self._ring[0]]
+        else:
+            monoms = list(sp.Poly(self.loss, *self.data).monoms())
+        return tuple(max((m[i] for m in monoms), default=0) for i in range(len(self.data)))
+
+    @cached_property
+    def degree(self) -> int | None:
+        """Total degree of the loss in the data (``None`` if not polynomial)."""
+        if not self.data:
+            return 0
+        if not self.is_polynomial:
+            return None
+        monoms = [m for m, _ in self._ring[0]] if self._ring is not None else sp.Poly(self.loss, *self.data).monoms()
+        return max((sum(m) for m in monoms), default=0)
+
+    @cached_property
+    def batch_factor(self) -> sp.Expr:
+        """The factor that multiplies Sigma for the batch size and sampling scheme."""
+        B = self.batch_size
+        if self.sampling == "without_replacement":
+            M = self.laws[0].size
+            return (M - B) / (B * (M - 1))
+        return 1 / B
+
+    def mean(self, expr) -> sp.Expr:
+        """Mean of any expression (or matrix) over the data law."""
+        return expectation(sp.sympify(expr), n_points=self.n_points)
+
+    # ------------------------------------------------------------------ derived objects
+
+    @cached_property
+    def _ring(self):
+        """The loss and its gradient as sparse polynomials in the data with coefficients in a
+        polynomial ring of the parameters (fast path), or None."""
+        if not self.data:
+            return None
+        terms, dom = ring_terms(self.loss, self.data, self.params)
+        if terms is None or not hasattr(dom, "ring"):
+            return None
+        gens = {str(g): g for g in dom.gens}
+        grads = []
+        for p in self.params:
+            g = gens[str(p)]
+            grads.append([(m, c.diff(g)) for m, c in terms if c.diff(g)])
+        return terms, grads, dom, _Moments(self.data)
+
+    def _ring_to_expr(self, terms, dom):
+        return sp.Add(*[dom.to_sympy(c) * sp.Mul(*[s**k for s, k in zip(self.data, m)]) for m, c in terms])
+
+    @cached_property
+    def grad_f(self) -> sp.ImmutableMatrix:
+        """Per-sample gradient grad_x f(x, xi), a d x 1 matrix."""
+        if self._ring is not None:
+            _, grads, dom, _ = self._ring
+            return sp.ImmutableMatrix([self._ring_to_expr(g, dom) for g in grads])
+        return sp.ImmutableMatrix([sp.diff(self.loss, p) for p in self.params])
+
+    @cached_property
+    def F(self) -> sp.Expr:
+        """The full loss F(x) = E f(x, xi)."""
+        if self._F_ring is not None:
+            return self._ring[2].to_sympy(self._F_ring)
+        return self.mean(self.loss)
+
+    @cached_property
+    def _F_ring(self):
+        if self._ring is None:
+            return None
+        terms, _, dom, moments = self._ring
+        try:
+            return mean_terms(terms, dom, moments)
+        except _NeedEX:
+            return None
+
+    @cached_property
+    def grad_F(self) -> sp.ImmutableMatrix:
+        """grad F, a d x 1 matrix."""
+        if self._F_ring is not None:
+            dom = self._ring[2]
+            gens = {str(g): g for g in dom.gens}
+            return sp.ImmutableMatrix([dom.to_sympy(self._F_ring.diff(gens[str(p)])) for p in self.params])
+        return sp.ImmutableMatrix([sp.expand(sp.diff(self.F, p)) if self.is_polynomial else sp.diff(self.F, p)
+                                   for p in self.params])
+
+    @cached_property
+    def hessian(self) -> sp.ImmutableMatrix:
+        """Hess F, a symmetric d x d matrix."""
+        g = self.grad_F
+        d = self.dim
+        H = sp.zeros(d, d)
+        for i in range(d):
+            for j in range(i, d):
+                H[i, j] = H[j, i] = sp.diff(g[i], self.params[j])
+        return sp.ImmutableMatrix(H)
+
+    @cached_property
+    def sigma(self) -> sp.ImmutableMatrix:
+        """Gradient-noise covariance Sigma(x), batch-scaled (MATH.md section 1)."""
+        if self._ring is not None:
+            _, grads, dom, moments = self._ring
+            try:
+                return self._scale(covariance_terms(grads, grads, dom, moments, True))
+            except _NeedEX:
+                pass
+        S = covariance(list(self.grad_f), n_points=self.n_points)
+        return self._scale(S)
+
+    def _scale(self, S):
+        f = self.batch_factor
+        return S if f == 1 else sp.ImmutableMatrix(S.applyfunc(lambda e: f * e))
+
+    def cross_covariance(self, y: Sequence[sp.Symbol]) -> sp.ImmutableMatrix:
+        r"""Sigma(x, y) = E[(grad f(x) - grad F(x)) (grad f(y) - grad F(y))^T], batch-scaled.
+
+        Parameters
+        ----------
+        y : sequence of sympy.Symbol
+            A second parameter point, one symbol per parameter, not among the parameters.
+
+        Examples
+        --------
+        >>> import sympy as sp, smfsym
+        >>> x, y = sp.symbols("x y")
+        >>> r = smfsym.rademacher("r")
+        >>> smfsym.Problem((1 + r) * x**2 / 2, [x]).cross_covariance([y])
+        Matrix([[x*y]])
+        """
+        ys = as_symbol_tuple(y, "y")
+        if len(ys) != self.dim:
+            raise ValueError(f"`y` must have {self.dim} symbols (one per parameter); got {len(ys)}.")
+        clash = set(ys) & (set(self.params) | self.loss.free_symbols)
+        if clash:
+            raise ValueError(f"`y` must be new symbols; {sorted(map(str, clash))} already appear in the problem.")
+        gy = self.grad_f.xreplace(dict(zip(self.params, ys)))
+        return self._scale(covariance(list(self.grad_f), list(gy), n_points=self.n_points))
+
+    def chaos(self, degree: int | None = None):
+        """The cylindrical-noise (chaos) expansion of the loss, MATH.md section 3.
+
+        See :func:`smfsym.chaos_expansion`.
+        """
+        from .chaos import chaos_expansion
+
+        return chaos_expansion(self, degree=degree)
+
+    # ------------------------------------------------------------------ display
+
+    def latex(self) -> str:
+        """The problem and its derived objects as an ``aligned`` LaTeX block."""
+        from .latex import problem_latex
+
+        return problem_latex(self)
+
+    def _repr_latex_(self) -> str:
+        return "$$" + self.latex() + "$$"
+
+    def __repr__(self) -> str:
+        laws = ", ".join(repr(l) for l in self.laws)
+        return f"Problem(loss={self.loss}, params={self.params}, data=[{laws}], batch_size={self.batch_size})"
