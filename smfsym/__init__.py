@@ -12,6 +12,11 @@ from .laws import (Beta, DataSymbol, Empirical, Exponential, Finite, Gamma, Law,
 from .models import gradient_flow, sme, smf
 from .problem import NonDifferentiableWarning, Problem
 from .sde import SDE, MatrixSqrt
+from .engine import BlowUpError, SimulationResult
+from .simulate import simulate
+from .codegen import codegen
+from .sgd import simulate_sgd
+from .solvers import SOLVERS, EulerMaruyama, Solver, WeakTaylor2
 
 __version__ = "0.1.0"
 
@@ -24,5 +29,7 @@ __all__ = [
     "Beta", "StudentT", "Empirical",
     "normal", "uniform", "bernoulli", "rademacher", "categorical", "exponential", "gamma", "beta",
     "student_t", "empirical",
+    "simulate", "simulate_sgd", "codegen", "SimulationResult", "BlowUpError",
+    "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
     "__version__",
 ]

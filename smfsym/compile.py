@@ -29,6 +29,25 @@ def _bind(expr, values):
     return expr.xreplace(values) if values else expr
 
 
+def _cse(exprs):
+    # sympy's default cse names temporaries x0, x1, ...: they would collide with
+    # user symbols of the same name, so temporaries get names no user writes.
+    return sp.cse(exprs, symbols=sp.numbered_symbols("_smfsym_cse"), list=isinstance(exprs, (list, tuple)))
+
+
+def lambdify_safe(args, exprs):
+    """``sympy.lambdify`` with numpy, safe argument names and collision-free cse."""
+    # Fixed names, not Dummies: cse's grouping follows symbol hashes, and fresh Dummies would
+    # make two compilations of one expression round differently (1-ulp noise between runs).
+    dummies = [sp.Symbol(f"_smfsym_arg{i}") for i in range(len(args))]
+    sub = dict(zip(args, dummies))
+    if isinstance(exprs, (list, tuple)):
+        exprs = [sp.sympify(e).xreplace(sub) for e in exprs]
+    else:
+        exprs = sp.sympify(exprs).xreplace(sub)
+    return sp.lambdify(dummies, exprs, modules="numpy", cse=_cse, dummify=False)
+
+
 class _MeanEvaluator:
     """Numeric E over one DataMean's rule: inner(x, xi_nodes) @ weights."""
 
@@ -43,7 +62,7 @@ class _MeanEvaluator:
             raise ValueError(
                 f"`values` must give numbers for {sorted(map(str, free))} (they appear inside {node})."
             )
-        self.fn = sp.lambdify(list(state) + list(syms), inner, modules="numpy", cse=True, dummify=True)
+        self.fn = lambdify_safe(list(state) + list(syms), inner)
 
     def __call__(self, cols):
         P = cols[0].shape[0] if cols else 1
@@ -90,26 +109,31 @@ class CompiledExprs:
                 f"`values` must give numbers for {sorted(map(str, free))}: they are not state variables."
             )
         args = list(self.state) + list(self.data_symbols) + [d for d, _ in self.means]
-        self.fn = sp.lambdify(args, exprs, modules="numpy", cse=True, dummify=True)
+        self.fn = lambdify_safe(args, exprs)
+
+    def evaluate(self, state_cols: Sequence[np.ndarray], data_cols: Sequence[np.ndarray] = ()) -> np.ndarray:
+        """Evaluate on columns that broadcast together; returns ``shape + (n,)``."""
+        state_cols = [np.asarray(c, dtype=float) for c in state_cols]
+        data_cols = [np.asarray(c, dtype=float) for c in data_cols]
+        shape = np.broadcast_shapes(*[c.shape for c in state_cols + data_cols]) if (state_cols or data_cols) else ()
+        mean_vals = []
+        if self.means:
+            sshape = np.broadcast_shapes(*[c.shape for c in state_cols])
+            flat = [np.broadcast_to(c, sshape).ravel() for c in state_cols]
+            mean_vals = [ev(flat).reshape(sshape) for _, ev in self.means]
+        outs = self.fn(*state_cols, *data_cols, *mean_vals)
+        res = np.empty(shape + (self.n,))
+        for i, o in enumerate(outs):
+            res[..., i] = o  # broadcasts constant entries
+        return res
 
     def __call__(self, X: np.ndarray, data: np.ndarray | None = None) -> np.ndarray:
         X = np.asarray(X, dtype=float)
-        P = X.shape[0]
         cols = [X[:, j] for j in range(X.shape[1])]
-        mean_vals = [ev(cols) for _, ev in self.means]
-        if data is not None:
-            M = data.shape[0]
-            shape = (P, M)
-            args = ([c[:, None] for c in cols] + [data[None, :, j] for j in range(data.shape[1])]
-                    + [m[:, None] for m in mean_vals])
-        else:
-            shape = (P,)
-            args = cols + mean_vals
-        outs = self.fn(*args)
-        res = np.empty(shape + (self.n,))
-        for i, o in enumerate(outs):
-            res[..., i] = np.broadcast_to(np.asarray(o, dtype=float), shape)
-        return res
+        if data is None:
+            return self.evaluate(cols)
+        data = np.asarray(data, dtype=float)
+        return self.evaluate([c[:, None] for c in cols], [data[None, :, j] for j in range(data.shape[1])])
 
 
 def compile_exprs(exprs, state, values=None, data_symbols=()) -> "_ListView":

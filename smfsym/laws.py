@@ -136,7 +136,11 @@ class Law:
         raise NotImplementedError
 
     def sample(self, rng: np.random.Generator, n: int, values: Mapping | None = None) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover
+        """``n`` samples, shape (n, k), with numpy's Generator methods (parameters from ``values``)."""
+        from .samplers import samplers_for
+
+        (sampler,) = samplers_for([self], values)
+        return sampler(rng, n).T
 
     def quadrature(self, n_points: int, values: Mapping | None = None):
         """Numeric rule ``(nodes (Q, k), weights (Q,))`` with weights summing to 1."""
@@ -251,11 +255,6 @@ class Normal(UnivariateLaw):
         z = (self.symbol - self.mean) / self.std
         return [sp.expand(sp.hermite_prob(k, z) / sp.sqrt(sp.factorial(k))) for k in range(n + 1)]
 
-    def sample(self, rng, n, values=None):
-        mu = to_float(self.mean, values, f"the mean of {self.symbol}")
-        s = to_float(self.std, values, f"the std of {self.symbol}")
-        return (mu + s * rng.standard_normal(n))[:, None]
-
     def quadrature(self, n_points, values=None):
         z, w = np.polynomial.hermite_e.hermegauss(n_points)
         mu = to_float(self.mean, values, f"the mean of {self.symbol}")
@@ -288,11 +287,6 @@ class Uniform(UnivariateLaw):
         t = 2 * (self.symbol - self.a) / (self.b - self.a) - 1
         return [sp.expand(sp.sqrt(2 * k + 1) * sp.legendre(k, t)) for k in range(n + 1)]
 
-    def sample(self, rng, n, values=None):
-        a = to_float(self.a, values, f"the lower end of {self.symbol}")
-        b = to_float(self.b, values, f"the upper end of {self.symbol}")
-        return rng.uniform(a, b, n)[:, None]
-
     def quadrature(self, n_points, values=None):
         t, w = np.polynomial.legendre.leggauss(n_points)
         a = to_float(self.a, values, f"the lower end of {self.symbol}")
@@ -322,10 +316,6 @@ class Exponential(UnivariateLaw):
 
     def _orthonormal(self, n):
         return [sp.expand(sp.laguerre(k, self.rate * self.symbol)) for k in range(n + 1)]
-
-    def sample(self, rng, n, values=None):
-        r = to_float(self.rate, values, f"the rate of {self.symbol}")
-        return rng.exponential(1.0 / r, n)[:, None]
 
     def quadrature(self, n_points, values=None):
         t, w = np.polynomial.laguerre.laggauss(n_points)
@@ -361,11 +351,6 @@ class Gamma(UnivariateLaw):
             norm = sp.sqrt(sp.factorial(m) / sp.rf(k, m))
             out.append(sp.expand(norm * sp.assoc_laguerre(m, k - 1, self.symbol / th)))
         return out
-
-    def sample(self, rng, n, values=None):
-        k = to_float(self.shape, values, f"the shape of {self.symbol}")
-        th = to_float(self.scale, values, f"the scale of {self.symbol}")
-        return rng.gamma(k, th, n)[:, None]
 
     def quadrature(self, n_points, values=None):
         from scipy.special import roots_genlaguerre
@@ -411,11 +396,6 @@ class Beta(UnivariateLaw):
             out.append(sp.expand(p / sp.sqrt(sp.factor(norm2))))
         return out
 
-    def sample(self, rng, n, values=None):
-        a = to_float(self.a, values, f"the parameter a of {self.symbol}")
-        b = to_float(self.b, values, f"the parameter b of {self.symbol}")
-        return rng.beta(a, b, n)[:, None]
-
     def quadrature(self, n_points, values=None):
         from scipy.special import roots_jacobi
 
@@ -452,10 +432,6 @@ class StudentT(UnivariateLaw):
             return sp.S.Zero
         m = n // 2
         return sp.factor(self.nu**m * sp.Mul(*[(2 * i - 1) / (self.nu - 2 * i) for i in range(1, m + 1)]))
-
-    def sample(self, rng, n, values=None):
-        nu = to_float(self.nu, values, f"the degrees of freedom of {self.symbol}")
-        return rng.standard_t(nu, n)[:, None]
 
     def quadrature(self, n_points, values=None):
         # Gauss-Legendre on the probability scale: heavy tails have no classical Gauss rule.
@@ -503,11 +479,6 @@ class Finite(UnivariateLaw):
 
     def max_basis_degree(self):
         return len(set(self.values)) - 1
-
-    def sample(self, rng, n, values=None):
-        v = np.array([to_float(a, values, f"a value of {self.symbol}") for a in self.values])
-        w = np.array([to_float(a, values, f"a weight of {self.symbol}") for a in self.weights])
-        return v[rng.choice(len(v), size=n, p=w / w.sum())][:, None]
 
     def quadrature(self, n_points=None, values=None):
         v = np.array([to_float(a, values, f"a value of {self.symbol}") for a in self.values])
@@ -589,13 +560,6 @@ class MultivariateNormal(Law):
         """Lower Cholesky factor L with cov = L L^T (xi = mean + L z, z ~ N(0, I))."""
         return sp.ImmutableMatrix(self.cov.cholesky(hermitian=False))
 
-    def sample(self, rng, n, values=None):
-        mu = np.array([to_float(m, values, "the mean of a Gaussian vector") for m in self.mean])
-        cov = np.array([[to_float(c, values, "the covariance of a Gaussian vector") for c in row]
-                        for row in self.cov.tolist()])
-        L = np.linalg.cholesky(cov)
-        return mu + rng.standard_normal((n, self.dim)) @ L.T
-
     def quadrature(self, n_points, values=None):
         z, w = np.polynomial.hermite_e.hermegauss(n_points)
         grid = np.array(list(itertools.product(z, repeat=self.dim)))
@@ -664,10 +628,6 @@ class Empirical(Law):
             v = float(self.weights @ np.prod(self.data ** np.array(powers), axis=1))
             self._moments[powers] = sp.Float(v)
         return self._moments[powers]
-
-    def sample(self, rng, n, values=None):
-        idx = rng.choice(self.size, size=n, p=self.weights)
-        return self.data[idx]
 
     def quadrature(self, n_points=None, values=None):
         return self.data, self.weights

@@ -1,0 +1,148 @@
+"""Simulator speed (issue 3), measured side by side in one run.
+
+Linear regression with Gaussian features a ~ N(0, I_d), label noise eps ~ N(0, s^2),
+f = (a.x - eps)^2 / 2, eta = 0.05, horizon t = 1 (20 SGD steps; Euler step dt = eta/10).
+
+1. SMF (Euler-Maruyama, order-2 drift) against a hand-written vectorised numpy loop
+   of the same SDE, d = 10, 100,000 paths.
+2. SGD simulator against a hand-written vectorised numpy SGD loop, d = 10, 100,000 paths.
+3. SME with per-path matrix square roots against the SMF, d = 2, 5, 10, 20.
+4. sdeint (one path per call) against smfsym on the same SMF, per path.
+
+Run: python benchmarks/bench_simulate.py [--quick]
+"""
+import sys
+import time
+
+import numpy as np
+import sympy as sp
+
+import smfsym
+
+ETA, S, T = 0.05, 0.5, 1.0
+QUICK = "--quick" in sys.argv
+P = 20_000 if QUICK else 100_000
+
+
+def problem(d):
+    x = sp.symbols(f"x0:{d}")
+    a = smfsym.normal("a", d)
+    eps = smfsym.normal("eps", std=sp.Rational(1, 2))
+    return smfsym.Problem((sum(ai * xi for ai, xi in zip(a, x)) - eps) ** 2 / 2, x)
+
+
+def hand_smf(d, n_paths, seed):
+    """The same SMF, written by hand: noise -sqrt(eta) (G x - s dB_eps), G symmetric Gaussian."""
+    rng = np.random.default_rng(seed)
+    dt = ETA / 10
+    n = int(round(T / dt))
+    X = np.tile(np.linspace(1.0, -1.0, d), (n_paths, 1))
+    iu = np.triu_indices(d, 1)
+    sq = np.sqrt(dt)
+    for _ in range(n):
+        B = rng.standard_normal((n_paths, d * (d - 1) // 2 + 2 * d)) * sq
+        G = np.zeros((n_paths, d, d))
+        G[:, iu[0], iu[1]] = B[:, : len(iu[0])]
+        G += G.transpose(0, 2, 1)
+        k = len(iu[0])
+        G[:, np.arange(d), np.arange(d)] = np.sqrt(2) * B[:, k:k + d]
+        noise = np.einsum("pij,pj->pi", G, X) - S * B[:, k + d:]
+        X = X - (1 + ETA / 2) * X * dt - np.sqrt(ETA) * noise
+    return X
+
+
+def hand_sgd(d, n_paths, n_steps, seed):
+    rng = np.random.default_rng(seed)
+    X = np.tile(np.linspace(1.0, -1.0, d), (n_paths, 1))
+    for _ in range(n_steps):
+        a = rng.standard_normal((n_paths, d))
+        eps = S * rng.standard_normal(n_paths)
+        r = np.einsum("pi,pi->p", a, X) - eps
+        X = X - ETA * a * r[:, None]
+    return X
+
+
+def best(fn, repeat=3):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def side_by_side(f1, f2, repeat=5):
+    """Interleaved runs (the machine is shared and noisy): best time of each."""
+    t1, t2 = [], []
+    for _ in range(repeat):
+        for fn, ts in ((f1, t1), (f2, t2)):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return min(t1), min(t2)
+
+
+def main():
+    d = 10
+    p = problem(d)
+    flow = smfsym.smf(p, order=2)
+    x0 = np.linspace(1.0, -1.0, d)
+    t_ours, t_hand = side_by_side(lambda: smfsym.simulate(flow, x0, T, eta=ETA, n_paths=P, seed=0, store=False),
+                                  lambda: hand_smf(d, P, 0), repeat=3)
+    print(f"## 1. SMF Euler-Maruyama, d = {d}, {P} paths, {int(T / (ETA / 10))} steps, {flow.n_noise} noise columns")
+    print("| smfsym.simulate (s) | hand-written numpy (s) | ratio |")
+    print("|---|---|---|")
+    print(f"| {t_ours:.2f} | {t_hand:.2f} | {t_ours / t_hand:.2f} |")
+    print()
+    n_steps = 100
+    t_sgd, t_hsgd = side_by_side(lambda: smfsym.simulate_sgd(p, x0, n_steps, ETA, n_paths=P, seed=0, store=False),
+                                 lambda: hand_sgd(d, P, n_steps, 0), repeat=7)
+    print(f"## 2. SGD, d = {d}, {P} paths, {n_steps} steps")
+    print("| smfsym.simulate_sgd (s) | hand-written numpy (s) | ratio |")
+    print("|---|---|---|")
+    print(f"| {t_sgd:.2f} | {t_hsgd:.2f} | {t_sgd / t_hsgd:.2f} |")
+    print()
+    P3 = P // 10
+    print(f"## 3. SME (per-path eigh square root) vs SMF, Euler-Maruyama, {P3} paths")
+    print("| d | SMF columns | SMF (s) | SME (s) | SME / SMF |")
+    print("|---|---|---|---|---|")
+    for dd in (2, 5, 10, 20):
+        pp = problem(dd)
+        fl, sm = smfsym.smf(pp, order=2), smfsym.sme(pp, order=2)
+        y0 = np.linspace(1.0, -1.0, dd)
+        t_f = best(lambda: smfsym.simulate(fl, y0, T, eta=ETA, n_paths=P3, seed=0, store=False), 2)
+        t_s = best(lambda: smfsym.simulate(sm, y0, T, eta=ETA, n_paths=P3, seed=0, store=False), 2)
+        print(f"| {dd} | {fl.n_noise} | {t_f:.2f} | {t_s:.2f} | {t_s / t_f:.1f} |")
+    print()
+    try:
+        import sdeint
+    except ImportError:
+        print("## 4. sdeint not installed (pip install -e '.[bench]')")
+        return
+    from smfsym.numeric import NumericSDE
+
+    nsde = NumericSDE(flow, {flow.eta: ETA})
+    m = nsde.m
+
+    def f(yv, t):
+        return nsde.drift(yv[None, :])[0]
+
+    cols = smfsym.compile_exprs(list(flow.diffusion.xreplace({flow.eta: ETA})), flow.state)
+
+    def G(yv, t):
+        return np.array([c[0] for c in cols(yv[None, :])]).reshape(d, m)
+
+    tspan = np.linspace(0.0, T, int(round(T / (ETA / 10))) + 1)
+    n_sdeint = 5
+    t0 = time.perf_counter()
+    for i in range(n_sdeint):
+        sdeint.itoEuler(f, G, x0, tspan, generator=np.random.default_rng(i))
+    t_sdeint = (time.perf_counter() - t0) / n_sdeint
+    print(f"## 4. per path: sdeint.itoEuler (one path per call, {n_sdeint} paths) vs smfsym ({P} paths)")
+    print("| sdeint (ms/path) | smfsym (ms/path) | ratio |")
+    print("|---|---|---|")
+    print(f"| {1e3 * t_sdeint:.2f} | {1e3 * t_ours / P:.5f} | {t_sdeint / (t_ours / P):.0f} |")
+
+
+if __name__ == "__main__":
+    main()

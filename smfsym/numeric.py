@@ -1,0 +1,142 @@
+"""Numeric form of an SDE: compiled drift, noise action and derivative terms.
+
+Compiled once per simulation (never inside the time loop). The noise enters
+only through its *action* sigma(x) u on an increment u, compiled as d
+expressions in (x, u), so the d x m matrix is never materialised for
+explicit-matrix noise; the weak order-2 solver also gets the symbolic
+directional derivatives it needs (MATH.md section 3; Kloeden-Platen ch. 14).
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Mapping
+
+import numpy as np
+import sympy as sp
+
+from ._checks import numeric_values
+from .compile import CompiledExprs
+from .sde import SDE
+
+__all__ = ["NumericSDE"]
+
+
+def _vec(name, n):
+    return tuple(sp.Dummy(f"{name}{i}") for i in range(n))
+
+
+class NumericSDE:
+    """An SDE with every symbol but the state bound to a number.
+
+    Parameters
+    ----------
+    sde : SDE
+    values : mapping
+        Numbers for constants, law parameters and the learning rate.
+    """
+
+    def __init__(self, sde: SDE, values: Mapping | None = None):
+        self.sde = sde
+        vals = numeric_values(values)
+        self.values = vals
+        self.x = sde.state
+        self.d = sde.dim
+        self.kind = sde.noise_kind
+        self.m = sde.n_noise
+        bound = {sp.sympify(k): sp.Float(v) for k, v in vals.items()}
+        self.drift_exprs = [e.xreplace(bound) for e in sde.drift]
+        self._drift = CompiledExprs(self.drift_exprs, self.x, vals)
+        if self.kind == "matrix":
+            D = sde.diffusion.xreplace(bound)
+            self.u = _vec("u", self.m)
+            self.noise_exprs = [sum((D[i, k] * self.u[k] for k in range(self.m) if D[i, k] != 0), sp.S.Zero)
+                                for i in range(self.d)]
+            self._noise = CompiledExprs(self.noise_exprs, self.x + self.u, vals)
+            self.diffusion_matrix = D
+        elif self.kind == "sqrt":
+            S = sde.diffusion.sigma.xreplace(bound)
+            self.scale = float(sde.diffusion.scale.xreplace(bound))
+            self._sigma = CompiledExprs(list(S), self.x, vals)
+        else:
+            law = sde.diffusion.law
+            self.data = law.data
+            self.sqrt_w = np.sqrt(law.weights)
+            self.scale = float(sde.noise_scale.xreplace(bound))
+            col = sde.diffusion.column.xreplace(bound)
+            self._column = CompiledExprs(list(col), self.x, vals, law.symbols)
+
+    # ------------------------------------------------------------------ evaluation
+
+    @staticmethod
+    def cols(X):
+        return [X[..., i] for i in range(X.shape[-1])]
+
+    def drift(self, X: np.ndarray) -> np.ndarray:
+        return self._drift.evaluate(self.cols(X))
+
+    def _ucols(self, U, X):
+        # U is (P, m); X may be (P, n, d): one increment per path, shared by its points
+        extra = X.ndim - 2
+        return [U[(slice(None), k) + (None,) * extra] for k in range(U.shape[1])]
+
+    def noise(self, X: np.ndarray, U: np.ndarray) -> np.ndarray:
+        """sigma(X) U for increments U of shape (P, m)."""
+        if self.kind == "matrix":
+            if self.m == 0:
+                return np.zeros_like(X)
+            return self._noise.evaluate(self.cols(X) + self._ucols(U, X))
+        if self.kind == "sqrt":
+            return self.scale * np.einsum("...ij,...j->...i", self.sqrt_sigma(X),
+                                          U.reshape(U.shape[:1] + (1,) * (X.ndim - 2) + U.shape[1:]))
+        cols = self.columns(X)  # (..., M, d)
+        Ub = U.reshape(U.shape[:1] + (1,) * (X.ndim - 2) + U.shape[1:])
+        return self.scale * np.einsum("...kd,...k->...d", cols, Ub * self.sqrt_w)
+
+    def columns(self, X):
+        """Data-set noise columns grad F - grad f(x, xi_i), shape (..., M, d)."""
+        xc = [c[..., None] for c in self.cols(X)]
+        dc = [self.data[:, j] for j in range(self.data.shape[1])]
+        return self._column.evaluate(xc, dc)
+
+    def sqrt_sigma(self, X):
+        """Symmetric square root of Sigma(X) by batched eigh, tiny negative eigenvalues clipped."""
+        S = self._sigma.evaluate(self.cols(X)).reshape(X.shape[:-1] + (self.d, self.d))
+        lam, V = np.linalg.eigh(S)
+        scale = np.max(np.abs(lam), axis=-1, keepdims=True)
+        neg = lam < -1e-8 * np.maximum(scale, 1e-300)
+        if np.any(neg):
+            raise FloatingPointError(
+                f"Sigma(x) has clearly negative eigenvalues (min {lam.min():.3g}) at some state: "
+                "it is not a covariance there."
+            )
+        lam = np.clip(lam, 0.0, None)
+        return np.einsum("...ij,...j,...kj->...ik", V, np.sqrt(lam), V)
+
+    # ------------------------------------------------------------------ weak order-2 terms
+
+    @cached_property
+    def weak2_terms(self):
+        """Compiled directional derivatives for the simplified weak Taylor 2.0 scheme."""
+        if self.kind != "matrix":
+            raise ValueError(
+                f"the weak order-2 scheme needs the diffusion as an explicit matrix; this SDE's noise is "
+                f"'{self.kind}'. Use scheme='euler' (or an SMF, whose noise columns are explicit)."
+            )
+        x, d, m = self.x, self.d, self.m
+        v, w = _vec("v", d), _vec("w", d)
+        a, g = self.drift_exprs, self.noise_exprs
+        da = [sum(v[i] * sp.diff(a[l], x[i]) for i in range(d)) for l in range(d)]
+        d2a = [sum(w[i] * w[j] * sp.diff(a[l], x[i], x[j]) for i in range(d) for j in range(d)) for l in range(d)]
+        dg = [sum(v[i] * sp.diff(g[l], x[i]) for i in range(d)) for l in range(d)]
+        d2g = [sum(w[i] * w[j] * sp.diff(g[l], x[i], x[j]) for i in range(d) for j in range(d)) for l in range(d)]
+        D = self.diffusion_matrix
+        ito = [sp.expand(sum(D[i, k] * sp.diff(D[l, k], x[i]) for i in range(d) for k in range(m)
+                             if D[i, k] != 0)) for l in range(d)]
+        vals = self.values
+        return {
+            "da": CompiledExprs(da, x + v, vals),
+            "d2a": CompiledExprs(d2a, x + w, vals),
+            "dg": CompiledExprs(dg, x + v + self.u, vals),
+            "d2g": CompiledExprs(d2g, x + w + self.u, vals),
+            "ito": CompiledExprs(ito, x, vals),
+        }

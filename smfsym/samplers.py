@@ -1,0 +1,81 @@
+"""Numeric data samplers for SGD: parameters bound once, numpy Generator methods only.
+
+Each sampler is a Python expression in ``g`` (a Generator) and ``n`` (how many
+samples) returning a ``(k, n)`` array: one contiguous row per data coordinate,
+which is how the compiled gradient reads them. The same source is evaluated here and
+written out by :func:`smfsym.codegen`, so generated code draws the very same
+numbers. Independent scalar Gaussian coordinates are drawn together in one call.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ._checks import to_float
+from .laws import Beta, Empirical, Exponential, Finite, Gamma, MultivariateNormal, Normal, StudentT, Uniform
+
+__all__ = ["Sampler", "samplers_for"]
+
+
+@dataclass
+class Sampler:
+    """Draws ``(k, n)`` samples of the data symbols ``symbols`` (one row each)."""
+
+    symbols: tuple
+    source: str
+
+    def __post_init__(self):
+        self.fn = eval("lambda g, n: " + self.source, {"np": np})  # noqa: S307 - our own generated source
+
+    def __call__(self, g: np.random.Generator, n: int) -> np.ndarray:
+        return self.fn(g, n)
+
+
+def _law_source(law, values) -> str:
+    f = lambda e: repr(to_float(e, values, f"a parameter of {law!r}"))  # noqa: E731
+    if isinstance(law, Uniform):
+        return f"g.uniform({f(law.a)}, {f(law.b)}, n)[None, :]"
+    if isinstance(law, Exponential):
+        return f"g.exponential(1.0 / {f(law.rate)}, n)[None, :]"
+    if isinstance(law, Gamma):
+        return f"g.gamma({f(law.shape)}, {f(law.scale)}, n)[None, :]"
+    if isinstance(law, Beta):
+        return f"g.beta({f(law.a)}, {f(law.b)}, n)[None, :]"
+    if isinstance(law, StudentT):
+        return f"g.standard_t({f(law.nu)}, n)[None, :]"
+    if isinstance(law, Finite):
+        v = [float(f(a)) for a in law.values]
+        w = np.array([float(f(a)) for a in law.weights])
+        return f"np.array({v!r})[g.choice({len(v)}, size=n, p=np.array({(w / w.sum()).tolist()!r}))][None, :]"
+    if isinstance(law, MultivariateNormal):
+        mu = [float(f(m)) for m in law.mean]
+        cov = np.array([[float(f(c)) for c in row] for row in law.cov.tolist()])
+        L = np.linalg.cholesky(cov).tolist()
+        return f"np.array({mu!r})[:, None] + np.array({L!r}) @ g.standard_normal(({law.dim}, n))"
+    if isinstance(law, Empirical):
+        return (f"np.ascontiguousarray(np.array({law.data.tolist()!r})[g.choice({law.size}, size=n, "
+                f"p=np.array({law.weights.tolist()!r}))].T)")
+    raise NotImplementedError(f"no sampler for {law!r}")  # pragma: no cover
+
+
+def samplers_for(laws, values: Mapping | None = None) -> list:
+    """Samplers covering ``laws``: scalar Gaussians grouped into one draw, then one per law."""
+    values = values or {}
+    normals = [l for l in laws if isinstance(l, Normal)]
+    out = []
+    if normals:
+        mu = [to_float(l.mean, values, f"the mean of {l.symbol}") for l in normals]
+        sd = [to_float(l.std, values, f"the std of {l.symbol}") for l in normals]
+        k = len(normals)
+        src = f"g.standard_normal(({k}, n))"
+        if any(s != 1.0 for s in sd):
+            src = f"np.array({sd!r})[:, None] * {src}"
+        if any(mu):
+            src = f"np.array({mu!r})[:, None] + {src}"
+        out.append(Sampler(tuple(l.symbol for l in normals), src))
+    for law in laws:
+        if not isinstance(law, Normal):
+            out.append(Sampler(law.symbols, _law_source(law, values)))
+    return out

@@ -1,0 +1,72 @@
+"""Weak orders measured, not assumed: fitted slopes on SDEs with exact moments."""
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from linear_sde import exact_moments, fitted_order, linear_sde, scheme_moments
+
+CASES = {
+    "gbm": ([[-0.5]], [0.0], [[[0.6]]], [[0.0]], [1.0]),
+    "ou_multiplicative": ([[-1.0]], [0.3], [[[0.4]]], [[0.5]], [1.5]),
+    "linear_2d_noncommuting": ([[-1.0, 0.5], [-0.3, -0.8]], [0.2, 0.0],
+                               [[[0.3, 0.0], [0.0, -0.2]], [[0.0, 0.4], [0.2, 0.0]]],
+                               [[0.1, 0.0], [0.0, 0.3]], [1.0, -0.5]),
+}
+T = 1.0
+N_STEPS = [4, 8, 16, 32]
+
+
+def phi(mean, S):
+    """E phi for phi(x) = |x|^2 + sum(x)."""
+    return np.trace(S) + mean.sum()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("solver", [smfsym.EulerMaruyama(), smfsym.WeakTaylor2()])
+def test_weak_order_fitted_slope(case, solver):
+    A, a, Bs, bs, x0 = CASES[case]
+    sde = linear_sde(A, a, Bs, bs)
+    if case == "linear_2d_noncommuting":
+        Bm = [np.array(B) for B in Bs]
+        assert not np.allclose(Bm[0] @ Bm[1], Bm[1] @ Bm[0])  # the columns do not commute
+    ref = phi(*exact_moments(np.array(A), np.array(a), [np.array(B) for B in Bs],
+                             [np.array(b) for b in bs], np.array(x0), T))
+    dts, errs = [], []
+    for n in N_STEPS:
+        errs.append(abs(phi(*scheme_moments(solver, sde, x0, T, n)) - ref))
+        dts.append(T / n)
+    slope = fitted_order(dts, errs)
+    assert abs(slope - solver.weak_order) < 0.3, (case, solver, slope, errs)
+
+
+def test_simulate_matches_exact_scheme_moments_within_standard_error():
+    """The Monte Carlo plumbing (seeds, blocks, draws) feeds the solver its Gaussians correctly."""
+    A, a, Bs, bs, x0 = CASES["linear_2d_noncommuting"]
+    sde = linear_sde(A, a, Bs, bs)
+    for scheme in ("euler", "weak2"):
+        solver = smfsym.solvers.get_solver(scheme)
+        mean, S = scheme_moments(solver, sde, x0, T, 4)
+        res = smfsym.simulate(sde, x0, T, dt=0.25, n_paths=100_000, scheme=scheme, seed=11,
+                              functions={"phi": lambda X: (X**2).sum(-1) + X.sum(-1)})
+        est, se = res.mean("phi")[0], res.sem("phi")[0]
+        assert abs(est - phi(mean, S)) < 5 * se  # 5 standard errors
+
+
+def test_weak2_refuses_numeric_square_root():
+    x = sp.symbols("x0:2")
+    a = smfsym.normal("a", 2)
+    p = smfsym.Problem((a[0] * x[0] + a[1] * x[1] + a[0] * a[1]) ** 2 / 2, x)
+    sme = smfsym.sme(p)
+    assert sme.noise_kind == "sqrt"
+    with pytest.raises(ValueError, match="weak order-2 scheme needs the diffusion as an explicit matrix"):
+        smfsym.simulate(sme, [1.0, 0.0], 0.1, eta=0.1, n_paths=10, scheme="weak2", seed=0)
+    res = smfsym.simulate(sme, [1.0, 0.0], 0.1, eta=0.1, n_paths=10, scheme="euler", seed=0)
+    assert res.success
+
+
+def test_solver_registry():
+    assert isinstance(smfsym.solvers.get_solver("EM"), smfsym.EulerMaruyama)
+    assert isinstance(smfsym.solvers.get_solver(smfsym.WeakTaylor2), smfsym.WeakTaylor2)
+    with pytest.raises(ValueError, match="`scheme` must be one of"):
+        smfsym.solvers.get_solver("rk4")
