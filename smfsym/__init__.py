@@ -15,6 +15,7 @@ from .sde import SDE, MatrixSqrt
 from .engine import BlowUpError, SimulationResult
 from .simulate import simulate
 from .codegen import codegen
+from .studies import MultipointStudy, OrderWarning, WeakErrorStudy, multipoint, weak_error
 from .sgd import simulate_sgd
 from .solvers import SOLVERS, EulerMaruyama, Solver, WeakTaylor2
 
@@ -29,7 +30,8 @@ __all__ = [
     "Beta", "StudentT", "Empirical",
     "normal", "uniform", "bernoulli", "rademacher", "categorical", "exponential", "gamma", "beta",
     "student_t", "empirical",
-    "simulate", "simulate_sgd", "codegen", "SimulationResult", "BlowUpError",
+    "simulate", "simulate_sgd", "codegen",
+    "weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "OrderWarning", "SimulationResult", "BlowUpError",
     "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
     "__version__",
 ]

@@ -122,6 +122,12 @@ class NumericSDE:
                 f"the weak order-2 scheme needs the diffusion as an explicit matrix; this SDE's noise is "
                 f"'{self.kind}'. Use scheme='euler' (or an SMF, whose noise columns are explicit)."
             )
+        bad = self.sde.nondifferentiable()
+        if bad:
+            raise ValueError(
+                f"the weak order-2 scheme differentiates the coefficients, which are not differentiable here "
+                f"({', '.join(map(str, bad))}); use scheme='euler'."
+            )
         x, d, m = self.x, self.d, self.m
         v, w = _vec("v", d), _vec("w", d)
         a, g = self.drift_exprs, self.noise_exprs
