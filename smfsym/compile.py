@@ -122,10 +122,11 @@ class CompiledExprs:
             flat = [np.broadcast_to(c, sshape).ravel() for c in state_cols]
             mean_vals = [ev(flat).reshape(sshape) for _, ev in self.means]
         outs = self.fn(*state_cols, *data_cols, *mean_vals)
-        res = np.empty(shape + (self.n,))
+        # fill one contiguous slab per output (fast), then view it with the output axis last
+        res = np.empty((self.n,) + shape)
         for i, o in enumerate(outs):
-            res[..., i] = o  # broadcasts constant entries
-        return res
+            res[i] = o  # broadcasts constant entries
+        return np.moveaxis(res, 0, -1)
 
     def __call__(self, X: np.ndarray, data: np.ndarray | None = None) -> np.ndarray:
         X = np.asarray(X, dtype=float)

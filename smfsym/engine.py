@@ -124,7 +124,8 @@ def _progress(progress, total, desc):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, mininterval=0.5, leave=False)
+    # delay: only runs longer than a couple of seconds ever show a bar
+    return tqdm(total=total, desc=desc, mininterval=0.5, leave=False, delay=0.0 if progress else 2.0)
 
 
 def run(*, x0: np.ndarray, n_paths: int, step_sizes: np.ndarray, save_index: list, times: np.ndarray,

@@ -55,18 +55,22 @@ class SGDStep:
         return cols
 
     def __call__(self, X, gens, sizes):
-        data = self.sample(gens, sizes)
-        if X.ndim == 2:  # (P, d) -> states (P, 1), data (P, B)
-            xc = [X[:, i, None] for i in range(X.shape[1])]
+        """One step on states (P, [n,] d); works coordinate-major so every column read is contiguous.
+
+        The returned states are a view of a (d, P, [n]) array: the next step's
+        ``moveaxis`` is then free.
+        """
+        data = self.sample(gens, sizes)  # each (P, B)
+        XT = np.moveaxis(X, -1, 0)  # (d, P, [n])
+        if X.ndim == 2:
+            xc = [c[:, None] for c in XT]  # (P, 1) against data (P, B)
             dc = data
-            g = self.grad.evaluate(xc, dc)
-            g = g[:, 0] if self.B == 1 else g.mean(axis=1)
-        else:  # (P, n, d): the n points share the batch
-            xc = [X[:, :, i, None] for i in range(X.shape[2])]
+        else:
+            xc = [c[..., None] for c in XT]  # (P, n, 1) against data (P, 1, B)
             dc = [c[:, None, :] for c in data]
-            g = self.grad.evaluate(xc, dc)
-            g = g[:, :, 0] if self.B == 1 else g.mean(axis=2)
-        return X - self.eta * g
+        g = np.moveaxis(self.grad.evaluate(xc, dc), -1, 0)  # (d, P, [n,] B), contiguous
+        g = g[..., 0] if self.B == 1 else g.mean(axis=-1)
+        return np.moveaxis(XT - self.eta * g, 0, -1)
 
 
 def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int = 10_000, seed=None,

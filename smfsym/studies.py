@@ -259,11 +259,13 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             scheme = default_scheme(sde)
             dt = eta * dt_fraction
             runs = []
+            # a noise-free model (gradient flow) needs one path, not n_paths
+            n_model = n_paths if sde.n_noise else 1
             for h in (dt, dt / 2):
-                rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_paths, scheme=scheme, seed=s_sde,
+                rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=scheme, seed=s_sde,
                               functions={"phi": f}, store=False, values=vals, progress=progress)
                 runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
-            (v1, e1), (v2, e2) = runs
+            (v1, e1), (v2, e2) = [(v, 0.0 if not sde.n_noise else e) for v, e in runs]
             order = 2.0 if scheme == "weak2" else 1.0
             solver_err = abs(v1 - v2) / (2**order - 1)  # Richardson estimate of the error left at dt/2
             val, vse = v2, e2

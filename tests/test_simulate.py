@@ -179,3 +179,11 @@ def test_blow_up_is_reported_with_step_time_and_fraction():
         r = smfsym.simulate(sde, [0.2], 5.0, dt=0.1, n_paths=400, seed=0, on_nonfinite="mask")
     assert not r.success and "were masked" in r.message and 0 < r.n_nonfinite < 400
     assert np.isnan(r.states).any() and np.isfinite(r.mean()).all()
+
+
+def test_progress_bar_when_asked(capsys):
+    flow = smfsym.smf(gaussian_quadratic())
+    smfsym.simulate(flow, [1.0], 0.5, eta=0.1, n_paths=100, seed=0, progress=True)
+    assert "euler" in capsys.readouterr().err  # the bar (tqdm writes to stderr)
+    smfsym.simulate(flow, [1.0], 0.5, eta=0.1, n_paths=100, seed=0)
+    assert capsys.readouterr().err == ""  # silent when not interactive

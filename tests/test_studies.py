@@ -1,0 +1,101 @@
+"""Weak-error and multi-point studies (issue 4)."""
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym.exact import NotClosedError, exact_sde_mean, exact_sgd_mean
+
+x = sp.Symbol("x")
+
+
+def gaussian_quadratic(s=sp.Rational(7, 10)):
+    return smfsym.Problem((x - smfsym.normal("xi", std=s)) ** 2 / 2, [x])
+
+
+def test_exact_sgd_moments_reproduce_math_section_3():
+    p = gaussian_quadratic()
+    for eta, k in [(0.1, 10), (0.003, 300)]:
+        m = exact_sgd_mean(p, x, [1.5], eta, k)
+        v = exact_sgd_mean(p, x**2, [1.5], eta, k) - m**2
+        assert m == pytest.approx((1 - eta) ** k * 1.5, rel=1e-13)
+        assert v == pytest.approx(eta * 0.49 * (1 - (1 - eta) ** (2 * k)) / (2 - eta), rel=1e-12)
+
+
+def test_exact_sde_moments_of_ou():
+    p = gaussian_quadratic()
+    flow = smfsym.smf(p, order=1)
+    # dX = -X dt + sqrt(eta) s dW: E X_t^2 = x0^2 e^{-2t} + eta s^2 (1 - e^{-2t}) / 2
+    val = exact_sde_mean(flow, x**2, [1.5], 0.1, 1.0)
+    assert val == pytest.approx(2.25 * np.exp(-2) + 0.1 * 0.49 * (1 - np.exp(-2)) / 2, rel=1e-13)
+
+
+def test_exact_study_orders_gaussian_quadratic():
+    p = gaussian_quadratic()
+    etas = [0.1 / 2**j for j in range(6)]  # 0.1 ... 0.003125
+    st = smfsym.weak_error(p, x**2 + x, [1.5], 1.0, etas)
+    assert st.meta["method"] == "exact"
+    for m, target in {"gf": 1, "sme1": 1, "smf1": 1, "sme2": 2, "smf2": 2}.items():
+        assert abs(st.orders[m][0] - target) < 0.1, (m, st.orders[m])
+    assert all(r["method"] == "exact" and r["se"] == 0 for r in st.rows)
+    tex = st.to_latex()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "order" in tex
+    fig = st.plot()
+    assert len(fig.axes[0].lines) >= 7
+
+
+def test_monte_carlo_double_well_resolves_order_one_versus_two():
+    """A non-quadratic loss: Monte Carlo errors with standard errors; the intervals exclude the wrong order."""
+    z = smfsym.normal("z", std=sp.Rational(1, 2))
+    p = smfsym.Problem((x**2 - 1) ** 2 / 4 + x**2 * z / 2 - x / 5, [x])
+    st = smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.2, 0.1], models=["sme1", "sme2"], method="auto",
+                           n_paths=400_000, seed=1)
+    assert st.meta["method"] == "montecarlo"
+    assert all(r["se"] > 0 for r in st.rows)
+    s1, lo1, hi1, n1 = st.orders["sme1"]
+    s2, lo2, hi2, n2 = st.orders["sme2"]
+    assert n1 == 3 and n2 == 3
+    assert lo1 < 1 < hi1 and hi1 < 2  # order 1, and 2 is excluded
+    assert lo2 < 2 < hi2 and lo2 > 1  # order 2, and 1 is excluded
+    # the solver's own error sits well below the errors being measured
+    for r in st.rows:
+        assert r["solver_error"] < 0.2 * abs(r["error"]) + 3 * r["se"]
+
+
+def test_unresolved_orders_warn():
+    p = gaussian_quadratic()
+    with pytest.warns(smfsym.OrderWarning, match="cannot be resolved"):
+        smfsym.weak_error(p, x, [0.1], 0.2, [0.02, 0.01], models=["smf2"], method="montecarlo", n_paths=2000)
+
+
+def test_exact_method_refused_when_moments_do_not_close():
+    p = smfsym.Problem((x**2 - 1) ** 2 / 4 - x * smfsym.normal("z"), [x])
+    with pytest.raises(NotClosedError, match="affine"):
+        smfsym.weak_error(p, x, [0.5], 1.0, [0.1, 0.05], method="exact")
+    with pytest.raises(ValueError, match="`method` must be"):
+        smfsym.weak_error(p, x, [0.5], 1.0, [0.1, 0.05], method="magic")
+    with pytest.raises(ValueError, match="`etas` must hold at least two"):
+        smfsym.weak_error(p, x, [0.5], 1.0, [0.1])
+
+
+def test_multipoint_rademacher_smf_agrees_shared_sme_has_wrong_sign():
+    r = smfsym.rademacher("r")
+    p = smfsym.Problem((1 + r) * x**2 / 2, [x])
+    mp = smfsym.multipoint(p, [[-1.0], [1.0]], eta=0.05, t_end=1.0, n_paths=40_000, seed=0,
+                           psi=["product", "covariance", "correlation"])
+    sgd, smf2, shared = (mp.value(m, "product") for m in ("sgd", "smf2", "sme2_shared"))
+    # E[X(-1) X(1)]: SMF within 4 standard errors of SGD (its O(eta^2) bias, 6e-4 here, is below that)
+    assert abs(smf2["z"]) < 4
+    cov = {m: mp.value(m, "covariance") for m in ("sgd", "smf2", "sme2_shared")}
+    # SGD: x_k(-1) = -x_k(1), negative covariance; one shared Brownian motion: positive (wrong sign)
+    assert cov["sgd"]["value"] < -4 * cov["sgd"]["se"]
+    assert cov["smf2"]["value"] < -4 * cov["smf2"]["se"]
+    assert cov["sme2_shared"]["value"] > 4 * cov["sme2_shared"]["se"]
+    assert mp.value("smf2", "correlation")["value"] == pytest.approx(-1.0, abs=1e-9)
+    assert mp.value("sgd", "correlation")["value"] == pytest.approx(-1.0, abs=1e-9)
+    assert mp.value("sme2_shared", "correlation")["value"] > 0.5
+    assert "sme2\\_shared" in mp.to_latex()
+    with pytest.raises(ValueError, match="`starts` must have shape"):
+        smfsym.multipoint(p, [[1.0]], eta=0.05, t_end=1.0)
