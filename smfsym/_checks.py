@@ -61,11 +61,24 @@ def as_symbol_tuple(items: Any, argument: str) -> tuple[sp.Symbol, ...]:
     return tuple(flat)
 
 
-def numeric_values(values: Mapping | None) -> dict[sp.Symbol, float]:
-    """Normalise a ``values`` mapping (symbol or name -> number)."""
+def numeric_values(values: Mapping | None, known=None) -> dict[sp.Symbol, float]:
+    """Normalise a ``values`` mapping (symbol or name -> number).
+
+    A name is resolved against the ``known`` symbols (which may carry assumptions,
+    e.g. ``positive=True``), so ``{"s": 2.0}`` binds the problem's own ``s``.
+    """
+    by_name = {str(s): s for s in (known or ())}
     out: dict[sp.Symbol, float] = {}
     for k, v in (values or {}).items():
-        key = sp.Symbol(k) if isinstance(k, str) else k
+        if isinstance(k, str):
+            if known is not None and k not in by_name:
+                raise ValueError(
+                    f"`values` names {k!r}, which is not a symbol of the problem; its symbols are "
+                    f"{sorted(by_name)}."
+                )
+            key = by_name.get(k, sp.Symbol(k))
+        else:
+            key = k
         if not isinstance(key, sp.Symbol):
             raise TypeError(f"`values` keys must be symbols or names; got {k!r}.")
         try:

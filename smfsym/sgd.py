@@ -73,6 +73,11 @@ class SGDStep:
         return np.moveaxis(XT - self.eta * g, 0, -1)
 
 
+def problem_symbols(problem: Problem) -> set:
+    """Symbols a user may give ``values`` for: law parameters and constants."""
+    return set(problem.law_parameters) | set(problem.constants)
+
+
 def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int = 10_000, seed=None,
                  save_at: Sequence[int] | None = None, batch_size: int | None = None,
                  values: Mapping | None = None, chunk_size: int | None = None,
@@ -123,7 +128,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     bad = [k for k in idx if k < 0 or k > n_steps]
     if bad:
         raise ValueError(f"`save_at` steps must lie in [0, n_steps = {n_steps}]; got {bad}.")
-    vals = numeric_values(values)
+    vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
     stepper = SGDStep(problem, eta, B, vals)
 

@@ -53,6 +53,13 @@ def time_grid(t_end: float, dt: float, save_at) -> tuple:
     return np.array(steps), index, saves
 
 
+def _known_symbols(sde) -> set:
+    known = set(sde.free_symbols) | {sde.eta} if isinstance(sde.eta, sp.Symbol) else set(sde.free_symbols)
+    if sde.problem is not None:
+        known |= set(sde.problem.law_parameters) | set(sde.problem.constants)
+    return known
+
+
 def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: int = 10_000,
              dt: float | None = None, scheme: Any = "euler", seed=None, save_at: Sequence[float] | None = None,
              values: Mapping | None = None, chunk_size: int | None = None,
@@ -102,7 +109,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     """
     if not isinstance(sde, SDE):
         raise TypeError(f"`sde` must be a smfsym.SDE; got {type(sde).__name__}.")
-    vals = numeric_values(values)
+    vals = numeric_values(values, _known_symbols(sde))
     if eta is not None:
         if not np.isfinite(eta) or eta <= 0:
             raise ValueError(f"`eta` must be positive; got {eta!r}.")

@@ -218,7 +218,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     etas = sorted((float(e) for e in etas), reverse=True)
     if len(etas) < 2 or any(e <= 0 for e in etas):
         raise ValueError(f"`etas` must hold at least two positive learning rates; got {etas}.")
-    vals = numeric_values(values)
+    from .sgd import problem_symbols
+
+    vals = numeric_values(values, problem_symbols(problem))
     x0 = np.atleast_1d(np.asarray(x0, dtype=float))
     if x0.shape != (problem.dim,):
         raise ValueError(f"`x0` must have shape ({problem.dim},); got {x0.shape}.")

@@ -187,3 +187,47 @@ def test_progress_bar_when_asked(capsys):
     assert "euler" in capsys.readouterr().err  # the bar (tqdm writes to stderr)
     smfsym.simulate(flow, [1.0], 0.5, eta=0.1, n_paths=100, seed=0)
     assert capsys.readouterr().err == ""  # silent when not interactive
+
+
+def test_minibatch_sgd_variance_scales_with_batch_size():
+    s, eta, x0, K, B = 0.7, 0.1, 1.5, 15, 4
+    xi = smfsym.normal("xi", std=s)
+    p = smfsym.Problem((x - xi) ** 2 / 2, [x], batch_size=B)
+    assert sp.simplify(p.sigma[0, 0] - sp.Rational(49, 100) / B) == 0
+    n = 200_000
+    X = smfsym.simulate_sgd(p, [x0], K, eta, n_paths=n, seed=4).states[-1, :, 0]
+    var = eta * s**2 / B * (1 - (1 - eta) ** (2 * K)) / (2 - eta)  # MATH.md s.3 with Sigma / B
+    assert abs(X.mean() - (1 - eta) ** K * x0) < 5 * np.sqrt(var / n)
+    assert abs(X.var(ddof=1) - var) < 5 * var * np.sqrt(2 / (n - 1))  # 5 SE of a Gaussian sample variance
+
+
+def test_without_replacement_batches():
+    data = np.array([[0.0], [1.0], [3.0], [4.0]])
+    (z,) = smfsym.empirical(data, ["z"])
+    eta, K = 0.1, 5
+    full = smfsym.Problem((x - z) ** 2 / 2, [x], batch_size=4, sampling="without_replacement")
+    X = smfsym.simulate_sgd(full, [5.0], K, eta, n_paths=50, seed=0).states[-1, :, 0]
+    # a batch of all M points is full-batch gradient descent: x <- x - eta (x - mean)
+    gd = 2.0 + (5.0 - 2.0) * (1 - eta) ** K
+    assert np.allclose(X, gd, rtol=0, atol=1e-12)
+    half = smfsym.Problem((x - z) ** 2 / 2, [x], batch_size=2, sampling="without_replacement")
+    n = 100_000
+    X1 = smfsym.simulate_sgd(half, [5.0], 1, eta, n_paths=n, seed=1).states[-1, :, 0]
+    # one step: Var = eta^2 Var(batch mean) = eta^2 * Sigma (M - B) / (B (M - 1))
+    var = eta**2 * float(half.sigma[0, 0])
+    assert abs(X1.mean() - (5.0 - eta * (5.0 - 2.0))) < 5 * np.sqrt(var / n)
+    assert abs(X1.var(ddof=1) - var) < 5 * np.sqrt((np.mean((X1 - X1.mean()) ** 4) - var**2) / n)
+    # without replacement: the two points of a batch are distinct, so the batch mean is never 0 or 4
+    assert not np.any(np.isclose(X1, 5.0 - eta * (5.0 - 0.0))) and not np.any(np.isclose(X1, 5.0 - eta))
+
+
+def test_symbolic_law_parameters_get_values_at_simulation():
+    s = sp.Symbol("s", positive=True)
+    p = smfsym.Problem((x - smfsym.normal("xi", std=s)) ** 2 / 2, [x])
+    flow = smfsym.smf(p)
+    r = smfsym.simulate(flow, [0.0], 2.0, eta=0.1, n_paths=50_000, seed=0, values={s: 2.0}, scheme="weak2")
+    X = r.states[-1, :, 0]
+    var = 0.1 * 4.0 * (1 - np.exp(-2 * 2.0 * 1.05)) / (2 * 1.05)  # OU variance with drift -(1 + eta/2)
+    assert abs(X.var(ddof=1) - var) < 5 * var * np.sqrt(2 / (X.size - 1))
+    g = smfsym.simulate_sgd(p, [0.0], 3, 0.1, n_paths=1000, seed=0, values={"s": 2.0})
+    assert g.success
