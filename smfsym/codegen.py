@@ -58,16 +58,6 @@ _RUNTIME = '''
 BLOCK = {block}
 
 
-def _generators(seed, first, count):
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return [np.random.Generator(np.random.PCG64(np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (b,))))
-            for b in range(first, first + count)]
-
-
-def _normals(gens, sizes, shape):
-    return np.concatenate([g.standard_normal((s,) + tuple(shape)) for g, s in zip(gens, sizes)], axis=0)
-
-
 def _stack(outs, shape):
     res = np.empty(shape + (len(outs),))
     for i, o in enumerate(outs):
@@ -84,16 +74,37 @@ def _ucols(U, X):
     return [U[(slice(None), k) + (None,) * extra] for k in range(U.shape[1])]
 
 
-def _time_grid(t_end, dt, save_at):
-    saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
-    steps, index, prev = [], [], 0.0
-    for s in saves:
-        n = int(np.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
-        steps += [(s - prev) / n] * n
-        index.append(len(steps))
-        prev = s
-    return np.array(steps), index, saves
+def _run(x0, n_paths, seed, steps, index, step):
+    """Drive step(X, h, gens, sizes) over the step sizes, saving after the steps in ``index``."""
+    x0 = np.asarray(x0, dtype=float)
+    n_blocks = -(-n_paths // BLOCK)
+    sizes = [min(BLOCK, n_paths - b * BLOCK) for b in range(n_blocks)]
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    gens = block_generators(ss, 0, n_blocks)
+    X = np.broadcast_to(x0, (n_paths,) + x0.shape).copy()
+    states = np.empty((len(index), n_paths) + x0.shape)
+    si = 0
+    while si < len(index) and index[si] == 0:
+        states[si] = X
+        si += 1
+    for n, h in enumerate(steps, start=1):
+        X = step(X, h, gens, sizes)
+        while si < len(index) and index[si] == n:
+            states[si] = X
+            si += 1
+    return states
 '''
+
+
+def _runtime() -> str:
+    """Shared helpers of a generated module: smfsym's own functions, copied verbatim."""
+    import inspect
+
+    from .engine import block_generators, draw_normal
+    from .simulate import grid
+
+    own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, grid))
+    return _RUNTIME.format(block=BLOCK) + "\n\n" + own
 
 
 def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, problem: Problem | None = None,
@@ -149,7 +160,7 @@ Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
         header += "\nState: " + ", ".join(map(str, sde.state)) + "\nDrift b(x):\n" + "\n".join(
             "    " + str(e) for e in sde.drift) + "\n"
     parts.append(header + '"""\nimport numpy\nimport numpy as np\n\nETA = ' + repr(float(eta)))
-    parts.append(_RUNTIME.format(block=BLOCK))
+    parts.append(_runtime())
     if sde is not None:
         parts.append(_sde_code(sde, vals))
     if problem is not None:
@@ -219,28 +230,18 @@ def _sde_code(sde, vals):
 
 
         def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None):
-            """Euler-Maruyama paths: states of shape (n_times, n_paths, [n_points,] D).
+            """Euler-Maruyama paths: (times, states of shape (n_times, n_paths, [n_points,] D)).
 
             An (n, D) x0 runs the n-point motion (one noise for all points).
             """
-            x0 = np.asarray(x0, dtype=float)
-            steps, index, times = _time_grid(float(t_end), float(dt), save_at)
-            n_blocks = -(-n_paths // BLOCK)
-            sizes = [min(BLOCK, n_paths - b * BLOCK) for b in range(n_blocks)]
-            gens = _generators(seed, 0, n_blocks)
-            X = np.broadcast_to(x0, (n_paths,) + x0.shape).copy()
-            states = np.empty((len(times), n_paths) + x0.shape)
-            si = 0
-            while si < len(times) and index[si] == 0:
-                states[si] = X
-                si += 1
-            for n, h in enumerate(steps, start=1):
-                Z = _normals(gens, sizes, (1, M)) if M else np.zeros((n_paths, 1, 0))
-                X = euler_step(X, h, Z)
-                while si < len(times) and index[si] == n:
-                    states[si] = X
-                    si += 1
-            return times, states
+            saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
+            steps, index, times = grid(saves, float(dt))
+
+            def step(X, h, gens, sizes):
+                Z = draw_normal(gens, sizes, (1, M)) if M else np.zeros((X.shape[0], 1, 0))
+                return euler_step(X, h, Z)
+
+            return times, _run(x0, n_paths, seed, steps, index, step)
     '''))
     return "\n\n\n".join(o.strip("\n") for o in out)
 
@@ -283,23 +284,10 @@ def _sgd_code(problem, eta, vals):
 
 
         def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA):
-            """SGD chains: states of shape (n_times, n_paths, [n_points,] DIM)."""
-            x0 = np.asarray(x0, dtype=float)
+            """SGD chains: (times, states of shape (n_times, n_paths, [n_points,] DIM))."""
             idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
-            n_blocks = -(-n_paths // BLOCK)
-            sizes = [min(BLOCK, n_paths - b * BLOCK) for b in range(n_blocks)]
-            gens = _generators(seed, 0, n_blocks)
-            X = np.broadcast_to(x0, (n_paths,) + x0.shape).copy()
-            states = np.empty((len(idx), n_paths) + x0.shape)
-            si = 0
-            while si < len(idx) and idx[si] == 0:
-                states[si] = X
-                si += 1
-            for n in range(1, n_steps + 1):
-                X = sgd_step(X, gens, sizes, eta)
-                while si < len(idx) and idx[si] == n:
-                    states[si] = X
-                    si += 1
+            states = _run(x0, n_paths, seed, np.full(n_steps, eta), idx,
+                          lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta))
             return np.array(idx) * eta, states
     '''))
     return "\n\n\n".join(o.strip("\n") for o in out)

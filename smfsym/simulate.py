@@ -43,7 +43,11 @@ def time_grid(t_end: float, dt: float, save_at) -> tuple:
     out = saves[(saves < 0) | (saves > t_end * (1 + 1e-12))]
     if out.size:
         raise ValueError(f"`save_at` times must lie in [0, t_end = {t_end}]; got {out.tolist()}.")
-    saves = np.unique(np.clip(saves, 0, t_end))
+    return grid(np.unique(np.clip(saves, 0, t_end)), dt)
+
+
+def grid(saves, dt):
+    """Equal steps <= dt between consecutive sorted save times; the save indices (also in generated code)."""
     steps, index, prev = [], [], 0.0
     for s in saves:
         n = int(np.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
