@@ -42,7 +42,7 @@ print(problem.F)
 print(smf1.latex())
 
 # %%
-n_paths = 10_000 if FAST else 30_000
+n_paths = 10_000 if FAST else 25_000
 etas = [0.4, 0.2, 0.1]
 study = smfsym.weak_error(problem, w[0] ** 2 + w[1] ** 2, [0.5, -0.5], 1.0, etas, models=["gf", "smf1"],
                           method="montecarlo", n_paths=n_paths, seed=3)
