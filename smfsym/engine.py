@@ -186,7 +186,10 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes: np.ndarray, save_index: lis
             save(si)
             si += 1
         for n, h in enumerate(step_sizes, start=1):
-            X = step(X, h, gens, sizes)
+            # blow-up is detected and reported below (step, time, fraction): numpy's own
+            # overflow warnings would only repeat it less precisely
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                X = step(X, h, gens, sizes)
             if not np.isfinite(np.sum(X)):  # one reduction; NaN and inf propagate through the sum
                 bad = ~np.isfinite(X).reshape(X.shape[0], -1).all(axis=1) & ok
                 if bad.any():
