@@ -105,7 +105,8 @@ class _Acc:
             self.s = [None] * self.nt
             self.s2 = [None] * self.nt
             self.n = np.zeros(self.nt)
-        s, s2 = v.sum(axis=0), (v * v).sum(axis=0)
+        with np.errstate(over="ignore"):  # exploding (finite) paths give an infinite variance, not a warning
+            s, s2 = v.sum(axis=0), (v * v).sum(axis=0)
         self.s[k] = s if self.s[k] is None else self.s[k] + s
         self.s2[k] = s2 if self.s2[k] is None else self.s2[k] + s2
         self.n[k] += ok.sum()
