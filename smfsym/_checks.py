@@ -5,7 +5,7 @@ when it is *provably* false, so symbolic parameters pass through untouched.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import sympy as sp
@@ -86,10 +86,6 @@ def numeric_values(values: Mapping | None, known=None) -> dict[sp.Symbol, float]
         except (TypeError, ValueError):
             raise TypeError(f"`values[{k}]` must be a number; got {v!r}.") from None
     return out
-
-
-def flatten_exprs(items: Iterable) -> list:
-    return [sp.sympify(e) for e in sp.flatten(list(items))]
 
 
 def finite_array(a: Any, argument: str, ndim: int | None = None) -> np.ndarray:

@@ -14,7 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 __all__ = ["main"]
 
@@ -42,9 +41,8 @@ def _load(spec):
 
 
 def cmd_derive(args):
-    import sympy as sp
 
-    from . import export_tex, sme, smf
+    from . import export_tex
     from .studies import build_model
 
     spec = _load(args.spec)

@@ -8,7 +8,6 @@ to whole blocks). Chunks bound the memory; statistics can be streamed.
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 

@@ -20,10 +20,6 @@ def wrap(lines: list[str], environment: str | None) -> str:
     return f"\\begin{{{environment}}}\n{body}\n\\end{{{environment}}}"
 
 
-def _state_vec(sde) -> str:
-    return r"X_t" if sde.dim > 1 else r"X_t"
-
-
 def sde_lines(sde) -> list[str]:
     """Named ``&=`` lines of an SDE: the equation, the drift, the diffusion."""
     x = _m(sp.Matrix(sde.state).T) if sde.dim > 1 else sp.latex(sde.state[0])

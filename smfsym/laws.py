@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from ._checks import finite_array, provably_false, require, to_float
+from ._checks import finite_array, require, to_float
 
 __all__ = [
     "DataSymbol",
@@ -91,9 +91,6 @@ class DataSymbol(sp.Symbol):
     def __reduce__(self):
         return (_rebuild_data_symbol,
                 (self.name, self.law, self.index, self._token, self._assumptions_orig))
-
-    def __getnewargs_ex__(self):  # pragma: no cover - pickling goes through __reduce__
-        return ((self.name, self.law, self.index, self._token), {})
 
 
 def _s(x: Any) -> sp.Expr:

@@ -8,7 +8,6 @@ from typing import Any
 
 import sympy as sp
 
-from .chaos import warn_if_low  # noqa: F401  (re-exported for the simulators)
 from .problem import Problem
 from .sde import SDE, MatrixSqrt
 

@@ -16,7 +16,7 @@ import sympy as sp
 from ._checks import as_symbol_tuple
 from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_symbols, expectation,
                           is_polynomial_in, laws_of, mean_terms, ring_terms)
-from .laws import SUPPORTED_LAWS, DataSymbol, Empirical, law_from_sympy_stats
+from .laws import DataSymbol, Empirical, law_from_sympy_stats
 
 __all__ = ["Problem", "NonDifferentiableWarning"]
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-import sympy as sp
 
 from ._checks import numeric_values
 from .compile import CompiledExprs
 from .engine import SimulationResult, run
-from .laws import Empirical
 from .problem import Problem
 from .samplers import samplers_for
 from .simulate import prepare_x0

@@ -1,7 +1,6 @@
 """Simulating SDEs (gradient flow, SME, SMF) and their n-point motions."""
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np

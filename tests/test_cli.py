@@ -1,9 +1,7 @@
 """The smfsym command on the shipped specs, and the safe spec parser against hostile input."""
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

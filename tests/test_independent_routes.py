@@ -1,5 +1,4 @@
 """Agreement with sympy.stats.E on small cases and with Monte Carlo for non-polynomial losses."""
-import warnings
 
 import numpy as np
 import pytest

@@ -1,5 +1,4 @@
 """Weak-error and multi-point studies (issue 4)."""
-import warnings
 
 import numpy as np
 import pytest
