@@ -203,9 +203,8 @@ def _sde_code(sde, vals):
                 return _stack(_columns(*_cols(X)), X.shape[:-1]).reshape(X.shape[:-1] + (M, D)).swapaxes(-1, -2)
         '''))
     elif nsde.kind == "sqrt":
-        S = sde.diffusion.sigma.xreplace({sp.sympify(k): sp.Float(v) for k, v in vals.items()})
         out.append(f"SCALE = {nsde.scale!r}")
-        out.append(_function("_sigma", nsde.x, list(S), "Entries of Sigma(x), row by row."))
+        out.append(_function("_sigma", nsde.x, nsde.sigma_exprs, "Entries of Sigma(x), row by row."))
         out.append(textwrap.dedent('''
             def sqrt_sigma(X):
                 """Symmetric square root of Sigma(X) by batched eigh (tiny negative eigenvalues clipped)."""

@@ -94,16 +94,15 @@ class SimulationResult:
 
 
 class _Acc:
-    def __init__(self):
-        self.s = self.s2 = None
-        self.n = None
+    """Streamed sums and sums of squares of a statistic at each of ``nt`` saved times."""
+
+    def __init__(self, nt: int):
+        self.s = [None] * nt
+        self.s2 = [None] * nt
+        self.n = np.zeros(nt)
 
     def add(self, k, vals, ok):
         v = np.where(ok.reshape(ok.shape + (1,) * (vals.ndim - 1)), vals, 0.0)
-        if self.s is None:
-            self.s = [None] * self.nt
-            self.s2 = [None] * self.nt
-            self.n = np.zeros(self.nt)
         with np.errstate(over="ignore"):  # exploding (finite) paths give an infinite variance, not a warning
             s, s2 = v.sum(axis=0), (v * v).sum(axis=0)
         self.s[k] = s if self.s[k] is None else self.s[k] + s
@@ -159,9 +158,7 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes: np.ndarray, save_index: lis
     chunk_blocks = max(1, -(-int(chunk_size) // BLOCK))
     n_blocks = -(-n_paths // BLOCK)
     states = np.empty((nt, n_paths) + state_shape) if store else None
-    accs = {name: _Acc() for name in ["state", *functions]}
-    for a in accs.values():
-        a.nt = nt
+    accs = {name: _Acc(nt) for name in ["state", *functions]}
     n_steps = len(step_sizes)
     bar = _progress(progress, n_steps * (-(-n_blocks // chunk_blocks)), scheme)
     bad_total, first_bad = 0, None

@@ -111,6 +111,6 @@ def smf(problem: Problem, order: int = 2, eta: Any = None, degree: int | None = 
     if ce.template is not None:
         return SDE(modified_drift(problem, order, eta), ce.template, problem.params, eta=eta, model="smf",
                    order=order, problem=problem, chaos=ce, noise_scale=scale)
-    D = sp.ImmutableMatrix((-scale * ce.columns).applyfunc(lambda e: e))
+    D = sp.ImmutableMatrix(-scale * ce.columns)
     return SDE(modified_drift(problem, order, eta), D, problem.params, eta=eta, model="smf", order=order,
                problem=problem, chaos=ce)

@@ -44,26 +44,40 @@ class NumericSDE:
         self.kind = sde.noise_kind
         self.m = sde.n_noise
         bound = {sp.sympify(k): sp.Float(v) for k, v in vals.items()}
+        # bound expressions here; compiled (lambdified) only when first evaluated, so codegen,
+        # which needs the expressions alone, compiles nothing
         self.drift_exprs = [e.xreplace(bound) for e in sde.drift]
-        self._drift = CompiledExprs(self.drift_exprs, self.x, vals)
         if self.kind == "matrix":
             D = sde.diffusion.xreplace(bound)
             self.u = _vec("u", self.m)
             self.noise_exprs = [sum((D[i, k] * self.u[k] for k in range(self.m) if D[i, k] != 0), sp.S.Zero)
                                 for i in range(self.d)]
-            self._noise = CompiledExprs(self.noise_exprs, self.x + self.u, vals)
             self.diffusion_matrix = D
         elif self.kind == "sqrt":
-            S = sde.diffusion.sigma.xreplace(bound)
+            self.sigma_exprs = list(sde.diffusion.sigma.xreplace(bound))
             self.scale = float(sde.diffusion.scale.xreplace(bound))
-            self._sigma = CompiledExprs(list(S), self.x, vals)
         else:
             law = sde.diffusion.law
             self.data = law.data
             self.sqrt_w = np.sqrt(law.weights)
             self.scale = float(sde.noise_scale.xreplace(bound))
-            col = sde.diffusion.column.xreplace(bound)
-            self._column = CompiledExprs(list(col), self.x, vals, law.symbols)
+            self.column_exprs = list(sde.diffusion.column.xreplace(bound))
+
+    @cached_property
+    def _drift(self):
+        return CompiledExprs(self.drift_exprs, self.x, self.values)
+
+    @cached_property
+    def _noise(self):
+        return CompiledExprs(self.noise_exprs, self.x + self.u, self.values)
+
+    @cached_property
+    def _sigma(self):
+        return CompiledExprs(self.sigma_exprs, self.x, self.values)
+
+    @cached_property
+    def _column(self):
+        return CompiledExprs(self.column_exprs, self.x, self.values, self.sde.diffusion.law.symbols)
 
     # ------------------------------------------------------------------ evaluation
 

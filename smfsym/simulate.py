@@ -57,7 +57,9 @@ def grid(saves, dt):
 
 
 def _known_symbols(sde) -> set:
-    known = set(sde.free_symbols) | {sde.eta} if isinstance(sde.eta, sp.Symbol) else set(sde.free_symbols)
+    known = set(sde.free_symbols)
+    if isinstance(sde.eta, sp.Symbol):
+        known.add(sde.eta)
     if sde.problem is not None:
         known |= set(sde.problem.law_parameters) | set(sde.problem.constants)
     return known

@@ -15,6 +15,7 @@ import sympy as sp
 
 from ._checks import numeric_values
 from .compile import CompiledExprs
+from .expectation import is_polynomial_in
 from .exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean
 from .models import gradient_flow, sme, smf
 from .problem import Problem
@@ -227,24 +228,21 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     sdes = {m: build_model(problem, m) for m in models}
     use_exact = False
     if method in ("auto", "exact"):
-        closes = (not callable(phi) and affine_in_params(problem) and problem.batch_size == 1
-                  and problem.is_polynomial and not vals and not (sp.sympify(phi).free_symbols - set(problem.params)))
-        if closes:
-            try:
-                PolynomialSpace(problem.params, 1).coords(sp.sympify(phi).subs({p: 0 for p in problem.params}))
-                use_exact = True
-            except NotClosedError:
-                use_exact = False
+        phi_expr = None if callable(phi) else sp.sympify(phi)
+        use_exact = (phi_expr is not None and not (phi_expr.free_symbols - set(problem.params))
+                     and is_polynomial_in(phi_expr, problem.params) and affine_in_params(problem)
+                     and problem.batch_size == 1 and problem.is_polynomial and not vals)
         if method == "exact" and not use_exact:
             raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, batch size 1 "
                                  "and no numeric `values`; use method='montecarlo'.")
+    space = (PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
+             if use_exact else None)
     rows, ts = [], []
     for i, eta in enumerate(etas):
         k = max(1, int(round(t_end / eta)))
         t = k * eta
         ts.append(t)
         if use_exact:
-            space = PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
             sgd_val = exact_sgd_mean(problem, phi, x0, eta, k, space)
             for m, sde in sdes.items():
                 val = exact_sde_mean(sde, phi, x0, eta, t, space)

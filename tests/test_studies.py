@@ -98,3 +98,12 @@ def test_multipoint_rademacher_smf_agrees_shared_sme_has_wrong_sign():
     assert "sme2\\_shared" in mp.to_latex()
     with pytest.raises(ValueError, match="`starts` must have shape"):
         smfsym.multipoint(p, [[1.0]], eta=0.05, t_end=1.0)
+
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")  # 2000 paths: orders are not the point here
+def test_auto_falls_back_to_monte_carlo_for_a_non_polynomial_phi():
+    p = gaussian_quadratic()
+    st = smfsym.weak_error(p, sp.exp(-x), [1.0], 0.4, [0.2, 0.1], models=["smf2"], n_paths=2000, seed=0)
+    assert st.meta["method"] == "montecarlo"
+    with pytest.raises(NotClosedError):
+        smfsym.weak_error(p, sp.exp(-x), [1.0], 0.4, [0.2, 0.1], method="exact")
