@@ -1,8 +1,5 @@
 """LaTeX that compiles at any size and reads like a paper (compact forms checked against the expansion)."""
-import os
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,6 +8,8 @@ import sympy as sp
 import smfsym
 from smfsym.compact import bounded_below, compact_matrix, compact_vector
 from smfsym.latex import latex_names
+
+from latex_tools import compile_tex
 
 
 def _regression(d, label_noise=True):
@@ -39,27 +38,6 @@ def _dataset():
     u, v = smfsym.empirical(data, ["u", "v"])
     x = sp.Symbol("x")
     return smfsym.Problem((x * u - v) ** 2 / 2, [x])
-
-
-def _pdflatex(tex: str, tmp_path, name: str) -> str:
-    exe = shutil.which("pdflatex")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("pdflatex is missing in CI: .ci/run must install it (texlive-latex-base)")
-        pytest.skip("pdflatex not installed (CI installs it)")
-    (tmp_path / f"{name}.tex").write_text(tex)
-    res = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", f"{name}.tex"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
-    log = (tmp_path / f"{name}.log").read_text(errors="replace")
-    errors = [ln for ln in log.splitlines() if ln.startswith("!")]
-    assert res.returncode == 0 and not errors, f"{name}: {errors[:5]}\n{res.stdout[-2000:]}"
-    assert (tmp_path / f"{name}.pdf").stat().st_size > 1000
-    return log
-
-
-def compile_tex(tex: str, tmp_path, name: str = "doc") -> str:
-    """Compile with pdflatex and return the log (shared with the derivation tests)."""
-    return _pdflatex(tex, tmp_path, name)
 
 
 # ----------------------------------------------------------------------------- compact forms
