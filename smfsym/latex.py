@@ -65,16 +65,41 @@ def latex_names(symbols: Iterable[sp.Symbol]) -> dict:
 
 
 class _Printer:
-    """sp.latex with one set of symbol names, plus width estimates."""
+    """sp.latex with one set of symbol names; data means are printed as labels m_k(x), defined once."""
 
     def __init__(self, symbols: Iterable[sp.Symbol]):
         self.names = latex_names(symbols)
+        self.means: dict = {}  # DataMean -> label symbol, in order of first appearance
+
+    def _label(self, e):
+        from .expectation import DataMean
+
+        atoms = e.atoms(DataMean) if isinstance(e, (sp.Basic, sp.MatrixBase)) else set()
+        if not atoms:
+            return e
+        for m in sorted(atoms, key=sp.default_sort_key):
+            if m not in self.means:
+                k = len(self.means) + 1
+                sym = sp.Dummy(f"m{k}")
+                self.means[m] = sym
+                self.names[sym] = rf"m_{{{k}}}(x)"
+        return e.xreplace(self.means)
 
     def __call__(self, e) -> str:
-        return sp.latex(e, symbol_names=self.names)
+        return sp.latex(self._label(e), symbol_names=self.names)
 
     def matrix(self, M) -> str:
-        return sp.latex(M, mat_delim="", mat_str="pmatrix", symbol_names=self.names)
+        return sp.latex(self._label(M), mat_delim="", mat_str="pmatrix", symbol_names=self.names)
+
+    def definitions(self) -> list[str]:
+        """``m_k(x) = E[...]`` lines for every data mean printed so far, each with its rule."""
+        names = {k: v for k, v in self.names.items() if k not in self.means.values()}
+        out = []
+        for i, m in enumerate(self.means, start=1):
+            over = ",".join(sp.latex(s, symbol_names=names) for s in m.data_symbols)
+            out.append(rf"m_{{{i}}}(x) &= \mathbb{{E}}_{{{over}}}\left[" + sp.latex(m.expr, symbol_names=names)
+                       + r"\right] \quad\text{(" + m.rule.describe() + ")}")
+        return out
 
 
 def _width(tex: str) -> int:
@@ -173,6 +198,7 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     ``title=False`` leaves out the first line naming the model (a document
     section already names it).
     """
+    own = printer is None
     p = printer or (_printer_for(sde.problem, [sde]) if sde.problem is not None
                     else _Printer(set(sde.free_symbols) | set(sde.state)))
     lines = [r"&\text{" + sde.title + "}"] if title else []
@@ -195,7 +221,7 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     lines.append(r"x &= " + _state(sde, p))
     lines += _vector_lines("b", sde.drift, sde.state, p, prefix=(bname + " = ") if bname else "")
     if sde.n_noise == 0:
-        return lines
+        return lines + (p.definitions() if own else [])
     if kind == "sqrt":
         lines.append(r"\sigma(x) &= " + p(sde.diffusion.scale) + r"\,\Sigma(x)^{1/2} \quad\text{(numeric matrix square root)}")
         lines += _covariance_lines(r"\Sigma", sde.diffusion.sigma, sde.state, p)
@@ -214,7 +240,7 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     else:
         lines += _matrix_lines(r"\sigma", sde.diffusion, p)
     lines += _smoothness_lines(sde, p)
-    return lines
+    return lines + (p.definitions() if own else [])
 
 
 def _smoothness_lines(sde, p: _Printer) -> list[str]:
@@ -263,6 +289,7 @@ def _relabel(desc: str, p: _Printer) -> str:
 
 
 def problem_lines(problem, printer: _Printer | None = None) -> list[str]:
+    own = printer is None
     p = printer or _printer_for(problem)
     lines = _expr_lines(r"f(x, \xi)", problem.loss, p)
     lines += _law_lines(problem.laws, p)
@@ -271,7 +298,7 @@ def problem_lines(problem, printer: _Printer | None = None) -> list[str]:
     lines += _expr_lines("F(x)", problem.F, p)
     lines += _vector_lines(r"\nabla F", problem.grad_F, problem.params, p)
     lines += _covariance_lines(r"\Sigma", problem.sigma, problem.params, p)
-    return lines
+    return lines + (p.definitions() if own else [])
 
 
 def wrap(lines: list[str], environment: str | None) -> str:
@@ -295,6 +322,11 @@ def derivation_latex(problem, sdes: Iterable = ()) -> str:
     for sde in sdes:
         parts.append(r"\section*{" + sde.title[0].upper() + sde.title[1:] + "}")
         parts.append(wrap(sde_lines(sde, title=False, printer=p), "align*"))
+    if p.means:
+        parts.append(r"\section*{Data means}")
+        parts.append("Means over the data that are not polynomial are computed numerically by the rule named "
+                     "on each; every $m_k$ is defined once here.")
+        parts.append(wrap(p.definitions(), "align*"))
     parts.append(r"\end{document}")
     return "\n".join(parts) + "\n"
 

@@ -127,3 +127,15 @@ def test_exported_documents_compile(case, tmp_path):
         assert sdes[2].n_noise >= 20  # the case that broke amsmath's 10-column limit
     log = compile_tex(tex, tmp_path, case)
     assert "Extra alignment tab" not in log
+
+
+def test_data_means_are_labelled_once_and_defined(tmp_path):
+    p = _logistic()
+    tex = p.latex()
+    n_means = len(set().union(*[e.atoms(smfsym.DataMean) for e in [p.F, *p.grad_F, *p.sigma]]))
+    defs = [ln for ln in tex.split("\\\\") if ln.strip().startswith("m_{") and "&=" in ln]
+    assert len(defs) == n_means  # every data mean defined exactly once
+    assert r"F(x) &= m_{1}(x)" in tex and "Gauss-Hermite" in tex
+    doc = smfsym.export_tex(p, [smfsym.smf(p, order=1)])
+    assert doc.count(r"\section*{Data means}") == 1
+    compile_tex(doc, tmp_path, "means")
