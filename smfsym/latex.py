@@ -17,7 +17,7 @@ from sympy.printing.conventions import split_super_sub
 
 from .compact import bounded_below, compact_matrix, compact_vector
 
-__all__ = ["export_tex", "derivation_latex", "latex_names"]
+__all__ = ["export_tex", "derivation_latex", "derivation_text", "latex_names", "standalone_table"]
 
 #: Width budget of one displayed line, in rough characters of math (A4, 2 cm margins, 10 pt).
 LINE = 80
@@ -352,3 +352,61 @@ def export_tex(problem, sdes: Iterable = (), path: str | Path | None = None) -> 
         Path(path).write_text(tex)
     return tex
 
+
+
+def standalone_table(tabular: str, caption: str | None = None) -> str:
+    r"""A compilable document around a ``tabular`` (booktabs), scaled down to the text width if wider.
+
+    Examples
+    --------
+    >>> doc = standalone_table(r"\begin{tabular}{rr}\toprule a & b \\ \bottomrule\end{tabular}", "A table")
+    >>> r"\resizebox" in doc and doc.rstrip().endswith(r"\end{document}")
+    True
+    """
+    cap = ("\\caption*{" + caption.replace("_", r"\_") + "}\n") if caption else ""
+    return "\n".join([
+        r"\documentclass{article}", r"\usepackage{amsmath,amssymb,booktabs,graphicx,caption}",
+        r"\usepackage[margin=2cm]{geometry}", r"\begin{document}", r"\begin{table}[h]\centering",
+        cap + r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%",
+        tabular, "}", r"\end{table}", r"\end{document}", ""])
+
+
+def _labelled_text(e, labels: dict) -> str:
+    from .expectation import DataMean
+
+    if isinstance(e, (list, tuple)):
+        return "[" + ", ".join(_labelled_text(v, labels) for v in e) + "]"
+    atoms = e.atoms(DataMean) if isinstance(e, (sp.Basic, sp.MatrixBase)) else set()
+    for m in sorted(atoms, key=sp.default_sort_key):
+        labels.setdefault(m, sp.Symbol(f"m{len(labels) + 1}(x)"))
+    return str(e.xreplace(labels) if atoms else e)
+
+
+def derivation_text(problem, sdes: Iterable = (), x_ref=None) -> str:
+    """The derivation as plain text: data means labelled ``m1(x)`` and defined once, truncation stated.
+
+    ``x_ref`` (a parameter point) is where the captured noise variance of a
+    truncated chaos expansion is reported; without it the truncation degree alone is.
+    """
+    labels: dict = {}
+    t = lambda e: _labelled_text(e, labels)  # noqa: E731
+    lines = [f"loss f = {problem.loss}"]
+    lines += [f"data: {law!r}" for law in problem.laws]
+    lines += [f"F = {t(problem.F)}", f"grad F = {t(list(problem.grad_F))}", f"Sigma = {t(problem.sigma.tolist())}"]
+    for m in sdes:
+        lines.append(f"{m.title}: drift = {t(list(m.drift))}")
+        if m.noise_kind == "matrix":
+            lines.append(f"  diffusion ({m.diffusion.shape[0]} x {m.diffusion.shape[1]}) = {t(m.diffusion.tolist())}")
+        else:
+            lines.append(f"  diffusion: {m.noise_kind} ({m.n_noise} noise terms)")
+        ce = getattr(m, "chaos", None)
+        if m.model == "smf" and ce is not None and not ce.exact and ce.template is None:
+            note = f"  noise expansion truncated at total degree {ce.degree} ({ce.n_columns} columns)"
+            if x_ref is not None:
+                note += f"; captured noise variance at x = {list(x_ref)}: {ce.captured_fraction(x_ref):.4%}"
+            lines.append(note)
+    if labels:
+        lines.append("data means (computed numerically by the rule named):")
+        for m, sym in labels.items():
+            lines.append(f"  {sym} = E[{m.expr}] over {', '.join(map(str, m.data_symbols))} ({m.rule.describe()})")
+    return "\n".join(lines) + "\n"

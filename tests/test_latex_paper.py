@@ -139,3 +139,27 @@ def test_data_means_are_labelled_once_and_defined(tmp_path):
     doc = smfsym.export_tex(p, [smfsym.smf(p, order=1)])
     assert doc.count(r"\section*{Data means}") == 1
     compile_tex(doc, tmp_path, "means")
+
+
+def test_text_derivation_labels_means_and_states_truncation():
+    from smfsym.latex import derivation_text
+
+    p = _logistic()
+    flow = smfsym.smf(p, order=1)
+    text = derivation_text(p, [flow], x_ref=[0.5, -0.5])
+    assert "F = m1(x)" in text and text.count(" = E[") == len(
+        set().union(*[e.atoms(smfsym.DataMean) for e in [p.F, *p.grad_F, *p.sigma, *flow.drift, *flow.diffusion]]))
+    assert "truncated at total degree 3" in text
+    frac = flow.chaos.captured_fraction([0.5, -0.5])
+    assert f"{frac:.4%}" in text and 0.9 < frac < 1
+
+
+def test_standalone_tables_compile(tmp_path):
+    from smfsym.latex import standalone_table
+
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    etas = [0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625, 0.003125]
+    st = smfsym.weak_error(p, x**2, [1.0], 1.0, etas, models=["gf", "sme1", "sme2", "smf1", "smf2"])
+    log = compile_tex(standalone_table(st.to_latex(), "weak error"), tmp_path, "table")
+    assert "Overfull" not in log  # scaled to the text width
