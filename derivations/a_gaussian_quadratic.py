@@ -17,9 +17,6 @@ import json
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import sympy as sp
 
 import smfsym
@@ -34,6 +31,17 @@ problem = smfsym.Problem((x - xi) ** 2 / 2, [x])
 sme2, smf2 = smfsym.sme(problem, order=2), smfsym.smf(problem, order=2)
 print(problem.latex())
 print(smf2.latex())
+
+# %% [markdown]
+# In a notebook, the problem and the flow render as LaTeX.
+
+# %%
+problem
+
+# %%
+smf2
+
+# %%
 assert sme2.diffusion == smf2.diffusion  # additive noise: SME and SMF coincide
 
 # %% [markdown]

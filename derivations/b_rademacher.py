@@ -18,9 +18,6 @@ import json
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import sympy as sp
@@ -37,6 +34,17 @@ problem = smfsym.Problem((1 + r) * x**2 / 2, [x])
 sme2, smf2 = smfsym.sme(problem), smfsym.smf(problem)
 print(sme2.latex())
 print(smf2.latex())
+
+# %% [markdown]
+# In a notebook, the problem and the flow render as LaTeX.
+
+# %%
+problem
+
+# %%
+smf2
+
+# %%
 print("SME two-point noise covariance:", sme2.two_point_covariance([y]))
 print("SMF two-point noise covariance:", smf2.two_point_covariance([y]), "= eta Sigma(x, y) =",
       problem.cross_covariance([y]))

@@ -19,9 +19,6 @@ import os
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import sympy as sp
 
 import smfsym
@@ -41,6 +38,17 @@ elapsed = time.perf_counter() - t0
 print(f"derivation in {elapsed:.2f} s; SMF noise columns: {smf2.n_noise}")
 print(problem.latex())
 print(smf2.latex())
+
+# %% [markdown]
+# In a notebook, the problem and the flow render as LaTeX.
+
+# %%
+problem
+
+# %%
+smf2
+
+# %%
 (OUT / "derivation.tex").write_text(smfsym.export_tex(problem, [sme2, smf2]))
 
 # %% [markdown]

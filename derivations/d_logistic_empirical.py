@@ -17,9 +17,6 @@ import json
 import os
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import numpy as np
 import sympy as sp
 
@@ -40,6 +37,17 @@ problem = smfsym.Problem(sp.log(1 + sp.exp(-yy * (w[0] * z0 + w[1] * z1))), w)
 smf1 = smfsym.smf(problem, order=1)
 print(problem.F)
 print(smf1.latex())
+
+# %% [markdown]
+# In a notebook, the problem and the flow render as LaTeX.
+
+# %%
+problem
+
+# %%
+smf1
+
+# %%
 
 # %%
 n_paths = 10_000 if FAST else 25_000

@@ -17,6 +17,7 @@ from .simulate import simulate
 from .codegen import codegen
 from .studies import MultipointStudy, OrderWarning, WeakErrorStudy, multipoint, weak_error
 from .sgd import simulate_sgd
+from .persist import Order, load_study
 from .solvers import SOLVERS, EulerMaruyama, Solver, WeakTaylor2
 
 __version__ = "0.1.0"
@@ -33,5 +34,6 @@ __all__ = [
     "simulate", "simulate_sgd", "codegen",
     "weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "OrderWarning", "SimulationResult", "BlowUpError",
     "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
+    "Order", "load_study",
     "__version__",
 ]

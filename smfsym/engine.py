@@ -87,6 +87,12 @@ class SimulationResult:
         """Standard error of :meth:`mean` (sample std / sqrt(n))."""
         return self.stats[name]["sem"]
 
+    def to_xarray(self):
+        """The result as an ``xarray.Dataset`` (dims time, path, [point,] coord); needs xarray."""
+        from .persist import simulation_to_xarray
+
+        return simulation_to_xarray(self)
+
     def __repr__(self):
         shape = None if self.states is None else self.states.shape
         return (f"SimulationResult(scheme={self.scheme!r}, t={np.round(self.t, 6).tolist()}, states={shape}, "

@@ -18,6 +18,7 @@ from .compile import CompiledExprs
 from .expectation import is_polynomial_in
 from .exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean
 from .models import gradient_flow, sme, smf
+from .persist import Order, StudyIO
 from .problem import Problem
 from .sgd import simulate_sgd
 from .simulate import simulate
@@ -82,7 +83,7 @@ def fit_order(etas, errs, ses=None) -> tuple:
 
 
 @dataclass
-class WeakErrorStudy:
+class WeakErrorStudy(StudyIO):
     """Result of :func:`weak_error`.
 
     ``rows``: one dict per (eta, model) with the SGD and model values, the error
@@ -103,6 +104,16 @@ class WeakErrorStudy:
     @property
     def table(self) -> list:
         return self.rows
+
+    def _long_rows(self) -> list:
+        out = []
+        for r in self.rows:
+            out.append((r["model"], r["eta"], "error", r["error"], r["se"], r["t"]))
+            out.append((r["model"], r["eta"], "E phi (model)", r["value"], r["value_se"], r["t"]))
+        for eta in self.etas:  # SGD once per eta
+            r = next(r for r in self.rows if r["eta"] == eta)
+            out.append(("sgd", eta, "E phi (SGD)", r["sgd"], r["sgd_se"], r["t"]))
+        return out
 
     def errors(self, model: str) -> np.ndarray:
         return np.array([r["error"] for r in self.rows if r["model"] == model])
@@ -286,7 +297,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                 warnings.warn(
                     f"the order of {m} cannot be resolved: only {len(keep)} of {len(rs)} errors exceed "
                     f"{resolve} standard errors; raise `n_paths` or use larger etas.", OrderWarning, stacklevel=2)
-        orders[m] = (s, lo, hi, len(keep))
+        orders[m] = Order(s, lo, hi, len(keep))
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed))
 
@@ -342,7 +353,7 @@ def _z(v, s, ref, ref_se):
 
 
 @dataclass
-class MultipointStudy:
+class MultipointStudy(StudyIO):
     """Result of :func:`multipoint`: per statistic and model, value, standard error and z-score vs SGD."""
 
     rows: list
@@ -353,6 +364,9 @@ class MultipointStudy:
     @property
     def table(self):
         return self.rows
+
+    def _long_rows(self) -> list:
+        return [(r["model"], self.eta, r["psi"], r["value"], r["se"], self.t) for r in self.rows]
 
     def value(self, model, psi):
         return next(r for r in self.rows if r["model"] == model and r["psi"] == psi)

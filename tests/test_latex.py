@@ -15,7 +15,7 @@ def test_sde_latex_named_terms_and_environments():
     flow = smfsym.smf(p)
     tex = flow.latex()
     assert tex.startswith(r"\begin{aligned}") and tex.endswith(r"\end{aligned}")
-    for name in (r"\mathrm{d}X_t", "b(x) &=", r"\sigma(x) &=", "exact", "stochastic modified flow, order 2"):
+    for name in (r"\mathrm{d}X_t", "b(x) &=", r"\sigma_{1}(x) &=", "exact", "stochastic modified flow, order 2"):
         assert name in tex
     assert flow.latex(None).count("&=") >= 3
     assert flow.latex("align").startswith(r"\begin{align}")
