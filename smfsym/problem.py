@@ -276,7 +276,7 @@ class Problem:
 
     def mean(self, expr) -> sp.Expr:
         """Mean of any expression (or matrix) over the data law."""
-        return expectation(sp.sympify(expr), n_points=self.n_points)
+        return expectation(sp.sympify(expr), n_points=self.n_points, limits=self.limits)
 
     # ------------------------------------------------------------------ derived objects
 
@@ -363,7 +363,7 @@ class Problem:
                 return self._scale(covariance_terms(grads, grads, dom, moments, True))
             except _NeedEX:
                 pass
-        S = covariance(list(self.grad_f), n_points=self.n_points)
+        S = covariance(list(self.grad_f), n_points=self.n_points, limits=self.limits)
         return self._scale(S)
 
     def _scale(self, S):
@@ -393,7 +393,7 @@ class Problem:
         if clash:
             raise ValueError(f"`y` must be new symbols; {sorted(map(str, clash))} already appear in the problem.")
         gy = self.grad_f.xreplace(dict(zip(self.params, ys)))
-        return self._scale(covariance(list(self.grad_f), list(gy), n_points=self.n_points))
+        return self._scale(covariance(list(self.grad_f), list(gy), n_points=self.n_points, limits=self.limits))
 
     def chaos(self, degree: int | None = None):
         """The cylindrical-noise (chaos) expansion of the loss, MATH.md section 3.

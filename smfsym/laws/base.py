@@ -5,6 +5,7 @@ See :mod:`smfsym.laws` for the overview.
 from __future__ import annotations
 
 import itertools
+import uuid
 from functools import lru_cache
 from typing import Any, Mapping, Sequence
 
@@ -64,7 +65,9 @@ class Law:
     symbols: tuple
 
     def _make_symbols(self, names: Sequence[str]) -> tuple:
-        token = f"{next(_counter)}"
+        # creation order first (stable sorting), then a random part: a law unpickled in another
+        # process must never share its token (and so its symbols' identity) with a local law
+        token = f"{next(_counter):012d}-{uuid.uuid4().hex[:16]}"
         self.symbols = tuple(DataSymbol(n, self, i, token) for i, n in enumerate(names))
         return self.symbols
 
@@ -182,4 +185,10 @@ class UnivariateLaw(Law):
         """``c[m][j] = E[xi^m p_j(xi)]`` for m <= n, j <= degree: monomials in the basis."""
         ps = self.orthonormal_polynomials(degree)
         xi = self.symbol
-        return [[sp.simplify(self.expect_poly(xi**m * p)) for p in ps] for m in range(n + 1)]
+        # coefficient vectors times a moment table: no expansion of xi^m p_j (n^2 of them)
+        coeffs = [sp.Poly(p, xi).all_coeffs()[::-1] for p in ps]
+        top = n + max(len(c) for c in coeffs) - 1
+        mom = [self.moment(k) for k in range(top + 1)]
+        tidy = sp.simplify if self.free_symbols else sp.expand
+        return [[tidy(sp.Add(*[c * mom[m + i] for i, c in enumerate(cs)])) for cs in coeffs]
+                for m in range(n + 1)]

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import sympy as sp
+from scipy.special import roots_hermitenorm
 
 from .._checks import require, to_float
 from .base import Law, UnivariateLaw, _s
@@ -38,7 +39,7 @@ class Normal(UnivariateLaw):
         return [sp.expand(sp.hermite_prob(k, z) / sp.sqrt(sp.factorial(k))) for k in range(n + 1)]
 
     def quadrature(self, n_points, values=None):
-        z, w = np.polynomial.hermite_e.hermegauss(n_points)
+        z, w = roots_hermitenorm(int(n_points))
         mu = to_float(self.mean, values, f"the mean of {self.symbol}")
         s = to_float(self.std, values, f"the std of {self.symbol}")
         return (mu + s * z)[:, None], w / w.sum()
@@ -291,7 +292,7 @@ class MultivariateNormal(Law):
         return sp.ImmutableMatrix(self.cov.cholesky(hermitian=False))
 
     def quadrature(self, n_points, values=None):
-        z, w = np.polynomial.hermite_e.hermegauss(n_points)
+        z, w = roots_hermitenorm(int(n_points))
         grid = np.array(list(itertools.product(z, repeat=self.dim)))
         wt = np.prod(np.array(list(itertools.product(w / w.sum(), repeat=self.dim))), axis=1)
         mu = np.array([to_float(m, values, "the mean of a Gaussian vector") for m in self.mean])
