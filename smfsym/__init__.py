@@ -11,6 +11,8 @@ from .laws import (Beta, DataSymbol, Empirical, Exponential, Finite, Gamma, Law,
                    rademacher, student_t, uniform)
 from .models import gradient_flow, sme, smf
 from .problem import NonDifferentiableWarning, Problem
+from .safeguards import Limits, QuadratureWarning, ResourceLimitError
+from .tails import TailWarning
 from .sde import SDE, MatrixSqrt
 from .engine import BlowUpError, SimulationResult
 from .simulate import simulate
@@ -34,4 +36,5 @@ __all__ = [
     "weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "OrderWarning", "SimulationResult", "BlowUpError",
     "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
     "__version__",
+    "Limits", "ResourceLimitError", "QuadratureWarning", "TailWarning",
 ]

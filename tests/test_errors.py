@@ -55,8 +55,11 @@ def test_empirical_data_validation():
         smfsym.empirical(np.zeros((4, 3)), "a b")
     with pytest.raises(ValueError, match=r"`data` must be an \(M, k\) array"):
         smfsym.empirical(np.zeros((2, 2, 2)), "a b")
-    with pytest.raises(ValueError, match="`weights` must sum to 1"):
-        smfsym.empirical(np.zeros((3, 1)), "a", weights=[0.5, 0.5, 0.5])
+    # weights are relative (finite, >= 0, positive sum) and normalised
+    (a,) = smfsym.empirical(np.arange(3.0)[:, None], "a", weights=[0.5, 0.5, 0.5])
+    np.testing.assert_allclose(a.law.weights, [1 / 3] * 3)
+    with pytest.raises(ValueError, match="`weights` must have a positive sum"):
+        smfsym.empirical(np.zeros((3, 1)), "a", weights=[0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="`weights` must have one entry per row"):
         smfsym.empirical(np.zeros((3, 1)), "a", weights=[0.5, 0.5])
 

@@ -53,8 +53,17 @@ class DataSymbol(sp.Symbol):
                 (self.name, self.law, self.index, self._token, self._assumptions_orig))
 
 
-def _s(x: Any) -> sp.Expr:
-    return sp.sympify(x, rational=True) if isinstance(x, float) else sp.sympify(x)
+def _s(x: Any, argument: str = "a law parameter") -> sp.Expr:
+    """A law parameter as a sympy expression: finite numbers or sympy objects, never strings.
+
+    Floats become exact rationals (moments stay exact); NaN and infinities are refused.
+    """
+    from .._checks import as_number_or_expr
+
+    e = as_number_or_expr(x, argument)
+    if isinstance(x, (float, np.floating)):
+        return sp.sympify(float(x), rational=True)
+    return e
 
 
 class Law:

@@ -21,7 +21,7 @@ class Normal(UnivariateLaw):
     family = "Normal"
 
     def __init__(self, name: str, mean: Any = 0, std: Any = 1):
-        self.mean, self.std = _s(mean), _s(std)
+        self.mean, self.std = _s(mean, "mean"), _s(std, "std")
         require(self.std > 0, "std", "positive", std)
         self._make_symbols([name])
 
@@ -54,7 +54,7 @@ class Uniform(UnivariateLaw):
     family = "Uniform"
 
     def __init__(self, name: str, a: Any = 0, b: Any = 1):
-        self.a, self.b = _s(a), _s(b)
+        self.a, self.b = _s(a, "a"), _s(b, "b")
         require(self.b > self.a, "b", f"greater than a = {self.a}", b)
         self._make_symbols([name])
 
@@ -86,7 +86,7 @@ class Exponential(UnivariateLaw):
     family = "Exponential"
 
     def __init__(self, name: str, rate: Any = 1):
-        self.rate = _s(rate)
+        self.rate = _s(rate, "rate")
         require(self.rate > 0, "rate", "positive", rate)
         self._make_symbols([name])
 
@@ -115,7 +115,7 @@ class Gamma(UnivariateLaw):
     family = "Gamma"
 
     def __init__(self, name: str, shape: Any, scale: Any = 1):
-        self.shape, self.scale = _s(shape), _s(scale)
+        self.shape, self.scale = _s(shape, "shape"), _s(scale, "scale")
         require(self.shape > 0, "shape", "positive", shape)
         require(self.scale > 0, "scale", "positive", scale)
         self._make_symbols([name])
@@ -153,7 +153,7 @@ class Beta(UnivariateLaw):
     family = "Beta"
 
     def __init__(self, name: str, a: Any, b: Any):
-        self.a, self.b = _s(a), _s(b)
+        self.a, self.b = _s(a, "a"), _s(b, "b")
         require(self.a > 0, "a", "positive", a)
         require(self.b > 0, "b", "positive", b)
         self._make_symbols([name])
@@ -197,7 +197,7 @@ class StudentT(UnivariateLaw):
     family = "StudentT"
 
     def __init__(self, name: str, nu: Any):
-        self.nu = _s(nu)
+        self.nu = _s(nu, "nu")
         require(self.nu > 0, "nu", "positive", nu)
         self._make_symbols([name])
 
@@ -235,8 +235,15 @@ class MultivariateNormal(Law):
 
     def __init__(self, names: Sequence[str], mean, cov):
         k = len(names)
-        self.mean = sp.ImmutableMatrix(mean)
-        self.cov = sp.ImmutableMatrix(cov)
+        self.mean = sp.ImmutableMatrix([_s(m, "mean") for m in sp.flatten(list(mean))])
+        cov = cov.tolist() if isinstance(cov, (np.ndarray, sp.MatrixBase)) else cov
+        try:
+            self.cov = sp.ImmutableMatrix([[_s(c, "cov") for c in row] for row in cov])
+        except TypeError as exc:
+            if "`cov`" in str(exc):
+                raise
+            raise TypeError(f"`cov` must be a {k}x{k} matrix of numbers or sympy expressions; got {cov!r}.") \
+                from None
         if self.mean.shape != (k, 1):
             raise ValueError(f"`mean` must have {k} entries; got shape {self.mean.shape}.")
         if self.cov.shape != (k, k):

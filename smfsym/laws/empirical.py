@@ -16,36 +16,65 @@ class Empirical(Law):
     """An empirical data set: M numeric samples (rows), columns named by symbols.
 
     It stays numeric: its means are weighted sums over the rows, never M
-    symbolic terms.
+    symbolic terms. ``weights`` (finite, >= 0, positive sum) are normalised to
+    sum to 1; at least 2 rows and 1 column; column names distinct.
     """
 
     family = "Empirical"
     is_finite = True
 
     def __init__(self, data, names: Sequence[str], weights=None):
-        arr = np.array(data, dtype=float, copy=True)
+        if isinstance(data, (str, bytes)):
+            raise TypeError("`data` must be an (M, k) array of numbers; got a string.")
+        try:
+            arr = np.array(data, dtype=float, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"`data` must be an (M, k) array of numbers; {exc}.") from None
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2:
             raise ValueError(f"`data` must be an (M, k) array; got shape {arr.shape}.")
+        names = list(names)
+        bad = [n for n in names if not isinstance(n, str) or not n]
+        if bad:
+            raise TypeError(f"`names` must be non-empty strings; got {bad!r}.")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"`names` must be distinct column names; repeated: {dup}.")
         if arr.shape[1] != len(names):
             raise ValueError(
                 f"`names` must name every column of `data`: data has {arr.shape[1]} column(s), "
                 f"names has {len(names)}."
             )
-        if arr.shape[0] == 0:
-            raise ValueError("`data` must hold at least one sample; got 0 rows.")
+        if arr.shape[1] < 1:
+            raise ValueError(f"`data` must have at least 1 column; got shape {arr.shape}.")
+        if arr.shape[0] < 2:
+            raise ValueError(
+                f"`data` must hold at least 2 rows (samples); got {arr.shape[0]}: one sample has no "
+                "gradient noise to model."
+            )
         finite_array(arr, "data")
         if weights is None:
             w = np.full(arr.shape[0], 1.0 / arr.shape[0])
         else:
-            w = finite_array(weights, "weights", ndim=1).copy()
+            if isinstance(weights, (str, bytes)):
+                raise TypeError("`weights` must be an array of numbers; got a string.")
+            try:
+                w = finite_array(weights, "weights", ndim=1).copy()
+            except (TypeError, ValueError) as exc:
+                if "`weights`" in str(exc):
+                    raise
+                raise TypeError(f"`weights` must be an array of numbers; {exc}.") from None
             if w.shape[0] != arr.shape[0]:
                 raise ValueError(f"`weights` must have one entry per row ({arr.shape[0]}); got {w.shape[0]}.")
             if np.any(w < 0):
-                raise ValueError("`weights` must be non-negative.")
-            if abs(w.sum() - 1.0) > 1e-10:
-                raise ValueError(f"`weights` must sum to 1; got sum {w.sum()!r}.")
+                raise ValueError(f"`weights` must be non-negative; got {int(np.sum(w < 0))} negative value(s), "
+                                 f"the smallest {float(w.min())!r}.")
+            total = float(w.sum())
+            if not total > 0:
+                raise ValueError(f"`weights` must have a positive sum; got sum {total!r}.")
+            # weights are relative: normalised to sum to 1 (sample counts or frequencies both work)
+            w = w / total
         arr.setflags(write=False)
         w.setflags(write=False)
         self.data, self.weights = arr, w

@@ -73,17 +73,25 @@ def normal(name: str, dim: int | None = None, *, mean: Any = 0, std: Any = None,
 
     means = per_coord(mean, "mean")
     if cov is not None:
-        C = sp.Matrix(cov) if not isinstance(cov, (int, float, sp.Expr)) else sp.Matrix([[cov]])
+        if isinstance(cov, (np.ndarray, sp.MatrixBase)):
+            cov = cov.tolist()
+        rows = [[cov]] if not isinstance(cov, (list, tuple)) else cov
+        try:
+            C = sp.Matrix([[_s(c, "cov") for c in (row if isinstance(row, (list, tuple)) else [row])]
+                           for row in rows])
+        except ValueError as exc:
+            if "`cov`" in str(exc):
+                raise
+            raise ValueError(f"`cov` must be a {k}x{k} matrix; got {cov!r}.") from None
         if C.shape != (k, k):
             raise ValueError(f"`cov` must be a {k}x{k} matrix; got shape {C.shape}.")
-        C = C.applyfunc(lambda c: _s(c))
         off_diag_zero = all(C[i, j] == 0 for i in range(k) for j in range(k) if i != j)
         if not off_diag_zero:
-            law = MultivariateNormal(names, [_s(m) for m in means], C)
+            law = MultivariateNormal(names, [_s(m, "mean") for m in means], C)
             return law.symbols if dim is not None else law.symbols[0]
         stds = [sp.sqrt(C[i, i]) for i in range(k)]
     elif var is not None:
-        stds = [sp.sqrt(_s(v)) for v in per_coord(var, "var")]
+        stds = [sp.sqrt(_s(v, "var")) for v in per_coord(var, "var")]
     else:
         stds = [1 if s is None else s for s in per_coord(std, "std")]
     syms = tuple(Normal(n, m, s).symbol for n, m, s in zip(names, means, stds))
@@ -113,7 +121,7 @@ def bernoulli(name: str, p: Any = sp.Rational(1, 2), dim: int | None = None):
     >>> smfsym.bernoulli("b", sp.Rational(1, 4)).law.moment(3)
     1/4
     """
-    p = _s(p)
+    p = _s(p, "p")
     require(p >= 0, "p", "in [0, 1]", p)
     require(p <= 1, "p", "in [0, 1]", p)
     return _iid(lambda n: Finite(n, [0, 1], [1 - p, p], family="Bernoulli"), name, dim)
@@ -165,7 +173,9 @@ def empirical(data, names: Sequence[str] | str, weights=None) -> tuple:
     names : sequence of str, or a str as for ``sympy.symbols``
         Column names.
     weights : array_like, shape (M,), optional
-        Sample weights summing to 1 (uniform by default).
+        Sample weights: finite, non-negative, with a positive sum; normalised to
+        sum to 1 (uniform by default). They weight F, Sigma, the chaos columns
+        and the SGD sampler alike.
 
     Examples
     --------

@@ -20,12 +20,12 @@ class Finite(UnivariateLaw):
     is_finite = True
 
     def __init__(self, name: str, values: Sequence, weights: Sequence | None = None, family: str = "Finite"):
-        vals = [_s(v) for v in values]
+        vals = [_s(v, "values") for v in values]
         if len(vals) == 0:
             raise ValueError("`values` must hold at least one point; got an empty sequence.")
         if weights is None:
             weights = [sp.Rational(1, len(vals))] * len(vals)
-        ws = [_s(w) for w in weights]
+        ws = [_s(w, "weights") for w in weights]
         if len(ws) != len(vals):
             raise ValueError(f"`weights` must have one entry per value ({len(vals)}); got {len(ws)}.")
         for w in ws:
