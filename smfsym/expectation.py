@@ -119,7 +119,8 @@ class AdaptiveMean:
     """E over a rule's nodes for a batch of states, refined per state (docs/theory.md §8).
 
     For every state the n-point and 2n-point rules are compared; where
-    ``|Q_2n - Q_n| > quad_atol + quad_rtol |Q_2n|`` the state is re-evaluated with
+    ``|Q_2n - Q_n| > quad_atol + quad_rtol Q_2n[|f|]`` (the scale is the mean of the
+    integrand's absolute value, so cancelling means are judged fairly) the state is re-evaluated with
     4n, 8n, ... points, up to ``Limits.max_quad_points`` per coordinate and
     ``Limits.max_nodes`` in all. The value returned is the finest rule's. A state
     whose estimate still misses the tolerance triggers a :class:`QuadratureWarning`
@@ -167,6 +168,7 @@ class AdaptiveMean:
         P = cols[0].shape[0] if cols else 1
         Q = nodes.shape[0]
         out = np.empty(P)
+        scale = np.empty(P)
         step = max(1, _CHUNK_ELEMENTS // max(Q, 1))
         node_cols = [nodes[None, :, j] for j in range(nodes.shape[1])]
         bad = 0
@@ -176,6 +178,7 @@ class AdaptiveMean:
             with np.errstate(all="ignore"):
                 val = np.broadcast_to(np.asarray(self.fn(*args), dtype=float), (hi - lo, Q))
                 out[lo:hi] = val @ weights
+                scale[lo:hi] = np.abs(val) @ weights
             ok_state = np.all([np.isfinite(c[lo:hi]) for c in cols], axis=0) if cols else True
             bad += int(np.count_nonzero(~np.isfinite(out[lo:hi]) & ok_state))
         if bad:
@@ -185,12 +188,12 @@ class AdaptiveMean:
                 "numerically stable form (e.g. log(1 + exp(z)) rather than a ratio of exponentials).",
                 QuadratureWarning, stacklevel=3,
             )
-        return out
+        return out, scale
 
     def __call__(self, cols):
         cols = [np.asarray(c, dtype=float) for c in cols]
         levels = self._levels() if self.rule.is_quadrature else [self.rule.n_points]
-        est = self._eval(cols, levels[0])
+        est, scale = self._eval(cols, levels[0])
         if len(levels) == 1:
             if self.rule.is_quadrature:
                 self._warn_unchecked()
@@ -201,22 +204,23 @@ class AdaptiveMean:
         lim = self.limits
         for n in levels[1:]:
             sub = [c[todo] for c in cols] if cols else cols
-            fine = self._eval(sub, n) if cols else self._eval(cols, n)
+            fine, fscale = self._eval(sub, n) if cols else self._eval(cols, n)
             e = np.abs(fine - est[todo])
             est[todo] = fine
             err[todo] = e
-            done = ~(e > lim.quad_atol + lim.quad_rtol * np.abs(fine))  # NaN counts as done (warned)
+            scale[todo] = fscale
+            done = ~(e > lim.quad_atol + lim.quad_rtol * fscale)  # NaN counts as done (warned)
             todo = todo[~done]
             if todo.size == 0 or not cols:
                 break
         self.last_error = err
-        missed = np.isfinite(est) & (err > lim.quad_atol + lim.quad_rtol * np.abs(est))
+        missed = np.isfinite(est) & (err > lim.quad_atol + lim.quad_rtol * scale)
         if np.any(missed):
-            rel = float(np.max(err[missed] / np.maximum(np.abs(est[missed]), lim.quad_atol)))
+            rel = float(np.max(err[missed] / np.maximum(scale[missed], lim.quad_atol)))
             warnings.warn(
                 f"a quadrature mean ({self.rule.describe()}, refined to {levels[-1]} points per coordinate) "
-                f"missed its tolerance at {int(missed.sum())} of {est.size} state(s): estimated relative "
-                f"error up to {rel:.2g} (tolerance quad_rtol={lim.quad_rtol:g}, quad_atol={lim.quad_atol:g}). "
+                f"missed its tolerance at {int(missed.sum())} of {est.size} state(s): estimated error up to "
+                f"{rel:.2g} relative to E|integrand| (tolerance quad_rtol={lim.quad_rtol:g}, quad_atol={lim.quad_atol:g}). "
                 "The integrand is probably sharp (large weights); raise `Limits.max_quad_points` / "
                 "`Limits.max_nodes`, or use a data set.",
                 QuadratureWarning, stacklevel=3,

@@ -18,7 +18,7 @@ from ._checks import as_symbol_tuple
 from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_symbols, expectation,
                           is_polynomial_in, laws_of, mean_terms, ring_terms)
 from .laws import DataSymbol, Empirical, law_from_sympy_stats
-from .safeguards import as_limits, check_size, estimate_size
+from .safeguards import as_limits, check_size, estimate_size, expression_depth, refuse
 
 __all__ = ["Problem", "NonDifferentiableWarning"]
 
@@ -119,6 +119,9 @@ class Problem:
             raise TypeError(f"`loss` must be a sympy expression; got {loss!r}.") from exc
         if not isinstance(loss, sp.Expr):
             raise TypeError(f"`loss` must be a scalar sympy expression; got {type(loss).__name__}.")
+        depth = expression_depth(loss)
+        if depth > self.limits.max_depth:
+            refuse("the loss is nested too deeply", depth, "max_depth", self.limits.max_depth)
         loss = _replace_sympy_stats(loss)
         self.params = as_symbol_tuple(params, "params")
         if not self.params:

@@ -51,9 +51,12 @@ class Limits:
         Nodes of a tensor-product quadrature rule (all coordinates together).
     quad_rtol, quad_atol : float, default 1e-6, 1e-9
         Tolerance of quadrature means: the n-point and 2n-point rules must agree
-        to ``quad_atol + quad_rtol * |mean|``.
+        to ``quad_atol + quad_rtol * E|integrand|``.
     max_quad_points : int, default 512
         Largest number of points per coordinate the refinement may reach.
+    max_depth : int, default 100
+        Nesting depth of the loss's expression tree (sympy differentiates and
+        prints recursively; deeper trees would end in a RecursionError).
 
     Examples
     --------
@@ -71,6 +74,7 @@ class Limits:
     quad_rtol: float = 1e-6
     quad_atol: float = 1e-9
     max_quad_points: int = 512
+    max_depth: int = 100
 
     def __post_init__(self):
         for f in fields(self):
@@ -131,6 +135,20 @@ def _comb_capped(n: int, k: int) -> int:
         if out > _CAP:
             return _CAP
     return out
+
+
+def expression_depth(expr) -> int:
+    """Nesting depth of a sympy tree, computed without recursion."""
+    best, stack = 0, [(sp.sympify(expr), 1)]
+    seen: set = set()
+    while stack:
+        e, d = stack.pop()
+        best = max(best, d)
+        for a in e.args:
+            if isinstance(a, sp.Basic) and (a, d + 1) not in seen:
+                seen.add((a, d + 1))
+                stack.append((a, d + 1))
+    return best
 
 
 def estimate_size(expr, data: Iterable[sp.Symbol], params: Iterable[sp.Symbol]) -> SizeEstimate:
