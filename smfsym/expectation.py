@@ -177,8 +177,9 @@ class AdaptiveMean:
             args = [c[lo:hi, None] for c in cols] + node_cols
             with np.errstate(all="ignore"):
                 val = np.broadcast_to(np.asarray(self.fn(*args), dtype=float), (hi - lo, Q))
-                out[lo:hi] = val @ weights
-                scale[lo:hi] = np.abs(val) @ weights
+                # row-wise reductions, not BLAS gemv: a state's mean must not depend on its batch
+                out[lo:hi] = np.sum(val * weights, axis=1)
+                scale[lo:hi] = np.sum(np.abs(val) * weights, axis=1)
             ok_state = np.all([np.isfinite(c[lo:hi]) for c in cols], axis=0) if cols else True
             bad += int(np.count_nonzero(~np.isfinite(out[lo:hi]) & ok_state))
         if bad:
