@@ -117,7 +117,7 @@ class Problem:
             loss = sp.sympify(loss, strict=True)
         except (sp.SympifyError, TypeError) as exc:
             raise TypeError(f"`loss` must be a sympy expression; got {loss!r}.") from exc
-        if not isinstance(loss, sp.Expr):
+        if not isinstance(loss, sp.Expr) or getattr(loss, "is_Matrix", False) or getattr(loss, "shape", ()):
             raise TypeError(f"`loss` must be a scalar sympy expression; got {type(loss).__name__}.")
         depth = expression_depth(loss)
         if depth > self.limits.max_depth:

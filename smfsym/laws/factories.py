@@ -18,6 +18,9 @@ __all__ = ["normal", "uniform", "bernoulli", "rademacher", "categorical", "expon
 
 
 def _names(name: str, dim: int | None) -> list[str]:
+    if dim is not None and (isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer))
+                            or dim < 1):
+        raise ValueError(f"`dim` must be a positive integer or None; got {dim!r}.")
     if not isinstance(name, str) or not name:
         raise TypeError(f"`name` must be a non-empty string; got {name!r}.")
     return [name] if dim is None else [f"{name}{i}" for i in range(dim)]
@@ -54,7 +57,7 @@ def normal(name: str, dim: int | None = None, *, mean: Any = 0, std: Any = None,
     >>> eps.law.std
     s
     """
-    if dim is not None and (not isinstance(dim, (int, np.integer)) or dim < 1):
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
         raise ValueError(f"`dim` must be a positive integer or None; got {dim!r}.")
     if sum(x is not None for x in (std, var, cov)) > 1:
         raise ValueError("give at most one of `std`, `var` and `cov`.")
