@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.polys.polyerrors import CoercionFailed, GeneratorsError, PolynomialError
 
 from .laws import DataSymbol, Law
-from .safeguards import Limits, QuadratureWarning, as_limits, check_size, estimate_size, refuse
+from .safeguards import Limits, QuadratureWarning, as_limits, check_products, check_size, estimate_size, refuse
 
 __all__ = ["DataMean", "expectation", "covariance", "data_symbols", "laws_of", "QuadratureRule"]
 
@@ -168,7 +168,8 @@ class AdaptiveMean:
         P = cols[0].shape[0] if cols else 1
         Q = nodes.shape[0]
         out = np.empty(P)
-        scale = np.empty(P)
+        checked = self.rule.is_quadrature
+        scale = np.empty(P) if checked else None
         step = max(1, _CHUNK_ELEMENTS // max(Q, 1))
         node_cols = [nodes[None, :, j] for j in range(nodes.shape[1])]
         bad = 0
@@ -179,9 +180,12 @@ class AdaptiveMean:
                 val = np.broadcast_to(np.asarray(self.fn(*args), dtype=float), (hi - lo, Q))
                 # row-wise reductions, not BLAS gemv: a state's mean must not depend on its batch
                 out[lo:hi] = np.sum(val * weights, axis=1)
-                scale[lo:hi] = np.sum(np.abs(val) * weights, axis=1)
-            ok_state = np.all([np.isfinite(c[lo:hi]) for c in cols], axis=0) if cols else True
-            bad += int(np.count_nonzero(~np.isfinite(out[lo:hi]) & ok_state))
+                if checked:
+                    scale[lo:hi] = np.sum(np.abs(val) * weights, axis=1)
+            nonfinite = ~np.isfinite(out[lo:hi])
+            if nonfinite.any():
+                ok_state = np.all([np.isfinite(c[lo:hi]) for c in cols], axis=0) if cols else True
+                bad += int(np.count_nonzero(nonfinite & ok_state))
         if bad:
             warnings.warn(
                 f"the integrand of a data mean ({self.rule.describe()}) overflowed or was undefined at some "
@@ -523,7 +527,7 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
         return expr
     limits = as_limits(limits)
     est = estimate_size(expr, syms, expr.free_symbols - set(syms))
-    check_size(est, limits, 0, what="the expression", where="expectation")
+    check_size(est, limits, what="the expression", where="expectation")
     polys, dom = _polys([expr], syms)
     if polys is None:
         return _numeric_mean(expr, syms, n_points, limits)
@@ -552,15 +556,13 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
     sizes = []
     for e in u + v:
         est = estimate_size(e, syms, e.free_symbols - set(syms))
-        check_size(est, limits, 0, what="a covariance entry", where="covariance")
+        check_size(est, limits, what="a covariance entry", where="covariance")
         sizes.append(est.terms)
     if sym:
         products = sum(sizes[i] * sizes[j] for i in range(n) for j in range(i, n))
     else:
         products = sum(a * b for a in sizes[:n] for b in sizes[n:])
-    if products > limits.max_products:
-        refuse("the covariance needs too many term products", products, "max_products",
-               limits.max_products, "covariance")
+    check_products(products, limits, "the covariance", "covariance")
     polys, dom = _polys(u + v, syms)
     if polys is None:
         mu = [expectation(e, n_points=n_points, limits=limits) for e in u]

@@ -18,7 +18,7 @@ from ._checks import as_symbol_tuple
 from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_symbols, expectation,
                           is_polynomial_in, laws_of, mean_terms, ring_terms)
 from .laws import DataSymbol, Empirical, law_from_sympy_stats
-from .safeguards import as_limits, check_size, estimate_size, expression_depth, refuse
+from .safeguards import as_limits, check_products, check_size, estimate_size, expression_depth, refuse
 
 __all__ = ["Problem", "NonDifferentiableWarning"]
 
@@ -208,7 +208,7 @@ class Problem:
 
     def _check_size(self):
         est = estimate_size(self.loss, self.data, set(self.params) | set(self.constants))
-        check_size(est, self.limits, self.dim)
+        check_size(est, self.limits)
         self.size_estimate = est
 
     def _warn_nonsmooth(self):
@@ -362,6 +362,9 @@ class Problem:
         """Gradient-noise covariance Sigma(x), batch-scaled (MATH.md section 1)."""
         if self._ring is not None:
             _, grads, dom, moments = self._ring
+            sizes = [len(g) for g in grads]
+            check_products(sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i, len(sizes))),
+                           self.limits, "Sigma")
             try:
                 return self._scale(covariance_terms(grads, grads, dom, moments, True))
             except _NeedEX:

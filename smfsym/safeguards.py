@@ -43,8 +43,9 @@ class Limits:
         Monomials of the expanded loss (in data and parameters), bounded by
         multinomial counts before anything is expanded.
     max_products : int, default 1000000
-        Term-by-term products the covariance Sigma (and chaos tables) need,
-        about d (d + 1) / 2 * T_data^2 * T_param.
+        Term-by-term products the covariance Sigma needs: the sum over entry
+        pairs i <= j of (terms of grad_i f) * (terms of grad_j f), counted on the
+        expanded gradient (itself bounded by ``max_terms``) before any product.
     max_noise_columns : int, default 2000
         Columns of a chaos (cylindrical-noise) expansion.
     max_nodes : int, default 100000
@@ -217,8 +218,7 @@ def estimate_size(expr, data: Iterable[sp.Symbol], params: Iterable[sp.Symbol]) 
     return SizeEstimate(dd, pd, t)
 
 
-def check_size(est: SizeEstimate, limits: Limits, n_params: int, n_data_terms_hint: int | None = None,
-               what: str = "the loss", where: str = "Problem") -> None:
+def check_size(est: SizeEstimate, limits: Limits, what: str = "the loss", where: str = "Problem") -> None:
     """Refuse (ResourceLimitError) when an estimate exceeds ``limits``."""
     if est.data_degree is not None and est.data_degree > limits.max_data_degree:
         refuse(f"{what} has total degree {est.data_degree} in the data", est.data_degree,
@@ -228,9 +228,9 @@ def check_size(est: SizeEstimate, limits: Limits, n_params: int, n_data_terms_hi
                "max_param_degree", limits.max_param_degree, where)
     if est.terms > limits.max_terms:
         refuse(f"{what} expands to too many monomials", est.terms, "max_terms", limits.max_terms, where)
-    if est.data_degree is not None and est.data_degree > 0:
-        # Sigma multiplies every data monomial of one gradient entry with every one of another
-        products = (n_params * (n_params + 1) // 2) * est.terms * est.terms
-        if products > limits.max_products:
-            refuse(f"Sigma of {what} needs too many term products", products, "max_products",
-                   limits.max_products, where)
+
+
+def check_products(products: int, limits: Limits, what: str, where: str = "Problem") -> None:
+    """Refuse when a covariance needs more term-by-term products than ``limits.max_products``."""
+    if products > limits.max_products:
+        refuse(f"{what} needs too many term products", products, "max_products", limits.max_products, where)
