@@ -11,6 +11,8 @@ from .laws import (Beta, DataSymbol, Empirical, Exponential, Finite, Gamma, Law,
                    rademacher, student_t, uniform)
 from .models import gradient_flow, sme, smf
 from .problem import NonDifferentiableWarning, Problem
+from .safeguards import Limits, QuadratureWarning, ResourceLimitError
+from .tails import TailWarning
 from .sde import SDE, MatrixSqrt
 from .engine import BlowUpError, SimulationResult
 from .simulate import simulate
@@ -36,4 +38,5 @@ __all__ = [
     "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
     "Order", "load_study",
     "__version__",
+    "Limits", "ResourceLimitError", "QuadratureWarning", "TailWarning",
 ]

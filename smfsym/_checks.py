@@ -96,3 +96,31 @@ def finite_array(a: Any, argument: str, ndim: int | None = None) -> np.ndarray:
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"`{argument}` contains {n_bad} NaN or infinite value(s).")
     return arr
+
+
+def as_number_or_expr(value: Any, argument: str, *, positive: bool = False) -> sp.Expr:
+    """A scalar sympy expression from a number or sympy object; never parses a string.
+
+    Numbers (python, numpy or sympy) must be finite (and positive if asked);
+    symbolic expressions pass unless provably non-positive.
+    """
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"`{argument}` must be a number or a sympy expression, not a string; got {value!r}.")
+    if isinstance(value, (bool, np.bool_)) or value is sp.true or value is sp.false:
+        raise TypeError(f"`{argument}` must be a number or a sympy expression, not a boolean; got {value!r}.")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        e = sp.Float(float(value)) if isinstance(value, (float, np.floating)) else sp.Integer(int(value))
+        if isinstance(value, (float, np.floating)) and not np.isfinite(float(value)):
+            raise ValueError(f"`{argument}` must be finite; got {value!r}.")
+    elif isinstance(value, sp.Expr):
+        e = value
+    else:
+        raise TypeError(f"`{argument}` must be a number or a sympy expression; got {value!r} "
+                        f"(of type {type(value).__name__}).")
+    if e.has(sp.nan, sp.oo, -sp.oo, sp.zoo):
+        raise ValueError(f"`{argument}` must be finite; got {e}.")
+    if e.is_number and e.is_real is False:
+        raise ValueError(f"`{argument}` must be real; got {e}.")
+    if positive and (e.is_positive is False):
+        raise ValueError(f"`{argument}` must be positive; got {e}.")
+    return e

@@ -23,6 +23,7 @@ import sympy as sp
 
 from .expectation import expectation, is_polynomial_in
 from .laws import Empirical, MultivariateNormal, Normal
+from .safeguards import _comb_capped, refuse
 
 __all__ = ["ChaosExpansion", "NoiseTemplate", "chaos_expansion", "TruncationWarning"]
 
@@ -142,8 +143,18 @@ def _multi_indices(k, degree, caps):
                 yield tuple(a)
 
 
+def _check_columns(problem, n_columns, what):
+    lim = problem.limits
+    if n_columns > lim.max_noise_columns:
+        refuse(f"the chaos expansion ({what}) has too many noise columns", n_columns, "max_noise_columns",
+               lim.max_noise_columns)
+
+
 def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
     """The chaos expansion of ``problem``'s loss (MATH.md section 3).
+
+    The number of noise columns is estimated before anything is built and refused
+    beyond ``problem.limits.max_noise_columns`` (docs/theory.md §8).
 
     Parameters
     ----------
@@ -168,7 +179,8 @@ def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
     Matrix([[-s]])
     """
     laws = problem.laws
-    if degree is not None and (not isinstance(degree, (int, np.integer)) or degree < 1):
+    if degree is not None and (isinstance(degree, bool) or not isinstance(degree, (int, np.integer))
+                               or degree < 1):
         raise ValueError(f"`degree` must be a positive integer; got {degree!r}.")
     if any(isinstance(l, Empirical) for l in laws):
         if len(laws) != 1:
@@ -193,7 +205,9 @@ def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
     else:
         deg = DEFAULT_DEGREE if degree is None else int(degree)
         exact = False
-    idx = list(_multi_indices(len(coords), deg, caps))
+    k = len(coords)
+    _check_columns(problem, _comb_capped(k + deg, deg) - 1, f"{k} coordinate(s), degree {deg}")
+    idx = list(_multi_indices(k, deg, caps))
     basis = []
     for a in idx:
         e = sp.S.One
@@ -201,7 +215,7 @@ def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
             if ai:
                 e = e * s.law.orthonormal_polynomials(ai)[ai]
         basis.append(sp.expand(e))
-    coeffs = [expectation(loss * e, n_points=problem.n_points) for e in basis]
+    coeffs = [expectation(loss * e, n_points=problem.n_points, limits=problem.limits) for e in basis]
     cols, keep = _columns(coeffs, problem.params)
     return ChaosExpansion(problem, tuple(idx[k] for k in keep), tuple(basis[k] for k in keep),
                           tuple(coeffs[k] for k in keep), cols, exact, deg)
@@ -211,6 +225,11 @@ def _polynomial_expansion(problem, loss, coords, caps):
     poly = sp.Poly(loss, *coords)
     terms = poly.terms()
     maxpow = [max((m[i] for m, _ in terms), default=0) for i in range(len(coords))]
+    bound = 1
+    for n, cap in zip(maxpow, caps):
+        bound *= (n if cap is None else min(n, cap)) + 1
+    bound = min(bound, _comb_capped(len(coords) + poly.total_degree(), poly.total_degree())) - 1
+    _check_columns(problem, bound, f"degree {poly.total_degree()} in {len(coords)} coordinate(s)")
     tables = []
     for s, n, cap in zip(coords, maxpow, caps):
         deg = n if cap is None else min(n, cap)

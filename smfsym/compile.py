@@ -56,26 +56,17 @@ class _MeanEvaluator:
         if inner.atoms(DataMean):
             raise NotImplementedError("nested data means are not supported")
         syms = node.data_symbols
-        self.nodes, self.weights = node.rule.nodes(values)
         free = inner.free_symbols - set(state) - set(syms)
         if free:
             raise ValueError(
                 f"`values` must give numbers for {sorted(map(str, free))} (they appear inside {node})."
             )
         self.fn = lambdify_safe(list(state) + list(syms), inner)
+        # the rule's evaluator chunks the (states x nodes) block and refines per state (error control)
+        self.mean = node.rule.evaluator(self.fn, values)
 
     def __call__(self, cols):
-        P = cols[0].shape[0] if cols else 1
-        Q = self.nodes.shape[0]
-        out = np.empty(P)
-        step = max(1, _CHUNK_ELEMENTS // max(Q, 1))
-        node_cols = [self.nodes[None, :, j] for j in range(self.nodes.shape[1])]
-        for lo in range(0, P, step):
-            hi = min(P, lo + step)
-            args = [c[lo:hi, None] for c in cols] + node_cols
-            val = np.broadcast_to(np.asarray(self.fn(*args), dtype=float), (hi - lo, Q))
-            out[lo:hi] = val @ self.weights
-        return out
+        return self.mean(cols)
 
 
 class CompiledExprs:

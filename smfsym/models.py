@@ -8,6 +8,7 @@ from typing import Any
 
 import sympy as sp
 
+from ._checks import as_number_or_expr
 from .problem import Problem
 from .sde import SDE, MatrixSqrt
 
@@ -22,8 +23,13 @@ def default_eta() -> sp.Symbol:
 def _check(problem, order):
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
-    if order not in (1, 2):
+    if isinstance(order, bool) or order not in (1, 2):
         raise ValueError(f"`order` must be 1 or 2; got {order!r}.")
+
+
+def _eta(eta):
+    """The learning rate: a positive number (python, numpy or sympy) or a sympy expression."""
+    return default_eta() if eta is None else as_number_or_expr(eta, "eta", positive=True)
 
 
 def modified_drift(problem: Problem, order: int, eta: Any) -> sp.ImmutableMatrix:
@@ -39,7 +45,7 @@ def modified_drift(problem: Problem, order: int, eta: Any) -> sp.ImmutableMatrix
 def gradient_flow(problem: Problem, order: int = 1, eta: Any = None) -> SDE:
     """The deterministic gradient flow dX = -grad F dt (order 1; order 2 adds the eta/4 term)."""
     _check(problem, order)
-    eta = default_eta() if eta is None else sp.sympify(eta)
+    eta = _eta(eta)
     return SDE(modified_drift(problem, order, eta), None, problem.params, eta=eta, model="gf",
                order=order, problem=problem)
 
@@ -74,7 +80,7 @@ def sme(problem: Problem, order: int = 2, eta: Any = None) -> SDE:
     [Abs(x)]
     """
     _check(problem, order)
-    eta = default_eta() if eta is None else sp.sympify(eta)
+    eta = _eta(eta)
     S = problem.sigma
     d = problem.dim
     root = sp.sqrt(eta)
@@ -105,7 +111,7 @@ def smf(problem: Problem, order: int = 2, eta: Any = None, degree: int | None = 
     Matrix([[eta*x*y]])
     """
     _check(problem, order)
-    eta = default_eta() if eta is None else sp.sympify(eta)
+    eta = _eta(eta)
     ce = problem.chaos(degree)
     scale = sp.sqrt(eta * problem.batch_factor)
     if ce.template is not None:

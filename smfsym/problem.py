@@ -11,12 +11,14 @@ import warnings
 from functools import cached_property
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import sympy as sp
 
 from ._checks import as_symbol_tuple
 from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_symbols, expectation,
                           is_polynomial_in, laws_of, mean_terms, ring_terms)
 from .laws import DataSymbol, Empirical, law_from_sympy_stats
+from .safeguards import as_limits, check_products, check_size, estimate_size, expression_depth, refuse
 
 __all__ = ["Problem", "NonDifferentiableWarning"]
 
@@ -36,6 +38,25 @@ def _replace_sympy_stats(loss):
     if not rvs:
         return loss
     return loss.xreplace({rv: law_from_sympy_stats(rv) for rv in rvs})
+
+
+def _batch_size(b):
+    if isinstance(b, (bool, np.bool_)) or b is sp.true or b is sp.false:
+        raise TypeError(f"`batch_size` must be a positive integer, not a boolean; got {b!r}.")
+    if isinstance(b, str):
+        raise TypeError(f"`batch_size` must be a positive integer or a sympy symbol; got the string {b!r}.")
+    if isinstance(b, (int, np.integer)):
+        b = sp.Integer(int(b))
+    elif isinstance(b, sp.Basic):
+        pass
+    else:
+        raise TypeError(f"`batch_size` must be a positive integer or a sympy symbol; got {b!r} "
+                        f"(of type {type(b).__name__}).")
+    if not isinstance(b, sp.Expr) or (b.is_number and not (b.is_Integer and b >= 1)):
+        raise ValueError(f"`batch_size` must be a positive integer; got {b!r}.")
+    if not b.is_number and b.is_positive is False:
+        raise ValueError(f"`batch_size` must be positive; got {b!r}, which is not.")
+    return b
 
 
 class Problem:
@@ -58,7 +79,19 @@ class Problem:
         How batches are drawn; without replacement (from an empirical data set
         of M points) scales Sigma by (M - B) / (B (M - 1)).
     n_points : int, optional
-        Points per coordinate of the Gauss rules used for non-polynomial losses.
+        Points per coordinate of the Gauss rules used for non-polynomial losses
+        (the starting size: quadrature means are refined to the tolerance of ``limits``).
+    limits : smfsym.Limits, optional
+        Resource limits checked before any expansion or integration starts
+        (docs/theory.md §8); a :class:`~smfsym.ResourceLimitError` names the limit to raise.
+
+    Notes
+    -----
+    Refused with a clear error (docs/theory.md §8): law parameters that depend on
+    the parameters (the law of the data cannot move with x), distinct symbols that
+    print the same, a symbol both parameter and constant, a loss whose size
+    estimate exceeds ``limits``, and means or covariances that do not exist (moment
+    and tail-growth rule, :func:`smfsym.tails.check_tails`).
 
     Examples
     --------
@@ -75,13 +108,20 @@ class Problem:
     """
 
     def __init__(self, loss: Any, params: Iterable[sp.Symbol], *, constants: Iterable[sp.Symbol] = (),
-                 batch_size: Any = 1, sampling: str = "iid", n_points: int | None = None):
+                 batch_size: Any = 1, sampling: str = "iid", n_points: int | None = None,
+                 limits: Any = None):
+        self.limits = as_limits(limits)
+        if isinstance(loss, str):
+            raise TypeError("`loss` must be a sympy expression, not a string (strings are never parsed here).")
         try:
-            loss = sp.sympify(loss)
+            loss = sp.sympify(loss, strict=True)
         except (sp.SympifyError, TypeError) as exc:
             raise TypeError(f"`loss` must be a sympy expression; got {loss!r}.") from exc
-        if not isinstance(loss, sp.Expr):
+        if not isinstance(loss, sp.Expr) or getattr(loss, "is_Matrix", False) or getattr(loss, "shape", ()):
             raise TypeError(f"`loss` must be a scalar sympy expression; got {type(loss).__name__}.")
+        depth = expression_depth(loss)
+        if depth > self.limits.max_depth:
+            refuse("the loss is nested too deeply", depth, "max_depth", self.limits.max_depth)
         loss = _replace_sympy_stats(loss)
         self.params = as_symbol_tuple(params, "params")
         if not self.params:
@@ -90,13 +130,25 @@ class Problem:
         if dparams:
             raise ValueError(f"`params` must be ordinary symbols, not data symbols; got {dparams!r}.")
         self.constants = as_symbol_tuple(constants, "constants")
+        both = sorted(map(str, set(self.params) & set(self.constants)))
+        if both:
+            raise ValueError(f"`constants` must not repeat parameters; {both} are in both.")
         self.loss = loss
         self.data = data_symbols(loss)
         self.laws = laws_of(self.data)
         law_params: set = set()
         for law in self.laws:
+            moving = law.free_symbols & set(self.params)
+            if moving:
+                raise ValueError(
+                    f"the law of {', '.join(s.name for s in law.symbols)} ({law!r}) depends on the "
+                    f"parameter(s) {sorted(map(str, moving))}: the data law must not move with the trained "
+                    "parameters (SGD samples from a fixed law). Use a constant, or reparametrise the loss "
+                    "(e.g. std=s with xi = s * z, z ~ N(0, 1))."
+                )
             law_params |= law.free_symbols
         self.law_parameters = tuple(sorted(law_params, key=sp.default_sort_key))
+        self._check_names(law_params)
         unknown = loss.free_symbols - set(self.params) - set(self.data) - set(self.constants) - law_params
         if unknown:
             names = ", ".join(sorted(map(str, unknown)))
@@ -108,12 +160,10 @@ class Problem:
             raise ValueError(
                 f"`loss` does not depend on the parameters {self.params}: there is nothing to learn."
             )
-        self._check_names()
+        self._check_size()
         self._warn_nonsmooth()
-        self.batch_size = sp.sympify(batch_size)
-        if self.batch_size.is_number and (not self.batch_size.is_integer or self.batch_size < 1):
-            raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
-        if sampling not in ("iid", "without_replacement"):
+        self.batch_size = _batch_size(batch_size)
+        if not isinstance(sampling, str) or sampling not in ("iid", "without_replacement"):
             raise ValueError(f"`sampling` must be 'iid' or 'without_replacement'; got {sampling!r}.")
         self.sampling = sampling
         if sampling == "without_replacement":
@@ -125,22 +175,41 @@ class Problem:
             M = self.laws[0].size
             if self.batch_size.is_number and self.batch_size > M:
                 raise ValueError(f"`batch_size` must be at most the data set size {M}; got {batch_size!r}.")
-        self.n_points = n_points
+        if n_points is not None and (isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer))
+                                     or not 1 <= n_points <= self.limits.max_quad_points):
+            raise ValueError(f"`n_points` must be an integer in [1, {self.limits.max_quad_points}] "
+                             f"(`Limits.max_quad_points`); got {n_points!r}.")
+        self.n_points = None if n_points is None else int(n_points)
         self._check_moments()
 
     # ------------------------------------------------------------------ checks
 
-    def _check_names(self):
-        allsyms = list(self.params) + list(self.data) + list(self.constants)
+    def _check_names(self, law_params=()):
+        allsyms = (list(self.params) + list(self.data) + list(self.constants) + sorted(law_params, key=str)
+                   + sorted(self.loss.free_symbols, key=str))
         names: dict = {}
         for s in allsyms:
             names.setdefault(s.name, []).append(s)
         dup = sorted(n for n, v in names.items() if len(set(v)) > 1)
         if dup:
+            kinds = []
+            for n in dup:
+                roles = []
+                for s in dict.fromkeys(names[n]):
+                    roles.append("data" if isinstance(s, DataSymbol) else "parameter" if s in self.params
+                                 else "constant" if s in self.constants else "law parameter"
+                                 if s in law_params else "a symbol with other assumptions")
+                kinds.append(f"{n!r} ({' / '.join(roles)})")
             raise ValueError(
-                f"`loss` has distinct symbols sharing the name(s) {dup}: rename them "
-                "(e.g. two data laws both called 'a')."
+                f"`loss` has distinct symbols sharing the name(s) {', '.join(kinds)}: they would print and "
+                "compile as one name. Rename them (e.g. two data laws both called 'a', or a constant named "
+                "like a data variable)."
             )
+
+    def _check_size(self):
+        est = estimate_size(self.loss, self.data, set(self.params) | set(self.constants))
+        check_size(est, self.limits)
+        self.size_estimate = est
 
     def _warn_nonsmooth(self):
         pieces = [a for a in self.loss.atoms(*_NONSMOOTH) if a.free_symbols & set(self.params)]
@@ -156,6 +225,9 @@ class Problem:
 
     def _check_moments(self):
         if not self.is_polynomial:
+            from .tails import check_tails
+
+            check_tails(self.loss, self.grad_f_compact, self.data)
             return
         degs = self._data_degrees
         for i, s in enumerate(self.data):
@@ -207,7 +279,7 @@ class Problem:
 
     def mean(self, expr) -> sp.Expr:
         """Mean of any expression (or matrix) over the data law."""
-        return expectation(sp.sympify(expr), n_points=self.n_points)
+        return expectation(sp.sympify(expr), n_points=self.n_points, limits=self.limits)
 
     # ------------------------------------------------------------------ derived objects
 
@@ -290,11 +362,14 @@ class Problem:
         """Gradient-noise covariance Sigma(x), batch-scaled (MATH.md section 1)."""
         if self._ring is not None:
             _, grads, dom, moments = self._ring
+            sizes = [len(g) for g in grads]
+            check_products(sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i, len(sizes))),
+                           self.limits, "Sigma")
             try:
                 return self._scale(covariance_terms(grads, grads, dom, moments, True))
             except _NeedEX:
                 pass
-        S = covariance(list(self.grad_f), n_points=self.n_points)
+        S = covariance(list(self.grad_f), n_points=self.n_points, limits=self.limits)
         return self._scale(S)
 
     def _scale(self, S):
@@ -324,7 +399,7 @@ class Problem:
         if clash:
             raise ValueError(f"`y` must be new symbols; {sorted(map(str, clash))} already appear in the problem.")
         gy = self.grad_f.xreplace(dict(zip(self.params, ys)))
-        return self._scale(covariance(list(self.grad_f), list(gy), n_points=self.n_points))
+        return self._scale(covariance(list(self.grad_f), list(gy), n_points=self.n_points, limits=self.limits))
 
     def chaos(self, degree: int | None = None):
         """The cylindrical-noise (chaos) expansion of the loss, MATH.md section 3.
@@ -345,6 +420,13 @@ class Problem:
 
     def _repr_latex_(self) -> str:
         return "$$" + self.latex() + "$$"
+
+    def __getstate__(self):
+        # The sparse polynomial ring cached in _ring does not pickle; it is rebuilt on demand.
+        state = dict(self.__dict__)
+        state.pop("_ring", None)
+        state.pop("_F_ring", None)
+        return state
 
     def __repr__(self) -> str:
         laws = ", ".join(repr(l) for l in self.laws)

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import sympy as sp
 
-from ._checks import as_symbol_tuple
+from ._checks import as_number_or_expr, as_symbol_tuple
 from .chaos import NoiseTemplate
 
 __all__ = ["SDE", "MatrixSqrt"]
@@ -92,10 +92,11 @@ class SDE:
                 )
             diffusion = D
         self.diffusion = diffusion
-        self.eta = sp.sympify(eta) if eta is not None else sp.Symbol("eta", positive=True)
+        self.eta = as_number_or_expr(eta, "eta", positive=True) if eta is not None \
+            else sp.Symbol("eta", positive=True)
         self.model, self.order = model, order
         self.problem, self.chaos = problem, chaos
-        self.noise_scale = sp.sympify(noise_scale) if noise_scale is not None else None
+        self.noise_scale = as_number_or_expr(noise_scale, "noise_scale") if noise_scale is not None else None
 
     # ------------------------------------------------------------------ structure
 
@@ -191,7 +192,11 @@ class SDE:
 
     def subs(self, values) -> "SDE":
         """A copy with ``values`` substituted (e.g. a numeric learning rate)."""
-        vals = {sp.sympify(k): sp.sympify(v) for k, v in dict(values).items()}
+        vals = {}
+        for k, v in dict(values).items():
+            if not isinstance(k, sp.Symbol):
+                raise TypeError(f"`values` keys must be sympy symbols; got {k!r}.")
+            vals[k] = as_number_or_expr(v, f"values[{k}]")
         diff = self.diffusion
         if self.noise_kind == "matrix":
             diff = diff.xreplace(vals)

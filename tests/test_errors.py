@@ -55,8 +55,11 @@ def test_empirical_data_validation():
         smfsym.empirical(np.zeros((4, 3)), "a b")
     with pytest.raises(ValueError, match=r"`data` must be an \(M, k\) array"):
         smfsym.empirical(np.zeros((2, 2, 2)), "a b")
-    with pytest.raises(ValueError, match="`weights` must sum to 1"):
-        smfsym.empirical(np.zeros((3, 1)), "a", weights=[0.5, 0.5, 0.5])
+    # weights are relative (finite, >= 0, positive sum) and normalised
+    (a,) = smfsym.empirical(np.arange(3.0)[:, None], "a", weights=[0.5, 0.5, 0.5])
+    np.testing.assert_allclose(a.law.weights, [1 / 3] * 3)
+    with pytest.raises(ValueError, match="`weights` must have a positive sum"):
+        smfsym.empirical(np.zeros((3, 1)), "a", weights=[0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="`weights` must have one entry per row"):
         smfsym.empirical(np.zeros((3, 1)), "a", weights=[0.5, 0.5])
 
@@ -101,3 +104,163 @@ def test_bad_order_and_problem():
         smfsym.Problem((x - z) ** 2, [x], batch_size=0)
     with pytest.raises(ValueError, match="`y` must have 1 symbols"):
         p.cross_covariance(sp.symbols("y0:2"))
+
+
+# --------------------------------------------------------------------------- hostile inputs (issue 7)
+# Each row: (kind, builder, exception type, text the message must contain). The builders run
+# in a fresh namespace so that no law or symbol leaks between rows.
+
+
+def _p(loss_fn, **kw):
+    def build():
+        z = smfsym.normal("z")
+        return smfsym.Problem(loss_fn(z), [x], **kw)
+    return build
+
+
+def _law_in_problem(law_fn):
+    return lambda: smfsym.Problem((x - law_fn()) ** 2, [x])
+
+
+HOSTILE = [
+    # law parameters: NaN / infinite / strings / booleans / impossible values
+    ("law", lambda: smfsym.normal("a", std=float("inf")), ValueError, "`std` must be finite"),
+    ("law", lambda: smfsym.normal("a", std=sp.oo), ValueError, "`std` must be finite"),
+    ("law", lambda: smfsym.normal("a", mean=float("nan")), ValueError, "`mean` must be finite"),
+    ("law", lambda: smfsym.normal("a", std=sp.nan), ValueError, "`std` must be finite"),
+    ("law", lambda: smfsym.normal("a", std="__import__('os').system('true')"), TypeError, "not a string"),
+    ("law", lambda: smfsym.normal("a", var=-1), ValueError, "`std` must be real"),
+    ("law", lambda: smfsym.normal("a", 2, cov=[[1, np.nan], [np.nan, 1]]), ValueError, "`cov` must be finite"),
+    ("law", lambda: smfsym.normal("a", 2, cov=[[1, 2], [2, 1]]), ValueError, "positive definite"),
+    ("law", lambda: smfsym.normal("a", 2, cov=[[1, 0.5], [0.2, 1]]), ValueError, "symmetric"),
+    ("law", lambda: smfsym.normal("a", 2, cov=[[1, "x"], ["x", 1]]), TypeError, "`cov`"),
+    ("law", lambda: smfsym.normal("a", 2, cov=[[1, 0.5], [0.5]]), ValueError, "`cov` must be a 2x2"),
+    ("law", lambda: smfsym.normal("a", 2, cov=[[1, sp.zoo], [sp.zoo, 1]]), ValueError, "`cov` must be finite"),
+    ("law", lambda: smfsym.bernoulli("b", float("nan")), ValueError, "`p` must be finite"),
+    ("law", lambda: smfsym.bernoulli("b", 1.5), ValueError, "`p` must be in [0, 1]"),
+    ("law", lambda: smfsym.bernoulli("b", True), TypeError, "not a boolean"),
+    ("law", lambda: smfsym.uniform("u", 0, float("inf")), ValueError, "`b` must be finite"),
+    ("law", lambda: smfsym.uniform("u", 1, 0), ValueError, "`b` must be greater"),
+    ("law", lambda: smfsym.exponential("e", 0), ValueError, "`rate` must be positive"),
+    ("law", lambda: smfsym.exponential("e", -sp.oo), ValueError, "`rate` must be finite"),
+    ("law", lambda: smfsym.gamma("g", float("nan")), ValueError, "`shape` must be finite"),
+    ("law", lambda: smfsym.beta("b", "1", 2), TypeError, "`a`"),
+    ("law", lambda: smfsym.student_t("t", -1), ValueError, "`nu` must be positive"),
+    ("law", lambda: smfsym.student_t("t", 1j), TypeError, "`nu`"),
+    ("law", lambda: smfsym.student_t("t", sp.I), ValueError, "`nu` must be real"),
+    ("law", lambda: smfsym.uniform("u", dim=True), ValueError, "`dim`"),
+    ("law", lambda: smfsym.categorical("c", [1, 2], [0.5, float("nan")]), ValueError, "`weights` must be finite"),
+    ("law", lambda: smfsym.categorical("c", [1, "2"], None), TypeError, "`values`"),
+    ("law", lambda: smfsym.normal("", std=1), TypeError, "`name`"),
+    ("law", lambda: smfsym.normal("a", dim=True), ValueError, "`dim`"),
+    # data sets
+    ("data", lambda: smfsym.empirical([[1.0, 2.0]], "z y"), ValueError, "at least 2 rows"),
+    ("data", lambda: smfsym.empirical(np.zeros((3, 0)), []), ValueError, "at least 1 column"),
+    ("data", lambda: smfsym.empirical(np.zeros((3, 2)), ["z", "z"]), ValueError, "repeated: ['z']"),
+    ("data", lambda: smfsym.empirical(np.zeros((3, 2)), "z z"), ValueError, "repeated"),
+    ("data", lambda: smfsym.empirical([[1.0], [np.inf]], "z"), ValueError, "`data` contains 1 NaN"),
+    ("data", lambda: smfsym.empirical([[1.0], ["abc"]], "z"), TypeError, "`data` must be an (M, k) array"),
+    ("data", lambda: smfsym.empirical("1,2\n3,4", "z"), TypeError, "`data`"),
+    ("data", lambda: smfsym.empirical([[1.0], [2.0]], "z", weights=[-1, 2]), ValueError, "non-negative"),
+    ("data", lambda: smfsym.empirical([[1.0], [2.0]], "z", weights=[0, 0]), ValueError, "positive sum"),
+    ("data", lambda: smfsym.empirical([[1.0], [2.0]], "z", weights=[np.nan, 1]), ValueError, "`weights`"),
+    ("data", lambda: smfsym.empirical([[1.0], [2.0]], "z", weights=[1, 2, 3]), ValueError, "one entry per row"),
+    ("data", lambda: smfsym.empirical([[1.0], [2.0]], "z", weights="ab"), TypeError, "`weights`"),
+    ("data", lambda: smfsym.empirical([[1.0], [2.0]], [3]), TypeError, "`names`"),
+    # Problem arguments
+    ("problem", _p(lambda z: (x - z) ** 2, batch_size=True), TypeError, "not a boolean"),
+    ("problem", _p(lambda z: (x - z) ** 2, batch_size=2.0), TypeError, "`batch_size`"),
+    ("problem", _p(lambda z: (x - z) ** 2, batch_size=2.5), TypeError, "`batch_size`"),
+    ("problem", _p(lambda z: (x - z) ** 2, batch_size=0), ValueError, "positive integer"),
+    ("problem", _p(lambda z: (x - z) ** 2, batch_size=-sp.Symbol("B", positive=True)), ValueError, "positive"),
+    ("problem", _p(lambda z: (x - z) ** 2, batch_size="4"), TypeError, "string"),
+    ("problem", _p(lambda z: (x - z) ** 2, sampling="IID"), ValueError, "`sampling`"),
+    ("problem", _p(lambda z: (x - z) ** 2, sampling=None), ValueError, "`sampling`"),
+    ("problem", _p(lambda z: (x - z) ** 2, sampling="without_replacement"), ValueError, "empirical data set"),
+    ("problem", _p(lambda z: (x - z) ** 2, n_points=0), ValueError, "`n_points`"),
+    ("problem", _p(lambda z: (x - z) ** 2, n_points=True), ValueError, "`n_points`"),
+    ("problem", _p(lambda z: (x - z) ** 2, n_points=10**6), ValueError, "`n_points`"),
+    ("problem", lambda: smfsym.Problem("x**2", [x]), TypeError, "not a string"),
+    ("problem", lambda: smfsym.Problem(sp.Matrix([x]), [x]), TypeError, "`loss`"),
+    # law parameters that move with the trained parameters
+    ("law-param", lambda: smfsym.Problem((x - smfsym.normal("q", std=x)) ** 2, [x]), ValueError,
+     "depends on the parameter(s) ['x']"),
+    ("law-param", lambda: smfsym.Problem((x - smfsym.normal("q", mean=x**2)) ** 2, [x]), ValueError,
+     "Normal(q; x**2, 1)"),
+    ("law-param", lambda: smfsym.Problem(x * smfsym.bernoulli("q", x / 2), [x]), ValueError, "the law of q"),
+    ("law-param", lambda: smfsym.Problem(x * smfsym.normal("q", 2, cov=[[1, y / 3], [y / 3, 1]])[0] + y, [x, y]),
+     ValueError, "['y']"),
+    # names that merge or shadow
+    ("names", lambda: smfsym.Problem((x - smfsym.normal("z")) ** 2 * sp.Symbol("z"), [x],
+                                     constants=[sp.Symbol("z")]), ValueError, "'z' (data / constant)"),
+    ("names", lambda: smfsym.Problem((x - smfsym.normal("z")) ** 2 + (x - smfsym.normal("z")) ** 2, [x]),
+     ValueError, "'z' (data / data)"),
+    ("names", lambda: smfsym.Problem((x - smfsym.normal("w")) ** 2 + sp.Symbol("x", real=True), [x]),
+     ValueError, "'x' (parameter / a symbol with other assumptions)"),
+    ("names", lambda: smfsym.Problem((x - smfsym.normal("q", std=sp.Symbol("x", positive=True))) ** 2, [x]),
+     ValueError, "'x' (parameter / law parameter)"),
+    ("names", lambda: smfsym.Problem((x - smfsym.normal("w")) ** 2 * y, [x], constants=[y, x]), ValueError,
+     "in both"),
+    ("names", lambda: smfsym.Problem((x - smfsym.normal("a", 2)[0]) ** 2 + smfsym.normal("a0") * x, [x]),
+     ValueError, "'a0'"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(HOSTILE)), ids=[f"{k}-{n}" for n, (k, *_) in enumerate(HOSTILE)])
+def test_hostile_inputs_give_clear_errors(i):
+    kind, build, exc, text = HOSTILE[i]
+    with pytest.raises(exc) as info:
+        build()
+    assert text in str(info.value), str(info.value)
+
+
+def _model_problem():
+    z = smfsym.normal("zm")
+    return smfsym.Problem((x - z) ** 2 / 2, [x])
+
+
+@pytest.mark.parametrize("eta,exc,text", [
+    ("1/10", TypeError, "not a string"), (True, TypeError, "boolean"), (-0.1, ValueError, "positive"),
+    (float("nan"), ValueError, "finite"), (sp.oo, ValueError, "finite"), (sp.I, ValueError, "real"),
+    ([0.1], TypeError, "`eta`"), (0, ValueError, "positive"),
+])
+def test_eta_validation(eta, exc, text):
+    p = _model_problem()
+    for model in (smfsym.sme, smfsym.smf, smfsym.gradient_flow):
+        with pytest.raises(exc, match=text):
+            model(p, eta=eta)
+
+
+@pytest.mark.parametrize("eta", [sp.Rational(1, 10), sp.Float(0.1), 0.1, np.float64(0.1), sp.Symbol("h", positive=True)])
+def test_eta_as_sympy_or_numpy_number_accepted(eta):
+    p = _model_problem()
+    flow = smfsym.smf(p, eta=eta)
+    assert sp.simplify(flow.drift[0] + (1 + eta / 2) * x) == 0
+
+
+def test_sde_subs_never_parses_strings():
+    flow = smfsym.smf(_model_problem())
+    with pytest.raises(TypeError, match="not a string"):
+        flow.subs({flow.eta: "__import__('os')"})
+    with pytest.raises(TypeError, match="keys must be sympy symbols"):
+        flow.subs({"eta": 0.1})
+
+
+def test_problem_sde_and_laws_pickle_round_trip():
+    import pickle
+
+    a = smfsym.normal("pa", 2, cov=[[1, sp.Rational(1, 2)], [sp.Rational(1, 2), 1]])
+    z, yy = smfsym.empirical(np.random.default_rng(0).normal(size=(5, 2)), "pz py", weights=[1, 2, 3, 4, 5])
+    problems = [smfsym.Problem((x * a[0] - a[1]) ** 2 / 2, [x]),
+                smfsym.Problem(sp.log(1 + sp.exp(-x * z * yy)), [x]),
+                smfsym.Problem(sp.cos(x * smfsym.uniform("pu", -1, 1)) + x**2, [x])]
+    for p in problems:
+        p.sigma  # fill the caches, including the polynomial ring
+        q = pickle.loads(pickle.dumps(p))
+        assert q.F == p.F and q.sigma == p.sigma and q.data == p.data
+        for model in (smfsym.sme, smfsym.smf):
+            s = model(p)
+            t = pickle.loads(pickle.dumps(s))
+            assert t.drift == s.drift and t.n_noise == s.n_noise
+        law = p.laws[0]
+        assert pickle.loads(pickle.dumps(law)).symbols == law.symbols

@@ -97,3 +97,62 @@ def test_sympy_stats_random_symbols_are_accepted(rv, ours):
     p2 = smfsym.Problem((x - ours()) ** 2 * x / 2, [x])
     assert sp.simplify(p1.F - p2.F) == 0
     assert sp.simplify(p1.sigma[0, 0] - p2.sigma[0, 0]) == 0
+
+
+# --------------------------------------------------------------------------- weighted data sets
+
+
+def _weighted_set(rng):
+    data = rng.normal(size=(7, 2))
+    w = rng.uniform(0.1, 3.0, size=7)  # relative weights, normalised by empirical()
+    return data, w, w / w.sum()
+
+
+def test_empirical_weights_honoured_in_F_sigma_and_chaos():
+    rng = np.random.default_rng(3)
+    data, w_raw, w = _weighted_set(rng)
+    z, y = smfsym.empirical(data, "z y", weights=w_raw)
+    x0, x1 = sp.symbols("x0 x1")
+    p = smfsym.Problem((x0 * z + x1 - y) ** 2 / 2, [x0, x1])
+    pt = {x0: 0.7, x1: -0.3}
+    # hand sums over the rows
+    r = 0.7 * data[:, 0] - 0.3 - data[:, 1]
+    F_hand = np.sum(w * r**2 / 2)
+    G = np.stack([r * data[:, 0], r], axis=1)  # per-row gradients
+    gbar = w @ G
+    S_hand = (G - gbar).T @ ((G - gbar) * w[:, None])
+    assert abs(float(p.F.subs(pt)) - F_hand) < 1e-12
+    np.testing.assert_allclose(np.array(p.sigma.subs(pt), dtype=float), S_hand, atol=1e-12)
+    # chaos columns reproduce the weighted Sigma (Parseval)
+    C = np.array(p.chaos().columns.subs(pt), dtype=float)
+    np.testing.assert_allclose(C @ C.T, S_hand, atol=1e-10)
+    # an unweighted set gives a different answer (the weights are not ignored)
+    z2, y2 = smfsym.empirical(data, "z y")
+    p2 = smfsym.Problem((x0 * z2 + x1 - y2) ** 2 / 2, [x0, x1])
+    assert abs(float(p2.F.subs(pt)) - F_hand) > 1e-3
+
+
+def test_empirical_weights_honoured_for_non_polynomial_losses():
+    rng = np.random.default_rng(4)
+    data, w_raw, w = _weighted_set(rng)
+    z, y = smfsym.empirical(data, "z y", weights=w_raw)
+    x0 = sp.Symbol("x0")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-x0 * z * y)), [x0])
+    f = smfsym.compile_exprs([p.F, p.sigma[0, 0]], [x0])
+    F, S = (float(v[0]) for v in f(np.array([[0.8]])))
+    m = -0.8 * data[:, 0] * data[:, 1]
+    g = -data[:, 0] * data[:, 1] / (1 + np.exp(-m))
+    assert abs(F - w @ np.logaddexp(0, m)) < 1e-12
+    assert abs(S - (w @ g**2 - (w @ g) ** 2)) < 1e-12
+    # the SMF noise template of a data set carries the weights through sqrt(w_i) columns
+    assert np.allclose(p.chaos().template.law.weights, w)
+
+
+def test_empirical_sampler_draws_rows_with_their_weights():
+    data = np.array([[0.0], [1.0], [2.0]])
+    (z,) = smfsym.empirical(data, "z", weights=[1, 2, 7])
+    draws = z.law.sample(np.random.default_rng(5), 40_000)[:, 0]
+    for value, p in zip((0.0, 1.0, 2.0), (0.1, 0.2, 0.7)):
+        freq = np.mean(draws == value)
+        se = np.sqrt(p * (1 - p) / draws.size)
+        assert abs(freq - p) < 5 * se  # 5 standard errors of a binomial frequency

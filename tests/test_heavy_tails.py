@@ -1,0 +1,103 @@
+"""Infinite means and covariances are refused: the tail-growth rule of smfsym.tails (docs/theory.md §8).
+
+Each case states what the rule says and is checked against it; a few are
+checked against direct integration too.
+"""
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+from scipy import integrate, stats
+
+import smfsym
+from smfsym.tails import growth
+
+x = sp.Symbol("x")
+
+
+def _outcome(loss, params=(x,)):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", smfsym.TailWarning)
+        try:
+            smfsym.Problem(loss, list(params))
+        except smfsym.TailWarning:
+            return "warn"
+        except ValueError as exc:
+            if "is infinite" in str(exc) or "moments only up to" in str(exc):
+                return "raise"
+            raise
+    return "ok"
+
+
+def _laws():
+    return dict(n=smfsym.normal("n", std=2), t3=smfsym.student_t("t3", 3), t15=smfsym.student_t("t15", 1.5),
+                t1=smfsym.student_t("t1", 1), e2=smfsym.exponential("e2", 2), g=smfsym.gamma("g", 2, 1),
+                u=smfsym.uniform("u", -1, 1), b=smfsym.beta("b", 2, 3), r=smfsym.rademacher("r"))
+
+
+CASES = [
+    # (loss builder, expected outcome, why)
+    (lambda L: sp.log(1 + sp.exp(-x * L["n"])), "ok", "logistic grows linearly; Gaussian has all moments"),
+    (lambda L: sp.log(1 + sp.exp(-x * L["t3"])), "ok", "linear growth, gradient ~|t|: needs nu > 2"),
+    (lambda L: sp.log(1 + sp.exp(-x * L["t15"])), "raise", "Sigma needs E t^2, nu = 1.5"),
+    (lambda L: sp.log(1 + sp.exp(-x * L["t1"])), "raise", "F needs E|t|, nu = 1"),
+    (lambda L: 1 / (1 + sp.exp(-x * L["t1"])), "raise", "sigmoid bounded but its gradient is ~|t|"),
+    (lambda L: sp.sin(x * L["t15"]), "raise", "gradient t cos(x t): E t^2 infinite"),
+    (lambda L: sp.sin(x + L["t1"]), "ok", "bounded loss and gradient"),
+    (lambda L: sp.tanh(x) * sp.Abs(L["t3"]) ** sp.Rational(3, 2), "raise", "|t|^3 for Sigma, nu = 3"),
+    (lambda L: sp.tanh(x) * sp.Abs(L["t3"]) ** sp.Rational(1, 2), "ok", "|t|^1 for Sigma, nu = 3"),
+    (lambda L: sp.cosh(L["t3"]) * x**2, "raise", "Student-t admits no exponential"),
+    (lambda L: x * sp.exp(L["e2"] / 2), "ok", "exp(xi/2)^2 = exp(xi) < exp(2 xi)"),
+    (lambda L: x * sp.exp(L["e2"]), "raise", "Sigma needs exp(2 xi): rate 2 not < 2"),
+    (lambda L: x * sp.exp(3 * L["e2"]), "raise", "F needs exp(3 xi): rate 3 > 2"),
+    (lambda L: x * sp.exp(-5 * L["e2"]), "ok", "decays"),
+    (lambda L: x * sp.exp(sp.Rational(2, 5) * L["g"]), "ok", "Gamma(2, 1): 2 * 0.4 < 1"),
+    (lambda L: x * sp.exp(sp.Rational(3, 5) * L["g"]), "raise", "Gamma(2, 1): 2 * 0.6 >= 1"),
+    (lambda L: x * sp.exp(10 * L["n"]), "ok", "Gaussian admits any exp(linear)"),
+    (lambda L: x * sp.exp(L["n"] ** 2), "warn", "super-exponential under a Gaussian: undecided"),
+    (lambda L: sp.exp(x * L["e2"]), "warn", "rate x: finite only for x < 1, undecided"),
+    (lambda L: x * sp.exp(50 * L["u"]) + sp.exp(x * L["b"]), "ok", "bounded support"),
+    (lambda L: sp.exp(x * L["r"]) * sp.exp(L["r"] ** 9), "ok", "finite law"),
+    (lambda L: x * sp.gamma(L["t3"]), "warn", "no rule for the gamma function"),
+]
+
+
+@pytest.mark.parametrize("i", range(len(CASES)))
+def test_tail_rule_outcomes(i):
+    build, expected, why = CASES[i]
+    assert _outcome(build(_laws())) == expected, why
+
+
+def test_infinite_covariance_message_names_law_and_term():
+    t = smfsym.student_t("tt", 1.5)
+    with pytest.raises(ValueError, match=r"Sigma is infinite.*StudentT.*tt") as exc:
+        smfsym.Problem(sp.log(1 + sp.exp(-x * t)), [x])
+    assert "docs/theory.md §8" in str(exc.value)
+
+
+def test_rule_agrees_with_direct_integration():
+    # E[(d/dx log(1 + exp(-x t)))^2] at x = 1 is E[t^2 sigma(-t)^2]: its tail integral over
+    # t in [-1e6, -1e3] is negligible when the covariance exists and large when it does not
+    for nu in (3.0, 1.5):
+        tail = integrate.quad(lambda z: z**2 * stats.logistic.sf(z) ** 2 * stats.t(nu).pdf(z), -1e6, -1e3,
+                              limit=200)[0]
+        t = smfsym.student_t(f"tq{int(nu * 10)}", nu)
+        rule = _outcome(sp.log(1 + sp.exp(-x * t)))
+        assert rule == ("ok" if tail < 1e-2 else "raise"), (nu, tail, rule)
+
+
+def test_growth_primitives():
+    xi = sp.Symbol("xi", real=True)
+    assert growth(xi**3 + sp.sin(xi), xi) == (0.0, 3.0)
+    assert growth(sp.exp(2 * xi) * xi, xi, +1) == (2.0, 1.0)
+    assert growth(sp.exp(2 * xi) * xi, xi, -1) == (-2.0, 1.0)
+    assert growth(sp.log(1 + sp.exp(3 * xi)), xi, +1) == (0.0, 1.0)
+    assert growth(1 / (1 + sp.exp(-xi)), xi) == (0.0, 0.0)
+    assert growth(sp.sqrt(1 + xi**2), xi) == (0.0, 1.0)
+
+
+def test_polynomial_losses_keep_their_moment_check():
+    t = smfsym.student_t("tp", 3)
+    with pytest.raises(ValueError, match="moments only up to order 2"):
+        smfsym.Problem((x - t) ** 2, [x])  # Sigma needs E t^2 * ... of order 2 * 2 = 4 > 2
