@@ -18,6 +18,7 @@ from .codegen import codegen
 from .studies import MultipointStudy, OrderWarning, WeakErrorStudy, multipoint, weak_error
 from .sgd import simulate_sgd
 from .solvers import SOLVERS, EulerMaruyama, Solver, WeakTaylor2
+from .solvers import TamedEuler
 
 __version__ = "0.1.0"
 
@@ -33,5 +34,6 @@ __all__ = [
     "simulate", "simulate_sgd", "codegen",
     "weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "OrderWarning", "SimulationResult", "BlowUpError",
     "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
+    "TamedEuler",
     "__version__",
 ]
