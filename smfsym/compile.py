@@ -74,7 +74,9 @@ class _MeanEvaluator:
             hi = min(P, lo + step)
             args = [c[lo:hi, None] for c in cols] + node_cols
             val = np.broadcast_to(np.asarray(self.fn(*args), dtype=float), (hi - lo, Q))
-            out[lo:hi] = val @ self.weights
+            # a per-row reduction, not a BLAS matrix-vector product: gemv kernels sum differently for
+            # different numbers of rows, and a path's numbers must not depend on its chunk
+            out[lo:hi] = (val * self.weights).sum(axis=1)
         return out
 
 

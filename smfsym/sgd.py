@@ -121,7 +121,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
         Defaults to the problem's batch size.
 
     Other parameters are as for :func:`smfsym.simulate` (including what ``n_paths``
-    keeps: the first N paths of a longer run are the run with N paths).
+    keeps: the paths of every full block of 4096, not those of a partial last block).
 
     Examples
     --------

@@ -111,13 +111,15 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         The learning rate, substituted for ``sde.eta``.
     n_paths : int
         Number of paths. Path p belongs to seed block p // 4096, which has its own
-        random stream, and takes the draws of its row within that block. So for a
-        fixed seed, growing ``n_paths`` keeps every path of the full blocks that
-        existed before and the first paths of the last one: a run with n_paths = N
-        is exactly the first N paths of any longer run (same scheme, dt, t_end,
-        save_at). Only the grid (t_end, dt, save_at) and the scheme change the
-        paths; ``chunk_size`` and ``store`` never do, and streamed ``stats`` are
-        bitwise identical for every ``chunk_size`` (merged per block, in block order).
+        random stream; at each step a block draws the noise of all its paths at
+        once. So, for a fixed seed, scheme and grid, the paths of a *full* block
+        are the same in every run that contains that whole block: with
+        n_paths = 4096 q + r, the first 4096 q paths are those of any longer run.
+        The last, partial block (r paths) draws a different share of its stream
+        per step, so its paths change whenever r does (they are not a prefix of a
+        longer run's). ``chunk_size`` and ``store`` never change any number, and
+        streamed ``stats`` are bitwise identical for every ``chunk_size`` (merged
+        per block, in block order).
     dt : float, optional
         Solver step, independent of eta (default eta / 10).
     scheme : str, Solver class or instance
