@@ -299,13 +299,15 @@ def _progress(progress, total, desc):
 def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np.ndarray,
         step: Callable, seed, chunk_size: int | None, functions: Mapping | None, store: bool,
         on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
-        step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None
-        ) -> SimulationResult:
+        step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None,
+        blowup_threshold: float | None = None) -> SimulationResult:
     """Run ``step(X, h, gens, sizes)`` over ``step_sizes`` for all paths, chunk by chunk.
 
     ``step_sizes`` is an array or a :class:`StepGrid` (streamed); ``per_path_bytes``
     is the caller's estimate of the working memory of one path in one step (state
     copies, noise draws, data-set columns), from which the chunk size is chosen.
+    A path with a state entry beyond ``blowup_threshold`` (default :data:`DIVERGED`)
+    counts as blown up, like inf and NaN.
     """
     n_paths = check_int(n_paths, "n_paths")
     if on_nonfinite not in ("raise", "mask"):
@@ -321,6 +323,7 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
         if not callable(fn):
             raise TypeError(f"`functions[{name!r}]` must be callable; got {type(fn).__name__}.")
     ss = resolve_seed(seed)
+    diverged = DIVERGED if blowup_threshold is None else check_positive(blowup_threshold, "blowup_threshold")
     state_shape = x0.shape
     nt = len(save_index)
     state_size = int(np.prod(state_shape))
@@ -372,16 +375,16 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 X = step(X, h, gens, sizes)
                 top = np.max(np.abs(X)) if X.size else 0.0  # NaN if any entry is NaN
-            if not top <= DIVERGED:
+            if not top <= diverged:
                 with np.errstate(invalid="ignore"):
-                    bad = ~(np.abs(X) <= DIVERGED).reshape(X.shape[0], -1).all(axis=1) & ok
+                    bad = ~(np.abs(X) <= diverged).reshape(X.shape[0], -1).all(axis=1) & ok
                 if bad.any():
                     t_bad = step_times(n) if step_times is not None else n
                     frac = bad.sum() / X.shape[0]
                     if on_nonfinite == "raise":
                         raise BlowUpError(
                             f"non-finite state at step {n} ({time_label} = {t_bad:.6g}) in {frac:.2%} of the "
-                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}; |state| > {DIVERGED:.0e} counts as "
+                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}; |state| > {diverged:.3g} counts as "
                             "non-finite); reduce `dt`/`eta`, use a tamed "
                             "scheme (scheme='tamed') or pass on_nonfinite='mask' to drop those paths."
                         )
@@ -400,7 +403,7 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
     stats = {name: acc.result() for name, acc in accs.items()}
     success = bad_total == 0
     msg = "ok" if success else (
-        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged beyond {DIVERGED:.0e} (first at step "
+        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged beyond {diverged:.3g} (first at step "
         f"{first_bad[0]}, {time_label} = {first_bad[1]:.6g}) and were masked (NaN in states, left out of stats)")
     res = SimulationResult(t=np.asarray(times, dtype=float), states=states, stats=stats, seed=ss, scheme=scheme,
                            dt=float(dt_label), n_steps=n_steps, n_paths=n_paths, success=success, message=msg,

@@ -96,7 +96,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
              values: Mapping | None = None, chunk_size: int | None = None,
              functions: Mapping[str, Callable] | None = None, store: bool = True,
              on_nonfinite: str = "raise", progress: bool | None = None,
-             max_steps: int = MAX_STEPS) -> SimulationResult:
+             max_steps: int = MAX_STEPS, blowup_threshold: float | None = None) -> SimulationResult:
     """Simulate an SDE (or its n-point motion) by Monte Carlo.
 
     Parameters
@@ -143,6 +143,10 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     max_steps : int
         Refuse grids of more than this many steps (t_end / dt, estimated before starting).
         The grid itself is streamed, never stored, so long horizons cost no memory.
+    blowup_threshold : float, optional
+        A path with an entry beyond this magnitude counts as blown up like inf/NaN (default
+        1e100): raised, or masked and counted with ``on_nonfinite='mask'``. Lower it to drop
+        paths that diverge slowly (e.g. SGD past its stability region) instead of averaging them.
 
     Examples
     --------
@@ -164,6 +168,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
     seed = resolve_seed(seed)
+    if blowup_threshold is not None:
+        blowup_threshold = check_positive(blowup_threshold, "blowup_threshold")
     vals = numeric_values(values, _known_symbols(sde))
     eta = check_positive(eta, "eta", allow_none=True)
     if eta is not None:
@@ -207,6 +213,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     res = run(x0=x0, n_paths=n_paths, step_sizes=grid_, save_index=grid_.save_index, times=grid_.times,
               step=step, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
               on_nonfinite=on_nonfinite, progress=progress, scheme=solver.name,
-              dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path)
+              dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path,
+              blowup_threshold=blowup_threshold)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order)
     return res

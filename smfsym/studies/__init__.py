@@ -4,9 +4,9 @@ docs/theory.md §2-§5. Every estimate carries its standard error (or is exact),
 fitted orders carry intervals, only errors resolved above the noise enter a
 fit, the solver's own error is reported, and so are paths lost to blow-ups.
 """
-from .common import MODELS, OrderWarning, build_model, default_scheme, fit_order
+from .common import MODELS, DivergenceWarning, OrderWarning, build_model, default_scheme, fit_order
 from .multipoint import PSI, MultipointStudy, multipoint
 from .weak_error import WeakErrorStudy, weak_error
 
 __all__ = ["weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "build_model", "MODELS",
-           "OrderWarning", "fit_order", "default_scheme", "PSI"]
+           "OrderWarning", "fit_order", "default_scheme", "PSI", "DivergenceWarning"]

@@ -23,6 +23,10 @@ class OrderWarning(UserWarning):
     """A convergence order could not be resolved above the Monte Carlo noise."""
 
 
+class DivergenceWarning(UserWarning):
+    """A Monte Carlo estimate is dominated by diverging or heavy-tailed paths."""
+
+
 def build_model(problem: Problem, name: str):
     """An SDE from a model name: gf, gf2, sme1, sme2, smf1, smf2."""
     table = {"gf": lambda: gradient_flow(problem, 1), "gf2": lambda: gradient_flow(problem, 2),
@@ -68,7 +72,8 @@ def scheme_for(sde, solver):
     return get_solver(default_scheme(sde)) if solver is None else solver
 
 
-def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, scheme) -> dict:
+def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, scheme,
+                 blowup_threshold=None) -> dict:
     """Checks shared by :func:`weak_error` and :func:`multipoint`; returns the normalised values."""
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
@@ -82,7 +87,21 @@ def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, sc
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
     out["solver"] = check_scheme(scheme)
+    out["blowup_threshold"] = check_positive(blowup_threshold, "blowup_threshold", allow_none=True)
     return out
+
+
+def warn_if_unresolved(what: str, value: float, se: float, peer_se: float) -> None:
+    """Warn when an estimate is non-finite or its s.e. is far above its peer's (SGD against model: the
+    models approximate SGD's law, so comparable standard errors are expected)."""
+    if not (np.isfinite(value) and np.isfinite(se)) or (peer_se > 0 and se > 10 * peer_se):
+        import warnings
+
+        warnings.warn(
+            f"{what} = {value:.6g} +- {se:.3g} is not resolved (standard error {se / peer_se if peer_se else float('inf'):.3g} "
+            "times the compared run's): diverging or heavy-tailed paths dominate it. Pass on_nonfinite='mask' with a "
+            "`blowup_threshold` to drop diverging paths (they are counted in the `lost` columns).",
+            DivergenceWarning, stacklevel=3)
 
 
 def seed_sequence(seed) -> np.random.SeedSequence:

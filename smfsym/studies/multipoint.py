@@ -122,7 +122,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                psi: Any = ("covariance", "correlation", "product", "sqdist"),
                models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"), seed=0,
                n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
-               progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise") -> MultipointStudy:
+               progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise",
+               blowup_threshold: float | None = None) -> MultipointStudy:
     """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (MATH.md s.5).
 
     Parameters
@@ -142,6 +143,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         reported with the Richardson estimate of the solver's error (``solver_error``).
     on_nonfinite : {"raise", "mask"}
         Passed to the simulators; masked paths are left out and their fraction reported (``lost``).
+    blowup_threshold : float, optional
+        Passed to the simulators: paths beyond it count as blown up (default 1e100).
 
     All arguments are checked before anything runs.
 
@@ -156,8 +159,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     True
     """
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
-                     on_nonfinite=on_nonfinite, scheme=scheme)
+                     on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
+    blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     eta = check_positive(eta, "eta")
     try:
         starts = np.array(starts, dtype=float)
@@ -197,7 +201,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     seeds = seed_sequence(seed).spawn(len(models) + 1)
     try:
         r = simulate_sgd(problem, starts, k, eta, n_paths=n_paths, seed=seeds[0], values=values,
-                         progress=progress, on_nonfinite=on_nonfinite)
+                         progress=progress, **blow)
     except BlowUpError as exc:
         raise with_context(exc, f"SGD at eta = {eta:g}") from None
     finals = {"sgd": [_finite(r.states[-1])]}
@@ -210,8 +214,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         orders[model] = slv.weak_order
         finals[model], lost[model] = [], 0.0
         for h in (eta * dt_fraction, eta * dt_fraction / 2):
-            kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress,
-                      on_nonfinite=on_nonfinite)
+            kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress, **blow)
             try:
                 if coupling == "independent":
                     parts = [simulate(sde, x_start, t, seed=sj, **kw)

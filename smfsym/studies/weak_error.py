@@ -22,7 +22,7 @@ from ..expectation import is_polynomial_in
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import simulate
-from .common import (MODELS, OrderWarning, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
+from .common import (MODELS, OrderWarning, warn_if_unresolved, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
                      scheme_for, seed_sequence, with_context)
 
 __all__ = ["weak_error", "WeakErrorStudy", "check_etas"]
@@ -169,7 +169,8 @@ class WeakErrorStudy:
 def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *,
                models: Sequence[str] = MODELS, method: str = "auto", seed=0, n_paths: int = 200_000,
                dt_fraction: float = 0.125, values: Mapping | None = None, progress: bool | None = None,
-               resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise") -> WeakErrorStudy:
+               resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise",
+               blowup_threshold: float | None = None) -> WeakErrorStudy:
     """Weak error of each model against SGD over a range of learning rates (MATH.md section 2).
 
     Parameters
@@ -197,6 +198,10 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     on_nonfinite : {"raise", "mask"}
         Passed to the simulators (SGD and models). With "mask", paths that blow up are
         dropped and their fraction is reported in the ``lost`` / ``lost_sgd`` columns.
+    blowup_threshold : float, optional
+        Paths with an entry beyond it count as blown up (default 1e100); lower it when
+        SGD diverges slowly past its stability region, so that such paths are masked and
+        counted rather than averaged (a :class:`DivergenceWarning` flags that case).
 
     All arguments are checked before anything runs.
 
@@ -211,8 +216,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     (1, 2)
     """
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
-                     on_nonfinite=on_nonfinite, scheme=scheme)
+                     on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
+    blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     if method not in ("auto", "exact", "montecarlo"):
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
     etas = check_etas(etas)
@@ -268,7 +274,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         s_sgd, s_sde = ss.spawn(2)
         try:
             r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f}, store=False,
-                             values=vals, progress=progress, on_nonfinite=on_nonfinite)
+                             values=vals, progress=progress, **blow)
         except BlowUpError as exc:
             raise with_context(exc, f"SGD at eta = {eta:g}") from None
         sgd_val, sgd_se, lost_sgd = float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction
@@ -283,8 +289,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             for h in (dt, dt / 2):
                 try:
                     rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
-                                  functions={"phi": f}, store=False, values=vals, progress=progress,
-                                  on_nonfinite=on_nonfinite)
+                                  functions={"phi": f}, store=False, values=vals, progress=progress, **blow)
                 except BlowUpError as exc:
                     raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
                 runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
@@ -293,6 +298,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             order = slv.weak_order
             solver_err = abs(v1 - v2) / (2**order - 1)  # Richardson estimate of the error left at dt/2
             val, vse = v2, e2
+            if sde.n_noise:
+                warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
+                warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se)
             err_se = float(np.hypot(vse, sgd_se))
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=err_se, method=f"montecarlo ({scheme}, dt={dt / 2:.3g})",
@@ -313,6 +321,6 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         orders[m] = (s, lo, hi, len(keep))
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
-                                    scheme=None if solver is None else solver.name, on_nonfinite=on_nonfinite))
+                                    scheme=None if solver is None else solver.name, **blow))
 
 
