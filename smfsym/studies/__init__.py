@@ -5,8 +5,8 @@ fitted orders carry intervals, only errors resolved above the noise enter a
 fit, the solver's own error is reported, and so are paths lost to blow-ups.
 """
 from .common import MODELS, DivergenceWarning, OrderWarning, build_model, default_scheme, fit_order
-from .multipoint import PSI, MultipointStudy, multipoint
-from .weak_error import WeakErrorStudy, weak_error
+from .multipoint_study import PSI, MultipointStudy, multipoint
+from .weak_error_study import WeakErrorStudy, weak_error
 
 __all__ = ["weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "build_model", "MODELS",
            "OrderWarning", "fit_order", "default_scheme", "PSI", "DivergenceWarning"]

@@ -21,7 +21,7 @@ from ..exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde
 from ..expectation import is_polynomial_in
 from ..problem import Problem
 from ..sgd import simulate_sgd
-from ..simulate import simulate
+from ..simulate import prepare_x0, simulate
 from .common import (MODELS, OrderWarning, warn_if_unresolved, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
                      scheme_for, seed_sequence, with_context)
 
@@ -235,15 +235,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     from ..sgd import problem_symbols
 
     vals = numeric_values(values, problem_symbols(problem))
-    try:
-        x0 = np.array(x0, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"`x0` must be numeric of shape ({problem.dim},); got {x0!r}.") from None
-    x0 = np.atleast_1d(x0)
+    x0 = prepare_x0(x0, problem.dim)
     if x0.shape != (problem.dim,):
         raise ValueError(f"`x0` must have shape ({problem.dim},); got {x0.shape}.")
-    if not np.all(np.isfinite(x0)):
-        raise ValueError(f"`x0` must be finite; got {x0.tolist()}.")
     sdes = {m: build_model(problem, m) for m in models}
     use_exact = False
     if method in ("auto", "exact"):

@@ -164,6 +164,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     eta = check_positive(eta, "eta")
     try:
+        if isinstance(starts, (str, bytes)) or starts is None:
+            raise TypeError
         starts = np.array(starts, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"`starts` must be numeric of shape (n, {problem.dim}); got {starts!r}.") from None
