@@ -8,8 +8,10 @@ f = (a.x - eps)^2 / 2, eta = 0.05, horizon t = 1 (20 SGD steps; Euler step dt = 
 2. SGD simulator against a hand-written vectorised numpy SGD loop, d = 10, 100,000 paths.
 3. SME with per-path matrix square roots against the SMF, d = 2, 5, 10, 20.
 4. sdeint (one path per call) against smfsym on the same SMF, per path.
+5. Bounded work: time to the first step of a 10**8-step horizon, and peak traced memory and
+   time per step of the SMF of a logistic loss on an empirical data set of 50,000 rows.
 
-Run: python benchmarks/bench_simulate.py [--quick]
+Run: python benchmarks/bench_simulate.py [--quick] [--bounded (section 5 alone)]
 """
 import sys
 import time
@@ -82,7 +84,57 @@ def side_by_side(f1, f2, repeat=5):
     return min(t1), min(t2)
 
 
+def bounded():
+    import tracemalloc
+
+    from smfsym.engine import run
+    from smfsym.simulate import time_grid
+
+    class First(Exception):
+        pass
+
+    def step(X, h, gens, sizes):
+        raise First
+
+    t0 = time.perf_counter()
+    tracemalloc.start()
+    grid = time_grid(1.0, 1e-8, [0.25, 0.5, 1.0])
+    try:
+        run(x0=np.zeros(1), n_paths=10, step_sizes=grid, save_index=grid.save_index, times=grid.times, step=step,
+            seed=0, chunk_size=None, functions=None, store=False, on_nonfinite="raise", progress=False, scheme="-",
+            dt_label=1e-8)
+    except First:
+        pass
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print("## 5. Bounded work")
+    print("| case | time | peak traced memory |")
+    print("|---|---|---|")
+    print(f"| 10**8-step grid, to the first step | {1e3 * (time.perf_counter() - t0):.1f} ms | {peak / 2**10:.0f} KiB |")
+    rng = np.random.default_rng(0)
+    M = 50_000
+    z = rng.normal(size=M)
+    y = np.sign(rng.normal(size=M) + z)
+    Zs, Ys = smfsym.empirical(np.c_[z, y], "z y")
+    a, b = sp.symbols("a b")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-Ys * (a * Zs + b))), [a, b])
+    flow = smfsym.smf(p, order=1)
+    n_paths = 200 if QUICK else 1000
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    smfsym.simulate(flow, [0.5, 0.0], 0.1, eta=0.1, dt=0.05, n_paths=n_paths, seed=1, store=False)
+    el = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    unchunked = n_paths * M * 2 * 8
+    print(f"| logistic SMF, {M} rows ({flow.n_noise} noise columns), {n_paths} paths, 2 Euler steps | "
+          f"{el / 2:.2f} s/step | {peak / 2**20:.0f} MiB (one unchunked column array: {unchunked / 2**20:.0f} MiB) |")
+    print()
+
+
 def main():
+    if "--bounded" in sys.argv:
+        return bounded()
     d = 10
     p = problem(d)
     flow = smfsym.smf(p, order=2)
@@ -117,8 +169,8 @@ def main():
     try:
         import sdeint
     except ImportError:
-        print("## 4. sdeint not installed (pip install -e '.[bench]')")
-        return
+        print("## 4. sdeint not installed (pip install -e '.[bench]')\n")
+        return bounded()
     from smfsym.numeric import NumericSDE
 
     nsde = NumericSDE(flow, {flow.eta: ETA})
@@ -142,6 +194,8 @@ def main():
     print("| sdeint (ms/path) | smfsym (ms/path) | ratio |")
     print("|---|---|---|")
     print(f"| {1e3 * t_sdeint:.2f} | {1e3 * t_ours / P:.5f} | {t_sdeint / (t_ours / P):.0f} |")
+    print()
+    bounded()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from .studies import MultipointStudy, OrderWarning, WeakErrorStudy, multipoint, 
 from .sgd import simulate_sgd
 from .persist import Order, load_study
 from .solvers import SOLVERS, EulerMaruyama, Solver, WeakTaylor2
+from .solvers import TamedEuler
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "OrderWarning", "SimulationResult", "BlowUpError",
     "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
     "Order", "load_study",
+    "TamedEuler",
     "__version__",
     "Limits", "ResourceLimitError", "QuadratureWarning", "TailWarning",
 ]

@@ -25,6 +25,9 @@ from .sde import SDE
 
 __all__ = ["codegen"]
 
+#: Arrays up to this many numbers are written into generated code; larger data sets are passed in.
+EMBED_LIMIT = 1000
+
 
 def _function(name, args, exprs, doc):
     """Source of ``def name(args): ... return [exprs]`` with collision-free cse."""
@@ -253,8 +256,20 @@ def _sgd_code(problem, eta, vals):
         raise NotImplementedError("code generation of without-replacement batches is not supported yet.")
     out = [_function("_grad_f", tuple(problem.params) + tuple(syms), [e.xreplace({sp.sympify(k): sp.Float(v) for k, v in vals.items()}) for e in problem.grad_f_compact],
                      "Per-sample gradient entries grad_x f(x, xi).")]
+    arrays = {k: v for smp in samplers for k, v in smp.arrays.items()}
+    consts = []
+    for name, arr in arrays.items():
+        if arr.size <= EMBED_LIMIT:
+            consts.append(f"{name} = np.array({arr.tolist()!r})")
+        else:  # a data set is an argument of the module, never text in it
+            consts.append(f"{name} = None  # shape {arr.shape}: pass it with set_data({name}=...)")
     lines = ["def sample(gens, sizes, B=BATCH):", '    """Data columns of shape (P, B), block by block (as smfsym.simulate_sgd)."""',
              "    cols = []"]
+    if arrays:
+        lines.append(f"    missing = [k for k in {sorted(arrays)!r} if globals()[k] is None]")
+        lines.append("    if missing:")
+        lines.append("        raise ValueError(f'the data set is not embedded in this module: call set_data() with "
+                     "{missing} first')")
     for smp in samplers:
         k = len(smp.symbols)
         lines.append(f"    # {', '.join(map(str, smp.symbols))}")
@@ -265,6 +280,21 @@ def _sgd_code(problem, eta, vals):
         lines.append("    cols += list(np.concatenate(blocks, axis=1))")
     lines.append("    return cols")
     out.append(f"BATCH = {B}\nDIM = {problem.dim}")
+    if arrays:
+        out.append("\n".join(consts))
+        shapes = {k: v.shape for k, v in arrays.items()}
+        out.append(textwrap.dedent(f'''
+            def set_data(**arrays):
+                """Bind the data arrays (the ones smfsym used: law.data and law.weights)."""
+                shapes = {shapes!r}
+                for k, v in arrays.items():
+                    if k not in shapes:
+                        raise ValueError(f"unknown data array {{k!r}}; expected {{sorted(shapes)}}")
+                    v = np.ascontiguousarray(v, dtype=float)
+                    if v.shape != shapes[k]:
+                        raise ValueError(f"`{{k}}` must have shape {{shapes[k]}}; got {{v.shape}}")
+                    globals()[k] = v
+        '''))
     out.append("\n".join(lines))
     out.append(textwrap.dedent('''
         def sgd_step(X, gens, sizes, eta=ETA):

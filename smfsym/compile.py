@@ -102,16 +102,27 @@ class CompiledExprs:
         args = list(self.state) + list(self.data_symbols) + [d for d, _ in self.means]
         self.fn = lambdify_safe(args, exprs)
 
-    def evaluate(self, state_cols: Sequence[np.ndarray], data_cols: Sequence[np.ndarray] = ()) -> np.ndarray:
-        """Evaluate on columns that broadcast together; returns ``shape + (n,)``."""
+    def mean_values(self, state_cols: Sequence[np.ndarray]) -> list:
+        """The data means at the states (pass them to :meth:`evaluate` to reuse them over data chunks)."""
+        if not self.means:
+            return []
+        state_cols = [np.asarray(c, dtype=float) for c in state_cols]
+        sshape = np.broadcast_shapes(*[c.shape for c in state_cols])
+        flat = [np.broadcast_to(c, sshape).ravel() for c in state_cols]
+        return [ev(flat).reshape(sshape) for _, ev in self.means]
+
+    def evaluate(self, state_cols: Sequence[np.ndarray], data_cols: Sequence[np.ndarray] = (),
+                 mean_vals: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Evaluate on columns that broadcast together; returns ``shape + (n,)``.
+
+        ``mean_vals`` (from :meth:`mean_values` at the same states) skips recomputing the
+        data means when one set of states is evaluated against a data set chunk by chunk.
+        """
         state_cols = [np.asarray(c, dtype=float) for c in state_cols]
         data_cols = [np.asarray(c, dtype=float) for c in data_cols]
         shape = np.broadcast_shapes(*[c.shape for c in state_cols + data_cols]) if (state_cols or data_cols) else ()
-        mean_vals = []
-        if self.means:
-            sshape = np.broadcast_shapes(*[c.shape for c in state_cols])
-            flat = [np.broadcast_to(c, sshape).ravel() for c in state_cols]
-            mean_vals = [ev(flat).reshape(sshape) for _, ev in self.means]
+        if mean_vals is None:
+            mean_vals = self.mean_values(state_cols)
         outs = self.fn(*state_cols, *data_cols, *mean_vals)
         # fill one contiguous slab per output (fast), then view it with the output axis last
         res = np.empty((self.n,) + shape)

@@ -3,17 +3,26 @@
 Paths are grouped in fixed blocks of :data:`BLOCK` paths; block b draws from
 its own generator ``SeedSequence(entropy, spawn_key=(b,))``, so the numbers
 do not depend on how blocks are grouped into chunks (chunk sizes are rounded
-to whole blocks). Chunks bound the memory; statistics can be streamed.
+to whole blocks). Chunks bound the memory; statistics are streamed per block
+and merged in block order, so they too are bitwise independent of the chunking
+(docs/theory.md §8).
+
+The time grid is never materialised: :class:`StepGrid` holds runs of equal
+steps and yields step sizes lazily, so a horizon of 10**8 steps costs nothing
+before the first step.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
-__all__ = ["SimulationResult", "BlowUpError", "BLOCK", "resolve_seed"]
+__all__ = ["SimulationResult", "BlowUpError", "BLOCK", "resolve_seed", "StepGrid", "check_int",
+           "check_positive"]
 
 #: Paths per random stream: chunk sizes are rounded up to whole blocks.
 BLOCK = 4096
@@ -21,10 +30,71 @@ BLOCK = 4096
 MAX_STORED_BYTES = 4 * 2**30
 #: Default working-set target per chunk (bytes).
 CHUNK_BYTES = 64 * 2**20
+#: A state beyond this magnitude counts as blown up, like inf and NaN: a path there has diverged, and
+#: averaging it would give a finite but meaningless number (phi = x^2 of it already overflows).
+DIVERGED = 1e100
+#: Default bound on the number of solver steps (``max_steps`` raises it).
+MAX_STEPS = 10**9
 
 
 class BlowUpError(FloatingPointError):
     """A simulation produced non-finite states."""
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; bools, floats and strings are refused.
+
+    Examples
+    --------
+    >>> check_int(3, "n_paths")
+    3
+    >>> check_int(True, "n_paths")
+    Traceback (most recent call last):
+    ...
+    TypeError: `n_paths` must be an integer; got True (bool).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"`{name}` must be an integer; got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_positive(value, name: str, allow_none: bool = False):
+    """``value`` as a positive finite float; sympy numbers are converted, symbolic ones refused.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> check_positive(sp.Rational(1, 10), "eta")
+    0.1
+    >>> check_positive(-1.0, "t_end")
+    Traceback (most recent call last):
+    ...
+    ValueError: `t_end` must be positive and finite; got -1.0.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+        raise TypeError(f"`{name}` must be a positive number; got {value!r} ({type(value).__name__}).")
+    try:
+        import sympy as sp
+
+        if isinstance(value, sp.Basic):
+            if value.free_symbols:
+                raise TypeError(f"`{name}` must be a number; got the symbolic {value} (give a numeric value).")
+            value = complex(value)
+            if value.imag != 0:
+                raise ValueError(f"`{name}` must be a real number; got {value}.")
+            value = value.real
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        if str(exc).startswith(f"`{name}`"):
+            raise
+        raise TypeError(f"`{name}` must be a positive number; got {value!r} ({type(value).__name__}).") from None
+    if not math.isfinite(out) or out <= 0:
+        raise ValueError(f"`{name}` must be positive and finite; got {value!r}.")
+    return out
 
 
 def resolve_seed(seed) -> np.random.SeedSequence:
@@ -33,6 +103,8 @@ def resolve_seed(seed) -> np.random.SeedSequence:
         return seed
     if isinstance(seed, np.random.Generator):
         return np.random.SeedSequence(seed.integers(0, 2**63, size=4).tolist())
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"`seed` must be an int, a SeedSequence or a Generator; got {seed!r} (bool).")
     if seed is None or isinstance(seed, (int, np.integer)):
         if seed is not None and seed < 0:
             raise ValueError(f"`seed` must be a non-negative integer; got {seed}.")
@@ -44,6 +116,68 @@ def block_generators(ss: np.random.SeedSequence, first: int, count: int) -> list
     return [np.random.Generator(np.random.PCG64(
         np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (b,))))
         for b in range(first, first + count)]
+
+
+class StepGrid:
+    """A lazy time grid: runs of equal steps, one run between consecutive save times.
+
+    Iterating yields the step sizes; ``len`` is the number of steps; :meth:`time`
+    is the time after step n. Nothing of size n_steps is ever allocated.
+
+    Examples
+    --------
+    >>> g = StepGrid.from_saves([0.5, 1.0], 0.2)
+    >>> len(g), g.save_index, [round(h, 6) for h in g]
+    (6, [3, 6], [0.166667, 0.166667, 0.166667, 0.166667, 0.166667, 0.166667])
+    >>> round(g.time(4), 12)
+    0.666666666667
+    """
+
+    def __init__(self, runs, save_index, times):
+        self.runs = [(int(n), float(h), float(t0)) for n, h, t0 in runs]  # (count, step, start time)
+        self.save_index = list(save_index)
+        self.times = np.asarray(times, dtype=float)
+        self._n = sum(n for n, _, _ in self.runs)
+
+    @classmethod
+    def from_saves(cls, saves, dt: float) -> "StepGrid":
+        """Equal steps <= dt between consecutive sorted save times (the rule of ``simulate.grid``)."""
+        runs, index, prev, total = [], [], 0.0, 0
+        for s in saves:
+            s = float(s)
+            n = int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
+            if n:
+                runs.append((n, (s - prev) / n, prev))
+            total += n
+            index.append(total)
+            prev = s
+        return cls(runs, index, saves)
+
+    @classmethod
+    def uniform(cls, n_steps: int, h: float, save_index) -> "StepGrid":
+        """``n_steps`` equal steps h (SGD); times are step * h."""
+        return cls([(n_steps, h, 0.0)] if n_steps else [], save_index, np.asarray(save_index, dtype=float) * h)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __iter__(self) -> Iterator[float]:
+        for n, h, _ in self.runs:
+            for _ in range(n):
+                yield h
+
+    @property
+    def max_step(self) -> float:
+        return max((h for _, h, _ in self.runs), default=0.0)
+
+    def time(self, n: int) -> float:
+        """Time after step n (1-based), without summing step sizes."""
+        done = 0
+        for cnt, h, t0 in self.runs:
+            if n <= done + cnt:
+                return t0 + (n - done) * h
+            done += cnt
+        return self.runs[-1][2] + self.runs[-1][0] * self.runs[-1][1] if self.runs else 0.0
 
 
 @dataclass
@@ -58,12 +192,15 @@ class SimulationResult:
         ``(n_times, n_paths, [n_points,] d)``; None when streamed (``store=False``).
     stats : dict
         Streamed means and standard errors: ``stats[name] = {"mean", "sem", "n"}``
-        at every saved time; ``"state"`` is always there.
+        at every saved time; ``"state"`` is always there. Accumulated per seed
+        block and merged in block order: bitwise identical for every ``chunk_size``.
     seed : SeedSequence
         Reproduces the run.
     scheme, dt, n_steps : str, float, int
     success, message : bool, str
         False with the reason when paths blew up and were masked.
+    n_nonfinite : int
+        Paths lost to non-finite states (masked); ``lost_fraction`` = n_nonfinite / n_paths.
     """
 
     t: np.ndarray
@@ -78,6 +215,11 @@ class SimulationResult:
     message: str = "ok"
     n_nonfinite: int = 0
     extra: dict = field(default_factory=dict)
+
+    @property
+    def lost_fraction(self) -> float:
+        """Fraction of paths masked after becoming non-finite."""
+        return self.n_nonfinite / self.n_paths
 
     def mean(self, name: str = "state") -> np.ndarray:
         """Streamed mean of a statistic at every saved time."""
@@ -100,26 +242,53 @@ class SimulationResult:
 
 
 class _Acc:
-    """Streamed sums and sums of squares of a statistic at each of ``nt`` saved times."""
+    """Streamed mean and sum of squared deviations of a statistic at ``nt`` saved times.
+
+    Each seed block contributes its own count, mean and M2 (computed on a contiguous
+    copy of that block's values alone); blocks are merged in block order with Chan's
+    pairwise update. Both steps see the same numbers whatever the chunking, so the
+    result is bitwise reproducible, and the variance is free of the cancellation of
+    sum-of-squares formulas.
+    """
 
     def __init__(self, nt: int):
-        self.s = [None] * nt
-        self.s2 = [None] * nt
         self.n = np.zeros(nt)
+        self.mean = [None] * nt
+        self.m2 = [None] * nt
 
-    def add(self, k, vals, ok):
-        v = np.where(ok.reshape(ok.shape + (1,) * (vals.ndim - 1)), vals, 0.0)
-        with np.errstate(over="ignore"):  # exploding (finite) paths give an infinite variance, not a warning
-            s, s2 = v.sum(axis=0), (v * v).sum(axis=0)
-        self.s[k] = s if self.s[k] is None else self.s[k] + s
-        self.s2[k] = s2 if self.s2[k] is None else self.s2[k] + s2
-        self.n[k] += ok.sum()
+    def add(self, k, vals, ok, sizes):
+        lo = 0
+        for s in sizes:
+            v = np.ascontiguousarray(vals[lo:lo + s])
+            o = ok[lo:lo + s]
+            lo += s
+            nb = int(o.sum())
+            if nb == 0:
+                continue
+            mask = o.reshape(o.shape + (1,) * (v.ndim - 1))
+            with np.errstate(over="ignore", invalid="ignore"):  # exploding (finite) paths: infinite variance
+                v = np.where(mask, v, 0.0)
+                mb = v.sum(axis=0) / nb
+                dev = np.where(mask, v - mb, 0.0)
+                m2b = (dev * dev).sum(axis=0)
+                if self.mean[k] is None:
+                    self.mean[k], self.m2[k] = mb, m2b
+                else:
+                    na = self.n[k]
+                    n = na + nb
+                    delta = mb - self.mean[k]
+                    self.mean[k] = self.mean[k] + delta * (nb / n)
+                    self.m2[k] = self.m2[k] + m2b + delta * delta * (na * nb / n)
+            self.n[k] += nb
 
     def result(self):
-        mean = np.stack([s / n for s, n in zip(self.s, self.n)])
-        var = np.stack([s2 / n for s2, n in zip(self.s2, self.n)]) - mean**2
+        shape = next((np.shape(m) for m in self.mean if m is not None), ())
+        nanv = np.full(shape, np.nan)
+        mean = np.stack([nanv if m is None else np.asarray(m, float) for m in self.mean])
+        m2 = np.stack([nanv if m is None else np.asarray(m, float) for m in self.m2])
         n = self.n.reshape((-1,) + (1,) * (mean.ndim - 1))
-        sem = np.sqrt(np.clip(var, 0, None) * n / np.maximum(n - 1, 1) / n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sem = np.sqrt(np.clip(m2, 0, None) / np.maximum(n - 1, 1) / n)
         return {"mean": mean, "sem": sem, "n": self.n.copy()}
 
 
@@ -133,39 +302,57 @@ def _progress(progress, total, desc):
     return tqdm(total=total, desc=desc, mininterval=0.5, leave=False, delay=0.0 if progress else 2.0)
 
 
-def run(*, x0: np.ndarray, n_paths: int, step_sizes: np.ndarray, save_index: list, times: np.ndarray,
+def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np.ndarray,
         step: Callable, seed, chunk_size: int | None, functions: Mapping | None, store: bool,
         on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
-        step_times: np.ndarray | None = None, max_memory: int = MAX_STORED_BYTES) -> SimulationResult:
-    """Run ``step(X, h, gens, sizes)`` over ``step_sizes`` for all paths, chunk by chunk."""
-    if not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
-        raise ValueError(f"`n_paths` must be a positive integer; got {n_paths!r}.")
+        step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None,
+        blowup_threshold: float | None = None) -> SimulationResult:
+    """Run ``step(X, h, gens, sizes)`` over ``step_sizes`` for all paths, chunk by chunk.
+
+    ``step_sizes`` is an array or a :class:`StepGrid` (streamed); ``per_path_bytes``
+    is the caller's estimate of the working memory of one path in one step (state
+    copies, noise draws, data-set columns), from which the chunk size is chosen.
+    A path with a state entry beyond ``blowup_threshold`` (default :data:`DIVERGED`)
+    counts as blown up, like inf and NaN.
+    """
+    n_paths = check_int(n_paths, "n_paths")
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
+    if not isinstance(store, (bool, np.bool_)):
+        raise TypeError(f"`store` must be True or False; got {store!r}.")
+    if functions is not None and not isinstance(functions, Mapping):
+        raise TypeError(f"`functions` must be a mapping name -> callable; got {type(functions).__name__}.")
     functions = dict(functions or {})
     for name, fn in functions.items():
+        if not isinstance(name, str) or name == "state":
+            raise ValueError(f"`functions` keys must be names other than 'state'; got {name!r}.")
         if not callable(fn):
             raise TypeError(f"`functions[{name!r}]` must be callable; got {type(fn).__name__}.")
     ss = resolve_seed(seed)
+    diverged = DIVERGED if blowup_threshold is None else check_positive(blowup_threshold, "blowup_threshold")
     state_shape = x0.shape
     nt = len(save_index)
-    nbytes = nt * n_paths * int(np.prod(state_shape)) * 8
+    state_size = int(np.prod(state_shape))
+    nbytes = nt * n_paths * state_size * 8
     if store and nbytes > max_memory:
         raise MemoryError(
             f"storing {nt} x {n_paths} x {state_shape} states needs {nbytes / 2**30:.2f} GiB, over the "
             f"{max_memory / 2**30:.2f} GiB bound: pass store=False and stream statistics with "
             "`functions={name: f(states)}` (or raise `max_memory`)."
         )
-    per_path = int(np.prod(state_shape)) * 8 * 24
+    per_path = max(state_size * 8 * 24, int(per_path_bytes or 0))
     if chunk_size is None:
         chunk_size = max(BLOCK, CHUNK_BYTES // per_path)
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be a positive integer; got {chunk_size!r}.")
+    chunk_size = check_int(chunk_size, "chunk_size")
     chunk_blocks = max(1, -(-int(chunk_size) // BLOCK))
     n_blocks = -(-n_paths // BLOCK)
     states = np.empty((nt, n_paths) + state_shape) if store else None
     accs = {name: _Acc(nt) for name in ["state", *functions]}
     n_steps = len(step_sizes)
+    if step_times is None and isinstance(step_sizes, StepGrid):
+        step_times = step_sizes.time
+    elif step_times is not None and not callable(step_times):
+        step_times = (lambda arr: (lambda n: float(arr[n - 1])))(np.asarray(step_times))
     bar = _progress(progress, n_steps * (-(-n_blocks // chunk_blocks)), scheme)
     bad_total, first_bad = 0, None
     for b0 in range(0, n_blocks, chunk_blocks):
@@ -180,9 +367,9 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes: np.ndarray, save_index: lis
         def save(k):
             if store:
                 states[k, lo:hi] = np.where(ok.reshape((-1,) + (1,) * len(state_shape)), X, np.nan)
-            accs["state"].add(k, X, ok)
+            accs["state"].add(k, X, ok, sizes)
             for name, fn in functions.items():
-                accs[name].add(k, np.asarray(fn(X), dtype=float), ok)
+                accs[name].add(k, np.asarray(fn(X), dtype=float), ok, sizes)
 
         si = 0
         while si < nt and save_index[si] == 0:
@@ -193,22 +380,25 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes: np.ndarray, save_index: lis
             # overflow warnings would only repeat it less precisely
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 X = step(X, h, gens, sizes)
-            if not np.isfinite(np.sum(X)):  # one reduction; NaN and inf propagate through the sum
-                bad = ~np.isfinite(X).reshape(X.shape[0], -1).all(axis=1) & ok
+                top = np.max(np.abs(X)) if X.size else 0.0  # NaN if any entry is NaN
+            if not top <= diverged:
+                with np.errstate(invalid="ignore"):
+                    bad = ~(np.abs(X) <= diverged).reshape(X.shape[0], -1).all(axis=1) & ok
                 if bad.any():
-                    t_bad = step_times[n - 1] if step_times is not None else n
+                    t_bad = step_times(n) if step_times is not None else n
                     frac = bad.sum() / X.shape[0]
                     if on_nonfinite == "raise":
                         raise BlowUpError(
                             f"non-finite state at step {n} ({time_label} = {t_bad:.6g}) in {frac:.2%} of the "
-                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}); reduce `dt`/`eta` or pass "
-                            "on_nonfinite='mask' to drop those paths."
+                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}; |state| > {diverged:.3g} counts as "
+                            "non-finite); reduce `dt`/`eta`, use a tamed "
+                            "scheme (scheme='tamed') or pass on_nonfinite='mask' to drop those paths."
                         )
-                    if first_bad is None:
+                    if first_bad is None or n < first_bad[0]:
                         first_bad = (n, t_bad)
                     bad_total += int(bad.sum())
                     ok &= ~bad
-                X = np.where(np.isfinite(X), X, 0.0)  # masked paths carry zeros, never used
+                X = np.where(ok.reshape((-1,) + (1,) * len(state_shape)), X, 0.0)  # masked paths: zeros, unused
             while si < nt and save_index[si] == n:
                 save(si)
                 si += 1
@@ -219,11 +409,14 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes: np.ndarray, save_index: lis
     stats = {name: acc.result() for name, acc in accs.items()}
     success = bad_total == 0
     msg = "ok" if success else (
-        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite (first at step "
+        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged beyond {diverged:.3g} (first at step "
         f"{first_bad[0]}, {time_label} = {first_bad[1]:.6g}) and were masked (NaN in states, left out of stats)")
-    return SimulationResult(t=np.asarray(times, dtype=float), states=states, stats=stats, seed=ss, scheme=scheme,
-                            dt=float(dt_label), n_steps=n_steps, n_paths=n_paths, success=success, message=msg,
-                            n_nonfinite=bad_total)
+    res = SimulationResult(t=np.asarray(times, dtype=float), states=states, stats=stats, seed=ss, scheme=scheme,
+                           dt=float(dt_label), n_steps=n_steps, n_paths=n_paths, success=success, message=msg,
+                           n_nonfinite=bad_total)
+    if first_bad is not None:
+        res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
+    return res
 
 
 def draw_normal(gens, sizes, shape) -> np.ndarray:

@@ -20,6 +20,11 @@ from .sde import SDE
 
 __all__ = ["NumericSDE"]
 
+#: Data rows per chunk of the data-set noise action (fixed: per-path sums must not depend on chunking).
+ROWS = 1024
+#: Working-set target of one path sub-batch of the data-set noise action (bytes).
+TEMPLATE_BYTES = 32 * 2**20
+
 
 def _vec(name, n):
     return tuple(sp.Dummy(f"{name}{i}") for i in range(n))
@@ -102,9 +107,36 @@ class NumericSDE:
         if self.kind == "sqrt":
             return self.scale * np.einsum("...ij,...j->...i", self.sqrt_sigma(X),
                                           U.reshape(U.shape[:1] + (1,) * (X.ndim - 2) + U.shape[1:]))
-        cols = self.columns(X)  # (..., M, d)
-        Ub = U.reshape(U.shape[:1] + (1,) * (X.ndim - 2) + U.shape[1:])
-        return self.scale * np.einsum("...kd,...k->...d", cols, Ub * self.sqrt_w)
+        return self._template_noise(X, U)
+
+    def _template_noise(self, X, U):
+        """scale * sum_i sqrt(w_i) U_i (grad F - grad f(X, xi_i)), in bounded memory.
+
+        Paths go in sub-batches and data rows in chunks of ROWS, both of sizes fixed
+        by the data set alone, never by how many paths the caller passes: the
+        per-path sums (accumulated chunk after chunk, in row order) are then the same
+        numbers for every chunking of the paths. The data means inside grad F are
+        evaluated once per sub-batch, not once per row chunk.
+        """
+        M = self.data.shape[0]
+        rows = min(M, ROWS)
+        per_path = max(1, int(np.prod(X.shape[1:-1]))) * rows * self.d * 8 * 4
+        sub = max(1, TEMPLATE_BYTES // per_path)
+        out = np.empty(X.shape)
+        wU = U * self.sqrt_w
+        for a in range(0, X.shape[0], sub):
+            Xs = X[a:a + sub]
+            xc = [c[..., None] for c in self.cols(Xs)]
+            means = self._column.mean_values(xc)
+            acc = np.zeros(Xs.shape)
+            for r0 in range(0, M, rows):
+                dc = [self.data[r0:r0 + rows, j] for j in range(self.data.shape[1])]
+                cols = self._column.evaluate(xc, dc, means)  # (p, [n,] R, d)
+                Ub = wU[a:a + sub, r0:r0 + rows]
+                Ub = Ub.reshape(Ub.shape[:1] + (1,) * (X.ndim - 2) + Ub.shape[1:])
+                acc += np.einsum("...kd,...k->...d", cols, Ub)
+            out[a:a + sub] = acc
+        return self.scale * out
 
     def columns(self, X):
         """Data-set noise columns grad F - grad f(x, xi_i), shape (..., M, d)."""

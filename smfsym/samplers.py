@@ -8,7 +8,7 @@ numbers. Independent scalar Gaussian coordinates are drawn together in one call.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -25,15 +25,18 @@ class Sampler:
 
     symbols: tuple
     source: str
+    #: Arrays the source refers to by name (data sets): passed in, never printed into the source.
+    arrays: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.fn = eval("lambda g, n: " + self.source, {"np": np})  # noqa: S307 - our own generated source
+        # our own generated source; only literals of numbers and the names in `arrays` appear in it
+        self.fn = eval("lambda g, n: " + self.source, {"np": np, **self.arrays})  # noqa: S307
 
     def __call__(self, g: np.random.Generator, n: int) -> np.ndarray:
         return self.fn(g, n)
 
 
-def _law_source(law, values) -> str:
+def _law_source(law, values, arrays: dict) -> str:
     f = lambda e: repr(to_float(e, values, f"a parameter of {law!r}"))  # noqa: E731
     if isinstance(law, Uniform):
         return f"g.uniform({f(law.a)}, {f(law.b)}, n)[None, :]"
@@ -55,8 +58,10 @@ def _law_source(law, values) -> str:
         L = np.linalg.cholesky(cov).tolist()
         return f"np.array({mu!r})[:, None] + np.array({L!r}) @ g.standard_normal(({law.dim}, n))"
     if isinstance(law, Empirical):
-        return (f"np.ascontiguousarray(np.array({law.data.tolist()!r})[g.choice({law.size}, size=n, "
-                f"p=np.array({law.weights.tolist()!r}))].T)")
+        i = len(arrays) // 2
+        arrays[f"_data{i}"] = np.ascontiguousarray(law.data, dtype=float)
+        arrays[f"_weights{i}"] = np.asarray(law.weights, dtype=float)
+        return f"np.ascontiguousarray(_data{i}[g.choice({law.size}, size=n, p=_weights{i})].T)"
     raise NotImplementedError(f"no sampler for {law!r}")  # pragma: no cover
 
 
@@ -75,7 +80,10 @@ def samplers_for(laws, values: Mapping | None = None) -> list:
         if any(mu):
             src = f"np.array({mu!r})[:, None] + {src}"
         out.append(Sampler(tuple(l.symbol for l in normals), src))
+    arrays: dict = {}
     for law in laws:
         if not isinstance(law, Normal):
-            out.append(Sampler(law.symbols, _law_source(law, values)))
+            before = set(arrays)
+            src = _law_source(law, values, arrays)
+            out.append(Sampler(law.symbols, src, {k: arrays[k] for k in set(arrays) - before}))
     return out

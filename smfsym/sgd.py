@@ -12,12 +12,15 @@ import numpy as np
 
 from ._checks import numeric_values
 from .compile import CompiledExprs
-from .engine import SimulationResult, run
+from .engine import MAX_STEPS, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
 from .problem import Problem
 from .samplers import samplers_for
-from .simulate import prepare_x0
+from .simulate import check_save_at, prepare_x0
 
 __all__ = ["simulate_sgd", "SGDStep"]
+
+#: Uniforms per sub-batch when drawing without-replacement batches (bounds memory on large data sets).
+_WOR_ELEMENTS = 2**21
 
 
 class SGDStep:
@@ -37,13 +40,33 @@ class SGDStep:
         if self.without and self.B > self.laws[0].size:
             raise ValueError(f"`batch_size` must be at most the data set size {self.laws[0].size}; got {self.B}.")
 
+    def per_path_bytes(self, x0) -> int:
+        """Working memory of one path in one step: gradients on a batch, and the uniforms of
+        without-replacement sampling (drawn in bounded sub-batches, so not counted in full)."""
+        n = x0.shape[0] if x0.ndim == 2 else 1
+        return 8 * self.B * n * (self.problem.dim + len(self.grad.data_symbols)) * 6
+
     def sample(self, gens, sizes) -> list:
         """Data columns, each of shape (P, B)."""
         cols = []
         if self.without:
             law = self.laws[0]
-            idx = np.concatenate([np.argsort(g.random((s, law.size)), axis=1)[:, : self.B]
-                                  for g, s in zip(gens, sizes)], axis=0)
+            # a batch is the B smallest of M uniforms, in increasing order (a uniform random B-subset in
+            # random order); drawn in sub-batches of paths so the (paths, M) uniforms stay small for
+            # large data sets: the stream is filled in order, so the indices do not depend on the split
+            M, B = law.size, self.B
+            rows = max(1, _WOR_ELEMENTS // M)
+            parts = []
+            for g, s in zip(gens, sizes):
+                for a in range(0, s, rows):
+                    u = g.random((min(rows, s - a), M))
+                    if B < M:
+                        part = np.argpartition(u, B - 1, axis=1)[:, :B]
+                        order = np.argsort(np.take_along_axis(u, part, axis=1), axis=1)
+                        parts.append(np.take_along_axis(part, order, axis=1))
+                    else:
+                        parts.append(np.argsort(u, axis=1))
+            idx = np.concatenate(parts, axis=0)
             arr = law.data[idx]
             return [arr[..., j] for j in range(law.dim)]
         for smp in self.samplers:
@@ -80,7 +103,8 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
                  save_at: Sequence[int] | None = None, batch_size: int | None = None,
                  values: Mapping | None = None, chunk_size: int | None = None,
                  functions: Mapping[str, Callable] | None = None, store: bool = True,
-                 on_nonfinite: str = "raise", progress: bool | None = None) -> SimulationResult:
+                 on_nonfinite: str = "raise", progress: bool | None = None,
+                 max_steps: int = MAX_STEPS, blowup_threshold: float | None = None) -> SimulationResult:
     """Simulate SGD x_{k+1} = x_k - eta * mean over a batch of grad f(x_k, xi).
 
     Parameters
@@ -91,11 +115,13 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     n_steps : int
     eta : float
     save_at : sequence of int, optional
-        Step indices to save (default ``[n_steps]``); ``result.t`` is step * eta.
+        Strictly increasing step indices in [0, n_steps] to save (default ``[n_steps]``);
+        ``result.t`` is step * eta. Unsorted or duplicated indices are refused.
     batch_size : int, optional
         Defaults to the problem's batch size.
 
-    Other parameters are as for :func:`smfsym.simulate`.
+    Other parameters are as for :func:`smfsym.simulate` (including what ``n_paths``
+    keeps: the paths of every full block of 4096, not those of a partial last block).
 
     Examples
     --------
@@ -111,21 +137,39 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
-    if not np.isfinite(eta) or eta <= 0:
-        raise ValueError(f"`eta` must be positive; got {eta!r}.")
-    if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"`n_steps` must be a positive integer; got {n_steps!r}.")
-    B = problem.batch_size if batch_size is None else batch_size
-    try:
-        B = int(B)
-    except TypeError:
-        raise ValueError(f"`batch_size` must be a number; the problem's is symbolic ({B}).") from None
-    if B < 1:
-        raise ValueError(f"`batch_size` must be a positive integer; got {B}.")
-    idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
-    bad = [k for k in idx if k < 0 or k > n_steps]
-    if bad:
-        raise ValueError(f"`save_at` steps must lie in [0, n_steps = {n_steps}]; got {bad}.")
+    eta = check_positive(eta, "eta")
+    n_steps = check_int(n_steps, "n_steps")
+    max_steps = check_int(max_steps, "max_steps")
+    if n_steps > max_steps:
+        raise ValueError(f"`n_steps` = {n_steps} is over the bound of {max_steps}: raise `max_steps`.")
+    n_paths = check_int(n_paths, "n_paths")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size")
+    if on_nonfinite not in ("raise", "mask"):
+        raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
+    seed = resolve_seed(seed)
+    if blowup_threshold is not None:
+        blowup_threshold = check_positive(blowup_threshold, "blowup_threshold")
+    if batch_size is None:
+        B = problem.batch_size
+        try:
+            B = int(B)
+        except TypeError:
+            raise ValueError(f"`batch_size` must be a number; the problem's is symbolic ({B}).") from None
+        if B < 1:
+            raise ValueError(f"`batch_size` must be a positive integer; got {B}.")
+    else:
+        try:
+            B = check_int(batch_size, "batch_size")
+        except (TypeError, ValueError):
+            raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.") from None
+    if save_at is None:
+        idx = [n_steps]
+    else:
+        steps_at = check_save_at(save_at, n_steps, "save_at", "n_steps", "steps")
+        if np.any(steps_at != np.round(steps_at)):
+            raise ValueError(f"`save_at` must hold integer step indices; got {steps_at.tolist()}.")
+        idx = [int(k) for k in steps_at]
     vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
     stepper = SGDStep(problem, eta, B, vals)
@@ -133,9 +177,10 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     def step(X, h, gens, sizes):
         return stepper(X, gens, sizes)
 
-    res = run(x0=x0, n_paths=n_paths, step_sizes=np.full(n_steps, eta), save_index=idx,
-              times=np.array(idx) * eta, step=step, seed=seed, chunk_size=chunk_size, functions=functions,
+    grid = StepGrid.uniform(n_steps, eta, idx)
+    res = run(x0=x0, n_paths=n_paths, step_sizes=grid, save_index=idx, times=grid.times, step=step, seed=seed, chunk_size=chunk_size, functions=functions,
               store=store, on_nonfinite=on_nonfinite, progress=progress, scheme="sgd", dt_label=eta,
-              time_label="step", step_times=np.arange(1, n_steps + 1, dtype=float))
+              time_label="step", step_times=float, per_path_bytes=stepper.per_path_bytes(x0),
+              blowup_threshold=blowup_threshold)
     res.extra.update(steps=np.array(idx), batch_size=B)
     return res

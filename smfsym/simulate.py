@@ -7,42 +7,68 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .engine import SimulationResult, draw_normal, run
+from .engine import MAX_STEPS, BLOCK, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
 
-__all__ = ["simulate", "prepare_x0", "time_grid"]
+__all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at"]
+
+#: Bytes of normal draws per sub-batch of paths inside a block (bounds the memory of SMFs with many
+#: noise columns; the random stream does not depend on it).
+DRAW_BYTES = 16 * 2**20
 
 
 def prepare_x0(x0, d: int) -> np.ndarray:
-    """``x0`` as (d,) or (n, d) float array, validated."""
+    """``x0`` as (d,) or (n, d) float array, validated (a copy: the caller's array is never touched)."""
+    if isinstance(x0, (str, bytes)) or x0 is None:
+        raise TypeError(f"`x0` must be numeric, of shape ({d},) or (n, {d}); got {x0!r}.")
     try:
         arr = np.array(x0, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"`x0` must be numeric, of shape ({d},) or (n, {d}); got {x0!r}.") from None
     if d == 1 and arr.ndim == 0:
         arr = arr.reshape(1)
-    if arr.ndim not in (1, 2) or arr.shape[-1] != d:
+    if arr.ndim not in (1, 2) or arr.shape[-1] != d or arr.size == 0:
         raise ValueError(f"`x0` must have shape ({d},) or (n, {d}) (n starting points); got {arr.shape}.")
     if not np.all(np.isfinite(arr)):
-        raise ValueError("`x0` must be finite.")
+        raise ValueError(f"`x0` must be finite; got {int(np.size(arr) - np.isfinite(arr).sum())} NaN or "
+                         "infinite entries.")
     return arr
 
 
-def time_grid(t_end: float, dt: float, save_at) -> tuple:
-    """Step sizes, save indices and times: equal steps <= dt between consecutive save times."""
-    if not np.isfinite(t_end) or t_end <= 0:
-        raise ValueError(f"`t_end` must be positive; got {t_end!r}.")
-    if not np.isfinite(dt) or dt <= 0:
-        raise ValueError(f"`dt` must be positive; got {dt!r}.")
-    saves = np.array([t_end] if save_at is None else np.atleast_1d(np.asarray(save_at, dtype=float)))
-    if saves.size == 0:
-        raise ValueError("`save_at` must hold at least one time.")
-    out = saves[(saves < 0) | (saves > t_end * (1 + 1e-12))]
+def check_save_at(save_at, end: float, name: str = "save_at", unit: str = "t_end", what: str = "times") -> np.ndarray:
+    """``save_at`` as a strictly increasing 1-d float array inside [0, end]; no silent sorting or merging."""
+    if isinstance(save_at, (str, bytes)):
+        raise TypeError(f"`{name}` must be a sequence of numbers; got {save_at!r}.")
+    try:
+        arr = np.atleast_1d(np.array(save_at, dtype=float))
+    except (TypeError, ValueError):
+        raise TypeError(f"`{name}` must be a sequence of numbers; got {save_at!r}.") from None
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-d sequence; got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`{name}` must be finite; got {arr.tolist()}.")
+    out = arr[(arr < 0) | (arr > end * (1 + 1e-12))]
     if out.size:
-        raise ValueError(f"`save_at` times must lie in [0, t_end = {t_end}]; got {out.tolist()}.")
-    return grid(np.unique(np.clip(saves, 0, t_end)), dt)
+        raise ValueError(f"`{name}` {what} must lie in [0, {unit} = {end}]; got {out.tolist()}.")
+    if np.any(np.diff(arr) <= 0):
+        raise ValueError(f"`{name}` must be strictly increasing (sorted, no duplicates); got {arr.tolist()}.")
+    return np.clip(arr, 0, end)
+
+
+def time_grid(t_end: float, dt: float, save_at, max_steps: int = MAX_STEPS) -> StepGrid:
+    """The lazy grid: equal steps <= dt between consecutive save times (refuses > ``max_steps`` steps)."""
+    t_end = check_positive(t_end, "t_end")
+    dt = check_positive(dt, "dt")
+    saves = np.array([t_end]) if save_at is None else check_save_at(save_at, t_end)
+    estimate = t_end / dt
+    if estimate > max_steps:
+        raise ValueError(
+            f"t_end / dt = {estimate:.3g} solver steps, over the bound of {max_steps:.3g}: raise `dt` or "
+            "`max_steps`."
+        )
+    return StepGrid.from_saves(saves, dt)
 
 
 def grid(saves, dt):
@@ -69,7 +95,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
              dt: float | None = None, scheme: Any = "euler", seed=None, save_at: Sequence[float] | None = None,
              values: Mapping | None = None, chunk_size: int | None = None,
              functions: Mapping[str, Callable] | None = None, store: bool = True,
-             on_nonfinite: str = "raise", progress: bool | None = None) -> SimulationResult:
+             on_nonfinite: str = "raise", progress: bool | None = None,
+             max_steps: int = MAX_STEPS, blowup_threshold: float | None = None) -> SimulationResult:
     """Simulate an SDE (or its n-point motion) by Monte Carlo.
 
     Parameters
@@ -83,14 +110,26 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     eta : float, optional
         The learning rate, substituted for ``sde.eta``.
     n_paths : int
+        Number of paths. Path p belongs to seed block p // 4096, which has its own
+        random stream; at each step a block draws the noise of all its paths at
+        once. So, for a fixed seed, scheme and grid, the paths of a *full* block
+        are the same in every run that contains that whole block: with
+        n_paths = 4096 q + r, the first 4096 q paths are those of any longer run.
+        The last, partial block (r paths) draws a different share of its stream
+        per step, so its paths change whenever r does (they are not a prefix of a
+        longer run's). ``chunk_size`` and ``store`` never change any number, and
+        streamed ``stats`` are bitwise identical for every ``chunk_size`` (merged
+        per block, in block order).
     dt : float, optional
         Solver step, independent of eta (default eta / 10).
     scheme : str, Solver class or instance
-        "euler" (weak order 1) or "weak2" (weak order 2).
+        "euler" (weak order 1), "weak2" (weak order 2) or "tamed" (increment-tamed
+        Euler, weak order 1, for stiff / superlinearly growing coefficients).
     seed : int, SeedSequence or Generator
         Same seed, same numbers, whatever ``chunk_size``.
     save_at : sequence of float, optional
-        Times to save (default ``[t_end]``); the grid is adapted to hit them.
+        Strictly increasing times in [0, t_end] to save (default ``[t_end]``); the grid
+        is adapted to hit them. Unsorted, duplicated or non-finite times are refused.
     values : mapping, optional
         Numbers for constants and law parameters.
     functions : mapping name -> callable, optional
@@ -101,6 +140,13 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     on_nonfinite : {"raise", "mask"}
     progress : bool, optional
         tqdm bar; default only on an interactive terminal.
+    max_steps : int
+        Refuse grids of more than this many steps (t_end / dt, estimated before starting).
+        The grid itself is streamed, never stored, so long horizons cost no memory.
+    blowup_threshold : float, optional
+        A path with an entry beyond this magnitude counts as blown up like inf/NaN (default
+        1e100): raised, or masked and counted with ``on_nonfinite='mask'``. Lower it to drop
+        paths that diverge slowly (e.g. SGD past its stability region) instead of averaging them.
 
     Examples
     --------
@@ -114,11 +160,20 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     """
     if not isinstance(sde, SDE):
         raise TypeError(f"`sde` must be a smfsym.SDE; got {type(sde).__name__}.")
+    # every argument is checked before anything is compiled or simulated
+    n_paths = check_int(n_paths, "n_paths")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size")
+    max_steps = check_int(max_steps, "max_steps")
+    if on_nonfinite not in ("raise", "mask"):
+        raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
+    seed = resolve_seed(seed)
+    if blowup_threshold is not None:
+        blowup_threshold = check_positive(blowup_threshold, "blowup_threshold")
     vals = numeric_values(values, _known_symbols(sde))
+    eta = check_positive(eta, "eta", allow_none=True)
     if eta is not None:
-        if not np.isfinite(eta) or eta <= 0:
-            raise ValueError(f"`eta` must be positive; got {eta!r}.")
-        vals[sde.eta] = float(eta)
+        vals[sde.eta] = eta
     elif isinstance(sde.eta, sp.Symbol) and sde.eta in sde.free_symbols:
         raise ValueError(f"`eta` must be given: the SDE's coefficients contain {sde.eta}.")
     if dt is None:
@@ -126,7 +181,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
             raise ValueError("`dt` must be given when `eta` is not (the default dt is eta / 10).")
         dt = eta / 10
     x0 = prepare_x0(x0, sde.dim)
-    steps, index, times = time_grid(float(t_end), float(dt), save_at)
+    grid_ = time_grid(t_end, dt, save_at, max_steps)
     solver = get_solver(scheme)
     nsde = NumericSDE(sde, vals)
     solver.prepare(nsde)
@@ -135,14 +190,30 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     m, k = nsde.m, solver.n_draws
+    # sub-batches of paths inside a block: the normal draws of an SMF with thousands of noise columns
+    # stay within DRAW_BYTES; the random stream (filled in order) and every per-path number are the same
+    sub = max(1, DRAW_BYTES // max(1, 8 * k * m))
 
     def step(X, h, gens, sizes):
-        Z = draw_normal(gens, sizes, (k, m)) if m else np.zeros((X.shape[0], k, 0))
-        return solver.step(nsde, X, h, Z)
+        if not m:
+            return solver.step(nsde, X, h, np.zeros((X.shape[0], k, 0)))
+        if sub >= BLOCK:
+            Z = np.concatenate([g.standard_normal((s, k, m)) for g, s in zip(gens, sizes)], axis=0)
+            return solver.step(nsde, X, h, Z)
+        out = np.empty_like(X)
+        lo = 0
+        for g, s in zip(gens, sizes):
+            for a in range(0, s, sub):
+                q = min(sub, s - a)
+                out[lo:lo + q] = solver.step(nsde, X[lo:lo + q], h, g.standard_normal((q, k, m)))
+                lo += q
+        return out
 
-    res = run(x0=x0, n_paths=n_paths, step_sizes=steps, save_index=index, times=times, step=step, seed=seed,
-              chunk_size=chunk_size, functions=functions, store=store, on_nonfinite=on_nonfinite,
-              progress=progress, scheme=solver.name, dt_label=float(steps.max()) if steps.size else float(dt),
-              step_times=np.cumsum(steps))
+    per_path = 8 * int(np.prod(x0.shape)) * 24 + 8 * k * min(m, sub * k * m)
+    res = run(x0=x0, n_paths=n_paths, step_sizes=grid_, save_index=grid_.save_index, times=grid_.times,
+              step=step, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
+              on_nonfinite=on_nonfinite, progress=progress, scheme=solver.name,
+              dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path,
+              blowup_threshold=blowup_threshold)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order)
     return res

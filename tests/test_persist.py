@@ -74,8 +74,8 @@ def test_multipoint_round_trip_and_long_table(tmp_path):
 def test_to_pandas_long_format(exact_study):
     df = exact_study.to_pandas()
     assert list(df.columns) == ["model", "eta", "statistic", "value", "se", "t"]
-    # two statistics per (eta, model), plus SGD's value once per eta
-    assert len(df) == 2 * len(exact_study.rows) + len(exact_study.etas)
+    # three statistics per (eta, model), plus SGD's value once per eta
+    assert len(df) == 3 * len(exact_study.rows) + len(exact_study.etas)
     err = df[(df.model == "sme2") & (df.statistic == "error")].sort_values("eta", ascending=False)
     np.testing.assert_array_equal(err["value"].to_numpy(), exact_study.errors("sme2"))
 

@@ -1,0 +1,253 @@
+"""Multi-point statistics: SGD runs that share their samples against SDE n-point motions.
+
+docs/theory.md §5. Each SDE model is run at dt and dt/2 with the same seed, so
+the solver's own error (Richardson) is reported next to the model's deviation
+from SGD: a discretisation bias is never read as a model error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..engine import BlowUpError, check_positive
+from ..persist import StudyIO
+from ..problem import Problem
+from ..sgd import simulate_sgd
+from ..simulate import simulate
+from .common import build_model, check_common, lost_cell, scheme_for, seed_sequence, with_context
+
+__all__ = ["multipoint", "MultipointStudy", "PSI"]
+
+def _mean_se(v):
+    v = np.asarray(v, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
+
+def _stat_product(X):
+    return _mean_se(X[:, 0, 0] * X[:, 1, 0])
+
+
+def _stat_sqdist(X):
+    return _mean_se(((X[:, 0] - X[:, 1]) ** 2).sum(-1))
+
+
+def _stat_covariance(X):
+    # influence function of the sample covariance: (a - mean a)(b - mean b)
+    a, b = X[:, 0, 0], X[:, 1, 0]
+    return _mean_se((a - a.mean()) * (b - b.mean()))
+
+
+def _stat_correlation(X):
+    a, b = X[:, 0, 0], X[:, 1, 0]
+    rho = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+    return rho, float((1 - rho**2) / np.sqrt(max(a.size - 3, 1)))  # Fisher's approximation
+
+
+def _stat_same_sign(X):
+    return _mean_se(np.sign(X[:, 0, 0]) == np.sign(X[:, 1, 0]))
+
+
+#: Built-in statistics of the joint state (P, n, d): name -> (function returning (value, se), description).
+PSI = {
+    "product": (_stat_product, "E[X(x_1) X(x_2)] (first coordinate)"),
+    "covariance": (_stat_covariance, "Cov(X(x_1), X(x_2)) (first coordinate)"),
+    "correlation": (_stat_correlation, "Corr(X(x_1), X(x_2)) (first coordinate)"),
+    "sqdist": (_stat_sqdist, "E|X(x_1) - X(x_2)|^2"),
+    "same_sign": (_stat_same_sign, "P(sign X(x_1) = sign X(x_2))"),
+}
+
+
+def _z(v, s, ref, ref_se):
+    if abs(v - ref) <= 1e-12 * max(1.0, abs(ref)):
+        return 0.0  # equal up to rounding (e.g. correlations of exactly -1)
+    den = float(np.hypot(s, ref_se))
+    if den == 0:
+        return 0.0 if v == ref else float("inf")
+    return (v - ref) / den
+
+
+@dataclass
+class MultipointStudy(StudyIO):
+    """Result of :func:`multipoint`.
+
+    ``rows``: per statistic and model, the value, its standard error, the z-score
+    against SGD, the solver's own error (Richardson estimate from dt and dt/2;
+    0 for SGD) and the fraction of paths lost to blow-ups (``lost``).
+    """
+
+    rows: list
+    starts: np.ndarray
+    eta: float
+    t: float
+
+    @property
+    def table(self):
+        return self.rows
+
+    def _long_rows(self) -> list:
+        return [(r["model"], self.eta, r["psi"], r["value"], r["se"], self.t) for r in self.rows]
+
+    def value(self, model, psi):
+        return next(r for r in self.rows if r["model"] == model and r["psi"] == psi)
+
+    def __repr__(self):
+        lines = [f"{'statistic':>12} {'model':>18} {'value':>12} {'s.e.':>10} {'z vs SGD':>9} {'solver err':>10} "
+                 f"{'lost':>7}"]
+        for r in self.rows:
+            z = "" if r["model"] == "sgd" else f"{r['z']:.1f}"
+            se = "" if r["model"] == "sgd" else f"{r['solver_error']:.1e}"
+            lines.append(f"{r['psi']:>12} {r['model']:>18} {r['value']:>12.5g} {r['se']:>10.2e} {z:>9} {se:>10} "
+                         f"{lost_cell(r['lost']):>7}")
+        return "\n".join(lines)
+
+    def to_latex(self) -> str:
+        psis = list(dict.fromkeys(r["psi"] for r in self.rows))
+        models = list(dict.fromkeys(r["model"] for r in self.rows))
+        lines = [r"\begin{tabular}{l" + "r" * (len(psis) + 1) + "}", r"\toprule",
+                 " & ".join(["model"] + [p.replace("_", r"\_") for p in psis] + ["lost paths"]) + r" \\",
+                 r"\midrule"]
+        for m in models:
+            cells = [m.replace("_", r"\_")]
+            for p in psis:
+                r = self.value(m, p)
+                cell = f"{r['value']:.4f} $\\pm$ {r['se']:.1e}"
+                if m != "sgd":
+                    cell += f" (solver {r['solver_error']:.0e})"
+                cells.append(cell)
+            cells.append(lost_cell(self.value(m, psis[0])["lost"]).replace("%", r"\%"))
+            lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines)
+
+
+def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
+               psi: Any = ("covariance", "correlation", "product", "sqdist"),
+               models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"), seed=0,
+               n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
+               progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise",
+               blowup_threshold: float | None = None) -> MultipointStudy:
+    """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (MATH.md s.5).
+
+    Parameters
+    ----------
+    starts : array_like (n, d)
+        The starting points.
+    psi : str, callable, or sequence of them / mapping name -> callable
+        Statistics of the final joint state ``(P, n, d)``: built in "covariance",
+        "correlation", "product", "sqdist", "same_sign" (first two points, first
+        coordinate); a callable maps states to per-path values ``(P,)``.
+    models : sequence of str
+        "smfK" (n-point SMF, one cylindrical noise), "smeK_shared" (one Brownian
+        motion for all points), "smeK_independent" (independent Brownian motions), K = 1, 2.
+    scheme : str, Solver or None
+        Solver for the SDE models (None: weak2 where possible, else euler; "tamed" for stiff drifts).
+        Each model runs at dt = eta * dt_fraction and dt/2 with one seed; the dt/2 values are
+        reported with the Richardson estimate of the solver's error (``solver_error``).
+    on_nonfinite : {"raise", "mask"}
+        Passed to the simulators; masked paths are left out and their fraction reported (``lost``).
+    blowup_threshold : float, optional
+        Passed to the simulators: paths beyond it count as blown up (default 1e100).
+
+    All arguments are checked before anything runs.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> r = smfsym.rademacher("r")
+    >>> p = smfsym.Problem((1 + r) * x**2 / 2, [x])
+    >>> mp = smfsym.multipoint(p, [[-1.0], [1.0]], eta=0.1, t_end=1.0, psi="covariance", n_paths=4000)
+    >>> mp.value("sme2_shared", "covariance")["value"] > 0 > mp.value("smf2", "covariance")["value"]
+    True
+    """
+    c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
+                     on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
+    t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
+    blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
+    eta = check_positive(eta, "eta")
+    try:
+        if isinstance(starts, (str, bytes)) or starts is None:
+            raise TypeError
+        starts = np.array(starts, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"`starts` must be numeric of shape (n, {problem.dim}); got {starts!r}.") from None
+    if starts.ndim != 2 or starts.shape[1] != problem.dim or starts.shape[0] < 2:
+        raise ValueError(f"`starts` must have shape (n, {problem.dim}) with n >= 2; got {starts.shape}.")
+    if not np.all(np.isfinite(starts)):
+        raise ValueError(f"`starts` must be finite; got {starts.tolist()}.")
+    if isinstance(psi, str) or callable(psi):
+        psi = [psi]
+    if not isinstance(psi, (Mapping, list, tuple)) or not len(psi):
+        raise TypeError(f"`psi` must be a name, a callable, or a non-empty sequence / mapping of them; got {psi!r}.")
+    fns = {}
+    for p in (psi.items() if isinstance(psi, Mapping) else psi):
+        name, fn = (p if isinstance(p, tuple) else (p if isinstance(p, str) else getattr(p, "__name__", f"psi{len(fns)}"), p))
+        if isinstance(fn, str):
+            if fn not in PSI:
+                raise ValueError(f"`psi` names must be among {sorted(PSI)}; got {fn!r}.")
+            fns[name] = PSI[fn][0]
+        elif callable(fn):
+            fns[name] = (lambda f: (lambda X: _mean_se(f(X))))(fn)
+        else:
+            raise TypeError(f"`psi` entries must be names or callables; got {fn!r}.")
+    if isinstance(models, str) or not hasattr(models, "__iter__") or not list(models):
+        raise TypeError(f"`models` must be a non-empty sequence of model names; got {models!r}.")
+    models = list(models)
+    for model in models:
+        base, _, coupling = model.partition("_") if isinstance(model, str) else ("", "", "")
+        if base not in ("sme1", "sme2", "smf1", "smf2") or coupling not in ("", "shared", "independent"):
+            raise ValueError(
+                f"`models` entries must be smf1/smf2 or sme1/sme2 with _shared/_independent; got {model!r}.")
+    if len(set(models)) != len(models):
+        raise ValueError(f"`models` must not repeat a model; got {models}.")
+    k = max(1, int(round(t_end / eta)))
+    t = k * eta
+    seeds = seed_sequence(seed).spawn(len(models) + 1)
+    try:
+        r = simulate_sgd(problem, starts, k, eta, n_paths=n_paths, seed=seeds[0], values=values,
+                         progress=progress, **blow)
+    except BlowUpError as exc:
+        raise with_context(exc, f"SGD at eta = {eta:g}") from None
+    finals = {"sgd": [_finite(r.states[-1])]}
+    lost = {"sgd": r.lost_fraction}
+    orders = {"sgd": 1.0}
+    for mi, model in enumerate(models):
+        base, _, coupling = model.partition("_")
+        sde = build_model(problem, base)
+        slv = scheme_for(sde, solver)
+        orders[model] = slv.weak_order
+        finals[model], lost[model] = [], 0.0
+        for h in (eta * dt_fraction, eta * dt_fraction / 2):
+            kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress, **blow)
+            try:
+                if coupling == "independent":
+                    parts = [simulate(sde, x_start, t, seed=sj, **kw)
+                             for x_start, sj in zip(starts, seeds[mi + 1].spawn(len(starts)))]
+                    X = np.stack([p.states[-1] for p in parts], axis=1)
+                    lost[model] = max([lost[model]] + [p.lost_fraction for p in parts])
+                else:
+                    rr = simulate(sde, starts, t, seed=seeds[mi + 1], **kw)
+                    X = rr.states[-1]
+                    lost[model] = max(lost[model], rr.lost_fraction)
+            except BlowUpError as exc:
+                raise with_context(exc, f"model {model} ({slv.name}, dt = {h:g}) at eta = {eta:g}") from None
+            finals[model].append(_finite(X))
+    rows = []
+    ref = {name: fn(finals["sgd"][0]) for name, fn in fns.items()}
+    for model, Xs in finals.items():
+        for name, fn in fns.items():
+            if model == "sgd":
+                (v, s), solver_err = ref[name], 0.0
+            else:
+                (v1, _), (v, s) = fn(Xs[0]), fn(Xs[1])
+                solver_err = abs(v1 - v) / (2 ** orders[model] - 1)  # Richardson: error left at dt/2
+            rows.append(dict(psi=name, model=model, value=v, se=s, z=_z(v, s, *ref[name]),
+                             solver_error=float(solver_err), lost=lost[model]))
+    return MultipointStudy(rows, starts, eta, t)
+
+
+def _finite(X):
+    """States of the paths that stayed finite (masked paths are NaN in stored states)."""
+    return X[np.isfinite(X).reshape(X.shape[0], -1).all(axis=1)]

@@ -1,0 +1,332 @@
+"""Weak error of the models against SGD over a range of learning rates (docs/theory.md §2, §4).
+
+Every estimate carries its standard error (or is exact), fitted orders carry
+intervals, only errors resolved above the noise enter a fit, the solver's own
+error is estimated (Richardson) and lost paths are reported per model and eta.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from .._checks import numeric_values
+from ..engine import BlowUpError
+from ..exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean
+from ..expectation import is_polynomial_in
+from ..persist import Order, StudyIO
+from ..problem import Problem
+from ..sgd import simulate_sgd
+from ..simulate import prepare_x0, simulate
+from .common import (MODELS, OrderWarning, warn_if_unresolved, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
+                     scheme_for, seed_sequence, with_context)
+
+__all__ = ["weak_error", "WeakErrorStudy", "check_etas"]
+
+
+def check_etas(etas) -> list:
+    """At least two distinct positive finite learning rates, largest first."""
+    if isinstance(etas, (str, bytes)) or not hasattr(etas, "__iter__"):
+        raise TypeError(f"`etas` must be a sequence of learning rates; got {etas!r}.")
+    out = []
+    for e in etas:
+        if isinstance(e, (bool, np.bool_)):
+            raise TypeError(f"`etas` must hold numbers; got {e!r}.")
+        if isinstance(e, sp.Basic):
+            if e.free_symbols:
+                raise TypeError(f"`etas` must hold numbers; got the symbolic {e}.")
+            e = float(e)
+        if not isinstance(e, (numbers.Real, np.floating, np.integer)):
+            raise TypeError(f"`etas` must hold numbers; got {e!r} ({type(e).__name__}).")
+        if not math.isfinite(float(e)) or float(e) <= 0:
+            raise ValueError(f"`etas` must hold positive finite learning rates; got {e!r}.")
+        out.append(float(e))
+    if len(out) < 2:
+        raise ValueError(f"`etas` must hold at least two positive learning rates; got {out}.")
+    if len(set(out)) != len(out):
+        raise ValueError(f"`etas` must be distinct; got {out}.")
+    return sorted(out, reverse=True)
+
+
+def check_models(models, allowed) -> list:
+    if isinstance(models, str) or not hasattr(models, "__iter__"):
+        raise TypeError(f"`models` must be a sequence of model names among {sorted(allowed)}; got {models!r}.")
+    models = list(models)
+    bad = [m for m in models if not isinstance(m, str) or m not in allowed]
+    if bad or not models:
+        raise ValueError(f"`models` entries must be among {sorted(allowed)}; got {bad or models!r}.")
+    if len(set(models)) != len(models):
+        raise ValueError(f"`models` must not repeat a model; got {models}.")
+    return models
+
+
+@dataclass
+class WeakErrorStudy(StudyIO):
+    """Result of :func:`weak_error`.
+
+    ``rows``: one dict per (eta, model) with the SGD and model values, the error
+    (model - SGD), its standard error (0 when exact), the method, for Monte
+    Carlo the solver's own error estimate, and the fractions of paths lost to
+    blow-ups (``lost`` for the model, ``lost_sgd`` for SGD; 0 unless
+    ``on_nonfinite='mask'``). ``orders``: model -> (slope, low, high, n_used).
+    """
+
+    problem: Any
+    phi: Any
+    etas: list
+    models: list
+    rows: list
+    orders: dict
+    t: list
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> list:
+        return self.rows
+
+    def _long_rows(self) -> list:
+        out = []
+        for r in self.rows:
+            out.append((r["model"], r["eta"], "error", r["error"], r["se"], r["t"]))
+            out.append((r["model"], r["eta"], "E phi (model)", r["value"], r["value_se"], r["t"]))
+            out.append((r["model"], r["eta"], "lost paths", r["lost"], 0.0, r["t"]))
+        for eta in self.etas:  # SGD once per eta
+            r = next(r for r in self.rows if r["eta"] == eta)
+            out.append(("sgd", eta, "E phi (SGD)", r["sgd"], r["sgd_se"], r["t"]))
+        return out
+
+    def errors(self, model: str) -> np.ndarray:
+        return np.array([r["error"] for r in self.rows if r["model"] == model])
+
+    def __repr__(self) -> str:
+        lines = [f"{'eta':>8} {'model':>6} {'E phi SGD':>12} {'E phi model':>12} {'error':>11} {'s.e./exact':>11} "
+                 f"{'solver err':>10} {'lost SGD':>8} {'lost':>8}"]
+        for r in self.rows:
+            se = "exact" if r["method"] == "exact" else f"{r['se']:.2e}"
+            lines.append(f"{r['eta']:>8.4g} {r['model']:>6} {r['sgd']:>12.6g} {r['value']:>12.6g} "
+                         f"{r['error']:>11.3e} {se:>11} {r['solver_error']:>10.1e} {lost_cell(r['lost_sgd']):>8} "
+                         f"{lost_cell(r['lost']):>8}")
+        lines.append("fitted orders (slope of log|error| vs log eta, 95% interval):")
+        for m, (s, lo, hi, n) in self.orders.items():
+            lines.append(f"  {m:>6}: {s:.3f}  [{lo:.3f}, {hi:.3f}]  ({n} etas)")
+        return "\n".join(lines)
+
+    def plot(self, ax=None, path=None):
+        """Log-log plot of |error| against eta with reference slopes 1 and 2."""
+        import matplotlib
+
+        if ax is None:
+            matplotlib.use("Agg") if path is not None and matplotlib.get_backend() == "" else None
+            import matplotlib.pyplot as plt
+
+            fig, ax = plt.subplots(figsize=(5.5, 4))
+        else:
+            fig = ax.figure
+        from matplotlib.ticker import NullFormatter
+
+        etas = np.array(self.etas)
+        style = {"gf": ("s", "-"), "sme1": ("o", "-"), "sme2": ("o", "-"), "smf1": ("x", "--"), "smf2": ("x", "--")}
+        for m in self.models:
+            rs = [r for r in self.rows if r["model"] == m]
+            e = np.array([abs(r["error"]) for r in rs])
+            se = np.array([r["se"] for r in rs])
+            slope = self.orders[m][0]
+            marker, ls = style.get(m, ("o", "-"))
+            # SME and SMF share their one-point law, so their curves may coincide: dashed crosses on top
+            ax.errorbar([r["eta"] for r in rs], e, yerr=2 * se if se.any() else None, marker=marker, ls=ls,
+                        capsize=3, markersize=7 if marker == "x" else 5, label=f"{m} (slope {slope:.2f})")
+        top = max(abs(r["error"]) for r in self.rows)
+        for p, style in ((1, ":"), (2, "--")):
+            ax.plot(etas, top * (etas / etas.max()) ** p, "k" + style, lw=1, label=f"slope {p}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(r"learning rate $\eta$")
+        ax.set_ylabel(r"$|\mathbb{E}\,\varphi(X_{k\eta}) - \mathbb{E}\,\varphi(x_k)|$")
+        ax.set_title("weak error against SGD")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=150)
+        return fig
+
+    def to_latex(self) -> str:
+        """A booktabs table of the study."""
+        head = " & ".join([r"$\eta$", r"$\mathbb{E}\varphi$ (SGD)"] + [f"{m} error" for m in self.models]
+                          + ["lost paths"])
+        lines = [r"\begin{tabular}{" + "r" * (3 + len(self.models)) + "}", r"\toprule", head + r" \\", r"\midrule"]
+        for eta in self.etas:
+            rs = {r["model"]: r for r in self.rows if r["eta"] == eta}
+            first = next(iter(rs.values()))
+            cells = [f"{eta:g}", f"{first['sgd']:.6g}"]
+            for m in self.models:
+                r = rs[m]
+                cells.append(f"{r['error']:.3e}" if r["method"] == "exact" else f"{r['error']:.2e} $\\pm$ {r['se']:.1e}")
+            lost = [f"SGD {lost_cell(first['lost_sgd'])}"] + [f"{m} {lost_cell(rs[m]['lost'])}" for m in self.models
+                                                              if rs[m]["lost"]]
+            cells.append(", ".join(lost).replace("%", r"\%"))
+            lines.append(" & ".join(cells) + r" \\")
+        lines.append(r"\midrule")
+        lines.append(" & ".join(["order", ""] + [f"{self.orders[m][0]:.2f} [{self.orders[m][1]:.2f}, {self.orders[m][2]:.2f}]"
+                                                  for m in self.models] + [""]) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines)
+
+
+def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *,
+               models: Sequence[str] = MODELS, method: str = "auto", seed=0, n_paths: int = 200_000,
+               dt_fraction: float = 0.125, values: Mapping | None = None, progress: bool | None = None,
+               resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise",
+               blowup_threshold: float | None = None) -> WeakErrorStudy:
+    """Weak error of each model against SGD over a range of learning rates (MATH.md section 2).
+
+    Parameters
+    ----------
+    problem : Problem
+    phi : sympy expression in the parameters, or callable on states (P, d)
+        The test function.
+    x0 : array_like (d,)
+    t_end : float
+        Horizon; SGD runs k = round(t_end / eta) steps and models are compared at t = k eta.
+    etas : sequence of float
+    models : sequence of str
+        Among "gf", "sme1", "sme2", "smf1", "smf2".
+    method : {"auto", "exact", "montecarlo"}
+        "auto" uses exact moments when they close (gradient affine in x, polynomial phi,
+        batch size 1), Monte Carlo otherwise.
+    seed, n_paths : Monte Carlo settings.
+    dt_fraction : float
+        Solver step as a fraction of eta (weak order-2 solver where the noise allows).
+    resolve : float
+        An error enters the order fit only if it exceeds ``resolve`` standard errors.
+    scheme : str, Solver or None
+        Solver for every model (Monte Carlo); None picks weak2 where its derivatives
+        exist, else euler. "tamed" survives stiff drifts (quartic losses at large eta).
+    on_nonfinite : {"raise", "mask"}
+        Passed to the simulators (SGD and models). With "mask", paths that blow up are
+        dropped and their fraction is reported in the ``lost`` / ``lost_sgd`` columns.
+    blowup_threshold : float, optional
+        Paths with an entry beyond it count as blown up (default 1e100); lower it when
+        SGD diverges slowly past its stability region, so that such paths are masked and
+        counted rather than averaged (a :class:`DivergenceWarning` flags that case).
+
+    All arguments are checked before anything runs.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> xi = smfsym.normal("xi")
+    >>> p = smfsym.Problem((x - xi) ** 2 / 2, [x])
+    >>> st = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.1, 0.05, 0.025], models=["sme1", "sme2"])
+    >>> round(st.orders["sme1"][0]), round(st.orders["sme2"][0])
+    (1, 2)
+    """
+    c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
+                     on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
+    t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
+    blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
+    if method not in ("auto", "exact", "montecarlo"):
+        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
+    etas = check_etas(etas)
+    models = check_models(models, {"gf", "gf2", "sme1", "sme2", "smf1", "smf2"})
+    phi = check_phi(phi, problem.params)
+    if isinstance(phi, sp.Expr) and phi.free_symbols - set(problem.params):
+        extra = phi.free_symbols - set(problem.params)
+        known = {str(s) for s in problem.law_parameters} | {str(s) for s in problem.constants}
+        if not {str(s) for s in extra} <= known | {str(k) for k in (values or {})}:
+            raise ValueError(f"`phi` must be an expression in the parameters {list(problem.params)}; it also "
+                             f"contains {sorted(map(str, extra))}.")
+    if isinstance(resolve, bool) or not isinstance(resolve, numbers.Real) or not resolve > 0:
+        raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
+    from ..sgd import problem_symbols
+
+    vals = numeric_values(values, problem_symbols(problem))
+    x0 = prepare_x0(x0, problem.dim)
+    if x0.shape != (problem.dim,):
+        raise ValueError(f"`x0` must have shape ({problem.dim},); got {x0.shape}.")
+    sdes = {m: build_model(problem, m) for m in models}
+    use_exact = False
+    if method in ("auto", "exact"):
+        phi_expr = phi if isinstance(phi, sp.Expr) else None
+        use_exact = (phi_expr is not None and not (phi_expr.free_symbols - set(problem.params))
+                     and is_polynomial_in(phi_expr, problem.params) and affine_in_params(problem)
+                     and problem.batch_size == 1 and problem.is_polynomial and not vals)
+        if method == "exact" and not use_exact:
+            raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, batch size 1 "
+                                 "and no numeric `values`; use method='montecarlo'.")
+    space = (PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
+             if use_exact else None)
+    rows, ts = [], []
+    for i, eta in enumerate(etas):
+        k = max(1, int(round(t_end / eta)))
+        t = k * eta
+        ts.append(t)
+        if use_exact:
+            sgd_val = exact_sgd_mean(problem, phi, x0, eta, k, space)
+            for m, sde in sdes.items():
+                val = exact_sde_mean(sde, phi, x0, eta, t, space)
+                rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
+                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0,
+                                 lost_sgd=0.0))
+            continue
+        f = _phi_function(phi, problem.params, vals)
+        ss = seed_sequence(seed).spawn(len(etas))[i]
+        s_sgd, s_sde = ss.spawn(2)
+        try:
+            r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f}, store=False,
+                             values=vals, progress=progress, **blow)
+        except BlowUpError as exc:
+            raise with_context(exc, f"SGD at eta = {eta:g}") from None
+        sgd_val, sgd_se, lost_sgd = float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction
+        for m, sde in sdes.items():
+            slv = scheme_for(sde, solver)
+            scheme = slv.name
+            dt = eta * dt_fraction
+            runs = []
+            # a noise-free model (gradient flow) needs one path, not n_paths
+            n_model = n_paths if sde.n_noise else 1
+            lost = 0.0
+            for h in (dt, dt / 2):
+                try:
+                    rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
+                                  functions={"phi": f}, store=False, values=vals, progress=progress, **blow)
+                except BlowUpError as exc:
+                    raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
+                runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
+                lost = max(lost, rr.lost_fraction)
+            (v1, e1), (v2, e2) = [(v, 0.0 if not sde.n_noise else e) for v, e in runs]
+            order = slv.weak_order
+            solver_err = abs(v1 - v2) / (2**order - 1)  # Richardson estimate of the error left at dt/2
+            val, vse = v2, e2
+            if sde.n_noise:
+                warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
+                warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se)
+            err_se = float(np.hypot(vse, sgd_se))
+            rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
+                             error=val - sgd_val, se=err_se, method=f"montecarlo ({scheme}, dt={dt / 2:.3g})",
+                             solver_error=solver_err, lost=lost, lost_sgd=lost_sgd))
+    orders = {}
+    for m in models:
+        rs = [r for r in rows if r["model"] == m]
+        if use_exact:
+            keep = [r for r in rs if abs(r["error"]) > 1e-14 * max(1.0, abs(r["sgd"]))]
+            s, lo, hi = fit_order([r["eta"] for r in keep], [r["error"] for r in keep])
+        else:
+            keep = [r for r in rs if abs(r["error"]) > resolve * r["se"] and np.isfinite(r["error"])]
+            s, lo, hi = fit_order([r["eta"] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
+            if len(keep) < 2:
+                warnings.warn(
+                    f"the order of {m} cannot be resolved: only {len(keep)} of {len(rs)} errors exceed "
+                    f"{resolve} standard errors; raise `n_paths` or use larger etas.", OrderWarning, stacklevel=2)
+        orders[m] = Order(s, lo, hi, len(keep))
+    return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
+                          meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
+                                    scheme=None if solver is None else solver.name, **blow))
+
+
