@@ -22,8 +22,6 @@ from .expectation import DataMean
 
 __all__ = ["compile_exprs", "CompiledExprs"]
 
-_CHUNK_ELEMENTS = 4_000_000
-
 
 def _bind(expr, values):
     return expr.xreplace(values) if values else expr
