@@ -18,7 +18,7 @@ import smfsym
 from smfsym.spec import SpecError, load_spec
 
 PKG = Path(smfsym.__file__).parent
-EVALUATORS = {"sympify", "S", "parse_expr", "eval", "exec", "compile", "run_path", "run_module", "lambdify",
+EVALUATORS = {"sympify", "S", "parse_expr", "eval", "exec", "compile", "run_path", "run_module", "lambdify", "nsimplify",
               "__import__", "import_module", "symbols"}
 
 # Why the spec layer never passes a string to each of these: the spec layer
@@ -34,6 +34,7 @@ ALLOWED = {
     ("compile.py", "lambdify_safe", "lambdify"): "sympy expressions only; dummify=False on package symbols",
     ("compile.py", "lambdify_safe", "sympify"): "sympy expressions from derivations",
     ("compile.py", "CompiledExprs.__init__", "sympify"): "sympy expressions and symbol keys",
+    ("exact.py", "rational", "nsimplify"): "floats of x0/eta validated by the schema, or sympy numbers",
     ("exact.py", "rational", "sympify"): "floats of x0/eta validated by the schema, or sympy numbers",
     ("expectation.py", "expectation", "sympify"): SPEC_OBJECTS,
     ("expectation.py", "DataMean.__new__", "sympify"): SPEC_OBJECTS,

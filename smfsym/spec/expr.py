@@ -20,6 +20,7 @@ import ast
 import math
 import re
 import unicodedata
+from fractions import Fraction
 from typing import Mapping
 
 import sympy as sp
@@ -129,7 +130,9 @@ def _number(value, text, node, where):
     if isinstance(value, float):
         if not math.isfinite(value):
             raise SpecError(f"{where}: the number `{_snippet(text, node)}` is not finite")
-        return sp.nsimplify(value, rational=True)
+        # The shortest decimal that round-trips (0.1 -> 1/10), exactly; no string parsing by sympy.
+        frac = Fraction(repr(value))
+        return sp.Rational(frac.numerator, frac.denominator)
     if value.bit_length() > MAX_LITERAL_DIGITS * 3.33:
         raise SpecError(f"{where}: integer literal `{_snippet(text, node)}` is too large "
                         f"(at most {MAX_LITERAL_DIGITS} digits)")
