@@ -5,7 +5,8 @@ nothing) and translated node by node: numbers, declared names, ``+ - * / **``,
 unary signs and calls to :data:`ALLOWED_FUNCTIONS`. Everything else is refused
 before sympy sees it. Work is bounded before it is done (docs/theory.md §8):
 
-- text length <= :data:`MAX_TEXT`, tree size <= :data:`MAX_NODES`, nesting
+- text length <= :data:`MAX_TEXT`, tokens <= :data:`MAX_TOKENS` (counted on the raw
+  text before parsing; about a 2,000-term sum), tree size <= :data:`MAX_NODES`, nesting
   depth <= :data:`MAX_DEPTH` (long flat sums and products are flattened
   iteratively, so a 1,000-term sum has depth 1);
 - integer literals below ``10**MAX_LITERAL_DIGITS``, float literals finite;
@@ -26,9 +27,10 @@ from typing import Mapping
 import sympy as sp
 
 __all__ = ["SpecError", "parse_expression", "ALLOWED_FUNCTIONS", "CONSTANTS", "MAX_TEXT", "MAX_NODES",
-           "MAX_DEPTH", "MAX_EXPONENT", "MAX_LITERAL_DIGITS", "MAX_NUMBER_BITS", "check_name"]
+           "MAX_DEPTH", "MAX_TOKENS", "MAX_EXPONENT", "MAX_LITERAL_DIGITS", "MAX_NUMBER_BITS", "check_name"]
 
 MAX_TEXT = 20_000
+MAX_TOKENS = 8_000
 MAX_NODES = 10_000
 MAX_DEPTH = 64
 MAX_EXPONENT = 1000
@@ -52,6 +54,7 @@ _INTERNAL = {"eta", "t"}
 _SUM_OPS = (ast.Add, ast.Sub)
 _PROD_OPS = (ast.Mult, ast.Div)
 _WORD = re.compile(r"\w+", re.UNICODE)
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _REFUSED = {
     ast.Attribute: "attribute access", ast.Subscript: "subscripts", ast.Lambda: "lambdas",
     ast.ListComp: "comprehensions", ast.SetComp: "comprehensions", ast.DictComp: "comprehensions",
@@ -210,6 +213,9 @@ def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expressio
     if not text.strip():
         raise SpecError(f"{where}: empty expression")
     _check_raw_text(text, where)
+    n_tokens = len(_TOKEN.findall(text))
+    if n_tokens > MAX_TOKENS:
+        raise SpecError(f"{where}: expression has {n_tokens} tokens; the limit is MAX_TOKENS = {MAX_TOKENS}")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
