@@ -85,7 +85,7 @@ def read_csv(path: Path, key: str) -> tuple[list[str], np.ndarray]:
         n = 0
         for row in reader:
             line = reader.line_num
-            if not row or all(not c.strip() for c in row):
+            if not row:  # a blank line; a line of empty cells is refused below
                 continue
             if len(row) != k:
                 raise SpecError(f"`{key}`: line {line} has {len(row)} cells; the header has {k}")
