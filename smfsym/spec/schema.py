@@ -288,6 +288,8 @@ def validate_section(table: Any, section: str, keys: dict[str, Key]) -> dict:
             continue
         v = table[name]
         if key.section is not None:
+            if not isinstance(v, dict):
+                raise SpecError(f"`[{section}] {name}`: expected a table [{key.section}]; got {_tname(v)} {v!r:.60}")
             out[name] = validate_section(v, key.section, SCHEMA[key.section])
         else:
             out[name] = key.check(v, f"[{section}] {name}")
