@@ -4,8 +4,8 @@ The keys are taken from the schema itself (smfsym.spec.SCHEMA and LAWS), so a
 new section or key is fuzzed without touching this file. Each generated spec
 must be refused with a SpecError that names the key, and the canary file that
 the payloads try to create must never exist. Hypothesis runs derandomized
-(fixed examples in CI); about 60 examples per key over ~60 keys, i.e. a few
-thousand specs. Set SMFSYM_FUZZ_REPORT=path to write the counts by kind.
+(fixed examples in CI). Every key gets every payload deterministically plus 60
+generated wrappings: about 6,000 specs in all. Set SMFSYM_FUZZ_REPORT=path to write the counts by kind.
 """
 import copy
 import datetime as dt
@@ -135,33 +135,54 @@ def test_base_documents_are_valid(data_dir, law):
     assert spec.check["multipoint"]["eta"] == 0.05
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.parametrize("section,key,law", ALL_KEYS, ids=[f"{s}:{k}:{l or ''}" for s, k, l in ALL_KEYS])
-def test_every_key_refuses_hostile_values_naming_the_key(data_dir, section, key, law):
+LEAVES = [(kind, v) for kind, vs in PAYLOADS.items() for v in vs] + \
+         [("TOML " + kind, v) for kind, vs in NON_SCALARS.items() for v in vs]
+KEY_IDS = [f"{s}:{k}:{l or ''}" for s, k, l in ALL_KEYS]
+
+
+def _refused(data_dir, section, key, law, kind, value):
+    doc = base_doc(law)
+    _set(doc, section, key, copy.deepcopy(value))
+    with pytest.raises(SpecError) as exc:
+        spec_from_dict(doc, base_dir=data_dir)
+    msg = str(exc.value)
+    named = [f"[{section}] {key}"]
+    if section == "check.multipoint":
+        named.append("[check] multipoint")
+    sub = SCHEMA.get(section, {}).get(key)
+    if sub is not None and sub.section:  # a sub-table: its own keys name themselves
+        named.append(f"[{sub.section}]")
+    assert any(n in msg for n in named), f"{kind} {value!r:.80}: error does not name `[{section}] {key}`: {msg[:300]}"
+    assert "\n" not in msg and len(msg) < 2000
+    assert not CANARY.exists()
+    COUNTS[kind] += 1
+
+
+def _skip_law_key(law, key):
     if law is not None and key == "law" and law != "normal":
         pytest.skip("the `law` key is fuzzed once, with the normal law")
-    assert not CANARY.exists()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("section,key,law", ALL_KEYS, ids=KEY_IDS)
+def test_every_key_refuses_every_payload(data_dir, section, key, law):
+    """Deterministic: each payload and each wrong TOML type, as the value itself, in every key."""
+    _skip_law_key(law, key)
+    for kind, value in LEAVES:
+        _refused(data_dir, section, key, law, kind, value)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("section,key,law", ALL_KEYS, ids=KEY_IDS)
+def test_every_key_refuses_generated_hostile_values(data_dir, section, key, law):
+    """Hypothesis (derandomized): payloads wrapped in prefixes, arrays, nested arrays and tables."""
+    _skip_law_key(law, key)
 
     @settings(derandomize=True, max_examples=60, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(hostile_values())
     def run(kv):
-        kind, value = kv
-        doc = base_doc(law)
-        _set(doc, section, key, copy.deepcopy(value))
-        with pytest.raises(SpecError) as exc:
-            spec_from_dict(doc, base_dir=data_dir)
-        msg = str(exc.value)
-        named = [f"[{section}] {key}"]
-        if section == "check.multipoint":
-            named.append("[check] multipoint")
-        sub = SCHEMA.get(section, {}).get(key)
-        if sub is not None and sub.section:  # a sub-table: its own keys name themselves
-            named.append(f"[{sub.section}]")
-        assert any(n in msg for n in named), f"error does not name `[{section}] {key}`: {msg[:300]}"
-        assert "\n" not in msg and len(msg) < 2000
-        assert not CANARY.exists()
-        COUNTS[kind] += 1
+        _refused(data_dir, section, key, law, *kv)
 
     run()
 
