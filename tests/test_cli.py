@@ -256,3 +256,14 @@ def test_ctrl_c_during_check_is_one_line_and_leaves_no_results(tmp_path):
     assert proc.returncode == 130 and err.strip().splitlines()[-1] == "smfsym: interrupted"
     assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_python_spec_check_table_is_validated_too(tmp_path):
+    head = "import sympy as sp, smfsym\nx = sp.Symbol('x')\nproblem = smfsym.Problem((x - smfsym.normal('z'))**2/2, [x])\n"
+    p = tmp_path / "spec.py"
+    p.write_text(head + "check = {'phi': x**2, 'x0': (1.0,), 'etas': [0.1, 0.05]}\n")
+    c = load_spec(p).check
+    assert c["t_end"] == 1.0 and c["x0"] == [1.0] and str(c["phi"]) == "x**2"
+    p.write_text(head + "check = {'phi': 'x', 'x0': [1.0], 'etas': [0.1], 't_end': -1}\n")
+    with pytest.raises(SpecError, match=r"`\[check\] t_end`"):
+        load_spec(p)

@@ -103,8 +103,11 @@ def load_spec(path) -> Spec:
         ns = runpy.run_path(str(path))  # trusted by design: documented in the README and `smfsym --help`
         if not isinstance(ns.get("problem"), Problem):
             raise SpecError(f"{path}: a Python spec must define `problem = smfsym.Problem(...)`")
-        return Spec(ns["problem"], {}, dict(ns.get("check", {})), dict(ns.get("values", {})),
-                    raw.decode("utf-8", "replace"))
+        try:
+            check = _python_check(ns["problem"], ns.get("check"))
+        except SpecError as exc:
+            raise SpecError(f"{path}: {exc}") from None
+        return Spec(ns["problem"], {}, check, dict(ns.get("values", {})), raw.decode("utf-8", "replace"))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -122,6 +125,35 @@ def load_spec(path) -> Spec:
         m = _KEY_IN_MSG.match(msg)
         line = _line_of(text, m.group(2), m.group(1)) if m else None
         raise SpecError(f"{path}:{line or '?'}: {msg}") from None
+
+
+def _python_check(problem: Problem, check: Any) -> dict:
+    """The ``check`` dict of a Python spec, validated by the same schema as a TOML [check] table."""
+    if check is None:
+        return {}
+    if not isinstance(check, dict):
+        raise SpecError(f"`[check]`: a Python spec's `check` must be a dict; got {type(check).__name__}")
+    import numpy as np
+
+    raw = dict(check)
+    for k in ("x0", "etas", "models"):
+        if isinstance(raw.get(k), (tuple, np.ndarray)):
+            raw[k] = np.asarray(raw[k]).tolist()
+    mp = raw.get("multipoint")
+    if isinstance(mp, dict) and isinstance(mp.get("starts"), (tuple, np.ndarray)):
+        raw["multipoint"] = dict(mp, starts=np.asarray(mp["starts"]).tolist())
+    phi = raw.get("phi")
+    if isinstance(phi, sp.Expr):
+        raw["phi"] = "0"  # already a sympy object: nothing to parse
+    out = validate_section(raw, "check", SCHEMA["check"])
+    if isinstance(phi, sp.Expr):
+        out["phi"] = phi
+    else:
+        names = {s.name: s for s in (*problem.params, *problem.constants)}
+        out["phi"] = parse_expression(out["phi"], names, "`[check] phi`")
+    if out["multipoint"] is None:
+        del out["multipoint"]
+    return out
 
 
 def _law_error(sec: str, table: dict, exc: Exception) -> SpecError:
