@@ -277,7 +277,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("smfsym: interrupted", file=sys.stderr)
         return 130
-    except (SpecError, UsageError, BlowUpError, MemoryError, ValueError, TypeError, OSError) as exc:
+    except (SpecError, UsageError, BlowUpError, MemoryError, ValueError, TypeError, OSError, ArithmeticError,
+            NotImplementedError, RecursionError) as exc:
         if os.environ.get("SMFSYM_TRACEBACK"):
             raise
         msg = " ".join(str(exc).split()) or type(exc).__name__

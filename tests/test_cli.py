@@ -267,3 +267,21 @@ def test_python_spec_check_table_is_validated_too(tmp_path):
     p.write_text(head + "check = {'phi': 'x', 'x0': [1.0], 'etas': [0.1], 't_end': -1}\n")
     with pytest.raises(SpecError, match=r"`\[check\] t_end`"):
         load_spec(p)
+
+
+@pytest.mark.timeout(30)
+def test_device_and_huge_spec_files_are_refused(tmp_path, monkeypatch):
+    from smfsym.spec import load as spec_load
+
+    _one_line_error(run("derive", "/dev/zero"), "not a regular file")
+    monkeypatch.setattr(spec_load, "MAX_SPEC_BYTES", 64)
+    (tmp_path / "s.toml").write_text(LOSS_OK + "#" * 100 + "\n")
+    with pytest.raises(SpecError, match="MAX_SPEC_BYTES = 64"):
+        load_spec(tmp_path / "s.toml")
+
+
+def test_schema_defaults_are_not_shared(tmp_path):
+    (tmp_path / "s.toml").write_text(LOSS_OK + '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.1, 0.05]\n')
+    a = load_spec(tmp_path / "s.toml").check
+    a["models"].append("bogus")
+    assert "bogus" not in load_spec(tmp_path / "s.toml").check["models"]

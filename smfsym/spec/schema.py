@@ -20,6 +20,7 @@ Examples
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -284,7 +285,7 @@ def validate_section(table: Any, section: str, keys: dict[str, Key]) -> dict:
         if name not in table:
             if key.required:
                 raise SpecError(f"`[{section}] {name}`: missing ({key.type}: {key.help})")
-            out[name] = key.default
+            out[name] = copy.deepcopy(key.default)  # never hand out the schema's own list
             continue
         v = table[name]
         if key.section is not None:
