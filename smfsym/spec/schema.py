@@ -311,6 +311,7 @@ def reference() -> str:
                   "|---|---|---|---|---|"]
         for name, k in keys.items():
             d = "required" if k.required else ("-" if k.default is None else repr(k.default))
-            lines.append(f"| `{name}` | {k.type} | {d} | {k.range} | {k.help} |")
+            cells = [f"`{name}`", k.type, d, k.range, k.help]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
