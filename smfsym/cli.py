@@ -268,9 +268,12 @@ def main(argv=None) -> int:
     ...
     0
     """
-    from .engine import BlowUpError
-    from .spec import SpecError
-
+    try:
+        from .engine import BlowUpError
+        from .spec import SpecError
+    except KeyboardInterrupt:
+        print("smfsym: interrupted", file=sys.stderr)
+        return 130
     try:
         args = _parser().parse_args(argv)
         args.fn(args)

@@ -164,3 +164,22 @@ def test_law_parameter_may_use_a_constant(tmp_path):
     s = sp.Symbol("s")
     assert sp.simplify(spec_.problem.F - (sp.Symbol("x") ** 2 / 2 + s**2 / 2)) == 0
     assert spec_.values == {s: 0.5}
+
+
+@pytest.mark.parametrize("check,match", [
+    ('etas = [1e-7, 0.1]', "MAX_SGD_STEPS"),
+    ('etas = [0.001, 0.002]\nn_paths = 1000000000', "MAX_WORK"),
+    ('etas = [0.1, 0.1]', "distinct"),
+    ('etas = [2.0]', "<= t_end"),
+    ('etas = [0.1]\nseed = -1', r"`\[check\] seed`"),
+    ('etas = [0.1]\nseed = 9223372036854775807\nn_paths = 0', r"`\[check\] n_paths`"),
+    ('etas = [0.1]\nx0 = [1.0, 2.0]', "expected 1 numbers"),
+    ('etas = [0.1]\n[check.multipoint]\nstarts = [[1.0], [2.0, 3.0]]\neta = 0.1', r"point 1 has 2 numbers"),
+    ('etas = [0.1]\n[check.multipoint]\nstarts = [[1.0], [2.0]]\neta = 0.1\nt_end = -2.0', r"multipoint\] t_end"),
+])
+def test_check_values_are_validated_before_any_study(tmp_path, check, match):
+    p = tmp_path / "s.toml"
+    x0 = "" if "x0" in check else "x0 = [1.0]\n"
+    p.write_text(HEAD + '[data.y]\nlaw = "normal"\n[check]\nphi = "x"\n' + x0 + check + "\n")
+    with pytest.raises(SpecError, match=match):
+        load_spec(p)
