@@ -116,14 +116,26 @@ def _one_line_error(res, *fragments):
         assert f in lines[0], (f, lines[0])
 
 
-def test_version_and_trust_in_help():
+def test_version_and_trust_in_help(capsys):
     import smfsym
 
     res = run("--version")
     assert res.returncode == 0 and res.stdout.strip() == f"smfsym {smfsym.__version__}"
-    for args in (("--help",), ("derive", "--help"), ("check", "--help"), ("codegen", "--help")):
-        out = " ".join(run(*args).stdout.split())
-        assert "run as code" in out and "trust" in out
+    for args in (["--help"], ["derive", "--help"], ["check", "--help"], ["codegen", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        out = " ".join(capsys.readouterr().out.split())
+        assert exc.value.code == 0 and "run as code" in out and "trust" in out
+
+
+def _one_line_error_inproc(capsys, argv, *fragments):
+    """In-process twin of _one_line_error: main() returns 2 and prints one line (an escaping exception fails)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smfsym: "), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
 
 
 LOSS_OK = '[problem]\nparams = ["x"]\nloss = "x**2 * (1 + z)"\n[data.z]\nlaw = "normal"\n'
@@ -151,9 +163,8 @@ LOSS_OK = '[problem]\nparams = ["x"]\nloss = "x**2 * (1 + z)"\n[data.z]\nlaw = "
     (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "lr = 1\nparams")) and d / "s.toml",
      ("`[problem] lr`: unknown key", "allowed keys: params, loss")),
 ])
-def test_user_mistakes_give_one_line_and_exit_2(tmp_path, make, fragments):
-    res = run("derive", str(make(tmp_path)))
-    _one_line_error(res, *fragments)
+def test_user_mistakes_give_one_line_and_exit_2(tmp_path, capsys, make, fragments):
+    _one_line_error_inproc(capsys, ["derive", str(make(tmp_path))], *fragments)
 
 
 @pytest.mark.timeout(60)
@@ -208,19 +219,26 @@ def test_codegen_without_eta_or_etas_requires_eta(tmp_path):
     assert res.returncode == 2 and "positive finite" in res.stderr and not (tmp_path / "sim.py").exists()
 
 
-def test_check_output_directory_rules(tmp_path):
+SMALL_CHECK = LOSS_OK + '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.1, 0.05]\nmodels = ["sme1"]\nmethod = "exact"\n'
+
+
+def test_check_output_directory_rules(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SMALL_CHECK)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    _one_line_error(run("check", "linear_regression", "-o", str(foreign), "--force"), "not an smfsym check output")
+    _one_line_error_inproc(capsys, ["check", str(spec), "-o", str(foreign), "--force"], "not an smfsym check output")
     assert (foreign / "notes.txt").read_text() == "mine"
     out = tmp_path / "out"
-    assert run("check", "linear_regression", "-o", str(out)).returncode == 0
+    assert main(["check", str(spec), "-o", str(out)]) == 0
     first = (out / "summary.json").read_text()
-    _one_line_error(run("check", "linear_regression", "-o", str(out)), "previous check", "--force")
-    assert run("check", "linear_regression", "-o", str(out), "--force").returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == [".smfsym-check", "summary.json", "weak_error.png",
+                                                     "weak_error.tex", "weak_error.txt"]
+    _one_line_error_inproc(capsys, ["check", str(spec), "-o", str(out)], "previous check", "--force")
+    assert main(["check", str(spec), "-o", str(out), "--force"]) == 0
     assert (out / "summary.json").read_text() == first  # same seed, same numbers
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "out", "s.toml"]
 
 
 @pytest.mark.parametrize("exc,code,line", [
