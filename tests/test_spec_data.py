@@ -183,3 +183,15 @@ def test_check_values_are_validated_before_any_study(tmp_path, check, match):
     p.write_text(HEAD + '[data.y]\nlaw = "normal"\n[check]\nphi = "x"\n' + x0 + check + "\n")
     with pytest.raises(SpecError, match=match):
         load_spec(p)
+
+
+@pytest.mark.parametrize("law,match", [
+    ('law = "normal"\nstd = "s"', r"`\[data.z\] std`"),
+    ('law = "uniform"\na = 1\nb = "s"', r"`\[data.z\] (a|b|law)`"),
+    ('law = "exponential"\nrate = "s"', r"`\[data.z\] (rate|law)`"),
+])
+def test_law_ranges_are_checked_with_constant_values(tmp_path, law, match):
+    p = tmp_path / "s.toml"
+    p.write_text(P.format(params='["x"]', loss="(x - z)**2/2") + '[problem.constants]\ns = -1\n[data.z]\n' + law + "\n")
+    with pytest.raises(SpecError, match=match):
+        load_spec(p)

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 from .. import laws as _laws
 from ..problem import Problem
 from .data_files import read_csv, resolve_data_path
-from .expr import SpecError, parse_expression
+from .expr import SpecError, check_name, parse_expression
 from .schema import LAWS, SCHEMA, validate_section
 
 __all__ = ["Spec", "load_spec", "spec_from_dict", "MAX_SPEC_BYTES", "MAX_SGD_STEPS", "MAX_WORK"]
@@ -156,6 +156,14 @@ def _python_check(problem: Problem, check: Any) -> dict:
     return out
 
 
+def _free(v) -> bool:
+    return any(_free(e) for e in v) if isinstance(v, list) else bool(v.free_symbols)
+
+
+def _subs(v, values):
+    return [_subs(e, values) for e in v] if isinstance(v, list) else v.xreplace(values)
+
+
 def _law_error(sec: str, table: dict, exc: Exception) -> SpecError:
     msg = str(exc)
     for k in table:
@@ -191,8 +199,6 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         raise SpecError(f"`[data]`: expected tables [data.NAME]; got {type(data_tables).__name__}")
     laws_in = {}
     for name, table in data_tables.items():
-        from .expr import check_name
-
         check_name(name, f"[data.{str(name)[:64]}]")
         sec = f"data.{name}"
         if not isinstance(table, dict):
@@ -274,11 +280,14 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
                     raise SpecError(f"{exc}. Law parameters may use numbers and constants only, not parameters "
                                     "or data") from None
                 raise
+        factory = (lambda n, **k: _laws.normal(n, dim, **k)) if kind == "normal" else \
+            (lambda n, **k: getattr(_laws, kind)(n, dim=dim, **k))
         try:
-            if kind == "normal":
-                made = _laws.normal(name, dim, **kw)
-            else:
-                made = getattr(_laws, kind)(name, dim=dim, **kw)
+            made = factory(name, **kw)
+            if values and any(_free(v) for v in kw.values()):
+                # The law keeps the constants symbolic; check its ranges with their values too
+                # (std = "s" with s = -1 must be refused here, not at simulation time).
+                factory(name, **{k: _subs(v, values) for k, v in kw.items()})
         except (ValueError, TypeError, ZeroDivisionError) as exc:
             raise _law_error(sec, law, exc) from None
         for s in (made if isinstance(made, tuple) else (made,)):
@@ -318,8 +327,6 @@ def _add_empirical(name: str, law: dict, base_dir: Path, owner: dict, names: dic
         raise SpecError(f"`[{sec}] columns`: the weights column {wcol!r} cannot also be a data column")
     if not cols:
         raise SpecError(f"`[{sec}] columns`: no data columns left (header {header})")
-    from .expr import check_name
-
     for c in cols:
         check_name(c, f"[{sec}] columns ({c!r} from the file's header)")
         _claim(owner, c, f"`[{sec}]` (column {c})")
