@@ -83,3 +83,14 @@ def test_non_string_inputs():
     for bad in (True, None, [1], {"a": 1}, float("nan"), float("inf"), 1j):
         with pytest.raises(SpecError):
             parse_expression(bad, NAMES)
+
+
+@pytest.mark.timeout(60)
+def test_a_thousand_term_loss_loads_from_a_spec(tmp_path):
+    from smfsym.spec import load_spec
+
+    loss = " + ".join(f"{i}*x**2*(1 + z)" for i in range(1, 1001))
+    p = tmp_path / "s.toml"
+    p.write_text(f'[problem]\nparams = ["x"]\nloss = "{loss}"\n[data.z]\nlaw = "normal"\n')
+    assert len(loss) > 10_000
+    assert load_spec(p).problem.F == 500500 * x**2

@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .expr import SpecError, check_name
+from .expr import MAX_TEXT, SpecError, check_name
 
 __all__ = ["Key", "SCHEMA", "LAWS", "REQUIRED", "MODEL_NAMES", "METHODS", "SCHEMES", "MAX_PARAMS", "MAX_DIM",
            "MAX_ETAS", "MAX_STARTS", "MAX_LIST", "validate_section", "reference"]
@@ -173,8 +173,10 @@ def v_path(v, key):
 
 
 def v_string(v, key):
-    if not isinstance(v, str) or len(v) > 10_000:
+    if not isinstance(v, str):
         raise SpecError(f"`{key}`: expected a string; got {_tname(v)} {v!r:.60}")
+    if len(v) > MAX_TEXT:
+        raise SpecError(f"`{key}`: too long ({len(v)} characters; the limit is MAX_TEXT = {MAX_TEXT})")
     return v
 
 
