@@ -1,53 +1,100 @@
 """The ``smfsym`` command: derive, check and generate code from a spec.
 
-    smfsym derive SPEC [--format latex|text] [-o FILE]
-    smfsym check SPEC [-o DIR]
-    smfsym codegen SPEC [--model smf2] [--eta 0.05] -o sim.py
+    smfsym derive SPEC [--format latex|text] [-o FILE] [--force]
+    smfsym check SPEC [-o DIR] [--force]
+    smfsym codegen SPEC [--model smf2] [--eta 0.05] -o sim.py [--force]
 
-SPEC is a TOML file, a Python file defining ``problem``, or the name of a
+SPEC is a TOML file (data: validated, never executed), a Python file (a name
+ending in .py, any case: run as code, trusted files only) or the name of a
 shipped spec (``smfsym specs`` lists them).
+
+Outputs are never overwritten without ``--force`` and are written atomically
+(a temporary file or directory in the same place, renamed at the end), so an
+interrupted or failed run leaves no result that looks valid. User mistakes
+end with one line ``smfsym: ...`` on stderr and exit status 2; Ctrl-C ends
+with ``smfsym: interrupted`` and status 130.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
-
 
 __all__ = ["main"]
 
 SHIPPED = Path(__file__).parent / "specs"
+CHECK_FILES = ("weak_error.txt", "weak_error.tex", "weak_error.png", "multipoint.txt", "multipoint.tex",
+               "summary.json")
+CHECK_MARKER = ".smfsym-check"
+MODEL_CHOICES = ("gf", "gf2", "sme1", "sme2", "smf1", "smf2")
+_TRUST = ("Python spec files (names ending in .py, any case) are run as code: load only files you trust. "
+          "Every other spec is read as TOML, validated, and never executed.")
+
+
+class UsageError(Exception):
+    """A user mistake outside the spec (arguments, output paths): one line, exit status 2."""
 
 
 def _resolve(spec: str) -> Path:
     p = Path(spec)
-    if p.exists():
+    if p.exists() or p.is_symlink() or os.sep in spec or "/" in spec:
         return p
     shipped = SHIPPED / (spec if spec.endswith(".toml") else spec + ".toml")
-    if shipped.exists():
+    if shipped.is_file():
         return shipped
     names = ", ".join(sorted(q.stem for q in SHIPPED.glob("*.toml")))
-    raise SystemExit(f"smfsym: no spec file {spec!r} (shipped specs: {names})")
+    raise UsageError(f"no spec file {spec!r} (shipped specs: {names})")
 
 
 def _load(spec):
-    from .spec import SpecError, load_spec
+    from .spec import load_spec
 
+    return load_spec(_resolve(spec))
+
+
+def _atomic_write(path: Path, data: str | bytes, force: bool) -> None:
+    """Write ``path`` through a temporary file in the same directory and ``os.replace``."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"output {str(path)!r} is a directory")
+    if path.exists() and not force:
+        raise UsageError(f"output {str(path)!r} exists; pass --force to overwrite it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"the directory of the output {str(path)!r} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     try:
-        return load_spec(_resolve(spec))
-    except SpecError as exc:
-        raise SystemExit(f"smfsym: {exc}") from None
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _model_list(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    bad = [m for m in names if m not in MODEL_CHOICES]
+    if bad or not names:
+        raise UsageError(f"--models: unknown model(s) {bad or [text]}; valid models: {', '.join(MODEL_CHOICES)}")
+    return names
 
 
 def cmd_derive(args):
-
     from . import export_tex
     from .studies import build_model
 
+    names = _model_list(args.models)
+    if args.output and Path(args.output).exists() and not args.force:
+        raise UsageError(f"output {args.output!r} exists; pass --force to overwrite it")
     spec = _load(args.spec)
     p = spec.problem
-    models = [build_model(p, m) for m in args.models.split(",")]
+    models = [build_model(p, m) for m in names]
     if args.format == "latex":
         out = export_tex(p, models)
     else:
@@ -61,10 +108,27 @@ def cmd_derive(args):
                 lines.append(f"  diffusion: {m.noise_kind} ({m.n_noise} noise terms)")
         out = "\n".join(lines) + "\n"
     if args.output:
-        Path(args.output).write_text(out)
+        _atomic_write(Path(args.output), out, args.force)
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(out)
+
+
+def _check_output_dir(out: Path, force: bool) -> None:
+    """Refuse to mix runs: DIR must be new, empty, or (with --force) a previous check output."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output {str(out)!r} exists and is not a directory")
+    if out.is_dir():
+        content = sorted(p.name for p in out.iterdir())
+        if not content:
+            return
+        foreign = [n for n in content if n not in CHECK_FILES and n != CHECK_MARKER]
+        if foreign or CHECK_MARKER not in content:
+            raise UsageError(f"output directory {str(out)!r} is not empty and is not an smfsym check output "
+                             f"(it holds {', '.join(content[:5])}{', ...' if len(content) > 5 else ''}); "
+                             "choose another -o")
+        if not force:
+            raise UsageError(f"output directory {str(out)!r} holds a previous check; pass --force to replace it")
 
 
 def cmd_check(args):
@@ -73,46 +137,79 @@ def cmd_check(args):
     matplotlib.use("Agg")
     from .studies import multipoint, weak_error
 
+    out = Path(args.output)
+    _check_output_dir(out, args.force)
     spec = _load(args.spec)
     c = spec.check
-    for key in ("phi", "x0", "etas"):
-        if key not in c:
-            raise SystemExit(f"smfsym: the spec needs `{key}` in its [check] table for `smfsym check`.")
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    study = weak_error(spec.problem, c["phi"], c["x0"], float(c.get("t_end", 1.0)), c["etas"],
-                       models=c.get("models", ["gf", "sme1", "sme2", "smf1", "smf2"]),
-                       method=c.get("method", "auto"), seed=int(c.get("seed", 0)),
-                       n_paths=int(c.get("n_paths", 200_000)), values=spec.values or None)
-    print(study)
-    (out / "weak_error.txt").write_text(repr(study) + "\n")
-    (out / "weak_error.tex").write_text(study.to_latex() + "\n")
-    study.plot(path=out / "weak_error.png")
-    summary = {"method": study.meta["method"],
-               "orders": {m: {"slope": s, "low": lo, "high": hi, "n_etas": n} for m, (s, lo, hi, n) in study.orders.items()},
-               "rows": study.rows}
-    mp_spec = c.get("multipoint")
-    if mp_spec:
-        mp = multipoint(spec.problem, mp_spec["starts"], eta=float(mp_spec["eta"]),
-                        t_end=float(mp_spec.get("t_end", 1.0)), seed=int(c.get("seed", 0)),
-                        n_paths=int(mp_spec.get("n_paths", 100_000)))
-        print(mp)
-        (out / "multipoint.txt").write_text(repr(mp) + "\n")
-        (out / "multipoint.tex").write_text(mp.to_latex() + "\n")
-        summary["multipoint"] = mp.rows
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    print(f"wrote {out}/weak_error.txt, weak_error.tex, weak_error.png, summary.json")
+    if not c:
+        raise UsageError(f"the spec {args.spec!r} has no [check] table (phi, x0, etas) for `smfsym check`")
+    kw = {}
+    if c.get("scheme", "auto") != "auto":
+        import inspect
+
+        if "scheme" not in inspect.signature(weak_error).parameters:
+            raise UsageError("`[check] scheme`: this version of weak_error chooses the scheme itself; "
+                             "remove the key or set it to \"auto\"")
+        kw["scheme"] = c["scheme"]
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise UsageError(f"the directory of the output {str(out)!r} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    try:
+        study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
+                           method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
+                           **kw)
+        print(study)
+        (tmp / "weak_error.txt").write_text(repr(study) + "\n")
+        (tmp / "weak_error.tex").write_text(study.to_latex() + "\n")
+        study.plot(path=tmp / "weak_error.png")
+        summary = {"method": study.meta["method"],
+                   "orders": {m: {"slope": s, "low": lo, "high": hi, "n_etas": n}
+                              for m, (s, lo, hi, n) in study.orders.items()},
+                   "rows": study.rows}
+        mp_spec = c.get("multipoint")
+        if mp_spec:
+            mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
+                            seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None)
+            print(mp)
+            (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
+            (tmp / "multipoint.tex").write_text(mp.to_latex() + "\n")
+            summary["multipoint"] = mp.rows
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+        # The marker is written last: a directory without it is not a finished check.
+        (tmp / CHECK_MARKER).write_text("smfsym check output\n")
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            os.replace(out, old / "d")
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = ", ".join(sorted(p.name for p in out.iterdir() if p.name != CHECK_MARKER))
+    print(f"wrote {out}/: {files}")
 
 
 def cmd_codegen(args):
     from .codegen import codegen
     from .studies import build_model
 
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UsageError(f"output {args.output!r} exists; pass --force to overwrite it")
     spec = _load(args.spec)
+    if args.eta is not None:
+        eta, origin = args.eta, "from --eta"
+    elif spec.check.get("etas"):
+        eta, origin = float(spec.check["etas"][-1]), "the last entry of the spec's [check] etas; pass --eta to choose"
+    else:
+        raise UsageError("codegen needs a learning rate: pass --eta (the spec has no [check] etas)")
     sde = build_model(spec.problem, args.model)
-    eta = args.eta if args.eta is not None else float(spec.check.get("etas", [0.05])[-1])
-    codegen(sde, eta=eta, values=spec.values or None, path=args.output)
-    print(f"wrote {args.output} ({sde.title}, eta = {eta})")
+    src = codegen(sde, eta=eta, values=spec.values or None)
+    _atomic_write(out, src, args.force)
+    print(f"wrote {args.output} ({sde.title}, eta = {eta}: {origin})")
 
 
 def cmd_specs(args):
@@ -121,29 +218,75 @@ def cmd_specs(args):
         print(f"{q.stem:24s} {first}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="smfsym", description="Stochastic modified equations and flows of SGD.")
+def _eta(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive finite number; got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number; got {text!r}")
+    return v
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    ap = argparse.ArgumentParser(prog="smfsym", description="Stochastic modified equations and flows of SGD.",
+                                 epilog=_TRUST)
+    ap.add_argument("--version", action="version", version=f"smfsym {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("derive", help="print or write F, Sigma, SME and SMF")
-    d.add_argument("spec")
+    d = sub.add_parser("derive", help="print or write F, Sigma, SME and SMF", epilog=_TRUST)
+    d.add_argument("spec", help="TOML spec, Python spec (.py: run as code, trusted only) or shipped name")
     d.add_argument("--format", choices=["latex", "text"], default="latex")
-    d.add_argument("--models", default="sme2,smf2", help="comma-separated: gf, sme1, sme2, smf1, smf2")
-    d.add_argument("-o", "--output")
+    d.add_argument("--models", default="sme2,smf2", help=f"comma-separated: {', '.join(MODEL_CHOICES)}")
+    d.add_argument("-o", "--output", help="write to this file (refused if it exists, unless --force)")
+    d.add_argument("--force", action="store_true", help="overwrite an existing output")
     d.set_defaults(fn=cmd_derive)
-    c = sub.add_parser("check", help="weak-error study against SGD: table and figure")
-    c.add_argument("spec")
-    c.add_argument("-o", "--output", default="smfsym-check")
+    c = sub.add_parser("check", help="weak-error study against SGD: table and figure", epilog=_TRUST)
+    c.add_argument("spec", help="TOML spec, Python spec (.py: run as code, trusted only) or shipped name")
+    c.add_argument("-o", "--output", default="smfsym-check",
+                   help="output directory (new or empty; a previous check output only with --force)")
+    c.add_argument("--force", action="store_true", help="replace a previous check output")
     c.set_defaults(fn=cmd_check)
-    g = sub.add_parser("codegen", help="write a standalone numpy simulator")
-    g.add_argument("spec")
-    g.add_argument("--model", default="smf2")
-    g.add_argument("--eta", type=float)
-    g.add_argument("-o", "--output", required=True)
+    g = sub.add_parser("codegen", help="write a standalone numpy simulator", epilog=_TRUST)
+    g.add_argument("spec", help="TOML spec, Python spec (.py: run as code, trusted only) or shipped name")
+    g.add_argument("--model", default="smf2", choices=MODEL_CHOICES)
+    g.add_argument("--eta", type=_eta, help="learning rate (default: the last of the spec's [check] etas)")
+    g.add_argument("-o", "--output", required=True, help="the file to write (refused if it exists, unless --force)")
+    g.add_argument("--force", action="store_true", help="overwrite an existing output")
     g.set_defaults(fn=cmd_codegen)
     s = sub.add_parser("specs", help="list the shipped specs")
     s.set_defaults(fn=cmd_specs)
-    args = ap.parse_args(argv)
-    args.fn(args)
+    return ap
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit status (0 ok, 2 user mistake, 130 interrupted).
+
+    >>> main(["derive", "rademacher", "--format", "text", "--models", "sme1"])  # doctest: +ELLIPSIS
+    loss f = x**2*(r + 1)/2
+    ...
+    0
+    """
+    try:
+        from .engine import BlowUpError
+        from .spec import SpecError
+    except KeyboardInterrupt:
+        print("smfsym: interrupted", file=sys.stderr)
+        return 130
+    try:
+        args = _parser().parse_args(argv)
+        args.fn(args)
+    except KeyboardInterrupt:
+        print("smfsym: interrupted", file=sys.stderr)
+        return 130
+    except (SpecError, UsageError, BlowUpError, MemoryError, ValueError, TypeError, OSError, ArithmeticError,
+            NotImplementedError, RecursionError) as exc:
+        if os.environ.get("SMFSYM_TRACEBACK"):
+            raise
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"smfsym: {msg}", file=sys.stderr)
+        return 2
     return 0
 
 

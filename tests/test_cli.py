@@ -103,3 +103,203 @@ def test_python_spec(tmp_path):
     p.write_text("import sympy as sp, smfsym\nx = sp.Symbol('x')\n"
                  "problem = smfsym.Problem((x - smfsym.normal('z')) ** 2 / 2, [x])\n")
     assert str(load_spec(p).problem.F) == "x**2/2 + 1/2"
+
+
+# ----------------------------------------------------------------------------- hardening (issue 7)
+
+def _one_line_error(res, *fragments):
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smfsym: "), res.stderr
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+def test_version_and_trust_in_help(capsys):
+    import smfsym
+
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.strip() == f"smfsym {smfsym.__version__}"
+    for args in (["--help"], ["derive", "--help"], ["check", "--help"], ["codegen", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        out = " ".join(capsys.readouterr().out.split())
+        assert exc.value.code == 0 and "run as code" in out and "trust" in out
+
+
+def _one_line_error_inproc(capsys, argv, *fragments):
+    """In-process twin of _one_line_error: main() returns 2 and prints one line (an escaping exception fails)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smfsym: "), err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])
+
+
+LOSS_OK = '[problem]\nparams = ["x"]\nloss = "x**2 * (1 + z)"\n[data.z]\nlaw = "normal"\n'
+
+
+@pytest.mark.parametrize("make,fragments", [
+    (lambda d: d, ("is a directory",)),
+    (lambda d: d / "missing.toml", ("No such file",)),
+    (lambda d: (d / "s.toml").write_text("[problem\n") and d / "s.toml", ("not valid TOML",)),
+    (lambda d: (d / "s.toml").write_text("import os\nos.system('true')\n") and d / "s.toml", ("not valid TOML",)),
+    (lambda d: (d / "s.toml").write_bytes(b"\xff\xfe\x00") and d / "s.toml", ("not UTF-8",)),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK + "[check]\nphi = \"x\"\nx0 = [1.0]\nt_end = -1.0\netas = [0.1]\n")
+     and d / "s.toml", ("`[check] t_end`", "positive")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK + "std = nan\n") and d / "s.toml", ("`[data.z] std`", "finite")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK.replace('"normal"', '"normal"\nstd = 1e400')) and d / "s.toml",
+     ("`[data.z] std`", "finite")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK + "[data.q]\nlaw = \"empirical\"\nfile = \"q.csv\"\n")
+     and (d / "q.csv").write_text("q\n1\n") and d / "s.toml", ("`[data.q] file`", "1 data row")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "batch_size = 2.5\nparams")) and d / "s.toml",
+     ("`[problem] batch_size`", "integer")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "batch_size = true\nparams")) and d / "s.toml",
+     ("`[problem] batch_size`", "got bool")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK + "[meanfield]\nx = 1\n") and d / "s.toml",
+     ("unknown section", "[problem], [check], [data]")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "lr = 1\nparams")) and d / "s.toml",
+     ("`[problem] lr`: unknown key", "allowed keys: params, loss")),
+])
+def test_user_mistakes_give_one_line_and_exit_2(tmp_path, capsys, make, fragments):
+    _one_line_error_inproc(capsys, ["derive", str(make(tmp_path))], *fragments)
+
+
+@pytest.mark.timeout(60)
+def test_fifo_spec_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "spec.toml")
+    _one_line_error(run("derive", str(tmp_path / "spec.toml")), "not a regular file")
+
+
+def test_unknown_models_list_the_valid_ones(tmp_path):
+    _one_line_error(run("derive", "rademacher", "--models", "sme2,foo"), "foo", "valid models: gf")
+    res = run("codegen", "rademacher", "--model", "foo", "-o", str(tmp_path / "s.py"))
+    assert res.returncode == 2 and "invalid choice: 'foo'" in res.stderr and "smf2" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "s.py").exists()
+
+
+def test_loader_is_chosen_by_name_case_insensitively(tmp_path):
+    py = "import sympy as sp, smfsym\nx = sp.Symbol('x')\nproblem = smfsym.Problem((x - smfsym.normal('z'))**2/2, [x])\n"
+    (tmp_path / "a.PY").write_text(py)
+    assert str(load_spec(tmp_path / "a.PY").problem.F) == "x**2/2 + 1/2"
+    (tmp_path / "b.Toml").write_text(LOSS_OK)
+    (tmp_path / "c").write_text(LOSS_OK)
+    assert str(load_spec(tmp_path / "b.Toml").problem.F) == str(load_spec(tmp_path / "c").problem.F) == "x**2"
+    marker = tmp_path / "pwned"
+    (tmp_path / "d.toml").write_text(f"open({str(marker)!r}, 'w')\n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(tmp_path / "d.toml")
+    assert not marker.exists()
+
+
+def test_derive_and_codegen_never_overwrite_without_force(tmp_path):
+    out = tmp_path / "d.txt"
+    out.write_text("precious")
+    _one_line_error(run("derive", "rademacher", "--format", "text", "-o", str(out)), "exists", "--force")
+    assert out.read_text() == "precious"
+    assert run("derive", "rademacher", "--format", "text", "-o", str(out), "--force").returncode == 0
+    assert out.read_text().startswith("loss f =")
+    sim = tmp_path / "sim.py"
+    sim.write_text("precious")
+    _one_line_error(run("codegen", "rademacher", "-o", str(sim)), "exists")
+    assert sim.read_text() == "precious"
+    res = run("codegen", "rademacher", "-o", str(sim), "--force")
+    assert res.returncode == 0 and "eta = 0.0125" in res.stdout and "[check] etas" in res.stdout
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_codegen_without_eta_or_etas_requires_eta(tmp_path):
+    (tmp_path / "s.toml").write_text(LOSS_OK)
+    _one_line_error(run("codegen", str(tmp_path / "s.toml"), "-o", str(tmp_path / "sim.py")), "--eta")
+    res = run("codegen", str(tmp_path / "s.toml"), "--eta", "-1", "-o", str(tmp_path / "sim.py"))
+    assert res.returncode == 2 and "positive finite" in res.stderr and not (tmp_path / "sim.py").exists()
+
+
+SMALL_CHECK = LOSS_OK + '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.1, 0.05]\nmodels = ["sme1"]\nmethod = "exact"\n'
+
+
+def test_check_output_directory_rules(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text(SMALL_CHECK)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    _one_line_error_inproc(capsys, ["check", str(spec), "-o", str(foreign), "--force"], "not an smfsym check output")
+    assert (foreign / "notes.txt").read_text() == "mine"
+    out = tmp_path / "out"
+    assert main(["check", str(spec), "-o", str(out)]) == 0
+    first = (out / "summary.json").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [".smfsym-check", "summary.json", "weak_error.png",
+                                                     "weak_error.tex", "weak_error.txt"]
+    _one_line_error_inproc(capsys, ["check", str(spec), "-o", str(out)], "previous check", "--force")
+    assert main(["check", str(spec), "-o", str(out), "--force"]) == 0
+    assert (out / "summary.json").read_text() == first  # same seed, same numbers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign", "out", "s.toml"]
+
+
+@pytest.mark.parametrize("exc,code,line", [
+    (KeyboardInterrupt(), 130, "smfsym: interrupted"),
+    (MemoryError("refused: the study would need 40 GB"), 2, "smfsym: refused: the study would need 40 GB"),
+])
+def test_failed_or_interrupted_check_leaves_nothing(tmp_path, monkeypatch, capsys, exc, code, line):
+    import smfsym.studies
+
+    def boom(*a, **k):
+        raise exc
+
+    monkeypatch.setattr(smfsym.studies, "weak_error", boom)
+    assert main(["check", "rademacher", "-o", str(tmp_path / "out")]) == code
+    assert capsys.readouterr().err.strip() == line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_during_check_is_one_line_and_leaves_no_results(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "smfsym", "check", "double_well", "-o", "out"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The temporary output directory appears once the spec is loaded and the study starts.
+    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err.strip().splitlines()[-1] == "smfsym: interrupted"
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_python_spec_check_table_is_validated_too(tmp_path):
+    head = "import sympy as sp, smfsym\nx = sp.Symbol('x')\nproblem = smfsym.Problem((x - smfsym.normal('z'))**2/2, [x])\n"
+    p = tmp_path / "spec.py"
+    p.write_text(head + "check = {'phi': x**2, 'x0': (1.0,), 'etas': [0.1, 0.05]}\n")
+    c = load_spec(p).check
+    assert c["t_end"] == 1.0 and c["x0"] == [1.0] and str(c["phi"]) == "x**2"
+    p.write_text(head + "check = {'phi': 'x', 'x0': [1.0], 'etas': [0.1], 't_end': -1}\n")
+    with pytest.raises(SpecError, match=r"`\[check\] t_end`"):
+        load_spec(p)
+
+
+@pytest.mark.timeout(30)
+def test_device_and_huge_spec_files_are_refused(tmp_path, monkeypatch):
+    from smfsym.spec import load as spec_load
+
+    _one_line_error(run("derive", "/dev/zero"), "not a regular file")
+    monkeypatch.setattr(spec_load, "MAX_SPEC_BYTES", 64)
+    (tmp_path / "s.toml").write_text(LOSS_OK + "#" * 100 + "\n")
+    with pytest.raises(SpecError, match="MAX_SPEC_BYTES = 64"):
+        load_spec(tmp_path / "s.toml")
+
+
+def test_schema_defaults_are_not_shared(tmp_path):
+    (tmp_path / "s.toml").write_text(LOSS_OK + '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.1, 0.05]\n')
+    a = load_spec(tmp_path / "s.toml").check
+    a["models"].append("bogus")
+    assert "bogus" not in load_spec(tmp_path / "s.toml").check["models"]

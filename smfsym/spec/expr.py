@@ -1,0 +1,313 @@
+"""The allow-list expression parser: the only route from a spec string to a sympy object.
+
+A string is parsed by :func:`ast.parse` (which builds a tree and evaluates
+nothing) and translated node by node: numbers, declared names, ``+ - * / **``,
+unary signs and calls to :data:`ALLOWED_FUNCTIONS`. Everything else is refused
+before sympy sees it. Work is bounded before it is done (docs/theory.md §8):
+
+- text length <= :data:`MAX_TEXT`, tokens <= :data:`MAX_TOKENS` (counted on the raw
+  text before parsing; about a 2,000-term sum), tree size <= :data:`MAX_NODES`, nesting
+  depth <= :data:`MAX_DEPTH` (long flat sums and products are flattened
+  iteratively, so a 1,000-term sum has depth 1);
+- integer literals below ``10**MAX_LITERAL_DIGITS``, float literals finite;
+- numeric exponents at most :data:`MAX_EXPONENT` in absolute value, and an
+  exact number raised to a power may not exceed :data:`MAX_NUMBER_BITS` bits;
+- identifiers that Unicode NFKC normalisation would fold (Python folds
+  ``ｘ0`` into ``x0``) are refused on the raw text, naming both spellings.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import re
+import unicodedata
+from fractions import Fraction
+from typing import Mapping
+
+import sympy as sp
+
+__all__ = ["SpecError", "parse_expression", "ALLOWED_FUNCTIONS", "CONSTANTS", "MAX_TEXT", "MAX_NODES",
+           "MAX_DEPTH", "MAX_TOKENS", "MAX_EXPONENT", "MAX_LITERAL_DIGITS", "MAX_NUMBER_BITS", "check_name"]
+
+MAX_TEXT = 20_000
+MAX_TOKENS = 8_000
+MAX_NODES = 50_000
+MAX_DEPTH = 64
+MAX_EXPONENT = 1000
+MAX_LITERAL_DIGITS = 30
+MAX_NUMBER_BITS = 4096
+
+
+class SpecError(ValueError):
+    """A specification is invalid; the message names the key (and the line when known)."""
+
+
+ALLOWED_FUNCTIONS = {
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "sin": sp.sin, "cos": sp.cos, "tan": sp.tan,
+    "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh, "atan": sp.atan, "Abs": sp.Abs, "abs": sp.Abs,
+    "erf": sp.erf, "sigmoid": lambda z: 1 / (1 + sp.exp(-z)), "softplus": lambda z: sp.log(1 + sp.exp(z)),
+    "Max": sp.Max, "Min": sp.Min,
+}
+CONSTANTS = {"pi": sp.pi, "E": sp.E}
+# Names the generated models and code use themselves (eta: the learning rate, t: time).
+_INTERNAL = {"eta", "t"}
+_SUM_OPS = (ast.Add, ast.Sub)
+_PROD_OPS = (ast.Mult, ast.Div)
+_WORD = re.compile(r"\w+", re.UNICODE)
+_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_REFUSED = {
+    ast.Attribute: "attribute access", ast.Subscript: "subscripts", ast.Lambda: "lambdas",
+    ast.ListComp: "comprehensions", ast.SetComp: "comprehensions", ast.DictComp: "comprehensions",
+    ast.GeneratorExp: "comprehensions", ast.JoinedStr: "f-strings", ast.FormattedValue: "f-strings",
+    ast.Starred: "starred arguments", ast.NamedExpr: "assignment expressions (walrus)",
+    ast.Compare: "comparisons", ast.BoolOp: "boolean operators", ast.IfExp: "conditional expressions",
+    ast.Tuple: "tuples", ast.List: "lists", ast.Dict: "dicts", ast.Set: "sets", ast.Await: "await",
+    ast.Yield: "yield", ast.YieldFrom: "yield",
+}
+
+
+def _snippet(text: str, node: ast.AST | None = None, limit: int = 60) -> str:
+    seg = ast.get_source_segment(text, node) if node is not None else text
+    seg = seg if seg is not None else text
+    return seg if len(seg) <= limit else seg[: limit - 3] + "..."
+
+
+def check_name(name: object, what: str) -> str:
+    """Check that ``name`` can be a symbol of a spec; return it.
+
+    A name is an NFKC-normal Python identifier that is not a keyword, does not
+    start with an underscore and does not shadow an allowed function, a
+    constant (``pi``, ``E``) or a symbol the models use (``eta``, ``t``).
+
+    >>> check_name("x0", "params")
+    'x0'
+    >>> check_name("exp", "params")
+    Traceback (most recent call last):
+    ...
+    smfsym.spec.expr.SpecError: `params`: the name `exp` shadows an allowed function or constant; choose another name
+    """
+    import keyword
+
+    if not isinstance(name, str):
+        raise SpecError(f"`{what}`: expected a name (string); got {type(name).__name__} {name!r:.60}")
+    if len(name) > 64 or not name.isidentifier():
+        raise SpecError(f"`{what}`: {name[:64]!r} is not a valid identifier (letters, digits, _; at most 64)")
+    folded = unicodedata.normalize("NFKC", name)
+    if folded != name:
+        raise SpecError(f"`{what}`: the name {name!r} is folded by Unicode NFKC normalisation into "
+                        f"{folded!r}; use the plain spelling {folded!r}")
+    if name.startswith("_"):
+        raise SpecError(f"`{what}`: names may not start with an underscore; got {name!r}")
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name) or name in ("None", "True", "False"):
+        raise SpecError(f"`{what}`: {name!r} is a Python keyword")
+    if name in ALLOWED_FUNCTIONS or name in CONSTANTS:
+        raise SpecError(f"`{what}`: the name `{name}` shadows an allowed function or constant; choose another name")
+    if name in _INTERNAL:
+        raise SpecError(f"`{what}`: the name `{name}` is used by the models (eta: learning rate, t: time); "
+                        "choose another name")
+    return name
+
+
+def _check_raw_text(text: str, where: str) -> None:
+    """Refuse what the Python parser would silently fold or choke on, before parsing."""
+    for word in _WORD.findall(text):
+        folded = unicodedata.normalize("NFKC", word)
+        if folded != word:
+            raise SpecError(f"{where}: the name {word!r} is folded by Unicode NFKC normalisation into "
+                            f"{folded!r}; Python would read them as the same name. Use {folded!r}")
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    if deepest > MAX_DEPTH:
+        raise SpecError(f"{where}: brackets nested {deepest} deep; the limit is MAX_DEPTH = {MAX_DEPTH}")
+
+
+def _number(value, text, node, where):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        kind = "complex" if isinstance(value, complex) else type(value).__name__
+        raise SpecError(f"{where}: {kind} constants are not allowed (`{_snippet(text, node)}`)")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SpecError(f"{where}: the number `{_snippet(text, node)}` is not finite")
+        # The shortest decimal that round-trips (0.1 -> 1/10), exactly; no string parsing by sympy.
+        frac = Fraction(repr(value))
+        return sp.Rational(frac.numerator, frac.denominator)
+    if value.bit_length() > MAX_LITERAL_DIGITS * 3.33:
+        raise SpecError(f"{where}: integer literal `{_snippet(text, node)}` is too large "
+                        f"(at most {MAX_LITERAL_DIGITS} digits)")
+    return sp.Integer(value)
+
+
+def _bits(x: sp.Expr) -> float:
+    """Bits needed by an exact rational number (0 for anything else)."""
+    if isinstance(x, sp.Rational):
+        return max(abs(x.p).bit_length(), abs(x.q).bit_length())
+    return 0.0
+
+
+def _power(base, exp, text, node, where):
+    if exp.is_number:
+        if exp.is_Rational:
+            big = max(abs(exp.p), abs(exp.q))
+        else:
+            try:
+                big = abs(float(exp))
+            except (TypeError, ValueError):
+                big = 0.0
+        if big > MAX_EXPONENT:
+            raise SpecError(f"{where}: the exponent in `{_snippet(text, node)}` is {_snippet(str(exp), None, 30)}; "
+                            f"numeric exponents are limited to |p| <= MAX_EXPONENT = {MAX_EXPONENT}")
+        if exp.is_Rational and base.is_Rational:
+            est = _bits(base) * abs(exp.p)
+            if est > MAX_NUMBER_BITS:
+                raise SpecError(f"{where}: `{_snippet(text, node)}` would be a number of about {est:.0f} bits; "
+                                f"the limit is MAX_NUMBER_BITS = {MAX_NUMBER_BITS}")
+    elif base.is_number and _bits(base) > 64:
+        raise SpecError(f"{where}: a large number raised to a symbolic power in `{_snippet(text, node)}`")
+    return base**exp
+
+
+def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expression") -> sp.Expr:
+    """Translate ``text`` into sympy using only ``names``, numbers, arithmetic and allowed functions.
+
+    Parameters
+    ----------
+    text : str or int or float
+        The expression (numbers are accepted as they are, if finite).
+    names : mapping str -> sympy expression
+        The names the expression may use.
+    where : str
+        What to call the expression in error messages (the spec key).
+
+    Raises
+    ------
+    SpecError
+        For anything outside the allow-list or beyond a bound (module docstring).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> x = sp.Symbol("x")
+    >>> parse_expression("exp(-x)**2 / 2", {"x": x})
+    exp(-2*x)/2
+    >>> parse_expression("__import__('os').system('true')", {"x": x})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    smfsym.spec.expr.SpecError: expression: attribute access is not allowed (`__import__('os').system`)
+    >>> parse_expression("x**(10**10)", {"x": x})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    smfsym.spec.expr.SpecError: expression: the exponent in `x**(10**10)` is 10000000000; numeric exponents ...
+    """
+    if not isinstance(text, str):
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            return _number(text, repr(text), None, where)
+        raise SpecError(f"{where}: expected an expression string or a number; got {type(text).__name__} "
+                        f"{text!r:.60}")
+    if len(text) > MAX_TEXT:
+        raise SpecError(f"{where}: expression too long ({len(text)} characters; the limit is MAX_TEXT = {MAX_TEXT})")
+    if not text.strip():
+        raise SpecError(f"{where}: empty expression")
+    _check_raw_text(text, where)
+    n_tokens = len(_TOKEN.findall(text))
+    if n_tokens > MAX_TOKENS:
+        raise SpecError(f"{where}: expression has {n_tokens} tokens; the limit is MAX_TOKENS = {MAX_TOKENS}")
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError as exc:
+        raise SpecError(f"{where}: not a valid expression ({exc.msg}): {_snippet(text)!r}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise SpecError(f"{where}: expression too deeply nested or too large to parse") from None
+    n_nodes = sum(1 for _ in ast.walk(tree))
+    if n_nodes > MAX_NODES:
+        raise SpecError(f"{where}: expression has {n_nodes} syntax nodes; the limit is MAX_NODES = {MAX_NODES}")
+
+    def chain(node, ops):
+        """The operands of a left-nested chain of ``ops``, with their operators, without recursion."""
+        items = []
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ops):
+            items.append((type(node.op), node.right))
+            node = node.left
+        items.append((None, node))
+        items.reverse()
+        return items
+
+    def conv(node, depth):
+        if depth > MAX_DEPTH:
+            raise SpecError(f"{where}: expression nested more than MAX_DEPTH = {MAX_DEPTH} deep")
+        if isinstance(node, ast.Constant):
+            return _number(node.value, text, node, where)
+        if isinstance(node, ast.Name):
+            if node.id.startswith("__"):
+                raise SpecError(f"{where}: dunder names are not allowed (`{node.id}`)")
+            if node.id in names:
+                return names[node.id]
+            if node.id in CONSTANTS:
+                return CONSTANTS[node.id]
+            if node.id in ALLOWED_FUNCTIONS:
+                raise SpecError(f"{where}: `{node.id}` is a function; call it, e.g. `{node.id}(x)`")
+            raise SpecError(f"{where}: unknown name `{node.id}` (declare it as a parameter, data or constant; "
+                            f"known: {', '.join(sorted(names)) or 'none'})")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _SUM_OPS):
+            terms = []
+            for op, sub in chain(node, _SUM_OPS):
+                v = conv(sub, depth + 1)
+                terms.append(-v if op is ast.Sub else v)
+            return sp.Add(*terms)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _PROD_OPS):
+            num, den = [], []
+            for op, sub in chain(node, _PROD_OPS):
+                (den if op is ast.Div else num).append(conv(sub, depth + 1))
+            numbers = [f for f in num + den if f.is_Rational]
+            est = sum(_bits(f) for f in numbers)
+            if est > MAX_NUMBER_BITS * 4:
+                raise SpecError(f"{where}: product of numbers of about {est:.0f} bits; too large")
+            if any(d == 0 for d in den):
+                raise SpecError(f"{where}: division by zero in `{_snippet(text, node)}`")
+            return sp.Mul(*num) / sp.Mul(*den)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            return _power(conv(node.left, depth + 1), conv(node.right, depth + 1), text, node, where)
+        if isinstance(node, ast.BinOp):
+            raise SpecError(f"{where}: operator `{type(node.op).__name__}` is not allowed in "
+                            f"`{_snippet(text, node)}` (only + - * / **)")
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = conv(node.operand, depth + 1)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.UnaryOp):
+            raise SpecError(f"{where}: operator `{type(node.op).__name__}` is not allowed in "
+                            f"`{_snippet(text, node)}` (only unary + and -)")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                kind = _REFUSED.get(type(node.func), "calling this")
+                raise SpecError(f"{where}: {kind} is not allowed (`{_snippet(text, node.func)}`)")
+            fname = node.func.id
+            if fname not in ALLOWED_FUNCTIONS:
+                raise SpecError(f"{where}: calls are only allowed to {', '.join(ALLOWED_FUNCTIONS)} "
+                                f"(not `{_snippet(text, node.func)}`)")
+            if node.keywords:
+                raise SpecError(f"{where}: keyword arguments are not allowed in `{fname}(...)`")
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                raise SpecError(f"{where}: starred arguments are not allowed in `{fname}(...)`")
+            args = [conv(a, depth + 1) for a in node.args]
+            try:
+                return ALLOWED_FUNCTIONS[fname](*args)
+            except (TypeError, ValueError) as exc:
+                raise SpecError(f"{where}: `{_snippet(text, node)}`: {str(exc)[:120]}") from None
+        kind = _REFUSED.get(type(node))
+        if kind:
+            raise SpecError(f"{where}: {kind} are not allowed (`{_snippet(text, node)}`)"
+                            if kind.endswith("s") else f"{where}: {kind} is not allowed (`{_snippet(text, node)}`)")
+        raise SpecError(f"{where}: `{_snippet(text, node)}` is not allowed (only numbers, names, + - * / ** "
+                        "and allowed functions)")
+
+    try:
+        result = conv(tree.body, 0)
+    except RecursionError:
+        raise SpecError(f"{where}: expression too deeply nested") from None
+    if not isinstance(result, sp.Expr) or result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise SpecError(f"{where}: `{_snippet(text)}` is not a finite expression (evaluates to {result})")
+    return result

@@ -1,0 +1,349 @@
+"""Loading a spec file: TOML (data, validated) or Python (code, trusted).
+
+Which loader runs is decided by the file name alone, case-insensitively: a
+name ending in ``.py`` (``.py``, ``.PY``, ...) is a Python spec and is *run as
+code* - load only files you trust. Every other file is parsed as TOML and
+nothing in it is ever executed; a ``.toml`` file holding Python is just
+invalid TOML. Spec files must be regular files of at most :data:`MAX_SPEC_BYTES`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+try:
+    import tomllib
+except ImportError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .. import laws as _laws
+from ..problem import Problem
+from .data_files import read_csv, resolve_data_path
+from .expr import SpecError, check_name, parse_expression
+from .schema import LAWS, SCHEMA, validate_section
+
+__all__ = ["Spec", "load_spec", "spec_from_dict", "MAX_SPEC_BYTES", "MAX_SGD_STEPS", "MAX_WORK"]
+
+MAX_SPEC_BYTES = 1 * 2**20
+MAX_SGD_STEPS = 10**6
+MAX_WORK = 10**11
+_KEY_IN_MSG = re.compile(r"^`\[([^\]]+)\] ([^`\[ ]+)")
+
+
+@dataclass
+class Spec:
+    """A parsed specification: the problem and the validated settings of the study."""
+
+    problem: Problem
+    symbols: dict
+    check: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+    source: str = ""
+
+
+def _line_of(text: str, key: str, section: str | None = None) -> int | None:
+    lines = text.splitlines()
+    in_section = section is None
+    for i, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            in_section = section is not None and stripped.strip("[]").strip() == section
+            continue
+        if in_section and re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return i
+    return None
+
+
+def _read_regular(path: Path) -> bytes:
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise SpecError(f"spec file {str(path)!r}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SpecError(f"spec file {str(path)!r} is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise SpecError(f"spec file {str(path)!r} is not a regular file (FIFO, device or socket)")
+    if st.st_size > MAX_SPEC_BYTES:
+        raise SpecError(f"spec file {str(path)!r} has {st.st_size} bytes; the limit is MAX_SPEC_BYTES = {MAX_SPEC_BYTES}")
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_SPEC_BYTES + 1)
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec file {str(path)!r} is larger than MAX_SPEC_BYTES = {MAX_SPEC_BYTES}")
+    return raw
+
+
+def is_python_spec(path) -> bool:
+    """True when ``path`` names a Python spec (suffix ``.py`` in any case), which is run as code."""
+    return Path(path).suffix.lower() == ".py"
+
+
+def load_spec(path) -> Spec:
+    """Read a spec file: TOML (validated, never executed) or, for a ``.py`` name, Python (run: trusted only).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> import smfsym
+    >>> spec = load_spec(Path(smfsym.__file__).parent / "specs" / "rademacher.toml")
+    >>> spec.problem.sigma
+    Matrix([[x**2]])
+    >>> spec.check["etas"]
+    [0.1, 0.05, 0.025, 0.0125]
+    """
+    path = Path(path)
+    raw = _read_regular(path)
+    if is_python_spec(path):
+        ns = runpy.run_path(str(path))  # trusted by design: documented in the README and `smfsym --help`
+        if not isinstance(ns.get("problem"), Problem):
+            raise SpecError(f"{path}: a Python spec must define `problem = smfsym.Problem(...)`")
+        try:
+            check = _python_check(ns["problem"], ns.get("check"))
+        except SpecError as exc:
+            raise SpecError(f"{path}: {exc}") from None
+        return Spec(ns["problem"], {}, check, dict(ns.get("values", {})), raw.decode("utf-8", "replace"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: not UTF-8 text (byte {exc.start}); a TOML spec is expected") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: not valid TOML: nested too deeply") from None
+    try:
+        return spec_from_dict(data, base_dir=path.parent, source=text)
+    except SpecError as exc:
+        msg = str(exc)
+        m = _KEY_IN_MSG.match(msg)
+        line = _line_of(text, m.group(2), m.group(1)) if m else None
+        raise SpecError(f"{path}:{line or '?'}: {msg}") from None
+
+
+def _python_check(problem: Problem, check: Any) -> dict:
+    """The ``check`` dict of a Python spec, validated by the same schema as a TOML [check] table."""
+    if check is None:
+        return {}
+    if not isinstance(check, dict):
+        raise SpecError(f"`[check]`: a Python spec's `check` must be a dict; got {type(check).__name__}")
+    import numpy as np
+
+    raw = dict(check)
+    for k in ("x0", "etas", "models"):
+        if isinstance(raw.get(k), (tuple, np.ndarray)):
+            raw[k] = np.asarray(raw[k]).tolist()
+    mp = raw.get("multipoint")
+    if isinstance(mp, dict) and isinstance(mp.get("starts"), (tuple, np.ndarray)):
+        raw["multipoint"] = dict(mp, starts=np.asarray(mp["starts"]).tolist())
+    phi = raw.get("phi")
+    if isinstance(phi, sp.Expr):
+        raw["phi"] = "0"  # already a sympy object: nothing to parse
+    out = validate_section(raw, "check", SCHEMA["check"])
+    if isinstance(phi, sp.Expr):
+        out["phi"] = phi
+    else:
+        names = {s.name: s for s in (*problem.params, *problem.constants)}
+        out["phi"] = parse_expression(out["phi"], names, "`[check] phi`")
+    if out["multipoint"] is None:
+        del out["multipoint"]
+    return out
+
+
+def _free(v) -> bool:
+    return any(_free(e) for e in v) if isinstance(v, list) else bool(v.free_symbols)
+
+
+def _subs(v, values):
+    return [_subs(e, values) for e in v] if isinstance(v, list) else v.xreplace(values)
+
+
+def _law_error(sec: str, table: dict, exc: Exception) -> SpecError:
+    msg = str(exc)
+    for k in table:
+        if f"`{k}`" in msg:
+            return SpecError(f"`[{sec}] {k}`: {msg}")
+    return SpecError(f"`[{sec}] law`: {msg}")
+
+
+def _claim(owner: dict, name: str, by: str) -> None:
+    if name in owner:
+        raise SpecError(f"{by}: the name `{name}` is already used by {owner[name]}; rename one of them")
+    owner[name] = by
+
+
+def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
+    """Validate a parsed TOML document and build the :class:`Spec` (no file access but data files).
+
+    Every section and key is checked against :data:`smfsym.spec.SCHEMA` before
+    any expression is translated, any law is built or any study starts.
+    """
+    if not isinstance(data, dict):
+        raise SpecError(f"a spec must be a table; got {type(data).__name__}")
+    sections = [s for s in SCHEMA if "." not in s] + ["data"]
+    unknown = [s for s in data if s not in sections]
+    if unknown:
+        raise SpecError(f"`[{str(unknown[0])[:64]}]`: unknown section; allowed sections: "
+                        f"{', '.join(f'[{s}]' for s in sections)}")
+    if "problem" not in data:
+        raise SpecError("`[problem]`: missing the [problem] table (params, loss)")
+    prob = validate_section(data["problem"], "problem", SCHEMA["problem"])
+    data_tables = data.get("data", {})
+    if not isinstance(data_tables, dict):
+        raise SpecError(f"`[data]`: expected tables [data.NAME]; got {type(data_tables).__name__}")
+    laws_in = {}
+    for name, table in data_tables.items():
+        check_name(name, f"[data.{str(name)[:64]}]")
+        sec = f"data.{name}"
+        if not isinstance(table, dict):
+            raise SpecError(f"`[{sec}]`: expected a table with `law = ...`; got {type(table).__name__}")
+        if "law" not in table:
+            raise SpecError(f"`[{sec}] law`: missing; each [data.NAME] table needs `law = \"normal\"` "
+                            f"(or {', '.join(list(LAWS)[1:])})")
+        kind = table["law"]
+        if not isinstance(kind, str) or kind not in LAWS:
+            raise SpecError(f"`[{sec}] law`: unknown law {kind!r:.60}; supported: {', '.join(LAWS)}")
+        for k in table:
+            if k not in LAWS[kind]:
+                raise SpecError(f"`[{sec}] {str(k)[:64]}`: not a parameter of a {kind} law "
+                                f"(allowed: {', '.join(LAWS[kind])})")
+        laws_in[name] = validate_section(table, sec, LAWS[kind])
+    check = validate_section(data["check"], "check", SCHEMA["check"]) if "check" in data else None
+    n_params = len(prob["params"])
+    if check is not None:
+        if len(check["x0"]) != n_params:
+            raise SpecError(f"`[check] x0`: expected {n_params} numbers (one per parameter); got {len(check['x0'])}")
+        t_end = check["t_end"]
+        for e in check["etas"]:
+            if e > t_end:
+                raise SpecError(f"`[check] etas`: every learning rate must be <= t_end = {t_end}; got {e}")
+        steps = sum(round(t_end / e) for e in check["etas"])
+        if t_end / min(check["etas"]) > MAX_SGD_STEPS:
+            raise SpecError(f"`[check] etas`: t_end / min(etas) = {t_end / min(check['etas']):.3g} SGD steps; "
+                            f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
+        if steps * check["n_paths"] > MAX_WORK:
+            raise SpecError(f"`[check] n_paths`: n_paths x SGD steps = {steps * check['n_paths']:.3g}; "
+                            f"the limit is MAX_WORK = {MAX_WORK:.0e}")
+        mp = check["multipoint"]
+        if mp is not None:
+            for i, s in enumerate(mp["starts"]):
+                if len(s) != n_params:
+                    raise SpecError(f"`[check.multipoint] starts`: point {i} has {len(s)} numbers; "
+                                    f"expected {n_params} (one per parameter)")
+            if mp["eta"] > mp["t_end"]:
+                raise SpecError(f"`[check.multipoint] eta`: must be <= t_end = {mp['t_end']}; got {mp['eta']}")
+            if mp["t_end"] / mp["eta"] > MAX_SGD_STEPS:
+                raise SpecError(f"`[check.multipoint] eta`: t_end / eta = {mp['t_end'] / mp['eta']:.3g} steps; "
+                                f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
+
+    # Names: every name has exactly one owner; both owners are named on a clash.
+    owner: dict[str, str] = {}
+    for p in prob["params"]:
+        _claim(owner, p, "`[problem] params`")
+    consts = prob["constants"]
+    for c in consts:
+        _claim(owner, c, f"`[problem] constants.{c}`")
+    const_syms = {c: sp.Symbol(c) for c in consts}
+    names: dict[str, sp.Expr] = {p: sp.Symbol(p) for p in prob["params"]}
+    names.update(const_syms)
+    values = {const_syms[c]: v for c, v in consts.items()}
+    base_dir = Path(base_dir)
+    for name, law in laws_in.items():
+        sec = f"data.{name}"
+        kind = law["law"]
+        if kind == "empirical":
+            _add_empirical(name, law, base_dir, owner, names)
+            continue
+        dim = law["dim"]
+        generated = [name] if dim is None else [f"{name}{i}" for i in range(dim)]
+        if dim is not None:
+            _claim(owner, name, f"`[{sec}]` (vector name)")
+        for g in generated:
+            _claim(owner, g, f"`[{sec}]`" + (f" (component {g})" if dim is not None else ""))
+        kw = {}
+        for k, v in law.items():
+            if k in ("law", "dim") or v is None:
+                continue
+            where = f"`[{sec}] {k}`"
+            conv = (lambda e: parse_expression(e, const_syms, where))  # noqa: E731 - law parameters: constants only
+            try:
+                kw[k] = ([[conv(e) for e in row] for row in v] if k == "cov"
+                         else [conv(e) for e in v] if isinstance(v, list) else conv(v))
+            except SpecError as exc:
+                if "unknown name" in str(exc):
+                    raise SpecError(f"{exc}. Law parameters may use numbers and constants only, not parameters "
+                                    "or data") from None
+                raise
+        factory = (lambda n, **k: _laws.normal(n, dim, **k)) if kind == "normal" else \
+            (lambda n, **k: getattr(_laws, kind)(n, dim=dim, **k))
+        try:
+            made = factory(name, **kw)
+            if values and any(_free(v) for v in kw.values()):
+                # The law keeps the constants symbolic; check its ranges with their values too
+                # (std = "s" with s = -1 must be refused here, not at simulation time).
+                factory(name, **{k: _subs(v, values) for k, v in kw.items()})
+        except (ValueError, TypeError, ZeroDivisionError) as exc:
+            raise _law_error(sec, law, exc) from None
+        for s in (made if isinstance(made, tuple) else (made,)):
+            names[s.name] = s
+    flat = {k: v for k, v in names.items() if isinstance(v, sp.Basic)}
+    loss = parse_expression(prob["loss"], flat, "`[problem] loss`")
+    phi = None
+    if check is not None:
+        phi = parse_expression(check["phi"], {k: names[k] for k in [*prob["params"], *consts]}, "`[check] phi`")
+    try:
+        problem = Problem(loss, [names[p] for p in prob["params"]], constants=list(const_syms.values()),
+                          batch_size=prob["batch_size"], sampling=prob["sampling"])
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        key = next((k for k in ("batch_size", "sampling", "params", "constants") if f"`{k}`" in msg), "loss")
+        raise SpecError(f"`[problem] {key}`: {msg}") from None
+    check_out: dict = {}
+    if check is not None:
+        check_out = dict(check, phi=phi)
+        if check_out["multipoint"] is None:
+            del check_out["multipoint"]
+    return Spec(problem, flat, check_out, values, source)
+
+
+def _add_empirical(name: str, law: dict, base_dir: Path, owner: dict, names: dict) -> None:
+    sec = f"data.{name}"
+    path = resolve_data_path(law["file"], base_dir, f"[{sec}] file")
+    header, arr = read_csv(path, f"[{sec}] file")
+    wcol = law["weights_column"]
+    if wcol is not None and wcol not in header:
+        raise SpecError(f"`[{sec}] weights_column`: {wcol!r} is not a column of the file (header: {header})")
+    cols = law["columns"] if law["columns"] is not None else [h for h in header if h != wcol]
+    missing = [c for c in cols if c not in header]
+    if missing:
+        raise SpecError(f"`[{sec}] columns`: {missing} not in the file's header {header}")
+    if wcol is not None and wcol in cols:
+        raise SpecError(f"`[{sec}] columns`: the weights column {wcol!r} cannot also be a data column")
+    if not cols:
+        raise SpecError(f"`[{sec}] columns`: no data columns left (header {header})")
+    for c in cols:
+        check_name(c, f"[{sec}] columns ({c!r} from the file's header)")
+        _claim(owner, c, f"`[{sec}]` (column {c})")
+    weights = None
+    if wcol is not None:
+        w = arr[:, header.index(wcol)]
+        if (w < 0).any():
+            i = int((w < 0).argmax())
+            raise SpecError(f"`[{sec}] weights_column`: weights must be >= 0; data row {i + 1} has {w[i]}")
+        total = w.sum()
+        if not total > 0 or not total < float("inf"):
+            raise SpecError(f"`[{sec}] weights_column`: weights must have a positive finite sum; got {total}")
+        weights = w / total
+    data = arr[:, [header.index(c) for c in cols]]
+    try:
+        syms = _laws.empirical(data, list(cols), weights=weights)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"`[{sec}] file`: {exc}") from None
+    for s in syms:
+        names[s.name] = s

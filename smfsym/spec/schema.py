@@ -1,0 +1,319 @@
+"""The typed schema of a TOML spec: section -> key -> (type, default, range, help).
+
+Every key of every section is declared here; a spec key that is not declared
+is refused with the list of allowed ones. Values are checked for their type
+(a TOML boolean is not an integer, an integer is not a string, NaN and
+infinities are not numbers) and range before anything is derived or
+simulated. Expressions stay strings here; they become sympy objects only in
+:func:`smfsym.spec.parse_expression`.
+
+A new section (for example ``[meanfield]``) is added by declaring its keys in
+:data:`SCHEMA`; the loader, the error messages, the reference in the docs and
+the hostile-input tests pick it up from there.
+
+Examples
+--------
+>>> SCHEMA["check"]["t_end"].range
+'> 0, finite'
+>>> sorted(LAWS["normal"])
+['cov', 'dim', 'law', 'mean', 'std', 'var']
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .expr import MAX_TEXT, SpecError, check_name
+
+__all__ = ["Key", "SCHEMA", "LAWS", "REQUIRED", "MODEL_NAMES", "METHODS", "SCHEMES", "MAX_PARAMS", "MAX_DIM",
+           "MAX_ETAS", "MAX_STARTS", "MAX_LIST", "validate_section", "reference"]
+
+REQUIRED = object()
+MAX_PARAMS = 64
+MAX_DIM = 64
+MAX_ETAS = 32
+MAX_STARTS = 16
+MAX_LIST = 256
+MODEL_NAMES = ("gf", "sme1", "sme2", "smf1", "smf2")
+METHODS = ("auto", "exact", "montecarlo")
+SCHEMES = ("auto", "euler", "weak2")
+
+
+def _tname(v: Any) -> str:
+    return type(v).__name__
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite_real(v: Any, key: str) -> float:
+    if not _is_real(v):
+        raise SpecError(f"`{key}`: expected a number; got {_tname(v)} {v!r:.60}")
+    if isinstance(v, int) and abs(v) > 2**53:
+        raise SpecError(f"`{key}`: {v} is too large to be represented exactly as a float")
+    if not math.isfinite(v):
+        raise SpecError(f"`{key}`: expected a finite number; got {v!r}")
+    return float(v)
+
+
+def _list(v: Any, key: str, lo: int = 0, hi: int = MAX_LIST) -> list:
+    if not isinstance(v, list):
+        raise SpecError(f"`{key}`: expected an array; got {_tname(v)} {v!r:.60}")
+    if not lo <= len(v) <= hi:
+        raise SpecError(f"`{key}`: expected {lo} to {hi} entries; got {len(v)}")
+    return v
+
+
+# ----------------------------------------------------------------------------- validators by kind
+
+def v_int(lo: int, hi: int) -> Callable:
+    def check(v, key):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise SpecError(f"`{key}`: expected an integer in [{lo}, {hi}]; got {_tname(v)} {v!r:.60}")
+        if not lo <= v <= hi:
+            raise SpecError(f"`{key}`: expected an integer in [{lo}, {hi}]; got {v}")
+        return v
+    return check
+
+
+def v_positive(v, key):
+    x = _finite_real(v, key)
+    if not x > 0:
+        raise SpecError(f"`{key}`: expected a positive finite number; got {v!r}")
+    return x
+
+
+def v_etas(v, key):
+    xs = [v_positive(e, f"{key}[{i}]") for i, e in enumerate(_list(v, key, 1, MAX_ETAS))]
+    if len(set(xs)) != len(xs):
+        raise SpecError(f"`{key}`: learning rates must be distinct; got {xs}")
+    return xs
+
+
+def v_point(v, key):
+    return [_finite_real(e, f"{key}[{i}]") for i, e in enumerate(_list(v, key, 1, MAX_PARAMS))]
+
+
+def v_points(v, key):
+    pts = [v_point(p, f"{key}[{i}]") for i, p in enumerate(_list(v, key, 2, MAX_STARTS))]
+    return pts
+
+
+def v_enum(choices) -> Callable:
+    def check(v, key):
+        if not isinstance(v, str) or v not in choices:
+            raise SpecError(f"`{key}`: expected one of {', '.join(choices)}; got {v!r:.60}")
+        return v
+    return check
+
+
+def v_enums(choices) -> Callable:
+    one = v_enum(choices)
+
+    def check(v, key):
+        out = [one(e, f"{key}[{i}]") for i, e in enumerate(_list(v, key, 1, len(choices)))]
+        if len(set(out)) != len(out):
+            raise SpecError(f"`{key}`: entries must be distinct; got {out}")
+        return out
+    return check
+
+
+def v_names(lo: int = 1, hi: int = MAX_PARAMS) -> Callable:
+    def check(v, key):
+        out = [check_name(e, f"{key}[{i}]") for i, e in enumerate(_list(v, key, lo, hi))]
+        dup = sorted({n for n in out if out.count(n) > 1})
+        if dup:
+            raise SpecError(f"`{key}`: duplicate names {dup}")
+        return out
+    return check
+
+
+def v_name(v, key):
+    return check_name(v, key)
+
+
+def v_expr(v, key):
+    """An expression: a string (parsed later, against the declared names) or a finite number."""
+    if isinstance(v, str):
+        return v
+    return _finite_real(v, key)
+
+
+def v_exprs(v, key):
+    """An expression or an array of them (per coordinate)."""
+    if isinstance(v, list):
+        return [v_expr(e, f"{key}[{i}]") for i, e in enumerate(_list(v, key, 1, MAX_LIST))]
+    return v_expr(v, key)
+
+
+def v_matrix(v, key):
+    rows = _list(v, key, 1, MAX_DIM)
+    out = [[v_expr(e, f"{key}[{i}][{j}]") for j, e in enumerate(_list(r, f"{key}[{i}]", 1, MAX_DIM))]
+           for i, r in enumerate(rows)]
+    if any(len(r) != len(out) for r in out):
+        raise SpecError(f"`{key}`: expected a square array of arrays; got rows of lengths {[len(r) for r in out]}")
+    return out
+
+
+def v_constants(v, key):
+    if not isinstance(v, dict):
+        raise SpecError(f"`{key}`: expected a table name = number; got {_tname(v)} {v!r:.60}")
+    if len(v) > MAX_PARAMS:
+        raise SpecError(f"`{key}`: at most {MAX_PARAMS} constants; got {len(v)}")
+    return {check_name(n, f"{key}.{n}"): _finite_real(x, f"{key}.{n}") for n, x in v.items()}
+
+
+def v_path(v, key):
+    if not isinstance(v, str) or not v or len(v) > 1024 or "\x00" in v:
+        raise SpecError(f"`{key}`: expected a relative file path (string); got {_tname(v)} {v!r:.60}")
+    return v
+
+
+def v_string(v, key):
+    if not isinstance(v, str):
+        raise SpecError(f"`{key}`: expected a string; got {_tname(v)} {v!r:.60}")
+    if len(v) > MAX_TEXT:
+        raise SpecError(f"`{key}`: too long ({len(v)} characters; the limit is MAX_TEXT = {MAX_TEXT})")
+    return v
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a section: its type, default, range and meaning."""
+
+    type: str
+    default: Any
+    range: str
+    help: str
+    check: Callable
+    section: str | None = None  # a key whose value is a sub-table validated as this section
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+_EXPR = "expression (string) or number"
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "problem": {
+        "params": Key("array of names", REQUIRED, f"1..{MAX_PARAMS} distinct identifiers",
+                      "the trained parameters x, in order", v_names()),
+        "loss": Key("expression (string)", REQUIRED, "allow-list expression",
+                    "the per-sample loss f(x, xi) in params, data and constants", v_string),
+        "batch_size": Key("integer", 1, "[1, 10**9]", "mini-batch size B (Sigma is divided by B)",
+                          v_int(1, 10**9)),
+        "sampling": Key("string", "iid", "iid | without_replacement",
+                        "how batches are drawn (without replacement needs one empirical data set)",
+                        v_enum(("iid", "without_replacement"))),
+        "constants": Key("table name = number", {}, f"at most {MAX_PARAMS}, finite numbers",
+                         "named numbers the loss may use (they stay symbolic in derivations)", v_constants),
+    },
+    "check": {
+        "phi": Key("expression (string)", REQUIRED, "allow-list expression in params and constants",
+                   "the test function phi(x)", v_string),
+        "x0": Key("array of numbers", REQUIRED, "one finite number per parameter", "the starting point",
+                  v_point),
+        "t_end": Key("number", 1.0, "> 0, finite", "the horizon T", v_positive),
+        "etas": Key("array of numbers", REQUIRED, f"1..{MAX_ETAS} distinct, > 0, finite, <= t_end",
+                    "the learning rates", v_etas),
+        "models": Key("array of strings", list(MODEL_NAMES), ", ".join(MODEL_NAMES), "the models compared",
+                      v_enums(MODEL_NAMES)),
+        "method": Key("string", "auto", " | ".join(METHODS), "exact moments or Monte Carlo", v_enum(METHODS)),
+        "seed": Key("integer", 0, "[0, 2**63 - 1]", "Monte Carlo seed", v_int(0, 2**63 - 1)),
+        "n_paths": Key("integer", 200_000, "[1, 10**9]", "Monte Carlo paths per learning rate",
+                       v_int(1, 10**9)),
+        "scheme": Key("string", "auto", " | ".join(SCHEMES), "SDE solver (auto: weak order 2 for second-order models)",
+                      v_enum(SCHEMES)),
+        "multipoint": Key("table", None, "see [check.multipoint]", "optional multi-point study",
+                          lambda v, key: v, section="check.multipoint"),
+    },
+    "check.multipoint": {
+        "starts": Key("array of arrays of numbers", REQUIRED, f"2..{MAX_STARTS} points, one number per parameter",
+                      "the starting points of the n-point motion", v_points),
+        "eta": Key("number", REQUIRED, "> 0, finite, <= t_end", "the learning rate", v_positive),
+        "t_end": Key("number", 1.0, "> 0, finite", "the horizon", v_positive),
+        "n_paths": Key("integer", 100_000, "[1, 10**9]", "Monte Carlo paths", v_int(1, 10**9)),
+    },
+}
+
+_DIM = Key("integer", None, f"[1, {MAX_DIM}]", "vector length (names NAME0, NAME1, ...); scalar if absent",
+           v_int(1, MAX_DIM))
+_LAW = Key("string", REQUIRED, "a law name", "the law of this data variable", v_string)
+
+
+def _law(**keys: Key) -> dict[str, Key]:
+    return {"law": _LAW, **keys}
+
+
+def _p(help_: str, default=REQUIRED, check=v_exprs, type_=_EXPR) -> Key:
+    return Key(type_, default, "finite; may use constants, not params or data", help_, check)
+
+
+LAWS: dict[str, dict[str, Key]] = {
+    "normal": _law(dim=_DIM, mean=_p("mean (per coordinate if an array)", 0), std=_p("standard deviation", None),
+                   var=_p("variance", None), cov=Key("array of arrays", None, "symmetric positive definite",
+                                                     "covariance of a correlated vector", v_matrix)),
+    "uniform": _law(dim=_DIM, a=_p("lower end", 0, v_expr), b=_p("upper end", 1, v_expr)),
+    "bernoulli": _law(dim=_DIM, p=_p("P(1)", 0.5, v_expr)),
+    "rademacher": _law(dim=_DIM),
+    "categorical": _law(dim=_DIM, values=Key("array", REQUIRED, f"1..{MAX_LIST} expressions", "the values", v_exprs),
+                        weights=Key("array", None, "non-negative, sum 1", "their probabilities", v_exprs)),
+    "exponential": _law(dim=_DIM, rate=_p("rate", 1, v_expr)),
+    "gamma": _law(dim=_DIM, shape=_p("shape", REQUIRED, v_expr), scale=_p("scale", 1, v_expr)),
+    "beta": _law(dim=_DIM, a=_p("a", REQUIRED, v_expr), b=_p("b", REQUIRED, v_expr)),
+    "student_t": _law(dim=_DIM, nu=_p("degrees of freedom", REQUIRED, v_expr)),
+    "empirical": _law(file=Key("string", REQUIRED, "relative path inside the spec's directory",
+                               "CSV file with a header row (smfsym.spec.data_files)", v_path),
+                      columns=Key("array of names", None, "header names; default: all but weights_column",
+                                  "the columns used as data variables", v_names(1, 256)),
+                      weights_column=Key("string", None, "a header name", "per-row weights (>= 0, sum > 0)",
+                                         v_name)),
+}
+
+
+def validate_section(table: Any, section: str, keys: dict[str, Key]) -> dict:
+    """Check the keys and values of one table against ``keys``; return the values with defaults filled in."""
+    if not isinstance(table, dict):
+        raise SpecError(f"`[{section}]`: expected a table; got {_tname(table)} {table!r:.60}")
+    unknown = [k for k in table if k not in keys]
+    if unknown:
+        raise SpecError(f"`[{section}] {str(unknown[0])[:64]}`: unknown key; allowed keys: {', '.join(keys)}")
+    out = {}
+    for name, key in keys.items():
+        if name not in table:
+            if key.required:
+                raise SpecError(f"`[{section}] {name}`: missing ({key.type}: {key.help})")
+            out[name] = copy.deepcopy(key.default)  # never hand out the schema's own list
+            continue
+        v = table[name]
+        if key.section is not None:
+            if not isinstance(v, dict):
+                raise SpecError(f"`[{section}] {name}`: expected a table [{key.section}]; got {_tname(v)} {v!r:.60}")
+            out[name] = validate_section(v, key.section, SCHEMA[key.section])
+        else:
+            out[name] = key.check(v, f"[{section}] {name}")
+    return out
+
+
+def reference() -> str:
+    """The schema as a Markdown reference (for the docs).
+
+    >>> print(reference().splitlines()[0])
+    ### [problem]
+    """
+    lines = []
+    titled = [(f"[{s}]", keys) for s, keys in SCHEMA.items()]
+    titled += [(f'[data.NAME] with law = "{law}"', keys) for law, keys in LAWS.items()]
+    for title, keys in titled:
+        lines += [f"### {title}", "", "| key | type | default | range | meaning |",
+                  "|---|---|---|---|---|"]
+        for name, k in keys.items():
+            d = "required" if k.required else ("-" if k.default is None else repr(k.default))
+            cells = [f"`{name}`", k.type, d, k.range, k.help]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""The allow-list expression parser: bounds (flat sums, depth, exponents, literals) and refused constructs."""
+import pytest
+import sympy as sp
+
+from smfsym.spec import SpecError, parse_expression
+from smfsym.spec.expr import MAX_DEPTH, MAX_EXPONENT, MAX_TEXT, MAX_TOKENS
+
+x, y = sp.symbols("x y")
+NAMES = {"x": x, "x0": sp.Symbol("x0"), "y": y}
+
+
+@pytest.mark.timeout(30)
+def test_thousand_term_sum_and_product_parse_flat():
+    s = " + ".join(f"{i}*x" for i in range(1, 1001))
+    assert parse_expression(s, NAMES) == 500500 * x
+    s = " - ".join(["x"] * 1000)
+    assert parse_expression(s, NAMES) == -998 * x
+    assert parse_expression("*".join(["x"] * 1000), NAMES) == x**1000
+    assert parse_expression("/".join(["x"] * 1000), NAMES) == x**-998
+
+
+def test_floats_are_exact_decimals_and_arithmetic_is_right():
+    assert parse_expression("0.1*x + 2.5e-3", NAMES) == sp.Rational(1, 10) * x + sp.Rational(1, 400)
+    assert parse_expression("sigmoid(x) - softplus(-x)", NAMES) == 1 / (1 + sp.exp(-x)) - sp.log(1 + sp.exp(-x))
+    assert parse_expression("-(x - y)**2/2", NAMES) == -(x - y) ** 2 / 2
+    assert parse_expression(3, NAMES) == 3 and parse_expression(0.25, NAMES) == sp.Rational(1, 4)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("text,match", [
+    ("9**9**9", "exponent"), ("2**(10**10)", "exponent"), ("x0**(10**10)", "exponent"),
+    ("x**1001", "exponent"), ("x**(-1001)", "exponent"), ("x**(1/1001)", "exponent"),
+    ("(10**30)**1000", "bits"), ("(2**1000)**(1000)", "bits"),
+    ("1" * 31, "too large"), ("1e999", "not finite"), ("x/0", "division by zero"), ("log(0)", "not a finite"),
+    ("(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1), "nested"),
+    ("-" * 200 + "x", "nested"), ("x**" * 100 + "x", "nested"),
+    ("x+" * (MAX_TEXT // 2) + "x", "too long"), ("+".join(["x"] * (MAX_TOKENS // 2 + 1)), "tokens"),
+    ("+".join(["x"] * 3000), "too deeply nested or too large"),
+    ("", "empty"), ("   ", "empty"),
+], ids=lambda v: v[:40] if isinstance(v, str) else None)
+def test_numeric_explosions_and_size_are_refused_before_evaluation(text, match):
+    with pytest.raises(SpecError, match=match):
+        parse_expression(text, NAMES)
+
+
+def test_exponent_at_the_bound_is_allowed():
+    assert parse_expression(f"x**{MAX_EXPONENT}", NAMES) == x**MAX_EXPONENT
+    assert parse_expression("2**1000", NAMES) == sp.Integer(2) ** 1000
+
+
+@pytest.mark.parametrize("text,match", [
+    ("x.real", "attribute access"), ("x[0]", "subscripts"), ("(lambda: 1)()", "lambdas|calling"),
+    ("lambda: 1", "lambdas"), ("[c for c in x]", "comprehensions"), ("{c for c in x}", "comprehensions"),
+    ("(c for c in x)", "comprehensions"), ("f'{x}'", "f-strings"), ("exp(*x)", "starred"),
+    ("exp(x=1)", "keyword"), ("(y := 1)", "walrus"), ("x < 1", "comparisons"), ("x and y", "boolean"),
+    ("not x", "not allowed"), ("~x", "not allowed"), ("x // 2", "FloorDiv"), ("x % 2", "Mod"), ("x @ y", "MatMult"),
+    ("x ^ 2", "BitXor"), ("True", "bool constants"), ("None", "NoneType constants"), ("1j", "complex"),
+    ("'x'", "str constants"), ("b'x'", "bytes constants"), ("...", "ellipsis constants"),
+    ("x if y else 1", "conditional"), ("(x, y)", "tuples"), ("[x]", "lists"), ("{x: 1}", "dicts"),
+    ("__import__('os')", "calls are only allowed"), ("__builtins__", "dunder"), ("exp", "is a function"),
+    ("open('f', 'w')", "calls are only allowed"), ("exp(x, y)", "exp"), ("unknown + x", "unknown name `unknown`"),
+    ("x; import os", "not a valid expression"), ("import os", "not a valid expression"),
+])
+def test_refused_constructs(text, match):
+    with pytest.raises(SpecError, match=match):
+        parse_expression(text, NAMES)
+
+
+@pytest.mark.parametrize("text,folded", [
+    ("\uff58" + "0**2", "x0"),          # fullwidth x
+    ("x\u2080 + 1", "x0"),              # subscript zero
+    ("\U0001d431 * 2", "x"),            # mathematical bold x
+    ("\ufb01 + x", "fi"),               # ligature fi
+])
+def test_nfkc_lookalikes_are_refused_naming_both_spellings(text, folded):
+    with pytest.raises(SpecError) as exc:
+        parse_expression(text, NAMES)
+    msg = str(exc.value)
+    assert "NFKC" in msg and repr(folded) in msg
+
+
+def test_non_string_inputs():
+    for bad in (True, None, [1], {"a": 1}, float("nan"), float("inf"), 1j):
+        with pytest.raises(SpecError):
+            parse_expression(bad, NAMES)
+
+
+@pytest.mark.timeout(60)
+def test_a_thousand_term_loss_loads_from_a_spec(tmp_path):
+    from smfsym.spec import load_spec
+
+    loss = "(1 + z) * (" + " + ".join(f"{i}*x**2" for i in range(1, 1001)) + ")"
+    p = tmp_path / "s.toml"
+    p.write_text(f'[problem]\nparams = ["x"]\nloss = "{loss}"\n[data.z]\nlaw = "normal"\n')
+    assert len(loss) > 9_000
+    assert load_spec(p).problem.F == 500500 * x**2

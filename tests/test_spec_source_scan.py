@@ -1,0 +1,140 @@
+"""No string from a spec reaches a string evaluator: a static scan of the package and a dynamic trap.
+
+Static: every call in smfsym/**/*.py to a function that can turn a string into
+code or a sympy object (sympify, S, parse_expr, eval, exec, compile of source,
+runpy, lambdify, __import__, sympy.symbols of a string) must be in ALLOWED,
+each with the reason it never sees a spec string. A new call fails this test
+until someone looks at it.
+
+Dynamic: loading every shipped spec and a set of hostile specs with sympy's
+string parser (which sympify(str) uses) replaced by a trap.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+import smfsym
+from smfsym.spec import SpecError, load_spec
+
+PKG = Path(smfsym.__file__).parent
+EVALUATORS = {"sympify", "S", "parse_expr", "eval", "exec", "compile", "run_path", "run_module", "lambdify", "nsimplify",
+              "__import__", "import_module", "symbols"}
+
+# Why the spec layer never passes a string to each of these: the spec layer
+# (smfsym/spec/load.py) hands the rest of the package only sympy objects built
+# by parse_expression, Python ints/floats/strs-from-a-fixed-enum validated by
+# smfsym/spec/schema.py, and numpy arrays read by smfsym/spec/data_files.py.
+SPEC_OBJECTS = "receives sympy objects or validated numbers from the spec layer, never spec strings"
+ALLOWED = {
+    ("_checks.py", "provably_false", "sympify"): "conditions built in the package from sympy law parameters",
+    ("_checks.py", "to_float", "sympify"): "sympy expressions and the values mapping (sympy keys, float values)",
+    ("codegen.py", "_function", "sympify"): "model drift/diffusion entries: sympy expressions",
+    ("codegen.py", "_sgd_code", "sympify"): "keys of the values mapping: sympy symbols made by the spec layer",
+    ("compile.py", "lambdify_safe", "lambdify"): "sympy expressions only; dummify=False on package symbols",
+    ("compile.py", "lambdify_safe", "sympify"): "sympy expressions from derivations",
+    ("compile.py", "CompiledExprs.__init__", "sympify"): "sympy expressions and symbol keys",
+    ("exact.py", "rational", "nsimplify"): "floats of x0/eta validated by the schema, or sympy numbers",
+    ("exact.py", "rational", "sympify"): "floats of x0/eta validated by the schema, or sympy numbers",
+    ("expectation.py", "expectation", "sympify"): SPEC_OBJECTS,
+    ("expectation.py", "DataMean.__new__", "sympify"): SPEC_OBJECTS,
+    ("expectation.py", "_polys", "sympify"): SPEC_OBJECTS,
+    ("expectation.py", "covariance", "sympify"): SPEC_OBJECTS,
+    ("expectation.py", "data_symbols", "sympify"): SPEC_OBJECTS,
+    ("expectation.py", "ring_terms", "sympify"): SPEC_OBJECTS,
+    ("laws.py", "_s", "sympify"): "law parameters: parse_expression results (law kwargs in load.py)",
+    ("laws.py", "Law.free_symbols", "sympify"): "law parameters already converted by _s",
+    ("laws.py", "empirical", "symbols"): "only when `names` is a str; the spec layer passes a list of checked names",
+    ("models.py", "gradient_flow", "sympify"): "eta: None or a float from --eta/[check]",
+    ("models.py", "sme", "sympify"): "eta: None or a float from --eta/[check]",
+    ("models.py", "smf", "sympify"): "eta: None or a float from --eta/[check]",
+    ("numeric.py", "NumericSDE.__init__", "sympify"): "keys of the values mapping: sympy symbols",
+    ("problem.py", "Problem.__init__", "sympify"): "loss: parse_expression result; batch_size: int from the schema",
+    ("problem.py", "Problem.mean", "sympify"): "API only; the spec layer never calls it",
+    ("samplers.py", "Sampler.__post_init__", "eval"): "source generated in samplers.py from repr(float) values",
+    ("sde.py", "SDE.generator", "sympify"): "phi: parse_expression result",
+    ("sde.py", "SDE.__init__", "sympify"): "eta and noise scale: floats or package sympy symbols",
+    ("sde.py", "SDE.subs", "sympify"): "substitutions built by the package (sympy keys, numbers)",
+    ("spec/expr.py", "", "compile"): "re.compile of a constant pattern",
+    ("spec/data_files.py", "", "compile"): "re.compile of a constant pattern",
+    ("spec/load.py", "", "compile"): "re.compile of a constant pattern",
+    ("spec/load.py", "load_spec", "run_path"): "Python specs (.py): run as code by design, documented as trusted",
+    ("studies.py", "_phi_function", "sympify"): "phi: parse_expression result",
+    ("studies.py", "weak_error", "sympify"): "phi: parse_expression result",
+}
+
+
+def _calls():
+    found = set()
+    for f in sorted(PKG.rglob("*.py")):
+        tree = ast.parse(f.read_text())
+        scopes = {}
+        for node in ast.walk(tree):
+            for ch in ast.iter_child_nodes(node):
+                scopes[ch] = node
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            fn = node.func
+            name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+            if name not in EVALUATORS:
+                continue
+            qual, p = [], node
+            while p in scopes:
+                p = scopes[p]
+                if isinstance(p, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    qual.append(p.name)
+            found.add((f.relative_to(PKG).as_posix(), ".".join(reversed(qual)), name))
+    return found
+
+
+def test_every_string_evaluator_call_is_allow_listed():
+    unexpected = sorted(_calls() - set(ALLOWED))
+    assert not unexpected, ("calls that may evaluate strings, not in the allow-list of "
+                            f"tests/test_spec_source_scan.py (justify or remove): {unexpected}")
+
+
+def test_the_spec_package_itself_evaluates_nothing():
+    spec_calls = {c for c in _calls() if c[0].startswith("spec/")}
+    assert {c for c in spec_calls if c[2] != "compile"} == {("spec/load.py", "load_spec", "run_path")}
+
+
+@pytest.fixture
+def traps(monkeypatch):
+    """sympy's string parser (what sympify(str) runs) raises if anything calls it."""
+    import sympy.parsing.sympy_parser as sp_parser
+
+    hits = []
+
+    def trap(name, real):
+        def f(src, *a, **k):
+            if isinstance(src, str):
+                hits.append((name, src))
+                raise AssertionError(f"{name} called on a string: {src!r:.80}")
+            return real(src, *a, **k)
+        return f
+
+    monkeypatch.setattr(sp_parser, "parse_expr", trap("parse_expr", sp_parser.parse_expr))
+    # eval/exec are not trapped: sympy's polys exec their own generated monomial code.
+    return hits
+
+
+@pytest.mark.parametrize("name", ["linear_regression", "double_well", "rademacher"])
+def test_shipped_specs_load_without_string_parsing(traps, name):
+    spec = load_spec(PKG / "specs" / f"{name}.toml")
+    spec.problem.F, spec.problem.sigma
+    assert traps == []
+
+
+@pytest.mark.parametrize("field,value", [
+    ("batch_size", '"__import__(\'os\').system(\'touch CANARY\')"'),
+    ("batch_size", '"2"'), ("batch_size", "2.0"), ("batch_size", "true"),
+    ("sampling", '"__import__(\'os\')"'),
+])
+def test_problem_fields_never_reach_sympify(traps, tmp_path, monkeypatch, field, value):
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "s.toml"
+    p.write_text(f'[problem]\nparams = ["x"]\nloss = "x**2*z"\n{field} = {value}\n[data.z]\nlaw = "normal"\n')
+    with pytest.raises(SpecError, match=rf"s.toml:4: `\[problem\] {field}`"):
+        load_spec(p)
+    assert traps == [] and not (tmp_path / "CANARY").exists()
