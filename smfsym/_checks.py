@@ -11,9 +11,44 @@ import numpy as np
 import sympy as sp
 
 
+def _refuse_strings(x: Any, argument: str) -> None:
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"`{argument}` must be a number or a sympy expression, not a string ({x!r:.60}); "
+                        "strings become sympy only through smfsym.spec.parse_expression.")
+    if isinstance(x, (list, tuple, set, frozenset)):
+        for v in x:
+            _refuse_strings(v, argument)
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            _refuse_strings(k, argument)
+            _refuse_strings(v, argument)
+    elif isinstance(x, np.ndarray) and x.dtype.kind in "OUSV":
+        for v in x.ravel():
+            _refuse_strings(v, argument)
+
+
+def as_expr(x: Any, argument: str = "expression", **kwargs) -> Any:
+    """``sympy.sympify`` that never parses a string, however deeply nested (docs/theory.md §8).
+
+    The only route from text to sympy is :func:`smfsym.spec.parse_expression`
+    (an allow-list translator); every other conversion in the package goes through here.
+
+    Examples
+    --------
+    >>> as_expr([1, 2.5])
+    [1, 2.50000000000000]
+    >>> as_expr("__import__('os')")
+    Traceback (most recent call last):
+    ...
+    TypeError: `expression` must be a number or a sympy expression, not a string ("__import__('os')"); strings become sympy only through smfsym.spec.parse_expression.
+    """
+    _refuse_strings(x, argument)
+    return sp.sympify(x, **kwargs)
+
+
 def provably_false(condition: Any) -> bool:
     """True only when sympy can prove ``condition`` false."""
-    cond = sp.sympify(condition)
+    cond = as_expr(condition, "condition")
     return cond is sp.false or cond == sp.false
 
 
@@ -25,9 +60,9 @@ def require(condition: Any, argument: str, expected: str, given: Any) -> None:
 
 def to_float(expr: Any, values: Mapping[sp.Symbol, float] | None, what: str) -> float:
     """Evaluate ``expr`` to a float, substituting ``values``; name what is missing."""
-    e = sp.sympify(expr)
+    e = as_expr(expr, what)
     if values:
-        e = e.xreplace({sp.sympify(k): sp.sympify(v) for k, v in values.items()})
+        e = e.xreplace({as_expr(k, "values"): as_expr(v, "values") for k, v in values.items()})
     free = e.free_symbols
     if free:
         names = ", ".join(sorted(str(s) for s in free))

@@ -22,6 +22,7 @@ from .numeric import NumericSDE
 from .problem import Problem
 from .samplers import samplers_for
 from .sde import SDE
+from ._checks import as_expr
 
 __all__ = ["codegen"]
 
@@ -41,7 +42,7 @@ def _function(name, args, exprs, doc):
         seen.add(n)
         names.append(n)
     sub = {a: sp.Symbol(n) for a, n in zip(args, names)}
-    exprs = [sp.sympify(e).xreplace(sub) for e in exprs]
+    exprs = [as_expr(e).xreplace(sub) for e in exprs]
     for e in exprs:
         if e.atoms(DataMean):
             raise NotImplementedError(
@@ -254,7 +255,7 @@ def _sgd_code(problem, eta, vals):
     B = int(problem.batch_size)
     if problem.sampling != "iid":
         raise NotImplementedError("code generation of without-replacement batches is not supported yet.")
-    out = [_function("_grad_f", tuple(problem.params) + tuple(syms), [e.xreplace({sp.sympify(k): sp.Float(v) for k, v in vals.items()}) for e in problem.grad_f_compact],
+    out = [_function("_grad_f", tuple(problem.params) + tuple(syms), [e.xreplace({as_expr(k): sp.Float(v) for k, v in vals.items()}) for e in problem.grad_f_compact],
                      "Per-sample gradient entries grad_x f(x, xi).")]
     arrays = {k: v for smp in samplers for k, v in smp.arrays.items()}
     consts = []

@@ -19,6 +19,7 @@ import sympy as sp
 
 from ._checks import numeric_values
 from .expectation import DataMean
+from ._checks import as_expr
 
 __all__ = ["compile_exprs", "CompiledExprs"]
 
@@ -40,9 +41,9 @@ def lambdify_safe(args, exprs):
     dummies = [sp.Symbol(f"_smfsym_arg{i}") for i in range(len(args))]
     sub = dict(zip(args, dummies))
     if isinstance(exprs, (list, tuple)):
-        exprs = [sp.sympify(e).xreplace(sub) for e in exprs]
+        exprs = [as_expr(e).xreplace(sub) for e in exprs]
     else:
-        exprs = sp.sympify(exprs).xreplace(sub)
+        exprs = as_expr(exprs).xreplace(sub)
     return sp.lambdify(dummies, exprs, modules="numpy", cse=_cse, dummify=False)
 
 
@@ -76,10 +77,10 @@ class CompiledExprs:
 
     def __init__(self, exprs: Sequence, state: Sequence[sp.Symbol], values: Mapping | None = None,
                  data_symbols: Sequence[sp.Symbol] = ()):
-        vals = {sp.sympify(k): sp.Float(v) for k, v in numeric_values(values).items()}
+        vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
         self.state = tuple(state)
         self.data_symbols = tuple(data_symbols)
-        exprs = [_bind(sp.sympify(e), vals) for e in exprs]
+        exprs = [_bind(as_expr(e), vals) for e in exprs]
         self.n = len(exprs)
         means = set()
         for e in exprs:

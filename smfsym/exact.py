@@ -18,6 +18,7 @@ import sympy as sp
 
 from .expectation import expectation
 from .problem import Problem
+from ._checks import as_expr
 
 __all__ = ["NotClosedError", "PolynomialSpace", "sgd_operator", "generator_matrix", "exact_sgd_mean",
            "exact_sde_mean"]
@@ -31,7 +32,7 @@ class NotClosedError(ValueError):
 
 def rational(v) -> sp.Rational:
     """A float as the rational it was typed as (0.05 -> 1/20)."""
-    return sp.nsimplify(sp.sympify(v), rational=True)
+    return sp.nsimplify(as_expr(v), rational=True)
 
 
 class PolynomialSpace:

@@ -20,6 +20,7 @@ from sympy.polys.polyerrors import CoercionFailed, GeneratorsError, PolynomialEr
 
 from .laws import DataSymbol, Law
 from .safeguards import Limits, QuadratureWarning, as_limits, check_products, check_size, estimate_size, refuse
+from ._checks import as_expr
 
 __all__ = ["DataMean", "expectation", "covariance", "data_symbols", "laws_of", "QuadratureRule"]
 
@@ -252,7 +253,7 @@ class DataMean(sp.Expr):
     is_commutative = True
 
     def __new__(cls, expr, syms, key):
-        expr = sp.sympify(expr)
+        expr = as_expr(expr)
         if expr == 0:
             return sp.S.Zero
         syms = sp.Tuple(*syms)
@@ -306,7 +307,7 @@ def data_symbols(expr) -> tuple:
     """Data symbols of ``expr`` (including those bound in DataMeans), in a stable order."""
     atoms = set()
     for e in (expr if isinstance(expr, (list, tuple, sp.MatrixBase)) else [expr]):
-        atoms |= sp.sympify(e).atoms(DataSymbol)
+        atoms |= as_expr(e).atoms(DataSymbol)
     return tuple(sorted(atoms, key=lambda s: (s._token, s.index)))
 
 
@@ -359,7 +360,7 @@ def _domain(exprs, syms, moments_syms):
 
 def _polys(exprs, syms):
     """Polys of ``exprs`` in ``syms`` over one sparse ring, or None if not polynomial."""
-    exprs = [sp.sympify(e) for e in exprs]
+    exprs = [as_expr(e) for e in exprs]
     law_syms = set()
     for law in laws_of(syms):
         law_syms |= law.free_symbols
@@ -473,7 +474,7 @@ def stable_form(expr):
                         return sp.Mul(*rest, new)
         return e
 
-    return rewrite(sp.sympify(expr))
+    return rewrite(as_expr(expr))
 
 
 def _numeric_mean(expr, syms, n_points=None, limits=None):
@@ -521,7 +522,7 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
         return expr.applyfunc(lambda e: expectation(e, n_points=n_points, limits=limits))
     if isinstance(expr, str):
         raise TypeError("`expr` must be a sympy expression, not a string (strings are never parsed here).")
-    expr = sp.sympify(expr)
+    expr = as_expr(expr)
     syms = data_symbols(expr)
     if not syms:
         return expr
@@ -535,7 +536,7 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
     try:
         return dom.to_sympy(mean_terms(list(polys[0].as_dict(native=True).items()), dom, moments))
     except _NeedEX:
-        return sp.expand(sum(sp.sympify(c) * moments(m) for m, c in polys[0].as_dict(native=False).items()))
+        return sp.expand(sum(as_expr(c) * moments(m) for m, c in polys[0].as_dict(native=False).items()))
 
 
 def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None = None,
@@ -545,9 +546,9 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
     With ``v`` omitted the result is symmetric and only half is computed.
     Sizes are checked against ``limits`` first (docs/theory.md §8).
     """
-    u = [sp.sympify(e) for e in u]
+    u = [as_expr(e) for e in u]
     sym = v is None
-    v = u if sym else [sp.sympify(e) for e in v]
+    v = u if sym else [as_expr(e) for e in v]
     syms = data_symbols(u + v)
     n, m = len(u), len(v)
     if not syms:
@@ -591,7 +592,7 @@ def _poly_covariance(pu, pv, dom, moments, sym):
 def ring_terms(expr, syms, extra_gens=()):
     """``(terms, domain)``: expr as monomial -> coefficient in a sparse ring, or ``(None, None)``."""
     try:
-        dom = _domain([sp.sympify(expr)], syms, set().union(*[l.free_symbols for l in laws_of(syms)], set(extra_gens)))
+        dom = _domain([as_expr(expr)], syms, set().union(*[l.free_symbols for l in laws_of(syms)], set(extra_gens)))
         poly = sp.Poly(expr, *syms, domain=dom)
     except (CoercionFailed, GeneratorsError, PolynomialError):
         return None, None

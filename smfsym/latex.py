@@ -16,6 +16,7 @@ import sympy as sp
 from sympy.printing.conventions import split_super_sub
 
 from .compact import bounded_below, compact_matrix, compact_vector
+from ._checks import as_expr
 
 __all__ = ["export_tex", "derivation_latex", "derivation_text", "latex_names", "standalone_table"]
 
@@ -188,7 +189,7 @@ def _printer_for(problem, sdes=()) -> _Printer:
     for law in problem.laws:
         syms |= set(law.symbols)
     for s in sdes:
-        syms |= set(s.free_symbols) | set(s.state) | set(sp.sympify(s.eta).free_symbols)
+        syms |= set(s.free_symbols) | set(s.state) | set(as_expr(s.eta).free_symbols)
     return _Printer(syms)
 
 

@@ -17,6 +17,7 @@ import sympy as sp
 from ._checks import numeric_values
 from .compile import CompiledExprs
 from .sde import SDE
+from ._checks import as_expr
 
 __all__ = ["NumericSDE"]
 
@@ -48,7 +49,7 @@ class NumericSDE:
         self.d = sde.dim
         self.kind = sde.noise_kind
         self.m = sde.n_noise
-        bound = {sp.sympify(k): sp.Float(v) for k, v in vals.items()}
+        bound = {as_expr(k): sp.Float(v) for k, v in vals.items()}
         # bound expressions here; compiled (lambdified) only when first evaluated, so codegen,
         # which needs the expressions alone, compiles nothing
         self.drift_exprs = [e.xreplace(bound) for e in sde.drift]

@@ -19,6 +19,7 @@ from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_
                           is_polynomial_in, laws_of, mean_terms, ring_terms)
 from .laws import DataSymbol, Empirical, law_from_sympy_stats
 from .safeguards import as_limits, check_products, check_size, estimate_size, expression_depth, refuse
+from ._checks import as_expr
 
 __all__ = ["Problem", "NonDifferentiableWarning"]
 
@@ -279,7 +280,7 @@ class Problem:
 
     def mean(self, expr) -> sp.Expr:
         """Mean of any expression (or matrix) over the data law."""
-        return expectation(sp.sympify(expr), n_points=self.n_points, limits=self.limits)
+        return expectation(as_expr(expr), n_points=self.n_points, limits=self.limits)
 
     # ------------------------------------------------------------------ derived objects
 

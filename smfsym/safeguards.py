@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Iterable
 
 import sympy as sp
+from ._checks import as_expr
 
 __all__ = ["Limits", "ResourceLimitError", "QuadratureWarning", "SizeEstimate", "estimate_size",
            "DEFAULT_LIMITS"]
@@ -140,7 +141,7 @@ def _comb_capped(n: int, k: int) -> int:
 
 def expression_depth(expr) -> int:
     """Nesting depth of a sympy tree, computed without recursion."""
-    best, stack = 0, [(sp.sympify(expr), 1)]
+    best, stack = 0, [(as_expr(expr), 1)]
     seen: set = set()
     while stack:
         e, d = stack.pop()
@@ -211,7 +212,7 @@ def estimate_size(expr, data: Iterable[sp.Symbol], params: Iterable[sp.Symbol]) 
         return out
 
     try:
-        dd, pd, t = walk(sp.sympify(expr))
+        dd, pd, t = walk(as_expr(expr))
     except RecursionError:
         raise ResourceLimitError("the expression is nested too deeply to be sized (Python recursion limit)") \
             from None

@@ -15,6 +15,7 @@ import sympy as sp
 
 from ._checks import as_number_or_expr, as_symbol_tuple
 from .chaos import NoiseTemplate
+from ._checks import as_expr
 
 __all__ = ["SDE", "MatrixSqrt"]
 
@@ -167,7 +168,7 @@ class SDE:
 
     def generator(self, phi: Any) -> sp.Expr:
         r"""L phi = b . grad phi + 1/2 tr(sigma sigma^T Hess phi) (MATH.md section 4)."""
-        phi = sp.sympify(phi)
+        phi = as_expr(phi)
         x = self.state
         grad = sp.Matrix([sp.diff(phi, v) for v in x])
         out = (self.drift.T * grad)[0, 0]

@@ -33,6 +33,7 @@ import math
 import warnings
 
 import sympy as sp
+from ._checks import as_expr
 
 __all__ = ["TailWarning", "growth", "check_tails"]
 
@@ -49,7 +50,7 @@ class _Undecided(Exception):
 
 
 def _num(x):
-    x = sp.sympify(x)
+    x = as_expr(x)
     if x.is_number:
         v = float(x)
         if math.isfinite(v):
@@ -78,7 +79,7 @@ def growth(expr, xi, direction: int = 1, symbolic_rates: bool = False) -> tuple:
     >>> growth(sp.exp(3 * xi) * xi**2, xi, -1)
     (-3.0, 2.0)
     """
-    e = sp.sympify(expr)
+    e = as_expr(expr)
     if xi not in e.free_symbols:
         return (0.0, 0.0)
     if e == xi:
@@ -214,10 +215,10 @@ def check_tails(loss, grad, data, *, stacklevel: int = 4) -> None:
     """
     undecided = []
     # parameters and constants are real numbers: lets sympy prove e.g. 1 + exp(x xi) >= 1
-    free = set(sp.sympify(loss).free_symbols) - set(data)
+    free = set(as_expr(loss).free_symbols) - set(data)
     real = {s: sp.Symbol(s.name, real=True) for s in free if s.is_real is not True}
-    loss = sp.sympify(loss).xreplace(real)
-    grad = [sp.sympify(g).xreplace(real) for g in grad]
+    loss = as_expr(loss).xreplace(real)
+    grad = [as_expr(g).xreplace(real) for g in grad]
     for xi in data:
         law = xi.law
         for direction in _directions(law):

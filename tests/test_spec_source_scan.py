@@ -27,40 +27,17 @@ EVALUATORS = {"sympify", "S", "parse_expr", "eval", "exec", "compile", "run_path
 # smfsym/spec/schema.py, and numpy arrays read by smfsym/spec/data_files.py.
 SPEC_OBJECTS = "receives sympy objects or validated numbers from the spec layer, never spec strings"
 ALLOWED = {
-    ("_checks.py", "provably_false", "sympify"): "conditions built in the package from sympy law parameters",
-    ("_checks.py", "to_float", "sympify"): "sympy expressions and the values mapping (sympy keys, float values)",
-    ("codegen.py", "_function", "sympify"): "model drift/diffusion entries: sympy expressions",
-    ("codegen.py", "_sgd_code", "sympify"): "keys of the values mapping: sympy symbols made by the spec layer",
+    ("_checks.py", "as_expr", "sympify"): "the package's one sympify: refuses strings at any depth first (tested below)",
     ("compile.py", "lambdify_safe", "lambdify"): "sympy expressions only; dummify=False on package symbols",
-    ("compile.py", "lambdify_safe", "sympify"): "sympy expressions from derivations",
-    ("compile.py", "CompiledExprs.__init__", "sympify"): "sympy expressions and symbol keys",
-    ("exact.py", "rational", "nsimplify"): "floats of x0/eta validated by the schema, or sympy numbers",
-    ("exact.py", "rational", "sympify"): "floats of x0/eta validated by the schema, or sympy numbers",
-    ("expectation.py", "expectation", "sympify"): SPEC_OBJECTS,
-    ("expectation.py", "DataMean.__new__", "sympify"): SPEC_OBJECTS,
-    ("expectation.py", "_polys", "sympify"): SPEC_OBJECTS,
-    ("expectation.py", "covariance", "sympify"): SPEC_OBJECTS,
-    ("expectation.py", "data_symbols", "sympify"): SPEC_OBJECTS,
-    ("expectation.py", "ring_terms", "sympify"): SPEC_OBJECTS,
-    ("laws.py", "_s", "sympify"): "law parameters: parse_expression results (law kwargs in load.py)",
-    ("laws.py", "Law.free_symbols", "sympify"): "law parameters already converted by _s",
-    ("laws.py", "empirical", "symbols"): "only when `names` is a str; the spec layer passes a list of checked names",
-    ("models.py", "gradient_flow", "sympify"): "eta: None or a float from --eta/[check]",
-    ("models.py", "sme", "sympify"): "eta: None or a float from --eta/[check]",
-    ("models.py", "smf", "sympify"): "eta: None or a float from --eta/[check]",
-    ("numeric.py", "NumericSDE.__init__", "sympify"): "keys of the values mapping: sympy symbols",
-    ("problem.py", "Problem.__init__", "sympify"): "loss: parse_expression result; batch_size: int from the schema",
-    ("problem.py", "Problem.mean", "sympify"): "API only; the spec layer never calls it",
-    ("samplers.py", "Sampler.__post_init__", "eval"): "source generated in samplers.py from repr(float) values",
-    ("sde.py", "SDE.generator", "sympify"): "phi: parse_expression result",
-    ("sde.py", "SDE.__init__", "sympify"): "eta and noise scale: floats or package sympy symbols",
-    ("sde.py", "SDE.subs", "sympify"): "substitutions built by the package (sympy keys, numbers)",
+    ("exact.py", "rational", "nsimplify"): "numbers already converted by as_expr (strings refused there)",
+    ("laws/factories.py", "empirical", "symbols"): "only when `names` is a str from the Python API; the spec layer "
+                                                   "passes a list of names checked by check_name",
+    ("samplers.py", "Sampler.__post_init__", "eval"): "source generated in samplers.py from the law's kind; data "
+                                                      "and parameters are bound as arrays, never as text",
     ("spec/expr.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/data_files.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/load.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/load.py", "load_spec", "run_path"): "Python specs (.py): run as code by design, documented as trusted",
-    ("studies.py", "_phi_function", "sympify"): "phi: parse_expression result",
-    ("studies.py", "weak_error", "sympify"): "phi: parse_expression result",
 }
 
 
@@ -79,6 +56,10 @@ def _calls():
             name = fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
             if name not in EVALUATORS:
                 continue
+            if name == "sympify" and any(k.arg == "strict" and isinstance(k.value, ast.Constant)
+                                         and k.value.value is True for k in node.keywords):
+                continue  # strict mode refuses strings
+
             qual, p = [], node
             while p in scopes:
                 p = scopes[p]
@@ -86,6 +67,19 @@ def _calls():
                     qual.append(p.name)
             found.add((f.relative_to(PKG).as_posix(), ".".join(reversed(qual)), name))
     return found
+
+
+def test_allow_list_names_only_calls_that_exist():
+    stale = sorted(set(ALLOWED) - _calls())
+    assert not stale, f"allow-list entries with no call behind them (remove them): {stale}"
+
+
+@pytest.mark.parametrize("value", ["x", ["1", 2], (1, ("exp(1)",)), {"a": "b"}, [[1.0], ["__import__('os')"]]])
+def test_the_one_conversion_refuses_strings_at_any_depth(value):
+    from smfsym._checks import as_expr
+
+    with pytest.raises(TypeError, match="not a string"):
+        as_expr(value, "probe")
 
 
 def test_every_string_evaluator_call_is_allow_listed():

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
+from .._checks import as_expr
 
 __all__ = ["DataSymbol", "Law", "UnivariateLaw", "SUPPORTED_LAWS"]
 
@@ -62,7 +63,7 @@ def _s(x: Any, argument: str = "a law parameter") -> sp.Expr:
 
     e = as_number_or_expr(x, argument)
     if isinstance(x, (float, np.floating)):
-        return sp.sympify(float(x), rational=True)
+        return as_expr(float(x), rational=True)
     return e
 
 
@@ -93,7 +94,7 @@ class Law:
     def free_symbols(self) -> set:
         out: set = set()
         for p in self.parameters:
-            out |= sp.sympify(p).free_symbols
+            out |= as_expr(p).free_symbols
         return out
 
     def max_moment(self) -> int | None:
