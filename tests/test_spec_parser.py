@@ -35,7 +35,8 @@ def test_floats_are_exact_decimals_and_arithmetic_is_right():
     ("(" * (MAX_DEPTH + 1) + "x" + ")" * (MAX_DEPTH + 1), "nested"),
     ("-" * 200 + "x", "nested"), ("x**" * 100 + "x", "nested"),
     ("x+" * (MAX_TEXT // 2) + "x", "too long"), ("+".join(["x"] * (MAX_TOKENS // 2 + 1)), "tokens"),
-    ("+".join(["x"] * 3000), "too deeply nested or too large"),
+    ("+".join(["x"] * 3000), "MAX_TREE_DEPTH"), ("*".join(["x"] * 2002), "MAX_TREE_DEPTH"),
+    ("+".join(["x"] * 1500) + "+" + "*".join(["x"] * 1500), "MAX_TREE_DEPTH"),
     ("", "empty"), ("   ", "empty"),
 ], ids=lambda v: v[:40] if isinstance(v, str) else None)
 def test_numeric_explosions_and_size_are_refused_before_evaluation(text, match):

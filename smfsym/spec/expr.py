@@ -31,6 +31,10 @@ __all__ = ["SpecError", "parse_expression", "ALLOWED_FUNCTIONS", "CONSTANTS", "M
 
 MAX_TEXT = 20_000
 MAX_TOKENS = 8_000
+#: Depth of the syntax tree, estimated from the text before parsing. Python's parser nests a flat sum
+#: one level per term, and where it gives up depends on a recursion limit that other code may change:
+#: this bound (well below where it gives up) makes the outcome the same everywhere.
+MAX_TREE_DEPTH = 2_000
 MAX_NODES = 50_000
 MAX_DEPTH = 64
 MAX_EXPONENT = 1000
@@ -55,6 +59,48 @@ _SUM_OPS = (ast.Add, ast.Sub)
 _PROD_OPS = (ast.Mult, ast.Div)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+_OPERATOR = re.compile(r"\*\*|[-+*/(),]")
+
+
+def tree_depth(text: str) -> int:
+    """An upper estimate of the syntax-tree depth of an arithmetic expression, from its operators alone.
+
+    Within one parenthesised group, a chain of ``+ -`` nests one level per operator, and so do the
+    ``* /`` chain of a term and the ``**`` chain of a factor; groups add up along their nesting.
+
+    Examples
+    --------
+    >>> tree_depth("+".join(["x"] * 1000)) >= 999
+    True
+    >>> tree_depth("(" + " + ".join(["2*x**2"] * 1000) + ")") < 1010
+    True
+    """
+    # per open group: [additive ops, mult ops in the current term, max mult, pow in factor, max pow, inner]
+    stack = [[0, 0, 0, 0, 0, 0]]
+    for op in _OPERATOR.findall(text):
+        g = stack[-1]
+        if op == "(":
+            stack.append([0, 0, 0, 0, 0, 0])
+        elif op in (")", ","):
+            inner = g[0] + max(g[2], g[1]) + max(g[4], g[3]) + g[5]
+            if op == ")" and len(stack) > 1:
+                stack.pop()
+                stack[-1][5] = max(stack[-1][5], inner + 1)
+            else:
+                g[:] = [0, 0, 0, 0, 0, inner]
+        elif op in "+-":
+            g[0] += 1
+            g[2], g[1] = max(g[2], g[1]), 0
+            g[4], g[3] = max(g[4], g[3]), 0
+        elif op in "*/":
+            g[1] += 1
+            g[4], g[3] = max(g[4], g[3]), 0
+        else:  # **
+            g[3] += 1
+    total = 0
+    for g in stack:
+        total += g[0] + max(g[2], g[1]) + max(g[4], g[3]) + g[5]
+    return total
 _REFUSED = {
     ast.Attribute: "attribute access", ast.Subscript: "subscripts", ast.Lambda: "lambdas",
     ast.ListComp: "comprehensions", ast.SetComp: "comprehensions", ast.DictComp: "comprehensions",
@@ -216,6 +262,10 @@ def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expressio
     n_tokens = len(_TOKEN.findall(text))
     if n_tokens > MAX_TOKENS:
         raise SpecError(f"{where}: expression has {n_tokens} tokens; the limit is MAX_TOKENS = {MAX_TOKENS}")
+    depth = tree_depth(text)
+    if depth > MAX_TREE_DEPTH:
+        raise SpecError(f"{where}: expression nests about {depth} levels deep (a chain of that many operators); "
+                        f"the limit is MAX_TREE_DEPTH = {MAX_TREE_DEPTH}")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
