@@ -7,7 +7,7 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .engine import MAX_STEPS, BLOCK, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
+from .engine import MAX_STEPS, MAX_STORED_BYTES, BLOCK, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
@@ -96,7 +96,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
              values: Mapping | None = None, chunk_size: int | None = None,
              functions: Mapping[str, Callable] | None = None, store: bool = True,
              on_nonfinite: str = "raise", progress: bool | None = None,
-             max_steps: int = MAX_STEPS, blowup_threshold: float | None = None) -> SimulationResult:
+             max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
+             max_memory: int = MAX_STORED_BYTES) -> SimulationResult:
     """Simulate an SDE (or its n-point motion) by Monte Carlo.
 
     Parameters
@@ -147,6 +148,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         A path with an entry beyond this magnitude counts as blown up like inf/NaN (default
         1e100): raised, or masked and counted with ``on_nonfinite='mask'``. Lower it to drop
         paths that diverge slowly (e.g. SGD past its stability region) instead of averaging them.
+    max_memory : int
+        Bound in bytes on the stored states (``store=True``; default 4 GiB).
 
     Examples
     --------
@@ -168,6 +171,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
     seed = resolve_seed(seed)
+    max_memory = check_int(max_memory, "max_memory")
     if blowup_threshold is not None:
         blowup_threshold = check_positive(blowup_threshold, "blowup_threshold")
     vals = numeric_values(values, _known_symbols(sde))
@@ -214,6 +218,6 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
               step=step, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
               on_nonfinite=on_nonfinite, progress=progress, scheme=solver.name,
               dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path,
-              blowup_threshold=blowup_threshold)
+              blowup_threshold=blowup_threshold, max_memory=max_memory)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order)
     return res

@@ -198,7 +198,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                 f"`models` entries must be smf1/smf2 or sme1/sme2 with _shared/_independent; got {model!r}.")
     if len(set(models)) != len(models):
         raise ValueError(f"`models` must not repeat a model; got {models}.")
-    k = max(1, int(round(t_end / eta)))
+    k = int(round(t_end / eta))
+    if k < 1:
+        raise ValueError(f"`t_end` = {t_end:g} is under half a step of `eta` = {eta:g}: SGD would take no step.")
     t = k * eta
     seeds = seed_sequence(seed).spawn(len(models) + 1)
     try:

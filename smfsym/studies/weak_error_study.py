@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
-from ..engine import BlowUpError
+from ..engine import MAX_STEPS, BlowUpError
 from ..exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean
 from ..expectation import is_polynomial_in
 from ..problem import Problem
@@ -222,6 +222,14 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     if method not in ("auto", "exact", "montecarlo"):
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
     etas = check_etas(etas)
+    short = [e for e in etas if round(t_end / e) < 1]
+    if short:
+        raise ValueError(f"`t_end` = {t_end:g} is under half a step of the learning rates {short}: SGD would "
+                         "take no step; raise `t_end` or lower `etas`.")
+    n_max = round(t_end / etas[-1])
+    if n_max > MAX_STEPS:
+        raise ValueError(f"`t_end` / min(`etas`) = {n_max:.3g} SGD steps, over the bound of {MAX_STEPS:.3g}: raise "
+                         "the smallest of `etas` or lower `t_end`.")
     models = check_models(models, {"gf", "gf2", "sme1", "sme2", "smf1", "smf2"})
     phi = check_phi(phi, problem.params)
     if isinstance(phi, sp.Expr) and phi.free_symbols - set(problem.params):
