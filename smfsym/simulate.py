@@ -7,7 +7,8 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .engine import MAX_STEPS, MAX_STORED_BYTES, BLOCK, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
+from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive,
+                     draw_discrete, resolve_seed, run)
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
@@ -97,7 +98,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
              functions: Mapping[str, Callable] | None = None, store: bool = True,
              on_nonfinite: str = "raise", progress: bool | None = None,
              max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
-             max_memory: int = MAX_STORED_BYTES) -> SimulationResult:
+             max_memory: int = MAX_STORED_BYTES, increments: str = "gaussian") -> SimulationResult:
     """Simulate an SDE (or its n-point motion) by Monte Carlo.
 
     Parameters
@@ -150,6 +151,11 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         paths that diverge slowly (e.g. SGD past its stability region) instead of averaging them.
     max_memory : int
         Bound in bytes on the stored states (``store=True``; default 4 GiB).
+    increments : {"gaussian", "discrete"}
+        "discrete" replaces the Gaussian increments by two-point (+-sqrt(dt); euler, tamed)
+        or three-point (weak2) variables with the moments the weak order needs (Kloeden-Platen
+        14.1-14.2), drawn from random bits: faster, same weak order, but the paths are not
+        Brownian. Use it for expectations only, never for pathwise statistics.
 
     Examples
     --------
@@ -194,6 +200,18 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     m, k = nsde.m, solver.n_draws
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
+    if increments == "discrete":
+        if solver.discrete is None:
+            raise ValueError(f"`increments='discrete'` is not valid for the scheme {solver.name!r} (it declares no "
+                             "discrete increments); use increments='gaussian'.")
+
+        def draw(g, q):
+            return draw_discrete(g, q, solver.discrete, m)
+    else:
+        def draw(g, q):
+            return g.standard_normal((q, k, m))
     # sub-batches of paths inside a block: the normal draws of an SMF with thousands of noise columns
     # stay within DRAW_BYTES; the random stream (filled in order) and every per-path number are the same
     sub = max(1, DRAW_BYTES // max(1, 8 * k * m))
@@ -202,14 +220,14 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         if not m:
             return solver.step(nsde, X, h, np.zeros((X.shape[0], k, 0)))
         if sub >= BLOCK:
-            Z = np.concatenate([g.standard_normal((s, k, m)) for g, s in zip(gens, sizes)], axis=0)
+            Z = np.concatenate([draw(g, s) for g, s in zip(gens, sizes)], axis=0)
             return solver.step(nsde, X, h, Z)
         out = np.empty_like(X)
         lo = 0
         for g, s in zip(gens, sizes):
             for a in range(0, s, sub):
                 q = min(sub, s - a)
-                out[lo:lo + q] = solver.step(nsde, X[lo:lo + q], h, g.standard_normal((q, k, m)))
+                out[lo:lo + q] = solver.step(nsde, X[lo:lo + q], h, draw(g, q))
                 lo += q
         return out
 
@@ -219,5 +237,5 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
               on_nonfinite=on_nonfinite, progress=progress, scheme=solver.name,
               dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path,
               blowup_threshold=blowup_threshold, max_memory=max_memory)
-    res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order)
+    res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order, increments=increments)
     return res
