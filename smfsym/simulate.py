@@ -178,6 +178,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
     seed = resolve_seed(seed)
     max_memory = check_int(max_memory, "max_memory")
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     if blowup_threshold is not None:
         blowup_threshold = check_positive(blowup_threshold, "blowup_threshold")
     vals = numeric_values(values, _known_symbols(sde))
@@ -200,8 +202,6 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     m, k = nsde.m, solver.n_draws
-    if increments not in ("gaussian", "discrete"):
-        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     if increments == "discrete":
         if solver.discrete is None:
             raise ValueError(f"`increments='discrete'` is not valid for the scheme {solver.name!r} (it declares no "

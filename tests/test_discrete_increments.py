@@ -80,3 +80,16 @@ def test_discrete_draws_have_the_declared_moments_and_are_chunk_invariant():
     assert a.stats["state"]["mean"].tobytes() == b.stats["state"]["mean"].tobytes()
     with pytest.raises(ValueError, match="`increments` must be 'gaussian' or 'discrete'"):
         smfsym.simulate(flow, [1.0], 1.0, eta=0.1, increments="bits")
+
+
+def test_studies_accept_discrete_increments():
+    r = smfsym.rademacher("r")
+    x = sp.Symbol("x")
+    p = smfsym.Problem((1 + r) * x**2 / 2, [x])
+    mp = smfsym.multipoint(p, [[-1.0], [1.0]], eta=0.1, t_end=1.0, psi=["product"], models=["smf2"], n_paths=20_000,
+                           seed=0, increments="discrete")
+    assert abs(mp.value("smf2", "product")["z"]) < 5
+    st = smfsym.weak_error(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), x**2, [1.0], 1.0, [0.2, 0.1],
+                           models=["smf2"], method="montecarlo", n_paths=20_000, seed=0, increments="discrete")
+    assert st.meta["increments"] == "discrete"
+    assert all(abs(r["error"]) < 5 * r["se"] + 0.01 for r in st.rows)  # O(eta^2) model error at most ~0.01

@@ -50,6 +50,7 @@ def cases_simulate():
     out += [("functions", v, (TypeError, ValueError), "`functions") for v in ([len], {"a": 3}, {"state": len})]
     out += [("store", v, TypeError, "`store`") for v in ("yes", 1)]
     out += [("max_memory", v, e, "`max_memory`") for v, e in INTEGER]
+    out += [("increments", v, ValueError, "`increments`") for v in ("bits", None, "Gaussian")]
     return out
 
 
@@ -146,6 +147,7 @@ def cases_weak_error():
     out += [("resolve", v, ValueError, "`resolve`") for v in (-1, 0, NAN, True, "3")]
     out += [("blowup_threshold", v, e, "`blowup_threshold`") for v, e in POSITIVE if v is not None]
     out += [("t_end", v, ValueError, "`t_end`") for v in (0.01, 1e12)]  # no SGD step; over max_steps
+    out += [("increments", v, ValueError, "`increments`") for v in ("bits", None)]
     return out
 
 
@@ -173,6 +175,7 @@ def cases_multipoint():
     out += [("scheme", v, ValueError, "`scheme`") for v in ("rk4",)]
     out += [("on_nonfinite", v, ValueError, "`on_nonfinite`") for v in ("skip",)]
     out += [("t_end", 0.01, ValueError, "`t_end`")]
+    out += [("increments", v, ValueError, "`increments`") for v in ("bits", None)]
     return out
 
 
