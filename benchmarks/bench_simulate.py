@@ -8,10 +8,11 @@ f = (a.x - eps)^2 / 2, eta = 0.05, horizon t = 1 (20 SGD steps; Euler step dt = 
 2. SGD simulator against a hand-written vectorised numpy SGD loop, d = 10, 100,000 paths.
 3. SME with per-path matrix square roots against the SMF, d = 2, 5, 10, 20.
 4. sdeint (one path per call) against smfsym on the same SMF, per path.
+6. Discrete against Gaussian increments on the d = 10 SMF (Euler and weak order 2).
 5. Bounded work: time to the first step of a 10**8-step horizon, and peak traced memory and
    time per step of the SMF of a logistic loss on an empirical data set of 50,000 rows.
 
-Run: python benchmarks/bench_simulate.py [--quick] [--bounded (section 5 alone)]
+Run: python benchmarks/bench_simulate.py [--quick] [--bounded | --discrete (section 5 or 6 alone)]
 """
 import sys
 import time
@@ -132,9 +133,32 @@ def bounded():
     print()
 
 
+def discrete(d=10):
+    flow = smfsym.smf(problem(d), order=2)
+    x0 = np.linspace(1.0, -1.0, d)
+    n = P // 5
+    print(f"## 6. Discrete vs Gaussian increments, SMF d = {d} ({flow.n_noise} noise columns), {n} paths, t = {T}")
+    print("| scheme | gaussian (s) | discrete (s) | speed-up | E|X|^2 gaussian | E|X|^2 discrete |")
+    print("|---|---|---|---|---|---|")
+    f = {"sq": lambda X: (X**2).sum(-1)}
+    for scheme in ("euler", "weak2"):
+        res = {}
+
+        def go(inc):
+            res[inc] = smfsym.simulate(flow, x0, T, eta=ETA, n_paths=n, seed=0, store=False, scheme=scheme,
+                                       increments=inc, functions=f)
+        tg, td = side_by_side(lambda: go("gaussian"), lambda: go("discrete"), repeat=3)
+        g, dd = res["gaussian"], res["discrete"]
+        print(f"| {scheme} | {tg:.2f} | {td:.2f} | {tg / td:.2f} | {g.mean('sq')[-1]:.4f} +- {g.sem('sq')[-1]:.4f} | "
+              f"{dd.mean('sq')[-1]:.4f} +- {dd.sem('sq')[-1]:.4f} |")
+    print()
+
+
 def main():
     if "--bounded" in sys.argv:
         return bounded()
+    if "--discrete" in sys.argv:
+        return discrete()
     d = 10
     p = problem(d)
     flow = smfsym.smf(p, order=2)
@@ -170,7 +194,8 @@ def main():
         import sdeint
     except ImportError:
         print("## 4. sdeint not installed (pip install -e '.[bench]')\n")
-        return bounded()
+        bounded()
+        return discrete()
     from smfsym.numeric import NumericSDE
 
     nsde = NumericSDE(flow, {flow.eta: ETA})
@@ -196,6 +221,7 @@ def main():
     print(f"| {1e3 * t_sdeint:.2f} | {1e3 * t_ours / P:.5f} | {t_sdeint / (t_ours / P):.0f} |")
     print()
     bounded()
+    discrete()
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._checks import numeric_values
 from .compile import CompiledExprs
-from .engine import MAX_STEPS, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
+from .engine import MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
 from .problem import Problem
 from .samplers import samplers_for
 from .simulate import check_save_at, prepare_x0
@@ -104,7 +104,8 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
                  values: Mapping | None = None, chunk_size: int | None = None,
                  functions: Mapping[str, Callable] | None = None, store: bool = True,
                  on_nonfinite: str = "raise", progress: bool | None = None,
-                 max_steps: int = MAX_STEPS, blowup_threshold: float | None = None) -> SimulationResult:
+                 max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
+                 max_memory: int = MAX_STORED_BYTES) -> SimulationResult:
     """Simulate SGD x_{k+1} = x_k - eta * mean over a batch of grad f(x_k, xi).
 
     Parameters
@@ -148,6 +149,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
     seed = resolve_seed(seed)
+    max_memory = check_int(max_memory, "max_memory")
     if blowup_threshold is not None:
         blowup_threshold = check_positive(blowup_threshold, "blowup_threshold")
     if batch_size is None:
@@ -181,6 +183,6 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     res = run(x0=x0, n_paths=n_paths, step_sizes=grid, save_index=idx, times=grid.times, step=step, seed=seed, chunk_size=chunk_size, functions=functions,
               store=store, on_nonfinite=on_nonfinite, progress=progress, scheme="sgd", dt_label=eta,
               time_label="step", step_times=float, per_path_bytes=stepper.per_path_bytes(x0),
-              blowup_threshold=blowup_threshold)
+              blowup_threshold=blowup_threshold, max_memory=max_memory)
     res.extra.update(steps=np.array(idx), batch_size=B)
     return res

@@ -7,7 +7,8 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .engine import MAX_STEPS, BLOCK, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
+from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive,
+                     draw_discrete, resolve_seed, run)
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
@@ -96,7 +97,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
              values: Mapping | None = None, chunk_size: int | None = None,
              functions: Mapping[str, Callable] | None = None, store: bool = True,
              on_nonfinite: str = "raise", progress: bool | None = None,
-             max_steps: int = MAX_STEPS, blowup_threshold: float | None = None) -> SimulationResult:
+             max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
+             max_memory: int = MAX_STORED_BYTES, increments: str = "gaussian") -> SimulationResult:
     """Simulate an SDE (or its n-point motion) by Monte Carlo.
 
     Parameters
@@ -147,6 +149,13 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         A path with an entry beyond this magnitude counts as blown up like inf/NaN (default
         1e100): raised, or masked and counted with ``on_nonfinite='mask'``. Lower it to drop
         paths that diverge slowly (e.g. SGD past its stability region) instead of averaging them.
+    max_memory : int
+        Bound in bytes on the stored states (``store=True``; default 4 GiB).
+    increments : {"gaussian", "discrete"}
+        "discrete" replaces the Gaussian increments by two-point (+-sqrt(dt); euler, tamed)
+        or three-point (weak2) variables with the moments the weak order needs (Kloeden-Platen
+        14.1-14.2), drawn from random bits: faster, same weak order, but the paths are not
+        Brownian. Use it for expectations only, never for pathwise statistics.
 
     Examples
     --------
@@ -168,6 +177,9 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
     seed = resolve_seed(seed)
+    max_memory = check_int(max_memory, "max_memory")
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     if blowup_threshold is not None:
         blowup_threshold = check_positive(blowup_threshold, "blowup_threshold")
     vals = numeric_values(values, _known_symbols(sde))
@@ -190,6 +202,16 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     m, k = nsde.m, solver.n_draws
+    if increments == "discrete":
+        if solver.discrete is None:
+            raise ValueError(f"`increments='discrete'` is not valid for the scheme {solver.name!r} (it declares no "
+                             "discrete increments); use increments='gaussian'.")
+
+        def draw(g, q):
+            return draw_discrete(g, q, solver.discrete, m)
+    else:
+        def draw(g, q):
+            return g.standard_normal((q, k, m))
     # sub-batches of paths inside a block: the normal draws of an SMF with thousands of noise columns
     # stay within DRAW_BYTES; the random stream (filled in order) and every per-path number are the same
     sub = max(1, DRAW_BYTES // max(1, 8 * k * m))
@@ -198,14 +220,14 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         if not m:
             return solver.step(nsde, X, h, np.zeros((X.shape[0], k, 0)))
         if sub >= BLOCK:
-            Z = np.concatenate([g.standard_normal((s, k, m)) for g, s in zip(gens, sizes)], axis=0)
+            Z = np.concatenate([draw(g, s) for g, s in zip(gens, sizes)], axis=0)
             return solver.step(nsde, X, h, Z)
         out = np.empty_like(X)
         lo = 0
         for g, s in zip(gens, sizes):
             for a in range(0, s, sub):
                 q = min(sub, s - a)
-                out[lo:lo + q] = solver.step(nsde, X[lo:lo + q], h, g.standard_normal((q, k, m)))
+                out[lo:lo + q] = solver.step(nsde, X[lo:lo + q], h, draw(g, q))
                 lo += q
         return out
 
@@ -214,6 +236,6 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
               step=step, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
               on_nonfinite=on_nonfinite, progress=progress, scheme=solver.name,
               dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path,
-              blowup_threshold=blowup_threshold)
-    res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order)
+              blowup_threshold=blowup_threshold, max_memory=max_memory)
+    res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order, increments=increments)
     return res

@@ -16,6 +16,9 @@ class Solver:
     name = "solver"
     weak_order = 0.0
     n_draws = 1
+    #: With ``increments="discrete"``: the kind of each of the n_draws normal vectors ("two" or
+    #: "three"-point variables matching the normal moments the weak order needs); None if not valid.
+    discrete = None
 
     def prepare(self, nsde) -> None:
         """Compile what the scheme needs; raise ValueError if it cannot handle the SDE."""
@@ -33,6 +36,7 @@ class EulerMaruyama(Solver):
     name = "euler"
     weak_order = 1.0
     n_draws = 1
+    discrete = ("two",)  # +-sqrt(dt): moments 1-3 of dW (Kloeden-Platen 14.1.7)
 
     def step(self, nsde, X, dt, Z):
         out = X + dt * nsde.drift(X)
@@ -75,6 +79,9 @@ class WeakTaylor2(Solver):
     name = "weak2"
     weak_order = 2.0
     n_draws = 4
+    # three-point dW (moments 1-5, Kloeden-Platen 14.2.3); zeta, alpha, beta need only their
+    # second moments (the trace surrogate and E V_{j1 j2}^2 = dt^2): two-point
+    discrete = ("three", "two", "two", "two")
 
     def prepare(self, nsde):
         nsde.weak2_terms  # compiles, or raises for noise it cannot differentiate
@@ -133,6 +140,7 @@ class TamedEuler(Solver):
     name = "tamed"
     weak_order = 1.0
     n_draws = 1
+    discrete = ("two",)  # the order argument uses moments 1-3 of dW only
 
     def step(self, nsde, X, dt, Z):
         D = dt * nsde.drift(X)

@@ -49,6 +49,8 @@ def cases_simulate():
     out += [("blowup_threshold", v, e, "`blowup_threshold`") for v, e in POSITIVE if v is not None]
     out += [("functions", v, (TypeError, ValueError), "`functions") for v in ([len], {"a": 3}, {"state": len})]
     out += [("store", v, TypeError, "`store`") for v in ("yes", 1)]
+    out += [("max_memory", v, e, "`max_memory`") for v, e in INTEGER]
+    out += [("increments", v, ValueError, "`increments`") for v in ("bits", None, "Gaussian")]
     return out
 
 
@@ -77,6 +79,24 @@ def test_simulate_sgd_refuses(name, value, exc, pattern):
     kw[name] = value
     with pytest.raises(exc, match=pattern):
         smfsym.simulate_sgd(problem(), kw.pop("x0"), kw.pop("n_steps"), kw.pop("eta"), **kw)
+
+
+def test_limit_messages_name_arguments_that_exist():
+    import inspect
+    import re
+
+    msgs = []
+    for call in (lambda: smfsym.simulate(FLOW, [1.0], 1.0, eta=0.1, n_paths=10**9),
+                 lambda: smfsym.simulate(FLOW, [1.0], 1.0, eta=0.1, dt=1e-12),
+                 lambda: smfsym.simulate_sgd(problem(), [1.0], 10**10, 0.1)):
+        with pytest.raises((MemoryError, ValueError)) as info:
+            call()
+        msgs.append(str(info.value))
+    params = set(inspect.signature(smfsym.simulate).parameters) & set(inspect.signature(smfsym.simulate_sgd).parameters)
+    for msg in msgs:
+        raised = re.findall(r"raise `(\w+)`|or `(\w+)`", msg)
+        names = {n for pair in raised for n in pair if n}
+        assert names and names <= params | {"dt", "n_steps"}, (msg, names)
 
 
 def test_sympy_numbers_are_accepted_and_inputs_never_mutated():
@@ -126,6 +146,8 @@ def cases_weak_error():
     out += [("on_nonfinite", v, ValueError, "`on_nonfinite`") for v in ("skip", None)]
     out += [("resolve", v, ValueError, "`resolve`") for v in (-1, 0, NAN, True, "3")]
     out += [("blowup_threshold", v, e, "`blowup_threshold`") for v, e in POSITIVE if v is not None]
+    out += [("t_end", v, ValueError, "`t_end`") for v in (0.01, 1e12)]  # no SGD step; over max_steps
+    out += [("increments", v, ValueError, "`increments`") for v in ("bits", None)]
     return out
 
 
@@ -152,6 +174,8 @@ def cases_multipoint():
     out += [("dt_fraction", v, e, "`dt_fraction`") for v, e in POSITIVE]
     out += [("scheme", v, ValueError, "`scheme`") for v in ("rk4",)]
     out += [("on_nonfinite", v, ValueError, "`on_nonfinite`") for v in ("skip",)]
+    out += [("t_end", 0.01, ValueError, "`t_end`")]
+    out += [("increments", v, ValueError, "`increments`") for v in ("bits", None)]
     return out
 
 

@@ -127,7 +127,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"), seed=0,
                n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
                progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None) -> MultipointStudy:
+               blowup_threshold: float | None = None, increments: str = "gaussian") -> MultipointStudy:
     """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (MATH.md s.5).
 
     Parameters
@@ -149,6 +149,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         Passed to the simulators; masked paths are left out and their fraction reported (``lost``).
     blowup_threshold : float, optional
         Passed to the simulators: paths beyond it count as blown up (default 1e100).
+    increments : {"gaussian", "discrete"}
+        Increments of the SDE solvers. The statistics are expectations of the joint final
+        state (a weak quantity), so discrete increments are valid where the scheme declares them.
 
     All arguments are checked before anything runs.
 
@@ -166,6 +169,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     eta = check_positive(eta, "eta")
     try:
         if isinstance(starts, (str, bytes)) or starts is None:
@@ -202,7 +207,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                 f"`models` entries must be smf1/smf2 or sme1/sme2 with _shared/_independent; got {model!r}.")
     if len(set(models)) != len(models):
         raise ValueError(f"`models` must not repeat a model; got {models}.")
-    k = max(1, int(round(t_end / eta)))
+    k = int(round(t_end / eta))
+    if k < 1:
+        raise ValueError(f"`t_end` = {t_end:g} is under half a step of `eta` = {eta:g}: SGD would take no step.")
     t = k * eta
     seeds = seed_sequence(seed).spawn(len(models) + 1)
     try:
@@ -220,7 +227,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         orders[model] = slv.weak_order
         finals[model], lost[model] = [], 0.0
         for h in (eta * dt_fraction, eta * dt_fraction / 2):
-            kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress, **blow)
+            kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress,
+                      increments=increments if slv.discrete else "gaussian", **blow)
             try:
                 if coupling == "independent":
                     parts = [simulate(sde, x_start, t, seed=sj, **kw)

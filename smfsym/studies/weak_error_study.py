@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
-from ..engine import BlowUpError
+from ..engine import MAX_STEPS, BlowUpError
 from ..exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean
 from ..expectation import is_polynomial_in
 from ..persist import Order, StudyIO
@@ -182,7 +182,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                models: Sequence[str] = MODELS, method: str = "auto", seed=0, n_paths: int = 200_000,
                dt_fraction: float = 0.125, values: Mapping | None = None, progress: bool | None = None,
                resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None) -> WeakErrorStudy:
+               blowup_threshold: float | None = None, increments: str = "gaussian") -> WeakErrorStudy:
     """Weak error of each model against SGD over a range of learning rates (MATH.md section 2).
 
     Parameters
@@ -214,6 +214,11 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         Paths with an entry beyond it count as blown up (default 1e100); lower it when
         SGD diverges slowly past its stability region, so that such paths are masked and
         counted rather than averaged (a :class:`DivergenceWarning` flags that case).
+    increments : {"gaussian", "discrete"}
+        Increments of the SDE solvers. A weak error needs only expectations, so discrete
+        two-/three-point increments (same weak order, cheaper) are valid where the scheme
+        declares them (Gaussian is used otherwise). Note that bounded increments also
+        change which paths blow up.
 
     All arguments are checked before anything runs.
 
@@ -231,9 +236,19 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     if method not in ("auto", "exact", "montecarlo"):
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
     etas = check_etas(etas)
+    short = [e for e in etas if round(t_end / e) < 1]
+    if short:
+        raise ValueError(f"`t_end` = {t_end:g} is under half a step of the learning rates {short}: SGD would "
+                         "take no step; raise `t_end` or lower `etas`.")
+    n_max = round(t_end / etas[-1])
+    if n_max > MAX_STEPS:
+        raise ValueError(f"`t_end` / min(`etas`) = {n_max:.3g} SGD steps, over the bound of {MAX_STEPS:.3g}: raise "
+                         "the smallest of `etas` or lower `t_end`.")
     models = check_models(models, {"gf", "gf2", "sme1", "sme2", "smf1", "smf2"})
     phi = check_phi(phi, problem.params)
     if isinstance(phi, sp.Expr) and phi.free_symbols - set(problem.params):
@@ -295,7 +310,8 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             for h in (dt, dt / 2):
                 try:
                     rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
-                                  functions={"phi": f}, store=False, values=vals, progress=progress, **blow)
+                                  functions={"phi": f}, store=False, values=vals, progress=progress,
+                                  increments=increments if slv.discrete else "gaussian", **blow)
                 except BlowUpError as exc:
                     raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
                 runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
@@ -327,6 +343,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         orders[m] = Order(s, lo, hi, len(keep))
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
-                                    scheme=None if solver is None else solver.name, **blow))
+                                    scheme=None if solver is None else solver.name, increments=increments,
+                                    **blow))
 
 
