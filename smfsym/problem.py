@@ -187,6 +187,9 @@ class Problem:
     def _check_names(self, law_params=()):
         allsyms = (list(self.params) + list(self.data) + list(self.constants) + sorted(law_params, key=str)
                    + sorted(self.loss.free_symbols, key=str))
+        reserved = sorted({s.name for s in allsyms if s.name.startswith("_smfsym")})
+        if reserved:
+            raise ValueError(f"symbol names starting with '_smfsym' are reserved for generated code; got {reserved}.")
         names: dict = {}
         for s in allsyms:
             names.setdefault(s.name, []).append(s)
