@@ -122,3 +122,14 @@ def test_deeply_nested_expression_refused_cleanly():
     with pytest.raises((smfsym.ResourceLimitError, ValueError, RecursionError)) as exc:
         smfsym.Problem(e, [x0])
     assert not isinstance(exc.value, RecursionError), "a deep tree must give a clear error, not a RecursionError"
+
+
+def test_every_limit_named_in_a_message_exists():
+    import pathlib
+    import re
+
+    src = "\n".join(p.read_text() for p in pathlib.Path(smfsym.__file__).parent.rglob("*.py"))
+    named = set(re.findall(r"Limits\.(\w+)", src)) | set(re.findall(r"Limits\((\w+)=", src))
+    named |= set(re.findall(r'refuse\([^)]*?"(max_\w+)"', src, flags=re.S))
+    fields = set(smfsym.Limits.__dataclass_fields__)
+    assert named and named - {"replace"} <= fields, named - fields
