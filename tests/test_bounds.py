@@ -45,7 +45,8 @@ def test_too_many_monomials_and_products_refused():
         smfsym.Problem(loss, [x0])
     _limit_named(e, "max_terms")
     a0, eps = smfsym.normal("a0"), smfsym.normal("eps")
-    p = smfsym.Problem((a0 * x0 + x1 - eps) ** 40, [x0, x1])  # 861 terms: fine to state and expand
+    p = smfsym.Problem((a0 * x0 + x1 - eps) ** 40, [x0, x1],  # 861 terms: fine to state and expand
+                       limits=smfsym.Limits(max_data_degree=40))
     with pytest.raises(smfsym.ResourceLimitError, match="term products") as e:
         p.sigma  # but Sigma pairs ~800-term gradients: ~2 million products
     _limit_named(e, "max_products")
