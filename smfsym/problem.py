@@ -41,6 +41,25 @@ def _replace_sympy_stats(loss):
     return loss.xreplace({rv: law_from_sympy_stats(rv) for rv in rvs})
 
 
+_UNEVALUATED = (sp.Integral, sp.Derivative, sp.Subs, sp.Sum, sp.Product, sp.Limit, sp.Order)
+
+
+def _check_loss_atoms(loss):
+    """Refuse what has no numeric meaning as a real loss: NaN/infinite constants, complex numbers,
+    undefined functions and unevaluated operators (docs/theory.md §8)."""
+    bad = [a for a in (sp.nan, sp.oo, -sp.oo, sp.zoo) if loss.has(a)]
+    if bad or any(not n.is_finite for n in loss.atoms(sp.Float)):
+        raise ValueError(f"`loss` must be finite; it contains {', '.join(map(str, bad)) or 'a NaN/infinite float'}.")
+    if loss.has(sp.I):
+        raise ValueError("`loss` must be real; it contains the imaginary unit I.")
+    undef = sorted({str(type(f)) for f in loss.atoms(sp.core.function.AppliedUndef)})
+    if undef:
+        raise ValueError(f"`loss` contains undefined function(s) {undef}: give them an explicit formula.")
+    ops = sorted({type(a).__name__ for a in loss.atoms(*_UNEVALUATED)})
+    if ops:
+        raise ValueError(f"`loss` contains unevaluated {', '.join(ops)}: evaluate it first (e.g. .doit()).")
+
+
 def _batch_size(b):
     if isinstance(b, (bool, np.bool_)) or b is sp.true or b is sp.false:
         raise TypeError(f"`batch_size` must be a positive integer, not a boolean; got {b!r}.")
@@ -120,6 +139,7 @@ class Problem:
             raise TypeError(f"`loss` must be a sympy expression; got {loss!r}.") from exc
         if not isinstance(loss, sp.Expr) or getattr(loss, "is_Matrix", False) or getattr(loss, "shape", ()):
             raise TypeError(f"`loss` must be a scalar sympy expression; got {type(loss).__name__}.")
+        _check_loss_atoms(loss)
         depth = expression_depth(loss)
         if depth > self.limits.max_depth:
             refuse("the loss is nested too deeply", depth, "max_depth", self.limits.max_depth)
@@ -188,6 +208,9 @@ class Problem:
     def _check_names(self, law_params=()):
         allsyms = (list(self.params) + list(self.data) + list(self.constants) + sorted(law_params, key=str)
                    + sorted(self.loss.free_symbols, key=str))
+        reserved = sorted({s.name for s in allsyms if s.name.startswith("_smfsym")})
+        if reserved:
+            raise ValueError(f"symbol names starting with '_smfsym' are reserved for generated code; got {reserved}.")
         names: dict = {}
         for s in allsyms:
             names.setdefault(s.name, []).append(s)

@@ -35,9 +35,10 @@ class Limits:
 
     Parameters
     ----------
-    max_data_degree : int, default 64
+    max_data_degree : int, default 32
         Total degree of the loss in the data symbols (polynomial losses; Sigma
-        needs moments of twice this order).
+        needs moments of twice this order; the chaos expansion of (a x - e)**25
+        already takes seconds).
     max_param_degree : int, default 256
         Total degree of the loss in the parameters (and constants).
     max_terms : int, default 20000
@@ -67,7 +68,7 @@ class Limits:
     10
     """
 
-    max_data_degree: int = 64
+    max_data_degree: int = 32
     max_param_degree: int = 256
     max_terms: int = 20_000
     max_products: int = 1_000_000

@@ -45,7 +45,8 @@ def test_too_many_monomials_and_products_refused():
         smfsym.Problem(loss, [x0])
     _limit_named(e, "max_terms")
     a0, eps = smfsym.normal("a0"), smfsym.normal("eps")
-    p = smfsym.Problem((a0 * x0 + x1 - eps) ** 40, [x0, x1])  # 861 terms: fine to state and expand
+    p = smfsym.Problem((a0 * x0 + x1 - eps) ** 40, [x0, x1],  # 861 terms: fine to state and expand
+                       limits=smfsym.Limits(max_data_degree=40))
     with pytest.raises(smfsym.ResourceLimitError, match="term products") as e:
         p.sigma  # but Sigma pairs ~800-term gradients: ~2 million products
     _limit_named(e, "max_products")
@@ -122,3 +123,14 @@ def test_deeply_nested_expression_refused_cleanly():
     with pytest.raises((smfsym.ResourceLimitError, ValueError, RecursionError)) as exc:
         smfsym.Problem(e, [x0])
     assert not isinstance(exc.value, RecursionError), "a deep tree must give a clear error, not a RecursionError"
+
+
+def test_every_limit_named_in_a_message_exists():
+    import pathlib
+    import re
+
+    src = "\n".join(p.read_text() for p in pathlib.Path(smfsym.__file__).parent.rglob("*.py"))
+    named = set(re.findall(r"Limits\.(\w+)", src)) | set(re.findall(r"Limits\((\w+)=", src))
+    named |= set(re.findall(r'refuse\([^)]*?"(max_\w+)"', src, flags=re.S))
+    fields = set(smfsym.Limits.__dataclass_fields__)
+    assert named and named - {"replace"} <= fields, named - fields

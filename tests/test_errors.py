@@ -182,6 +182,16 @@ HOSTILE = [
     ("problem", _p(lambda z: (x - z) ** 2, n_points=10**6), ValueError, "`n_points`"),
     ("problem", lambda: smfsym.Problem("x**2", [x]), TypeError, "not a string"),
     ("problem", lambda: smfsym.Problem(sp.Matrix([x]), [x]), TypeError, "`loss`"),
+    ("problem", _p(lambda z: x**2 + sp.nan * z), ValueError, "`loss` must be finite"),
+    ("problem", _p(lambda z: x**2 * sp.oo + z * x), ValueError, "`loss` must be finite"),
+    ("problem", _p(lambda z: x**2 + z * x / sp.S.Zero), ValueError, "`loss` must be finite"),
+    ("problem", _p(lambda z: x**2 + sp.Float("inf") * z), ValueError, "`loss` must be finite"),
+    ("problem", _p(lambda z: sp.I * x**2 + z * x), ValueError, "`loss` must be real"),
+    ("problem", _p(lambda z: sp.Function("g")(x * z)), ValueError, "undefined function"),
+    ("problem", _p(lambda z: sp.Integral(x * z, x)), ValueError, "unevaluated Integral"),
+    ("problem", _p(lambda z: sp.Derivative(sp.cos(x * z), x, evaluate=False) + x**2), ValueError, "Derivative"),
+    ("problem", lambda: smfsym.Problem(sp.Eq(x, 1), [x]), TypeError, "scalar sympy expression"),
+    ("problem", lambda: smfsym.Problem(True, [x]), TypeError, "scalar sympy expression"),
     # law parameters that move with the trained parameters
     ("law-param", lambda: smfsym.Problem((x - smfsym.normal("q", std=x)) ** 2, [x]), ValueError,
      "depends on the parameter(s) ['x']"),
@@ -203,6 +213,8 @@ HOSTILE = [
      "in both"),
     ("names", lambda: smfsym.Problem((x - smfsym.normal("a", 2)[0]) ** 2 + smfsym.normal("a0") * x, [x]),
      ValueError, "'a0'"),
+    ("names", lambda: smfsym.Problem((sp.Symbol("_smfsym_arg0") - smfsym.normal("w")) ** 2,
+                                     [sp.Symbol("_smfsym_arg0")]), ValueError, "reserved"),
 ]
 
 
@@ -264,3 +276,52 @@ def test_problem_sde_and_laws_pickle_round_trip():
             assert t.drift == s.drift and t.n_noise == s.n_noise
         law = p.laws[0]
         assert pickle.loads(pickle.dumps(law)).symbols == law.symbols
+
+
+# --------------------------------------------------------------------------- fuzzed law parameters
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st_  # noqa: E402
+
+_HOSTILE_VALUES = st_.one_of(
+    st_.sampled_from([float("nan"), float("inf"), -float("inf"), sp.nan, sp.oo, -sp.oo, sp.zoo, sp.I, 1j,
+                      True, False, None, "1", "__import__('os').system('touch /tmp/smfsym_canary')",
+                      "lambda: 0", b"1", [1, 2], {}, object(), -1, 0, -0.5, np.nan, np.float64("inf")]),
+    st_.floats(allow_nan=True, allow_infinity=True),
+    st_.integers(min_value=-10**30, max_value=10**30),
+    st_.text(max_size=30),
+)
+_FACTORIES = {
+    "normal.mean": lambda v: smfsym.normal("fz", mean=v),
+    "normal.std": lambda v: smfsym.normal("fz", std=v),
+    "normal.var": lambda v: smfsym.normal("fz", var=v),
+    "normal.cov": lambda v: smfsym.normal("fz", 2, cov=[[1, v], [v, 1]]),
+    "uniform.b": lambda v: smfsym.uniform("fu", 0, v),
+    "bernoulli.p": lambda v: smfsym.bernoulli("fb", v),
+    "exponential.rate": lambda v: smfsym.exponential("fe", v),
+    "gamma.shape": lambda v: smfsym.gamma("fg", v),
+    "beta.a": lambda v: smfsym.beta("fbe", v, 2),
+    "student_t.nu": lambda v: smfsym.student_t("ft", v),
+    "categorical.weights": lambda v: smfsym.categorical("fc", [0, 1], [v, 1]),
+    "empirical.weights": lambda v: smfsym.empirical([[0.0], [1.0]], "fd", weights=[v, 1.0]),
+    "empirical.data": lambda v: smfsym.empirical([[0.0], [v]], "fd"),
+}
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st_.sampled_from(sorted(_FACTORIES)), value=_HOSTILE_VALUES)
+def test_fuzzed_law_parameters_give_clean_errors_or_valid_laws(key, value):
+    import os
+
+    try:
+        out = _FACTORIES[key](value)
+    except (TypeError, ValueError) as exc:
+        assert "`" in str(exc), f"{key}={value!r}: the error must name the argument: {exc}"
+    else:
+        law = (out[0] if isinstance(out, tuple) else out).law
+        # an accepted law has finite, real numeric parameters and finite moments of low order
+        for prm in law.parameters:
+            assert not sp.sympify(prm).has(sp.nan, sp.oo, -sp.oo, sp.zoo)
+        m1 = law.moment((1,) * law.dim) if law.max_moment() != 0 else 0
+        assert sp.sympify(m1).is_finite is not False
+    assert not os.path.exists("/tmp/smfsym_canary")

@@ -93,7 +93,12 @@ class Empirical(Law):
     def moment(self, powers: tuple) -> sp.Expr:
         powers = tuple(int(p) for p in powers)
         if powers not in self._moments:
-            v = float(self.weights @ np.prod(self.data ** np.array(powers), axis=1))
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = float(self.weights @ np.prod(self.data ** np.array(powers), axis=1))
+            if not np.isfinite(v):
+                raise ValueError(
+                    f"the moment {powers} of the data set {self!r} overflows float64 ({v}); rescale the data."
+                )
             self._moments[powers] = sp.Float(v)
         return self._moments[powers]
 
