@@ -35,3 +35,8 @@ __all__ = [
     "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
     "__version__",
 ]
+from .meanfield import (MeanFieldProblem, MeanFieldResult, captured_noise_variance, data_rule, particles,
+                        simulate_ddsmf, simulate_meanfield_limit, simulate_meanfield_sgd)
+
+__all__ += ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
+            "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd"]
