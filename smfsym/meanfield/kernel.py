@@ -12,31 +12,36 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import sympy as sp
 
 from ..compile import CompiledExprs
+from .factored import FactoredExprs
 
 __all__ = ["Kernel"]
 
-#: Elements of one (paths, particles, nodes) slab per evaluation: bounds the working set.
-SLAB_ELEMENTS = 2**21
+#: Elements of one (paths, particles, nodes) slab per evaluation: sized for the cache.
+SLAB_ELEMENTS = 2**19
+#: Largest (particles x nodes x factors) grid of one path held at once; beyond it the particles
+#: are taken in chunks, in two passes (the unit is evaluated twice, memory stays bounded).
+MAX_GRID_ELEMENTS = 2**23
 
 
 class Kernel:
-    """Compiled unit, gradient, Hessian-vector product and loss derivatives of a MeanFieldProblem."""
+    """Compiled unit, gradient, Hessian and loss derivatives of a MeanFieldProblem (factored, see factored.py)."""
 
     def __init__(self, net, values: Mapping | None = None):
         self.net = net
-        self.p = net.n_params
+        self.p = p = net.n_params
         vals = dict(values or {})
+        self.vals = vals
         self.input_index = [net.data.index(s) for s in net.inputs]
-        self.unit = CompiledExprs([net.unit, *net.unit_gradient], net.params, vals, net.inputs)
+        grad = list(net.unit_gradient)
+        self.g0 = FactoredExprs([net.unit], net.params, net.inputs, vals)
+        self.g1 = FactoredExprs([net.unit, *grad], net.params, net.inputs, vals)
+        self._g2 = None
         out = net.output
         self.dl = CompiledExprs([net.dloss], (out,), vals, net.data)
         self.loss = CompiledExprs([net.loss], (out,), vals, net.data)
-        self.vals = vals
         self._d2l = None
-        self._hvp = None
 
     @property
     def d2l(self) -> CompiledExprs:
@@ -45,62 +50,88 @@ class Kernel:
         return self._d2l
 
     @property
-    def hvp(self) -> CompiledExprs:
-        """Hess_theta phi(theta, z) u, compiled in (theta, u, z)."""
-        if self._hvp is None:
-            u = [sp.Symbol(f"_smfsym_u{r}") for r in range(self.p)]
+    def g2(self) -> FactoredExprs:
+        """phi, grad phi and the Hessian entries H[r, s] (index 1 + p + r p + s)."""
+        if self._g2 is None:
             H = self.net.unit_hessian
-            exprs = [sum(H[r, s] * u[s] for s in range(self.p)) for r in range(self.p)]
-            self._hvp = CompiledExprs(exprs, tuple(self.net.params) + tuple(u), self.vals, self.net.inputs)
-        return self._hvp
+            self._g2 = FactoredExprs([self.net.unit, *self.net.unit_gradient,
+                                      *[H[r, s] for r in range(self.p) for s in range(self.p)]],
+                                     self.net.params, self.net.inputs, self.vals)
+        return self._g2
 
     # ------------------------------------------------------------------ pieces
 
-    def slices(self, P: int, N: int, M: int):
-        step = max(1, SLAB_ELEMENTS // max(1, N * M * (self.p + 1)))
+    def slices(self, P: int, N: int, M: int, factors: int | None = None):
+        k = (self.g1.nB + 1) if factors is None else factors
+        step = max(1, SLAB_ELEMENTS // max(1, N * M * k))
         return [slice(lo, min(P, lo + step)) for lo in range(0, P, step)]
 
-    def unit_eval(self, X: np.ndarray, zcols: list) -> np.ndarray:
-        """(P, N, M, 1 + p): phi and grad phi at every particle and node; zcols broadcast to (P, 1, M)."""
-        return self.unit.evaluate([X[..., r, None] for r in range(self.p)], zcols)
-
-    @staticmethod
-    def contract(E: np.ndarray, coef: np.ndarray, first: int = 1) -> np.ndarray:
-        """sum_j coef[P, j] E[P, N, j, first + r] for every r: (P, N, p)."""
-        p = E.shape[-1] - first
-        out = np.empty(E.shape[:2] + (p,))
-        for r in range(p):
-            out[..., r] = np.matmul(E[..., first + r], coef[:, :, None])[..., 0]
-        return out
-
-    def output(self, X: np.ndarray, zcols: list) -> np.ndarray:
-        """Network output Phi(z_j) (P, M) for states (P, N, p)."""
-        th = [X[..., r, None] for r in range(self.p)]
-        phi = self._unit_only.evaluate(th, zcols)[..., 0]
-        return phi.mean(axis=1)
-
-    @property
-    def _unit_only(self):
-        if not hasattr(self, "_uo"):
-            self._uo = CompiledExprs([self.net.unit], self.net.params, self.vals, self.net.inputs)
-        return self._uo
-
-    # ------------------------------------------------------------------ fields on a rule
-
     def rule_cols(self, nodes: np.ndarray):
+        """Input columns (1, 1, M) and data columns (1, M) of a rule."""
         z = [np.ascontiguousarray(nodes[:, i])[None, None, :] for i in self.input_index]
         d = [np.ascontiguousarray(nodes[:, i])[None, :] for i in range(nodes.shape[1])]
         return z, d
 
+    def _zf(self, d):
+        return [d[i] for i in self.input_index]
+
+    def output(self, X: np.ndarray, zcols: list) -> np.ndarray:
+        """Network output Phi(z_j) (P, M) for states (P, N, p); zcols (1, 1, M) or (P, 1, M)."""
+        zf = [c[:, 0, :] for c in zcols]
+        return self.g0.mean_over_particles(0, self.g0.evaluate(X, zcols, zf))
+
+    def _grads(self, fx, vals, coef):
+        out = np.empty(vals[0][0].shape[:2] + (self.p,))
+        for r in range(self.p):
+            out[..., r] = fx.contract(1 + r, vals, coef)
+        return out
+
+    def _second(self, fx, vals, u, G, w, dl, d2l, scale):
+        """scale * sum_j w_j [dl_j Hess phi(X_i, z_j) u_i + d2l_j dPhi_j grad phi(X_i, z_j)], dPhi along G."""
+        p = self.p
+        N = u.shape[1]
+        dPhi = sum(fx.mean_over_particles(1 + r, vals, weights=G[..., r]) for r in range(p))
+        out = self._grads(fx, vals, scale * w * d2l * dPhi)
+        cw = scale * w * dl
+        for r in range(p):
+            for s_ in range(p):
+                out[..., r] += u[..., s_] * fx.contract(1 + p + r * p + s_, vals, cw)
+        del N
+        return out
+
+    # ------------------------------------------------------------------ fields on a rule
+
     def field(self, X, nodes, weights):
         """Order-1 particle field G (P, N, p) on a rule."""
+        return self._order1(X, nodes, lambda dl, sl: -dl * weights)
+
+    def _order1(self, X, nodes, coef_fn):
+        """sum_j coef_j grad phi(X_i, z_j) with coef = coef_fn(dl (P, M), path slice).
+
+        Paths are taken a few at a time; when one path's (N x M) grid is over the slab size the
+        particles are taken in chunks too, in two passes (the output first, then the contraction).
+        """
         z, d = self.rule_cols(nodes)
+        zf = self._zf(d)
+        fx = self.g1
+        P, N, M = X.shape[0], X.shape[1], nodes.shape[0]
         out = np.empty_like(X)
-        for sl in self.slices(X.shape[0], X.shape[1], nodes.shape[0]):
-            E = self.unit_eval(X[sl], z)
-            Phi = E[..., 0].mean(axis=1)
-            dl = self.dl.evaluate([Phi], d)[..., 0]
-            out[sl] = self.contract(E, -dl * weights)
+        k = fx.nB + 1
+        if N * M * k <= MAX_GRID_ELEMENTS:
+            for sl in self.slices(P, N, M, k):
+                vals = fx.evaluate(X[sl], z, zf)
+                dl = self.dl.evaluate([fx.mean_over_particles(0, vals)], d)[..., 0]
+                out[sl] = self._grads(fx, vals, coef_fn(dl, sl))
+            return out
+        step = max(1, SLAB_ELEMENTS // (M * k))
+        chunks = [slice(lo, min(N, lo + step)) for lo in range(0, N, step)]
+        for i in range(P):
+            sl = slice(i, i + 1)
+            Phi = sum(self.g0.mean_over_particles(0, self.g0.evaluate(X[sl, c], z, zf)) * (c.stop - c.start)
+                      for c in chunks) / N
+            coef = coef_fn(self.dl.evaluate([Phi], d)[..., 0], sl)
+            for c in chunks:
+                out[sl, c] = self._grads(fx, fx.evaluate(X[sl, c], z, zf), coef)
         return out
 
     def ddsmf_increment(self, X, h: float, dbeta: np.ndarray | None, nodes, weights, eta: float,
@@ -113,53 +144,44 @@ class Kernel:
         w = weights
         sw = np.sqrt(w)
         scale = np.sqrt(eta / batch_size)
+        if order == 1:
+            def coef_fn(dl, sl):
+                coef = -h * w * dl
+                if dbeta is not None:
+                    db = dbeta[sl]
+                    coef = coef + scale * (w * (db @ sw)[:, None] - sw * db) * dl
+                return coef
+            return self._order1(X, nodes, coef_fn)
+        fx = self.g2
         out = np.empty_like(X)
-        for sl in self.slices(X.shape[0], X.shape[1], nodes.shape[0]):
-            Xs = X[sl]
-            E = self.unit_eval(Xs, z)
-            Phi = E[..., 0].mean(axis=1)  # (Ps, M)
+        for sl in self.slices(X.shape[0], X.shape[1], nodes.shape[0], fx.nB + 1):
+            vals = fx.evaluate(X[sl], z, self._zf(d))
+            Phi = fx.mean_over_particles(0, vals)  # (Ps, M)
             dl = self.dl.evaluate([Phi], d)[..., 0]
             coef = -h * w * dl
             if dbeta is not None:
                 db = dbeta[sl]
                 S = db @ sw  # (Ps,)
                 coef = coef + scale * (w * S[:, None] - sw * db) * dl
-            if order == 1:
-                out[sl] = self.contract(E, coef)
-                continue
-            G = self.contract(E, -w * dl)  # (Ps, N, p)
-            # output derivative along G: dPhi_j = mean_i grad phi(theta_i, z_j) . G_i
-            dPhi = sum(np.matmul(G[..., r][:, None, :], E[..., 1 + r])[:, 0, :] for r in range(self.p)) / Xs.shape[1]
+            out[sl] = self._grads(fx, vals, coef)
+            G = self._grads(fx, vals, -w * dl)
             d2l = self.d2l.evaluate([Phi], d)[..., 0]
-            coef = coef + h * eta / 2 * w * d2l * dPhi
-            Hu = self.hvp.evaluate([Xs[..., r, None] for r in range(self.p)] + [G[..., r, None] for r in range(self.p)], z)
-            out[sl] = self.contract(E, coef) + self.contract(Hu, h * eta / 2 * w * dl, first=0)
+            # G - (eta/2) DG G = G + (eta/2) sum_j w_j [dl_j H G + d2l_j dPhi_j grad phi]
+            out[sl] += self._second(fx, vals, G, G, w, dl, d2l, h * eta / 2)
         return out
 
     def sgd_increment(self, X, data: list, eta: float) -> np.ndarray:
         """-eta/B sum_b dl(Phi(z_b), y_b) grad phi(theta_i, z_b): data columns (P, B) in ``net.data`` order."""
-        z = [data[i][:, None, :] for i in self.input_index]
         B = data[0].shape[1]
         out = np.empty_like(X)
         for sl in self.slices(X.shape[0], X.shape[1], B):
-            E = self.unit_eval(X[sl], [c[sl] for c in z])
-            Phi = E[..., 0].mean(axis=1)  # (Ps, B)
-            dl = self.dl.evaluate([Phi], [c[sl] for c in data])[..., 0]
-            out[sl] = self.contract(E, -(eta / B) * dl)
+            ds = [c[sl] for c in data]
+            zf = self._zf(ds)
+            vals = self.g1.evaluate(X[sl], [c[:, None, :] for c in zf], zf)
+            Phi = self.g1.mean_over_particles(0, vals)  # (Ps, B)
+            dl = self.dl.evaluate([Phi], ds)[..., 0]
+            out[sl] = self._grads(self.g1, vals, -(eta / B) * dl)
         return out
-
-    # ------------------------------------------------------------------ diagnostics
-
-    def noise_variance(self, theta: np.ndarray, nodes, weights) -> float:
-        """sum_i tr Cov_xi(grad v(mu, theta_i, xi)) on a weighted set of nodes, one particle state (N, p)."""
-        z, d = self.rule_cols(nodes)
-        E = self.unit_eval(theta[None], z)
-        Phi = E[..., 0].mean(axis=1)
-        dl = self.dl.evaluate([Phi], d)[..., 0][0]  # (M,)
-        g = E[0, :, :, 1:] * dl[None, :, None]  # (N, M, p), one state only
-        mean = np.einsum("nmr,m->nr", g, weights)
-        second = np.einsum("nmr,m->nr", g * g, weights)
-        return float(np.sum(second - mean**2))
 
     def dg(self, X: np.ndarray, u: np.ndarray, nodes, weights) -> np.ndarray:
         """DG(X) u, the derivative of the particle field along u, both (P, N, p).
@@ -169,22 +191,33 @@ class Kernel:
         """
         z, d = self.rule_cols(nodes)
         out = np.empty_like(X)
-        for sl in self.slices(X.shape[0], X.shape[1], nodes.shape[0]):
-            Xs, us = X[sl], u[sl]
-            E = self.unit_eval(Xs, z)
-            Phi = E[..., 0].mean(axis=1)
+        fx = self.g2
+        for sl in self.slices(X.shape[0], X.shape[1], nodes.shape[0], fx.nB + 1):
+            vals = fx.evaluate(X[sl], z, self._zf(d))
+            Phi = fx.mean_over_particles(0, vals)
             dl = self.dl.evaluate([Phi], d)[..., 0]
             d2l = self.d2l.evaluate([Phi], d)[..., 0]
-            dPhi = sum(np.matmul(us[..., r][:, None, :], E[..., 1 + r])[:, 0, :] for r in range(self.p)) / Xs.shape[1]
-            Hu = self.hvp.evaluate([Xs[..., r, None] for r in range(self.p)] + [us[..., r, None] for r in range(self.p)], z)
-            out[sl] = -self.contract(E, weights * d2l * dPhi) - self.contract(Hu, weights * dl, first=0)
+            out[sl] = self._second(fx, vals, u[sl], u[sl], weights, dl, d2l, -1.0)
         return out
+
+    # ------------------------------------------------------------------ diagnostics (one state)
+
+    def _grad_grid(self, theta, nodes):
+        z, d = self.rule_cols(nodes)
+        vals = self.g1.evaluate(theta[None], z, self._zf(d))
+        Phi = self.g1.mean_over_particles(0, vals)
+        dl = self.dl.evaluate([Phi], d)[..., 0][0]  # (M,)
+        return [self.g1.full(1 + r, vals)[0] * dl for r in range(self.p)]  # p x (N, M)
+
+    def noise_variance(self, theta: np.ndarray, nodes, weights) -> float:
+        """sum_i tr Cov_xi(grad v(mu, theta_i, xi)) on a weighted set of nodes, one particle state (N, p)."""
+        total = 0.0
+        for g in self._grad_grid(theta, nodes):
+            mean = g @ weights
+            total += float(np.sum((g * g) @ weights - mean**2))
+        return total
 
     def noise_projection(self, X: np.ndarray, lam: np.ndarray, nodes, weights) -> float:
         """sum_j w_j (sum_i lam_i . (grad v(X_i, xi_j) - grad V(X_i)))^2 for one state (N, p)."""
-        z, d = self.rule_cols(nodes)
-        E = self.unit_eval(X[None], z)
-        Phi = E[..., 0].mean(axis=1)
-        dl = self.dl.evaluate([Phi], d)[..., 0][0]
-        proj = sum(lam[:, r] @ E[0, :, :, 1 + r] for r in range(self.p)) * dl  # (M,)
+        proj = sum(lam[:, r] @ g for r, g in enumerate(self._grad_grid(X, nodes)))  # (M,)
         return float(weights @ (proj - weights @ proj) ** 2)
