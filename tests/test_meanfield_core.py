@@ -180,3 +180,30 @@ def test_bad_simulation_input():
     lin = smfsym.MeanFieldProblem(a * w * z, (a, w), out, (out - z) ** 2 / 2)
     with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step \d+ .* of the paths"):
         smfsym.simulate_meanfield_sgd(lin, np.full((5, 2), 3.0), eta=5.0, n_steps=400, n_paths=4, seed=0)
+
+
+def test_order2_drift_local_error_of_the_mean_is_order_eta3():
+    """One SGD step has mean X + eta G(X) exactly. The drift flow of the DD-SMF over time eta matches it
+    to O(eta^2) with the drift G and to O(eta^3) with G - (eta/2) DG G (noise enters the mean at O(eta^3)),
+    with N interacting particles: fitted slopes of the local error against eta."""
+    net = tanh_data_net(M=12)
+    rule = smfsym.data_rule(net)
+    ker = Kernel(net)
+    X = np.random.default_rng(2).normal(size=(1, 30, 3))
+    G = ker.field(X, rule.nodes, rule.weights)
+    etas = np.array([0.2, 0.1, 0.05])
+    for order, target in ((1, 2.0), (2, 3.0)):
+        errs = []
+        for eta in etas:
+            b = lambda Y: ker.ddsmf_increment(Y, 1.0, None, rule.nodes, rule.weights, eta, order=order)  # noqa: E731
+            Y, n = X.copy(), 40
+            h = eta / n
+            for _ in range(n):  # RK4, error O(eta h^4): far below the local errors measured
+                k1 = b(Y)
+                k2 = b(Y + h / 2 * k1)
+                k3 = b(Y + h / 2 * k2)
+                k4 = b(Y + h * k3)
+                Y = Y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            errs.append(np.abs(Y - (X + eta * G)).max())
+        slope = np.polyfit(np.log(etas), np.log(errs), 1)[0]
+        assert abs(slope - target) < 0.15, (order, slope, errs)
