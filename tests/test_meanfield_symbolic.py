@@ -86,5 +86,9 @@ def test_bad_input_names_the_argument():
         smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), "out", (out - z) ** 2)
     with pytest.raises(ValueError, match="`unit` must depend on input data symbols"):
         smfsym.MeanFieldProblem(a * w, (a, w), out, (out - z) ** 2)
+    with pytest.raises(TypeError, match="`unit` must be a sympy expression, not a string"):
+        smfsym.MeanFieldProblem("a*tanh(w*z)", (a, w), out, (out - z) ** 2)
+    with pytest.raises(TypeError, match="`loss` must be a scalar sympy expression"):
+        smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, sp.Matrix([out]))
     with pytest.raises(ValueError, match="`batch_size` must be a positive integer"):
         smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - z) ** 2, batch_size=0)

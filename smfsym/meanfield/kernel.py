@@ -89,14 +89,12 @@ class Kernel:
     def _second(self, fx, vals, u, G, w, dl, d2l, scale):
         """scale * sum_j w_j [dl_j Hess phi(X_i, z_j) u_i + d2l_j dPhi_j grad phi(X_i, z_j)], dPhi along G."""
         p = self.p
-        N = u.shape[1]
         dPhi = sum(fx.mean_over_particles(1 + r, vals, weights=G[..., r]) for r in range(p))
         out = self._grads(fx, vals, scale * w * d2l * dPhi)
         cw = scale * w * dl
         for r in range(p):
             for s_ in range(p):
                 out[..., r] += u[..., s_] * fx.contract(1 + p + r * p + s_, vals, cw)
-        del N
         return out
 
     # ------------------------------------------------------------------ fields on a rule

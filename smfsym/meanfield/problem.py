@@ -31,11 +31,13 @@ __all__ = ["MeanFieldProblem"]
 
 
 def _expr(e, name):
+    if isinstance(e, str):  # strings are never parsed here: a spec's text goes through smfsym.spec
+        raise TypeError(f"`{name}` must be a sympy expression, not a string; got {e!r}.")
     try:
-        e = sp.sympify(e)
+        e = sp.sympify(e, strict=True)
     except (sp.SympifyError, TypeError) as exc:
         raise TypeError(f"`{name}` must be a sympy expression; got {e!r}.") from exc
-    if not isinstance(e, sp.Expr):
+    if not isinstance(e, sp.Expr) or isinstance(e, (sp.MatrixBase, sp.MatrixExpr)):
         raise TypeError(f"`{name}` must be a scalar sympy expression; got {type(e).__name__}.")
     return e
 
