@@ -207,3 +207,17 @@ def test_order2_drift_local_error_of_the_mean_is_order_eta3():
             errs.append(np.abs(Y - (X + eta * G)).max())
         slope = np.polyfit(np.log(etas), np.log(errs), 1)[0]
         assert abs(slope - target) < 0.15, (order, slope, errs)
+
+
+def test_held_out_risk_rule():
+    net = tanh_data_net()
+    th = smfsym.particles(net, 40, seed=0)
+    law = net.laws[0]
+    held = smfsym.DataRule.from_rows(net, law.data[:8])
+    r = smfsym.simulate_meanfield_limit(net, th, 0.2, risk_rule=held)
+    Phi = (th[:, 0, None] * np.tanh(np.outer(th[:, 1], law.data[:8, 0]) + np.outer(th[:, 2], law.data[:8, 1]))).mean(0)
+    r0 = smfsym.simulate_meanfield_limit(net, th, 0.2, risk_rule=held, save_at=[0.0])
+    assert abs(r0.mean("risk")[0, 0] - np.mean((Phi - law.data[:8, 2]) ** 2 / 2)) < 1e-14
+    assert r.mean("risk")[-1, 0] < r0.mean("risk")[0, 0]
+    with pytest.raises(ValueError, match=r"`rows` must have shape \(M, 3\)"):
+        smfsym.DataRule.from_rows(net, law.data[:, :2])

@@ -24,7 +24,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .._checks import numeric_values
+from .._checks import finite_array, numeric_values
 
 __all__ = ["DataRule", "data_rule", "captured_noise_variance", "MAX_NODES"]
 
@@ -44,6 +44,33 @@ class DataRule:
     @property
     def size(self) -> int:
         return self.nodes.shape[0]
+
+    @classmethod
+    def from_rows(cls, net, rows, weights=None) -> "DataRule":
+        """A held-out sample as a rule (e.g. ``risk_rule`` for a test risk): one column per ``net.data`` symbol.
+
+        Examples
+        --------
+        >>> import numpy as np, sympy as sp, smfsym
+        >>> a, w, out = sp.symbols("a w out")
+        >>> z = smfsym.normal("z")
+        >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - z) ** 2 / 2)
+        >>> smfsym.DataRule.from_rows(net, np.random.default_rng(0).normal(size=(500, 1))).size
+        500
+        """
+        arr = finite_array(rows, "rows", ndim=2).copy()
+        if arr.shape[1] != len(net.data) or arr.shape[0] < 1:
+            raise ValueError(f"`rows` must have shape (M, {len(net.data)}), one column per data symbol "
+                             f"{[str(s) for s in net.data]}; got {arr.shape}.")
+        if weights is None:
+            w = np.full(arr.shape[0], 1.0 / arr.shape[0])
+        else:
+            w = finite_array(weights, "weights", ndim=1).copy()
+            if w.shape[0] != arr.shape[0] or np.any(w < 0) or abs(w.sum() - 1) > 1e-10:
+                raise ValueError(f"`weights` must be {arr.shape[0]} non-negative numbers summing to 1.")
+        arr.setflags(write=False)
+        w.setflags(write=False)
+        return cls(arr, w, exact=False, description=f"held-out sample (M={arr.shape[0]})")
 
 
 def _known(net):

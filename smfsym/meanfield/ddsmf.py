@@ -104,7 +104,8 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
 
     res = run(x0=theta0, n_paths=n_paths, step_sizes=steps, save_index=index, times=times, step=step, seed=seed,
               chunk_size=chunk_size, functions=obs.functions(), store=store, on_nonfinite="raise",
-              progress=progress, scheme=f"ddsmf-{scheme}", dt_label=float(steps.max()), step_times=np.cumsum(steps))
+              progress=progress, scheme=f"ddsmf-{scheme}", dt_label=float(steps.max()) if steps.size else float(dt),
+              step_times=np.cumsum(steps))
     return finish(res, obs, "ddsmf", eta, theta0.shape[0], order=order, scheme=scheme,
                   weak_order=SCHEMES[scheme], rule=rule.description, rule_size=M, rule_exact=rule.exact,
                   batch_size=int(B))

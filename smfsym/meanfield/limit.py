@@ -54,5 +54,6 @@ def simulate_meanfield_limit(net, theta0, t_end: float, *, dt: float = 0.02, sav
 
     res = run(x0=theta0, n_paths=1, step_sizes=steps, save_index=index, times=times, step=step, seed=0,
               chunk_size=None, functions=obs.functions(), store=store, on_nonfinite="raise", progress=False,
-              scheme="meanfield-limit-rk4", dt_label=float(steps.max()), step_times=np.cumsum(steps))
+              scheme="meanfield-limit-rk4", dt_label=float(steps.max()) if steps.size else float(dt),
+              step_times=np.cumsum(steps))
     return finish(res, obs, "limit", None, theta0.shape[0], rule=rule.description, rule_size=rule.size)
