@@ -45,7 +45,7 @@ def hand_sgd(X, g):
     idx = g.choice(M, size=X.shape[0], p=W8)
     zz, yy = Z[idx], Y[idx]
     A, Wt = X[..., 0], X[..., 1:]
-    t = np.tanh(np.einsum("pnd,pd->pn", Wt, zz))
+    t = np.tanh((Wt @ zz[:, :, None])[..., 0])
     dl = (A * t).mean(axis=1) - yy
     Xn = np.empty_like(X)
     Xn[..., 0] = A - ETA * dl[:, None] * t
@@ -123,8 +123,8 @@ def main():
     widths = [100, 1000, 10_000] + ([] if QUICK else [100_000])
     Ps = 8
     print(f"cost per step against N ({Ps} paths, M = {M}):\n")
-    print("| N | SGD (ms/step) | DD-SMF (ms/step) |")
-    print("|---|---|---|")
+    print("| N | SGD (ms/step) | DD-SMF (ms/step) | DD-SMF peak memory (MiB) |")
+    print("|---|---|---|---|")
     ts, td = [], []
     for n in widths:
         thn = smfsym.particles(net, n, law={"a": ("normal", 0, 0.1)}, seed=0)
@@ -133,7 +133,7 @@ def main():
         t = best_of([("sgd", lib_sgd), ("dd", lib_dd)], Xn, steps)
         ts.append(t["sgd"])
         td.append(t["dd"])
-        print(f"| {n} | {1e3 * t['sgd']:.3f} | {1e3 * t['dd']:.2f} |")
+        print(f"| {n} | {1e3 * t['sgd']:.3f} | {1e3 * t['dd']:.2f} | {peak(lib_dd, Xn, 1):.0f} |")
     lw = np.log(widths[1:])
     print(f"\nfitted slope of log cost against log N over N >= 1000: SGD {np.polyfit(lw, np.log(ts[1:]), 1)[0]:.2f}, "
           f"DD-SMF {np.polyfit(lw, np.log(td[1:]), 1)[0]:.2f} (linear = 1)")

@@ -221,3 +221,17 @@ def test_held_out_risk_rule():
     assert r.mean("risk")[-1, 0] < r0.mean("risk")[0, 0]
     with pytest.raises(ValueError, match=r"`rows` must have shape \(M, 3\)"):
         smfsym.DataRule.from_rows(net, law.data[:, :2])
+
+
+def test_particle_chunked_pass_equals_single_pass(monkeypatch):
+    """Wide networks take the particles in chunks (two passes): same numbers to rounding."""
+    import smfsym.meanfield.kernel as K
+
+    net = tanh_data_net(M=32)
+    th = smfsym.particles(net, 700, seed=0)
+    r1 = smfsym.simulate_ddsmf(net, th, 0.05, 0.2, n_paths=3, seed=1, observables=["moments", "risk"])
+    monkeypatch.setattr(K, "MAX_GRID_ELEMENTS", 2**10)
+    monkeypatch.setattr(K, "SLAB_ELEMENTS", 2**12)
+    r2 = smfsym.simulate_ddsmf(net, th, 0.05, 0.2, n_paths=3, seed=1, observables=["moments", "risk"])
+    np.testing.assert_allclose(r1.observables["moments"], r2.observables["moments"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(r1.observables["risk"], r2.observables["risk"], rtol=1e-12)

@@ -1,4 +1,4 @@
-"""Expressions in (theta, z) split as sums of A(theta) B(theta, z) C(z) for cheap contractions.
+"""Expressions in (theta, z) split as sums of A(theta) B(theta, z) C(z) for cheap contractions (docs/theory.md §6).
 
 Why: a mean-field step contracts grad phi(theta_i, z_j) against per-node
 coefficients. Written as sum_t A_t(theta_i) [sum_j B_t(theta_i, z_j) (C_t(z_j) coef_j)],

@@ -22,7 +22,7 @@ __all__ = ["Kernel"]
 SLAB_ELEMENTS = 2**19
 #: Largest (particles x nodes x factors) grid of one path held at once; beyond it the particles
 #: are taken in chunks, in two passes (the unit is evaluated twice, memory stays bounded).
-MAX_GRID_ELEMENTS = 2**23
+MAX_GRID_ELEMENTS = 2**21
 
 
 class Kernel:

@@ -1,4 +1,4 @@
-"""The result of a mean-field simulation and the setup shared by the three simulators."""
+"""The result of a mean-field simulation and the setup shared by the three simulators (docs/theory.md §6)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
