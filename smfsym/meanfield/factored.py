@@ -120,7 +120,12 @@ class FactoredExprs:
         out = 0.0
         for a, b, c in self.terms[r]:
             wa = A[a] if weights is None else A[a] * weights
-            s = wa.sum(axis=1)[:, None] if b is None else np.matmul(wa[:, None, :], B[b])[:, 0, :]
+            if b is None:
+                s = wa.sum(axis=1)[:, None]
+            elif B[b].shape[-1] == 1:
+                s = np.einsum("pn,pn->p", wa, B[b][..., 0])[:, None]
+            else:  # contiguous rows: matmul on a strided view falls back to a slow loop
+                s = np.matmul(np.ascontiguousarray(wa)[:, None, :], B[b])[:, 0, :]
             out = out + s * C[c]
         return out / N
 
@@ -130,7 +135,12 @@ class FactoredExprs:
         out = 0.0
         for a, b, c in self.terms[r]:
             cc = C[c] * coef  # (P, M)
-            s = cc.sum(axis=1)[:, None] if b is None else np.matmul(B[b], cc[:, :, None])[..., 0]
+            if b is None:
+                s = cc.sum(axis=1)[:, None]
+            elif cc.shape[1] == 1:  # one sample (SGD, B = 1): a product, not a matrix-vector call
+                s = B[b][..., 0] * cc
+            else:
+                s = np.matmul(B[b], cc[:, :, None])[..., 0]
             out = out + A[a] * s
         return np.broadcast_to(out, A[0].shape[:2])
 
