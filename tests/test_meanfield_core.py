@@ -176,6 +176,11 @@ def test_bad_simulation_input():
         smfsym.particles(net, 5, law={"a": ("cauchy", 0, 1)})
     with pytest.raises(ValueError, match="`save_at` times must be multiples of eta"):
         smfsym.simulate_meanfield_sgd(net, th, eta=0.1, n_steps=10, save_at=[0.25])
+    with pytest.raises(ValueError, match=r"would evaluate the unit 1e\+13 times .* over `max_work`"):
+        smfsym.simulate_meanfield_sgd(net, smfsym.particles(net, 10**5, seed=0), eta=0.1, n_steps=10**4,
+                                      n_paths=10**4)
+    with pytest.raises(ValueError, match="over `max_work` = 100"):
+        smfsym.simulate_ddsmf(net, th, eta=0.1, t_end=1.0, max_work=100)
     z = smfsym.normal("z")
     lin = smfsym.MeanFieldProblem(a * w * z, (a, w), out, (out - z) ** 2 / 2)
     with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step \d+ .* of the paths"):

@@ -23,7 +23,7 @@ import numpy as np
 from ..engine import draw_normal, run
 from ..simulate import time_grid
 from .data import DataRule, data_rule
-from .result import MeanFieldResult, finish, positive, setup
+from .result import MeanFieldResult, check_work, finish, positive, setup
 
 __all__ = ["simulate_ddsmf", "SCHEMES"]
 
@@ -47,7 +47,7 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
                    n_points: int | None = None, batch_size: int | None = None, values: Mapping | None = None,
                    observables: Sequence[str] = ("risk",), risk_rule=None, risk_points: int = 16, inputs=None,
                    store: bool = False, chunk_size: int | None = None,
-                   progress: bool | None = None) -> MeanFieldResult:
+                   progress: bool | None = None, max_work: float | None = None) -> MeanFieldResult:
     """Simulate the DD-SMF particle system of width N = len(theta0).
 
     Parameters
@@ -97,6 +97,7 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     with np.errstate(invalid="ignore", divide="ignore"):  # simulate.grid divides 0/0 for a save at t = 0
         steps, index, times = time_grid(positive(t_end, "t_end"), dt, save_at)
     M = rule.size
+    check_work(len(steps), n_paths, theta0.shape[0], M * order, max_work, "the DD-SMF")
 
     def step(X, h, gens, sizes):
         dbeta = np.sqrt(h) * draw_normal(gens, sizes, (M,))

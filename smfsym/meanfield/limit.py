@@ -13,7 +13,7 @@ from ..engine import run
 from ..simulate import time_grid
 from .ddsmf import _rule
 from .data import DataRule
-from .result import MeanFieldResult, finish, positive, setup
+from .result import MeanFieldResult, check_work, finish, positive, setup
 
 __all__ = ["simulate_meanfield_limit"]
 
@@ -22,7 +22,7 @@ def simulate_meanfield_limit(net, theta0, t_end: float, *, dt: float = 0.02, sav
                              rule: DataRule | None = None, n_points: int | None = None,
                              values: Mapping | None = None, observables: Sequence[str] = ("risk",),
                              risk_rule=None, risk_points: int = 16, inputs=None,
-                             store: bool = False) -> MeanFieldResult:
+                             store: bool = False, max_work: float | None = None) -> MeanFieldResult:
     """Integrate the deterministic mean-field particle ODE with RK4 (one path, zero variance).
 
     Examples
@@ -41,6 +41,8 @@ def simulate_meanfield_limit(net, theta0, t_end: float, *, dt: float = 0.02, sav
     nodes, weights = rule.nodes, rule.weights
     with np.errstate(invalid="ignore", divide="ignore"):  # simulate.grid divides 0/0 for a save at t = 0
         steps, index, times = time_grid(positive(t_end, "t_end"), positive(dt, "dt"), save_at)
+
+    check_work(len(steps), 1, theta0.shape[0], 4 * rule.size, max_work, "the mean-field limit")
 
     def G(X):
         return kernel.field(X, nodes, weights)

@@ -72,6 +72,21 @@ def positive(x, name):
     return v
 
 
+#: Default bound on the grid evaluations of one simulation (steps x paths x particles x nodes).
+MAX_WORK = 10**12
+
+
+def check_work(n_steps: int, n_paths: int, N: int, M: int, max_work, what: str) -> None:
+    """Refuse, with the estimate, a run whose grid evaluations exceed ``max_work`` (bounded before it starts)."""
+    work = float(n_steps) * float(n_paths) * float(N) * float(M)
+    bound = MAX_WORK if max_work is None else float(max_work)
+    if work > bound:
+        raise ValueError(
+            f"{what} would evaluate the unit {work:.3g} times ({n_steps} steps x {n_paths} paths x {N} particles x "
+            f"{M} data nodes; about {work * 1e-8 / 3600:.2g} h at 10 ns each), over `max_work` = {bound:.3g}: "
+            "reduce the sizes or raise `max_work`.")
+
+
 def setup(net, theta0, values, observables: Sequence[str], risk_rule, risk_points, inputs):
     """Validated particles, values, kernel and observables shared by every simulator."""
     check_net(net)

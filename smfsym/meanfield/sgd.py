@@ -14,7 +14,7 @@ import numpy as np
 
 from ..engine import run
 from ..samplers import samplers_for
-from .result import MeanFieldResult, finish, positive, setup
+from .result import MeanFieldResult, check_work, finish, positive, setup
 
 __all__ = ["simulate_meanfield_sgd", "save_steps"]
 
@@ -61,7 +61,7 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
                            batch_size: int | None = None, values: Mapping | None = None,
                            observables: Sequence[str] = ("risk",), risk_rule=None, risk_points: int = 16,
                            inputs=None, store: bool = False, chunk_size: int | None = None,
-                           progress: bool | None = None) -> MeanFieldResult:
+                           progress: bool | None = None, max_work: float | None = None) -> MeanFieldResult:
     """Simulate mean-field SGD of width N = len(theta0) over ``n_paths`` independent sample streams.
 
     Parameters
@@ -86,6 +86,8 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
         Inputs for "output_at".
     store : bool
         Keep every particle state (n_times x n_paths x N x p floats).
+    max_work : float, optional
+        Refuse runs of more than this many unit evaluations (default 1e12), before starting.
 
     Returns
     -------
@@ -111,6 +113,7 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
     if not isinstance(B, (int, np.integer)) or isinstance(B, bool) or B < 1:
         raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
     idx = save_steps(int(n_steps), eta, save_every, save_at)
+    check_work(int(n_steps), n_paths, theta0.shape[0], int(B), max_work, "mean-field SGD")
     sampler = _Sampler(net, vals, int(B))
 
     def step(X, h, gens, sizes):

@@ -164,7 +164,8 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
                     seed=0, particle_law: Mapping | None = None, particle_seed: int = 0,
                     methods: Sequence[str] = METHODS, ddsmf_order: int = 1, n_points: int | None = None,
                     risk_points: int = 16, inputs=None, values: Mapping | None = None,
-                    limit_dt: float = 0.02, progress: bool | None = None) -> MeanFieldStudy:
+                    limit_dt: float = 0.02, progress: bool | None = None,
+                    max_work: float | None = None) -> MeanFieldStudy:
     """Run SGD, the DD-SMF and the deterministic limit for every (eta, N) and compare them.
 
     Parameters (plain data, so a spec file can drive it)
@@ -187,6 +188,8 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     ddsmf_order : {1, 2}
     n_points, risk_points : int
         Gauss points per continuous data coordinate for the DD-SMF/limit rule and the risk.
+    max_work : float, optional
+        Bound on the unit evaluations of each run (see :func:`simulate_meanfield_sgd`).
 
     Examples
     --------
@@ -229,7 +232,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
         k = times / eta
         if np.any(np.abs(k - np.rint(k)) > 1e-9 * np.maximum(1, k)):
             raise ValueError(f"the saved times {times.tolist()} must be multiples of every eta; {eta} does not divide them.")
-    common = dict(observables=observables, risk_points=risk_points, inputs=inputs, values=values)
+    common = dict(observables=observables, risk_points=risk_points, inputs=inputs, values=values, max_work=max_work)
     results = {}
     for N in widths:
         th = starts[N]
