@@ -240,3 +240,12 @@ def test_particle_chunked_pass_equals_single_pass(monkeypatch):
     r2 = smfsym.simulate_ddsmf(net, th, 0.05, 0.2, n_paths=3, seed=1, observables=["moments", "risk"])
     np.testing.assert_allclose(r1.observables["moments"], r2.observables["moments"], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(r1.observables["risk"], r2.observables["risk"], rtol=1e-12)
+
+
+def test_wide_output_in_particle_chunks_equals_direct_sum():
+    net = tanh_data_net(M=16)
+    ker = Kernel(net)
+    th = smfsym.particles(net, 50_000, seed=0)
+    z, _ = ker.rule_cols(smfsym.data_rule(net).nodes)
+    direct = (th[:, 0, None] * np.tanh(np.outer(th[:, 1], z[0].ravel()) + np.outer(th[:, 2], z[1].ravel()))).mean(0)
+    np.testing.assert_allclose(ker.output(th[None], z)[0], direct, rtol=1e-10, atol=1e-14)

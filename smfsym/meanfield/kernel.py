@@ -78,7 +78,13 @@ class Kernel:
     def output(self, X: np.ndarray, zcols: list) -> np.ndarray:
         """Network output Phi(z_j) (P, M) for states (P, N, p); zcols (1, 1, M) or (P, 1, M)."""
         zf = [c[:, 0, :] for c in zcols]
-        return self.g0.mean_over_particles(0, self.g0.evaluate(X, zcols, zf))
+        N, M = X.shape[1], zf[0].shape[-1]
+        step = max(1, SLAB_ELEMENTS // max(1, M * (self.g0.nB + 1)))
+        if N <= step:
+            return self.g0.mean_over_particles(0, self.g0.evaluate(X, zcols, zf))
+        # wide networks: the particle sum in chunks, memory bounded by the slab
+        return sum(self.g0.mean_over_particles(0, self.g0.evaluate(X[:, lo:lo + step], zcols, zf))
+                   * (min(N, lo + step) - lo) for lo in range(0, N, step)) / N
 
     def _grads(self, fx, vals, coef):
         out = np.empty(vals[0][0].shape[:2] + (self.p,))

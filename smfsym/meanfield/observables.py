@@ -52,7 +52,7 @@ class Observables:
         rule = self.risk_rule
         z, d = self.kernel.rule_cols(rule.nodes)
         out = np.empty(X.shape[0])
-        for sl in self.kernel.slices(X.shape[0], X.shape[1], rule.size):
+        for sl in self.kernel.slices(X.shape[0], min(X.shape[1], 2**12), rule.size):
             Phi = self.kernel.output(X[sl], z)
             out[sl] = self.kernel.loss.evaluate([Phi], d)[..., 0] @ rule.weights
         return out
