@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jupytext
 import nbformat
+import numpy as np
 import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
@@ -102,3 +103,25 @@ def test_d_logistic_empirical(tmp_path):
     assert all(abs(row["error"]) > 4 * row["se"] for row in gf)
     smf = [row for row in r["rows"] if row["model"] == "smf1"]
     assert all(abs(s["error"]) < abs(g["error"]) for s, g in zip(smf, gf))
+
+
+def test_e_meanfield(tmp_path):
+    r, out = run_derivation("e_meanfield", tmp_path)
+    assert abs(r["captured"]["ratio"] - 1) < 5 * r["captured"]["ratio_se"] + 0.01
+    for row in r["rows"]:
+        assert row["var_sgd"] > 4 * row["var_se_sgd"] and row["mean_limit"] > 0
+        # leading order: the DD-SMF variance agrees with SGD's within 5 SE plus an O(eta) relative term
+        assert abs(row["var_ddsmf"] - row["var_sgd"]) < 5 * np.hypot(row["var_se_sgd"], row["var_se_ddsmf"]) \
+            + row["eta"] * row["var_sgd"]
+        assert abs(row["mean_sgd"] - row["mean_limit"]) < 5 * row["sem_sgd"] + row["eta"] * 0.1
+    for m in ("sgd", "ddsmf"):
+        f = r["slopes"][m]
+        assert abs(f["slope"] - 1) < 4 * f["se"]
+    # SGD's fluctuations do not decay with N; the spread over initial draws does, like 1/N
+    w = r["width"]
+    assert 0.5 < w[-1]["var_sgd"] / w[0]["var_sgd"] < 2
+    assert w[0]["var_over_draws"] / w[1]["var_over_draws"] > 3
+    smallest = min(r["rows"], key=lambda row: row["eta"])
+    assert abs(smallest["var_sgd"] / smallest["eta"] - r["linearised"]) < 5 * smallest["var_se_sgd"] / smallest["eta"] \
+        + smallest["eta"] * r["linearised"] * 2
+    assert (out / "meanfield_study.png").exists() and (out / "width.png").exists()

@@ -1,0 +1,14 @@
+"""Mean field: the distribution-dependent SMF of wide two-layer networks (docs/theory.md §6)."""
+from .data import DataRule, captured_noise_variance, data_rule
+from .ddsmf import simulate_ddsmf
+from .limit import simulate_meanfield_limit
+from .particles import particles
+from .problem import MeanFieldProblem
+from .result import MeanFieldResult
+from .sgd import simulate_meanfield_sgd
+from .study import MeanFieldStudy, meanfield_study
+from .linearisation import linearised_variance
+
+__all__ = ["MeanFieldProblem", "DataRule", "data_rule", "captured_noise_variance", "particles",
+           "simulate_meanfield_sgd", "simulate_ddsmf", "simulate_meanfield_limit", "MeanFieldResult",
+           "meanfield_study", "MeanFieldStudy", "linearised_variance"]

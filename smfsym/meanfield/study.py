@@ -1,0 +1,290 @@
+"""Mean-field study: SGD, the DD-SMF and the deterministic limit over several (eta, N) (docs/theory.md §6).
+
+For every width N and learning rate eta: mean and variance over paths of each
+observable at the saved times for the three methods, from the same initial
+particles and seeds; fitted slopes of Var[R(mu_t)] against eta with intervals;
+relative errors of the DD-SMF variance against SGD's; fitted orders of the mean
+errors against SGD; a figure with bands and a LaTeX table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .ddsmf import simulate_ddsmf
+from .limit import simulate_meanfield_limit
+from .particles import check_particles, particles
+from .result import check_net, positive
+from .sgd import simulate_meanfield_sgd
+
+__all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope"]
+
+METHODS = ("sgd", "ddsmf", "limit")
+
+
+def fit_slope(x, y, se) -> dict:
+    """Weighted least-squares slope of log y against log x, its standard error and 95% interval.
+
+    Weights from the standard errors of y (delta method: SE of log y = se / y); with
+    two points the slope is exact in the data and the SE is propagated the same way.
+    """
+    x, y, se = (np.asarray(a, dtype=float) for a in (x, y, se))
+    ok = (y > 0) & (se > 0) & np.isfinite(y)
+    if ok.sum() < 2:
+        return {"slope": float("nan"), "se": float("nan"), "ci95": (float("nan"), float("nan"))}
+    lx, ly, s = np.log(x[ok]), np.log(y[ok]), se[ok] / y[ok]
+    W = 1 / s**2
+    xm = (W * lx).sum() / W.sum()
+    sxx = (W * (lx - xm) ** 2).sum()
+    b = float((W * (lx - xm) * ly).sum() / sxx)
+    sb = float(np.sqrt(1 / sxx))
+    return {"slope": b, "se": sb, "ci95": (b - 1.96 * sb, b + 1.96 * sb)}
+
+
+@dataclass
+class MeanFieldStudy:
+    """Results of :func:`meanfield_study`.
+
+    Attributes
+    ----------
+    results : dict (method, eta, N) -> MeanFieldResult (the limit under eta = None)
+    slopes : dict (method, N) -> fit of Var[R(mu_T)] against eta (``fit_slope``)
+    mean_orders : dict (method, N) -> fit of |E R_method - E R_sgd| against eta
+    rows : list of dict, one per (N, eta) at the final time
+    """
+
+    results: dict
+    etas: list
+    widths: list
+    t: np.ndarray
+    slopes: dict = field(default_factory=dict)
+    mean_orders: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> str:
+        """Markdown table of the final-time risk statistics."""
+        head = ("| N | eta | E R sgd | E R ddsmf | E R limit | Var R sgd | Var R ddsmf | rel. err. Var | "
+                "Var/eta sgd |\n|---|---|---|---|---|---|---|---|---|")
+        lines = [head]
+        for r in self.rows:
+            lines.append(f"| {r['N']} | {r['eta']:g} | {r['mean_sgd']:.5g} ± {r['sem_sgd']:.1e} | "
+                         f"{_f(r.get('mean_ddsmf'))} | {_f(r.get('mean_limit'))} | "
+                         f"{r['var_sgd']:.3e} ± {r['var_se_sgd']:.1e} | "
+                         f"{_e(r.get('var_ddsmf'), r.get('var_se_ddsmf'))} | "
+                         f"{_p(r.get('rel_err_var'), r.get('rel_err_var_se'))} | {r['var_sgd'] / r['eta']:.3e} |")
+        lines.append("")
+        for (m, N), f in self.slopes.items():
+            lines.append(f"slope of Var[R] against eta ({m}, N = {N}): {f['slope']:.3f} ± {f['se']:.3f} "
+                         f"(95% [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}])")
+        for (m, N), f in self.mean_orders.items():
+            lines.append(f"order of |E R {m} - E R sgd| in eta (N = {N}): {f['slope']:.2f} ± {f['se']:.2f}")
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.table
+
+    def to_dict(self) -> dict:
+        return {"etas": self.etas, "widths": self.widths, "t": self.t.tolist(), "rows": self.rows,
+                "slopes": {f"{m}/N={N}": f for (m, N), f in self.slopes.items()},
+                "mean_orders": {f"{m}/N={N}": f for (m, N), f in self.mean_orders.items()}, "meta": self.meta}
+
+    def to_latex(self) -> str:
+        """A ``tabular`` of the final-time table."""
+        lines = [r"\begin{tabular}{rrrrrrr}", r"\hline",
+                 r"$N$ & $\eta$ & $\mathbb{E}R$ SGD & $\mathbb{E}R$ DD-SMF & $\mathbb{E}R$ limit & "
+                 r"$\mathrm{Var}R$ SGD & $\mathrm{Var}R$ DD-SMF \\", r"\hline"]
+        for r in self.rows:
+            lines.append(f"{r['N']} & {r['eta']:g} & {r['mean_sgd']:.5f} & {_f(r.get('mean_ddsmf'), 5)} & "
+                         f"{_f(r.get('mean_limit'), 5)} & ${_tex_e(r['var_sgd'], r['var_se_sgd'])}$ & "
+                         f"${_tex_e(r.get('var_ddsmf'), r.get('var_se_ddsmf'))}$ \\\\")
+        lines += [r"\hline", r"\end{tabular}"]
+        return "\n".join(lines)
+
+    def plot(self, path=None, observable: str = "risk"):
+        """Mean (with 2 SE bands) and Var/eta (with 2 SE bands) of an observable against t."""
+        import matplotlib.pyplot as plt
+
+        nW = len(self.widths)
+        fig, axes = plt.subplots(nW, 2, figsize=(10, 3.4 * nW), squeeze=False)
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, N in enumerate(self.widths):
+            ax_m, ax_v = axes[i]
+            lim = self.results.get(("limit", None, N))
+            if lim is not None:
+                ax_m.plot(lim.t, lim.mean(observable)[:, 0], "k-", lw=1.5, label="limit")
+            for k, eta in enumerate(self.etas):
+                c = colors[k % len(colors)]
+                for m, ls in (("sgd", "-"), ("ddsmf", "--")):
+                    res = self.results.get((m, eta, N))
+                    if res is None:
+                        continue
+                    s = res.summary(observable)
+                    mu, se = s["mean"][:, 0], s["sem"][:, 0]
+                    ax_m.plot(res.t, mu, ls, color=c, label=f"{m} eta={eta:g}")
+                    ax_m.fill_between(res.t, mu - 2 * se, mu + 2 * se, color=c, alpha=0.15)
+                    v, vs = s["var"][:, 0] / eta, s["var_se"][:, 0] / eta
+                    ax_v.plot(res.t, v, ls, color=c, label=f"{m} eta={eta:g}")
+                    ax_v.fill_between(res.t, v - 2 * vs, v + 2 * vs, color=c, alpha=0.15)
+            ax_m.set(title=f"mean {observable}, N = {N} (bands: 2 SE)", xlabel="t")
+            ax_v.set(title=f"Var[{observable}] / eta, N = {N}", xlabel="t")
+            ax_m.legend(fontsize=7)
+            ax_v.legend(fontsize=7)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=120)
+            plt.close(fig)
+        return fig
+
+
+def _f(x, d=5):
+    return "-" if x is None else f"{x:.{d}g}"
+
+
+def _e(x, s):
+    return "-" if x is None else f"{x:.3e} ± {s:.1e}"
+
+
+def _p(x, s):
+    return "-" if x is None else f"{100 * x:+.1f}% ± {100 * s:.1f}%"
+
+
+def _tex_e(x, s):
+    if x is None:
+        return "-"
+    e = int(np.floor(np.log10(abs(x)))) if x else 0
+    return f"({x / 10**e:.2f} \\pm {s / 10**e:.2f})\\times 10^{{{e}}}"
+
+
+def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, widths: Sequence[int] | None = None,
+                    n_paths: int = 64, observables: Sequence[str] = ("risk",), n_saves: int = 5,
+                    seed=0, particle_law: Mapping | None = None, particle_seed: int = 0,
+                    methods: Sequence[str] = METHODS, ddsmf_order: int = 1, n_points: int | None = None,
+                    risk_points: int = 16, inputs=None, values: Mapping | None = None,
+                    limit_dt: float = 0.02, progress: bool | None = None,
+                    max_work: float | None = None) -> MeanFieldStudy:
+    """Run SGD, the DD-SMF and the deterministic limit for every (eta, N) and compare them.
+
+    Parameters (plain data, so a spec file can drive it)
+    ----------
+    net : MeanFieldProblem
+    theta0 : array (N, p), optional
+        Initial particles; with ``widths`` the particles are drawn per width instead with
+        :func:`particles` (``particle_law``, ``particle_seed``).
+    etas : sequence of float
+        Learning rates; every save time must be a multiple of each (SGD time is k eta).
+    t_end : float
+    widths : sequence of int, optional
+    n_paths : int
+    observables : sequence of {"risk", "output_at", "moments"}
+    n_saves : int
+        Saved times 0, t_end / n_saves, ..., t_end.
+    seed : int
+        The same seed for every run (the paths are still independent across methods).
+    methods : subset of ("sgd", "ddsmf", "limit")
+    ddsmf_order : {1, 2}
+    n_points, risk_points : int
+        Gauss points per continuous data coordinate for the DD-SMF/limit rule and the risk.
+    max_work : float, optional
+        Bound on the unit evaluations of each run (see :func:`simulate_meanfield_sgd`).
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> a, w, out = sp.symbols("a w out")
+    >>> z = smfsym.normal("z")
+    >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
+    >>> st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[50], t_end=0.5, n_paths=16,
+    ...                             n_points=12, n_saves=1)
+    >>> sorted(st.slopes)
+    [('ddsmf', 50), ('sgd', 50)]
+    """
+    check_net(net)
+    try:
+        etas = [positive(e, "etas") for e in etas]
+    except TypeError:
+        raise TypeError(f"`etas` must be a sequence of positive numbers; got {etas!r}.") from None
+    if not etas:
+        raise ValueError("`etas` must hold at least one learning rate.")
+    t_end = positive(t_end, "t_end")
+    bad = [m for m in methods if m not in METHODS]
+    if bad or "sgd" not in methods:
+        raise ValueError(f"`methods` must be a subset of {list(METHODS)} containing 'sgd'; got {list(methods)}.")
+    if not isinstance(n_saves, (int, np.integer)) or n_saves < 1:
+        raise ValueError(f"`n_saves` must be a positive integer; got {n_saves!r}.")
+    if widths is None:
+        if theta0 is None:
+            raise ValueError("give `theta0` (initial particles) or `widths` (particles drawn per width).")
+        theta0 = check_particles(theta0, net.n_params)
+        widths = [theta0.shape[0]]
+        starts = {widths[0]: theta0}
+    else:
+        widths = list(widths)
+        badw = [n for n in widths if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1]
+        if badw or not widths:
+            raise ValueError(f"`widths` must be positive integers; got {widths!r}.")
+        starts = {n: particles(net, n, particle_law, seed=particle_seed) for n in widths}
+    times = np.linspace(0.0, t_end, n_saves + 1)
+    for eta in etas:
+        k = times / eta
+        if np.any(np.abs(k - np.rint(k)) > 1e-9 * np.maximum(1, k)):
+            raise ValueError(f"the saved times {times.tolist()} must be multiples of every eta; {eta} does not divide them.")
+    common = dict(observables=observables, risk_points=risk_points, inputs=inputs, values=values, max_work=max_work)
+    results = {}
+    for N in widths:
+        th = starts[N]
+        if "limit" in methods:
+            results[("limit", None, N)] = simulate_meanfield_limit(net, th, t_end, dt=limit_dt, save_at=times,
+                                                                   n_points=n_points, **common)
+        for eta in etas:
+            n_steps = int(round(t_end / eta))
+            results[("sgd", eta, N)] = simulate_meanfield_sgd(net, th, eta, n_steps, n_paths=n_paths, seed=seed,
+                                                              save_at=times, progress=progress, **common)
+            if "ddsmf" in methods:
+                results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=seed,
+                                                            save_at=times, order=ddsmf_order, n_points=n_points,
+                                                            progress=progress, **common)
+    st = MeanFieldStudy(results=results, etas=etas, widths=widths, t=times,
+                        meta={"t_end": t_end, "n_paths": n_paths, "ddsmf_order": ddsmf_order, "seed": str(seed)})
+    if "risk" not in (observables if not isinstance(observables, str) else [observables]):
+        return st
+    for N in widths:
+        lim = results.get(("limit", None, N))
+        for m in ("sgd", "ddsmf"):
+            if ("ddsmf" not in methods) and m == "ddsmf":
+                continue
+            sums = [results[(m, eta, N)].summary("risk") for eta in etas]
+            st.slopes[(m, N)] = fit_slope(etas, [s["var"][-1, 0] for s in sums], [s["var_se"][-1, 0] for s in sums])
+        for m in ("ddsmf", "limit"):
+            if m not in methods:
+                continue
+            errs, ses = [], []
+            for eta in etas:
+                s = results[("sgd", eta, N)].summary("risk")
+                if m == "limit":
+                    o, os_ = lim.mean("risk")[-1, 0], 0.0
+                else:
+                    so = results[(m, eta, N)].summary("risk")
+                    o, os_ = so["mean"][-1, 0], so["sem"][-1, 0]
+                errs.append(abs(o - s["mean"][-1, 0]))
+                ses.append(np.hypot(os_, s["sem"][-1, 0]))
+            st.mean_orders[(m, N)] = fit_slope(etas, errs, ses)
+        for eta in etas:
+            s = results[("sgd", eta, N)].summary("risk")
+            row = {"N": N, "eta": eta, "t": t_end, "mean_sgd": s["mean"][-1, 0], "sem_sgd": s["sem"][-1, 0],
+                   "var_sgd": s["var"][-1, 0], "var_se_sgd": s["var_se"][-1, 0]}
+            if "ddsmf" in methods:
+                d = results[("ddsmf", eta, N)].summary("risk")
+                row.update(mean_ddsmf=d["mean"][-1, 0], sem_ddsmf=d["sem"][-1, 0], var_ddsmf=d["var"][-1, 0],
+                           var_se_ddsmf=d["var_se"][-1, 0])
+                rel = row["var_ddsmf"] / row["var_sgd"] - 1
+                row["rel_err_var"] = rel
+                row["rel_err_var_se"] = (1 + rel) * np.hypot(row["var_se_ddsmf"] / row["var_ddsmf"],
+                                                             row["var_se_sgd"] / row["var_sgd"])
+            if lim is not None:
+                row["mean_limit"] = lim.mean("risk")[-1, 0]
+            st.rows.append({k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in row.items()})
+    return st
