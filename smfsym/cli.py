@@ -28,8 +28,9 @@ from pathlib import Path
 __all__ = ["main"]
 
 SHIPPED = Path(__file__).parent / "specs"
-CHECK_FILES = ("weak_error.txt", "weak_error.tex", "weak_error.png", "multipoint.txt", "multipoint.tex",
-               "summary.json")
+CHECK_FILES = ("weak_error.txt", "weak_error.tex", "weak_error.png", "weak_error.json", "multipoint.txt",
+               "multipoint.tex", "multipoint.json", "meanfield.txt", "meanfield.tex", "meanfield.png",
+               "meanfield.json", "summary.json")
 CHECK_MARKER = ".smfsym-check"
 MODEL_CHOICES = ("gf", "gf2", "sme1", "sme2", "smf1", "smf2")
 _TRUST = ("Python spec files (names ending in .py, any case) are run as code: load only files you trust. "
@@ -87,31 +88,35 @@ def _model_list(text: str) -> list[str]:
 
 def cmd_derive(args):
     from . import export_tex
+    from .latex import derivation_text
     from .studies import build_model
 
     names = _model_list(args.models)
     if args.output and Path(args.output).exists() and not args.force:
         raise UsageError(f"output {args.output!r} exists; pass --force to overwrite it")
     spec = _load(args.spec)
-    p = spec.problem
-    models = [build_model(p, m) for m in names]
+    p, net = spec.problem, spec.meanfield
+    models = [build_model(p, m) for m in names] if p is not None else []
     if args.format == "latex":
-        out = export_tex(p, models)
+        out = export_tex(p, models) if p is not None else _empty_document()
+        if net is not None:
+            section = "\\section*{Mean-field flow}\n\\[\n" + net.latex() + "\n\\]\n"
+            out = out.replace("\\end{document}", section + "\\end{document}")
     else:
-        lines = [f"loss f = {p.loss}", *[f"data: {l!r}" for l in p.laws], f"F = {p.F}",
-                 f"grad F = {list(p.grad_F)}", f"Sigma = {p.sigma.tolist()}"]
-        for m in models:
-            lines.append(f"{m.title}: drift = {list(m.drift)}")
-            if m.noise_kind == "matrix":
-                lines.append(f"  diffusion ({m.diffusion.shape[0]} x {m.diffusion.shape[1]}) = {m.diffusion.tolist()}")
-            else:
-                lines.append(f"  diffusion: {m.noise_kind} ({m.n_noise} noise terms)")
-        out = "\n".join(lines) + "\n"
+        out = derivation_text(p, models, x_ref=spec.check.get("x0")) if p is not None else ""
+        if net is not None:
+            out += (f"mean-field network: {net!r}\nfirst variation v = {net.first_variation}\n"
+                    f"drift = {list(net.drift)}\n")
     if args.output:
         _atomic_write(Path(args.output), out, args.force)
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(out)
+
+
+def _empty_document() -> str:
+    return "\n".join([r"\documentclass{article}", r"\usepackage{amsmath,amssymb}", r"\usepackage[margin=2cm]{geometry}",
+                      r"\allowdisplaybreaks", r"\begin{document}", r"\end{document}", ""])
 
 
 def _check_output_dir(out: Path, force: bool) -> None:
@@ -135,46 +140,22 @@ def cmd_check(args):
     import matplotlib
 
     matplotlib.use("Agg")
-    from .studies import multipoint, weak_error
 
     out = Path(args.output)
     _check_output_dir(out, args.force)
     spec = _load(args.spec)
     c = spec.check
-    if not c:
-        raise UsageError(f"the spec {args.spec!r} has no [check] table (phi, x0, etas) for `smfsym check`")
-    kw = {}
-    if c.get("scheme", "auto") != "auto":
-        import inspect
-
-        if "scheme" not in inspect.signature(weak_error).parameters:
-            raise UsageError("`[check] scheme`: this version of weak_error chooses the scheme itself; "
-                             "remove the key or set it to \"auto\"")
-        kw["scheme"] = c["scheme"]
+    if not c and not spec.meanfield_check:
+        raise UsageError(f"the spec {args.spec!r} has no [check] table (phi, x0, etas) nor [meanfield.check] "
+                         "table for `smfsym check`")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     try:
-        study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
-                           method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-                           **kw)
-        print(study)
-        (tmp / "weak_error.txt").write_text(repr(study) + "\n")
-        (tmp / "weak_error.tex").write_text(study.to_latex() + "\n")
-        study.plot(path=tmp / "weak_error.png")
-        summary = {"method": study.meta["method"],
-                   "orders": {m: {"slope": s, "low": lo, "high": hi, "n_etas": n}
-                              for m, (s, lo, hi, n) in study.orders.items()},
-                   "rows": study.rows}
-        mp_spec = c.get("multipoint")
-        if mp_spec:
-            mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
-                            seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None)
-            print(mp)
-            (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
-            (tmp / "multipoint.tex").write_text(mp.to_latex() + "\n")
-            summary["multipoint"] = mp.rows
+        summary = _weak_error_files(spec, c, tmp) if c else {}
+        if spec.meanfield_check:
+            summary["meanfield"] = _meanfield_files(spec, tmp)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
         # The marker is written last: a directory without it is not a finished check.
         (tmp / CHECK_MARKER).write_text("smfsym check output\n")
@@ -190,6 +171,56 @@ def cmd_check(args):
         raise
     files = ", ".join(sorted(p.name for p in out.iterdir() if p.name != CHECK_MARKER))
     print(f"wrote {out}/: {files}")
+
+
+def _weak_error_files(spec, c: dict, tmp: Path) -> dict:
+    """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON."""
+    from .latex import standalone_table
+    from .studies import multipoint, weak_error
+
+    scheme = None if c["scheme"] == "auto" else c["scheme"]
+    study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
+                       method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
+                       scheme=scheme)
+    print(study)
+    (tmp / "weak_error.txt").write_text(repr(study) + "\n")
+    (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
+    study.plot(path=tmp / "weak_error.png")
+    study.save(tmp / "weak_error.json")
+    summary = {"method": study.meta["method"],
+               "orders": {m: {"slope": s, "low": lo, "high": hi, "n_etas": n}
+                          for m, (s, lo, hi, n) in study.orders.items()},
+               "rows": study.rows}
+    mp_spec = c.get("multipoint")
+    if mp_spec:
+        mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
+                        seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None)
+        print(mp)
+        (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
+        (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))
+        mp.save(tmp / "multipoint.json")
+        summary["multipoint"] = mp.rows
+    return summary
+
+
+def _meanfield_files(spec, tmp: Path) -> dict:
+    """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N)."""
+    from .latex import standalone_table
+    from .meanfield import meanfield_study
+
+    m = spec.meanfield_check
+    study = meanfield_study(spec.meanfield, etas=m["etas"], t_end=m["t_end"], widths=m["widths"],
+                            n_paths=m["n_paths"], observables=m["observables"], n_saves=m["n_saves"],
+                            seed=m["seed"], particle_law=spec.particles or None, particle_seed=m["particle_seed"],
+                            methods=m["methods"], ddsmf_order=m["ddsmf_order"], n_points=m["n_points"],
+                            risk_points=m["risk_points"])
+    print(study.table)
+    (tmp / "meanfield.txt").write_text(study.table + "\n")
+    (tmp / "meanfield.tex").write_text(standalone_table(study.to_latex(), "mean-field study"))
+    study.plot(path=tmp / "meanfield.png")
+    d = study.to_dict()
+    (tmp / "meanfield.json").write_text(json.dumps(d, indent=1, default=float) + "\n")
+    return d
 
 
 def cmd_codegen(args):

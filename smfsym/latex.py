@@ -103,6 +103,11 @@ class _Printer:
         return out
 
 
+def _m(M) -> str:
+    """A small matrix as a pmatrix (callers that print one matrix, such as the mean-field block)."""
+    return sp.latex(M, mat_delim="", mat_str="pmatrix")
+
+
 def _width(tex: str) -> int:
     """A rough count of the characters a LaTeX string takes on the page (overestimates fractions)."""
     t = re.sub(r"\\(left|right|displaystyle|textstyle|,|;|!)", "", tex)

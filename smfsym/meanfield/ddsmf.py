@@ -21,9 +21,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..engine import draw_normal, run
-from ..simulate import time_grid
 from .data import DataRule, data_rule
-from .result import MeanFieldResult, check_work, finish, positive, setup
+from .result import save_grid, MeanFieldResult, check_work, finish, positive, setup
 
 __all__ = ["simulate_ddsmf", "SCHEMES"]
 
@@ -95,7 +94,7 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     rule = _rule(net, rule, n_points, vals)
     nodes, weights = rule.nodes, rule.weights
     with np.errstate(invalid="ignore", divide="ignore"):  # simulate.grid divides 0/0 for a save at t = 0
-        steps, index, times = time_grid(positive(t_end, "t_end"), dt, save_at)
+        steps, index, times = save_grid(t_end, dt, save_at)
     M = rule.size
     check_work(len(steps), n_paths, theta0.shape[0], M * order, max_work, "the DD-SMF")
 

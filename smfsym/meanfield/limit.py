@@ -10,10 +10,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..engine import run
-from ..simulate import time_grid
 from .ddsmf import _rule
 from .data import DataRule
-from .result import MeanFieldResult, check_work, finish, positive, setup
+from .result import save_grid, MeanFieldResult, check_work, finish, positive, setup
 
 __all__ = ["simulate_meanfield_limit"]
 
@@ -40,7 +39,7 @@ def simulate_meanfield_limit(net, theta0, t_end: float, *, dt: float = 0.02, sav
     rule = _rule(net, rule, n_points, vals)
     nodes, weights = rule.nodes, rule.weights
     with np.errstate(invalid="ignore", divide="ignore"):  # simulate.grid divides 0/0 for a save at t = 0
-        steps, index, times = time_grid(positive(t_end, "t_end"), positive(dt, "dt"), save_at)
+        steps, index, times = save_grid(t_end, dt, save_at)
 
     check_work(len(steps), 1, theta0.shape[0], 4 * rule.size, max_work, "the mean-field limit")
 

@@ -105,3 +105,13 @@ def setup(net, theta0, values, observables: Sequence[str], risk_rule, risk_point
 def finish(res: SimulationResult, obs: Observables, method, eta, width, **info) -> MeanFieldResult:
     values = obs.values(len(res.t))
     return MeanFieldResult(t=res.t, observables=values, sim=res, method=method, eta=eta, width=width, info=info)
+
+
+def save_grid(t_end, dt, save_at):
+    """Steps (materialised: ``check_work`` bounds their number first) between the save times."""
+    from ..simulate import check_save_at, grid
+
+    t_end = positive(t_end, "t_end")
+    dt = positive(dt, "dt")
+    saves = np.array([t_end]) if save_at is None else check_save_at(save_at, t_end)
+    return grid(saves, dt)

@@ -39,13 +39,22 @@ _KEY_IN_MSG = re.compile(r"^`\[([^\]]+)\] ([^`\[ ]+)")
 
 @dataclass
 class Spec:
-    """A parsed specification: the problem and the validated settings of the study."""
+    """A parsed specification: the problem(s) and the validated settings of the studies.
 
-    problem: Problem
+    ``problem`` is the finite-dimensional problem of ``[problem]`` (None when the
+    spec only has ``[meanfield]``); ``meanfield`` the network of ``[meanfield]``
+    (a :class:`~smfsym.MeanFieldProblem`), with its initial-particle laws in
+    ``particles`` and its study settings in ``meanfield_check``.
+    """
+
+    problem: Problem | None
     symbols: dict
     check: dict = field(default_factory=dict)
     values: dict = field(default_factory=dict)
     source: str = ""
+    meanfield: Any = None
+    meanfield_check: dict = field(default_factory=dict)
+    particles: dict = field(default_factory=dict)
 
 
 def _line_of(text: str, key: str, section: str | None = None) -> int | None:
@@ -191,9 +200,14 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
     if unknown:
         raise SpecError(f"`[{str(unknown[0])[:64]}]`: unknown section; allowed sections: "
                         f"{', '.join(f'[{s}]' for s in sections)}")
-    if "problem" not in data:
-        raise SpecError("`[problem]`: missing the [problem] table (params, loss)")
-    prob = validate_section(data["problem"], "problem", SCHEMA["problem"])
+    if "problem" not in data and "meanfield" not in data:
+        raise SpecError("`[problem]`: missing the [problem] table (params, loss) or a [meanfield] table")
+    if "check" in data and "problem" not in data:
+        raise SpecError("`[check]`: a [check] table needs a [problem] table (use [meanfield.check] for a network)")
+    has_problem = "problem" in data
+    prob = validate_section(data["problem"] if has_problem else {"params": ["unused"], "loss": "0"}, "problem",
+                            SCHEMA["problem"])
+    mf = validate_section(data["meanfield"], "meanfield", SCHEMA["meanfield"]) if "meanfield" in data else None
     data_tables = data.get("data", {})
     if not isinstance(data_tables, dict):
         raise SpecError(f"`[data]`: expected tables [data.NAME]; got {type(data_tables).__name__}")
@@ -244,8 +258,14 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
 
     # Names: every name has exactly one owner; both owners are named on a clash.
     owner: dict[str, str] = {}
+    if not has_problem:
+        prob["params"] = []
     for p in prob["params"]:
         _claim(owner, p, "`[problem] params`")
+    if mf is not None:
+        for p in mf["params"]:
+            _claim(owner, p, "`[meanfield] params`")
+        _claim(owner, mf["output"], "`[meanfield] output`")
     consts = prob["constants"]
     for c in consts:
         _claim(owner, c, f"`[problem] constants.{c}`")
@@ -293,6 +313,9 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         for s in (made if isinstance(made, tuple) else (made,)):
             names[s.name] = s
     flat = {k: v for k, v in names.items() if isinstance(v, sp.Basic)}
+    net, particle_laws, mf_check = (_meanfield(mf, flat, names) if mf is not None else (None, {}, {}))
+    if not has_problem:
+        return Spec(None, flat, {}, values, source, net, mf_check, particle_laws)
     loss = parse_expression(prob["loss"], flat, "`[problem] loss`")
     phi = None
     if check is not None:
@@ -309,7 +332,41 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         check_out = dict(check, phi=phi)
         if check_out["multipoint"] is None:
             del check_out["multipoint"]
-    return Spec(problem, flat, check_out, values, source)
+    return Spec(problem, flat, check_out, values, source, net, mf_check, particle_laws)
+
+
+def _meanfield(mf: dict, flat: dict, names: dict):
+    """The network of a [meanfield] table: unit and loss parsed against its names and the data."""
+    from ..laws import DataSymbol
+    from ..meanfield import MeanFieldProblem
+
+    params = [sp.Symbol(p) for p in mf["params"]]
+    out = sp.Symbol(mf["output"])
+    data = {k: v for k, v in flat.items() if isinstance(v, DataSymbol)}
+    unit = parse_expression(mf["unit"], {**data, **{p.name: p for p in params}}, "`[meanfield] unit`")
+    loss = parse_expression(mf["loss"], {**data, out.name: out}, "`[meanfield] loss`")
+    unknown = sorted(set(mf["particles"]) - set(mf["params"]))
+    if unknown:
+        raise SpecError(f"`[meanfield] particles`: {unknown} are not unit parameters; they are {mf['params']}")
+    try:
+        net = MeanFieldProblem(unit, params, out, loss, batch_size=mf["batch_size"])
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        key = next((k for k in ("unit", "loss", "params", "output", "batch_size") if f"`{k}`" in msg), "unit")
+        raise SpecError(f"`[meanfield] {key}`: {msg}") from None
+    check = mf["check"]
+    if check is not None:
+        t_end, n = check["t_end"], check["n_saves"]
+        for e in check["etas"]:
+            k = t_end / n / e
+            if abs(k - round(k)) > 1e-9 * max(1.0, k) or round(k) < 1:
+                raise SpecError(f"`[meanfield.check] etas`: every save time t_end/n_saves = {t_end / n:g} must be "
+                                f"a whole number of SGD steps; {e} does not divide it")
+        work = check["n_paths"] * max(check["widths"]) * t_end / min(check["etas"]) * len(check["etas"])
+        if work > MAX_WORK:
+            raise SpecError(f"`[meanfield.check] n_paths`: n_paths x width x steps = {work:.3g} particle-steps; "
+                            f"the limit is MAX_WORK = {MAX_WORK:.0e}")
+    return net, dict(mf["particles"]), dict(check or {})
 
 
 def _add_empirical(name: str, law: dict, base_dir: Path, owner: dict, names: dict) -> None:

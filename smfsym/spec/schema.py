@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from .expr import MAX_TEXT, SpecError, check_name
 
-__all__ = ["Key", "SCHEMA", "LAWS", "REQUIRED", "MODEL_NAMES", "METHODS", "SCHEMES", "MAX_PARAMS", "MAX_DIM",
+__all__ = ["MAX_WIDTH", "MF_OBSERVABLES", "MF_METHODS", "PARTICLE_LAWS", "Key", "SCHEMA", "LAWS", "REQUIRED", "MODEL_NAMES", "METHODS", "SCHEMES", "MAX_PARAMS", "MAX_DIM",
            "MAX_ETAS", "MAX_STARTS", "MAX_LIST", "validate_section", "reference"]
 
 REQUIRED = object()
@@ -37,8 +37,12 @@ MAX_ETAS = 32
 MAX_STARTS = 16
 MAX_LIST = 256
 MODEL_NAMES = ("gf", "sme1", "sme2", "smf1", "smf2")
+MAX_WIDTH = 10**6
+MF_OBSERVABLES = ("risk", "output_at", "moments")
+MF_METHODS = ("sgd", "ddsmf", "limit")
+PARTICLE_LAWS = {"normal": 2, "uniform": 2, "constant": 1}
 METHODS = ("auto", "exact", "montecarlo")
-SCHEMES = ("auto", "euler", "weak2")
+SCHEMES = ("auto", "euler", "weak2", "tamed")
 
 
 def _tname(v: Any) -> str:
@@ -166,6 +170,38 @@ def v_constants(v, key):
     return {check_name(n, f"{key}.{n}"): _finite_real(x, f"{key}.{n}") for n, x in v.items()}
 
 
+def v_widths(v, key):
+    out = [v_int(1, MAX_WIDTH)(e, f"{key}[{i}]") for i, e in enumerate(_list(v, key, 1, 8))]
+    if len(set(out)) != len(out):
+        raise SpecError(f"`{key}`: widths must be distinct; got {out}")
+    return out
+
+
+def v_particle_laws(v, key):
+    """name = [kind, numbers...]: ["normal", mean, std], ["uniform", lo, hi] or ["constant", value]."""
+    if not isinstance(v, dict):
+        raise SpecError(f"`{key}`: expected a table name = [law, numbers...]; got {_tname(v)} {v!r:.60}")
+    if len(v) > MAX_PARAMS:
+        raise SpecError(f"`{key}`: at most {MAX_PARAMS} entries; got {len(v)}")
+    out = {}
+    for name, law in v.items():
+        where = f"{key}.{name}"
+        check_name(name, where)
+        items = _list(law, where, 2, 3)
+        kind = items[0]
+        if not isinstance(kind, str) or kind not in PARTICLE_LAWS:
+            raise SpecError(f"`{where}`: the first entry must be one of {', '.join(PARTICLE_LAWS)}; got {kind!r:.60}")
+        if len(items) != 1 + PARTICLE_LAWS[kind]:
+            raise SpecError(f"`{where}`: a {kind} law takes {PARTICLE_LAWS[kind]} number(s); got {len(items) - 1}")
+        nums = [_finite_real(x, f"{where}[{i + 1}]") for i, x in enumerate(items[1:])]
+        if kind == "normal" and not nums[1] > 0:
+            raise SpecError(f"`{where}`: the standard deviation must be > 0; got {nums[1]}")
+        if kind == "uniform" and not nums[0] < nums[1]:
+            raise SpecError(f"`{where}`: expected lo < hi; got {nums}")
+        out[name] = (kind, *nums)
+    return out
+
+
 def v_path(v, key):
     if not isinstance(v, str) or not v or len(v) > 1024 or "\x00" in v:
         raise SpecError(f"`{key}`: expected a relative file path (string); got {_tname(v)} {v!r:.60}")
@@ -230,6 +266,40 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       v_enum(SCHEMES)),
         "multipoint": Key("table", None, "see [check.multipoint]", "optional multi-point study",
                           lambda v, key: v, section="check.multipoint"),
+    },
+    "meanfield": {
+        "params": Key("array of names", REQUIRED, f"1..{MAX_PARAMS} distinct identifiers",
+                      "the unit parameters theta, in order", v_names()),
+        "output": Key("name", REQUIRED, "an identifier", "the symbol of the network output in `loss`", v_name),
+        "unit": Key("expression (string)", REQUIRED, "allow-list expression in params and input data",
+                    "the unit phi(theta, z)", v_string),
+        "loss": Key("expression (string)", REQUIRED, "allow-list expression in output and data",
+                    "the per-sample loss l(out, y) (a teacher: write y as a function of the inputs)", v_string),
+        "batch_size": Key("integer", 1, "[1, 10**6]", "samples per SGD step", v_int(1, 10**6)),
+        "particles": Key("table name = [law, numbers]", {}, "normal mean std | uniform lo hi | constant value",
+                         "initial law of each unit parameter (default normal 0 1)", v_particle_laws),
+        "check": Key("table", None, "see [meanfield.check]", "optional mean-field study (smfsym check)",
+                     lambda v, key: v, section="meanfield.check"),
+    },
+    "meanfield.check": {
+        "etas": Key("array of numbers", REQUIRED, f"1..{MAX_ETAS} distinct, > 0, finite; save times multiples",
+                    "the learning rates", v_etas),
+        "t_end": Key("number", 1.0, "> 0, finite", "the horizon T", v_positive),
+        "widths": Key("array of integers", [1000], f"1..8 distinct in [1, {MAX_WIDTH}]", "network widths N",
+                      v_widths),
+        "n_paths": Key("integer", 64, "[2, 10**6]", "SGD sample streams (paths) per (eta, N)", v_int(2, 10**6)),
+        "n_saves": Key("integer", 4, "[1, 1000]", "saved times t_end/n_saves, ..., t_end", v_int(1, 1000)),
+        "seed": Key("integer", 0, "[0, 2**63 - 1]", "Monte Carlo seed", v_int(0, 2**63 - 1)),
+        "particle_seed": Key("integer", 0, "[0, 2**63 - 1]", "seed of the initial particles", v_int(0, 2**63 - 1)),
+        "observables": Key("array of strings", ["risk"], ", ".join(MF_OBSERVABLES), "observables streamed",
+                           v_enums(MF_OBSERVABLES)),
+        "methods": Key("array of strings", list(MF_METHODS), ", ".join(MF_METHODS) + " (sgd required)",
+                       "what is simulated", v_enums(MF_METHODS)),
+        "ddsmf_order": Key("integer", 1, "1 | 2", "order of the DD-SMF drift", v_int(1, 2)),
+        "n_points": Key("integer", 12, "[2, 64]", "Gauss points per continuous data coordinate (noise rule)",
+                        v_int(2, 64)),
+        "risk_points": Key("integer", 16, "[2, 64]", "Gauss points per coordinate for the population risk",
+                           v_int(2, 64)),
     },
     "check.multipoint": {
         "starts": Key("array of arrays of numbers", REQUIRED, f"2..{MAX_STARTS} points, one number per parameter",
