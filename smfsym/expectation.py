@@ -220,7 +220,7 @@ def _numeric_mean(expr, syms, n_points=None, limits=None):
     return DataMean(stable_form(expr) if rule.is_quadrature else expr, all_syms, rule.key)
 
 
-def expectation(expr, *, n_points: int | None = None, limits: Limits | None = None):
+def expectation(expr, *, n_points: int | None = None, limits: Limits | None = None, check_tails: bool = True):
     """Mean of ``expr`` over the law of its data symbols.
 
     Exact through moments when ``expr`` is a polynomial in the data; an exact
@@ -235,6 +235,11 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
     limits : smfsym.Limits, optional
         Size limits checked before expanding (docs/theory.md §8): a
         :class:`~smfsym.ResourceLimitError` names the one exceeded.
+    check_tails : bool, default True
+        Apply the tail-growth rule of :mod:`smfsym.tails` to a non-polynomial
+        ``expr``: raise if its mean is infinite, warn if undecided. (Polynomials
+        are checked through the laws' moments.) :class:`~smfsym.Problem` checks its
+        loss once and passes False for the means it derives.
 
     Examples
     --------
@@ -246,7 +251,7 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
     x**2/2 + 2
     """
     if isinstance(expr, sp.MatrixBase):
-        return expr.applyfunc(lambda e: expectation(e, n_points=n_points, limits=limits))
+        return expr.applyfunc(lambda e: expectation(e, n_points=n_points, limits=limits, check_tails=check_tails))
     if isinstance(expr, str):
         raise TypeError("`expr` must be a sympy expression, not a string (strings are never parsed here).")
     expr = as_expr(expr)
@@ -258,6 +263,10 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
     check_size(est, limits, what="the expression", where="expectation")
     polys, dom = _polys([expr], syms)
     if polys is None:
+        if check_tails:
+            from .tails import check_tails as _tails
+
+            _tails(expr, (), syms, stacklevel=3)
         return _numeric_mean(expr, syms, n_points, limits)
     moments = _Moments(syms)
     try:
@@ -267,11 +276,13 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
 
 
 def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None = None,
-               limits: Limits | None = None) -> sp.ImmutableMatrix:
+               limits: Limits | None = None, check_tails: bool = True) -> sp.ImmutableMatrix:
     """Covariance matrix ``E[(u - Eu)(v - Ev)^T]`` over the data law.
 
     With ``v`` omitted the result is symmetric and only half is computed.
-    Sizes are checked against ``limits`` first (docs/theory.md §8).
+    Sizes are checked against ``limits`` first, and non-polynomial entries
+    against the tail-growth rule (second moments) unless ``check_tails`` is
+    False (docs/theory.md §8).
     """
     u = [as_expr(e) for e in u]
     sym = v is None
@@ -293,12 +304,17 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
     check_products(products, limits, "the covariance", "covariance")
     polys, dom = _polys(u + v, syms)
     if polys is None:
-        mu = [expectation(e, n_points=n_points, limits=limits) for e in u]
-        mv = mu if sym else [expectation(e, n_points=n_points, limits=limits) for e in v]
+        if check_tails:
+            from .tails import check_tails as _tails
+
+            _tails(sp.S.Zero, u + ([] if sym else v), syms, stacklevel=3)
+        kw = dict(n_points=n_points, limits=limits, check_tails=False)
+        mu = [expectation(e, **kw) for e in u]
+        mv = mu if sym else [expectation(e, **kw) for e in v]
         out = sp.zeros(n, m)
         for i in range(n):
             for j in range(i if sym else 0, m):
-                out[i, j] = expectation(u[i] * v[j], n_points=n_points, limits=limits) - mu[i] * mv[j]
+                out[i, j] = expectation(u[i] * v[j], **kw) - mu[i] * mv[j]
                 if sym:
                     out[j, i] = out[i, j]
         return sp.ImmutableMatrix(out)

@@ -305,6 +305,10 @@ class Problem:
         """Mean of any expression (or matrix) over the data law."""
         return expectation(as_expr(expr), n_points=self.n_points, limits=self.limits)
 
+    def _mean(self, expr):
+        # derived means of the loss: its tails were checked once in __init__
+        return expectation(expr, n_points=self.n_points, limits=self.limits, check_tails=False)
+
     # ------------------------------------------------------------------ derived objects
 
     @cached_property
@@ -348,7 +352,7 @@ class Problem:
         """The full loss F(x) = E f(x, xi)."""
         if self._F_ring is not None:
             return self._ring[2].to_sympy(self._F_ring)
-        return self.mean(self.loss)
+        return self._mean(self.loss)
 
     @cached_property
     def _F_ring(self):
@@ -393,7 +397,7 @@ class Problem:
                 return self._scale(covariance_terms(grads, grads, dom, moments, True))
             except _NeedEX:
                 pass
-        S = covariance(list(self.grad_f), n_points=self.n_points, limits=self.limits)
+        S = covariance(list(self.grad_f), n_points=self.n_points, limits=self.limits, check_tails=False)
         return self._scale(S)
 
     def _scale(self, S):
@@ -423,7 +427,8 @@ class Problem:
         if clash:
             raise ValueError(f"`y` must be new symbols; {sorted(map(str, clash))} already appear in the problem.")
         gy = self.grad_f.xreplace(dict(zip(self.params, ys)))
-        return self._scale(covariance(list(self.grad_f), list(gy), n_points=self.n_points, limits=self.limits))
+        return self._scale(covariance(list(self.grad_f), list(gy), n_points=self.n_points, limits=self.limits,
+                                      check_tails=False))
 
     def chaos(self, degree: int | None = None):
         """The cylindrical-noise (chaos) expansion of the loss, MATH.md section 3.

@@ -101,3 +101,16 @@ def test_polynomial_losses_keep_their_moment_check():
     t = smfsym.student_t("tp", 3)
     with pytest.raises(ValueError, match="moments only up to order 2"):
         smfsym.Problem((x - t) ** 2, [x])  # Sigma needs E t^2 * ... of order 2 * 2 = 4 > 2
+
+
+def test_expectation_and_covariance_apply_the_rule_directly():
+    from smfsym.expectation import covariance, expectation
+
+    t15, e2 = smfsym.student_t("td", 1.5), smfsym.exponential("ed", 2)
+    with pytest.raises(ValueError, match="is infinite"):
+        expectation(sp.exp(3 * e2))
+    with pytest.raises(ValueError, match="Sigma is infinite"):
+        covariance([sp.atan(t15) * t15])  # E t^2 = oo at nu = 1.5
+    assert expectation(sp.exp(e2)).free_symbols == set()  # E exp(xi) = 2 exists
+    with pytest.warns(smfsym.TailWarning):
+        expectation(sp.exp(x * e2))
