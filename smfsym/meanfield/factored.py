@@ -13,6 +13,7 @@ import numpy as np
 import sympy as sp
 
 from ..compile import CompiledExprs
+from .._checks import as_expr
 
 __all__ = ["FactoredExprs"]
 
@@ -34,7 +35,7 @@ class FactoredExprs:
 
         self.terms = []
         for e in exprs:
-            e = sp.factor_terms(sp.sympify(e))
+            e = sp.factor_terms(as_expr(e))
             terms = []
             for term in sp.Add.make_args(e):
                 if term == 0:

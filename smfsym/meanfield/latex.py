@@ -4,13 +4,14 @@ from __future__ import annotations
 import sympy as sp
 
 from ..latex import _m, wrap
+from .._checks import as_expr
 
 __all__ = ["meanfield_latex"]
 
 
 def meanfield_latex(net, eta=None, environment: str | None = "aligned") -> str:
     """Unit, loss, output as an integral against mu_t, first variation, V, drift, noise and order-2 drift."""
-    eta = sp.Symbol("eta", positive=True) if eta is None else sp.sympify(eta)
+    eta = sp.Symbol("eta", positive=True) if eta is None else as_expr(eta)
     th = _m(sp.Matrix(net.params).T) if net.n_params > 1 else sp.latex(net.params[0])
     z = ", ".join(sp.latex(s) for s in net.inputs)
     out = sp.latex(net.output)

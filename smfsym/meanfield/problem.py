@@ -26,6 +26,7 @@ from .._checks import as_symbol_tuple
 from ..expectation import covariance, data_symbols, expectation, is_polynomial_in, laws_of
 from ..laws import DataSymbol
 from ..problem import Problem
+from .._checks import as_expr
 
 __all__ = ["MeanFieldProblem"]
 
@@ -254,7 +255,7 @@ class MeanFieldProblem:
         (DG G)(theta) = -E[d_out l(Phi) Hess phi(theta, z) G(theta) + d_out^2 l(Phi) dPhi(z) grad phi(theta, z)]
         with dPhi(z) = <grad phi(., z) . G, mu> (symbols n_a for polynomial units).
         """
-        eta = sp.Symbol("eta", positive=True) if eta is None else sp.sympify(eta)
+        eta = sp.Symbol("eta", positive=True) if eta is None else as_expr(eta)
         return sp.ImmutableMatrix([self.drift[i] - eta / 2 * self.DG_G[i] for i in range(self.n_params)])
 
     @cached_property
