@@ -84,6 +84,12 @@ def base_doc(law=None):
         "check": {"phi": "x**2 + y", "x0": [1.0, -1.0], "t_end": 1.0, "etas": [0.1, 0.05], "models": ["sme1"],
                   "method": "auto", "seed": 3, "n_paths": 1000, "scheme": "auto",
                   "multipoint": {"starts": [[0.0, 1.0], [1.0, 0.0]], "eta": 0.05, "t_end": 1.0, "n_paths": 1000}},
+        "meanfield": {"params": ["a", "b"], "output": "out", "unit": "a * tanh(b * w)", "loss": "(out - w)**2 / 2",
+                      "batch_size": 1, "particles": {"a": ["normal", 0.0, 0.1], "b": ["uniform", -1.0, 1.0]},
+                      "check": {"etas": [0.1, 0.05], "t_end": 1.0, "widths": [10, 20], "n_paths": 8, "n_saves": 2,
+                                "seed": 0, "particle_seed": 1, "observables": ["risk"],
+                                "methods": ["sgd", "ddsmf", "limit"], "ddsmf_order": 1, "n_points": 8,
+                                "risk_points": 8}},
     }
     minimal = {"normal": {}, "uniform": {}, "bernoulli": {}, "rademacher": {}, "categorical": {"values": [-1, 2]},
                "exponential": {}, "gamma": {"shape": 2}, "beta": {"a": 2, "b": 3}, "student_t": {"nu": 7},
@@ -120,6 +126,8 @@ def data_dir(tmp_path_factory):
 def _set(doc, section, key, value):
     if section == "check.multipoint":
         doc["check"]["multipoint"][key] = value
+    elif section == "meanfield.check":
+        doc["meanfield"]["check"][key] = value
     elif section.startswith("data."):
         doc["data"][section[5:]][key] = value
     else:
@@ -134,6 +142,7 @@ def test_base_documents_are_valid(data_dir, law):
         doc["check"]["method"] = "montecarlo"
     spec = spec_from_dict(doc, base_dir=data_dir)
     assert spec.check["multipoint"]["eta"] == 0.05
+    assert spec.meanfield is not None and spec.meanfield_check["widths"] == [10, 20]
 
 
 LEAVES = [(kind, v) for kind, vs in PAYLOADS.items() for v in vs] + \
@@ -150,6 +159,8 @@ def _refused(data_dir, section, key, law, kind, value):
     named = [f"[{section}] {key}"]
     if section == "check.multipoint":
         named.append("[check] multipoint")
+    if section == "meanfield.check":
+        named.append("[meanfield] check")
     sub = SCHEMA.get(section, {}).get(key)
     if sub is not None and sub.section:  # a sub-table: its own keys name themselves
         named.append(f"[{sub.section}]")
@@ -190,16 +201,18 @@ def test_hostile_strings_in_toml_files_name_key_and_line(tmp_path, payload):
             continue
         doc = base_doc()
         lines = []
-        for sec in ("problem", "check"):
+        for sec in ("problem", "check", "meanfield", "meanfield.check"):
+            table = doc["meanfield"]["check"] if sec == "meanfield.check" else doc[sec]
             lines.append(f"[{sec}]")
-            for k, v in doc[sec].items():
+            for k, v in table.items():
                 if isinstance(v, dict):
                     continue
                 v = payload if (sec, k) == (section, key) else v
                 lines.append(f"{k} = {json.dumps(v)}")
         lines += ["[problem.constants]", "c = 0.5", "[data.w]", 'law = "normal"',
                   "[check.multipoint]", "starts = [[0.0, 1.0], [1.0, 0.0]]", "eta = 0.05"]
-        if (section, key) in (("problem", "constants"), ("check", "multipoint")):
+        if (section, key) in (("problem", "constants"), ("check", "multipoint"), ("meanfield", "particles"),
+                              ("meanfield", "check")):
             continue
         text = "\n".join(lines) + "\n"
         p = tmp_path / "s.toml"

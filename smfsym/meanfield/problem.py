@@ -125,6 +125,12 @@ class MeanFieldProblem:
         if B != batch_size or B < 1:
             raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
         self.batch_size = B
+        # The means below contain the output Phi(z), an average of units: the tail rule cannot bound an
+        # unknown function, so the moments are checked once on the width-1 loss l(phi(theta, z), y),
+        # whose growth in the data bounds that of every first variation (docs/theory.md §8).
+        from ..tails import check_tails
+
+        check_tails(self.single_loss, [sp.diff(self.single_loss, t) for t in self.params], self.data)
 
     # ------------------------------------------------------------------ basics
 
@@ -214,13 +220,13 @@ class MeanFieldProblem:
     @cached_property
     def V(self) -> sp.Expr:
         """V(mu, theta) = E_xi v(mu, theta, xi) (unevaluated for non-polynomial units)."""
-        return expectation(self.first_variation)
+        return expectation(self.first_variation, check_tails=False)  # tails: checked in __init__
 
     @cached_property
     def grad_V(self) -> sp.ImmutableMatrix:
         if self.is_polynomial:
             return sp.ImmutableMatrix([sp.expand(sp.diff(self.V, t)) for t in self.params])
-        return sp.ImmutableMatrix([expectation(g) for g in self.grad_v])
+        return sp.ImmutableMatrix([expectation(g, check_tails=False) for g in self.grad_v])
 
     @cached_property
     def drift(self) -> sp.ImmutableMatrix:
@@ -267,8 +273,8 @@ class MeanFieldProblem:
         HG = self.unit_hessian * G
         inner = [-(dl * HG[i] + d2l * self._output_direction * self.unit_gradient[i]) for i in range(self.n_params)]
         if self.is_polynomial:
-            return sp.ImmutableMatrix([sp.expand(expectation(sp.expand(e))) for e in inner])
-        return sp.ImmutableMatrix([expectation(e) for e in inner])
+            return sp.ImmutableMatrix([sp.expand(expectation(sp.expand(e), check_tails=False)) for e in inner])
+        return sp.ImmutableMatrix([expectation(e, check_tails=False) for e in inner])
 
     def output_direction_parameters(self) -> dict:
         """{n_a: grad c_a(theta) . G(theta)}: the per-particle integrands of dPhi (polynomial units)."""

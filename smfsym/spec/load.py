@@ -344,7 +344,17 @@ def _meanfield(mf: dict, flat: dict, names: dict):
     out = sp.Symbol(mf["output"])
     data = {k: v for k, v in flat.items() if isinstance(v, DataSymbol)}
     unit = parse_expression(mf["unit"], {**data, **{p.name: p for p in params}}, "`[meanfield] unit`")
-    loss = parse_expression(mf["loss"], {**data, out.name: out}, "`[meanfield] loss`")
+    no_output = SpecError(f"`[meanfield] output`: the loss must contain the output symbol {mf['output']!r}; "
+                          f"the loss is {mf['loss'][:80]!r}")
+    try:
+        loss = parse_expression(mf["loss"], {**data, out.name: out}, "`[meanfield] loss`")
+    except SpecError as exc:
+        if "unknown name" in str(exc) and mf["output"] not in re.findall(r"\w+", mf["loss"]):
+            # perhaps the loss names another output: point at the output key too
+            raise SpecError(f"{exc}; note that the output symbol is `[meanfield] output` = {mf['output']!r}") from None
+        raise
+    if out not in loss.free_symbols:
+        raise no_output
     unknown = sorted(set(mf["particles"]) - set(mf["params"]))
     if unknown:
         raise SpecError(f"`[meanfield] particles`: {unknown} are not unit parameters; they are {mf['params']}")

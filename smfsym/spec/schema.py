@@ -202,6 +202,13 @@ def v_particle_laws(v, key):
     return out
 
 
+def v_methods(v, key):
+    out = v_enums(MF_METHODS)(v, key)
+    if "sgd" not in out:
+        raise SpecError(f"`{key}`: must contain \"sgd\" (everything is compared with SGD); got {out}")
+    return out
+
+
 def v_path(v, key):
     if not isinstance(v, str) or not v or len(v) > 1024 or "\x00" in v:
         raise SpecError(f"`{key}`: expected a relative file path (string); got {_tname(v)} {v!r:.60}")
@@ -294,7 +301,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "observables": Key("array of strings", ["risk"], ", ".join(MF_OBSERVABLES), "observables streamed",
                            v_enums(MF_OBSERVABLES)),
         "methods": Key("array of strings", list(MF_METHODS), ", ".join(MF_METHODS) + " (sgd required)",
-                       "what is simulated", v_enums(MF_METHODS)),
+                       "what is simulated", v_methods),
         "ddsmf_order": Key("integer", 1, "1 | 2", "order of the DD-SMF drift", v_int(1, 2)),
         "n_points": Key("integer", 12, "[2, 64]", "Gauss points per continuous data coordinate (noise rule)",
                         v_int(2, 64)),

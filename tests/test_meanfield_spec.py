@@ -1,0 +1,96 @@
+"""The [meanfield] section of a TOML spec, and `smfsym derive` / `smfsym check` on it."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym.spec import SpecError, load_spec
+
+from latex_tools import compile_tex
+
+SHIPPED = Path(smfsym.__file__).parent / "specs" / "meanfield_teacher.toml"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "smfsym", *args], capture_output=True, text=True)
+
+
+def test_shipped_spec_builds_the_same_network_as_the_python_api():
+    spec = load_spec(SHIPPED)
+    assert spec.problem is None and spec.meanfield is not None
+    net = spec.meanfield
+    a, w, out = sp.symbols("a w out")
+    z = net.inputs[0]
+    by_hand = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
+    assert sp.simplify(net.first_variation - by_hand.first_variation) == 0
+    assert (net.drift - by_hand.drift).applyfunc(sp.simplify) == sp.zeros(2, 1)
+    assert spec.particles == {"a": ("normal", 0.0, 0.1), "w": ("normal", 0.0, 1.0)}
+    th = smfsym.particles(net, 50, law=spec.particles, seed=spec.meanfield_check["particle_seed"])
+    assert th.shape == (50, 2) and abs(th[:, 0].std() - 0.1) < 0.05
+
+
+@pytest.mark.parametrize("edit,match", [
+    ({"output": "y"}, r"\[meanfield\] output"),
+    ({"unit": "a * tanh(w * q)"}, r"\[meanfield\] unit"),
+    ({"params": ["a", "w", "a"]}, r"\[meanfield\] params"),
+    ({"particles": {"b": ["normal", 0, 1]}}, r"\[meanfield\] particles"),
+    ({"particles": {"a": ["normal", 0, -1]}}, r"\[meanfield\] particles"),
+    ({"particles": {"a": ["gumbel", 0, 1]}}, r"\[meanfield\] particles"),
+    ({"check": {"etas": [0.3], "t_end": 1.0, "n_saves": 2}}, r"\[meanfield.check\] etas"),
+    ({"check": {"etas": [0.1], "widths": [0]}}, r"\[meanfield.check\] widths"),
+    ({"check": {"etas": [0.05], "widths": [10**6], "n_paths": 10**6}}, r"MAX_WORK"),
+    ({"check": {"etas": [0.05], "methods": ["ddsmf"]}}, r"\[meanfield.check\] methods.*sgd"),
+    ({"check": {"etas": [0.1], "n_paths": True}}, r"\[meanfield.check\] n_paths"),
+])
+def test_bad_meanfield_tables_are_refused_naming_the_key(edit, match):
+    from smfsym.spec import spec_from_dict
+
+    doc = {"meanfield": {"params": ["a", "w"], "output": "out", "unit": "a * tanh(w * z)",
+                         "loss": "(out - tanh(2*z))**2 / 2"}, "data": {"z": {"law": "normal"}}}
+    doc["meanfield"].update(edit)
+    with pytest.raises(SpecError, match=match):
+        spec_from_dict(doc)
+
+
+def test_check_needs_a_problem_and_names_clash_across_sections():
+    from smfsym.spec import spec_from_dict
+
+    with pytest.raises(SpecError, match=r"\[check\]"):
+        spec_from_dict({"meanfield": {"params": ["a"], "output": "o", "unit": "a*z", "loss": "(o - z)**2"},
+                        "data": {"z": {"law": "normal"}}, "check": {"phi": "a", "x0": [0.0], "etas": [0.1]}})
+    with pytest.raises(SpecError, match="already used"):
+        spec_from_dict({"problem": {"params": ["a"], "loss": "(a - z)**2"},
+                        "meanfield": {"params": ["a"], "output": "o", "unit": "a*z", "loss": "(o - z)**2"},
+                        "data": {"z": {"law": "normal"}}})
+
+
+def test_derive_writes_a_document_that_compiles(tmp_path):
+    res = run("derive", "meanfield_teacher", "-o", str(tmp_path / "mf.tex"))
+    assert res.returncode == 0, res.stderr
+    tex = (tmp_path / "mf.tex").read_text()
+    assert r"\section*{Mean-field flow}" in tex and r"\mu_t" in tex
+    compile_tex(tex, tmp_path, "mf")
+    res = run("derive", "meanfield_teacher", "--format", "text")
+    assert res.returncode == 0 and "first variation v =" in res.stdout
+
+
+def test_check_runs_the_study_and_writes_its_files(tmp_path):
+    out = tmp_path / "mf"
+    res = run("check", "meanfield_teacher", "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    for f in ("meanfield.txt", "meanfield.tex", "meanfield.png", "meanfield.json", "summary.json"):
+        assert (out / f).stat().st_size > 0
+    d = json.loads((out / "meanfield.json").read_text())
+    spec = load_spec(SHIPPED)
+    assert d["etas"] == spec.meanfield_check["etas"] and d["widths"] == spec.meanfield_check["widths"]
+    rows = [r for r in d["rows"] if r["t"] == spec.meanfield_check["t_end"]]
+    assert rows and all(r["var_sgd"] > 0 for r in rows)
+    # the deterministic limit has no fluctuations; SGD's Var[R] is resolved (> 4 SE)
+    assert all(r["var_sgd"] > 4 * r["var_se_sgd"] for r in rows)
+    compile_tex((out / "meanfield.tex").read_text(), tmp_path, "table")
+    assert np.isfinite([r["mean_limit"] for r in rows]).all()
