@@ -7,3 +7,12 @@ __all__ = ["TIME", "Schedule", "constant", "cosine", "exponential_decay", "step_
 from .minibatch_exact import batch_sgd_operator, exact_batch_sgd_mean
 
 __all__ += ["batch_sgd_operator", "exact_batch_sgd_mean"]
+from .momentum import (DEFAULT_FRICTION, beta_for, friction, momentum_latex, momentum_model,
+                       simulate_momentum_sgd)
+
+__all__ += ["DEFAULT_FRICTION", "beta_for", "friction", "momentum_latex", "momentum_model", "simulate_momentum_sgd"]
+from .weak_orders import (exact_momentum_sgd_mean, exact_schedule_sgd_mean, exact_time_dependent_mean,
+                          momentum_weak_error, npoint_model, schedule_weak_error)
+
+__all__ += ["exact_momentum_sgd_mean", "exact_schedule_sgd_mean", "exact_time_dependent_mean",
+            "momentum_weak_error", "npoint_model", "schedule_weak_error"]
