@@ -18,11 +18,15 @@ cylindrical noise (SMF, docs/theory.md §3), kappa = +1 (heavy ball) or -1 (Nest
 
 order 1:  dX = P dt,
           dP = -(lambda P + grad F) dt + sqrt(h) c dW;
-order 2:  dX = [P - h/2 (lambda P + grad F)] dt + h^{3/2}/2 c dW,
+order 2:  dX = [P - h/2 (lambda P + grad F)] dt  [+ h^{3/2}/2 c dW],
           dP = [-(lambda P + grad F) + h/2 (kappa Hess F P - lambda (lambda P + grad F))] dt
-               + sqrt(h) [(1 + h lambda / 2) c - kappa h/2 D_P c] dW,
+               + sqrt(h) [c  (+ h lambda/2 c - kappa h/2 D_P c)] dW.
 
-with D_P c the derivative of the noise coefficient along P. Weak orders 1 and 2 in h = sqrt(eta).
+Weak orders 1 and 2 in h = sqrt(eta). The drift terms are what order 2 needs (the one-step means and
+second moments must agree to O(h^3), and SGD's second moments are h^2 Sigma in the velocity block plus
+O(h^3)). The bracketed noise terms (``noise_correction``, D_P c the derivative of the noise coefficient
+along P) match SGD's one-step covariance to O(h^4) as well: covariances, themselves O(h), then carry a
+relative error O(h^2) instead of O(h).
 """
 from __future__ import annotations
 
@@ -74,7 +78,7 @@ def _momentum_symbols(problem: Problem):
 
 def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, nesterov: bool = False,
                    eta: Any = None, lam: Any = None, degree: int | None = None,
-                   velocity: Sequence[sp.Symbol] | None = None) -> SDE:
+                   velocity: Sequence[sp.Symbol] | None = None, noise_correction: bool | None = None) -> SDE:
     r"""The SME or SMF of momentum SGD in the scaling 1 - beta = lambda sqrt(eta), t = k sqrt(eta).
 
     State (x, p) with p = v / sqrt(eta); see the module docstring and docs/theory.md §7.
@@ -92,6 +96,11 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
         Learning rate and friction (default symbols eta, lambda).
     velocity : sequence of sympy.Symbol, optional
         Names for p (default p_x for a parameter x).
+    noise_correction : bool, optional
+        Order 2 only (default: on for the SMF, off for the SME). The order-2 drift alone gives weak
+        order 2; the noise correction also matches SGD's one-step covariance to O(h^4), so that
+        covariances, which are themselves O(h), come out with relative error O(h^2) instead of O(h).
+        It differentiates the noise coefficient, which a numeric Sigma^{1/2} does not allow.
 
     Examples
     --------
@@ -135,10 +144,14 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
     if kind == "gf":
         return SDE(drift, None, state, **kw)
     root_h = eta ** sp.Rational(1, 4)
+    if noise_correction is None:
+        noise_correction = order == 2 and kind == "smf"
+    if noise_correction and order != 2:
+        raise ValueError("`noise_correction` applies to order 2 only.")
 
-    def lift(C):  # noise coefficient c (d x m, functions of x) -> the 2d x m diffusion of the chosen order
+    def lift(C):  # noise coefficient c (d x m, functions of x) -> the 2d x m diffusion
         C = sp.Matrix(C)
-        if order == 1:
+        if not noise_correction:
             return sp.Matrix.vstack(sp.zeros(*C.shape), root_h * C)
         DPC = sp.Matrix(C.shape[0], C.shape[1], lambda i, k: sum(sp.diff(C[i, k], xi) * pi for xi, pi in zip(x, P)))
         top = root_h * h / 2 * C
@@ -148,10 +161,9 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
     if kind == "sme":
         base = _sme(problem, 1, eta)
         if base.noise_kind == "sqrt":
-            if order == 2:
-                raise NotImplementedError(
-                    "the order-2 momentum SME needs the derivative of Sigma^{1/2}, which has no closed form "
-                    "here (numeric matrix square root); use kind='smf' (same one-point law) or order=1.")
+            if noise_correction:
+                raise ValueError("`noise_correction` needs the derivative of Sigma^{1/2}, which has no closed form "
+                                 "here (numeric matrix square root); use kind='smf' or noise_correction=False.")
             S = sp.zeros(2 * d, 2 * d)
             S[d:, d:] = base.diffusion.sigma
             return SDE(drift, MatrixSqrt(sp.ImmutableMatrix(S), root_h), state, **kw)
@@ -159,9 +171,8 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
         return SDE(drift, sp.ImmutableMatrix(lift(C.applyfunc(sp.simplify))), state, **kw)
     base = _smf(problem, 1, eta, degree=degree)
     if base.noise_kind == "template":
-        # columns scale * sqrt(w_i) (grad F - grad f(x, xi_i)); lift the symbolic column with scale 1
-        col = sp.Matrix(base.diffusion.column)
-        lifted = lift(col) / root_h
+        # data-set columns scale * sqrt(w_i) (grad F - grad f(x, xi_i)): lift the symbolic column, scale kept apart
+        lifted = lift(sp.Matrix(base.diffusion.column)) / root_h
         return SDE(drift, NoiseTemplate(sp.ImmutableMatrix(lifted), base.diffusion.law), state, chaos=base.chaos,
                    noise_scale=base.noise_scale / sp.sqrt(eta) * root_h, **kw)
     C = sp.Matrix(base.diffusion) / sp.sqrt(eta)
