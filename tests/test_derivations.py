@@ -102,3 +102,19 @@ def test_d_logistic_empirical(tmp_path):
     assert all(abs(row["error"]) > 4 * row["se"] for row in gf)
     smf = [row for row in r["rows"] if row["model"] == "smf1"]
     assert all(abs(s["error"]) < abs(g["error"]) for s, g in zip(smf, gf))
+
+
+def test_f_momentum_schedules(tmp_path):
+    r, out = run_derivation("f_momentum_schedules", tmp_path)
+    for key, target in {"gf": 1, "smf1": 1, "smf2": 2}.items():
+        assert abs(r["schedule_orders"][key] - target) < 0.15
+        for variant in ("heavy_ball", "nesterov"):
+            assert abs(r["momentum_orders"][variant][key] - target) < 0.15
+    assert r["npoint_correlation"]["sgd"] == pytest.approx(-1.0) and r["npoint_correlation"]["smf"] == pytest.approx(-1.0)
+    assert r["npoint_correlation"]["sme"] > 0.9  # one Brownian motion through |x|: the wrong sign
+    v = r["batch_variance"]
+    assert all(a > b for a, b in zip(v, v[1:])) and abs(v[-1]) < 1e-12  # B = M is gradient descent
+    mc, se, exact = r["batch3_mc"]
+    assert abs(mc - exact) < 4 * se
+    for png in ("schedule_weak_error.png", "momentum_weak_error.png", "momentum_joint_law.png"):
+        assert (out / png).exists()
