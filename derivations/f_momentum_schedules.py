@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.optimizers import (beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model,
+from smfsym.optimizers import (beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model, scheduled_latex,
                                momentum_weak_error, schedule_weak_error, scheduled_model, simulate_momentum_sgd)
 
 FAST = os.environ.get("SMFSYM_FAST") == "1"
@@ -50,7 +50,7 @@ problem
 # %%
 schedule = cosine(2, sp.Rational(1, 5))
 flow = scheduled_model(problem, schedule, "smf", order=2)
-print(flow.latex())
+print(scheduled_latex(flow, schedule))
 
 # %%
 flow

@@ -169,3 +169,11 @@ def test_bad_types():
         Schedule(1, t="t")
     with pytest.raises(TypeError, match="`schedule` must be a Schedule"):
         scheduled_model(smfsym.Problem((x - smfsym.normal("xi")) ** 2, [x]), "cosine")
+
+
+def test_latex_names_the_schedule(gauss):
+    from smfsym.optimizers import scheduled_latex
+
+    sch = cosine(2, sp.Rational(1, 5))
+    tex = scheduled_latex(scheduled_model(gauss, sch, "smf", 2), sch)
+    assert r"\begin{aligned}" in tex and "u(t) &=" in tex and r"\sin" in tex  # the u' term is printed

@@ -26,6 +26,7 @@ from ..problem import Problem
 from ..sde import SDE, MatrixSqrt
 
 __all__ = ["Schedule", "constant", "step_decay", "cosine", "exponential_decay", "warmup", "scheduled_model",
+           "scheduled_latex",
            "simulate_sgd_schedule", "with_time", "TIME"]
 
 #: The default time symbol of schedules.
@@ -209,7 +210,7 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     u = sch.expr
     drift = scheduled_drift(problem, sch, order, eta) + [sp.S.One]
     state = tuple(problem.params) + (t,)
-    kw = dict(eta=eta, model=f"{kind}, schedule u(t) = {sp.sstr(u)}", order=order, problem=problem)
+    kw = dict(eta=eta, model=f"{kind} with a learning-rate schedule", order=order, problem=problem)
     if kind == "gf":
         return SDE(drift, None, state, **kw)
     if kind == "sme":
@@ -230,6 +231,28 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
                    noise_scale=base.noise_scale, **kw)
     diff = sp.ImmutableMatrix(sp.Matrix.vstack(u * sp.Matrix(base.diffusion), sp.zeros(1, base.n_noise)))
     return SDE(drift, diff, state, chaos=base.chaos, **kw)
+
+
+def scheduled_latex(sde: SDE, schedule, environment: str | None = "aligned") -> str:
+    r"""LaTeX of a scheduled model (:func:`smfsym.latex.sde_lines` style) with the schedule u(t) stated.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.optimizers import scheduled_model, scheduled_latex, exponential_decay
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    >>> tex = scheduled_latex(scheduled_model(p, exponential_decay(1)), exponential_decay(1))
+    >>> r"u(t) &= e^{- t}" in tex
+    True
+    """
+    from ..latex import sde_lines, wrap
+
+    sch = _as_schedule(schedule)
+    lines = sde_lines(sde)
+    lines.insert(1, r"u(" + sp.latex(sch.t) + r") &= " + sp.latex(sch.expr)
+                 + r", \qquad \eta_k = \eta\,u(k\eta),\ \text{state } (x, t),\ \mathrm{d}t/\mathrm{d}t = 1")
+    return wrap(lines, environment)
 
 
 def with_time(x0, t0: float = 0.0) -> np.ndarray:

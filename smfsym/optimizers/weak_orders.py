@@ -308,6 +308,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
 
 def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], lam: float, *,
                         models: Sequence[str] = ("smf1", "smf2"), nesterov: bool = False, p0=None,
+                        noise_correction: bool | None = None,
                         method: str = "auto", seed=0, n_paths: int = 200_000, dt_fraction: float = 0.125,
                         values: Mapping | None = None, progress: bool | None = None,
                         resolve: float = 3.0) -> WeakErrorStudy:
@@ -318,6 +319,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     The rows carry both ``eta`` and ``h``; ``study.etas`` holds the learning rates. ``p0`` is the
     initial *scaled* velocity P = v / sqrt(eta) (default 0), held fixed across the etas so that every
     eta approximates the same continuous problem (SGD starts from v_0 = sqrt(eta) p0).
+    ``noise_correction`` is passed to :func:`momentum_model` for the order-2 models.
 
     Examples
     --------
@@ -350,7 +352,8 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     if p0.shape != (d,) or not np.all(np.isfinite(p0)):
         raise ValueError(f"`p0` must be finite with shape ({d},); got {p0.shape}.")
     lam_r = rational(lam)
-    sdes = {m: momentum_model(problem, *_parse(m), nesterov=nesterov, lam=lam_r) for m in models}
+    sdes = {m: momentum_model(problem, *_parse(m), nesterov=nesterov, lam=lam_r,
+                              noise_correction=noise_correction if _parse(m)[1] == 2 else None) for m in models}
     state = next(iter(sdes.values())).state
     use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals) and problem.batch_size == 1
     if method == "exact" and not use_exact:
