@@ -53,7 +53,7 @@ def test_exact_orders_sme_closed_form_root():
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_order2_drift_terms_are_needed(regression, nesterov):
-    """Swapping the heavy-ball and Nesterov curvature terms (kappa Hess F P) costs the order: they are not decoration."""
+    """Swapping the heavy-ball and Nesterov curvature terms (kappa Hess F P) costs the order: not decoration."""
     lam = sp.Rational(3, 2)
     right = momentum_model(regression, "smf", 2, lam=lam, nesterov=nesterov)
     wrong = momentum_model(regression, "smf", 2, lam=lam, nesterov=not nesterov)

@@ -1,4 +1,4 @@
-"""Optimisers beyond plain constant-rate SGD: schedules, momentum, mini-batch exact moments (docs/theory.md §7, §4)."""
+"""Optimisers beyond constant-rate SGD: schedules, momentum, mini-batch exact moments (docs/theory.md §7, §4)."""
 from .schedules import (TIME, Schedule, constant, cosine, exponential_decay, scheduled_latex, scheduled_model,
                         simulate_sgd_schedule, step_decay, warmup, with_time)
 

@@ -165,7 +165,8 @@ def npoint_model(sde: SDE, n: int) -> tuple:
     square roots.
     """
     if sde.noise_kind != "matrix":
-        raise ValueError(f"`sde` must have explicit noise columns for a symbolic n-point model; got '{sde.noise_kind}'.")
+        raise ValueError(f"`sde` must have explicit noise columns for a symbolic n-point model; got "
+                         f"'{sde.noise_kind}'.")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"`n` must be a positive integer; got {n!r}.")
     blocks, drift, rows = [], [], []
