@@ -110,8 +110,9 @@ def test_f_momentum_schedules(tmp_path):
         assert abs(r["schedule_orders"][key] - target) < 0.15
         for variant in ("heavy_ball", "nesterov"):
             assert abs(r["momentum_orders"][variant][key] - target) < 0.15
-    assert r["npoint_correlation"]["sgd"] == pytest.approx(-1.0) and r["npoint_correlation"]["smf"] == pytest.approx(-1.0)
-    assert r["npoint_correlation"]["sme"] > 0.9  # one Brownian motion through |x|: the wrong sign
+    corr = r["npoint_correlation"]
+    assert corr["sgd"] == pytest.approx(-1.0) and corr["smf"] == pytest.approx(-1.0)
+    assert corr["sme"] > 0.9  # one Brownian motion through |x|: the wrong sign
     v = r["batch_variance"]
     assert all(a > b for a, b in zip(v, v[1:])) and abs(v[-1]) < 1e-12  # B = M is gradient descent
     mc, se, exact = r["batch3_mc"]

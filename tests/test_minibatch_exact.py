@@ -124,3 +124,15 @@ def test_not_closed_and_iid_law_without_replacement():
     with pytest.raises(ValueError, match="empirical data set"):
         batch_sgd_operator(smfsym.Problem((x - xi) ** 2, [x]), PolynomialSpace([x], 2), 0.1, 2,
                            "without_replacement")
+
+
+def test_work_is_bounded_before_it_starts():
+    xs = sp.symbols("x0:30")
+    xi = smfsym.normal("xi")
+    p = smfsym.Problem(sum((v - xi) ** 2 for v in xs) / 2, list(xs))
+    with pytest.raises(ValueError, match="monomials exceed the bound"):
+        batch_sgd_operator(p, PolynomialSpace(xs, 3), 0.1, 2)  # C(33, 3) = 5456 monomials
+    with pytest.raises(ValueError, match="`space` degree must be at most"):
+        batch_sgd_operator(smfsym.Problem((x - xi) ** 2, [x]), PolynomialSpace([x], 9), 0.1, 2)
+    with pytest.raises(ValueError, match="`n_steps` must be at most"):
+        exact_batch_sgd_mean(smfsym.Problem((x - xi) ** 2, [x]), x, [1.0], 0.1, 10**7)

@@ -35,6 +35,17 @@ __all__ = ["batch_sgd_operator", "exact_batch_sgd_mean", "batch_sum_moment"]
 
 #: Largest test-function degree handled (Bell(8) = 4140 partitions per moment).
 MAX_DEGREE = 8
+#: Largest polynomial space (number of monomials) the exact operators are built on.
+MAX_MONOMIALS = 2000
+#: Most steps an exact product of one-step operators is taken over.
+MAX_EXACT_STEPS = 100_000
+
+
+def check_space_size(n: int, what: str) -> None:
+    """Refuse, before any work, a polynomial space too large for exact linear algebra."""
+    if n > MAX_MONOMIALS:
+        raise ValueError(f"{what}: {n} monomials exceed the bound {MAX_MONOMIALS} of exact mode (the matrices "
+                         f"cost {n}^3 operations per product); lower the test function's degree or use Monte Carlo.")
 
 
 @lru_cache(maxsize=None)
@@ -153,6 +164,7 @@ def batch_sgd_operator(problem: Problem, space: PolynomialSpace, eta: Any, batch
     if space.degree > MAX_DEGREE:
         raise ValueError(f"`space` degree must be at most {MAX_DEGREE} (set partitions grow like Bell numbers); "
                          f"got {space.degree}.")
+    check_space_size(len(space.exps), "`space`")
     if tuple(space.params) != tuple(problem.params):
         raise ValueError(f"`space` must be over the problem's parameters {problem.params}; got {space.params}.")
     eta = rational(eta) if not isinstance(eta, sp.Basic) or eta.is_number else eta
@@ -214,6 +226,8 @@ def exact_batch_sgd_mean(problem: Problem, phi, x0, eta, n_steps: int, batch_siz
         raise NotClosedError(f"`phi` must be a polynomial in the parameters {params}; got {phi}.")
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 0:
         raise ValueError(f"`n_steps` must be a non-negative integer; got {n_steps!r}.")
+    if n_steps > MAX_EXACT_STEPS:
+        raise ValueError(f"`n_steps` must be at most {MAX_EXACT_STEPS} in exact mode; got {n_steps}.")
     space = PolynomialSpace(params, max(sp.Poly(phi, *params).total_degree(), 0))
     x0 = np.atleast_1d(np.asarray(x0, dtype=float))
     if x0.shape != (len(params),):

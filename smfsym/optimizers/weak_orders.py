@@ -32,7 +32,7 @@ from ..problem import Problem
 from ..sde import SDE
 from ..simulate import simulate
 from ..studies import OrderWarning, WeakErrorStudy, default_scheme, fit_order
-from .minibatch_exact import _mp, batch_sgd_operator
+from .minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
 from .momentum import beta_for, momentum_model, simulate_momentum_sgd
 from .schedules import _as_schedule, scheduled_model, simulate_sgd_schedule, with_time
 
@@ -67,6 +67,8 @@ def exact_schedule_sgd_mean(problem: Problem, schedule, phi, x0, eta, n_steps: i
     """
     sch = _as_schedule(schedule)
     phi = _check_phi(phi, problem.params)
+    if not isinstance(n_steps, (int, np.integer)) or not 0 <= n_steps <= MAX_EXACT_STEPS:
+        raise ValueError(f"`n_steps` must be an integer in [0, {MAX_EXACT_STEPS}] in exact mode; got {n_steps!r}.")
     space = PolynomialSpace(problem.params, _degree(phi, problem.params))
     e = sp.Symbol("eta_k")
     Psym = batch_sgd_operator(problem, space, e)
@@ -94,6 +96,7 @@ def exact_time_dependent_mean(sde: SDE, phi, x0, eta, t_end: float, params: Sequ
     tsym = sde.state[-1]
     phi = _check_phi(phi, params)
     space = PolynomialSpace(params, _degree(phi, params))
+    check_space_size(len(space.exps), "the moment ODE")
     sub = sde.subs({sde.eta: rational(eta)})
     cols = [space.coords(sub.generator(m), "generator image of a monomial") for m in space.monomials]
     n = len(cols)
@@ -146,7 +149,10 @@ def exact_momentum_sgd_mean(problem: Problem, phi, state: Sequence[sp.Symbol], z
     if step_map is None:
         d = problem.dim
         step_map, _ = _momentum_step_map(problem, state[d:], eta, beta, nesterov)
+    if not isinstance(n_steps, (int, np.integer)) or not 0 <= n_steps <= MAX_EXACT_STEPS:
+        raise ValueError(f"`n_steps` must be an integer in [0, {MAX_EXACT_STEPS}] in exact mode; got {n_steps!r}.")
     space = PolynomialSpace(state, _degree(phi, state))
+    check_space_size(len(space.exps), "momentum SGD's state space")
     cols = [space.coords(expectation(sp.expand(m.xreplace(step_map))), "momentum SGD image of a monomial")
             for m in space.monomials]
     n = len(cols)
