@@ -27,13 +27,11 @@ def _brute(problem, data, syms, space, eta, B, sampling):
     g = problem.grad_f
     batches = (list(itertools.combinations(range(M), B)) if sampling == "without_replacement"
                else list(itertools.product(range(M), repeat=B)))
-    cols = []
-    for m in space.monomials:
-        img = 0
-        for T in batches:
-            step = sum((g.xreplace({syms[0]: data[i, 0], syms[1]: data[i, 1]}) for i in T), sp.zeros(2, 1))
-            img += m.xreplace({p: p - sp.Rational(eta) / B * s for p, s in zip(problem.params, step)})
-        cols.append(space.coords(sp.expand(img / len(batches))))
+    rows = [g.xreplace({syms[0]: data[i, 0], syms[1]: data[i, 1]}) for i in range(M)]
+    maps = [{p: p - sp.Rational(eta) / B * sum(rows[i][j] for i in T) for j, p in enumerate(problem.params)}
+            for T in batches]
+    cols = [space.coords(sp.expand(sp.Add(*[m.xreplace(mp) for mp in maps]) / len(batches)))
+            for m in space.monomials]
     return np.array([[float(cols[j][i]) for j in range(len(cols))] for i in range(len(cols))])
 
 
