@@ -217,3 +217,15 @@ def test_data_set_and_matrix_sqrt_noise():
 def test_bad_input(regression, call, exc, match):
     with pytest.raises(exc, match=match):
         call(regression)
+
+
+def test_monte_carlo_study_agrees_with_exact(regression):
+    kw = dict(models=["smf2"], lam=1.5, p0=[0.5, 0.0])
+    ex = momentum_weak_error(regression, x * y, [1.0, -0.5], 1.0, [1 / 25, 1 / 100], **kw)
+    with pytest.warns(smfsym.OrderWarning, match="cannot be resolved"):  # two etas, errors near the noise
+        mc = momentum_weak_error(regression, x * y, [1.0, -0.5], 1.0, [1 / 25, 1 / 100], method="montecarlo",
+                                 dt_fraction=0.25, n_paths=10_000, seed=5, **kw)
+    assert mc.meta["method"] == "montecarlo"
+    for a, b in zip(ex.rows, mc.rows):
+        assert b["se"] > 0
+        assert abs(a["error"] - b["error"]) < 4 * b["se"] + b["solver_error"], (a, b)
