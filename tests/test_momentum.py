@@ -229,3 +229,19 @@ def test_monte_carlo_study_agrees_with_exact(regression):
     for a, b in zip(ex.rows, mc.rows):
         assert b["se"] > 0
         assert abs(a["error"] - b["error"]) < 4 * b["se"] + b["solver_error"], (a, b)
+
+
+def test_momentum_multipoint_exact_non_product_noise():
+    """Sigma(x, y) = 9xy/8 + 5/4 is not Sigma(x)^{1/2} Sigma(y)^{1/2}: the order-2 momentum SMF's two-point
+    product is order 2 in h, its covariance (itself O(h)) order 3 with the noise correction."""
+    from smfsym.optimizers import momentum_multipoint
+
+    a = smfsym.normal("a", mean=1, std=sp.Rational(1, 2))
+    p = smfsym.Problem((a * x - smfsym.normal("z")) ** 2 / 2, [x])
+    st = momentum_multipoint(p, [[1.0], [-2.0]], 1.0, ETAS, lam=1.0, models=["smf2"], stats=["product", "covariance"])
+    assert abs(st.orders[("smf2", "product")].slope - 2) < 0.15
+    assert abs(st.orders[("smf2", "covariance")].slope - 3) < 0.15
+    with pytest.raises(smfsym.exact.NotClosedError, match="not polynomial"):
+        momentum_multipoint(p, [[1.0], [-2.0]], 1.0, ETAS[:2], lam=1.0, models=["sme1"])
+    with pytest.raises(ValueError, match="`starts` must be two finite points"):
+        momentum_multipoint(p, [[1.0]], 1.0, ETAS, lam=1.0)
