@@ -142,6 +142,20 @@ print("correlation of X(-1) and X(+1):", corr)
 results["npoint_correlation"] = corr
 
 # %% [markdown]
+# Exact two-point statistics where $\Sigma(x, y)$ is not a product of square roots
+# ($f = (ax - z)^2/2$, $\Sigma(x, y) = \frac98 xy + \frac54$): the order-2 momentum SMF's product error is
+# $O(h^2)$, its covariance error $O(h^3)$ (the covariance itself is $O(h)$).
+
+# %%
+from smfsym.optimizers import momentum_multipoint
+
+np_problem = smfsym.Problem((a * x - z) ** 2 / 2, [x])
+two = momentum_multipoint(np_problem, [[1.0], [-2.0]], 1.0, [1 / 100, 1 / 400, 1 / 1600], lam=1.0,
+                          models=["smf1", "smf2"], stats=["product", "covariance"])
+print(two)
+results["npoint_orders"] = {f"{m}:{s}": o.slope for (m, s), o in two.orders.items()}
+
+# %% [markdown]
 # ## 4. Mini-batches in exact mode
 #
 # Without replacement from a data set of $M = 6$ rows, the one-step covariance carries the finite-population

@@ -40,7 +40,9 @@ __all__ = [
 
 # schedules, momentum and mini-batch exact moments (docs/theory.md §4, §7)
 from .optimizers import (Schedule, batch_sgd_operator, exact_batch_sgd_mean, momentum_model, momentum_weak_error,
-                         schedule_weak_error, scheduled_model, simulate_momentum_sgd, simulate_sgd_schedule)
+                         schedule_weak_error, scheduled_model, simulate_momentum_sgd, simulate_sgd_schedule,
+                         momentum_multipoint)
 
 __all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "momentum_weak_error",
-            "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule"]
+            "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule",
+            "momentum_multipoint"]

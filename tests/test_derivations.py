@@ -113,6 +113,9 @@ def test_f_momentum_schedules(tmp_path):
     corr = r["npoint_correlation"]
     assert corr["sgd"] == pytest.approx(-1.0) and corr["smf"] == pytest.approx(-1.0)
     assert corr["sme"] > 0.9  # one Brownian motion through |x|: the wrong sign
+    no = r["npoint_orders"]
+    assert abs(no["smf2:product"] - 2) < 0.15 and abs(no["smf2:covariance"] - 3) < 0.15
+    assert abs(no["smf1:product"] - 1) < 0.15
     v = r["batch_variance"]
     assert all(a > b for a, b in zip(v, v[1:])) and abs(v[-1]) < 1e-12  # B = M is gradient descent
     mc, se, exact = r["batch3_mc"]
