@@ -11,9 +11,9 @@ from .momentum import (DEFAULT_FRICTION, beta_for, friction, momentum_latex, mom
                        simulate_momentum_sgd)
 
 __all__ += ["DEFAULT_FRICTION", "beta_for", "friction", "momentum_latex", "momentum_model", "simulate_momentum_sgd"]
-from .weak_orders import (MomentumMultipoint, exact_momentum_sgd_mean, exact_schedule_sgd_mean,
-                          exact_time_dependent_mean, momentum_multipoint, momentum_weak_error, npoint_model,
-                          schedule_weak_error)
+from .weak_orders import (exact_momentum_sgd_mean, exact_schedule_sgd_mean, exact_time_dependent_mean,
+                          momentum_weak_error, schedule_weak_error)
+from .momentum_npoint import MomentumMultipoint, momentum_multipoint, npoint_model
 
 __all__ += ["exact_momentum_sgd_mean", "exact_schedule_sgd_mean", "exact_time_dependent_mean",
             "momentum_weak_error", "npoint_model", "schedule_weak_error", "momentum_multipoint", "MomentumMultipoint"]
