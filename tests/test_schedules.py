@@ -166,6 +166,12 @@ def test_bad_input(gauss, make, match):
 def test_bad_types():
     with pytest.raises(TypeError, match="`expr` must be a sympy expression"):
         Schedule(object())
+    with pytest.raises(TypeError, match="`expr` must be a sympy expression"):
+        Schedule("1/(1 + t)")  # strings are never parsed
+    with pytest.raises(ValueError, match="time symbol s only"):
+        Schedule(sp.Symbol("s") * sp.Symbol("c"), t=sp.Symbol("s"))
+    own = sp.Symbol("t")  # no assumptions: a different symbol from TIME, adopted as the time variable
+    assert Schedule(1 / (1 + own)).t == own
     with pytest.raises(TypeError, match="`t` must be a sympy Symbol"):
         Schedule(1, t="t")
     with pytest.raises(TypeError, match="`schedule` must be a Schedule"):

@@ -41,7 +41,7 @@ class Schedule:
     expr : sympy expression or number
         u as an expression in ``t`` only (no other free symbols).
     t : sympy.Symbol, optional
-        The time symbol (default :data:`TIME`).
+        The time symbol (default: the expression's only free symbol, else :data:`TIME`).
     name : str, optional
 
     Examples
@@ -56,13 +56,15 @@ class Schedule:
     """
 
     def __init__(self, expr: Any, t: sp.Symbol | None = None, name: str | None = None):
-        self.t = TIME if t is None else t
-        if not isinstance(self.t, sp.Symbol):
-            raise TypeError(f"`t` must be a sympy Symbol; got {type(self.t).__name__}.")
-        try:
-            self.expr = sp.sympify(expr)
-        except (sp.SympifyError, TypeError):
-            raise TypeError(f"`expr` must be a sympy expression in {self.t}; got {expr!r}.") from None
+        if t is not None and not isinstance(t, sp.Symbol):
+            raise TypeError(f"`t` must be a sympy Symbol; got {type(t).__name__}.")
+        if isinstance(expr, str) or not isinstance(expr, (sp.Basic, int, float)):
+            # strings are not parsed: a schedule is an expression built by the caller
+            raise TypeError(f"`expr` must be a sympy expression in the time symbol; got {expr!r}.")
+        self.expr = sp.sympify(expr)
+        free = self.expr.free_symbols
+        # an expression in one symbol of the caller's own (say Symbol("t") without assumptions) uses that symbol
+        self.t = t if t is not None else (next(iter(free)) if len(free) == 1 else TIME)
         extra = self.expr.free_symbols - {self.t}
         if extra:
             raise ValueError(f"`expr` must depend on the time symbol {self.t} only; it also has "
