@@ -51,3 +51,12 @@ __all__ += ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "d
             "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd"]
 __all__ += ["MeanFieldStudy", "linearised_variance", "meanfield_study"]
 __all__ += ["DataRule"]
+
+# schedules, momentum and mini-batch exact moments (docs/theory.md §4, §7)
+from .optimizers import (Schedule, batch_sgd_operator, exact_batch_sgd_mean, momentum_model, momentum_weak_error,
+                         schedule_weak_error, scheduled_model, simulate_momentum_sgd, simulate_sgd_schedule,
+                         momentum_multipoint)
+
+__all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "momentum_weak_error",
+            "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule",
+            "momentum_multipoint"]

@@ -125,3 +125,23 @@ def test_e_meanfield(tmp_path):
     assert abs(smallest["var_sgd"] / smallest["eta"] - r["linearised"]) < 5 * smallest["var_se_sgd"] / smallest["eta"] \
         + smallest["eta"] * r["linearised"] * 2
     assert (out / "meanfield_study.png").exists() and (out / "width.png").exists()
+
+
+def test_f_momentum_schedules(tmp_path):
+    r, out = run_derivation("f_momentum_schedules", tmp_path)
+    for key, target in {"gf": 1, "smf1": 1, "smf2": 2}.items():
+        assert abs(r["schedule_orders"][key] - target) < 0.15
+        for variant in ("heavy_ball", "nesterov"):
+            assert abs(r["momentum_orders"][variant][key] - target) < 0.15
+    corr = r["npoint_correlation"]
+    assert corr["sgd"] == pytest.approx(-1.0) and corr["smf"] == pytest.approx(-1.0)
+    assert corr["sme"] > 0.9  # one Brownian motion through |x|: the wrong sign
+    no = r["npoint_orders"]
+    assert abs(no["smf2:product"] - 2) < 0.15 and abs(no["smf2:covariance"] - 3) < 0.15
+    assert abs(no["smf1:product"] - 1) < 0.15
+    v = r["batch_variance"]
+    assert all(a > b for a, b in zip(v, v[1:])) and abs(v[-1]) < 1e-12  # B = M is gradient descent
+    mc, se, exact = r["batch3_mc"]
+    assert abs(mc - exact) < 4 * se
+    for png in ("schedule_weak_error.png", "momentum_weak_error.png", "momentum_joint_law.png"):
+        assert (out / png).exists()
