@@ -7,9 +7,9 @@
 # %% [markdown]
 # # (a) Gaussian quadratic: the Ornstein-Uhlenbeck case
 #
-# MATH.md section 3: xi ~ N(0, s^2), f(x, xi) = (x - xi)^2 / 2. Then F = (x^2 + s^2)/2,
+# docs/theory.md §3: xi ~ N(0, s^2), f(x, xi) = (x - xi)^2 / 2. Then F = (x^2 + s^2)/2,
 # Sigma = s^2, the SME and the SMF coincide (additive noise), and SGD has closed-form
-# moments. An exact weak-error study (MATH.md section 4, no Monte Carlo) recovers
+# moments. An exact weak-error study (docs/theory.md §4, no Monte Carlo) recovers
 # order 1 for gf/sme1/smf1 and order 2 for sme2/smf2.
 
 # %%

@@ -7,7 +7,7 @@
 # %% [markdown]
 # # (b) The Rademacher example: |x| against a smooth flow
 #
-# MATH.md section 5: xi = +-1, f = (1 + xi) x^2 / 2. Sigma(x) = x^2, so the SME's
+# docs/theory.md §5: xi = +-1, f = (1 + xi) x^2 / 2. Sigma(x) = x^2, so the SME's
 # coefficient is sqrt(eta)|x| -- not differentiable at 0 -- while the SMF's noise
 # column is -sqrt(eta) x. Each single-point law is the same; the joint law of two
 # starts driven by one noise is not: SGD and the SMF keep X(-1) = -X(1), the SME

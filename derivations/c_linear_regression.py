@@ -11,7 +11,7 @@
 # derivation (F, grad F, Sigma, SME and SMF of order 2) is exact; Sigma(x) =
 # (|x|^2 + s^2) I + x x^T has no closed-form square root, so the SME keeps a numeric
 # one while the SMF's 20 noise columns are explicit polynomials. The weak-error
-# study against SGD is exact (MATH.md section 4).
+# study against SGD is exact (docs/theory.md §4).
 
 # %%
 import json

@@ -1,6 +1,6 @@
 """smfsym: symbolic-numeric stochastic modified equations and flows of SGD.
 
-See ``../shared/MATH.md`` (shipped with the project) for the mathematics.
+The mathematics is stated in ``docs/theory.md`` (sections cited as §N in the docstrings).
 """
 from .chaos import ChaosExpansion, NoiseTemplate, TruncationWarning, chaos_expansion
 from .compile import compile_exprs

@@ -1,4 +1,4 @@
-"""The cylindrical-noise expansion of the loss (MATH.md section 3).
+"""The cylindrical-noise expansion of the loss (docs/theory.md §3).
 
 With an orthonormal basis e_0 = 1, e_1, ... of L^2(nu), the SMF noise is
 -sqrt(eta) sum_k grad f_k(x) dbeta_k with the chaos coefficients
@@ -151,7 +151,7 @@ def _check_columns(problem, n_columns, what):
 
 
 def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
-    """The chaos expansion of ``problem``'s loss (MATH.md section 3).
+    """The chaos expansion of ``problem``'s loss (docs/theory.md §3).
 
     The number of noise columns is estimated before anything is built and refused
     beyond ``problem.limits.max_noise_columns`` (docs/theory.md §8).
@@ -165,7 +165,7 @@ def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
 
     Examples
     --------
-    MATH.md section 3: xi ~ N(0, s^2), f = (x - xi)^2 / 2 gives f_1 = -s x and
+    docs/theory.md §3: xi ~ N(0, s^2), f = (x - xi)^2 / 2 gives f_1 = -s x and
     f_2 = s^2/sqrt(2); f_2 does not depend on x, so its column vanishes and is
     dropped, leaving a single noise column -s:
 

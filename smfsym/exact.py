@@ -1,4 +1,4 @@
-"""Exact moments (MATH.md section 4): no Monte Carlo.
+"""Exact moments (docs/theory.md §4): no Monte Carlo.
 
 For a loss whose gradient is affine in the parameters, polynomial test
 functions of degree n stay polynomials of degree <= n under the one-step SGD

@@ -1,4 +1,4 @@
-"""Expectations over the data law (MATH.md section 1).
+"""Expectations over the data law (docs/theory.md §1).
 
 Polynomials in the data are averaged exactly through moments (Isserlis for
 correlated Gaussians, moment tables for the other laws, weighted sums for

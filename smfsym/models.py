@@ -1,6 +1,6 @@
 """Gradient flow, stochastic modified equations and stochastic modified flows.
 
-MATH.md section 2 (SME, Li-Tai-E) and section 3 (SMF, Gess-Kassing-Konarovskyi).
+docs/theory.md §2 (SME, Li-Tai-E) and section 3 (SMF, Gess-Kassing-Konarovskyi).
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def _sqrt_real(e, params):
 
 
 def sme(problem: Problem, order: int = 2, eta: Any = None) -> SDE:
-    r"""Stochastic modified equation of order 1 or 2 (MATH.md section 2).
+    r"""Stochastic modified equation of order 1 or 2 (docs/theory.md §2).
 
     dX = -grad(F + [order 2] eta/4 |grad F|^2) dt + sqrt(eta) Sigma^{1/2} dW.
     Sigma^{1/2} is given in closed form for d = 1 and diagonal Sigma, else as a
@@ -66,7 +66,7 @@ def sme(problem: Problem, order: int = 2, eta: Any = None) -> SDE:
 
     Examples
     --------
-    MATH.md section 5: the SME diffusion is |x|, not differentiable at 0.
+    docs/theory.md §5: the SME diffusion is |x|, not differentiable at 0.
 
     >>> import sympy as sp, smfsym
     >>> x = sp.Symbol("x")
@@ -93,7 +93,7 @@ def sme(problem: Problem, order: int = 2, eta: Any = None) -> SDE:
 
 
 def smf(problem: Problem, order: int = 2, eta: Any = None, degree: int | None = None) -> SDE:
-    r"""Stochastic modified flow of order 1 or 2 (MATH.md section 3).
+    r"""Stochastic modified flow of order 1 or 2 (docs/theory.md §3).
 
     Drift as the SME's; noise -sqrt(eta / B) sum_k grad f_k(X) dbeta_k from the
     chaos expansion of the loss (exact for losses polynomial in the data,

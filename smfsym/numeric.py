@@ -4,7 +4,7 @@ Compiled once per simulation (never inside the time loop). The noise enters
 only through its *action* sigma(x) u on an increment u, compiled as d
 expressions in (x, u), so the d x m matrix is never materialised for
 explicit-matrix noise; the weak order-2 solver also gets the symbolic
-directional derivatives it needs (MATH.md section 3; Kloeden-Platen ch. 14).
+directional derivatives it needs (docs/theory.md §3; Kloeden-Platen ch. 14).
 """
 from __future__ import annotations
 

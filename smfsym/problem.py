@@ -1,8 +1,8 @@
-"""The problem: a per-sample loss f(x, xi) and the law of xi (MATH.md section 1).
+"""The problem: a per-sample loss f(x, xi) and the law of xi (docs/theory.md §1).
 
 :class:`Problem` derives, lazily and once each, the full loss F = E f, its
 gradient and Hessian, the gradient-noise covariance Sigma(x), the
-cross-covariance Sigma(x, y) and the chaos expansion of f (MATH.md section 3),
+cross-covariance Sigma(x, y) and the chaos expansion of f (docs/theory.md §3),
 all scaled for the batch size.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ class Problem:
         Other symbols allowed in the loss (regularisation weights, ...); law
         parameters are always allowed.
     batch_size : int or sympy.Symbol, default 1
-        Mini-batch size B: Sigma is divided by B (MATH.md section 1).
+        Mini-batch size B: Sigma is divided by B (docs/theory.md §1).
     sampling : {"iid", "without_replacement"}
         How batches are drawn; without replacement (from an empirical data set
         of M points) scales Sigma by (M - B) / (B (M - 1)).
@@ -115,7 +115,7 @@ class Problem:
 
     Examples
     --------
-    The Gaussian quadratic example of MATH.md section 3:
+    The Gaussian quadratic example of docs/theory.md §3:
 
     >>> import sympy as sp, smfsym
     >>> x, s = sp.Symbol("x"), sp.Symbol("s", positive=True)
@@ -387,7 +387,7 @@ class Problem:
 
     @cached_property
     def sigma(self) -> sp.ImmutableMatrix:
-        """Gradient-noise covariance Sigma(x), batch-scaled (MATH.md section 1)."""
+        """Gradient-noise covariance Sigma(x), batch-scaled (docs/theory.md §1)."""
         if self._ring is not None:
             _, grads, dom, moments = self._ring
             sizes = [len(g) for g in grads]
@@ -431,7 +431,7 @@ class Problem:
                                       check_tails=False))
 
     def chaos(self, degree: int | None = None):
-        """The cylindrical-noise (chaos) expansion of the loss, MATH.md section 3.
+        """The cylindrical-noise (chaos) expansion of the loss, docs/theory.md §3.
 
         See :func:`smfsym.chaos_expansion`.
         """

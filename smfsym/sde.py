@@ -25,7 +25,7 @@ class MatrixSqrt:
     """Marker for ``scale * Sigma(x)^{1/2}``: evaluated numerically (batched eigh).
 
     Sigma^{1/2} is in general not differentiable where Sigma is singular
-    (MATH.md section 2), which is why it is kept as a marker.
+    (docs/theory.md §2), which is why it is kept as a marker.
     """
 
     sigma: sp.ImmutableMatrix
@@ -146,8 +146,8 @@ class SDE:
     def two_point_covariance(self, y: Sequence[sp.Symbol]):
         """sigma(x) sigma(y)^T: the covariance of the noise seen by two points driven by one W.
 
-        For the SMF this is eta Sigma(x, y) (MATH.md section 3); for an SME it is
-        eta Sigma(x)^{1/2} Sigma(y)^{1/2}, which differs (MATH.md section 5). A
+        For the SMF this is eta Sigma(x, y) (docs/theory.md §3); for an SME it is
+        eta Sigma(x)^{1/2} Sigma(y)^{1/2}, which differs (docs/theory.md §5). A
         numeric matrix square root gives an unevaluated matrix product.
         """
         ys = as_symbol_tuple(y, "y")
@@ -167,7 +167,7 @@ class SDE:
                                                    evaluate=False)
 
     def generator(self, phi: Any) -> sp.Expr:
-        r"""L phi = b . grad phi + 1/2 tr(sigma sigma^T Hess phi) (MATH.md section 4)."""
+        r"""L phi = b . grad phi + 1/2 tr(sigma sigma^T Hess phi) (docs/theory.md §4)."""
         phi = as_expr(phi)
         x = self.state
         grad = sp.Matrix([sp.diff(phi, v) for v in x])

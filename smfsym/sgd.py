@@ -1,4 +1,4 @@
-"""Simulating SGD itself from a Problem (MATH.md section 1), vectorised over paths.
+"""Simulating SGD itself from a Problem (docs/theory.md §1), vectorised over paths.
 
 Data are drawn with numpy's Generator methods from each law; mini-batches are
 i.i.d., or without replacement from an empirical data set. In the n-point mode
@@ -126,7 +126,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
 
     Examples
     --------
-    MATH.md section 3: the mean is (1 - eta)^k x_0.
+    docs/theory.md §3: the mean is (1 - eta)^k x_0.
 
     >>> import sympy as sp, smfsym
     >>> x = sp.Symbol("x")

@@ -1,4 +1,4 @@
-"""Hand-derived closed forms (MATH.md sections 3 and 5, linear regression)."""
+"""Hand-derived closed forms (docs/theory.md §3 and §5, linear regression)."""
 import sympy as sp
 import pytest
 

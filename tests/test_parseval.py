@@ -1,4 +1,4 @@
-"""Parseval: the SMF noise reproduces eta Sigma(x) and eta Sigma(x, y) exactly (MATH.md s.3).
+"""Parseval: the SMF noise reproduces eta Sigma(x) and eta Sigma(x, y) exactly (docs/theory.md §3).
 
 Property-based over random polynomial losses and data laws.
 """

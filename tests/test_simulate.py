@@ -199,7 +199,7 @@ def test_minibatch_sgd_variance_scales_with_batch_size():
     assert sp.simplify(p.sigma[0, 0] - sp.Rational(49, 100) / B) == 0
     n = 200_000
     X = smfsym.simulate_sgd(p, [x0], K, eta, n_paths=n, seed=4).states[-1, :, 0]
-    var = eta * s**2 / B * (1 - (1 - eta) ** (2 * K)) / (2 - eta)  # MATH.md s.3 with Sigma / B
+    var = eta * s**2 / B * (1 - (1 - eta) ** (2 * K)) / (2 - eta)  # docs/theory.md §3 with Sigma / B
     assert abs(X.mean() - (1 - eta) ** K * x0) < 5 * np.sqrt(var / n)
     assert abs(X.var(ddof=1) - var) < 5 * var * np.sqrt(2 / (n - 1))  # 5 SE of a Gaussian sample variance
 

@@ -1,4 +1,4 @@
-"""Data laws: the distribution nu of one data sample xi (MATH.md section 1).
+"""Data laws: the distribution nu of one data sample xi (docs/theory.md §1).
 
 One class per law plus a short factory (as in ``sympy.stats``). A factory
 returns the *data symbols* that stand for the sample's coordinates; they enter
@@ -8,7 +8,7 @@ the loss like ordinary sympy symbols and carry their law with them, so a
 Each law knows
 - its moments (exactly, symbolically in its parameters) -- for fast expectations,
 - an orthonormal polynomial basis of L^2(law) (Hermite, Legendre, Laguerre,
-  Jacobi, discrete Gram-Schmidt) -- for the cylindrical-noise expansion, MATH.md s.3,
+  Jacobi, discrete Gram-Schmidt) -- for the cylindrical-noise expansion, docs/theory.md §3,
 - a numeric Gauss rule -- for expectations of non-polynomial expressions,
 - a numpy sampler -- for SGD.
 

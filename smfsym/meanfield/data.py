@@ -2,7 +2,7 @@
 
 The DD-SMF's drift E[...] and its cylindrical noise are represented on a rule
 of M nodes; the noise then has M columns sqrt(w_j) (grad V - grad v(., xi_j))
-(MATH.md section 3, finite laws):
+(docs/theory.md §3, finite laws):
 
 - an empirical data set: its M rows and weights. Exact.
 - finite laws (Bernoulli, categorical, ...): their support. Exact.

@@ -5,7 +5,7 @@ gradient are evaluated on (paths, particles, nodes) for a slice of paths at a
 time, the output Phi(z_j) is their mean over particles, and every update is a
 contraction sum_j coef_j grad phi(theta_i, z_j) with per-node coefficients
 (batched matrix-vector products). Noise columns are never formed: the Gaussian
-increments are contracted first (MATH.md section 6).
+increments are contracted first (docs/theory.md §6).
 """
 from __future__ import annotations
 

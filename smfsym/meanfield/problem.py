@@ -1,4 +1,4 @@
-"""The mean-field problem of a wide two-layer network (docs/theory.md §6, MATH.md section 6).
+"""The mean-field problem of a wide two-layer network (docs/theory.md §6, docs/theory.md §6).
 
 A network of width N with units phi(theta, z) has output Phi_mu(z) = <phi(., z), mu>,
 mu the empirical measure of the N unit parameters. :class:`MeanFieldProblem`
@@ -144,7 +144,7 @@ class MeanFieldProblem:
         return self.loss.xreplace({self.output: self.unit})
 
     def single_neuron_problem(self) -> Problem:
-        """The finite-dimensional problem of width N = 1 (MATH.md section 6: N = 1 is plain SGD)."""
+        """The finite-dimensional problem of width N = 1 (docs/theory.md §6: N = 1 is plain SGD)."""
         return Problem(self.single_loss, self.params, constants=self.constants, batch_size=self.batch_size)
 
     @cached_property

@@ -128,7 +128,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
                progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise",
                blowup_threshold: float | None = None, increments: str = "gaussian") -> MultipointStudy:
-    """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (MATH.md s.5).
+    """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (docs/theory.md §5).
 
     Parameters
     ----------

@@ -183,7 +183,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                dt_fraction: float = 0.125, values: Mapping | None = None, progress: bool | None = None,
                resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise",
                blowup_threshold: float | None = None, increments: str = "gaussian") -> WeakErrorStudy:
-    """Weak error of each model against SGD over a range of learning rates (MATH.md section 2).
+    """Weak error of each model against SGD over a range of learning rates (docs/theory.md §2).
 
     Parameters
     ----------
