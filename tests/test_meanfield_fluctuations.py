@@ -38,9 +38,9 @@ def test_fluctuations_sgd_ddsmf_limit(net):
     etas = np.array([0.04, 0.02, 0.01])
     P = 128
     res = {"sgd": [], "dd": []}
-    for eta in etas:
-        s = smfsym.simulate_meanfield_sgd(net, th, eta=eta, n_steps=int(round(T_END / eta)), n_paths=P, seed=1)
-        d = smfsym.simulate_ddsmf(net, th, eta=eta, t_end=T_END, n_paths=P, seed=2)
+    for i, eta in enumerate(etas):  # a seed per eta: independent estimates for the slope fit
+        s = smfsym.simulate_meanfield_sgd(net, th, eta=eta, n_steps=int(round(T_END / eta)), n_paths=P, seed=10 + i)
+        d = smfsym.simulate_ddsmf(net, th, eta=eta, t_end=T_END, n_paths=P, seed=20 + i)
         res["sgd"].append(s.summary())
         res["dd"].append(d.summary())
     for s, d in zip(res["sgd"], res["dd"]):

@@ -15,6 +15,7 @@ import numpy as np
 
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
+from ..engine import resolve_seed
 from .particles import check_particles, particles
 from .result import check_net, positive
 from .sgd import simulate_meanfield_sgd
@@ -182,8 +183,9 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     observables : sequence of {"risk", "output_at", "moments"}
     n_saves : int
         Saved times 0, t_end / n_saves, ..., t_end.
-    seed : int
-        The same seed for every run (the paths are still independent across methods).
+    seed : int or SeedSequence
+        Root seed; the cell (eta_i, N_j) uses its child ``spawn_key + (i, j)``, shared by SGD and the
+        DD-SMF (their paths are independent anyway: different random variables).
     methods : subset of ("sgd", "ddsmf", "limit")
     ddsmf_order : {1, 2}
     n_points, risk_points : int
@@ -233,18 +235,25 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
         if np.any(np.abs(k - np.rint(k)) > 1e-9 * np.maximum(1, k)):
             raise ValueError(f"the saved times {times.tolist()} must be multiples of every eta; {eta} does not divide them.")
     common = dict(observables=observables, risk_points=risk_points, inputs=inputs, values=values, max_work=max_work)
+    # one child seed per (eta, N), shared by SGD and the DD-SMF: the estimates at different etas are
+    # independent (a shared seed would replay the same sample prefix and correlate them), and any
+    # (eta, N) cell is reproducible on its own
+    root = resolve_seed(seed)
+    cell_seed = {(i, j): np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i, j))
+                 for i in range(len(etas)) for j in range(len(widths))}
     results = {}
-    for N in widths:
+    for j, N in enumerate(widths):
         th = starts[N]
         if "limit" in methods:
             results[("limit", None, N)] = simulate_meanfield_limit(net, th, t_end, dt=limit_dt, save_at=times,
                                                                    n_points=n_points, **common)
-        for eta in etas:
+        for i, eta in enumerate(etas):
             n_steps = int(round(t_end / eta))
-            results[("sgd", eta, N)] = simulate_meanfield_sgd(net, th, eta, n_steps, n_paths=n_paths, seed=seed,
+            cs = cell_seed[(i, j)]
+            results[("sgd", eta, N)] = simulate_meanfield_sgd(net, th, eta, n_steps, n_paths=n_paths, seed=cs,
                                                               save_at=times, progress=progress, **common)
             if "ddsmf" in methods:
-                results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=seed,
+                results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=cs,
                                                             save_at=times, order=ddsmf_order, n_points=n_points,
                                                             progress=progress, **common)
     st = MeanFieldStudy(results=results, etas=etas, widths=widths, t=times,
