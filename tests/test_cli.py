@@ -158,8 +158,8 @@ LOSS_OK = '[problem]\nparams = ["x"]\nloss = "x**2 * (1 + z)"\n[data.z]\nlaw = "
      ("`[problem] batch_size`", "integer")),
     (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "batch_size = true\nparams")) and d / "s.toml",
      ("`[problem] batch_size`", "got bool")),
-    (lambda d: (d / "s.toml").write_text(LOSS_OK + "[meanfield]\nx = 1\n") and d / "s.toml",
-     ("unknown section", "[problem], [check], [data]")),
+    (lambda d: (d / "s.toml").write_text(LOSS_OK + "[bogus_section]\nx = 1\n") and d / "s.toml",
+     ("unknown section", "[problem], [check], [meanfield], [data]")),
     (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "lr = 1\nparams")) and d / "s.toml",
      ("`[problem] lr`: unknown key", "allowed keys: params, loss")),
 ])
@@ -233,8 +233,8 @@ def test_check_output_directory_rules(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["check", str(spec), "-o", str(out)]) == 0
     first = (out / "summary.json").read_text()
-    assert sorted(p.name for p in out.iterdir()) == [".smfsym-check", "summary.json", "weak_error.png",
-                                                     "weak_error.tex", "weak_error.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".smfsym-check", "summary.json", "weak_error.json",
+                                                     "weak_error.png", "weak_error.tex", "weak_error.txt"]
     _one_line_error_inproc(capsys, ["check", str(spec), "-o", str(out)], "previous check", "--force")
     assert main(["check", str(spec), "-o", str(out), "--force"]) == 0
     assert (out / "summary.json").read_text() == first  # same seed, same numbers

@@ -135,3 +135,12 @@ def test_problem_fields_never_reach_sympify(traps, tmp_path, monkeypatch, field,
     with pytest.raises(SpecError, match=rf"s.toml:4: `\[problem\] {field}`"):
         load_spec(p)
     assert traps == [] and not (tmp_path / "CANARY").exists()
+
+
+def test_the_spec_reference_in_the_docs_is_the_schema():
+    """docs/spec_reference.md is generated from the schema: regenerate it when a key changes."""
+    from smfsym.spec import reference
+
+    doc = (PKG.parent / "docs" / "spec_reference.md").read_text()
+    assert doc.split("\n\n", 1)[0] == "# smfsym spec reference"
+    assert reference() + "\n" in doc, "docs/spec_reference.md is stale: regenerate it from smfsym.spec.reference()"

@@ -270,7 +270,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
             for m, sde in sdes.items():
                 val = exact_time_dependent_mean(sde, phi, with_time(x0), eta, t)
                 rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
-                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0))
+                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue
         f = _phi_on(phi, problem.params, vals, d)
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
@@ -282,7 +282,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                                                vals, progress)
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
-                             method=f"montecarlo ({scheme}, dt={eta * dt_fraction / 2:.3g})", solver_error=serr))
+                             method=f"montecarlo ({scheme}, dt={eta * dt_fraction / 2:.3g})", solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve)
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
@@ -357,7 +357,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
                 space = PolynomialSpace(sde.state, _degree(phi, state))
                 val = exact_sde_mean(sde, phi, z0, eta, rational(k) * h_r if h_r.is_Rational else t, space)
                 rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
-                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0))
+                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue
         f = _phi_on(phi, problem.params, vals, d)
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
@@ -368,7 +368,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
             val, vse, serr, scheme = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, progress)
             rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
-                             method=f"montecarlo ({scheme}, dt={h * dt_fraction / 2:.3g})", solver_error=serr))
+                             method=f"montecarlo ({scheme}, dt={h * dt_fraction / 2:.3g})", solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve, xkey="h")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
