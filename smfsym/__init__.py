@@ -44,12 +44,12 @@ __all__ = [
 ]
 from .meanfield import (MeanFieldProblem, MeanFieldResult, captured_noise_variance, data_rule, particles,
                         simulate_ddsmf, simulate_meanfield_limit, simulate_meanfield_sgd)
-from .meanfield import MeanFieldStudy, linearised_variance, meanfield_study
+from .meanfield import CapturedNoiseWarning, MeanFieldStudy, linearised_variance, meanfield_study
 from .meanfield import DataRule
 
 __all__ += ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
             "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd"]
-__all__ += ["MeanFieldStudy", "linearised_variance", "meanfield_study"]
+__all__ += ["MeanFieldStudy", "CapturedNoiseWarning", "linearised_variance", "meanfield_study"]
 __all__ += ["DataRule"]
 
 # schedules, momentum and mini-batch exact moments (docs/theory.md §4, §7)

@@ -214,8 +214,11 @@ def _meanfield_files(spec, tmp: Path) -> dict:
                             seed=m["seed"], particle_law=spec.particles or None, particle_seed=m["particle_seed"],
                             methods=m["methods"], ddsmf_order=m["ddsmf_order"], n_points=m["n_points"],
                             risk_points=m["risk_points"])
-    print(study.table)
-    (tmp / "meanfield.txt").write_text(study.table + "\n")
+    cap = study.meta.get("captured")
+    note = (f"noise rule {cap['rule']}: captures {cap['ratio']:.1%} +- {cap['ratio_se']:.1%} of the noise variance "
+            "at the initial particles\n") if cap else ""
+    print(note + study.table)
+    (tmp / "meanfield.txt").write_text(note + study.table + "\n")
     (tmp / "meanfield.tex").write_text(standalone_table(study.to_latex(), "mean-field study"))
     study.plot(path=tmp / "meanfield.png")
     d = study.to_dict()
