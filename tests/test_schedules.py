@@ -198,3 +198,14 @@ def test_monte_carlo_study_agrees_with_exact(gauss):
     for a, b in zip(ex.rows, mc.rows):
         assert b["se"] > 0
         assert abs(a["error"] - b["error"]) < 4 * b["se"] + b["solver_error"], (a, b)
+
+
+@pytest.mark.parametrize("save_at,match", [([5, 2], "strictly increasing"), ([2, 2], "strictly increasing"),
+                                           ([2.5], "integer step"), ([99], "n_steps")])
+def test_schedule_and_momentum_sgd_refuse_bad_save_steps(save_at, match):
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    with pytest.raises(ValueError, match=match):
+        smfsym.simulate_sgd_schedule(p, smfsym.optimizers.constant(), [1.0], 10, 0.1, n_paths=4, save_at=save_at)
+    with pytest.raises(ValueError, match=match):
+        smfsym.simulate_momentum_sgd(p, [1.0], 10, 0.1, 0.5, n_paths=4, save_at=save_at)

@@ -226,6 +226,7 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     from .. import sgd as _sgd
     from .._checks import numeric_values
     from ..simulate import prepare_x0
+    from .schedules import sgd_run_arguments
 
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
@@ -233,15 +234,7 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
         raise ValueError(f"`eta` must be positive; got {eta!r}.")
     if not (isinstance(beta, (int, float, np.floating)) and 0 <= beta < 1):
         raise ValueError(f"`beta` must be a number in [0, 1); got {beta!r}.")
-    if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"`n_steps` must be a positive integer; got {n_steps!r}.")
-    B = int(problem.batch_size if batch_size is None else batch_size)
-    if B < 1:
-        raise ValueError(f"`batch_size` must be a positive integer; got {B}.")
-    idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
-    bad = [k for k in idx if k < 0 or k > n_steps]
-    if bad:
-        raise ValueError(f"`save_at` steps must lie in [0, n_steps = {n_steps}]; got {bad}.")
+    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at)
     vals = numeric_values(values, _sgd.problem_symbols(problem))
     d = problem.dim
     x0 = prepare_x0(x0, d)

@@ -268,6 +268,21 @@ def with_time(x0, t0: float = 0.0) -> np.ndarray:
     return np.concatenate([arr, tcol], axis=-1)
 
 
+def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at) -> tuple[int, list]:
+    """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding)."""
+    from ..engine import check_int
+    from ..simulate import check_save_at
+
+    n_steps = check_int(n_steps, "n_steps")
+    B = check_int(problem.batch_size if batch_size is None else batch_size, "batch_size")
+    if save_at is None:
+        return B, [n_steps]
+    steps = check_save_at(save_at, n_steps, "save_at", "n_steps", "steps")
+    if np.any(steps != np.round(steps)):
+        raise ValueError(f"`save_at` must hold integer step indices; got {steps.tolist()}.")
+    return B, [int(k) for k in steps]
+
+
 def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: float, *, n_paths: int = 10_000,
                           seed=None, save_at: Sequence[int] | None = None, batch_size: int | None = None,
                           values: Mapping | None = None, chunk_size: int | None = None,
@@ -298,15 +313,7 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     sch = _as_schedule(schedule)
     if not np.isfinite(eta) or eta <= 0:
         raise ValueError(f"`eta` must be positive; got {eta!r}.")
-    if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
-        raise ValueError(f"`n_steps` must be a positive integer; got {n_steps!r}.")
-    B = int(problem.batch_size if batch_size is None else batch_size)
-    if B < 1:
-        raise ValueError(f"`batch_size` must be a positive integer; got {B}.")
-    idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
-    bad = [k for k in idx if k < 0 or k > n_steps]
-    if bad:
-        raise ValueError(f"`save_at` steps must lie in [0, n_steps = {n_steps}]; got {bad}.")
+    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at)
     vals = numeric_values(values, _sgd.problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
     # the engine hands each step its step size: eta_k = eta u(k eta) rides along as that size
