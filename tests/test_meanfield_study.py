@@ -22,7 +22,7 @@ def test_fit_slope_recovers_a_power_law():
 
 
 def test_study_outputs(net, tmp_path):
-    st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[40, 80], t_end=0.5, n_paths=32, n_points=12,
+    st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[40, 80], t_end=0.5, n_paths=32, n_points=40,
                                 n_saves=5, observables=["risk", "moments"], seed=0)
     assert sorted(st.slopes) == [("ddsmf", 40), ("ddsmf", 80), ("sgd", 40), ("sgd", 80)]
     assert len(st.rows) == 4 and {"rel_err_var", "rel_err_var_se", "mean_limit"} <= set(st.rows[0])

@@ -226,7 +226,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     >>> z = smfsym.normal("z")
     >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
     >>> st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[50], t_end=0.5, n_paths=16,
-    ...                             n_points=12, n_saves=1)
+    ...                             n_points=40, n_saves=1)
     >>> sorted(st.slopes)
     [('ddsmf', 50), ('sgd', 50)]
     """
