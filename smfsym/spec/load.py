@@ -205,8 +205,9 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
     if "check" in data and "problem" not in data:
         raise SpecError("`[check]`: a [check] table needs a [problem] table (use [meanfield.check] for a network)")
     has_problem = "problem" in data
-    prob = validate_section(data["problem"] if has_problem else {"params": ["unused"], "loss": "0"}, "problem",
-                            SCHEMA["problem"])
+    # a network-only spec has no trained parameters and no constants of its own
+    prob = validate_section(data["problem"], "problem", SCHEMA["problem"]) if has_problem else \
+        {"params": [], "constants": {}}
     mf = validate_section(data["meanfield"], "meanfield", SCHEMA["meanfield"]) if "meanfield" in data else None
     data_tables = data.get("data", {})
     if not isinstance(data_tables, dict):
@@ -258,8 +259,6 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
 
     # Names: every name has exactly one owner; both owners are named on a clash.
     owner: dict[str, str] = {}
-    if not has_problem:
-        prob["params"] = []
     for p in prob["params"]:
         _claim(owner, p, "`[problem] params`")
     if mf is not None:
