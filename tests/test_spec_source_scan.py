@@ -144,3 +144,22 @@ def test_the_spec_reference_in_the_docs_is_the_schema():
     doc = (PKG.parent / "docs" / "spec_reference.md").read_text()
     assert doc.split("\n\n", 1)[0] == "# smfsym spec reference"
     assert reference() + "\n" in doc, "docs/spec_reference.md is stale: regenerate it from smfsym.spec.reference()"
+
+
+def test_every_example_in_the_spec_reference_loads(tmp_path):
+    """The per-law examples of docs/spec_reference.md are whole, valid specs."""
+    import re
+
+    doc = (PKG.parent / "docs" / "spec_reference.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", doc, flags=re.S)
+    assert len(blocks) >= 7
+    (tmp_path / "data.csv").write_text("z,y,w\n0.5,1,1\n-1.2,-1,2\n0.3,1,1\n")
+    laws = set()
+    for i, text in enumerate(blocks):
+        path = tmp_path / f"example{i}.toml"
+        path.write_text(text)
+        spec = load_spec(path)
+        for law in (spec.problem.laws if spec.problem is not None else spec.meanfield.laws):
+            laws.add(type(law).__name__)
+    assert {"Normal", "MultivariateNormal", "Uniform", "Finite", "Exponential", "Gamma", "Beta", "StudentT",
+            "Empirical"} <= laws
