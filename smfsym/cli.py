@@ -68,14 +68,9 @@ def _atomic_write(path: Path, data: str | bytes, force: bool) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"the directory of the output {str(path)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .persist import atomic_write_text
+
+    atomic_write_text(path, data)
 
 
 def _model_list(text: str) -> list[str]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..engine import draw_normal, run
 from .data import DataRule, data_rule
-from .result import save_grid, MeanFieldResult, check_work, finish, positive, setup
+from .result import MeanFieldResult, check_work, finish, positive, save_grid, setup
 
 __all__ = ["simulate_ddsmf", "SCHEMES"]
 

@@ -12,7 +12,7 @@ import numpy as np
 from ..engine import run
 from .ddsmf import _rule
 from .data import DataRule
-from .result import save_grid, MeanFieldResult, check_work, finish, positive, setup
+from .result import MeanFieldResult, check_work, finish, save_grid, setup
 
 __all__ = ["simulate_meanfield_limit"]
 
