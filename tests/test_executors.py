@@ -76,8 +76,8 @@ def test_simulate_identical_on_every_executor(executors, flow):
         res = smfsym.simulate(flow, executor=ex, **kw)
         _same_result(serial, res)
         assert res.extra["executor"]["n_tasks"] == 4, name
-    # task sizes: one block per task up to everything in one task; discrete increments too
-    for chunk in (1, 1000, 4096, 100_000):
+    # task sizes (rounded to whole blocks): two blocks per task (the last one partial), all in one task
+    for chunk in (5000, 100_000):
         _same_result(serial, smfsym.simulate(flow, executor=executors["pool"], chunk_size=chunk, **kw))
     kw.update(increments="discrete", store=False)
     _same_result(smfsym.simulate(flow, **kw), smfsym.simulate(flow, executor=executors["dask"], **kw))
@@ -93,7 +93,7 @@ def test_simulate_sgd_identical_on_every_executor(executors):
 
 @pytest.mark.filterwarnings("ignore:the order of")
 def test_weak_error_identical_on_executors(executors):
-    kw = dict(models=["sme1", "smf2"], method="montecarlo", n_paths=2 * BLOCK + 7, seed=11)
+    kw = dict(models=["sme1", "smf2"], method="montecarlo", n_paths=BLOCK + 7, seed=11)
     serial = smfsym.weak_error(PROBLEM, x**2, [1.0], 0.4, [0.2, 0.1], **kw)
     for name in ("pool", "dask"):
         st = smfsym.weak_error(PROBLEM, x**2, [1.0], 0.4, [0.2, 0.1], executor=executors[name], **kw)
@@ -151,3 +151,57 @@ def test_refusals_before_any_work(pool, flow):
     # the memory bound on stored states is checked here, before anything is submitted
     with pytest.raises(MemoryError, match="over the"):
         smfsym.simulate(flow, executor=pool, max_memory=100, **kw)
+
+
+SMALL_CHECK = """
+[problem]
+params = ["x"]
+loss = "(x**2 - 1)**2 / 4 + x**2 * z / 2 - s * x"
+
+[problem.constants]
+s = 0.2
+
+[data.z]
+law = "normal"
+std = 0.5
+
+[check]
+phi = "x"
+x0 = [0.5]
+t_end = 0.8
+etas = [0.4, 0.2]
+models = ["sme1"]
+method = "montecarlo"
+n_paths = 5000
+seed = 1
+"""
+
+
+@pytest.mark.filterwarnings("ignore:the order of")
+def test_cli_check_workers_and_scheduler_give_the_serial_summary(tmp_path, dask_client, capsys):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from smfsym.cli import main
+
+    spec = tmp_path / "dw.toml"
+    spec.write_text(SMALL_CHECK)
+    assert main(["check", str(spec), "-o", str(tmp_path / "serial")]) == 0
+    assert main(["check", str(spec), "-o", str(tmp_path / "dask"), "--scheduler", dask_client.scheduler.address]) == 0
+    env = dict(os.environ, PYTHONPATH=str(Path(smfsym.__file__).parent.parent))
+    res = subprocess.run([sys.executable, "-m", "smfsym", "check", str(spec), "-o", str(tmp_path / "pool"),
+                          "--workers", "2"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    serial = json.loads((tmp_path / "serial" / "summary.json").read_text())
+    assert serial["method"] == "montecarlo"
+    for name in ("dask", "pool"):
+        assert json.loads((tmp_path / name / "summary.json").read_text()) == serial, name
+    capsys.readouterr()
+    for bad in (["--workers", "0"], ["--workers", "2", "--scheduler", "tcp://localhost:1"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["check", str(spec), "-o", str(tmp_path / "x"), *bad])
+        assert exit_.value.code == 2
+    assert "--workers" in capsys.readouterr().err
