@@ -12,7 +12,14 @@ the unpickling of the sympy expressions and the compilation.
 Each task sends back its states and, per seed block, the count, mean and sum of squared deviations
 of every streamed statistic; these are merged here in block order, exactly as a serial run merges
 them, so results are bitwise identical whatever the executor, the number of workers and the task
-size.
+size. A Dask worker lost mid-run has its task rerun by Dask: the task is a pure function of its
+blocks, so the numbers do not change.
+
+Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; that also freezes glibc's mmap
+threshold, so each numpy temporary over 128 KiB is a fresh mmap with page faults on every step
+(several times slower; BENCHMARKS.md, "Executors (issue 9)"). Start the cluster with
+``dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})`` (or that
+key in the workers' Dask configuration) to keep glibc's defaults.
 """
 from __future__ import annotations
 
@@ -63,11 +70,12 @@ def check_executor(executor):
                     f"dask.distributed Client; got {type(executor).__name__}.")
 
 
-def check_picklable_functions(functions: dict) -> None:
+def check_picklable_functions(functions: dict, argument: str | None = None) -> None:
     """Refuse streamed statistics that cannot travel to a worker process by pickle.
 
     Lambdas and functions defined inside other functions are refused even where cloudpickle
     (Dask) would copy them: what they close over would be copied silently, not shared.
+    ``argument`` names the user's argument in the message (default ``functions[name]``).
 
     Examples
     --------
@@ -89,7 +97,8 @@ def check_picklable_functions(functions: dict) -> None:
             except Exception as exc:  # noqa: BLE001 - any pickling failure means the same thing here
                 what = f"{type(fn).__name__} that cannot be pickled ({type(exc).__name__}: {exc})"
         if what is not None:
-            raise TypeError(f"`functions[{name!r}]` must be a module-level function to run on an executor (it "
+            arg = argument or f"functions[{name!r}]"
+            raise TypeError(f"`{arg}` must be a module-level function to run on an executor (it "
                             f"is pickled to the worker processes); got {what}. Define it with `def` at the top "
                             "level of a module.")
 
@@ -109,7 +118,7 @@ def _compiled(key: str, payload: bytes):
 def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dict:
     """Simulate seed blocks ``first .. first + count - 1`` on a worker (one chunk); module-level so it pickles."""
     label = block_label(first, count, job["n_paths"])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         cached = key in _COMPILED
         step = _compiled(key, payload)
@@ -129,7 +138,7 @@ def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dic
         raise relabelled from None
     return dict(first=first, records={n: r.records for n, r in recs.items()}, states=states, bad=bad,
                 first_bad=first_bad, compile_seconds=0.0 if cached else t1 - t0,
-                run_seconds=time.perf_counter() - t1, pid=os.getpid())
+                run_seconds=time.perf_counter() - t1, cpu_seconds=time.process_time() - c0, pid=os.getpid())
 
 
 def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int, chunk_given: bool, accs: dict,
@@ -152,7 +161,8 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
     futures = [executor.submit(run_task, key, payload, job, b0, nb) for b0, nb in ranges]
     bar = _progress(progress, len(futures), scheme)
     bad_total, first_bad = 0, None
-    timing = dict(n_tasks=len(futures), blocks_per_task=per_task, compile_seconds=[], run_seconds=[], pids=set())
+    timing = dict(n_tasks=len(futures), blocks_per_task=per_task, compile_seconds=[], run_seconds=[],
+                  cpu_seconds=[], pids=set())
     try:
         for fut in futures:  # in block order: the merge must see blocks in the order of a serial run
             out = fut.result()
@@ -170,6 +180,7 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
                 first_bad = out["first_bad"]
             timing["compile_seconds"].append(out["compile_seconds"])
             timing["run_seconds"].append(out["run_seconds"])
+            timing["cpu_seconds"].append(out["cpu_seconds"])
             timing["pids"].add(out["pid"])
             if bar is not None:
                 bar.update(1)

@@ -146,6 +146,8 @@ def test_refusals_before_any_work(pool, flow):
         smfsym.simulate_sgd(PROBLEM, [1.0], 2, 0.1, n_paths=100, functions={"loc": local}, executor=pool)
     with pytest.raises(TypeError, match=r"`executor` must be a concurrent.futures.Executor .* got int"):
         smfsym.simulate(flow, executor=2, **kw)
+    with pytest.raises(TypeError, match=r"`phi` must be a module-level function .* got a lambda"):
+        smfsym.weak_error(PROBLEM, lambda X: X[:, 0], [1.0], 0.4, [0.2, 0.1], method="montecarlo", executor=pool)
     with pytest.raises(TypeError, match=r"`executor` must be"):
         smfsym.weak_error(PROBLEM, x**2, [1.0], 0.4, [0.2], executor="tcp://scheduler:8786")  # an address is not a Client
     # the memory bound on stored states is checked here, before anything is submitted

@@ -241,9 +241,11 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     if executor is not None:
-        from ..executors import check_executor
+        from ..executors import check_executor, check_picklable_functions
 
         executor = check_executor(executor)
+        if callable(phi) and not isinstance(phi, sp.Basic):
+            check_picklable_functions({"phi": phi}, argument="phi")
     if increments not in ("gaussian", "discrete"):
         raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     if method not in ("auto", "exact", "montecarlo"):
