@@ -1,7 +1,7 @@
 """The ``smfsym`` command: derive, check and generate code from a spec.
 
     smfsym derive SPEC [--format latex|text] [-o FILE] [--force]
-    smfsym check SPEC [-o DIR] [--force]
+    smfsym check SPEC [-o DIR] [--force] [--workers N | --scheduler ADDRESS]
     smfsym codegen SPEC [--model smf2] [--eta 0.05] -o sim.py [--force]
 
 SPEC is a TOML file (data: validated, never executed), a Python file (a name
@@ -148,7 +148,8 @@ def cmd_check(args):
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     try:
-        summary = _weak_error_files(spec, c, tmp) if c else {}
+        with _executor(args) as executor:
+            summary = _weak_error_files(spec, c, tmp, executor) if c else {}
         if spec.meanfield_check:
             summary["meanfield"] = _meanfield_files(spec, tmp)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -168,7 +169,38 @@ def cmd_check(args):
     print(f"wrote {out}/: {files}")
 
 
-def _weak_error_files(spec, c: dict, tmp: Path) -> dict:
+def _executor(args):
+    """``--workers N``: a local process pool; ``--scheduler ADDRESS``: a Dask client; else none (serial)."""
+    import contextlib
+
+    workers, address = getattr(args, "workers", None), getattr(args, "scheduler", None)
+    if workers is not None:
+        from concurrent.futures import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(workers)
+    if address is not None:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise UsageError("--scheduler needs Dask: pip install \"smfsym[dask]\"") from None
+        try:
+            return Client(address, timeout="30s")
+        except (OSError, TimeoutError) as exc:
+            raise UsageError(f"--scheduler: cannot reach the Dask scheduler at {address!r} ({exc})") from None
+    return contextlib.nullcontext()
+
+
+def _workers(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 1024; got {text!r}") from None
+    if not 1 <= v <= 1024:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 1024; got {text!r}")
+    return v
+
+
+def _weak_error_files(spec, c: dict, tmp: Path, executor=None) -> dict:
     """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON."""
     from .latex import standalone_table
     from .studies import multipoint, weak_error
@@ -176,7 +208,7 @@ def _weak_error_files(spec, c: dict, tmp: Path) -> dict:
     scheme = None if c["scheme"] == "auto" else c["scheme"]
     study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
                        method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-                       scheme=scheme)
+                       scheme=scheme, executor=executor)
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
@@ -189,7 +221,8 @@ def _weak_error_files(spec, c: dict, tmp: Path) -> dict:
     mp_spec = c.get("multipoint")
     if mp_spec:
         mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
-                        seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None)
+                        seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None,
+                        executor=executor)
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
         (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))
@@ -276,6 +309,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", default="smfsym-check",
                    help="output directory (new or empty; a previous check output only with --force)")
     c.add_argument("--force", action="store_true", help="replace a previous check output")
+    par = c.add_mutually_exclusive_group()
+    par.add_argument("--workers", type=_workers, metavar="N",
+                     help="run the Monte Carlo on N local processes (same numbers as serial)")
+    par.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run the Monte Carlo on a Dask cluster, e.g. tcp://scheduler:8786 (pip install smfsym[dask])")
     c.set_defaults(fn=cmd_check)
     g = sub.add_parser("codegen", help="write a standalone numpy simulator", epilog=_TRUST)
     g.add_argument("spec", help="TOML spec, Python spec (.py: run as code, trusted only) or shipped name")

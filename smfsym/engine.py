@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 
 __all__ = ["SimulationResult", "BlowUpError", "BLOCK", "resolve_seed", "StepGrid", "check_int",
-           "check_positive", "draw_discrete"]
+           "check_positive", "draw_discrete", "run_blocks", "block_stats", "block_label"]
 
 #: Paths per random stream: chunk sizes are rounded up to whole blocks.
 BLOCK = 4096
@@ -257,29 +257,24 @@ class _Acc:
         self.m2 = [None] * nt
 
     def add(self, k, vals, ok, sizes):
-        lo = 0
-        for s in sizes:
-            v = np.ascontiguousarray(vals[lo:lo + s])
-            o = ok[lo:lo + s]
-            lo += s
-            nb = int(o.sum())
-            if nb == 0:
-                continue
-            mask = o.reshape(o.shape + (1,) * (v.ndim - 1))
-            with np.errstate(over="ignore", invalid="ignore"):  # exploding (finite) paths: infinite variance
-                v = np.where(mask, v, 0.0)
-                mb = v.sum(axis=0) / nb
-                dev = np.where(mask, v - mb, 0.0)
-                m2b = (dev * dev).sum(axis=0)
-                if self.mean[k] is None:
-                    self.mean[k], self.m2[k] = mb, m2b
-                else:
-                    na = self.n[k]
-                    n = na + nb
-                    delta = mb - self.mean[k]
-                    self.mean[k] = self.mean[k] + delta * (nb / n)
-                    self.m2[k] = self.m2[k] + m2b + delta * delta * (na * nb / n)
-            self.n[k] += nb
+        for rec in block_stats(vals, ok, sizes):
+            self.merge(k, rec)
+
+    def merge(self, k, rec):
+        """Merge one block's ``(count, mean, M2)`` (None: no finite path) into time ``k``."""
+        if rec is None:
+            return
+        nb, mb, m2b = rec
+        if self.mean[k] is None:
+            self.mean[k], self.m2[k] = mb, m2b
+        else:
+            na = self.n[k]
+            n = na + nb
+            with np.errstate(over="ignore", invalid="ignore"):
+                delta = mb - self.mean[k]
+                self.mean[k] = self.mean[k] + delta * (nb / n)
+                self.m2[k] = self.m2[k] + m2b + delta * delta * (na * nb / n)
+        self.n[k] += nb
 
     def result(self):
         shape = next((np.shape(m) for m in self.mean if m is not None), ())
@@ -290,6 +285,41 @@ class _Acc:
         with np.errstate(invalid="ignore", divide="ignore"):
             sem = np.sqrt(np.clip(m2, 0, None) / np.maximum(n - 1, 1) / n)
         return {"mean": mean, "sem": sem, "n": self.n.copy()}
+
+
+class _Recorder:
+    """Per-block ``(count, mean, M2)`` of a statistic, kept unmerged (what a worker sends back)."""
+
+    def __init__(self, nt: int):
+        self.records = [[] for _ in range(nt)]
+
+    def add(self, k, vals, ok, sizes):
+        self.records[k].extend(block_stats(vals, ok, sizes))
+
+
+def block_stats(vals, ok, sizes) -> list:
+    """``(count, mean, M2)`` of each seed block's finite paths (None for a block with none), in block order.
+
+    Computed on a contiguous copy of the block's values alone, so the numbers do not depend on
+    which chunk, process or machine the block was simulated in.
+    """
+    out, lo = [], 0
+    for s in sizes:
+        v = np.ascontiguousarray(vals[lo:lo + s])
+        o = ok[lo:lo + s]
+        lo += s
+        nb = int(o.sum())
+        if nb == 0:
+            out.append(None)
+            continue
+        mask = o.reshape(o.shape + (1,) * (v.ndim - 1))
+        with np.errstate(over="ignore", invalid="ignore"):  # exploding (finite) paths: infinite variance
+            v = np.where(mask, v, 0.0)
+            mb = v.sum(axis=0) / nb
+            dev = np.where(mask, v - mb, 0.0)
+            m2b = (dev * dev).sum(axis=0)
+        out.append((nb, mb, m2b))
+    return out
 
 
 def _progress(progress, total, desc):
@@ -306,7 +336,7 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
         step: Callable, seed, chunk_size: int | None, functions: Mapping | None, store: bool,
         on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
         step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None,
-        blowup_threshold: float | None = None) -> SimulationResult:
+        blowup_threshold: float | None = None, executor=None, task=None) -> SimulationResult:
     """Run ``step(X, h, gens, sizes)`` over ``step_sizes`` for all paths, chunk by chunk.
 
     ``step_sizes`` is an array or a :class:`StepGrid` (streamed); ``per_path_bytes``
@@ -314,6 +344,11 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
     copies, noise draws, data-set columns), from which the chunk size is chosen.
     A path with a state entry beyond ``blowup_threshold`` (default :data:`DIVERGED`)
     counts as blown up, like inf and NaN.
+
+    With an ``executor`` (a ``concurrent.futures.Executor`` or a Dask ``Client``), ``task`` is a
+    picklable recipe with ``build() -> step`` that each worker compiles once (see
+    :mod:`smfsym.executors`); groups of whole seed blocks are simulated there and their per-block
+    statistics merged here in block order, so every number equals the serial run's.
     """
     n_paths = check_int(n_paths, "n_paths")
     if on_nonfinite not in ("raise", "mask"):
@@ -328,6 +363,13 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
             raise ValueError(f"`functions` keys must be names other than 'state'; got {name!r}.")
         if not callable(fn):
             raise TypeError(f"`functions[{name!r}]` must be callable; got {type(fn).__name__}.")
+    if executor is not None:
+        from .executors import check_executor, check_picklable_functions
+
+        executor = check_executor(executor)
+        check_picklable_functions(functions)
+        if task is None or not hasattr(task, "build"):
+            raise TypeError("`task` must be a picklable recipe with build() -> step when an executor is used.")
     ss = resolve_seed(seed)
     diverged = DIVERGED if blowup_threshold is None else check_positive(blowup_threshold, "blowup_threshold")
     state_shape = x0.shape
@@ -341,6 +383,7 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
             "`functions={name: f(states)}` (or raise `max_memory`)."
         )
     per_path = max(state_size * 8 * 24, int(per_path_bytes or 0))
+    chunk_given = chunk_size is not None
     if chunk_size is None:
         chunk_size = max(BLOCK, CHUNK_BYTES // per_path)
     chunk_size = check_int(chunk_size, "chunk_size")
@@ -352,60 +395,23 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
     if step_times is None and isinstance(step_sizes, StepGrid):
         step_times = step_sizes.time
     elif step_times is not None and not callable(step_times):
-        step_times = (lambda arr: (lambda n: float(arr[n - 1])))(np.asarray(step_times))
-    bar = _progress(progress, n_steps * (-(-n_blocks // chunk_blocks)), scheme)
-    bad_total, first_bad = 0, None
-    for b0 in range(0, n_blocks, chunk_blocks):
-        nb = min(chunk_blocks, n_blocks - b0)
-        lo = b0 * BLOCK
-        hi = min(n_paths, (b0 + nb) * BLOCK)
-        sizes = [min(BLOCK, n_paths - (b0 + i) * BLOCK) for i in range(nb)]
-        gens = block_generators(ss, b0, nb)
-        X = np.broadcast_to(x0, (hi - lo,) + state_shape).copy()
-        ok = np.ones(hi - lo, dtype=bool)
+        step_times = _ArrayTimes(step_times)
+    if executor is not None and step_times is not None and not _picklable_times(step_times):
+        step_times = None  # only labels error messages; on a worker steps are then named by index
+    job = dict(x0=x0, n_paths=n_paths, step_sizes=step_sizes, save_index=list(save_index), ss=ss,
+               functions=functions, store=store, on_nonfinite=on_nonfinite, diverged=diverged,
+               time_label=time_label, step_times=step_times)
+    if executor is not None:
+        from .executors import run_on_executor
 
-        def save(k):
-            if store:
-                states[k, lo:hi] = np.where(ok.reshape((-1,) + (1,) * len(state_shape)), X, np.nan)
-            accs["state"].add(k, X, ok, sizes)
-            for name, fn in functions.items():
-                accs[name].add(k, np.asarray(fn(X), dtype=float), ok, sizes)
-
-        si = 0
-        while si < nt and save_index[si] == 0:
-            save(si)
-            si += 1
-        for n, h in enumerate(step_sizes, start=1):
-            # blow-up is detected and reported below (step, time, fraction): numpy's own
-            # overflow warnings would only repeat it less precisely
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                X = step(X, h, gens, sizes)
-                top = np.max(np.abs(X)) if X.size else 0.0  # NaN if any entry is NaN
-            if not top <= diverged:
-                with np.errstate(invalid="ignore"):
-                    bad = ~(np.abs(X) <= diverged).reshape(X.shape[0], -1).all(axis=1) & ok
-                if bad.any():
-                    t_bad = step_times(n) if step_times is not None else n
-                    frac = bad.sum() / X.shape[0]
-                    if on_nonfinite == "raise":
-                        raise BlowUpError(
-                            f"non-finite state at step {n} ({time_label} = {t_bad:.6g}) in {frac:.2%} of the "
-                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}; |state| > {diverged:.3g} counts as "
-                            "non-finite); reduce `dt`/`eta`, use a tamed "
-                            "scheme (scheme='tamed') or pass on_nonfinite='mask' to drop those paths."
-                        )
-                    if first_bad is None or n < first_bad[0]:
-                        first_bad = (n, t_bad)
-                    bad_total += int(bad.sum())
-                    ok &= ~bad
-                X = np.where(ok.reshape((-1,) + (1,) * len(state_shape)), X, 0.0)  # masked paths: zeros, unused
-            while si < nt and save_index[si] == n:
-                save(si)
-                si += 1
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+        bad_total, first_bad, timing = run_on_executor(executor, task, job, n_blocks, chunk_blocks, chunk_given,
+                                                       accs, states, progress, scheme)
+    else:
+        timing = None
+        bar = _progress(progress, n_steps * (-(-n_blocks // chunk_blocks)), scheme)
+        bad_total, first_bad = run_blocks(step, job, 0, n_blocks, chunk_blocks, accs, states, bar)
+        if bar is not None:
+            bar.close()
     stats = {name: acc.result() for name, acc in accs.items()}
     success = bad_total == 0
     msg = "ok" if success else (
@@ -414,6 +420,8 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
     res = SimulationResult(t=np.asarray(times, dtype=float), states=states, stats=stats, seed=ss, scheme=scheme,
                            dt=float(dt_label), n_steps=n_steps, n_paths=n_paths, success=success, message=msg,
                            n_nonfinite=bad_total)
+    if timing is not None:
+        res.extra["executor"] = timing
     if first_bad is not None:
         res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
     return res
@@ -456,3 +464,93 @@ def draw_discrete(g: np.random.Generator, n: int, kinds: tuple, m: int) -> np.nd
 def draw_normal(gens, sizes, shape) -> np.ndarray:
     """Standard normals ``(sum(sizes),) + shape``, block by block."""
     return np.concatenate([g.standard_normal((s,) + tuple(shape)) for g, s in zip(gens, sizes)], axis=0)
+
+
+def _picklable_times(step_times) -> bool:
+    return step_times is float or isinstance(step_times, _ArrayTimes) or (
+        getattr(step_times, "__self__", None) is not None and isinstance(step_times.__self__, StepGrid))
+
+
+class _ArrayTimes:
+    """Time after step n from an array of step times (picklable, unlike a closure)."""
+
+    def __init__(self, arr):
+        self.arr = np.asarray(arr, dtype=float)
+
+    def __call__(self, n: int) -> float:
+        return float(self.arr[n - 1])
+
+
+def block_label(first: int, count: int, n_paths: int) -> str:
+    """``"seed blocks a-b (paths p-q)"``: where in the run a chunk or a task lies."""
+    last = first + count - 1
+    blocks = f"seed block {first}" if count == 1 else f"seed blocks {first}-{last}"
+    return f"{blocks} (paths {first * BLOCK}-{min(n_paths, (last + 1) * BLOCK) - 1})"
+
+
+def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs: dict, states, bar=None,
+               path_offset: int = 0):
+    """Simulate seed blocks ``first .. first + count - 1`` chunk by chunk; the loop of :func:`run`.
+
+    Statistics go to ``accs`` (merging :class:`_Acc` or recording :class:`_Recorder`) in block
+    order; stored states to ``states[:, lo - path_offset : hi - path_offset]``. Returns the number
+    of paths lost and the first (step, time) of a loss.
+    """
+    x0, n_paths, ss = job["x0"], job["n_paths"], job["ss"]
+    step_sizes, save_index, functions = job["step_sizes"], job["save_index"], job["functions"]
+    store, on_nonfinite, diverged = job["store"], job["on_nonfinite"], job["diverged"]
+    time_label, step_times = job["time_label"], job["step_times"]
+    state_shape = x0.shape
+    nt = len(save_index)
+    bad_total, first_bad = 0, None
+    for b0 in range(first, first + count, chunk_blocks):
+        nb = min(chunk_blocks, first + count - b0)
+        lo = b0 * BLOCK
+        hi = min(n_paths, (b0 + nb) * BLOCK)
+        sizes = [min(BLOCK, n_paths - (b0 + i) * BLOCK) for i in range(nb)]
+        gens = block_generators(ss, b0, nb)
+        X = np.broadcast_to(x0, (hi - lo,) + state_shape).copy()
+        ok = np.ones(hi - lo, dtype=bool)
+
+        def save(k):
+            if store:
+                states[k, lo - path_offset:hi - path_offset] = np.where(
+                    ok.reshape((-1,) + (1,) * len(state_shape)), X, np.nan)
+            accs["state"].add(k, X, ok, sizes)
+            for name, fn in functions.items():
+                accs[name].add(k, np.asarray(fn(X), dtype=float), ok, sizes)
+
+        si = 0
+        while si < nt and save_index[si] == 0:
+            save(si)
+            si += 1
+        for n, h in enumerate(step_sizes, start=1):
+            # blow-up is detected and reported below (step, time, fraction): numpy's own
+            # overflow warnings would only repeat it less precisely
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                X = step(X, h, gens, sizes)
+                top = np.max(np.abs(X)) if X.size else 0.0  # NaN if any entry is NaN
+            if not top <= diverged:
+                with np.errstate(invalid="ignore"):
+                    bad = ~(np.abs(X) <= diverged).reshape(X.shape[0], -1).all(axis=1) & ok
+                if bad.any():
+                    t_bad = step_times(n) if step_times is not None else n
+                    frac = bad.sum() / X.shape[0]
+                    if on_nonfinite == "raise":
+                        raise BlowUpError(
+                            f"non-finite state at step {n} ({time_label} = {t_bad:.6g}) in {frac:.2%} of the "
+                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}, {block_label(b0, nb, n_paths)}; "
+                            f"|state| > {diverged:.3g} counts as non-finite); reduce `dt`/`eta`, use a tamed "
+                            "scheme (scheme='tamed') or pass on_nonfinite='mask' to drop those paths."
+                        )
+                    if first_bad is None or n < first_bad[0]:
+                        first_bad = (n, t_bad)
+                    bad_total += int(bad.sum())
+                    ok &= ~bad
+                X = np.where(ok.reshape((-1,) + (1,) * len(state_shape)), X, 0.0)  # masked paths: zeros, unused
+            while si < nt and save_index[si] == n:
+                save(si)
+                si += 1
+            if bar is not None:
+                bar.update(1)
+    return bad_total, first_bad

@@ -94,6 +94,26 @@ class SGDStep:
         return np.moveaxis(XT - self.eta * g, 0, -1)
 
 
+class SGDTask:
+    """What a worker needs to rebuild an SGD step: picklable data (the Problem and numbers), no closure."""
+
+    def __init__(self, problem: Problem, eta: float, batch_size: int, values: dict):
+        self.problem, self.eta, self.batch_size, self.values = problem, eta, batch_size, dict(values)
+
+    def build(self) -> "_SGDEngineStep":
+        return _SGDEngineStep(SGDStep(self.problem, self.eta, self.batch_size, self.values))
+
+
+class _SGDEngineStep:
+    """``SGDStep`` with the engine's step signature (the step size is eta, fixed)."""
+
+    def __init__(self, stepper: SGDStep):
+        self.stepper = stepper
+
+    def __call__(self, X, h, gens, sizes):
+        return self.stepper(X, gens, sizes)
+
+
 def problem_symbols(problem: Problem) -> set:
     """Symbols a user may give ``values`` for: law parameters and constants."""
     return set(problem.law_parameters) | set(problem.constants)
@@ -105,7 +125,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
                  functions: Mapping[str, Callable] | None = None, store: bool = True,
                  on_nonfinite: str = "raise", progress: bool | None = None,
                  max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
-                 max_memory: int = MAX_STORED_BYTES) -> SimulationResult:
+                 max_memory: int = MAX_STORED_BYTES, executor=None) -> SimulationResult:
     """Simulate SGD x_{k+1} = x_k - eta * mean over a batch of grad f(x_k, xi).
 
     Parameters
@@ -122,7 +142,9 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
         Defaults to the problem's batch size.
 
     Other parameters are as for :func:`smfsym.simulate` (including what ``n_paths``
-    keeps: the paths of every full block of 4096, not those of a partial last block).
+    keeps: the paths of every full block of 4096, not those of a partial last block, and
+    ``executor``: the Problem is pickled to the workers, compiled once per process, and the
+    numbers are bitwise those of the serial run).
 
     Examples
     --------
@@ -174,15 +196,20 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
         idx = [int(k) for k in steps_at]
     vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
-    stepper = SGDStep(problem, eta, B, vals)
+    if executor is not None:
+        from .executors import check_executor, check_picklable_functions
 
-    def step(X, h, gens, sizes):
-        return stepper(X, gens, sizes)
+        executor = check_executor(executor)
+        if isinstance(functions, Mapping):
+            check_picklable_functions(dict(functions))
+    task = SGDTask(problem, eta, B, vals)
+    step = task.build()  # compiled here too: every error shows up before any work is sent out
+    stepper = step.stepper
 
     grid = StepGrid.uniform(n_steps, eta, idx)
     res = run(x0=x0, n_paths=n_paths, step_sizes=grid, save_index=idx, times=grid.times, step=step, seed=seed, chunk_size=chunk_size, functions=functions,
               store=store, on_nonfinite=on_nonfinite, progress=progress, scheme="sgd", dt_label=eta,
               time_label="step", step_times=float, per_path_bytes=stepper.per_path_bytes(x0),
-              blowup_threshold=blowup_threshold, max_memory=max_memory)
+              blowup_threshold=blowup_threshold, max_memory=max_memory, executor=executor, task=task)
     res.extra.update(steps=np.array(idx), batch_size=B)
     return res

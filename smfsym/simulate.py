@@ -83,6 +83,55 @@ def grid(saves, dt):
     return np.array(steps), index, saves
 
 
+class SDETask:
+    """What a worker needs to rebuild one simulation step: picklable data, no closure.
+
+    ``build()`` compiles the SDE (with its numbers) for the scheme and returns the step
+    ``stepper(X, h, gens, sizes)``; an executor's worker calls it once per process.
+    """
+
+    def __init__(self, sde: SDE, values: dict, solver, increments: str):
+        self.sde, self.values, self.solver, self.increments = sde, dict(values), solver, increments
+
+    def build(self) -> "_SDEStepper":
+        return _SDEStepper(self.sde, self.values, self.solver, self.increments)
+
+
+class _SDEStepper:
+    """One compiled step of a solver on all paths of a chunk, drawing each block's increments."""
+
+    def __init__(self, sde, values, solver, increments):
+        self.solver = solver
+        self.nsde = NumericSDE(sde, values)
+        solver.prepare(self.nsde)
+        self.m, self.k = self.nsde.m, solver.n_draws
+        self.discrete = increments == "discrete"
+        # sub-batches of paths inside a block: the normal draws of an SMF with thousands of noise columns
+        # stay within DRAW_BYTES; the random stream (filled in order) and every per-path number are the same
+        self.sub = max(1, DRAW_BYTES // max(1, 8 * self.k * self.m))
+
+    def draw(self, g, q):
+        if self.discrete:
+            return draw_discrete(g, q, self.solver.discrete, self.m)
+        return g.standard_normal((q, self.k, self.m))
+
+    def __call__(self, X, h, gens, sizes):
+        solver, nsde, m, k, sub = self.solver, self.nsde, self.m, self.k, self.sub
+        if not m:
+            return solver.step(nsde, X, h, np.zeros((X.shape[0], k, 0)))
+        if sub >= BLOCK:
+            Z = np.concatenate([self.draw(g, s) for g, s in zip(gens, sizes)], axis=0)
+            return solver.step(nsde, X, h, Z)
+        out = np.empty_like(X)
+        lo = 0
+        for g, s in zip(gens, sizes):
+            for a in range(0, s, sub):
+                q = min(sub, s - a)
+                out[lo:lo + q] = solver.step(nsde, X[lo:lo + q], h, self.draw(g, q))
+                lo += q
+        return out
+
+
 def _known_symbols(sde) -> set:
     known = set(sde.free_symbols)
     if isinstance(sde.eta, sp.Symbol):
@@ -98,7 +147,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
              functions: Mapping[str, Callable] | None = None, store: bool = True,
              on_nonfinite: str = "raise", progress: bool | None = None,
              max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
-             max_memory: int = MAX_STORED_BYTES, increments: str = "gaussian") -> SimulationResult:
+             max_memory: int = MAX_STORED_BYTES, increments: str = "gaussian", executor=None) -> SimulationResult:
     """Simulate an SDE (or its n-point motion) by Monte Carlo.
 
     Parameters
@@ -156,6 +205,12 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         or three-point (weak2) variables with the moments the weak order needs (Kloeden-Platen
         14.1-14.2), drawn from random bits: faster, same weak order, but the paths are not
         Brownian. Use it for expectations only, never for pathwise statistics.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run groups of whole seed blocks on it (``ProcessPoolExecutor(2)``, ``Client(...)``); the
+        numbers are bitwise those of the serial run. Workers compile the SDE once per process;
+        ``functions`` must then be module-level functions (they are pickled). ``chunk_size``, if
+        given, is the paths per task (default: the run cut into about 16 tasks). See
+        :mod:`smfsym.executors`.
 
     Examples
     --------
@@ -195,47 +250,27 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     x0 = prepare_x0(x0, sde.dim)
     grid_ = time_grid(t_end, dt, save_at, max_steps)
     solver = get_solver(scheme)
-    nsde = NumericSDE(sde, vals)
-    solver.prepare(nsde)
+    if increments == "discrete" and solver.discrete is None:
+        raise ValueError(f"`increments='discrete'` is not valid for the scheme {solver.name!r} (it declares no "
+                         "discrete increments); use increments='gaussian'.")
+    if executor is not None:
+        from .executors import check_executor, check_picklable_functions
+
+        executor = check_executor(executor)
+        if isinstance(functions, Mapping):
+            check_picklable_functions(dict(functions))
+    task = SDETask(sde, vals, solver, increments)
+    stepper = task.build()  # compiled here too: every error shows up before any work is sent out
+    nsde, m, k, sub = stepper.nsde, stepper.m, stepper.k, stepper.sub
     if sde.chaos is not None and not sde.chaos.exact:
         from .chaos import warn_if_low
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
-    m, k = nsde.m, solver.n_draws
-    if increments == "discrete":
-        if solver.discrete is None:
-            raise ValueError(f"`increments='discrete'` is not valid for the scheme {solver.name!r} (it declares no "
-                             "discrete increments); use increments='gaussian'.")
-
-        def draw(g, q):
-            return draw_discrete(g, q, solver.discrete, m)
-    else:
-        def draw(g, q):
-            return g.standard_normal((q, k, m))
-    # sub-batches of paths inside a block: the normal draws of an SMF with thousands of noise columns
-    # stay within DRAW_BYTES; the random stream (filled in order) and every per-path number are the same
-    sub = max(1, DRAW_BYTES // max(1, 8 * k * m))
-
-    def step(X, h, gens, sizes):
-        if not m:
-            return solver.step(nsde, X, h, np.zeros((X.shape[0], k, 0)))
-        if sub >= BLOCK:
-            Z = np.concatenate([draw(g, s) for g, s in zip(gens, sizes)], axis=0)
-            return solver.step(nsde, X, h, Z)
-        out = np.empty_like(X)
-        lo = 0
-        for g, s in zip(gens, sizes):
-            for a in range(0, s, sub):
-                q = min(sub, s - a)
-                out[lo:lo + q] = solver.step(nsde, X[lo:lo + q], h, draw(g, q))
-                lo += q
-        return out
-
     per_path = 8 * int(np.prod(x0.shape)) * 24 + 8 * k * min(m, sub * k * m)
     res = run(x0=x0, n_paths=n_paths, step_sizes=grid_, save_index=grid_.save_index, times=grid_.times,
-              step=step, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
+              step=stepper, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
               on_nonfinite=on_nonfinite, progress=progress, scheme=solver.name,
               dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path,
-              blowup_threshold=blowup_threshold, max_memory=max_memory)
+              blowup_threshold=blowup_threshold, max_memory=max_memory, executor=executor, task=task)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order, increments=increments)
     return res

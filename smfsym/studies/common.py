@@ -58,8 +58,31 @@ def check_phi(phi, params):
 def _phi_function(phi, params, values):
     if callable(phi) and not isinstance(phi, sp.Basic):
         return phi
-    ce = CompiledExprs([phi], params, values)
-    return lambda X: ce.evaluate([X[..., i] for i in range(X.shape[-1])])[..., 0]
+    return PhiFunction(phi, params, values)
+
+
+class PhiFunction:
+    """A sympy test function compiled on states (P, [n,] d) -> (P, [n]); pickles as its expression.
+
+    Executors' workers receive the expression and compile it once on first use (a compiled
+    function itself does not pickle).
+    """
+
+    def __init__(self, phi, params, values):
+        self.phi, self.params, self.values = phi, tuple(params), dict(values or {})
+        self._ce = CompiledExprs([phi], self.params, self.values)
+
+    def __getstate__(self):
+        return {"phi": self.phi, "params": self.params, "values": self.values}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._ce = None
+
+    def __call__(self, X):
+        if self._ce is None:
+            self._ce = CompiledExprs([self.phi], self.params, self.values)
+        return self._ce.evaluate([X[..., i] for i in range(X.shape[-1])])[..., 0]
 
 
 def check_scheme(scheme):

@@ -127,7 +127,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"), seed=0,
                n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
                progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None, increments: str = "gaussian") -> MultipointStudy:
+               blowup_threshold: float | None = None, increments: str = "gaussian",
+               executor=None) -> MultipointStudy:
     """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (docs/theory.md §5).
 
     Parameters
@@ -152,6 +153,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     increments : {"gaussian", "discrete"}
         Increments of the SDE solvers. The statistics are expectations of the joint final
         state (a weak quantity), so discrete increments are valid where the scheme declares them.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run the Monte Carlo simulations on it (see :func:`smfsym.simulate`): same numbers
+        as without it. A callable ``phi`` must then be a module-level function.
 
     All arguments are checked before anything runs.
 
@@ -169,6 +173,10 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
+    if executor is not None:
+        from ..executors import check_executor
+
+        executor = check_executor(executor)
     if increments not in ("gaussian", "discrete"):
         raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     eta = check_positive(eta, "eta")
@@ -214,7 +222,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     seeds = seed_sequence(seed).spawn(len(models) + 1)
     try:
         r = simulate_sgd(problem, starts, k, eta, n_paths=n_paths, seed=seeds[0], values=values,
-                         progress=progress, **blow)
+                         progress=progress, executor=executor, **blow)
     except BlowUpError as exc:
         raise with_context(exc, f"SGD at eta = {eta:g}") from None
     finals = {"sgd": [_finite(r.states[-1])]}
@@ -228,7 +236,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         finals[model], lost[model] = [], 0.0
         for h in (eta * dt_fraction, eta * dt_fraction / 2):
             kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress,
-                      increments=increments if slv.discrete else "gaussian", **blow)
+                      increments=increments if slv.discrete else "gaussian", executor=executor, **blow)
             try:
                 if coupling == "independent":
                     parts = [simulate(sde, x_start, t, seed=sj, **kw)

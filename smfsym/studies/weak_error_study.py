@@ -182,7 +182,8 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                models: Sequence[str] = MODELS, method: str = "auto", seed=0, n_paths: int = 200_000,
                dt_fraction: float = 0.125, values: Mapping | None = None, progress: bool | None = None,
                resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None, increments: str = "gaussian") -> WeakErrorStudy:
+               blowup_threshold: float | None = None, increments: str = "gaussian",
+               executor=None) -> WeakErrorStudy:
     """Weak error of each model against SGD over a range of learning rates (docs/theory.md §2).
 
     Parameters
@@ -219,6 +220,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         two-/three-point increments (same weak order, cheaper) are valid where the scheme
         declares them (Gaussian is used otherwise). Note that bounded increments also
         change which paths blow up.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run the Monte Carlo simulations on it (see :func:`smfsym.simulate`): same numbers
+        as without it. A callable ``phi`` must then be a module-level function.
 
     All arguments are checked before anything runs.
 
@@ -236,6 +240,12 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
+    if executor is not None:
+        from ..executors import check_executor, check_picklable_functions
+
+        executor = check_executor(executor)
+        if callable(phi) and not isinstance(phi, sp.Basic):
+            check_picklable_functions({"phi": phi}, argument="phi")
     if increments not in ("gaussian", "discrete"):
         raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
     if method not in ("auto", "exact", "montecarlo"):
@@ -295,7 +305,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         s_sgd, s_sde = ss.spawn(2)
         try:
             r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f}, store=False,
-                             values=vals, progress=progress, **blow)
+                             values=vals, progress=progress, executor=executor, **blow)
         except BlowUpError as exc:
             raise with_context(exc, f"SGD at eta = {eta:g}") from None
         sgd_val, sgd_se, lost_sgd = float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction
@@ -311,7 +321,8 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                 try:
                     rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
                                   functions={"phi": f}, store=False, values=vals, progress=progress,
-                                  increments=increments if slv.discrete else "gaussian", **blow)
+                                  increments=increments if slv.discrete else "gaussian", executor=executor,
+                                  **blow)
                 except BlowUpError as exc:
                     raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
                 runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
