@@ -147,7 +147,7 @@ class MultipointRates(StudyIO):
     "montecarlo"), ``solver_error`` (Monte Carlo: Richardson estimate from dt and dt/2; 0 when exact) and
     ``lost`` (fraction of paths lost to blow-ups). ``orders``: "model:statistic" -> fitted
     :class:`~smfsym.persist.Order` on the resolved errors (exact: non-zero; Monte Carlo: above ``resolve``
-    standard errors); ``n_used`` = 0 and a NaN slope when fewer than two are resolved.
+    standard errors); a NaN slope when fewer than two are resolved (``n_used`` counts them).
     """
 
     problem: Any
@@ -438,7 +438,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
                     warnings.warn(f"the order of {m} in {n} cannot be resolved: only {len(keep)} of {len(rs)} errors "
                                   f"exceed {resolve} standard errors; raise `n_paths` or use larger etas.",
                                   OrderWarning, stacklevel=2)
-            orders[f"{m}:{n}"] = Order(*(fit or (math.nan, math.nan, math.nan)), len(keep) if fit else 0)
+            orders[f"{m}:{n}"] = Order(*(fit or (math.nan, math.nan, math.nan)), len(keep))
     return MultipointRates(problem, starts, etas, ts, models, names, rows, orders,
                            meta=dict(method="exact" if use_exact else "montecarlo", exact_models=list(exact_models),
                                      n_paths=c["n_paths"], seed=seed, dt_fraction=c["dt_fraction"],
