@@ -162,6 +162,9 @@ def test_user_statistic_is_montecarlo(rademacher):
     (dict(t_end=0.01), ValueError, "half a step"),
     (dict(n_paths=0), ValueError, "`n_paths`"),
     (dict(values=[1, 2]), TypeError, "`values`"),
+    (dict(values={"c": 0.25}), TypeError, "`values` keys"),
+    (dict(values={sp.Symbol("c"): float("nan")}), ValueError, "`values`"),
+    (dict(values={sp.Symbol("c"): "1/4"}), ValueError, "`values`"),
     (dict(problem="x**2"), TypeError, "`problem`"),
 ])
 def test_bad_input(rademacher, kw, exc, match):
@@ -176,6 +179,23 @@ def test_exact_refused_when_not_closed():
     p = smfsym.Problem((x - xi) ** 4 / 4, [x])  # gradient cubic in x
     with pytest.raises(NotClosedError, match="affine"):
         multipoint_rates(p, [[-1.0], [1.0]], [0.1, 0.05], 1.0, method="exact")
+
+
+def test_constants_need_values():
+    c, xi = sp.Symbol("c"), smfsym.normal("xi")
+    p = smfsym.Problem((x - xi) ** 2 / 2 + c * x**2 * xi, [x], constants=[c])
+    with pytest.raises(NotClosedError, match="`values`"):
+        multipoint_rates(p, [[3.0], [-1.0]], [0.1, 0.05], 1.0, models=["smf2"])
+    st = multipoint_rates(p, [[3.0], [-1.0]], [0.1, 0.05], 1.0, models=["smf2"], psi="product", values={c: 0.25})
+    assert st.meta["exact_models"] == ["smf2"] and st.order("smf2", "product").n_used == 2
+
+
+def test_large_dimension_refuses_exact_with_the_size():
+    xs = sp.symbols("x0:11")
+    a = smfsym.normal("a", 11)
+    p = smfsym.Problem((sum(ai * v for ai, v in zip(a, xs))) ** 2 / 2, list(xs))
+    with pytest.raises(NotClosedError, match="276 monomials"):
+        multipoint_rates(p, np.eye(11)[:2], [0.1, 0.05], 1.0, method="exact")
 
 
 def test_inputs_not_mutated(rademacher):

@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from ..engine import check_int, check_positive
-from ..exact import DIGITS, NotClosedError, PolynomialSpace, _mp, affine_in_params, generator_matrix, rational
+from ..exact import DIGITS, NotClosedError, PolynomialSpace, _mp, affine_in_params, rational
 from ..expectation import expectation
 from ..persist import Order, StudyIO
 from ..problem import Problem
@@ -77,29 +77,49 @@ def _substituted(problem, values):
     return sub, grads
 
 
-def _exact_sgd(problem, blocks, z0, eta, k, values, names):
-    """Exact statistics of the two-point SGD chain (shared sample) after k steps."""
+#: Largest polynomial space (monomials of degree <= 2 in the two-point state, C(2d + 2, 2)) built exactly;
+#: beyond it (d > 10) the symbolic operators cost minutes and "auto" simulates instead.
+MAX_EXACT_MONOMIALS = 231
+
+
+def _transpose(cols):
+    return [[cols[j][i] for j in range(len(cols))] for i in range(len(cols))]
+
+
+def _numeric(M, eta_sym, eta):
+    er = rational(eta)
+    return _mp([[c.xreplace({eta_sym: er}) if c.free_symbols else c for c in row] for row in M])
+
+
+def _sgd_matrix(problem, blocks, values, eta_sym):
+    """The two-point SGD one-step operator (shared sample) on degree <= 2, symbolic in eta."""
     if problem.batch_size != 1 or not problem.is_polynomial or not affine_in_params(problem):
         raise NotClosedError("exact two-point SGD moments need grad f affine in the parameters, a loss polynomial "
                              "in the data and batch size 1.")
     _, grads = _substituted(problem, values)
-    er = rational(eta)
     step = {}
     for blk in blocks:
         sub = dict(zip(problem.params, blk))
         for v, g in zip(blk, grads):
-            step[v] = v - er * g.xreplace(sub)
+            step[v] = v - eta_sym * g.xreplace(sub)
     space = PolynomialSpace([v for b in blocks for v in b], 2)
     cols = []
     for mono in space.monomials:
         img = expectation(sp.expand(mono.xreplace(step)))
-        if any(s not in space.params for s in img.free_symbols):
-            raise NotClosedError(f"the SGD image of {mono} has free symbols {img.free_symbols}: pass `values`.")
+        extra = sorted(str(s) for s in img.free_symbols if s not in space.params and s != eta_sym)
+        if extra:
+            raise NotClosedError(f"the loss has symbols without numbers ({', '.join(extra)}): pass `values` for "
+                                 "exact moments.")
         cols.append(space.coords(img, "SGD image of a monomial"))
+    return space, _transpose(cols)
+
+
+def _exact_sgd(op, blocks, z0, eta, k, names, eta_sym):
+    """Exact statistics of the two-point SGD chain (shared sample) after k steps."""
+    space, M = op
     with mpmath.workdps(DIGITS):
-        P = _mp([[cols[j][i] for j in range(len(cols))] for i in range(len(cols))])
-        Pk = P ** int(k)
-    return _stats_from_moments(_moments(space, lambda c: Pk * c, z0, _stat_polys(blocks)), names)
+        Pk = _numeric(M, eta_sym, eta) ** int(k)
+        return _stats_from_moments(_moments(space, lambda c: Pk * c, z0, _stat_polys(blocks)), names)
 
 
 def _two_point_sde(problem, model, values):
@@ -124,18 +144,25 @@ def _two_point_sde(problem, model, values):
                order=sde.order, problem=sde.problem), blocks
 
 
-def _exact_sde(two, z0, eta, t, names):
+def _generator(two):
+    """The two-point generator on degree <= 2, symbolic in the model's eta; refuses a non-polynomial one."""
     M, blocks = two
     space = PolynomialSpace(M.state, 2)
     try:
-        L = generator_matrix(M, space, eta)
+        cols = [space.coords(M.generator(m), "generator image of a monomial") for m in space.monomials]
     except sp.PolynomialError:
         raise NotClosedError("the two-point generator is not polynomial (Sigma^{1/2} in the noise).") from None
-    if any(not c.is_number for row in L for c in row):
+    L = _transpose(cols)
+    if any(c.free_symbols - {M.eta} for row in L for c in row):
         raise NotClosedError("the two-point generator has free symbols: pass `values`.")
+    return space, L, M.eta, blocks
+
+
+def _exact_sde(gen, z0, eta, t, names):
+    space, L, eta_sym, blocks = gen
     with mpmath.workdps(DIGITS):
-        E = mpmath.expm(_mp(L) * mpmath.mpf(rational(t).p) / rational(t).q)
-    return _stats_from_moments(_moments(space, lambda c: E * c, z0, _stat_polys(blocks)), names)
+        E = mpmath.expm(_numeric(L, eta_sym, eta) * mpmath.mpf(rational(t).p) / rational(t).q)
+        return _stats_from_moments(_moments(space, lambda c: E * c, z0, _stat_polys(blocks)), names)
 
 
 @dataclass
@@ -368,6 +395,11 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
     if values is not None and not isinstance(values, Mapping):
         raise TypeError(f"`values` must be a mapping symbol -> number; got {type(values).__name__}.")
+    for key, v in (values or {}).items():
+        if not isinstance(key, sp.Symbol):
+            raise TypeError(f"`values` keys must be sympy symbols; got {key!r}.")
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+            raise ValueError(f"`values` must map to finite real numbers; got {key} = {v!r}.")
     for eta in etas:
         if t_end / eta < 0.5:
             raise ValueError(f"`t_end` = {t_end:g} is under half a step of eta = {eta:g}: SGD would take no step.")
@@ -379,19 +411,23 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     elif problem.batch_size != 1 or not problem.is_polynomial or not affine_in_params(problem):
         why_not = ("exact n-point moments need grad f affine in the parameters, a loss polynomial in the data and "
                    "batch size 1")
+    n_mono = math.comb(2 * problem.dim + 2, 2)
+    if why_not is None and n_mono > MAX_EXACT_MONOMIALS:
+        why_not = (f"the two-point moments of degree 2 in d = {problem.dim} span {n_mono} monomials, over the "
+                   f"exact limit of {MAX_EXACT_MONOMIALS}")
     if method == "exact" and why_not:
         raise NotClosedError(f"`method` = 'exact': {why_not}; use method='montecarlo'.")
     use_exact = method != "montecarlo" and why_not is None
     blocks = _stacked_symbols(problem.params, 2)
     z0 = np.concatenate([starts[0], starts[1]])
-    exact_models = {}
+    exact_models, eta_sym = {}, sp.Symbol("eta", positive=True)
     if use_exact:
+        sgd_op = _sgd_matrix(problem, blocks, values, eta_sym)
         for m in models:
             try:
-                exact_models[m] = _two_point_sde(problem, m, values)
-                _exact_sde(exact_models[m], z0, etas[0], etas[0], names)  # does its generator close?
+                exact_models[m] = _generator(_two_point_sde(problem, m, values))
             except NotClosedError:
-                exact_models.pop(m, None)
+                pass  # simulated
     mc_models = [m for m in models if m not in exact_models]
     stat_of = {n: fn for n, fn in fns.items()}
     rows, ts = [], []
@@ -402,11 +438,11 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         ts.append(t)
         sgd = {}
         if use_exact:
-            vals = _exact_sgd(problem, blocks, z0, eta, k, values, names)
+            vals = _exact_sgd(sgd_op, blocks, z0, eta, k, names, eta_sym)
             sgd = {n: (v, 0.0) for n, v in vals.items()}
             tr = rational(k) * rational(eta)
-            for m, two in exact_models.items():
-                mv = _exact_sde(two, z0, eta, tr, names)
+            for m, gen in exact_models.items():
+                mv = _exact_sde(gen, z0, eta, tr, names)
                 for n in names:
                     rows.append(dict(eta=eta, t=t, model=m, psi=n, sgd=sgd[n][0], sgd_se=0.0, value=mv[n],
                                      value_se=0.0, error=mv[n] - sgd[n][0], se=0.0, method="exact",
