@@ -166,6 +166,12 @@ def test_user_statistic_is_montecarlo(rademacher):
     (dict(values={sp.Symbol("c"): float("nan")}), ValueError, "`values`"),
     (dict(values={sp.Symbol("c"): "1/4"}), ValueError, "`values`"),
     (dict(problem="x**2"), TypeError, "`problem`"),
+    (dict(etas=[1e-9, 2e-9]), ValueError, "path-steps"),  # ~1e9 steps of the |x| SME: refused up front
+    (dict(max_path_steps=0), ValueError, "`max_path_steps`"),
+    (dict(seed=np.random.default_rng(0)), TypeError, "`seed`"),
+    (dict(dt_fraction=2.0), ValueError, "`dt_fraction`"),
+    (dict(t_end=float("inf")), ValueError, "`t_end`"),
+    (dict(psi={"a": "product", "b": 3}), TypeError, "`psi`"),
 ])
 def test_bad_input(rademacher, kw, exc, match):
     args = dict(problem=rademacher, starts=[[-1.0], [1.0]], etas=[0.1, 0.05], t_end=1.0)
@@ -179,6 +185,14 @@ def test_exact_refused_when_not_closed():
     p = smfsym.Problem((x - xi) ** 4 / 4, [x])  # gradient cubic in x
     with pytest.raises(NotClosedError, match="affine"):
         multipoint_rates(p, [[-1.0], [1.0]], [0.1, 0.05], 1.0, method="exact")
+
+
+def test_renamed_statistics_and_overflow(rademacher):
+    st = multipoint_rates(rademacher, [[-1.0], [1.0]], [0.1, 0.05], 1.0, models=["smf2"],
+                          psi={"E[X(-1)X(1)]": "product", "again": "product"})
+    assert np.array_equal(st.errors("smf2", "E[X(-1)X(1)]"), st.errors("smf2", "again"))
+    with pytest.raises(FloatingPointError, match="overflow"):
+        multipoint_rates(rademacher, [[-1e200], [1e200]], [0.1, 0.05], 1.0, models=["smf2"])
 
 
 def test_constants_need_values():

@@ -57,7 +57,14 @@ def _stats_from_moments(m, names):
     va, vb = m["paa"] - m["ma"] ** 2, m["pbb"] - m["mb"] ** 2
     out = {"product": m["pab"], "covariance": cov, "sqdist": m["sq"]}
     out["correlation"] = cov / mpmath.sqrt(va * vb) if va > 0 and vb > 0 else mpmath.mpf("nan")
-    return {k: float(out[k]) for k in names}
+    res = {}
+    for name, kind in names.items():  # user name -> built-in statistic
+        v = float(out[kind])
+        if math.isinf(v) or (math.isnan(v) and kind != "correlation"):
+            raise FloatingPointError(f"the exact {kind} is {v} in double precision (the moments overflow): use "
+                                     "smaller `starts` or a shorter `t_end`.")
+        res[name] = v
+    return res
 
 
 def _moments(space, matrix_fn, z0, polys):
@@ -326,7 +333,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
                      psi: Any = NPOINT_PSI, method: str = "auto", n_paths: int = 100_000, seed=0,
                      dt_fraction: float = 0.125, values: Mapping | None = None, resolve: float = 3.0,
                      scheme: Any = None, on_nonfinite: str = "raise", blowup_threshold: float | None = None,
-                     progress: bool | None = False) -> MultipointRates:
+                     progress: bool | None = False, max_path_steps: float = 1e11) -> MultipointRates:
     r"""Rates of n-point statistics: joint statistics of SGD with shared samples against SDE n-point motions,
     over several learning rates, with fitted orders (docs/theory.md §5).
 
@@ -355,6 +362,10 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         As in :func:`smfsym.multipoint` (each eta gets its own child of ``seed``).
     resolve : float
         A Monte Carlo error enters the order fit only if it exceeds ``resolve`` standard errors.
+    max_path_steps : float
+        Bound on the Monte Carlo work, counted as paths x starts x steps over all etas (SGD once, each
+        simulated model at dt and dt/2). The estimate is made before anything runs and refused above the
+        bound (about 2e7 path-steps a second on one core; the default is over an hour).
 
     Returns
     -------
@@ -404,6 +415,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         if t_end / eta < 0.5:
             raise ValueError(f"`t_end` = {t_end:g} is under half a step of eta = {eta:g}: SGD would take no step.")
     names = list(fns)
+    kinds = {n: fn for n, fn in fns.items() if isinstance(fn, str)}
     builtin = all(isinstance(fn, str) for fn in fns.values())
     why_not = None
     if not builtin:
@@ -429,6 +441,16 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
             except NotClosedError:
                 pass  # simulated
     mc_models = [m for m in models if m not in exact_models]
+    if isinstance(max_path_steps, bool) or not isinstance(max_path_steps, numbers.Real) or not max_path_steps > 0:
+        raise ValueError(f"`max_path_steps` must be a positive number; got {max_path_steps!r}.")
+    if mc_models:
+        steps = sum(max(1, round(t_end / e)) for e in etas)
+        work = c["n_paths"] * len(starts) * steps * ((0 if use_exact else 1) + len(mc_models) * 3 / c["dt_fraction"])
+        if work > max_path_steps:
+            raise ValueError(f"the Monte Carlo work is {work:.3g} path-steps ({c['n_paths']} paths x {len(starts)} "
+                             f"starts x {steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
+                             f"`max_path_steps` = {max_path_steps:.3g}: lower `n_paths`, use larger etas, or raise "
+                             "`max_path_steps`.")
     stat_of = {n: fn for n, fn in fns.items()}
     rows, ts = [], []
     seeds = seed_sequence(seed).spawn(len(etas))
@@ -438,11 +460,11 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         ts.append(t)
         sgd = {}
         if use_exact:
-            vals = _exact_sgd(sgd_op, blocks, z0, eta, k, names, eta_sym)
+            vals = _exact_sgd(sgd_op, blocks, z0, eta, k, kinds, eta_sym)
             sgd = {n: (v, 0.0) for n, v in vals.items()}
             tr = rational(k) * rational(eta)
             for m, gen in exact_models.items():
-                mv = _exact_sde(gen, z0, eta, tr, names)
+                mv = _exact_sde(gen, z0, eta, tr, kinds)
                 for n in names:
                     rows.append(dict(eta=eta, t=t, model=m, psi=n, sgd=sgd[n][0], sgd_se=0.0, value=mv[n],
                                      value_se=0.0, error=mv[n] - sgd[n][0], se=0.0, method="exact",
