@@ -60,3 +60,5 @@ from .optimizers import (Schedule, batch_sgd_operator, exact_batch_sgd_mean, mom
 __all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "momentum_weak_error",
             "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule",
             "momentum_multipoint"]
+from .studies import MultipointRates, multipoint_rates  # noqa: E402
+__all__ += ["multipoint_rates", "MultipointRates"]

@@ -84,6 +84,8 @@ def test_b_rademacher(tmp_path):
     assert r["sgd:covariance"][0] < -4 * r["sgd:covariance"][1]
     assert abs(r["smf2:product"][2]) < 4
     assert (out / "joint_law.png").exists()
+    assert abs(r["rates_orders"]["smf2:product"] - 2) < 0.15 and r["rates_orders"]["smf2:correlation"] is None
+    assert min(r["rates_shared_correlation_errors"]) > 1.5 and abs(r["rates_orders"]["sme2_shared:correlation"]) < 0.1
 
 
 def test_c_linear_regression(tmp_path):

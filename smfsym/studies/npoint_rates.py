@@ -1,0 +1,374 @@
+r"""n-point rate study: joint statistics of SGD runs sharing their samples against SDE n-point motions, over etas.
+
+docs/theory.md §5 (and §4 for the exact moments). The SMF started at several points with one noise has the
+block covariance eta Sigma(x^a, x^c) of SGD with shared samples, so its joint statistics converge at its weak
+order; an SME with one shared Brownian motion has eta Sigma(x^a)^{1/2} Sigma(x^c)^{1/2} instead, and its
+correlation error does not decay. :func:`multipoint_rates` measures both over a list of learning rates.
+
+Exact mode (losses quadratic in the parameters, polynomial statistics): the two-point SGD chain's second
+moments are a matrix power of the one-step operator on polynomials of degree <= 2 in the stacked state, and
+each model's a matrix exponential of its two-point generator (docs/theory.md §4, "Several starting points").
+Models whose two-point generator is not polynomial (an SME with Sigma^{1/2} = |x|) are simulated.
+
+What to expect: products and E|X(x) - X(y)|^2 are O(1) with errors O(eta^K) for the order-K SMF. Covariances
+are O(eta) with errors O(eta^2), so the correlation, a ratio of O(eta) quantities, converges at order 1 even
+for the SMF (unless it is exact, as the -1 of the Rademacher example). The shared SME's correlation error
+stays O(1): its increments are perfectly correlated where SGD's are not.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import sympy as sp
+
+from ..exact import NotClosedError, affine_in_params, rational
+from ..persist import Order, StudyIO
+from ..problem import Problem
+from .common import OrderWarning, check_common, fit_order, lost_cell, seed_sequence
+from .multipoint_study import multipoint
+from .npoint_exact import (MAX_EXACT_MONOMIALS, _exact_sde, _exact_sgd, _generator, _sgd_matrix, _stacked_symbols,
+                           _two_point_sde)
+from .weak_error_study import check_etas
+
+__all__ = ["multipoint_rates", "MultipointRates", "NPOINT_PSI"]
+
+#: Joint statistics with an exact (polynomial-moment) route: first two starts; first coordinate except sqdist.
+NPOINT_PSI = ("product", "covariance", "correlation", "sqdist")
+_MODELS = tuple(f"{b}{k}{c}" for b in ("smf", "sme") for k in (1, 2)
+                for c in (("",) if b == "smf" else ("_shared", "_independent")))
+
+
+@dataclass
+class MultipointRates(StudyIO):
+    """Result of :func:`multipoint_rates` (docs/theory.md §5).
+
+    ``rows``: one dict per (eta, model, statistic) with the SGD value and its standard error, the model's
+    value and standard error, ``error`` (model - SGD) with ``se`` (0 when exact), ``method`` ("exact" or
+    "montecarlo"), ``solver_error`` (Monte Carlo: Richardson estimate from dt and dt/2; 0 when exact) and
+    ``lost`` (fraction of paths lost to blow-ups). ``orders``: "model:statistic" -> fitted
+    :class:`~smfsym.persist.Order` on the resolved errors (exact: non-zero; Monte Carlo: above ``resolve``
+    standard errors); a NaN slope when fewer than two are resolved (``n_used`` counts them).
+    """
+
+    problem: Any
+    starts: np.ndarray
+    etas: list
+    t: list
+    models: list
+    psi: list
+    rows: list
+    orders: dict
+    meta: dict = field(default_factory=dict)
+
+    _text_fields = ("problem",)
+
+    @property
+    def table(self) -> list:
+        return self.rows
+
+    def order(self, model: str, psi: str) -> Order:
+        """The fitted order of ``model``'s error in statistic ``psi``."""
+        key = f"{model}:{psi}"
+        if key not in self.orders:
+            raise KeyError(f"no order for model {model!r} and statistic {psi!r}; have {sorted(self.orders)}.")
+        return self.orders[key]
+
+    def errors(self, model: str, psi: str) -> np.ndarray:
+        """The errors (model - SGD), largest eta first."""
+        return np.array([r["error"] for r in self.rows if r["model"] == model and r["psi"] == psi])
+
+    def _long_rows(self) -> list:
+        out = []
+        for r in self.rows:
+            out.append((r["model"], r["eta"], r["psi"], r["value"], r["value_se"], r["t"]))
+            out.append((r["model"], r["eta"], f"{r['psi']} error", r["error"], r["se"], r["t"]))
+        for eta in self.etas:
+            for p in self.psi:
+                r = next(r for r in self.rows if r["eta"] == eta and r["psi"] == p)
+                out.append(("sgd", eta, p, r["sgd"], r["sgd_se"], r["t"]))
+        return out
+
+    def __repr__(self) -> str:
+        lines = [f"{'eta':>8} {'statistic':>12} {'model':>17} {'SGD':>11} {'model':>11} {'error':>11} "
+                 f"{'s.e./exact':>10} {'solver err':>10} {'lost':>6}"]
+        for r in self.rows:
+            se = "exact" if r["method"] == "exact" else f"{r['se']:.2e}"
+            lines.append(f"{r['eta']:>8.4g} {r['psi']:>12} {r['model']:>17} {r['sgd']:>11.5g} {r['value']:>11.5g} "
+                         f"{r['error']:>11.3e} {se:>10} {r['solver_error']:>10.1e} {lost_cell(r['lost']):>6}")
+        lines.append("fitted orders (slope of log|error| vs log eta on resolved points, 95% interval):")
+        for key, (s, lo, hi, n) in self.orders.items():
+            lines.append(f"  {key:>28}: " + (f"{s:.3f}  [{lo:.3f}, {hi:.3f}]  ({n} etas)" if n >= 2
+                                                else f"unresolved ({n} etas resolved)"))
+        return "\n".join(lines)
+
+    def plot(self, path=None):
+        """Log-log figure of |error| against eta, one panel per statistic, with reference slopes 1 and 2."""
+        import matplotlib
+
+        if path is not None:
+            matplotlib.use("Agg") if matplotlib.get_backend() == "" else None
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, len(self.psi), figsize=(4.2 * len(self.psi), 3.8), squeeze=False)
+        etas = np.array(self.etas)
+        for ax, p in zip(axes[0], self.psi):
+            top = 0.0
+            for m in self.models:
+                rs = [r for r in self.rows if r["model"] == m and r["psi"] == p and abs(r["error"]) > 0]
+                if not rs:
+                    continue
+                e = np.array([abs(r["error"]) for r in rs])
+                se = np.array([r["se"] for r in rs])
+                top = max(top, e.max())
+                o = self.orders[f"{m}:{p}"]
+                lab = f"{m} ({o.slope:.2f})" if o.n_used >= 2 else f"{m} (unresolved)"
+                ax.errorbar([r["eta"] for r in rs], e, yerr=2 * se if se.any() else None, marker="o",
+                            ls="--" if m.startswith("smf") else "-", capsize=3, label=lab)
+            if top > 0:
+                for q, ls in ((1, ":"), (2, "-.")):
+                    ax.plot(etas, top * (etas / etas.max()) ** q, "k" + ls, lw=1, label=f"slope {q}")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+            ax.set_xlabel(r"learning rate $\eta$")
+            ax.set_title(f"{p}: |model - SGD|")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path, dpi=150)
+        return fig
+
+    def to_latex(self) -> str:
+        """A booktabs table: errors per eta, per statistic and model, and the fitted orders."""
+        cols = len(self.etas) + 3
+        lines = [r"\begin{tabular}{ll" + "r" * (cols - 2) + "}", r"\toprule",
+                 " & ".join(["statistic", "model"] + [f"$\\eta = {e:g}$" for e in self.etas] + ["order"]) + r" \\",
+                 r"\midrule"]
+        for p in self.psi:
+            for m in self.models:
+                rs = {r["eta"]: r for r in self.rows if r["model"] == m and r["psi"] == p}
+                cells = [p.replace("_", r"\_"), m.replace("_", r"\_")]
+                for e in self.etas:
+                    r = rs[e]
+                    cells.append(f"{r['error']:.3e}" if r["method"] == "exact"
+                                 else f"{r['error']:.2e} $\\pm$ {r['se']:.1e}")
+                o = self.orders[f"{m}:{p}"]
+                cells.append(f"{o.slope:.2f} [{o.low:.2f}, {o.high:.2f}]" if o.n_used >= 2 else "--")
+                lines.append(" & ".join(cells) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines)
+
+
+def _check_psi(psi):
+    if isinstance(psi, str) or callable(psi):
+        psi = [psi]
+    if not isinstance(psi, (Mapping, list, tuple)) or not len(psi):
+        raise TypeError(f"`psi` must be a name, a callable, or a non-empty sequence / mapping of them; got {psi!r}.")
+    out = {}
+    items = psi.items() if isinstance(psi, Mapping) else [
+        (p, p) if isinstance(p, str) else (getattr(p, "__name__", f"psi{i}"), p) for i, p in enumerate(psi)]
+    for name, fn in items:
+        if not isinstance(name, str):
+            raise TypeError(f"`psi` names must be strings; got {name!r}.")
+        if isinstance(fn, str):
+            if fn not in NPOINT_PSI:
+                raise ValueError(f"`psi` names must be among {list(NPOINT_PSI)} or callables; got {fn!r}.")
+        elif not callable(fn):
+            raise TypeError(f"`psi` entries must be names or callables of the joint state (P, n, d); got {fn!r}.")
+        if name in out:
+            raise ValueError(f"`psi` must not repeat a statistic; got {name!r} twice.")
+        out[name] = fn
+    return out
+
+
+def _check_starts(starts, d):
+    try:
+        if isinstance(starts, (str, bytes)) or starts is None:
+            raise TypeError
+        arr = np.array(starts, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"`starts` must be numeric of shape (n, {d}); got {starts!r}.") from None
+    if arr.ndim != 2 or arr.shape[1] != d or arr.shape[0] < 2:
+        raise ValueError(f"`starts` must have shape (n, {d}) with n >= 2; got {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"`starts` must be finite; got {arr.tolist()}.")
+    return arr
+
+
+def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: float, *,
+                     models: Sequence[str] = ("smf1", "smf2", "sme2_shared", "sme2_independent"),
+                     psi: Any = NPOINT_PSI, method: str = "auto", n_paths: int = 100_000, seed=0,
+                     dt_fraction: float = 0.125, values: Mapping | None = None, resolve: float = 3.0,
+                     scheme: Any = None, on_nonfinite: str = "raise", blowup_threshold: float | None = None,
+                     progress: bool | None = False, max_path_steps: float = 1e11) -> MultipointRates:
+    r"""Rates of n-point statistics: joint statistics of SGD with shared samples against SDE n-point motions,
+    over several learning rates, with fitted orders (docs/theory.md §5).
+
+    Parameters
+    ----------
+    problem : Problem
+    starts : array_like (n, d)
+        Starting points (n >= 2); the built-in statistics use the first two.
+    etas : sequence of float
+        At least two distinct learning rates. Each runs k = round(t_end / eta) steps, t = k eta.
+    t_end : float
+    models : sequence of str
+        "smf1"/"smf2" (one cylindrical noise for all points), "sme1"/"sme2" with "_shared" (one Brownian
+        motion) or "_independent" (one per point).
+    psi : str, callable, or sequence / mapping of them
+        "product" E[X(x_1) X(x_2)], "covariance", "correlation" (first coordinate), "sqdist"
+        E|X(x_1) - X(x_2)|^2, or callables mapping the joint states (P, n, d) to per-path values (Monte
+        Carlo only).
+    method : {"auto", "exact", "montecarlo"}
+        "exact" needs grad f affine in the parameters, a loss polynomial in the data, batch size 1 and
+        built-in statistics; a model whose two-point generator is then not polynomial (an SME with
+        Sigma^{1/2} = |x|) is simulated and compared against the exact SGD values (its ``method`` says so).
+        "auto" is "exact" where that holds, else "montecarlo": SGD and the models simulated per eta by
+        :func:`smfsym.multipoint` (shared samples across the starts, the solver at dt and dt/2).
+    n_paths, seed, dt_fraction, values, scheme, on_nonfinite, blowup_threshold, progress
+        As in :func:`smfsym.multipoint` (each eta gets its own child of ``seed``).
+    resolve : float
+        A Monte Carlo error enters the order fit only if it exceeds ``resolve`` standard errors.
+    max_path_steps : float
+        Bound on the Monte Carlo work, counted as paths x starts x steps over all etas (SGD once, each
+        simulated model at dt and dt/2). The estimate is made before anything runs and refused above the
+        bound (about 2e7 path-steps a second on one core; the default is over an hour).
+
+    Returns
+    -------
+    MultipointRates
+
+    Examples
+    --------
+    docs/theory.md §5: on the Rademacher problem the SMF's product error has slope 2 while the shared SME
+    gets the correlation's sign wrong at every eta.
+
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
+    >>> st = smfsym.multipoint_rates(p, [[-1.0], [1.0]], [0.1, 0.05, 0.025], 1.0, models=["smf2", "sme2_shared"],
+    ...                              psi=["product", "correlation"], n_paths=4000, dt_fraction=0.25)
+    >>> round(st.order("smf2", "product").slope)
+    2
+    >>> bool(all(st.errors("sme2_shared", "correlation") > 1.5))
+    True
+    """
+    c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
+                     on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
+    t_end = c["t_end"]
+    starts = _check_starts(starts, problem.dim)
+    etas = check_etas(etas)
+    if isinstance(models, str) or not hasattr(models, "__iter__"):
+        raise TypeError(f"`models` must be a sequence of model names among {list(_MODELS)}; got {models!r}.")
+    models = list(models)
+    bad = [m for m in models if not isinstance(m, str) or m not in _MODELS]
+    if bad or not models:
+        raise ValueError(f"`models` entries must be among {list(_MODELS)}; got {bad or models!r}.")
+    if len(set(models)) != len(models):
+        raise ValueError(f"`models` must not repeat a model; got {models}.")
+    fns = _check_psi(psi)
+    if method not in ("auto", "exact", "montecarlo"):
+        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
+    if isinstance(resolve, bool) or not isinstance(resolve, numbers.Real) or not resolve > 0:
+        raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
+    if values is not None and not isinstance(values, Mapping):
+        raise TypeError(f"`values` must be a mapping symbol -> number; got {type(values).__name__}.")
+    for key, v in (values or {}).items():
+        if not isinstance(key, sp.Symbol):
+            raise TypeError(f"`values` keys must be sympy symbols; got {key!r}.")
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+            raise ValueError(f"`values` must map to finite real numbers; got {key} = {v!r}.")
+    for eta in etas:
+        if t_end / eta < 0.5:
+            raise ValueError(f"`t_end` = {t_end:g} is under half a step of eta = {eta:g}: SGD would take no step.")
+    names = list(fns)
+    kinds = {n: fn for n, fn in fns.items() if isinstance(fn, str)}
+    builtin = all(isinstance(fn, str) for fn in fns.values())
+    why_not = None
+    if not builtin:
+        why_not = "user-supplied statistics have no exact route"
+    elif problem.batch_size != 1 or not problem.is_polynomial or not affine_in_params(problem):
+        why_not = ("exact n-point moments need grad f affine in the parameters, a loss polynomial in the data and "
+                   "batch size 1")
+    n_mono = math.comb(2 * problem.dim + 2, 2)
+    if why_not is None and n_mono > MAX_EXACT_MONOMIALS:
+        why_not = (f"the two-point moments of degree 2 in d = {problem.dim} span {n_mono} monomials, over the "
+                   f"exact limit of {MAX_EXACT_MONOMIALS}")
+    if method == "exact" and why_not:
+        raise NotClosedError(f"`method` = 'exact': {why_not}; use method='montecarlo'.")
+    use_exact = method != "montecarlo" and why_not is None
+    blocks = _stacked_symbols(problem.params, 2)
+    z0 = np.concatenate([starts[0], starts[1]])
+    exact_models, eta_sym = {}, sp.Symbol("eta", positive=True)
+    if use_exact:
+        sgd_op = _sgd_matrix(problem, blocks, values, eta_sym)
+        for m in models:
+            try:
+                exact_models[m] = _generator(_two_point_sde(problem, m, values))
+            except NotClosedError:
+                pass  # simulated
+    mc_models = [m for m in models if m not in exact_models]
+    if isinstance(max_path_steps, bool) or not isinstance(max_path_steps, numbers.Real) or not max_path_steps > 0:
+        raise ValueError(f"`max_path_steps` must be a positive number; got {max_path_steps!r}.")
+    if mc_models:
+        steps = sum(max(1, round(t_end / e)) for e in etas)
+        work = c["n_paths"] * len(starts) * steps * ((0 if use_exact else 1) + len(mc_models) * 3 / c["dt_fraction"])
+        if work > max_path_steps:
+            raise ValueError(f"the Monte Carlo work is {work:.3g} path-steps ({c['n_paths']} paths x {len(starts)} "
+                             f"starts x {steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
+                             f"`max_path_steps` = {max_path_steps:.3g}: lower `n_paths`, use larger etas, or raise "
+                             "`max_path_steps`.")
+    stat_of = {n: fn for n, fn in fns.items()}
+    rows, ts = [], []
+    seeds = seed_sequence(seed).spawn(len(etas))
+    for i, eta in enumerate(etas):
+        k = max(1, int(round(t_end / eta)))
+        t = k * eta
+        ts.append(t)
+        sgd = {}
+        if use_exact:
+            vals = _exact_sgd(sgd_op, blocks, z0, eta, k, kinds, eta_sym)
+            sgd = {n: (v, 0.0) for n, v in vals.items()}
+            tr = rational(k) * rational(eta)
+            for m, gen in exact_models.items():
+                mv = _exact_sde(gen, z0, eta, tr, kinds)
+                for n in names:
+                    rows.append(dict(eta=eta, t=t, model=m, psi=n, sgd=sgd[n][0], sgd_se=0.0, value=mv[n],
+                                     value_se=0.0, error=mv[n] - sgd[n][0], se=0.0, method="exact",
+                                     solver_error=0.0, lost=0.0))
+        if mc_models:
+            mp = multipoint(problem, starts, eta=eta, t_end=t, psi=stat_of, models=mc_models, seed=seeds[i],
+                            n_paths=c["n_paths"], dt_fraction=c["dt_fraction"], values=values, progress=progress,
+                            scheme=scheme, on_nonfinite=on_nonfinite, blowup_threshold=blowup_threshold)
+            for m in mc_models:
+                for n in names:
+                    r = mp.value(m, n)
+                    ref, ref_se = sgd.get(n) or (mp.value("sgd", n)["value"], mp.value("sgd", n)["se"])
+                    rows.append(dict(eta=eta, t=t, model=m, psi=n, sgd=ref, sgd_se=ref_se, value=r["value"],
+                                     value_se=r["se"], error=r["value"] - ref, se=float(np.hypot(r["se"], ref_se)),
+                                     method="montecarlo", solver_error=r["solver_error"],
+                                     lost=max(r["lost"], mp.value("sgd", n)["lost"])))
+    orders = {}
+    for m in models:
+        for n in names:
+            rs = [r for r in rows if r["model"] == m and r["psi"] == n]
+            if rs[0]["method"] == "exact":
+                keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
+                fit = fit_order([r["eta"] for r in keep], [r["error"] for r in keep]) if len(keep) >= 2 else None
+            else:
+                keep = [r for r in rs if np.isfinite(r["error"]) and abs(r["error"]) > resolve * r["se"]]
+                fit = (fit_order([r["eta"] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
+                       if len(keep) >= 2 else None)
+                if fit is None:
+                    warnings.warn(f"the order of {m} in {n} cannot be resolved: only {len(keep)} of {len(rs)} errors "
+                                  f"exceed {resolve} standard errors; raise `n_paths` or use larger etas.",
+                                  OrderWarning, stacklevel=2)
+            orders[f"{m}:{n}"] = Order(*(fit or (math.nan, math.nan, math.nan)), len(keep))
+    return MultipointRates(problem, starts, etas, ts, models, names, rows, orders,
+                           meta=dict(method="exact" if use_exact else "montecarlo", exact_models=list(exact_models),
+                                     n_paths=c["n_paths"], seed=seed, dt_fraction=c["dt_fraction"],
+                                     resolve=float(resolve), exact_refused=why_not))
