@@ -60,3 +60,6 @@ from .optimizers import (Schedule, batch_sgd_operator, exact_batch_sgd_mean, mom
 __all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "momentum_weak_error",
             "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule",
             "momentum_multipoint"]
+from .studies import CostEstimate, estimate_cost  # noqa: E402
+
+__all__ += ["estimate_cost", "CostEstimate"]

@@ -7,6 +7,8 @@ fit, the solver's own error is reported, and so are paths lost to blow-ups.
 from .common import MODELS, DivergenceWarning, OrderWarning, build_model, default_scheme, fit_order
 from .multipoint_study import PSI, MultipointStudy, multipoint
 from .weak_error_study import WeakErrorStudy, weak_error
+from .cost import CostEstimate, estimate_cost
 
 __all__ = ["weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "build_model", "MODELS",
-           "OrderWarning", "fit_order", "default_scheme", "PSI", "DivergenceWarning"]
+           "OrderWarning", "fit_order", "default_scheme", "PSI", "DivergenceWarning",
+           "estimate_cost", "CostEstimate"]
