@@ -62,3 +62,7 @@ __all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_
             "momentum_multipoint"]
 from .studies import MultipointRates, multipoint_rates  # noqa: E402
 __all__ += ["multipoint_rates", "MultipointRates"]
+
+from .studies import CostEstimate, estimate_cost  # noqa: E402
+
+__all__ += ["estimate_cost", "CostEstimate"]

@@ -1,7 +1,8 @@
 """The ``smfsym`` command: derive, check and generate code from a spec.
 
     smfsym derive SPEC [--format latex|text] [-o FILE] [--force]
-    smfsym check SPEC [-o DIR] [--force] [--workers N | --scheduler ADDRESS]
+    smfsym check SPEC [-o DIR] [--force] [--n-paths N] [--models m1,m2] [--etas e1,e2]
+                      [--scheme S] [--quiet] [--yes] [--workers N | --scheduler ADDRESS]
     smfsym codegen SPEC [--model smf2] [--eta 0.05] -o sim.py [--force]
 
 SPEC is a TOML file (data: validated, never executed), a Python file (a name
@@ -33,6 +34,8 @@ CHECK_FILES = ("weak_error.txt", "weak_error.tex", "weak_error.png", "weak_error
                "meanfield.json", "summary.json")
 CHECK_MARKER = ".smfsym-check"
 MODEL_CHOICES = ("gf", "gf2", "sme1", "sme2", "smf1", "smf2")
+#: ``check`` refuses a weak-error study estimated above this many seconds unless ``--yes``.
+COST_LIMIT = 600.0
 _TRUST = ("Python spec files (names ending in .py, any case) are run as code: load only files you trust. "
           "Every other spec is read as TOML, validated, and never executed.")
 
@@ -146,10 +149,13 @@ def cmd_check(args):
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
+    if c:
+        c = _check_overrides(c, args)
+        _check_cost(spec, c, args)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     try:
         with _executor(args) as executor:
-            summary = _weak_error_files(spec, c, tmp, executor) if c else {}
+            summary = _weak_error_files(spec, c, tmp, executor, args.quiet) if c else {}
         if spec.meanfield_check:
             summary["meanfield"] = _meanfield_files(spec, tmp)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -200,7 +206,45 @@ def _workers(text: str) -> int:
     return v
 
 
-def _weak_error_files(spec, c: dict, tmp: Path, executor=None) -> dict:
+def _check_overrides(c: dict, args) -> dict:
+    """The spec's [check] with --n-paths, --models, --etas, --scheme applied, validated like the spec."""
+    from .spec.schema import SCHEMA
+
+    keys = SCHEMA["check"]
+    c = dict(c)
+    if args.n_paths is not None:
+        c["n_paths"] = keys["n_paths"].check(args.n_paths, "--n-paths")
+    if args.models is not None:
+        c["models"] = keys["models"].check([m.strip() for m in args.models.split(",") if m.strip()], "--models")
+    if args.etas is not None:
+        try:
+            etas = [float(e) for e in args.etas.split(",") if e.strip()]
+        except ValueError:
+            raise UsageError(f"--etas: expected comma-separated numbers; got {args.etas!r}") from None
+        c["etas"] = keys["etas"].check(etas, "--etas")
+        if max(c["etas"]) > c["t_end"]:
+            raise UsageError(f"--etas: learning rates must be <= the spec's t_end = {c['t_end']:g}; got {c['etas']}")
+    if args.scheme is not None:
+        c["scheme"] = keys["scheme"].check(args.scheme, "--scheme")
+    return c
+
+
+def _check_cost(spec, c: dict, args) -> None:
+    """Estimate the weak-error study's cost, print it, refuse above COST_LIMIT without --yes."""
+    from .studies import estimate_cost
+
+    est = estimate_cost(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
+                        method=c["method"], n_paths=c["n_paths"], values=spec.values or None,
+                        scheme=None if c["scheme"] == "auto" else c["scheme"])
+    extra = " plus the multi-point study" if c.get("multipoint") else ""
+    if not args.quiet and est.method != "exact":  # exact moments: nothing worth estimating
+        print(f"smfsym check: {est}{extra}", file=sys.stderr, flush=True)
+    if est.seconds > COST_LIMIT and not args.yes:
+        raise UsageError(f"the weak-error study's {est} is over {COST_LIMIT / 60:g} min; pass --yes to run it, "
+                         "or lower it with --n-paths, --models, --etas or --scheme euler")
+
+
+def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False) -> dict:
     """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON."""
     from .latex import standalone_table
     from .studies import multipoint, weak_error
@@ -208,7 +252,7 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None) -> dict:
     scheme = None if c["scheme"] == "auto" else c["scheme"]
     study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
                        method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-                       scheme=scheme, executor=executor)
+                       scheme=scheme, executor=executor, progress=False if quiet else None)
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
@@ -222,7 +266,7 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None) -> dict:
     if mp_spec:
         mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
                         seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None,
-                        executor=executor)
+                        executor=executor, progress=False if quiet else None)
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
         (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))
@@ -314,6 +358,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the Monte Carlo on N local processes (same numbers as serial)")
     par.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the Monte Carlo on a Dask cluster, e.g. tcp://scheduler:8786 (pip install smfsym[dask])")
+    c.add_argument("--n-paths", type=int, help="Monte Carlo paths (overrides [check] n_paths)")
+    c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(MODEL_CHOICES)}")
+    c.add_argument("--etas", help="comma-separated learning rates (overrides [check] etas)")
+    c.add_argument("--scheme", help="SDE solver (overrides [check] scheme): auto, euler, weak2, tamed")
+    c.add_argument("--quiet", action="store_true", help="no progress lines nor cost estimate on stderr")
+    c.add_argument("--yes", action="store_true",
+                   help=f"run even if the estimated cost exceeds {COST_LIMIT / 60:g} minutes")
     c.set_defaults(fn=cmd_check)
     g = sub.add_parser("codegen", help="write a standalone numpy simulator", epilog=_TRUST)
     g.add_argument("spec", help="TOML spec, Python spec (.py: run as code, trusted only) or shipped name")

@@ -322,8 +322,19 @@ def block_stats(vals, ok, sizes) -> list:
     return out
 
 
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (stderr is no terminal there, but tqdm.auto draws widgets)."""
+    shell = sys.modules.get("IPython")
+    try:
+        ip = shell.get_ipython() if shell is not None else None
+    except Exception:  # an IPython too old or half-imported: no widgets
+        return False
+    return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
+
+
 def _progress(progress, total, desc):
-    show = sys.stderr.isatty() if progress is None else bool(progress)
+    # default (None): bars on an interactive terminal and in notebooks; logs get the studies' lines
+    show = (sys.stderr.isatty() or _in_notebook()) if progress is None else bool(progress)
     if not show:
         return None
     from tqdm.auto import tqdm

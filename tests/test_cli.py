@@ -262,7 +262,7 @@ def test_ctrl_c_during_check_is_one_line_and_leaves_no_results(tmp_path):
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "smfsym", "check", "double_well", "-o", "out"], cwd=tmp_path,
+    proc = subprocess.Popen([sys.executable, "-m", "smfsym", "check", "double_well", "-o", "out", "--yes"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # The temporary output directory appears once the spec is loaded and the study starts.
     while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):

@@ -8,7 +8,9 @@ from .common import MODELS, DivergenceWarning, OrderWarning, build_model, defaul
 from .multipoint_study import PSI, MultipointStudy, multipoint
 from .weak_error_study import WeakErrorStudy, weak_error
 from .npoint_rates import NPOINT_PSI, MultipointRates, multipoint_rates
+from .cost import CostEstimate, estimate_cost
 
 __all__ = ["weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "build_model", "MODELS",
-           "OrderWarning", "fit_order", "default_scheme", "PSI", "DivergenceWarning"]
+           "OrderWarning", "fit_order", "default_scheme", "PSI", "DivergenceWarning",
+           "estimate_cost", "CostEstimate"]
 __all__ += ["multipoint_rates", "MultipointRates", "NPOINT_PSI"]

@@ -16,7 +16,7 @@ from ..persist import StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import simulate
-from .common import build_model, check_common, lost_cell, scheme_for, seed_sequence, with_context
+from .common import ProgressLines, build_model, check_common, lost_cell, scheme_for, seed_sequence, with_context
 
 __all__ = ["multipoint", "MultipointStudy", "PSI"]
 
@@ -220,6 +220,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         raise ValueError(f"`t_end` = {t_end:g} is under half a step of `eta` = {eta:g}: SGD would take no step.")
     t = k * eta
     seeds = seed_sequence(seed).spawn(len(models) + 1)
+    say = ProgressLines("multipoint", 1 + len(models), progress)
+    say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
     try:
         r = simulate_sgd(problem, starts, k, eta, n_paths=n_paths, seed=seeds[0], values=values,
                          progress=progress, executor=executor, **blow)
@@ -234,6 +236,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         slv = scheme_for(sde, solver)
         orders[model] = slv.weak_order
         finals[model], lost[model] = [], 0.0
+        say(f"{model} eta={eta:g} ({slv.name})")
         for h in (eta * dt_fraction, eta * dt_fraction / 2):
             kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress,
                       increments=increments if slv.discrete else "gaussian", executor=executor, **blow)

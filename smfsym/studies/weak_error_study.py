@@ -23,7 +23,7 @@ from ..persist import Order, StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import prepare_x0, simulate
-from .common import (MODELS, OrderWarning, warn_if_unresolved, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
+from .common import (MODELS, OrderWarning, ProgressLines, warn_if_unresolved, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
                      scheme_for, seed_sequence, with_context)
 
 __all__ = ["weak_error", "WeakErrorStudy", "check_etas"]
@@ -51,6 +51,14 @@ def check_etas(etas) -> list:
     if len(set(out)) != len(out):
         raise ValueError(f"`etas` must be distinct; got {out}.")
     return sorted(out, reverse=True)
+
+
+def exact_applies(problem, phi, vals) -> bool:
+    """Exact moments close: grad f affine in x, polynomial phi, batch size 1, no numeric values."""
+    phi_expr = phi if isinstance(phi, sp.Expr) else None
+    return bool(phi_expr is not None and not (phi_expr.free_symbols - set(problem.params))
+                and is_polynomial_in(phi_expr, problem.params) and affine_in_params(problem)
+                and problem.batch_size == 1 and problem.is_polynomial and not vals)
 
 
 def check_models(models, allowed) -> list:
@@ -103,8 +111,23 @@ class WeakErrorStudy(StudyIO):
     def errors(self, model: str) -> np.ndarray:
         return np.array([r["error"] for r in self.rows if r["model"] == model])
 
+    def header(self, sep: str = ", ") -> str:
+        """What was compared: phi, x0, t_end and the number of paths (the figure's title, the table's head)."""
+        phi = getattr(self.phi, "__name__", None) if callable(self.phi) and not isinstance(self.phi, sp.Basic) else None
+        x0 = self.meta.get("x0")
+        x0 = "?" if x0 is None else "[" + ", ".join(f"{v:g}" for v in np.ravel(x0)) + "]"
+        t_end = self.meta.get("t_end")
+        if self.meta.get("method") == "exact":
+            how = "exact moments"
+        else:
+            n = self.meta.get("n_paths")
+            how = f"{n:,} paths" if isinstance(n, numbers.Integral) else "Monte Carlo"
+        return sep.join([f"phi = {phi or self.phi}", f"x0 = {x0}",
+                         f"t_end = {t_end:g}" if t_end is not None else "t_end = ?", how])
+
     def __repr__(self) -> str:
-        lines = [f"{'eta':>8} {'model':>6} {'E phi SGD':>12} {'E phi model':>12} {'error':>11} {'s.e./exact':>11} "
+        lines = [f"weak error against SGD: {self.header()}",
+                 f"{'eta':>8} {'model':>6} {'E phi SGD':>12} {'E phi model':>12} {'error':>11} {'s.e./exact':>11} "
                  f"{'solver err':>10} {'lost SGD':>8} {'lost':>8}"]
         for r in self.rows:
             se = "exact" if r["method"] == "exact" else f"{r['se']:.2e}"
@@ -145,10 +168,13 @@ class WeakErrorStudy(StudyIO):
             ax.plot(etas, top * (etas / etas.max()) ** p, "k" + style, lw=1, label=f"slope {p}")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        # every eta labelled: they are the study's design, not a decoration
+        ax.set_xticks(list(etas))
+        ax.set_xticklabels([f"{e:g}" for e in etas], rotation=45 if len(etas) > 5 else 0)
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(r"learning rate $\eta$")
         ax.set_ylabel(r"$|\mathbb{E}\,\varphi(X_{k\eta}) - \mathbb{E}\,\varphi(x_k)|$")
-        ax.set_title("weak error against SGD")
+        ax.set_title("weak error against SGD\n" + self.header().replace("**", "^"), fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
         if path is not None:
@@ -201,6 +227,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         "auto" uses exact moments when they close (gradient affine in x, polynomial phi,
         batch size 1), Monte Carlo otherwise.
     seed, n_paths : Monte Carlo settings.
+        :func:`estimate_cost` tells what a choice will cost before running it.
     dt_fraction : float
         Solver step as a fraction of eta (weak order-2 solver where the noise allows).
     resolve : float
@@ -215,6 +242,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         Paths with an entry beyond it count as blown up (default 1e100); lower it when
         SGD diverges slowly past its stability region, so that such paths are masked and
         counted rather than averaged (a :class:`DivergenceWarning` flags that case).
+    progress : bool or None
+        None: tqdm bars on a terminal or in a notebook, and one line per model and eta on
+        stderr (for logs); False: silent; True: bars always, and the lines.
     increments : {"gaussian", "discrete"}
         Increments of the SDE solvers. A weak error needs only expectations, so discrete
         two-/three-point increments (same weak order, cheaper) are valid where the scheme
@@ -278,16 +308,15 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     sdes = {m: build_model(problem, m) for m in models}
     use_exact = False
     if method in ("auto", "exact"):
-        phi_expr = phi if isinstance(phi, sp.Expr) else None
-        use_exact = (phi_expr is not None and not (phi_expr.free_symbols - set(problem.params))
-                     and is_polynomial_in(phi_expr, problem.params) and affine_in_params(problem)
-                     and problem.batch_size == 1 and problem.is_polynomial and not vals)
+        use_exact = exact_applies(problem, phi, vals)
         if method == "exact" and not use_exact:
             raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, batch size 1 "
                                  "and no numeric `values`; use method='montecarlo'.")
     space = (PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
              if use_exact else None)
     rows, ts = [], []
+    # exact moments take a moment: lines only for Monte Carlo runs
+    say = ProgressLines("weak_error", len(etas) * (1 + len(sdes)), False if use_exact else progress)
     for i, eta in enumerate(etas):
         k = max(1, int(round(t_end / eta)))
         t = k * eta
@@ -303,6 +332,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         f = _phi_function(phi, problem.params, vals)
         ss = seed_sequence(seed).spawn(len(etas))[i]
         s_sgd, s_sde = ss.spawn(2)
+        say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
         try:
             r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f}, store=False,
                              values=vals, progress=progress, executor=executor, **blow)
@@ -313,6 +343,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             slv = scheme_for(sde, solver)
             scheme = slv.name
             dt = eta * dt_fraction
+            say(f"{m} eta={eta:g} ({scheme}, dt={dt:.3g} and {dt / 2:.3g})")
             runs = []
             # a noise-free model (gradient flow) needs one path, not n_paths
             n_model = n_paths if sde.n_noise else 1
@@ -354,6 +385,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         orders[m] = Order(s, lo, hi, len(keep))
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
+                                    x0=x0.tolist(), t_end=t_end,
                                     scheme=None if solver is None else solver.name, increments=increments,
                                     **blow))
 

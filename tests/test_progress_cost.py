@@ -1,0 +1,174 @@
+"""Long runs that talk and say what they will cost (issue 11): progress lines, cost estimates, check flags."""
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym.cli import main
+
+x = sp.Symbol("x")
+DOUBLE_WELL = dict(phi=x, x0=[0.5], t_end=1.0)
+
+
+def _double_well():
+    z = smfsym.normal("z", std=sp.Rational(1, 2))
+    return smfsym.Problem((x**2 - 1) ** 2 / 4 + x**2 * z / 2 - x / 5, [x])
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "smfsym", *args], capture_output=True, text=True, cwd=cwd)
+
+
+SMALL = ["--n-paths", "2000", "--etas", "0.4,0.2", "--models", "sme1,sme2", "--scheme", "euler"]
+
+
+def test_check_prints_cost_and_progress_lines_unless_quiet(tmp_path):
+    # a non-interactive subprocess: no bars, but one line per run on stderr
+    res = run("check", "double_well", "-o", str(tmp_path / "a"), *SMALL)
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[0].startswith("smfsym check: estimated cost: ") and "sme2" in lines[0]
+    for what in ("sgd eta=0.4", "sme1 eta=0.4", "sme2 eta=0.4", "sgd eta=0.2", "sme1 eta=0.2", "sme2 eta=0.2"):
+        assert sum(ln.startswith(f"weak_error: {what} ") for ln in lines) == 1, (what, res.stderr)
+    assert "(6/6)" in res.stderr and "Traceback" not in res.stderr
+    quiet = run("check", "double_well", "-o", str(tmp_path / "b"), *SMALL, "--quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "weak_error:" not in quiet.stderr and "estimated cost" not in quiet.stderr
+    # the overrides reached the study, and quiet changes no number
+    assert (tmp_path / "a" / "summary.json").read_text() == (tmp_path / "b" / "summary.json").read_text()
+    assert "2,000 paths" in (tmp_path / "a" / "weak_error.txt").read_text().splitlines()[0]
+
+
+def test_check_refuses_an_expensive_study_without_yes(tmp_path, capsys):
+    t0 = time.perf_counter()
+    assert main(["check", "double_well", "-o", str(tmp_path / "out"), "--n-paths", str(10**9)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("smfsym: the weak-error study's estimated cost: ") and "--yes" in err[-1]
+    assert " h " in err[-1] or " h)" in err[-1]
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+    assert time.perf_counter() - t0 < 30  # the probe is cheap
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--n-paths", "0"], "`--n-paths`: expected an integer in [1, 1000000000]"),
+    (["--n-paths", "1e3"], "invalid int value"),
+    (["--models", "sme1,foo"], "`--models[1]`: expected one of"),
+    (["--models", "sme1,sme1"], "`--models`: entries must be distinct"),
+    (["--models", ","], "`--models`: expected 1 to"),
+    (["--etas", "0.1,x"], "--etas: expected comma-separated numbers"),
+    (["--etas", "0.1,-0.2"], "`--etas[1]`: expected a positive finite number"),
+    (["--etas", "0.1,nan"], "`--etas[1]`: expected a finite number"),
+    (["--etas", "0.1,0.1"], "`--etas`: learning rates must be distinct"),
+    (["--etas", "0.1,5"], "must be <= the spec's t_end"),
+    (["--scheme", "rk4"], "`--scheme`: expected one of auto, euler, weak2, tamed"),
+])
+def test_check_overrides_are_validated_like_the_spec(tmp_path, capsys, flags, needle):
+    with pytest.raises(SystemExit) if "invalid" in needle else _nothing():
+        code = main(["check", "double_well", "-o", str(tmp_path / "out"), *flags])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_estimate_cost_predicts_the_run_time_within_a_factor():
+    p = _double_well()
+    kw = dict(models=["sme1", "sme2"], n_paths=40_000, scheme="euler")
+    est = smfsym.estimate_cost(p, x, [0.5], 1.0, [0.4, 0.2], **kw)
+    assert set(est.parts) == {"sgd", "sme1", "sme2"} and est.seconds == pytest.approx(sum(est.parts.values()))
+    # paths scale the estimate linearly (the probe is the same size)
+    assert all(v > 0 for v in est.per_path_step.values())
+    t0 = time.perf_counter()
+    smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.2], progress=False, **kw)
+    actual = time.perf_counter() - t0
+    # a shared 2-core machine: timings wander by tens of percent; a factor 4 still catches a wrong step count
+    # (the models run 3 / dt_fraction = 24 steps per SGD step: forgetting dt/2 or dt_fraction is off by 1.5x-8x)
+    assert actual / 4 < est.seconds < actual * 4, (est, actual)
+
+
+def test_estimate_cost_exact_mode_and_bad_arguments():
+    z = smfsym.normal("z")
+    lin = smfsym.Problem((x - z) ** 2 / 2, [x])
+    est = smfsym.estimate_cost(lin, x**2, [1.0], 1.0, [0.1, 0.05])
+    assert est.method == "exact" and est.seconds == 0 and "exact moments" in str(est)
+    with pytest.raises(ValueError, match="`etas`"):
+        smfsym.estimate_cost(lin, x**2, [1.0], 1.0, [0.1])
+    with pytest.raises(ValueError, match="`models`"):
+        smfsym.estimate_cost(lin, x**2, [1.0], 1.0, [0.1, 0.05], models=["foo"])
+    with pytest.raises(TypeError, match="`n_paths`"):
+        smfsym.estimate_cost(lin, x**2, [1.0], 1.0, [0.1, 0.05], n_paths=1.5)
+
+
+def test_study_progress_lines_and_progress_false(capsys):
+    p = _double_well()
+    st = smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.2], models=["sme1"], n_paths=500, scheme="euler")
+    err = capsys.readouterr().err
+    assert [ln.split(" (")[0] for ln in err.splitlines()] == [
+        "weak_error: sgd eta=0.4", "weak_error: sme1 eta=0.4", "weak_error: sgd eta=0.2", "weak_error: sme1 eta=0.2"]
+    st2 = smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.2], models=["sme1"], n_paths=500, scheme="euler",
+                            progress=False)
+    assert capsys.readouterr().err == "" and st2.rows == st.rows
+    smfsym.multipoint(p, [[-0.5], [0.5]], eta=0.2, t_end=0.4, psi="covariance", models=["smf1"], n_paths=500,
+                      scheme="euler")
+    err = capsys.readouterr().err.splitlines()
+    assert [ln.split(" (")[0] for ln in err] == ["multipoint: sgd eta=0.2", "multipoint: smf1 eta=0.2"]
+    smfsym.multipoint(p, [[-0.5], [0.5]], eta=0.2, t_end=0.4, psi="covariance", models=["smf1"], n_paths=500,
+                      scheme="euler", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_bars_default_to_terminals_and_notebooks(monkeypatch):
+    from smfsym import engine
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert engine._progress(None, 10, "euler") is None  # a log file: lines from the studies, no bar
+    assert engine._progress(False, 10, "euler") is None
+
+    class Kernel:
+        config = {"IPKernelApp": {}}
+
+    class FakeIPython:
+        @staticmethod
+        def get_ipython():
+            return Kernel()
+
+    monkeypatch.setitem(sys.modules, "IPython", FakeIPython)
+    bar = engine._progress(None, 10, "euler")
+    assert bar is not None
+    bar.close()
+
+
+def test_weak_error_header_and_figure_name_what_was_compared(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    p = _double_well()
+    etas = [0.4, 0.2, 0.1]
+    st = smfsym.weak_error(p, x**2, [0.5], 1.2, etas, models=["sme1"], n_paths=3000, scheme="euler",
+                           progress=False)
+    head = repr(st).splitlines()[0]
+    assert head == "weak error against SGD: phi = x**2, x0 = [0.5], t_end = 1.2, 3,000 paths"
+    fig = st.plot()
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.get_xticklabels()) == ["0.1", "0.2", "0.4"]
+    assert sorted(ax.get_xticks()) == pytest.approx(sorted(etas))
+    title = ax.get_title()
+    assert "phi = x^2" in title and "x0 = [0.5]" in title and "t_end = 1.2" in title and "3,000 paths" in title
+    # the header survives save / load
+    st.save(tmp_path / "s.json")
+    assert repr(smfsym.WeakErrorStudy.load(tmp_path / "s.json")).splitlines()[0] == head
+    lin = smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2, [x])
+    ex = smfsym.weak_error(lin, x**2, [1.0], 1.0, [0.1, 0.05], models=["sme1"])
+    assert repr(ex).splitlines()[0].endswith("t_end = 1, exact moments")
