@@ -209,7 +209,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         Run groups of whole seed blocks on it (``ProcessPoolExecutor(2)``, ``Client(...)``); the
         numbers are bitwise those of the serial run. Workers compile the SDE once per process;
         ``functions`` must then be module-level functions (they are pickled). ``chunk_size``, if
-        given, is the paths per task (default: the run cut into about 16 tasks). See
+        given, is the paths per task (default: the run cut into about 16 tasks);
+        ``result.extra["executor"]`` records the tasks' compile, run and CPU seconds. See
         :mod:`smfsym.executors`.
 
     Examples
