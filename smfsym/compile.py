@@ -87,10 +87,17 @@ class CompiledExprs:
             means |= e.atoms(DataMean)
         self.means = []
         repl = {}
+        #: the largest state index any data mean reads (-1: none), see :meth:`means_use_only`
+        self._mean_reach = -1
+        #: the (bound) DataMean of each entry of :meth:`mean_values`, to share values between compilations
+        self.mean_nodes = []
         for i, node in enumerate(sorted(means, key=sp.default_sort_key)):
             dummy = sp.Dummy(f"mean{i}")
             repl[node] = dummy
             self.means.append((dummy, _MeanEvaluator(node, self.state, vals)))
+            self.mean_nodes.append(node)
+            used = node.expr.free_symbols
+            self._mean_reach = max([self._mean_reach] + [j for j, s in enumerate(self.state) if s in used])
         exprs = [e.xreplace(repl) if repl else e for e in exprs]
         allowed = set(self.state) | set(self.data_symbols) | {d for d, _ in self.means}
         free = set().union(*[e.free_symbols for e in exprs]) - allowed if exprs else set()
@@ -101,14 +108,35 @@ class CompiledExprs:
         args = list(self.state) + list(self.data_symbols) + [d for d, _ in self.means]
         self.fn = lambdify_safe(args, exprs)
 
-    def mean_values(self, state_cols: Sequence[np.ndarray]) -> list:
-        """The data means at the states (pass them to :meth:`evaluate` to reuse them over data chunks)."""
+    def means_use_only(self, k: int) -> bool:
+        """True when every data mean reads only the first ``k`` state symbols.
+
+        Then means computed once at those columns serve every evaluation sharing them
+        (the weak order-2 step evaluates one directional derivative at X along several
+        directions: the data means, by far the dearest part, are the same each time).
+        """
+        return self._mean_reach < k
+
+    def mean_values(self, state_cols: Sequence[np.ndarray], cache: dict | None = None) -> list:
+        """The data means at the states (pass them to :meth:`evaluate` to reuse them over data chunks).
+
+        ``cache`` (a dict owned by the caller, for one set of states) shares means between
+        compilations: a DataMean already in it is not recomputed. Only for states whose columns
+        every mean reads identically (see :meth:`means_use_only`).
+        """
         if not self.means:
             return []
         state_cols = [np.asarray(c, dtype=float) for c in state_cols]
         sshape = np.broadcast_shapes(*[c.shape for c in state_cols])
         flat = [np.broadcast_to(c, sshape).ravel() for c in state_cols]
-        return [ev(flat).reshape(sshape) for _, ev in self.means]
+        if cache is None:
+            return [ev(flat).reshape(sshape) for _, ev in self.means]
+        out = []
+        for node, (_, ev) in zip(self.mean_nodes, self.means):
+            if node not in cache:
+                cache[node] = ev(flat).reshape(sshape)
+            out.append(cache[node])
+        return out
 
     def evaluate(self, state_cols: Sequence[np.ndarray], data_cols: Sequence[np.ndarray] = (),
                  mean_vals: Sequence[np.ndarray] | None = None) -> np.ndarray:

@@ -91,20 +91,28 @@ class NumericSDE:
     def cols(X):
         return [X[..., i] for i in range(X.shape[-1])]
 
-    def drift(self, X: np.ndarray) -> np.ndarray:
-        return self._drift.evaluate(self.cols(X))
+    def drift(self, X: np.ndarray, mean_vals=None) -> np.ndarray:
+        return self._drift.evaluate(self.cols(X), mean_vals=mean_vals)
 
     def _ucols(self, U, X):
         # U is (P, m); X may be (P, n, d): one increment per path, shared by its points
         extra = X.ndim - 2
         return [U[(slice(None), k) + (None,) * extra] for k in range(U.shape[1])]
 
-    def noise(self, X: np.ndarray, U: np.ndarray) -> np.ndarray:
-        """sigma(X) U for increments U of shape (P, m)."""
+    def shared_means(self, ce, X: np.ndarray, cache: dict | None = None):
+        """The data means of ``ce`` at X, to reuse across evaluations at X along other directions;
+        None when there are none or they read more than X (then each evaluation computes its own).
+        ``cache`` (one dict per X) also shares a mean between compilations that contain it."""
+        if not ce.means or not ce.means_use_only(self.d):
+            return None
+        return ce.mean_values(self.cols(X) + [np.zeros(())] * (len(ce.state) - self.d), cache)
+
+    def noise(self, X: np.ndarray, U: np.ndarray, mean_vals=None) -> np.ndarray:
+        """sigma(X) U for increments U of shape (P, m); ``mean_vals``: ``shared_means(self._noise, X)``."""
         if self.kind == "matrix":
             if self.m == 0:
                 return np.zeros_like(X)
-            return self._noise.evaluate(self.cols(X) + self._ucols(U, X))
+            return self._noise.evaluate(self.cols(X) + self._ucols(U, X), mean_vals=mean_vals)
         if self.kind == "sqrt":
             return self.scale * np.einsum("...ij,...j->...i", self.sqrt_sigma(X),
                                           U.reshape(U.shape[:1] + (1,) * (X.ndim - 2) + U.shape[1:]))

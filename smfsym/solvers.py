@@ -89,26 +89,32 @@ class WeakTaylor2(Solver):
     def step(self, nsde, X, dt, Z):
         T = nsde.weak2_terms
         cols = nsde.cols
-        b = nsde.drift(X)
+        # Every term below is evaluated at X (along several directions): on data means, computing
+        # each mean once per step rather than once per direction is what makes the step affordable.
+        at_x: dict = {}  # DataMean -> its values at X, shared by all terms of this step
+        mv = {k: nsde.shared_means(ce, X, at_x) for k, ce in T.items()}
+        b = nsde.drift(X, nsde.shared_means(nsde._drift, X, at_x))
         xb = cols(X) + cols(b)
-        Db_b = T["da"].evaluate(xb)
+        Db_b = T["da"].evaluate(xb, mean_vals=mv["da"])
         if nsde.m == 0:
             return X + dt * b + 0.5 * dt**2 * Db_b
         dW = np.sqrt(dt) * Z[:, 0]
         zeta, alpha, beta = Z[:, 1], Z[:, 2], Z[:, 3]
         u = nsde._ucols
-        s_dW = nsde.noise(X, dW)
-        s_zeta = nsde.noise(X, zeta)
-        s_alpha = nsde.noise(X, alpha)
-        s_beta = nsde.noise(X, beta)
+        mv_noise = nsde.shared_means(nsde._noise, X, at_x)
+        s_dW = nsde.noise(X, dW, mv_noise)
+        s_zeta = nsde.noise(X, zeta, mv_noise)
+        s_alpha = nsde.noise(X, alpha, mv_noise)
+        s_beta = nsde.noise(X, beta, mv_noise)
         xs_zeta = cols(X) + cols(s_zeta)
-        L0b = Db_b + 0.5 * T["d2a"].evaluate(xs_zeta)
-        L0g = T["dg"].evaluate(xb + u(dW, X)) + 0.5 * T["d2g"].evaluate(xs_zeta + u(dW, X))
-        Ljb = T["da"].evaluate(cols(X) + cols(s_dW))
-        dgg = T["dg"].evaluate(cols(X) + cols(s_dW) + u(dW, X))
-        ito = T["ito"].evaluate(cols(X))
-        area = (T["dg"].evaluate(cols(X) + cols(s_alpha) + u(beta, X))
-                - T["dg"].evaluate(cols(X) + cols(s_beta) + u(alpha, X)))
+        L0b = Db_b + 0.5 * T["d2a"].evaluate(xs_zeta, mean_vals=mv["d2a"])
+        L0g = (T["dg"].evaluate(xb + u(dW, X), mean_vals=mv["dg"])
+               + 0.5 * T["d2g"].evaluate(xs_zeta + u(dW, X), mean_vals=mv["d2g"]))
+        Ljb = T["da"].evaluate(cols(X) + cols(s_dW), mean_vals=mv["da"])
+        dgg = T["dg"].evaluate(cols(X) + cols(s_dW) + u(dW, X), mean_vals=mv["dg"])
+        ito = T["ito"].evaluate(cols(X), mean_vals=mv["ito"])
+        area = (T["dg"].evaluate(cols(X) + cols(s_alpha) + u(beta, X), mean_vals=mv["dg"])
+                - T["dg"].evaluate(cols(X) + cols(s_beta) + u(alpha, X), mean_vals=mv["dg"]))
         return (X + dt * b + s_dW + 0.5 * dt**2 * L0b + 0.5 * dt * (L0g + Ljb)
                 + 0.5 * (dgg - dt * ito + dt / np.sqrt(2.0) * area))
 
