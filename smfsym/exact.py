@@ -83,9 +83,18 @@ def affine_in_params(problem: Problem) -> bool:
 
 
 def sgd_operator(problem: Problem, space: PolynomialSpace, eta) -> list:
-    """Matrix (exact) of P phi = E phi(x - eta grad f(x, xi)) on ``space`` (batch size 1)."""
+    """Matrix (exact) of P phi = E phi(x - eta grad f(x, xi)) on ``space``.
+
+    Mini-batches (i.i.d., or without replacement from a data set) go through
+    :func:`smfsym.optimizers.batch_sgd_operator` (docs/theory.md §4).
+    """
     if problem.batch_size != 1:
-        raise NotClosedError("exact SGD moments are implemented for batch size 1; use Monte Carlo.")
+        from .optimizers import batch_sgd_operator
+
+        try:
+            return batch_sgd_operator(problem, space, eta)
+        except ValueError as exc:  # e.g. unequal weights without replacement: not closed here
+            raise NotClosedError(str(exc)) from None
     if not problem.is_polynomial:
         raise NotClosedError("exact moments need a loss polynomial in the data.")
     eta = rational(eta)

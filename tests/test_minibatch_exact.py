@@ -134,3 +134,18 @@ def test_work_is_bounded_before_it_starts():
         batch_sgd_operator(smfsym.Problem((x - xi) ** 2, [x]), PolynomialSpace([x], 9), 0.1, 2)
     with pytest.raises(ValueError, match="`n_steps` must be at most"):
         exact_batch_sgd_mean(smfsym.Problem((x - xi) ** 2, [x]), x, [1.0], 0.1, 10**7)
+
+
+@pytest.mark.parametrize("sampling", ["iid", "without_replacement"])
+def test_weak_error_is_exact_for_mini_batches(sampling):
+    """method='exact' covers B > 1: the study's SGD values equal the mini-batch operator's."""
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(6, 2))
+    u, v = smfsym.empirical(data, ["u", "v"])
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x * u - v) ** 2 / 2, [x], batch_size=3, sampling=sampling)
+    st = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], models=["smf1"], method="exact")
+    assert st.meta["method"] == "exact"
+    for r in st.rows:
+        k = int(round(1.0 / r["eta"]))
+        assert r["sgd"] == pytest.approx(exact_batch_sgd_mean(p, x**2, [1.0], r["eta"], k), rel=1e-12)

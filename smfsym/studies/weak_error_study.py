@@ -54,11 +54,26 @@ def check_etas(etas) -> list:
 
 
 def exact_applies(problem, phi, vals) -> bool:
-    """Exact moments close: grad f affine in x, polynomial phi, batch size 1, no numeric values."""
+    """Exact moments close: grad f affine in x, polynomial phi, a numeric batch size, no numeric values.
+
+    Batches of size B > 1 are exact too: i.i.d. always, without replacement from one equally
+    weighted data set (docs/theory.md §4).
+    """
     phi_expr = phi if isinstance(phi, sp.Expr) else None
+    B = problem.batch_size
+    batch_ok = B == 1 or (B.is_Integer and (problem.sampling == "iid" or _equal_weight_data_set(problem)))
     return bool(phi_expr is not None and not (phi_expr.free_symbols - set(problem.params))
                 and is_polynomial_in(phi_expr, problem.params) and affine_in_params(problem)
-                and problem.batch_size == 1 and problem.is_polynomial and not vals)
+                and batch_ok and problem.is_polynomial and not vals)
+
+
+def _equal_weight_data_set(problem) -> bool:
+    from ..laws import Empirical
+
+    if len(problem.laws) != 1 or not isinstance(problem.laws[0], Empirical):
+        return False
+    w = problem.laws[0].weights
+    return float(max(w) - min(w)) <= 1e-12 * float(max(w))
 
 
 def check_models(models, allowed) -> list:
@@ -225,7 +240,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         Among "gf", "sme1", "sme2", "smf1", "smf2".
     method : {"auto", "exact", "montecarlo"}
         "auto" uses exact moments when they close (gradient affine in x, polynomial phi,
-        batch size 1), Monte Carlo otherwise.
+        any numeric batch size), Monte Carlo otherwise.
     seed, n_paths : Monte Carlo settings.
         :func:`estimate_cost` tells what a choice will cost before running it.
     dt_fraction : float
@@ -310,7 +325,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     if method in ("auto", "exact"):
         use_exact = exact_applies(problem, phi, vals)
         if method == "exact" and not use_exact:
-            raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, batch size 1 "
+            raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, a numeric batch size "
                                  "and no numeric `values`; use method='montecarlo'.")
     space = (PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
              if use_exact else None)
