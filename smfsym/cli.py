@@ -233,6 +233,9 @@ def _check_cost(spec, c: dict, args) -> None:
     """Estimate the weak-error study's cost, print it, refuse above COST_LIMIT without --yes."""
     from .studies import estimate_cost
 
+    if c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd":
+        return  # the estimator models plain SGD and its SDEs; these studies are mostly exact
+
     est = estimate_cost(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
                         method=c["method"], n_paths=c["n_paths"], values=spec.values or None,
                         scheme=None if c["scheme"] == "auto" else c["scheme"])
@@ -250,9 +253,12 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     from .studies import multipoint, weak_error
 
     scheme = None if c["scheme"] == "auto" else c["scheme"]
-    study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
-                       method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-                       scheme=scheme, executor=executor, progress=False if quiet else None)
+    if c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd":
+        study = _optimizer_study(spec, c, executor, quiet)
+    else:
+        study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
+                           method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
+                           scheme=scheme, executor=executor, progress=False if quiet else None)
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
@@ -273,6 +279,20 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
         mp.save(tmp / "multipoint.json")
         summary["multipoint"] = mp.rows
     return summary
+
+
+def _optimizer_study(spec, c: dict, executor, quiet: bool):
+    """The weak-error study of SGD with a schedule, or of heavy-ball / Nesterov momentum (docs/theory.md §7)."""
+    from .optimizers import momentum_weak_error, schedule_weak_error
+
+    if executor is not None:
+        raise UsageError("--workers/--scheduler: schedule and momentum studies run in one process")
+    kw = dict(models=c["models"], method=c["method"], seed=c["seed"], n_paths=c["n_paths"],
+              values=spec.values or None, progress=False if quiet else None)
+    if c.get("schedule") is not None:
+        return schedule_weak_error(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **kw)
+    return momentum_weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], c["friction"],
+                               nesterov=c["optimizer"] == "nesterov", **kw)
 
 
 def _meanfield_files(spec, tmp: Path) -> dict:

@@ -83,6 +83,7 @@ def base_doc(law=None):
         "data": {"w": {"law": "normal", "std": 0.5}},
         "check": {"phi": "x**2 + y", "x0": [1.0, -1.0], "t_end": 1.0, "etas": [0.1, 0.05], "models": ["sme1"],
                   "method": "auto", "seed": 3, "n_paths": 1000, "scheme": "auto",
+                  "schedule": "1 / (1 + t)", "optimizer": "sgd", "friction": 1.0,
                   "multipoint": {"starts": [[0.0, 1.0], [1.0, 0.0]], "eta": 0.05, "t_end": 1.0, "n_paths": 1000}},
         "meanfield": {"params": ["a", "b"], "output": "out", "unit": "a * tanh(b * w)", "loss": "(out - w)**2 / 2",
                       "batch_size": 1, "particles": {"a": ["normal", 0.0, 0.1], "b": ["uniform", -1.0, 1.0]},

@@ -328,10 +328,27 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         raise SpecError(f"`[problem] {key}`: {msg}") from None
     check_out: dict = {}
     if check is not None:
-        check_out = dict(check, phi=phi)
+        check_out = dict(check, phi=phi, schedule=_schedule(check, const_syms, values))
         if check_out["multipoint"] is None:
             del check_out["multipoint"]
     return Spec(problem, flat, check_out, values, source, net, mf_check, particle_laws)
+
+
+def _schedule(check: dict, consts: dict, values: dict):
+    """The learning-rate schedule of [check] as a :class:`smfsym.optimizers.Schedule` (or None)."""
+    if check["schedule"] is None:
+        return None
+    from ..optimizers import Schedule
+    from ..optimizers.schedules import TIME
+
+    if check["optimizer"] != "sgd":
+        raise SpecError(f"`[check] schedule`: a schedule is checked with optimizer = \"sgd\" only; got "
+                        f"optimizer = {check['optimizer']!r}")
+    u = parse_expression(check["schedule"], {**consts, "t": TIME}, "`[check] schedule`").xreplace(values)
+    try:
+        return Schedule(u, TIME)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"`[check] schedule`: {exc}") from None
 
 
 def _meanfield(mf: dict, flat: dict, names: dict):
