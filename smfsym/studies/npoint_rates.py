@@ -33,7 +33,7 @@ from .common import OrderWarning, check_common, fit_order, lost_cell, seed_seque
 from .multipoint_study import multipoint
 from .npoint_exact import (MAX_EXACT_MONOMIALS, _exact_sde, _exact_sgd, _generator, _sgd_matrix, _stacked_symbols,
                            _two_point_sde)
-from .weak_error_study import check_etas
+from .weak_error_study import check_etas, check_models
 
 __all__ = ["multipoint_rates", "MultipointRates", "NPOINT_PSI"]
 
@@ -262,14 +262,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     t_end = c["t_end"]
     starts = _check_starts(starts, problem.dim)
     etas = check_etas(etas)
-    if isinstance(models, str) or not hasattr(models, "__iter__"):
-        raise TypeError(f"`models` must be a sequence of model names among {list(_MODELS)}; got {models!r}.")
-    models = list(models)
-    bad = [m for m in models if not isinstance(m, str) or m not in _MODELS]
-    if bad or not models:
-        raise ValueError(f"`models` entries must be among {list(_MODELS)}; got {bad or models!r}.")
-    if len(set(models)) != len(models):
-        raise ValueError(f"`models` must not repeat a model; got {models}.")
+    models = check_models(models, _MODELS)
     fns = _check_psi(psi)
     if method not in ("auto", "exact", "montecarlo"):
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
