@@ -258,7 +258,8 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     else:
         study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
                            method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-                           scheme=scheme, executor=executor, progress=False if quiet else None)
+                           scheme=scheme, increments=c.get("increments", "auto"), executor=executor,
+                           progress=False if quiet else None)
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
@@ -272,7 +273,7 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     if mp_spec:
         mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
                         seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None,
-                        executor=executor, progress=False if quiet else None)
+                        scheme=scheme, increments=c.get("increments", "auto"), executor=executor, progress=False if quiet else None)
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
         (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))

@@ -189,8 +189,10 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     store : bool
         Keep all states (bounded by memory; stream with ``store=False``).
     on_nonfinite : {"raise", "mask"}
-    progress : bool, optional
-        tqdm bar; default only on an interactive terminal.
+    progress : bool or None
+        None (default): a tqdm bar on an interactive terminal or in a notebook (widgets via
+        ``tqdm.auto``), shown only for runs longer than about 2 s; True: always; False: never.
+        Logs get the studies' per-model, per-eta lines instead.
     max_steps : int
         Refuse grids of more than this many steps (t_end / dt, estimated before starting).
         The grid itself is streamed, never stored, so long horizons cost no memory.

@@ -49,6 +49,7 @@ def test_exact_orders_sme_closed_form_root():
     st = momentum_weak_error(p, x**2, [1.0], 1.0, ETAS + [1 / 6400], lam=1.0, models=["sme1", "sme2"])
     assert abs(st.orders["sme1"].slope - 1) < 0.15
     assert abs(st.orders["sme2"].slope - 2) < 0.15
+    assert "vs log h (h = sqrt(eta))" in repr(st)  # momentum orders are fitted in h, and say so
 
 
 @pytest.mark.parametrize("nesterov", [False, True])

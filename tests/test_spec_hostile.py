@@ -82,7 +82,7 @@ def base_doc(law=None):
                     "sampling": "iid", "constants": {"c": 0.5}},
         "data": {"w": {"law": "normal", "std": 0.5}},
         "check": {"phi": "x**2 + y", "x0": [1.0, -1.0], "t_end": 1.0, "etas": [0.1, 0.05], "models": ["sme1"],
-                  "method": "auto", "seed": 3, "n_paths": 1000, "scheme": "auto",
+                  "method": "auto", "seed": 3, "n_paths": 1000, "scheme": "auto", "increments": "auto",
                   "schedule": "1 / (1 + t)", "optimizer": "sgd", "friction": 1.0,
                   "multipoint": {"starts": [[0.0, 1.0], [1.0, 0.0]], "eta": 0.05, "t_end": 1.0, "n_paths": 1000}},
         "meanfield": {"params": ["a", "b"], "output": "out", "unit": "a * tanh(b * w)", "loss": "(out - w)**2 / 2",

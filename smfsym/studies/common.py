@@ -98,6 +98,33 @@ def scheme_for(sde, solver):
     return get_solver(default_scheme(sde)) if solver is None else solver
 
 
+INCREMENTS = ("auto", "discrete", "gaussian")
+
+
+def check_increments(increments) -> str:
+    """The `increments` argument of a study: "auto" (the default), "discrete" or "gaussian"."""
+    if not isinstance(increments, str) or increments not in INCREMENTS:
+        raise ValueError(f"`increments` must be one of {', '.join(map(repr, INCREMENTS))}; got {increments!r}.")
+    return increments
+
+
+def increments_for(solver, increments: str) -> str:
+    """Increments a study gives ``solver`` (docs/theory.md §9).
+
+    A weak error or a multi-point statistic is an expectation, so the two-/three-point
+    increments a scheme declares (Kloeden-Platen 14.1, 14.2) give the same weak order at
+    a lower cost: "auto" and "discrete" use them wherever the scheme declares them, and
+    Gaussian increments elsewhere; "gaussian" always draws normals.
+
+    Examples
+    --------
+    >>> from smfsym.solvers import get_solver
+    >>> increments_for(get_solver("weak2"), "auto"), increments_for(get_solver("euler"), "gaussian")
+    ('discrete', 'gaussian')
+    """
+    return "discrete" if increments != "gaussian" and solver.discrete else "gaussian"
+
+
 def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, scheme,
                  blowup_threshold=None) -> dict:
     """Checks shared by :func:`weak_error` and :func:`multipoint`; returns the normalised values."""

@@ -16,7 +16,8 @@ from ..persist import StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import simulate
-from .common import ProgressLines, build_model, check_common, lost_cell, scheme_for, seed_sequence, with_context
+from .common import (ProgressLines, build_model, check_common, check_increments, increments_for, lost_cell, scheme_for,
+                     seed_sequence, with_context)
 
 __all__ = ["multipoint", "MultipointStudy", "PSI"]
 
@@ -127,7 +128,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"), seed=0,
                n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
                progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None, increments: str = "gaussian",
+               blowup_threshold: float | None = None, increments: str = "auto",
                executor=None) -> MultipointStudy:
     """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (docs/theory.md §5).
 
@@ -150,9 +151,11 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         Passed to the simulators; masked paths are left out and their fraction reported (``lost``).
     blowup_threshold : float, optional
         Passed to the simulators: paths beyond it count as blown up (default 1e100).
-    increments : {"gaussian", "discrete"}
-        Increments of the SDE solvers. The statistics are expectations of the joint final
-        state (a weak quantity), so discrete increments are valid where the scheme declares them.
+    increments : {"auto", "discrete", "gaussian"}
+        Increments of the SDE solvers (docs/theory.md §9). The statistics are expectations
+        of the joint final state (a weak quantity), so "auto" (and "discrete") use the
+        two-/three-point increments a scheme declares and Gaussian ones elsewhere;
+        "gaussian" always draws normals (use it to look at single paths).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Run the Monte Carlo simulations on it (see :func:`smfsym.simulate`): same numbers
         as without it. A callable ``phi`` must then be a module-level function.
@@ -177,8 +180,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         from ..executors import check_executor
 
         executor = check_executor(executor)
-    if increments not in ("gaussian", "discrete"):
-        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
+    increments = check_increments(increments)
     eta = check_positive(eta, "eta")
     try:
         if isinstance(starts, (str, bytes)) or starts is None:
@@ -236,10 +238,11 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         slv = scheme_for(sde, solver)
         orders[model] = slv.weak_order
         finals[model], lost[model] = [], 0.0
-        say(f"{model} eta={eta:g} ({slv.name})")
+        inc = increments_for(slv, increments)
+        say(f"{model} eta={eta:g} ({slv.name}, {inc} increments)")
         for h in (eta * dt_fraction, eta * dt_fraction / 2):
             kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress,
-                      increments=increments if slv.discrete else "gaussian", executor=executor, **blow)
+                      increments=inc, executor=executor, **blow)
             try:
                 if coupling == "independent":
                     parts = [simulate(sde, x_start, t, seed=sj, **kw)

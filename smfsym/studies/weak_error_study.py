@@ -24,7 +24,8 @@ from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import prepare_x0, simulate
 from .common import (MODELS, OrderWarning, ProgressLines, warn_if_unresolved, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
-                     scheme_for, seed_sequence, with_context)
+                     check_increments, increments_for, scheme_for, seed_sequence, with_context)
+from .richardson import coupled_expectation
 
 __all__ = ["weak_error", "WeakErrorStudy", "check_etas"]
 
@@ -149,7 +150,9 @@ class WeakErrorStudy(StudyIO):
             lines.append(f"{r['eta']:>8.4g} {r['model']:>6} {r['sgd']:>12.6g} {r['value']:>12.6g} "
                          f"{r['error']:>11.3e} {se:>11} {r['solver_error']:>10.1e} {lost_cell(r['lost_sgd']):>8} "
                          f"{lost_cell(r['lost']):>8}")
-        lines.append("fitted orders (slope of log|error| vs log eta, 95% interval):")
+        wrt = self.meta.get("orders_in")  # momentum: orders are fitted in h = sqrt(eta)
+        wrt = f"log {wrt.split(' = ')[0]} ({wrt})" if wrt else "log eta"
+        lines.append(f"fitted orders (slope of log|error| vs {wrt}, 95% interval):")
         for m, (s, lo, hi, n) in self.orders.items():
             lines.append(f"  {m:>6}: {s:.3f}  [{lo:.3f}, {hi:.3f}]  ({n} etas)")
         return "\n".join(lines)
@@ -219,12 +222,19 @@ class WeakErrorStudy(StudyIO):
         return "\n".join(lines)
 
 
+def _mc_method(scheme: str, increments: str, dt: float, extrapolate: bool) -> str:
+    """The ``method`` cell of a Monte Carlo row, e.g. "montecarlo (euler, discrete, dt=0.0125|0.00625 extrapolated)"."""
+    inc = ", discrete" if increments == "discrete" else ""
+    steps = f"dt={dt:.3g}|{dt / 2:.3g} extrapolated" if extrapolate else f"dt={dt / 2:.3g}"
+    return f"montecarlo ({scheme}{inc}, {steps})"
+
+
 def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *,
                models: Sequence[str] = MODELS, method: str = "auto", seed=0, n_paths: int = 200_000,
                dt_fraction: float = 0.125, values: Mapping | None = None, progress: bool | None = None,
                resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None, increments: str = "gaussian",
-               executor=None) -> WeakErrorStudy:
+               blowup_threshold: float | None = None, increments: str = "auto",
+               extrapolate: bool = True, executor=None) -> WeakErrorStudy:
     """Weak error of each model against SGD over a range of learning rates (docs/theory.md §2).
 
     Parameters
@@ -260,11 +270,19 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     progress : bool or None
         None: tqdm bars on a terminal or in a notebook, and one line per model and eta on
         stderr (for logs); False: silent; True: bars always, and the lines.
-    increments : {"gaussian", "discrete"}
-        Increments of the SDE solvers. A weak error needs only expectations, so discrete
-        two-/three-point increments (same weak order, cheaper) are valid where the scheme
-        declares them (Gaussian is used otherwise). Note that bounded increments also
-        change which paths blow up.
+    increments : {"auto", "discrete", "gaussian"}
+        Increments of the SDE solvers (docs/theory.md §9). A weak error needs only
+        expectations, so "auto" (and "discrete") use the two-/three-point increments a
+        scheme declares (same weak order, cheaper; Kloeden-Platen 14.1-14.2) and Gaussian
+        ones where it declares none; "gaussian" always draws normals. The ``method``
+        column names what was used. Bounded increments also change which paths blow up.
+    extrapolate : bool
+        True (default): each model runs at dt = eta * dt_fraction coupled with dt/2 (shared
+        increments) and reports the Richardson (Talay-Tubaro) extrapolation, which removes
+        the solver's leading weak error C dt^p (docs/theory.md §9); ``solver_error`` is the
+        size of the correction removed. False: the dt/2 value, with ``solver_error`` the
+        Richardson estimate of the error it still carries (an Euler scheme on an order-2
+        model then biases the error at small eta).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Run the Monte Carlo simulations on it (see :func:`smfsym.simulate`): same numbers
         as without it. A callable ``phi`` must then be a module-level function.
@@ -291,8 +309,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         executor = check_executor(executor)
         if callable(phi) and not isinstance(phi, sp.Basic):
             check_picklable_functions({"phi": phi}, argument="phi")
-    if increments not in ("gaussian", "discrete"):
-        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
+    increments = check_increments(increments)
+    if not isinstance(extrapolate, (bool, np.bool_)):
+        raise TypeError(f"`extrapolate` must be True or False; got {extrapolate!r}.")
     if method not in ("auto", "exact", "montecarlo"):
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
     etas = check_etas(etas)
@@ -358,31 +377,40 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             slv = scheme_for(sde, solver)
             scheme = slv.name
             dt = eta * dt_fraction
-            say(f"{m} eta={eta:g} ({scheme}, dt={dt:.3g} and {dt / 2:.3g})")
-            runs = []
+            inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
+            say(f"{m} eta={eta:g} ({scheme}, {inc} increments, dt={dt:.3g} and {dt / 2:.3g})")
             # a noise-free model (gradient flow) needs one path, not n_paths
             n_model = n_paths if sde.n_noise else 1
-            lost = 0.0
-            for h in (dt, dt / 2):
+            if extrapolate:
                 try:
-                    rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
-                                  functions={"phi": f}, store=False, values=vals, progress=progress,
-                                  increments=increments if slv.discrete else "gaussian", executor=executor,
-                                  **blow)
+                    cr = coupled_expectation(sde, x0, t, eta=eta, dt=dt, n_paths=n_model, solver=slv, phi=f,
+                                             seed=s_sde, values=vals, increments=inc, progress=progress,
+                                             executor=executor, **blow)
                 except BlowUpError as exc:
-                    raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
-                runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
-                lost = max(lost, rr.lost_fraction)
-            (v1, e1), (v2, e2) = [(v, 0.0 if not sde.n_noise else e) for v, e in runs]
-            order = slv.weak_order
-            solver_err = abs(v1 - v2) / (2**order - 1)  # Richardson estimate of the error left at dt/2
-            val, vse = v2, e2
+                    raise with_context(exc, f"model {m} ({scheme}, dt = {dt:g} coupled with {dt / 2:g}) "
+                                            f"at eta = {eta:g}") from None
+                val, vse, lost = cr["value"], cr["se"], cr["lost"]
+                solver_err = abs(cr["correction"])  # the fine run's solver error, removed from val
+            else:
+                runs, lost = [], 0.0
+                for h in (dt, dt / 2):
+                    try:
+                        rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
+                                      functions={"phi": f}, store=False, values=vals, progress=progress,
+                                      increments=inc, executor=executor, **blow)
+                    except BlowUpError as exc:
+                        raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
+                    runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
+                    lost = max(lost, rr.lost_fraction)
+                (v1, e1), (v2, e2) = [(v, 0.0 if not sde.n_noise else e) for v, e in runs]
+                solver_err = abs(v1 - v2) / (2**slv.weak_order - 1)  # Richardson estimate of the error left at dt/2
+                val, vse = v2, e2
             if sde.n_noise:
                 warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
                 warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se)
             err_se = float(np.hypot(vse, sgd_se))
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
-                             error=val - sgd_val, se=err_se, method=f"montecarlo ({scheme}, dt={dt / 2:.3g})",
+                             error=val - sgd_val, se=err_se, method=_mc_method(scheme, inc, dt, extrapolate),
                              solver_error=solver_err, lost=lost, lost_sgd=lost_sgd))
     orders = {}
     for m in models:
@@ -402,6 +430,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
                                     x0=x0.tolist(), t_end=t_end,
                                     scheme=None if solver is None else solver.name, increments=increments,
+                                    extrapolate=bool(extrapolate),
                                     **blow))
 
 
