@@ -30,8 +30,11 @@ from ..expectation import expectation
 from ..persist import Order
 from ..problem import Problem
 from ..sde import SDE
-from ..simulate import simulate
+from ..solvers import get_solver
 from ..studies import OrderWarning, WeakErrorStudy, default_scheme, fit_order
+from ..studies.common import increments_for
+from ..studies.richardson import coupled_expectation
+from ..studies.weak_error_study import _mc_method
 from .minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
 from .momentum import beta_for, momentum_model, simulate_momentum_sgd
 from .schedules import _as_schedule, scheduled_model, simulate_sgd_schedule, with_time
@@ -208,16 +211,12 @@ def _exact_ok(problem, phi, vals):
 
 
 def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, progress):
-    scheme = default_scheme(sde)
-    n_model = n_paths if sde.n_noise else 1
-    runs = []
-    for h in (dt, dt / 2):
-        rr = simulate(sde, z0, t, eta=eta, dt=h, n_paths=n_model, scheme=scheme, seed=seed, functions={"phi": f},
-                      store=False, values=vals, progress=progress)
-        runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1]) if sde.n_noise else 0.0))
-    (v1, _), (v2, e2) = runs
-    order = 2.0 if scheme == "weak2" else 1.0
-    return v2, e2, abs(v1 - v2) / (2**order - 1), scheme
+    """E phi of a model by Monte Carlo: coupled dt / dt/2 runs, Richardson-extrapolated (docs/theory.md §9)."""
+    slv = get_solver(default_scheme(sde))
+    inc = increments_for(slv, "auto") if sde.n_noise else "gaussian"
+    r = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
+                            phi=f, seed=seed, values=vals, increments=inc, progress=progress)
+    return r["value"], r["se"], abs(r["correction"]), _mc_method(slv.name, inc, dt, True)
 
 
 def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas: Sequence[float], *,
@@ -278,11 +277,11 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                                   store=False, values=vals, progress=progress)
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
-            val, vse, serr, scheme = _mc_model(sde, with_time(x0), t, eta, f, n_paths, s_sde, eta * dt_fraction,
+            val, vse, serr, how = _mc_model(sde, with_time(x0), t, eta, f, n_paths, s_sde, eta * dt_fraction,
                                                vals, progress)
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
-                             method=f"montecarlo ({scheme}, dt={eta * dt_fraction / 2:.3g})", solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
+                             method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve)
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
@@ -365,10 +364,10 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
                                   functions={"phi": f}, store=False, values=vals, progress=progress)
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
-            val, vse, serr, scheme = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, progress)
+            val, vse, serr, how = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, progress)
             rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
-                             method=f"montecarlo ({scheme}, dt={h * dt_fraction / 2:.3g})", solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
+                             method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve, xkey="h")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
