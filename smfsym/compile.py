@@ -85,12 +85,20 @@ class _MeanEvaluator:
             raise ValueError(
                 f"`values` must give numbers for {sorted(map(str, free))} (they appear inside {node})."
             )
-        self.fn = lambdify_safe(list(state) + list(syms), inner)
+        self._cse_out: list = []
+        self.fn = lambdify_safe(list(state) + list(syms), inner, self._cse_out)
         # the rule's evaluator chunks the (states x nodes) block and refines per state (error control)
         self.mean = node.rule.evaluator(self.fn, values)
 
     def __call__(self, cols):
         return self.mean(cols)
+
+    @property
+    def op_count(self) -> int:
+        """Array operations of the integrand per (state, node) pair (see :func:`array_op_count`)."""
+        repl, reduced = self._cse_out[-1]
+        reduced = reduced if isinstance(reduced, (list, tuple)) else [reduced]
+        return array_op_count([r for _, r in repl] + list(reduced))
 
 
 class CompiledExprs:

@@ -446,7 +446,7 @@ _THREE = np.array([-np.sqrt(3.0), np.sqrt(3.0), 0.0, 0.0, 0.0, 0.0])
 _TRIPLES = _THREE[np.stack([np.arange(216) // 36, np.arange(216) // 6 % 6, np.arange(216) % 6], axis=1)]
 
 
-def draw_discrete(g: np.random.Generator, n: int, kinds: tuple, m: int) -> np.ndarray:
+def draw_discrete(g: np.random.Generator, n: int, kinds: tuple, m: int, out: np.ndarray | None = None) -> np.ndarray:
     """Discrete stand-ins for standard normals, shape ``(n, len(kinds), m)`` (Kloeden-Platen 14.1, 14.2).
 
     ``kinds[j]`` is "two" (+-1, matching the normal moments up to order 3: enough for weak order
@@ -455,7 +455,9 @@ def draw_discrete(g: np.random.Generator, n: int, kinds: tuple, m: int) -> np.nd
     three independent uniform six-valued digits (bytes from 216 up are discarded, so every digit
     is exactly uniform). Filled kind by kind, each kind column by column, in a fixed order: the
     stream depends only on n, kinds and m. The result is a view of a ``(len(kinds), m, n)``
-    array, so every column is contiguous over the paths.
+    array, so every column is contiguous over the paths. ``out``, a float array of at least
+    ``len(kinds) * m * n`` elements, is filled instead of a new array (a simulator reuses one
+    buffer: fresh multi-megabyte arrays cost page faults every step).
 
     Examples
     --------
@@ -464,7 +466,7 @@ def draw_discrete(g: np.random.Generator, n: int, kinds: tuple, m: int) -> np.nd
     ([0.0, 3.0], [-1.0, 1.0])
     """
     size = n * m
-    out = np.empty((len(kinds), size))
+    out = np.empty((len(kinds), size)) if out is None else out.reshape(-1)[:len(kinds) * size].reshape(len(kinds), size)
     for j, kind in enumerate(kinds):
         if kind == "two":
             raw = np.frombuffer(g.bytes(-(-size // 8)), dtype=np.uint8)

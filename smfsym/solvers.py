@@ -26,6 +26,12 @@ class Solver:
     def step(self, nsde, X: np.ndarray, dt: float, Z: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def op_counts(self, nsde) -> dict:
+        """Array operations per path-step of the compiled expressions a step evaluates, by term
+        (hoisted front once, each back times its stacked directions), and of the step's own
+        combination arithmetic ("combine"); data means not included. For benchmarks/bench_floor.py."""
+        raise NotImplementedError(f"{type(self).__name__} does not count its operations")
+
     def __repr__(self):
         return f"{type(self).__name__}(weak_order={self.weak_order})"
 
@@ -56,6 +62,13 @@ class EulerMaruyama(Solver):
         for i in range(nsde.d):
             out[..., i] = xc[i] + dt * b[i] + sq * N[i]
         return out
+
+
+    def op_counts(self, nsde):
+        if nsde.kind != "matrix" or not nsde.m:
+            return super().op_counts(nsde)
+        c = nsde.euler_plan.op_counts()
+        return {"front": c["front"], "noise": c["noise"], "combine": 4 * nsde.d}
 
 
 class WeakTaylor2(Solver):
@@ -145,6 +158,21 @@ class WeakTaylor2(Solver):
         c = 0.5 * dt / np.sqrt(2.0)
         for i in range(d):
             out[..., i] = acc[i] + c * (area[i][0] - area[i][1])
+        return out
+
+
+    def op_counts(self, nsde):
+        if not nsde.m:
+            return super().op_counts(nsde)
+        c = nsde.weak2_plan.op_counts()
+        out = {"front": c["front"], "noise": 4 * c["noise"], "da": c["da"], "dg": 3 * c["dg"]}
+        extra = 0
+        for name, mult in (("d2a", 1), ("d2g", 1)):
+            if not nsde.weak2_plan.is_zero(name):
+                out[name] = mult * c[name]
+                extra += 2
+        # per component: v (3), acc (1), three scaled accumulations (6), area (3), and the d2 terms
+        out["combine"] = nsde.d * (13 + extra)
         return out
 
 
