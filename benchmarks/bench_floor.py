@@ -169,7 +169,8 @@ def floor(problem, scheme, increments):
     for _, ev in plan.front.means:
         levels = ev.mean._levels()[:2] if ev.mean.rule.is_quadrature else [ev.mean.rule.n_points]
         nodes = sum(ev.mean._rule(n)[0].shape[0] for n in levels)
-        n_int, t_int = _ops_ns(ev, (1, BLOCK), nodes)
+        # priced on the (paths x nodes) grid the integrand is evaluated on
+        n_int, t_int = _ops_ns(ev, (BLOCK, ev.mean._rule(levels[0])[0].shape[0]), nodes)
         mean_ops += n_int + 5 * nodes
         ns += t_int + 5 * nodes * _ns_per_op((1, BLOCK))
     if mean_ops:
