@@ -263,7 +263,7 @@ class HoistedExprs:
     once) is evaluated once per state; each list's *back* then sees the hoisted values as
     arguments and is evaluated on direction arrays that may carry extra leading axes (several
     directions stacked, e.g. ``(4, P)`` against states ``(P,)``): what depends on the state alone
-    is never recomputed per direction (docs/theory.md §8). Hoisting regroups the factors of a
+    is never recomputed per direction. Hoisting regroups the factors of a
     product and the terms of a sum, so results agree with a direct evaluation up to
     floating-point reassociation.
 

@@ -5,6 +5,9 @@ only through its *action* sigma(x) u on an increment u, compiled as d
 expressions in (x, u), so the d x m matrix is never materialised for
 explicit-matrix noise; the weak order-2 solver also gets the symbolic
 directional derivatives it needs (docs/theory.md §3; Kloeden-Platen ch. 14).
+The steps use :attr:`NumericSDE.euler_plan` / :attr:`NumericSDE.weak2_plan`: every
+state-only subterm of every term hoisted into one front evaluated once per step
+(:class:`~smfsym.compile.HoistedExprs`), the rest evaluated on stacked directions.
 """
 from __future__ import annotations
 
@@ -232,11 +235,29 @@ class NumericSDE:
         x, d, m = self.x, self.d, self.m
         v, w = _vec("v", d), _vec("w", d)
         a, g = self.drift_exprs, self.noise_exprs
-        da = [sum(v[i] * sp.diff(a[l], x[i]) for i in range(d)) for l in range(d)]
-        d2a = [sum(w[i] * w[j] * sp.diff(a[l], x[i], x[j]) for i in range(d) for j in range(d)) for l in range(d)]
-        dg = [sum(v[i] * sp.diff(g[l], x[i]) for i in range(d)) for l in range(d)]
-        d2g = [sum(w[i] * w[j] * sp.diff(g[l], x[i], x[j]) for i in range(d) for j in range(d)) for l in range(d)]
+
+        def first_second(f):
+            # D_v f and D^2_w f: first derivatives once, second ones only of non-zero first ones and
+            # for i <= j (the Hessian is symmetric): a quarter of the d^3 sympy diffs, or none
+            J = [[sp.diff(fl, xi) if xi in fl.free_symbols else sp.S.Zero for xi in x] for fl in f]
+            D1 = [sum((v[i] * J[l][i] for i in range(d) if J[l][i] != 0), sp.S.Zero) for l in range(d)]
+            D2 = []
+            for l in range(d):
+                terms = []
+                for i in range(d):
+                    if J[l][i] == 0:
+                        continue
+                    for j in range(i, d):
+                        h = sp.diff(J[l][i], x[j]) if x[j] in J[l][i].free_symbols else 0
+                        if h != 0:
+                            terms.append((1 if i == j else 2) * w[i] * w[j] * h)
+                D2.append(sp.Add(*terms))
+            return D1, D2
+
+        da, d2a = first_second(a)
+        dg, d2g = first_second(g)
         D = self.diffusion_matrix
-        ito = [sp.expand(sum(D[i, k] * sp.diff(D[l, k], x[i]) for i in range(d) for k in range(m)
-                             if D[i, k] != 0)) for l in range(d)]
+        # sum_j D_{sigma_j} sigma_j; only the state symbols an entry contains can have a non-zero derivative
+        ito = [sp.expand(sum((D[i, k] * sp.diff(D[l, k], x[i]) for k in range(m) for i in range(d)
+                              if D[i, k] != 0 and x[i] in D[l, k].free_symbols), sp.S.Zero)) for l in range(d)]
         return {"v": v, "w": w, "da": da, "d2a": d2a, "dg": dg, "d2g": d2g, "ito": ito}

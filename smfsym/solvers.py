@@ -51,7 +51,7 @@ class EulerMaruyama(Solver):
                 out += nsde.noise(X, np.sqrt(dt) * Z[:, 0])
             return out
         # sigma(X) (sqrt(dt) Z) = sqrt(dt) sigma(X) Z: scale the d outputs, not the m inputs; the
-        # state-only parts of drift and noise come from one hoisted front (docs/theory.md §8)
+        # state-only parts of drift and noise come from one hoisted front
         plan = nsde.euler_plan
         xc = nsde.state_cols(X)
         H = plan.front_values(xc, nsde.shared_means(plan.front, X, {}))
@@ -114,7 +114,7 @@ class WeakTaylor2(Solver):
 
     def step(self, nsde, X, dt, Z):
         # Every term is evaluated at X: the state-only parts of all of them (data means included)
-        # come from one hoisted front, computed once per step (docs/theory.md §8). Linearity regroups
+        # come from one hoisted front, computed once per step. Linearity regroups
         # the formula above into fewer evaluations (exact algebra, floating-point reassociation only):
         #   dt^2/2 D_b b + dt/2 D_{sigma dW} b       = dt/2 D_v b,                 v = dt b + sigma dW
         #   dt/2 D_b(sigma dW) + 1/2 D_{sigma dW}(sigma dW) = sqrt(dt)/2 D_v(sigma Z0),  dW = sqrt(dt) Z0
