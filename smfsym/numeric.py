@@ -248,7 +248,9 @@ class NumericSDE:
                     if J[l][i] == 0:
                         continue
                     for j in range(i, d):
-                        h = sp.diff(J[l][i], x[j]) if x[j] in J[l][i].free_symbols else 0
+                        # diff(f, xi, xj) in one call, as before: sympy keeps the factored form there
+                        # (cheaper integrands for data means than differentiating J again)
+                        h = sp.diff(f[l], x[i], x[j]) if x[j] in J[l][i].free_symbols else 0
                         if h != 0:
                             terms.append((1 if i == j else 2) * w[i] * w[j] * h)
                 D2.append(sp.Add(*terms))
