@@ -119,8 +119,8 @@ class WeakTaylor2(Solver):
         #   dt^2/2 D_b b + dt/2 D_{sigma dW} b       = dt/2 D_v b,                 v = dt b + sigma dW
         #   dt/2 D_b(sigma dW) + 1/2 D_{sigma dW}(sigma dW) = sqrt(dt)/2 D_v(sigma Z0),  dW = sqrt(dt) Z0
         #   dt/4 D^2_{sigma zeta}(sigma dW)          = dt^{3/2}/4 D^2_{sigma zeta}(sigma Z0)
-        # and the four noise actions sigma(Z0), sigma(zeta), sigma(alpha), sigma(beta) are one
-        # evaluation on the four directions stacked, as are the two Levy-area derivatives.
+        # and the four noise actions sigma(Z0), sigma(zeta), sigma(alpha), sigma(beta) are two
+        # evaluations on stacked pairs of directions, the two Levy-area derivatives one.
         plan = nsde.weak2_plan
         d = nsde.d
         xc = nsde.state_cols(X)
@@ -133,7 +133,12 @@ class WeakTaylor2(Solver):
                 out[..., i] = xc[i] + dt * b[i] + 0.5 * dt**2 * Db_b[i]
             return out
         sq = np.sqrt(dt)
-        N = plan.term("noise", xc, H, nsde.dir_cols(Z[:, :4], X, axis=True))  # d arrays (4, P[, n])
+        # the four noise actions in two stacked pairs: temporaries of 2 x 4096 paths stay under glibc's
+        # 128 KiB mmap threshold (a 4 x 4096 one is a fresh mmap, page-faulted, wherever that
+        # threshold is fixed, as in Dask's workers)
+        N01 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 0:2], X, axis=True))  # d arrays (2, P[, n])
+        N23 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 2:4], X, axis=True))
+        N = [(a[0], a[1], b) for a, b in zip(N01, N23)]
         v = [dt * b[i] + sq * N[i][0] for i in range(d)]  # dt b + sigma dW
         z0 = nsde.dir_cols(Z[:, 0], X)
         acc = [xc[i] + v[i] for i in range(d)]
@@ -153,13 +158,12 @@ class WeakTaylor2(Solver):
             add(0.25 * dt * sq, plan.term("d2g", xc, H, s_zeta + z0))
         # Levy-area surrogate: D_{sigma alpha}(sigma beta) - D_{sigma beta}(sigma alpha) as one evaluation
         # on the directions (alpha, beta) against the increments (beta, alpha)
-        area = plan.term("dg", xc, H, [N[i][2:4] for i in range(d)]
+        area = plan.term("dg", xc, H, [N[i][2] for i in range(d)]
                          + nsde.dir_cols(Z[:, 3:1:-1], X, axis=True))
         c = 0.5 * dt / np.sqrt(2.0)
         for i in range(d):
             out[..., i] = acc[i] + c * (area[i][0] - area[i][1])
         return out
-
 
     def op_counts(self, nsde):
         if not nsde.m:
