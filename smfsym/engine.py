@@ -438,43 +438,8 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
     return res
 
 
-#: Two-point signs of the 8 bits of every byte: one random byte gives 8 increments, exactly +-1 w.p. 1/2.
-_SIGNS = 1.0 - 2.0 * np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).astype(float)
-#: Three-point values indexed by a uniform integer in [0, 6): +-sqrt(3) w.p. 1/6 each, 0 w.p. 2/3.
-_THREE = np.array([-np.sqrt(3.0), np.sqrt(3.0), 0.0, 0.0, 0.0, 0.0])
-
-
-def draw_discrete(g: np.random.Generator, n: int, kinds: tuple, m: int) -> np.ndarray:
-    """Discrete stand-ins for standard normals, shape ``(n, len(kinds), m)`` (Kloeden-Platen 14.1, 14.2).
-
-    ``kinds[j]`` is "two" (+-1, matching the normal moments up to order 3: enough for weak order
-    1) or "three" (0, +-sqrt(3): up to order 5, for weak order 2). Drawn from random bytes and
-    bounded integers, both exact; filled column-kind by column-kind in a fixed order, so the
-    stream depends only on n, kinds and m.
-
-    Examples
-    --------
-    >>> Z = draw_discrete(np.random.default_rng(0), 100_000, ("three", "two"), 1)
-    >>> np.unique(np.round(Z[:, 0, 0] ** 2, 12)).tolist(), np.unique(Z[:, 1, 0]).tolist()
-    ([0.0, 3.0], [-1.0, 1.0])
-    """
-    out = np.empty((n, len(kinds), m))
-    for j, kind in enumerate(kinds):
-        size = n * m
-        if kind == "two":
-            raw = np.frombuffer(g.bytes(-(-size // 8)), dtype=np.uint8)
-            vals = _SIGNS.take(raw, axis=0).ravel()[:size]
-        elif kind == "three":
-            vals = _THREE.take(g.integers(0, 6, size, dtype=np.int8))
-        else:  # pragma: no cover - solvers declare their kinds
-            raise ValueError(f"unknown discrete increment kind {kind!r}")
-        out[:, j, :] = vals.reshape(n, m)
-    return out
-
-
-def draw_normal(gens, sizes, shape) -> np.ndarray:
-    """Standard normals ``(sum(sizes),) + shape``, block by block."""
-    return np.concatenate([g.standard_normal((s,) + tuple(shape)) for g, s in zip(gens, sizes)], axis=0)
+# The increment draws live in draws.py (re-exported here: engine.draw_discrete / engine.draw_normal).
+from .draws import draw_discrete, draw_normal  # noqa: E402,F401
 
 
 def _picklable_times(step_times) -> bool:

@@ -5,6 +5,9 @@ only through its *action* sigma(x) u on an increment u, compiled as d
 expressions in (x, u), so the d x m matrix is never materialised for
 explicit-matrix noise; the weak order-2 solver also gets the symbolic
 directional derivatives it needs (docs/theory.md §3; Kloeden-Platen ch. 14).
+The steps use :attr:`NumericSDE.euler_plan` / :attr:`NumericSDE.weak2_plan`: every
+state-only subterm of every term hoisted into one front evaluated once per step
+(:class:`~smfsym.compile.HoistedExprs`), the rest evaluated on stacked directions.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .compile import CompiledExprs
+from .compile import CompiledExprs, HoistedExprs
 from .sde import SDE
 from ._checks import as_expr
 
@@ -90,6 +93,23 @@ class NumericSDE:
     @staticmethod
     def cols(X):
         return [X[..., i] for i in range(X.shape[-1])]
+
+    @staticmethod
+    def state_cols(X):
+        """The state's coordinates as contiguous arrays (one copy of X: every later read is contiguous)."""
+        Xt = np.ascontiguousarray(np.moveaxis(X, -1, 0))
+        return list(Xt)
+
+    @staticmethod
+    def dir_cols(U, X, axis: bool = False):
+        """Columns of increments for the hoisted terms: ``U`` of shape (P, m) gives m arrays (P,);
+        with ``axis=True``, ``U`` of shape (P, K, m) gives m arrays (K, P) (K directions stacked).
+        For n-point states X (P, n, d) a trailing axis broadcasts each path's increment to its points.
+        Contiguous when U is a view of a (K, m, P) array (how the stepper lays out its draws)."""
+        tail = (None,) * (X.ndim - 2)
+        if axis:
+            return [U[:, :, k].T[(Ellipsis,) + tail] for k in range(U.shape[-1])]
+        return [U[(slice(None), k) + tail] for k in range(U.shape[-1])]
 
     def drift(self, X: np.ndarray, mean_vals=None) -> np.ndarray:
         return self._drift.evaluate(self.cols(X), mean_vals=mean_vals)
@@ -170,8 +190,37 @@ class NumericSDE:
     # ------------------------------------------------------------------ weak order-2 terms
 
     @cached_property
+    def euler_plan(self) -> HoistedExprs:
+        """Drift and noise action with their state-only parts hoisted (matrix noise)."""
+        return HoistedExprs({"drift": (self.drift_exprs, ()), "noise": (self.noise_exprs, self.u)}, self.x,
+                            self.values)
+
+    @cached_property
+    def weak2_plan(self) -> HoistedExprs:
+        """Every term of the weak order-2 step, state-only parts hoisted into one front
+        (computed once per step, not once per direction)."""
+        E = self._weak2_exprs
+        v, w, u = E["v"], E["w"], self.u
+        return HoistedExprs({"drift": (self.drift_exprs, ()), "ito": (E["ito"], ()), "noise": (self.noise_exprs, u),
+                             "da": (E["da"], v), "d2a": (E["d2a"], w), "dg": (E["dg"], v + u),
+                             "d2g": (E["d2g"], w + u)}, self.x, self.values)
+
+    @cached_property
     def weak2_terms(self):
         """Compiled directional derivatives for the simplified weak Taylor 2.0 scheme."""
+        E = self._weak2_exprs
+        x, v, w, vals = self.x, E["v"], E["w"], self.values
+        return {
+            "da": CompiledExprs(E["da"], x + v, vals),
+            "d2a": CompiledExprs(E["d2a"], x + w, vals),
+            "dg": CompiledExprs(E["dg"], x + v + self.u, vals),
+            "d2g": CompiledExprs(E["d2g"], x + w + self.u, vals),
+            "ito": CompiledExprs(E["ito"], x, vals),
+        }
+
+    @cached_property
+    def _weak2_exprs(self):
+        """The directional derivatives of the weak order-2 scheme, symbolic (docs/theory.md §2)."""
         if self.kind != "matrix":
             raise ValueError(
                 f"the weak order-2 scheme needs the diffusion as an explicit matrix; this SDE's noise is "
@@ -186,18 +235,31 @@ class NumericSDE:
         x, d, m = self.x, self.d, self.m
         v, w = _vec("v", d), _vec("w", d)
         a, g = self.drift_exprs, self.noise_exprs
-        da = [sum(v[i] * sp.diff(a[l], x[i]) for i in range(d)) for l in range(d)]
-        d2a = [sum(w[i] * w[j] * sp.diff(a[l], x[i], x[j]) for i in range(d) for j in range(d)) for l in range(d)]
-        dg = [sum(v[i] * sp.diff(g[l], x[i]) for i in range(d)) for l in range(d)]
-        d2g = [sum(w[i] * w[j] * sp.diff(g[l], x[i], x[j]) for i in range(d) for j in range(d)) for l in range(d)]
+
+        def first_second(f):
+            # D_v f and D^2_w f: first derivatives once, second ones only of non-zero first ones and
+            # for i <= j (the Hessian is symmetric): a quarter of the d^3 sympy diffs, or none
+            J = [[sp.diff(fl, xi) if xi in fl.free_symbols else sp.S.Zero for xi in x] for fl in f]
+            D1 = [sum((v[i] * J[l][i] for i in range(d) if J[l][i] != 0), sp.S.Zero) for l in range(d)]
+            D2 = []
+            for l in range(d):
+                terms = []
+                for i in range(d):
+                    if J[l][i] == 0:
+                        continue
+                    for j in range(i, d):
+                        # diff(f, xi, xj) in one call, as before: sympy keeps the factored form there
+                        # (cheaper integrands for data means than differentiating J again)
+                        h = sp.diff(f[l], x[i], x[j]) if x[j] in J[l][i].free_symbols else 0
+                        if h != 0:
+                            terms.append((1 if i == j else 2) * w[i] * w[j] * h)
+                D2.append(sp.Add(*terms))
+            return D1, D2
+
+        da, d2a = first_second(a)
+        dg, d2g = first_second(g)
         D = self.diffusion_matrix
-        ito = [sp.expand(sum(D[i, k] * sp.diff(D[l, k], x[i]) for i in range(d) for k in range(m)
-                             if D[i, k] != 0)) for l in range(d)]
-        vals = self.values
-        return {
-            "da": CompiledExprs(da, x + v, vals),
-            "d2a": CompiledExprs(d2a, x + w, vals),
-            "dg": CompiledExprs(dg, x + v + self.u, vals),
-            "d2g": CompiledExprs(d2g, x + w + self.u, vals),
-            "ito": CompiledExprs(ito, x, vals),
-        }
+        # sum_j D_{sigma_j} sigma_j; only the state symbols an entry contains can have a non-zero derivative
+        ito = [sp.expand(sum((D[i, k] * sp.diff(D[l, k], x[i]) for k in range(m) for i in range(d)
+                              if D[i, k] != 0 and x[i] in D[l, k].free_symbols), sp.S.Zero)) for l in range(d)]
+        return {"v": v, "w": w, "da": da, "d2a": d2a, "dg": dg, "d2g": d2g, "ito": ito}

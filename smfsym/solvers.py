@@ -26,6 +26,12 @@ class Solver:
     def step(self, nsde, X: np.ndarray, dt: float, Z: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def op_counts(self, nsde) -> dict:
+        """Array operations per path-step of the compiled expressions a step evaluates, by term
+        (hoisted front once, each back times its stacked directions), and of the step's own
+        combination arithmetic ("combine"); data means not included. For benchmarks/bench_floor.py."""
+        raise NotImplementedError(f"{type(self).__name__} does not count its operations")
+
     def __repr__(self):
         return f"{type(self).__name__}(weak_order={self.weak_order})"
 
@@ -39,10 +45,30 @@ class EulerMaruyama(Solver):
     discrete = ("two",)  # +-sqrt(dt): moments 1-3 of dW (Kloeden-Platen 14.1.7)
 
     def step(self, nsde, X, dt, Z):
-        out = X + dt * nsde.drift(X)
-        if nsde.m:
-            out += nsde.noise(X, np.sqrt(dt) * Z[:, 0])
+        if nsde.kind != "matrix" or not nsde.m:
+            out = X + dt * nsde.drift(X)
+            if nsde.m:
+                out += nsde.noise(X, np.sqrt(dt) * Z[:, 0])
+            return out
+        # sigma(X) (sqrt(dt) Z) = sqrt(dt) sigma(X) Z: scale the d outputs, not the m inputs; the
+        # state-only parts of drift and noise come from one hoisted front
+        plan = nsde.euler_plan
+        xc = nsde.state_cols(X)
+        H = plan.front_values(xc, nsde.shared_means(plan.front, X, {}))
+        b = plan.term("drift", xc, H)
+        N = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 0], X))
+        sq = np.sqrt(dt)
+        out = np.empty(X.shape)
+        for i in range(nsde.d):
+            out[..., i] = xc[i] + dt * b[i] + sq * N[i]
         return out
+
+
+    def op_counts(self, nsde):
+        if nsde.kind != "matrix" or not nsde.m:
+            return super().op_counts(nsde)
+        c = nsde.euler_plan.op_counts()
+        return {"front": c["front"], "noise": c["noise"], "combine": 4 * nsde.d}
 
 
 class WeakTaylor2(Solver):
@@ -84,39 +110,74 @@ class WeakTaylor2(Solver):
     discrete = ("three", "two", "two", "two")
 
     def prepare(self, nsde):
-        nsde.weak2_terms  # compiles, or raises for noise it cannot differentiate
+        nsde.weak2_plan  # compiles, or raises for noise it cannot differentiate
 
     def step(self, nsde, X, dt, Z):
-        T = nsde.weak2_terms
-        cols = nsde.cols
-        # Every term below is evaluated at X (along several directions): on data means, computing
-        # each mean once per step rather than once per direction is what makes the step affordable.
-        at_x: dict = {}  # DataMean -> its values at X, shared by all terms of this step
-        mv = {k: nsde.shared_means(ce, X, at_x) for k, ce in T.items()}
-        b = nsde.drift(X, nsde.shared_means(nsde._drift, X, at_x))
-        xb = cols(X) + cols(b)
-        Db_b = T["da"].evaluate(xb, mean_vals=mv["da"])
+        # Every term is evaluated at X: the state-only parts of all of them (data means included)
+        # come from one hoisted front, computed once per step. Linearity regroups
+        # the formula above into fewer evaluations (exact algebra, floating-point reassociation only):
+        #   dt^2/2 D_b b + dt/2 D_{sigma dW} b       = dt/2 D_v b,                 v = dt b + sigma dW
+        #   dt/2 D_b(sigma dW) + 1/2 D_{sigma dW}(sigma dW) = sqrt(dt)/2 D_v(sigma Z0),  dW = sqrt(dt) Z0
+        #   dt/4 D^2_{sigma zeta}(sigma dW)          = dt^{3/2}/4 D^2_{sigma zeta}(sigma Z0)
+        # and the four noise actions sigma(Z0), sigma(zeta), sigma(alpha), sigma(beta) are two
+        # evaluations on stacked pairs of directions, the two Levy-area derivatives one.
+        plan = nsde.weak2_plan
+        d = nsde.d
+        xc = nsde.state_cols(X)
+        H = plan.front_values(xc, nsde.shared_means(plan.front, X, {}))
+        b = plan.term("drift", xc, H)
+        out = np.empty(X.shape)
         if nsde.m == 0:
-            return X + dt * b + 0.5 * dt**2 * Db_b
-        dW = np.sqrt(dt) * Z[:, 0]
-        zeta, alpha, beta = Z[:, 1], Z[:, 2], Z[:, 3]
-        u = nsde._ucols
-        mv_noise = nsde.shared_means(nsde._noise, X, at_x)
-        s_dW = nsde.noise(X, dW, mv_noise)
-        s_zeta = nsde.noise(X, zeta, mv_noise)
-        s_alpha = nsde.noise(X, alpha, mv_noise)
-        s_beta = nsde.noise(X, beta, mv_noise)
-        xs_zeta = cols(X) + cols(s_zeta)
-        L0b = Db_b + 0.5 * T["d2a"].evaluate(xs_zeta, mean_vals=mv["d2a"])
-        L0g = (T["dg"].evaluate(xb + u(dW, X), mean_vals=mv["dg"])
-               + 0.5 * T["d2g"].evaluate(xs_zeta + u(dW, X), mean_vals=mv["d2g"]))
-        Ljb = T["da"].evaluate(cols(X) + cols(s_dW), mean_vals=mv["da"])
-        dgg = T["dg"].evaluate(cols(X) + cols(s_dW) + u(dW, X), mean_vals=mv["dg"])
-        ito = T["ito"].evaluate(cols(X), mean_vals=mv["ito"])
-        area = (T["dg"].evaluate(cols(X) + cols(s_alpha) + u(beta, X), mean_vals=mv["dg"])
-                - T["dg"].evaluate(cols(X) + cols(s_beta) + u(alpha, X), mean_vals=mv["dg"]))
-        return (X + dt * b + s_dW + 0.5 * dt**2 * L0b + 0.5 * dt * (L0g + Ljb)
-                + 0.5 * (dgg - dt * ito + dt / np.sqrt(2.0) * area))
+            Db_b = plan.term("da", xc, H, b)
+            for i in range(d):
+                out[..., i] = xc[i] + dt * b[i] + 0.5 * dt**2 * Db_b[i]
+            return out
+        sq = np.sqrt(dt)
+        # the four noise actions in two stacked pairs: temporaries of 2 x 4096 paths stay under glibc's
+        # 128 KiB mmap threshold (a 4 x 4096 one is a fresh mmap, page-faulted, wherever that
+        # threshold is fixed, as in Dask's workers)
+        N01 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 0:2], X, axis=True))  # d arrays (2, P[, n])
+        N23 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 2:4], X, axis=True))
+        N = [(a[0], a[1], b) for a, b in zip(N01, N23)]
+        v = [dt * b[i] + sq * N[i][0] for i in range(d)]  # dt b + sigma dW
+        z0 = nsde.dir_cols(Z[:, 0], X)
+        acc = [xc[i] + v[i] for i in range(d)]
+
+        def add(c, terms):
+            for i in range(d):
+                acc[i] += c * terms[i]
+
+        add(0.5 * dt, plan.term("da", xc, H, v))
+        add(0.5 * sq, plan.term("dg", xc, H, v + z0))
+        ito = plan.term("ito", xc, H)
+        add(-0.5 * dt, ito)
+        s_zeta = [N[i][1] for i in range(d)]
+        if not plan.is_zero("d2a"):
+            add(0.25 * dt**2, plan.term("d2a", xc, H, s_zeta))
+        if not plan.is_zero("d2g"):
+            add(0.25 * dt * sq, plan.term("d2g", xc, H, s_zeta + z0))
+        # Levy-area surrogate: D_{sigma alpha}(sigma beta) - D_{sigma beta}(sigma alpha) as one evaluation
+        # on the directions (alpha, beta) against the increments (beta, alpha)
+        area = plan.term("dg", xc, H, [N[i][2] for i in range(d)]
+                         + nsde.dir_cols(Z[:, 3:1:-1], X, axis=True))
+        c = 0.5 * dt / np.sqrt(2.0)
+        for i in range(d):
+            out[..., i] = acc[i] + c * (area[i][0] - area[i][1])
+        return out
+
+    def op_counts(self, nsde):
+        if not nsde.m:
+            return super().op_counts(nsde)
+        c = nsde.weak2_plan.op_counts()
+        out = {"front": c["front"], "noise": 4 * c["noise"], "da": c["da"], "dg": 3 * c["dg"]}
+        extra = 0
+        for name, mult in (("d2a", 1), ("d2g", 1)):
+            if not nsde.weak2_plan.is_zero(name):
+                out[name] = mult * c[name]
+                extra += 2
+        # per component: v (3), acc (1), three scaled accumulations (6), area (3), and the d2 terms
+        out["combine"] = nsde.d * (13 + extra)
+        return out
 
 
 class TamedEuler(Solver):
