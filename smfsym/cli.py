@@ -176,14 +176,14 @@ def cmd_check(args):
 
 
 def _executor(args):
-    """``--workers N``: a local process pool; ``--scheduler ADDRESS``: a Dask client; else none (serial)."""
+    """``--workers N``: smfsym's process pool (a lost worker is rerun); ``--scheduler ADDRESS``: a Dask client."""
     import contextlib
 
     workers, address = getattr(args, "workers", None), getattr(args, "scheduler", None)
     if workers is not None:
-        from concurrent.futures import ProcessPoolExecutor
+        from .executors import process_pool
 
-        return ProcessPoolExecutor(workers)
+        return process_pool(workers)
     if address is not None:
         try:
             from distributed import Client
