@@ -157,7 +157,7 @@ def cmd_check(args):
         with _executor(args) as executor:
             summary = _weak_error_files(spec, c, tmp, executor, args.quiet) if c else {}
             if spec.meanfield_check:
-                summary["meanfield"] = _meanfield_files(spec, tmp, executor)
+                summary["meanfield"] = _meanfield_files(spec, tmp, executor, args.quiet)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
         # The marker is written last: a directory without it is not a finished check.
         (tmp / CHECK_MARKER).write_text("smfsym check output\n")
@@ -295,7 +295,7 @@ def _optimizer_study(spec, c: dict, executor, quiet: bool):
                                nesterov=c["optimizer"] == "nesterov", **kw)
 
 
-def _meanfield_files(spec, tmp: Path, executor=None) -> dict:
+def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dict:
     """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N) (on ``executor``)."""
     from .latex import standalone_table
     from .meanfield import meanfield_study
@@ -305,7 +305,7 @@ def _meanfield_files(spec, tmp: Path, executor=None) -> dict:
                             n_paths=m["n_paths"], observables=m["observables"], n_saves=m["n_saves"],
                             seed=m["seed"], particle_law=spec.particles or None, particle_seed=m["particle_seed"],
                             methods=m["methods"], ddsmf_order=m["ddsmf_order"], n_points=m["n_points"],
-                            risk_points=m["risk_points"], executor=executor)
+                            risk_points=m["risk_points"], executor=executor, progress=False if quiet else None)
     cap = study.meta.get("captured")
     note = (f"noise rule {cap['rule']}: captures {cap['ratio']:.1%} +- {cap['ratio_se']:.1%} of the noise variance "
             "at the initial particles\n") if cap else ""

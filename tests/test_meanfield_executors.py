@@ -152,10 +152,17 @@ def test_cli_meanfield_check_on_workers_and_scheduler(tmp_path, executors, capsy
 
     spec = tmp_path / "mf.toml"
     spec.write_text(MEANFIELD_SPEC)
-    runs = {"serial": [], "workers": ["--workers", "2"], "dask": ["--scheduler", executors["dask"].scheduler.address]}
+    runs = {"serial": ["--quiet"], "workers": ["--workers", "2"],
+            "dask": ["--scheduler", executors["dask"].scheduler.address]}
+    errs = {}
     for name, flags in runs.items():
-        assert main(["check", str(spec), "-o", str(tmp_path / name), "--quiet", *flags]) == 0, name
-    capsys.readouterr()
+        assert main(["check", str(spec), "-o", str(tmp_path / name), *flags]) == 0, name
+        errs[name] = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("meanfield: ")]
+    # progress lines on stderr (non-interactive: no bars), one per run, with executors too; none with --quiet
+    assert errs["serial"] == []
+    for name in ("workers", "dask"):
+        assert len(errs[name]) == 5 and errs[name][0].startswith("meanfield: limit N=6 (1/5)"), errs[name]
+        assert errs[name][-1].startswith("meanfield: ddsmf eta=0.1 N=6 (4200 paths) (5/5)"), errs[name]
     # 2 etas x (SGD + DD-SMF) on smfsym's pool (--workers) and on Dask; none in the serial run
     assert calls == ["ProcessPool"] * 4 + ["ClientExecutor"] * 4
     serial = json.loads((tmp_path / "serial" / "summary.json").read_text())

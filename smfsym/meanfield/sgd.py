@@ -82,7 +82,8 @@ class SGDTask:
     provides_functions = True
 
     def __init__(self, net, values: dict, obs_recipe: tuple, batch_size: int, eta: float):
-        self.net, self.values, self.obs_recipe, self.batch_size, self.eta = net, dict(values), obs_recipe, batch_size, eta
+        self.net, self.values, self.obs_recipe = net, dict(values), obs_recipe
+        self.batch_size, self.eta = batch_size, eta
 
     def build(self) -> _SGDStep:
         kernel = Kernel(self.net, self.values)

@@ -216,6 +216,8 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     ddsmf_order : {1, 2}
     n_points, risk_points : int
         Gauss points per continuous data coordinate for the DD-SMF/limit rule and the risk.
+    progress : bool, optional
+        False silences the progress lines (one per run, on stderr) and the simulators' bars.
     max_work : float, optional
         Bound on the unit evaluations of each run (see :func:`simulate_meanfield_sgd`).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
@@ -274,19 +276,26 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     root = resolve_seed(seed)
     cell_seed = {(i, j): np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i, j))
                  for i in range(len(etas)) for j in range(len(widths))}
+    from ..studies.common import ProgressLines
+
+    say = ProgressLines("meanfield", len(widths) * (("limit" in methods) + len(etas) * (1 + ("ddsmf" in methods))),
+                        progress)
     results = {}
     for j, N in enumerate(widths):
         th = starts[N]
         if "limit" in methods:
+            say(f"limit N={N}")
             results[("limit", None, N)] = simulate_meanfield_limit(net, th, t_end, dt=limit_dt, save_at=times,
                                                                    n_points=n_points, **common)
         for i, eta in enumerate(etas):
             n_steps = int(round(t_end / eta))
             cs = cell_seed[(i, j)]
+            say(f"sgd eta={eta:g} N={N} ({n_paths} paths)")
             results[("sgd", eta, N)] = simulate_meanfield_sgd(net, th, eta, n_steps, n_paths=n_paths, seed=cs,
                                                               save_at=times, progress=progress,
                                                               executor=executor, **common)
             if "ddsmf" in methods:
+                say(f"ddsmf eta={eta:g} N={N} ({n_paths} paths)")
                 results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=cs,
                                                             save_at=times, order=ddsmf_order, n_points=n_points,
                                                             progress=progress, executor=executor, **common)
