@@ -6,7 +6,8 @@ task holding a given seed block kills its worker process with ``os._exit`` on it
 (a) smfsym's own pool (``smfsym.process_pool``) is rebuilt and the unfinished blocks rerun: bitwise
 the serial result; (b) the user's own ProcessPoolExecutor cannot be rebuilt by smfsym: a
 WorkerLostError naming the lost blocks and the remedy; (c) a Dask LocalCluster (2 worker processes)
-reschedules the task of the killed worker itself: bitwise the serial result.
+reschedules the task of the killed worker itself: bitwise the serial result; a task that kills its
+worker more often than the scheduler's allowed-failures is a WorkerLostError naming its blocks.
 """
 from __future__ import annotations
 
@@ -125,16 +126,25 @@ def test_lost_worker_of_the_users_pool_is_a_clear_error(tmp_path):
 
 def test_killed_dask_worker_changes_no_number(tmp_path, serial):
     distributed = pytest.importorskip("distributed")
+    import dask
     from distributed.cfexecutor import ClientExecutor
 
     class KillingDaskExecutor(ClientExecutor):
-        def submit(self, fn, /, *args, **kwargs):
-            return super().submit(kill_first_attempt, str(tmp_path / "killed"), KILLED_BLOCK, False, fn, *args,
-                                  **kwargs)
+        def __init__(self, client, marker, always=False):
+            super().__init__(client, pure=False)
+            self.fault = (str(marker), KILLED_BLOCK, always)
 
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
-                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
-        res = smfsym.simulate(FLOW, functions={"square": square}, executor=KillingDaskExecutor(client, pure=False),
-                              **KW)
-    assert (tmp_path / "killed").exists()
-    _same(serial, res)
+        def submit(self, fn, /, *args, **kwargs):
+            return super().submit(kill_first_attempt, *self.fault, fn, *args, **kwargs)
+
+    # the scheduler reruns a task whose worker died once; a second death of the same task is final
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), \
+            distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                                     silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        res = smfsym.simulate(FLOW, functions={"square": square},
+                              executor=KillingDaskExecutor(client, tmp_path / "killed"), **KW)
+        assert (tmp_path / "killed").exists()
+        _same(serial, res)
+        with pytest.raises(WorkerLostError, match=r"Dask lost the worker running seed block 2 \(paths 8192-12287\) .*"
+                                                  r"allowed-failures.*`chunk_size`"):
+            smfsym.simulate(FLOW, executor=KillingDaskExecutor(client, tmp_path / "always", always=True), **KW)
