@@ -87,7 +87,14 @@ class ProcessPool(cf.Executor):
             max_workers = check_int(max_workers, "max_workers")
         self.max_retries = check_int(max_retries, "max_retries", minimum=0)
         if mp_context is None or isinstance(mp_context, str):
+            methods = multiprocessing.get_all_start_methods()
+            if mp_context is not None and mp_context not in methods:
+                raise ValueError(f"`mp_context` must be one of {methods} or a multiprocessing context; "
+                                 f"got {mp_context!r}.")
             mp_context = multiprocessing.get_context(mp_context or "spawn")
+        elif not hasattr(mp_context, "Process"):
+            raise TypeError(f"`mp_context` must be a start method name or a multiprocessing context; got "
+                            f"{type(mp_context).__name__}.")
         self._args = (max_workers, mp_context)
         self._pool = cf.ProcessPoolExecutor(max_workers, mp_context=mp_context)
         self.rebuilds = 0

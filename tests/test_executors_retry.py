@@ -148,3 +148,17 @@ def test_killed_dask_worker_changes_no_number(tmp_path, serial):
         with pytest.raises(WorkerLostError, match=r"Dask lost the worker running seed block 2 \(paths 8192-12287\) .*"
                                                   r"allowed-failures.*`chunk_size`"):
             smfsym.simulate(FLOW, executor=KillingDaskExecutor(client, tmp_path / "always", always=True), **KW)
+
+
+@pytest.mark.parametrize("kw,exc,needle", [
+    (dict(max_workers=0), ValueError, "`max_workers` must be an integer >= 1; got 0."),
+    (dict(max_workers="2"), TypeError, "`max_workers` must be an integer; got '2' (str)."),
+    (dict(max_workers=2, max_retries=-1), ValueError, "`max_retries` must be an integer >= 0; got -1."),
+    (dict(max_workers=2, max_retries=1.5), TypeError, "`max_retries` must be an integer"),
+    (dict(max_workers=2, mp_context="threads"), ValueError, "`mp_context` must be one of"),
+    (dict(max_workers=2, mp_context=3), TypeError, "`mp_context` must be a start method name"),
+])
+def test_process_pool_refuses_bad_arguments(kw, exc, needle):
+    with pytest.raises(exc) as err:
+        smfsym.process_pool(**kw)
+    assert needle in str(err.value)
