@@ -129,7 +129,8 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
         worker compiles the network once per process (cached by a content hash of the recipe) and
         sends back per-block statistics and per-path observables, merged in block order, so every
         number is bitwise that of the serial run. ``chunk_size``, if given, is the paths per task.
-        See :mod:`smfsym.executors`.
+        Work is split by seed blocks of 4096 paths (a block's paths share one random stream), so a
+        run of at most 4096 paths is one task. See :mod:`smfsym.executors`.
 
     Returns
     -------
