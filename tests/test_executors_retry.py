@@ -33,6 +33,7 @@ KW = dict(x0=[1.0], t_end=0.4, eta=0.1, n_paths=3 * BLOCK + 123, seed=7, scheme=
           chunk_size=BLOCK)
 KILLED_BLOCK = 2
 SPAWN = multiprocessing.get_context("spawn")
+FORK = multiprocessing.get_context("fork")
 
 
 def square(X):
@@ -56,8 +57,8 @@ def kill_first_attempt(marker, block, always, fn, key, payload, job, first, coun
 class KillingPool(ProcessPool):
     """smfsym's rebuildable pool with the fault injected into every submitted task."""
 
-    def __init__(self, marker, always=False, **kw):
-        super().__init__(2, mp_context=SPAWN, **kw)
+    def __init__(self, marker, always=False, mp_context=SPAWN, **kw):
+        super().__init__(2, mp_context=mp_context, **kw)
         self.fault = (str(marker), KILLED_BLOCK, always)
 
     def submit(self, fn, /, *args, **kwargs):
@@ -68,7 +69,7 @@ class KillingUserPool(ProcessPoolExecutor):
     """A plain ProcessPoolExecutor of the user's, with the same fault."""
 
     def __init__(self, marker):
-        super().__init__(2, mp_context=SPAWN)
+        super().__init__(2, mp_context=FORK)  # forked: quicker to start than spawned (the case (a) pool)
         self.fault = (str(marker), KILLED_BLOCK, False)
 
     def submit(self, fn, /, *args, **kwargs):
@@ -106,7 +107,7 @@ def test_lost_worker_of_smfsyms_pool_is_rerun_with_the_same_numbers(tmp_path, se
         # the rebuilt pool stays usable for the next run
         _same(serial, smfsym.simulate(FLOW, functions={"square": square}, executor=pool, **KW))
     # a task that kills its worker on every attempt: bounded retries, then the error naming its block
-    with KillingPool(tmp_path / "always", always=True, max_retries=1) as pool:
+    with KillingPool(tmp_path / "always", always=True, max_retries=1, mp_context=FORK) as pool:
         with pytest.raises(WorkerLostError, match=r"rebuilt its pool 1 times .*`max_retries` = 1.*`chunk_size`") as err:
             smfsym.simulate(FLOW, executor=pool, **KW)
         assert KILLED_BLOCK in _blocks_named(str(err.value))
