@@ -351,6 +351,8 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
             pending.clear()
             submit(range(len(ranges)))
         while merged < len(ranges):
+            if not pending and results[merged] is None:  # pragma: no cover - every task is pending or finished
+                raise RuntimeError(f"internal error: task {merged} of the run was neither pending nor finished")
             if pending:
                 done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
                 lost = [pending[f] for f in done if not collect(f, pending[f])]
