@@ -77,6 +77,13 @@ def test_meanfield_simulators_identical_on_every_executor(executors):
         # a data set with mini-batches of 2 (the samplers travel as data too)
         _same(dsgd, smfsym.simulate_meanfield_sgd(dnet, dth, 0.2, 3, n_paths=N_PATHS, seed=2, observables=["risk"],
                                                   executor=ex))
+    # compiled once per worker process, cached by the recipe's content hash (the same in every call): the
+    # pool ran this recipe above on at least one of its two processes, so three more runs compile at most
+    # once in all (a hash that changed per call would compile in every run)
+    compiles = [sum(c > 0 for c in smfsym.simulate_meanfield_sgd(net, th, 0.1, 4, executor=executors["pool"],
+                                                                   **sgd_kw).sim.extra["executor"]["compile_seconds"])
+                for _ in range(3)]
+    assert sum(compiles) <= 1, compiles
     # the observables are variable across paths (the comparison is not of constants)
     assert np.var(sgd.observables["risk"][-1]) > 0 and np.var(dd.observables["risk"][-1]) > 0
 
