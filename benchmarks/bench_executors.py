@@ -14,6 +14,15 @@ default worker environment (``MALLOC_TRIM_THRESHOLD_=65536``, which slows numpy'
 see the comment in ``Dask``) and with that variable unset.
 
     PYTHONPATH=$PWD python benchmarks/bench_executors.py [--quick] [--paths N]
+
+``--meanfield`` measures the mean-field simulators instead: the DD-SMF (Euler, order 1, 16-point
+Gauss-Hermite noise rule) and mean-field SGD of a width-50 tanh network learning tanh(2 z), z ~ N(0, 1),
+eta = 0.05 to t = 1 (20 steps), 2^16 paths (16 seed blocks; ``--quick``: 2^14), risk streamed
+per path; serial vs ``smfsym.process_pool(2)`` vs a 2-worker Dask LocalCluster. Every run's per-path
+risk is checked bitwise against the serial run's. A mean-field run is parallel across seed blocks of
+4096 paths only: a run of at most 4096 paths is one task.
+
+    PYTHONPATH=$PWD python benchmarks/bench_executors.py --meanfield [--quick]
 """
 from __future__ import annotations
 
@@ -130,5 +139,91 @@ def main():
               f"{proj} | {ok} |")
 
 
+class _Dask:
+    """A 2-worker LocalCluster with glibc's malloc defaults (see the module docstring of smfsym.executors)."""
+
+    def __enter__(self):
+        import dask
+        import distributed
+
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            self.cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                                    dashboard_address=None, silence_logs=40)
+        self.client = distributed.Client(self.cluster)
+        return self.client
+
+    def __exit__(self, *exc):
+        self.client.close()
+        self.cluster.close()
+
+
+def main_meanfield():
+    a, w, out = sp.symbols("a w out")
+    zz = smfsym.normal("z")
+    net = smfsym.MeanFieldProblem(a * sp.tanh(w * zz), (a, w), out, (out - sp.tanh(2 * zz)) ** 2 / 2)
+    theta = smfsym.particles(net, 50, seed=0)
+    paths = 2**14 if QUICK else 2**16
+    repeats = 2 if QUICK else 3
+    eta = 0.05
+    runs = {
+        "DD-SMF (Euler, order 1, 16 nodes)": lambda ex: smfsym.simulate_ddsmf(
+            net, theta, eta, 1.0, n_paths=paths, seed=1, n_points=16, risk_points=16, executor=ex),
+        "mean-field SGD": lambda ex: smfsym.simulate_meanfield_sgd(
+            net, theta, eta, 20, n_paths=paths, seed=1, risk_points=16, executor=ex),
+    }
+    executors = [("1 process (serial)", None),
+                 ("smfsym.process_pool(2)", lambda: smfsym.process_pool(2)),
+                 ("Dask LocalCluster(2 workers), MALLOC_TRIM_THRESHOLD_ unset", _Dask)]
+    rows = []
+    for sim, fn in runs.items():
+        ref = None
+        for label, make in executors:
+            ctx = make() if make is not None else None
+            ex = ctx.__enter__() if ctx is not None else None
+            try:
+                cold = compile_first = None
+                if ex is not None:
+                    t0 = time.perf_counter()
+                    res = fn(ex)  # fresh workers: the first task of each compiles the network
+                    cold = time.perf_counter() - t0
+                    compile_first = max(res.sim.extra["executor"]["compile_seconds"])
+                walls, cpus, ok, info = [], [], True, None
+                for _ in range(repeats):
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    res = fn(ex)
+                    wall = time.perf_counter() - t0
+                    if ex is None:
+                        cpu = time.process_time() - c0
+                        ref = res if ref is None else ref
+                    else:
+                        cpu = sum(res.sim.extra["executor"]["cpu_seconds"])
+                    ok &= bool(np.array_equal(res.observables["risk"], ref.observables["risk"]))
+                    if not walls or wall < min(walls):
+                        info = res.sim.extra.get("executor")
+                    walls.append(wall)
+                    cpus.append(cpu)
+                k = int(np.argmin(walls))
+                rows.append((sim, label, walls[k], cpus[k], cold, compile_first, info, ok))
+                print(f"  {sim} / {label}: warm {[round(v, 2) for v in walls]}"
+                      + ("" if cold is None else f", cold {cold:.2f} s"), flush=True)
+            finally:
+                if ctx is not None:
+                    ctx.__exit__(None, None, None)
+    print(f"\n## Mean field on executors: width 50, {paths} paths, 20 steps, risk per path (best of {repeats})")
+    print("| simulator | executor | wall (s) | speed-up vs 1 process | CPU-s | idle-machine speed-up (2 x serial "
+          "CPU-s / CPU-s) | cold run (s) | first-task compile (s) | tasks | bitwise = serial |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    base = {}
+    for sim, label, wall, cpu, cold, compile_first, info, ok in rows:
+        if info is None:
+            base[sim] = (wall, cpu)
+        w1, c1 = base[sim]
+        proj = "-" if info is None else f"{2 * c1 / cpu:.2f}"
+        comp = "-" if info is None else f"{compile_first:.3f}"
+        tasks = "-" if info is None else f"{info['n_tasks']} x {info['blocks_per_task']} blocks"
+        print(f"| {sim} | {label} | {wall:.2f} | {w1 / wall:.2f} | {cpu:.2f} | {proj} | "
+              f"{'-' if cold is None else f'{cold:.2f}'} | {comp} | {tasks} | {ok} |")
+
+
 if __name__ == "__main__":
-    main()
+    main_meanfield() if "--meanfield" in sys.argv else main()

@@ -66,3 +66,7 @@ __all__ += ["multipoint_rates", "MultipointRates"]
 from .studies import CostEstimate, estimate_cost  # noqa: E402
 
 __all__ += ["estimate_cost", "CostEstimate"]
+
+from .executors import WorkerLostError, process_pool  # noqa: E402
+
+__all__ += ["process_pool", "WorkerLostError"]

@@ -156,8 +156,8 @@ def cmd_check(args):
     try:
         with _executor(args) as executor:
             summary = _weak_error_files(spec, c, tmp, executor, args.quiet) if c else {}
-        if spec.meanfield_check:
-            summary["meanfield"] = _meanfield_files(spec, tmp)
+            if spec.meanfield_check:
+                summary["meanfield"] = _meanfield_files(spec, tmp, executor, args.quiet)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
         # The marker is written last: a directory without it is not a finished check.
         (tmp / CHECK_MARKER).write_text("smfsym check output\n")
@@ -176,14 +176,14 @@ def cmd_check(args):
 
 
 def _executor(args):
-    """``--workers N``: a local process pool; ``--scheduler ADDRESS``: a Dask client; else none (serial)."""
+    """``--workers N``: smfsym's process pool (a lost worker is rerun); ``--scheduler ADDRESS``: a Dask client."""
     import contextlib
 
     workers, address = getattr(args, "workers", None), getattr(args, "scheduler", None)
     if workers is not None:
-        from concurrent.futures import ProcessPoolExecutor
+        from .executors import process_pool
 
-        return ProcessPoolExecutor(workers)
+        return process_pool(workers)
     if address is not None:
         try:
             from distributed import Client
@@ -296,8 +296,8 @@ def _optimizer_study(spec, c: dict, executor, quiet: bool):
                                nesterov=c["optimizer"] == "nesterov", **kw)
 
 
-def _meanfield_files(spec, tmp: Path) -> dict:
-    """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N)."""
+def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dict:
+    """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N) (on ``executor``)."""
     from .latex import standalone_table
     from .meanfield import meanfield_study
 
@@ -306,7 +306,7 @@ def _meanfield_files(spec, tmp: Path) -> dict:
                             n_paths=m["n_paths"], observables=m["observables"], n_saves=m["n_saves"],
                             seed=m["seed"], particle_law=spec.particles or None, particle_seed=m["particle_seed"],
                             methods=m["methods"], ddsmf_order=m["ddsmf_order"], n_points=m["n_points"],
-                            risk_points=m["risk_points"])
+                            risk_points=m["risk_points"], executor=executor, progress=False if quiet else None)
     cap = study.meta.get("captured")
     note = (f"noise rule {cap['rule']}: captures {cap['ratio']:.1%} +- {cap['ratio_se']:.1%} of the noise variance "
             "at the initial particles\n") if cap else ""

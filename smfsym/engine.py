@@ -333,6 +333,11 @@ def _in_notebook() -> bool:
 
 
 def _progress(progress, total, desc):
+    """A tqdm bar over ``total`` path-steps (paths x solver steps), or None when progress is off.
+
+    Serial runs and executors count the same unit (a serial chunk adds its paths at every step, a
+    finished task adds its paths x steps), so the bar and its rate read the same either way.
+    """
     # default (None): bars on an interactive terminal and in notebooks; logs get the studies' lines
     show = (sys.stderr.isatty() or _in_notebook()) if progress is None else bool(progress)
     if not show:
@@ -340,14 +345,35 @@ def _progress(progress, total, desc):
     from tqdm.auto import tqdm
 
     # delay: only runs longer than a couple of seconds ever show a bar
-    return tqdm(total=total, desc=desc, mininterval=0.5, leave=False, delay=0.0 if progress else 2.0)
+    return tqdm(total=total, desc=desc, mininterval=0.5, leave=False, delay=0.0 if progress else 2.0,
+                unit="path-steps", unit_scale=True)
+
+
+class _Values:
+    """Per-path values of the streamed statistics at the saved times (``keep_values``); NaN on masked paths."""
+
+    def __init__(self, nt: int, n_rows: int):
+        self.nt, self.n_rows, self.arrays = nt, n_rows, {}
+
+    def put(self, name: str, k: int, lo: int, vals: np.ndarray, ok: np.ndarray) -> None:
+        arr = self.arrays.get(name)
+        if arr is None:
+            arr = self.arrays[name] = np.full((self.nt, self.n_rows) + vals.shape[1:], np.nan)
+        arr[k, lo:lo + vals.shape[0]] = np.where(ok.reshape((-1,) + (1,) * (vals.ndim - 1)), vals, np.nan)
+
+    def put_rows(self, name: str, lo: int, arr: np.ndarray) -> None:
+        """A worker's values of paths ``lo ..`` at every saved time."""
+        if name not in self.arrays:
+            self.arrays[name] = np.full((self.nt, self.n_rows) + arr.shape[2:], np.nan)
+        self.arrays[name][:, lo:lo + arr.shape[1]] = arr
 
 
 def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np.ndarray,
         step: Callable, seed, chunk_size: int | None, functions: Mapping | None, store: bool,
         on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
         step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None,
-        blowup_threshold: float | None = None, executor=None, task=None) -> SimulationResult:
+        blowup_threshold: float | None = None, executor=None, task=None,
+        keep_values: bool = False) -> SimulationResult:
     """Run ``step(X, h, gens, sizes)`` over ``step_sizes`` for all paths, chunk by chunk.
 
     ``step_sizes`` is an array or a :class:`StepGrid` (streamed); ``per_path_bytes``
@@ -359,7 +385,12 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
     With an ``executor`` (a ``concurrent.futures.Executor`` or a Dask ``Client``), ``task`` is a
     picklable recipe with ``build() -> step`` that each worker compiles once (see
     :mod:`smfsym.executors`); groups of whole seed blocks are simulated there and their per-block
-    statistics merged here in block order, so every number equals the serial run's.
+    statistics merged here in block order, so every number equals the serial run's. A task whose
+    ``provides_functions`` is true builds the streamed statistics on the worker too (``build()``'s step
+    has a ``functions`` dict with the same names), so ``functions`` here need not pickle.
+
+    ``keep_values=True`` also returns the per-path values of every streamed statistic,
+    ``extra["values"][name]`` of shape ``(n_times, n_paths, ...)`` (NaN on masked paths).
     """
     n_paths = check_int(n_paths, "n_paths")
     if on_nonfinite not in ("raise", "mask"):
@@ -378,9 +409,10 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
         from .executors import check_executor, check_picklable_functions
 
         executor = check_executor(executor)
-        check_picklable_functions(functions)
         if task is None or not hasattr(task, "build"):
             raise TypeError("`task` must be a picklable recipe with build() -> step when an executor is used.")
+        if not getattr(task, "provides_functions", False):
+            check_picklable_functions(functions)
     ss = resolve_seed(seed)
     diverged = DIVERGED if blowup_threshold is None else check_positive(blowup_threshold, "blowup_threshold")
     state_shape = x0.shape
@@ -412,17 +444,21 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
     job = dict(x0=x0, n_paths=n_paths, step_sizes=step_sizes, save_index=list(save_index), ss=ss,
                functions=functions, store=store, on_nonfinite=on_nonfinite, diverged=diverged,
                time_label=time_label, step_times=step_times)
+    values = _Values(nt, n_paths) if keep_values else None
     if executor is not None:
         from .executors import run_on_executor
 
         bad_total, first_bad, timing = run_on_executor(executor, task, job, n_blocks, chunk_blocks, chunk_given,
-                                                       accs, states, progress, scheme)
+                                                       accs, states, progress, scheme, values)
     else:
         timing = None
-        bar = _progress(progress, n_steps * (-(-n_blocks // chunk_blocks)), scheme)
-        bad_total, first_bad = run_blocks(step, job, 0, n_blocks, chunk_blocks, accs, states, bar)
-        if bar is not None:
-            bar.close()
+        bar = _progress(progress, n_steps * n_paths, scheme)
+        try:
+            bad_total, first_bad = run_blocks(step, job, 0, n_blocks, chunk_blocks, accs, states, bar,
+                                              values=values)
+        finally:
+            if bar is not None:
+                bar.close()
     stats = {name: acc.result() for name, acc in accs.items()}
     success = bad_total == 0
     msg = "ok" if success else (
@@ -433,6 +469,8 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
                            n_nonfinite=bad_total)
     if timing is not None:
         res.extra["executor"] = timing
+    if values is not None:
+        res.extra["values"] = values.arrays
     if first_bad is not None:
         res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
     return res
@@ -465,11 +503,12 @@ def block_label(first: int, count: int, n_paths: int) -> str:
 
 
 def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs: dict, states, bar=None,
-               path_offset: int = 0):
+               path_offset: int = 0, values: _Values | None = None):
     """Simulate seed blocks ``first .. first + count - 1`` chunk by chunk; the loop of :func:`run`.
 
     Statistics go to ``accs`` (merging :class:`_Acc` or recording :class:`_Recorder`) in block
-    order; stored states to ``states[:, lo - path_offset : hi - path_offset]``. Returns the number
+    order; stored states to ``states[:, lo - path_offset : hi - path_offset]`` (per-path statistics to
+    ``values`` at the same rows); ``bar`` advances by the chunk's paths at every step. Returns the number
     of paths lost and the first (step, time) of a loss.
     """
     x0, n_paths, ss = job["x0"], job["n_paths"], job["ss"]
@@ -494,7 +533,10 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
                     ok.reshape((-1,) + (1,) * len(state_shape)), X, np.nan)
             accs["state"].add(k, X, ok, sizes)
             for name, fn in functions.items():
-                accs[name].add(k, np.asarray(fn(X), dtype=float), ok, sizes)
+                v = np.asarray(fn(X), dtype=float)
+                accs[name].add(k, v, ok, sizes)
+                if values is not None:
+                    values.put(name, k, lo - path_offset, v, ok)
 
         si = 0
         while si < nt and save_index[si] == 0:
@@ -528,5 +570,5 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
                 save(si)
                 si += 1
             if bar is not None:
-                bar.update(1)
+                bar.update(hi - lo)
     return bad_total, first_bad

@@ -12,8 +12,20 @@ the unpickling of the sympy expressions and the compilation.
 Each task sends back its states and, per seed block, the count, mean and sum of squared deviations
 of every streamed statistic; these are merged here in block order, exactly as a serial run merges
 them, so results are bitwise identical whatever the executor, the number of workers and the task
-size. A Dask worker lost mid-run has its task rerun by Dask: the task is a pure function of its
-blocks, so the numbers do not change.
+size.
+
+A worker lost mid-run (the OOM killer, a segfault, ``os._exit``) does not change the numbers either:
+a task is a pure function of its blocks, so rerunning it gives the same bytes.
+
+- Dask reschedules the tasks of a dead worker itself, up to the scheduler's
+  ``distributed.scheduler.allowed-failures`` times (default 3) per task; after that its
+  ``KilledWorker`` comes back here as a :class:`WorkerLostError` naming the blocks. (Dask's
+  ``retries=`` is not used: it reruns tasks that *raised*, and ours raise only deterministic errors.)
+- A :class:`concurrent.futures.ProcessPoolExecutor` cannot: once a worker dies the pool is broken
+  for good. A pool smfsym created, :func:`process_pool` (the CLI's ``--workers N``), is rebuilt and
+  only the unfinished seed blocks are resubmitted, at most ``max_retries`` (default 2) times per run.
+  A pool of the user's own cannot be rebuilt by smfsym: the run stops with a :class:`WorkerLostError`
+  that names the lost blocks and the remedy.
 
 Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``; that also freezes glibc's mmap
 threshold, so each numpy temporary over 128 KiB is a fresh mmap with page faults on every step
@@ -25,16 +37,20 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import multiprocessing
 import os
 import pickle
+import sys
 import time
 from collections import OrderedDict
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from .engine import BLOCK, BlowUpError, _Recorder, block_label, run_blocks
+from .engine import BLOCK, BlowUpError, _Recorder, _Values, block_label, check_int, run_blocks
 
-__all__ = ["check_executor", "check_picklable_functions", "run_on_executor", "TASKS_PER_RUN"]
+__all__ = ["check_executor", "check_picklable_functions", "run_on_executor", "TASKS_PER_RUN", "process_pool",
+           "ProcessPool", "WorkerLostError", "MAX_RETRIES"]
 
 #: Default number of tasks a run is cut into (fewer if it has fewer seed blocks): enough to keep
 #: a few dozen workers busy and balance uneven ones, few enough that per-task overhead is noise.
@@ -44,6 +60,90 @@ _CACHE_SIZE = 8
 _COMPILED: "OrderedDict[str, object]" = OrderedDict()
 #: Errors a task re-raises with the same type and the block range appended to the message.
 _RELABELLED = (MemoryError, ValueError, TypeError, ArithmeticError, KeyError, IndexError, RuntimeError)
+#: Default number of times a :class:`ProcessPool` is rebuilt in one run after losing a worker.
+MAX_RETRIES = 2
+
+
+class WorkerLostError(BrokenProcessPool):
+    """A worker process died mid-run and its seed blocks could not be rerun (the message says why and what to do).
+
+    A subclass of :class:`concurrent.futures.process.BrokenProcessPool`, so code that catches
+    the pool's own error keeps working.
+    """
+
+
+class ProcessPool(cf.Executor):
+    """A process pool that smfsym may rebuild when a worker dies; use it like a ProcessPoolExecutor.
+
+    Made by :func:`process_pool`. A run on it that loses a worker process (the OOM killer, a
+    segfault, ``os._exit``) shuts the broken pool down, starts a new one with the same
+    arguments and resubmits only the seed blocks that had not finished, at most ``max_retries``
+    times per run; the per-block results are merged in block order, so the numbers are bitwise
+    those of a serial run. ``rebuilds`` counts the rebuilds over the pool's life.
+    """
+
+    def __init__(self, max_workers: int | None = None, *, mp_context=None, max_retries: int = MAX_RETRIES):
+        if max_workers is not None:
+            max_workers = check_int(max_workers, "max_workers")
+        self.max_retries = check_int(max_retries, "max_retries", minimum=0)
+        if mp_context is None or isinstance(mp_context, str):
+            methods = multiprocessing.get_all_start_methods()
+            if mp_context is not None and mp_context not in methods:
+                raise ValueError(f"`mp_context` must be one of {methods} or a multiprocessing context; "
+                                 f"got {mp_context!r}.")
+            mp_context = multiprocessing.get_context(mp_context or "spawn")
+        elif not hasattr(mp_context, "Process"):
+            raise TypeError(f"`mp_context` must be a start method name or a multiprocessing context; got "
+                            f"{type(mp_context).__name__}.")
+        self._args = (max_workers, mp_context)
+        self._pool = cf.ProcessPoolExecutor(max_workers, mp_context=mp_context)
+        self.rebuilds = 0
+
+    @property
+    def max_workers(self) -> int:
+        return self._pool._max_workers
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def rebuild(self) -> None:
+        """Replace the (broken) pool by a fresh one with the same arguments."""
+        old = self._pool
+        old.shutdown(wait=False, cancel_futures=True)
+        self._pool = cf.ProcessPoolExecutor(self._args[0], mp_context=self._args[1])
+        self.rebuilds += 1
+
+    def __repr__(self):
+        return f"ProcessPool(max_workers={self.max_workers}, max_retries={self.max_retries}, rebuilds={self.rebuilds})"
+
+
+def process_pool(max_workers: int | None = None, *, mp_context=None, max_retries: int = MAX_RETRIES) -> ProcessPool:
+    """A local process pool for ``executor=`` that survives the loss of a worker process.
+
+    Like ``concurrent.futures.ProcessPoolExecutor(max_workers)`` (and a context manager like it),
+    but when a worker dies mid-run smfsym rebuilds the pool and reruns only the unfinished seed
+    blocks, at most ``max_retries`` times per run (default 2), with bitwise the numbers of an
+    uninterrupted run. Keep one pool for many runs: each worker compiles a recipe once.
+
+    Parameters
+    ----------
+    max_workers : int, optional
+        Number of worker processes (default: the number of CPUs).
+    mp_context : str or multiprocessing context, optional
+        Start method of the workers (default "spawn": fresh interpreters, safe in threaded programs).
+    max_retries : int
+        Rebuilds allowed in one run before a :class:`WorkerLostError` is raised.
+
+    Examples
+    --------
+    >>> with process_pool(2) as ex:
+    ...     ex.max_workers, ex.max_retries
+    (2, 2)
+    """
+    return ProcessPool(max_workers, mp_context=mp_context, max_retries=max_retries)
 
 
 def check_executor(executor):
@@ -58,7 +158,7 @@ def check_executor(executor):
     >>> check_executor(4)
     Traceback (most recent call last):
     ...
-    TypeError: `executor` must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor(2)) or a dask.distributed Client; got int.
+    TypeError: `executor` must be a concurrent.futures.Executor (e.g. smfsym.process_pool(2)) or a dask.distributed Client; got int.
     """
     if isinstance(executor, cf.Executor):
         return executor
@@ -66,7 +166,7 @@ def check_executor(executor):
     if callable(get) and callable(getattr(executor, "submit", None)):
         # pure=False: a task is a computation with a seed, not a cacheable function of its arguments
         return get(pure=False)
-    raise TypeError("`executor` must be a concurrent.futures.Executor (e.g. ProcessPoolExecutor(2)) or a "
+    raise TypeError("`executor` must be a concurrent.futures.Executor (e.g. smfsym.process_pool(2)) or a "
                     f"dask.distributed Client; got {type(executor).__name__}.")
 
 
@@ -123,11 +223,14 @@ def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dic
         cached = key in _COMPILED
         step = _compiled(key, payload)
         t1 = time.perf_counter()
+        if any(fn is None for fn in job["functions"].values()):  # the recipe builds them (provides_functions)
+            job = dict(job, functions={name: step.functions[name] for name in job["functions"]})
         nt = len(job["save_index"])
         recs = {name: _Recorder(nt) for name in ["state", *job["functions"]]}
         lo, hi = first * BLOCK, min(job["n_paths"], (first + count) * BLOCK)
         states = np.empty((nt, hi - lo) + job["x0"].shape) if job["store"] else None
-        bad, first_bad = run_blocks(step, job, first, count, count, recs, states, path_offset=lo)
+        values = _Values(nt, hi - lo) if job.get("keep_values") else None
+        bad, first_bad = run_blocks(step, job, first, count, count, recs, states, path_offset=lo, values=values)
     except BlowUpError:
         raise  # its message already names the blocks
     except _RELABELLED as exc:
@@ -137,15 +240,39 @@ def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dic
             raise exc from None
         raise relabelled from None
     return dict(first=first, records={n: r.records for n, r in recs.items()}, states=states, bad=bad,
-                first_bad=first_bad, compile_seconds=0.0 if cached else t1 - t0,
-                run_seconds=time.perf_counter() - t1, cpu_seconds=time.process_time() - c0, pid=os.getpid())
+                first_bad=first_bad, values=None if values is None else values.arrays,
+                compile_seconds=0.0 if cached else t1 - t0, run_seconds=time.perf_counter() - t1,
+                cpu_seconds=time.process_time() - c0, pid=os.getpid())
+
+
+def _is_killed_worker(exc: BaseException) -> bool:
+    distributed = sys.modules.get("distributed")
+    killed = getattr(distributed, "KilledWorker", None)
+    return killed is not None and isinstance(exc, killed)
+
+
+def _lost_label(ranges: list, lost: list, n_paths: int, most: int = 4) -> str:
+    """The lost tasks' blocks, adjacent ranges merged: "seed blocks 4-7 (paths ...), seed block 12 (...)"."""
+    spans = []
+    for i in sorted(lost):
+        b0, nb = ranges[i]
+        if spans and spans[-1][0] + spans[-1][1] == b0:
+            spans[-1][1] += nb
+        else:
+            spans.append([b0, nb])
+    text = ", ".join(block_label(b0, nb, n_paths) for b0, nb in spans[:most])
+    return text + (f" and {len(spans) - most} more ranges" if len(spans) > most else "")
 
 
 def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int, chunk_given: bool, accs: dict,
-                    states, progress, scheme: str):
+                    states, progress, scheme: str, values: _Values | None = None):
     """Submit the run's tasks, merge what they send back in block order; the executor half of ``engine.run``.
 
-    Returns ``(paths lost, first (step, time) of a loss, timings)``.
+    Tasks are collected as they finish (the progress bar advances by each task's path-steps); their
+    states and per-path values go straight to their rows, their per-block statistics are merged
+    once every earlier task has been merged, and an error is raised in block order, like a serial
+    run's. Tasks lost with a worker process are rerun on a rebuilt :class:`ProcessPool` (see the
+    module docstring). Returns ``(paths lost, first (step, time) of a loss, timings)``.
     """
     from .engine import _progress
 
@@ -155,37 +282,114 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
         raise TypeError(f"the simulation cannot be sent to an executor: its recipe does not pickle "
                         f"({type(exc).__name__}: {exc}); a custom scheme must be a module-level class.") from None
     key = hashlib.sha256(payload).hexdigest()
+    if getattr(task, "provides_functions", False):
+        job = dict(job, functions=dict.fromkeys(job["functions"]))  # built on the worker: only names travel
+    job = dict(job, keep_values=values is not None)
+    n_paths, n_steps = job["n_paths"], len(job["step_sizes"])
     per_task = chunk_blocks if chunk_given else min(chunk_blocks, max(1, -(-n_blocks // TASKS_PER_RUN)))
     ranges = [(b0, min(per_task, n_blocks - b0)) for b0 in range(0, n_blocks, per_task)]
-    t0 = time.perf_counter()
-    futures = [executor.submit(run_task, key, payload, job, b0, nb) for b0, nb in ranges]
-    bar = _progress(progress, len(futures), scheme)
+    owned = isinstance(executor, ProcessPool)
+    results: list = [None] * len(ranges)  # per task: its output, or the error to raise in block order
+    pending: dict = {}  # future -> task index
     bad_total, first_bad = 0, None
-    timing = dict(n_tasks=len(futures), blocks_per_task=per_task, compile_seconds=[], run_seconds=[],
-                  cpu_seconds=[], pids=set())
-    try:
-        for fut in futures:  # in block order: the merge must see blocks in the order of a serial run
+    timing = dict(n_tasks=len(ranges), blocks_per_task=per_task, compile_seconds=[], run_seconds=[],
+                  cpu_seconds=[], pids=set(), rebuilds=0, tasks_rerun=0)
+    t0 = time.perf_counter()
+    bar = _progress(progress, n_paths * n_steps, scheme)
+
+    def submit(indices):
+        for i in indices:
+            pending[executor.submit(run_task, key, payload, job, *ranges[i])] = i
+
+    def collect(fut, i) -> bool:
+        """Store a finished task's outcome; False when its worker was lost (the task must be rerun)."""
+        try:
             out = fut.result()
-            b0 = out["first"]
-            for name, rec in out["records"].items():
-                acc = accs[name]
-                for k, blocks in enumerate(rec):
-                    for r in blocks:
-                        acc.merge(k, r)
-            if states is not None:
-                lo = b0 * BLOCK
-                states[:, lo:lo + out["states"].shape[1]] = out["states"]
-            bad_total += out["bad"]
-            if out["first_bad"] is not None and (first_bad is None or out["first_bad"][0] < first_bad[0]):
-                first_bad = out["first_bad"]
-            timing["compile_seconds"].append(out["compile_seconds"])
-            timing["run_seconds"].append(out["run_seconds"])
-            timing["cpu_seconds"].append(out["cpu_seconds"])
-            timing["pids"].add(out["pid"])
-            if bar is not None:
-                bar.update(1)
+        except cf.BrokenExecutor:
+            return False
+        except BaseException as exc:  # noqa: BLE001 - raised later, in block order
+            if _is_killed_worker(exc):
+                exc = WorkerLostError(
+                    f"Dask lost the worker running {_lost_label(ranges, [i], n_paths)} as many times as its "
+                    f"scheduler allows (distributed.scheduler.allowed-failures; {type(exc).__name__}: {exc}). A task "
+                    "that kills its worker every time is usually out of memory: pass a smaller `chunk_size` "
+                    "(paths per task) or give the workers more memory.")
+            results[i] = exc
+            return True
+        lo = out["first"] * BLOCK
+        if states is not None:
+            states[:, lo:lo + out["states"].shape[1]] = out["states"]
+        if values is not None:
+            for name, arr in out["values"].items():
+                values.put_rows(name, lo, arr)
+        out["states"] = out["values"] = None
+        results[i] = out
+        for name in ("compile_seconds", "run_seconds", "cpu_seconds"):
+            timing[name].append(out[name])
+        timing["pids"].add(out["pid"])
+        if bar is not None:
+            bar.update((min(n_paths, lo + ranges[i][1] * BLOCK) - lo) * n_steps)
+        return True
+
+    def lost_error(lost: list, why: str) -> WorkerLostError:
+        ok = [i for i, r in enumerate(results) if r is True or isinstance(r, dict)]  # merged or waiting
+        finished, done_blocks = len(ok), sum(ranges[i][1] for i in ok)
+        return WorkerLostError(
+            f"a worker process died (killed by the OOM killer or a signal, a segfault, os._exit) while "
+            f"{_lost_label(ranges, lost, n_paths)} were unfinished; {finished} of {len(ranges)} tasks "
+            f"({done_blocks} of {n_blocks} seed blocks) had finished. {why}")
+
+    merged = 0
+    try:
+        try:
+            submit(range(len(ranges)))
+        except cf.BrokenExecutor:
+            if not owned:
+                raise lost_error(list(range(len(ranges))), _NOT_OURS) from None
+            executor.rebuild()
+            timing["rebuilds"] += 1
+            pending.clear()
+            submit(range(len(ranges)))
+        while merged < len(ranges):
+            if not pending and results[merged] is None:  # pragma: no cover - every task is pending or finished
+                raise RuntimeError(f"internal error: task {merged} of the run was neither pending nor finished")
+            if pending:
+                done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+                lost = [pending[f] for f in done if not collect(f, pending[f])]
+                for f in done:
+                    del pending[f]
+                if lost:
+                    # a broken pool fails every task it still holds: take them all in before rebuilding
+                    cf.wait(list(pending))
+                    lost += [i for f, i in pending.items() if not collect(f, i)]
+                    pending.clear()
+                    if not owned:
+                        raise lost_error(lost, _NOT_OURS)
+                    if timing["rebuilds"] >= executor.max_retries:
+                        raise lost_error(lost, f"smfsym rebuilt its pool {timing['rebuilds']} times in this run "
+                                         f"(`max_retries` = {executor.max_retries}) and a worker died again: a "
+                                         "task that kills its worker every time is usually out of memory; pass a "
+                                         "smaller `chunk_size` (paths per task) or fewer workers.")
+                    executor.rebuild()
+                    timing["rebuilds"] += 1
+                    timing["tasks_rerun"] += len(lost)
+                    submit(sorted(lost))
+            while merged < len(ranges) and results[merged] is not None:  # merge in block order
+                out = results[merged]
+                if isinstance(out, BaseException):
+                    raise out
+                for name, rec in out["records"].items():
+                    acc = accs[name]
+                    for k, blocks in enumerate(rec):
+                        for r in blocks:
+                            acc.merge(k, r)
+                bad_total += out["bad"]
+                if out["first_bad"] is not None and (first_bad is None or out["first_bad"][0] < first_bad[0]):
+                    first_bad = out["first_bad"]
+                results[merged] = True  # merged: its records are freed
+                merged += 1
     except BaseException:
-        for fut in futures:
+        for fut in pending:
             fut.cancel()
         raise
     finally:
@@ -194,3 +398,8 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
     timing["wall_seconds"] = time.perf_counter() - t0
     timing["n_workers_seen"] = len(timing.pop("pids"))
     return bad_total, first_bad, timing
+
+
+_NOT_OURS = ("A concurrent.futures pool that lost a worker accepts no more work, and smfsym cannot rebuild a pool it "
+             "did not create: pass `executor=smfsym.process_pool(n)` (smfsym rebuilds it and reruns only the "
+             "unfinished seed blocks, with the same numbers) or a Dask Client (which reschedules lost tasks itself).")

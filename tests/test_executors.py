@@ -197,6 +197,9 @@ def test_cli_check_workers_and_scheduler_give_the_serial_summary(tmp_path, dask_
     res = subprocess.run([sys.executable, "-m", "smfsym", "check", str(spec), "-o", str(tmp_path / "pool"),
                           "--workers", "2"], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
+    # non-interactive: no bar, but the study's progress lines, one per run, with the executor too
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("weak_error: ")]
+    assert len(lines) == 4 and "(4/4)" in lines[-1], res.stderr
     serial = json.loads((tmp_path / "serial" / "summary.json").read_text())
     assert serial["method"] == "montecarlo"
     for name in ("dask", "pool"):
@@ -207,3 +210,36 @@ def test_cli_check_workers_and_scheduler_give_the_serial_summary(tmp_path, dask_
             main(["check", str(spec), "-o", str(tmp_path / "x"), *bad])
         assert exit_.value.code == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_progress_counts_path_steps_as_futures_complete(executors, flow, capsys, monkeypatch):
+    """The bar counts paths x steps, serial and on executors alike, and advances as each task completes."""
+    import smfsym.engine as engine
+
+    kw = dict(x0=[1.0], t_end=0.3, eta=0.1, n_paths=N_PATHS, seed=0, chunk_size=BLOCK, progress=True, store=False)
+    serial = smfsym.simulate(flow, **kw)
+    total = N_PATHS * serial.n_steps
+    assert f"/{total / 1e3:.0f}k [" in capsys.readouterr().err  # a real tqdm bar on stderr, in path-steps
+
+    class Bar:
+        def __init__(self, total):
+            self.total, self.updates, self.closed = total, [], False
+
+        def update(self, n):
+            self.updates.append(n)
+
+        def close(self):
+            self.closed = True
+
+    bars = []
+    monkeypatch.setattr(engine, "_progress", lambda progress, total, desc: bars.append(Bar(total)) or bars[-1])
+    smfsym.simulate(flow, **kw)
+    # serial: each chunk (one block here) adds its paths at every step
+    assert bars[0].total == total and sum(bars[0].updates) == total and bars[0].closed
+    assert len(bars[0].updates) == 4 * serial.n_steps
+    for name in ("pool", "dask"):
+        smfsym.simulate(flow, executor=executors[name], **kw)
+        bar = bars[-1]
+        # one update per finished task (4 tasks of one block), the same total
+        assert bar.total == total and bar.closed, name
+        assert sorted(bar.updates) == sorted([BLOCK * serial.n_steps] * 3 + [123 * serial.n_steps]), name

@@ -22,7 +22,10 @@ import numpy as np
 
 from ..engine import draw_normal, run
 from .data import DataRule, data_rule
-from .result import MeanFieldResult, check_work, finish, positive, save_grid, setup
+from .kernel import Kernel
+from .observables import Observables
+from .result import (MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
+                     positive, save_grid, setup)
 
 __all__ = ["simulate_ddsmf", "SCHEMES"]
 
@@ -40,13 +43,49 @@ def _rule(net, rule, n_points, vals):
     return rule
 
 
+class _DDSMFStep:
+    """One Euler step of the DD-SMF on a chunk of paths; ``functions`` are the observables (per path)."""
+
+    def __init__(self, kernel, obs, nodes, weights, eta: float, order: int, batch_size: int):
+        self.kernel, self.nodes, self.weights = kernel, nodes, weights
+        self.eta, self.order, self.batch_size = eta, order, batch_size
+        self.functions = {name: PerBlock(getattr(obs, name)) for name in obs.names}
+
+    def __call__(self, X, h, gens, sizes):
+        dbeta = np.sqrt(h) * draw_normal(gens, sizes, (self.nodes.shape[0],))
+        out, lo = np.empty_like(X), 0
+        for s in sizes:  # block by block: every path's numbers independent of the chunking (see PerBlock)
+            out[lo:lo + s] = X[lo:lo + s] + self.kernel.ddsmf_increment(
+                X[lo:lo + s], h, dbeta[lo:lo + s], self.nodes, self.weights, self.eta, order=self.order,
+                batch_size=self.batch_size)
+            lo += s
+        return out
+
+
+class DDSMFTask:
+    """Plain data from which a worker process compiles :class:`_DDSMFStep` once (see :mod:`smfsym.executors`)."""
+
+    provides_functions = True
+
+    def __init__(self, net, values: dict, obs_recipe: tuple, nodes, weights, eta: float, order: int,
+                 batch_size: int):
+        self.net, self.values, self.obs_recipe = net, dict(values), obs_recipe
+        self.nodes, self.weights, self.eta, self.order, self.batch_size = nodes, weights, eta, order, batch_size
+
+    def build(self) -> _DDSMFStep:
+        kernel = Kernel(self.net, self.values)
+        obs = Observables(self.net, kernel, *self.obs_recipe)
+        return _DDSMFStep(kernel, obs, self.nodes, self.weights, self.eta, self.order, self.batch_size)
+
+
 def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, seed=None,
                    dt: float | None = None, scheme: str = "euler", order: int = 1,
                    save_at: Sequence[float] | None = None, rule: DataRule | None = None,
                    n_points: int | None = None, batch_size: int | None = None, values: Mapping | None = None,
                    observables: Sequence[str] = ("risk",), risk_rule=None, risk_points: int = 16, inputs=None,
                    store: bool = False, chunk_size: int | None = None,
-                   progress: bool | None = None, max_work: float | None = None) -> MeanFieldResult:
+                   progress: bool | None = None, max_work: float | None = None,
+                   executor=None) -> MeanFieldResult:
     """Simulate the DD-SMF particle system of width N = len(theta0).
 
     Parameters
@@ -68,7 +107,8 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     rule, n_points : DataRule or int, optional
         The data rule of the noise and drift (default: ``data_rule(net, n_points)``).
 
-    Other parameters are as for :func:`simulate_meanfield_sgd`.
+    Other parameters are as for :func:`simulate_meanfield_sgd` (``executor`` too: bitwise the serial
+    numbers on any executor).
 
     Examples
     --------
@@ -81,6 +121,7 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     >>> res.observables["risk"].shape, res.info["rule"]
     ((1, 8, 1), 'Gauss-Hermite(12)')
     """
+    executor = check_meanfield_executor(executor)  # refused before anything is compiled
     theta0, vals, kernel, obs = setup(net, theta0, values, observables, risk_rule, risk_points, inputs)
     eta = positive(eta, "eta")
     dt = eta if dt is None else positive(dt, "dt")
@@ -97,15 +138,13 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
         steps, index, times = save_grid(t_end, dt, save_at)
     M = rule.size
     check_work(len(steps), n_paths, theta0.shape[0], M * order, max_work, "the DD-SMF")
-
-    def step(X, h, gens, sizes):
-        dbeta = np.sqrt(h) * draw_normal(gens, sizes, (M,))
-        return X + kernel.ddsmf_increment(X, h, dbeta, nodes, weights, eta, order=order, batch_size=int(B))
-
+    step = _DDSMFStep(kernel, obs, nodes, weights, eta, order, int(B))
+    task = (DDSMFTask(net, vals, observables_recipe(obs), nodes, weights, eta, order, int(B))
+            if executor is not None else None)
     res = run(x0=theta0, n_paths=n_paths, step_sizes=steps, save_index=index, times=times, step=step, seed=seed,
-              chunk_size=chunk_size, functions=obs.functions(), store=store, on_nonfinite="raise",
+              chunk_size=chunk_size, functions=step.functions, store=store, on_nonfinite="raise",
               progress=progress, scheme=f"ddsmf-{scheme}", dt_label=float(steps.max()) if steps.size else float(dt),
-              step_times=np.cumsum(steps))
+              step_times=np.cumsum(steps), executor=executor, task=task, keep_values=True)
     return finish(res, obs, "ddsmf", eta, theta0.shape[0], order=order, scheme=scheme,
                   weak_order=SCHEMES[scheme], rule=rule.description, rule_size=M, rule_exact=rule.exact,
                   batch_size=int(B))

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from .._checks import numeric_values
-from ..engine import SimulationResult
+from ..engine import BLOCK, SimulationResult
 from .data import DataRule, data_rule
 from .kernel import Kernel
 from .observables import Observables, summarize
@@ -103,7 +103,11 @@ def setup(net, theta0, values, observables: Sequence[str], risk_rule, risk_point
 
 
 def finish(res: SimulationResult, obs: Observables, method, eta, width, **info) -> MeanFieldResult:
-    values = obs.values(len(res.t))
+    kept = res.extra.pop("values", None)  # engine.run(keep_values=True): (n_times, n_paths, ...) per observable
+    if kept is not None:
+        values = {name: kept[name].reshape(kept[name].shape[:2] + (-1,)) for name in obs.names}
+    else:
+        values = obs.values(len(res.t))
     return MeanFieldResult(t=res.t, observables=values, sim=res, method=method, eta=eta, width=width, info=info)
 
 
@@ -115,3 +119,34 @@ def save_grid(t_end, dt, save_at):
     dt = positive(dt, "dt")
     saves = np.array([t_end]) if save_at is None else check_save_at(save_at, t_end)
     return grid(saves, dt)
+
+
+class PerBlock:
+    """``fn(X)`` applied seed block by seed block (rows 0-4095, 4096-8191, ... of a chunk) and concatenated.
+
+    The kernels take paths in slices whose floating-point sums (batched matmul) can differ in the
+    last bit with the slice's size; a chunk always starts at a block boundary, so evaluating each
+    block on its own makes every path's numbers independent of the chunking and of the executor.
+    """
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, X, *args):
+        if X.shape[0] <= BLOCK:
+            return self.fn(X, *args)
+        return np.concatenate([self.fn(X[lo:lo + BLOCK], *args) for lo in range(0, X.shape[0], BLOCK)], axis=0)
+
+
+def observables_recipe(obs: Observables) -> tuple:
+    """What rebuilds ``obs`` on a worker: ``Observables(net, kernel, *recipe)`` (plain data)."""
+    return (list(obs.names), obs.risk_rule, getattr(obs, "inputs", None))
+
+
+def check_meanfield_executor(executor):
+    """``executor`` checked before any work (None: serial); see :mod:`smfsym.executors`."""
+    if executor is None:
+        return None
+    from ..executors import check_executor
+
+    return check_executor(executor)

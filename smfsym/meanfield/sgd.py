@@ -14,7 +14,10 @@ import numpy as np
 
 from ..engine import run
 from ..samplers import samplers_for
-from .result import MeanFieldResult, check_work, finish, positive, setup
+from .kernel import Kernel
+from .observables import Observables
+from .result import (MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
+                     positive, setup)
 
 __all__ = ["simulate_meanfield_sgd", "save_steps"]
 
@@ -56,12 +59,45 @@ class _Sampler:
         return [cols[i] for i in self.perm]
 
 
+class _SGDStep:
+    """One mean-field SGD step on a chunk of paths; ``functions`` are the observables (per path)."""
+
+    def __init__(self, kernel, obs, sampler, eta: float):
+        self.kernel, self.sampler, self.eta = kernel, sampler, eta
+        self.functions = {name: PerBlock(getattr(obs, name)) for name in obs.names}
+
+    def __call__(self, X, h, gens, sizes):
+        data = self.sampler(gens, sizes)
+        out, lo = np.empty_like(X), 0
+        for s in sizes:  # block by block: every path's numbers independent of the chunking (see PerBlock)
+            out[lo:lo + s] = X[lo:lo + s] + self.kernel.sgd_increment(X[lo:lo + s], [c[lo:lo + s] for c in data],
+                                                                      self.eta)
+            lo += s
+        return out
+
+
+class SGDTask:
+    """Plain data from which a worker process compiles :class:`_SGDStep` once (see :mod:`smfsym.executors`)."""
+
+    provides_functions = True
+
+    def __init__(self, net, values: dict, obs_recipe: tuple, batch_size: int, eta: float):
+        self.net, self.values, self.obs_recipe = net, dict(values), obs_recipe
+        self.batch_size, self.eta = batch_size, eta
+
+    def build(self) -> _SGDStep:
+        kernel = Kernel(self.net, self.values)
+        obs = Observables(self.net, kernel, *self.obs_recipe)
+        return _SGDStep(kernel, obs, _Sampler(self.net, self.values, self.batch_size), self.eta)
+
+
 def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: int = 64, seed=None,
                            save_every: int | None = None, save_at: Sequence[float] | None = None,
                            batch_size: int | None = None, values: Mapping | None = None,
                            observables: Sequence[str] = ("risk",), risk_rule=None, risk_points: int = 16,
                            inputs=None, store: bool = False, chunk_size: int | None = None,
-                           progress: bool | None = None, max_work: float | None = None) -> MeanFieldResult:
+                           progress: bool | None = None, max_work: float | None = None,
+                           executor=None) -> MeanFieldResult:
     """Simulate mean-field SGD of width N = len(theta0) over ``n_paths`` independent sample streams.
 
     Parameters
@@ -88,6 +124,13 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
         Keep every particle state (n_times x n_paths x N x p floats).
     max_work : float, optional
         Refuse runs of more than this many unit evaluations (default 1e12), before starting.
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Run groups of whole seed blocks on it (``smfsym.process_pool(2)``, a Dask ``Client``): each
+        worker compiles the network once per process (cached by a content hash of the recipe) and
+        sends back per-block statistics and per-path observables, merged in block order, so every
+        number is bitwise that of the serial run. ``chunk_size``, if given, is the paths per task.
+        Work is split by seed blocks of 4096 paths (a block's paths share one random stream), so a
+        run of at most 4096 paths is one task. See :mod:`smfsym.executors`.
 
     Returns
     -------
@@ -105,6 +148,7 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
     >>> res.observables["risk"].shape
     (1, 8, 1)
     """
+    executor = check_meanfield_executor(executor)  # refused before anything is compiled
     theta0, vals, kernel, obs = setup(net, theta0, values, observables, risk_rule, risk_points, inputs)
     eta = positive(eta, "eta")
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
@@ -114,13 +158,11 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
         raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
     idx = save_steps(int(n_steps), eta, save_every, save_at)
     check_work(int(n_steps), n_paths, theta0.shape[0], int(B), max_work, "mean-field SGD")
-    sampler = _Sampler(net, vals, int(B))
-
-    def step(X, h, gens, sizes):
-        return X + kernel.sgd_increment(X, sampler(gens, sizes), eta)
-
+    step = _SGDStep(kernel, obs, _Sampler(net, vals, int(B)), eta)
+    task = SGDTask(net, vals, observables_recipe(obs), int(B), eta) if executor is not None else None
     res = run(x0=theta0, n_paths=n_paths, step_sizes=np.full(int(n_steps), eta), save_index=idx,
-              times=np.array(idx) * eta, step=step, seed=seed, chunk_size=chunk_size, functions=obs.functions(),
+              times=np.array(idx) * eta, step=step, seed=seed, chunk_size=chunk_size, functions=step.functions,
               store=store, on_nonfinite="raise", progress=progress, scheme="meanfield-sgd", dt_label=eta,
-              time_label="step", step_times=np.arange(1, int(n_steps) + 1, dtype=float))
+              time_label="step", step_times=np.arange(1, int(n_steps) + 1, dtype=float), executor=executor,
+              task=task, keep_values=True)
     return finish(res, obs, "sgd", eta, theta0.shape[0], batch_size=int(B), steps=np.array(idx))

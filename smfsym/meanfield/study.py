@@ -192,7 +192,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
                     methods: Sequence[str] = METHODS, ddsmf_order: int = 1, n_points: int | None = None,
                     risk_points: int = 16, inputs=None, values: Mapping | None = None,
                     limit_dt: float = 0.02, progress: bool | None = None,
-                    max_work: float | None = None) -> MeanFieldStudy:
+                    max_work: float | None = None, executor=None) -> MeanFieldStudy:
     """Run SGD, the DD-SMF and the deterministic limit for every (eta, N) and compare them.
 
     Parameters (plain data, so a spec file can drive it)
@@ -216,8 +216,13 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     ddsmf_order : {1, 2}
     n_points, risk_points : int
         Gauss points per continuous data coordinate for the DD-SMF/limit rule and the risk.
+    progress : bool, optional
+        False silences the progress lines (one per run, on stderr) and the simulators' bars.
     max_work : float, optional
         Bound on the unit evaluations of each run (see :func:`simulate_meanfield_sgd`).
+    executor : concurrent.futures.Executor or dask.distributed.Client, optional
+        Runs SGD and the DD-SMF of every cell on it (the deterministic limit, one path, stays
+        here); every number is bitwise that of the serial study. See :mod:`smfsym.executors`.
 
     Examples
     --------
@@ -231,6 +236,10 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     [('ddsmf', 50), ('sgd', 50)]
     """
     check_net(net)
+    if executor is not None:
+        from ..executors import check_executor
+
+        executor = check_executor(executor)
     try:
         etas = [positive(e, "etas") for e in etas]
     except TypeError:
@@ -267,21 +276,29 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     root = resolve_seed(seed)
     cell_seed = {(i, j): np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i, j))
                  for i in range(len(etas)) for j in range(len(widths))}
+    from ..studies.common import ProgressLines
+
+    say = ProgressLines("meanfield", len(widths) * (("limit" in methods) + len(etas) * (1 + ("ddsmf" in methods))),
+                        progress)
     results = {}
     for j, N in enumerate(widths):
         th = starts[N]
         if "limit" in methods:
+            say(f"limit N={N}")
             results[("limit", None, N)] = simulate_meanfield_limit(net, th, t_end, dt=limit_dt, save_at=times,
                                                                    n_points=n_points, **common)
         for i, eta in enumerate(etas):
             n_steps = int(round(t_end / eta))
             cs = cell_seed[(i, j)]
+            say(f"sgd eta={eta:g} N={N} ({n_paths} paths)")
             results[("sgd", eta, N)] = simulate_meanfield_sgd(net, th, eta, n_steps, n_paths=n_paths, seed=cs,
-                                                              save_at=times, progress=progress, **common)
+                                                              save_at=times, progress=progress,
+                                                              executor=executor, **common)
             if "ddsmf" in methods:
+                say(f"ddsmf eta={eta:g} N={N} ({n_paths} paths)")
                 results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=cs,
                                                             save_at=times, order=ddsmf_order, n_points=n_points,
-                                                            progress=progress, **common)
+                                                            progress=progress, executor=executor, **common)
     meta = {"t_end": t_end, "n_paths": n_paths, "ddsmf_order": ddsmf_order, "seed": str(seed)}
     if "ddsmf" in methods:
         meta["captured"] = _captured(net, starts[widths[0]], n_points, values)
