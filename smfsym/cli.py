@@ -336,6 +336,12 @@ def cmd_codegen(args):
     src = codegen(sde, eta=eta, values=spec.values or None)
     _atomic_write(out, src, args.force)
     print(f"wrote {args.output} ({sde.title}, eta = {eta}: {origin})")
+    unbound = [line.split(" = None")[0] for line in src.splitlines() if line.endswith("=...)") and " = None  #" in line]
+    if unbound:  # a large data set is an argument of the module, never text in it
+        print(f"the data set is not embedded: call set_data({', '.join(k + '=...' for k in unbound)}) with the "
+              "data rows and weights before simulating")
+    if "def simulate_sgd(" not in src:
+        print("simulate_sgd is not generated (batches drawn without replacement): use smfsym.simulate_sgd")
 
 
 def cmd_specs(args):

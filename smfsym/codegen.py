@@ -184,9 +184,14 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     problem = problem or (obj if isinstance(obj, Problem) else obj.problem)
     if eta is None or not np.isfinite(eta) or eta <= 0:
         raise ValueError(f"`eta` must be a positive number; got {eta!r}.")
+    sgd_note = ""
     if problem is not None and problem.sampling != "iid":
-        raise NotImplementedError("code generation of without-replacement batches is not supported yet; "
-                                  "use smfsym.simulate_sgd.")
+        if sde is None:
+            raise NotImplementedError("code generation of SGD with without-replacement batches is not supported "
+                                      "yet; use smfsym.simulate_sgd.")
+        # the SDE is exported; its SGD (batches drawn without replacement) is not
+        sgd_note = ("\nsimulate_sgd is not generated: batches drawn without replacement are not supported in "
+                    "generated code (use smfsym.simulate_sgd).\n")
     from .sgd import problem_symbols
     from .simulate import _known_symbols
 
@@ -210,10 +215,11 @@ Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
     if sde is not None:
         header += "\nState: " + ", ".join(map(str, sde.state)) + "\nDrift b(x):\n" + "\n".join(
             "    " + str(e) for e in sde.drift) + "\n"
+    header += sgd_note
     body = []
     if sde is not None:
         body.append(_sde_code(sde, vals, ctx))
-    if problem is not None:
+    if problem is not None and not sgd_note:
         body.append(_sgd_code(problem, vals, samplers))
     imports = '"""\nimport itertools\nimport warnings\n\nimport numpy\nimport numpy as np\n\nETA = '
     parts = [header + imports + repr(float(eta)), _runtime()]
