@@ -66,3 +66,7 @@ __all__ += ["multipoint_rates", "MultipointRates"]
 from .studies import CostEstimate, estimate_cost  # noqa: E402
 
 __all__ += ["estimate_cost", "CostEstimate"]
+
+from .studies import estimate_meanfield_cost, estimate_multipoint_cost  # noqa: E402
+
+__all__ += ["estimate_multipoint_cost", "estimate_meanfield_cost"]
