@@ -225,3 +225,43 @@ def test_estimates_match_measured_runs_of_each_study_kind():
     assert all(1 / RATIO <= v <= RATIO for v in ratios.values()), ratios
     assert set(mf[0].parts) == {"sgd N=200", "ddsmf N=200", "limit N=200", "captured noise"}
     assert mp[0].study == "multipoint" and set(mp[0].parts) == {"sgd", "smf1", "sme1_independent"}
+
+
+MEANFIELD_SMALL = """[meanfield]
+params = ["a", "w"]
+output = "out"
+unit = "a * tanh(w * z)"
+loss = "(out - tanh(2*z))**2 / 2"
+
+[meanfield.check]
+etas = [0.1, 0.05]
+t_end = 1.0
+widths = [50]
+n_paths = 8
+n_saves = 2
+n_points = 8
+
+[data.z]
+law = "normal"
+"""
+
+
+def test_check_estimates_multipoint_and_meanfield_studies_and_refuses_above_the_limit(tmp_path, capsys, monkeypatch):
+    import smfsym.cli as cli
+
+    monkeypatch.setattr(cli, "COST_LIMIT", 1e-6)  # every real study is over it
+    spec = tmp_path / "mf.toml"
+    spec.write_text(MEANFIELD_SMALL)
+    assert main(["check", str(spec), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("smfsym check: mean-field study: estimated cost: ") and "ddsmf N=50" in err[0]
+    assert err[-1].startswith("smfsym: the mean-field study's estimated cost: ") and "--yes" in err[-1]
+    # rademacher: exact weak errors (nothing to estimate) plus a Monte Carlo multi-point study
+    assert main(["check", "rademacher", "-o", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("smfsym check: multi-point study: estimated cost: ") and "smf2" in err[0]
+    assert err[-1].startswith("smfsym: the weak-error and multi-point studies' estimated cost: ")
+    assert list(tmp_path.iterdir()) == [spec]  # refused before anything was written
+    # --yes runs the (small) mean-field check
+    assert main(["check", str(spec), "-o", str(tmp_path / "out3"), "--yes", "--quiet"]) == 0
+    assert (tmp_path / "out3" / "meanfield.json").stat().st_size > 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -117,9 +118,14 @@ def _step_costs(run, n_paths: int, max_steps: int, p0: int = PROBE_PATHS) -> tup
         out = math.inf
         for _ in range(PROBE_REPEATS):  # the fastest of a few: other work on the machine only slows down
             t0 = time.perf_counter()
-            run(P, n)
+            quiet(P, n)
             out = min(out, time.perf_counter() - t0)
         return out
+
+    def quiet(P, n):
+        with warnings.catch_warnings():  # the study itself warns (quadrature, captured noise ...): once
+            warnings.simplefilter("ignore")
+            run(P, n)
 
     def probe(P, per_guess):
         n2 = int(min(max_steps, PROBE_MAX_STEPS, max(4, math.ceil(PROBE_RUN_SECONDS / max(per_guess, 1e-7)))))
@@ -130,9 +136,9 @@ def _step_costs(run, n_paths: int, max_steps: int, p0: int = PROBE_PATHS) -> tup
         return per, max(t1 - n1 * per, 0.0)
 
     p0 = max(1, min(int(p0), int(n_paths)))
-    run(p0, 1)  # compile and warm up
+    quiet(p0, 1)  # compile and warm up
     t0 = time.perf_counter()
-    run(p0, 4)
+    quiet(p0, 4)
     per0, c0 = probe(p0, (time.perf_counter() - t0) / 4)
     p1, per1, c = p0, per0, c0
     while per1 < PROBE_STEP_SECONDS:
@@ -349,7 +355,9 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
         from ..meanfield.study import _captured
 
         t1 = time.perf_counter()
-        _captured(net, starts[next(iter(starts))], n_points, values)
+        with warnings.catch_warnings():  # the study warns about it itself
+            warnings.simplefilter("ignore")
+            _captured(net, starts[next(iter(starts))], n_points, values)
         key = "captured noise"
         costs[key] = (time.perf_counter() - t1, 0.0, 0.0)
         parts[key] = costs[key][0]
