@@ -33,17 +33,19 @@ from .common import MODELS, _phi_function, build_model, check_common, check_phi,
 
 __all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_meanfield_cost", "CostEstimate"]
 
-#: Probes: a small size, then sizes growing 4x until a step takes PROBE_STEP_SECONDS, or
-#: PROBE_MAX_PATHS or the study's paths are reached. Large probes show the cache misses of large
-#: working sets (Euler costs ~1.5x more per path on 200,000 paths than on 16,000, a data mean ~2x
-#: more per state on 20,000 states than on 1,000). At each size a short and a long run (the
-#: long one about PROBE_RUN_SECONDS, so the difference stands well above timer jitter, and never
-#: longer than one of the study's own runs) are timed, the fastest of PROBE_REPEATS each: their
-#: difference is the cost of the extra steps, with no set-up in it.
+#: Probes: a small size, then the size at which a step would take PROBE_STEP_SECONDS if all of the
+#: small size's step were per path (at least 8x larger, at most PROBE_MAX_PATHS and the study's
+#: paths), grown 8x while the per-path cost is not yet resolved (a step under twice the small
+#: one's). Large probes show the cache misses of large working sets (Euler costs ~1.5x more per
+#: path on 200,000 paths than on 16,000, a data mean ~2x more per state on 20,000 states than on
+#: 1,000). At each size a short and a long run (the long one about PROBE_RUN_SECONDS, so the
+#: difference stands well above timer jitter, and never longer than one of the study's own runs)
+#: are timed, the fastest of PROBE_REPEATS each: their difference is the cost of the extra steps,
+#: with no set-up in it. Every call pays its set-up (compilation), so probing is kept to few calls.
 PROBE_PATHS = 128
 PROBE_MAX_PATHS = 65_536
 PROBE_STEP_SECONDS = 0.05
-PROBE_RUN_SECONDS = 0.03
+PROBE_RUN_SECONDS = 0.1
 PROBE_MAX_STEPS = 2000
 PROBE_REPEATS = 3
 
@@ -115,11 +117,16 @@ def _step_costs(run, n_paths: int, max_steps: int, p0: int = PROBE_PATHS) -> tup
     max_steps = max(4, int(max_steps))
 
     def best(P, n):
-        out = math.inf
-        for _ in range(PROBE_REPEATS):  # the fastest of a few: other work on the machine only slows down
+        """The fastest of PROBE_REPEATS runs or more, until PROBE_RUN_SECONDS are spent (at most 20):
+        other work on the machine only slows a run down, and short runs need many tries."""
+        out, spent = math.inf, 0.0
+        for r in range(20):
             t0 = time.perf_counter()
             quiet(P, n)
-            out = min(out, time.perf_counter() - t0)
+            t = time.perf_counter() - t0
+            out, spent = min(out, t), spent + t
+            if r + 1 >= PROBE_REPEATS and spent >= PROBE_RUN_SECONDS:
+                break
         return out
 
     def quiet(P, n):
@@ -135,18 +142,27 @@ def _step_costs(run, n_paths: int, max_steps: int, p0: int = PROBE_PATHS) -> tup
         per = max((t2 - t1) / (n2 - n1), t2 / n2 / 2)
         return per, max(t1 - n1 * per, 0.0)
 
+    def rough(P):
+        """A first guess of a step's time at P paths, from one short and one longer run."""
+        times = []
+        for n in (1, 5):
+            t0 = time.perf_counter()
+            quiet(P, n)
+            times.append(time.perf_counter() - t0)
+        return max((times[1] - times[0]) / 4, times[1] / 50)
+
     p0 = max(1, min(int(p0), int(n_paths)))
     quiet(p0, 1)  # compile and warm up
-    t0 = time.perf_counter()
-    quiet(p0, 4)
-    per0, c0 = probe(p0, (time.perf_counter() - t0) / 4)
+    per0, c0 = probe(p0, rough(p0))
+    cap = int(min(n_paths, PROBE_MAX_PATHS))
     p1, per1, c = p0, per0, c0
-    while per1 < PROBE_STEP_SECONDS:
-        nxt = int(min(n_paths, PROBE_MAX_PATHS, 4 * p1))
-        if nxt <= p1:
-            break
-        per1, c1 = probe(nxt, per1 * nxt / p1)  # a guess from above: all of the cost per path
+    nxt = int(min(cap, max(8 * p0, p0 * PROBE_STEP_SECONDS / max(per0, 1e-9))))
+    while nxt > p1:
+        per1, c1 = probe(nxt, rough(nxt))
         p1, c = nxt, min(c, c1)
+        if per1 >= 2 * per0 or per1 >= PROBE_STEP_SECONDS:
+            break
+        nxt = int(min(cap, 8 * p1))
     if p1 == p0:  # the study's own size (or the cap): charge it all per step
         return c0, per0, 0.0
     b = (per1 - per0) / (p1 - p0)
