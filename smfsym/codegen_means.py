@@ -28,7 +28,7 @@ import sympy as sp
 from .expectation import DataMean
 from .laws import Empirical
 
-__all__ = ["MeanContext", "MEAN_RUNTIME", "RULE_EMBED_LIMIT"]
+__all__ = ["MeanContext", "MEAN_RUNTIME", "RULE_EMBED_LIMIT", "doc_safe"]
 
 #: Numbers of quadrature nodes and weights a generated module may embed (about 20 characters each).
 RULE_EMBED_LIMIT = 500_000
@@ -137,6 +137,11 @@ def _means(specs, cols):
 '''
 
 
+def doc_safe(text: str) -> str:
+    """Printed expressions for a docstring of generated code: no quote or backslash can end it early."""
+    return "".join(ch if ch.isprintable() else " " for ch in text).replace("\\", "/").replace('"', "'")
+
+
 def _array(a) -> str:
     return f"np.array({np.asarray(a, dtype=float).tolist()!r})"
 
@@ -188,7 +193,7 @@ class MeanContext:
             raise ValueError(f"`values` must give numbers for {sorted(map(str, free))} (they appear inside {node}).")
         j = len(self.means)
         src = function(f"_integrand{j}", self.state + tuple(syms), [inner],
-                       f"The integrand of data mean {j}: {str(node)[:200]}.", single=True)
+                       f"The integrand of data mean {j}: {doc_safe(str(node)[:200])}.", single=True)
         key = node.rule.key
         if key not in self.rules:
             self.rules[key] = (len(self.rules), self._rule_source(node, len(self.rules)))

@@ -156,3 +156,19 @@ def test_rules_too_large_to_embed_are_refused(monkeypatch):
     monkeypatch.setattr(cm, "RULE_EMBED_LIMIT", 100)
     with pytest.raises(ValueError, match=r"embedded numbers \(limit 100\).*max_quad_points"):
         smfsym.codegen(build_model(_logistic_gaussian(), "sme1"), eta=0.1)
+
+
+def test_hostile_symbol_names_cannot_inject_code(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = f'x"""\nimport os; os.system("touch {marker}") #'
+    xe = sp.Symbol(evil)
+    a = smfsym.normal("a")
+    ae = smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    p = smfsym.Problem(sp.log(1 + sp.exp(-a * xe)) + ae * xe, [xe])
+    src = smfsym.codegen(build_model(p, "smf1"), eta=0.1)
+    assert "touch" in src  # the names are printed (in docstrings and comments), defused
+    ns = {}
+    exec(compile(src, "generated.py", "exec"), ns)
+    ns["simulate"]([1.0], 0.05, 4, 0)
+    ns["simulate_sgd"]([1.0], 1, 4, 0)
+    assert not marker.exists()
