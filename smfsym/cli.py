@@ -258,6 +258,7 @@ def _check_cost(spec, c: dict, args) -> None:
             if est.method != "exact":  # exact moments: nothing worth estimating
                 label = "" if name == "weak-error" else f"{name} study: "
                 print(f"smfsym check: {label}{est}", file=sys.stderr, flush=True)
+    ests = [(name, est) for name, est in ests if est.method != "exact"]
     total = sum(est.seconds for _, est in ests)
     if total > COST_LIMIT and not args.yes:
         if len(ests) == 1:
@@ -265,8 +266,11 @@ def _check_cost(spec, c: dict, args) -> None:
         else:
             parts = ", ".join(f"{name} {_fmt(est.seconds)}" for name, est in ests)
             what = f"the {' and '.join(n for n, _ in ests)} studies' estimated cost: {_fmt(total)} ({parts})"
-        raise UsageError(f"{what} is over {COST_LIMIT / 60:g} min; pass --yes to run it, "
-                         "or lower it with --n-paths, --models, --etas or --scheme euler")
+        hints = {"weak-error": "--n-paths, --models, --etas or --scheme euler",
+                 "multi-point": "n_paths of the spec's [check.multipoint]",
+                 "mean-field": "n_paths, widths or etas of the spec's [meanfield.check]"}
+        raise UsageError(f"{what} is over {COST_LIMIT / 60:g} min; pass --yes to run it, or lower it with "
+                         + "; ".join(hints[n] for n, _ in ests))
 
 
 def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False) -> dict:

@@ -256,11 +256,13 @@ def test_check_estimates_multipoint_and_meanfield_studies_and_refuses_above_the_
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("smfsym check: mean-field study: estimated cost: ") and "ddsmf N=50" in err[0]
     assert err[-1].startswith("smfsym: the mean-field study's estimated cost: ") and "--yes" in err[-1]
+    assert "[meanfield.check]" in err[-1]
     # rademacher: exact weak errors (nothing to estimate) plus a Monte Carlo multi-point study
     assert main(["check", "rademacher", "-o", str(tmp_path / "out2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("smfsym check: multi-point study: estimated cost: ") and "smf2" in err[0]
-    assert err[-1].startswith("smfsym: the weak-error and multi-point studies' estimated cost: ")
+    assert err[-1].startswith("smfsym: the multi-point study's estimated cost: ")
+    assert "[check.multipoint]" in err[-1] and "--n-paths" not in err[-1]
     assert list(tmp_path.iterdir()) == [spec]  # refused before anything was written
     # --yes runs the (small) mean-field check
     assert main(["check", str(spec), "-o", str(tmp_path / "out3"), "--yes", "--quiet"]) == 0
