@@ -70,3 +70,7 @@ __all__ += ["estimate_cost", "CostEstimate"]
 from .executors import WorkerLostError, process_pool  # noqa: E402
 
 __all__ += ["process_pool", "WorkerLostError"]
+
+from .studies import estimate_meanfield_cost, estimate_multipoint_cost  # noqa: E402
+
+__all__ += ["estimate_multipoint_cost", "estimate_meanfield_cost"]

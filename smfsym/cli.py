@@ -34,7 +34,7 @@ CHECK_FILES = ("weak_error.txt", "weak_error.tex", "weak_error.png", "weak_error
                "meanfield.json", "summary.json")
 CHECK_MARKER = ".smfsym-check"
 MODEL_CHOICES = ("gf", "gf2", "sme1", "sme2", "smf1", "smf2")
-#: ``check`` refuses a weak-error study estimated above this many seconds unless ``--yes``.
+#: ``check`` refuses studies estimated above this many seconds in total unless ``--yes``.
 COST_LIMIT = 600.0
 _TRUST = ("Python spec files (names ending in .py, any case) are run as code: load only files you trust. "
           "Every other spec is read as TOML, validated, and never executed.")
@@ -151,7 +151,7 @@ def cmd_check(args):
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
     if c:
         c = _check_overrides(c, args)
-        _check_cost(spec, c, args)
+    _check_cost(spec, c, args)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
     try:
         with _executor(args) as executor:
@@ -230,21 +230,47 @@ def _check_overrides(c: dict, args) -> dict:
 
 
 def _check_cost(spec, c: dict, args) -> None:
-    """Estimate the weak-error study's cost, print it, refuse above COST_LIMIT without --yes."""
-    from .studies import estimate_cost
+    """Estimate the cost of every Monte Carlo study of the check (weak error, multi-point, mean field),
+    print it, refuse above COST_LIMIT in total without --yes."""
+    from .studies import estimate_cost, estimate_meanfield_cost, estimate_multipoint_cost
+    from .studies.cost import _fmt
 
-    if c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd":
-        return  # the estimator models plain SGD and its SDEs; these studies are mostly exact
-
-    est = estimate_cost(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
-                        method=c["method"], n_paths=c["n_paths"], values=spec.values or None,
-                        scheme=None if c["scheme"] == "auto" else c["scheme"])
-    extra = " plus the multi-point study" if c.get("multipoint") else ""
-    if not args.quiet and est.method != "exact":  # exact moments: nothing worth estimating
-        print(f"smfsym check: {est}{extra}", file=sys.stderr, flush=True)
-    if est.seconds > COST_LIMIT and not args.yes:
-        raise UsageError(f"the weak-error study's {est} is over {COST_LIMIT / 60:g} min; pass --yes to run it, "
-                         "or lower it with --n-paths, --models, --etas or --scheme euler")
+    ests = []
+    if c and c.get("schedule") is None and c.get("optimizer", "sgd") == "sgd":
+        # (schedules and momentum: the estimator models plain SGD and its SDEs; those studies are mostly exact)
+        ests.append(("weak-error", estimate_cost(
+            spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"], method=c["method"],
+            n_paths=c["n_paths"], values=spec.values or None, scheme=None if c["scheme"] == "auto" else c["scheme"])))
+    mp = c.get("multipoint") if c else None
+    if mp:
+        ests.append(("multi-point", estimate_multipoint_cost(spec.problem, mp["starts"], eta=mp["eta"],
+                                                             t_end=mp["t_end"], n_paths=mp["n_paths"],
+                                                             values=spec.values or None)))
+    m = spec.meanfield_check
+    if m:
+        ests.append(("mean-field", estimate_meanfield_cost(
+            spec.meanfield, etas=m["etas"], t_end=m["t_end"], widths=m["widths"], n_paths=m["n_paths"],
+            observables=m["observables"], n_saves=m["n_saves"], particle_law=spec.particles or None,
+            particle_seed=m["particle_seed"], methods=m["methods"], ddsmf_order=m["ddsmf_order"],
+            n_points=m["n_points"], risk_points=m["risk_points"])))
+    if not args.quiet:
+        for name, est in ests:
+            if est.method != "exact":  # exact moments: nothing worth estimating
+                label = "" if name == "weak-error" else f"{name} study: "
+                print(f"smfsym check: {label}{est}", file=sys.stderr, flush=True)
+    ests = [(name, est) for name, est in ests if est.method != "exact"]
+    total = sum(est.seconds for _, est in ests)
+    if total > COST_LIMIT and not args.yes:
+        if len(ests) == 1:
+            what = f"the {ests[0][0]} study's {ests[0][1]}"
+        else:
+            parts = ", ".join(f"{name} {_fmt(est.seconds)}" for name, est in ests)
+            what = f"the {' and '.join(n for n, _ in ests)} studies' estimated cost: {_fmt(total)} ({parts})"
+        hints = {"weak-error": "--n-paths, --models, --etas or --scheme euler",
+                 "multi-point": "n_paths of the spec's [check.multipoint]",
+                 "mean-field": "n_paths, widths or etas of the spec's [meanfield.check]"}
+        raise UsageError(f"{what} is over {COST_LIMIT / 60:g} min; pass --yes to run it, or lower it with "
+                         + "; ".join(hints[n] for n, _ in ests))
 
 
 def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False) -> dict:
@@ -337,6 +363,12 @@ def cmd_codegen(args):
     src = codegen(sde, eta=eta, values=spec.values or None)
     _atomic_write(out, src, args.force)
     print(f"wrote {args.output} ({sde.title}, eta = {eta}: {origin})")
+    unbound = [line.split(" = None")[0] for line in src.splitlines() if line.endswith("=...)") and " = None  #" in line]
+    if unbound:  # a large data set is an argument of the module, never text in it
+        print(f"the data set is not embedded: call set_data({', '.join(k + '=...' for k in unbound)}) with the "
+              "data rows and weights before simulating")
+    if "def simulate_sgd(" not in src:
+        print("simulate_sgd is not generated (batches drawn without replacement): use smfsym.simulate_sgd")
 
 
 def cmd_specs(args):

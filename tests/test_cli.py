@@ -252,6 +252,9 @@ def test_failed_or_interrupted_check_leaves_nothing(tmp_path, monkeypatch, capsy
         raise exc
 
     monkeypatch.setattr(smfsym.studies, "weak_error", boom)
+    # the multi-point study's cost estimate (probes, a line on stderr) is not what this test is about
+    monkeypatch.setattr(smfsym.studies, "estimate_multipoint_cost",
+                        lambda *a, **k: smfsym.studies.CostEstimate(0.0, method="exact"))
     assert main(["check", "rademacher", "-o", str(tmp_path / "out")]) == code
     assert capsys.readouterr().err.strip() == line
     assert list(tmp_path.iterdir()) == []
@@ -303,3 +306,39 @@ def test_schema_defaults_are_not_shared(tmp_path):
     a = load_spec(tmp_path / "s.toml").check
     a["models"].append("bogus")
     assert "bogus" not in load_spec(tmp_path / "s.toml").check["models"]
+
+
+LOGISTIC = ('[problem]\nparams = ["x"]\nloss = "log(1 + exp(-a * x))"\n[data.a]\nlaw = "normal"\n'
+            '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.2, 0.1]\nmodels = ["sme1"]\n')
+
+
+def test_codegen_of_a_non_polynomial_spec_names_its_eta_and_runs(tmp_path):
+    import numpy as np
+
+    (tmp_path / "s.toml").write_text(LOGISTIC)
+    res = run("codegen", str(tmp_path / "s.toml"), "--model", "smf1", "-o", str(tmp_path / "sim.py"))
+    assert res.returncode == 0, res.stderr
+    assert "eta = 0.1: the last entry of the spec's [check] etas; pass --eta to choose" in res.stdout
+    check = subprocess.run([sys.executable, "-c", "import sys; sys.modules['smfsym'] = None; import sim; "
+                            "t, s = sim.simulate([1.0], 0.5, 64, 0); print(s.shape, sim.ETA)"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert check.stdout.strip() == "(1, 64, 1) 0.1", check.stderr
+    # a data set too large to embed is passed in: the command says how
+    rng = np.random.default_rng(0)
+    rows = "\n".join(f"{z:.6f},{1 if z + e > 0 else -1}" for z, e in rng.normal(size=(600, 2)))
+    (tmp_path / "d.csv").write_text("z,y\n" + rows + "\n")
+    (tmp_path / "d.toml").write_text('[problem]\nparams = ["x"]\nloss = "log(1 + exp(-y * z * x))"\n'
+                                     '[data.d]\nlaw = "empirical"\nfile = "d.csv"\ncolumns = ["z", "y"]\n')
+    res = run("codegen", str(tmp_path / "d.toml"), "--eta", "0.05", "-o", str(tmp_path / "sim2.py"))
+    assert res.returncode == 0, res.stderr
+    assert "eta = 0.05: from --eta" in res.stdout and "call set_data(_data0=...) with the data rows" in res.stdout
+
+
+def test_codegen_still_unsupported_is_one_line(tmp_path, monkeypatch, capsys):
+    import smfsym.codegen_means
+
+    (tmp_path / "s.toml").write_text(LOGISTIC)
+    monkeypatch.setattr(smfsym.codegen_means, "RULE_EMBED_LIMIT", 10)
+    _one_line_error_inproc(capsys, ["codegen", str(tmp_path / "s.toml"), "-o", str(tmp_path / "sim.py")],
+                           "embedded numbers", "max_quad_points")
+    assert not (tmp_path / "sim.py").exists()

@@ -1,30 +1,52 @@
-"""What a weak-error study will cost, measured before it runs (docs/theory.md §8).
+"""What a study will cost, measured before it runs (docs/theory.md §8).
 
-Each simulator is compiled once and timed on a few steps of a few paths; the
-time per path-step is then multiplied by the steps and paths the study will
-run. Two probe lengths are timed and differenced so that the fixed cost of a
-call (compilation, set-up) is not counted per step.
+Each simulator a study would run is compiled and timed on a few steps of a few
+paths. A call of a simulator costs about
+
+    c + n_steps * (a * n_chunks + b * n_paths)
+
+where ``c`` is the set-up of one call (compilation, observables at the saves), ``a``
+the Python overhead of one step of one chunk of paths and ``b`` the cost of one
+path-step. Probes of two lengths and two path counts separate the three; ``n_chunks``
+is the number of chunks :func:`smfsym.engine.run` cuts the paths into (chunks of
+whole 4096-path seed blocks, as many blocks as fit its working-memory target), so a
+small model whose 200,000 paths run in one chunk pays ``a`` once per step, not once
+per block. Covers the weak-error study (:func:`estimate_cost`), the multi-point
+study (:func:`estimate_multipoint_cost`) and the mean-field study
+(:func:`estimate_meanfield_cost`).
 """
 from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
 from .._checks import numeric_values
-from ..engine import BLOCK
-from ..sgd import problem_symbols, simulate_sgd
-from ..simulate import prepare_x0, simulate
+from ..engine import BLOCK, CHUNK_BYTES
+from ..sgd import SGDTask, problem_symbols, simulate_sgd
+from ..simulate import DRAW_BYTES, prepare_x0, simulate
 from .common import MODELS, _phi_function, build_model, check_common, check_phi, scheme_for
 
-__all__ = ["estimate_cost", "CostEstimate"]
+__all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_meanfield_cost", "CostEstimate"]
 
-#: Paths and steps of the probes. A vectorised step costs about a + b P for P paths: the overhead a
-#: dominates small probes (Euler at 512 paths: ~6x its per-path cost at 40,000), so two sizes are
-#: timed and a and b fitted; a is then paid once per chunk of BLOCK paths.
-PROBE_PATHS = (128, 1024)
-PROBE_STEPS = (2, 6)
+#: Probes: a small size, then the size at which a step would take PROBE_STEP_SECONDS if all of the
+#: small size's step were per path (at least 8x larger, at most PROBE_MAX_PATHS and the study's
+#: paths), grown 8x while the per-path cost is not yet resolved (a step under twice the small
+#: one's). Large probes show the cache misses of large working sets (Euler costs ~1.5x more per
+#: path on 200,000 paths than on 16,000, a data mean ~2x more per state on 20,000 states than on
+#: 1,000). At each size a short and a long run (the long one about PROBE_RUN_SECONDS, so the
+#: difference stands well above timer jitter, and never longer than one of the study's own runs)
+#: are timed, the fastest of PROBE_REPEATS each: their difference is the cost of the extra steps,
+#: with no set-up in it. Every call pays its set-up (compilation), so probing is kept to few calls.
+PROBE_PATHS = 128
+PROBE_MAX_PATHS = 65_536
+PROBE_STEP_SECONDS = 0.05
+PROBE_RUN_SECONDS = 0.1
+PROBE_MAX_STEPS = 2000
 PROBE_REPEATS = 3
 
 
@@ -32,10 +54,13 @@ PROBE_REPEATS = 3
 class CostEstimate:
     """Estimated wall time of a study, in seconds, with its parts.
 
-    ``parts`` maps a run ("sgd", a model name) to its estimated seconds summed over the etas;
-    ``per_path_step`` maps it to the measured seconds per path and step, ``per_step`` to the fixed
-    seconds per step of a chunk (Python overhead); ``probe_seconds`` is what the measurement took. The estimate assumes one core and is good to a factor of about 2
-    (a shared machine slows down; per-step overhead weighs less with more paths).
+    ``parts`` maps a run ("sgd", a model name; for the mean-field study "sgd N=300", ...) to its
+    estimated seconds summed over the etas; ``per_path_step`` maps it to the measured seconds per
+    path and step, ``per_step`` to the fixed seconds per step of a chunk (Python overhead),
+    ``per_call`` to the seconds of one call's set-up; ``probe_seconds`` is what the measurement
+    took. The estimate assumes one core as quiet as during the probes; it is tested to be
+    within a factor of 3 of small real runs (``tests/test_progress_cost.py``) and is printed
+    against measured times for the shipped specs by ``benchmarks/bench_cost.py``.
     """
 
     seconds: float
@@ -44,6 +69,8 @@ class CostEstimate:
     per_step: dict = field(default_factory=dict)
     probe_seconds: float = 0.0
     method: str = "montecarlo"
+    per_call: dict = field(default_factory=dict)
+    study: str = "weak_error"
 
     def __str__(self) -> str:
         if self.method == "exact":
@@ -60,33 +87,105 @@ def _fmt(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _step_costs(run) -> tuple:
-    """(seconds per step of a chunk, seconds per path-step) from probes of two sizes and two lengths.
+def n_chunks(n_paths: int, state_size: int, per_path_bytes: int | None = None) -> int:
+    """How many chunks :func:`smfsym.engine.run` cuts ``n_paths`` paths into (its own rule).
 
-    Differencing two lengths removes the fixed cost of a call (compilation, set-up).
+    >>> n_chunks(200_000, 1), n_chunks(200_000, 600)
+    (1, 49)
     """
-    run(PROBE_PATHS[0], PROBE_STEPS[0])  # compile and warm up
-    per = []
-    for P in PROBE_PATHS:
-        times = []
-        for n in PROBE_STEPS:
-            best = math.inf
-            for _ in range(PROBE_REPEATS):  # the fastest of a few: other work on the machine only slows down
-                t0 = time.perf_counter()
-                run(P, n)
-                best = min(best, time.perf_counter() - t0)
-            times.append(best)
+    per_path = max(state_size * 8 * 24, int(per_path_bytes or 0))
+    chunk_blocks = max(1, -(-max(BLOCK, CHUNK_BYTES // per_path) // BLOCK))
+    return -(-(-(-int(n_paths) // BLOCK)) // chunk_blocks)
+
+
+def _sde_path_bytes(sde, solver, x0) -> int:
+    """The working memory per path that :func:`smfsym.simulate` declares to the engine."""
+    k, m = solver.n_draws, sde.n_noise
+    sub = max(1, DRAW_BYTES // max(1, 8 * k * m))
+    return 8 * int(np.prod(x0.shape)) * 24 + 8 * k * min(m, sub * k * m)
+
+
+def _step_costs(run, n_paths: int, max_steps: int, p0: int = PROBE_PATHS) -> tuple:
+    """(seconds per call, seconds per step of a chunk, seconds per path-step) from probes.
+
+    ``run(P, n)`` runs n steps of P paths; ``max_steps`` is the length of the study's shortest
+    run (probes never go further along the dynamics than the study does). Two lengths per
+    size: their difference is the cost of the extra steps (no set-up), and what the short run
+    costs beyond its steps is the set-up of a call. Two sizes (each a single chunk) separate
+    the per-step overhead from the per-path cost.
+    """
+    max_steps = max(4, int(max_steps))
+
+    def best(P, n):
+        """The fastest of PROBE_REPEATS runs or more, until PROBE_RUN_SECONDS are spent (at most 20):
+        other work on the machine only slows a run down, and short runs need many tries."""
+        out, spent = math.inf, 0.0
+        for r in range(20):
+            t0 = time.perf_counter()
+            quiet(P, n)
+            t = time.perf_counter() - t0
+            out, spent = min(out, t), spent + t
+            if r + 1 >= PROBE_REPEATS and spent >= PROBE_RUN_SECONDS:
+                break
+        return out
+
+    def quiet(P, n):
+        with warnings.catch_warnings():  # the study itself warns (quadrature, captured noise ...): once
+            warnings.simplefilter("ignore")
+            run(P, n)
+
+    def probe(P, per_guess):
+        n2 = int(min(max_steps, PROBE_MAX_STEPS, max(4, math.ceil(PROBE_RUN_SECONDS / max(per_guess, 1e-7)))))
+        n1 = max(1, n2 // 4)
+        t1, t2 = best(P, n1), best(P, n2)
         # noise on a shared machine can make the difference tiny or negative: never below half the mean
-        per.append(max((times[1] - times[0]) / (PROBE_STEPS[1] - PROBE_STEPS[0]), times[1] / PROBE_STEPS[1] / 2))
-    b = (per[1] - per[0]) / (PROBE_PATHS[1] - PROBE_PATHS[0])
+        per = max((t2 - t1) / (n2 - n1), t2 / n2 / 2)
+        return per, max(t1 - n1 * per, 0.0)
+
+    def rough(P):
+        """A first guess of a step's time at P paths, from one short and one longer run."""
+        times = []
+        for n in (1, 5):
+            t0 = time.perf_counter()
+            quiet(P, n)
+            times.append(time.perf_counter() - t0)
+        return max((times[1] - times[0]) / 4, times[1] / 50)
+
+    p0 = max(1, min(int(p0), int(n_paths)))
+    quiet(p0, 1)  # compile and warm up
+    per0, c0 = probe(p0, rough(p0))
+    cap = int(min(n_paths, PROBE_MAX_PATHS))
+    p1, per1, c = p0, per0, c0
+    nxt = int(min(cap, max(8 * p0, p0 * PROBE_STEP_SECONDS / max(per0, 1e-9))))
+    while nxt > p1:
+        per1, c1 = probe(nxt, rough(nxt))
+        p1, c = nxt, min(c, c1)
+        if per1 >= 2 * per0 or per1 >= PROBE_STEP_SECONDS:
+            break
+        nxt = int(min(cap, 8 * p1))
+    if p1 == p0:  # the study's own size (or the cap): charge it all per step
+        return c0, per0, 0.0
+    b = (per1 - per0) / (p1 - p0)
     if b <= 0:  # no measurable growth with paths (noise): charge the whole cost to the paths, an upper bound
-        return 0.0, per[1] / PROBE_PATHS[1]
-    return max(per[0] - b * PROBE_PATHS[0], 0.0), b
+        return c, 0.0, per1 / p1
+    return c, max(per0 - b * p0, 0.0), b
 
 
-def _run_cost(costs: tuple, n_paths: int, steps: float) -> float:
-    a, b = costs
-    return steps * (a * -(-n_paths // BLOCK) + b * n_paths)
+def _warm_up() -> None:
+    """Load what every study loads once per process (scipy.stats for its fits: ~1.5 s), so the probes'
+    set-up and the study's measured time do not count it."""
+    import scipy.stats  # noqa: F401
+
+
+def _run_cost(costs: tuple, n_paths: int, steps: float, chunks: int = 1, calls: int = 0) -> float:
+    c, a, b = costs
+    return calls * c + steps * (a * chunks + b * n_paths)
+
+
+def _estimate(costs: dict, parts: dict, t0: float, study: str) -> CostEstimate:
+    return CostEstimate(float(sum(parts.values())), parts, {k: v[2] for k, v in costs.items()},
+                        {k: v[1] for k, v in costs.items()}, time.perf_counter() - t0,
+                        per_call={k: v[0] for k, v in costs.items()}, study=study)
 
 
 def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, models: Sequence[str] = MODELS,
@@ -96,7 +195,8 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
 
     Every simulator the study would use is compiled and timed on a few steps of a few
     paths; the time per step is multiplied by the study's steps (SGD: t_end / eta;
-    a model: its solver at dt and dt/2, i.e. 3 t_end / (eta dt_fraction)) and paths.
+    a model: its solver at dt and dt/2, i.e. 3 t_end / (eta dt_fraction)) and paths,
+    with the per-step overhead paid once per chunk of paths (see the module docstring).
     Where exact moments apply (``method`` "auto" or "exact"), no Monte Carlo runs.
 
     Returns
@@ -109,7 +209,7 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     >>> import sympy as sp, smfsym
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x])
-    >>> c = smfsym.estimate_cost(p, x**2, [1.0], 1.0, [0.1, 0.05], models=["sme1"], n_paths=10_000)
+    >>> c = smfsym.estimate_cost(p, x**2, [1.0], 1.0, [0.1, 0.05], models=["sme1"], n_paths=2000, scheme="euler")
     >>> sorted(c.parts), c.seconds > 0
     (['sgd', 'sme1'], True)
     """
@@ -128,20 +228,153 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     if method != "montecarlo" and exact_applies(problem, phi, vals):
         return CostEstimate(0.0, method="exact")
     t0 = time.perf_counter()
+    _warm_up()
     fun = {"phi": _phi_function(phi, problem.params, vals)}
     k_sum = sum(max(1, int(round(t_end / e))) for e in etas)
-    costs = {"sgd": _step_costs(lambda P, n: simulate_sgd(
-        problem, x0, n, etas[-1], n_paths=P, seed=0, functions=fun, store=False, values=vals, progress=False))}
-    parts = {"sgd": _run_cost(costs["sgd"], n_paths, k_sum)}
+    costs, parts = {}, {}
+    costs["sgd"] = _step_costs(lambda P, n: simulate_sgd(
+        problem, x0, n, etas[-1], n_paths=P, seed=0, functions=fun, store=False, values=vals, progress=False),
+        n_paths, round(t_end / etas[0]))
+    parts["sgd"] = _run_cost(costs["sgd"], n_paths, k_sum, _sgd_chunks(problem, etas[-1], vals, x0, n_paths),
+                             calls=len(etas))
     for m in models:
         sde = build_model(problem, m)
         slv = scheme_for(sde, solver)
         dt = etas[-1] * dt_fraction
+        n_model = n_paths if sde.n_noise else 1
         costs[m] = _step_costs(lambda P, n: simulate(
             sde, x0, n * dt, eta=etas[-1], dt=dt, n_paths=P, scheme=slv, seed=0, functions=fun,
-            store=False, values=vals, progress=False))
-        n_model = n_paths if sde.n_noise else 1
+            store=False, values=vals, progress=False), n_model, t_end / etas[0] / dt_fraction)
+        chunks = n_chunks(n_model, x0.size, _sde_path_bytes(sde, slv, x0))
         # dt and dt/2 (Richardson): 1 + 2 = 3 times the steps of dt, over each eta's horizon k eta
-        parts[m] = _run_cost(costs[m], n_model, 3 * k_sum / dt_fraction)
-    return CostEstimate(float(sum(parts.values())), parts, {k: v[1] for k, v in costs.items()},
-                        {k: v[0] for k, v in costs.items()}, time.perf_counter() - t0)
+        parts[m] = _run_cost(costs[m], n_model, 3 * k_sum / dt_fraction, chunks, calls=2 * len(etas))
+    return _estimate(costs, parts, t0, "weak_error")
+
+
+def _sgd_chunks(problem, eta, vals, x0, n_paths) -> int:
+    stepper = SGDTask(problem, eta, int(problem.batch_size), vals).build().stepper
+    return n_chunks(n_paths, x0.size, stepper.per_path_bytes(x0))
+
+
+def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
+                             models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"),
+                             n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
+                             scheme: Any = None) -> CostEstimate:
+    """Estimate the wall time of :func:`multipoint` with the same arguments, before running it.
+
+    SGD runs t_end / eta steps of the n-point chain; each model its solver at dt and dt/2
+    (3 t_end / (eta dt_fraction) steps) on the n starts together, or, for ``_independent``
+    couplings, once per start.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
+    >>> c = smfsym.estimate_multipoint_cost(p, [[-1.0], [1.0]], eta=0.1, t_end=1.0, models=["smf1"], n_paths=4000)
+    >>> sorted(c.parts), c.study
+    (['sgd', 'smf1'], 'multipoint')
+    """
+    c = check_common(problem, t_end=t_end, seed=0, n_paths=n_paths, dt_fraction=dt_fraction,
+                     on_nonfinite="raise", scheme=scheme)
+    t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
+    starts = np.array(starts, dtype=float)
+    if starts.ndim != 2 or starts.shape[1] != problem.dim or starts.shape[0] < 2:
+        raise ValueError(f"`starts` must have shape (n, {problem.dim}) with n >= 2; got {starts.shape}.")
+    if isinstance(models, str) or not list(models):
+        raise TypeError(f"`models` must be a non-empty sequence of model names; got {models!r}.")
+    vals = numeric_values(values, problem_symbols(problem))
+    k = max(1, int(round(t_end / eta)))
+    t0 = time.perf_counter()
+    _warm_up()
+    costs, parts = {}, {}
+    costs["sgd"] = _step_costs(lambda P, n: simulate_sgd(
+        problem, starts, n, eta, n_paths=P, seed=0, store=False, values=vals, progress=False), n_paths, k)
+    parts["sgd"] = _run_cost(costs["sgd"], n_paths, k, _sgd_chunks(problem, eta, vals, starts, n_paths), calls=1)
+    for model in models:
+        base, _, coupling = str(model).partition("_")
+        sde = build_model(problem, base)
+        slv = scheme_for(sde, solver)
+        dt = eta * dt_fraction
+        x = starts[0] if coupling == "independent" else starts
+        costs[model] = _step_costs(lambda P, n: simulate(
+            sde, x, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, store=False, values=vals,
+            progress=False), n_paths, k / dt_fraction)
+        runs = len(starts) if coupling == "independent" else 1
+        chunks = n_chunks(n_paths, x.size, _sde_path_bytes(sde, slv, x))
+        parts[model] = runs * _run_cost(costs[model], n_paths, 3 * k / dt_fraction, chunks, calls=2)
+    return _estimate(costs, parts, t0, "multipoint")
+
+
+def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: float,
+                            widths: Sequence[int] | None = None, n_paths: int = 64,
+                            observables: Sequence[str] = ("risk",), n_saves: int = 5,
+                            particle_law: Mapping | None = None, particle_seed: int = 0,
+                            methods: Sequence[str] = ("sgd", "ddsmf", "limit"), ddsmf_order: int = 1,
+                            n_points: int | None = None, risk_points: int = 16, values: Mapping | None = None,
+                            limit_dt: float = 0.02) -> CostEstimate:
+    """Estimate the wall time of :func:`meanfield_study` with the same arguments, before running it.
+
+    For every width, each simulator (mean-field SGD, the DD-SMF at dt = eta, the RK4 limit)
+    is timed on a few steps at the study's particles and a few paths; SGD and the DD-SMF
+    take t_end / eta steps per eta, the limit t_end / limit_dt steps once.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> a, w, out = sp.symbols("a w out")
+    >>> z = smfsym.normal("z")
+    >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
+    >>> c = smfsym.estimate_meanfield_cost(net, etas=[0.1, 0.05], t_end=0.5, widths=[20], n_paths=8, n_points=8)
+    >>> sorted(c.parts)
+    ['captured noise', 'ddsmf N=20', 'limit N=20', 'sgd N=20']
+    """
+    from ..meanfield import simulate_ddsmf, simulate_meanfield_limit, simulate_meanfield_sgd
+    from ..meanfield.particles import particles
+
+    etas = [float(e) for e in etas]
+    if not etas or any(not (math.isfinite(e) and e > 0) for e in etas):
+        raise ValueError(f"`etas` must be positive numbers; got {etas!r}.")
+    if widths is None:
+        if theta0 is None:
+            raise ValueError("give `theta0` (initial particles) or `widths` (particles drawn per width).")
+        theta0 = np.asarray(theta0, dtype=float)
+        starts = {theta0.shape[0]: theta0}
+    else:
+        starts = {int(n): particles(net, int(n), particle_law, seed=particle_seed) for n in widths}
+    common = dict(observables=observables, risk_points=risk_points, values=values)
+    eta_min = min(etas)
+    steps = {e: max(1, int(round(t_end / e))) for e in etas}
+    # the probes run short horizons: a few saves, as the study's runs save n_saves + 1 times
+    t0 = time.perf_counter()
+    _warm_up()
+    costs, parts = {}, {}
+    for N, th in starts.items():
+        state = th.size
+        if "limit" in methods:
+            key = f"limit N={N}"
+            costs[key] = _step_costs(lambda P, n: simulate_meanfield_limit(
+                net, th, n * limit_dt, dt=limit_dt, n_points=n_points, **common), 1, t_end / limit_dt)
+            parts[key] = _run_cost(costs[key], 1, max(1, int(math.ceil(t_end / limit_dt - 1e-9))), calls=1)
+        key = f"sgd N={N}"
+        costs[key] = _step_costs(lambda P, n: simulate_meanfield_sgd(
+            net, th, eta_min, n, n_paths=P, seed=0, progress=False, **common), n_paths, min(steps.values()), p0=8)
+        parts[key] = sum(_run_cost(costs[key], n_paths, k, n_chunks(n_paths, state), calls=1) for k in steps.values())
+        if "ddsmf" in methods:
+            key = f"ddsmf N={N}"
+            costs[key] = _step_costs(lambda P, n: simulate_ddsmf(
+                net, th, eta_min, n * eta_min, n_paths=P, seed=0, order=ddsmf_order, n_points=n_points,
+                progress=False, **common), n_paths, min(steps.values()), p0=8)
+            parts[key] = sum(_run_cost(costs[key], n_paths, k, n_chunks(n_paths, state), calls=1)
+                             for k in steps.values())
+    if "ddsmf" in methods:  # the study reports the captured noise variance at the first width's particles
+        from ..meanfield.study import _captured
+
+        t1 = time.perf_counter()
+        with warnings.catch_warnings():  # the study warns about it itself
+            warnings.simplefilter("ignore")
+            _captured(net, starts[next(iter(starts))], n_points, values)
+        key = "captured noise"
+        costs[key] = (time.perf_counter() - t1, 0.0, 0.0)
+        parts[key] = costs[key][0]
+    return _estimate(costs, parts, t0, "meanfield")

@@ -1,0 +1,174 @@
+"""Generated code for data means, data sets and data-set noise columns reproduces smfsym.simulate.
+
+The generated module embeds every refinement level of each Gauss rule and smfsym's per-state
+refinement, so the numbers are smfsym's own: same seed, same paths, up to reordered rounding
+(tolerance 1e-12 relative; measured differences are below 1e-15).
+"""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym.studies import build_model
+
+x = sp.Symbol("x")
+RTOL = 1e-12
+
+
+def _module(obj, eta, **data):
+    src = smfsym.codegen(obj, eta=eta)
+    assert "import smfsym" not in src and "from smfsym" not in src
+    ns = {}
+    exec(compile(src, "generated.py", "exec"), ns)  # our own generated module
+    if data:
+        ns["set_data"](**data)
+    return src, ns
+
+
+def _same(sde, ns, x0, t_end, eta, n_paths, seed):
+    t, states = ns["simulate"](x0, t_end, n_paths, seed, save_at=[t_end / 2, t_end])
+    ref = smfsym.simulate(sde, x0, t_end, eta=eta, n_paths=n_paths, seed=seed, save_at=[t_end / 2, t_end])
+    assert np.allclose(t, ref.t)
+    assert np.all(np.isfinite(states))
+    np.testing.assert_allclose(states, ref.states, rtol=RTOL, atol=1e-15)
+    return states
+
+
+def _logistic_gaussian():
+    a = smfsym.normal("a")
+    return smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x])
+
+
+@pytest.mark.parametrize("model", ["sme1", "smf1", "smf2"])
+def test_logistic_loss_with_gaussian_data_gauss_rule(model):
+    sde = build_model(_logistic_gaussian(), model)
+    src, ns = _module(sde, 0.1)
+    assert "_RULE0 = " in src and "Gauss-Hermite(16)" in src
+    assert ns["_RULE0"]["levels"] == [16, 32, 64, 128, 256, 512]
+    states = _same(sde, ns, [1.5], 0.3, 0.1, 300, 3)
+    if model == "sme1":
+        # the refinement matters here: with the first level alone the numbers differ (so the test above
+        # checks the copied refinement, not just the 16-point rule)
+        ns["_RULE0"]["levels"] = [16]
+        ns["_NODE_CACHE"].clear()
+        with pytest.warns(RuntimeWarning, match="cannot be error-checked"):
+            _, coarse = ns["simulate"]([1.5], 0.3, 300, 3, save_at=[0.15, 0.3])
+        assert np.max(np.abs(coarse - states)) > 1e-9
+
+
+def test_two_gaussian_coordinates_sqrt_and_columns():
+    xs = sp.symbols("x0:2")
+    b = smfsym.normal("b", 2)
+    p = smfsym.Problem(sp.log(1 + sp.exp(-(b[0] * xs[0] + b[1] * xs[1]))), xs)
+    for model in ("sme1", "smf1"):
+        sde = build_model(p, model)
+        _, ns = _module(sde, 0.1)
+        _same(sde, ns, [0.5, -0.3], 0.1, 0.1, 60, 6)
+    assert "def sqrt_sigma(" in smfsym.codegen(build_model(p, "sme1"), eta=0.1)
+
+
+def _data_problem(M, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=M)
+    y = np.sign(rng.normal(size=M) + z)
+    Z, Y = smfsym.empirical(np.c_[z, y], "z y")
+    return smfsym.Problem((Z * x - Y) ** 2 / 2 + sp.log(1 + sp.exp(-Y * Z * x)), [x])
+
+
+@pytest.mark.parametrize("model", ["sme1", "smf1", "smf2"])
+def test_loss_on_a_small_embedded_data_set(model):
+    p = _data_problem(7)
+    sde = build_model(p, model)
+    src, ns = _module(sde, 0.1)
+    assert "_data0 = np.array(" in src  # 14 numbers: embedded, as the SGD sampler does
+    assert sde.noise_kind == ("matrix" if model == "sme1" else "template")
+    _same(sde, ns, [0.5], 0.3, 0.1, 300, 4)
+    ref = smfsym.simulate_sgd(p, [0.5], 3, 0.1, n_paths=300, seed=4)
+    np.testing.assert_allclose(ns["simulate_sgd"]([0.5], 3, 300, 4)[1], ref.states, rtol=RTOL, atol=1e-15)
+
+
+def test_smf_data_set_noise_columns_bound_with_set_data_in_row_chunks():
+    p = _data_problem(1500)  # 3000 numbers: passed in; 1500 rows are two chunks of ROWS = 1024
+    law = p.laws[0]
+    sde = build_model(p, "smf1")
+    src, ns = _module(sde, 0.1)
+    assert "_data0 = None" in src and len(src) < 80_000
+    with pytest.raises(ValueError, match="call set_data"):
+        ns["simulate"]([0.5], 0.1, 10, 5)
+    ns["set_data"](_data0=law.data, _weights0=law.weights)
+    _same(sde, ns, [0.5], 0.2, 0.1, 200, 5)
+    # the n-point motion (one noise for all starts) too
+    t, st = ns["simulate"]([[0.5], [-1.0]], 0.1, 50, 2)
+    ref = smfsym.simulate(sde, [[0.5], [-1.0]], 0.1, eta=0.1, n_paths=50, seed=2)
+    np.testing.assert_allclose(st, ref.states, rtol=RTOL, atol=1e-15)
+    cols = ns["columns"](np.array([[0.3], [1.0]]))
+    assert cols.shape == (2, 1500, 1)
+    # the columns grad F - grad f(x, xi_i) have weighted mean zero over the data set
+    assert np.allclose((cols * law.weights[:, None]).sum(axis=1), 0, atol=1e-12)
+
+
+def test_generated_data_mean_module_runs_without_smfsym(tmp_path):
+    p = _data_problem(1500, seed=1)
+    law = p.laws[0]
+    sde = build_model(p, "smf1")
+    smfsym.codegen(sde, eta=0.1, path=tmp_path / "sim.py")
+    np.save(tmp_path / "data.npy", law.data)
+    np.save(tmp_path / "weights.npy", law.weights)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["smfsym"] = None  # smfsym must not be importable here
+        import numpy as np
+        sys.path.insert(0, {str(tmp_path)!r})
+        import sim
+        sim.set_data(_data0=np.load("data.npy"), _weights0=np.load("weights.npy"))
+        t, st = sim.simulate([0.5], 0.2, 100, 8)
+        np.save("sde.npy", st)
+        t, st = sim.simulate_sgd([0.5], 2, 100, 8)
+        np.save("sgd.npy", st)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
+    ref = smfsym.simulate(sde, [0.5], 0.2, eta=0.1, n_paths=100, seed=8)
+    np.testing.assert_allclose(np.load(tmp_path / "sde.npy"), ref.states, rtol=RTOL, atol=1e-15)
+    ref = smfsym.simulate_sgd(p, [0.5], 2, 0.1, n_paths=100, seed=8)
+    np.testing.assert_allclose(np.load(tmp_path / "sgd.npy"), ref.states, rtol=RTOL, atol=1e-15)
+
+
+def test_without_replacement_exports_the_sde_only_and_refuses_sgd_alone():
+    Z, = smfsym.empirical(np.linspace(-1, 1, 9)[:, None], "z")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-Z * x)), [x], batch_size=3, sampling="without_replacement")
+    sde = build_model(p, "smf1")
+    src, ns = _module(sde, 0.1)
+    assert "def simulate_sgd(" not in src and "simulate_sgd is not generated" in src
+    _same(sde, ns, [0.2], 0.1, 0.1, 40, 1)
+    with pytest.raises(NotImplementedError, match="without-replacement"):
+        smfsym.codegen(p, eta=0.1)
+
+
+def test_rules_too_large_to_embed_are_refused(monkeypatch):
+    import smfsym.codegen_means as cm
+
+    monkeypatch.setattr(cm, "RULE_EMBED_LIMIT", 100)
+    with pytest.raises(ValueError, match=r"embedded numbers \(limit 100\).*max_quad_points"):
+        smfsym.codegen(build_model(_logistic_gaussian(), "sme1"), eta=0.1)
+
+
+def test_hostile_symbol_names_cannot_inject_code(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = f'x"""\nimport os; os.system("touch {marker}") #'
+    xe = sp.Symbol(evil)
+    a = smfsym.normal("a")
+    ae = smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    p = smfsym.Problem(sp.log(1 + sp.exp(-a * xe)) + ae * xe, [xe])
+    src = smfsym.codegen(build_model(p, "smf1"), eta=0.1)
+    assert "touch" in src  # the names are printed (in docstrings and comments), defused
+    ns = {}
+    exec(compile(src, "generated.py", "exec"), ns)
+    ns["simulate"]([1.0], 0.05, 4, 0)
+    ns["simulate_sgd"]([1.0], 1, 4, 0)
+    assert not marker.exists()
