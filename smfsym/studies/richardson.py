@@ -54,7 +54,9 @@ class CoupledStepper:
         for g, s in zip(gens, sizes):
             for a in range(0, s, sub):
                 q = min(sub, s - a)
-                z1, z2 = inner.draw(g, q), inner.draw(g, q)
+                # the stepper's draw is a view of a buffer its next draw reuses: keep a copy (same layout)
+                z1 = inner.draw(g, q).copy(order="K")
+                z2 = inner.draw(g, q)
                 fine = solver.step(nsde, X[lo:lo + q, 1], h / 2, z1)
                 out[lo:lo + q, 1] = solver.step(nsde, fine, h / 2, z2)
                 out[lo:lo + q, 0] = solver.step(nsde, X[lo:lo + q, 0], h, (z1 + z2) * np.sqrt(0.5))
