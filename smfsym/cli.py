@@ -240,12 +240,15 @@ def _check_cost(spec, c: dict, args) -> None:
         # (schedules and momentum: the estimator models plain SGD and its SDEs; those studies are mostly exact)
         ests.append(("weak-error", estimate_cost(
             spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"], method=c["method"],
-            n_paths=c["n_paths"], values=spec.values or None, scheme=None if c["scheme"] == "auto" else c["scheme"])))
+            n_paths=c["n_paths"], values=spec.values or None, scheme=None if c["scheme"] == "auto" else c["scheme"],
+            increments=c.get("increments", "auto"))))
     mp = c.get("multipoint") if c else None
     if mp:
         ests.append(("multi-point", estimate_multipoint_cost(spec.problem, mp["starts"], eta=mp["eta"],
                                                              t_end=mp["t_end"], n_paths=mp["n_paths"],
-                                                             values=spec.values or None)))
+                                                             values=spec.values or None,
+                                                             scheme=None if c["scheme"] == "auto" else c["scheme"],
+                                                             increments=c.get("increments", "auto"))))
     m = spec.meanfield_check
     if m:
         ests.append(("mean-field", estimate_meanfield_cost(
@@ -299,7 +302,8 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     if mp_spec:
         mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
                         seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None,
-                        scheme=scheme, increments=c.get("increments", "auto"), executor=executor, progress=False if quiet else None)
+                        scheme=scheme, increments=c.get("increments", "auto"), executor=executor,
+                        progress=False if quiet else None)
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
         (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))

@@ -235,7 +235,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         14.1-14.2), drawn from random bits: faster, same weak order, but the paths are not
         Brownian. Use it for expectations only, never for pathwise statistics.
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
-        Run groups of whole seed blocks on it (``ProcessPoolExecutor(2)``, ``Client(...)``); the
+        Run groups of whole seed blocks on it (``smfsym.process_pool(2)``, ``Client(...)``); the
         numbers are bitwise those of the serial run. Workers compile the SDE once per process;
         ``functions`` must then be module-level functions (they are pickled). ``chunk_size``, if
         given, is the paths per task (default: the run cut into about 16 tasks);

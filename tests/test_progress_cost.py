@@ -88,7 +88,7 @@ def test_estimate_cost_counts_the_steps_and_paths_of_the_study():
 
     Wall-time predictions are checked in the ratio test below; what can be wrong deterministically
     is the counting: SGD takes t_end / eta steps per eta (one call each), a model its solver at dt
-    and dt/2 (3 t_end / (eta dt_fraction) steps, two calls per eta), each on n_paths paths cut in
+    and dt/2 (3 t_end / (eta dt_fraction) steps, one coupled call per eta), each on n_paths paths cut in
     chunks as the engine cuts them (a 1-d state: all 40,000 paths in one chunk, not 10 blocks).
     """
     from smfsym.studies.cost import n_chunks
@@ -101,7 +101,7 @@ def test_estimate_cost_counts_the_steps_and_paths_of_the_study():
     k_sum = sum(round(1.0 / e) for e in etas)
     assert n_chunks(n_paths, 1) == 1 and n_chunks(n_paths, 1000) == 10  # 1000 numbers per path: a block a chunk
     steps = {"sgd": k_sum, "sme1": 3 * k_sum / frac, "sme2": 3 * k_sum / frac}
-    calls = {"sgd": len(etas), "sme1": 2 * len(etas), "sme2": 2 * len(etas)}
+    calls = {"sgd": len(etas), "sme1": len(etas), "sme2": len(etas)}  # dt and dt/2 coupled: one call
     for m, n in steps.items():
         assert est.per_path_step[m] >= 0 and est.per_step[m] >= 0 and est.per_call[m] >= 0
         by_hand = calls[m] * est.per_call[m] + n * (est.per_step[m] * 1 + est.per_path_step[m] * n_paths)

@@ -186,18 +186,20 @@ def test_latex_names_the_schedule(gauss):
     assert r"\begin{aligned}" in tex and "u(t) &=" in tex and r"\sin" in tex  # the u' term is printed
 
 
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")  # two etas, errors near the noise: orders are not the point
 def test_monte_carlo_study_agrees_with_exact(gauss):
-    """method='montecarlo': each error within 4 SE (plus the solver's own error estimate) of the exact one."""
+    """method='montecarlo': each error within 4 SE of the exact one. The models' values are
+    Richardson-extrapolated (the weak2 solver's O(dt^2) error removed, O(dt^3) left), so no
+    allowance for the solver's error is added to the tolerance."""
     sch = Schedule(1 / (1 + TIME))
     kw = dict(models=["smf2"], t_end=1.0)
     ex = schedule_weak_error(gauss, sch, x**2, [1.0], etas=[0.2, 0.1], **kw)
-    with pytest.warns(smfsym.OrderWarning, match="cannot be resolved"):  # two etas, errors near the noise
-        mc = schedule_weak_error(gauss, sch, x**2, [1.0], etas=[0.2, 0.1], method="montecarlo", n_paths=20_000, seed=3,
-                                 dt_fraction=0.25, **kw)
+    mc = schedule_weak_error(gauss, sch, x**2, [1.0], etas=[0.2, 0.1], method="montecarlo", n_paths=20_000, seed=3,
+                             dt_fraction=0.25, **kw)
     assert mc.meta["method"] == "montecarlo"
     for a, b in zip(ex.rows, mc.rows):
-        assert b["se"] > 0
-        assert abs(a["error"] - b["error"]) < 4 * b["se"] + b["solver_error"], (a, b)
+        assert b["se"] > 0 and "extrapolated" in b["method"]
+        assert abs(a["error"] - b["error"]) < 4 * b["se"], (a, b)
 
 
 @pytest.mark.parametrize("save_at,match", [([5, 2], "strictly increasing"), ([2, 2], "strictly increasing"),

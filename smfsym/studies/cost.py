@@ -29,7 +29,8 @@ from .._checks import numeric_values
 from ..engine import BLOCK, CHUNK_BYTES
 from ..sgd import SGDTask, problem_symbols, simulate_sgd
 from ..simulate import DRAW_BYTES, prepare_x0, simulate
-from .common import MODELS, _phi_function, build_model, check_common, check_phi, scheme_for
+from .common import (MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
+                     scheme_for)
 
 __all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_meanfield_cost", "CostEstimate"]
 
@@ -190,12 +191,14 @@ def _estimate(costs: dict, parts: dict, t0: float, study: str) -> CostEstimate:
 
 def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, models: Sequence[str] = MODELS,
                   method: str = "auto", n_paths: int = 200_000, dt_fraction: float = 0.125,
-                  values: Mapping | None = None, scheme: Any = None) -> CostEstimate:
+                  values: Mapping | None = None, scheme: Any = None, increments: str = "auto",
+                  extrapolate: bool = True) -> CostEstimate:
     """Estimate the wall time of :func:`weak_error` with the same arguments, before running it.
 
     Every simulator the study would use is compiled and timed on a few steps of a few
     paths; the time per step is multiplied by the study's steps (SGD: t_end / eta;
-    a model: its solver at dt and dt/2, i.e. 3 t_end / (eta dt_fraction)) and paths,
+    a model: its solver at dt and dt/2, i.e. 3 t_end / (eta dt_fraction), coupled in one run
+    when ``extrapolate``) and paths, with the increments the study would draw,
     with the per-step overhead paid once per chunk of paths (see the module docstring).
     Where exact moments apply (``method`` "auto" or "exact"), no Monte Carlo runs.
 
@@ -218,6 +221,7 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     c = check_common(problem, t_end=t_end, seed=0, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite="raise", scheme=scheme)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
+    increments = check_increments(increments)
     etas = check_etas(etas)
     models = check_models(models, {"gf", "gf2", "sme1", "sme2", "smf1", "smf2"})
     phi = check_phi(phi, problem.params)
@@ -242,12 +246,15 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
         slv = scheme_for(sde, solver)
         dt = etas[-1] * dt_fraction
         n_model = n_paths if sde.n_noise else 1
+        inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
         costs[m] = _step_costs(lambda P, n: simulate(
             sde, x0, n * dt, eta=etas[-1], dt=dt, n_paths=P, scheme=slv, seed=0, functions=fun,
-            store=False, values=vals, progress=False), n_model, t_end / etas[0] / dt_fraction)
-        chunks = n_chunks(n_model, x0.size, _sde_path_bytes(sde, slv, x0))
+            store=False, values=vals, progress=False, increments=inc), n_model, t_end / etas[0] / dt_fraction)
+        # the coupled run carries two states (coarse, fine) per path
+        pair = 2 if extrapolate else 1
+        chunks = n_chunks(n_model, pair * x0.size, pair * _sde_path_bytes(sde, slv, x0))
         # dt and dt/2 (Richardson): 1 + 2 = 3 times the steps of dt, over each eta's horizon k eta
-        parts[m] = _run_cost(costs[m], n_model, 3 * k_sum / dt_fraction, chunks, calls=2 * len(etas))
+        parts[m] = _run_cost(costs[m], n_model, 3 * k_sum / dt_fraction, chunks, calls=(3 - pair) * len(etas))
     return _estimate(costs, parts, t0, "weak_error")
 
 
@@ -259,7 +266,7 @@ def _sgd_chunks(problem, eta, vals, x0, n_paths) -> int:
 def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
                              models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"),
                              n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
-                             scheme: Any = None) -> CostEstimate:
+                             scheme: Any = None, increments: str = "auto") -> CostEstimate:
     """Estimate the wall time of :func:`multipoint` with the same arguments, before running it.
 
     SGD runs t_end / eta steps of the n-point chain; each model its solver at dt and dt/2
@@ -278,6 +285,7 @@ def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
     c = check_common(problem, t_end=t_end, seed=0, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite="raise", scheme=scheme)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
+    increments = check_increments(increments)
     starts = np.array(starts, dtype=float)
     if starts.ndim != 2 or starts.shape[1] != problem.dim or starts.shape[0] < 2:
         raise ValueError(f"`starts` must have shape (n, {problem.dim}) with n >= 2; got {starts.shape}.")
@@ -299,7 +307,7 @@ def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
         x = starts[0] if coupling == "independent" else starts
         costs[model] = _step_costs(lambda P, n: simulate(
             sde, x, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, store=False, values=vals,
-            progress=False), n_paths, k / dt_fraction)
+            progress=False, increments=increments_for(slv, increments)), n_paths, k / dt_fraction)
         runs = len(starts) if coupling == "independent" else 1
         chunks = n_chunks(n_paths, x.size, _sde_path_bytes(sde, slv, x))
         parts[model] = runs * _run_cost(costs[model], n_paths, 3 * k / dt_fraction, chunks, calls=2)
