@@ -47,7 +47,8 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from .engine import BLOCK, BlowUpError, _Recorder, _Values, block_label, check_int, run_blocks
+from .engine import BLOCK, BlowUpError, block_label, check_int, run_blocks
+from .streaming import _Recorder, _Values
 
 __all__ = ["check_executor", "check_picklable_functions", "run_on_executor", "TASKS_PER_RUN", "process_pool",
            "ProcessPool", "WorkerLostError", "MAX_RETRIES"]
