@@ -105,6 +105,7 @@ def main():
             print(f"  {label}: cold {cold_wall:.2f} s, warm {[round(v, 2) for v in walls]}", flush=True)
 
     measure("ProcessPoolExecutor(2)", lambda: ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")))
+    measure("smfsym.process_pool(2)", lambda: smfsym.process_pool(2))
 
     class Dask:
         def __init__(self, trim=True):
@@ -126,6 +127,7 @@ def main():
 
     measure("Dask LocalCluster(2 workers), MALLOC_TRIM_THRESHOLD_ unset", lambda: Dask(trim=False))
     measure("Dask LocalCluster(2 workers), Dask's default env (1 warm run)", lambda: Dask(trim=True), repeats=1)
+    ceiling = hardware_ceiling()
     print(f"\n## SMF order 2 (weak2), double well, {N_PATHS} paths, 80 steps, streamed phi = x "
           f"(best of {REPEATS} warm runs)")
     print("| executor | wall (s) | speed-up vs 1 process | first-task compile (s) | overhead per task (s) | tasks | "
@@ -137,6 +139,43 @@ def main():
         proj = "-" if tasks == "-" else f"{2 * cpu1 / cpu:.2f}"
         print(f"| {label} | {w:.2f} | {sp_:.2f} | {fmt(comp)} | {fmt(over)} | {tasks} | {share:.2f} | {cpu:.2f} | "
               f"{proj} | {ok} |")
+    one, halves = ceiling
+    print(f"\nHardware ceiling, side by side (fresh processes, no executor): one process with all paths "
+          f"{one:.2f} s; two concurrent processes with half the paths each {halves[0]:.2f} s and "
+          f"{halves[1]:.2f} s: speed-up at most {one / max(halves):.2f}x on this machine now.")
+
+
+_CEILING_CODE = """
+import sys, time
+sys.argv = ['bench', '--paths', '{n}']
+sys.path.insert(0, {here!r})
+import bench_executors as b
+import smfsym
+smfsym.simulate(b.FLOW, **dict(b.KW, n_paths=4096))  # compile and warm up
+t0 = time.perf_counter()
+smfsym.simulate(b.FLOW, **b.KW)
+print(time.perf_counter() - t0)
+"""
+
+
+def hardware_ceiling(repeats: int = 3) -> tuple:
+    """Best of ``repeats``: one fresh process simulating all paths, and two concurrent fresh processes
+    simulating half each (what a perfect 2-way split could reach; both CPUs' contention included)."""
+    import os
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+
+    def start(n):
+        return subprocess.Popen([sys.executable, "-c", _CEILING_CODE.format(n=n, here=here)], stdout=subprocess.PIPE,
+                                text=True)
+
+    ones, pairs = [], []
+    for _ in range(repeats):
+        ones.append(float(start(N_PATHS).communicate()[0]))
+        ps = [start(N_PATHS // 2) for _ in range(2)]
+        pairs.append(tuple(float(q.communicate()[0]) for q in ps))
+    return min(ones), min(pairs, key=max)
 
 
 class _Dask:
