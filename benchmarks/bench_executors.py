@@ -68,8 +68,6 @@ def overhead(wall, info, workers=2):
 
 
 def main():
-    import dask
-    import distributed
 
     serial_times, shares = [], []
     for _ in range(REPEATS):
@@ -107,26 +105,8 @@ def main():
     measure("ProcessPoolExecutor(2)", lambda: ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")))
     measure("smfsym.process_pool(2)", lambda: smfsym.process_pool(2))
 
-    class Dask:
-        def __init__(self, trim=True):
-            self.trim = trim
-
-        def __enter__(self):
-            # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also freezes glibc's
-            # mmap threshold: every array over 128 KiB is then a fresh mmap (page faults on each step)
-            key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
-            with dask.config.set({key: 65536 if self.trim else None}):
-                self.cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                                        dashboard_address=None, silence_logs=40)
-            self.client = distributed.Client(self.cluster)
-            return self.client
-
-        def __exit__(self, *exc):
-            self.client.close()
-            self.cluster.close()
-
-    measure("Dask LocalCluster(2 workers), MALLOC_TRIM_THRESHOLD_ unset", lambda: Dask(trim=False))
-    measure("Dask LocalCluster(2 workers), Dask's default env (1 warm run)", lambda: Dask(trim=True), repeats=1)
+    measure("Dask LocalCluster(2 workers), MALLOC_TRIM_THRESHOLD_ unset", lambda: _Dask(trim=False))
+    measure("Dask LocalCluster(2 workers), Dask's default env (1 warm run)", lambda: _Dask(trim=True), repeats=1)
     ceiling = hardware_ceiling()
     print(f"\n## SMF order 2 (weak2), double well, {N_PATHS} paths, 80 steps, streamed phi = x "
           f"(best of {REPEATS} warm runs)")
@@ -179,13 +159,19 @@ def hardware_ceiling(repeats: int = 3) -> tuple:
 
 
 class _Dask:
-    """A 2-worker LocalCluster with glibc's malloc defaults (see the module docstring of smfsym.executors)."""
+    """A 2-worker LocalCluster. Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also
+    freezes glibc's mmap threshold: every array over 128 KiB is then a fresh mmap (page faults on each
+    step); ``trim=False`` (the default here) unsets it, as the README recommends."""
+
+    def __init__(self, trim: bool = False):
+        self.trim = trim
 
     def __enter__(self):
         import dask
         import distributed
 
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+        with dask.config.set({key: 65536 if self.trim else None}):
             self.cluster = distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                                     dashboard_address=None, silence_logs=40)
         self.client = distributed.Client(self.cluster)

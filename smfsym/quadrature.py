@@ -109,6 +109,37 @@ def _rebuild_rule(laws, n_points, limits):
 _CHUNK_ELEMENTS = 4_000_000
 
 
+def rule_sums(fn, nodes, weights, cols, checked):
+    """Per state, the rule's sum of ``fn`` (and of ``|fn|`` when ``checked``), and the number of finite
+    states whose sum is not finite.
+
+    ``cols`` are the state columns (P,), ``nodes`` (Q, k), ``weights`` (Q,). States are taken in
+    blocks of at most ``_CHUNK_ELEMENTS`` (state, node) pairs, and each sum is a row-wise reduction
+    (not a BLAS gemv), so a state's mean does not depend on its batch. Generated code embeds this
+    very function (smfsym.codegen_means), so both give the same numbers.
+    """
+    P = cols[0].shape[0] if cols else 1
+    Q = nodes.shape[0]
+    out = np.empty(P)
+    scale = np.empty(P) if checked else None
+    step = max(1, _CHUNK_ELEMENTS // max(Q, 1))
+    node_cols = [nodes[None, :, j] for j in range(nodes.shape[1])]
+    bad = 0
+    for lo in range(0, P, step):
+        hi = min(P, lo + step)
+        args = [c[lo:hi, None] for c in cols] + node_cols
+        with np.errstate(all="ignore"):
+            val = np.broadcast_to(np.asarray(fn(*args), dtype=float), (hi - lo, Q))
+            out[lo:hi] = np.sum(val * weights, axis=1)
+            if checked:
+                scale[lo:hi] = np.sum(np.abs(val) * weights, axis=1)
+        nonfinite = ~np.isfinite(out[lo:hi])
+        if nonfinite.any():
+            ok_state = np.all([np.isfinite(c[lo:hi]) for c in cols], axis=0) if cols else True
+            bad += int(np.count_nonzero(nonfinite & ok_state))
+    return out, scale, bad
+
+
 class AdaptiveMean:
     """E over a rule's nodes for a batch of states, refined per state (docs/theory.md §8).
 
@@ -159,31 +190,11 @@ class AdaptiveMean:
 
     def _eval(self, cols, n):
         nodes, weights = self._rule(n)
-        P = cols[0].shape[0] if cols else 1
-        Q = nodes.shape[0]
-        out = np.empty(P)
-        checked = self.rule.is_quadrature
-        scale = np.empty(P) if checked else None
-        step = max(1, _CHUNK_ELEMENTS // max(Q, 1))
-        node_cols = [nodes[None, :, j] for j in range(nodes.shape[1])]
-        bad = 0
-        for lo in range(0, P, step):
-            hi = min(P, lo + step)
-            args = [c[lo:hi, None] for c in cols] + node_cols
-            with np.errstate(all="ignore"):
-                val = np.broadcast_to(np.asarray(self.fn(*args), dtype=float), (hi - lo, Q))
-                # row-wise reductions, not BLAS gemv: a state's mean must not depend on its batch
-                out[lo:hi] = np.sum(val * weights, axis=1)
-                if checked:
-                    scale[lo:hi] = np.sum(np.abs(val) * weights, axis=1)
-            nonfinite = ~np.isfinite(out[lo:hi])
-            if nonfinite.any():
-                ok_state = np.all([np.isfinite(c[lo:hi]) for c in cols], axis=0) if cols else True
-                bad += int(np.count_nonzero(nonfinite & ok_state))
+        out, scale, bad = rule_sums(self.fn, nodes, weights, cols, self.rule.is_quadrature)
         if bad:
             warnings.warn(
                 f"the integrand of a data mean ({self.rule.describe()}) overflowed or was undefined at some "
-                f"nodes for {bad} of {P} finite state(s): the mean is NaN there. Rewrite the loss in a "
+                f"nodes for {bad} of {out.shape[0]} finite state(s): the mean is NaN there. Rewrite the loss in a "
                 "numerically stable form (e.g. log(1 + exp(z)) rather than a ratio of exponentials).",
                 QuadratureWarning, stacklevel=3,
             )
