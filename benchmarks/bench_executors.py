@@ -68,7 +68,6 @@ def overhead(wall, info, workers=2):
 
 
 def main():
-
     serial_times, shares = [], []
     for _ in range(REPEATS):
         t, ref = run()
