@@ -158,7 +158,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         "gaussian" always draws normals (use it to look at single paths).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Run the Monte Carlo simulations on it (see :func:`smfsym.simulate`): same numbers
-        as without it. A callable ``phi`` must then be a module-level function.
+        as without it. The statistics ``psi`` are computed here, from the final states.
 
     All arguments are checked before anything runs.
 
