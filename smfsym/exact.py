@@ -131,7 +131,7 @@ def generator_matrix(sde, space: PolynomialSpace, eta) -> list:
         try:
             cols.append(space.coords(img, "generator image of a monomial"))
         except (sp.PolynomialError, sp.polys.polyerrors.GeneratorsError):
-            raise NotClosedError(f"the generator image of {m} is not a polynomial in {list(space.params)} "
+            raise NotClosedError(f"the generator image of {m} is not polynomial in {list(space.params)} "
                                  f"({img}): a non-polynomial noise covariance or drift.") from None
     return [[cols[j][i] for j in range(len(cols))] for i in range(len(cols))]
 

@@ -189,7 +189,8 @@ class MultipointStudy(StudyIO):
         return next(r for r in self.rows if r["model"] == model and r["psi"] == psi)
 
     def __repr__(self):
-        lines = [f"{'statistic':>12} {'model':>18} {'value':>12} {'s.e.':>10} {'z vs SGD':>9} {'solver err':>10} "
+        lines = [f"multi-point statistics against SGD: {self.header()}",
+                 f"{'statistic':>12} {'model':>18} {'value':>12} {'s.e.':>10} {'z vs SGD':>9} {'solver err':>10} "
                  f"{'lost':>7}"]
         for r in self.rows:
             z = "" if r["model"] == "sgd" else f"{r['z']:.1f}"

@@ -94,7 +94,8 @@ class MultipointRates(StudyIO):
         return out
 
     def __repr__(self) -> str:
-        lines = [f"{'eta':>8} {'statistic':>12} {'model':>17} {'SGD':>11} {'model':>11} {'error':>11} "
+        lines = [f"n-point statistics against SGD: {self.header()}",
+                 f"{'eta':>8} {'statistic':>12} {'model':>17} {'SGD':>11} {'model':>11} {'error':>11} "
                  f"{'s.e./exact':>10} {'solver err':>10} {'lost':>6}"]
         for r in self.rows:
             se = "exact" if r["method"] == "exact" else f"{r['se']:.2e}"

@@ -29,7 +29,7 @@ from .common import (MODELS, ProgressLines, _phi_function, build_model, check_co
                      scheme_for, seed_sequence, warn_if_unresolved, with_context)
 from .richardson import coupled_expectation
 
-__all__ = ["weak_error", "WeakErrorStudy", "check_etas"]
+__all__ = ["weak_error", "WeakErrorStudy", "check_etas", "choose_methods"]
 
 
 def check_etas(etas) -> list:
@@ -70,7 +70,7 @@ def exact_applies(problem, phi, vals) -> bool:
                 and batch_ok and problem.is_polynomial and not vals)
 
 
-def _choose_methods(problem, phi, vals, sdes, method, eta) -> tuple:
+def choose_methods(problem, phi, vals, sdes, method, eta) -> tuple:
     """Exact or Monte Carlo, for SGD and per model: ``(sgd_exact, space, {model: "exact"|"montecarlo"})``.
 
     SGD's moments close when :func:`exact_applies`; a model's when, in addition, its generator
@@ -386,7 +386,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         raise ValueError(f"`x0` must have shape ({problem.dim},); got {x0.shape}.")
     check_phi_tails(problem, phi)
     sdes = {m: build_model(problem, m) for m in models}
-    sgd_exact, space, how = _choose_methods(problem, phi, vals, sdes, method, etas[0])
+    sgd_exact, space, how = choose_methods(problem, phi, vals, sdes, method, etas[0])
     exact_models = [m for m in models if how[m] == "exact"]
     rows, ts = [], []
     mc_runs = len(etas) * (0 if sgd_exact else 1) + len(etas) * (len(sdes) - len(exact_models))
