@@ -123,7 +123,9 @@ class WeakErrorStudy(StudyIO):
     (model - SGD), its standard error (0 when exact), the method, for Monte
     Carlo the solver's own error estimate, and the fractions of paths lost to
     blow-ups (``lost`` for the model, ``lost_sgd`` for SGD; 0 unless
-    ``on_nonfinite='mask'``). ``orders``: model -> (slope, low, high, n_used).
+    ``on_nonfinite='mask'``). ``orders``: model -> (slope, low, high, n_used), NaN (shown as
+    "unresolved") when fewer than two errors are resolved. ``meta["methods"]``: "exact" or
+    "montecarlo" per model and for "sgd"; ``meta["method"]``: "exact", "montecarlo" or "mixed".
     """
 
     problem: Any
