@@ -277,7 +277,7 @@ def test_headers_name_phi_x0_t_end_and_paths():
 def test_fit_order_is_the_one_routine_with_one_threshold():
     f = fit_order([0.1, 0.05, 0.025], [2e-2, 5e-3, 1.25e-3])
     s, lo, hi = f  # unpacks as before
-    assert isinstance(f, Fit) and f.n_used == 3 and s == pytest.approx(2.0) and f.order == Order(s, lo, hi, 3)
+    assert isinstance(f, Fit) and f.n_used == 3 and s == pytest.approx(2.0) and (s, lo, hi) == tuple(f)
     # exact errors at or below EXACT_ZERO * max(1, |reference|) are rounding
     errs = [1e-3, 2.5e-4, 0.5 * EXACT_ZERO]
     assert fit_order([0.1, 0.05, 0.025], errs).n_used == 2
@@ -287,7 +287,7 @@ def test_fit_order_is_the_one_routine_with_one_threshold():
     assert fit_order([0.1, 0.05, 0.025], [1e-2, 3e-3, 1e-4], [1e-4, 1e-4, 1e-4]).n_used == 2
     with pytest.warns(smfsym.OrderWarning, match="the order of smf2 cannot be resolved: only 1 of 3"):
         f = fit_order([0.1, 0.05, 0.025], [1e-2, 2e-4, 1e-4], [1e-4] * 3, what="smf2")
-    assert np.isnan(f[0]) and f.n_used == 1 and order_label(f.order) == "unresolved"
+    assert np.isnan(f[0]) and f.n_used == 1 and order_label(Order(*f, f.n_used)) == "unresolved"
     import pickle
 
     assert pickle.loads(pickle.dumps(f)).n_used == 1

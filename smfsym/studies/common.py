@@ -187,8 +187,8 @@ RESOLVE = 3.0
 class Fit(tuple):
     """``(slope, low, high)`` from :func:`fit_order`, with ``n_used`` (the resolved points fitted).
 
-    A 3-tuple (it unpacks as ``s, lo, hi``); :attr:`order` is the :class:`~smfsym.persist.Order`
-    a study stores.
+    A 3-tuple (it unpacks as ``s, lo, hi``); a study stores ``Order(*fit, fit.n_used)``
+    (:class:`~smfsym.persist.Order`).
     """
 
     def __new__(cls, slope: float, low: float, high: float, n_used: int):
@@ -198,12 +198,6 @@ class Fit(tuple):
 
     def __getnewargs__(self):
         return (*self, self.n_used)
-
-    @property
-    def order(self):
-        from ..persist import Order
-
-        return Order(*self, self.n_used)
 
 
 def resolved(errs, ses=None, refs=None, resolve: float = RESOLVE) -> np.ndarray:
@@ -241,7 +235,7 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     Returns
     -------
     Fit
-        ``(slope, low, high)`` with ``n_used``; ``.order`` is the stored :class:`Order`.
+        ``(slope, low, high)`` with ``n_used``.
 
     Examples
     --------

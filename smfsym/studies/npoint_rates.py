@@ -363,9 +363,9 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         for n in names:
             rs = [r for r in rows if r["model"] == m and r["psi"] == n]
             ses = [r["se"] for r in rs]
-            orders[f"{m}:{n}"] = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
-                                           refs=[r["sgd"] for r in rs], resolve=resolve, what=f"{m} in {n}",
-                                           stacklevel=2).order
+            fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
+                            refs=[r["sgd"] for r in rs], resolve=resolve, what=f"{m} in {n}", stacklevel=2)
+            orders[f"{m}:{n}"] = Order(*fit, fit.n_used)
     return MultipointRates(problem, starts, etas, ts, models, names, rows, orders,
                            meta=dict(method="exact" if use_exact else "montecarlo", exact_models=list(exact_models),
                                      n_paths=c["n_paths"], seed=seed, dt_fraction=c["dt_fraction"], t_end=t_end,

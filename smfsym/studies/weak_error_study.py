@@ -460,8 +460,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     for m in models:
         rs = [r for r in rows if r["model"] == m]
         ses = [r["se"] for r in rs]
-        orders[m] = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
-                              refs=[r["sgd"] for r in rs], resolve=resolve, what=m, stacklevel=2).order
+        fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
+                        refs=[r["sgd"] for r in rs], resolve=resolve, what=m, stacklevel=2)
+        orders[m] = Order(*fit, fit.n_used)
     overall = ("exact" if sgd_exact and len(exact_models) == len(models)
                else "montecarlo" if not exact_models and not sgd_exact else "mixed")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
