@@ -21,7 +21,7 @@ from .problem import Problem
 from ._checks import as_expr
 
 __all__ = ["NotClosedError", "PolynomialSpace", "sgd_operator", "generator_matrix", "exact_sgd_mean",
-           "exact_sde_mean"]
+           "exact_sde_mean", "model_closes", "real_generator"]
 
 DIGITS = 40
 
@@ -104,11 +104,47 @@ def sgd_operator(problem: Problem, space: PolynomialSpace, eta) -> list:
     return [[cols[j][i] for j in range(len(cols))] for i in range(len(cols))]
 
 
+def real_generator(sde, phi) -> sp.Expr:
+    """L phi with the state read as real: |x|^2 = x^2.
+
+    An SME's noise Sigma^{1/2} may hold |x| (f = (1 + xi) x^2 / 2, xi = +-1: sqrt(eta) |x|), but
+    the generator needs only a = sigma sigma^T, where |x|^2 is x^2 for the real state. Symbols
+    declared without ``real=True`` would leave ``Abs(x)**2`` standing (not a polynomial), so the
+    state is replaced by real stand-ins and back.
+    """
+    real = {v: sp.Dummy(v.name, real=True) for v in sde.state if v.is_real is not True}
+    img = sde.generator(phi)
+    if not real:
+        return img
+    return sp.expand(img.xreplace(real)).xreplace({d: v for v, d in real.items()})
+
+
 def generator_matrix(sde, space: PolynomialSpace, eta) -> list:
-    """Matrix (exact) of the generator L on ``space``, with the learning rate substituted."""
+    """Matrix (exact) of the generator L on ``space``, with the learning rate substituted.
+
+    Raises :class:`NotClosedError` when an image leaves ``space`` or is not a polynomial.
+    """
     sub = sde.subs({sde.eta: rational(eta)})
-    cols = [space.coords(sub.generator(m), "generator image of a monomial") for m in space.monomials]
+    cols = []
+    for m in space.monomials:
+        img = real_generator(sub, m)
+        try:
+            cols.append(space.coords(img, "generator image of a monomial"))
+        except (sp.PolynomialError, sp.polys.polyerrors.GeneratorsError):
+            raise NotClosedError(f"the generator image of {m} is not polynomial in {list(space.params)} "
+                                 f"({img}): a non-polynomial noise covariance or drift.") from None
     return [[cols[j][i] for j in range(len(cols))] for i in range(len(cols))]
+
+
+def model_closes(sde, space: PolynomialSpace, eta) -> str | None:
+    """None when the generator of ``sde`` maps ``space`` into itself (exact moments apply), else why not."""
+    if set(sde.state) != set(space.params):
+        return "its state differs from the parameters"
+    try:
+        generator_matrix(sde, space, eta)
+    except NotClosedError as exc:
+        return str(exc)
+    return None
 
 
 def _mp(M):

@@ -22,7 +22,14 @@ degrees doubled). Per law:
 - bounded support (Uniform, Beta, finite laws, data sets): always finite;
 - Normal (also correlated): any finite exponential rate; rate +oo undecided;
 - Exponential(rate lam): rate r < lam; Gamma(shape, scale th): r < 1/th;
-- Student-t(nu): no exponential rate r > 0; degree p < nu.
+- Student-t(nu): no exponential rate r > 0; degree p < nu. An exponential exp(c xi) whose
+  coefficient c is symbolic (a parameter; not identically 0, or sympy would have dropped it)
+  grows exponentially in one of the two directions wherever c != 0: infinite there.
+
+Studies need more: E phi(x_k) for a polynomial test function phi of degree q needs moments of
+order q times the data degree of the gradient (one SGD step moves x by eta grad f; the last step
+alone makes phi(x_k) a polynomial of that degree in the last sample), which
+:func:`check_phi_tails` checks against the same per-law rules.
 
 A violation raises ``ValueError``; an undecided case warns (:class:`TailWarning`).
 Singularities at finite points (e.g. log(xi) at 0) are not analysed.
@@ -35,7 +42,7 @@ import warnings
 import sympy as sp
 from ._checks import as_expr
 
-__all__ = ["TailWarning", "growth", "check_tails"]
+__all__ = ["TailWarning", "growth", "check_tails", "check_phi_tails"]
 
 _INF = math.inf
 _BOUNDED = (sp.sin, sp.cos, sp.tanh, sp.atan, sp.erf, sp.sign, sp.Heaviside, sp.erfc)
@@ -198,10 +205,95 @@ def _admits(law, rate, degree, power) -> str | None:
         return None if r < lam else f"exponential growth exp({r:g} xi) is not integrable against exp(-{lam:g} xi)"
     if fam == "StudentT":
         nu = _num(law.nu)
+        if r >= _SYMBOLIC_FINITE_RATE:
+            return ("an exponential exp(c * xi) with a symbolic coefficient c grows exponentially as xi -> +oo or "
+                    "-oo wherever c != 0, which no Student-t tail integrates: infinite for every parameter value "
+                    "with c != 0")
         if r > 0:
             return f"exponential growth (rate {r:g}) is not integrable against a Student-t tail"
         return None if p < nu else f"growth |xi|^{p:g} needs moments of order {p:g}, but only those below {nu:g} exist"
     raise _Undecided(f"no tail rule for the law family {fam}")
+
+
+def _law_growth(e, xi, direction, law) -> tuple:
+    """:func:`growth` of ``e`` as seen by ``law``'s tail.
+
+    A linear exponent with a symbolic coefficient is undecided in one direction (its sign is
+    unknown) but decided for laws whose verdict does not depend on it: any finite rate is
+    integrable against a Gaussian, and none against a Student-t law, whose two tails are both
+    checked (a non-zero coefficient is positive in one of the directions).
+    """
+    try:
+        return growth(e, xi, direction)
+    except _Undecided:
+        if law.family not in ("Normal", "MultivariateNormal", "StudentT"):
+            raise
+        return growth(e, xi, direction, symbolic_rates=True)
+
+
+def _realified(exprs, data):
+    """Parameters and constants as real symbols: lets sympy prove e.g. 1 + exp(x xi) >= 1."""
+    exprs = [as_expr(e) for e in exprs]
+    free = set().union(*[e.free_symbols for e in exprs]) - set(data) if exprs else set()
+    real = {s: sp.Symbol(s.name, real=True) for s in free if s.is_real is not True}
+    return [e.xreplace(real) for e in exprs]
+
+
+def check_phi_tails(problem, phi, *, stacklevel: int = 3) -> None:
+    """Raise if E phi(x_k) of SGD is provably infinite under the data law; warn if undecided.
+
+    ``phi`` is a study's test function: for a polynomial of degree q in the parameters, one
+    SGD step x - eta grad f(x, xi) makes phi(x_k) a polynomial in the last sample xi whose
+    growth is that of grad f to the power q, so E phi(x_k) needs E[growth(grad f)^q] < oo
+    (docs/theory.md §8): q times the data degree of the gradient against the number of finite
+    moments of the law (Student-t(5): orders below 5). This is necessary, not sufficient (earlier
+    steps compound when grad f is not affine in x). Callables and non-polynomial phi are not
+    analysed.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((smfsym.student_t("a", 5) * x - smfsym.normal("y")) ** 2 / 2, [x])
+    >>> check_phi_tails(p, x**2)  # grad f = a (a x - y): E a^4 < oo
+    >>> check_phi_tails(p, x**4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: E phi(x_k) is infinite for phi = x**4 ...
+    """
+    if not isinstance(phi, sp.Expr) or not phi.free_symbols & set(problem.params):
+        return
+    try:
+        q = sp.Poly(sp.expand(phi), *problem.params).total_degree()
+    except sp.PolynomialError:
+        return  # not polynomial in the parameters: not analysed
+    if q == 0:
+        return
+    grads = _realified(problem.grad_f_compact, problem.data)
+    undecided = []
+    for xi in problem.data:
+        law = xi.law
+        for direction in _directions(law):
+            side = "+oo" if direction > 0 else "-oo"
+            for g in grads:
+                try:
+                    r, p = _law_growth(g, xi, direction, law)
+                    bad = _admits(law, r, p, q)
+                except _Undecided as why:
+                    undecided.append(f"{xi} -> {side} ({why})")
+                    continue
+                if bad:
+                    raise ValueError(
+                        f"E phi(x_k) is infinite for phi = {phi} (degree {q} in the parameters): one SGD step moves x "
+                        f"by eta grad f, and the gradient entry {g} grows like |{xi}|^{p:g}"
+                        + (f" exp({r:g} |{xi}|)" if 0 < r < _SYMBOLIC_FINITE_RATE else "")
+                        + f" as {xi} -> {side}, so phi(x_k) needs its {q}-th power integrable under the law of "
+                        f"{xi} ({law!r}): {bad} (tail-growth rule, docs/theory.md §8). Use a test function of lower "
+                        "degree (or a bounded one) or a law with more finite moments.")
+    if undecided:
+        warnings.warn(
+            f"cannot decide whether E phi(x_k) exists for phi = {phi}: " + "; ".join(dict.fromkeys(undecided))
+            + ". Monte Carlo means of an infinite moment are meaningless.", TailWarning, stacklevel=stacklevel)
 
 
 def check_tails(loss, grad, data, *, stacklevel: int = 4) -> None:
@@ -214,11 +306,7 @@ def check_tails(loss, grad, data, *, stacklevel: int = 4) -> None:
     data : sequence of DataSymbol
     """
     undecided = []
-    # parameters and constants are real numbers: lets sympy prove e.g. 1 + exp(x xi) >= 1
-    free = set(as_expr(loss).free_symbols) - set(data)
-    real = {s: sp.Symbol(s.name, real=True) for s in free if s.is_real is not True}
-    loss = as_expr(loss).xreplace(real)
-    grad = [as_expr(g).xreplace(real) for g in grad]
+    loss, *grad = _realified([loss, *grad], data)
     for xi in data:
         law = xi.law
         for direction in _directions(law):
@@ -226,13 +314,7 @@ def check_tails(loss, grad, data, *, stacklevel: int = 4) -> None:
             for what, exprs, power in (("F = E f", [loss], 1), ("Sigma", list(grad), 2)):
                 for e in exprs:
                     try:
-                        try:
-                            r, p = growth(e, xi, direction)
-                        except _Undecided:
-                            if law.family not in ("Normal", "MultivariateNormal"):
-                                raise
-                            r, p = growth(e, xi, direction, symbolic_rates=True)
-                        bad = _admits(law, r, p, power)
+                        bad = _admits(law, *_law_growth(e, xi, direction, law), power)
                     except _Undecided as why:
                         undecided.append(f"{what} in {xi} -> {side} ({why})")
                         continue

@@ -48,15 +48,17 @@ def test_exact_study_orders_gaussian_quadratic():
 def test_monte_carlo_double_well_resolves_order_one_versus_two():
     """A non-quadratic loss: Monte Carlo errors with standard errors; the intervals exclude the wrong order.
 
-    Six learning rates that divide t_end: with three, the residual-based half-width of the fit
-    has one degree of freedom (Student t = 12.7) and the order-2 interval excluded 1 for some
-    seeds only (seeds 1-3, Gaussian and discrete increments: 2 of 6 runs); with six (t = 2.78),
-    300,000 paths, it did in all 5 runs tried (seeds 1-3 discrete, 1-2 Gaussian). The study's
-    default (discrete increments) is used.
+    Six learning rates that divide t_end (t_end / eta = 3, 4, 5, 6, 8, 10; the rates that do not
+    are refused, since SGD would stop short of t_end). At these rates the errors are not yet
+    asymptotic: their local slopes are 1.14-1.16 (sme1) and 2.12-2.19 (sme2) for seeds 1-3
+    (300,000 paths), with intervals of +-0.06-0.15 that may miss the declared order by that
+    pre-asymptotic term; so the slopes are compared with the declared orders within 0.25, and
+    each interval must exclude the *other* order. (An earlier version of this test passed eta =
+    0.4, whose row sat at t = 0.8: that mixed horizon pulled sme1's slope to 1.)
     """
     z = smfsym.normal("z", std=sp.Rational(1, 2))
     p = smfsym.Problem((x**2 - 1) ** 2 / 4 + x**2 * z / 2 - x / 5, [x])
-    st = smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.25, 0.2, 1 / 6, 0.125, 0.1], models=["sme1", "sme2"],
+    st = smfsym.weak_error(p, x, [0.5], 1.0, [1 / 3, 0.25, 0.2, 1 / 6, 0.125, 0.1], models=["sme1", "sme2"],
                            method="auto", n_paths=300_000, seed=1)
     assert st.meta["method"] == "montecarlo" and st.meta["increments"] == "auto"
     assert all("discrete" in r["method"] for r in st.rows)
@@ -64,8 +66,8 @@ def test_monte_carlo_double_well_resolves_order_one_versus_two():
     s1, lo1, hi1, n1 = st.orders["sme1"]
     s2, lo2, hi2, n2 = st.orders["sme2"]
     assert n1 == 6 and n2 == 6
-    assert lo1 < 1 < hi1 and hi1 < 2  # order 1, and 2 is excluded
-    assert lo2 < 2 < hi2 and lo2 > 1  # order 2, and 1 is excluded
+    assert abs(s1 - 1) < 0.25 and hi1 < 2  # order 1, and 2 is excluded
+    assert abs(s2 - 2) < 0.25 and lo2 > 1  # order 2, and 1 is excluded
     # the solver's own error sits well below the errors being measured
     for r in st.rows:
         assert r["solver_error"] < 0.2 * abs(r["error"]) + 3 * r["se"]

@@ -17,7 +17,8 @@ from ..models import gradient_flow, sme, smf
 from ..problem import Problem
 from ..solvers import get_solver
 
-__all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "default_scheme", "check_common"]
+__all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "Fit", "EXACT_ZERO", "RESOLVE", "resolved",
+           "order_label", "plot_target", "finish_figure", "check_horizon", "default_scheme", "check_common"]
 
 MODELS = ("gf", "sme1", "sme2", "smf1", "smf2")
 
@@ -132,6 +133,9 @@ def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, sc
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     out = dict(t_end=check_positive(t_end, "t_end"), n_paths=check_int(n_paths, "n_paths"),
                dt_fraction=check_positive(dt_fraction, "dt_fraction"))
+    if out["n_paths"] < 2:
+        raise ValueError(f"`n_paths` must be at least 2: a Monte Carlo standard error needs two paths (with one it "
+                         f"would read 0 and count the point as resolved); got {n_paths!r}.")
     if out["dt_fraction"] > 1:
         raise ValueError(f"`dt_fraction` must be in (0, 1] (solver step as a fraction of eta); got {dt_fraction!r}.")
     if isinstance(seed, np.random.Generator):
@@ -172,32 +176,197 @@ def lost_cell(frac: float) -> str:
     return "0" if frac == 0 else f"{frac:.2%}"
 
 
-def fit_order(etas, errs, ses=None) -> tuple:
-    """Slope of log|err| against log eta with a 95% interval.
+#: An exact error at or below ``EXACT_ZERO * max(1, |reference|)`` is rounding (40-digit moments read
+#: as doubles), not a resolved point: the one threshold of every order fit (:func:`fit_order`).
+EXACT_ZERO = 1e-12
 
-    With standard errors, points are weighted by (|err| / se)^2 (delta method).
-    The half-width is the larger of 1.96 noise-based standard errors and a
-    Student-t (n - 2 degrees of freedom) multiple of the residual-based one, so
-    curvature in the errors (pre-asymptotic etas) widens the interval honestly;
-    exact errors use the residual scatter alone.
+#: Default number of standard errors a Monte Carlo error must exceed to enter an order fit.
+RESOLVE = 3.0
+
+
+class Fit(tuple):
+    """``(slope, low, high)`` from :func:`fit_order`, with ``n_used`` (the resolved points fitted).
+
+    A 3-tuple (it unpacks as ``s, lo, hi``); a study stores ``Order(*fit, fit.n_used)``
+    (:class:`~smfsym.persist.Order`).
+    """
+
+    def __new__(cls, slope: float, low: float, high: float, n_used: int):
+        obj = super().__new__(cls, (float(slope), float(low), float(high)))
+        obj.n_used = int(n_used)
+        return obj
+
+    def __getnewargs__(self):
+        return (*self, self.n_used)
+
+
+def resolved(errs, ses=None, refs=None, resolve: float = RESOLVE) -> np.ndarray:
+    """Which errors enter an order fit: finite, and above the noise.
+
+    A point with a standard error > 0 (Monte Carlo) must exceed ``resolve`` standard errors; one
+    without (exact) must exceed ``EXACT_ZERO * max(1, |ref|)`` (``ref``: the SGD value it is
+    compared with; 0 when not given).
+
+    Examples
+    --------
+    >>> resolved([1e-3, 2e-4, 1e-15], ses=[1e-4, 1e-4, 0.0]).tolist()
+    [True, False, False]
+    """
+    e = np.abs(np.asarray(errs, dtype=float))
+    s = np.zeros_like(e) if ses is None else np.asarray(ses, dtype=float)
+    r = np.zeros_like(e) if refs is None else np.abs(np.asarray(refs, dtype=float))
+    exact_floor = EXACT_ZERO * np.maximum(1.0, np.nan_to_num(r))
+    return np.isfinite(e) & np.isfinite(s) & np.where(s > 0, e > resolve * s, e > exact_floor)
+
+
+def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what: str | None = None,
+              stacklevel: int = 2) -> Fit:
+    """Slope of log|err| against log eta on the resolved points, with a 95% interval.
+
+    The one order fit of every study (weak errors, n-point rates, schedules, momentum): points
+    are kept by :func:`resolved` (one threshold, :data:`EXACT_ZERO`, for exact errors;
+    ``resolve`` standard errors for Monte Carlo ones). With standard errors, points are weighted
+    by (|err| / se)^2 (delta method). The half-width is the larger of 1.96 noise-based standard
+    errors and a Student-t (n - 2 degrees of freedom) multiple of the residual-based one, so
+    curvature in the errors (pre-asymptotic etas) widens the interval honestly; exact errors use
+    the residual scatter alone. Fewer than two resolved points give NaNs, and with ``what``
+    (e.g. ``"sme1"``) an :class:`OrderWarning` naming it when the errors are Monte Carlo ones.
+
+    Returns
+    -------
+    Fit
+        ``(slope, low, high)`` with ``n_used``.
+
+    Examples
+    --------
+    >>> f = fit_order([0.1, 0.05, 0.025], [2e-2, 5e-3, 1.25e-3])
+    >>> round(f[0], 6), f.n_used
+    (2.0, 3)
     """
     from scipy.stats import t as student_t
 
-    x, y = np.log(np.asarray(etas, float)), np.log(np.abs(np.asarray(errs, float)))
-    n = len(x)
+    etas, errs = np.asarray(etas, float), np.asarray(errs, float)
+    keep = resolved(errs, ses, refs, resolve)
+    n = int(keep.sum())
     if n < 2:
-        return float("nan"), float("nan"), float("nan")
-    w = np.ones(n) if ses is None else (np.abs(errs) / np.maximum(ses, 1e-300)) ** 2
+        if what is not None and ses is not None and np.any(np.asarray(ses, float) > 0):
+            import warnings
+
+            warnings.warn(f"the order of {what} cannot be resolved: only {n} of {len(errs)} errors exceed {resolve} "
+                          "standard errors; raise `n_paths` or use larger etas.", OrderWarning, stacklevel=stacklevel)
+        return Fit(float("nan"), float("nan"), float("nan"), n)
+    x, y = np.log(etas[keep]), np.log(np.abs(errs[keep]))
+    s = None if ses is None else np.asarray(ses, float)[keep]
+    noisy = s is not None and bool(np.all(s > 0))
+    w = (np.abs(errs[keep]) / s) ** 2 if noisy else np.ones(n)
     xm = np.sum(w * x) / w.sum()
     sxx = np.sum(w * (x - xm) ** 2)
     slope = np.sum(w * (x - xm) * (y - np.sum(w * y) / w.sum())) / sxx
     resid = y - (np.sum(w * y) / w.sum() + slope * (x - xm))
     se_res = np.sqrt(np.sum(w * resid**2) / max(n - 2, 1) / sxx) if n > 2 else 0.0
-    se_noise = 0.0 if ses is None else np.sqrt(1.0 / sxx)
+    se_noise = np.sqrt(1.0 / sxx) if noisy else 0.0
     half = max(1.96 * se_noise, (student_t.ppf(0.975, n - 2) * se_res) if n > 2 else 0.0)
-    return float(slope), float(slope - half), float(slope + half)
+    return Fit(slope, slope - half, slope + half, n)
 
 
+def order_label(order) -> str:
+    """How a figure names a fitted order: "slope 1.98", or "unresolved" (fewer than two resolved points).
+
+    Examples
+    --------
+    >>> order_label((2.013, 1.9, 2.1, 4)), order_label((float("nan"), float("nan"), float("nan"), 1))
+    ('slope 2.01', 'unresolved')
+    """
+    slope = order[0]
+    n_used = order[3] if len(order) > 3 else getattr(order, "n_used", 2)
+    return f"slope {slope:.2f}" if n_used >= 2 and np.isfinite(slope) else "unresolved"
+
+
+def plot_target(path=None, ax=None, *, n_panels: int = 1, figsize=(5.5, 4)):
+    """The figure and axes a study's ``plot(path=None, ax=None)`` draws on.
+
+    Every study plots through this: ``plot("file.png")`` (a positional str or PathLike is the
+    path), ``plot(ax=ax)`` draws on a given axis (or a sequence of ``n_panels`` axes), and an
+    axis passed first (``plot(ax)``) is taken as the axis. Returns ``(fig, axes, path, own)`` with
+    ``axes`` a list of ``n_panels`` axes and ``own`` True when the figure was made here (then
+    its layout is the study's to tidy); pass them to :func:`finish_figure`.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> fig, axes, path, own = plot_target("f.png")
+    >>> len(axes), str(path), own
+    (1, 'f.png', True)
+    >>> plot_target(path=3)
+    Traceback (most recent call last):
+    ...
+    TypeError: `path` must be a file name (str or os.PathLike); got 3 (int).
+    """
+    import os
+
+    if path is not None and ax is None and _is_axes(path) or (
+            ax is not None and path is None and isinstance(ax, (str, os.PathLike))):
+        path, ax = ax, path  # plot(ax) or plot(ax="f.png"): each where it belongs
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`path` must be a file name (str or os.PathLike); got {path!r} ({type(path).__name__}).")
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        width, height = figsize
+        fig, axes = plt.subplots(1, n_panels, figsize=(width * n_panels, height), squeeze=False)
+        return fig, list(axes[0]), path, True
+    axes = [ax] if _is_axes(ax) else list(ax) if hasattr(ax, "__iter__") and not isinstance(ax, str) else None
+    if axes is None or not all(_is_axes(a) for a in axes):
+        raise TypeError(f"`ax` must be a matplotlib Axes (or a sequence of {n_panels}); got {type(ax).__name__}.")
+    if len(axes) != n_panels:
+        raise ValueError(f"`ax` must hold {n_panels} axes (one per panel); got {len(axes)}.")
+    return axes[0].figure, axes, path, False
+
+
+def _is_axes(obj) -> bool:
+    try:
+        from matplotlib.axes import Axes
+    except ImportError:  # pragma: no cover - matplotlib is a dependency
+        return False
+    return isinstance(obj, Axes)
+
+
+def finish_figure(fig, path=None, *, own: bool = True):
+    """Lay out a study's figure (when it made it) and write it to ``path`` (when given); returns it."""
+    if own:
+        fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=150)
+    return fig
+
+
+def check_horizon(t_end: float, etas, argument: str = "etas") -> list:
+    """Steps ``k = t_end / eta`` per learning rate; refuses learning rates that do not divide ``t_end``.
+
+    SGD runs whole steps, so with ``t_end / eta`` not an integer it would stop at
+    ``round(t_end / eta) eta != t_end``: rows at different times, one order fitted across
+    them, and titles that say ``t_end``. Floating rounding (relative 1e-9) is tolerated.
+
+    Examples
+    --------
+    >>> check_horizon(1.0, [0.1, 0.05])
+    [10, 20]
+    >>> check_horizon(1.0, [0.4])
+    Traceback (most recent call last):
+    ...
+    ValueError: `etas`: eta = 0.4 does not divide `t_end` = 1 (t_end / eta = 2.5): SGD would stop at 2 steps, t = 0.8, not t_end, and errors at different times would be compared. Use learning rates with t_end / eta an integer (e.g. t_end / 2^j).
+    """
+    out = []
+    for eta in etas:
+        q = t_end / eta
+        k = int(round(q))
+        if k < 1 or abs(q - k) > 1e-9 * q:
+            raise ValueError(
+                f"`{argument}`: eta = {eta:g} does not divide `t_end` = {t_end:g} (t_end / eta = {q:.10g}): SGD would "
+                f"stop at {k} steps, t = {k * eta:g}, not t_end, and errors at different times would be compared. "
+                "Use learning rates with t_end / eta an integer (e.g. t_end / 2^j).")
+        out.append(k)
+    return out
 
 
 class ProgressLines:

@@ -1,12 +1,14 @@
 """Multi-point statistics: SGD runs that share their samples against SDE n-point motions.
 
-docs/theory.md §5. Each SDE model is run at dt and dt/2 with the same seed, so
-the solver's own error (Richardson) is reported next to the model's deviation
-from SGD: a discretisation bias is never read as a model error.
+docs/theory.md §5. Each SDE model is run at dt and dt/2 *coupled* (each coarse step
+uses the sum of the two fine increments / sqrt 2, as in :mod:`.richardson`), so the
+solver's own error (Richardson) is measured with little Monte Carlo noise and
+reported, with its standard error, next to the model's deviation from SGD: a
+discretisation bias is never read as a model error.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -15,9 +17,9 @@ from ..engine import BlowUpError, check_positive
 from ..persist import StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
-from ..simulate import simulate
-from .common import (ProgressLines, build_model, check_common, check_increments, increments_for, lost_cell, scheme_for,
-                     seed_sequence, with_context)
+from .common import (ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure,
+                     increments_for, lost_cell, plot_target, scheme_for, seed_sequence, with_context)
+from .richardson import coupled_run
 
 __all__ = ["multipoint", "MultipointStudy", "PSI"]
 
@@ -26,28 +28,60 @@ def _mean_se(v):
     return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
 
 
+def _first(X):
+    return X[:, 0, 0], X[:, 1, 0]
+
+
+def _product(X):
+    a, b = _first(X)
+    return a * b
+
+
+def _sqdist(X):
+    return ((X[:, 0] - X[:, 1]) ** 2).sum(-1)
+
+
+def _same_sign(X):
+    a, b = _first(X)
+    return (np.sign(a) == np.sign(b)).astype(float)
+
+
+def _centred_product(X):
+    # influence function of the sample covariance: (a - mean a)(b - mean b)
+    a, b = _first(X)
+    return (a - a.mean()) * (b - b.mean())
+
+
 def _stat_product(X):
-    return _mean_se(X[:, 0, 0] * X[:, 1, 0])
+    return _mean_se(_product(X))
 
 
 def _stat_sqdist(X):
-    return _mean_se(((X[:, 0] - X[:, 1]) ** 2).sum(-1))
+    return _mean_se(_sqdist(X))
 
 
 def _stat_covariance(X):
-    # influence function of the sample covariance: (a - mean a)(b - mean b)
-    a, b = X[:, 0, 0], X[:, 1, 0]
-    return _mean_se((a - a.mean()) * (b - b.mean()))
+    return _mean_se(_centred_product(X))
 
 
 def _stat_correlation(X):
-    a, b = X[:, 0, 0], X[:, 1, 0]
+    a, b = _first(X)
     rho = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
     return rho, float((1 - rho**2) / np.sqrt(max(a.size - 3, 1)))  # Fisher's approximation
 
 
 def _stat_same_sign(X):
-    return _mean_se(np.sign(X[:, 0, 0]) == np.sign(X[:, 1, 0]))
+    return _mean_se(_same_sign(X))
+
+
+def _correlation_influence(X):
+    """Per-path influence of the sample correlation (delta method): u v - rho (u^2 + v^2) / 2, u, v standardised."""
+    a, b = _first(X)
+    if not (a.std() > 0 and b.std() > 0):
+        return np.full(a.shape, np.nan)
+    u, v = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
+    rho = float(np.mean(u * v))
+    return u * v - rho * (u**2 + v**2) / 2
 
 
 #: Built-in statistics of the joint state (P, n, d): name -> (function returning (value, se), description).
@@ -58,6 +92,31 @@ PSI = {
     "sqdist": (_stat_sqdist, "E|X(x_1) - X(x_2)|^2"),
     "same_sign": (_stat_same_sign, "P(sign X(x_1) = sign X(x_2))"),
 }
+
+#: Per-path influence values of each built-in statistic: the statistic moves by their mean to first order,
+#: so the standard error of a difference of one statistic on two coupled samples (the solver's coarse and
+#: fine solutions) is the standard error of the mean of the paths' differences of influences.
+_INFLUENCE = {"product": _product, "covariance": _centred_product, "correlation": _correlation_influence,
+              "sqdist": _sqdist, "same_sign": _same_sign}
+
+
+class _Statistic:
+    """One statistic of the joint state: its value with a standard error, and per-path influences."""
+
+    def __init__(self, value_se, influence):
+        self.value_se, self.influence = value_se, influence
+
+    def __call__(self, X):
+        return self.value_se(X)
+
+    def difference(self, fine, coarse) -> tuple:
+        """(stat(fine) - stat(coarse), its standard error) on coupled samples (the same paths, in order)."""
+        d = self.value_se(fine)[0] - self.value_se(coarse)[0]
+        return float(d), _mean_se(self.influence(fine) - self.influence(coarse))[1]
+
+
+def _user_statistic(f):
+    return _Statistic(lambda X: _mean_se(f(X)), lambda X: np.asarray(f(X), dtype=float))
 
 
 def _z(v, s, ref, ref_se):
@@ -73,19 +132,55 @@ def _z(v, s, ref, ref_se):
 class MultipointStudy(StudyIO):
     """Result of :func:`multipoint`.
 
-    ``rows``: per statistic and model, the value, its standard error, the z-score
-    against SGD, the solver's own error (Richardson estimate from dt and dt/2;
-    0 for SGD) and the fraction of paths lost to blow-ups (``lost``).
+    ``rows``: per statistic and model, the value (at dt/2), its standard error, the
+    z-score against SGD, the solver's own error (Richardson estimate from the coupled
+    dt and dt/2 solutions; 0 for SGD) with its standard error (``solver_error_se``) and
+    the fraction of paths lost to blow-ups (``lost``). ``meta``: the path count, horizon
+    and seed.
     """
 
     rows: list
     starts: np.ndarray
     eta: float
     t: float
+    meta: dict = field(default_factory=dict)
 
     @property
     def table(self):
         return self.rows
+
+    def header(self, sep: str = ", ") -> str:
+        """What was compared: the statistics, the starts, eta, t_end and the number of paths."""
+        psis = list(dict.fromkeys(r["psi"] for r in self.rows))
+        starts = "[" + ", ".join("[" + ", ".join(f"{v:g}" for v in np.ravel(p)) + "]" for p in self.starts) + "]"
+        n = self.meta.get("n_paths")
+        paths = f"{n:,} paths" if isinstance(n, (int, np.integer)) else "Monte Carlo"
+        return sep.join([f"psi = {', '.join(psis)}", f"starts = {starts}", f"eta = {self.eta:g}",
+                         f"t_end = {self.meta.get('t_end', self.t):g}", paths])
+
+    def plot(self, path=None, ax=None):
+        """Each statistic per model with 2 standard errors, SGD's value as a band; one panel per statistic.
+
+        ``path`` (also positional): write the figure there; ``ax``: an axis (one statistic) or a
+        sequence of axes, one per statistic. Returns the figure.
+        """
+        psis = list(dict.fromkeys(r["psi"] for r in self.rows))
+        models = [m for m in dict.fromkeys(r["model"] for r in self.rows) if m != "sgd"]
+        fig, axes, path, own = plot_target(path, ax, n_panels=len(psis), figsize=(4.2, 3.8))
+        for ax_, p in zip(axes, psis):
+            sgd = self.value("sgd", p)
+            ax_.axhspan(sgd["value"] - 2 * sgd["se"], sgd["value"] + 2 * sgd["se"], color="0.85", label="SGD +- 2 s.e.")
+            ax_.axhline(sgd["value"], color="k", lw=1)
+            for i, m in enumerate(models):
+                r = self.value(m, p)
+                ax_.errorbar([i], [r["value"]], yerr=[2 * r["se"]], marker="o", capsize=4, ls="none",
+                             label=f"{m} (z = {r['z']:.1f})")
+            ax_.set_xticks(range(len(models)))
+            ax_.set_xticklabels(models, rotation=20, fontsize=8)
+            ax_.set_title(p, fontsize=9)
+            ax_.legend(fontsize=7)
+        fig.suptitle("multi-point statistics against SGD\n" + self.header(), fontsize=9)
+        return finish_figure(fig, path, own=own)
 
     def _long_rows(self) -> list:
         return [(r["model"], self.eta, r["psi"], r["value"], r["se"], self.t) for r in self.rows]
@@ -94,7 +189,8 @@ class MultipointStudy(StudyIO):
         return next(r for r in self.rows if r["model"] == model and r["psi"] == psi)
 
     def __repr__(self):
-        lines = [f"{'statistic':>12} {'model':>18} {'value':>12} {'s.e.':>10} {'z vs SGD':>9} {'solver err':>10} "
+        lines = [f"multi-point statistics against SGD: {self.header()}",
+                 f"{'statistic':>12} {'model':>18} {'value':>12} {'s.e.':>10} {'z vs SGD':>9} {'solver err':>10} "
                  f"{'lost':>7}"]
         for r in self.rows:
             z = "" if r["model"] == "sgd" else f"{r['z']:.1f}"
@@ -145,8 +241,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         motion for all points), "smeK_independent" (independent Brownian motions), K = 1, 2.
     scheme : str, Solver or None
         Solver for the SDE models (None: weak2 where possible, else euler; "tamed" for stiff drifts).
-        Each model runs at dt = eta * dt_fraction and dt/2 with one seed; the dt/2 values are
-        reported with the Richardson estimate of the solver's error (``solver_error``).
+        Each model runs at dt = eta * dt_fraction and dt/2, coupled (shared increments); the dt/2
+        values are reported with the Richardson estimate of the solver's error (``solver_error``,
+        with its standard error ``solver_error_se``).
     on_nonfinite : {"raise", "mask"}
         Passed to the simulators; masked paths are left out and their fraction reported (``lost``).
     blowup_threshold : float, optional
@@ -181,7 +278,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
 
         executor = check_executor(executor)
     increments = check_increments(increments)
-    eta = check_positive(eta, "eta")
+    eta = check_positive(eta, "eta")  # it must divide t_end: checked below with the other arguments
     try:
         if isinstance(starts, (str, bytes)) or starts is None:
             raise TypeError
@@ -202,9 +299,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         if isinstance(fn, str):
             if fn not in PSI:
                 raise ValueError(f"`psi` names must be among {sorted(PSI)}; got {fn!r}.")
-            fns[name] = PSI[fn][0]
+            fns[name] = _Statistic(PSI[fn][0], _INFLUENCE[fn])
         elif callable(fn):
-            fns[name] = (lambda f: (lambda X: _mean_se(f(X))))(fn)
+            fns[name] = _user_statistic(fn)
         else:
             raise TypeError(f"`psi` entries must be names or callables; got {fn!r}.")
     if isinstance(models, str) or not hasattr(models, "__iter__") or not list(models):
@@ -220,6 +317,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     k = int(round(t_end / eta))
     if k < 1:
         raise ValueError(f"`t_end` = {t_end:g} is under half a step of `eta` = {eta:g}: SGD would take no step.")
+    k, = check_horizon(t_end, [eta], "eta")
     t = k * eta
     seeds = seed_sequence(seed).spawn(len(models) + 1)
     say = ProgressLines("multipoint", 1 + len(models), progress)
@@ -229,7 +327,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                          progress=progress, executor=executor, **blow)
     except BlowUpError as exc:
         raise with_context(exc, f"SGD at eta = {eta:g}") from None
-    finals = {"sgd": [_finite(r.states[-1])]}
+    finals = {"sgd": _finite(r.states[-1])}
     lost = {"sgd": r.lost_fraction}
     orders = {"sgd": 1.0}
     for mi, model in enumerate(models):
@@ -237,37 +335,43 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         sde = build_model(problem, base)
         slv = scheme_for(sde, solver)
         orders[model] = slv.weak_order
-        finals[model], lost[model] = [], 0.0
         inc = increments_for(slv, increments)
-        say(f"{model} eta={eta:g} ({slv.name}, {inc} increments)")
-        for h in (eta * dt_fraction, eta * dt_fraction / 2):
-            kw = dict(eta=eta, dt=h, n_paths=n_paths, scheme=slv, values=values, progress=progress,
-                      increments=inc, executor=executor, **blow)
-            try:
-                if coupling == "independent":
-                    parts = [simulate(sde, x_start, t, seed=sj, **kw)
-                             for x_start, sj in zip(starts, seeds[mi + 1].spawn(len(starts)))]
-                    X = np.stack([p.states[-1] for p in parts], axis=1)
-                    lost[model] = max([lost[model]] + [p.lost_fraction for p in parts])
-                else:
-                    rr = simulate(sde, starts, t, seed=seeds[mi + 1], **kw)
-                    X = rr.states[-1]
-                    lost[model] = max(lost[model], rr.lost_fraction)
-            except BlowUpError as exc:
-                raise with_context(exc, f"model {model} ({slv.name}, dt = {h:g}) at eta = {eta:g}") from None
-            finals[model].append(_finite(X))
+        h = eta * dt_fraction
+        say(f"{model} eta={eta:g} ({slv.name}, {inc} increments, dt={h:.3g} coupled with {h / 2:.3g})")
+        # coarse (dt) and fine (dt/2) solutions driven by the same increments: their difference, the
+        # solver's own error, is then measured with little Monte Carlo noise (docs/theory.md §9)
+        kw = dict(eta=eta, dt=h, n_paths=n_paths, solver=slv, values=values, progress=progress, increments=inc,
+                  executor=executor, store=True, **blow)
+        try:
+            if coupling == "independent":
+                parts = [coupled_run(sde, x_start, t, seed=sj, **kw)
+                         for x_start, sj in zip(starts, seeds[mi + 1].spawn(len(starts)))]
+                X = np.stack([p.states[-1] for p in parts], axis=2)  # (P, 2, n, d)
+                lost[model] = max(p.lost_fraction for p in parts)
+            else:
+                rr = coupled_run(sde, starts, t, seed=seeds[mi + 1], **kw)
+                X = rr.states[-1]
+                lost[model] = rr.lost_fraction
+        except BlowUpError as exc:
+            raise with_context(exc, f"model {model} ({slv.name}, dt = {h:g} coupled with {h / 2:g}) "
+                                    f"at eta = {eta:g}") from None
+        finals[model] = _finite(X)  # (P, 2, n, d): index 0 coarse, 1 fine
     rows = []
-    ref = {name: fn(finals["sgd"][0]) for name, fn in fns.items()}
-    for model, Xs in finals.items():
+    ref = {name: fn(finals["sgd"]) for name, fn in fns.items()}
+    for model, X in finals.items():
         for name, fn in fns.items():
             if model == "sgd":
-                (v, s), solver_err = ref[name], 0.0
+                (v, s), solver_err, solver_se = ref[name], 0.0, 0.0
             else:
-                (v1, _), (v, s) = fn(Xs[0]), fn(Xs[1])
-                solver_err = abs(v1 - v) / (2 ** orders[model] - 1)  # Richardson: error left at dt/2
+                v, s = fn(X[:, 1])
+                diff, diff_se = fn.difference(X[:, 1], X[:, 0])
+                c = 1.0 / (2 ** orders[model] - 1)  # Richardson: the error left at dt/2
+                solver_err, solver_se = abs(diff) * c, diff_se * c
             rows.append(dict(psi=name, model=model, value=v, se=s, z=_z(v, s, *ref[name]),
-                             solver_error=float(solver_err), lost=lost[model]))
-    return MultipointStudy(rows, starts, eta, t)
+                             solver_error=float(solver_err), solver_error_se=float(solver_se), lost=lost[model]))
+    return MultipointStudy(rows, starts, eta, t, meta=dict(n_paths=n_paths, t_end=t_end, seed=seed,
+                                                           dt_fraction=dt_fraction, models=list(models),
+                                                           psi=list(fns)))
 
 
 def _finite(X):

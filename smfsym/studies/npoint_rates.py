@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -29,7 +28,8 @@ import sympy as sp
 from ..exact import NotClosedError, affine_in_params, rational
 from ..persist import Order, StudyIO
 from ..problem import Problem
-from .common import OrderWarning, check_common, fit_order, lost_cell, seed_sequence
+from .common import (check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
+                     seed_sequence)
 from .multipoint_study import multipoint
 from .npoint_exact import (MAX_EXACT_MONOMIALS, _exact_sde, _exact_sgd, _generator, _sgd_matrix, _stacked_symbols,
                            _two_point_sde)
@@ -94,7 +94,8 @@ class MultipointRates(StudyIO):
         return out
 
     def __repr__(self) -> str:
-        lines = [f"{'eta':>8} {'statistic':>12} {'model':>17} {'SGD':>11} {'model':>11} {'error':>11} "
+        lines = [f"n-point statistics against SGD: {self.header()}",
+                 f"{'eta':>8} {'statistic':>12} {'model':>17} {'SGD':>11} {'model':>11} {'error':>11} "
                  f"{'s.e./exact':>10} {'solver err':>10} {'lost':>6}"]
         for r in self.rows:
             se = "exact" if r["method"] == "exact" else f"{r['se']:.2e}"
@@ -106,17 +107,31 @@ class MultipointRates(StudyIO):
                                                 else f"unresolved ({n} etas resolved)"))
         return "\n".join(lines)
 
-    def plot(self, path=None):
-        """Log-log figure of |error| against eta, one panel per statistic, with reference slopes 1 and 2."""
-        import matplotlib
+    def header(self, sep: str = ", ") -> str:
+        """What was compared: the starts, t_end and the number of paths (or "exact moments")."""
+        starts = "[" + ", ".join("[" + ", ".join(f"{v:g}" for v in np.ravel(p)) + "]" for p in self.starts) + "]"
+        t_end = self.meta.get("t_end", self.t[0] if self.t else None)
+        n = self.meta.get("n_paths")
+        paths = f"{n:,} paths" if isinstance(n, (int, np.integer)) else "Monte Carlo"
+        exact = self.meta.get("exact_models") or []
+        if self.meta.get("method") == "exact" and set(exact) >= set(self.models):
+            how = "exact moments"
+        elif self.meta.get("method") == "exact":
+            mc = [m for m in self.models if m not in exact]
+            how = f"exact moments (SGD{''.join(', ' + m for m in exact)}), {paths} ({', '.join(mc)})"
+        else:
+            how = paths
+        return sep.join([f"starts = {starts}", f"t_end = {t_end:g}" if t_end is not None else "t_end = ?", how])
 
-        if path is not None:
-            matplotlib.use("Agg") if matplotlib.get_backend() == "" else None
-        import matplotlib.pyplot as plt
+    def plot(self, path=None, ax=None):
+        """Log-log figure of |error| against eta, one panel per statistic, with reference slopes 1 and 2.
 
-        fig, axes = plt.subplots(1, len(self.psi), figsize=(4.2 * len(self.psi), 3.8), squeeze=False)
+        ``path`` (also positional): write the figure there; ``ax``: an axis (one statistic) or a
+        sequence of axes, one per statistic. Returns the figure.
+        """
+        fig, axes, path, own = plot_target(path, ax, n_panels=len(self.psi), figsize=(4.2, 3.8))
         etas = np.array(self.etas)
-        for ax, p in zip(axes[0], self.psi):
+        for ax, p in zip(axes, self.psi):
             top = 0.0
             for m in self.models:
                 rs = [r for r in self.rows if r["model"] == m and r["psi"] == p and abs(r["error"]) > 0]
@@ -125,8 +140,7 @@ class MultipointRates(StudyIO):
                 e = np.array([abs(r["error"]) for r in rs])
                 se = np.array([r["se"] for r in rs])
                 top = max(top, e.max())
-                o = self.orders[f"{m}:{p}"]
-                lab = f"{m} ({o.slope:.2f})" if o.n_used >= 2 else f"{m} (unresolved)"
+                lab = f"{m} ({order_label(self.orders[f'{m}:{p}'])})"
                 ax.errorbar([r["eta"] for r in rs], e, yerr=2 * se if se.any() else None, marker="o",
                             ls="--" if m.startswith("smf") else "-", capsize=3, label=lab)
             if top > 0:
@@ -135,12 +149,10 @@ class MultipointRates(StudyIO):
                 ax.set_xscale("log")
                 ax.set_yscale("log")
             ax.set_xlabel(r"learning rate $\eta$")
-            ax.set_title(f"{p}: |model - SGD|")
+            ax.set_title(f"{p}: |model - SGD|", fontsize=9)
             ax.legend(fontsize=7)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=150)
-        return fig
+        fig.suptitle("n-point statistics against SGD\n" + self.header(), fontsize=9)
+        return finish_figure(fig, path, own=own)
 
     def to_latex(self) -> str:
         """A booktabs table: errors per eta, per statistic and model, and the fitted orders."""
@@ -278,6 +290,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     for eta in etas:
         if t_end / eta < 0.5:
             raise ValueError(f"`t_end` = {t_end:g} is under half a step of eta = {eta:g}: SGD would take no step.")
+    steps = check_horizon(t_end, etas)
     names = list(fns)
     kinds = {n: fn for n, fn in fns.items() if isinstance(fn, str)}
     builtin = all(isinstance(fn, str) for fn in fns.values())
@@ -308,18 +321,17 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     if isinstance(max_path_steps, bool) or not isinstance(max_path_steps, numbers.Real) or not max_path_steps > 0:
         raise ValueError(f"`max_path_steps` must be a positive number; got {max_path_steps!r}.")
     if mc_models:
-        steps = sum(max(1, round(t_end / e)) for e in etas)
-        work = c["n_paths"] * len(starts) * steps * ((0 if use_exact else 1) + len(mc_models) * 3 / c["dt_fraction"])
+        n_steps = sum(steps)
+        work = c["n_paths"] * len(starts) * n_steps * ((0 if use_exact else 1) + len(mc_models) * 3 / c["dt_fraction"])
         if work > max_path_steps:
             raise ValueError(f"the Monte Carlo work is {work:.3g} path-steps ({c['n_paths']} paths x {len(starts)} "
-                             f"starts x {steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
+                             f"starts x {n_steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
                              f"`max_path_steps` = {max_path_steps:.3g}: lower `n_paths`, use larger etas, or raise "
                              "`max_path_steps`.")
     stat_of = {n: fn for n, fn in fns.items()}
     rows, ts = [], []
     seeds = seed_sequence(seed).spawn(len(etas))
-    for i, eta in enumerate(etas):
-        k = max(1, int(round(t_end / eta)))
+    for i, (eta, k) in enumerate(zip(etas, steps)):
         t = k * eta
         ts.append(t)
         sgd = {}
@@ -344,24 +356,17 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
                     rows.append(dict(eta=eta, t=t, model=m, psi=n, sgd=ref, sgd_se=ref_se, value=r["value"],
                                      value_se=r["se"], error=r["value"] - ref, se=float(np.hypot(r["se"], ref_se)),
                                      method="montecarlo", solver_error=r["solver_error"],
+                                     solver_error_se=r["solver_error_se"],
                                      lost=max(r["lost"], mp.value("sgd", n)["lost"])))
     orders = {}
     for m in models:
         for n in names:
             rs = [r for r in rows if r["model"] == m and r["psi"] == n]
-            if rs[0]["method"] == "exact":
-                keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
-                fit = fit_order([r["eta"] for r in keep], [r["error"] for r in keep]) if len(keep) >= 2 else None
-            else:
-                keep = [r for r in rs if np.isfinite(r["error"]) and abs(r["error"]) > resolve * r["se"]]
-                fit = (fit_order([r["eta"] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
-                       if len(keep) >= 2 else None)
-                if fit is None:
-                    warnings.warn(f"the order of {m} in {n} cannot be resolved: only {len(keep)} of {len(rs)} errors "
-                                  f"exceed {resolve} standard errors; raise `n_paths` or use larger etas.",
-                                  OrderWarning, stacklevel=2)
-            orders[f"{m}:{n}"] = Order(*(fit or (math.nan, math.nan, math.nan)), len(keep))
+            ses = [r["se"] for r in rs]
+            fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
+                            refs=[r["sgd"] for r in rs], resolve=resolve, what=f"{m} in {n}", stacklevel=2)
+            orders[f"{m}:{n}"] = Order(*fit, fit.n_used)
     return MultipointRates(problem, starts, etas, ts, models, names, rows, orders,
                            meta=dict(method="exact" if use_exact else "montecarlo", exact_models=list(exact_models),
-                                     n_paths=c["n_paths"], seed=seed, dt_fraction=c["dt_fraction"],
+                                     n_paths=c["n_paths"], seed=seed, dt_fraction=c["dt_fraction"], t_end=t_end,
                                      resolve=float(resolve), exact_refused=why_not))

@@ -22,7 +22,7 @@ from .._checks import numeric_values
 from ..engine import run
 from ..simulate import SDETask, _known_symbols, time_grid
 
-__all__ = ["coupled_expectation"]
+__all__ = ["coupled_expectation", "coupled_run"]
 
 
 class CoupledTask:
@@ -79,6 +79,33 @@ class _Part:
         return (1.0 + self.c) * fine - self.c * coarse
 
 
+def coupled_run(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, solver, seed, values=None,
+                increments: str = "gaussian", progress=None, executor=None, on_nonfinite: str = "raise",
+                blowup_threshold: float | None = None, functions=None, store: bool = False):
+    """The coupled coarse (``dt``) / fine (``dt/2``) run of ``sde`` from ``x0`` (see the module docstring).
+
+    ``x0`` is one start ``(d,)`` or the starts of an n-point motion ``(n, d)``; the states are
+    ``(P, 2, *x0.shape)`` with index 0 the coarse and 1 the fine solution, both driven by the same
+    increments. ``functions`` (streamed) and ``store`` as in :func:`smfsym.simulate`. Returns the
+    engine's :class:`~smfsym.engine.SimulationResult`.
+    """
+    if sde.n_noise and n_paths < 2:
+        raise ValueError(f"`n_paths` must be at least 2 for a noisy model (a standard error needs two paths); "
+                         f"got {n_paths!r}.")
+    vals = numeric_values(values, _known_symbols(sde))
+    vals[sde.eta] = float(eta)
+    x0 = np.asarray(x0, dtype=float)
+    grid = time_grid(t_end, dt, None)
+    task = CoupledTask(SDETask(sde, vals, solver, increments))
+    stepper = task.build()
+    inner = stepper.inner
+    per_path = 2 * (8 * x0.size * 24 + 8 * inner.k * min(inner.m, inner.sub * inner.k * inner.m))
+    return run(x0=np.stack([x0, x0]), n_paths=n_paths, step_sizes=grid, save_index=grid.save_index,
+               times=grid.times, step=stepper, seed=seed, chunk_size=None, functions=functions, store=store,
+               on_nonfinite=on_nonfinite, progress=progress, scheme=f"{solver.name} coupled", dt_label=float(dt),
+               per_path_bytes=per_path, blowup_threshold=blowup_threshold, executor=executor, task=task)
+
+
 def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, solver, phi, seed,
                         values=None, increments: str = "gaussian", progress=None, executor=None,
                         on_nonfinite: str = "raise", blowup_threshold: float | None = None) -> dict:
@@ -102,20 +129,12 @@ def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths
     >>> bool(abs(r["value"] - np.exp(-1)) < 0.1 * abs(r["fine"] - np.exp(-1)))
     True
     """
-    vals = numeric_values(values, _known_symbols(sde))
-    vals[sde.eta] = float(eta)
-    x0 = np.asarray(x0, dtype=float)
-    grid = time_grid(t_end, dt, None)
-    task = CoupledTask(SDETask(sde, vals, solver, increments))
-    stepper = task.build()
     c = 1.0 / (2.0 ** solver.weak_order - 1.0)
-    inner = stepper.inner
-    per_path = 2 * (8 * x0.size * 24 + 8 * inner.k * min(inner.m, inner.sub * inner.k * inner.m))
     fns = {kind: _Part(phi, c, kind) for kind in ("value", "fine", "diff")}
-    res = run(x0=np.stack([x0, x0]), n_paths=n_paths, step_sizes=grid, save_index=grid.save_index,
-              times=grid.times, step=stepper, seed=seed, chunk_size=None, functions=fns, store=False,
-              on_nonfinite=on_nonfinite, progress=progress, scheme=f"{solver.name} coupled", dt_label=float(dt),
-              per_path_bytes=per_path, blowup_threshold=blowup_threshold, executor=executor, task=task)
+    res = coupled_run(sde, x0, t_end, eta=eta, dt=dt, n_paths=n_paths, solver=solver, seed=seed, values=values,
+                      increments=increments, progress=progress, executor=executor, on_nonfinite=on_nonfinite,
+                      blowup_threshold=blowup_threshold, functions=fns)
+    # one path only for a noise-free model (coupled_run refuses it otherwise): its mean is exact
     sem = (lambda name: float(res.sem(name)[-1])) if n_paths > 1 else (lambda name: 0.0)
     return dict(value=float(res.mean("value")[-1]), se=sem("value"), fine=float(res.mean("fine")[-1]),
                 fine_se=sem("fine"), correction=c * float(res.mean("diff")[-1]), correction_se=c * sem("diff"),

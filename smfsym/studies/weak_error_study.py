@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -17,17 +16,20 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..engine import MAX_STEPS, BlowUpError
-from ..exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean
+from ..exact import (NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean,
+                     model_closes)
 from ..expectation import is_polynomial_in
 from ..persist import Order, StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import prepare_x0, simulate
-from .common import (MODELS, OrderWarning, ProgressLines, warn_if_unresolved, _phi_function, build_model, check_common, check_phi, fit_order, lost_cell,
-                     check_increments, increments_for, scheme_for, seed_sequence, with_context)
+from ..tails import check_phi_tails
+from .common import (MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
+                     check_phi, finish_figure, fit_order, increments_for, lost_cell, order_label, plot_target,
+                     scheme_for, seed_sequence, warn_if_unresolved, with_context)
 from .richardson import coupled_expectation
 
-__all__ = ["weak_error", "WeakErrorStudy", "check_etas"]
+__all__ = ["weak_error", "WeakErrorStudy", "check_etas", "choose_methods"]
 
 
 def check_etas(etas) -> list:
@@ -68,6 +70,30 @@ def exact_applies(problem, phi, vals) -> bool:
                 and batch_ok and problem.is_polynomial and not vals)
 
 
+def choose_methods(problem, phi, vals, sdes, method, eta) -> tuple:
+    """Exact or Monte Carlo, for SGD and per model: ``(sgd_exact, space, {model: "exact"|"montecarlo"})``.
+
+    SGD's moments close when :func:`exact_applies`; a model's when, in addition, its generator
+    maps the polynomials of phi's degree into themselves (:func:`smfsym.exact.model_closes`).
+    A model is never exact against a simulated SGD: its error would be no more exact than SGD.
+    """
+    sgd_exact = method != "montecarlo" and exact_applies(problem, phi, vals)
+    if method == "exact" and not sgd_exact:
+        raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, a numeric batch size "
+                             "and no numeric `values`; use method='montecarlo'.")
+    if not sgd_exact:
+        return False, None, {m: "montecarlo" for m in sdes}
+    space = PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
+    how = {}
+    for m, sde in sdes.items():
+        why = model_closes(sde, space, eta)
+        if why is not None and method == "exact":
+            raise NotClosedError(f"`method='exact'`: the moments of model {m} do not close ({why}); use "
+                                 "method='auto' (which simulates that model) or method='montecarlo'.")
+        how[m] = "exact" if why is None else "montecarlo"
+    return True, space, how
+
+
 def _equal_weight_data_set(problem) -> bool:
     from ..laws import Empirical
 
@@ -97,7 +123,9 @@ class WeakErrorStudy(StudyIO):
     (model - SGD), its standard error (0 when exact), the method, for Monte
     Carlo the solver's own error estimate, and the fractions of paths lost to
     blow-ups (``lost`` for the model, ``lost_sgd`` for SGD; 0 unless
-    ``on_nonfinite='mask'``). ``orders``: model -> (slope, low, high, n_used).
+    ``on_nonfinite='mask'``). ``orders``: model -> (slope, low, high, n_used), NaN (shown as
+    "unresolved") when fewer than two errors are resolved. ``meta["methods"]``: "exact" or
+    "montecarlo" per model and for "sgd"; ``meta["method"]``: "exact", "montecarlo" or "mixed".
     """
 
     problem: Any
@@ -133,13 +161,23 @@ class WeakErrorStudy(StudyIO):
         x0 = self.meta.get("x0")
         x0 = "?" if x0 is None else "[" + ", ".join(f"{v:g}" for v in np.ravel(x0)) + "]"
         t_end = self.meta.get("t_end")
-        if self.meta.get("method") == "exact":
-            how = "exact moments"
-        else:
-            n = self.meta.get("n_paths")
-            how = f"{n:,} paths" if isinstance(n, numbers.Integral) else "Monte Carlo"
         return sep.join([f"phi = {phi or self.phi}", f"x0 = {x0}",
-                         f"t_end = {t_end:g}" if t_end is not None else "t_end = ?", how])
+                         f"t_end = {t_end:g}" if t_end is not None else "t_end = ?", self._how()])
+
+    def _how(self) -> str:
+        """"exact moments", "200,000 paths", or for a mixed study which models are which."""
+        n = self.meta.get("n_paths")
+        paths = f"{n:,} paths" if isinstance(n, numbers.Integral) else "Monte Carlo"
+        method = self.meta.get("method")
+        if method == "exact":
+            return "exact moments"
+        methods = self.meta.get("methods")
+        if method != "mixed" or not isinstance(methods, Mapping):
+            return paths
+        exact = ["SGD"] * (methods.get("sgd") == "exact") + [m for m, how in methods.items()
+                                                             if how == "exact" and m != "sgd"]
+        mc = [m for m, how in methods.items() if how != "exact" and m != "sgd"]
+        return f"exact moments ({', '.join(exact)}), {paths} ({', '.join(mc)})"
 
     def __repr__(self) -> str:
         lines = [f"weak error against SGD: {self.header()}",
@@ -154,20 +192,17 @@ class WeakErrorStudy(StudyIO):
         wrt = f"log {wrt.split(' = ')[0]} ({wrt})" if wrt else "log eta"
         lines.append(f"fitted orders (slope of log|error| vs {wrt}, 95% interval):")
         for m, (s, lo, hi, n) in self.orders.items():
-            lines.append(f"  {m:>6}: {s:.3f}  [{lo:.3f}, {hi:.3f}]  ({n} etas)")
+            lines.append(f"  {m:>6}: " + (f"{s:.3f}  [{lo:.3f}, {hi:.3f}]  ({n} etas)" if order_label(self.orders[m])
+                                          != "unresolved" else f"unresolved ({n} etas resolved)"))
         return "\n".join(lines)
 
-    def plot(self, ax=None, path=None):
-        """Log-log plot of |error| against eta with reference slopes 1 and 2."""
-        import matplotlib
+    def plot(self, path=None, ax=None):
+        """Log-log plot of |error| against eta with reference slopes 1 and 2.
 
-        if ax is None:
-            matplotlib.use("Agg") if path is not None and matplotlib.get_backend() == "" else None
-            import matplotlib.pyplot as plt
-
-            fig, ax = plt.subplots(figsize=(5.5, 4))
-        else:
-            fig = ax.figure
+        ``path`` (also positional): write the figure there; ``ax``: draw on that axis.
+        Returns the figure.
+        """
+        fig, (ax,), path, own = plot_target(path, ax)
         from matplotlib.ticker import NullFormatter
 
         etas = np.array(self.etas)
@@ -176,11 +211,11 @@ class WeakErrorStudy(StudyIO):
             rs = [r for r in self.rows if r["model"] == m]
             e = np.array([abs(r["error"]) for r in rs])
             se = np.array([r["se"] for r in rs])
-            slope = self.orders[m][0]
             marker, ls = style.get(m, ("o", "-"))
             # SME and SMF share their one-point law, so their curves may coincide: dashed crosses on top
             ax.errorbar([r["eta"] for r in rs], e, yerr=2 * se if se.any() else None, marker=marker, ls=ls,
-                        capsize=3, markersize=7 if marker == "x" else 5, label=f"{m} (slope {slope:.2f})")
+                        capsize=3, markersize=7 if marker == "x" else 5,
+                        label=f"{m} ({order_label(self.orders[m])})")
         top = max(abs(r["error"]) for r in self.rows)
         for p, style in ((1, ":"), (2, "--")):
             ax.plot(etas, top * (etas / etas.max()) ** p, "k" + style, lw=1, label=f"slope {p}")
@@ -194,10 +229,7 @@ class WeakErrorStudy(StudyIO):
         ax.set_ylabel(r"$|\mathbb{E}\,\varphi(X_{k\eta}) - \mathbb{E}\,\varphi(x_k)|$")
         ax.set_title("weak error against SGD\n" + self.header().replace("**", "^"), fontsize=9)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=150)
-        return fig
+        return finish_figure(fig, path, own=own)
 
     def to_latex(self) -> str:
         """A booktabs table of the study."""
@@ -216,10 +248,16 @@ class WeakErrorStudy(StudyIO):
             cells.append(", ".join(lost).replace("%", r"\%"))
             lines.append(" & ".join(cells) + r" \\")
         lines.append(r"\midrule")
-        lines.append(" & ".join(["order", ""] + [f"{self.orders[m][0]:.2f} [{self.orders[m][1]:.2f}, {self.orders[m][2]:.2f}]"
-                                                  for m in self.models] + [""]) + r" \\")
+        lines.append(" & ".join(["order", ""] + [_order_cell(self.orders[m]) for m in self.models] + [""]) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)
+
+
+def _order_cell(order) -> str:
+    """A fitted order in a LaTeX table: "2.01 [1.95, 2.07]", or "unresolved"."""
+    if order_label(order) == "unresolved":
+        return "unresolved"
+    return f"{order[0]:.2f} [{order[1]:.2f}, {order[2]:.2f}]"
 
 
 def _mc_method(scheme: str, increments: str, dt: float, extrapolate: bool) -> str:
@@ -244,13 +282,21 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         The test function.
     x0 : array_like (d,)
     t_end : float
-        Horizon; SGD runs k = round(t_end / eta) steps and models are compared at t = k eta.
+        Horizon; SGD runs k = t_end / eta steps and the models are compared with it at t_end.
+        Every eta must divide ``t_end`` (otherwise rows at different times would enter one
+        fit): others are refused.
     etas : sequence of float
     models : sequence of str
         Among "gf", "sme1", "sme2", "smf1", "smf2".
     method : {"auto", "exact", "montecarlo"}
-        "auto" uses exact moments when they close (gradient affine in x, polynomial phi,
-        any numeric batch size), Monte Carlo otherwise.
+        "auto" decides per model: SGD's moments are exact when they close (gradient affine
+        in x, polynomial phi, any numeric batch size), and so is each model whose generator
+        maps polynomials of phi's degree into themselves (the state is real: an SME noise
+        |x| has |x|^2 = x^2); the other models are simulated and compared with the exact
+        SGD values, and everything is simulated when SGD's moments do not close. The rows'
+        ``method`` and ``meta["methods"]`` say which was used per model ("exact" and
+        "montecarlo"; ``meta["method"]`` is "exact", "montecarlo" or "mixed"). "exact"
+        refuses (:class:`~smfsym.exact.NotClosedError`) where any of them does not close.
     seed, n_paths : Monte Carlo settings.
         :func:`estimate_cost` tells what a choice will cost before running it.
     dt_fraction : float
@@ -323,6 +369,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     if n_max > MAX_STEPS:
         raise ValueError(f"`t_end` / min(`etas`) = {n_max:.3g} SGD steps, over the bound of {MAX_STEPS:.3g}: raise "
                          "the smallest of `etas` or lower `t_end`.")
+    steps = check_horizon(t_end, etas)
     models = check_models(models, {"gf", "gf2", "sme1", "sme2", "smf1", "smf2"})
     phi = check_phi(phi, problem.params)
     if isinstance(phi, sp.Expr) and phi.free_symbols - set(problem.params):
@@ -339,41 +386,37 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     x0 = prepare_x0(x0, problem.dim)
     if x0.shape != (problem.dim,):
         raise ValueError(f"`x0` must have shape ({problem.dim},); got {x0.shape}.")
+    check_phi_tails(problem, phi)
     sdes = {m: build_model(problem, m) for m in models}
-    use_exact = False
-    if method in ("auto", "exact"):
-        use_exact = exact_applies(problem, phi, vals)
-        if method == "exact" and not use_exact:
-            raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, a numeric batch size "
-                                 "and no numeric `values`; use method='montecarlo'.")
-    space = (PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
-             if use_exact else None)
+    sgd_exact, space, how = choose_methods(problem, phi, vals, sdes, method, etas[0])
+    exact_models = [m for m in models if how[m] == "exact"]
     rows, ts = [], []
+    mc_runs = len(etas) * (0 if sgd_exact else 1) + len(etas) * (len(sdes) - len(exact_models))
     # exact moments take a moment: lines only for Monte Carlo runs
-    say = ProgressLines("weak_error", len(etas) * (1 + len(sdes)), False if use_exact else progress)
-    for i, eta in enumerate(etas):
-        k = max(1, int(round(t_end / eta)))
+    say = ProgressLines("weak_error", mc_runs, progress if mc_runs else False)
+    f = None if sgd_exact and not mc_runs else _phi_function(phi, problem.params, vals)
+    for i, (eta, k) in enumerate(zip(etas, steps)):
         t = k * eta
         ts.append(t)
-        if use_exact:
-            sgd_val = exact_sgd_mean(problem, phi, x0, eta, k, space)
-            for m, sde in sdes.items():
-                val = exact_sde_mean(sde, phi, x0, eta, t, space)
-                rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
-                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0,
-                                 lost_sgd=0.0))
-            continue
-        f = _phi_function(phi, problem.params, vals)
         ss = seed_sequence(seed).spawn(len(etas))[i]
         s_sgd, s_sde = ss.spawn(2)
-        say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
-        try:
-            r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f}, store=False,
-                             values=vals, progress=progress, executor=executor, **blow)
-        except BlowUpError as exc:
-            raise with_context(exc, f"SGD at eta = {eta:g}") from None
-        sgd_val, sgd_se, lost_sgd = float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction
+        if sgd_exact:
+            sgd_val, sgd_se, lost_sgd = exact_sgd_mean(problem, phi, x0, eta, k, space), 0.0, 0.0
+        else:
+            say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
+            try:
+                r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f}, store=False,
+                                 values=vals, progress=progress, executor=executor, **blow)
+            except BlowUpError as exc:
+                raise with_context(exc, f"SGD at eta = {eta:g}") from None
+            sgd_val, sgd_se, lost_sgd = float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction
         for m, sde in sdes.items():
+            if how[m] == "exact":
+                val = exact_sde_mean(sde, phi, x0, eta, t, space)
+                rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=0.0,
+                                 error=val - sgd_val, se=sgd_se, method="exact", solver_error=0.0, lost=0.0,
+                                 lost_sgd=lost_sgd))
+                continue
             slv = scheme_for(sde, solver)
             scheme = slv.name
             dt = eta * dt_fraction
@@ -406,8 +449,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                 solver_err = abs(v1 - v2) / (2**slv.weak_order - 1)  # Richardson estimate of the error left at dt/2
                 val, vse = v2, e2
             if sde.n_noise:
-                warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
-                warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se)
+                if not sgd_exact:
+                    warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
+                warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se if not sgd_exact else vse)
             err_se = float(np.hypot(vse, sgd_se))
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=err_se, method=_mc_method(scheme, inc, dt, extrapolate),
@@ -415,19 +459,15 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     orders = {}
     for m in models:
         rs = [r for r in rows if r["model"] == m]
-        if use_exact:
-            keep = [r for r in rs if abs(r["error"]) > 1e-14 * max(1.0, abs(r["sgd"]))]
-            s, lo, hi = fit_order([r["eta"] for r in keep], [r["error"] for r in keep])
-        else:
-            keep = [r for r in rs if abs(r["error"]) > resolve * r["se"] and np.isfinite(r["error"])]
-            s, lo, hi = fit_order([r["eta"] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
-            if len(keep) < 2:
-                warnings.warn(
-                    f"the order of {m} cannot be resolved: only {len(keep)} of {len(rs)} errors exceed "
-                    f"{resolve} standard errors; raise `n_paths` or use larger etas.", OrderWarning, stacklevel=2)
-        orders[m] = Order(s, lo, hi, len(keep))
+        ses = [r["se"] for r in rs]
+        fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
+                        refs=[r["sgd"] for r in rs], resolve=resolve, what=m, stacklevel=2)
+        orders[m] = Order(*fit, fit.n_used)
+    overall = ("exact" if sgd_exact and len(exact_models) == len(models)
+               else "montecarlo" if not exact_models and not sgd_exact else "mixed")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
-                          meta=dict(method="exact" if use_exact else "montecarlo", n_paths=n_paths, seed=seed,
+                          meta=dict(method=overall, methods=dict(how, sgd="exact" if sgd_exact else "montecarlo"),
+                                    n_paths=n_paths, seed=seed,
                                     x0=x0.tolist(), t_end=t_end,
                                     scheme=None if solver is None else solver.name, increments=increments,
                                     extrapolate=bool(extrapolate),
