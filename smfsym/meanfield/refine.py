@@ -94,7 +94,7 @@ def _check_tol(tol):
 
 def refine_rule(net, theta0, t_end: float, *, tol: float = RULE_TOL, max_points: int = RULE_BUDGET,
                 start: int = 4, dt: float | None = None, values: Mapping | None = None, risk_points: int = 16,
-                max_nodes: int = MAX_NODES, warn: bool = True) -> dict:
+                max_nodes: int = MAX_NODES, warn: bool = True, stacklevel: int = 2) -> dict:
     """Refine the DD-SMF's Gauss rule until lim Var[R]/eta and the limit's risk settle (module docstring).
 
     Parameters
@@ -117,6 +117,8 @@ def refine_rule(net, theta0, t_end: float, *, tol: float = RULE_TOL, max_points:
         Gauss points per coordinate of the risk (the same fixed rule at every level).
     warn : bool
         Issue :class:`RuleResolutionWarning` when the budget stops the refinement first.
+    stacklevel : int
+        Of the warning (2: the caller of this function).
 
     Returns
     -------
@@ -164,14 +166,14 @@ def refine_rule(net, theta0, t_end: float, *, tol: float = RULE_TOL, max_points:
             f" to {done[-1]['n_points']} lim Var[R]/eta moved by {last['lin_var']:.1%} and the limit's risk by "
             f"{last['risk']:.1%} (tolerance {tol:.1%}); using n_points = {done[-1]['n_points']}: the DD-SMF's "
             "Var[R] may be off by about as much; raise `rule_budget` (or `max_nodes`) or `rule_tol`.",
-            RuleResolutionWarning, stacklevel=3)
+            RuleResolutionWarning, stacklevel=stacklevel)
     return {"n_points": done[-1]["n_points"], "exact": False, "converged": False, "tol": tol, "levels": done,
             "changes": changes}
 
 
 def check_rule(net, theta0, t_end: float, n_points: int, *, tol: float = RULE_TOL, dt: float | None = None,
                values: Mapping | None = None, risk_points: int = 16, max_nodes: int = MAX_NODES,
-               warn: bool = True) -> dict:
+               warn: bool = True, stacklevel: int = 2) -> dict:
     """Compare a given ``n_points`` with the next finer level (see :func:`refine_rule`); warn beyond ``tol``.
 
     Returns the same keys as :func:`refine_rule`; ``converged`` is whether both quantities moved by
@@ -197,6 +199,6 @@ def check_rule(net, theta0, t_end: float, n_points: int, *, tol: float = RULE_TO
             f"the DD-SMF's data rule ({here['rule']}) is not resolved for the risk: from n_points = {n_points} to "
             f"{finer} lim Var[R]/eta moves by {ch['lin_var']:.1%} and the limit's risk by {ch['risk']:.1%} "
             f"(tolerance {tol:.1%}); the DD-SMF's Var[R] may be off by about as much: raise `n_points` "
-            "(or pass n_points='auto').", RuleResolutionWarning, stacklevel=3)
+            "(or pass n_points='auto').", RuleResolutionWarning, stacklevel=stacklevel)
     return {"n_points": int(n_points), "exact": False, "converged": ok, "tol": tol, "levels": [here, there],
             "changes": [ch]}

@@ -281,10 +281,12 @@ def _resolve_rule(net, theta, n_points, values, t_end: float = 1.0, *, tol: floa
                   budget: int = RULE_BUDGET, risk_points: int = 16) -> dict:
     """The study's data rule: refined to ``tol`` (``n_points="auto"``) or the given one checked (refine.py)."""
     if n_points is None or (isinstance(n_points, str) and n_points == "auto"):
-        return refine_rule(net, theta, t_end, tol=tol, max_points=budget, values=values, risk_points=risk_points)
+        return refine_rule(net, theta, t_end, tol=tol, max_points=budget, values=values, risk_points=risk_points,
+                           stacklevel=4)
     if not isinstance(n_points, (int, np.integer)) or isinstance(n_points, bool) or n_points < 1:
         raise ValueError(f"`n_points` must be a positive integer or 'auto'; got {n_points!r}.")
-    return check_rule(net, theta, t_end, int(n_points), tol=tol, values=values, risk_points=risk_points)
+    return check_rule(net, theta, t_end, int(n_points), tol=tol, values=values, risk_points=risk_points,
+                      stacklevel=4)
 
 
 #: The former name of the study's rule diagnostic (kept for smfsym.studies.cost, which times it).
