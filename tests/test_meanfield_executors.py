@@ -59,6 +59,7 @@ def _same(r, s):
         assert np.array_equal(r.sim.states, s.sim.states)
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core machine
 def test_meanfield_simulators_identical_on_every_executor(executors):
     net = teacher_net()
     th = smfsym.particles(net, 6, seed=0)
@@ -150,6 +151,7 @@ law = "normal"
 """
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core machine
 @pytest.mark.filterwarnings("ignore::smfsym.CapturedNoiseWarning")
 def test_cli_meanfield_check_on_workers_and_scheduler(tmp_path, executors, capsys, monkeypatch):
     import smfsym.executors

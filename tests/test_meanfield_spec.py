@@ -79,6 +79,7 @@ def test_derive_writes_a_document_that_compiles(tmp_path):
     assert res.returncode == 0 and "first variation v =" in res.stdout
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core machine
 def test_check_runs_the_study_and_writes_its_files(tmp_path):
     out = tmp_path / "mf"
     res = run("check", "meanfield_teacher", "-o", str(out))

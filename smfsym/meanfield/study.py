@@ -4,7 +4,10 @@ For every width N and learning rate eta: mean and variance over paths of each
 observable at the saved times for the three methods, from the same initial
 particles and seeds; fitted slopes of Var[R(mu_t)] against eta with intervals;
 relative errors of the DD-SMF variance against SGD's; fitted orders of the mean
-errors against SGD; a figure with bands and a LaTeX table.
+errors against SGD; a figure with bands and a LaTeX table. The DD-SMF's data rule is chosen
+(or a given one checked) by what Var[R] depends on, before the runs (:mod:`.refine`); the
+order-2 DD-SMF is Richardson-extrapolated by default so that it is order 2 against SGD.
+A study saves and loads (:class:`smfsym.persist.StudyIO`, :func:`smfsym.load_study`).
 """
 from __future__ import annotations
 
@@ -90,6 +93,13 @@ class MeanFieldStudy(StudyIO):
                          f"(95% [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}])")
         for (m, N), f in self.mean_orders.items():
             lines.append(f"order of |E R {m} - E R sgd| in eta (N = {N}): {f['slope']:.2f} ± {f['se']:.2f}")
+        if self.meta.get("ddsmf_order") is not None and any(k[0] == "ddsmf" for k in self.results):
+            dt = self.meta.get("ddsmf_dt")
+            lines.append(f"DD-SMF: order {self.meta['ddsmf_order']}, Euler at dt = {'eta' if dt is None else f'{dt:g}'}"
+                         + (", Richardson-extrapolated (dt and dt/2, coupled)" if self.meta.get("ddsmf_richardson")
+                            else ""))
+        if self.rule_note:
+            lines.append(self.rule_note.rstrip("\n"))
         return "\n".join(lines)
 
     def __str__(self):
