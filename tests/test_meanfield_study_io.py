@@ -41,6 +41,7 @@ def test_save_load_round_trip_is_exact(study, tmp_path):
         assert back.table == study.table and back.to_latex() == study.to_latex()
         assert back.meta["rule"] == study.meta["rule"] and "versions" in back.meta
         assert all(r.sim is None for r in back.results.values())
+        assert repr(back.results[("sgd", 0.1, 20)]) == repr(study.results[("sgd", 0.1, 20)])
     with pytest.raises(FileExistsError, match="`path`"):
         study.save(path)
 

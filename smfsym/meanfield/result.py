@@ -60,7 +60,7 @@ class MeanFieldResult:
     def __repr__(self):
         return (f"MeanFieldResult(method={self.method!r}, eta={self.eta}, N={self.width}, "
                 f"t={np.round(self.t, 6).tolist()}, observables={sorted(self.observables)}, "
-                f"paths={self.sim.n_paths})")
+                f"paths={next(iter(self.observables.values())).shape[1] if self.observables else 0})")
 
 
 def check_net(net):
