@@ -78,7 +78,7 @@ def _setup(net, theta0, t_end, dt, values, risk_points):
     check_net(net)
     theta = check_particles(theta0, net.n_params)
     t_end = positive(t_end, "t_end")
-    dt = t_end / 10 if dt is None else positive(dt, "dt")
+    dt = min(t_end / 10, 0.1) if dt is None else positive(dt, "dt")  # RK4 stays stable on long horizons
     vals = numeric_values(values, set(net.law_parameters) | set(net.constants))
     ker = Kernel(net, vals)
     risk_rule = data_rule(net, risk_points if any(not law.is_finite for law in net.laws) else None, vals)
@@ -111,7 +111,7 @@ def refine_rule(net, theta0, t_end: float, *, tol: float = RULE_TOL, max_points:
     start : int
         The first ``n_points``.
     dt : float, optional
-        Time step of the linearisation (default ``t_end / 10``; its O(dt^2) error is the same at
+        Time step of the linearisation (default ``min(t_end / 10, 0.1)``; its O(dt^2) error is the same at
         every level, so it hardly enters the differences).
     risk_points : int
         Gauss points per coordinate of the risk (the same fixed rule at every level).
