@@ -199,9 +199,9 @@ def load_study(path: str | Path):
     True
     """
     doc = _read(path)
-    from . import studies
+    from . import meanfield, studies
 
-    cls = getattr(studies, doc.get("kind", ""), None)
+    cls = getattr(studies, doc.get("kind", ""), None) or getattr(meanfield, doc.get("kind", ""), None)
     if not (isinstance(cls, type) and issubclass(cls, StudyIO)):
         raise ValueError(f"`path` holds an unknown study kind {doc.get('kind')!r}.")
     return _build(cls, doc)

@@ -1,6 +1,7 @@
 """Mean field on executors (issue 9): bitwise the serial numbers on a process pool and a Dask cluster.
 
-simulate_meanfield_sgd, simulate_ddsmf and meanfield_study with ``executor=`` against the serial run,
+simulate_meanfield_sgd, simulate_ddsmf (also Richardson-coupled) and meanfield_study with ``executor=``
+against the serial run,
 same seed: per-path observables, streamed state statistics and stored particles are compared with
 np.array_equal (no tolerance). Runs span two seed blocks, so results of two tasks are merged. The
 workers build the network from plain data (nothing compiled travels), and a blow-up on a worker is
@@ -58,6 +59,7 @@ def _same(r, s):
         assert np.array_equal(r.sim.states, s.sim.states)
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core machine
 def test_meanfield_simulators_identical_on_every_executor(executors):
     net = teacher_net()
     th = smfsym.particles(net, 6, seed=0)
@@ -66,6 +68,8 @@ def test_meanfield_simulators_identical_on_every_executor(executors):
     dd_kw = dict(n_paths=N_PATHS, seed=4, n_points=8, order=2, save_at=[0.2, 0.4], store=True, **obs)
     sgd = smfsym.simulate_meanfield_sgd(net, th, 0.1, 4, **sgd_kw)
     dd = smfsym.simulate_ddsmf(net, th, 0.1, 0.4, **dd_kw)
+    rich_kw = dict(dd_kw, richardson=True, store=False)  # the coupled coarse/fine run (order 2's default)
+    rich = smfsym.simulate_ddsmf(net, th, 0.1, 0.4, **rich_kw)
     dnet = data_net()
     dth = smfsym.particles(dnet, 5, seed=1)
     dsgd = smfsym.simulate_meanfield_sgd(dnet, dth, 0.2, 3, n_paths=N_PATHS, seed=2, observables=["risk"])
@@ -74,6 +78,10 @@ def test_meanfield_simulators_identical_on_every_executor(executors):
         _same(sgd, r)
         assert r.sim.extra["executor"]["n_tasks"] == 2, name
         _same(dd, smfsym.simulate_ddsmf(net, th, 0.1, 0.4, executor=ex, **dd_kw))
+        r = smfsym.simulate_ddsmf(net, th, 0.1, 0.4, executor=ex, **rich_kw)
+        _same(rich, r)
+        for name in rich.info["coarse"]:
+            assert np.array_equal(rich.info["coarse"][name], r.info["coarse"][name]), name
         # a data set with mini-batches of 2 (the samplers travel as data too)
         _same(dsgd, smfsym.simulate_meanfield_sgd(dnet, dth, 0.2, 3, n_paths=N_PATHS, seed=2, observables=["risk"],
                                                   executor=ex))
@@ -143,6 +151,7 @@ law = "normal"
 """
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core machine
 @pytest.mark.filterwarnings("ignore::smfsym.CapturedNoiseWarning")
 def test_cli_meanfield_check_on_workers_and_scheduler(tmp_path, executors, capsys, monkeypatch):
     import smfsym.executors

@@ -33,6 +33,7 @@ def slope(etas, var, se):
     return b, np.sqrt(1 / (W * (x - xm) ** 2).sum())
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core machine
 def test_fluctuations_sgd_ddsmf_limit(net):
     th = smfsym.particles(net, 1000, law={"a": ("normal", 0, 0.1)}, seed=0)
     etas = np.array([0.04, 0.02, 0.01])
@@ -60,6 +61,7 @@ def test_fluctuations_sgd_ddsmf_limit(net):
     assert abs(s["var"][-1, 0] / etas[-1] - L) < 5 * s["var_se"][-1, 0] / etas[-1]
 
 
+@pytest.mark.slow  # over 10 s on a shared 2-core machine
 def test_width_does_not_kill_the_fluctuations(net):
     eta, P = 0.02, 128
     var = {}

@@ -12,7 +12,9 @@ Weak orders: the Euler scheme has weak order 1 in its step dt (Kloeden-Platen 14
 Against SGD the flow is a weak approximation of order 1 (order=1) or 2 (order=2) in
 eta; with dt = eta the Euler step reproduces one SGD step's mean and covariance
 exactly, so the total error against SGD stays O(eta) for ``order=1``. The order-2
-flow's advantage shows only when the solver error is smaller (dt << eta).
+flow's advantage shows only when the solver error is smaller: ``richardson=True``
+(coupled runs at dt and dt/2, extrapolated) leaves a solver error O(dt^2), so the
+order-2 flow at dt = eta is order 2 against SGD.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from ..engine import draw_normal, run
 from .data import DataRule, data_rule
 from .kernel import Kernel
 from .observables import Observables
-from .result import (MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
+from .result import (COARSE, MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
                      positive, save_grid, setup)
 
 __all__ = ["simulate_ddsmf", "SCHEMES"]
@@ -44,15 +46,28 @@ def _rule(net, rule, n_points, vals):
 
 
 class _DDSMFStep:
-    """One Euler step of the DD-SMF on a chunk of paths; ``functions`` are the observables (per path)."""
+    """One Euler step of the DD-SMF on a chunk of paths; ``functions`` are the observables (per path).
 
-    def __init__(self, kernel, obs, nodes, weights, eta: float, order: int, batch_size: int):
+    ``coupled``: the state is (P, 2, N, p), a coarse run (index 0) and a fine one (index 1); one
+    step advances the fine run by two Euler steps of h/2 and the coarse one by one step of h driven
+    by the sum of the same two Brownian increments (coupled Richardson extrapolation,
+    :mod:`smfsym.studies.richardson`). Its ``functions`` give each observable of the fine run and,
+    under ``name + "@coarse"``, of the coarse one.
+    """
+
+    def __init__(self, kernel, obs, nodes, weights, eta: float, order: int, batch_size: int,
+                 coupled: bool = False):
         self.kernel, self.nodes, self.weights = kernel, nodes, weights
-        self.eta, self.order, self.batch_size = eta, order, batch_size
-        self.functions = {name: PerBlock(getattr(obs, name)) for name in obs.names}
+        self.eta, self.order, self.batch_size, self.coupled = eta, order, batch_size, coupled
+        if coupled:
+            self.functions = {}
+            for name in obs.names:
+                self.functions[name] = PerBlock(_Member(getattr(obs, name), 1))
+                self.functions[name + COARSE] = PerBlock(_Member(getattr(obs, name), 0))
+        else:
+            self.functions = {name: PerBlock(getattr(obs, name)) for name in obs.names}
 
-    def __call__(self, X, h, gens, sizes):
-        dbeta = np.sqrt(h) * draw_normal(gens, sizes, (self.nodes.shape[0],))
+    def _euler(self, X, h, dbeta, sizes):
         out, lo = np.empty_like(X), 0
         for s in sizes:  # block by block: every path's numbers independent of the chunking (see PerBlock)
             out[lo:lo + s] = X[lo:lo + s] + self.kernel.ddsmf_increment(
@@ -61,6 +76,28 @@ class _DDSMFStep:
             lo += s
         return out
 
+    def __call__(self, X, h, gens, sizes):
+        M = self.nodes.shape[0]
+        if not self.coupled:
+            return self._euler(X, h, np.sqrt(h) * draw_normal(gens, sizes, (M,)), sizes)
+        d1 = np.sqrt(h / 2) * draw_normal(gens, sizes, (M,))
+        d2 = np.sqrt(h / 2) * draw_normal(gens, sizes, (M,))
+        out = np.empty_like(X)
+        fine = self._euler(np.ascontiguousarray(X[:, 1]), h / 2, d1, sizes)
+        out[:, 1] = self._euler(fine, h / 2, d2, sizes)
+        out[:, 0] = self._euler(np.ascontiguousarray(X[:, 0]), h, d1 + d2, sizes)
+        return out
+
+
+class _Member:
+    """An observable of one member (0: coarse, 1: fine) of a coupled state (P, 2, N, p); picklable."""
+
+    def __init__(self, fn, index: int):
+        self.fn, self.index = fn, index
+
+    def __call__(self, X):
+        return self.fn(np.ascontiguousarray(X[:, self.index]))
+
 
 class DDSMFTask:
     """Plain data from which a worker process compiles :class:`_DDSMFStep` once (see :mod:`smfsym.executors`)."""
@@ -68,18 +105,20 @@ class DDSMFTask:
     provides_functions = True
 
     def __init__(self, net, values: dict, obs_recipe: tuple, nodes, weights, eta: float, order: int,
-                 batch_size: int):
+                 batch_size: int, coupled: bool = False):
         self.net, self.values, self.obs_recipe = net, dict(values), obs_recipe
         self.nodes, self.weights, self.eta, self.order, self.batch_size = nodes, weights, eta, order, batch_size
+        self.coupled = coupled
 
     def build(self) -> _DDSMFStep:
         kernel = Kernel(self.net, self.values)
         obs = Observables(self.net, kernel, *self.obs_recipe)
-        return _DDSMFStep(kernel, obs, self.nodes, self.weights, self.eta, self.order, self.batch_size)
+        return _DDSMFStep(kernel, obs, self.nodes, self.weights, self.eta, self.order, self.batch_size,
+                          self.coupled)
 
 
 def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, seed=None,
-                   dt: float | None = None, scheme: str = "euler", order: int = 1,
+                   dt: float | None = None, scheme: str = "euler", order: int = 1, richardson: bool = False,
                    save_at: Sequence[float] | None = None, rule: DataRule | None = None,
                    n_points: int | None = None, batch_size: int | None = None, values: Mapping | None = None,
                    observables: Sequence[str] = ("risk",), risk_rule=None, risk_points: int = 16, inputs=None,
@@ -102,6 +141,13 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
         Euler-Maruyama, weak order 1 in dt.
     order : {1, 2}
         Drift G or G - (eta/2) DG G.
+    richardson : bool
+        Coupled Richardson extrapolation of the Euler scheme's error C dt (Talay-Tubaro): a coarse
+        run at ``dt`` and a fine one at ``dt/2`` driven by the same Brownian increments, moments
+        extrapolated as 2 E f(fine) - E f(coarse) (see :func:`~smfsym.meanfield.observables.summarize`);
+        the solver error is then O(dt^2). Needed for the order-2 flow to be order 2 against SGD at
+        ``dt = eta`` (its Euler error C eta would otherwise be of the order-1 size). About 3 times
+        the cost of one run at ``dt``.
     save_at : sequence of float, optional
         Times to save (default ``[t_end]``).
     rule, n_points : DataRule or int, optional
@@ -137,14 +183,19 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     with np.errstate(invalid="ignore", divide="ignore"):  # simulate.grid divides 0/0 for a save at t = 0
         steps, index, times = save_grid(t_end, dt, save_at)
     M = rule.size
-    check_work(len(steps), n_paths, theta0.shape[0], M * order, max_work, "the DD-SMF")
-    step = _DDSMFStep(kernel, obs, nodes, weights, eta, order, int(B))
-    task = (DDSMFTask(net, vals, observables_recipe(obs), nodes, weights, eta, order, int(B))
+    if not isinstance(richardson, (bool, np.bool_)):
+        raise TypeError(f"`richardson` must be True or False; got {richardson!r}.")
+    coupled = bool(richardson)
+    check_work(len(steps), n_paths, theta0.shape[0], M * order * (3 if coupled else 1), max_work, "the DD-SMF")
+    step = _DDSMFStep(kernel, obs, nodes, weights, eta, order, int(B), coupled)
+    task = (DDSMFTask(net, vals, observables_recipe(obs), nodes, weights, eta, order, int(B), coupled)
             if executor is not None else None)
-    res = run(x0=theta0, n_paths=n_paths, step_sizes=steps, save_index=index, times=times, step=step, seed=seed,
+    x0 = np.stack([theta0, theta0]) if coupled else theta0
+    res = run(x0=x0, n_paths=n_paths, step_sizes=steps, save_index=index, times=times, step=step, seed=seed,
               chunk_size=chunk_size, functions=step.functions, store=store, on_nonfinite="raise",
-              progress=progress, scheme=f"ddsmf-{scheme}", dt_label=float(steps.max()) if steps.size else float(dt),
+              progress=progress, scheme=f"ddsmf-{scheme}" + ("-richardson" if coupled else ""), dt_label=float(steps.max()) if steps.size else float(dt),
               step_times=np.cumsum(steps), executor=executor, task=task, keep_values=True)
     return finish(res, obs, "ddsmf", eta, theta0.shape[0], order=order, scheme=scheme,
                   weak_order=SCHEMES[scheme], rule=rule.description, rule_size=M, rule_exact=rule.exact,
-                  batch_size=int(B))
+                  batch_size=int(B), richardson=coupled,
+                  **({"richardson_c": 1.0 / (2.0 ** SCHEMES[scheme] - 1.0)} if coupled else {}))

@@ -23,7 +23,7 @@ from .kernel import Kernel
 from .particles import check_particles
 from .result import check_net, positive
 
-__all__ = ["linearised_variance"]
+__all__ = ["linearised_variance", "linearise"]
 
 
 def linearised_variance(net, theta0, t_end: float, *, dt: float = 0.01, rule: DataRule | None = None,
@@ -47,11 +47,18 @@ def linearised_variance(net, theta0, t_end: float, *, dt: float = 0.01, rule: Da
     vals = numeric_values(values, set(net.law_parameters) | set(net.constants))
     ker = Kernel(net, vals)
     rule = _rule(net, rule, n_points, vals)
-    nodes, w = rule.nodes, rule.weights
-    t_end = positive(t_end, "t_end")
-    n = max(1, int(np.ceil(t_end / positive(dt, "dt") - 1e-9)))
-    h = t_end / n
     B = net.batch_size if batch_size is None else int(batch_size)
+    return linearise(ker, theta0, positive(t_end, "t_end"), positive(dt, "dt"), rule, B)[0]
+
+
+def linearise(ker: Kernel, theta0: np.ndarray, t_end: float, dt: float, rule: DataRule, B: int):
+    """(lim Var[R]/eta at ``t_end``, the deterministic path's particles at ``t_end``) on ``rule``.
+
+    Arguments already checked (see :func:`linearised_variance`).
+    """
+    nodes, w = rule.nodes, rule.weights
+    n = max(1, int(np.ceil(t_end / dt - 1e-9)))
+    h = t_end / n
     G = lambda X: ker.field(X[None], nodes, w)[0]  # noqa: E731
     path = [theta0]
     X = theta0
@@ -74,4 +81,4 @@ def linearised_variance(net, theta0, t_end: float, *, dt: float = 0.01, rule: Da
         lam = lam + h / 2 * (k1 + k2)
         q.append(ker.noise_projection(path[k], lam, nodes, w))
     q = np.array(q[::-1])
-    return float(h * (q.sum() - 0.5 * (q[0] + q[-1])) / B)
+    return float(h * (q.sum() - 0.5 * (q[0] + q[-1])) / B), path[-1]

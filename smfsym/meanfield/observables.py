@@ -87,17 +87,34 @@ class Observables:
         return out
 
 
-def summarize(values: np.ndarray) -> dict:
+def summarize(values: np.ndarray, coarse: np.ndarray | None = None, c: float = 0.0) -> dict:
     """Mean, variance over paths and their standard errors, per time and component.
 
     ``values`` has shape (n_times, n_paths, k). The variance is the unbiased sample
     variance; its standard error is sqrt((m4 - (n - 3)/(n - 1) s^4) / n).
+
+    With ``coarse`` (the same paths on a coupled run at twice the step, see
+    :func:`smfsym.simulate_ddsmf` with ``richardson=True``) both moments are extrapolated,
+    E f -> (1 + c) E f(fine) - c E f(coarse) for f = R and R^2: the mean is that of the
+    per-path values y = (1 + c) fine - c coarse, the variance mean(u) - mean(y)^2 + s_y^2 / n
+    with u = (1 + c) fine^2 - c coarse^2 (unbiased: E mean(y)^2 = (E y)^2 + Var y / n), and its
+    standard error comes from the influence function u - 2 mean(y) y (delta method).
     """
     v = np.asarray(values, dtype=float)
     n = v.shape[1]
+    if coarse is not None:
+        g = np.asarray(coarse, dtype=float)
+        y = (1 + c) * v - c * g
+        u = (1 + c) * v**2 - c * g**2
+        mean = y.mean(axis=1)
+        s2 = ((y - mean[:, None]) ** 2).sum(axis=1) / max(n - 1, 1)
+        var = u.mean(axis=1) - mean**2 + s2 / n
+        infl = u - 2 * mean[:, None] * y
+        var_se = infl.std(axis=1, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(var)
+        return {"mean": mean, "sem": np.sqrt(s2 / n), "var": var, "var_se": var_se, "n": n}
     mean = v.mean(axis=1)
-    c = v - mean[:, None]
-    var = (c**2).sum(axis=1) / max(n - 1, 1)
-    m4 = (c**4).mean(axis=1)
+    c_ = v - mean[:, None]
+    var = (c_**2).sum(axis=1) / max(n - 1, 1)
+    m4 = (c_**4).mean(axis=1)
     var_se = np.sqrt(np.clip(m4 - (n - 3) / max(n - 1, 1) * var**2, 0, None) / n)
     return {"mean": mean, "sem": np.sqrt(var / n), "var": var, "var_se": var_se, "n": n}

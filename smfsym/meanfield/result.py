@@ -29,6 +29,9 @@ class MeanFieldResult:
         Seeds, streamed state statistics, blow-up report, stored states if asked.
     method : str
         "sgd", "ddsmf" or "limit".
+    info : dict
+        How the run was made. A Richardson-coupled DD-SMF run keeps the fine run's per-path values in
+        ``observables`` and the coarse run's in ``info["coarse"]``; :meth:`summary` extrapolates.
     """
 
     t: np.ndarray
@@ -43,6 +46,9 @@ class MeanFieldResult:
         """Mean, sem, var, var_se over paths (see :func:`smfsym.meanfield.observables.summarize`)."""
         if name not in self.observables:
             raise KeyError(f"`name` must be one of the recorded observables {sorted(self.observables)}; got {name!r}.")
+        coarse = self.info.get("coarse")
+        if coarse is not None:  # a coupled Richardson run: extrapolated moments (see summarize)
+            return summarize(self.observables[name], coarse[name], self.info["richardson_c"])
         return summarize(self.observables[name])
 
     def mean(self, name: str = "risk") -> np.ndarray:
@@ -54,7 +60,7 @@ class MeanFieldResult:
     def __repr__(self):
         return (f"MeanFieldResult(method={self.method!r}, eta={self.eta}, N={self.width}, "
                 f"t={np.round(self.t, 6).tolist()}, observables={sorted(self.observables)}, "
-                f"paths={self.sim.n_paths})")
+                f"paths={next(iter(self.observables.values())).shape[1] if self.observables else 0})")
 
 
 def check_net(net):
@@ -102,10 +108,18 @@ def setup(net, theta0, values, observables: Sequence[str], risk_rule, risk_point
     return theta0, vals, kernel, obs
 
 
+#: Suffix of the coarse run's observables in a Richardson-coupled DD-SMF run.
+COARSE = "@coarse"
+
+
 def finish(res: SimulationResult, obs: Observables, method, eta, width, **info) -> MeanFieldResult:
     kept = res.extra.pop("values", None)  # engine.run(keep_values=True): (n_times, n_paths, ...) per observable
     if kept is not None:
-        values = {name: kept[name].reshape(kept[name].shape[:2] + (-1,)) for name in obs.names}
+        flat = {name: v.reshape(v.shape[:2] + (-1,)) for name, v in kept.items()}
+        values = {name: flat[name] for name in obs.names}
+        coarse = {name: flat[name + COARSE] for name in obs.names if name + COARSE in flat}
+        if coarse:
+            info["coarse"] = coarse
     else:
         values = obs.values(len(res.t))
     return MeanFieldResult(t=res.t, observables=values, sim=res, method=method, eta=eta, width=width, info=info)

@@ -4,10 +4,14 @@ For every width N and learning rate eta: mean and variance over paths of each
 observable at the saved times for the three methods, from the same initial
 particles and seeds; fitted slopes of Var[R(mu_t)] against eta with intervals;
 relative errors of the DD-SMF variance against SGD's; fitted orders of the mean
-errors against SGD; a figure with bands and a LaTeX table.
+errors against SGD; a figure with bands and a LaTeX table. The DD-SMF's data rule is chosen
+(or a given one checked) by what Var[R] depends on, before the runs (:mod:`.refine`); the
+order-2 DD-SMF is Richardson-extrapolated by default so that it is order 2 against SGD.
+A study saves and loads (:class:`smfsym.persist.StudyIO`, :func:`smfsym.load_study`).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -16,11 +20,13 @@ import numpy as np
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
 from ..engine import resolve_seed
+from ..persist import StudyIO
 from .particles import check_particles, particles
-from .result import check_net, positive
+from .refine import RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_rule, refine_rule
+from .result import MeanFieldResult, check_net, positive
 from .sgd import simulate_meanfield_sgd
 
-__all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope"]
+__all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope", "RuleResolutionWarning", "CapturedNoiseWarning"]
 
 METHODS = ("sgd", "ddsmf", "limit")
 
@@ -45,7 +51,7 @@ def fit_slope(x, y, se) -> dict:
 
 
 @dataclass
-class MeanFieldStudy:
+class MeanFieldStudy(StudyIO):
     """Results of :func:`meanfield_study`.
 
     Attributes
@@ -54,6 +60,10 @@ class MeanFieldStudy:
     slopes : dict (method, N) -> fit of Var[R(mu_T)] against eta (``fit_slope``)
     mean_orders : dict (method, N) -> fit of |E R_method - E R_sgd| against eta
     rows : list of dict, one per (N, eta) at the final time
+
+    ``save``/``load`` (and :func:`smfsym.load_study`) keep every per-path observable, so a loaded
+    study has the same summaries, table and figure; the engine's results underneath (``sim``) are
+    not saved (a loaded result has ``sim=None``).
     """
 
     results: dict
@@ -83,10 +93,74 @@ class MeanFieldStudy:
                          f"(95% [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}])")
         for (m, N), f in self.mean_orders.items():
             lines.append(f"order of |E R {m} - E R sgd| in eta (N = {N}): {f['slope']:.2f} ± {f['se']:.2f}")
+        if self.meta.get("ddsmf_order") is not None and any(k[0] == "ddsmf" for k in self.results):
+            dt = self.meta.get("ddsmf_dt")
+            lines.append(f"DD-SMF: order {self.meta['ddsmf_order']}, Euler at dt = {'eta' if dt is None else f'{dt:g}'}"
+                         + (", Richardson-extrapolated (dt and dt/2, coupled)" if self.meta.get("ddsmf_richardson")
+                            else ""))
+        if self.rule_note:
+            lines.append(self.rule_note.rstrip("\n"))
         return "\n".join(lines)
 
     def __str__(self):
         return self.table
+
+    def __post_init__(self):
+        # a study read back by StudyIO.load / load_study holds plain data: rebuild the keyed objects
+        self.t = np.asarray(self.t, dtype=float)
+        self.results = {(_key(k) if isinstance(k, str) else k): (_result_from_plain(v) if isinstance(v, dict) else v)
+                        for k, v in self.results.items()}
+        for name in ("slopes", "mean_orders"):
+            d = getattr(self, name)
+            setattr(self, name, {(_fit_key(k) if isinstance(k, str) else k): _fit_from_plain(f) for k, f in d.items()})
+
+    def save(self, path, *, overwrite: bool = False):
+        """Write the study as JSON (see :class:`smfsym.persist.StudyIO`): per-path observables, rows, fits, meta."""
+        plain = copy.copy(self)  # no __post_init__: the keyed objects become plain data only in the copy
+        plain.results = {_key_text(k): _result_to_plain(r) for k, r in self.results.items()}
+        plain.slopes = {f"{m}|{N}": f for (m, N), f in self.slopes.items()}
+        plain.mean_orders = {f"{m}|{N}": f for (m, N), f in self.mean_orders.items()}
+        return StudyIO.save(plain, path, overwrite=overwrite)
+
+    def to_pandas(self):
+        """Every saved time in long format: one row per (model, N, eta, t, observable, component, statistic).
+
+        Columns ``model, N, eta, t, observable, component, statistic, value, se``; statistics
+        ``mean`` and ``var`` over paths (the limit: ``mean`` only, its variance is 0).
+        """
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is optional
+            raise ImportError("`to_pandas` needs pandas: pip install pandas") from None
+        return pd.DataFrame(self._long_rows(),
+                            columns=["model", "N", "eta", "t", "observable", "component", "statistic", "value", "se"])
+
+    def _long_rows(self) -> list:
+        rows = []
+        for (m, eta, N), res in self.results.items():
+            for name in res.observables:
+                s = res.summary(name)
+                stats = (("mean", "sem"),) if m == "limit" else (("mean", "sem"), ("var", "var_se"))
+                for k, t in enumerate(res.t):
+                    for c in range(s["mean"].shape[1]):
+                        for stat, se in stats:
+                            rows.append((m, N, eta, float(t), name, c, stat, float(s[stat][k, c]),
+                                         0.0 if m == "limit" else float(s[se][k, c])))
+        return rows
+
+    @property
+    def rule_note(self) -> str:
+        """One line on the DD-SMF's data rule: how it was chosen and how settled it is (empty if none)."""
+        r = self.meta.get("rule")
+        if not r:
+            return ""
+        if r.get("exact"):
+            return "noise rule: the data law itself (exact)\n"
+        ch = r["changes"][-1] if r.get("changes") else None
+        moved = (f"; last refinement moved lim Var[R]/eta by {ch['lin_var']:.2%}, the limit's risk by {ch['risk']:.2%}"
+                 if ch else "")
+        state = {True: "settled", False: "NOT settled", None: "unchecked"}[r.get("converged")]
+        return f"noise rule n_points = {r['n_points']} ({state} to {r['tol']:.1%}{moved})\n"
 
     def to_dict(self) -> dict:
         return {"etas": self.etas, "widths": self.widths, "t": self.t.tolist(), "rows": self.rows,
@@ -105,12 +179,30 @@ class MeanFieldStudy:
         lines += [r"\hline", r"\end{tabular}"]
         return "\n".join(lines)
 
-    def plot(self, path=None, observable: str = "risk"):
-        """Mean (with 2 SE bands) and Var/eta (with 2 SE bands) of an observable against t."""
+    def plot(self, path=None, observable: str = "risk", ax=None):
+        """Mean (with 2 SE bands) and Var/eta (with 2 SE bands) of an observable against t.
+
+        Parameters
+        ----------
+        path : str or Path, optional
+            Save the figure there.
+        observable : str
+        ax : matplotlib Axes or array of them, optional
+            Where to draw: two axes per width (mean, Var/eta), as an array of shape (n_widths, 2) or
+            flat; default a new figure. Returns the figure drawn on.
+        """
         import matplotlib.pyplot as plt
 
         nW = len(self.widths)
-        fig, axes = plt.subplots(nW, 2, figsize=(10, 3.4 * nW), squeeze=False)
+        if ax is None:
+            fig, axes = plt.subplots(nW, 2, figsize=(10, 3.4 * nW), squeeze=False)
+        else:
+            flat = list(np.ravel(np.asarray(ax, dtype=object)))
+            if len(flat) != 2 * nW or not all(hasattr(a, "fill_between") for a in flat):
+                raise ValueError(f"`ax` must hold 2 matplotlib axes per width ({2 * nW} for widths {self.widths}: "
+                                 f"mean and Var/eta); got {len(flat)} object(s).")
+            axes = np.array(flat, dtype=object).reshape(nW, 2)
+            fig = flat[0].figure
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, N in enumerate(self.widths):
             ax_m, ax_v = axes[i]
@@ -134,11 +226,46 @@ class MeanFieldStudy:
             ax_v.set(title=f"Var[{observable}] / eta, N = {N}", xlabel="t")
             ax_m.legend(fontsize=7)
             ax_v.legend(fontsize=7)
-        fig.tight_layout()
+        if ax is None:
+            fig.tight_layout()
         if path is not None:
             fig.savefig(path, dpi=120)
-            plt.close(fig)
+            if ax is None:
+                plt.close(fig)
         return fig
+
+
+def _key_text(k) -> str:
+    m, eta, N = k
+    return f"{m}|{eta!r}|{N}"
+
+
+def _key(text: str) -> tuple:
+    m, eta, N = text.split("|")
+    return (m, None if eta == "None" else float(eta), int(N))
+
+
+def _fit_key(text: str) -> tuple:
+    m, N = text.split("|")
+    return (m, int(N))
+
+
+def _fit_from_plain(f: dict) -> dict:
+    return {**f, "ci95": tuple(f["ci95"])}
+
+
+def _result_to_plain(r: MeanFieldResult) -> dict:
+    return {"t": r.t, "observables": r.observables, "method": r.method, "eta": r.eta, "width": r.width,
+            "info": r.info}
+
+
+def _result_from_plain(d: dict) -> MeanFieldResult:
+    info = dict(d.get("info") or {})
+    if "coarse" in info:
+        info["coarse"] = {k: np.asarray(v, dtype=float) for k, v in info["coarse"].items()}
+    return MeanFieldResult(t=np.asarray(d["t"], dtype=float),
+                           observables={k: np.asarray(v, dtype=float) for k, v in d["observables"].items()},
+                           sim=None, method=d["method"], eta=d["eta"], width=int(d["width"]), info=info)
 
 
 def _f(x, d=5):
@@ -160,36 +287,28 @@ def _tex_e(x, s):
     return f"({x / 10**e:.2f} \\pm {s / 10**e:.2f})\\times 10^{{{e}}}"
 
 
-class CapturedNoiseWarning(UserWarning):
-    """The DD-SMF's data rule misses part of the noise variance: its fluctuations come out too small."""
+def _resolve_rule(net, theta, n_points, values, t_end: float = 1.0, *, tol: float = RULE_TOL,
+                  budget: int = RULE_BUDGET, risk_points: int = 16) -> dict:
+    """The study's data rule: refined to ``tol`` (``n_points="auto"``) or the given one checked (refine.py)."""
+    if n_points is None or (isinstance(n_points, str) and n_points == "auto"):
+        return refine_rule(net, theta, t_end, tol=tol, max_points=budget, values=values, risk_points=risk_points,
+                           stacklevel=4)
+    if not isinstance(n_points, (int, np.integer)) or isinstance(n_points, bool) or n_points < 1:
+        raise ValueError(f"`n_points` must be a positive integer or 'auto'; got {n_points!r}.")
+    return check_rule(net, theta, t_end, int(n_points), tol=tol, values=values, risk_points=risk_points,
+                      stacklevel=4)
 
 
-def _captured(net, theta, n_points, values, threshold: float = 0.95) -> dict:
-    """Captured noise variance of the DD-SMF's rule at the initial particles; warn when it is resolved low.
-
-    A finite rule represents the cylindrical noise on L^2 of the data law only in part
-    (docs/theory.md §6): Var[R] under the DD-SMF is then too small by about that fraction.
-    """
-    import warnings
-
-    from .data import captured_noise_variance, data_rule
-
-    rule = data_rule(net, n_points=n_points, values=values)
-    if rule.exact:
-        return {"ratio": 1.0, "ratio_se": 0.0, "rule": rule.description}
-    cap = captured_noise_variance(net, theta, rule, n_samples=20_000, seed=0, values=values)
-    cap = {k: float(v) for k, v in cap.items()} | {"rule": rule.description}
-    if cap["ratio"] + 4 * cap["ratio_se"] < threshold:
-        warnings.warn(f"the DD-SMF's data rule ({rule.description}) captures {cap['ratio']:.1%} +- "
-                      f"{cap['ratio_se']:.1%} of the noise variance at the initial particles: the DD-SMF's Var[R] "
-                      f"will be too small by about as much; raise `n_points`.", CapturedNoiseWarning, stacklevel=3)
-    return cap
+#: The former name of the study's rule diagnostic (kept for smfsym.studies.cost, which times it).
+_captured = _resolve_rule
 
 
 def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, widths: Sequence[int] | None = None,
                     n_paths: int = 64, observables: Sequence[str] = ("risk",), n_saves: int = 5,
                     seed=0, particle_law: Mapping | None = None, particle_seed: int = 0,
-                    methods: Sequence[str] = METHODS, ddsmf_order: int = 1, n_points: int | None = None,
+                    methods: Sequence[str] = METHODS, ddsmf_order: int = 1, ddsmf_dt: float | None = None,
+                    ddsmf_richardson: bool | None = None, n_points: int | str | None = "auto",
+                    rule_tol: float = RULE_TOL, rule_budget: int = RULE_BUDGET,
                     risk_points: int = 16, inputs=None, values: Mapping | None = None,
                     limit_dt: float = 0.02, progress: bool | None = None,
                     max_work: float | None = None, executor=None) -> MeanFieldStudy:
@@ -206,6 +325,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     t_end : float
     widths : sequence of int, optional
     n_paths : int
+        Paths per (eta, N) cell, at least 2 (a variance and its standard error need two).
     observables : sequence of {"risk", "output_at", "moments"}
     n_saves : int
         Saved times 0, t_end / n_saves, ..., t_end.
@@ -214,8 +334,29 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
         DD-SMF (their paths are independent anyway: different random variables).
     methods : subset of ("sgd", "ddsmf", "limit")
     ddsmf_order : {1, 2}
-    n_points, risk_points : int
-        Gauss points per continuous data coordinate for the DD-SMF/limit rule and the risk.
+        Drift of the DD-SMF: G (order 1) or G - (eta/2) DG G (order 2).
+    ddsmf_dt : float, optional
+        Euler step of the DD-SMF (default eta). At order 1 and dt = eta one Euler step has one SGD
+        step's mean and covariance, so the run stays close to SGD; at order 2 the Euler error C dt is
+        of the size of the order-1 model error unless it is extrapolated away (``ddsmf_richardson``).
+    ddsmf_richardson : bool, optional
+        Coupled Richardson extrapolation of the DD-SMF's Euler error (runs at dt and dt/2, see
+        :func:`simulate_ddsmf`); default True for ``ddsmf_order=2`` (what makes it order 2 against
+        SGD at dt = eta), False for order 1.
+    n_points : int or "auto"
+        Gauss points per continuous data coordinate of the DD-SMF's and the limit's rule. "auto"
+        refines the rule at the first width's particles until the linearised lim Var[R]/eta and the
+        limit's risk at ``t_end`` settle to ``rule_tol`` (:func:`smfsym.meanfield.refine.refine_rule`),
+        warning (:class:`RuleResolutionWarning`) when ``rule_budget`` stops it first; a given number is
+        checked against the next finer rule the same way (a warning when they differ by more than
+        ``rule_tol``). Data sets and finite laws are used exactly (nothing to refine). What the study
+        did is ``meta["rule"]``.
+    rule_tol : float
+        Relative tolerance of the rule's refinement and check.
+    rule_budget : int
+        Largest ``n_points`` the refinement tries.
+    risk_points : int
+        Gauss points per continuous data coordinate of the risk.
     progress : bool, optional
         False silences the progress lines (one per run, on stderr) and the simulators' bars.
     max_work : float, optional
@@ -230,10 +371,11 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     >>> a, w, out = sp.symbols("a w out")
     >>> z = smfsym.normal("z")
     >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
-    >>> st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[50], t_end=0.5, n_paths=16,
-    ...                             n_points=40, n_saves=1)
+    >>> st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[50], t_end=0.5, n_paths=16, n_saves=1)
     >>> sorted(st.slopes)
     [('ddsmf', 50), ('sgd', 50)]
+    >>> st.meta["rule"]["converged"]
+    True
     """
     check_net(net)
     if executor is not None:
@@ -247,6 +389,16 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     if not etas:
         raise ValueError("`etas` must hold at least one learning rate.")
     t_end = positive(t_end, "t_end")
+    if not isinstance(n_paths, (int, np.integer)) or isinstance(n_paths, bool) or n_paths < 2:
+        raise ValueError(f"`n_paths` must be an integer >= 2 (a variance over paths and its standard error need "
+                         f"two); got {n_paths!r}.")
+    if ddsmf_order not in (1, 2) or isinstance(ddsmf_order, bool):
+        raise ValueError(f"`ddsmf_order` must be 1 or 2; got {ddsmf_order!r}.")
+    richardson = ddsmf_order == 2 if ddsmf_richardson is None else ddsmf_richardson
+    if not isinstance(richardson, (bool, np.bool_)):
+        raise TypeError(f"`ddsmf_richardson` must be True, False or None; got {ddsmf_richardson!r}.")
+    if ddsmf_dt is not None:
+        ddsmf_dt = positive(ddsmf_dt, "ddsmf_dt")
     bad = [m for m in methods if m not in METHODS]
     if bad or "sgd" not in methods:
         raise ValueError(f"`methods` must be a subset of {list(METHODS)} containing 'sgd'; got {list(methods)}.")
@@ -269,6 +421,10 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
         k = times / eta
         if np.any(np.abs(k - np.rint(k)) > 1e-9 * np.maximum(1, k)):
             raise ValueError(f"the saved times {times.tolist()} must be multiples of every eta; {eta} does not divide them.")
+    # the rule first (cheap: deterministic, one path) so a bad one is reported before the long runs
+    rule_info = (_resolve_rule(net, starts[widths[0]], n_points, values, t_end, tol=rule_tol, budget=rule_budget,
+                               risk_points=risk_points) if ("ddsmf" in methods or "limit" in methods) else None)
+    n_points = rule_info["n_points"] if rule_info is not None else None
     common = dict(observables=observables, risk_points=risk_points, inputs=inputs, values=values, max_work=max_work)
     # one child seed per (eta, N), shared by SGD and the DD-SMF: the estimates at different etas are
     # independent (a shared seed would replay the same sample prefix and correlate them), and any
@@ -298,10 +454,12 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
                 say(f"ddsmf eta={eta:g} N={N} ({n_paths} paths)")
                 results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=cs,
                                                             save_at=times, order=ddsmf_order, n_points=n_points,
+                                                            dt=ddsmf_dt, richardson=bool(richardson),
                                                             progress=progress, executor=executor, **common)
-    meta = {"t_end": t_end, "n_paths": n_paths, "ddsmf_order": ddsmf_order, "seed": str(seed)}
-    if "ddsmf" in methods:
-        meta["captured"] = _captured(net, starts[widths[0]], n_points, values)
+    meta = {"t_end": t_end, "n_paths": n_paths, "ddsmf_order": ddsmf_order, "ddsmf_richardson": bool(richardson),
+            "ddsmf_dt": ddsmf_dt, "seed": str(seed), "n_points": n_points}
+    if rule_info is not None:
+        meta["rule"] = rule_info
     st = MeanFieldStudy(results=results, etas=etas, widths=widths, t=times, meta=meta)
     if "risk" not in (observables if not isinstance(observables, str) else [observables]):
         return st
