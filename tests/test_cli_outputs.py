@@ -226,6 +226,27 @@ def test_a_schedule_that_breaks_the_moment_solver_is_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
+BLOW_UP = ('[problem]\nparams = ["x"]\nloss = "x**4 / 4 + x * z"\n[data.z]\nlaw = "normal"\n[check]\nphi = "x"\n'
+           'x0 = [10.0]\netas = [0.5, 0.25]\nmodels = ["sme1"]\nmethod = "montecarlo"\nn_paths = 1000\n')
+
+
+def test_a_blow_up_is_one_line_naming_the_step(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text(BLOW_UP)  # SGD from x0 = 10 at eta = 0.5 on x**4/4 diverges in a few steps
+    assert main(["check", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "--quiet"]) == 2
+    _one_line(capsys.readouterr().err, "non-finite state at step", "of the paths")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+@pytest.mark.timeout(300)
+def test_a_huge_schedule_ends_in_one_line_not_a_hang(tmp_path):
+    # schedule = "10**6" once hung `check` with no cost estimate (the exact moment solver crawled)
+    (tmp_path / "s.toml").write_text(SCHEDULE.replace('"exp(-1000*t)"', '"10**6"'))
+    res = run("check", "s.toml", "-o", "out", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("smfsym: "), res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
 def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
     import smfsym.cli as cli
 
