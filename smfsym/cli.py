@@ -440,6 +440,9 @@ def cmd_codegen(args):
     out = Path(args.output)
     _check_output_file(out, args.force)
     spec = _load(args.spec)
+    if spec.problem is None:
+        raise UsageError(f"codegen writes a simulator of a [problem] table; the spec {args.spec!r} has only "
+                         "[meanfield] (use `smfsym check` for the network)")
     if args.eta is not None:
         eta, origin = args.eta, "from --eta"
     elif spec.check.get("etas"):
@@ -498,7 +501,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the Monte Carlo on N local processes (same numbers as serial)")
     par.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the Monte Carlo on a Dask cluster, e.g. tcp://scheduler:8786 (pip install smfsym[dask])")
-    c.add_argument("--n-paths", type=int, help="Monte Carlo paths (overrides [check] n_paths)")
+    c.add_argument("--n-paths", type=int,
+                   help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")
     c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(MODEL_CHOICES)}")
     c.add_argument("--etas", help="comma-separated learning rates (overrides [check] etas)")
     c.add_argument("--scheme", help="SDE solver (overrides [check] scheme): auto, euler, weak2, tamed")

@@ -202,6 +202,8 @@ def test_n_paths_reaches_the_meanfield_study(tmp_path, capsys):
     for flag, value in (("--etas", "0.1"), ("--models", "sme1"), ("--scheme", "euler")):
         assert main(["check", str(tmp_path / "mf.toml"), "-o", str(tmp_path / "o2"), flag, value]) == 2
         _one_line(capsys.readouterr().err, flag, "no [check] table")
+    assert main(["codegen", str(tmp_path / "mf.toml"), "--eta", "0.1", "-o", str(tmp_path / "sim.py")]) == 2
+    _one_line(capsys.readouterr().err, "only [meanfield]")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mf.toml", "out"]
 
 
@@ -245,6 +247,21 @@ def test_a_huge_schedule_ends_in_one_line_not_a_hang(tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("smfsym: "), res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_schedule_and_momentum_studies_are_estimated_or_bounded():
+    # one call for every schedule/momentum study: the library's estimate where it exists, else the SGD step bound
+    import smfsym.studies.cost as cost
+    from smfsym.cli import SHIPPED, UsageError, _optimizer_cost
+    from smfsym.spec import load_spec
+
+    spec = load_spec(SHIPPED / "cosine_schedule.toml")
+    if hasattr(cost, "estimate_optimizer_cost"):
+        assert isinstance(_optimizer_cost(spec, spec.check), cost.CostEstimate)
+    else:
+        assert _optimizer_cost(spec, spec.check) is None
+        with pytest.raises(UsageError, match="MAX_SGD_STEPS"):
+            _optimizer_cost(spec, dict(spec.check, etas=[1e-7, 2e-7]))
 
 
 def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
