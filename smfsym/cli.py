@@ -34,6 +34,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from ._fs import path_kind, temp_dir
@@ -530,7 +531,7 @@ def main(argv=None) -> int:
     ...
     0
     """
-    with _sigterm_raises():
+    with _sigterm_raises(), _one_line_warnings():
         try:
             args = _parser().parse_args(argv)
             args.fn(args)
@@ -548,6 +549,21 @@ def main(argv=None) -> int:
 def _fail(message: str, status: int) -> int:
     print(f"smfsym: {message}", file=sys.stderr)
     return status
+
+
+class _one_line_warnings:
+    """While a command runs, a warning prints as one line ``smfsym: warning: ... (Category)``, without the
+    source line Python adds (for numpy's warnings inside generated code, a screenful of expression)."""
+
+    def __enter__(self):
+        self.old = warnings.formatwarning
+        warnings.formatwarning = lambda message, category, *rest: \
+            f"smfsym: warning: {' '.join(str(message).split())} ({category.__name__})\n"
+        return self
+
+    def __exit__(self, *exc):
+        warnings.formatwarning = self.old
+        return False
 
 
 class _sigterm_raises:
