@@ -478,10 +478,20 @@ def _eta(text: str) -> float:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in the command's form: one line ``smfsym: ...``, exit status 2 (not the usage
+    block; ``--help`` shows that)."""
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("smfsym").strip()
+        self.exit(2, f"smfsym: {where + ': ' if where else ''}{' '.join(message.split())}; "
+                     f"see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    ap = argparse.ArgumentParser(prog="smfsym", description="Stochastic modified equations and flows of SGD.",
+    ap = _Parser(prog="smfsym", description="Stochastic modified equations and flows of SGD.",
                                  epilog=_TRUST)
     ap.add_argument("--version", action="version", version=f"smfsym {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)

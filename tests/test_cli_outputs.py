@@ -289,6 +289,20 @@ def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
         main(["specs"])
 
 
+@pytest.mark.parametrize("argv,fragments", [
+    ([], ("the following arguments are required: command", "`smfsym --help`")),
+    (["check"], ("check: the following arguments are required: spec", "`smfsym check --help`")),
+    (["check", "x", "--n-paths", "1e3"], ("--n-paths: invalid int value: '1e3'",)),
+    (["derive", "x", "--format", "pdf"], ("invalid choice: 'pdf'", "'latex', 'text'")),
+    (["codegen", "x", "--eta", "-1", "-o", "s.py"], ("positive finite number", "-1")),
+])
+def test_argument_errors_are_one_line(capsys, argv, fragments):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    _one_line(capsys.readouterr().err, *fragments)
+
+
 # ------------------------------------------------------------------------------------------ start-up
 
 HEAVY = ("sympy", "numpy", "scipy", "matplotlib")
