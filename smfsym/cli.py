@@ -18,7 +18,8 @@ device, socket or any other directory is refused. Outputs get the modes of
 ``open`` and ``mkdir`` (0666 and 0777 less the umask). User mistakes end with
 one line ``smfsym: ...`` on stderr and exit status 2; Ctrl-C ends with
 ``smfsym: interrupted`` and status 130, SIGTERM with ``smfsym: terminated`` and
-status 143 (set ``SMFSYM_TRACEBACK=1`` for the traceback).
+status 143, the temporaries removed in every case (set ``SMFSYM_TRACEBACK=1`` for
+the traceback instead of the line).
 
 This module imports only the standard library at module level: ``--help`` and
 argument errors never load sympy, numpy or the rest of smfsym.
@@ -545,13 +546,13 @@ def main(argv=None) -> int:
         try:
             args = _parser().parse_args(argv)
             args.fn(args)
-        except KeyboardInterrupt:
-            return _fail("interrupted", 130)
-        except Terminated:
-            return _fail("terminated", 143)
-        except USER_ERRORS as exc:
-            if os.environ.get("SMFSYM_TRACEBACK"):
+        except (KeyboardInterrupt, Terminated, *USER_ERRORS) as exc:
+            if os.environ.get("SMFSYM_TRACEBACK"):  # a developer's view: where it stopped (temporaries are gone)
                 raise
+            if isinstance(exc, KeyboardInterrupt):
+                return _fail("interrupted", 130)
+            if isinstance(exc, Terminated):
+                return _fail("terminated", 143)
             return _fail(" ".join(str(exc).split()) or type(exc).__name__, 2)
     return 0
 

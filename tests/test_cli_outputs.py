@@ -143,19 +143,33 @@ def test_force_on_a_device_is_refused_and_the_device_survives(tmp_path, command)
 # ------------------------------------------------------------------------------------------ signals
 
 
-@pytest.mark.timeout(120)
-def test_sigterm_during_check_is_one_line_and_leaves_no_results(tmp_path):
+def _terminate_check(cwd: Path, env: dict) -> tuple[int, str]:
+    """Start `check double_well`, send SIGTERM once its temporary output exists; return (status, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "smfsym", "check", "double_well", "-o", "out", "--yes"],
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # the temporary output directory appears once the spec is loaded and the study starts
-    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):
+    while not any(p.name.startswith(".out.") for p in cwd.iterdir()):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
+    return proc.returncode, err
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_during_check_is_one_line_and_leaves_no_results(tmp_path):
+    code, err = _terminate_check(tmp_path, ENV)
+    assert code == 143, err
     assert err.strip().splitlines()[-1] == "smfsym: terminated" and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_sigterm_with_smfsym_traceback_shows_where_and_still_cleans_up(tmp_path):
+    code, err = _terminate_check(tmp_path, {**ENV, "SMFSYM_TRACEBACK": "1"})
+    assert code == 1 and "Traceback" in err and "Terminated" in err, err
     assert list(tmp_path.iterdir()) == []
 
 
