@@ -28,7 +28,7 @@ def path_kind(path: str | os.PathLike) -> str | None:
     Returns one of "regular file", "directory", "symbolic link", "FIFO", "character device",
     "block device", "socket" or "special file".
 
-    >>> path_kind("/") , path_kind("/no/such/path")
+    >>> path_kind("/"), path_kind("/no/such/path")
     ('directory', None)
     """
     try:
