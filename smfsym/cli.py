@@ -182,7 +182,7 @@ def cmd_check(args):
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
-    c, m = _check_overrides(c or {}, spec.meanfield_check or {}, args)
+    c, m = _check_overrides(c or {}, spec.meanfield_check or {}, args, spec.problem)
     if m:
         spec = dataclasses.replace(spec, meanfield_check=m)  # --n-paths: the study and its estimate see it
     _check_cost(spec, c, args)
@@ -241,7 +241,7 @@ def _workers(text: str) -> int:
     return v
 
 
-def _check_overrides(c: dict, m: dict, args) -> tuple[dict, dict]:
+def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
     """[check] and [meanfield.check] with the command's overrides applied, validated like the spec.
 
     ``--n-paths`` sets the paths of both studies; ``--models``, ``--etas`` and ``--scheme``
@@ -282,9 +282,13 @@ def _check_overrides(c: dict, m: dict, args) -> tuple[dict, dict]:
             raise UsageError(f"--etas: learning rates must be <= the spec's t_end = {c['t_end']:g}; got {c['etas']}")
     if args.scheme is not None:
         c["scheme"] = keys["scheme"].check(args.scheme, "--scheme")
-    work = sum(round(c["t_end"] / e) for e in c["etas"]) * c["n_paths"]
+    # the loader's bound for the new paths and etas: each step of each path draws batch_size samples
+    b = getattr(problem, "batch_size", 1)
+    batch = int(b) if isinstance(b, int) or getattr(b, "is_Integer", False) else 1  # (a symbolic B: no bound)
+    work = sum(round(c["t_end"] / e) for e in c["etas"]) * c["n_paths"] * batch
     if work > MAX_WORK:
-        raise UsageError(f"--n-paths/--etas: n_paths x SGD steps = {work:.3g}; the limit is MAX_WORK = {MAX_WORK:.0e}")
+        raise UsageError(f"--n-paths/--etas: n_paths x SGD steps x batch_size = {work:.3g} gradient evaluations; "
+                         f"the limit is MAX_WORK = {MAX_WORK:.0e}")
     return c, m
 
 

@@ -233,6 +233,17 @@ def test_n_paths_reaches_the_meanfield_study(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mf.toml", "out"]
 
 
+def test_overrides_meet_the_spec_work_bound_batch_included(tmp_path, capsys):
+    spec = LOSS_OK.replace("params", "batch_size = 1000\nparams") + (
+        '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.001, 0.002]\nmodels = ["sme1"]\nmethod = "montecarlo"\n'
+        'n_paths = 100\n')
+    (tmp_path / "s.toml").write_text(spec)
+    # 1,500 SGD steps x 10**6 paths = 1.5e9 steps, but each draws 1000 samples: 1.5e12 > MAX_WORK = 1e11
+    assert main(["check", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "--n-paths", "1000000"]) == 2
+    _one_line(capsys.readouterr().err, "--n-paths", "batch_size", "1.5e+12", "MAX_WORK")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
+
+
 # ------------------------------------------------------------------------------------------ failures
 
 
