@@ -11,20 +11,34 @@ shipped spec (``smfsym specs`` lists them).
 
 Outputs are never overwritten without ``--force`` and are written atomically
 (a temporary file or directory in the same place, renamed at the end), so an
-interrupted or failed run leaves no result that looks valid. User mistakes
-end with one line ``smfsym: ...`` on stderr and exit status 2; Ctrl-C ends
-with ``smfsym: interrupted`` and status 130.
+interrupted or failed run leaves no result that looks valid. ``--force``
+replaces only a regular file (``derive``, ``codegen``) or a previous check
+output directory (``check``, marked by ``.smfsym-check``): a symbolic link, FIFO,
+device, socket or any other directory is refused. Outputs get the modes of
+``open`` and ``mkdir`` (0666 and 0777 less the umask). User mistakes end with
+one line ``smfsym: ...`` on stderr and exit status 2; Ctrl-C ends with
+``smfsym: interrupted`` and status 130, SIGTERM with ``smfsym: terminated`` and
+status 143, the temporaries removed in every case (set ``SMFSYM_TRACEBACK=1`` for
+the traceback instead of the line).
+
+This module imports only the standard library at module level: ``--help`` and
+argument errors never load sympy, numpy or the rest of smfsym.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
 import shutil
+import signal
 import sys
-import tempfile
+import threading
+import warnings
 from pathlib import Path
+
+from ._fs import path_kind, temp_dir
 
 __all__ = ["main"]
 
@@ -44,6 +58,16 @@ class UsageError(Exception):
     """A user mistake outside the spec (arguments, output paths): one line, exit status 2."""
 
 
+class Terminated(BaseException):
+    """Raised in the main process on SIGTERM, so that temporaries are removed as on Ctrl-C (status 143)."""
+
+
+#: Failures that come from the user's input (SpecError and ResourceLimitError are ValueErrors, BlowUpError a
+#: FloatingPointError): one line and status 2. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (UsageError, ValueError, TypeError, OSError, MemoryError, ArithmeticError, NotImplementedError,
+               RecursionError)
+
+
 def _resolve(spec: str) -> Path:
     p = Path(spec)
     if p.exists() or p.is_symlink() or os.sep in spec or "/" in spec:
@@ -61,16 +85,23 @@ def _load(spec):
     return load_spec(_resolve(spec))
 
 
-def _atomic_write(path: Path, data: str | bytes, force: bool) -> None:
-    """Write ``path`` through a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"output {str(path)!r} is a directory")
-    if path.exists() and not force:
+def _check_output_file(path: Path, force: bool) -> None:
+    """An output file may be new, or (with --force) a regular file; nothing else is ever replaced."""
+    kind = path_kind(path)
+    if kind == "regular file" and not force:
         raise UsageError(f"output {str(path)!r} exists; pass --force to overwrite it")
+    if kind not in (None, "regular file"):
+        raise UsageError(f"output {str(path)!r} is a {kind}; refused (only a regular file is ever replaced, "
+                         "with --force)")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"the directory of the output {str(path)!r} does not exist")
+
+
+def _atomic_write(path: Path, data: str | bytes, force: bool) -> None:
+    """Write ``path`` through a temporary file in the same directory and ``os.replace``."""
+    path = Path(path)
+    _check_output_file(path, force)  # again: the run may have taken a while
     from .persist import atomic_write_text
 
     atomic_write_text(path, data)
@@ -90,8 +121,8 @@ def cmd_derive(args):
     from .studies import build_model
 
     names = _model_list(args.models)
-    if args.output and Path(args.output).exists() and not args.force:
-        raise UsageError(f"output {args.output!r} exists; pass --force to overwrite it")
+    if args.output:
+        _check_output_file(Path(args.output), args.force)
     spec = _load(args.spec)
     p, net = spec.problem, spec.meanfield
     models = [build_model(p, m) for m in names] if p is not None else []
@@ -119,9 +150,11 @@ def _empty_document() -> str:
 
 def _check_output_dir(out: Path, force: bool) -> None:
     """Refuse to mix runs: DIR must be new, empty, or (with --force) a previous check output."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"output {str(out)!r} exists and is not a directory")
-    if out.is_dir():
+    kind = path_kind(out)
+    if kind not in (None, "directory"):
+        raise UsageError(f"output {str(out)!r} is a {kind}; refused (-o needs a new or empty directory, or a "
+                         "previous check output with --force)")
+    if kind == "directory":
         content = sorted(p.name for p in out.iterdir())
         if not content:
             return
@@ -149,10 +182,11 @@ def cmd_check(args):
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
-    if c:
-        c = _check_overrides(c, args)
+    c, m = _check_overrides(c or {}, spec.meanfield_check or {}, args, spec.problem)
+    if m:
+        spec = dataclasses.replace(spec, meanfield_check=m)  # --n-paths: the study and its estimate see it
     _check_cost(spec, c, args)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    tmp = temp_dir(parent, f".{out.name}.")
     try:
         with _executor(args) as executor:
             summary = _weak_error_files(spec, c, tmp, executor, args.quiet) if c else {}
@@ -161,9 +195,10 @@ def cmd_check(args):
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
         # The marker is written last: a directory without it is not a finished check.
         (tmp / CHECK_MARKER).write_text("smfsym check output\n")
+        _check_output_dir(out, args.force)  # again: the run may have taken a while
         old = None
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=parent))
+            old = temp_dir(parent, f".{out.name}.old.")
             os.replace(out, old / "d")
         os.replace(tmp, out)
         if old is not None:
@@ -206,14 +241,35 @@ def _workers(text: str) -> int:
     return v
 
 
-def _check_overrides(c: dict, args) -> dict:
-    """The spec's [check] with --n-paths, --models, --etas, --scheme applied, validated like the spec."""
+def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
+    """[check] and [meanfield.check] with the command's overrides applied, validated like the spec.
+
+    ``--n-paths`` sets the paths of both studies; ``--models``, ``--etas`` and ``--scheme``
+    belong to [check] and are refused for a spec without one (never silently ignored).
+    """
+    from .spec.load import MAX_WORK
     from .spec.schema import SCHEMA
 
-    keys = SCHEMA["check"]
-    c = dict(c)
+    c, m = dict(c), dict(m)
+    if not c:
+        given = [flag for flag, v in (("--models", args.models), ("--etas", args.etas), ("--scheme", args.scheme))
+                 if v is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)}: the spec {args.spec!r} has no [check] table (its [meanfield.check] "
+                             "takes --n-paths only; change its etas in the spec)")
     if args.n_paths is not None:
-        c["n_paths"] = keys["n_paths"].check(args.n_paths, "--n-paths")
+        if c:
+            c["n_paths"] = SCHEMA["check"]["n_paths"].check(args.n_paths, "--n-paths")
+        if m:
+            m["n_paths"] = SCHEMA["meanfield.check"]["n_paths"].check(args.n_paths, "--n-paths")
+            # the loader's bound on the network study's work, for the new path count
+            work = m["n_paths"] * max(m["widths"]) * m["t_end"] / min(m["etas"]) * len(m["etas"])
+            if work > MAX_WORK:
+                raise UsageError(f"--n-paths: n_paths x width x steps = {work:.3g} particle-steps for the "
+                                 f"[meanfield.check] study; the limit is MAX_WORK = {MAX_WORK:.0e}")
+    if not c:
+        return c, m
+    keys = SCHEMA["check"]
     if args.models is not None:
         c["models"] = keys["models"].check([m.strip() for m in args.models.split(",") if m.strip()], "--models")
     if args.etas is not None:
@@ -226,18 +282,44 @@ def _check_overrides(c: dict, args) -> dict:
             raise UsageError(f"--etas: learning rates must be <= the spec's t_end = {c['t_end']:g}; got {c['etas']}")
     if args.scheme is not None:
         c["scheme"] = keys["scheme"].check(args.scheme, "--scheme")
-    return c
+    # the loader's bound for the new paths and etas: each step of each path draws batch_size samples
+    b = getattr(problem, "batch_size", 1)
+    batch = int(b) if isinstance(b, int) or getattr(b, "is_Integer", False) else 1  # (a symbolic B: no bound)
+    work = sum(round(c["t_end"] / e) for e in c["etas"]) * c["n_paths"] * batch
+    if work > MAX_WORK:
+        raise UsageError(f"--n-paths/--etas: n_paths x SGD steps x batch_size = {work:.3g} gradient evaluations; "
+                         f"the limit is MAX_WORK = {MAX_WORK:.0e}")
+    return c, m
+
+
+def _optimizer_cost(spec, c: dict):
+    """The estimate of a schedule or momentum study (``studies.cost.estimate_optimizer_cost`` where the library
+    has it; otherwise None after refusing more SGD steps than the spec loader allows)."""
+    from .studies import cost
+
+    estimate = getattr(cost, "estimate_optimizer_cost", None)
+    if estimate is not None:
+        return estimate(spec.problem, c)
+    from .spec.load import MAX_SGD_STEPS
+
+    # momentum SGD steps h = sqrt(eta) (t = k h); plain and scheduled SGD steps eta (t = k eta)
+    h = min(c["etas"]) ** 0.5 if c.get("optimizer", "sgd") != "sgd" else min(c["etas"])
+    if c["t_end"] / h > MAX_SGD_STEPS:
+        raise UsageError(f"the study needs t_end / min(step) = {c['t_end'] / h:.3g} SGD steps; the limit is "
+                         f"MAX_SGD_STEPS = {MAX_SGD_STEPS}")
+    return None
 
 
 def _check_cost(spec, c: dict, args) -> None:
-    """Estimate the cost of every Monte Carlo study of the check (weak error, multi-point, mean field),
-    print it, refuse above COST_LIMIT in total without --yes."""
+    """Estimate the cost of every study of the check (weak error, schedule or momentum, multi-point, mean
+    field), print it, refuse above COST_LIMIT in total without --yes."""
     from .studies import estimate_cost, estimate_meanfield_cost, estimate_multipoint_cost
     from .studies.cost import _fmt
 
     ests = []
-    if c and c.get("schedule") is None and c.get("optimizer", "sgd") == "sgd":
-        # (schedules and momentum: the estimator models plain SGD and its SDEs; those studies are mostly exact)
+    if c and (c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd"):
+        ests.append(("weak-error", _optimizer_cost(spec, c)))
+    elif c:
         ests.append(("weak-error", estimate_cost(
             spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"], method=c["method"],
             n_paths=c["n_paths"], values=spec.values or None, scheme=None if c["scheme"] == "auto" else c["scheme"],
@@ -256,12 +338,12 @@ def _check_cost(spec, c: dict, args) -> None:
             observables=m["observables"], n_saves=m["n_saves"], particle_law=spec.particles or None,
             particle_seed=m["particle_seed"], methods=m["methods"], ddsmf_order=m["ddsmf_order"],
             n_points=m["n_points"], risk_points=m["risk_points"])))
+    # exact moments (or no estimate): nothing worth printing
+    ests = [(name, est) for name, est in ests if est is not None and est.method != "exact"]
     if not args.quiet:
         for name, est in ests:
-            if est.method != "exact":  # exact moments: nothing worth estimating
-                label = "" if name == "weak-error" else f"{name} study: "
-                print(f"smfsym check: {label}{est}", file=sys.stderr, flush=True)
-    ests = [(name, est) for name, est in ests if est.method != "exact"]
+            label = "" if name == "weak-error" else f"{name} study: "
+            print(f"smfsym check: {label}{est}", file=sys.stderr, flush=True)
     total = sum(est.seconds for _, est in ests)
     if total > COST_LIMIT and not args.yes:
         if len(ests) == 1:
@@ -271,7 +353,7 @@ def _check_cost(spec, c: dict, args) -> None:
             what = f"the {' and '.join(n for n, _ in ests)} studies' estimated cost: {_fmt(total)} ({parts})"
         hints = {"weak-error": "--n-paths, --models, --etas or --scheme euler",
                  "multi-point": "n_paths of the spec's [check.multipoint]",
-                 "mean-field": "n_paths, widths or etas of the spec's [meanfield.check]"}
+                 "mean-field": "--n-paths, or widths or etas of the spec's [meanfield.check]"}
         raise UsageError(f"{what} is over {COST_LIMIT / 60:g} min; pass --yes to run it, or lower it with "
                          + "; ".join(hints[n] for n, _ in ests))
 
@@ -320,10 +402,18 @@ def _optimizer_study(spec, c: dict, executor, quiet: bool):
         raise UsageError("--workers/--scheduler: schedule and momentum studies run in one process")
     kw = dict(models=c["models"], method=c["method"], seed=c["seed"], n_paths=c["n_paths"],
               values=spec.values or None, progress=False if quiet else None)
-    if c.get("schedule") is not None:
-        return schedule_weak_error(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **kw)
-    return momentum_weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], c["friction"],
-                               nesterov=c["optimizer"] == "nesterov", **kw)
+    try:
+        if c.get("schedule") is not None:
+            return schedule_weak_error(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **kw)
+        return momentum_weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], c["friction"],
+                                   nesterov=c["optimizer"] == "nesterov", **kw)
+    except RuntimeError as exc:
+        if isinstance(exc, RecursionError) or os.environ.get("SMFSYM_TRACEBACK"):
+            raise
+        # the exact moment ODE of a stiff or huge schedule (exp(-1000 t), 10**6) fails numerically: the input's
+        # doing, not a bug of the command
+        what = f"schedule u(t) = {c['schedule'].expr}" if c.get("schedule") is not None else c["optimizer"]
+        raise UsageError(f"the study of the {what} failed: {exc} (try other etas or a milder schedule)") from None
 
 
 def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dict:
@@ -354,9 +444,11 @@ def cmd_codegen(args):
     from .studies import build_model
 
     out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UsageError(f"output {args.output!r} exists; pass --force to overwrite it")
+    _check_output_file(out, args.force)
     spec = _load(args.spec)
+    if spec.problem is None:
+        raise UsageError(f"codegen writes a simulator of a [problem] table; the spec {args.spec!r} has only "
+                         "[meanfield] (use `smfsym check` for the network)")
     if args.eta is not None:
         eta, origin = args.eta, "from --eta"
     elif spec.check.get("etas"):
@@ -391,10 +483,20 @@ def _eta(text: str) -> float:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in the command's form: one line ``smfsym: ...``, exit status 2 (not the usage
+    block; ``--help`` shows that)."""
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("smfsym").strip()
+        self.exit(2, f"smfsym: {where + ': ' if where else ''}{' '.join(message.split())}; "
+                     f"see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    ap = argparse.ArgumentParser(prog="smfsym", description="Stochastic modified equations and flows of SGD.",
+    ap = _Parser(prog="smfsym", description="Stochastic modified equations and flows of SGD.",
                                  epilog=_TRUST)
     ap.add_argument("--version", action="version", version=f"smfsym {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -415,7 +517,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the Monte Carlo on N local processes (same numbers as serial)")
     par.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the Monte Carlo on a Dask cluster, e.g. tcp://scheduler:8786 (pip install smfsym[dask])")
-    c.add_argument("--n-paths", type=int, help="Monte Carlo paths (overrides [check] n_paths)")
+    c.add_argument("--n-paths", type=int,
+                   help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")
     c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(MODEL_CHOICES)}")
     c.add_argument("--etas", help="comma-separated learning rates (overrides [check] etas)")
     c.add_argument("--scheme", help="SDE solver (overrides [check] scheme): auto, euler, weak2, tamed")
@@ -436,33 +539,75 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the command line; return the exit status (0 ok, 2 user mistake, 130 interrupted).
+    """Run the command line; return the exit status (0 ok, 2 user mistake, 130 interrupted, 143 terminated).
 
     >>> main(["derive", "rademacher", "--format", "text", "--models", "sme1"])  # doctest: +ELLIPSIS
     loss f = x**2*(r + 1)/2
     ...
     0
     """
-    try:
-        from .engine import BlowUpError
-        from .spec import SpecError
-    except KeyboardInterrupt:
-        print("smfsym: interrupted", file=sys.stderr)
-        return 130
-    try:
-        args = _parser().parse_args(argv)
-        args.fn(args)
-    except KeyboardInterrupt:
-        print("smfsym: interrupted", file=sys.stderr)
-        return 130
-    except (SpecError, UsageError, BlowUpError, MemoryError, ValueError, TypeError, OSError, ArithmeticError,
-            NotImplementedError, RecursionError) as exc:
-        if os.environ.get("SMFSYM_TRACEBACK"):
-            raise
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"smfsym: {msg}", file=sys.stderr)
-        return 2
+    with _sigterm_raises(), _one_line_warnings():
+        try:
+            args = _parser().parse_args(argv)
+            args.fn(args)
+        except (KeyboardInterrupt, Terminated, *USER_ERRORS) as exc:
+            if os.environ.get("SMFSYM_TRACEBACK"):  # a developer's view: where it stopped (temporaries are gone)
+                raise
+            if isinstance(exc, KeyboardInterrupt):
+                return _fail("interrupted", 130)
+            if isinstance(exc, Terminated):
+                return _fail("terminated", 143)
+            return _fail(" ".join(str(exc).split()) or type(exc).__name__, 2)
     return 0
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"smfsym: {message}", file=sys.stderr)
+    return status
+
+
+class _one_line_warnings:
+    """While a command runs, a warning prints as one line ``smfsym: warning: ... (Category)``, without the
+    source line Python adds (for numpy's warnings inside generated code, a screenful of expression)."""
+
+    def __enter__(self):
+        self.old = warnings.formatwarning
+        warnings.formatwarning = lambda message, category, *rest: \
+            f"smfsym: warning: {' '.join(str(message).split())} ({category.__name__})\n"
+        return self
+
+    def __exit__(self, *exc):
+        warnings.formatwarning = self.old
+        return False
+
+
+class _sigterm_raises:
+    """While a command runs, SIGTERM raises :class:`Terminated` in this process (the temporaries are removed on
+    the way out, as on Ctrl-C); the previous handler is restored afterwards (``main`` may be called in-process).
+
+    Worker processes forked meanwhile inherit the handler: there it restores the default action and
+    re-sends the signal, so a pool that terminates its workers still can. A second SIGTERM is ignored
+    while the first one's clean-up runs.
+    """
+
+    def __enter__(self):
+        self.pid, self.old = os.getpid(), None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if os.getpid() != self.pid:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        return False
 
 
 if __name__ == "__main__":  # pragma: no cover

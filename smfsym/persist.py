@@ -96,9 +96,12 @@ def atomic_write_text(path: str | Path, text: str | bytes) -> None:
 
     A reader never sees a half-written file, and an interrupted write leaves the old one.
     """
+    from ._fs import temp_file
+
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=parent)
+    # not tempfile.mkstemp: its 0600 would survive the rename; this file gets 0666 less the umask like open()
+    tmp, fd = temp_file(parent, "." + path.name + ".")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(text.encode() if isinstance(text, str) else text)

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "smfsym"
 
 #: Layers from the bottom up; a module's layer is that of its longest listed prefix.
 LAYERS = [
-    ("base", ["smfsym._checks", "smfsym.safeguards", "smfsym.compact", "smfsym.spec.expr", "smfsym.draws",
+    ("base", ["smfsym._checks", "smfsym._fs", "smfsym.safeguards", "smfsym.compact", "smfsym.spec.expr", "smfsym.draws",
               "smfsym.streaming", "smfsym.solvers"]),
     ("data", ["smfsym.laws", "smfsym.samplers", "smfsym.tails", "smfsym.quadrature", "smfsym.expectation"]),
     ("symbolic", ["smfsym.compile", "smfsym.latex", "smfsym.chaos", "smfsym.problem", "smfsym.sde",
