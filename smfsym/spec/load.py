@@ -181,6 +181,18 @@ def _law_error(sec: str, table: dict, exc: Exception) -> SpecError:
     return SpecError(f"`[{sec}] law`: {msg}")
 
 
+def _check_work(key: str, n_paths: int, steps: int, batch_size: int) -> None:
+    """Refuse a study whose SGD draws n_paths x steps x batch_size samples beyond :data:`MAX_WORK`.
+
+    The batch counts: each step of each path evaluates the gradient on ``batch_size`` samples.
+    """
+    work = n_paths * steps * batch_size
+    if work > MAX_WORK:
+        which = key if batch_size == 1 else f"{key}` / `[problem] batch_size"
+        raise SpecError(f"`{which}`: n_paths x SGD steps x batch_size = {n_paths} x {steps} x {batch_size} = "
+                        f"{work:.3g} gradient evaluations; the limit is MAX_WORK = {MAX_WORK:.0e}")
+
+
 def _claim(owner: dict, name: str, by: str) -> None:
     if name in owner:
         raise SpecError(f"{by}: the name `{name}` is already used by {owner[name]}; rename one of them")
@@ -242,9 +254,7 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         if t_end / min(check["etas"]) > MAX_SGD_STEPS:
             raise SpecError(f"`[check] etas`: t_end / min(etas) = {t_end / min(check['etas']):.3g} SGD steps; "
                             f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
-        if steps * check["n_paths"] > MAX_WORK:
-            raise SpecError(f"`[check] n_paths`: n_paths x SGD steps = {steps * check['n_paths']:.3g}; "
-                            f"the limit is MAX_WORK = {MAX_WORK:.0e}")
+        _check_work("[check] n_paths", check["n_paths"], steps, prob["batch_size"])
         mp = check["multipoint"]
         if mp is not None:
             for i, s in enumerate(mp["starts"]):
@@ -256,6 +266,8 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
             if mp["t_end"] / mp["eta"] > MAX_SGD_STEPS:
                 raise SpecError(f"`[check.multipoint] eta`: t_end / eta = {mp['t_end'] / mp['eta']:.3g} steps; "
                                 f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
+            _check_work("[check.multipoint] n_paths", mp["n_paths"], round(mp["t_end"] / mp["eta"]),
+                        prob["batch_size"])
 
     # Names: every name has exactly one owner; both owners are named on a clash.
     owner: dict[str, str] = {}
