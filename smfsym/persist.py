@@ -39,7 +39,6 @@ MAX_STUDY_BYTES = 32 * 2**20
 MAX_ELEMENTS = 1_000_000
 #: Nesting of arrays and objects (a saved study uses at most 5; json's parser recurses on it).
 MAX_NESTING = 32
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
 class Order(NamedTuple):
@@ -87,6 +86,8 @@ def _tag(v: dict, tag: str, extra: tuple = ()) -> Any:
 def _decode(v: Any) -> Any:
     """JSON as written by :func:`_encode` back into Python; malformed tags raise :class:`_Bad`."""
     if isinstance(v, list):
+        if not any(isinstance(x, (list, dict)) for x in v):
+            return v  # numbers and strings: nothing to decode (the common, long case)
         return [_decode(x) for x in v]
     if not isinstance(v, dict):
         return v
@@ -152,7 +153,10 @@ def _is_int(v: Any) -> bool:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and (isinstance(v, float) or abs(v) <= 2**53)
+    """A float, or an int of at most 2**53 (exact as a float); not a bool. Exact types: this runs per number."""
+    t = type(v)
+    return t is float or (t is int and -(2**53) <= v <= 2**53) or (isinstance(v, (int, float))
+                                                                    and not isinstance(v, bool) and abs(v) <= 2**53)
 
 
 # ----------------------------------------------------------------------------- declared field schemas
@@ -201,6 +205,10 @@ def _tname(v: Any) -> str:
     return type(v).__name__
 
 
+_LEAF_TESTS = {"num": _is_number, "str": lambda x: isinstance(x, str),
+               "int": lambda x: _is_int(x) and abs(x) <= 2**63}
+
+
 def _check(v: Any, spec: Any, where: str, depth: int = 0) -> None:
     """Check a decoded value against a schema spec; raise ValueError naming ``where``."""
     def bad(expected: str):
@@ -227,6 +235,12 @@ def _check(v: Any, spec: Any, where: str, depth: int = 0) -> None:
             _check(v, spec[1], where, depth)
     elif kind == "list":
         isinstance(v, list) or bad("an array")
+        leaf = _LEAF_TESTS.get(spec[1]) if isinstance(spec[1], str) else None
+        if leaf is not None:  # a long list of numbers or strings: one pass, a path only for the culprit
+            i = next((i for i, x in enumerate(v) if not leaf(x)), None)
+            if i is not None:
+                _check(v[i], spec[1], f"{where}[{i}]", depth + 1)
+            return
         for i, x in enumerate(v):
             _check(x, spec[1], f"{where}[{i}]", depth + 1)
     elif kind == "map":
@@ -355,7 +369,7 @@ def _parse_int(text: str):
 
 def _parse_float(text: str):
     x = float(text)
-    return x if math.isfinite(x) else _Literal(f"the number {text[:40]}, which overflows a float")
+    return x if x - x == 0 else _Literal(f"the number {text[:40]}, which overflows a float")
 
 
 def _parse_constant(name: str):
@@ -365,22 +379,25 @@ def _parse_constant(name: str):
 _KEY_OR_BRACKET = re.compile(rb'"((?:[^"\\]|\\.)*)"(\s*:)?|[\[\]{}]')
 
 
-def _field_at_depth(raw: bytes, limit: int) -> str:
-    """The field of ``fields`` inside which brackets first nest deeper than ``limit`` (error path only)."""
-    depth, top, fld = 0, None, None
+def _nesting(raw: bytes, limit: int) -> tuple:
+    """(depth, where): the nesting of arrays and objects outside strings, up to the first level beyond
+    ``limit``, and the field of ``fields`` that reaches it (a slower scan, run only when the quick one,
+    which counts brackets inside strings too, is over the limit)."""
+    depth, deepest, top, fld = 0, 0, None, None
     for m in _KEY_OR_BRACKET.finditer(raw):
         t = m.group()
         if t in (b"[", b"{"):
             depth += 1
+            deepest = max(deepest, depth)
             if depth > limit:
-                return f"`{fld}`" if top == "fields" and fld else "the file"
+                return deepest, f"`{fld}`" if top == "fields" and fld else "the file"
         elif t in (b"]", b"}"):
             depth -= 1
         elif m.group(2) is not None and depth == 1:
             top = m.group(1).decode("utf-8", "replace")
         elif m.group(2) is not None and depth == 2 and top == "fields":
             fld = m.group(1).decode("utf-8", "replace")[:40]
-    return "the file"  # pragma: no cover - called only when the limit is exceeded
+    return deepest, "the file"
 
 
 def _read(path) -> dict:
@@ -389,31 +406,33 @@ def _read(path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"`path` {str(path)!r} is not a file.")
     where = f"`path` {str(path)!r}"
-    if path.stat().st_size > MAX_STUDY_BYTES:
-        raise ValueError(f"{where} has {path.stat().st_size} bytes; a saved study has at most MAX_STUDY_BYTES = "
+    size = path.stat().st_size
+    if size > MAX_STUDY_BYTES:
+        raise ValueError(f"{where} has {size} bytes; a saved study has at most MAX_STUDY_BYTES = "
                          f"{MAX_STUDY_BYTES} (studies are small): not a saved study.")
     with open(path, "rb") as fh:
-        raw = fh.read(MAX_STUDY_BYTES + 1)
+        raw = fh.read(size + 1)  # (a buffer of the bound itself would be allocated in full)
     if len(raw) > MAX_STUDY_BYTES:
         raise ValueError(f"{where} is larger than MAX_STUDY_BYTES = {MAX_STUDY_BYTES}: not a saved study.")
-    # Count values and nesting on the text with strings blanked out (C-speed regex and bytes.count), before
-    # json builds anything: its objects cost about 16 times the bytes of the text.
-    bare = _STRINGS.sub(b'""', raw)
-    n = bare.count(b",") + bare.count(b"[") + bare.count(b"{") + 1
+    # Count values and nesting on the text, before json builds anything (its objects cost several times the
+    # bytes of the text): commas and brackets bound the values from above (those inside strings count too).
+    n = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
     if n > MAX_ELEMENTS:
         raise ValueError(f"{where} holds about {n} JSON values; a saved study has at most MAX_ELEMENTS = "
                          f"{MAX_ELEMENTS}: not a saved study.")
-    brackets = re.findall(rb"[\[\]{}]", bare)
     depth = deepest = 0
-    for b in brackets:
+    for b in re.findall(rb"[\[\]{}]", raw):  # single bytes: cached objects, the list is pointers
         depth += 1 if b in (b"[", b"{") else -1
         deepest = max(deepest, depth)
-    if deepest > MAX_NESTING:
-        raise ValueError(f"saved study: {_field_at_depth(raw, MAX_NESTING)} nests arrays and objects {deepest} deep; "
-                         f"a saved study has at most MAX_NESTING = {MAX_NESTING} ({where}).")
+    if deepest > MAX_NESTING:  # perhaps brackets inside strings: count again, skipping strings, and name the field
+        deepest, fld = _nesting(raw, MAX_NESTING)
+        if deepest > MAX_NESTING:
+            raise ValueError(f"saved study: {fld} nests arrays and objects more than MAX_NESTING = {MAX_NESTING} "
+                             f"deep ({where}).")
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_parse_constant, parse_float=_parse_float,
-                         parse_int=_parse_int)
+        text = raw.decode("utf-8")
+        del raw  # the peak is the text and the parsed objects, not two copies of the file besides
+        doc = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{where} is not JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
