@@ -169,3 +169,14 @@ def test_provably_complex_expressions_are_refused(text):
                                   "atan(-1)", "Abs(-2)*x"])
 def test_real_or_possibly_real_expressions_are_accepted(text):
     parse_expression(text, NAMES)
+
+
+def test_a_complex_phi_in_a_python_spec_is_refused_at_load(tmp_path):
+    from smfsym.spec import load_spec
+
+    p = tmp_path / "s.py"
+    p.write_text("import sympy as sp, smfsym\nx = sp.Symbol('x')\n"
+                 "problem = smfsym.Problem((x - smfsym.normal('z')) ** 2 / 2, [x])\n"
+                 "check = dict(phi=x + sp.sqrt(-1), x0=[1.0], etas=[0.1])\n")
+    with pytest.raises(SpecError, match=r"s.py: `\[check\] phi`: x \+ I is not real"):
+        load_spec(p)

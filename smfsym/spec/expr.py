@@ -41,7 +41,7 @@ import sympy as sp
 
 __all__ = ["SpecError", "parse_expression", "ALLOWED_FUNCTIONS", "CONSTANTS", "MAX_TEXT", "MAX_NODES",
            "MAX_DEPTH", "MAX_TOKENS", "MAX_EXPONENT", "MAX_LITERAL_DIGITS", "MAX_NUMBER_BITS", "MAX_CALL_DEPTH",
-           "MAX_PIECEWISE", "check_name"]
+           "MAX_PIECEWISE", "check_name", "non_real_part"]
 
 MAX_TEXT = 20_000
 MAX_TOKENS = 8_000
@@ -291,7 +291,7 @@ def _check_calls(tree: ast.AST, where: str) -> None:
                         f"{MAX_PIECEWISE} calls")
 
 
-def _non_real_part(expr: sp.Expr) -> sp.Expr | None:
+def non_real_part(expr: sp.Expr) -> sp.Expr | None:
     """A sub-expression of ``expr`` that is provably not real (``I``, ``sqrt(-2)``, ``(-8)**(1/3)``), or None.
 
     Only numbers are judged: an expression in symbols (``sqrt(x - 1)``) may well be real where it is used.
@@ -449,7 +449,7 @@ def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expressio
         raise SpecError(f"{where}: expression too deeply nested") from None
     if not isinstance(result, sp.Expr) or result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise SpecError(f"{where}: `{_snippet(text)}` is not a finite expression (evaluates to {result})")
-    bad = _non_real_part(result)
+    bad = non_real_part(result)
     if bad is not None:
         raise SpecError(f"{where}: `{_snippet(text)}` is not real (`{_snippet(str(bad), None, 40)}` is complex: "
                         "a square root or a logarithm of a negative number?); expressions must be real")

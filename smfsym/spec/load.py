@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 from .. import laws as _laws
 from ..problem import Problem
 from .data_files import read_csv, resolve_data_path
-from .expr import SpecError, check_name, parse_expression
+from .expr import SpecError, check_name, non_real_part, parse_expression
 from .schema import LAWS, SCHEMA, validate_section
 
 __all__ = ["Spec", "load_spec", "spec_from_dict", "MAX_SPEC_BYTES", "MAX_SGD_STEPS", "MAX_WORK"]
@@ -156,6 +156,9 @@ def _python_check(problem: Problem, check: Any) -> dict:
         raw["phi"] = "0"  # already a sympy object: nothing to parse
     out = validate_section(raw, "check", SCHEMA["check"])
     if isinstance(phi, sp.Expr):
+        bad = non_real_part(phi)
+        if bad is not None:  # as for a TOML phi: a complex phi fails only later, in `check`
+            raise SpecError(f"`[check] phi`: {str(phi)[:60]} is not real (`{str(bad)[:40]}` is complex)")
         out["phi"] = phi
     else:
         names = {s.name: s for s in (*problem.params, *problem.constants)}
