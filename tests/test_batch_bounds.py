@@ -47,8 +47,9 @@ def test_spec_batch_size_range_and_work_bound():
         spec_from_dict(_doc(10**9))
     # 1000 paths x 30 steps x 10**6 = 3e10 is allowed; 10**5 paths make 3e12
     assert spec_from_dict(_doc(10**6)).problem.batch_size == 10**6
-    with pytest.raises(SpecError, match=r"`\[check\] n_paths` / `\[problem\] batch_size`: n_paths x SGD steps x "
-                                        r"batch_size = 100000 x 30 x 1000000 = 3e\+12 .*MAX_WORK = " + re.escape(f"{MAX_WORK:.0e}")):
+    expected = (r"`\[check\] n_paths` / `\[problem\] batch_size`: n_paths x SGD steps x batch_size = "
+                r"100000 x 30 x 1000000 = 3e\+12 .*MAX_WORK = " + re.escape(f"{MAX_WORK:.0e}"))
+    with pytest.raises(SpecError, match=expected):
         spec_from_dict(_doc(10**6, n_paths=10**5))
     mp = {"starts": [[0.0], [1.0]], "eta": 0.001, "n_paths": 10**5}
     with pytest.raises(SpecError, match=r"`\[check.multipoint\] n_paths` / `\[problem\] batch_size`: .*1e\+14"):

@@ -369,7 +369,8 @@ def _sites(doc):
             if isinstance(v[0], dict):
                 out += [(f"{name}[0].{k}", ("fields", name, 0, k)) for k in v[0]]
         elif isinstance(v, dict) and "__ndarray__" in v:
-            out += [(f"{name}.{k}", ("fields", name, k)) for k in v] + [(f"{name} data", ("fields", name, "__ndarray__", 0))]
+            out += [(f"{name}.{k}", ("fields", name, k)) for k in v]
+            out.append((f"{name} data", ("fields", name, "__ndarray__", 0)))
         elif isinstance(v, dict) and v:
             first = next(iter(v))
             out += [(f"{name}.{k}", ("fields", name, k)) for k in v]
@@ -423,7 +424,7 @@ def test_every_field_of_a_tampered_study_is_refused_with_a_value_error(saved_stu
             msg = str(exc.value)
             assert type(exc.value) is ValueError, f"{label} <- {kind}: {type(exc.value).__name__}: {msg[:200]}"
             top = path[1]
-            assert f"`{top}" in msg, f"{label} <- {kind} {str(value)[:60]!r}: the error does not name `{top}`: {msg[:300]}"
+            assert f"`{top}" in msg, f"{label} <- {kind} {str(value)[:60]!r}: does not name `{top}`: {msg[:200]}"
             COUNTS[f"tampered study, {kind}"] += 1
             n += 1
     assert n > 150
