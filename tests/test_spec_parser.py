@@ -133,6 +133,8 @@ def test_deeply_nested_functions_are_refused_before_sympy_works(k):
         parse_expression(_nest(k), NAMES)
     with pytest.raises(SpecError, match="MAX_CALL_DEPTH"):  # mixed functions count alike
         parse_expression("exp(" + _nest(k - 1, f="sin") + ")", NAMES)
+    with pytest.raises(SpecError, match=rf"nested {MAX_CALL_DEPTH + 2} deep.*sigmoid and softplus count 2"):
+        parse_expression(_nest(k, f="sigmoid"), NAMES)  # sigmoid^4 took 18 s in derive, sigmoid^6 minutes
 
 
 @pytest.mark.timeout(20)
@@ -141,6 +143,9 @@ def test_nesting_at_the_bound_is_allowed():
 
     e = parse_expression(_nest(MAX_CALL_DEPTH), NAMES)
     assert e.func == sp.tanh and sp.count_ops(e) >= MAX_CALL_DEPTH
+    assert parse_expression(_nest(MAX_CALL_DEPTH // 2, f="softplus"), NAMES).func == sp.log
+    with pytest.raises(SpecError, match="MAX_CALL_DEPTH"):
+        parse_expression("exp(" + _nest(MAX_CALL_DEPTH // 2, f="softplus") + ")", NAMES)
 
 
 @pytest.mark.timeout(20)

@@ -17,7 +17,8 @@ before sympy sees it. Work is bounded before it is done (docs/theory.md §8):
 - ``#`` is refused (Python would read the rest of the string as a comment and drop
   it silently), and so are the number literals the CSV reader refuses
   (``0x1f``, ``0o7``, ``0b1``, ``1_000``, ``1j``): numbers are plain decimals;
-- calls of allowed functions nest at most :data:`MAX_CALL_DEPTH` deep (sympy's
+- calls of allowed functions nest at most :data:`MAX_CALL_DEPTH` deep, sigmoid and
+  softplus counting two (sympy's
   work on ``tanh(tanh(...))`` grows about 2-10 times per level: evaluation while
   building, assumptions, derivatives), and an expression holds at most
   :data:`MAX_PIECEWISE` calls of ``Max``, ``Min`` and ``Abs`` (the noise covariance
@@ -57,6 +58,9 @@ MAX_NUMBER_BITS = 4096
 #: Nesting of function calls, ``tanh(tanh(x))`` is 2. sympy's work grows geometrically with it (measured
 #: on `smfsym derive --format text`: 3 s at 6 levels, 6.6 s at 7, minutes at 12).
 MAX_CALL_DEPTH = 6
+#: Allowed functions that are themselves two nested functions, and count two levels: sigmoid(z) is
+#: 1/(1 + exp(-z)) and softplus(z) is log(1 + exp(z)) (`derive` of sigmoid^4: 18 s, sigmoid^6: over 5 min).
+_CALL_WEIGHT = {"sigmoid": 2, "softplus": 2}
 #: Calls of the piecewise functions Max, Min and Abs in one expression. Their derivatives are step
 #: functions, and the noise covariance multiplies them pairwise: n calls give about n**2 piecewise
 #: products to expand, simplify and print (`derive` took 7 s at 80 and minutes at 200).
@@ -276,12 +280,13 @@ def _check_calls(tree: ast.AST, where: str) -> None:
     while stack:
         node, depth = stack.pop()
         if isinstance(node, ast.Call):
-            depth += 1
+            name = node.func.id if isinstance(node.func, ast.Name) else ""
+            depth += _CALL_WEIGHT.get(name, 1)
             if depth > MAX_CALL_DEPTH:
-                raise SpecError(f"{where}: function calls nested {depth} deep (`{ast.unparse(node)[:60]}`); "
-                                f"the limit is MAX_CALL_DEPTH = {MAX_CALL_DEPTH}: the symbolic work grows about "
-                                "2-10 times with each level")
-            if isinstance(node.func, ast.Name) and node.func.id in _PIECEWISE:
+                raise SpecError(f"{where}: function calls nested {depth} deep (`{ast.unparse(node)[:60]}`; sigmoid "
+                                f"and softplus count 2); the limit is MAX_CALL_DEPTH = {MAX_CALL_DEPTH}: the symbolic "
+                                "work grows about 2-10 times with each level")
+            if name in _PIECEWISE:
                 piecewise += 1
         stack.extend((child, depth) for child in ast.iter_child_nodes(node))
     if piecewise > MAX_PIECEWISE:
