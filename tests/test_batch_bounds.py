@@ -64,3 +64,15 @@ def test_spec_work_bound_names_the_line(tmp_path):
                  '[check]\nphi = "x**2"\nx0 = [1.0]\netas = [0.1]\nn_paths = 1000000\n')
     with pytest.raises(SpecError, match=r"s.toml:11: `\[check\] n_paths` / `\[problem\] batch_size`"):
         load_spec(p)
+
+
+def test_meanfield_batch_size_counts_in_the_work_bound():
+    doc = {"data": {"z": {"law": "normal"}},
+           "meanfield": {"params": ["a", "b"], "output": "out", "unit": "a * tanh(b * z)", "loss": "(out - z)**2 / 2",
+                         "batch_size": 10**5, "check": {"etas": [0.125], "widths": [1000], "n_paths": 64}}}
+    # 64 paths x 1000 particles x 8 steps = 5.12e5 particle-steps; with batches of 10**5: 5.12e10, allowed
+    assert spec_from_dict(doc).meanfield.batch_size == 10**5
+    doc["meanfield"]["batch_size"] = 10**6
+    with pytest.raises(SpecError, match=r"`\[meanfield.check\] n_paths` / `\[meanfield\] batch_size`: n_paths x width "
+                                        r"x steps x batch_size = 5.12e\+11 particle-gradients"):
+        spec_from_dict(doc)

@@ -403,9 +403,12 @@ def _meanfield(mf: dict, flat: dict, names: dict):
             if abs(k - round(k)) > 1e-9 * max(1.0, k) or round(k) < 1:
                 raise SpecError(f"`[meanfield.check] etas`: every save time t_end/n_saves = {t_end / n:g} must be "
                                 f"a whole number of SGD steps; {e} does not divide it")
-        work = check["n_paths"] * max(check["widths"]) * t_end / min(check["etas"]) * len(check["etas"])
+        # each step of each particle evaluates its gradient on batch_size samples: the batch counts too
+        work = (check["n_paths"] * max(check["widths"]) * t_end / min(check["etas"]) * len(check["etas"])
+                * mf["batch_size"])
         if work > MAX_WORK:
-            raise SpecError(f"`[meanfield.check] n_paths`: n_paths x width x steps = {work:.3g} particle-steps; "
+            key = "[meanfield.check] n_paths" + ("" if mf["batch_size"] == 1 else "` / `[meanfield] batch_size")
+            raise SpecError(f"`{key}`: n_paths x width x steps x batch_size = {work:.3g} particle-gradients; "
                             f"the limit is MAX_WORK = {MAX_WORK:.0e}")
     return net, dict(mf["particles"]), dict(check or {})
 
