@@ -74,7 +74,7 @@ def _encode(v: Any) -> Any:
 
 
 class _Bad(ValueError):
-    """A malformed value; ``where`` is filled in with the field's path on the way out."""
+    """A malformed tagged value found by :func:`_decode`; :func:`_build` reports it with the field's name."""
 
 
 def _tag(v: dict, tag: str, extra: tuple = ()) -> Any:
@@ -112,8 +112,7 @@ def _decode(v: Any) -> Any:
                                                                      for n in shape)):
             raise _Bad(f"an array shape must be at most 8 counts; got {str(shape)[:60]}")
         nested = _decode(data)
-        leaf = (lambda x: isinstance(x, bool)) if dtype == "bool" else _is_int if "int" in dtype else \
-            (lambda x: _is_number(x) or isinstance(x, float))
+        leaf = (lambda x: isinstance(x, bool)) if dtype == "bool" else _is_int if "int" in dtype else _is_number
         stack = [nested]
         while stack:  # every leaf has the dtype's kind: numpy would turn None into NaN, "1" into 1.0
             x = stack.pop()
@@ -155,15 +154,16 @@ def _is_int(v: Any) -> bool:
 def _is_number(v: Any) -> bool:
     """A float, or an int of at most 2**53 (exact as a float); not a bool. Exact types: this runs per number."""
     t = type(v)
-    return t is float or (t is int and -(2**53) <= v <= 2**53) or (isinstance(v, (int, float))
-                                                                    and not isinstance(v, bool) and abs(v) <= 2**53)
+    if t is float or (t is int and -(2**53) <= v <= 2**53):
+        return True
+    return isinstance(v, float) or (_is_int(v) and abs(v) <= 2**53)  # subclasses (numpy scalars)
 
 
 # ----------------------------------------------------------------------------- declared field schemas
 # A spec is "str", "int", "num" (a finite or tagged non-finite float; an integer up to 2**53), "bool",
 # "plain" (JSON values: what `meta` holds), "order", "seed", "meta" (`_META` for the keys it names, "plain"
-# for others), ("opt", spec), ("list", spec),
-# ("map", spec) (string keys), ("array", ndim) (a numeric array) or ("row", required, optional).
+# for others), ("opt", spec), ("list", spec), ("map", spec) (string keys), ("array", ndim) (a numeric
+# array) or ("row", required, optional) (an object with exactly these keys).
 
 def _row(required: dict, optional: dict | None = None) -> tuple:
     return ("row", required, optional or {})
