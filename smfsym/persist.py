@@ -497,9 +497,10 @@ def load_study(path: str | Path):
     doc = _read(path)
     from . import studies
 
-    cls = getattr(studies, doc.get("kind", ""), None)
+    kind = doc["kind"]
+    cls = getattr(studies, kind, None) if kind in SCHEMAS else None  # only the declared kinds, no other name
     if not (isinstance(cls, type) and issubclass(cls, StudyIO)):
-        raise ValueError(f"`path` holds an unknown study kind {doc.get('kind')!r}.")
+        raise ValueError(f"`path` holds an unknown study kind {kind[:60]!r}; known: {', '.join(SCHEMAS)}.")
     return _build(cls, doc)
 
 

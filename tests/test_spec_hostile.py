@@ -447,6 +447,8 @@ def test_study_documents_themselves_are_checked(saved_studies, tmp_path):
     base = saved_studies["weak_exact"]
     for change, match in ((lambda d: d.update(fields=[1]), "`fields` must be an object"),
                           (lambda d: d.update(kind=["WeakErrorStudy"]), "`kind` must be a string"),
+                          (lambda d: d.update(kind="CostEstimate"), "unknown study kind 'CostEstimate'"),
+                          (lambda d: d.update(kind="__class__"), "unknown study kind '__class__'"),
                           (lambda d: d.update(versions={"numpy": 2}), "`versions` must be"),
                           (lambda d: d["fields"].update(extra=1), r"unknown field\(s\) \['extra'\]"),
                           (lambda d: d["fields"].pop("rows"), "the field `rows` .* is missing"),
