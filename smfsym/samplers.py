@@ -37,7 +37,10 @@ class Sampler:
 
 
 def _law_source(law, values, arrays: dict) -> str:
-    f = lambda e: repr(to_float(e, values, f"a parameter of {law!r}"))  # noqa: E731
+    # Named by family and symbol, never by the law's repr: that prints every parameter, and building it
+    # once per parameter made a 256-value categorical quadratic (93 s to set up).
+    what = f"a parameter of the {law.family} law of {', '.join(s.name for s in law.symbols[:4])}"
+    f = lambda e: repr(to_float(e, values, what))  # noqa: E731
     if isinstance(law, Uniform):
         return f"g.uniform({f(law.a)}, {f(law.b)}, n)[None, :]"
     if isinstance(law, Exponential):
@@ -49,12 +52,12 @@ def _law_source(law, values, arrays: dict) -> str:
     if isinstance(law, StudentT):
         return f"g.standard_t({f(law.nu)}, n)[None, :]"
     if isinstance(law, Finite):
-        v = [float(f(a)) for a in law.values]
-        w = np.array([float(f(a)) for a in law.weights])
+        v = [to_float(a, values, what) for a in law.values]
+        w = np.array([to_float(a, values, what) for a in law.weights])
         return f"np.array({v!r})[g.choice({len(v)}, size=n, p=np.array({(w / w.sum()).tolist()!r}))][None, :]"
     if isinstance(law, MultivariateNormal):
-        mu = [float(f(m)) for m in law.mean]
-        cov = np.array([[float(f(c)) for c in row] for row in law.cov.tolist()])
+        mu = [to_float(m, values, what) for m in law.mean]
+        cov = np.array([[to_float(c, values, what) for c in row] for row in law.cov.tolist()])
         L = np.linalg.cholesky(cov).tolist()
         return f"np.array({mu!r})[:, None] + np.array({L!r}) @ g.standard_normal(({law.dim}, n))"
     if isinstance(law, Empirical):

@@ -114,6 +114,26 @@ class _SGDEngineStep:
         return self.stepper(X, gens, sizes)
 
 
+def _check_chunk_memory(per_path: int, n_paths: int, chunk_size: int | None, batch_size: int,
+                        max_memory: int) -> None:
+    """Refuse, before allocating, a chunk whose batch gradients would not fit in ``max_memory``.
+
+    The engine runs whole blocks of BLOCK paths; one chunk holds paths x batch x (dimension + data)
+    numbers several times over (``SGDStep.per_path_bytes``). ``batch_size = 10**9`` ended in numpy's
+    "Unable to allocate 745 GiB".
+    """
+    from .engine import BLOCK, CHUNK_BYTES
+
+    wanted = chunk_size if chunk_size is not None else max(BLOCK, CHUNK_BYTES // max(per_path, 1))
+    paths = min(n_paths, BLOCK * max(1, -(-wanted // BLOCK)))
+    need = paths * per_path
+    if need > max_memory:
+        raise ValueError(f"`batch_size` = {batch_size}: one chunk of {paths} paths needs about {need / 2**30:.3g} GiB "
+                         f"of batch gradients (paths x batch x (dimension + data) x 48 bytes), over the "
+                         f"`max_memory` bound of {max_memory / 2**30:.3g} GiB; lower `batch_size` (or `n_paths` "
+                         f"below one block of {BLOCK}), or raise `max_memory` if the machine has the memory.")
+
+
 def problem_symbols(problem: Problem) -> set:
     """Symbols a user may give ``values`` for: law parameters and constants."""
     return set(problem.law_parameters) | set(problem.constants)
@@ -205,6 +225,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     task = SGDTask(problem, eta, B, vals)
     step = task.build()  # compiled here too: every error shows up before any work is sent out
     stepper = step.stepper
+    _check_chunk_memory(stepper.per_path_bytes(x0), n_paths, chunk_size, B, max_memory)
 
     grid = StepGrid.uniform(n_steps, eta, idx)
     res = run(x0=x0, n_paths=n_paths, step_sizes=grid, save_index=idx, times=grid.times, step=step, seed=seed, chunk_size=chunk_size, functions=functions,

@@ -156,3 +156,27 @@ def test_empirical_sampler_draws_rows_with_their_weights():
         freq = np.mean(draws == value)
         se = np.sqrt(p * (1 - p) / draws.size)
         assert abs(freq - p) < 5 * se  # 5 standard errors of a binomial frequency
+
+
+@pytest.mark.timeout(20)
+def test_a_256_value_categorical_sets_up_and_samples_fast():
+    """Issue #15 §3.4: the sampler built the law's repr once per parameter (quadratic): 93 s to set up."""
+    import time
+
+    from smfsym.samplers import samplers_for
+
+    n = 256
+    t0 = time.perf_counter()
+    z = smfsym.categorical("z", [sp.Rational(i, 10) for i in range(n)])
+    for _ in range(5):  # the SGD simulator and the cost estimate build their samplers repeatedly
+        (smp,) = samplers_for([z.law])
+    draws = smp(np.random.default_rng(3), 40_000)[0]
+    x = sp.Symbol("x")
+    res = smfsym.simulate_sgd(smfsym.Problem((x - z) ** 2 / 2, [x]), x0=[0.0], n_steps=3, eta=0.1, n_paths=64,
+                              seed=1)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 2.0, f"setting up and sampling a {n}-value categorical took {elapsed:.1f} s"
+    assert set(np.unique(draws)) <= {i / 10 for i in range(n)} and len(np.unique(draws)) == n
+    mean, sd = (n - 1) / 20, np.sqrt((n**2 - 1) / 12) / 10  # discrete uniform on {0, ..., 25.5}
+    assert abs(draws.mean() - mean) < 5 * sd / np.sqrt(draws.size)  # 5 standard errors
+    assert np.isfinite(res.mean()).all()

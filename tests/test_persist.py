@@ -24,7 +24,7 @@ def exact_study(gaussian):
 @pytest.fixture(scope="module")
 def mc_study(gaussian):
     p, x = gaussian
-    return smfsym.weak_error(p, x**2, [1.0], 0.5, [0.2, 0.1], models=["smf1"], method="montecarlo",
+    return smfsym.weak_error(p, x**2, [1.0], 0.5, [0.25, 0.125], models=["smf1"], method="montecarlo",
                              n_paths=4096, seed=7)
 
 
@@ -109,3 +109,27 @@ def test_simulation_to_xarray(gaussian):
     np.testing.assert_array_equal(ds["state"].values, res.states)
     np.testing.assert_array_equal(ds["time"].values, res.t)
     assert ds.attrs["n_paths"] == 64
+
+
+@pytest.mark.timeout(60)
+def test_load_study_bounds_memory_before_parsing(exact_study, tmp_path):
+    """Issue #15 §3.6: a 46 MiB file peaked at 747 MB (16x) in json. Now the size and the count of JSON
+    values are checked on the text first: over them, the peak is at most the text twice (raw and blanked)."""
+    import tracemalloc
+
+    from smfsym.persist import MAX_ELEMENTS, MAX_STUDY_BYTES
+
+    doc = json.loads(exact_study.save(tmp_path / "s.json").read_text())
+    for n, match in ((MAX_STUDY_BYTES // 4, "MAX_STUDY_BYTES"), (MAX_ELEMENTS + 10, "MAX_ELEMENTS")):
+        doc["fields"]["etas"] = [0.1] * n
+        path = tmp_path / "big.json"
+        path.write_text(json.dumps(doc))
+        size = path.stat().st_size
+        tracemalloc.start()
+        with pytest.raises(ValueError, match=match):
+            smfsym.load_study(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2.5 * size, f"{match}: peak {peak / 2**20:.1f} MiB for a {size / 2**20:.1f} MiB file"
+        if match == "MAX_STUDY_BYTES":
+            assert peak < 2**20  # refused from the file's size, before reading it

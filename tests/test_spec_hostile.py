@@ -5,7 +5,11 @@ new section or key is fuzzed without touching this file. Each generated spec
 must be refused with a SpecError that names the key, and the canary file that
 the payloads try to create must never exist. Hypothesis runs derandomized
 (fixed examples in CI). Every key gets every payload deterministically plus 60
-generated wrappings: about 6,000 specs in all. Set SMFSYM_FUZZ_REPORT=path to write the counts by kind.
+generated wrappings: about 11,000 specs in all. Issue #15 §3 added the classes comment, evaluation-heavy,
+printer-heavy, complex value and literal form (in every key, and in every expression key of a TOML file,
+whose error must name key and line: about 400 files), and tampered fields of saved studies of every kind
+(about 4,500 files, each must raise ValueError naming the field).
+Set SMFSYM_FUZZ_REPORT=path to write the counts by kind.
 """
 import copy
 import datetime as dt
@@ -223,3 +227,235 @@ def test_hostile_strings_in_toml_files_name_key_and_line(tmp_path, payload):
         with pytest.raises(SpecError, match=rf"s.toml:{line}: `\[{section}\] {key}"):
             load_spec(p)
         assert not CANARY.exists()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Issue #15 §3: comments, evaluation-heavy functions, printer-heavy sums, complex values and literal forms in every
+# expression key of a TOML file (the error names key and line), and tampered fields of saved studies.
+
+NEW_PAYLOADS = {
+    "comment": ["x**2/2 # note + z*x", "1 # ", "w#", "x + 1  # 'quoted'"],
+    "evaluation-heavy": ["tanh(" * 12 + "x*w" + ")" * 12, "exp(sin(" * 5 + "w" + "))" * 5,
+                         "sigmoid(" * 7 + "w" + ")" * 7],
+    "printer-heavy": [" + ".join(f"Max(x*w, {i})" for i in range(200)), " + ".join(f"Abs(w - {i})" for i in range(65)),
+                      " + ".join(f"Min(w, {i})" for i in range(100))],
+    "complex value": ["x + sqrt(-1)", "log(-1)", "(-1)**(1/2)", "w*sqrt(-2)", "(-8)**(1/3)"],
+    "literal form": ["0x1f", "0o7*w", "0b1", "1_000", "1j + w", "2J"],
+}
+PAYLOADS.update(NEW_PAYLOADS)  # every key of the schema gets these too (the deterministic and generated tests)
+LEAVES += [(kind, v) for kind, vs in NEW_PAYLOADS.items() for v in vs]
+
+#: Every key whose value is an expression string, with the names it may use (a payload is refused whatever they are).
+EXPRESSION_KEYS = [("problem", "loss", None), ("check", "phi", None), ("check", "schedule", None),
+                   ("meanfield", "unit", None), ("meanfield", "loss", None),
+                   ("data.w", "mean", "normal"), ("data.w", "std", "normal"), ("data.w", "var", "normal"),
+                   ("data.w", "a", "uniform"), ("data.w", "b", "uniform"), ("data.w", "p", "bernoulli"),
+                   ("data.w", "values", "categorical"), ("data.w", "weights", "categorical"),
+                   ("data.w", "rate", "exponential"), ("data.w", "shape", "gamma"), ("data.w", "scale", "gamma"),
+                   ("data.w", "a", "beta"), ("data.w", "b", "beta"), ("data.w", "nu", "student_t")]
+
+
+def _toml_value(v):
+    return json.dumps(v)  # TOML basic strings, arrays and numbers are written as JSON writes them
+
+
+def _toml_text(doc) -> str:
+    """A TOML file of a base document (tables in a fixed order, one key per line)."""
+    lines = []
+
+    def table(name, t):
+        lines.append(f"[{name}]")
+        subs = []
+        for k, v in t.items():
+            if isinstance(v, dict):
+                subs.append((f"{name}.{k}", v))
+            else:
+                lines.append(f"{k} = {_toml_value(v)}")
+        for sub in subs:
+            table(*sub)
+
+    for sec in ("problem", "check", "meanfield"):
+        table(sec, doc[sec])
+    for name, t in doc["data"].items():
+        table(f"data.{name}", t)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("section,key,law", EXPRESSION_KEYS, ids=[f"{s}:{k}:{l or ''}" for s, k, l in EXPRESSION_KEYS])
+def test_new_payload_classes_in_expression_keys_name_key_and_line(data_dir, section, key, law):
+    """Each new payload, as the value of an expression key in a TOML file, is refused naming the key and line,
+    and quickly: the evaluation- and printer-heavy ones are counted on the syntax tree, before sympy works."""
+    import time
+
+    for kind, payload in ((k, p) for k, ps in NEW_PAYLOADS.items() for p in ps):
+        doc = base_doc(law)
+        if law in ("student_t", "gamma", "beta", "exponential"):
+            doc["check"]["method"] = "montecarlo"
+        value = [payload, "1"] if key in ("values", "weights") else payload
+        _set(doc, section, key, value)
+        text = _toml_text(doc)
+        p = data_dir / "s.toml"
+        p.write_text(text)
+        lines = text.splitlines()
+        sec_line = lines.index(f"[{section}]")
+        line = next(i for i, l in enumerate(lines, 1) if i > sec_line and l.startswith(f"{key} ="))
+        t0 = time.perf_counter()
+        with pytest.raises(SpecError, match=rf"s.toml:{line}: `\[{section}\] {key}"):
+            load_spec(p)
+        assert time.perf_counter() - t0 < 5, f"{kind} {payload[:40]!r} in [{section}] {key} took too long"
+        COUNTS[f"TOML file, {kind}"] += 1
+
+
+# ---------------------------------------------------------------------------------------- tampered study fields
+
+@pytest.fixture(scope="module")
+def saved_studies(tmp_path_factory):
+    """One saved study of each kind: weak error (exact and Monte Carlo), schedule, momentum, multi-point, rates."""
+    import sympy as sp
+
+    import smfsym
+    from smfsym.optimizers import cosine
+    from smfsym.studies import multipoint_rates
+
+    d = tmp_path_factory.mktemp("studies")
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi", std=sp.Rational(1, 2))) ** 2 / 2, [x])
+    pr = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
+    seq = __import__("numpy").random.SeedSequence(5)
+    studies = {
+        "weak_exact": smfsym.weak_error(p, x**2, [1.0], 1.0, [0.1, 0.05], models=["sme2"]),
+        "weak_mc": smfsym.weak_error(p, x**2, [1.0], 0.5, [0.25, 0.125], models=["smf1"], method="montecarlo",
+                                     n_paths=256, seed=seq),
+        "schedule": smfsym.schedule_weak_error(p, cosine(1.0), x**2, [1.0], 1.0, [0.1, 0.05], models=["smf1"]),
+        "momentum": smfsym.momentum_weak_error(p, x**2, [1.0], 1.0, [1 / 100, 1 / 400], 1.0, models=["smf1"]),
+        "multipoint": smfsym.multipoint(pr, [[-1.0], [1.0]], eta=0.1, t_end=0.3, n_paths=256, seed=1,
+                                        models=["smf2"], progress=False),
+        "rates": multipoint_rates(pr, [[-1.0], [1.0]], [0.1, 0.05], 0.3, models=["smf1"]),
+    }
+    return {k: json.loads(st.save(d / f"{k}.json").read_text()) for k, st in studies.items()}
+
+
+_RAW = "@@RAW@@"  # marks where a raw JSON literal replaces a string after dumping
+RAW_LITERALS = {"NaN literal": "NaN", "Infinity literal": "Infinity", "-Infinity literal": "-Infinity",
+                "float overflow": "1e400", "400-digit integer": "9" * 400, "deep nesting": "[" * 5000 + "]" * 5000,
+                "deep nesting (objects)": '{"a": ' * 3000 + "1" + "}" * 3000}
+
+
+def _wrong_values(v):
+    """JSON values of another type than ``v`` (what the saved field held), and huge numbers of its type."""
+    if isinstance(v, bool):
+        return {"wrong type": [1, "true", None, [True]]}
+    if isinstance(v, int):
+        return {"wrong type": [3.5, "7", True, [v], {"a": v}], "huge number": [10**60, -(10**60)]}
+    if isinstance(v, float) or isinstance(v, dict) and "__float__" in v:  # a number, or a tagged NaN
+        return {"wrong type": ["0.1", "import os", True, None, [v], {"a": v}], "huge number": [2**60, 10**30]}
+    if isinstance(v, str):
+        return {"wrong type": [3.5, True, [v], {"a": v}]}
+    if isinstance(v, list):
+        return {"wrong type": ["import os", 1.0, {"a": 1}, None]}
+    if isinstance(v, dict):
+        return {"wrong type": ["import os", [1], 1.0, None]}
+    return {}  # None: optional; only the raw literals below are wrong whatever the field's type
+
+
+def _sites(doc):
+    """(label, path) of every field of a saved study and of the values inside it (rows, orders, arrays, meta)."""
+    out = []
+    for name, v in doc["fields"].items():
+        out.append((name, ("fields", name)))
+        if isinstance(v, list) and v:
+            out.append((f"{name}[0]", ("fields", name, 0)))
+            if isinstance(v[0], dict):
+                out += [(f"{name}[0].{k}", ("fields", name, 0, k)) for k in v[0]]
+        elif isinstance(v, dict) and "__ndarray__" in v:
+            out += [(f"{name}.{k}", ("fields", name, k)) for k in v]
+            out.append((f"{name} data", ("fields", name, "__ndarray__", 0)))
+        elif isinstance(v, dict) and v:
+            first = next(iter(v))
+            out += [(f"{name}.{k}", ("fields", name, k)) for k in v]
+            if isinstance(v[first], dict) and "__order__" in v[first]:
+                out += [(f"{name}.{first}[{i}]", ("fields", name, first, "__order__", i)) for i in range(4)]
+    return out
+
+
+def _get(doc, path):
+    for p in path:
+        doc = doc[p]
+    return doc
+
+
+def _put(doc, path, value):
+    _get(doc, path[:-1])[path[-1]] = value
+
+
+TAGGED = {"bad tag": [{"__ndarray__": [["__import__('os')"]], "dtype": "object", "shape": [1, 1]},
+                      {"__ndarray__": [None], "dtype": "float64", "shape": [1]},
+                      {"__ndarray__": [1.0], "dtype": "float64", "shape": [10**9]},
+                      {"__order__": "import os"}, {"__order__": [1, 2]}, {"__float__": "1.0"},
+                      {"__float__": "nan", "extra": 1}, {"__seed__": 5}, {"__text__": ["x"], "type": "str"}]}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("which", ["weak_exact", "weak_mc", "schedule", "momentum", "multipoint", "rates"])
+def test_every_field_of_a_tampered_study_is_refused_with_a_value_error(saved_studies, which, tmp_path):
+    """Wrong types, huge numbers, NaN/Infinity literals, overflowing numbers, deep nesting and malformed tags in
+    every field (and every row key, order entry, array part and meta key): ValueError naming the field, always."""
+    import smfsym
+
+    base = saved_studies[which]
+    assert type(smfsym.load_study(_dump(tmp_path, base))).__name__ == base["kind"]  # the untouched file loads
+    n = 0
+    for label, path in _sites(base):
+        original = _get(base, path)
+        cases = [(k, v) for k, vs in {**_wrong_values(original), **TAGGED}.items() for v in vs
+                 if not (v is None and label == "meta.seed")]  # seed=None (fresh entropy) is a valid study seed
+        cases += [(k, _RAW + lit) for k, lit in RAW_LITERALS.items()]
+        for kind, value in cases:
+            if kind == "bad tag" and path[-1] in ("__ndarray__", "dtype", "shape") or isinstance(path[-1], int) and \
+                    len(path) > 3 and path[-2] == "__order__" and isinstance(value, dict) and "__float__" in value:
+                continue  # a tag inside a tag's own slot is malformed too, but counted under wrong type
+            doc = copy.deepcopy(base)
+            _put(doc, path, value)
+            file = _dump(tmp_path, doc)
+            with pytest.raises(ValueError) as exc:
+                smfsym.load_study(file)
+                pytest.fail(f"{label} <- {kind} {str(value)[:80]!r} loaded")
+            msg = str(exc.value)
+            assert type(exc.value) is ValueError, f"{label} <- {kind}: {type(exc.value).__name__}: {msg[:200]}"
+            top = path[1]
+            assert f"`{top}" in msg, f"{label} <- {kind} {str(value)[:60]!r}: does not name `{top}`: {msg[:200]}"
+            COUNTS[f"tampered study, {kind}"] += 1
+            n += 1
+    assert n > 150
+
+
+def _dump(tmp_path, doc):
+    """Write ``doc`` as JSON, with each string _RAW + literal replaced by the literal itself (NaN, 1e400, ...)."""
+    import re
+
+    text = re.sub(r'"' + _RAW + r'((?:[^"\\]|\\.)*)"', lambda m: json.loads('"' + m.group(1) + '"'),
+                  json.dumps(doc, indent=1))
+    file = tmp_path / "study.json"
+    file.write_text(text)
+    return file
+
+
+def test_study_documents_themselves_are_checked(saved_studies, tmp_path):
+    import smfsym
+
+    base = saved_studies["weak_exact"]
+    for change, match in ((lambda d: d.update(fields=[1]), "`fields` must be an object"),
+                          (lambda d: d.update(kind=["WeakErrorStudy"]), "`kind` must be a string"),
+                          (lambda d: d.update(kind="CostEstimate"), "unknown study kind 'CostEstimate'"),
+                          (lambda d: d.update(kind="__class__"), "unknown study kind '__class__'"),
+                          (lambda d: d.update(versions={"numpy": 2}), "`versions` must be"),
+                          (lambda d: d["fields"].update(extra=1), r"unknown field\(s\) \['extra'\]"),
+                          (lambda d: d["fields"].pop("rows"), "the field `rows` .* is missing"),
+                          (lambda d: d["fields"]["rows"][0].update(code="import os"), r"unknown \['code'\]"),
+                          (lambda d: d["fields"]["rows"][0].pop("eta"), r"missing \['eta'\]")):
+        doc = copy.deepcopy(base)
+        change(doc)
+        with pytest.raises(ValueError, match=match):
+            smfsym.load_study(_dump(tmp_path, doc))
+        COUNTS["tampered study, document"] += 1

@@ -95,3 +95,93 @@ def test_a_thousand_term_loss_loads_from_a_spec(tmp_path):
     p.write_text(f'[problem]\nparams = ["x"]\nloss = "{loss}"\n[data.z]\nlaw = "normal"\n')
     assert len(loss) > 9_000
     assert load_spec(p).problem.F == 500500 * x**2
+
+
+# ------------------------------------------------------------------ issue #15 §3: comments, literals, work, complex
+
+@pytest.mark.parametrize("text", ["x**2/2 # note + y*x", "x # ", "#x", "x + 1  # 'quoted'"])
+def test_a_comment_is_refused_not_dropped(text):
+    """`#` would make Python drop the rest of the string: `x**2/2 # note + z*x` gave Sigma = 0."""
+    with pytest.raises(SpecError, match="`#` is not allowed.*comment"):
+        parse_expression(text, NAMES)
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("0x1f*x", "hexadecimal"), ("0o7 + x", "octal"), ("0b1", "binary"), ("1_000*x", "separators"),
+    ("x + 1j", "imaginary"), ("2J*x", "imaginary"), ("1_0.5", "separators"), ("1e1_0", "separators"),
+])
+def test_literals_the_csv_reader_refuses_are_refused(text, kind):
+    with pytest.raises(SpecError, match=rf"literal `.*` is .*{kind}.*plain decimals"):
+        parse_expression(text, NAMES)
+
+
+def test_plain_decimal_literals_still_parse():
+    assert parse_expression("1e-5*x + 5.*y + .5 + 2E+3", NAMES) == x / 100000 + 5 * y + sp.Rational(4001, 2)
+
+
+def _nest(k, inner="x*y", f="tanh"):
+    return f"{f}(" * k + inner + ")" * k
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("k", [7, 12, 40])
+def test_deeply_nested_functions_are_refused_before_sympy_works(k):
+    """A 12-deep tanh took minutes inside the parser; the bound is checked on the syntax tree."""
+    from smfsym.spec.expr import MAX_CALL_DEPTH
+
+    with pytest.raises(SpecError, match=rf"nested {MAX_CALL_DEPTH + 1} deep.*MAX_CALL_DEPTH = {MAX_CALL_DEPTH}"):
+        parse_expression(_nest(k), NAMES)
+    with pytest.raises(SpecError, match="MAX_CALL_DEPTH"):  # mixed functions count alike
+        parse_expression("exp(" + _nest(k - 1, f="sin") + ")", NAMES)
+    with pytest.raises(SpecError, match=rf"nested {MAX_CALL_DEPTH + 2} deep.*sigmoid and softplus count 2"):
+        parse_expression(_nest(k, f="sigmoid"), NAMES)  # sigmoid^4 took 18 s in derive, sigmoid^6 minutes
+
+
+@pytest.mark.timeout(20)
+def test_nesting_at_the_bound_is_allowed():
+    from smfsym.spec.expr import MAX_CALL_DEPTH
+
+    e = parse_expression(_nest(MAX_CALL_DEPTH), NAMES)
+    assert e.func == sp.tanh and sp.count_ops(e) >= MAX_CALL_DEPTH
+    assert parse_expression(_nest(MAX_CALL_DEPTH // 2, f="softplus"), NAMES).func == sp.log
+    with pytest.raises(SpecError, match="MAX_CALL_DEPTH"):
+        parse_expression("exp(" + _nest(MAX_CALL_DEPTH // 2, f="softplus") + ")", NAMES)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("f", ["Max", "Min", "Abs", "abs"])
+def test_sums_of_many_piecewise_functions_are_refused_with_the_estimate(f):
+    from smfsym.spec.expr import MAX_PIECEWISE
+
+    n = 200
+    terms = [f"{f}(x*y, {i})" if f in ("Max", "Min") else f"{f}(x - {i})" for i in range(n)]
+    with pytest.raises(SpecError, match=rf"{n} calls of the piecewise.*about {n * n:,} piecewise products.*"
+                                        rf"MAX_PIECEWISE = {MAX_PIECEWISE}"):
+        parse_expression(" + ".join(terms), NAMES)
+    ok = " + ".join(terms[:MAX_PIECEWISE])
+    assert parse_expression(ok, NAMES).count(sp.Heaviside) == 0  # at the bound it parses
+
+
+@pytest.mark.parametrize("text", ["x + sqrt(-1)", "log(-1)", "(-1)**(1/2)", "x*sqrt(-2)", "(-8)**(1/3)*x",
+                                  "exp(x)*log(-3)", "sqrt(-pi)", "(-1)**0.5 + x"])
+def test_provably_complex_expressions_are_refused(text):
+    """`phi = x + sqrt(-1)` was accepted by derive and failed in check with a float conversion error."""
+    with pytest.raises(SpecError, match="is not real"):
+        parse_expression(text, NAMES)
+
+
+@pytest.mark.parametrize("text", ["sqrt(x - 10)", "log(x)", "(-1)**2 * x", "sqrt(4) + log(2) + (-8)**(1/1)",
+                                  "atan(-1)", "Abs(-2)*x"])
+def test_real_or_possibly_real_expressions_are_accepted(text):
+    parse_expression(text, NAMES)
+
+
+def test_a_complex_phi_in_a_python_spec_is_refused_at_load(tmp_path):
+    from smfsym.spec import load_spec
+
+    p = tmp_path / "s.py"
+    p.write_text("import sympy as sp, smfsym\nx = sp.Symbol('x')\n"
+                 "problem = smfsym.Problem((x - smfsym.normal('z')) ** 2 / 2, [x])\n"
+                 "check = dict(phi=x + sp.sqrt(-1), x0=[1.0], etas=[0.1])\n")
+    with pytest.raises(SpecError, match=r"s.py: `\[check\] phi`: x \+ I is not real"):
+        load_spec(p)

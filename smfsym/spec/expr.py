@@ -13,13 +13,27 @@ before sympy sees it. Work is bounded before it is done (docs/theory.md §8):
 - numeric exponents at most :data:`MAX_EXPONENT` in absolute value, and an
   exact number raised to a power may not exceed :data:`MAX_NUMBER_BITS` bits;
 - identifiers that Unicode NFKC normalisation would fold (Python folds
-  ``ｘ0`` into ``x0``) are refused on the raw text, naming both spellings.
+  ``ｘ0`` into ``x0``) are refused on the raw text, naming both spellings;
+- ``#`` is refused (Python would read the rest of the string as a comment and drop
+  it silently), and so are the number literals the CSV reader refuses
+  (``0x1f``, ``0o7``, ``0b1``, ``1_000``, ``1j``): numbers are plain decimals;
+- calls of allowed functions nest at most :data:`MAX_CALL_DEPTH` deep, sigmoid and
+  softplus counting two (sympy's
+  work on ``tanh(tanh(...))`` grows about 2-10 times per level: evaluation while
+  building, assumptions, derivatives), and an expression holds at most
+  :data:`MAX_PIECEWISE` calls of ``Max``, ``Min`` and ``Abs`` (the noise covariance
+  multiplies their derivatives pairwise). Both are counted on the syntax tree,
+  before any sympy object is built;
+- the result must not be provably non-real: ``sqrt(-1)``, ``log(-1)``,
+  ``(-1)**(1/2)`` are refused (the simulators are real).
 """
 from __future__ import annotations
 
 import ast
+import io
 import math
 import re
+import tokenize
 import unicodedata
 from fractions import Fraction
 from typing import Mapping
@@ -27,7 +41,8 @@ from typing import Mapping
 import sympy as sp
 
 __all__ = ["SpecError", "parse_expression", "ALLOWED_FUNCTIONS", "CONSTANTS", "MAX_TEXT", "MAX_NODES",
-           "MAX_DEPTH", "MAX_TOKENS", "MAX_EXPONENT", "MAX_LITERAL_DIGITS", "MAX_NUMBER_BITS", "check_name"]
+           "MAX_DEPTH", "MAX_TOKENS", "MAX_EXPONENT", "MAX_LITERAL_DIGITS", "MAX_NUMBER_BITS", "MAX_CALL_DEPTH",
+           "MAX_PIECEWISE", "check_name", "non_real_part"]
 
 MAX_TEXT = 20_000
 MAX_TOKENS = 8_000
@@ -40,6 +55,17 @@ MAX_DEPTH = 64
 MAX_EXPONENT = 1000
 MAX_LITERAL_DIGITS = 30
 MAX_NUMBER_BITS = 4096
+#: Nesting of function calls, ``tanh(tanh(x))`` is 2. sympy's work grows geometrically with it (measured
+#: on `smfsym derive --format text`: 3 s at 6 levels, 6.6 s at 7, minutes at 12).
+MAX_CALL_DEPTH = 6
+#: Allowed functions that are themselves two nested functions, and count two levels: sigmoid(z) is
+#: 1/(1 + exp(-z)) and softplus(z) is log(1 + exp(z)) (`derive` of sigmoid^4: 18 s, sigmoid^6: over 5 min).
+_CALL_WEIGHT = {"sigmoid": 2, "softplus": 2}
+#: Calls of the piecewise functions Max, Min and Abs in one expression. Their derivatives are step
+#: functions, and the noise covariance multiplies them pairwise: n calls give about n**2 piecewise
+#: products to expand, simplify and print (`derive` took 7 s at 80 and minutes at 200).
+MAX_PIECEWISE = 64
+_PIECEWISE = ("Max", "Min", "Abs", "abs")
 
 
 class SpecError(ValueError):
@@ -60,6 +86,8 @@ _PROD_OPS = (ast.Mult, ast.Div)
 _WORD = re.compile(r"\w+", re.UNICODE)
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _OPERATOR = re.compile(r"\*\*|[-+*/(),]")
+#: A plain decimal number, as the CSV reader accepts it (smfsym.spec.data_files), without its sign.
+_DECIMAL = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def tree_depth(text: str) -> int:
@@ -155,7 +183,12 @@ def check_name(name: object, what: str) -> str:
 
 
 def _check_raw_text(text: str, where: str) -> None:
-    """Refuse what the Python parser would silently fold or choke on, before parsing."""
+    """Refuse what the Python parser would silently fold, drop or choke on, before parsing."""
+    if "#" in text:
+        i = text.index("#")
+        raise SpecError(f"{where}: `#` is not allowed in an expression: Python would read "
+                        f"{_snippet(text[i:], None, 40)!r} as a comment and drop it silently, keeping only "
+                        f"{_snippet(text[:i].rstrip(), None, 40)!r}; remove the comment")
     for word in _WORD.findall(text):
         folded = unicodedata.normalize("NFKC", word)
         if folded != word:
@@ -217,6 +250,65 @@ def _power(base, exp, text, node, where):
     return base**exp
 
 
+def _check_literals(text: str, where: str) -> None:
+    """Refuse number literals that are not plain decimals (``0x1f``, ``0o7``, ``0b1``, ``1_000``, ``1j``).
+
+    Python reads them all as numbers; a spec (like a data file) takes decimals only, so that a number
+    means the same to every reader. Runs on a text that :func:`ast.parse` accepted.
+    """
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):  # pragma: no cover - ast.parse accepted the text
+        return
+    for tok in tokens:
+        if tok.type == tokenize.NUMBER and not _DECIMAL.fullmatch(tok.string):
+            kind = ("an imaginary (complex) number" if tok.string[-1] in "jJ" else
+                    "a number with `_` separators" if "_" in tok.string else
+                    "a hexadecimal, octal or binary number" if tok.string[:2].lower() in ("0x", "0o", "0b") else
+                    "not a plain decimal number")
+            raise SpecError(f"{where}: the literal `{tok.string[:40]}` is {kind}; numbers must be plain "
+                            "decimals such as 31, -2.5 or 3e-4 (as in data files)")
+
+
+def _check_calls(tree: ast.AST, where: str) -> None:
+    """Bound the nesting of function calls and the count of piecewise functions, on the syntax tree.
+
+    Iterative (no recursion); nothing is built, so the refusal costs a walk of the tree.
+    """
+    stack = [(tree, 0)]
+    piecewise = 0
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else ""
+            depth += _CALL_WEIGHT.get(name, 1)
+            if depth > MAX_CALL_DEPTH:
+                raise SpecError(f"{where}: function calls nested {depth} deep (`{ast.unparse(node)[:60]}`; sigmoid "
+                                f"and softplus count 2); the limit is MAX_CALL_DEPTH = {MAX_CALL_DEPTH}: the symbolic "
+                                "work grows about 2-10 times with each level")
+            if name in _PIECEWISE:
+                piecewise += 1
+        stack.extend((child, depth) for child in ast.iter_child_nodes(node))
+    if piecewise > MAX_PIECEWISE:
+        raise SpecError(f"{where}: {piecewise} calls of the piecewise functions Max, Min and Abs; the noise "
+                        f"covariance would multiply their derivatives pairwise, about {piecewise ** 2:,} "
+                        f"piecewise products to expand and print (estimate n**2); the limit is MAX_PIECEWISE = "
+                        f"{MAX_PIECEWISE} calls")
+
+
+def non_real_part(expr: sp.Expr) -> sp.Expr | None:
+    """A sub-expression of ``expr`` that is provably not real (``I``, ``sqrt(-2)``, ``(-8)**(1/3)``), or None.
+
+    Only numbers are judged: an expression in symbols (``sqrt(x - 1)``) may well be real where it is used.
+    """
+    if expr.has(sp.I):
+        return sp.I
+    for sub in sp.preorder_traversal(expr):
+        if isinstance(sub, sp.Expr) and sub.is_number and not sub.is_Rational and sub.is_extended_real is False:
+            return sub
+    return None
+
+
 def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expression") -> sp.Expr:
     """Translate ``text`` into sympy using only ``names``, numbers, arithmetic and allowed functions.
 
@@ -275,6 +367,8 @@ def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expressio
     n_nodes = sum(1 for _ in ast.walk(tree))
     if n_nodes > MAX_NODES:
         raise SpecError(f"{where}: expression has {n_nodes} syntax nodes; the limit is MAX_NODES = {MAX_NODES}")
+    _check_literals(text, where)
+    _check_calls(tree, where)
 
     def chain(node, ops):
         """The operands of a left-nested chain of ``ops``, with their operators, without recursion."""
@@ -360,4 +454,8 @@ def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expressio
         raise SpecError(f"{where}: expression too deeply nested") from None
     if not isinstance(result, sp.Expr) or result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise SpecError(f"{where}: `{_snippet(text)}` is not a finite expression (evaluates to {result})")
+    bad = non_real_part(result)
+    if bad is not None:
+        raise SpecError(f"{where}: `{_snippet(text)}` is not real (`{_snippet(str(bad), None, 40)}` is complex: "
+                        "a square root or a logarithm of a negative number?); expressions must be real")
     return result

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 from .. import laws as _laws
 from ..problem import Problem
 from .data_files import read_csv, resolve_data_path
-from .expr import SpecError, check_name, parse_expression
+from .expr import SpecError, check_name, non_real_part, parse_expression
 from .schema import LAWS, SCHEMA, validate_section
 
 __all__ = ["Spec", "load_spec", "spec_from_dict", "MAX_SPEC_BYTES", "MAX_SGD_STEPS", "MAX_WORK"]
@@ -156,6 +156,9 @@ def _python_check(problem: Problem, check: Any) -> dict:
         raw["phi"] = "0"  # already a sympy object: nothing to parse
     out = validate_section(raw, "check", SCHEMA["check"])
     if isinstance(phi, sp.Expr):
+        bad = non_real_part(phi)
+        if bad is not None:  # as for a TOML phi: a complex phi fails only later, in `check`
+            raise SpecError(f"`[check] phi`: {str(phi)[:60]} is not real (`{str(bad)[:40]}` is complex)")
         out["phi"] = phi
     else:
         names = {s.name: s for s in (*problem.params, *problem.constants)}
@@ -179,6 +182,18 @@ def _law_error(sec: str, table: dict, exc: Exception) -> SpecError:
         if f"`{k}`" in msg:
             return SpecError(f"`[{sec}] {k}`: {msg}")
     return SpecError(f"`[{sec}] law`: {msg}")
+
+
+def _check_work(key: str, n_paths: int, steps: int, batch_size: int) -> None:
+    """Refuse a study whose SGD draws n_paths x steps x batch_size samples beyond :data:`MAX_WORK`.
+
+    The batch counts: each step of each path evaluates the gradient on ``batch_size`` samples.
+    """
+    work = n_paths * steps * batch_size
+    if work > MAX_WORK:
+        which = key if batch_size == 1 else f"{key}` / `[problem] batch_size"
+        raise SpecError(f"`{which}`: n_paths x SGD steps x batch_size = {n_paths} x {steps} x {batch_size} = "
+                        f"{work:.3g} gradient evaluations; the limit is MAX_WORK = {MAX_WORK:.0e}")
 
 
 def _claim(owner: dict, name: str, by: str) -> None:
@@ -242,9 +257,7 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         if t_end / min(check["etas"]) > MAX_SGD_STEPS:
             raise SpecError(f"`[check] etas`: t_end / min(etas) = {t_end / min(check['etas']):.3g} SGD steps; "
                             f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
-        if steps * check["n_paths"] > MAX_WORK:
-            raise SpecError(f"`[check] n_paths`: n_paths x SGD steps = {steps * check['n_paths']:.3g}; "
-                            f"the limit is MAX_WORK = {MAX_WORK:.0e}")
+        _check_work("[check] n_paths", check["n_paths"], steps, prob["batch_size"])
         mp = check["multipoint"]
         if mp is not None:
             for i, s in enumerate(mp["starts"]):
@@ -256,6 +269,8 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
             if mp["t_end"] / mp["eta"] > MAX_SGD_STEPS:
                 raise SpecError(f"`[check.multipoint] eta`: t_end / eta = {mp['t_end'] / mp['eta']:.3g} steps; "
                                 f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
+            _check_work("[check.multipoint] n_paths", mp["n_paths"], round(mp["t_end"] / mp["eta"]),
+                        prob["batch_size"])
 
     # Names: every name has exactly one owner; both owners are named on a clash.
     owner: dict[str, str] = {}
@@ -388,9 +403,12 @@ def _meanfield(mf: dict, flat: dict, names: dict):
             if abs(k - round(k)) > 1e-9 * max(1.0, k) or round(k) < 1:
                 raise SpecError(f"`[meanfield.check] etas`: every save time t_end/n_saves = {t_end / n:g} must be "
                                 f"a whole number of SGD steps; {e} does not divide it")
-        work = check["n_paths"] * max(check["widths"]) * t_end / min(check["etas"]) * len(check["etas"])
+        # each step of each particle evaluates its gradient on batch_size samples: the batch counts too
+        work = (check["n_paths"] * max(check["widths"]) * t_end / min(check["etas"]) * len(check["etas"])
+                * mf["batch_size"])
         if work > MAX_WORK:
-            raise SpecError(f"`[meanfield.check] n_paths`: n_paths x width x steps = {work:.3g} particle-steps; "
+            key = "[meanfield.check] n_paths" + ("" if mf["batch_size"] == 1 else "` / `[meanfield] batch_size")
+            raise SpecError(f"`{key}`: n_paths x width x steps x batch_size = {work:.3g} particle-gradients; "
                             f"the limit is MAX_WORK = {MAX_WORK:.0e}")
     return net, dict(mf["particles"]), dict(check or {})
 
