@@ -150,14 +150,20 @@ class MomentODE:
         sub = sde.subs({sde.eta: rational(eta)})
         cols = [self.space.coords(sub.generator(m), "generator image of a monomial") for m in self.space.monomials]
         n = len(cols)
-        # powsimp: exp(1000 t) exp(-2000 t) evaluates to inf * 0 = nan in floats; exp(-1000 t) does not
-        A = sp.Matrix(n, n, lambda i, j: sp.powsimp(sp.expand(cols[j][i], power_exp=False), combine="exp"))
+        A = sp.Matrix(n, n, lambda i, j: cols[j][i])
         if A.free_symbols - {self.tsym}:
             raise NotClosedError(f"the generator has symbols {sorted(map(str, A.free_symbols - {self.tsym}))} "
                                  f"besides {self.tsym}.")
-        self.fA = sp.lambdify(self.tsym, A.T, "numpy")
         self.t0, self.t_end, self.what, self.eta = float(t0), float(t_end), what, float(eta)
-        self.work, self.stiffness = moment_ode_work(self.fA, self.t0, self.t_end, what, self.eta)
+        self.fA = sp.lambdify(self.tsym, A.T, "numpy")
+        try:
+            self.work, self.stiffness = moment_ode_work(self.fA, self.t0, self.t_end, what, self.eta)
+        except _NotFinite:
+            # exp(1000 t) exp(-2000 t) evaluates to inf * 0 = nan in floats, exp(-1000 t) does not: combine the
+            # exponentials (only here: the combined form rounds differently, and finite coefficients keep theirs)
+            A = A.applyfunc(lambda e: sp.powsimp(sp.expand(e, power_exp=False), combine="exp"))
+            self.fA = sp.lambdify(self.tsym, A.T, "numpy")
+            self.work, self.stiffness = moment_ode_work(self.fA, self.t0, self.t_end, what, self.eta)
 
     def solve(self, x0) -> float:
         """E phi(X_T) from x0 (the parameters; a trailing time coordinate is ignored)."""
@@ -192,6 +198,10 @@ class _OverBudget(Exception):
     pass
 
 
+class _NotFinite(ValueError):
+    """Coefficients of a moment ODE that are not finite somewhere on the horizon (a ValueError naming the schedule)."""
+
+
 def moment_ode_work(fA, t0: float, t_end: float, what: str = "the model", eta: float = float("nan")) -> tuple:
     r"""(estimated DOP853 steps, S) for m' = A(t)^T m on [t0, t0 + t_end], before solving; refused above
     :data:`MAX_ODE_STEPS`.
@@ -208,7 +218,7 @@ def moment_ode_work(fA, t0: float, t_end: float, what: str = "the model", eta: f
         for i, t in enumerate(ts):
             a = np.asarray(fA(t), dtype=float)
             if not np.all(np.isfinite(a)):
-                raise ValueError(f"the moment ODE of {what} at eta = {eta:g} has coefficients that are not finite at "
+                raise _NotFinite(f"the moment ODE of {what} at eta = {eta:g} has coefficients that are not finite at "
                                  f"t = {t:.6g}: check the `schedule` (u and u' must be finite on [0, t_end]).")
             norms[i] = np.abs(a).sum(axis=1).max()
     S = float(np.sum(np.maximum(norms[1:], norms[:-1])) * (ts[1] - ts[0]))
