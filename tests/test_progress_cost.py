@@ -23,7 +23,7 @@ def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "smfsym", *args], capture_output=True, text=True, cwd=cwd)
 
 
-SMALL = ["--n-paths", "2000", "--etas", "0.4,0.2", "--models", "sme1,sme2", "--scheme", "euler"]
+SMALL = ["--n-paths", "2000", "--etas", "0.5,0.25", "--models", "sme1,sme2", "--scheme", "euler"]
 
 
 def test_check_prints_cost_and_progress_lines_unless_quiet(tmp_path):
@@ -32,7 +32,7 @@ def test_check_prints_cost_and_progress_lines_unless_quiet(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
     assert lines[0].startswith("smfsym check: estimated cost: ") and "sme2" in lines[0]
-    for what in ("sgd eta=0.4", "sme1 eta=0.4", "sme2 eta=0.4", "sgd eta=0.2", "sme1 eta=0.2", "sme2 eta=0.2"):
+    for what in ("sgd eta=0.5", "sme1 eta=0.5", "sme2 eta=0.5", "sgd eta=0.25", "sme1 eta=0.25", "sme2 eta=0.25"):
         assert sum(ln.startswith(f"weak_error: {what} ") for ln in lines) == 1, (what, res.stderr)
     assert "(6/6)" in res.stderr and "Traceback" not in res.stderr
     quiet = run("check", "double_well", "-o", str(tmp_path / "b"), *SMALL, "--quiet")
@@ -94,7 +94,7 @@ def test_estimate_cost_counts_the_steps_and_paths_of_the_study():
     from smfsym.studies.cost import n_chunks
 
     p = _double_well()
-    etas, n_paths, frac = [0.4, 0.2], 40_000, 0.125
+    etas, n_paths, frac = [0.5, 0.25], 40_000, 0.125
     est = smfsym.estimate_cost(p, x, [0.5], 1.0, etas, models=["sme1", "sme2"], n_paths=n_paths, scheme="euler",
                                dt_fraction=frac)
     assert set(est.parts) == {"sgd", "sme1", "sme2"} and est.seconds == pytest.approx(sum(est.parts.values()))
@@ -124,11 +124,11 @@ def test_estimate_cost_exact_mode_and_bad_arguments():
 
 def test_study_progress_lines_and_progress_false(capsys):
     p = _double_well()
-    st = smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.2], models=["sme1"], n_paths=500, scheme="euler")
+    st = smfsym.weak_error(p, x, [0.5], 1.0, [0.5, 0.25], models=["sme1"], n_paths=500, scheme="euler")
     err = capsys.readouterr().err
     assert [ln.split(" (")[0] for ln in err.splitlines()] == [
-        "weak_error: sgd eta=0.4", "weak_error: sme1 eta=0.4", "weak_error: sgd eta=0.2", "weak_error: sme1 eta=0.2"]
-    st2 = smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.2], models=["sme1"], n_paths=500, scheme="euler",
+        "weak_error: sgd eta=0.5", "weak_error: sme1 eta=0.5", "weak_error: sgd eta=0.25", "weak_error: sme1 eta=0.25"]
+    st2 = smfsym.weak_error(p, x, [0.5], 1.0, [0.5, 0.25], models=["sme1"], n_paths=500, scheme="euler",
                             progress=False)
     assert capsys.readouterr().err == "" and st2.rows == st.rows
     smfsym.multipoint(p, [[-0.5], [0.5]], eta=0.2, t_end=0.4, psi="covariance", models=["smf1"], n_paths=500,
@@ -209,8 +209,8 @@ def _ratio(estimate, study):
 def test_estimates_match_measured_runs_of_each_study_kind():
     p = _double_well()
     kw = dict(models=["sme1", "sme2"], n_paths=200_000, scheme="euler", method="montecarlo")
-    weak = _ratio(lambda: smfsym.estimate_cost(p, x, [0.5], 1.0, [0.4, 0.2], **kw),
-                  lambda: smfsym.weak_error(p, x, [0.5], 1.0, [0.4, 0.2], progress=False, **kw))
+    weak = _ratio(lambda: smfsym.estimate_cost(p, x, [0.5], 1.0, [0.5, 0.25], **kw),
+                  lambda: smfsym.weak_error(p, x, [0.5], 1.0, [0.5, 0.25], progress=False, **kw))
     r = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
     kw = dict(eta=0.1, t_end=1.0, models=["smf1", "sme1_independent"], n_paths=100_000, scheme="euler")
     mp = _ratio(lambda: smfsym.estimate_multipoint_cost(r, [[-1.0], [1.0]], **kw),

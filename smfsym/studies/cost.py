@@ -26,13 +26,15 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._checks import numeric_values
-from ..engine import BLOCK, CHUNK_BYTES
+from ..engine import BLOCK, CHUNK_BYTES, check_int, check_positive
 from ..sgd import SGDTask, problem_symbols, simulate_sgd
 from ..simulate import DRAW_BYTES, prepare_x0, simulate
+from ..solvers import get_solver
 from .common import (MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
                      scheme_for)
 
-__all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_meanfield_cost", "CostEstimate"]
+__all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_meanfield_cost", "estimate_optimizer_cost",
+           "CostEstimate"]
 
 #: Probes: a small size, then the size at which a step would take PROBE_STEP_SECONDS if all of the
 #: small size's step were per path (at least 8x larger, at most PROBE_MAX_PATHS and the study's
@@ -172,6 +174,50 @@ def _step_costs(run, n_paths: int, max_steps: int, p0: int = PROBE_PATHS) -> tup
     return c, max(per0 - b * p0, 0.0), b
 
 
+#: Steps of the longer quick probe (:func:`_timed_costs`), and its target duration in seconds.
+QUICK_MAX_STEPS = 400
+QUICK_RUN_SECONDS = 0.1
+
+
+def _timed_costs(run, n_paths: int, max_steps: float, p0: int = PROBE_PATHS) -> tuple:
+    """(seconds per call, per step of a chunk, per path-step) from two calls only, for studies whose
+    simulators compile for a few tenths of a second per call (schedules, momentum).
+
+    ``run(P, n, saves, functions)`` runs n steps of P paths and evaluates ``functions`` at the step
+    indices ``saves``: a clock there times the steps between two saves inside one call, with no
+    set-up in the difference, so one call per size suffices (instead of :func:`_step_costs`' repeats).
+    One call at ``p0`` paths, one at the size where a step would take about 50 ms (at most
+    PROBE_MAX_PATHS and the study's paths); a shared machine makes these single timings noisier.
+    """
+    stamps: list = []
+
+    def clock(X):
+        stamps.append(time.perf_counter())
+        return np.zeros(X.shape[0])
+
+    def timed(P, n):
+        n = int(max(4, min(n, max_steps, QUICK_MAX_STEPS)))
+        n1 = max(1, n // 4)
+        stamps.clear()
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run(P, n, [n1, n], {"clock": clock})
+        per = max((stamps[-1] - stamps[0]) / (n - n1), 1e-9)
+        return per, max(stamps[0] - t0 - n1 * per, 0.0)
+
+    p0 = max(1, min(int(p0), int(n_paths)))
+    per0, c = timed(p0, 40)
+    p1 = int(min(n_paths, PROBE_MAX_PATHS, max(8 * p0, p0 * PROBE_STEP_SECONDS / per0)))
+    if p1 <= p0:
+        return c, per0, 0.0
+    per1, _ = timed(p1, QUICK_RUN_SECONDS / max(per0 * p1 / p0, 1e-7))
+    b = (per1 - per0) / (p1 - p0)
+    if b <= 0:  # no measurable growth with paths (noise): charge it all to the paths, an upper bound
+        return c, 0.0, per1 / p1
+    return c, max(per0 - b * p0, 0.0), b
+
+
 def _warm_up() -> None:
     """Load what every study loads once per process (scipy.stats for its fits: ~1.5 s), so the probes'
     set-up and the study's measured time do not count it."""
@@ -244,18 +290,145 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     for m in models:
         sde = build_model(problem, m)
         slv = scheme_for(sde, solver)
-        dt = etas[-1] * dt_fraction
-        n_model = n_paths if sde.n_noise else 1
-        inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
-        costs[m] = _step_costs(lambda P, n: simulate(
-            sde, x0, n * dt, eta=etas[-1], dt=dt, n_paths=P, scheme=slv, seed=0, functions=fun,
-            store=False, values=vals, progress=False, increments=inc), n_model, t_end / etas[0] / dt_fraction)
-        # the coupled run carries two states (coarse, fine) per path
-        pair = 2 if extrapolate else 1
-        chunks = n_chunks(n_model, pair * x0.size, pair * _sde_path_bytes(sde, slv, x0))
-        # dt and dt/2 (Richardson): 1 + 2 = 3 times the steps of dt, over each eta's horizon k eta
-        parts[m] = _run_cost(costs[m], n_model, 3 * k_sum / dt_fraction, chunks, calls=(3 - pair) * len(etas))
+        _model_part(costs, parts, m, sde, slv, x0, etas[-1], etas[-1] * dt_fraction, t_end / etas[0] / dt_fraction,
+                    k_sum / dt_fraction, len(etas), n_paths, fun, vals, increments, extrapolate)
     return _estimate(costs, parts, t0, "weak_error")
+
+
+def _model_part(costs: dict, parts: dict, m: str, sde, slv, x0, eta: float, dt: float, max_steps: float,
+                model_steps: float, calls: int, n_paths: int, fun, vals, increments: str,
+                extrapolate: bool = True, quick: bool = False) -> None:
+    """Probe one model at ``eta`` and step ``dt`` (at most ``max_steps`` steps), and charge it ``model_steps``
+    steps at dt over all etas, run at dt and dt/2 (coupled when ``extrapolate``), ``calls`` runs of each.
+    ``quick``: two timed calls (:func:`_timed_costs`) instead of :func:`_step_costs`' repeated ones."""
+    n_model = n_paths if sde.n_noise else 1
+    inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
+
+    def run(P, n, saves=None, functions=fun):
+        return simulate(sde, x0, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, functions=functions,
+                        store=False, values=vals, progress=False, increments=inc,
+                        save_at=None if saves is None else [k * dt for k in saves])
+
+    costs[m] = (_timed_costs if quick else _step_costs)(run, n_model, max_steps)
+    # the coupled run carries two states (coarse, fine) per path
+    pair = 2 if extrapolate else 1
+    chunks = n_chunks(n_model, pair * x0.size, pair * _sde_path_bytes(sde, slv, x0))
+    # dt and dt/2 (Richardson): 1 + 2 = 3 times the steps of dt
+    parts[m] = _run_cost(costs[m], n_model, 3 * model_steps, chunks, calls=(3 - pair) * calls)
+
+
+def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None = None) -> CostEstimate:
+    """Estimate the wall time of the schedule or momentum study of a spec's ``[check]`` (docs/theory.md §7).
+
+    ``check`` is the validated ``[check]`` table (keys ``phi, x0, t_end, etas, models, method, n_paths``
+    and ``schedule`` or ``optimizer`` / ``friction``; ``dt_fraction`` optional). Everything the study
+    would refuse is refused here, before it runs. Exact moments: the moment ODEs of a schedule are built
+    and sized and the SGD products' work bounded (a :class:`~smfsym.ResourceLimitError` names what is
+    too large); the estimate has ``method="exact"``, its ``seconds`` from those sizes. Monte Carlo: SGD
+    (with the schedule, or momentum SGD with beta = 1 - friction sqrt(eta)) and each model's solver are
+    probed as in :func:`estimate_cost`; a momentum chain's step is h = sqrt(eta), t_end / h steps, and
+    its models run at dt = h dt_fraction.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    >>> c = estimate_optimizer_cost(p, dict(phi=x**2, x0=[1.0], t_end=1.0, etas=[0.01, 0.0025], models=["smf1"],
+    ...                                     optimizer="heavy_ball", friction=1.0, method="auto", n_paths=1000))
+    >>> c.method, c.study
+    ('exact', 'momentum')
+    """
+    from ..optimizers.momentum import beta_for, simulate_momentum_sgd
+    from ..optimizers.schedules import _as_schedule, simulate_sgd_schedule, with_time
+    from ..optimizers import weak_orders as wo
+
+    if not isinstance(check, Mapping):
+        raise TypeError(f"`check` must be the [check] table (a mapping); got {type(check).__name__}.")
+    schedule, optimizer = check.get("schedule"), check.get("optimizer", "sgd")
+    if schedule is None and optimizer not in ("heavy_ball", "nesterov"):
+        raise ValueError(f"`check` must have a `schedule` or an `optimizer` 'heavy_ball' or 'nesterov'; got "
+                         f"optimizer {optimizer!r} and no schedule (plain SGD: use estimate_cost).")
+    momentum = schedule is None
+    study = "momentum" if momentum else "schedule"
+    phi, method = check["phi"], check.get("method", "auto")
+    if method not in ("auto", "exact", "montecarlo"):
+        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
+    n_paths = check_int(check.get("n_paths", 200_000), "n_paths")
+    dt_fraction = check_positive(check.get("dt_fraction", 0.125), "dt_fraction")
+    t_end, etas, steps = wo.study_steps(check["t_end"], check["etas"], "h" if momentum else "eta")
+    models = wo.check_models(check.get("models", ("smf1", "smf2")), set(wo._MODELS))
+    vals = numeric_values(values, problem_symbols(problem))
+    x0 = wo._check_x0(check["x0"], problem.dim)
+    exact = method != "montecarlo" and wo._exact_ok(problem, phi, vals) and (not momentum
+                                                                             or problem.batch_size == 1)
+    t0 = time.perf_counter()
+    if momentum:
+        lam = check_positive(check.get("friction", 1.0), "friction")
+        for e in etas:
+            beta_for(lam, e)
+        sdes = {m: wo.momentum_model(problem, *wo._parse(m), nesterov=optimizer == "nesterov", lam=wo.rational(lam))
+                for m in models}
+    else:
+        sch = _as_schedule(schedule)
+        sdes = {m: wo.scheduled_model(problem, sch, *wo._parse(m)) for m in models}
+    if exact:
+        parts = {}
+        if momentum:
+            if steps[-1] > wo.MAX_EXACT_STEPS:
+                raise ValueError(f"`etas`: {steps[-1]:,} SGD steps at eta = {etas[-1]:g} exceed "
+                                 f"{wo.MAX_EXACT_STEPS:,} in exact mode; raise the smallest of `etas` or use "
+                                 "method='montecarlo'.")
+            # one symbolic one-step operator (SGD) or generator (model) per eta on the monomials in (x, p)
+            state = next(iter(sdes.values())).state
+            n = len(wo.PolynomialSpace(state, wo._degree(wo._check_phi(phi, problem.params), state)).exps)
+            wo.check_space_size(n, "momentum SGD's state space")
+            for name in ["sgd"] + list(models):
+                parts[name] = len(etas) * n * n * EXACT_MOMENTUM_SECONDS
+        else:
+            # builds and sizes every moment ODE (refusing one too stiff) and bounds every SGD product
+            odes = wo._schedule_odes(problem, sdes, phi, etas, steps, t_end)
+            n = len(next(iter(odes.values())).space.exps)
+            parts["sgd"] = sum(k * (n * n + 50) for k in steps) * SCHEDULE_WORK_SECONDS
+            for m in models:
+                parts[m] = sum(odes[m, e].work for e in etas) * ODE_STEP_SECONDS * n * n
+        return CostEstimate(float(sum(parts.values())), parts, probe_seconds=time.perf_counter() - t0,
+                            method="exact", study=study)
+    _warm_up()
+    fun = {"phi": wo._phi_on(phi, problem.params, vals, problem.dim)}
+    costs, parts = {}, {}
+    eta_min = etas[-1]
+    if momentum:
+        h_min = math.sqrt(eta_min)
+        z0 = np.concatenate([x0, np.zeros(problem.dim)])
+        beta = beta_for(lam, eta_min)
+        costs["sgd"] = _timed_costs(lambda P, n, saves, functions: simulate_momentum_sgd(
+            problem, x0, n, eta_min, beta, nesterov=optimizer == "nesterov", n_paths=P, seed=0, save_at=saves,
+            functions=functions, store=False, values=vals, progress=False), n_paths, steps[0])
+        start, dts = z0, [math.sqrt(e) * dt_fraction for e in etas]
+    else:
+        costs["sgd"] = _timed_costs(lambda P, n, saves, functions: simulate_sgd_schedule(
+            problem, sch, x0, n, eta_min, n_paths=P, seed=0, save_at=saves, functions=functions, store=False,
+            values=vals, progress=False), n_paths, steps[0])
+        start, dts = with_time(x0), [e * dt_fraction for e in etas]
+    # SGD's state: (x, v) for momentum, x for a schedule
+    parts["sgd"] = _run_cost(costs["sgd"], n_paths, sum(steps), n_chunks(n_paths, (2 if momentum else 1) * x0.size),
+                             calls=len(etas))
+    model_steps = sum(t_end / dt for dt in dts)
+    for m, sde in sdes.items():
+        slv = get_solver(wo.default_scheme(sde))
+        _model_part(costs, parts, m, sde, slv, start, eta_min, dts[-1], t_end / dts[0], model_steps, len(etas),
+                    n_paths, fun, vals, "auto", quick=True)
+    return _estimate(costs, parts, t0, study)
+
+
+#: Seconds per unit of an exact scheduled SGD product's work (steps x (monomials^2 + 50)), measured.
+SCHEDULE_WORK_SECONDS = 1e-5
+#: Seconds per DOP853 step of a moment ODE and squared monomial count (12 evaluations of A(t) m), measured.
+ODE_STEP_SECONDS = 2e-5
+#: Seconds per squared monomial count of one exact momentum SGD mean or model mean at one eta (the symbolic
+#: one-step operator or generator dominates): measured 0.3-0.5 s on 15 monomials, 9-16 s on 70.
+EXACT_MOMENTUM_SECONDS = 2.5e-3
 
 
 def _sgd_chunks(problem, eta, vals, x0, n_paths) -> int:

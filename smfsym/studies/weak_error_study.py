@@ -197,7 +197,7 @@ class WeakErrorStudy(StudyIO):
         return "\n".join(lines)
 
     def plot(self, path=None, ax=None):
-        """Log-log plot of |error| against eta with reference slopes 1 and 2.
+        """Log-log plot of |error| against eta (momentum: h = sqrt(eta)) with reference slopes 1 and 2.
 
         ``path`` (also positional): write the figure there; ``ax``: draw on that axis.
         Returns the figure.
@@ -205,7 +205,9 @@ class WeakErrorStudy(StudyIO):
         fig, (ax,), path, own = plot_target(path, ax)
         from matplotlib.ticker import NullFormatter
 
-        etas = np.array(self.etas)
+        # momentum studies fit their orders in h = sqrt(eta) (the chain's step): plot and slope in the same variable
+        xkey = "h" if self.rows and "h" in self.rows[0] else "eta"
+        xs = np.array(sorted({r[xkey] for r in self.rows}, reverse=True))
         style = {"gf": ("s", "-"), "sme1": ("o", "-"), "sme2": ("o", "-"), "smf1": ("x", "--"), "smf2": ("x", "--")}
         for m in self.models:
             rs = [r for r in self.rows if r["model"] == m]
@@ -213,20 +215,21 @@ class WeakErrorStudy(StudyIO):
             se = np.array([r["se"] for r in rs])
             marker, ls = style.get(m, ("o", "-"))
             # SME and SMF share their one-point law, so their curves may coincide: dashed crosses on top
-            ax.errorbar([r["eta"] for r in rs], e, yerr=2 * se if se.any() else None, marker=marker, ls=ls,
+            ax.errorbar([r[xkey] for r in rs], e, yerr=2 * se if se.any() else None, marker=marker, ls=ls,
                         capsize=3, markersize=7 if marker == "x" else 5,
                         label=f"{m} ({order_label(self.orders[m])})")
         top = max(abs(r["error"]) for r in self.rows)
         for p, style in ((1, ":"), (2, "--")):
-            ax.plot(etas, top * (etas / etas.max()) ** p, "k" + style, lw=1, label=f"slope {p}")
+            ax.plot(xs, top * (xs / xs.max()) ** p, "k" + style, lw=1, label=f"slope {p}")
         ax.set_xscale("log")
         ax.set_yscale("log")
         # every eta labelled: they are the study's design, not a decoration
-        ax.set_xticks(list(etas))
-        ax.set_xticklabels([f"{e:g}" for e in etas], rotation=45 if len(etas) > 5 else 0)
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([f"{e:g}" for e in xs], rotation=45 if len(xs) > 5 else 0)
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(r"learning rate $\eta$")
-        ax.set_ylabel(r"$|\mathbb{E}\,\varphi(X_{k\eta}) - \mathbb{E}\,\varphi(x_k)|$")
+        ax.set_xlabel(r"$h = \sqrt{\eta}$" if xkey == "h" else r"learning rate $\eta$")
+        step = "kh" if xkey == "h" else r"k\eta"
+        ax.set_ylabel(rf"$|\mathbb{{E}}\,\varphi(X_{{{step}}}) - \mathbb{{E}}\,\varphi(x_k)|$")
         ax.set_title("weak error against SGD\n" + self.header().replace("**", "^"), fontsize=9)
         ax.legend(fontsize=8)
         return finish_figure(fig, path, own=own)
