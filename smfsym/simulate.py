@@ -8,13 +8,13 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive,
-                     draw_discrete, resolve_seed, run)
+from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info,
+                     check_int, check_positive, compiled, content_key, draw_discrete, resolve_seed, run)
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
 
-__all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at"]
+__all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at", "numeric_sde", "cache_info", "cache_clear"]
 
 #: Bytes of normal draws per sub-batch of paths inside a block (bounds the memory of SMFs with many
 #: noise columns; the random stream does not depend on it).
@@ -84,26 +84,44 @@ def grid(saves, dt):
     return np.array(steps), index, saves
 
 
+def numeric_sde(sde: SDE, values: Mapping) -> NumericSDE:
+    """The compiled :class:`~smfsym.numeric.NumericSDE` of ``sde`` with ``values``, once per process.
+
+    Cached by content (:func:`smfsym.engine.compiled`, keyed by the SHA-256 of the pickled SDE and
+    numbers): every later call with an equal SDE and equal numbers (another ``simulate`` call, another
+    cell of a study, a coupled run, another scheme) reuses its compiled expressions and plans instead
+    of lambdifying them again. The numbers are bound at compile time, so each eta is its own entry.
+    """
+    vals = numeric_values(values)
+    # sorted: the key must not depend on the order in which the caller's mapping was filled
+    items = sorted(vals.items(), key=lambda kv: sp.default_sort_key(kv[0]))
+    return compiled(content_key(("NumericSDE", sde, items)), lambda: NumericSDE(sde, vals))
+
+
 class SDETask:
     """What a worker needs to rebuild one simulation step: picklable data, no closure.
 
     ``build()`` compiles the SDE (with its numbers) for the scheme and returns the step
-    ``stepper(X, h, gens, sizes)``; an executor's worker calls it once per process.
+    ``stepper(X, h, gens, sizes)``; an executor's worker calls it once per process. The compiled
+    SDE comes from the process's compile cache (:func:`numeric_sde`): only the first build of an
+    SDE with given numbers compiles.
     """
 
     def __init__(self, sde: SDE, values: dict, solver, increments: str):
         self.sde, self.values, self.solver, self.increments = sde, dict(values), solver, increments
 
     def build(self) -> "_SDEStepper":
-        return _SDEStepper(self.sde, self.values, self.solver, self.increments)
+        return _SDEStepper(numeric_sde(self.sde, self.values), self.solver, self.increments)
 
 
 class _SDEStepper:
-    """One compiled step of a solver on all paths of a chunk, drawing each block's increments."""
+    """One compiled step of a solver on all paths of a chunk, drawing each block's increments.
 
-    def __init__(self, sde, values, solver, increments):
+    Its draw buffers are its own (the compiled ``nsde`` may be shared through the cache)."""
+
+    def __init__(self, nsde: NumericSDE, solver, increments):
         self.solver = solver
-        self.nsde = NumericSDE(sde, values)
+        self.nsde = nsde
         solver.prepare(self.nsde)
         self.m, self.k = self.nsde.m, solver.n_draws
         self.discrete = increments == "discrete"
@@ -304,3 +322,9 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
               blowup_threshold=blowup_threshold, max_memory=max_memory, executor=executor, task=task)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order, increments=increments)
     return res
+
+
+# the compile cache seen from the function, as ``functools.lru_cache`` shows its own:
+# ``smfsym.simulate.cache_info()`` (hits, misses, maxsize, currsize) and ``smfsym.simulate.cache_clear()``
+simulate.cache_info = cache_info
+simulate.cache_clear = cache_clear

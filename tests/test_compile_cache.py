@@ -1,0 +1,136 @@
+"""The per-process compile cache (issue 17, item 3): simulate, simulate_sgd, coupled runs and executors
+compile an SDE or a gradient once; a hit gives bitwise the numbers of a fresh compilation."""
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym import engine
+from smfsym.solvers import get_solver
+from smfsym.studies.richardson import coupled_expectation
+
+x, y = sp.symbols("x y")
+
+
+def flow_and_problem():
+    xi = smfsym.normal("xi", std=sp.Symbol("s", positive=True))
+    p = smfsym.Problem((x - xi) ** 2 / 2 + (x * y - 1) ** 2 / 4 + y**2 / 2, [x, y])
+    return smfsym.smf(p, order=2), p
+
+
+@pytest.fixture
+def fresh_cache():
+    engine.cache_clear()
+    yield
+    engine.cache_clear()
+
+
+def _sim(flow, **kw):
+    args = dict(eta=0.1, n_paths=300, seed=5, save_at=[0.5, 1.0], values={"s": 0.8})
+    args.update(kw)
+    return smfsym.simulate(flow, [1.0, -0.5], 1.0, **args)
+
+
+def test_second_simulate_is_a_cache_hit_with_identical_numbers(fresh_cache):
+    flow, _ = flow_and_problem()
+    first = _sim(flow)
+    info = smfsym.simulate.cache_info()
+    assert info.misses == 1 and info.hits == 0 and info.currsize == 1
+    second = _sim(flow)
+    after = smfsym.simulate.cache_info()
+    assert after.misses == 1 and after.hits == 1  # nothing compiled again
+    np.testing.assert_array_equal(first.states, second.states)
+    # the weak order-2 plan compiles on the cached numeric SDE: no new entry, and equal numbers again
+    w1 = _sim(flow, scheme="weak2")
+    w2 = _sim(flow, scheme="weak2")
+    assert smfsym.simulate.cache_info().misses == 1
+    np.testing.assert_array_equal(w1.states, w2.states)
+    # values given by symbol rather than by name, and the problem's derived quantities computed meanwhile
+    # (cached properties, left out of the key), still hit
+    smfsym.sme(flow.problem)
+    smfsym.simulate_sgd(flow.problem, [1.0, -0.5], 2, 0.1, n_paths=10, seed=0, values={"s": 0.8})
+    third = _sim(flow, values={flow.problem.law_parameters[0]: 0.8})
+    assert smfsym.simulate.cache_info().misses == 2  # the SGD gradient, compiled once
+    np.testing.assert_array_equal(first.states, third.states)
+
+
+def test_a_hit_gives_the_numbers_of_a_fresh_compilation(fresh_cache):
+    flow, _ = flow_and_problem()
+    _sim(flow, seed=1)  # fills the cache (and runs the compiled plan once)
+    hit = _sim(flow, scheme="weak2", increments="discrete")
+    assert smfsym.simulate.cache_info().hits >= 1
+    smfsym.simulate.cache_clear()
+    assert smfsym.simulate.cache_info() == engine.CacheInfo(0, 0, engine.COMPILE_CACHE_SIZE, 0)
+    fresh = _sim(flow, scheme="weak2", increments="discrete")
+    assert smfsym.simulate.cache_info().misses == 1
+    np.testing.assert_array_equal(hit.states, fresh.states)
+
+
+def test_other_numbers_are_other_entries(fresh_cache):
+    flow, _ = flow_and_problem()
+    a = _sim(flow)
+    b = _sim(flow, eta=0.05)  # eta is bound at compile time
+    c = _sim(flow, values={"s": 0.3})
+    assert smfsym.simulate.cache_info().misses == 3
+    assert not np.array_equal(a.states, b.states) and not np.array_equal(a.states, c.states)
+    # the larger noise std spreads the paths more: the entries are not mixed up
+    assert np.var(a.states[-1, :, 0]) > np.var(c.states[-1, :, 0])
+
+
+def test_simulate_sgd_compiles_its_gradient_once_for_every_eta(fresh_cache):
+    _, p = flow_and_problem()
+    kw = dict(n_paths=200, seed=2, values={"s": 0.8})
+    r1 = smfsym.simulate_sgd(p, [1.0, -0.5], 5, 0.1, **kw)
+    assert smfsym.simulate_sgd.cache_info().misses == 1
+    r2 = smfsym.simulate_sgd(p, [1.0, -0.5], 5, 0.1, **kw)
+    smfsym.simulate_sgd(p, [1.0, -0.5], 5, 0.05, batch_size=3, **kw)
+    info = smfsym.simulate_sgd.cache_info()
+    assert info.misses == 1 and info.hits == 2
+    np.testing.assert_array_equal(r1.states, r2.states)
+
+
+def test_coupled_runs_and_thread_pools_reuse_the_compilation(fresh_cache):
+    flow, _ = flow_and_problem()
+    serial = _sim(flow, n_paths=engine.BLOCK + 10)
+    kw = dict(eta=0.1, dt=0.01, n_paths=50, solver=get_solver("euler"), phi=lambda X: X[:, 0], seed=0,
+              values={"s": 0.8}, progress=False)
+    coupled = coupled_expectation(flow, [1.0, -0.5], 1.0, **kw)
+    assert smfsym.simulate.cache_info().misses == 1  # the coupled step wraps the cached numeric SDE
+    assert coupled_expectation(flow, [1.0, -0.5], 1.0, **kw) == coupled
+    with ThreadPoolExecutor(2) as ex:
+        threaded = _sim(flow, n_paths=engine.BLOCK + 10, executor=ex, chunk_size=engine.BLOCK)
+    # the threads share this process's cache, where the run's own step was put: no task compiled
+    assert threaded.extra["executor"]["compile_seconds"] == [0.0, 0.0]
+    assert smfsym.simulate.cache_info().misses == 1
+    np.testing.assert_array_equal(serial.states, threaded.states)
+
+
+def test_the_cache_is_bounded_lru(fresh_cache, monkeypatch):
+    made = []
+
+    def make(i):
+        return lambda: made.append(i) or i
+
+    n = engine.COMPILE_CACHE_SIZE
+    for i in range(n + 5):
+        assert engine.compiled(f"k{i}", make(i)) == i
+        assert engine.cache_info().currsize == min(i + 1, n)
+    assert engine.compiled("k5", make(-1)) == 5  # still there (the five oldest were dropped)
+    assert engine.compiled("k0", make(-2)) == -2  # dropped: made again
+    assert engine.cache_info().currsize == n
+    assert made == list(range(n + 5)) + [-2]
+    # a maker that raises caches nothing; the next request makes again
+    with pytest.raises(ValueError, match="bad"):
+        engine.compiled("bad", lambda: (_ for _ in ()).throw(ValueError("bad")))
+    assert engine.compiled("bad", make(7)) == 7
+
+
+def test_content_key_sees_every_difference():
+    e = x**2 + y
+    assert engine.content_key(("a", e, [(x, 1.0)])) == engine.content_key(("a", x**2 + y, [(x, 1.0)]))
+    assert engine.content_key(("a", e, [(x, 1.0)])) != engine.content_key(("a", e, [(x, 1.0 + 2**-52)]))
+    assert engine.content_key(("a", e)) != engine.content_key(("a", x**2 + 2 * y))
+    # symbols of the same name with other assumptions are other symbols
+    assert engine.content_key(sp.Symbol("z")) != engine.content_key(sp.Symbol("z", positive=True))
