@@ -276,7 +276,7 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
     except Exception as exc:  # noqa: BLE001
         raise TypeError(f"the simulation cannot be sent to an executor: its recipe does not pickle "
                         f"({type(exc).__name__}: {exc}); a custom scheme must be a module-level class.") from None
-    key = content_key(task, payload)
+    key = content_key(payload=payload)
     if step is not None:
         remember(key, step)
     if getattr(task, "provides_functions", False):

@@ -36,7 +36,7 @@ def compiled_gradient(problem: Problem, values: Mapping, data_symbols) -> Compil
     # sorted: the key must not depend on the order in which the caller's mapping was filled
     items = sorted(vals.items(), key=lambda kv: sp.default_sort_key(kv[0]))
     exprs, params, syms = list(problem.grad_f_compact), tuple(problem.params), tuple(data_symbols)
-    return compiled(content_key(("SGD gradient", exprs, params, syms, items)),
+    return compiled(content_key("SGD gradient", exprs, params, syms, items),
                     lambda: CompiledExprs(exprs, params, vals, syms))
 
 

@@ -95,7 +95,7 @@ def numeric_sde(sde: SDE, values: Mapping) -> NumericSDE:
     vals = numeric_values(values)
     # sorted: the key must not depend on the order in which the caller's mapping was filled
     items = sorted(vals.items(), key=lambda kv: sp.default_sort_key(kv[0]))
-    return compiled(content_key(("NumericSDE", sde, items)), lambda: NumericSDE(sde, vals))
+    return compiled(content_key("NumericSDE", sde, items), lambda: NumericSDE(sde, vals))
 
 
 class SDETask:
@@ -165,6 +165,15 @@ class _SDEStepper:
         solver, nsde, m, k, sub = self.solver, self.nsde, self.m, self.k, self.sub
         if not m:
             return solver.step(nsde, X, h, np.zeros((X.shape[0], k, 0)))
+        if len(sizes) == 1 and sizes[0] <= sub:
+            # one block in one draw (small runs, executor tasks of one block): the step's own output is
+            # the result, no copy into a second array
+            out = solver.step(nsde, X, h, self.draw(gens[0], sizes[0]))
+            if not (isinstance(out, np.ndarray) and out.shape == X.shape and out.dtype == X.dtype):
+                full = np.empty_like(X)
+                full[...] = out  # what the assignment below makes of a custom solver's output
+                out = full
+            return out
         # one block (or memory sub-batch) at a time: its draws are still in cache when the step reads
         # them; every per-path number is the same as stepping the whole chunk at once
         out = np.empty_like(X)
