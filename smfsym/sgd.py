@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-import sympy as sp
 
 from ._checks import numeric_values
 from .compile import CompiledExprs
@@ -17,7 +16,7 @@ from .engine import (MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, ca
                      check_positive, compiled, content_key, resolve_seed, run)
 from .problem import Problem
 from .samplers import samplers_for
-from .simulate import check_save_at, prepare_x0
+from .simulate import check_save_at, prepare_x0, values_key
 
 __all__ = ["simulate_sgd", "SGDStep", "compiled_gradient"]
 
@@ -32,9 +31,7 @@ def compiled_gradient(problem: Problem, values: Mapping, data_symbols) -> Compil
     data symbols and numbers), so every ``simulate_sgd`` call on the same problem and numbers, whatever
     its eta, batch size or seed, reuses one compilation.
     """
-    vals = numeric_values(values)
-    # sorted: the key must not depend on the order in which the caller's mapping was filled
-    items = sorted(vals.items(), key=lambda kv: sp.default_sort_key(kv[0]))
+    vals, items = values_key(values)
     exprs, params, syms = list(problem.grad_f_compact), tuple(problem.params), tuple(data_symbols)
     return compiled(content_key("SGD gradient", exprs, params, syms, items),
                     lambda: CompiledExprs(exprs, params, vals, syms))

@@ -92,10 +92,15 @@ def numeric_sde(sde: SDE, values: Mapping) -> NumericSDE:
     cell of a study, a coupled run, another scheme) reuses its compiled expressions and plans instead
     of lambdifying them again. The numbers are bound at compile time, so each eta is its own entry.
     """
-    vals = numeric_values(values)
-    # sorted: the key must not depend on the order in which the caller's mapping was filled
-    items = sorted(vals.items(), key=lambda kv: sp.default_sort_key(kv[0]))
+    vals, items = values_key(values)
     return compiled(content_key("NumericSDE", sde, items), lambda: NumericSDE(sde, vals))
+
+
+def values_key(values: Mapping) -> tuple:
+    """``values`` normalised (symbol -> float) and as sorted pairs for a cache key: the key must not
+    depend on the order in which the caller's mapping was filled."""
+    vals = numeric_values(values)
+    return vals, sorted(vals.items(), key=lambda kv: sp.default_sort_key(kv[0]))
 
 
 class SDETask:
