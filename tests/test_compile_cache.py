@@ -140,3 +140,19 @@ def test_content_key_sees_every_difference():
     z_copy = sp.Symbol.__xnew__(sp.Symbol, "z")  # equal, and (sympy's cache bypassed) another object
     assert z_copy == z and z_copy is not z
     assert engine.content_key([z, 1], [(z, 2.0)]) == engine.content_key([z, 1], [(z_copy, 2.0)])
+
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_a_study_compiles_each_cell_once(fresh_cache):
+    xi = smfsym.normal("xi", std=sp.Rational(1, 2))
+    p = smfsym.Problem((x - xi) ** 2 / 2 + x**4 / 8, [x])
+    # small runs: the orders are not resolved (OrderWarning), only the compilations are counted
+    kw = dict(models=["sme1", "smf2"], method="montecarlo", n_paths=500, progress=False, seed=3)
+    first = smfsym.weak_error(p, x**2, [0.5], 0.4, [0.2, 0.1], **kw)
+    info = smfsym.simulate.cache_info()
+    # at most one compilation per (model, eta) cell and one SGD gradient, however many runs each cell made
+    assert info.misses <= 2 * 2 + 1, info
+    assert info.hits >= 1, info  # the cells' coupled runs and repeated runs reused their compilations
+    again = smfsym.weak_error(p, x**2, [0.5], 0.4, [0.2, 0.1], **kw)
+    assert smfsym.simulate.cache_info().misses == info.misses  # the second study compiles nothing
+    assert len(first.rows) == 4 and first.rows == again.rows  # and the same numbers
