@@ -31,7 +31,7 @@ from .streaming import _Acc, _Values, block_stats
 
 __all__ = ["SimulationResult", "BlowUpError", "BLOCK", "resolve_seed", "StepGrid", "check_int",
            "check_positive", "draw_discrete", "run_blocks", "block_stats", "block_label", "content_key",
-           "compiled", "remember", "cache_info", "cache_clear", "CacheInfo", "COMPILE_CACHE_SIZE"]
+           "compiled", "compiled_content", "remember", "cache_info", "cache_clear", "CacheInfo", "COMPILE_CACHE_SIZE"]
 
 #: Paths per random stream: chunk sizes are rounded up to whole blocks.
 BLOCK = 4096
@@ -125,6 +125,20 @@ def compiled(key: str, make: Callable[[], Any]):
     with _COMPILED_LOCK:
         _COUNTS["misses"] += 1
     return remember(key, obj)
+
+
+def compiled_content(parts: tuple, make: Callable[[], Any]):
+    """``compiled(content_key(*parts), make)``; ``make()`` uncached (counted as a miss) when a part does not
+    pickle (a sympy ``implemented_function`` carries a Python callable): without its content no key
+    could tell two such objects apart, so they are never shared."""
+    try:
+        key = content_key(*parts)
+    except Exception:  # noqa: BLE001 - any pickling failure means the same: no content key
+        obj = make()
+        with _COMPILED_LOCK:
+            _COUNTS["misses"] += 1
+        return obj
+    return compiled(key, make)
 
 
 def remember(key: str, obj):

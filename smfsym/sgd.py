@@ -13,7 +13,7 @@ import numpy as np
 from ._checks import numeric_values
 from .compile import CompiledExprs
 from .engine import (MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info, check_int,
-                     check_positive, compiled, content_key, resolve_seed, run)
+                     check_positive, compiled_content, resolve_seed, run)
 from .problem import Problem
 from .samplers import samplers_for
 from .simulate import check_save_at, prepare_x0, values_key
@@ -33,8 +33,7 @@ def compiled_gradient(problem: Problem, values: Mapping, data_symbols) -> Compil
     """
     vals, items = values_key(values)
     exprs, params, syms = list(problem.grad_f_compact), tuple(problem.params), tuple(data_symbols)
-    return compiled(content_key("SGD gradient", exprs, params, syms, items),
-                    lambda: CompiledExprs(exprs, params, vals, syms))
+    return compiled_content(("SGD gradient", exprs, params, syms, items), lambda: CompiledExprs(exprs, params, vals, syms))
 
 
 class SGDStep:

@@ -9,7 +9,7 @@ import sympy as sp
 
 from ._checks import numeric_values
 from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info,
-                     check_int, check_positive, compiled, content_key, draw_discrete, resolve_seed, run)
+                     check_int, check_positive, compiled_content, draw_discrete, resolve_seed, run)
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
@@ -93,7 +93,7 @@ def numeric_sde(sde: SDE, values: Mapping) -> NumericSDE:
     of lambdifying them again. The numbers are bound at compile time, so each eta is its own entry.
     """
     vals, items = values_key(values)
-    return compiled(content_key("NumericSDE", sde, items), lambda: NumericSDE(sde, vals))
+    return compiled_content(("NumericSDE", sde, items), lambda: NumericSDE(sde, vals))
 
 
 def values_key(values: Mapping) -> tuple:
@@ -273,6 +273,14 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         given, is the paths per task (default: the run cut into about 16 tasks);
         ``result.extra["executor"]`` records the tasks' compile, run and CPU seconds. See
         :mod:`smfsym.executors`.
+
+    Notes
+    -----
+    The SDE is compiled once per process for given numbers (``values`` and ``eta``): later calls with
+    the same SDE object and numbers (another seed, horizon, scheme, a study's repeated and coupled
+    runs) reuse the compilation from a bounded cache (:func:`smfsym.engine.compiled`, keyed by
+    content), with bitwise the same numbers. ``smfsym.simulate.cache_info()`` reports its hits and
+    misses, ``smfsym.simulate.cache_clear()`` empties it.
 
     Examples
     --------

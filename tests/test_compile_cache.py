@@ -156,3 +156,18 @@ def test_a_study_compiles_each_cell_once(fresh_cache):
     again = smfsym.weak_error(p, x**2, [0.5], 0.4, [0.2, 0.1], **kw)
     assert smfsym.simulate.cache_info().misses == info.misses  # the second study compiles nothing
     assert len(first.rows) == 4 and first.rows == again.rows  # and the same numbers
+
+
+def test_what_does_not_pickle_is_compiled_every_time_and_never_shared(fresh_cache):
+    from sympy.utilities.lambdify import implemented_function
+
+    # two functions of one name, with other Python implementations: no content key can tell them apart
+    f = implemented_function("f", lambda t: -t)
+    g = implemented_function("f", lambda t: -3 * t)
+    runs = [smfsym.simulate(smfsym.SDE([h(x)], [[0.1]], [x]), [1.0], 1.0, dt=0.1, n_paths=100, seed=0)
+            for h in (f, g, f)]
+    assert smfsym.simulate.cache_info() == engine.CacheInfo(0, 3, engine.COMPILE_CACHE_SIZE, 0)
+    np.testing.assert_array_equal(runs[0].states, runs[2].states)
+    # Euler on dx = -c x dt: the means are (1 - 0.1 c)^10 (the noise is additive, mean zero)
+    assert abs(runs[0].mean()[-1, 0] - 0.9**10) < 5 * runs[0].sem()[-1, 0]
+    assert abs(runs[1].mean()[-1, 0] - 0.7**10) < 5 * runs[1].sem()[-1, 0]
