@@ -222,7 +222,11 @@ def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dic
         lo, hi = first * BLOCK, min(job["n_paths"], (first + count) * BLOCK)
         states = np.empty((nt, hi - lo) + job["x0"].shape) if job["store"] else None
         values = _Values(nt, hi - lo) if job.get("keep_values") else None
-        bad, first_bad = run_blocks(step, job, first, count, count, recs, states, path_offset=lo, values=values)
+        try:
+            bad, first_bad = run_blocks(step, job, first, count, count, recs, states, path_offset=lo, values=values)
+        finally:
+            # the step stays cached for later tasks; its draw buffers need not (up to tens of MiB each)
+            getattr(step, "release_buffers", lambda: None)()
     except BlowUpError:
         raise  # its message already names the blocks
     except _RELABELLED as exc:

@@ -157,6 +157,11 @@ class _SDEStepper:
         buf[...] = raw.transpose(1, 2, 0)
         return buf.transpose(2, 0, 1)
 
+    def release_buffers(self) -> None:
+        """Drop the draw buffers of every thread (an executor worker calls it after each task: a step kept
+        in the compile cache then holds its compiled code only, not megabytes of increments)."""
+        self._local = threading.local()
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_local", None)

@@ -171,3 +171,13 @@ def test_what_does_not_pickle_is_compiled_every_time_and_never_shared(fresh_cach
     # Euler on dx = -c x dt: the means are (1 - 0.1 c)^10 (the noise is additive, mean zero)
     assert abs(runs[0].mean()[-1, 0] - 0.9**10) < 5 * runs[0].sem()[-1, 0]
     assert abs(runs[1].mean()[-1, 0] - 0.7**10) < 5 * runs[1].sem()[-1, 0]
+
+
+def test_a_cached_worker_step_keeps_no_draw_buffers(fresh_cache):
+    flow, _ = flow_and_problem()
+    with ThreadPoolExecutor(1) as ex:
+        r = _sim(flow, n_paths=engine.BLOCK, executor=ex)
+        steps = [v for v in engine._COMPILED.values() if hasattr(v, "release_buffers")]
+        assert len(steps) == 1  # the run's step, cached under the recipe's key
+        assert ex.submit(lambda: getattr(steps[0]._local, "bufs", None)).result() is None
+        assert _sim(flow, n_paths=engine.BLOCK, executor=ex).states.tobytes() == r.states.tobytes()
