@@ -239,6 +239,10 @@ def small_measurements(repeat: int) -> dict:
     finally:
         T = T_saved
     out["small_run_ms"], out["small_hand_ms"] = 1e3 * ours, 1e3 * hand
+    p = problem(d)
+    ours = _cpu_best(lambda: smfsym.simulate_sgd(p, x0, 10, ETA, n_paths=2048, seed=0, store=False), repeat)
+    hand = _cpu_best(lambda: hand_sgd(d, 2048, 10, 0), repeat)
+    out["sgd_run_ms"], out["sgd_hand_ms"] = 1e3 * ours, 1e3 * hand
     X = np.tile(x0, (B, 1))
     rows = _hand_rows(d)
     for scheme in ("euler", "weak2"):
@@ -281,6 +285,9 @@ def small():
     row("2048 paths x 10 steps: smfsym (ms)", lambda r: r["small_run_ms"], "{:.1f}")
     row("2048 paths x 10 steps: hand-written loop (ms)", lambda r: r["small_hand_ms"], "{:.1f}")
     row("2048 paths x 10 steps: ratio", lambda r: r["small_run_ms"] / r["small_hand_ms"], "{:.2f}")
+    row("SGD, 2048 paths x 10 steps: simulate_sgd (ms)", lambda r: r["sgd_run_ms"], "{:.1f}")
+    row("SGD, 2048 paths x 10 steps: hand-written loop (ms)", lambda r: r["sgd_hand_ms"], "{:.1f}")
+    row("SGD, 2048 paths x 10 steps: ratio", lambda r: r["sgd_run_ms"] / r["sgd_hand_ms"], "{:.2f}")
     for scheme in ("euler", "weak2"):
         row(f"{scheme} step, one block (ns per path-step)", lambda r: r[f"{scheme}_step_ns"], "{:.0f}")
         row(f"{scheme}: its random draws alone (ns)", lambda r: r[f"{scheme}_rng_ns"], "{:.0f}")
