@@ -1,0 +1,52 @@
+"""Snapshot of the public API: the names of ``smfsym.__all__`` and the signatures of the entry points.
+
+A change of the public surface shows up here as a diff against ``tests/golden/api.json``; when it
+is intended (a new name, a new keyword), regenerate the file in the same commit::
+
+    python tests/test_api.py --write
+"""
+import inspect
+import json
+import sys
+from pathlib import Path
+
+import smfsym
+
+SNAPSHOT = Path(__file__).with_name("golden") / "api.json"
+
+
+def surface() -> dict:
+    out = {}
+    for name in sorted(smfsym.__all__):
+        obj = getattr(smfsym, name)
+        if inspect.isclass(obj):
+            try:
+                sig = str(inspect.signature(obj))
+            except (TypeError, ValueError):
+                sig = "(...)"
+            out[name] = f"class{sig}"
+        elif callable(obj):
+            out[name] = f"def{inspect.signature(obj)}"
+        else:
+            out[name] = type(obj).__name__
+    return out
+
+
+def test_every_public_name_resolves():
+    for name in smfsym.__all__:
+        assert getattr(smfsym, name) is not None
+
+
+def test_public_api_matches_the_snapshot():
+    stored = json.loads(SNAPSHOT.read_text())
+    now = surface()
+    assert sorted(now) == sorted(stored), (f"added: {sorted(set(now) - set(stored))}, "
+                                           f"removed: {sorted(set(stored) - set(now))}")
+    changed = {k: (stored[k], now[k]) for k in now if now[k] != stored[k]}
+    assert not changed, f"signatures changed (regenerate with `python tests/test_api.py --write`): {changed}"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write"]:
+        sys.exit(__doc__)
+    SNAPSHOT.write_text(json.dumps(surface(), indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,200 @@
+"""Imports point down the layers, and there is no import cycle (issue 16; docs/architecture.md).
+
+Every module of ``smfsym/`` is given a layer; a module may import from its own layer or a lower
+one. The graph is read from the source (``ast``; imports inside functions count too), so the test
+needs nothing imported. ``BACK_EDGES`` lists today's exceptions; the list may only shrink: an
+exception that is no longer needed fails the test until it is deleted, and a new back-edge fails it
+too.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "smfsym"
+
+#: Layers from the bottom up; a module's layer is that of its longest listed prefix.
+LAYERS = [
+    ("base", ["smfsym._checks", "smfsym.safeguards", "smfsym.compact", "smfsym.spec.expr", "smfsym.draws",
+              "smfsym.streaming", "smfsym.solvers"]),
+    ("data", ["smfsym.laws", "smfsym.samplers", "smfsym.tails", "smfsym.quadrature", "smfsym.expectation"]),
+    ("symbolic", ["smfsym.compile", "smfsym.latex", "smfsym.chaos", "smfsym.problem", "smfsym.sde",
+                  "smfsym.models", "smfsym.meanfield.problem", "smfsym.meanfield.latex"]),
+    ("numerics", ["smfsym.numeric", "smfsym.meanfield.factored", "smfsym.meanfield.kernel"]),
+    ("montecarlo", ["smfsym.engine", "smfsym.executors"]),
+    ("simulate", ["smfsym.simulate", "smfsym.sgd", "smfsym.exact", "smfsym.optimizers",
+                  "smfsym.meanfield.particles", "smfsym.meanfield.data", "smfsym.meanfield.observables",
+                  "smfsym.meanfield.result", "smfsym.meanfield.sgd", "smfsym.meanfield.ddsmf",
+                  "smfsym.meanfield.limit", "smfsym.meanfield.linearisation"]),
+    ("studies", ["smfsym.studies", "smfsym.meanfield.study", "smfsym.meanfield"]),
+    ("io", ["smfsym.persist", "smfsym.codegen", "smfsym.codegen_means"]),
+    ("spec", ["smfsym.spec"]),
+    ("interface", ["smfsym.cli", "smfsym.__main__", "smfsym"]),
+]
+
+#: Today's imports that point up a layer, as (importer, imported): may only shrink.
+BACK_EDGES = {
+    ("smfsym.engine", "smfsym.persist"),
+    ("smfsym.optimizers.momentum_npoint", "smfsym.persist"),
+    ("smfsym.optimizers.momentum_npoint", "smfsym.studies"),
+    ("smfsym.optimizers.weak_orders", "smfsym.persist"),
+    ("smfsym.optimizers.weak_orders", "smfsym.studies"),
+    ("smfsym.optimizers.weak_orders", "smfsym.studies.common"),
+    ("smfsym.optimizers.weak_orders", "smfsym.studies.richardson"),
+    ("smfsym.optimizers.weak_orders", "smfsym.studies.weak_error_study"),
+    ("smfsym.persist", "smfsym"),
+    ("smfsym.studies.multipoint_study", "smfsym.persist"),
+    ("smfsym.studies.npoint_rates", "smfsym.persist"),
+    ("smfsym.studies.weak_error_study", "smfsym.persist"),
+}
+
+
+def modules() -> dict:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def _targets(mods: dict, importer: str, node) -> list:
+    is_pkg = mods[importer].name == "__init__.py"
+    package = importer if is_pkg else importer.rpartition(".")[0]
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+    else:
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            module = ".".join(base + ([node.module] if node.module else []))
+        else:
+            module = node.module or ""
+        names = [f"{module}.{a.name}" if f"{module}.{a.name}" in mods else module for a in node.names]
+    return [n for n in names if n in mods and n != importer]
+
+
+def import_graph() -> dict:
+    mods = modules()
+    graph = {m: set() for m in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                graph[name].update(_targets(mods, name, node))
+    return graph
+
+
+def layer_of(module: str) -> int:
+    best = None
+    for rank, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if module == p or module.startswith(p + "."):
+                if best is None or len(p) > best[1]:
+                    best = (rank, len(p))
+    assert best is not None, f"module {module} has no layer: add it to LAYERS in tests/test_layers.py"
+    return best[0]
+
+
+def test_every_module_has_a_layer():
+    for m in modules():
+        layer_of(m)
+
+
+def test_imports_point_down():
+    graph = import_graph()
+    up = {(a, b) for a, targets in graph.items() for b in targets
+          if layer_of(b) > layer_of(a) and not (a == "smfsym" or b.startswith(a + "."))}
+    new = up - BACK_EDGES
+    gone = BACK_EDGES - up
+    assert not new, f"imports pointing up a layer (see docs/architecture.md): {sorted(new)}"
+    assert not gone, f"these back-edges are gone: delete them from BACK_EDGES: {sorted(gone)}"
+
+
+def cycles(graph: dict) -> list:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_import_cycles_only_shrink():
+    """Importing ``a.sub`` runs ``a/__init__``, so a package's re-exports are edges too."""
+    found = [set(c) for c in cycles(import_graph())]
+    known = [set(c) for c in KNOWN_CYCLES]
+    grown = [sorted(c) for c in found if not any(c <= k for k in known)]
+    assert not grown, f"new or larger import cycles: {grown}"
+    assert len(found) == len(known) and all(any(c == k for c in found) for k in known), (
+        f"the import cycles shrank: update KNOWN_CYCLES to {[sorted(c) for c in found]}")
+
+
+#: Today's import cycles (issue 16 removes them): the test fails when one grows, and when one shrinks
+#: until the list is updated.
+KNOWN_CYCLES: list = [
+    ['smfsym.laws',
+     'smfsym.laws.base',
+     'smfsym.laws.continuous',
+     'smfsym.laws.empirical',
+     'smfsym.laws.factories',
+     'smfsym.laws.finite',
+     'smfsym.samplers'],
+    ['smfsym',
+     'smfsym.codegen',
+     'smfsym.engine',
+     'smfsym.exact',
+     'smfsym.executors',
+     'smfsym.meanfield',
+     'smfsym.meanfield.data',
+     'smfsym.meanfield.ddsmf',
+     'smfsym.meanfield.limit',
+     'smfsym.meanfield.linearisation',
+     'smfsym.meanfield.observables',
+     'smfsym.meanfield.particles',
+     'smfsym.meanfield.result',
+     'smfsym.meanfield.sgd',
+     'smfsym.meanfield.study',
+     'smfsym.optimizers',
+     'smfsym.optimizers.minibatch_exact',
+     'smfsym.optimizers.momentum',
+     'smfsym.optimizers.momentum_npoint',
+     'smfsym.optimizers.schedules',
+     'smfsym.optimizers.weak_orders',
+     'smfsym.persist',
+     'smfsym.sgd',
+     'smfsym.simulate',
+     'smfsym.studies',
+     'smfsym.studies.common',
+     'smfsym.studies.cost',
+     'smfsym.studies.multipoint_study',
+     'smfsym.studies.npoint_exact',
+     'smfsym.studies.npoint_rates',
+     'smfsym.studies.richardson',
+     'smfsym.studies.weak_error_study'],
+]

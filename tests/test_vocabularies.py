@@ -1,0 +1,36 @@
+"""The spec's vocabularies are the library's registries (issue 16): a name accepted in a TOML spec
+is a name the library knows, and every name the library knows can be written in a spec."""
+import smfsym.solvers
+import smfsym.studies.common
+import smfsym.studies.weak_error_study
+import smfsym.meanfield.study
+from smfsym.spec import schema
+
+
+def test_models():
+    assert tuple(schema.MODEL_NAMES) == tuple(smfsym.studies.common.MODELS)
+
+
+def test_schemes_are_the_solvers_plus_auto():
+    canonical = {cls.name for cls in set(smfsym.solvers.SOLVERS.values())}
+    assert set(schema.SCHEMES) == canonical | {"auto"}
+
+
+def test_meanfield_methods():
+    assert tuple(schema.MF_METHODS) == tuple(smfsym.meanfield.study.METHODS)
+
+
+def test_check_vocabularies_listed_in_the_schema_are_enforced():
+    """The documented choices of `[check]` keys are exactly what the validators accept."""
+    check = schema.SCHEMA["check"]
+    for key in ("method", "scheme", "increments", "optimizer"):
+        k = check[key]
+        documented = [c.strip() for c in k.range.split("|")]
+        for name in documented:
+            assert k.check(name, key) == name
+
+
+def test_increments():
+    documented = [c.strip() for c in schema.SCHEMA["check"]["increments"].range.split("|")]
+    for name in documented:
+        assert smfsym.studies.common.check_increments(name) == name
