@@ -11,9 +11,21 @@ f = (a.x - eps)^2 / 2, eta = 0.05, horizon t = 1 (20 SGD steps; Euler step dt = 
 6. Discrete against Gaussian increments on the d = 10 SMF (Euler and weak order 2).
 5. Bounded work: time to the first step of a 10**8-step horizon, and peak traced memory and
    time per step of the SMF of a logistic loss on an empirical data set of 50,000 rows.
+7. Small runs and per-step overhead (issue 17), on the d = 10 SMF: the setup of a first and a
+   second ``simulate`` call (1 path, 1 step; the second reuses the compiled SDE), a 2,048-path x
+   10-step run against the hand-written loop of section 1, and the simulator's step on one seed
+   block of 4096 paths (draws included) against its own random draws alone and against a
+   hand-written row-by-row numpy Euler step (same draws in stream order, transposed so that
+   every column is contiguous, then each coordinate accumulated in place). CPU times of this
+   thread (``time.thread_time``, best of many: the machine is shared). ``--before PATH`` runs the
+   same measurements with another checkout's smfsym (e.g. /work/main) in a subprocess.
 
-Run: python benchmarks/bench_simulate.py [--quick] [--bounded | --discrete (section 5 or 6 alone)]
+Run: python benchmarks/bench_simulate.py [--quick] [--bounded | --discrete | --small [--before PATH]]
+(--bounded, --discrete, --small: section 5, 6 or 7 alone)
 """
+import json
+import os
+import subprocess
 import sys
 import time
 
@@ -65,12 +77,14 @@ def hand_sgd(d, n_paths, n_steps, seed):
     return X
 
 
-def best(fn, repeat=3):
+def best(fn, repeat=3, clock=time.perf_counter):
+    """Best time of ``repeat`` calls; ``clock=time.thread_time``: CPU time of this thread, less disturbed
+    by other jobs on a shared machine than wall time."""
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return min(times)
 
 
@@ -154,7 +168,138 @@ def discrete(d=10):
     print()
 
 
+def _cpu_best(fn, repeat):
+    return best(fn, repeat, clock=time.thread_time)
+
+
+def hand_euler_step(X, g, raw, Zt, tmp, rows, h):
+    """The d = 10 SMF's Euler step by hand, row by row: noise_i = -sqrt(eta) (sum_j G_ij x_j - s dB_eps,i)."""
+    g.standard_normal(out=raw)  # (paths, m) in the stream's order, as smfsym draws them
+    Zt[...] = raw.T  # columns contiguous over the paths
+    d = X.shape[1]
+    xc = [np.ascontiguousarray(X[:, i]) for i in range(d)]
+    out = np.empty_like(X)
+    c = -np.sqrt(ETA) * np.sqrt(h)
+    for i, terms in enumerate(rows):
+        n = np.multiply(Zt[terms[0][0]], xc[terms[0][1]])
+        for col, j, coef in terms[1:]:
+            if j is None:
+                n -= S * Zt[col]
+                continue
+            np.multiply(Zt[col], xc[j], out=tmp)
+            if coef != 1.0:
+                tmp *= coef
+            n += tmp
+        out[:, i] = xc[i] * (1 - (1 + ETA / 2) * h) + c * n
+    return out
+
+
+def _hand_rows(d):
+    """Per coordinate i, the noise columns it reads: (column, state index or None, factor)."""
+    iu = np.triu_indices(d, 1)
+    k = len(iu[0])
+    rows = [[] for _ in range(d)]
+    for col, (r, c) in enumerate(zip(*iu)):
+        rows[r].append((col, c, 1.0))
+        rows[c].append((col, r, 1.0))
+    for i in range(d):
+        rows[i].append((k + i, i, np.sqrt(2)))
+        rows[i].append((k + d + i, None, 1.0))
+    return rows
+
+
+def small_measurements(repeat: int) -> dict:
+    """Section 7's numbers with the smfsym on sys.path (also run for ``--before`` in a subprocess)."""
+    from smfsym.engine import block_generators, resolve_seed
+    from smfsym.simulate import SDETask
+    from smfsym.solvers import get_solver
+
+    d, B = 10, 4096
+    flow = smfsym.smf(problem(d), order=2)
+    x0 = np.linspace(1.0, -1.0, d)
+    h = ETA / 10
+    out = {}
+
+    def one_step():
+        return smfsym.simulate(flow, x0, h, eta=ETA, n_paths=1, seed=0, store=False)
+
+    # the lazily imported modules of a first compilation (sympy's printers, numpy's namespace for lambdify)
+    # load before the clock starts: the first call then times this SDE's compilation alone
+    smfsym.compile_exprs([sp.Symbol("w") ** 2], [sp.Symbol("w")])(np.ones((1, 1)))
+    t0 = time.perf_counter()
+    one_step()
+    out["first_call_ms"] = 1e3 * (time.perf_counter() - t0)
+    out["second_call_ms"] = 1e3 * _cpu_best(one_step, repeat)
+    global T
+    T_saved, T = T, 10 * h
+    try:
+        ours = _cpu_best(lambda: smfsym.simulate(flow, x0, 10 * h, eta=ETA, n_paths=2048, seed=0, store=False),
+                         repeat)
+        hand = _cpu_best(lambda: hand_smf(d, 2048, 0), repeat)
+    finally:
+        T = T_saved
+    out["small_run_ms"], out["small_hand_ms"] = 1e3 * ours, 1e3 * hand
+    p = problem(d)
+    ours = _cpu_best(lambda: smfsym.simulate_sgd(p, x0, 10, ETA, n_paths=2048, seed=0, store=False), repeat)
+    hand = _cpu_best(lambda: hand_sgd(d, 2048, 10, 0), repeat)
+    out["sgd_run_ms"], out["sgd_hand_ms"] = 1e3 * ours, 1e3 * hand
+    X = np.tile(x0, (B, 1))
+    rows = _hand_rows(d)
+    for scheme in ("euler", "weak2"):
+        stepper = SDETask(flow, {flow.eta: ETA}, get_solver(scheme), "gaussian").build()
+        gens = block_generators(resolve_seed(1), 0, 1)
+        raw = np.empty((B, stepper.k, stepper.m))
+        step = _cpu_best(lambda: stepper(X, h, gens, [B]), 3 * repeat)
+        rng = _cpu_best(lambda: gens[0].standard_normal(out=raw), 3 * repeat)
+        out[f"{scheme}_step_ns"], out[f"{scheme}_rng_ns"] = 1e9 * step / B, 1e9 * rng / B
+        if scheme == "euler":
+            raw1, Zt, tmp = np.empty((B, stepper.m)), np.empty((stepper.m, B)), np.empty(B)
+            hand = _cpu_best(lambda: hand_euler_step(X, gens[0], raw1, Zt, tmp, rows, h), 3 * repeat)
+            out["euler_hand_ns"] = 1e9 * hand / B
+    return out
+
+
+def small():
+    repeat = 5 if QUICK else 15
+    if "--measure-json" in sys.argv:
+        print(json.dumps(small_measurements(repeat)))
+        return
+    after = small_measurements(repeat)
+    before = None
+    if "--before" in sys.argv:
+        path = sys.argv[sys.argv.index("--before") + 1]
+        env = dict(os.environ, PYTHONPATH=path)
+        args = [sys.executable, __file__, "--small", "--measure-json"] + (["--quick"] if QUICK else [])
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+        before = json.loads(done.stdout.strip().splitlines()[-1])
+    print("## 7. Small runs and per-step overhead, SMF d = 10 (65 noise columns), CPU time of this thread")
+    print("| measure | " + ("before | after |" if before else "value |"))
+    print("|---|---|" + ("---|" if before else ""))
+
+    def row(label, fn, fmt):
+        vals = ([fn(before)] if before else []) + [fn(after)]
+        print(f"| {label} | " + " | ".join(fmt.format(v) for v in vals) + " |")
+
+    row("first simulate call, 1 path x 1 step: compiles (ms, wall)", lambda r: r["first_call_ms"], "{:.0f}")
+    row("second call, same SDE (ms)", lambda r: r["second_call_ms"], "{:.2f}")
+    row("2048 paths x 10 steps: smfsym (ms)", lambda r: r["small_run_ms"], "{:.1f}")
+    row("2048 paths x 10 steps: hand-written loop (ms)", lambda r: r["small_hand_ms"], "{:.1f}")
+    row("2048 paths x 10 steps: ratio", lambda r: r["small_run_ms"] / r["small_hand_ms"], "{:.2f}")
+    row("SGD, 2048 paths x 10 steps: simulate_sgd (ms)", lambda r: r["sgd_run_ms"], "{:.1f}")
+    row("SGD, 2048 paths x 10 steps: hand-written loop (ms)", lambda r: r["sgd_hand_ms"], "{:.1f}")
+    row("SGD, 2048 paths x 10 steps: ratio", lambda r: r["sgd_run_ms"] / r["sgd_hand_ms"], "{:.2f}")
+    for scheme in ("euler", "weak2"):
+        row(f"{scheme} step, one block (ns per path-step)", lambda r: r[f"{scheme}_step_ns"], "{:.0f}")
+        row(f"{scheme}: its random draws alone (ns)", lambda r: r[f"{scheme}_rng_ns"], "{:.0f}")
+        row(f"{scheme}: step / draws", lambda r: r[f"{scheme}_step_ns"] / r[f"{scheme}_rng_ns"], "{:.2f}")
+    row("hand-written row-by-row Euler step (ns)", lambda r: r["euler_hand_ns"], "{:.0f}")
+    row("euler: step / hand-written step", lambda r: r["euler_step_ns"] / r["euler_hand_ns"], "{:.2f}")
+    print()
+
+
 def main():
+    if "--small" in sys.argv:
+        return small()
     if "--bounded" in sys.argv:
         return bounded()
     if "--discrete" in sys.argv:

@@ -1,29 +1,53 @@
 """smfsym: symbolic-numeric stochastic modified equations and flows of SGD.
 
 The mathematics is stated in ``docs/theory.md`` (sections cited as §N in the docstrings).
+
+``import smfsym`` loads no submodule (not even sympy): each public name is imported from its module
+on first use (PEP 562), so ``import smfsym`` and ``python -m smfsym --help`` start fast and a
+script pays only for what it uses (the studies, scipy.special and matplotlib stay unloaded until
+needed). ``__all__``, ``dir(smfsym)`` and every name below behave as if imported eagerly.
 """
-from .chaos import ChaosExpansion, NoiseTemplate, TruncationWarning, chaos_expansion
-from .compile import compile_exprs
-from .expectation import DataMean, covariance, expectation
-from .latex import export_tex
-from .laws import (Beta, DataSymbol, Empirical, Exponential, Finite, Gamma, Law, MultivariateNormal, Normal,
-                   StudentT, Uniform, bernoulli, beta, categorical, empirical, exponential, gamma, normal,
-                   rademacher, student_t, uniform)
-from .models import gradient_flow, sme, smf
-from .problem import NonDifferentiableWarning, Problem
-from .safeguards import Limits, QuadratureWarning, ResourceLimitError
-from .tails import TailWarning
-from .sde import SDE, MatrixSqrt
-from .engine import BlowUpError, SimulationResult
-from .simulate import simulate
-from .codegen import codegen
-from .studies import MultipointStudy, OrderWarning, WeakErrorStudy, multipoint, weak_error
-from .sgd import simulate_sgd
-from .persist import Order, load_study
-from .solvers import SOLVERS, EulerMaruyama, Solver, WeakTaylor2
-from .solvers import TamedEuler
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
 
 __version__ = "0.1.0"
+
+#: Where each public name lives (the module it is imported from on first use).
+_SOURCES = {
+    ".chaos": ["ChaosExpansion", "NoiseTemplate", "TruncationWarning", "chaos_expansion"],
+    ".compile": ["compile_exprs"],
+    ".expectation": ["DataMean", "covariance", "expectation"],
+    ".latex": ["export_tex"],
+    ".laws": ["Beta", "DataSymbol", "Empirical", "Exponential", "Finite", "Gamma", "Law", "MultivariateNormal",
+              "Normal", "StudentT", "Uniform", "bernoulli", "beta", "categorical", "empirical", "exponential",
+              "gamma", "normal", "rademacher", "student_t", "uniform"],
+    ".models": ["gradient_flow", "sme", "smf"],
+    ".problem": ["NonDifferentiableWarning", "Problem"],
+    ".safeguards": ["Limits", "QuadratureWarning", "ResourceLimitError"],
+    ".tails": ["TailWarning"],
+    ".sde": ["SDE", "MatrixSqrt"],
+    ".engine": ["BlowUpError", "SimulationResult"],
+    ".simulate": ["simulate"],
+    ".codegen": ["codegen"],
+    ".studies": ["MultipointStudy", "OrderWarning", "WeakErrorStudy", "multipoint", "weak_error", "MultipointRates",
+                 "multipoint_rates", "CostEstimate", "estimate_cost", "estimate_meanfield_cost",
+                 "estimate_multipoint_cost"],
+    ".sgd": ["simulate_sgd"],
+    ".persist": ["Order", "load_study"],
+    ".solvers": ["SOLVERS", "EulerMaruyama", "Solver", "WeakTaylor2", "TamedEuler"],
+    ".meanfield": ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
+                   "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd", "CapturedNoiseWarning",
+                   "MeanFieldStudy", "linearised_variance", "meanfield_study", "DataRule"],
+    ".optimizers": ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model",
+                    "momentum_weak_error", "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd",
+                    "simulate_sgd_schedule", "momentum_multipoint"],
+    ".executors": ["WorkerLostError", "process_pool"],
+}
+_LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
     "Problem", "NonDifferentiableWarning",
@@ -42,35 +66,52 @@ __all__ = [
     "__version__",
     "Limits", "ResourceLimitError", "QuadratureWarning", "TailWarning",
 ]
-from .meanfield import (MeanFieldProblem, MeanFieldResult, captured_noise_variance, data_rule, particles,
-                        simulate_ddsmf, simulate_meanfield_limit, simulate_meanfield_sgd)
-from .meanfield import CapturedNoiseWarning, MeanFieldStudy, linearised_variance, meanfield_study
-from .meanfield import DataRule
-
 __all__ += ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
             "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd"]
 __all__ += ["MeanFieldStudy", "CapturedNoiseWarning", "linearised_variance", "meanfield_study"]
 __all__ += ["DataRule"]
-
 # schedules, momentum and mini-batch exact moments (docs/theory.md §4, §7)
-from .optimizers import (Schedule, batch_sgd_operator, exact_batch_sgd_mean, momentum_model, momentum_weak_error,
-                         schedule_weak_error, scheduled_model, simulate_momentum_sgd, simulate_sgd_schedule,
-                         momentum_multipoint)
-
 __all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "momentum_weak_error",
             "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule",
             "momentum_multipoint"]
-from .studies import MultipointRates, multipoint_rates  # noqa: E402
 __all__ += ["multipoint_rates", "MultipointRates"]
-
-from .studies import CostEstimate, estimate_cost  # noqa: E402
-
 __all__ += ["estimate_cost", "CostEstimate"]
-
-from .executors import WorkerLostError, process_pool  # noqa: E402
-
 __all__ += ["process_pool", "WorkerLostError"]
-
-from .studies import estimate_meanfield_cost, estimate_multipoint_cost  # noqa: E402
-
 __all__ += ["estimate_multipoint_cost", "estimate_meanfield_cost"]
+
+#: Public functions named like the submodule that defines them (``smfsym.simulate`` is the function).
+_SHADOWED = frozenset(name for name, module in _LAZY.items() if module == "." + name)
+
+
+def __getattr__(name: str):
+    """Import a public name (or a submodule, ``smfsym.engine``) on first use and keep it here."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("__")}
+    return sorted(set(globals()) | set(__all__) | submodules)
+
+
+class _Package(types.ModuleType):
+    """The package's module type: importing the submodule ``smfsym.simulate`` makes Python set the package
+    attribute ``simulate`` to that module; the public name stays the function of that name, as the eager
+    ``from .simulate import simulate`` left it."""
+
+    def __setattr__(self, name, value):
+        if name in _SHADOWED and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -13,18 +13,25 @@ before the first step.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 import math
 import numbers
+import pickle
 import sys
+import threading
+from collections import OrderedDict, namedtuple
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from .streaming import _Acc, _Values, block_stats
 
 __all__ = ["SimulationResult", "BlowUpError", "BLOCK", "resolve_seed", "StepGrid", "check_int",
-           "check_positive", "draw_discrete", "run_blocks", "block_stats", "block_label"]
+           "check_positive", "draw_discrete", "run_blocks", "block_stats", "block_label", "content_key",
+           "compiled", "compiled_content", "remember", "cache_info", "cache_clear", "CacheInfo", "COMPILE_CACHE_SIZE"]
 
 #: Paths per random stream: chunk sizes are rounded up to whole blocks.
 BLOCK = 4096
@@ -37,6 +44,125 @@ CHUNK_BYTES = 64 * 2**20
 DIVERGED = 1e100
 #: Default bound on the number of solver steps (``max_steps`` raises it).
 MAX_STEPS = 10**9
+
+
+#: Compiled objects kept per process (least recently used dropped first): numeric SDEs and compiled
+#: gradients in the calling process, whole compiled steps on executor workers. A study's cells (models x
+#: etas, each with its coupled run) fit many times over.
+COMPILE_CACHE_SIZE = 32
+_COMPILED: "OrderedDict[str, Any]" = OrderedDict()
+_COMPILED_LOCK = threading.Lock()
+_COUNTS = {"hits": 0, "misses": 0}
+CacheInfo = namedtuple("CacheInfo", ["hits", "misses", "maxsize", "currsize"])
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_properties(cls) -> frozenset:
+    return frozenset(name for klass in cls.__mro__ for name, attr in vars(klass).items()
+                     if isinstance(attr, functools.cached_property))
+
+
+class _KeyPickler(pickle.Pickler):
+    """Pickles for keys: an object's ``functools.cached_property`` values are left out (they are functions
+    of the rest of its state), so a Problem whose derived quantities were computed meanwhile keeps its key.
+    The bytes are hashed, never unpickled."""
+
+    def reducer_override(self, obj):
+        names = _cached_properties(type(obj)) if hasattr(obj, "__dict__") else frozenset()
+        if not names:
+            return NotImplemented
+        state = obj.__getstate__()
+        if not isinstance(state, dict):
+            return NotImplemented
+        return type(obj), (), {k: v for k, v in state.items() if k not in names}
+
+
+def content_key(*parts, payload: bytes | None = None) -> str:
+    """SHA-256 of ``parts``, each pickled on its own (or of ``payload``, a recipe already pickled): the cache
+    key of what they compile to.
+
+    Sympy expressions, numbers and data arrays pickle by value, so a difference anywhere gives another
+    key and a cache hit is always the same computation. Pickle also records which objects are shared
+    (the same symbol object in two places is written once): each part is pickled alone, so an equal but
+    not identical object in one part (a symbol given in ``values``) cannot change another part's bytes.
+    One object keeps its key (cached properties are not part of the content, see :class:`_KeyPickler`);
+    an equal SDE built again may not, which costs one compilation more.
+    """
+    digest = hashlib.sha256()
+    if payload is not None:
+        digest.update(payload)
+    for part in parts:
+        buf = io.BytesIO()
+        _KeyPickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(part)
+        digest.update(len(buf.getbuffer()).to_bytes(8, "little"))
+        digest.update(buf.getbuffer())
+    return digest.hexdigest()
+
+
+def compiled(key: str, make: Callable[[], Any]):
+    """The object cached under ``key``, made by ``make()`` on the first request (LRU, :data:`COMPILE_CACHE_SIZE`).
+
+    The one compile cache of smfsym: :func:`smfsym.simulate` and :func:`smfsym.simulate_sgd` keep their
+    compiled SDEs and gradients here, executor workers their compiled steps (:mod:`smfsym.executors`).
+    Keys come from :func:`content_key`; a cached object must not change with use (it is shared by
+    every later call with the same key, and by threads). A ``make()`` that raises caches nothing.
+
+    Examples
+    --------
+    >>> cache_clear()
+    >>> compiled("k", lambda: [1]) is compiled("k", lambda: [2])
+    True
+    >>> cache_info()
+    CacheInfo(hits=1, misses=1, maxsize=32, currsize=1)
+    >>> cache_clear()
+    """
+    with _COMPILED_LOCK:
+        if key in _COMPILED:
+            _COMPILED.move_to_end(key)
+            _COUNTS["hits"] += 1
+            return _COMPILED[key]
+    obj = make()  # outside the lock: compiling may take seconds and may itself use the cache
+    with _COMPILED_LOCK:
+        _COUNTS["misses"] += 1
+    return remember(key, obj)
+
+
+def compiled_content(parts: tuple, make: Callable[[], Any]):
+    """``compiled(content_key(*parts), make)``; ``make()`` uncached (counted as a miss) when a part does not
+    pickle (a sympy ``implemented_function`` carries a Python callable): without its content no key
+    could tell two such objects apart, so they are never shared."""
+    try:
+        key = content_key(*parts)
+    except Exception:  # noqa: BLE001 - any pickling failure means the same: no content key
+        obj = make()
+        with _COMPILED_LOCK:
+            _COUNTS["misses"] += 1
+        return obj
+    return compiled(key, make)
+
+
+def remember(key: str, obj):
+    """Put ``obj`` in the compile cache under ``key`` (not counted as a miss); returns the cached object,
+    which is the one already there if another thread made it meanwhile."""
+    with _COMPILED_LOCK:
+        obj = _COMPILED.setdefault(key, obj)
+        _COMPILED.move_to_end(key)
+        while len(_COMPILED) > COMPILE_CACHE_SIZE:
+            _COMPILED.popitem(last=False)
+    return obj
+
+
+def cache_info() -> CacheInfo:
+    """Hits, misses, size bound and current size of the compile cache (as ``functools.lru_cache``)."""
+    with _COMPILED_LOCK:
+        return CacheInfo(_COUNTS["hits"], _COUNTS["misses"], COMPILE_CACHE_SIZE, len(_COMPILED))
+
+
+def cache_clear() -> None:
+    """Empty the compile cache and reset its counters."""
+    with _COMPILED_LOCK:
+        _COMPILED.clear()
+        _COUNTS.update(hits=0, misses=0)
 
 
 class BlowUpError(FloatingPointError):
@@ -351,7 +477,7 @@ def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np
         from .executors import run_on_executor
 
         bad_total, first_bad, timing = run_on_executor(executor, task, job, n_blocks, chunk_blocks, chunk_given,
-                                                       accs, states, progress, scheme, values)
+                                                       accs, states, progress, scheme, values, step=step)
     else:
         timing = None
         bar = _progress(progress, n_steps * n_paths, scheme)
@@ -449,8 +575,8 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
             # overflow warnings would only repeat it less precisely
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 X = step(X, h, gens, sizes)
-                top = np.max(np.abs(X)) if X.size else 0.0  # NaN if any entry is NaN
-            if not top <= diverged:
+            # max |X| <= diverged, without an |X| temporary; NaN propagates into max/min, failing the test
+            if X.size and not (X.max() <= diverged and X.min() >= -diverged):
                 with np.errstate(invalid="ignore"):
                     bad = ~(np.abs(X) <= diverged).reshape(X.shape[0], -1).all(axis=1) & ok
                 if bad.any():

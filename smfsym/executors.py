@@ -5,9 +5,11 @@ smfsym has no scheduler of its own: ``executor=`` takes any
 ``Client.get_executor()``) or a Dask ``distributed.Client`` itself. A run is cut into tasks of whole
 4096-path seed blocks (docs/theory.md §8); a task carries data only: the pickled recipe of the
 step (the symbolic SDE or Problem, the numbers, the scheme), the grid, the seed and the block range.
-A worker process compiles a recipe once and keeps it in :data:`_COMPILED`, keyed by the SHA-256 of
-the pickled recipe, so later tasks of the same run (and of runs with the same recipe) skip both
-the unpickling of the sympy expressions and the compilation.
+A worker process compiles a recipe once and keeps it in smfsym's one compile cache
+(:func:`smfsym.engine.compiled`, least recently used dropped first), keyed by the SHA-256 of the
+pickled recipe, so later tasks of the same run (and of runs with the same recipe) skip both the
+unpickling of the sympy expressions and the compilation. In a thread pool the workers share the
+calling process's cache: the run's recipe is already compiled there.
 
 Each task sends back its states and, per seed block, the count, mean and sum of squared deviations
 of every streamed statistic; these are merged here in block order, exactly as a serial run merges
@@ -36,18 +38,17 @@ key in the workers' Dask configuration) to keep glibc's defaults.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import multiprocessing
 import os
 import pickle
 import sys
 import time
-from collections import OrderedDict
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from .engine import BLOCK, BlowUpError, block_label, check_int, run_blocks
+from .engine import (BLOCK, BlowUpError, block_label, check_int, compiled, content_key, remember,
+                     run_blocks)
 from .streaming import _Recorder, _Values
 
 __all__ = ["check_executor", "check_picklable_functions", "run_on_executor", "TASKS_PER_RUN", "process_pool",
@@ -56,9 +57,6 @@ __all__ = ["check_executor", "check_picklable_functions", "run_on_executor", "TA
 #: Default number of tasks a run is cut into (fewer if it has fewer seed blocks): enough to keep
 #: a few dozen workers busy and balance uneven ones, few enough that per-task overhead is noise.
 TASKS_PER_RUN = 16
-#: Compiled recipes kept per worker process (most recently used).
-_CACHE_SIZE = 8
-_COMPILED: "OrderedDict[str, object]" = OrderedDict()
 #: Errors a task re-raises with the same type and the block range appended to the message.
 _RELABELLED = (MemoryError, ValueError, TypeError, ArithmeticError, KeyError, IndexError, RuntimeError)
 #: Default number of times a :class:`ProcessPool` is rebuilt in one run after losing a worker.
@@ -204,25 +202,18 @@ def check_picklable_functions(functions: dict, argument: str | None = None) -> N
                             "level of a module.")
 
 
-def _compiled(key: str, payload: bytes):
-    step = _COMPILED.get(key)
-    if step is None:
-        step = pickle.loads(payload).build()
-        _COMPILED[key] = step
-        while len(_COMPILED) > _CACHE_SIZE:
-            _COMPILED.popitem(last=False)
-    else:
-        _COMPILED.move_to_end(key)
-    return step
-
-
 def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dict:
     """Simulate seed blocks ``first .. first + count - 1`` on a worker (one chunk); module-level so it pickles."""
     label = block_label(first, count, job["n_paths"])
     t0, c0 = time.perf_counter(), time.process_time()
     try:
-        cached = key in _COMPILED
-        step = _compiled(key, payload)
+        built = []
+
+        def build():
+            built.append(True)
+            return pickle.loads(payload).build()
+
+        step = compiled(key, build)
         t1 = time.perf_counter()
         if any(fn is None for fn in job["functions"].values()):  # the recipe builds them (provides_functions)
             job = dict(job, functions={name: step.functions[name] for name in job["functions"]})
@@ -231,7 +222,11 @@ def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dic
         lo, hi = first * BLOCK, min(job["n_paths"], (first + count) * BLOCK)
         states = np.empty((nt, hi - lo) + job["x0"].shape) if job["store"] else None
         values = _Values(nt, hi - lo) if job.get("keep_values") else None
-        bad, first_bad = run_blocks(step, job, first, count, count, recs, states, path_offset=lo, values=values)
+        try:
+            bad, first_bad = run_blocks(step, job, first, count, count, recs, states, path_offset=lo, values=values)
+        finally:
+            # the step stays cached for later tasks; its draw buffers need not (up to tens of MiB each)
+            getattr(step, "release_buffers", lambda: None)()
     except BlowUpError:
         raise  # its message already names the blocks
     except _RELABELLED as exc:
@@ -242,7 +237,7 @@ def run_task(key: str, payload: bytes, job: dict, first: int, count: int) -> dic
         raise relabelled from None
     return dict(first=first, records={n: r.records for n, r in recs.items()}, states=states, bad=bad,
                 first_bad=first_bad, values=None if values is None else values.arrays,
-                compile_seconds=0.0 if cached else t1 - t0, run_seconds=time.perf_counter() - t1,
+                compile_seconds=t1 - t0 if built else 0.0, run_seconds=time.perf_counter() - t1,
                 cpu_seconds=time.process_time() - c0, pid=os.getpid())
 
 
@@ -266,7 +261,7 @@ def _lost_label(ranges: list, lost: list, n_paths: int, most: int = 4) -> str:
 
 
 def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int, chunk_given: bool, accs: dict,
-                    states, progress, scheme: str, values: _Values | None = None):
+                    states, progress, scheme: str, values: _Values | None = None, step=None):
     """Submit the run's tasks, merge what they send back in block order; the executor half of ``engine.run``.
 
     Tasks are collected as they finish (the progress bar advances by each task's path-steps); their
@@ -274,6 +269,9 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
     once every earlier task has been merged, and an error is raised in block order, like a serial
     run's. Tasks lost with a worker process are rerun on a rebuilt :class:`ProcessPool` (see the
     module docstring). Returns ``(paths lost, first (step, time) of a loss, timings)``.
+
+    ``step``, the step this process built from ``task``, is cached under the recipe's key: the tasks
+    of a thread pool (which share this process's cache) then run it without unpickling the recipe.
     """
     from .engine import _progress
 
@@ -282,7 +280,9 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
     except Exception as exc:  # noqa: BLE001
         raise TypeError(f"the simulation cannot be sent to an executor: its recipe does not pickle "
                         f"({type(exc).__name__}: {exc}); a custom scheme must be a module-level class.") from None
-    key = hashlib.sha256(payload).hexdigest()
+    key = content_key(payload=payload)
+    if step is not None:
+        remember(key, step)
     if getattr(task, "provides_functions", False):
         job = dict(job, functions=dict.fromkeys(job["functions"]))  # built on the worker: only names travel
     job = dict(job, keep_values=values is not None)

@@ -12,15 +12,28 @@ import numpy as np
 
 from ._checks import numeric_values
 from .compile import CompiledExprs
-from .engine import MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
+from .engine import (MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info, check_int,
+                     check_positive, compiled_content, resolve_seed, run)
 from .problem import Problem
 from .samplers import samplers_for
-from .simulate import check_save_at, prepare_x0
+from .simulate import check_save_at, prepare_x0, values_key
 
-__all__ = ["simulate_sgd", "SGDStep"]
+__all__ = ["simulate_sgd", "SGDStep", "compiled_gradient"]
 
 #: Uniforms per sub-batch when drawing without-replacement batches (bounds memory on large data sets).
 _WOR_ELEMENTS = 2**21
+
+
+def compiled_gradient(problem: Problem, values: Mapping, data_symbols) -> CompiledExprs:
+    """grad f(x, xi) of ``problem`` compiled with ``values`` bound, once per process.
+
+    Cached by content (:func:`smfsym.engine.compiled`: the SHA-256 of the pickled gradient, parameters,
+    data symbols and numbers), so every ``simulate_sgd`` call on the same problem and numbers, whatever
+    its eta, batch size or seed, reuses one compilation.
+    """
+    vals, items = values_key(values)
+    exprs, params, syms = list(problem.grad_f_compact), tuple(problem.params), tuple(data_symbols)
+    return compiled_content(("SGD gradient", exprs, params, syms, items), lambda: CompiledExprs(exprs, params, vals, syms))
 
 
 class SGDStep:
@@ -36,7 +49,7 @@ class SGDStep:
         self.samplers = [] if self.without else samplers_for(self.laws, values)
         syms = ([s for law in self.laws for s in law.symbols] if self.without
                 else [s for smp in self.samplers for s in smp.symbols])
-        self.grad = CompiledExprs(list(problem.grad_f_compact), problem.params, values, syms)
+        self.grad = compiled_gradient(problem, values, syms)
         if self.without and self.B > self.laws[0].size:
             raise ValueError(f"`batch_size` must be at most the data set size {self.laws[0].size}; got {self.B}.")
 
@@ -234,3 +247,9 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
               blowup_threshold=blowup_threshold, max_memory=max_memory, executor=executor, task=task)
     res.extra.update(steps=np.array(idx), batch_size=B)
     return res
+
+
+# the compile cache seen from the function (as ``functools.lru_cache`` shows its own); the same cache as
+# ``smfsym.simulate.cache_info()``
+simulate_sgd.cache_info = cache_info
+simulate_sgd.cache_clear = cache_clear

@@ -8,13 +8,13 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive,
-                     draw_discrete, resolve_seed, run)
+from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info,
+                     check_int, check_positive, compiled_content, draw_discrete, resolve_seed, run)
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
 
-__all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at"]
+__all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at", "numeric_sde", "cache_info", "cache_clear"]
 
 #: Bytes of normal draws per sub-batch of paths inside a block (bounds the memory of SMFs with many
 #: noise columns; the random stream does not depend on it).
@@ -84,26 +84,49 @@ def grid(saves, dt):
     return np.array(steps), index, saves
 
 
+def numeric_sde(sde: SDE, values: Mapping) -> NumericSDE:
+    """The compiled :class:`~smfsym.numeric.NumericSDE` of ``sde`` with ``values``, once per process.
+
+    Cached by content (:func:`smfsym.engine.compiled`, keyed by the SHA-256 of the pickled SDE and
+    numbers): every later call with an equal SDE and equal numbers (another ``simulate`` call, another
+    cell of a study, a coupled run, another scheme) reuses its compiled expressions and plans instead
+    of lambdifying them again. The numbers are bound at compile time, so each eta is its own entry.
+    """
+    vals, items = values_key(values)
+    return compiled_content(("NumericSDE", sde, items), lambda: NumericSDE(sde, vals))
+
+
+def values_key(values: Mapping) -> tuple:
+    """``values`` normalised (symbol -> float) and as sorted pairs for a cache key: the key must not
+    depend on the order in which the caller's mapping was filled."""
+    vals = numeric_values(values)
+    return vals, sorted(vals.items(), key=lambda kv: sp.default_sort_key(kv[0]))
+
+
 class SDETask:
     """What a worker needs to rebuild one simulation step: picklable data, no closure.
 
     ``build()`` compiles the SDE (with its numbers) for the scheme and returns the step
-    ``stepper(X, h, gens, sizes)``; an executor's worker calls it once per process.
+    ``stepper(X, h, gens, sizes)``; an executor's worker calls it once per process. The compiled
+    SDE comes from the process's compile cache (:func:`numeric_sde`): only the first build of an
+    SDE with given numbers compiles.
     """
 
     def __init__(self, sde: SDE, values: dict, solver, increments: str):
         self.sde, self.values, self.solver, self.increments = sde, dict(values), solver, increments
 
     def build(self) -> "_SDEStepper":
-        return _SDEStepper(self.sde, self.values, self.solver, self.increments)
+        return _SDEStepper(numeric_sde(self.sde, self.values), self.solver, self.increments)
 
 
 class _SDEStepper:
-    """One compiled step of a solver on all paths of a chunk, drawing each block's increments."""
+    """One compiled step of a solver on all paths of a chunk, drawing each block's increments.
 
-    def __init__(self, sde, values, solver, increments):
+    Its draw buffers are its own (the compiled ``nsde`` may be shared through the cache)."""
+
+    def __init__(self, nsde: NumericSDE, solver, increments):
         self.solver = solver
-        self.nsde = NumericSDE(sde, values)
+        self.nsde = nsde
         solver.prepare(self.nsde)
         self.m, self.k = self.nsde.m, solver.n_draws
         self.discrete = increments == "discrete"
@@ -134,6 +157,11 @@ class _SDEStepper:
         buf[...] = raw.transpose(1, 2, 0)
         return buf.transpose(2, 0, 1)
 
+    def release_buffers(self) -> None:
+        """Drop the draw buffers of every thread (an executor worker calls it after each task: a step kept
+        in the compile cache then holds its compiled code only, not megabytes of increments)."""
+        self._local = threading.local()
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state.pop("_local", None)
@@ -147,6 +175,15 @@ class _SDEStepper:
         solver, nsde, m, k, sub = self.solver, self.nsde, self.m, self.k, self.sub
         if not m:
             return solver.step(nsde, X, h, np.zeros((X.shape[0], k, 0)))
+        if len(sizes) == 1 and sizes[0] <= sub:
+            # one block in one draw (small runs, executor tasks of one block): the step's own output is
+            # the result, no copy into a second array
+            out = solver.step(nsde, X, h, self.draw(gens[0], sizes[0]))
+            if not (isinstance(out, np.ndarray) and out.shape == X.shape and out.dtype == X.dtype):
+                full = np.empty_like(X)
+                full[...] = out  # what the assignment below makes of a custom solver's output
+                out = full
+            return out
         # one block (or memory sub-batch) at a time: its draws are still in cache when the step reads
         # them; every per-path number is the same as stepping the whole chunk at once
         out = np.empty_like(X)
@@ -242,6 +279,14 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         ``result.extra["executor"]`` records the tasks' compile, run and CPU seconds. See
         :mod:`smfsym.executors`.
 
+    Notes
+    -----
+    The SDE is compiled once per process for given numbers (``values`` and ``eta``): later calls with
+    the same SDE object and numbers (another seed, horizon, scheme, a study's repeated and coupled
+    runs) reuse the compilation from a bounded cache (:func:`smfsym.engine.compiled`, keyed by
+    content), with bitwise the same numbers. ``smfsym.simulate.cache_info()`` reports its hits and
+    misses, ``smfsym.simulate.cache_clear()`` empties it.
+
     Examples
     --------
     >>> import sympy as sp, smfsym
@@ -304,3 +349,9 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
               blowup_threshold=blowup_threshold, max_memory=max_memory, executor=executor, task=task)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order, increments=increments)
     return res
+
+
+# the compile cache seen from the function, as ``functools.lru_cache`` shows its own:
+# ``smfsym.simulate.cache_info()`` (hits, misses, maxsize, currsize) and ``smfsym.simulate.cache_clear()``
+simulate.cache_info = cache_info
+simulate.cache_clear = cache_clear

@@ -6,7 +6,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import sympy as sp
-from scipy.special import roots_hermitenorm
 
 from .._checks import require, to_float
 from .base import Law, UnivariateLaw, _s
@@ -39,6 +38,8 @@ class Normal(UnivariateLaw):
         return [sp.expand(sp.hermite_prob(k, z) / sp.sqrt(sp.factorial(k))) for k in range(n + 1)]
 
     def quadrature(self, n_points, values=None):
+        from scipy.special import roots_hermitenorm  # here, not at import: scipy.special takes 0.1-0.3 s to load
+
         z, w = roots_hermitenorm(int(n_points))
         mu = to_float(self.mean, values, f"the mean of {self.symbol}")
         s = to_float(self.std, values, f"the std of {self.symbol}")
@@ -299,6 +300,8 @@ class MultivariateNormal(Law):
         return sp.ImmutableMatrix(self.cov.cholesky(hermitian=False))
 
     def quadrature(self, n_points, values=None):
+        from scipy.special import roots_hermitenorm  # here, not at import: scipy.special takes 0.1-0.3 s to load
+
         z, w = roots_hermitenorm(int(n_points))
         grid = np.array(list(itertools.product(z, repeat=self.dim)))
         wt = np.prod(np.array(list(itertools.product(w / w.sum(), repeat=self.dim))), axis=1)
