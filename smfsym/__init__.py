@@ -41,11 +41,13 @@ _SOURCES = {
     ".solvers": ["SOLVERS", "EulerMaruyama", "Solver", "WeakTaylor2", "TamedEuler"],
     ".meanfield": ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
                    "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd", "CapturedNoiseWarning",
-                   "MeanFieldStudy", "linearised_variance", "meanfield_study", "DataRule"],
+                   "MeanFieldStudy", "linearised_variance", "meanfield_study", "DataRule", "RuleResolutionWarning",
+                   "refine_rule"],
     ".optimizers": ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model",
                     "momentum_weak_error", "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd",
                     "simulate_sgd_schedule", "momentum_multipoint"],
     ".executors": ["WorkerLostError", "process_pool"],
+    ".optimizers.update_map": ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"],
 }
 _LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -69,7 +71,7 @@ __all__ = [
 __all__ += ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
             "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd"]
 __all__ += ["MeanFieldStudy", "CapturedNoiseWarning", "linearised_variance", "meanfield_study"]
-__all__ += ["DataRule"]
+__all__ += ["DataRule", "RuleResolutionWarning", "refine_rule"]
 # schedules, momentum and mini-batch exact moments (docs/theory.md §4, §7)
 __all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "momentum_weak_error",
             "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule",
@@ -78,6 +80,8 @@ __all__ += ["multipoint_rates", "MultipointRates"]
 __all__ += ["estimate_cost", "CostEstimate"]
 __all__ += ["process_pool", "WorkerLostError"]
 __all__ += ["estimate_multipoint_cost", "estimate_meanfield_cost"]
+# optimizers as update maps (docs/theory.md §10)
+__all__ += ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"]
 
 #: Public functions named like the submodule that defines them (``smfsym.simulate`` is the function).
 _SHADOWED = frozenset(name for name, module in _LAZY.items() if module == "." + name)
