@@ -19,6 +19,8 @@ from nbconvert import HTMLExporter
 
 from latex_tools import compile_tex
 
+pytestmark = pytest.mark.slow  # notebooks / pdflatex: the slow tier (`python -m pytest -m slow`)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

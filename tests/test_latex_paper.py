@@ -11,6 +11,8 @@ from smfsym.latex import latex_names
 
 from latex_tools import compile_tex
 
+pytestmark = pytest.mark.slow  # notebooks / pdflatex: the slow tier (`python -m pytest -m slow`)
+
 
 def _regression(d, label_noise=True):
     x = sp.symbols(f"x0:{d}")
