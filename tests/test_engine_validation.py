@@ -120,8 +120,10 @@ def no_simulation(monkeypatch):
         raise AssertionError("a simulation started before the arguments were checked")
 
     for mod in (we, mp):
-        monkeypatch.setattr(mod, "simulate", boom)
         monkeypatch.setattr(mod, "simulate_sgd", boom)
+    monkeypatch.setattr(we, "simulate", boom)
+    monkeypatch.setattr(we, "coupled_expectation", boom)
+    monkeypatch.setattr(mp, "coupled_run", boom)  # multipoint's SDE runs (coarse and fine together)
     monkeypatch.setattr(we, "exact_sgd_mean", boom)
     monkeypatch.setattr(we, "build_model", boom)
 
