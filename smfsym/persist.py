@@ -176,7 +176,7 @@ _WEAK_ROW = _row({"eta": "num", "t": "num", "model": "str", "sgd": "num", "sgd_s
                   "lost": "num", "lost_sgd": "num"}, {"h": "num"})
 _RATES_ROW = _row({"eta": "num", "t": "num", "model": "str", "psi": "str", "sgd": "num", "sgd_se": "num",
                    "value": "num", "value_se": "num", "error": "num", "se": "num", "method": "str",
-                   "solver_error": "num", "lost": "num"})
+                   "solver_error": "num", "lost": "num"}, {"solver_error_se": "num"})
 _MP_ROW = _row({"psi": "str", "model": "str", "value": "num", "se": "num", "z": "num", "solver_error": "num",
                 "lost": "num"}, {"solver_error_se": "num"})
 #: Keys of `meta` that the studies write and read back, with their types; other keys are plain JSON values.

@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from .._checks import as_expr, as_symbol_tuple, numeric_values
+from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
 from ..chaos import NoiseTemplate
 from ..compile import CompiledExprs
 from ..engine import MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
@@ -109,7 +109,8 @@ class UpdateMap:
     >>> import sympy as sp, smfsym
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
-    >>> m = smfsym.UpdateMap(p, [x], [x - smfsym.default_eta() * (x - p.data[0])])
+    >>> eta = sp.Symbol("eta", positive=True)
+    >>> m = smfsym.UpdateMap(p, [x], [x - eta * (x - p.data[0])])
     >>> m.A.T, m.B.T
     (Matrix([[-x + xi]]), Matrix([[0]]))
     >>> m.smf(2).drift
@@ -312,7 +313,7 @@ def rmsprop(problem: Problem, c: Any = 1, eps: Any = sp.Rational(1, 10), eta: An
     (x, v) with v named ``v_<x>``; v must stay positive (start it at v_0 > 0).
     """
     eta = default_eta() if eta is None else eta
-    c, eps = sp.sympify(c), sp.sympify(eps)
+    c, eps = as_number_or_expr(c, "c", positive=True), as_number_or_expr(eps, "eps", positive=True)
     v = _aux(problem, "v")
     g = problem.grad_f
     v_new = [vi + c * eta * (gi**2 - vi) for vi, gi in zip(v, g)]
@@ -331,7 +332,8 @@ def adam(problem: Problem, c1: Any = 1, c2: Any = 1, eps: Any = sp.Rational(1, 1
     (:func:`simulate_update_map` refuses t_0 <= 0 for this map).
     """
     eta = default_eta() if eta is None else eta
-    c1, c2, eps = sp.sympify(c1), sp.sympify(c2), sp.sympify(eps)
+    c1, c2 = as_number_or_expr(c1, "c1", positive=True), as_number_or_expr(c2, "c2", positive=True)
+    eps = as_number_or_expr(eps, "eps", positive=True)
     m, v = _aux(problem, "m"), _aux(problem, "v")
     m = tuple(sp.Symbol(s.name) for s in m)  # a momentum can be negative
     t = sp.Symbol("t", positive=True)
