@@ -124,7 +124,8 @@ def _whiten(loss, laws):
 def _columns(coeffs, params):
     cols, keep = [], []
     for k, fk in enumerate(coeffs):
-        g = [sp.expand(sp.diff(fk, p)) for p in params]
+        free = fk.free_symbols  # a coefficient involves few parameters: the others give 0 at no cost
+        g = [sp.expand(sp.diff(fk, p)) if p in free else sp.S.Zero for p in params]
         if any(e != 0 for e in g):
             cols.append(g)
             keep.append(k)

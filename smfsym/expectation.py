@@ -107,7 +107,15 @@ def laws_of(syms: Iterable[DataSymbol]) -> tuple:
 
 
 class _Moments:
-    """Cached joint moments of monomials over independent law blocks."""
+    """Cached joint moments of monomials over independent law blocks.
+
+    Each distinct monomial's moment is built once (``__call__``, a sympy
+    expression) and converted into a polynomial ring once per ring
+    (:meth:`in_ring`): a covariance meets the same monomial many times, and the
+    conversion from sympy dominated large derivations before it was memoised.
+    ``conversions`` counts the conversions actually done (at most one per distinct
+    monomial and ring; zero moments need none), for ``benchmarks/bench_symbolic.py --profile``.
+    """
 
     def __init__(self, syms: Sequence[DataSymbol]):
         self.syms = tuple(syms)
@@ -115,23 +123,58 @@ class _Moments:
         for pos, s in enumerate(self.syms):
             blocks.setdefault(id(s.law), (s.law, []))[1].append((pos, s.index))
         self.blocks = list(blocks.values())
+        # position -> number of its independent law block (data of distinct laws are independent)
+        self.block_of = [0] * len(self.syms)
+        for b, (_, members) in enumerate(self.blocks):
+            for pos, _ in members:
+                self.block_of[pos] = b
         self.cache: dict = {}
+        self._rings: dict = {}
+        self._supports: dict = {}
+        self.conversions = 0
 
     def __call__(self, monom: tuple) -> sp.Expr:
         m = self.cache.get(monom)
         if m is None:
             m = sp.S.One
-            for law, members in self.blocks:
+            for b in self.support(monom):  # only the blocks the monomial involves
+                law, members = self.blocks[b]
                 powers = [0] * law.dim
                 for pos, idx in members:
                     powers[idx] = monom[pos]
-                if any(powers):
-                    m = m * law.moment(tuple(powers))
-                    if m == 0:
-                        break
-            m = sp.expand(m)
+                m = m * law.moment(tuple(powers))
+                if m == 0:
+                    break
+            if not m.is_Number:
+                m = sp.expand(m)
             self.cache[monom] = m
         return m
+
+    def in_ring(self, dom, monom: tuple):
+        """The moment of ``monom`` as an element of ``dom`` (raises _NeedEX if it is not one)."""
+        cache = self._rings.get(dom)
+        if cache is None:
+            cache = self._rings[dom] = {}
+        hit = cache.get(monom)
+        if hit is None:
+            m = self(monom)
+            if m is sp.S.Zero:  # most joint moments of a covariance vanish (odd Gaussian moments)
+                hit = dom.zero
+            else:
+                try:
+                    hit = dom.from_sympy(m)
+                except CoercionFailed:
+                    raise _NeedEX from None
+                self.conversions += 1
+            cache[monom] = hit
+        return hit
+
+    def support(self, monom: tuple) -> tuple:
+        """The independent law blocks ``monom`` involves (sorted block numbers)."""
+        hit = self._supports.get(monom)
+        if hit is None:
+            hit = self._supports[monom] = tuple(sorted({self.block_of[i] for i, k in enumerate(monom) if k}))
+        return hit
 
 
 def _domain(exprs, syms, moments_syms):
@@ -176,11 +219,7 @@ def is_polynomial_in(expr, syms) -> bool:
 
 
 def _moment_in(dom, moments, monom):
-    m = moments(monom)
-    try:
-        return dom.from_sympy(m)
-    except CoercionFailed:
-        raise _NeedEX from None
+    return moments.in_ring(dom, monom)
 
 
 class _NeedEX(Exception):
@@ -350,12 +389,65 @@ def mean_terms(terms, dom, moments):
     return total
 
 
+def _exact_ring(dom) -> bool:
+    """True when sums in ``dom`` do not depend on their order (rationals, polynomials over them)."""
+    return getattr(dom, "domain", dom) in (sp.QQ, sp.ZZ)
+
+
+def _block_counts(terms, moments) -> dict:
+    """block -> how many of ``terms`` (ring terms of one entry) involve that independent law block."""
+    counts: dict = {}
+    for monom, _ in terms:
+        for b in moments.support(monom):
+            counts[b] = counts.get(b, 0) + 1
+    return counts
+
+
+def covariance_products(tu, tv, dom, moments, sym) -> int:
+    """Term products :func:`covariance_terms` may form, counted before any is formed.
+
+    In an exact ring only pairs of terms that share an independent law block are
+    formed (other pairs have covariance exactly zero); the count is
+    sum over blocks and entry pairs of (terms of u_i in the block) * (terms of
+    v_j in the block), an upper bound. Otherwise every pair of terms is formed.
+    """
+    n, m = len(tu), len(tv)
+    if not _exact_ring(dom):
+        su, sv = [len(t) for t in tu], [len(t) for t in tv]
+        if sym:
+            return sum(su[i] * su[j] for i in range(n) for j in range(i, n))
+        return sum(a * b for a in su for b in sv)
+    cu = [_block_counts(t, moments) for t in tu]
+    cv = cu if sym else [_block_counts(t, moments) for t in tv]
+    total = 0
+    for b in set().union(*cu, *cv):
+        xs = [c.get(b, 0) for c in cu]
+        if sym:  # sum over i <= j of x_i x_j
+            total += (sum(xs) ** 2 + sum(x * x for x in xs)) // 2
+        else:
+            total += sum(xs) * sum(c.get(b, 0) for c in cv)
+    return total
+
+
 def covariance_terms(tu, tv, dom, moments, sym):
-    """Covariance matrix of ring-term polynomials (see :func:`covariance`)."""
+    """Covariance matrix of ring-term polynomials (see :func:`covariance`).
 
-    def add(a, b):
-        return tuple(i + j for i, j in zip(a, b))
+    Entry (i, j) is the sum over term pairs (a of u_i, b of v_j) of
+    c_a c_b (E xi^(a+b) - E xi^a E xi^b). Moments are memoised per monomial
+    (:meth:`_Moments.in_ring`). In an exact ring the sum is taken over pairs of
+    distinct *monomials* that share an independent law block: a pair over disjoint
+    blocks has centred moment exactly zero, and each pair's centred moment is
+    formed once for all the entries it feeds (linear regression with d independent
+    features: about d^3 moment look-ups and d^2 products instead of d^4 products).
+    In a floating-point ring every pair is visited in the original order, so the
+    rounding is as it always was.
+    """
+    if _exact_ring(dom):
+        return _sparse_covariance(tu, tv, dom, moments, sym)
+    return _dense_covariance(tu, tv, dom, moments, sym)
 
+
+def _dense_covariance(tu, tv, dom, moments, sym):
     mean_u = [{a: _moment_in(dom, moments, a) for a, _ in t} for t in tu]
     mean_v = mean_u if sym else [{a: _moment_in(dom, moments, a) for a, _ in t} for t in tv]
     n, m = len(tu), len(tv)
@@ -366,10 +458,54 @@ def covariance_terms(tu, tv, dom, moments, sym):
             for a, ca in tu[i]:
                 ma = mean_u[i][a]
                 for b, cb in tv[j]:
-                    c = _moment_in(dom, moments, add(a, b)) - ma * mean_v[j][b]
+                    c = _moment_in(dom, moments, tuple(p + q for p, q in zip(a, b))) - ma * mean_v[j][b]
                     if c:
                         total += ca * cb * c
             out[i][j] = dom.to_sympy(total)
+            if sym:
+                out[j][i] = out[i][j]
+    return sp.ImmutableMatrix(out)
+
+
+def _rows_by_monomial(terms, moments) -> dict:
+    """monomial -> [(entry, coefficient)] over the entries' terms; constants (no data) are left out."""
+    rows: dict = {}
+    for i, t in enumerate(terms):
+        for a, c in t:
+            if moments.support(a):
+                rows.setdefault(a, []).append((i, c))
+    return rows
+
+
+def _sparse_covariance(tu, tv, dom, moments, sym):
+    n, m = len(tu), len(tv)
+    rows_u = _rows_by_monomial(tu, moments)
+    rows_v = rows_u if sym else _rows_by_monomial(tv, moments)
+    by_block: dict = {}  # independent block -> monomials of v that involve it
+    for b in rows_v:
+        for blk in moments.support(b):
+            by_block.setdefault(blk, []).append(b)
+    acc = [[dom.zero] * m for _ in range(n)]
+    for a, ra in rows_u.items():
+        supp = moments.support(a)
+        ma = _moment_in(dom, moments, a)
+        if len(supp) == 1:
+            cands = by_block.get(supp[0], ())
+        else:
+            cands = dict.fromkeys(b for blk in supp for b in by_block.get(blk, ()))
+        for b in cands:
+            c = _moment_in(dom, moments, tuple(p + q for p, q in zip(a, b))) - ma * _moment_in(dom, moments, b)
+            if not c:
+                continue
+            rb = rows_v[b]
+            for i, ca in ra:
+                for j, cb in rb:
+                    if not sym or i <= j:
+                        acc[i][j] += ca * cb * c
+    out = [[None] * m for _ in range(n)]
+    for i in range(n):
+        for j in range(i if sym else 0, m):
+            out[i][j] = dom.to_sympy(acc[i][j])
             if sym:
                 out[j][i] = out[i][j]
     return sp.ImmutableMatrix(out)

@@ -15,8 +15,8 @@ import numpy as np
 import sympy as sp
 
 from ._checks import as_symbol_tuple
-from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_symbols, expectation,
-                          is_polynomial_in, laws_of, mean_terms, ring_terms)
+from .expectation import (_Moments, _NeedEX, covariance, covariance_products, covariance_terms, data_symbols,
+                          expectation, is_polynomial_in, laws_of, mean_terms, ring_terms)
 from .laws import DataSymbol, Empirical, law_from_sympy_stats
 from .safeguards import as_limits, check_products, check_size, estimate_size, expression_depth, refuse
 from ._checks import as_expr
@@ -390,9 +390,7 @@ class Problem:
         """Gradient-noise covariance Sigma(x), batch-scaled (docs/theory.md §1)."""
         if self._ring is not None:
             _, grads, dom, moments = self._ring
-            sizes = [len(g) for g in grads]
-            check_products(sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i, len(sizes))),
-                           self.limits, "Sigma")
+            check_products(covariance_products(grads, grads, dom, moments, True), self.limits, "Sigma")
             try:
                 return self._scale(covariance_terms(grads, grads, dom, moments, True))
             except _NeedEX:
