@@ -11,6 +11,7 @@ evaluated numerically when lambdified.
 from __future__ import annotations
 
 import itertools
+import operator
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -152,9 +153,11 @@ class _Moments:
 
     def in_ring(self, dom, monom: tuple):
         """The moment of ``monom`` as an element of ``dom`` (raises _NeedEX if it is not one)."""
-        cache = self._rings.get(dom)
-        if cache is None:
-            cache = self._rings[dom] = {}
+        # keyed by id: hashing a polynomial-ring domain costs more than the look-up itself
+        entry = self._rings.get(id(dom))
+        if entry is None:
+            entry = self._rings[id(dom)] = (dom, {})
+        cache = entry[1]
         hit = cache.get(monom)
         if hit is None:
             m = self(monom)
@@ -409,14 +412,17 @@ def covariance_products(tu, tv, dom, moments, sym) -> int:
     In an exact ring only pairs of terms that share an independent law block are
     formed (other pairs have covariance exactly zero); the count is
     sum over blocks and entry pairs of (terms of u_i in the block) * (terms of
-    v_j in the block), an upper bound. Otherwise every pair of terms is formed.
+    v_j in the block), an upper bound, capped by the count of all pairs. Otherwise
+    every pair of terms is formed.
     """
-    n, m = len(tu), len(tv)
+    n = len(tu)
+    su, sv = [len(t) for t in tu], [len(t) for t in tv]
+    if sym:
+        dense = sum(su[i] * sum(su[i:]) for i in range(n))
+    else:
+        dense = sum(su) * sum(sv)
     if not _exact_ring(dom):
-        su, sv = [len(t) for t in tu], [len(t) for t in tv]
-        if sym:
-            return sum(su[i] * su[j] for i in range(n) for j in range(i, n))
-        return sum(a * b for a in su for b in sv)
+        return dense
     cu = [_block_counts(t, moments) for t in tu]
     cv = cu if sym else [_block_counts(t, moments) for t in tv]
     total = 0
@@ -426,7 +432,7 @@ def covariance_products(tu, tv, dom, moments, sym) -> int:
             total += (sum(xs) ** 2 + sum(x * x for x in xs)) // 2
         else:
             total += sum(xs) * sum(c.get(b, 0) for c in cv)
-    return total
+    return min(total, dense)  # a pair over several shared blocks is counted once per block
 
 
 def covariance_terms(tu, tv, dom, moments, sym):
@@ -485,16 +491,20 @@ def _sparse_covariance(tu, tv, dom, moments, sym):
     for b in rows_v:
         for blk in moments.support(b):
             by_block.setdefault(blk, []).append(b)
+    mean_v = {b: moments.in_ring(dom, b) for b in rows_v}
     acc = [[dom.zero] * m for _ in range(n)]
     for a, ra in rows_u.items():
         supp = moments.support(a)
-        ma = _moment_in(dom, moments, a)
+        ma = moments.in_ring(dom, a)
         if len(supp) == 1:
             cands = by_block.get(supp[0], ())
         else:
             cands = dict.fromkeys(b for blk in supp for b in by_block.get(blk, ()))
         for b in cands:
-            c = _moment_in(dom, moments, tuple(p + q for p, q in zip(a, b))) - ma * _moment_in(dom, moments, b)
+            c = moments.in_ring(dom, tuple(map(operator.add, a, b)))
+            mb = mean_v[b]
+            if ma and mb:
+                c = c - ma * mb
             if not c:
                 continue
             rb = rows_v[b]

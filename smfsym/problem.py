@@ -320,11 +320,15 @@ class Problem:
         terms, dom = ring_terms(self.loss, self.data, self.params)
         if terms is None or not hasattr(dom, "ring"):
             return None
-        gens = {str(g): g for g in dom.gens}
+        gens = {str(g): (k, g) for k, g in enumerate(dom.gens)}
+        # which generators each coefficient involves: a term is differentiated only in those
+        # (a d-parameter regression has d^2/2 terms of 2 parameters each, not d^3 derivatives)
+        present = [{k for expv in c for k, e in enumerate(expv) if e} for _, c in terms]
         grads = []
         for p in self.params:
-            g = gens[str(p)]
-            grads.append([(m, c.diff(g)) for m, c in terms if c.diff(g)])
+            k, g = gens[str(p)]
+            derivs = ((m, c.diff(g)) for (m, c), ks in zip(terms, present) if k in ks)
+            grads.append([(m, dc) for m, dc in derivs if dc])
         return terms, grads, dom, _Moments(self.data)
 
     def _ring_to_expr(self, terms, dom):
