@@ -121,11 +121,27 @@ def _whiten(loss, laws):
     return (loss.xreplace(sub) if sub else loss), sub
 
 
+def _term_derivative(t, p):
+    """d t / d p for one term of a sum: c * p**n directly, anything else through sympy's diff."""
+    indep, dep = t.as_independent(p, as_Add=False)
+    if dep == p:
+        return indep
+    if dep.is_Pow and dep.base == p and dep.exp.is_Integer and dep.exp > 0:
+        return sp.Mul(indep, dep.exp, p ** (dep.exp - 1))
+    return sp.diff(t, p)
+
+
+def _derivative(fk, p):
+    """sp.expand(sp.diff(fk, p)), term by term: sympy's Derivative machinery on each product of
+    an expanded polynomial cost most of the expansion at d = 50 (the result is the same tree)."""
+    return sp.expand(sp.Add(*[_term_derivative(t, p) for t in sp.Add.make_args(fk) if p in t.free_symbols]))
+
+
 def _columns(coeffs, params):
     cols, keep = [], []
     for k, fk in enumerate(coeffs):
         free = fk.free_symbols  # a coefficient involves few parameters: the others give 0 at no cost
-        g = [sp.expand(sp.diff(fk, p)) if p in free else sp.S.Zero for p in params]
+        g = [_derivative(fk, p) if p in free else sp.S.Zero for p in params]
         if any(e is not sp.S.Zero and e != 0 for e in g):  # most entries are the zero singleton
             cols.append(g)
             keep.append(k)
