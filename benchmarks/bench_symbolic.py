@@ -7,7 +7,8 @@
 
 Run: python benchmarks/bench_symbolic.py [--dims 5 10 20 30 50]
      python benchmarks/bench_symbolic.py --before /work/main   # old code side by side, results compared
-     python benchmarks/bench_symbolic.py --profile [--dims 20]  # moment conversions vs distinct monomials
+     python benchmarks/bench_symbolic.py --profile [--before /work/main] [--dims 20]
+         # moment conversions into the polynomial ring vs distinct monomials
 
 With ``--before PATH`` every derivation runs twice, interleaved, in fresh processes: once with
 the package at PATH and once with this checkout's, and the two results (F, grad F, Sigma, SME and
@@ -146,10 +147,13 @@ def whole(dims, before, repeats):
     print()
 
 
-def profile(d):
-    """Count moment conversions (sympy -> polynomial ring) against distinct monomials."""
+def profile_counts(d):
+    """Moment conversions (sympy -> polynomial ring) against distinct monomials, under cProfile.
+
+    Written against what both the old and the new code have: the calls of the polynomial
+    ring's from_sympy and the problem's moment cache (one entry per distinct monomial).
+    """
     import smfsym
-    from smfsym import expectation as ex
 
     x, p = linreg(d)
     prof = cProfile.Profile()
@@ -161,23 +165,31 @@ def profile(d):
     wall = time.perf_counter() - t0
     prof.disable()
     stats = pstats.Stats(prof)
-    calls = {}
+    calls = {"from_sympy": 0, "lookups": 0}
     for (fname, _, func), (_, ncalls, *_rest) in stats.stats.items():
-        if func in ("from_sympy", "in_ring", "_moment_in"):
-            key = f"{Path(fname).parent.name}/{Path(fname).name}:{func}"
-            calls[key] = calls.get(key, 0) + ncalls
-    moments = p._ring[3]
-    distinct = sum(len(c) for c in moments._rings.values())
-    print(f"## profile: linear regression d = {d} (F, grad F, Sigma, SME 2, SMF 2), {wall:.2f} s under cProfile")
-    print("| counter | value |")
-    print("|---|---|")
-    for k in sorted(calls):
-        print(f"| calls of {k} | {calls[k]:,} |")
-    print(f"| distinct monomials whose moment entered a ring | {distinct:,} |")
-    print(f"| of them converted with from_sympy (the others are zero) | {moments.conversions:,} |")
-    print(f"| conversions per distinct monomial | {moments.conversions / max(distinct, 1):.2f} |")
+        if func == "from_sympy" and fname.endswith("polynomialring.py"):
+            calls["from_sympy"] += ncalls
+        if func in ("_moment_in", "in_ring") and fname.endswith("expectation.py"):
+            calls["lookups"] = max(calls["lookups"], ncalls)  # in_ring is called by _moment_in or directly
+    return {"wall": wall, "conversions": calls["from_sympy"], "lookups": calls["lookups"],
+            "distinct": len(p._ring[3].cache), "package": smfsym.__file__}
+
+
+def profile(d, before):
+    sides = ([("before", before)] if before else []) + [("after", ROOT)]
+    res = {}
+    for name, path in sides:
+        env = dict(os.environ, PYTHONPATH=str(path))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--profile-worker", str(d)]
+        out = subprocess.run(cmd, env=env, cwd="/", capture_output=True, text=True, check=True)
+        res[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"## profile: linear regression d = {d} (F, grad F, Sigma, SME 2, SMF 2), under cProfile")
+    print("| code | seconds (profiled) | moment look-ups | distinct monomials | ring conversions (from_sympy) | conversions per distinct monomial |")
+    print("|---|---|---|---|---|---|")
+    for name, r in res.items():
+        print(f"| {name} ({Path(r['package']).parent.parent}) | {r['wall']:.2f} | {r['lookups']:,} | {r['distinct']:,} | "
+              f"{r['conversions']:,} | {r['conversions'] / max(r['distinct'], 1):.2f} |")
     print()
-    stats.sort_stats("cumulative").print_stats(15)
 
 
 def main():
@@ -187,14 +199,18 @@ def main():
     ap.add_argument("--repeats", type=int, default=1, help="runs per d and side (best is kept)")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--profile-worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--raise-limits", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker is not None:
         print(json.dumps(derive(args.worker, args.raise_limits)))
         return
+    if args.profile_worker is not None:
+        print(json.dumps(profile_counts(args.profile_worker)))
+        return
     if args.profile:
         for d in (args.dims if "--dims" in sys.argv else [20]):
-            profile(d)
+            profile(d, args.before)
         return
     if not args.before:
         against_sympy_stats()
