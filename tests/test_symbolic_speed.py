@@ -1,10 +1,14 @@
-"""Fast symbolic Sigma (issue 17): memoised moments, pairs over shared independent blocks, limits for d = 50.
+"""Symbolic derivation speed (issue 17): memoised moments, Sigma over pairs that share an independent
+block, chaos columns from the ring, no sympy.stats import, limits for d = 50.
 
 Every fast route is compared with a slower one that is known to be right, entry by entry and
 structurally (equal sympy trees, not only equal after simplification).
 """
 import cProfile
+import os
 import pstats
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -221,3 +225,17 @@ def test_term_derivative_handles_non_polynomial_terms():
               sp.Float(0.25) * x**2 * y + sp.Rational(3, 4) * x**-2):
         for v in (x, y):
             assert _derivative(sp.expand(f), v) == sp.expand(sp.diff(sp.expand(f), v))
+
+
+def test_derivation_does_not_import_sympy_stats():
+    """Importing sympy.stats cost ~0.25 s per process, most of a d = 10 derivation: only a loss that
+    holds sympy.stats symbols (so the caller imported it) needs it."""
+    code = ("import sys, sympy as sp, smfsym\n"
+            "x = sp.symbols('x0:3'); a = smfsym.normal('a', 3)\n"
+            "p = smfsym.Problem((sum(ai * xi for ai, xi in zip(a, x)) - 1) ** 2 / 2, x)\n"
+            "p.F, p.grad_F, p.sigma, smfsym.sme(p), smfsym.smf(p)\n"
+            "print('sympy.stats' in sys.modules)\n")
+    root = Path(smfsym.__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/",
+                         env={**os.environ, "PYTHONPATH": str(root)})
+    assert out.stdout.strip() == "False", out.stderr
