@@ -132,6 +132,7 @@ class _Moments:
         self.cache: dict = {}
         self._rings: dict = {}
         self._supports: dict = {}
+        self._zeros: dict = {}
         self.conversions = 0
 
     def __call__(self, monom: tuple) -> sp.Expr:
@@ -139,11 +140,7 @@ class _Moments:
         if m is None:
             m = sp.S.One
             for b in self.support(monom):  # only the blocks the monomial involves
-                law, members = self.blocks[b]
-                powers = [0] * law.dim
-                for pos, idx in members:
-                    powers[idx] = monom[pos]
-                m = m * law.moment(tuple(powers))
+                m = m * self._block_moment(b, monom)
                 if m == 0:
                     break
             if not m.is_Number:
@@ -170,6 +167,24 @@ class _Moments:
                     raise _NeedEX from None
                 self.conversions += 1
             cache[monom] = hit
+        return hit
+
+    def _block_moment(self, b: int, monom: tuple) -> sp.Expr:
+        law, members = self.blocks[b]
+        powers = [0] * law.dim
+        for pos, idx in members:
+            powers[idx] = monom[pos]
+        return law.moment(tuple(powers))
+
+    def zero_blocks(self, monom: tuple) -> frozenset:
+        """Blocks in which ``monom``'s own moment is zero (an odd power of a centred Gaussian, ...).
+
+        Paired with a monomial that does not involve such a block, the joint moment keeps that
+        zero factor (the blocks are independent), and so does the product of the means.
+        """
+        hit = self._zeros.get(monom)
+        if hit is None:
+            hit = self._zeros[monom] = frozenset(b for b in self.support(monom) if self._block_moment(b, monom) == 0)
         return hit
 
     def support(self, monom: tuple) -> tuple:
@@ -493,14 +508,20 @@ def _sparse_covariance(tu, tv, dom, moments, sym):
             by_block.setdefault(blk, []).append(b)
     mean_v = {b: moments.in_ring(dom, b) for b in rows_v}
     acc = [[dom.zero] * m for _ in range(n)]
+    blocks = {b: frozenset(moments.support(b)) for b in rows_v}
+    zeros = {b: moments.zero_blocks(b) for b in rows_v}
     for a, ra in rows_u.items():
         supp = moments.support(a)
+        sa, za = frozenset(supp), moments.zero_blocks(a)
         ma = moments.in_ring(dom, a)
         if len(supp) == 1:
             cands = by_block.get(supp[0], ())
         else:
             cands = dict.fromkeys(b for blk in supp for b in by_block.get(blk, ()))
         for b in cands:
+            zb = zeros[b]
+            if (za and not za <= blocks[b]) or (zb and not zb <= sa):
+                continue  # a zero factor in a block only one side involves: E xi^(a+b) = E xi^a E xi^b = 0
             c = moments.in_ring(dom, tuple(map(operator.add, a, b)))
             mb = mean_v[b]
             if ma and mb:
