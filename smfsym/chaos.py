@@ -215,8 +215,9 @@ def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
     if not coords:  # deterministic loss: no gradient noise at all
         return ChaosExpansion(problem, (), (), (), sp.ImmutableMatrix.zeros(problem.dim, 0), True, 0)
     caps = [s.law.max_basis_degree() for s in coords]
-    if _ring_terms_of(problem, loss, coords) is not None or is_polynomial_in(loss, coords):
-        return _polynomial_expansion(problem, loss, coords, caps)
+    terms = _ring_terms_of(problem, loss, coords)
+    if terms is not None or is_polynomial_in(loss, coords):
+        return _polynomial_expansion(problem, loss, coords, caps, terms)
     all_finite = all(s.law.is_finite for s in coords)
     if all_finite:
         deg = sum(caps)
