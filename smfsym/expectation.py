@@ -339,7 +339,10 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
     With ``v`` omitted the result is symmetric and only half is computed.
     Sizes are checked against ``limits`` first, and non-polynomial entries
     against the tail-growth rule (second moments) unless ``check_tails`` is
-    False (docs/theory.md §8).
+    False (docs/theory.md §8). For exact polynomial means, ``max_products``
+    bounds the pairs of terms that share an independent law block (the others
+    are never formed, see :func:`covariance_products`), counted on the expanded
+    entries when the estimate over all pairs is larger.
     """
     u = [as_expr(e) for e in u]
     sym = v is None
@@ -358,8 +361,14 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
         products = sum(sizes[i] * sizes[j] for i in range(n) for j in range(i, n))
     else:
         products = sum(a * b for a in sizes[:n] for b in sizes[n:])
-    check_products(products, limits, "the covariance", "covariance")
+    # The estimate counts every pair of terms. Exact polynomial means form only the pairs that share an
+    # independent law block: when the estimate is over the limit, count those on the expanded entries
+    # (each bounded by max_terms) before refusing; with a single law block nothing would be saved.
+    if products > limits.max_products and len(laws_of(syms)) == 1:
+        check_products(products, limits, "the covariance", "covariance")
     polys, dom = _polys(u + v, syms)
+    if polys is None or not _exact_ring(dom):
+        check_products(products, limits, "the covariance", "covariance")
     if polys is None:
         if check_tails:
             from .tails import check_tails as _tails
@@ -377,15 +386,18 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
         return sp.ImmutableMatrix(out)
     moments = _Moments(syms)
     try:
-        return _poly_covariance(polys[:n], polys[n:], dom, moments, sym)
+        return _poly_covariance(polys[:n], polys[n:], dom, moments, sym, limits, products)
     except _NeedEX:
+        check_products(products, limits, "the covariance", "covariance")  # EX forms every pair
         polys = [sp.Poly(p.as_expr(), *syms, domain="EX") for p in polys]
         return _poly_covariance(polys[:n], polys[n:], sp.EX, moments, sym)
 
 
-def _poly_covariance(pu, pv, dom, moments, sym):
+def _poly_covariance(pu, pv, dom, moments, sym, limits=None, estimate=0):
     tu = [list(p.as_dict(native=True).items()) for p in pu]
     tv = tu if sym else [list(p.as_dict(native=True).items()) for p in pv]
+    if limits is not None and estimate > limits.max_products:
+        check_products(covariance_products(tu, tv, dom, moments, sym), limits, "the covariance", "covariance")
     return covariance_terms(tu, tv, dom, moments, sym)
 
 

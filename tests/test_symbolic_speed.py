@@ -18,8 +18,8 @@ import sympy as sp
 
 import smfsym
 from smfsym.chaos import _polynomial_expansion
-from smfsym.expectation import (_dense_covariance, _exact_ring, _sparse_covariance, covariance_products,
-                                expectation)
+from smfsym.expectation import (_dense_covariance, _exact_ring, _sparse_covariance, covariance,
+                                covariance_products, expectation)
 from smfsym.spec.load import load_spec
 
 SPECS = sorted((Path(smfsym.__file__).parent / "specs").glob("*.toml"))
@@ -240,3 +240,21 @@ def test_derivation_does_not_import_sympy_stats():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/",
                          env={**os.environ, "PYTHONPATH": str(root)})
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_cross_covariance_at_d40_counts_shared_block_pairs():
+    """Sigma(x, y) at d = 40: the size estimate (every pair, 2.7 million) is over the limit, the pairs
+    that share a block are not, so it derives; the closed form is (x.y + s^2) I + y x^T."""
+    d = 40
+    p = _linreg(d)
+    y = sp.symbols(f"y0:{d}")
+    C = p.cross_covariance(y)
+    x = p.params
+    xy = sum(a * b for a, b in zip(x, y)) + sp.Rational(1, 4)
+    for i, j in [(0, 0), (3, 7), (39, 12)]:
+        assert C[i, j] == sp.expand(xy * int(i == j) + y[i] * x[j])
+    # one law block: nothing to skip, refused on the estimate as before
+    z = smfsym.normal("zz")
+    x0, x1 = sp.symbols("x0 x1")
+    with pytest.raises(smfsym.ResourceLimitError, match="max_products"):
+        covariance([(z + x0 + x1) ** 30] * 3, limits=smfsym.Limits(max_products=10_000))
