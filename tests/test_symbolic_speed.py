@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import HealthCheck, given, settings
 
 import smfsym
 from smfsym.chaos import _polynomial_expansion
 from smfsym.expectation import (_dense_covariance, _exact_ring, _sparse_covariance, covariance,
                                 covariance_products, expectation)
 from smfsym.spec.load import load_spec
+from test_parseval import polynomial_problems
 
 SPECS = sorted((Path(smfsym.__file__).parent / "specs").glob("*.toml"))
 
@@ -258,3 +260,17 @@ def test_cross_covariance_at_d40_counts_shared_block_pairs():
     x0, x1 = sp.symbols("x0 x1")
     with pytest.raises(smfsym.ResourceLimitError, match="max_products"):
         covariance([(z + x0 + x1) ** 30] * 3, limits=smfsym.Limits(max_products=10_000))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(polynomial_problems())
+def test_block_sparse_sigma_equals_all_pairs_random_laws(problem):
+    """Random polynomial losses over one or two of eleven laws (test_parseval's generator): the
+    pairs skipped (disjoint blocks, unshared zero moments) never change an entry."""
+    if problem._ring is None or not _exact_ring(problem._ring[2]):
+        return
+    _, grads, dom, moments = problem._ring
+    assert _sparse_covariance(grads, grads, dom, moments, True) == _dense_covariance(grads, grads, dom, moments, True)
+    # the non-symmetric route (Sigma(x, y)): u = grad f, v = its first entry and the reversed list
+    tv = [grads[0]] + grads[::-1]
+    assert _sparse_covariance(grads, tv, dom, moments, False) == _dense_covariance(grads, tv, dom, moments, False)
