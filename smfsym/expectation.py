@@ -11,6 +11,7 @@ evaluated numerically when lambdified.
 from __future__ import annotations
 
 import itertools
+import operator
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -107,7 +108,15 @@ def laws_of(syms: Iterable[DataSymbol]) -> tuple:
 
 
 class _Moments:
-    """Cached joint moments of monomials over independent law blocks."""
+    """Cached joint moments of monomials over independent law blocks.
+
+    Each distinct monomial's moment is built once (``__call__``, a sympy
+    expression) and converted into a polynomial ring once per ring
+    (:meth:`in_ring`): a covariance meets the same monomial many times, and the
+    conversion from sympy dominated large derivations before it was memoised.
+    ``conversions`` counts the conversions actually done (at most one per distinct
+    monomial and ring; zero moments need none), for ``benchmarks/bench_symbolic.py --profile``.
+    """
 
     def __init__(self, syms: Sequence[DataSymbol]):
         self.syms = tuple(syms)
@@ -115,23 +124,75 @@ class _Moments:
         for pos, s in enumerate(self.syms):
             blocks.setdefault(id(s.law), (s.law, []))[1].append((pos, s.index))
         self.blocks = list(blocks.values())
+        # position -> number of its independent law block (data of distinct laws are independent)
+        self.block_of = [0] * len(self.syms)
+        for b, (_, members) in enumerate(self.blocks):
+            for pos, _ in members:
+                self.block_of[pos] = b
         self.cache: dict = {}
+        self._rings: dict = {}
+        self._supports: dict = {}
+        self._zeros: dict = {}
+        self.conversions = 0
 
     def __call__(self, monom: tuple) -> sp.Expr:
         m = self.cache.get(monom)
         if m is None:
             m = sp.S.One
-            for law, members in self.blocks:
-                powers = [0] * law.dim
-                for pos, idx in members:
-                    powers[idx] = monom[pos]
-                if any(powers):
-                    m = m * law.moment(tuple(powers))
-                    if m == 0:
-                        break
-            m = sp.expand(m)
+            for b in self.support(monom):  # only the blocks the monomial involves
+                m = m * self._block_moment(b, monom)
+                if m == 0:
+                    break
+            if not m.is_Number:
+                m = sp.expand(m)
             self.cache[monom] = m
         return m
+
+    def in_ring(self, dom, monom: tuple):
+        """The moment of ``monom`` as an element of ``dom`` (raises _NeedEX if it is not one)."""
+        # keyed by id: hashing a polynomial-ring domain costs more than the look-up itself
+        entry = self._rings.get(id(dom))
+        if entry is None:
+            entry = self._rings[id(dom)] = (dom, {})
+        cache = entry[1]
+        hit = cache.get(monom)
+        if hit is None:
+            m = self(monom)
+            if m is sp.S.Zero:  # most joint moments of a covariance vanish (odd Gaussian moments)
+                hit = dom.zero
+            else:
+                try:
+                    hit = dom.from_sympy(m)
+                except CoercionFailed:
+                    raise _NeedEX from None
+                self.conversions += 1
+            cache[monom] = hit
+        return hit
+
+    def _block_moment(self, b: int, monom: tuple) -> sp.Expr:
+        law, members = self.blocks[b]
+        powers = [0] * law.dim
+        for pos, idx in members:
+            powers[idx] = monom[pos]
+        return law.moment(tuple(powers))
+
+    def zero_blocks(self, monom: tuple) -> frozenset:
+        """Blocks in which ``monom``'s own moment is zero (an odd power of a centred Gaussian, ...).
+
+        Paired with a monomial that does not involve such a block, the joint moment keeps that
+        zero factor (the blocks are independent), and so does the product of the means.
+        """
+        hit = self._zeros.get(monom)
+        if hit is None:
+            hit = self._zeros[monom] = frozenset(b for b in self.support(monom) if self._block_moment(b, monom) == 0)
+        return hit
+
+    def support(self, monom: tuple) -> tuple:
+        """The independent law blocks ``monom`` involves (sorted block numbers)."""
+        hit = self._supports.get(monom)
+        if hit is None:
+            hit = self._supports[monom] = tuple(sorted({self.block_of[i] for i, k in enumerate(monom) if k}))
+        return hit
 
 
 def _domain(exprs, syms, moments_syms):
@@ -176,11 +237,7 @@ def is_polynomial_in(expr, syms) -> bool:
 
 
 def _moment_in(dom, moments, monom):
-    m = moments(monom)
-    try:
-        return dom.from_sympy(m)
-    except CoercionFailed:
-        raise _NeedEX from None
+    return moments.in_ring(dom, monom)
 
 
 class _NeedEX(Exception):
@@ -282,7 +339,10 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
     With ``v`` omitted the result is symmetric and only half is computed.
     Sizes are checked against ``limits`` first, and non-polynomial entries
     against the tail-growth rule (second moments) unless ``check_tails`` is
-    False (docs/theory.md §8).
+    False (docs/theory.md §8). For exact polynomial means, ``max_products``
+    bounds the pairs of terms that share an independent law block (the others
+    are never formed, see :func:`covariance_products`), counted on the expanded
+    entries when the estimate over all pairs is larger.
     """
     u = [as_expr(e) for e in u]
     sym = v is None
@@ -301,8 +361,14 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
         products = sum(sizes[i] * sizes[j] for i in range(n) for j in range(i, n))
     else:
         products = sum(a * b for a in sizes[:n] for b in sizes[n:])
-    check_products(products, limits, "the covariance", "covariance")
+    # The estimate counts every pair of terms. Exact polynomial means form only the pairs that share an
+    # independent law block: when the estimate is over the limit, count those on the expanded entries
+    # (each bounded by max_terms) before refusing; with a single law block nothing would be saved.
+    if products > limits.max_products and len(laws_of(syms)) == 1:
+        check_products(products, limits, "the covariance", "covariance")
     polys, dom = _polys(u + v, syms)
+    if polys is None or not _exact_ring(dom):
+        check_products(products, limits, "the covariance", "covariance")
     if polys is None:
         if check_tails:
             from .tails import check_tails as _tails
@@ -320,15 +386,18 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
         return sp.ImmutableMatrix(out)
     moments = _Moments(syms)
     try:
-        return _poly_covariance(polys[:n], polys[n:], dom, moments, sym)
+        return _poly_covariance(polys[:n], polys[n:], dom, moments, sym, limits, products)
     except _NeedEX:
+        check_products(products, limits, "the covariance", "covariance")  # EX forms every pair
         polys = [sp.Poly(p.as_expr(), *syms, domain="EX") for p in polys]
         return _poly_covariance(polys[:n], polys[n:], sp.EX, moments, sym)
 
 
-def _poly_covariance(pu, pv, dom, moments, sym):
+def _poly_covariance(pu, pv, dom, moments, sym, limits=None, estimate=0):
     tu = [list(p.as_dict(native=True).items()) for p in pu]
     tv = tu if sym else [list(p.as_dict(native=True).items()) for p in pv]
+    if limits is not None and estimate > limits.max_products:
+        check_products(covariance_products(tu, tv, dom, moments, sym), limits, "the covariance", "covariance")
     return covariance_terms(tu, tv, dom, moments, sym)
 
 
@@ -350,12 +419,68 @@ def mean_terms(terms, dom, moments):
     return total
 
 
+def _exact_ring(dom) -> bool:
+    """True when sums in ``dom`` do not depend on their order (rationals, polynomials over them)."""
+    return getattr(dom, "domain", dom) in (sp.QQ, sp.ZZ)
+
+
+def _block_counts(terms, moments) -> dict:
+    """block -> how many of ``terms`` (ring terms of one entry) involve that independent law block."""
+    counts: dict = {}
+    for monom, _ in terms:
+        for b in moments.support(monom):
+            counts[b] = counts.get(b, 0) + 1
+    return counts
+
+
+def covariance_products(tu, tv, dom, moments, sym) -> int:
+    """Term products :func:`covariance_terms` may form, counted before any is formed.
+
+    In an exact ring only pairs of terms that share an independent law block are
+    formed (other pairs have covariance exactly zero); the count is
+    sum over blocks and entry pairs of (terms of u_i in the block) * (terms of
+    v_j in the block), an upper bound, capped by the count of all pairs. Otherwise
+    every pair of terms is formed.
+    """
+    n = len(tu)
+    su, sv = [len(t) for t in tu], [len(t) for t in tv]
+    if sym:
+        dense = sum(su[i] * sum(su[i:]) for i in range(n))
+    else:
+        dense = sum(su) * sum(sv)
+    if not _exact_ring(dom):
+        return dense
+    cu = [_block_counts(t, moments) for t in tu]
+    cv = cu if sym else [_block_counts(t, moments) for t in tv]
+    total = 0
+    for b in set().union(*cu, *cv):
+        xs = [c.get(b, 0) for c in cu]
+        if sym:  # sum over i <= j of x_i x_j
+            total += (sum(xs) ** 2 + sum(x * x for x in xs)) // 2
+        else:
+            total += sum(xs) * sum(c.get(b, 0) for c in cv)
+    return min(total, dense)  # a pair over several shared blocks is counted once per block
+
+
 def covariance_terms(tu, tv, dom, moments, sym):
-    """Covariance matrix of ring-term polynomials (see :func:`covariance`)."""
+    """Covariance matrix of ring-term polynomials (see :func:`covariance`).
 
-    def add(a, b):
-        return tuple(i + j for i, j in zip(a, b))
+    Entry (i, j) is the sum over term pairs (a of u_i, b of v_j) of
+    c_a c_b (E xi^(a+b) - E xi^a E xi^b). Moments are memoised per monomial
+    (:meth:`_Moments.in_ring`). In an exact ring the sum is taken over pairs of
+    distinct *monomials* that share an independent law block: a pair over disjoint
+    blocks has centred moment exactly zero, and each pair's centred moment is
+    formed once for all the entries it feeds (linear regression with d independent
+    features: about d^3 moment look-ups and d^2 products instead of d^4 products).
+    In a floating-point ring every pair is visited in the original order, so the
+    rounding is as it always was.
+    """
+    if _exact_ring(dom):
+        return _sparse_covariance(tu, tv, dom, moments, sym)
+    return _dense_covariance(tu, tv, dom, moments, sym)
 
+
+def _dense_covariance(tu, tv, dom, moments, sym):
     mean_u = [{a: _moment_in(dom, moments, a) for a, _ in t} for t in tu]
     mean_v = mean_u if sym else [{a: _moment_in(dom, moments, a) for a, _ in t} for t in tv]
     n, m = len(tu), len(tv)
@@ -366,10 +491,64 @@ def covariance_terms(tu, tv, dom, moments, sym):
             for a, ca in tu[i]:
                 ma = mean_u[i][a]
                 for b, cb in tv[j]:
-                    c = _moment_in(dom, moments, add(a, b)) - ma * mean_v[j][b]
+                    c = _moment_in(dom, moments, tuple(p + q for p, q in zip(a, b))) - ma * mean_v[j][b]
                     if c:
                         total += ca * cb * c
             out[i][j] = dom.to_sympy(total)
+            if sym:
+                out[j][i] = out[i][j]
+    return sp.ImmutableMatrix(out)
+
+
+def _rows_by_monomial(terms, moments) -> dict:
+    """monomial -> [(entry, coefficient)] over the entries' terms; constants (no data) are left out."""
+    rows: dict = {}
+    for i, t in enumerate(terms):
+        for a, c in t:
+            if moments.support(a):
+                rows.setdefault(a, []).append((i, c))
+    return rows
+
+
+def _sparse_covariance(tu, tv, dom, moments, sym):
+    n, m = len(tu), len(tv)
+    rows_u = _rows_by_monomial(tu, moments)
+    rows_v = rows_u if sym else _rows_by_monomial(tv, moments)
+    by_block: dict = {}  # independent block -> monomials of v that involve it
+    for b in rows_v:
+        for blk in moments.support(b):
+            by_block.setdefault(blk, []).append(b)
+    mean_v = {b: moments.in_ring(dom, b) for b in rows_v}
+    acc = [[dom.zero] * m for _ in range(n)]
+    blocks = {b: frozenset(moments.support(b)) for b in rows_v}
+    zeros = {b: moments.zero_blocks(b) for b in rows_v}
+    for a, ra in rows_u.items():
+        supp = moments.support(a)
+        sa, za = frozenset(supp), moments.zero_blocks(a)
+        ma = moments.in_ring(dom, a)
+        if len(supp) == 1:
+            cands = by_block.get(supp[0], ())
+        else:
+            cands = dict.fromkeys(b for blk in supp for b in by_block.get(blk, ()))
+        for b in cands:
+            zb = zeros[b]
+            if (za and not za <= blocks[b]) or (zb and not zb <= sa):
+                continue  # a zero factor in a block only one side involves: E xi^(a+b) = E xi^a E xi^b = 0
+            c = moments.in_ring(dom, tuple(map(operator.add, a, b)))
+            mb = mean_v[b]
+            if ma and mb:
+                c = c - ma * mb
+            if not c:
+                continue
+            rb = rows_v[b]
+            for i, ca in ra:
+                for j, cb in rb:
+                    if not sym or i <= j:
+                        acc[i][j] += ca * cb * c
+    out = [[None] * m for _ in range(n)]
+    for i in range(n):
+        for j in range(i if sym else 0, m):
+            out[i][j] = dom.to_sympy(acc[i][j])
             if sym:
                 out[j][i] = out[i][j]
     return sp.ImmutableMatrix(out)

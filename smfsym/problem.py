@@ -7,6 +7,7 @@ all scaled for the batch size.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 from functools import cached_property
 from typing import Any, Iterable, Sequence
@@ -15,8 +16,8 @@ import numpy as np
 import sympy as sp
 
 from ._checks import as_symbol_tuple
-from .expectation import (_Moments, _NeedEX, covariance, covariance_terms, data_symbols, expectation,
-                          is_polynomial_in, laws_of, mean_terms, ring_terms)
+from .expectation import (_Moments, _NeedEX, covariance, covariance_products, covariance_terms, data_symbols,
+                          expectation, is_polynomial_in, laws_of, mean_terms, ring_terms)
 from .laws import DataSymbol, Empirical, law_from_sympy_stats
 from .safeguards import as_limits, check_products, check_size, estimate_size, expression_depth, refuse
 from ._checks import as_expr
@@ -31,11 +32,12 @@ class NonDifferentiableWarning(UserWarning):
 
 
 def _replace_sympy_stats(loss):
-    try:
-        from sympy.stats.rv import RandomSymbol
-    except ImportError:  # pragma: no cover
+    # A loss can hold sympy.stats random symbols only if the caller imported sympy.stats; importing
+    # it here otherwise cost about 0.25 s per process (most of a d = 10 derivation).
+    rv = sys.modules.get("sympy.stats.rv")
+    if rv is None:
         return loss
-    rvs = loss.atoms(RandomSymbol)
+    rvs = loss.atoms(rv.RandomSymbol)
     if not rvs:
         return loss
     return loss.xreplace({rv: law_from_sympy_stats(rv) for rv in rvs})
@@ -320,11 +322,15 @@ class Problem:
         terms, dom = ring_terms(self.loss, self.data, self.params)
         if terms is None or not hasattr(dom, "ring"):
             return None
-        gens = {str(g): g for g in dom.gens}
+        gens = {str(g): (k, g) for k, g in enumerate(dom.gens)}
+        # which generators each coefficient involves: a term is differentiated only in those
+        # (a d-parameter regression has d^2/2 terms of 2 parameters each, not d^3 derivatives)
+        present = [{k for expv in c for k, e in enumerate(expv) if e} for _, c in terms]
         grads = []
         for p in self.params:
-            g = gens[str(p)]
-            grads.append([(m, c.diff(g)) for m, c in terms if c.diff(g)])
+            k, g = gens[str(p)]
+            derivs = ((m, c.diff(g)) for (m, c), ks in zip(terms, present) if k in ks)
+            grads.append([(m, dc) for m, dc in derivs if dc])
         return terms, grads, dom, _Moments(self.data)
 
     def _ring_to_expr(self, terms, dom):
@@ -390,9 +396,7 @@ class Problem:
         """Gradient-noise covariance Sigma(x), batch-scaled (docs/theory.md §1)."""
         if self._ring is not None:
             _, grads, dom, moments = self._ring
-            sizes = [len(g) for g in grads]
-            check_products(sum(sizes[i] * sizes[j] for i in range(len(sizes)) for j in range(i, len(sizes))),
-                           self.limits, "Sigma")
+            check_products(covariance_products(grads, grads, dom, moments, True), self.limits, "Sigma")
             try:
                 return self._scale(covariance_terms(grads, grads, dom, moments, True))
             except _NeedEX:

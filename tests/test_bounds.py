@@ -1,7 +1,10 @@
 """Bounded work: size estimates refuse oversized derivations before they start (docs/theory.md §8).
 
-Hangs are guarded with pytest-timeout markers, not timing assertions.
+Hangs are guarded with pytest-timeout markers; the one timing assertion is on the CPU time of two
+refusals (issue 17: refused in under 0.1 s).
 """
+import time
+
 import pytest
 import sympy as sp
 
@@ -48,9 +51,9 @@ def test_too_many_monomials_and_products_refused():
     p = smfsym.Problem((a0 * x0 + x1 - eps) ** 40, [x0, x1],  # 861 terms: fine to state and expand
                        limits=smfsym.Limits(max_data_degree=40))
     with pytest.raises(smfsym.ResourceLimitError, match="term products") as e:
-        p.sigma  # but Sigma pairs ~800-term gradients: ~2 million products
+        p.sigma  # but Sigma pairs ~800-term gradients over the same two laws: ~3.7 million products
     _limit_named(e, "max_products")
-    # (a 20-parameter regression, 210 * 21^2 products, stays inside: tests/test_simulate.py derives it)
+    # (linear regression stays inside up to d = 70: ~2.5 d^3 pairs share a block; tests/test_sparse_covariance.py)
 
 
 @pytest.mark.timeout(60)
@@ -134,3 +137,15 @@ def test_every_limit_named_in_a_message_exists():
     named |= set(re.findall(r'refuse\([^)]*?"(max_\w+)"', src, flags=re.S))
     fields = set(smfsym.Limits.__dataclass_fields__)
     assert named and named - {"replace"} <= fields, named - fields
+
+
+@pytest.mark.timeout(20)
+def test_hostile_inputs_refused_within_a_tenth_of_a_second():
+    """Refusals are decided from size estimates, before any expansion (CPU time, so other jobs do not count)."""
+    a0, eps, xi = smfsym.normal("a0"), smfsym.normal("eps"), smfsym.normal("xi")
+    for make in (lambda: smfsym.Problem(x0 ** (10**10) + xi * x0, [x0]),
+                 lambda: smfsym.Problem((a0 * x0 - eps) ** 200, [x0])):
+        t0 = time.process_time()
+        with pytest.raises(smfsym.ResourceLimitError):
+            make()
+        assert time.process_time() - t0 < 0.1
