@@ -111,8 +111,8 @@ class UpdateMap:
     >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
     >>> eta = sp.Symbol("eta", positive=True)
     >>> m = smfsym.UpdateMap(p, [x], [x - eta * (x - p.data[0])])
-    >>> m.A.T, m.B.T
-    (Matrix([[-x + xi]]), Matrix([[0]]))
+    >>> m.A == sp.Matrix([p.data[0] - x]), m.B
+    (True, Matrix([[0]]))
     >>> m.smf(2).drift
     Matrix([[-eta*x/2 - x]])
     """
