@@ -179,6 +179,7 @@ seed = 1
 """
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:the order of")
 def test_cli_check_workers_and_scheduler_give_the_serial_summary(tmp_path, dask_client, capsys):
     import json

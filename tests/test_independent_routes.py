@@ -14,6 +14,7 @@ from smfsym.compile import compile_exprs
     (lambda: smfsym.uniform("z", 0, 1), lambda: st.Uniform("z", 0, 1)),
     (lambda: smfsym.bernoulli("z", sp.Rational(1, 3)), lambda: st.Bernoulli("z", sp.Rational(1, 3))),
 ])
+@pytest.mark.slow
 def test_against_sympy_stats_E(make_ours, make_theirs):
     x = sp.symbols("x0:2")
     z, Z = make_ours(), make_theirs()

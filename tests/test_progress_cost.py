@@ -246,6 +246,7 @@ law = "normal"
 """
 
 
+@pytest.mark.slow
 def test_check_estimates_multipoint_and_meanfield_studies_and_refuses_above_the_limit(tmp_path, capsys, monkeypatch):
     import smfsym.cli as cli
 

@@ -62,6 +62,7 @@ def test_extrapolated_second_moment_of_an_ou_process(increments):
     assert r["lost"] == 0
 
 
+@pytest.mark.slow
 def test_weak_error_extrapolates_by_default_and_matches_a_fine_step_reference():
     """The study's sme2 value on the double well (Euler: sqrt Sigma = |x|/2 is not differentiable)
     agrees with an independent simulation at an 8 times finer step (whose own Euler bias, about

@@ -45,6 +45,7 @@ def test_exact_study_orders_gaussian_quadratic():
     assert len(fig.axes[0].lines) >= 7
 
 
+@pytest.mark.slow
 def test_monte_carlo_double_well_resolves_order_one_versus_two():
     """A non-quadratic loss: Monte Carlo errors with standard errors; the intervals exclude the wrong order.
 
