@@ -80,15 +80,16 @@ class LinearFormSplit:
             return e
         if isinstance(e, DataMean):
             raise ValueError("a data mean inside a per-row expression")
-        if _is_linear(e, self.xset) and e.free_symbols & set(self.data_symbols):
-            # -y (z . x) and -2 y (z . x) are multiples of one margin y (z . x) (the expanded form
-            # is the key: two spellings of one form are one margin)
-            coeff, rest = e.as_coeff_Mul()
-            return coeff * self._margin(sp.expand(rest))
+        if _is_linear(e, self.xset):
+            # y z0 x0 + y z1 x1, -2 y (z . x) and z^2 x0: the margin is the form with its common data
+            # factor taken out (z . x, x0), so one direction read with different data scalings (the
+            # y of a logistic loss, the z of a squared one) is one margin, one matmul
+            data, form = sp.factor_terms(sp.expand(e)).as_independent(*self.state, as_Add=False)
+            return data * self._margin(form)
         if e.is_Atom:
             return e
         if isinstance(e, sp.Add):
-            lin = [a for a in e.args if _is_linear(a, self.xset) and a.free_symbols & set(self.data_symbols)]
+            lin = [a for a in e.args if _is_linear(a, self.xset)]
             if len(lin) > 1:  # an affine form a . x + b: the margin is a . x, not one margin per term
                 rest = [self.substitute(a) for a in e.args if a not in lin]
                 return sp.Add(self.substitute(sp.Add(*lin)), *rest)
@@ -154,6 +155,79 @@ def split_linear_forms(split: LinearFormSplit, exprs_lists: dict, scalar_syms=()
     return pool, coefs
 
 
+# ---------------------------------------------------------------------------- numeric kernels
+# Plain functions of a plan dict (arrays and callables): smfsym runs them, and generated code
+# (smfsym.codegen) embeds their source verbatim, so both give the same numbers.
+
+
+def la_fill(values, where, shape):
+    """An array of ``shape`` with ``values[i]`` (a number or a column over the rows) written at the
+    index ``where[i]`` (a tuple whose None entry is the row axis)."""
+    out = np.zeros(shape)
+    for v, idx in zip(values, where):
+        key = tuple(slice(None) if i is None else i for i in idx)
+        out[key] = v
+    return out
+
+
+def la_margins(plan, Xf):
+    """The margins of states ``Xf`` (n, d): q arrays (n, M), views of one matmul."""
+    mu = Xf @ plan["At"]
+    M = plan["M"]
+    return [mu[:, q * M:(q + 1) * M] for q in range(plan["q"])]
+
+
+def la_scalars(plan, fn, mu, nu, Xf):
+    """The per-row scalars ``fn`` on (n, M) margins, directional margins ``nu`` and states ``Xf``."""
+    xc = [Xf[:, j:j + 1] for j in range(Xf.shape[1])]
+    outs = fn(*mu, *nu, *plan["dcols"], *xc)
+    shape = mu[0].shape
+    return [o if np.shape(o) == shape else np.broadcast_to(o, shape) for o in outs]
+
+
+def la_sums(mats, S, n, n_out, U=None):
+    """sum_t S_t @ B_t over the rows (``mats``: (t, B_t), weights folded in), or sum_t (S_t * U) @ B_t."""
+    out = np.zeros((n, n_out))
+    for t, B in mats:
+        out += (S[t] if U is None else S[t] * U) @ B
+    return out
+
+
+def la_blocks(X, G, *arrays):
+    """(a, b, Xf, arrays) per block of G paths: the block's states flattened to (G * points, d) and,
+    like ``arrays`` (paths first), zero-padded to a full block, so every matmul has one shape
+    whatever the number of paths (a BLAS result depends on the shape of the product)."""
+    P = X.shape[0]
+    for a in range(0, P, G):
+        b = min(P, a + G)
+        blk = [X[a:b]] + [arr[a:b] for arr in arrays]
+        if b - a < G:
+            blk = [np.concatenate([y, np.zeros((G - (b - a),) + y.shape[1:])]) for y in blk]
+        yield a, b, blk[0].reshape(-1, X.shape[-1]), blk[1:]
+
+
+def la_drift_noise_sums(plan, X, Z0):
+    """The data-set sums of one Euler step at states X (P, [n,] d): the data means (P * n, n_means)
+    and, for increments Z0 (P, M) (or None), sum_i sqrt(w_i) Z0_i (P, 1) and the per-row noise
+    terms sum_i sqrt(w_i) Z0_i r(X, xi_i) (P * n, d), block by block of paths."""
+    npts = int(np.prod(X.shape[1:-1]))
+    (means_mats, n_means), (rows_mats, d) = plan["means"], plan["rows0"]
+    means = np.empty((X.shape[0] * npts, n_means))
+    total = rows = None
+    if Z0 is not None:
+        rows = np.empty((X.shape[0] * npts, d))
+        total = np.empty((X.shape[0], 1))
+    for a, b, Xf, blk in la_blocks(X, plan["block"], *([] if Z0 is None else [Z0])):
+        S = la_scalars(plan, plan["pool"], la_margins(plan, Xf), (), Xf)
+        n = Xf.shape[0]
+        means[a * npts:b * npts] = la_sums(means_mats, S, n, n_means)[:(b - a) * npts]
+        if Z0 is not None:
+            total[a:b] = (blk[0] @ plan["sqrt_w"])[:b - a]
+            Ub = blk[0] if npts == 1 else np.repeat(blk[0], npts, axis=0)  # one increment per path
+            rows[a * npts:b * npts] = la_sums(rows_mats, S, n, d, Ub)[:(b - a) * npts]
+    return means, total, rows
+
+
 class RowSums:
     """Numeric plan of the data-set sums of one SDE in linear-algebra form.
 
@@ -168,67 +242,107 @@ class RowSums:
         ``outputs`` a mapping name -> (coef, n_out, fold): ``coef[t]`` maps an output index to
         the data-only coefficient of pool entry t; ``fold`` is "w" (means: the weights w_i folded
         into the coefficients) or "sqrt_w" (noise actions: sqrt(w_i) folded in).
+
+    Attributes
+    ----------
+    plan : dict
+        Arrays and callables the kernels (:func:`la_drift_noise_sums`, ...) read; the stage "x"
+        scalars are ``plan["pool"]``, each output's ``(mats, n_out)`` is ``plan[name]``.
     """
 
     def __init__(self, split: LinearFormSplit, data, weights, stages: dict):
         self.split = split
-        self.data = np.asarray(data, dtype=float)
-        self.weights = np.asarray(weights, dtype=float)
-        self.sqrt_w = np.sqrt(self.weights)
-        M = self.M = self.data.shape[0]
-        A = split.coefficients(self.data)  # (q, M, d)
-        self.q = A.shape[0]
-        #: one matmul gives all margins: X (n, d) @ At (d, q*M)
-        self.At = np.ascontiguousarray(A.reshape(self.q * M, -1).T)
-        dcols = [self.data[:, j] for j in range(self.data.shape[1])]
-        self._dcols = [c[None, :] for c in dcols]
-        self.stages, self.outputs = {}, {}
+        data = np.asarray(data, dtype=float)
+        M = data.shape[0]
+        self.q = len(split.margins)
+        self.stage_exprs = stages
+        plan = {"M": M, "q": self.q, "dcols": [data[None, :, j] for j in range(data.shape[1])],
+                "sqrt_w": np.sqrt(np.asarray(weights, dtype=float))[:, None]}
+        # every coefficient of a kind in one lambdified list (common subexpressions, as generated code prints it)
+        entries, where = self.margin_coefficients()
+        dcols = [data[:, j] for j in range(data.shape[1])]
+        vals = lambdify_safe(list(split.data_symbols), entries)(*dcols) if entries else []
+        plan["At"] = np.ascontiguousarray(la_fill(vals, where, (self.q, M, len(split.state)))
+                                          .reshape(self.q * M, -1).T)
         n_arrays = 4
+        self.fns = {}
         for stage, (pool, dirs, outputs) in stages.items():
-            args = list(split.mu) + list(dirs) + list(split.data_symbols) + list(split.state)
-            self.stages[stage] = lambdify_safe(args, list(pool)) if pool else None
+            args = self.pool_args(dirs)
+            self.fns[stage] = lambdify_safe(args, list(pool)) if pool else None
             for name, (coef, n_out, fold) in outputs.items():
-                f = self.weights if fold == "w" else self.sqrt_w
-                mats = []
-                for t, col in sorted(coef.items()):
-                    B = np.zeros((M, n_out))
-                    for k, c in col.items():
-                        B[:, k] = np.broadcast_to(lambdify_safe(list(split.data_symbols), c)(*dcols), (M,))
-                    mats.append((t, B * f[:, None]))
-                self.outputs[name] = (stage, mats, n_out)
+                entries, where = self.output_coefficients(coef)
+                vals = lambdify_safe(list(split.data_symbols), entries)(*dcols) if entries else []
+                f = np.asarray(weights, dtype=float) if fold == "w" else plan["sqrt_w"][:, 0]
+                plan[name] = (la_output_mats(vals, where, M, n_out, f), n_out)
             n_arrays = max(n_arrays, len(pool) + 2 * self.q + 3)
+        plan["pool"] = self.fns.get("x")
         per_path = M * 8 * n_arrays
         block = MAX_BLOCK
         while block > 16 and block * per_path > BLOCK_BYTES:
             block //= 2
+        plan["block"] = block
         #: paths per block (fixed by the data set alone)
         self.block = block
+        self.plan = plan
+
+    def pool_args(self, dirs=()) -> list:
+        """Arguments of a stage's scalars: margins, directional margins, data, state."""
+        s = self.split
+        return list(s.mu) + list(dirs) + list(s.data_symbols) + list(s.state)
+
+    def margin_coefficients(self):
+        """The margins' coefficients a_qj(xi) as one list, and where each goes in (q, M, d)."""
+        entries, where = [], []
+        for q, form in enumerate(self.split.margins):
+            for j, xj in enumerate(self.split.state):
+                c = sp.diff(form, xj)
+                if c != 0:
+                    entries.append(c)
+                    where.append((q, None, j))
+        return entries, where
+
+    @staticmethod
+    def output_coefficients(coef):
+        """An output's data-only coefficients as one list, and where each goes in (t, M, n_out)."""
+        entries, where = [], []
+        for t, col in sorted(coef.items()):
+            for k, c in sorted(col.items()):
+                entries.append(c)
+                where.append((t, None, k))
+        return entries, where
 
     def margins(self, Xf) -> list:
-        """Margins of states ``Xf`` (n, d): q arrays (n, M) (views of one matmul)."""
-        mu = Xf @ self.At
-        return [mu[:, q * self.M:(q + 1) * self.M] for q in range(self.q)]
+        return la_margins(self.plan, Xf)
 
-    def scalars(self, stage, mu, nu=(), Xf=None) -> list:
-        """The pool of ``stage`` on (n, M) margins (and directional margins ``nu``; the states ``Xf``
-        (n, d) for scalars that read them outside a margin)."""
-        fn = self.stages[stage]
-        if fn is None:
-            return []
-        xc = [Xf[:, j:j + 1] for j in range(Xf.shape[1])] if Xf is not None else [None] * len(self.split.state)
-        outs = fn(*mu, *nu, *self._dcols, *xc)
-        shape = mu[0].shape
-        return [o if np.shape(o) == shape else np.broadcast_to(o, shape) for o in outs]
+    def scalars(self, stage, mu, nu, Xf) -> list:
+        """The scalars of ``stage`` (see :func:`la_scalars`); [] for an empty stage."""
+        fn = self.fns[stage]
+        return [] if fn is None else la_scalars(self.plan, fn, mu, nu, Xf)
 
     def sums(self, name, S, n, U=None) -> np.ndarray:
-        """Output ``name`` summed over the rows for ``n`` states: sum_t S_t @ B_t (means, weights
-        folded in), or sum_t (S_t * U) @ B_t for increments ``U`` (n, M) (sqrt(w) folded in)."""
-        _, mats, n_out = self.outputs[name]
-        out = np.zeros((n, n_out))
-        for t, B in mats:
-            out += (S[t] if U is None else S[t] * U) @ B
-        return out
+        mats, n_out = self.plan[name]
+        return la_sums(mats, S, n, n_out, U)
 
-    def total(self, U) -> np.ndarray:
-        """sum_i sqrt(w_i) U_i for a block of increments (n, M): shape (n, 1)."""
-        return U @ self.sqrt_w[:, None]
+
+def la_output_mats(vals, where, M, n_out, fold):
+    """(t, B_t) per pool entry t used by an output: B_t (M, n_out) with ``fold`` (w or sqrt(w)) folded in."""
+    ts = sorted({w[0] for w in where})
+    full = la_fill(vals, where, (max(ts) + 1 if ts else 0, M, n_out))
+    return [(t, full[t] * fold[:, None]) for t in ts]
+
+
+def la_drift_noise(plan, X, Z0, factor, scale, drift_fn, c0_fn):
+    """Drift and data-set noise action of one Euler step: ``drift_fn(X, means)`` and
+    ``c0_fn(X, means)`` evaluate the drift and the noise column's row-free part C0 on the data means
+    (a list, in the plan's order); the noise is factor * scale (C0 sum_i sqrt(w_i) Z0_i + rows)."""
+    means, total, rows = la_drift_noise_sums(plan, X, Z0)
+    mv = [means[:, j].reshape(X.shape[:-1]) for j in range(means.shape[1])]
+    b = drift_fn(X, mv)
+    if Z0 is None:
+        return b, None
+    total = total.reshape(X.shape[:1] + (1,) * (X.ndim - 1))
+    return b, (factor * scale) * (c0_fn(X, mv) * total + rows.reshape(X.shape))
+
+
+#: The kernels generated code embeds (in this order).
+KERNELS = (la_fill, la_output_mats, la_margins, la_scalars, la_sums, la_blocks, la_drift_noise_sums, la_drift_noise)

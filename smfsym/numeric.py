@@ -28,6 +28,9 @@ __all__ = ["NumericSDE"]
 ROWS = 1024
 #: Working-set target of one path sub-batch of the data-set noise action (bytes).
 TEMPLATE_BYTES = 32 * 2**20
+#: The linear-algebra form is taken with at most d + this many distinct per-row scalars in the noise
+#: (the general path evaluates d outputs per row; a constant or a bare margin costs next to nothing).
+MAX_EXTRA_SCALARS = 3
 
 
 def _vec(name, n):
@@ -334,10 +337,10 @@ class NumericSDE:
                 why = why or "the per-row terms read the parameters outside linear forms of the row"
             else:
                 pool, coefs = found
-                if not split.margins or any(not (m.free_symbols & set(law.symbols)) for m in split.margins):
-                    why = "no linear form of the row with data coefficients"
-                elif len(split.margins) > self.d or len([t for t in coefs["rows0"]]) > self.d:
-                    why = "more margins or per-row scalars than parameters (no gain over the general path)"
+                if not split.margins:
+                    why = "no linear form of the parameters in the per-row terms"
+                elif len(split.margins) > self.d or len(coefs["rows0"]) > self.d + MAX_EXTRA_SCALARS:
+                    why = "more margins or per-row scalars than the general path evaluates (no gain)"
                 else:
                     stages["x"] = (pool, (), {"means": (coefs["means"], len(nodes), "w"),
                                               "rows0": (coefs["rows0"], self.d, "sqrt_w")})
@@ -363,24 +366,13 @@ class NumericSDE:
         plan.mean_nodes = nodes
         return plan
 
-    def _blocks(self, plan, X, *arrays):
-        """Yield (a, b, Xf, arrays) per block of ``plan.block`` paths: the block's states flattened
-        to (block * points, d) and, like ``arrays`` (paths first), zero-padded to a full block, so
-        every matmul has the same shape whatever the number of paths (BLAS results depend on it)."""
-        G = plan.block
-        P = X.shape[0]
-        for a in range(0, P, G):
-            b = min(P, a + G)
-            blk = [X[a:b]] + [arr[a:b] for arr in arrays]
-            if b - a < G:
-                blk = [np.concatenate([y, np.zeros((G - (b - a),) + y.shape[1:])]) for y in blk]
-            yield a, b, blk[0].reshape(-1, self.d), blk[1:]
-
     def la_means(self, plan, X) -> dict:
         """The data means of ``plan`` at states X (P, [n,] d) by matmuls: node -> array (P, [n])."""
+        from .linear_forms import la_blocks
+
         npts = int(np.prod(X.shape[1:-1]))
         out = np.empty((X.shape[0] * npts, len(plan.mean_nodes)))
-        for a, b, Xf, _ in self._blocks(plan, X):
+        for a, b, Xf, _ in la_blocks(X, plan.block):
             S = plan.scalars("x", plan.margins(Xf), (), Xf)
             out[a * npts:b * npts] = plan.sums("means", S, Xf.shape[0])[:(b - a) * npts]
         return {n: out[:, j].reshape(X.shape[:-1]) for j, n in enumerate(plan.mean_nodes)}
@@ -389,32 +381,17 @@ class NumericSDE:
         """Drift b(X) and data-set noise action sigma(X) (factor Z0) (Z0 of shape (P, M), or None for
         the drift alone) in one pass over the data: on the linear-algebra path the per-row scalars
         are evaluated once for both, and ``factor`` scales the d outputs, not the M inputs."""
+        from .linear_forms import la_drift_noise
+
         plan = self.la
         if plan is None:
             return self.drift(X), (None if Z0 is None else self._template_noise(X, factor * Z0))
-        npts = int(np.prod(X.shape[1:-1]))
-        n_nodes = len(plan.mean_nodes)
-        means = np.empty((X.shape[0] * npts, n_nodes))
-        if Z0 is not None:
-            rows = np.empty((X.shape[0] * npts, self.d))
-            total = np.empty((X.shape[0], 1))
-        for a, b, Xf, (Ub,) in self._blocks(plan, X, Z0 if Z0 is not None else X[..., :0]):
-            S = plan.scalars("x", plan.margins(Xf), (), Xf)
-            n = Xf.shape[0]
-            means[a * npts:b * npts] = plan.sums("means", S, n)[:(b - a) * npts]
-            if Z0 is not None:
-                total[a:b] = plan.total(Ub)[:b - a]
-                if npts > 1:  # one increment per path, shared by its points
-                    Ub = np.repeat(Ub, npts, axis=0)
-                rows[a * npts:b * npts] = plan.sums("rows0", S, n, Ub)[:(b - a) * npts]
-        mv = {n: means[:, j].reshape(X.shape[:-1]) for j, n in enumerate(plan.mean_nodes)}
-        cols = self.cols(X)
-        drift = self._drift.evaluate(cols, mean_vals=[mv[n] for n in self._drift.mean_nodes])
-        if Z0 is None:
-            return drift, None
-        c0 = self._c0.evaluate(cols, mean_vals=[mv[n] for n in self._c0.mean_nodes])
-        total = total.reshape(X.shape[:1] + (1,) * (X.ndim - 1))
-        return drift, (factor * self.scale) * (c0 * total + rows.reshape(X.shape))
+        index = {n: j for j, n in enumerate(plan.mean_nodes)}
+
+        def on_means(ce):
+            return lambda X, mv: ce.evaluate(self.cols(X), mean_vals=[mv[index[n]] for n in ce.mean_nodes])
+
+        return la_drift_noise(plan.plan, X, Z0, factor, self.scale, on_means(self._drift), on_means(self._c0))
 
     # ------------------------------------------------------------------ weak order 2 on data-set noise
 
@@ -505,15 +482,13 @@ class NumericSDE:
 
     def _la_rows(self, la, X, U, order, V):
         """sum_i sqrt(w_i) U_i D^order_V r(X, xi_i) by matmuls over the margins and directional margins."""
+        from .linear_forms import la_blocks
+
         npts = int(np.prod(X.shape[1:-1]))
         rows = np.empty((X.shape[0] * npts, self.d))
-        extra = (U,) if V is None else (U, V)
-        for a, b, Xf, blk in self._blocks(la, X, *extra):
+        for a, b, Xf, blk in la_blocks(X, la.block, *((U,) if V is None else (U, V))):
             Ub = blk[0] if npts == 1 else np.repeat(blk[0], npts, axis=0)
-            mu = la.margins(Xf)
-            if order == 0:
-                S = la.scalars("x", mu, (), Xf)
-            else:
-                S = la.scalars("v" if order == 1 else "w", mu, la.margins(blk[1].reshape(-1, self.d)))
+            nu = () if order == 0 else la.margins(blk[1].reshape(-1, self.d))
+            S = la.scalars(("x", "v", "w")[order], la.margins(Xf), nu, Xf)
             rows[a * npts:b * npts] = la.sums(f"rows{order}", S, Xf.shape[0], Ub)[:(b - a) * npts]
         return rows.reshape(X.shape)

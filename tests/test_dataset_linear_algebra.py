@@ -60,7 +60,7 @@ def test_linear_algebra_weak2_step_equals_general_path():
     la, general = _pair(smfsym.smf(p, order=2))
     s = WeakTaylor2()
     s.prepare(la)
-    assert la.la_weak2 is not None and set(la.la_weak2.stages) == {"x", "v", "w"}
+    assert la.la_weak2 is not None and set(la.la_weak2.fns) == {"x", "v", "w"}
     rng = np.random.default_rng(2)
     for shape in ((41, 2), (41, 2, 2)):
         X = rng.normal(size=shape)
