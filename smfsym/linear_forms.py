@@ -56,10 +56,13 @@ class LinearFormSplit:
     """Margins found in a set of expressions, and a substitution that introduces them.
 
     ``margins[q]`` is a linear form <a_q(xi), x>; :meth:`substitute` replaces every occurrence by
-    the symbol ``mu[q]`` (times a data-only factor), recursively.
+    the symbol ``mu[q]`` (times a data-only factor), recursively. With ``factor_data`` the common
+    data factor of a form is taken out (y z . x and z . x are one margin z . x); without it only
+    the numeric factor is (fewer operations per row where that gives no more margins).
     """
 
-    def __init__(self, state: Sequence[sp.Symbol], data_symbols: Sequence[sp.Symbol]):
+    def __init__(self, state: Sequence[sp.Symbol], data_symbols: Sequence[sp.Symbol], factor_data: bool = True):
+        self.factor_data = factor_data
         self.state = tuple(state)
         self.xset = set(self.state)
         self.data_symbols = tuple(data_symbols)
@@ -84,6 +87,11 @@ class LinearFormSplit:
             # y z0 x0 + y z1 x1, -2 y (z . x) and z^2 x0: the margin is the form with its common data
             # factor taken out (z . x, x0), so one direction read with different data scalings (the
             # y of a logistic loss, the z of a squared one) is one margin, one matmul
+            # (factor_data=False keeps the data factor in the margin: y (z . x) as one matmul saves a
+            # product per (path, row) where every occurrence has the same factor)
+            if not self.factor_data:
+                coeff, rest = e.as_coeff_Mul()
+                return coeff * self._margin(sp.expand(rest))
             data, form = sp.factor_terms(sp.expand(e)).as_independent(*self.state, as_Add=False)
             return data * self._margin(form)
         if e.is_Atom:

@@ -318,10 +318,16 @@ class NumericSDE:
         """A :class:`~smfsym.linear_forms.RowSums` for the data means of ``mean_ces`` and the per-row
         noise terms of the given derivative orders (0: r, 1: D_v r, 2: D^2_w r); None (or ValueError
         with ``linear_algebra=True``) where the shape is absent."""
+        try:  # margins with their data factors first (cheapest where it gives few margins), then factored
+            return self._row_sums_plan_with(mean_ces, orders, factor_data=False)
+        except ValueError:
+            return self._row_sums_plan_with(mean_ces, orders, factor_data=True, strict=self.linear_algebra)
+
+    def _row_sums_plan_with(self, mean_ces, orders, factor_data, strict=True):
         from .linear_forms import LinearFormSplit, split_linear_forms, RowSums
 
         law = self.sde.diffusion.law
-        split = LinearFormSplit(self.x, law.symbols)
+        split = LinearFormSplit(self.x, law.symbols, factor_data)
         nodes = []
         for ce in mean_ces:
             nodes += [n for n in ce.mean_nodes if n not in nodes]
@@ -359,7 +365,7 @@ class NumericSDE:
         except ValueError as err:  # a data mean inside a per-row term
             why = str(err)
         if why:
-            if self.linear_algebra:
+            if strict:
                 raise ValueError(f"`linear_algebra=True` but the data-set sums have no linear-algebra form: {why}.")
             return None
         plan = RowSums(split, self.data, law.weights, stages)

@@ -157,3 +157,27 @@ def test_weak2_local_error_on_data_set_noise_has_order_three():
                     - (taylor[0] + h * taylor[1] + h**2 / 2 * taylor[2])) for h in hs]
         slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
         assert abs(slope - 3) < 0.3, (phi, slope, errs)
+
+
+def test_generated_module_takes_the_linear_algebra_form_and_matches_smfsym():
+    """The generated module's Euler step uses the same kernels; its paths are smfsym's (to rounding),
+    with the data set embedded or passed in with set_data (the matrices are rebuilt from it)."""
+    import types
+
+    for M, order in ((40, 2), (600, 1)):  # 600 x 4 numbers are passed in, not embedded
+        p, data = _logistic(M=M, bias=True)
+        flow = smfsym.smf(p, order=order)
+        src = smfsym.codegen(flow, eta=0.1)
+        assert "def drift_noise(" in src and "def la_drift_noise(" in src and "import smfsym" not in src
+        mod = types.ModuleType("generated")
+        exec(compile(src, "generated", "exec"), mod.__dict__)
+        law = flow.diffusion.law
+        if M > 100:
+            with pytest.raises(ValueError, match="call set_data"):
+                mod.simulate([0.5, -0.2], 0.02, 10, 3, dt=0.01)
+            mod.set_data(_data0=law.data, _weights0=law.weights)
+        for x0 in ([0.5, -0.2], [[0.5, -0.2], [0.1, 0.3]]):
+            _, st = mod.simulate(x0, 0.05, 300, 3, dt=0.01)
+            ref = smfsym.simulate(flow, x0, 0.05, eta=0.1, dt=0.01, n_paths=300, seed=3)
+            np.testing.assert_allclose(st, ref.states, rtol=1e-12, atol=1e-14)
+            assert np.max(np.abs(st[-1] - np.asarray(x0))) > 1e-2
