@@ -13,7 +13,7 @@ Euler-Maruyama, 512 paths, eta = 0.1, dt = 0.01. For d = 2 and 10 and M = 64, 25
   (s * U) @ (sqrt(w) A)), normals drawn by numpy as well.
 
 Marginal cost: time(2N steps) - time(N steps), per step, so compile and setup do not count;
-each figure is the best of ``REPEAT`` runs. BLAS runs single-threaded for every column alike
+the columns are timed in turn, round after round, each keeping its best of ``REPEAT`` runs. BLAS runs single-threaded for every column alike
 (OPENBLAS_NUM_THREADS=1, set before numpy loads): on a shared 2-core machine a threaded BLAS
 spins against the other processes and times its own contention, not the arithmetic.
 
@@ -35,8 +35,8 @@ import smfsym  # noqa: E402
 
 ETA, DT, P = 0.1, 0.01, 512
 QUICK = "--quick" in sys.argv
-N = 10 if QUICK else 30
-REPEAT = 2 if QUICK else 3
+N = 10 if QUICK else 20
+REPEAT = 2 if QUICK else 4
 
 
 def make(d, M, seed=0):
@@ -67,23 +67,23 @@ def hand_simulate(data, d, n_steps, seed):
     return X
 
 
-def timed(fn, n):
-    best = np.inf
+def marginals(fns):
+    """Seconds per step beyond the fixed cost, (t(2N) - t(N)) / N, for each of ``fns``: the columns
+    are timed in turn, round after round (a load spike on the shared machine hits all of them), and
+    each keeps its best t(N) and t(2N)."""
+    for fn in fns:
+        fn(2)  # warm: compile, caches
+    best = np.full((len(fns), 2), np.inf)
     for _ in range(REPEAT):
-        t0 = time.perf_counter()
-        fn(n)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def marginal(fn):
-    """Seconds per step beyond the fixed cost: (t(2N) - t(N)) / N."""
-    fn(2)  # warm: compile, caches
-    return max(timed(fn, 2 * N) - timed(fn, N), 1e-12) / N
+        for i, fn in enumerate(fns):
+            for j, n in enumerate((N, 2 * N)):
+                t0 = time.perf_counter()
+                fn(n)
+                best[i, j] = min(best[i, j], time.perf_counter() - t0)
+    return [max(b2 - b1, 1e-12) / N for b1, b2 in best]
 
 
 def main():
-    x0 = None
     rows = []
     print(f"logistic SMF (order 1), Euler, {P} paths, dt = {DT}: microseconds per step (marginal), "
           f"ratio to hand-written", flush=True)
@@ -112,10 +112,10 @@ def main():
                     X = e.step(ns, X, DT, rng.standard_normal((P, 1, M)))
                 return X
 
-            t_hand = marginal(lambda n: hand_simulate(data, d, n, 1))
-            t_sm = marginal(sm)
-            t_gen = marginal(lambda n: mod.simulate(x0, n * DT, P, 1, dt=DT))
-            t_gl = marginal(lambda n: sm(n, la=False)) if M <= 1024 else np.nan
+            fns = [lambda n: hand_simulate(data, d, n, 1), sm, lambda n: mod.simulate(x0, n * DT, P, 1, dt=DT)]
+            if M <= 1024:
+                fns.append(lambda n: sm(n, la=False))
+            t_hand, t_sm, t_gen, t_gl = (marginals(fns) + [np.nan])[:4]
             rows.append((d, M, t_hand, t_sm, t_gen, t_gl))
             print(f"{d:>3} {M:>5} {t_hand * 1e6:>9.0f} {t_sm * 1e6:>9.0f} {t_gen * 1e6:>9.0f} {t_gl * 1e6:>9.0f} "
                   f"{t_sm / t_hand:>12.2f} {t_gen / t_hand:>9.2f} {t_gl / t_hand:>13.2f}", flush=True)

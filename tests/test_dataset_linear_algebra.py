@@ -100,7 +100,7 @@ def test_weak2_on_data_set_noise_equals_the_explicit_matrix_scheme(linear_algebr
 
 def test_loss_without_linear_forms_keeps_the_general_path():
     p, _ = _logistic(M=20, extra=0)
-    x, z = p.params, None
+    x = p.params
     law_syms = [s for s in p.loss.free_symbols if s not in set(p.params)]
     z0 = sorted(law_syms, key=str)[0]
     q = smfsym.Problem(p.loss + sp.sin(x[0] * x[1] * z0), p.params)  # x0 x1 z0: not a linear form
