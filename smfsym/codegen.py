@@ -422,6 +422,7 @@ _LA_RUNTIME = '''
 #: The data-set sums in linear-algebra form (smfsym.linear_forms): margins of all rows as one matmul,
 #: the per-row scalars once per (path, row), means and noise as matmuls; blocks of LA_BLOCK paths.
 LA_BLOCK = BLOCK_VALUE
+LA_ROWS = ROWS_VALUE
 LA_Q = Q_VALUE
 N_MEANS = N_MEANS_VALUE
 _LA_CACHE = {}
@@ -439,6 +440,7 @@ def _la_plan():
                          dcols=[c[None, :] for c in dcols], At=np.ascontiguousarray(At.reshape(LA_Q * n_rows, -1).T))
         _LA_CACHE["means"] = (la_output_mats(_la_means_coefs(*dcols), WHERE_MEANS, n_rows, N_MEANS, weights), N_MEANS)
         _LA_CACHE["rows0"] = (la_output_mats(_la_rows0_coefs(*dcols), WHERE_ROWS0, n_rows, D, sqrt_w[:, 0]), D)
+        _LA_CACHE["chunks"] = la_chunks(_LA_CACHE, LA_ROWS, ["means", "rows0"])
     return _LA_CACHE
 
 
@@ -477,7 +479,9 @@ def _linear_algebra_code(nsde) -> str:
                            "Drift entries on the data means."))
     parts.append(_function("_la_c0", tuple(nsde.x) + tuple(mus), [e.xreplace(sub) for e in c0],
                            "The noise column's row-free part C0(x) (grad F) on the data means."))
-    runtime = (_LA_RUNTIME.replace("BLOCK_VALUE", str(la.block)).replace("N_MEANS_VALUE", str(len(la.mean_nodes)))
+    from .linear_forms import LA_ROWS
+
+    runtime = (_LA_RUNTIME.replace("BLOCK_VALUE", str(la.block)).replace("ROWS_VALUE", str(LA_ROWS)).replace("N_MEANS_VALUE", str(len(la.mean_nodes)))
                .replace("Q_VALUE", str(la.q)))
     return "\n\n\n".join(p.strip("\n") for p in parts + ["\n".join(consts), runtime])
 

@@ -36,6 +36,8 @@ __all__ = ["split_linear_forms", "LinearFormSplit", "RowSums"]
 BLOCK_BYTES = 32 * 2**20
 #: Largest block of paths (a power of two dividing the engine's seed block, so blocks align with it).
 MAX_BLOCK = 256
+#: Data rows per chunk (fixed: a path's sums, accumulated chunk after chunk, do not depend on the paths).
+LA_ROWS = 32768
 
 
 def _is_linear(e, xset) -> bool:
@@ -214,25 +216,64 @@ def la_blocks(X, G, *arrays):
         yield a, b, blk[0].reshape(-1, X.shape[-1]), blk[1:]
 
 
+def la_chunks(plan, rows, outputs):
+    """The plan cut into chunks of ``rows`` data rows: one plan per chunk (its margins' coefficients,
+    data columns, weights and the ``outputs``' matrices), so the (paths x rows) arrays stay bounded."""
+    M, q = plan["M"], plan["q"]
+    At = plan["At"].reshape(-1, q, M)
+    out = []
+    for r0 in range(0, M, rows):
+        r1 = min(M, r0 + rows)
+        c = {"M": r1 - r0, "q": q, "r0": r0, "r1": r1, "sqrt_w": plan["sqrt_w"][r0:r1],
+             "At": np.ascontiguousarray(At[:, :, r0:r1].reshape(At.shape[0], -1)),
+             "dcols": [dc[:, r0:r1] for dc in plan["dcols"]]}
+        for name in outputs:
+            mats, n_out = plan[name]
+            c[name] = ([(t, B[r0:r1]) for t, B in mats], n_out)
+        out.append(c)
+    return out
+
+
+def la_block_sums(plan, fn, name, Xf, U=None, Vf=None):
+    """Output ``name`` for one block of states ``Xf`` summed over the rows, chunk after chunk:
+    per-row scalars ``fn`` on the margins (and the directional margins of ``Vf``), contracted with the
+    increments ``U`` (n, M) or, without them, weighted means."""
+    n = Xf.shape[0]
+    out = np.zeros((n, plan[name][1]))
+    for c in plan["chunks"]:
+        nu = () if Vf is None else la_margins(c, Vf)
+        S = la_scalars(c, fn, la_margins(c, Xf), nu, Xf)
+        out += la_sums(c[name][0], S, n, c[name][1], None if U is None else U[:, c["r0"]:c["r1"]])
+    return out
+
+
 def la_drift_noise_sums(plan, X, Z0):
     """The data-set sums of one Euler step at states X (P, [n,] d): the data means (P * n, n_means)
     and, for increments Z0 (P, M) (or None), sum_i sqrt(w_i) Z0_i (P, 1) and the per-row noise
-    terms sum_i sqrt(w_i) Z0_i r(X, xi_i) (P * n, d), block by block of paths."""
+    terms sum_i sqrt(w_i) Z0_i r(X, xi_i) (P * n, d), block by block of paths, chunk by chunk of rows
+    (the per-row scalars once for means and noise)."""
     npts = int(np.prod(X.shape[1:-1]))
-    (means_mats, n_means), (rows_mats, d) = plan["means"], plan["rows0"]
+    n_means, d = plan["means"][1], plan["rows0"][1]
     means = np.empty((X.shape[0] * npts, n_means))
     total = rows = None
     if Z0 is not None:
         rows = np.empty((X.shape[0] * npts, d))
         total = np.empty((X.shape[0], 1))
     for a, b, Xf, blk in la_blocks(X, plan["block"], *([] if Z0 is None else [Z0])):
-        S = la_scalars(plan, plan["pool"], la_margins(plan, Xf), (), Xf)
         n = Xf.shape[0]
-        means[a * npts:b * npts] = la_sums(means_mats, S, n, n_means)[:(b - a) * npts]
+        acc_m, acc_r, acc_t = np.zeros((n, n_means)), np.zeros((n, d)), np.zeros((n // npts, 1))
+        for c in plan["chunks"]:
+            S = la_scalars(c, plan["pool"], la_margins(c, Xf), (), Xf)
+            acc_m += la_sums(c["means"][0], S, n, n_means)
+            if Z0 is not None:
+                Uc = blk[0][:, c["r0"]:c["r1"]]
+                acc_t += Uc @ c["sqrt_w"]
+                Ub = Uc if npts == 1 else np.repeat(Uc, npts, axis=0)  # one increment per path
+                acc_r += la_sums(c["rows0"][0], S, n, d, Ub)
+        means[a * npts:b * npts] = acc_m[:(b - a) * npts]
         if Z0 is not None:
-            total[a:b] = (blk[0] @ plan["sqrt_w"])[:b - a]
-            Ub = blk[0] if npts == 1 else np.repeat(blk[0], npts, axis=0)  # one increment per path
-            rows[a * npts:b * npts] = la_sums(rows_mats, S, n, d, Ub)[:(b - a) * npts]
+            total[a:b] = acc_t[:b - a]
+            rows[a * npts:b * npts] = acc_r[:(b - a) * npts]
     return means, total, rows
 
 
@@ -284,7 +325,8 @@ class RowSums:
                 plan[name] = (la_output_mats(vals, where, M, n_out, f), n_out)
             n_arrays = max(n_arrays, len(pool) + 2 * self.q + 3)
         plan["pool"] = self.fns.get("x")
-        per_path = M * 8 * n_arrays
+        plan["chunks"] = la_chunks(plan, LA_ROWS, [name for _, _, outs in stages.values() for name in outs])
+        per_path = min(M, LA_ROWS) * 8 * n_arrays
         block = MAX_BLOCK
         while block > 16 and block * per_path > BLOCK_BYTES:
             block //= 2
@@ -319,17 +361,12 @@ class RowSums:
                 where.append((t, None, k))
         return entries, where
 
-    def margins(self, Xf) -> list:
-        return la_margins(self.plan, Xf)
-
-    def scalars(self, stage, mu, nu, Xf) -> list:
-        """The scalars of ``stage`` (see :func:`la_scalars`); [] for an empty stage."""
+    def block_sums(self, stage, name, Xf, U=None, Vf=None) -> np.ndarray:
+        """Output ``name`` of ``stage`` for one block of states (see :func:`la_block_sums`)."""
         fn = self.fns[stage]
-        return [] if fn is None else la_scalars(self.plan, fn, mu, nu, Xf)
-
-    def sums(self, name, S, n, U=None) -> np.ndarray:
-        mats, n_out = self.plan[name]
-        return la_sums(mats, S, n, n_out, U)
+        if fn is None:
+            return np.zeros((Xf.shape[0], self.plan[name][1]))
+        return la_block_sums(self.plan, fn, name, Xf, U, Vf)
 
 
 def la_output_mats(vals, where, M, n_out, fold):
@@ -353,4 +390,5 @@ def la_drift_noise(plan, X, Z0, factor, scale, drift_fn, c0_fn):
 
 
 #: The kernels generated code embeds (in this order).
-KERNELS = (la_fill, la_output_mats, la_margins, la_scalars, la_sums, la_blocks, la_drift_noise_sums, la_drift_noise)
+KERNELS = (la_fill, la_output_mats, la_margins, la_scalars, la_sums, la_blocks, la_chunks, la_drift_noise_sums,
+           la_drift_noise)

@@ -379,8 +379,7 @@ class NumericSDE:
         npts = int(np.prod(X.shape[1:-1]))
         out = np.empty((X.shape[0] * npts, len(plan.mean_nodes)))
         for a, b, Xf, _ in la_blocks(X, plan.block):
-            S = plan.scalars("x", plan.margins(Xf), (), Xf)
-            out[a * npts:b * npts] = plan.sums("means", S, Xf.shape[0])[:(b - a) * npts]
+            out[a * npts:b * npts] = plan.block_sums("x", "means", Xf)[:(b - a) * npts]
         return {n: out[:, j].reshape(X.shape[:-1]) for j, n in enumerate(plan.mean_nodes)}
 
     def drift_noise(self, X, Z0, factor: float = 1.0):
@@ -494,7 +493,6 @@ class NumericSDE:
         rows = np.empty((X.shape[0] * npts, self.d))
         for a, b, Xf, blk in la_blocks(X, la.block, *((U,) if V is None else (U, V))):
             Ub = blk[0] if npts == 1 else np.repeat(blk[0], npts, axis=0)
-            nu = () if order == 0 else la.margins(blk[1].reshape(-1, self.d))
-            S = la.scalars(("x", "v", "w")[order], la.margins(Xf), nu, Xf)
-            rows[a * npts:b * npts] = la.sums(f"rows{order}", S, Xf.shape[0], Ub)[:(b - a) * npts]
+            Vf = None if order == 0 else blk[1].reshape(-1, self.d)
+            rows[a * npts:b * npts] = la.block_sums(("x", "v", "w")[order], f"rows{order}", Xf, Ub, Vf)[:(b - a) * npts]
         return rows.reshape(X.shape)

@@ -181,3 +181,19 @@ def test_generated_module_takes_the_linear_algebra_form_and_matches_smfsym():
             ref = smfsym.simulate(flow, x0, 0.05, eta=0.1, dt=0.01, n_paths=300, seed=3)
             np.testing.assert_allclose(st, ref.states, rtol=1e-12, atol=1e-14)
             assert np.max(np.abs(st[-1] - np.asarray(x0))) > 1e-2
+
+
+def test_linear_algebra_path_in_row_chunks_on_a_large_data_set():
+    """More rows than one chunk (LA_ROWS): sums accumulated chunk after chunk equal the general path."""
+    from smfsym.linear_forms import LA_ROWS
+
+    M = LA_ROWS + 5000
+    p, _ = _logistic(M=M)
+    la, general = _pair(smfsym.smf(p, order=1))
+    assert len(la.la.plan["chunks"]) == 2
+    rng = np.random.default_rng(5)
+    X, Z = rng.normal(size=(20, 2)), rng.normal(size=(20, 1, M))
+    e = EulerMaruyama()
+    a, b = e.step(la, X, 0.05, Z), e.step(general, X, 0.05, Z)
+    assert np.max(np.abs(a - b)) < 1e-12 and np.max(np.abs(a - X)) > 1e-3
+    assert np.array_equal(e.step(la, X[:3], 0.05, Z[:3]), a[:3])
