@@ -4,18 +4,22 @@ Logistic regression on a data set of M rows (features z ~ N(0, I_d), labels y = 
 weights), f = log(1 + exp(-y <z, x>)), the SMF of order 1 with its M explicit noise columns,
 Euler-Maruyama, 512 paths, eta = 0.1, dt = 0.01. For d = 2 and 10 and M = 64, 256, 1024, 4096:
 
-- smfsym: ``smfsym.simulate`` (linear-algebra path: margins as one matmul, per-row scalars once,
-  drift and noise as matmuls), and the same with ``linear_algebra=False`` (the general per-row
-  evaluation, for reference, M <= 1024);
-- gen: the generated standalone module (``smfsym.codegen``), its ``simulate``;
+- smfsym: the compiled Euler step (``EulerMaruyama().step`` on a ``NumericSDE``: the linear-algebra
+  path, margins as one matmul, per-row scalars once, drift and noise as matmuls);
+- gen: the generated standalone module's ``euler_step`` (``smfsym.codegen``);
+- simulate: ``smfsym.simulate`` as a user calls it (engine, seed blocks, statistics; its compile is a
+  fixed cost of about a second, so this column is noisier);
+- general: the compiled step with ``linear_algebra=False`` (the general per-row evaluation), M <= 1024;
 - hand: a hand-written numpy step with the same arithmetic: margins m = X A^T (one matmul,
   A = y z), s = 1 / (1 + exp(m)), drift s @ (w A), noise sqrt(eta) (grad F (U @ sqrt(w)) +
-  (s * U) @ (sqrt(w) A)), normals drawn by numpy as well.
+  (s * U) @ (sqrt(w) A)).
 
-Marginal cost: time(2N steps) - time(N steps), per step, so compile and setup do not count;
-the columns are timed in turn, round after round, each keeping its best of ``REPEAT`` runs. BLAS runs single-threaded for every column alike
-(OPENBLAS_NUM_THREADS=1, set before numpy loads): on a shared 2-core machine a threaded BLAS
-spins against the other processes and times its own contention, not the arithmetic.
+The step columns (hand, smfsym, gen, general) run the same loop: normals drawn by numpy, then one
+step. Marginal cost: (time(2N steps) - time(N steps)) / N, so compile and setup do not count; the
+columns are timed in turn, round after round, each keeping its best of ``REPEAT`` runs. BLAS runs
+single-threaded for every column alike (OPENBLAS_NUM_THREADS=1, set before numpy loads): on a
+shared 2-core machine a threaded BLAS spins against the other processes and times its own
+contention, not the arithmetic.
 
 Run: python benchmarks/bench_dataset.py [--quick]
 """
@@ -35,7 +39,7 @@ import smfsym  # noqa: E402
 
 ETA, DT, P = 0.1, 0.01, 512
 QUICK = "--quick" in sys.argv
-N = 10 if QUICK else 20
+N = 10 if QUICK else 40
 REPEAT = 2 if QUICK else 4
 
 
@@ -49,22 +53,35 @@ def make(d, M, seed=0):
     return p, smfsym.smf(p, order=1), data
 
 
-def hand_simulate(data, d, n_steps, seed):
-    """The same SDE by hand (see the module docstring)."""
+def hand_stepper(data, d):
+    """The same SDE's Euler step by hand (see the module docstring)."""
     M = data.shape[0]
     A = data[:, :d] * data[:, d:]  # rows y_i z_i
     w = np.full(M, 1.0 / M)
     Aw, Asw, sw = A * w[:, None], A * np.sqrt(w)[:, None], np.sqrt(w)[:, None]
-    rng = np.random.default_rng(seed)
-    X = np.tile(np.linspace(0.5, -0.5, d), (P, 1))
+    At = np.ascontiguousarray(A.T)
     sq, se = np.sqrt(DT), np.sqrt(ETA)
-    for _ in range(n_steps):
-        U = rng.standard_normal((P, M))
-        s = 1.0 / (1.0 + np.exp(X @ A.T))
+
+    def step(X, Z):
+        U = Z[:, 0]
+        s = 1.0 / (1.0 + np.exp(X @ At))
         b = s @ Aw  # -grad F
         noise = se * ((U @ sw) * -b + (s * U) @ Asw)
-        X = X + DT * b + sq * noise
-    return X
+        return X + DT * b + sq * noise
+
+    return step
+
+
+def looped(step, d, M):
+    """n Euler steps of ``step(X, Z)`` on P paths, normals drawn by numpy for every column alike."""
+    def run(n):
+        rng = np.random.default_rng(1)
+        X = np.tile(np.linspace(0.5, -0.5, d), (P, 1))
+        for _ in range(n):
+            X = step(X, rng.standard_normal((P, 1, M)))
+        return X
+
+    return run
 
 
 def marginals(fns):
@@ -87,7 +104,8 @@ def main():
     rows = []
     print(f"logistic SMF (order 1), Euler, {P} paths, dt = {DT}: microseconds per step (marginal), "
           f"ratio to hand-written", flush=True)
-    head = f"{'d':>3} {'M':>5} {'hand':>9} {'smfsym':>9} {'gen':>9} {'general':>9} {'smfsym/hand':>12} {'gen/hand':>9} {'general/hand':>13}"
+    head = (f"{'d':>3} {'M':>5} {'hand':>9} {'smfsym':>9} {'gen':>9} {'simulate':>9} {'general':>9} "
+            f"{'smfsym/hand':>12} {'gen/hand':>9} {'simulate/hand':>13} {'general/hand':>13}")
     print(head)
     for d in (2, 10):
         for M in (64, 256, 1024, 4096):
@@ -99,26 +117,22 @@ def main():
             if getattr(mod, "_data0", 0) is None:
                 mod.set_data(_data0=flow.diffusion.law.data, _weights0=flow.diffusion.law.weights)
 
-            def sm(n, la=None):
-                if la is None:
-                    return smfsym.simulate(flow, x0, n * DT, eta=ETA, dt=DT, n_paths=P, seed=1, store=False)
-                from smfsym.numeric import NumericSDE
-                from smfsym.solvers import EulerMaruyama
-                ns = NumericSDE(flow, {flow.eta: ETA}, linear_algebra=la)
-                rng = np.random.default_rng(1)
-                X = np.tile(x0, (P, 1))
-                e = EulerMaruyama()
-                for _ in range(n):
-                    X = e.step(ns, X, DT, rng.standard_normal((P, 1, M)))
-                return X
+            from smfsym.numeric import NumericSDE
+            from smfsym.solvers import EulerMaruyama
 
-            fns = [lambda n: hand_simulate(data, d, n, 1), sm, lambda n: mod.simulate(x0, n * DT, P, 1, dt=DT)]
+            e = EulerMaruyama()
+            nsde = {la: NumericSDE(flow, {flow.eta: ETA}, linear_algebra=la) for la in (None, False)}
+            fns = [looped(hand_stepper(data, d), d, M),
+                   looped(lambda X, Z: e.step(nsde[None], X, DT, Z), d, M),
+                   looped(lambda X, Z: mod.euler_step(X, DT, Z), d, M),
+                   lambda n: smfsym.simulate(flow, x0, n * DT, eta=ETA, dt=DT, n_paths=P, seed=1, store=False)]
             if M <= 1024:
-                fns.append(lambda n: sm(n, la=False))
-            t_hand, t_sm, t_gen, t_gl = (marginals(fns) + [np.nan])[:4]
-            rows.append((d, M, t_hand, t_sm, t_gen, t_gl))
-            print(f"{d:>3} {M:>5} {t_hand * 1e6:>9.0f} {t_sm * 1e6:>9.0f} {t_gen * 1e6:>9.0f} {t_gl * 1e6:>9.0f} "
-                  f"{t_sm / t_hand:>12.2f} {t_gen / t_hand:>9.2f} {t_gl / t_hand:>13.2f}", flush=True)
+                fns.append(looped(lambda X, Z: e.step(nsde[False], X, DT, Z), d, M))
+            t_hand, t_sm, t_gen, t_simulate, t_gl = (marginals(fns) + [np.nan])[:5]
+            rows.append((d, M, t_hand, t_sm, t_gen, t_simulate, t_gl))
+            print(f"{d:>3} {M:>5} {t_hand * 1e6:>9.0f} {t_sm * 1e6:>9.0f} {t_gen * 1e6:>9.0f} {t_simulate * 1e6:>9.0f} "
+                  f"{t_gl * 1e6:>9.0f} {t_sm / t_hand:>12.2f} {t_gen / t_hand:>9.2f} {t_simulate / t_hand:>13.2f} "
+                  f"{t_gl / t_hand:>13.2f}", flush=True)
     return rows
 
 

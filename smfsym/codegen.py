@@ -142,7 +142,9 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     numeric square roots of Sigma and data-set noise columns (docs/theory.md §3).
     The generated ``simulate`` is Euler-Maruyama (weak order 1; with an order-2
     *model* such as smf2 the model is O(eta^2) close to SGD and the solver adds
-    O(dt)). A data set of more than ``EMBED_LIMIT`` numbers is never written into
+    O(dt)). Data-set noise whose loss reads the parameters through linear forms of the row is
+    stepped in smfsym's linear-algebra form (its kernels embedded verbatim: margins as one matmul,
+    drift and noise as matmuls; :mod:`smfsym.linear_forms`). A data set of more than ``EMBED_LIMIT`` numbers is never written into
     the source: bind it with the module's ``set_data(_data0=..., _weights0=...)``
     (the law's ``data`` and ``weights``), for the SDE and the SGD sampler alike.
 
@@ -447,8 +449,7 @@ def _la_plan():
 def drift_noise(X, Z0, factor=1.0):
     """Drift b(X) and the noise action sigma(X) (factor Z0) for Z0 of shape (P, M), in one pass."""
     return la_drift_noise(_la_plan(), X, Z0, factor, SCALE,
-                          lambda X, mv: _stack_last(_la_drift(*_cols(X), *mv), X.shape[:-1]),
-                          lambda X, mv: _stack_last(_la_c0(*_cols(X), *mv), X.shape[:-1]))
+                          lambda X, mv: _stack_last(_la_drift_c0(*_cols(X), *mv), X.shape[:-1]))
 '''
 
 
@@ -475,10 +476,9 @@ def _linear_algebra_code(nsde) -> str:
         parts.append(_function(f"_la_{name}_coefs", data_syms, entries, f"Coefficients of the {name}, per data row."))
         consts.append(f"WHERE_{name.upper()} = {where!r}")
     c0 = nsde._template_parts[0]
-    parts.append(_function("_la_drift", tuple(nsde.x) + tuple(mus), [e.xreplace(sub) for e in nsde.drift_exprs],
-                           "Drift entries on the data means."))
-    parts.append(_function("_la_c0", tuple(nsde.x) + tuple(mus), [e.xreplace(sub) for e in c0],
-                           "The noise column's row-free part C0(x) (grad F) on the data means."))
+    parts.append(_function("_la_drift_c0", tuple(nsde.x) + tuple(mus),
+                           [e.xreplace(sub) for e in list(nsde.drift_exprs) + list(c0)],
+                           "Drift entries, then the noise column's row-free part C0(x) (grad F), on the data means."))
     from .linear_forms import LA_ROWS
 
     runtime = (_LA_RUNTIME.replace("BLOCK_VALUE", str(la.block)).replace("ROWS_VALUE", str(LA_ROWS)).replace("N_MEANS_VALUE", str(len(la.mean_nodes)))

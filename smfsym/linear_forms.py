@@ -35,7 +35,7 @@ __all__ = ["split_linear_forms", "LinearFormSplit", "RowSums"]
 #: Working-set target of one block of paths (bytes): the (paths x rows) arrays of one block.
 BLOCK_BYTES = 32 * 2**20
 #: Largest block of paths (a power of two dividing the engine's seed block, so blocks align with it).
-MAX_BLOCK = 256
+MAX_BLOCK = 512
 #: Data rows per chunk (fixed: a path's sums, accumulated chunk after chunk, do not depend on the paths).
 LA_ROWS = 32768
 
@@ -197,10 +197,16 @@ def la_scalars(plan, fn, mu, nu, Xf):
 
 def la_sums(mats, S, n, n_out, U=None):
     """sum_t S_t @ B_t over the rows (``mats``: (t, B_t), weights folded in), or sum_t (S_t * U) @ B_t."""
-    out = np.zeros((n, n_out))
+    out = None
     for t, B in mats:
-        out += (S[t] if U is None else S[t] * U) @ B
-    return out
+        r = (S[t] if U is None else S[t] * U) @ B
+        out = r if out is None else out + r
+    return np.zeros((n, n_out)) if out is None else out
+
+
+def la_add(acc, r):
+    """``acc + r``, with None for an empty accumulator (the first chunk's sum is taken as it is)."""
+    return r if acc is None else acc + r
 
 
 def la_blocks(X, G, *arrays):
@@ -239,11 +245,11 @@ def la_block_sums(plan, fn, name, Xf, U=None, Vf=None):
     per-row scalars ``fn`` on the margins (and the directional margins of ``Vf``), contracted with the
     increments ``U`` (n, M) or, without them, weighted means."""
     n = Xf.shape[0]
-    out = np.zeros((n, plan[name][1]))
+    out = None
     for c in plan["chunks"]:
         nu = () if Vf is None else la_margins(c, Vf)
         S = la_scalars(c, fn, la_margins(c, Xf), nu, Xf)
-        out += la_sums(c[name][0], S, n, c[name][1], None if U is None else U[:, c["r0"]:c["r1"]])
+        out = la_add(out, la_sums(c[name][0], S, n, c[name][1], None if U is None else U[:, c["r0"]:c["r1"]]))
     return out
 
 
@@ -261,15 +267,15 @@ def la_drift_noise_sums(plan, X, Z0):
         total = np.empty((X.shape[0], 1))
     for a, b, Xf, blk in la_blocks(X, plan["block"], *([] if Z0 is None else [Z0])):
         n = Xf.shape[0]
-        acc_m, acc_r, acc_t = np.zeros((n, n_means)), np.zeros((n, d)), np.zeros((n // npts, 1))
+        acc_m = acc_r = acc_t = None
         for c in plan["chunks"]:
             S = la_scalars(c, plan["pool"], la_margins(c, Xf), (), Xf)
-            acc_m += la_sums(c["means"][0], S, n, n_means)
+            acc_m = la_add(acc_m, la_sums(c["means"][0], S, n, n_means))
             if Z0 is not None:
                 Uc = blk[0][:, c["r0"]:c["r1"]]
-                acc_t += Uc @ c["sqrt_w"]
+                acc_t = la_add(acc_t, Uc @ c["sqrt_w"])
                 Ub = Uc if npts == 1 else np.repeat(Uc, npts, axis=0)  # one increment per path
-                acc_r += la_sums(c["rows0"][0], S, n, d, Ub)
+                acc_r = la_add(acc_r, la_sums(c["rows0"][0], S, n, d, Ub))
         means[a * npts:b * npts] = acc_m[:(b - a) * npts]
         if Z0 is not None:
             total[a:b] = acc_t[:b - a]
@@ -376,19 +382,20 @@ def la_output_mats(vals, where, M, n_out, fold):
     return [(t, full[t] * fold[:, None]) for t in ts]
 
 
-def la_drift_noise(plan, X, Z0, factor, scale, drift_fn, c0_fn):
-    """Drift and data-set noise action of one Euler step: ``drift_fn(X, means)`` and
-    ``c0_fn(X, means)`` evaluate the drift and the noise column's row-free part C0 on the data means
-    (a list, in the plan's order); the noise is factor * scale (C0 sum_i sqrt(w_i) Z0_i + rows)."""
+def la_drift_noise(plan, X, Z0, factor, scale, coef_fn):
+    """Drift and data-set noise action of one Euler step: ``coef_fn(X, means)`` evaluates the drift
+    and the noise column's row-free part C0, stacked (..., 2 d), on the data means (a list, in the
+    plan's order); the noise is factor * scale (C0 sum_i sqrt(w_i) Z0_i + rows)."""
     means, total, rows = la_drift_noise_sums(plan, X, Z0)
     mv = [means[:, j].reshape(X.shape[:-1]) for j in range(means.shape[1])]
-    b = drift_fn(X, mv)
+    bc = coef_fn(X, mv)
+    d = X.shape[-1]
     if Z0 is None:
-        return b, None
+        return bc[..., :d], None
     total = total.reshape(X.shape[:1] + (1,) * (X.ndim - 1))
-    return b, (factor * scale) * (c0_fn(X, mv) * total + rows.reshape(X.shape))
+    return bc[..., :d], (factor * scale) * (bc[..., d:] * total + rows.reshape(X.shape))
 
 
 #: The kernels generated code embeds (in this order).
-KERNELS = (la_fill, la_output_mats, la_margins, la_scalars, la_sums, la_blocks, la_chunks, la_drift_noise_sums,
+KERNELS = (la_fill, la_output_mats, la_margins, la_scalars, la_sums, la_add, la_blocks, la_chunks, la_drift_noise_sums,
            la_drift_noise)

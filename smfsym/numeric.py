@@ -8,6 +8,12 @@ directional derivatives it needs (docs/theory.md §3; Kloeden-Platen ch. 14).
 The steps use :attr:`NumericSDE.euler_plan` / :attr:`NumericSDE.weak2_plan`: every
 state-only subterm of every term hoisted into one front evaluated once per step
 (:class:`~smfsym.compile.HoistedExprs`), the rest evaluated on stacked directions.
+
+Data-set noise (an SMF on an empirical law, M explicit columns) is a sum over the rows; where the
+loss reads the parameters through linear forms of the row, those sums are matmuls
+(:attr:`NumericSDE.la`, :mod:`smfsym.linear_forms`), elsewhere one lambdified per-row term in
+chunks of rows. Weak order 2 works on both: the derivatives of the noise columns and the
+Ito-Stratonovich vector are data-set sums too (:meth:`NumericSDE.dataset_action`).
 """
 from __future__ import annotations
 
@@ -303,16 +309,12 @@ class NumericSDE:
         return c0, r
 
     @cached_property
-    def _c0(self):
-        return CompiledExprs(self._template_parts[0], self.x, self.values)
-
-    @cached_property
     def la(self):
         """The linear-algebra plan of the Euler step's data-set sums (drift means, noise action),
         or None where the loss has no linear-form shape or ``linear_algebra=False``."""
         if self.kind != "template" or self.linear_algebra is False:
             return None
-        return self._row_sums_plan([self._drift, self._c0], (0,))
+        return self._row_sums_plan([self._drift_c0], (0,))
 
     def _row_sums_plan(self, mean_ces, orders):
         """A :class:`~smfsym.linear_forms.RowSums` for the data means of ``mean_ces`` and the per-row
@@ -392,11 +394,17 @@ class NumericSDE:
         if plan is None:
             return self.drift(X), (None if Z0 is None else self._template_noise(X, factor * Z0))
         index = {n: j for j, n in enumerate(plan.mean_nodes)}
+        ce = self._drift_c0
 
-        def on_means(ce):
-            return lambda X, mv: ce.evaluate(self.cols(X), mean_vals=[mv[index[n]] for n in ce.mean_nodes])
+        def coef_fn(X, mv):
+            return ce.evaluate(self.cols(X), mean_vals=[mv[index[n]] for n in ce.mean_nodes])
 
-        return la_drift_noise(plan.plan, X, Z0, factor, self.scale, on_means(self._drift), on_means(self._c0))
+        return la_drift_noise(plan.plan, X, Z0, factor, self.scale, coef_fn)
+
+    @cached_property
+    def _drift_c0(self):
+        """Drift and the noise column's row-free part C0, in one compilation (one call per step)."""
+        return CompiledExprs(list(self.drift_exprs) + list(self._template_parts[0]), self.x, self.values)
 
     # ------------------------------------------------------------------ weak order 2 on data-set noise
 

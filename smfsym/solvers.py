@@ -104,7 +104,9 @@ class WeakTaylor2(Solver):
     exact through the Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j.
 
     Weak order 2, verified in the tests by fitted slopes on SDEs with exact
-    moments (non-commuting noise included). Needs explicit-matrix noise.
+    moments (non-commuting noise included). Needs explicit noise columns: a matrix, or the M
+    columns of a data set (an SMF on an empirical law, :meth:`_step_dataset`), whose derivatives
+    and Ito-Stratonovich vector are data-set sums; not a numeric square root of Sigma.
     """
 
     name = "weak2"
