@@ -151,7 +151,7 @@ def split_linear_forms(split: LinearFormSplit, exprs_lists: dict, scalar_syms=()
     for name, exprs in exprs_lists.items():
         coef: dict = {}
         for k, e in enumerate(exprs):
-            sub = split.substitute(sp.sympify(e))
+            sub = split.substitute(e)
             if sub.free_symbols & split.xset and name not in state_ok:
                 return None
             for c, s in factor_terms(sub, set(split.mu) | set(scalar_syms) | split.xset):
