@@ -142,7 +142,9 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     numeric square roots of Sigma and data-set noise columns (docs/theory.md §3).
     The generated ``simulate`` is Euler-Maruyama (weak order 1; with an order-2
     *model* such as smf2 the model is O(eta^2) close to SGD and the solver adds
-    O(dt)). A data set of more than ``EMBED_LIMIT`` numbers is never written into
+    O(dt)). Data-set noise whose loss reads the parameters through linear forms of the row is
+    stepped in smfsym's linear-algebra form (its kernels embedded verbatim: margins as one matmul,
+    drift and noise as matmuls; :mod:`smfsym.linear_forms`). A data set of more than ``EMBED_LIMIT`` numbers is never written into
     the source: bind it with the module's ``set_data(_data0=..., _weights0=...)``
     (the law's ``data`` and ``weights``), for the SDE and the SGD sampler alike.
 
@@ -249,6 +251,7 @@ def set_data(**arrays):
             raise ValueError(f"`{k}` must have shape {shapes[k]}; got {v.shape}")
         globals()[k] = v
     globals().get("_NODE_CACHE", {}).clear()  # the rules of data means read the data set
+    globals().get("_LA_CACHE", {}).clear()  # and so do the matrices of the linear-algebra form
 '''
 
 
@@ -399,8 +402,88 @@ def _sde_code(sde, vals, ctx):
         out.append(_SDE_SQRT)
     else:
         out.append(_template_code(sde, nsde, ctx))
-    out.append(_SDE_EULER)
+    euler = _SDE_EULER
+    if nsde.kind == "template" and nsde.la is not None:
+        out.append(_linear_algebra_code(nsde))
+        euler = euler.replace(_EULER_GENERAL, _EULER_LA)
+    out.append(euler)
     return "\n\n\n".join(o.strip("\n") for o in out)
+
+
+_EULER_GENERAL = '''    """Euler-Maruyama (weak order 1)."""
+    out = X + dt * drift(X)
+    if M:
+        out += noise(X, np.sqrt(dt) * Z[:, 0])
+    return out'''
+
+_EULER_LA = '''    """Euler-Maruyama (weak order 1): drift and data-set noise in one pass over the data."""
+    b, N = drift_noise(X, Z[:, 0], np.sqrt(dt))
+    return X + dt * b + N'''
+
+_LA_RUNTIME = '''
+#: The data-set sums in linear-algebra form (smfsym.linear_forms): margins of all rows as one matmul,
+#: the per-row scalars once per (path, row), means and noise as matmuls; blocks of LA_BLOCK paths.
+LA_BLOCK = BLOCK_VALUE
+LA_ROWS = ROWS_VALUE
+LA_Q = Q_VALUE
+N_MEANS = N_MEANS_VALUE
+_LA_CACHE = {}
+
+
+def _la_plan():
+    """The arrays of the linear-algebra form, built from the data set once (again after set_data)."""
+    if not _LA_CACHE:
+        data, weights = _noise_data()
+        n_rows = data.shape[0]
+        dcols = [data[:, j] for j in range(data.shape[1])]
+        sqrt_w = np.sqrt(weights)[:, None]
+        At = la_fill(_la_margin_coefs(*dcols), WHERE_A, (LA_Q, n_rows, D))
+        _LA_CACHE.update(M=n_rows, q=LA_Q, block=LA_BLOCK, pool=_la_pool, sqrt_w=sqrt_w,
+                         dcols=[c[None, :] for c in dcols], At=np.ascontiguousarray(At.reshape(LA_Q * n_rows, -1).T))
+        _LA_CACHE["means"] = (la_output_mats(_la_means_coefs(*dcols), WHERE_MEANS, n_rows, N_MEANS, weights), N_MEANS)
+        _LA_CACHE["rows0"] = (la_output_mats(_la_rows0_coefs(*dcols), WHERE_ROWS0, n_rows, D, sqrt_w[:, 0]), D)
+        _LA_CACHE["chunks"] = la_chunks(_LA_CACHE, LA_ROWS, ["means", "rows0"])
+    return _LA_CACHE
+
+
+def drift_noise(X, Z0, factor=1.0):
+    """Drift b(X) and the noise action sigma(X) (factor Z0) for Z0 of shape (P, M), in one pass."""
+    return la_drift_noise(_la_plan(), X, Z0, factor, SCALE,
+                          lambda X, mv: _stack_last(_la_drift_c0(*_cols(X), *mv), X.shape[:-1]))
+'''
+
+
+def _linear_algebra_code(nsde) -> str:
+    """The Euler step's data-set sums in linear-algebra form: smfsym's kernels verbatim, its scalars
+    and coefficient lists printed, the matrices built from the data set at run time."""
+    import inspect
+
+    from .linear_forms import KERNELS
+
+    la = nsde.la
+    split = la.split
+    data_syms = tuple(split.data_symbols)
+    pool, _, outputs = la.stage_exprs["x"]
+    mus = [sp.Symbol(f"_lamean{j}") for j in range(len(la.mean_nodes))]
+    sub = dict(zip(la.mean_nodes, mus))
+    parts = [inspect.getsource(f) for f in KERNELS]
+    parts.append(_function("_la_pool", la.pool_args(), list(pool), "The per-row scalars (margins, data, state)."))
+    a_entries, a_where = la.margin_coefficients()
+    parts.append(_function("_la_margin_coefs", data_syms, a_entries, "Coefficients of the margins, per data row."))
+    consts = [f"WHERE_A = {a_where!r}"]
+    for name in ("means", "rows0"):
+        entries, where = la.output_coefficients(outputs[name][0])
+        parts.append(_function(f"_la_{name}_coefs", data_syms, entries, f"Coefficients of the {name}, per data row."))
+        consts.append(f"WHERE_{name.upper()} = {where!r}")
+    c0 = nsde._template_parts[0]
+    parts.append(_function("_la_drift_c0", tuple(nsde.x) + tuple(mus),
+                           [e.xreplace(sub) for e in list(nsde.drift_exprs) + list(c0)],
+                           "Drift entries, then the noise column's row-free part C0(x) (grad F), on the data means."))
+    from .linear_forms import LA_ROWS
+
+    runtime = (_LA_RUNTIME.replace("BLOCK_VALUE", str(la.block)).replace("ROWS_VALUE", str(LA_ROWS)).replace("N_MEANS_VALUE", str(len(la.mean_nodes)))
+               .replace("Q_VALUE", str(la.q)))
+    return "\n\n\n".join(p.strip("\n") for p in parts + ["\n".join(consts), runtime])
 
 
 def _template_code(sde, nsde, ctx) -> str:

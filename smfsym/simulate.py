@@ -133,6 +133,8 @@ class _SDEStepper:
         # sub-batches of paths inside a block: the normal draws of an SMF with thousands of noise columns
         # stay within DRAW_BYTES; the random stream (filled in order) and every per-path number are the same
         self.sub = max(1, DRAW_BYTES // max(1, 8 * self.k * self.m))
+        # data-set noise contracts each path's M increments with the data (a matmul): rows, as drawn
+        self.rows = self.nsde.kind == "template"
         self._local = threading.local()
 
     def _buffers(self, q):
@@ -153,6 +155,8 @@ class _SDEStepper:
             return draw_discrete(g, q, self.solver.discrete, self.m, out=buf)
         raw = raw.reshape(q, self.k, self.m)
         g.standard_normal(out=raw)  # the stream's order: unchanged
+        if self.rows:
+            return raw
         buf = buf.reshape(self.k, self.m, q)
         buf[...] = raw.transpose(1, 2, 0)
         return buf.transpose(2, 0, 1)

@@ -45,6 +45,11 @@ class EulerMaruyama(Solver):
     discrete = ("two",)  # +-sqrt(dt): moments 1-3 of dW (Kloeden-Platen 14.1.7)
 
     def step(self, nsde, X, dt, Z):
+        if nsde.kind == "template":
+            # drift and data-set noise in one pass over the data (shared per-row scalars where the
+            # linear-algebra form applies; the general path computes them one after the other)
+            b, N = nsde.drift_noise(X, Z[:, 0], np.sqrt(dt))
+            return X + dt * b + N
         if nsde.kind != "matrix" or not nsde.m:
             out = X + dt * nsde.drift(X)
             if nsde.m:
@@ -99,7 +104,9 @@ class WeakTaylor2(Solver):
     exact through the Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j.
 
     Weak order 2, verified in the tests by fitted slopes on SDEs with exact
-    moments (non-commuting noise included). Needs explicit-matrix noise.
+    moments (non-commuting noise included). Needs explicit noise columns: a matrix, or the M
+    columns of a data set (an SMF on an empirical law, :meth:`_step_dataset`), whose derivatives
+    and Ito-Stratonovich vector are data-set sums; not a numeric square root of Sigma.
     """
 
     name = "weak2"
@@ -110,9 +117,12 @@ class WeakTaylor2(Solver):
     discrete = ("three", "two", "two", "two")
 
     def prepare(self, nsde):
-        nsde.weak2_plan  # compiles, or raises for noise it cannot differentiate
+        # compiles, or raises for noise it cannot differentiate
+        nsde.dataset_weak2_plan if nsde.kind == "template" else nsde.weak2_plan
 
     def step(self, nsde, X, dt, Z):
+        if nsde.kind == "template":
+            return self._step_dataset(nsde, X, dt, Z)
         # Every term is evaluated at X: the state-only parts of all of them (data means included)
         # come from one hoisted front, computed once per step. Linearity regroups
         # the formula above into fewer evaluations (exact algebra, floating-point reassociation only):
@@ -163,6 +173,35 @@ class WeakTaylor2(Solver):
         c = 0.5 * dt / np.sqrt(2.0)
         for i in range(d):
             out[..., i] = acc[i] + c * (area[i][0] - area[i][1])
+        return out
+
+    @staticmethod
+    def _step_dataset(nsde, X, dt, Z):
+        """The same scheme on data-set noise: the noise actions and their directional derivatives
+        are data-set sums (:meth:`NumericSDE.dataset_action`), the rest as in :meth:`step`."""
+        plan = nsde.dataset_weak2_plan
+        xc = nsde.state_cols(X)
+        H = nsde.dataset_front(X, xc)
+
+        def term(name, V=None):
+            dirs = [] if V is None else [V[..., j] for j in range(nsde.d)]
+            return np.stack(plan.term(name, xc, H, dirs), axis=-1)
+
+        sq = np.sqrt(dt)
+        U = np.moveaxis(Z, 1, 0)  # (4, P, M): dW / sqrt(dt), zeta, alpha, beta
+        N0, Nz, Na, Nb = nsde.dataset_action(X, xc, H, U, 0)
+        b = term("drift")
+        v = dt * b + sq * N0  # dt b + sigma dW
+        # D_v(sigma Z0), D_{sigma alpha}(sigma beta), D_{sigma beta}(sigma alpha): one stacked call
+        G1 = nsde.dataset_action(X, xc, H, U[[0, 3, 2]], 1, np.stack([v, Na, Nb]))
+        G2 = nsde.dataset_action(X, xc, H, U[:1], 2, Nz[None])[0]
+        out = X + v
+        out += 0.5 * dt * term("da", v)
+        out += 0.5 * sq * G1[0]
+        out += -0.5 * dt * term("ito")
+        out += 0.25 * dt**2 * term("d2a", Nz)
+        out += 0.25 * dt * sq * G2
+        out += 0.5 * dt / np.sqrt(2.0) * (G1[1] - G1[2])
         return out
 
     def op_counts(self, nsde):
