@@ -20,7 +20,7 @@ LAYERS = [
     ("data", ["smfsym.laws", "smfsym.samplers", "smfsym.tails", "smfsym.quadrature", "smfsym.expectation"]),
     ("symbolic", ["smfsym.compile", "smfsym.latex", "smfsym.chaos", "smfsym.problem", "smfsym.sde",
                   "smfsym.models", "smfsym.meanfield.problem", "smfsym.meanfield.latex"]),
-    ("numerics", ["smfsym.numeric", "smfsym.meanfield.factored", "smfsym.meanfield.kernel"]),
+    ("numerics", ["smfsym.numeric", "smfsym.linear_forms", "smfsym.meanfield.factored", "smfsym.meanfield.kernel"]),
     ("montecarlo", ["smfsym.engine", "smfsym.executors"]),
     ("simulate", ["smfsym.simulate", "smfsym.sgd", "smfsym.exact", "smfsym.optimizers",
                   "smfsym.meanfield.particles", "smfsym.meanfield.data", "smfsym.meanfield.observables",
@@ -88,7 +88,7 @@ def layer_of(module: str) -> int:
     best = None
     for rank, (_, prefixes) in enumerate(LAYERS):
         for p in prefixes:
-            if module == p or module.startswith(p + "."):
+            if module == p or (p != "smfsym" and module.startswith(p + ".")):  # the package itself: exactly
                 if best is None or len(p) > best[1]:
                     best = (rank, len(p))
     assert best is not None, f"module {module} has no layer: add it to LAYERS in tests/test_layers.py"
