@@ -268,3 +268,22 @@ def test_check_estimates_multipoint_and_meanfield_studies_and_refuses_above_the_
     # --yes runs the (small) mean-field check
     assert main(["check", str(spec), "-o", str(tmp_path / "out3"), "--yes", "--quiet"]) == 0
     assert (tmp_path / "out3" / "meanfield.json").stat().st_size > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_data_set_estimates_use_the_quick_probe_and_match_the_study():
+    """A 569-row logistic data set (issue 15: its estimate took 48.6 s): the estimate follows the
+    study's per-model choice, times each simulator in two calls, and is within RATIO of the run."""
+    rng = np.random.default_rng(0)
+    data = np.column_stack([rng.normal(size=569), rng.normal(size=569), rng.choice([-1.0, 1.0], size=569)])
+    a0, a1, lab = smfsym.empirical(data, ["a0", "a1", "lab"])
+    x0, x1 = sp.symbols("x0 x1")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-lab * (a0 * x0 + a1 * x1))) + (x0**2 + x1**2) / 20, [x0, x1])
+    kw = dict(models=["sme1", "smf1"], n_paths=4000, scheme="euler")
+    est, real = _ratio(lambda: smfsym.estimate_cost(p, x0**2 + x1, [0.5, -0.5], 0.5, [0.25, 0.125], **kw),
+                       lambda: smfsym.weak_error(p, x0**2 + x1, [0.5, -0.5], 0.5, [0.25, 0.125], progress=False,
+                                                 **kw))
+    assert set(est.parts) == {"sgd", "sme1", "smf1"}
+    assert 1 / RATIO <= est.seconds / real <= RATIO, (est.seconds, real)
+    assert est.probe_seconds < real, (est.probe_seconds, real)  # sizing a study costs less than running it

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._checks import numeric_values
 from ..engine import BLOCK, CHUNK_BYTES, check_int, check_positive
+from ..laws import Empirical
 from ..sgd import SGDTask, problem_symbols, simulate_sgd
 from ..simulate import DRAW_BYTES, prepare_x0, simulate
 from ..solvers import get_solver
@@ -262,7 +263,7 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     >>> sorted(c.parts), c.seconds > 0
     (['sgd', 'sme1'], True)
     """
-    from .weak_error_study import check_etas, check_models, exact_applies
+    from .weak_error_study import check_etas, check_models, choose_methods
 
     c = check_common(problem, t_end=t_end, seed=0, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite="raise", scheme=scheme)
@@ -275,23 +276,31 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     x0 = prepare_x0(x0, problem.dim)
     if method not in ("auto", "exact", "montecarlo"):
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
-    if method != "montecarlo" and exact_applies(problem, phi, vals):
+    sdes = {m: build_model(problem, m) for m in models}
+    # the study's own choice, per model (exact where the moments close, Monte Carlo otherwise)
+    sgd_exact, _, how = choose_methods(problem, phi, vals, sdes, method, etas[-1])
+    simulated = [m for m in models if how[m] == "montecarlo"]
+    if sgd_exact and not simulated:
         return CostEstimate(0.0, method="exact")
     t0 = time.perf_counter()
     _warm_up()
     fun = {"phi": _phi_function(phi, problem.params, vals)}
     k_sum = sum(max(1, int(round(t_end / e))) for e in etas)
     costs, parts = {}, {}
-    costs["sgd"] = _step_costs(lambda P, n: simulate_sgd(
-        problem, x0, n, etas[-1], n_paths=P, seed=0, functions=fun, store=False, values=vals, progress=False),
-        n_paths, round(t_end / etas[0]))
-    parts["sgd"] = _run_cost(costs["sgd"], n_paths, k_sum, _sgd_chunks(problem, etas[-1], vals, x0, n_paths),
-                             calls=len(etas))
-    for m in models:
-        sde = build_model(problem, m)
-        slv = scheme_for(sde, solver)
-        _model_part(costs, parts, m, sde, slv, x0, etas[-1], etas[-1] * dt_fraction, t_end / etas[0] / dt_fraction,
-                    k_sum / dt_fraction, len(etas), n_paths, fun, vals, increments, extrapolate)
+    # a data set's steps cost milliseconds and vary little: two timed calls size them (a second or two in all)
+    quick = any(isinstance(law, Empirical) for law in problem.laws)
+    if not sgd_exact:
+        costs["sgd"] = (_timed_costs if quick else _step_costs)(
+            lambda P, n, saves=None, functions=fun: simulate_sgd(
+                problem, x0, n, etas[-1], n_paths=P, seed=0, functions=functions, store=False, values=vals,
+                progress=False, save_at=saves), n_paths, round(t_end / etas[0]))
+        parts["sgd"] = _run_cost(costs["sgd"], n_paths, k_sum, _sgd_chunks(problem, etas[-1], vals, x0, n_paths),
+                                 calls=len(etas))
+    for m in simulated:
+        slv = scheme_for(sdes[m], solver)
+        _model_part(costs, parts, m, sdes[m], slv, x0, etas[-1], etas[-1] * dt_fraction,
+                    t_end / etas[0] / dt_fraction, k_sum / dt_fraction, len(etas), n_paths, fun, vals, increments,
+                    extrapolate, quick=quick)
     return _estimate(costs, parts, t0, "weak_error")
 
 
