@@ -108,6 +108,38 @@ def test_adam_first_order_increment_is_the_bias_corrected_one(quartic):
     assert list(m.A[1:]) == [c1 * (quartic.grad_f[0] - M), c2 * (quartic.grad_f[0] ** 2 - V), 1]
 
 
+def _optimizer_taylor_numeric(umap, phi, point, eps=sp.Rational(1, 10**6)):
+    """(c0, c1, c2) of E phi(U(z, xi; eta)) = c0 + c1 eta + c2 eta^2 + O(eta^3), by an independent
+    route: the exact update integrated against the normal law with mpmath (50 digits) at
+    eta = eps, 2 eps, 3 eps, 4 eps, and a cubic through the four values (error O(eps^2) in c2)."""
+    import mpmath
+
+    xi = umap.problem.data[0]
+    new = {z: u.xreplace(point) for z, u in zip(umap.state, umap.update)}
+    f = sp.lambdify((xi, ETA), phi.xreplace(new), modules="mpmath")
+    with mpmath.workdps(50):
+        etas = [mpmath.mpf(k) * mpmath.mpf(eps.p) / eps.q for k in (1, 2, 3, 4)]
+        vals = [mpmath.quad(lambda s, e=e: f(s, e) * mpmath.npdf(s), [-mpmath.inf, 0, mpmath.inf]) for e in etas]
+        coef = mpmath.lu_solve(mpmath.matrix([[e**j for j in range(4)] for e in etas]), mpmath.matrix(vals))
+        return [float(coef[j]) for j in range(3)]
+
+
+def test_adam_one_step_moments_match_to_order_h3(quartic):
+    """Adam with bias correction (state x, m, v, t), at a state with t > 0: the order-2 SMF's one-step
+    moments equal Adam's to O(h^3) (and the order-1 drift misses the h^2 term of x's mean)."""
+    h = sp.Symbol("h", positive=True)
+    m = adam(quartic, c1=1, c2=2, eps=sp.Rational(1, 10))
+    X, M, V, T = m.state
+    point = {X: sp.Rational(1, 2), M: sp.Rational(1, 3), V: sp.Rational(2), T: sp.Rational(1, 2)}
+    two, one = m.smf(2), m.smf(1)
+    for phi in (X, M, V, X**2, X * M):
+        opt = _optimizer_taylor_numeric(m, phi, point)
+        sde = [float(c) for c in _sde_moment(two, phi, h, point)]
+        assert np.allclose(opt, sde, rtol=1e-8, atol=1e-9), (phi, opt, sde)
+    opt = _optimizer_taylor_numeric(m, X, point)
+    assert abs(opt[2] - float(_sde_moment(one, X, h, point)[2])) > 1e-3
+
+
 def test_update_map_refusals(quartic):
     with pytest.raises(ValueError, match="start with the problem's parameters"):
         UpdateMap(quartic, [y], [y])
