@@ -52,36 +52,35 @@ _SOURCES = {
 _LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
 __all__ = [
-    "Problem", "NonDifferentiableWarning",
-    "SDE", "MatrixSqrt", "gradient_flow", "sme", "smf",
-    "ChaosExpansion", "NoiseTemplate", "TruncationWarning", "chaos_expansion",
-    "DataMean", "expectation", "covariance", "compile_exprs", "export_tex",
-    "DataSymbol", "Law", "Normal", "MultivariateNormal", "Uniform", "Finite", "Exponential", "Gamma",
-    "Beta", "StudentT", "Empirical",
-    "normal", "uniform", "bernoulli", "rademacher", "categorical", "exponential", "gamma", "beta",
-    "student_t", "empirical",
-    "simulate", "simulate_sgd", "codegen",
-    "weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "OrderWarning", "SimulationResult", "BlowUpError",
-    "Solver", "EulerMaruyama", "WeakTaylor2", "SOLVERS",
-    "Order", "load_study",
-    "TamedEuler",
-    "__version__",
-    "Limits", "ResourceLimitError", "QuadratureWarning", "TailWarning",
+    # problems and data laws
+    "Problem", "NonDifferentiableWarning", "DataSymbol", "Law", "Normal", "MultivariateNormal", "Uniform",
+    "Finite", "Exponential", "Gamma", "Beta", "StudentT", "Empirical", "normal", "uniform", "bernoulli",
+    "rademacher", "categorical", "exponential", "gamma", "beta", "student_t", "empirical", "DataMean",
+    "expectation", "covariance",
+    # limits and warnings
+    "Limits", "ResourceLimitError", "QuadratureWarning", "TailWarning", "TruncationWarning", "OrderWarning",
+    "BlowUpError", "WorkerLostError",
+    # modified equations and flows
+    "SDE", "MatrixSqrt", "gradient_flow", "sme", "smf", "ChaosExpansion", "NoiseTemplate", "chaos_expansion",
+    # optimizers
+    "UpdateMap", "sgd_map", "rmsprop", "adam", "Schedule", "scheduled_model", "momentum_model",
+    "batch_sgd_operator", "exact_batch_sgd_mean",
+    # simulation
+    "simulate", "simulate_sgd", "simulate_update_map", "simulate_sgd_schedule", "simulate_momentum_sgd",
+    "SimulationResult", "Solver", "EulerMaruyama", "WeakTaylor2", "TamedEuler", "SOLVERS", "compile_exprs",
+    "process_pool",
+    # studies
+    "weak_error", "WeakErrorStudy", "schedule_weak_error", "momentum_weak_error", "multipoint",
+    "MultipointStudy", "multipoint_rates", "MultipointRates", "momentum_multipoint", "Order", "estimate_cost",
+    "estimate_multipoint_cost", "estimate_meanfield_cost", "CostEstimate", "load_study",
+    # mean field
+    "MeanFieldProblem", "MeanFieldResult", "MeanFieldStudy", "DataRule", "data_rule", "refine_rule",
+    "captured_noise_variance", "particles", "simulate_meanfield_sgd", "simulate_ddsmf",
+    "simulate_meanfield_limit", "meanfield_study", "linearised_variance", "CapturedNoiseWarning",
+    "RuleResolutionWarning",
+    # output
+    "export_tex", "codegen", "__version__",
 ]
-__all__ += ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
-            "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd"]
-__all__ += ["MeanFieldStudy", "CapturedNoiseWarning", "linearised_variance", "meanfield_study"]
-__all__ += ["DataRule", "RuleResolutionWarning", "refine_rule"]
-# schedules, momentum and mini-batch exact moments (docs/theory.md §4, §7)
-__all__ += ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "momentum_weak_error",
-            "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd", "simulate_sgd_schedule",
-            "momentum_multipoint"]
-__all__ += ["multipoint_rates", "MultipointRates"]
-__all__ += ["estimate_cost", "CostEstimate"]
-__all__ += ["process_pool", "WorkerLostError"]
-__all__ += ["estimate_multipoint_cost", "estimate_meanfield_cost"]
-# optimizers as update maps (docs/theory.md §10)
-__all__ += ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"]
 
 #: Public functions named like the submodule that defines them (``smfsym.simulate`` is the function).
 _SHADOWED = frozenset(name for name, module in _LAZY.items() if module == "." + name)
