@@ -15,13 +15,6 @@ ETAS = [1 / 100, 1 / 400, 1 / 1600]  # h = 1/10, 1/20, 1/40: orders are slopes a
 
 
 @pytest.fixture(scope="module")
-def regression():
-    a = smfsym.normal("a", mean=1, std=sp.Rational(1, 2))
-    z = smfsym.normal("z")
-    return smfsym.Problem((a * x + y - z) ** 2 / 2 + y**2 / 4, [x, y])
-
-
-@pytest.fixture(scope="module")
 def rademacher():
     r = smfsym.rademacher("r")
     return smfsym.Problem((1 + r) * x**2 / 2, [x])

@@ -13,13 +13,6 @@ ETA = smfsym.models.default_eta()
 
 
 @pytest.fixture(scope="module")
-def regression():
-    a = smfsym.normal("a", mean=1, std=sp.Rational(1, 2))
-    z = smfsym.normal("z")
-    return smfsym.Problem((a * x + y - z) ** 2 / 2 + y**2 / 4, [x, y])
-
-
-@pytest.fixture(scope="module")
 def quartic():
     return smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2 + x**4 / 20, [x])
 
