@@ -129,3 +129,21 @@ def test_rmsprop_weak_orders(umap):
     one, two = (next(r for r in st.rows if r["model"] == m and r["eta"] == 0.125) for m in ("smf1", "smf2"))
     assert abs(two["error"]) < abs(one["error"]) / 3
     assert abs(one["error"] - two["error"]) > 4 * (one["se"] + two["se"])
+
+
+def test_sqrt_eta_map_steps_and_fits_in_h(umap):
+    """Heavy-ball momentum in the underdamped scaling (h = sqrt(eta)): k = t_end / h steps, rows carry h."""
+    eta = smfsym.models.default_eta()
+    p_ = sp.Symbol("p")
+    prob = umap.problem
+    h = sp.sqrt(eta)
+    p_new = (1 - h) * p_ - h * prob.grad_f[0]
+    mom = smfsym.UpdateMap(prob, [x, p_], [x + h * p_new, p_new], expansion="sqrt_eta", name="heavy_ball")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", OrderWarning)
+        st = update_map_weak_error(mom, x**2, [1.0, 0.0], 0.5, [1 / 16, 1 / 64], models=["smf1"], n_paths=200,
+                                   progress=False)
+    assert [r["h"] for r in st.rows] == [0.25, 0.125] and [r["t"] for r in st.rows] == [0.5, 0.5]
+    assert st.meta["orders_in"] == "h = sqrt(eta)" and st.meta["expansion"] == "sqrt_eta"
+    with pytest.raises(ValueError, match="`etas`.*h = sqrt\\(eta\\) must divide"):
+        update_map_weak_error(mom, x**2, [1.0, 0.0], 0.5, [1 / 16, 1 / 32], n_paths=10, progress=False)

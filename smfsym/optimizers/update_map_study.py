@@ -108,7 +108,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     >>> from smfsym.optimizers.update_map import rmsprop
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem((x - smfsym.normal("xi", std=sp.Rational(1, 2))) ** 2 / 2, [x])
-    >>> st = update_map_weak_error(rmsprop(p, c=1), sp.Symbol("x")**2, [1.0, 1.0], 0.5, [0.25, 0.125],
+    >>> st = update_map_weak_error(rmsprop(p, c=1), sp.Symbol("x")**2, [1.0, 1.0], 0.25, [0.125, 0.0625],
     ...                            models=["smf1"], n_paths=1000, progress=False)
     >>> len(st.rows), st.meta["optimizer"]
     (2, 'rmsprop')
