@@ -40,12 +40,13 @@ def _check_z0(z0, umap: UpdateMap) -> np.ndarray:
     if isinstance(z0, (str, bytes)) or z0 is None:
         raise TypeError(f"`z0` must be numeric with shape ({d},) (the state {list(umap.state)}); got {z0!r}.")
     try:
-        arr = np.array(z0, dtype=float).reshape(-1) if np.ndim(z0) <= 1 else np.array(z0, dtype=float)
+        arr = np.array(z0, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"`z0` must be numeric with shape ({d},) (the state {list(umap.state)}); got {z0!r}.") from None
+    arr = arr.reshape(1) if arr.ndim == 0 else arr
     if arr.shape != (d,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"`z0` must be finite with shape ({d},) (the state {list(umap.state)}); got "
-                         f"{np.shape(z0)} {np.asarray(z0).tolist()!r}.")
+        raise ValueError(f"`z0` must be finite with shape ({d},) (the state {list(umap.state)}); got shape "
+                         f"{arr.shape}, {arr.tolist()!r}.")
     return arr
 
 
