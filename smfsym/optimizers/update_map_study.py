@@ -18,12 +18,13 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..engine import MAX_STEPS, BlowUpError, check_int, check_positive, resolve_seed
-from ..persist import Order
 from ..studies import WeakErrorStudy, fit_order
 from ..studies.common import (_phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for,
                               seed_sequence, warn_if_unresolved, with_context)
 from ..studies.richardson import coupled_expectation
-from ..studies.weak_error_study import _mc_method, check_models
+# Order (the persisted fit) through the study module: this module is a study (tests/test_layers.py), and
+# persistence sits a layer above the studies
+from ..studies.weak_error_study import Order, _mc_method, check_models
 from .update_map import UpdateMap, simulate_update_map
 from .weak_orders import study_steps
 
@@ -186,7 +187,8 @@ def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solve
         cr = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
                                  phi=f, seed=seed, values=vals, increments=inc, progress=progress)
     except BlowUpError as exc:
-        raise with_context(exc, f"model {m} ({slv.name}, dt = {dt:g} coupled with {dt / 2:g}) at eta = {eta:g}") from None
+        where = f"model {m} ({slv.name}, dt = {dt:g} coupled with {dt / 2:g}) at eta = {eta:g}"
+        raise with_context(exc, where) from None
     opt_val, opt_se = opt
     if sde.n_noise:
         warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", cr["value"], cr["se"], opt_se)
