@@ -26,7 +26,7 @@ LAYERS = [
                   "smfsym.meanfield.particles", "smfsym.meanfield.data", "smfsym.meanfield.observables",
                   "smfsym.meanfield.result", "smfsym.meanfield.sgd", "smfsym.meanfield.ddsmf",
                   "smfsym.meanfield.limit", "smfsym.meanfield.linearisation"]),
-    ("studies", ["smfsym.studies", "smfsym.meanfield.study", "smfsym.meanfield"]),
+    ("studies", ["smfsym.studies", "smfsym.optimizers.update_map_study", "smfsym.meanfield.study", "smfsym.meanfield"]),
     ("io", ["smfsym.persist", "smfsym.codegen", "smfsym.codegen_means"]),
     ("spec", ["smfsym.spec"]),
     ("interface", ["smfsym.cli", "smfsym.__main__", "smfsym"]),
