@@ -48,6 +48,7 @@ _SOURCES = {
                     "simulate_sgd_schedule", "momentum_multipoint"],
     ".executors": ["WorkerLostError", "process_pool"],
     ".optimizers.update_map": ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"],
+    ".optimizers.update_map_study": ["update_map_weak_error"],
 }
 _LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -70,7 +71,7 @@ __all__ = [
     "SimulationResult", "Solver", "EulerMaruyama", "WeakTaylor2", "TamedEuler", "SOLVERS", "compile_exprs",
     "process_pool",
     # studies
-    "weak_error", "WeakErrorStudy", "schedule_weak_error", "momentum_weak_error", "multipoint",
+    "weak_error", "WeakErrorStudy", "schedule_weak_error", "momentum_weak_error", "update_map_weak_error", "multipoint",
     "MultipointStudy", "multipoint_rates", "MultipointRates", "momentum_multipoint", "Order", "estimate_cost",
     "estimate_multipoint_cost", "estimate_meanfield_cost", "CostEstimate", "load_study",
     # mean field
