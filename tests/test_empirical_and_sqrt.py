@@ -1,3 +1,4 @@
+import pytest
 """Data-set noise (numeric basis, M-column template) and the SME's numeric square root."""
 import numpy as np
 import sympy as sp
@@ -42,6 +43,7 @@ def test_nonpolynomial_loss_on_data_template_columns_reproduce_sigma():
     assert np.allclose(S[0], np.cov(g.T, bias=True), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_sme_numeric_square_root_matches_smf_one_point_law():
     xs = sp.symbols("x0:2")
     a = smfsym.normal("a", 2)

@@ -26,6 +26,7 @@ def run(*args, cwd=None):
 SMALL = ["--n-paths", "2000", "--etas", "0.5,0.25", "--models", "sme1,sme2", "--scheme", "euler"]
 
 
+@pytest.mark.slow
 def test_check_prints_cost_and_progress_lines_unless_quiet(tmp_path):
     # a non-interactive subprocess: no bars, but one line per run on stderr
     res = run("check", "double_well", "-o", str(tmp_path / "a"), *SMALL)
@@ -205,6 +206,7 @@ def _ratio(estimate, study):
     return est, real
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_estimates_match_measured_runs_of_each_study_kind():
     p = _double_well()

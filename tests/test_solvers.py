@@ -89,6 +89,7 @@ def _one_step_mean(solver, sde, x, h, phi_fn, points=4):
     return W @ phi_fn(solver.step(nsde, X, h, Z))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solver", [smfsym.EulerMaruyama(), smfsym.WeakTaylor2()])
 def test_local_weak_error_on_nonlinear_noncommuting_sde(solver):
     """One-step error against the generator's Taylor expansion phi + h L phi + h^2/2 L^2 phi.
