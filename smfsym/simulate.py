@@ -21,20 +21,25 @@ __all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at", "numeric_sde"
 DRAW_BYTES = 16 * 2**20
 
 
-def prepare_x0(x0, d: int) -> np.ndarray:
-    """``x0`` as (d,) or (n, d) float array, validated (a copy: the caller's array is never touched)."""
+def prepare_x0(x0, d: int, name: str = "x0", *, single: bool = False) -> np.ndarray:
+    """``x0`` as (d,) or (n, d) float array, validated (a copy: the caller's array is never touched).
+
+    ``name`` is the argument named in errors; ``single=True`` allows only one starting point (d,).
+    """
+    shapes = f"({d},)" if single else f"({d},) or (n, {d})"
     if isinstance(x0, (str, bytes)) or x0 is None:
-        raise TypeError(f"`x0` must be numeric, of shape ({d},) or (n, {d}); got {x0!r}.")
+        raise TypeError(f"`{name}` must be numeric, of shape {shapes}; got {x0!r}.")
     try:
         arr = np.array(x0, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError(f"`x0` must be numeric, of shape ({d},) or (n, {d}); got {x0!r}.") from None
+        raise TypeError(f"`{name}` must be numeric, of shape {shapes}; got {x0!r}.") from None
     if d == 1 and arr.ndim == 0:
         arr = arr.reshape(1)
-    if arr.ndim not in (1, 2) or arr.shape[-1] != d or arr.size == 0:
-        raise ValueError(f"`x0` must have shape ({d},) or (n, {d}) (n starting points); got {arr.shape}.")
+    if arr.ndim not in ((1,) if single else (1, 2)) or arr.shape[-1] != d or arr.size == 0:
+        raise ValueError(f"`{name}` must have shape {shapes}" + ("" if single else " (n starting points)")
+                         + f"; got {arr.shape}.")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"`x0` must be finite; got {int(np.size(arr) - np.isfinite(arr).sum())} NaN or "
+        raise ValueError(f"`{name}` must be finite; got {int(np.size(arr) - np.isfinite(arr).sum())} NaN or "
                          "infinite entries.")
     return arr
 

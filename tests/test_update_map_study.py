@@ -37,7 +37,7 @@ def tiny(umap):
     (dict(resolve=0), "`resolve`"),
     (dict(models=["sme3"]), "`models`"),
     (dict(increments="uniform"), "`increments`"),
-    (dict(z0=[1.0]), "`z0` must be finite with shape \\(2,\\)"),
+    (dict(z0=[1.0]), "`z0` must have shape \\(2,\\); got \\(1,\\)"),
     (dict(z0=[1.0, np.nan]), "`z0` must be finite"),
     (dict(phi=x + sp.Symbol("q")), "`phi` must be an expression in the state"),
     (dict(t_end=-1.0), "`t_end`"),

@@ -406,7 +406,7 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     seed = resolve_seed(seed)
     known = (set(umap.problem.law_parameters) | set(umap.problem.constants) | set(umap.constants))
     vals = numeric_values(values, known)
-    z0 = prepare_x0(z0, len(umap.state))
+    z0 = prepare_x0(z0, len(umap.state), "z0")
     t_sym = getattr(umap, "time_symbol", None)
     if t_sym is not None:
         col = z0[..., umap.state.index(t_sym)]

@@ -21,6 +21,7 @@ from ..engine import MAX_STEPS, BlowUpError, check_int, check_positive, resolve_
 from ..studies import WeakErrorStudy, fit_order
 from ..studies.common import (_phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for,
                               seed_sequence, warn_if_unresolved, with_context)
+from ..simulate import prepare_x0
 from ..studies.richardson import coupled_expectation
 # Order (the persisted fit) through the study module: this module is a study (tests/test_layers.py), and
 # persistence sits a layer above the studies
@@ -33,22 +34,6 @@ __all__ = ["update_map_weak_error", "UPDATE_MAP_MODELS"]
 #: Model name -> (kind, order) of the :class:`UpdateMap` model it names.
 UPDATE_MAP_MODELS = {"gf": ("gradient_flow", 1), "gf2": ("gradient_flow", 2), "sme1": ("sme", 1),
                      "sme2": ("sme", 2), "smf1": ("smf", 1), "smf2": ("smf", 2)}
-
-
-def _check_z0(z0, umap: UpdateMap) -> np.ndarray:
-    """One finite starting state (dim,) as a new float array (the caller's is not touched)."""
-    d = len(umap.state)
-    if isinstance(z0, (str, bytes)) or z0 is None:
-        raise TypeError(f"`z0` must be numeric with shape ({d},) (the state {list(umap.state)}); got {z0!r}.")
-    try:
-        arr = np.array(z0, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"`z0` must be numeric with shape ({d},) (the state {list(umap.state)}); got {z0!r}.") from None
-    arr = arr.reshape(1) if arr.ndim == 0 else arr
-    if arr.shape != (d,) or not np.all(np.isfinite(arr)):
-        raise ValueError(f"`z0` must be finite with shape ({d},) (the state {list(umap.state)}); got shape "
-                         f"{arr.shape}, {arr.tolist()!r}.")
-    return arr
 
 
 def _check_phi(phi, umap: UpdateMap, known: set):
@@ -139,7 +124,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     known = set(umap.problem.law_parameters) | set(umap.problem.constants) | set(umap.constants)
     vals = numeric_values(values, known)
     phi = _check_phi(phi, umap, {str(s) for s in vals})
-    z0 = _check_z0(z0, umap)
+    z0 = prepare_x0(z0, len(umap.state), "z0", single=True)  # a copy: the caller's is not touched
     sdes = {m: getattr(umap, kind)(order) for m, (kind, order) in UPDATE_MAP_MODELS.items() if m in models}
     f = _phi_function(phi, umap.state, vals)
     rows, ts = [], []
