@@ -13,7 +13,8 @@ Rows, side by side in one run, at 2,048 and 100,000 paths:
   compiles the SDE (cached), the timed calls reuse it;
 - **diffrax**: ``diffeqsolve`` with ``Euler()``, ``MultiTerm(ODETerm, ControlTerm)``, fixed step, an
   ``UnsafeBrownianPath`` (fresh increments per step: the cheapest Brownian motion diffrax offers for a
-  fixed-step solve; ``VirtualBrownianTree`` costs more; it needs ``adjoint=ForwardMode()``), ``jax.vmap`` over the paths' keys, ``jax.jit``;
+  fixed-step solve; ``VirtualBrownianTree`` costs more; it needs ``adjoint=ForwardMode()``),
+  ``jax.vmap`` over the paths' keys, ``jax.jit``;
   compile time (``.lower().compile()``) is reported apart from the compiled run;
 - **jax scan**: a hand-written ``jax.lax.scan`` Euler loop on all paths at once, the increments drawn
   per step with ``jax.random.normal`` (jitted, compile reported apart);
@@ -37,7 +38,9 @@ A last row times the scan's random draws alone (threefry normals in float64, 65 
 tells how much of the jax rows is the generator rather than the Euler step.
 
 Run: python benchmarks/bench_peers.py [--quick]   (--quick: 2,048 and 20,000 paths, one timed call;
-otherwise best of 3 calls at 2,048 paths and one call at 100,000)
+otherwise best of 3 calls at 2,048 paths and one call at 100,000). XLA runs large operations on
+several threads (CPU above wall in the table; ``XLA_FLAGS`` thread options had no effect with jaxlib
+0.10); for one core each, as numpy's elementwise work, run it under ``taskset -c 0``.
 """
 import os
 import sys
@@ -248,11 +251,12 @@ def main():
     flow, drift, diffusion = coefficients()
     print(f"# smfsym vs peers: SMF d = {D} ({flow.n_noise} noise columns), Euler, dt = {DT:g}, {N_STEPS} steps, "
           f"t_end = {T:g}, float64")
-    print(f"versions: {versions()}; load average {os.getloadavg()[0]:.2f}")
+    print(f"versions: {versions()}; CPUs usable: {len(os.sched_getaffinity(0))}; "
+          f"load average {os.getloadavg()[0]:.2f}")
     print()
     print("| method | paths | steps | wall (s) | CPU (s) | compile (s) | path-steps / s | wall / smfsym | "
-          "E|X_1|^2 +- SE | agrees (4 SE) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
+          "CPU / smfsym | E|X_1|^2 +- SE | agrees (4 SE) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     notes, failures = set(), []
     for n in SIZES:
         rows = {"smfsym": run_smfsym(flow, n)}
@@ -271,7 +275,8 @@ def main():
                     failures.append(f"{name} at {n} paths: {z:.1f} SE from smfsym")
                 check = f"{r['mean']:.4f} +- {r['sem']:.4f} | {'yes' if z <= 4 else 'NO'} ({z:.1f} SE)"
             print(f"| {name} | {n} | {N_STEPS} | {r['wall']:.3f} | {r['cpu']:.3f} | {comp} | "
-                  f"{n * N_STEPS / r['wall']:.3g} | {r['wall'] / ref['wall']:.2f} | {check} |")
+                  f"{n * N_STEPS / r['wall']:.3g} | {r['wall'] / ref['wall']:.2f} | {r['cpu'] / ref['cpu']:.2f} | "
+                  f"{check} |")
     print()
     for note in sorted(notes):
         print(f"skipped: {note}")
