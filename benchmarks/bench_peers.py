@@ -110,7 +110,7 @@ def jax_rows(state, drift, diffusion, n_paths):
     try:
         import jax
     except ImportError:
-        return {"diffrax": "jax not installed", "jax scan": "jax not installed"}
+        return dict.fromkeys(("diffrax", "jax scan", "jax scan, structured", "jax draws alone"), "jax not installed")
     jax.config.update("jax_enable_x64", True)  # float64, as smfsym
     import jax.numpy as jnp
 
