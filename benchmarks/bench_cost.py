@@ -4,8 +4,10 @@ For each study kind the estimate (``smfsym.estimate_cost``, ``estimate_multipoin
 ``estimate_meanfield_cost``: compile, probe a few steps, multiply) is printed next to the
 wall time of the real study with the same arguments, run right after it:
 
-- weak error, Monte Carlo: ``double_well`` (sme1, sme2; 3 etas) and a logistic loss with
-  Gaussian data (data means, sme1 + smf1) at ``--paths`` paths (default 20,000; the spec has 400,000);
+- weak error, Monte Carlo: ``double_well`` (sme1, sme2; 3 etas), a logistic loss with
+  Gaussian data (data means, sme1 + smf1), and a logistic loss on a 569-row data set (issue 15: its
+  estimate took 48.6 s; data sets are now sized with two timed calls per simulator) at ``--paths``
+  paths (default 20,000; the spec has 400,000);
 - multi-point: ``rademacher``'s [check.multipoint] at ``--paths`` paths;
 - mean field: ``meanfield_teacher``'s [meanfield.check] with 48 paths (the spec has 192).
 
@@ -21,6 +23,7 @@ import sys
 import time
 import warnings
 
+import numpy as np
 import sympy as sp
 
 import smfsym
@@ -56,6 +59,14 @@ def main():
     rows.append(weak("logistic (Gauss rule)", logistic,
                      dict(phi=x**2, x0=[1.0], t_end=1.0, etas=[0.2, 0.1], models=["sme1", "smf1"], scheme="euler",
                           seed=0)))
+    rng = np.random.default_rng(0)
+    data = np.column_stack([rng.normal(size=569), rng.normal(size=569), rng.choice([-1.0, 1.0], size=569)])
+    a0, a1, lab = smfsym.empirical(data, ["a0", "a1", "lab"])
+    x0, x1 = sp.symbols("x0 x1")
+    rows_569 = smfsym.Problem(sp.log(1 + sp.exp(-lab * (a0 * x0 + a1 * x1))) + (x0**2 + x1**2) / 20, [x0, x1])
+    rows.append(weak("logistic (569-row data set)", rows_569,
+                     dict(phi=x0**2 + x1, x0=[0.5, -0.5], t_end=0.5, etas=[0.25, 0.125], models=["sme1", "smf1"],
+                          scheme="euler", seed=0)))
     spec = load_spec(SHIPPED / "rademacher.toml")
     mp = spec.check["multipoint"]
     est, probe = timed(lambda: smfsym.estimate_multipoint_cost(spec.problem, mp["starts"], eta=mp["eta"],
