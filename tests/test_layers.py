@@ -21,7 +21,7 @@ LAYERS = [
     ("symbolic", ["smfsym.compile", "smfsym.latex", "smfsym.chaos", "smfsym.problem", "smfsym.sde",
                   "smfsym.models", "smfsym.meanfield.problem", "smfsym.meanfield.latex"]),
     ("numerics", ["smfsym.numeric", "smfsym.linear_forms", "smfsym.meanfield.factored", "smfsym.meanfield.kernel"]),
-    ("montecarlo", ["smfsym.engine", "smfsym.executors"]),
+    ("montecarlo", ["smfsym.montecarlo", "smfsym.engine", "smfsym.executors"]),
     ("simulate", ["smfsym.simulate", "smfsym.sgd", "smfsym.exact", "smfsym.optimizers",
                   "smfsym.meanfield.particles", "smfsym.meanfield.data", "smfsym.meanfield.observables",
                   "smfsym.meanfield.result", "smfsym.meanfield.sgd", "smfsym.meanfield.ddsmf",

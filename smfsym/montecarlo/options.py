@@ -1,0 +1,161 @@
+"""Options objects of a Monte Carlo run (diffrax's ``SaveAt`` style): what to save, and how to run.
+
+Every simulator and study takes ``save_at=`` (a sequence of times or a :class:`SaveAt`) and
+``options=`` (a :class:`RunOptions`), in place of a dozen keyword arguments each. The objects are
+frozen and validated when made, so a bad value is refused before any work starts, with the name of
+the field in backticks.
+"""
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS"]
+
+#: Default bound on stored states (bytes); larger requests are refused.
+MAX_STORED_BYTES = 4 * 2**30
+#: Default bound on the number of solver steps.
+MAX_STEPS = 10**9
+#: What a run does when a path becomes non-finite or diverges.
+ON_NONFINITE = ("raise", "mask")
+
+
+def _positive_int(value, name: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer{' or None' if allow_none else ''}; got {value!r}.")
+    return int(value)
+
+
+def _positive_float(value, name: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < float(value) < float("inf")):
+        raise ValueError(f"`{name}` must be a positive finite number{' or None' if allow_none else ''}; got {value!r}.")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a Monte Carlo run is carried out: never what it computes.
+
+    Two runs that differ only in their options give the same numbers (bitwise, on one back end),
+    except that ``on_nonfinite="mask"`` keeps a run going where ``"raise"`` stops it.
+
+    Parameters
+    ----------
+    chunk_size : int, optional
+        Paths simulated at once (rounded up to whole seed blocks); by default chosen from the
+        memory a path needs.
+    max_memory : int
+        Bound in bytes on stored states; a larger request is refused with the size.
+    max_steps : int
+        Bound on the number of solver steps; a longer grid is refused before it starts.
+    on_nonfinite : {"raise", "mask"}
+        On a non-finite or diverged path: raise :class:`smfsym.BlowUpError` naming the step and
+        the fraction of paths, or drop the path from the statistics and report it in the result.
+    blowup_threshold : float, optional
+        A state beyond this magnitude counts as diverged (default ``1e100``).
+    executor : concurrent.futures.Executor or dask Client, optional
+        Runs groups of seed blocks in parallel; the numbers equal the serial run's.
+    progress : bool, optional
+        Progress bar: True always, False never, None when a run lasts more than a few seconds.
+    backend : str
+        The array library the run uses (``"numpy"``; see the GPU back ends).
+
+    Examples
+    --------
+    >>> RunOptions(chunk_size=8192).chunk_size
+    8192
+    >>> RunOptions(on_nonfinite="ignore")
+    Traceback (most recent call last):
+    ...
+    ValueError: `on_nonfinite` must be 'raise' or 'mask'; got 'ignore'.
+    """
+
+    chunk_size: int | None = None
+    max_memory: int = MAX_STORED_BYTES
+    max_steps: int = MAX_STEPS
+    on_nonfinite: str = "raise"
+    blowup_threshold: float | None = None
+    executor: Any = None
+    progress: bool | None = None
+    backend: str = "numpy"
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "chunk_size", _positive_int(self.chunk_size, "chunk_size", allow_none=True))
+        set_(self, "max_memory", _positive_int(self.max_memory, "max_memory"))
+        set_(self, "max_steps", _positive_int(self.max_steps, "max_steps"))
+        if not isinstance(self.on_nonfinite, str) or self.on_nonfinite not in ON_NONFINITE:
+            raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {self.on_nonfinite!r}.")
+        set_(self, "blowup_threshold", _positive_float(self.blowup_threshold, "blowup_threshold", allow_none=True))
+        if self.progress is not None and not isinstance(self.progress, bool):
+            raise TypeError(f"`progress` must be True, False or None; got {self.progress!r}.")
+        if not isinstance(self.backend, str):
+            raise TypeError(f"`backend` must be the name of an array back end, e.g. 'numpy'; got {self.backend!r}.")
+
+    def replace(self, **changes) -> "RunOptions":
+        """A copy with ``changes`` applied (validated again)."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SaveAt:
+    """What a run saves, and when.
+
+    Parameters
+    ----------
+    at : sequence of float or int, optional
+        When to save, in the simulator's own unit (times for SDEs, step indices for optimizers);
+        by default the start and the end.
+    functions : mapping of str to callable, optional
+        Statistics streamed at every save, ``{name: f(states) -> array}``: their means and
+        standard errors are kept without storing the states.
+    store : bool
+        Keep every state at every save (refused beyond ``RunOptions.max_memory``).
+    keep_values : bool
+        Also keep the per-path values of every streamed statistic.
+
+    Examples
+    --------
+    >>> SaveAt(at=[0.5, 1.0], store=False).at
+    (0.5, 1.0)
+    >>> SaveAt(functions={"state": abs})
+    Traceback (most recent call last):
+    ...
+    ValueError: `functions` keys must be names other than 'state'; got 'state'.
+    """
+
+    at: Sequence[float] | None = None
+    functions: Mapping[str, Callable] | None = None
+    store: bool = True
+    keep_values: bool = False
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        if self.at is not None:
+            if isinstance(self.at, (str, bytes)) or not hasattr(self.at, "__iter__"):
+                raise TypeError(f"`at` must be a sequence of times or steps; got {type(self.at).__name__}.")
+            set_(self, "at", tuple(self.at.tolist() if hasattr(self.at, "tolist") else self.at))
+        if self.functions is not None:
+            if not isinstance(self.functions, Mapping):
+                raise TypeError(f"`functions` must be a mapping name -> callable; got {type(self.functions).__name__}.")
+            for name, fn in self.functions.items():
+                if not isinstance(name, str) or name == "state":
+                    raise ValueError(f"`functions` keys must be names other than 'state'; got {name!r}.")
+                if not callable(fn):
+                    raise TypeError(f"`functions[{name!r}]` must be callable; got {type(fn).__name__}.")
+            set_(self, "functions", dict(self.functions))
+        for name in ("store", "keep_values"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"`{name}` must be True or False; got {getattr(self, name)!r}.")
+
+    @classmethod
+    def of(cls, save_at) -> "SaveAt":
+        """``save_at`` as given to a simulator (None, a sequence of times, or a SaveAt) as a SaveAt."""
+        if save_at is None:
+            return cls()
+        return save_at if isinstance(save_at, cls) else cls(at=save_at)
