@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
-from .._checks import as_expr
+from .._checks import as_expr, require
 
 __all__ = ["DataSymbol", "Law", "UnivariateLaw", "SUPPORTED_LAWS"]
 
@@ -128,6 +128,25 @@ class Law:
 
 class UnivariateLaw(Law):
     """A law of one scalar coordinate, with its own orthonormal polynomials."""
+
+    #: the names of the law's parameters, in the order of :attr:`parameters`
+    parameter_names: tuple = ()
+
+    def _set_parameters(self, name: str, positive: tuple = (), check=None, **values) -> None:
+        """Store each parameter as a sympy expression, refuse a provably non-positive one of
+        ``positive`` (symbolic parameters pass) or one that ``check(self)`` refuses, and only
+        then make the law's data symbol."""
+        for key, value in values.items():
+            setattr(self, key, _s(value, key))
+        for key in positive:
+            require(getattr(self, key) > 0, key, "positive", values[key])
+        if check is not None:
+            check(self)
+        self._make_symbols([name])
+
+    @property
+    def parameters(self) -> tuple:
+        return tuple(getattr(self, key) for key in self.parameter_names)
 
     @property
     def symbol(self) -> DataSymbol:

@@ -18,15 +18,10 @@ class Normal(UnivariateLaw):
     r"""Scalar Gaussian :math:`N(\mu, \sigma^2)`; basis He_k((xi-mu)/sigma)/sqrt(k!)."""
 
     family = "Normal"
+    parameter_names = ('mean', 'std')
 
     def __init__(self, name: str, mean: Any = 0, std: Any = 1):
-        self.mean, self.std = _s(mean, "mean"), _s(std, "std")
-        require(self.std > 0, "std", "positive", std)
-        self._make_symbols([name])
-
-    @property
-    def parameters(self):
-        return (self.mean, self.std)
+        self._set_parameters(name, ("std",), mean=mean, std=std)
 
     def _moment(self, n):
         mu, s = self.mean, self.std
@@ -53,15 +48,11 @@ class Uniform(UnivariateLaw):
     """Uniform law on [a, b]; basis: normalised Legendre polynomials."""
 
     family = "Uniform"
+    parameter_names = ('a', 'b')
 
     def __init__(self, name: str, a: Any = 0, b: Any = 1):
-        self.a, self.b = _s(a, "a"), _s(b, "b")
-        require(self.b > self.a, "b", f"greater than a = {self.a}", b)
-        self._make_symbols([name])
-
-    @property
-    def parameters(self):
-        return (self.a, self.b)
+        self._set_parameters(name, a=a, b=b,
+                             check=lambda law: require(law.b > law.a, "b", f"greater than a = {law.a}", b))
 
     def _moment(self, n):
         a, b = self.a, self.b
@@ -85,15 +76,10 @@ class Exponential(UnivariateLaw):
     """Exponential law with ``rate``; basis: Laguerre polynomials L_k(rate xi)."""
 
     family = "Exponential"
+    parameter_names = ('rate',)
 
     def __init__(self, name: str, rate: Any = 1):
-        self.rate = _s(rate, "rate")
-        require(self.rate > 0, "rate", "positive", rate)
-        self._make_symbols([name])
-
-    @property
-    def parameters(self):
-        return (self.rate,)
+        self._set_parameters(name, ("rate",), rate=rate)
 
     def _moment(self, n):
         return sp.factorial(n) / self.rate**n
@@ -114,16 +100,10 @@ class Gamma(UnivariateLaw):
     """Gamma law (shape k, scale theta); basis: generalised Laguerre L_n^(k-1)(xi/theta)."""
 
     family = "Gamma"
+    parameter_names = ('shape', 'scale')
 
     def __init__(self, name: str, shape: Any, scale: Any = 1):
-        self.shape, self.scale = _s(shape, "shape"), _s(scale, "scale")
-        require(self.shape > 0, "shape", "positive", shape)
-        require(self.scale > 0, "scale", "positive", scale)
-        self._make_symbols([name])
-
-    @property
-    def parameters(self):
-        return (self.shape, self.scale)
+        self._set_parameters(name, ("shape", "scale"), shape=shape, scale=scale)
 
     def _moment(self, n):
         return sp.expand(self.scale**n * sp.rf(self.shape, n))
@@ -152,16 +132,10 @@ class Beta(UnivariateLaw):
     """Beta(a, b) on [0, 1]; basis: normalised Jacobi P_n^(b-1, a-1)(2 xi - 1)."""
 
     family = "Beta"
+    parameter_names = ('a', 'b')
 
     def __init__(self, name: str, a: Any, b: Any):
-        self.a, self.b = _s(a, "a"), _s(b, "b")
-        require(self.a > 0, "a", "positive", a)
-        require(self.b > 0, "b", "positive", b)
-        self._make_symbols([name])
-
-    @property
-    def parameters(self):
-        return (self.a, self.b)
+        self._set_parameters(name, ("a", "b"), a=a, b=b)
 
     def _moment(self, n):
         a, b = self.a, self.b
@@ -196,15 +170,10 @@ class StudentT(UnivariateLaw):
     """Student-t with ``nu`` degrees of freedom: moments exist only below order nu."""
 
     family = "StudentT"
+    parameter_names = ('nu',)
 
     def __init__(self, name: str, nu: Any):
-        self.nu = _s(nu, "nu")
-        require(self.nu > 0, "nu", "positive", nu)
-        self._make_symbols([name])
-
-    @property
-    def parameters(self):
-        return (self.nu,)
+        self._set_parameters(name, ("nu",), nu=nu)
 
     def max_moment(self):
         if self.nu.is_number:

@@ -202,20 +202,20 @@ def law_from_sympy_stats(rv) -> DataSymbol:
                                        UniformDistribution)
     from sympy.stats.frv import SingleFiniteDistribution
 
+    # sympy.stats distribution -> the smfsym law with the same parameters
+    translations = {
+        NormalDistribution: lambda d: Normal(name, d.mean, d.std),
+        UniformDistribution: lambda d: Uniform(name, d.left, d.right),
+        ExponentialDistribution: lambda d: Exponential(name, d.rate),
+        GammaDistribution: lambda d: Gamma(name, d.k, d.theta),
+        BetaDistribution: lambda d: Beta(name, d.alpha, d.beta),
+        StudentTDistribution: lambda d: StudentT(name, d.nu),
+    }
     name = str(rv.symbol) if hasattr(rv, "symbol") else str(rv)
     dist = getattr(rv.pspace, "distribution", None)
-    if isinstance(dist, NormalDistribution):
-        return Normal(name, dist.mean, dist.std).symbol
-    if isinstance(dist, UniformDistribution):
-        return Uniform(name, dist.left, dist.right).symbol
-    if isinstance(dist, ExponentialDistribution):
-        return Exponential(name, dist.rate).symbol
-    if isinstance(dist, GammaDistribution):
-        return Gamma(name, dist.k, dist.theta).symbol
-    if isinstance(dist, BetaDistribution):
-        return Beta(name, dist.alpha, dist.beta).symbol
-    if isinstance(dist, StudentTDistribution):
-        return StudentT(name, dist.nu).symbol
+    for kind, translate in translations.items():
+        if isinstance(dist, kind):
+            return translate(dist).symbol
     if isinstance(dist, CauchyDistribution):
         raise ValueError(
             f"the data law of {name!r} (Cauchy) has no mean or variance: F and Sigma do not exist."
