@@ -14,7 +14,7 @@ import importlib.util
 import sys
 import types
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 #: Where each public name lives (the module it is imported from on first use).
 _SOURCES = {

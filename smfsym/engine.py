@@ -359,7 +359,6 @@ class SimulationResult:
 
     def to_xarray(self):
         """The result as an ``xarray.Dataset`` (dims time, path, [point,] coord); needs xarray."""
-        from .persist import simulation_to_xarray
 
         return simulation_to_xarray(self)
 
@@ -600,3 +599,31 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
             if bar is not None:
                 bar.update(hi - lo)
     return bad_total, first_bad
+
+
+def simulation_to_xarray(result):
+    """A :class:`SimulationResult` as an ``xarray.Dataset`` (xarray is optional).
+
+    Dimensions: ``time``, ``path``, ``point`` (n-point runs only) and ``coord``;
+    the streamed means and standard errors are variables over ``time`` (and the
+    other non-path dimensions).
+    """
+    try:
+        import xarray as xr
+    except ImportError:  # pragma: no cover - optional
+        raise ImportError("`to_xarray` needs xarray: pip install xarray") from None
+    data_vars = {}
+    if result.states is not None:
+        dims = ("time", "path", "point", "coord") if result.states.ndim == 4 else ("time", "path", "coord")
+        data_vars["state"] = (dims, result.states)
+    for name, st in result.stats.items():
+        mean = np.asarray(st["mean"])
+        dims = ("time",) + tuple(f"{name}_dim{i}" for i in range(mean.ndim - 1))
+        if name == "state":
+            dims = ("time", "point", "coord") if mean.ndim == 3 else ("time", "coord")
+        data_vars[f"{name}_mean"] = (dims, mean)
+        data_vars[f"{name}_sem"] = (dims, np.asarray(st["sem"]))
+    attrs = {"scheme": result.scheme, "dt": result.dt, "n_steps": result.n_steps, "n_paths": result.n_paths,
+             "success": int(result.success), "message": result.message,
+             "seed_entropy": str(result.seed.entropy), "seed_spawn_key": str(tuple(result.seed.spawn_key))}
+    return xr.Dataset(data_vars, coords={"time": np.asarray(result.t)}, attrs=attrs)

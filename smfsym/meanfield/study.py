@@ -20,7 +20,7 @@ import numpy as np
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
 from ..engine import resolve_seed
-from ..persist import StudyIO
+from ..studies.storage import StudyIO
 from .particles import check_particles, particles
 from .refine import RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_rule, refine_rule
 from .result import MeanFieldResult, check_net, positive

@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 from ..exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
-from ..persist import Order
+from ..studies.storage import Order
 from ..problem import Problem
 from ..sde import SDE
 from ..studies import fit_order

@@ -28,7 +28,7 @@ import sympy as sp
 from ..compile import CompiledExprs
 from ..exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from ..expectation import expectation
-from ..persist import Order
+from ..studies.storage import Order
 from ..problem import Problem
 from ..safeguards import ResourceLimitError
 from ..sde import SDE

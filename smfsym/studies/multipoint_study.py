@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..engine import BlowUpError, check_positive
-from ..persist import StudyIO
+from .storage import StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from .common import (ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure,

@@ -26,7 +26,7 @@ import numpy as np
 import sympy as sp
 
 from ..exact import NotClosedError, affine_in_params, rational
-from ..persist import Order, StudyIO
+from .storage import Order, StudyIO
 from ..problem import Problem
 from .common import (check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
                      seed_sequence)

@@ -19,7 +19,7 @@ from ..engine import MAX_STEPS, BlowUpError
 from ..exact import (NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean,
                      model_closes)
 from ..expectation import is_polynomial_in
-from ..persist import Order, StudyIO
+from .storage import Order, StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import prepare_x0, simulate

@@ -1,0 +1,491 @@
+"""How a study is saved: the JSON format, its schemas, bounded reading and the ``StudyIO`` mixin.
+
+A saved study is *data*: numbers, names and the text of the symbolic objects it
+was computed from, together with the seed, the versions of smfsym, numpy, scipy
+and sympy, and the time it was written. Loading never turns text back into
+sympy (that would evaluate strings from a file): a loaded study has its numbers
+bit for bit (floats are written in their shortest round-trip form, non-finite
+values tagged) and its problem and test function as text.
+
+A file is bounded before it is parsed (:data:`MAX_STUDY_BYTES`, :data:`MAX_ELEMENTS` JSON
+values counted on the text, :data:`MAX_NESTING` levels of brackets), ``NaN`` and ``Infinity``
+literals (which :meth:`StudyIO.save` never writes) and numbers that overflow a float are
+refused, and every field is checked against the declared schema of its study kind
+(:data:`SCHEMAS`: name -> type and shape). Whatever is wrong, loading raises ``ValueError``
+naming the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+__all__ = ["Order", "StudyIO", "FORMAT", "SCHEMAS", "MAX_STUDY_BYTES", "MAX_ELEMENTS", "MAX_NESTING"]
+
+#: Format tag written into every saved study; loading refuses other formats.
+FORMAT = "smfsym-study/1"
+#: Largest study file read. Studies are small (a 32-eta, 5-model study is about 50 kB); parsing JSON
+#: costs about 16 bytes of memory per byte of a file of small numbers, so this bounds the peak too.
+MAX_STUDY_BYTES = 32 * 2**20
+#: JSON values (numbers, strings, arrays, objects) a study file may hold, counted on its text before parsing.
+MAX_ELEMENTS = 1_000_000
+#: Nesting of arrays and objects (a saved study uses at most 5; json's parser recurses on it).
+MAX_NESTING = 32
+
+
+class Order(NamedTuple):
+    """A fitted convergence order: slope of log|error| against log eta with its 95% interval."""
+
+    slope: float
+    low: float
+    high: float
+    n_used: int
+
+
+def _encode(v: Any) -> Any:
+    if isinstance(v, Order):
+        return {"__order__": [_encode(x) for x in v]}
+    if isinstance(v, dict):
+        return {str(k): _encode(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_encode(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return {"__ndarray__": _encode(v.tolist()), "dtype": str(v.dtype), "shape": list(v.shape)}
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return f if np.isfinite(f) else {"__float__": repr(f)}
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, np.random.SeedSequence):
+        return {"__seed__": {"entropy": _encode(v.entropy), "spawn_key": list(v.spawn_key)}}
+    return {"__text__": str(v), "type": type(v).__name__}  # sympy objects and the like: text only
+
+
+class _Bad(ValueError):
+    """A malformed tagged value found by :func:`_decode`; :func:`_build` reports it with the field's name."""
+
+
+def _tag(v: dict, tag: str, extra: tuple = ()) -> Any:
+    if set(v) != {tag, *extra}:
+        raise _Bad(f"a {tag} object must have exactly the keys {[tag, *extra]}; got {sorted(v)[:8]}")
+    return v[tag]
+
+
+def _decode(v: Any) -> Any:
+    """JSON as written by :func:`_encode` back into Python; malformed tags raise :class:`_Bad`."""
+    if isinstance(v, list):
+        if not any(isinstance(x, (list, dict)) for x in v):
+            return v  # numbers and strings: nothing to decode (the common, long case)
+        return [_decode(x) for x in v]
+    if not isinstance(v, dict):
+        return v
+    if "__float__" in v:
+        text = _tag(v, "__float__")
+        if text not in ("nan", "inf", "-inf"):
+            raise _Bad(f"invalid non-finite float tag {text!r:.40}")
+        return float(text)
+    if "__order__" in v:
+        items = _tag(v, "__order__")
+        if not isinstance(items, list) or len(items) != 4:
+            raise _Bad("an order must be [slope, low, high, n_used]")
+        s, lo, hi, n = (_decode(x) for x in items)
+        if not all(_is_number(x) for x in (s, lo, hi)) or not _is_int(n) or not 0 <= n <= 2**31:
+            raise _Bad("an order must be three numbers and a count")
+        return Order(float(s), float(lo), float(hi), int(n))
+    if "__ndarray__" in v:
+        data, dtype, shape = _tag(v, "__ndarray__", ("dtype", "shape")), v["dtype"], v["shape"]
+        if dtype not in _DTYPES:
+            raise _Bad(f"arrays must be numeric ({', '.join(_DTYPES)}); got dtype {str(dtype)[:40]!r}")
+        if not (isinstance(shape, list) and len(shape) <= 8 and all(_is_int(n) and 0 <= n <= MAX_ELEMENTS
+                                                                     for n in shape)):
+            raise _Bad(f"an array shape must be at most 8 counts; got {str(shape)[:60]}")
+        nested = _decode(data)
+        leaf = (lambda x: isinstance(x, bool)) if dtype == "bool" else _is_int if "int" in dtype else _is_number
+        stack = [nested]
+        while stack:  # every leaf has the dtype's kind: numpy would turn None into NaN, "1" into 1.0
+            x = stack.pop()
+            if isinstance(x, list):
+                stack.extend(x)
+            elif not leaf(x):
+                raise _Bad(f"an array of dtype {dtype} holds {_tname(x)} {str(x)[:40]!r}")
+        arr = np.asarray(nested, dtype=np.dtype(dtype))
+        if arr.size == 0 and math.prod(shape) == 0:
+            arr = arr.reshape(shape)  # tolist() of an empty array loses its shape
+        if list(arr.shape) != shape:
+            raise _Bad(f"an array's data has shape {list(arr.shape)}, not the declared {shape}")
+        return arr
+    if "__seed__" in v:
+        seed = _tag(v, "__seed__")
+        if not isinstance(seed, dict) or set(seed) != {"entropy", "spawn_key"}:
+            raise _Bad("a seed must be {entropy, spawn_key}")
+        entropy, key = seed["entropy"], seed["spawn_key"]
+        if not (entropy is None or _is_int(entropy) or (isinstance(entropy, list) and all(map(_is_int, entropy)))):
+            raise _Bad("a seed's entropy must be an integer or a list of them")
+        if not (isinstance(key, list) and all(_is_int(k) for k in key)):
+            raise _Bad("a seed's spawn key must be a list of integers")
+        return {"entropy": entropy, "spawn_key": key}
+    if "__text__" in v:
+        text = _tag(v, "__text__", ("type",))
+        if not isinstance(text, str):
+            raise _Bad("a text object must hold a string")
+        return text
+    return {k: _decode(x) for k, x in v.items()}
+
+
+_DTYPES = ("float64", "float32", "int64", "int32", "uint64", "uint32", "bool")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    """A float, or an int of at most 2**53 (exact as a float); not a bool. Exact types: this runs per number."""
+    t = type(v)
+    if t is float or (t is int and -(2**53) <= v <= 2**53):
+        return True
+    return isinstance(v, float) or (_is_int(v) and abs(v) <= 2**53)  # subclasses (numpy scalars)
+
+
+# ----------------------------------------------------------------------------- declared field schemas
+# A spec is "str", "int", "num" (a finite or tagged non-finite float; an integer up to 2**53), "bool",
+# "plain" (JSON values: what `meta` holds), "order", "seed", "meta" (`_META` for the keys it names, "plain"
+# for others), ("opt", spec), ("list", spec), ("map", spec) (string keys), ("array", ndim) (a numeric
+# array) or ("row", required, optional) (an object with exactly these keys).
+
+def _row(required: dict, optional: dict | None = None) -> tuple:
+    return ("row", required, optional or {})
+
+
+_NUMS = ("list", "num")
+_STRS = ("list", "str")
+_WEAK_ROW = _row({"eta": "num", "t": "num", "model": "str", "sgd": "num", "sgd_se": "num", "value": "num",
+                  "value_se": "num", "error": "num", "se": "num", "method": "str", "solver_error": "num",
+                  "lost": "num", "lost_sgd": "num"}, {"h": "num"})
+_RATES_ROW = _row({"eta": "num", "t": "num", "model": "str", "psi": "str", "sgd": "num", "sgd_se": "num",
+                   "value": "num", "value_se": "num", "error": "num", "se": "num", "method": "str",
+                   "solver_error": "num", "lost": "num"}, {"solver_error_se": "num"})
+_MP_ROW = _row({"psi": "str", "model": "str", "value": "num", "se": "num", "z": "num", "solver_error": "num",
+                "lost": "num"}, {"solver_error_se": "num"})
+#: Keys of `meta` that the studies write and read back, with their types; other keys are plain JSON values.
+_META = {"method": "str", "n_paths": "int", "seed": ("opt", "seed"), "x0": _NUMS, "t_end": "num",
+         "scheme": ("opt", "str"), "increments": ("opt", "str"), "extrapolate": "bool", "on_nonfinite": "str",
+         "blowup_threshold": ("opt", "num"), "schedule": "str", "friction": "num", "nesterov": "bool",
+         "orders_in": "str", "exact_models": _STRS, "dt_fraction": "num", "resolve": "num",
+         "exact_refused": ("opt", "str"), "methods": ("map", "str"), "models": _STRS, "psi": _STRS, "loaded_from": ("opt", "str"), "versions": ("opt", ("map", "str"))}
+_TEXT = ("opt", "str")
+
+#: Study kind -> field -> (spec, required). Every field of a saved study is checked against this on load.
+SCHEMAS: dict = {
+    "WeakErrorStudy": {"problem": (_TEXT, True), "phi": (_TEXT, True), "etas": (_NUMS, True),
+                       "models": (_STRS, True), "rows": (("list", _WEAK_ROW), True),
+                       "orders": (("map", "order"), True), "t": (_NUMS, True), "meta": ("meta", False)},
+    "MultipointStudy": {"rows": (("list", _MP_ROW), True), "starts": (("array", 2), True), "eta": ("num", True),
+                        "t": ("num", True), "meta": ("meta", False)},
+    "MultipointRates": {"problem": (_TEXT, True), "starts": (("array", 2), True), "etas": (_NUMS, True),
+                        "t": (_NUMS, True), "models": (_STRS, True), "psi": (_STRS, True),
+                        "rows": (("list", _RATES_ROW), True), "orders": (("map", "order"), True),
+                        "meta": ("meta", False)},
+    # mean field: per-path observables and fits as plain JSON values, rebuilt (and checked) by the class
+    "MeanFieldStudy": {"results": ("plain", True), "etas": (_NUMS, True), "widths": (("list", "int"), True),
+                       "t": (("array", 1), True), "slopes": ("plain", False), "mean_orders": ("plain", False),
+                       "rows": ("plain", False), "meta": ("plain", False)},
+}
+
+
+def _tname(v: Any) -> str:
+    return type(v).__name__
+
+
+_LEAF_TESTS = {"num": _is_number, "str": lambda x: isinstance(x, str),
+               "int": lambda x: _is_int(x) and abs(x) <= 2**63}
+
+
+def _check(v: Any, spec: Any, where: str, depth: int = 0) -> None:
+    """Check a decoded value against a schema spec; raise ValueError naming ``where``."""
+    def bad(expected: str):
+        raise ValueError(f"saved study: `{where}` must be {expected}; got {_tname(v)} {str(v)[:60]!r}.")
+
+    if isinstance(v, _Literal):
+        raise ValueError(f"saved study: `{where}` holds {v.why}.")
+    kind = spec[0] if isinstance(spec, tuple) else spec
+    if kind == "str":
+        isinstance(v, str) or bad("a string")
+    elif kind == "int":
+        (_is_int(v) and abs(v) <= 2**63) or bad("an integer")
+    elif kind == "num":
+        _is_number(v) or bad("a number (at most 2**53 if an integer)")
+    elif kind == "bool":
+        isinstance(v, bool) or bad("true or false")
+    elif kind == "seed":  # an integer, or a SeedSequence as _decode returns it
+        ((_is_int(v) and 0 <= v < 2**128) or (isinstance(v, dict) and set(v) == {"entropy", "spawn_key"})) or \
+            bad("a seed (an integer in [0, 2**128) or {__seed__: {entropy, spawn_key}})")
+    elif kind == "order":
+        isinstance(v, Order) or bad("a fitted order {__order__: [slope, low, high, n_used]}")
+    elif kind == "opt":
+        if v is not None:
+            _check(v, spec[1], where, depth)
+    elif kind == "list":
+        isinstance(v, list) or bad("an array")
+        leaf = _LEAF_TESTS.get(spec[1]) if isinstance(spec[1], str) else None
+        if leaf is not None:  # a long list of numbers or strings: one pass, a path only for the culprit
+            i = next((i for i, x in enumerate(v) if not leaf(x)), None)
+            if i is not None:
+                _check(v[i], spec[1], f"{where}[{i}]", depth + 1)
+            return
+        for i, x in enumerate(v):
+            _check(x, spec[1], f"{where}[{i}]", depth + 1)
+    elif kind == "map":
+        isinstance(v, dict) or bad("an object")
+        for k, x in v.items():
+            _check(x, spec[1], f"{where}[{k[:40]!r}]", depth + 1)
+    elif kind == "array":
+        (isinstance(v, np.ndarray) and v.ndim == spec[1]) or bad(f"a numeric array of {spec[1]} dimensions")
+    elif kind == "row":
+        isinstance(v, dict) or bad("an object")
+        required, optional = spec[1], spec[2]
+        missing = [k for k in required if k not in v]
+        extra = [k for k in v if k not in required and k not in optional]
+        if missing or extra:
+            raise ValueError(f"saved study: `{where}` must have the keys {sorted(required)}"
+                             f"{f' (and optionally {sorted(optional)})' if optional else ''}; "
+                             + (f"missing {missing}" if missing else f"unknown {[k[:40] for k in extra][:5]}") + ".")
+        for k, x in v.items():
+            _check(x, required.get(k) or optional[k], f"{where}[{k!r}]", depth + 1)
+    elif kind == "meta":
+        isinstance(v, dict) or bad("an object")
+        for k, x in v.items():
+            _check(x, _META.get(k, "plain"), f"{where}[{k[:40]!r}]", depth + 1)
+    elif kind == "plain":
+        if isinstance(v, (list, dict)):
+            for k, x in (enumerate(v) if isinstance(v, list) else v.items()):
+                _check(x, "plain", f"{where}[{k!r:.40}]", depth + 1)
+        elif not (v is None or isinstance(v, (str, bool)) or _is_number(v) or isinstance(v, (Order, np.ndarray))):
+            bad("a plain value (number, string, true/false, null, array or object)")
+    else:  # pragma: no cover - a schema error of ours
+        raise AssertionError(f"unknown schema spec {spec!r}")
+
+
+def _versions() -> dict:
+    import scipy
+    import sympy
+
+    from .._version import __version__
+
+    return {"smfsym": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "sympy": sympy.__version__}
+
+
+def atomic_write_text(path: str | Path, text: str | bytes) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A reader never sees a half-written file, and an interrupted write leaves the old one.
+    """
+    from .._fs import temp_file
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    # not tempfile.mkstemp: its 0600 would survive the rename; this file gets 0666 less the umask like open()
+    tmp, fd = temp_file(parent, "." + path.name + ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode() if isinstance(text, str) else text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class StudyIO:
+    """``save``/``load`` and ``to_pandas`` for the study dataclasses (mixed in)."""
+
+    #: Fields written as text only (symbolic objects); a loaded study holds their text.
+    _text_fields: tuple = ("problem", "phi")
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the study as JSON (atomic: a temporary file, then a rename).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file to write (``.json``).
+        overwrite : bool
+            Refuse to replace an existing file unless True.
+        """
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"`path` {str(path)!r} exists; pass overwrite=True to replace it.")
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        doc = {"format": FORMAT, "kind": type(self).__name__, "versions": _versions(),
+               "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               "fields": {k: (_encode(str(v)) if k in self._text_fields and v is not None else _encode(v))
+                          for k, v in fields.items()}}
+        atomic_write_text(path, json.dumps(doc, indent=1, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """Read a study written by :meth:`save` (numbers exact; symbolic fields as text)."""
+        doc = _read(path)
+        if doc.get("kind") != cls.__name__:
+            raise ValueError(f"`path` holds a {doc.get('kind')!r}, not a {cls.__name__}.")
+        return _build(cls, doc)
+
+    def to_pandas(self):
+        """The table in long format: one row per (model, eta, statistic) with value and standard error.
+
+        Columns: ``model, eta, statistic, value, se`` (plus ``t`` where the study has one).
+        """
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is optional
+            raise ImportError("`to_pandas` needs pandas: pip install pandas") from None
+        return pd.DataFrame(self._long_rows(), columns=["model", "eta", "statistic", "value", "se", "t"])
+
+    def _long_rows(self) -> list:  # pragma: no cover - each study defines its own
+        raise NotImplementedError
+
+
+class _Literal:
+    """A JSON literal that save never writes (NaN, Infinity, a float overflow, a 300-digit integer).
+
+    The parser keeps it as this marker so that the schema check can name the field that holds it.
+    """
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
+
+
+def _parse_int(text: str):
+    return int(text) if len(text) <= 300 else _Literal(f"an integer of {len(text)} digits")
+
+
+def _parse_float(text: str):
+    x = float(text)
+    return x if x - x == 0 else _Literal(f"the number {text[:40]}, which overflows a float")
+
+
+def _parse_constant(name: str):
+    return _Literal(f"the literal {name} (save never writes one: non-finite numbers are tagged)")
+
+
+_KEY_OR_BRACKET = re.compile(rb'"((?:[^"\\]|\\.)*)"(\s*:)?|[\[\]{}]')
+
+
+def _nesting(raw: bytes, limit: int) -> tuple:
+    """(depth, where): the nesting of arrays and objects outside strings, up to the first level beyond
+    ``limit``, and the field of ``fields`` that reaches it (a slower scan, run only when the quick one,
+    which counts brackets inside strings too, is over the limit)."""
+    depth, deepest, top, fld = 0, 0, None, None
+    for m in _KEY_OR_BRACKET.finditer(raw):
+        t = m.group()
+        if t in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return deepest, f"`{fld}`" if top == "fields" and fld else "the file"
+        elif t in (b"]", b"}"):
+            depth -= 1
+        elif m.group(2) is not None and depth == 1:
+            top = m.group(1).decode("utf-8", "replace")
+        elif m.group(2) is not None and depth == 2 and top == "fields":
+            fld = m.group(1).decode("utf-8", "replace")[:40]
+    return deepest, "the file"
+
+
+def _read(path) -> dict:
+    """The JSON document of a saved study, bounded before parsing (module docstring); ValueError if not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"`path` {str(path)!r} is not a file.")
+    where = f"`path` {str(path)!r}"
+    size = path.stat().st_size
+    if size > MAX_STUDY_BYTES:
+        raise ValueError(f"{where} has {size} bytes; a saved study has at most MAX_STUDY_BYTES = "
+                         f"{MAX_STUDY_BYTES} (studies are small): not a saved study.")
+    with open(path, "rb") as fh:
+        raw = fh.read(size + 1)  # (a buffer of the bound itself would be allocated in full)
+    if len(raw) > MAX_STUDY_BYTES:
+        raise ValueError(f"{where} is larger than MAX_STUDY_BYTES = {MAX_STUDY_BYTES}: not a saved study.")
+    # Count values and nesting on the text, before json builds anything (its objects cost several times the
+    # bytes of the text): commas and brackets bound the values from above (those inside strings count too).
+    n = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+    if n > MAX_ELEMENTS:
+        raise ValueError(f"{where} holds about {n} JSON values; a saved study has at most MAX_ELEMENTS = "
+                         f"{MAX_ELEMENTS}: not a saved study.")
+    depth = deepest = 0
+    for b in re.findall(rb"[\[\]{}]", raw):  # single bytes: cached objects, the list is pointers
+        depth += 1 if b in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:  # perhaps brackets inside strings: count again, skipping strings, and name the field
+        deepest, fld = _nesting(raw, MAX_NESTING)
+        if deepest > MAX_NESTING:
+            raise ValueError(f"saved study: {fld} nests arrays and objects more than MAX_NESTING = {MAX_NESTING} "
+                             f"deep ({where}).")
+    try:
+        text = raw.decode("utf-8")
+        del raw  # the peak is the text and the parsed objects, not two copies of the file besides
+        doc = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where} is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
+        raise ValueError(f"{where} is not a saved study: {str(exc)[:120]}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{where} is not a saved smfsym study (format {FORMAT!r}).")
+    for key, ok, what in (("kind", isinstance(doc.get("kind"), str), "a string"),
+                          ("fields", isinstance(doc.get("fields"), dict), "an object"),
+                          ("written", isinstance(doc.get("written", ""), str), "a string"),
+                          ("versions", isinstance(doc.get("versions", {}), dict)
+                           and all(isinstance(v, str) for v in doc.get("versions", {}).values()),
+                           "an object of version strings")):
+        if not ok:
+            raise ValueError(f"saved study: `{key}` must be {what}; got {_tname(doc.get(key))}.")
+    return doc
+
+
+def _build(cls, doc):
+    """The study of class ``cls`` from a document of :func:`_read`: every field checked against its schema."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    schema = SCHEMAS.get(cls.__name__) or {n: ("plain", False) for n in names}
+    unknown = [k for k in doc["fields"] if k not in schema]
+    if unknown:
+        raise ValueError(f"saved study: unknown field(s) {[k[:40] for k in unknown][:5]} for a {cls.__name__} "
+                         f"(fields: {', '.join(schema)}).")
+    fields = {}
+    for name, (spec, required) in schema.items():
+        if name not in doc["fields"]:
+            if required:
+                raise ValueError(f"saved study: the field `{name}` of a {cls.__name__} is missing.")
+            continue
+        try:
+            value = _decode(doc["fields"][name])
+        except _Bad as exc:
+            raise ValueError(f"saved study: `{name}`: {exc}.") from None
+        except (TypeError, ValueError, OverflowError) as exc:  # numpy on malformed array data
+            raise ValueError(f"saved study: `{name}`: malformed value ({type(exc).__name__}: {str(exc)[:80]}).") \
+                from None
+        _check(value, spec, name)
+        fields[name] = value
+    if "meta" in names:
+        meta = dict(fields.get("meta") or {})
+        meta.update(loaded_from=doc.get("written"), versions=doc.get("versions"))
+        fields["meta"] = meta
+    try:
+        return cls(**fields)
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as exc:  # plain fields rebuilt by the class
+        raise ValueError(f"saved study: a {cls.__name__} cannot be rebuilt from its fields "
+                         f"({type(exc).__name__}: {str(exc)[:80]}).") from None
