@@ -28,8 +28,10 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.optimizers import (beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model, scheduled_latex,
-                               momentum_weak_error, schedule_weak_error, scheduled_model, simulate_momentum_sgd)
+from smfsym.optimizers import (
+    beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model, scheduled_latex,
+    momentum_weak_error, schedule_weak_error, scheduled_model, simulate_momentum_sgd,
+)
 
 FAST = os.environ.get("SMFSYM_FAST") == "1"
 OUT = Path(os.environ.get("SMFSYM_OUT", "out/derivations")) / "f_momentum_schedules"

@@ -30,7 +30,8 @@ _SOURCES = {
     ".safeguards": ["Limits", "QuadratureWarning", "ResourceLimitError"],
     ".tails": ["TailWarning"],
     ".sde": ["SDE", "MatrixSqrt"],
-    ".engine": ["BlowUpError", "SimulationResult"],
+    ".montecarlo.checks": ["BlowUpError"],
+    ".montecarlo.result": ["SimulationResult"],
     ".simulate": ["simulate"],
     ".codegen": ["codegen"],
     ".studies": ["MultipointStudy", "OrderWarning", "WeakErrorStudy", "multipoint", "weak_error", "MultipointRates",
@@ -46,7 +47,7 @@ _SOURCES = {
     ".optimizers": ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model",
                     "momentum_weak_error", "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd",
                     "simulate_sgd_schedule", "momentum_multipoint"],
-    ".executors": ["WorkerLostError", "process_pool"],
+    ".montecarlo.executors": ["WorkerLostError", "process_pool"],
     ".optimizers.update_map": ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"],
     ".optimizers.update_map_study": ["update_map_weak_error"],
 }

@@ -216,7 +216,7 @@ def _executor(args):
 
     workers, address = getattr(args, "workers", None), getattr(args, "scheduler", None)
     if workers is not None:
-        from .executors import process_pool
+        from .montecarlo.executors import process_pool
 
         return process_pool(workers)
     if address is not None:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from . import meanfield, studies
 from .engine import simulation_to_xarray
-from .studies.storage import (FORMAT, MAX_ELEMENTS, MAX_NESTING, MAX_STUDY_BYTES, SCHEMAS, Order, StudyIO, _build,
-                              _read, atomic_write_text)
+from .studies.storage import (
+    FORMAT, MAX_ELEMENTS, MAX_NESTING, MAX_STUDY_BYTES, SCHEMAS, Order, StudyIO, _build, _read,
+    atomic_write_text,
+)
 
 __all__ = ["FORMAT", "MAX_ELEMENTS", "MAX_NESTING", "MAX_STUDY_BYTES", "SCHEMAS", "Order", "StudyIO",
            "atomic_write_text", "load_study", "simulation_to_xarray"]

@@ -16,8 +16,10 @@ import numpy as np
 import sympy as sp
 
 from ._checks import as_symbol_tuple
-from .expectation import (_Moments, _NeedEX, covariance, covariance_products, covariance_terms, data_symbols,
-                          expectation, is_polynomial_in, laws_of, mean_terms, ring_terms)
+from .expectation import (
+    _Moments, _NeedEX, covariance, covariance_products, covariance_terms, data_symbols, expectation,
+    is_polynomial_in, laws_of, mean_terms, ring_terms,
+)
 from .laws import DataSymbol, Empirical, law_from_sympy_stats
 from .safeguards import as_limits, check_products, check_size, estimate_size, expression_depth, refuse
 from ._checks import as_expr

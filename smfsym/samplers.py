@@ -14,7 +14,6 @@ from typing import Mapping
 import numpy as np
 
 from ._checks import to_float
-from .laws import Beta, Empirical, Exponential, Finite, Gamma, MultivariateNormal, Normal, StudentT, Uniform
 
 __all__ = ["Sampler", "samplers_for"]
 
@@ -36,31 +35,37 @@ class Sampler:
         return self.fn(g, n)
 
 
+def _is(law, kind: str) -> bool:
+    """``isinstance(law, laws.<kind>)`` by class name: the laws import this module to sample, so it
+    cannot import them back."""
+    return any(cls.__name__ == kind for cls in type(law).__mro__)
+
+
 def _law_source(law, values, arrays: dict) -> str:
     # Named by family and symbol, never by the law's repr: that prints every parameter, and building it
     # once per parameter made a 256-value categorical quadratic (93 s to set up).
     what = f"a parameter of the {law.family} law of {', '.join(s.name for s in law.symbols[:4])}"
     f = lambda e: repr(to_float(e, values, what))  # noqa: E731
-    if isinstance(law, Uniform):
+    if _is(law, "Uniform"):
         return f"g.uniform({f(law.a)}, {f(law.b)}, n)[None, :]"
-    if isinstance(law, Exponential):
+    if _is(law, "Exponential"):
         return f"g.exponential(1.0 / {f(law.rate)}, n)[None, :]"
-    if isinstance(law, Gamma):
+    if _is(law, "Gamma"):
         return f"g.gamma({f(law.shape)}, {f(law.scale)}, n)[None, :]"
-    if isinstance(law, Beta):
+    if _is(law, "Beta"):
         return f"g.beta({f(law.a)}, {f(law.b)}, n)[None, :]"
-    if isinstance(law, StudentT):
+    if _is(law, "StudentT"):
         return f"g.standard_t({f(law.nu)}, n)[None, :]"
-    if isinstance(law, Finite):
+    if _is(law, "Finite"):
         v = [to_float(a, values, what) for a in law.values]
         w = np.array([to_float(a, values, what) for a in law.weights])
         return f"np.array({v!r})[g.choice({len(v)}, size=n, p=np.array({(w / w.sum()).tolist()!r}))][None, :]"
-    if isinstance(law, MultivariateNormal):
+    if _is(law, "MultivariateNormal"):
         mu = [to_float(m, values, what) for m in law.mean]
         cov = np.array([[to_float(c, values, what) for c in row] for row in law.cov.tolist()])
         L = np.linalg.cholesky(cov).tolist()
         return f"np.array({mu!r})[:, None] + np.array({L!r}) @ g.standard_normal(({law.dim}, n))"
-    if isinstance(law, Empirical):
+    if _is(law, "Empirical"):
         i = len(arrays) // 2
         arrays[f"_data{i}"] = np.ascontiguousarray(law.data, dtype=float)
         arrays[f"_weights{i}"] = np.asarray(law.weights, dtype=float)
@@ -71,7 +76,7 @@ def _law_source(law, values, arrays: dict) -> str:
 def samplers_for(laws, values: Mapping | None = None) -> list:
     """Samplers covering ``laws``: scalar Gaussians grouped into one draw, then one per law."""
     values = values or {}
-    normals = [l for l in laws if isinstance(l, Normal)]
+    normals = [l for l in laws if _is(l, "Normal")]
     out = []
     if normals:
         mu = [to_float(l.mean, values, f"the mean of {l.symbol}") for l in normals]
@@ -85,7 +90,7 @@ def samplers_for(laws, values: Mapping | None = None) -> list:
         out.append(Sampler(tuple(l.symbol for l in normals), src))
     arrays: dict = {}
     for law in laws:
-        if not isinstance(law, Normal):
+        if not _is(law, "Normal"):
             before = set(arrays)
             src = _law_source(law, values, arrays)
             out.append(Sampler(law.symbols, src, {k: arrays[k] for k in set(arrays) - before}))

@@ -12,8 +12,10 @@ import numpy as np
 
 from ._checks import numeric_values
 from .compile import CompiledExprs
-from .engine import (MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info, check_int,
-                     check_positive, compiled_content, resolve_seed, run)
+from .engine import (
+    MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info, check_int,
+    check_positive, compiled_content, resolve_seed, run,
+)
 from .problem import Problem
 from .samplers import samplers_for
 from .simulate import check_save_at, prepare_x0, values_key
@@ -230,7 +232,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
     if executor is not None:
-        from .executors import check_executor, check_picklable_functions
+        from .montecarlo.executors import check_executor, check_picklable_functions
 
         executor = check_executor(executor)
         if isinstance(functions, Mapping):

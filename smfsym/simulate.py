@@ -8,8 +8,10 @@ import numpy as np
 import sympy as sp
 
 from ._checks import numeric_values
-from .engine import (BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info,
-                     check_int, check_positive, compiled_content, draw_discrete, resolve_seed, run)
+from .engine import (
+    BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info, check_int,
+    check_positive, compiled_content, draw_discrete, resolve_seed, run,
+)
 from .numeric import NumericSDE
 from .sde import SDE
 from .solvers import get_solver
@@ -286,7 +288,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         ``functions`` must then be module-level functions (they are pickled). ``chunk_size``, if
         given, is the paths per task (default: the run cut into about 16 tasks);
         ``result.extra["executor"]`` records the tasks' compile, run and CPU seconds. See
-        :mod:`smfsym.executors`.
+        :mod:`smfsym.montecarlo.executors`.
 
     Notes
     -----
@@ -338,7 +340,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         raise ValueError(f"`increments='discrete'` is not valid for the scheme {solver.name!r} (it declares no "
                          "discrete increments); use increments='gaussian'.")
     if executor is not None:
-        from .executors import check_executor, check_picklable_functions
+        from .montecarlo.executors import check_executor, check_picklable_functions
 
         executor = check_executor(executor)
         if isinstance(functions, Mapping):

@@ -23,7 +23,7 @@ import sympy as sp
 
 import smfsym
 from smfsym.engine import BLOCK
-from smfsym.executors import ProcessPool, WorkerLostError
+from smfsym.montecarlo.executors import ProcessPool, WorkerLostError
 
 x = sp.Symbol("x")
 PROBLEM = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2 + x**4 / 20, [x])

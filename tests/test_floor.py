@@ -11,7 +11,7 @@ import sympy as sp
 
 import smfsym
 from smfsym.compile import HoistedExprs
-from smfsym.draws import _TRIPLES, draw_discrete
+from smfsym.montecarlo.increments import _TRIPLES, draw_discrete
 from smfsym.numeric import NumericSDE
 
 x1, x2 = sp.symbols("x1 x2")

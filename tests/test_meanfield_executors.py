@@ -154,17 +154,17 @@ law = "normal"
 @pytest.mark.slow  # over 10 s on a shared 2-core machine
 @pytest.mark.filterwarnings("ignore::smfsym.CapturedNoiseWarning")
 def test_cli_meanfield_check_on_workers_and_scheduler(tmp_path, executors, capsys, monkeypatch):
-    import smfsym.executors
+    import smfsym.montecarlo.executors
     from smfsym.cli import main
 
     calls = []
-    run_on_executor = smfsym.executors.run_on_executor
+    run_on_executor = smfsym.montecarlo.executors.run_on_executor
 
     def counting(executor, *args, **kw):
         calls.append(type(executor).__name__)
         return run_on_executor(executor, *args, **kw)
 
-    monkeypatch.setattr(smfsym.executors, "run_on_executor", counting)
+    monkeypatch.setattr(smfsym.montecarlo.executors, "run_on_executor", counting)
 
     spec = tmp_path / "mf.toml"
     spec.write_text(MEANFIELD_SPEC)

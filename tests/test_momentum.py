@@ -5,8 +5,10 @@ import sympy as sp
 
 import smfsym
 from smfsym.exact import PolynomialSpace, exact_sde_mean
-from smfsym.optimizers import (beta_for, exact_momentum_sgd_mean, friction, momentum_latex, momentum_model,
-                               momentum_weak_error, npoint_model, simulate_momentum_sgd)
+from smfsym.optimizers import (
+    beta_for, exact_momentum_sgd_mean, friction, momentum_latex, momentum_model, momentum_weak_error,
+    npoint_model, simulate_momentum_sgd,
+)
 from smfsym.optimizers.weak_orders import _momentum_step_map
 from smfsym.studies import fit_order
 

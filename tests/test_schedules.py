@@ -5,9 +5,10 @@ import sympy as sp
 
 import smfsym
 from smfsym.exact import PolynomialSpace, exact_sde_mean
-from smfsym.optimizers import (TIME, Schedule, constant, cosine, exact_schedule_sgd_mean, exact_time_dependent_mean,
-                               exponential_decay, schedule_weak_error, scheduled_model, simulate_sgd_schedule,
-                               step_decay, warmup, with_time)
+from smfsym.optimizers import (
+    TIME, Schedule, constant, cosine, exact_schedule_sgd_mean, exact_time_dependent_mean, exponential_decay,
+    schedule_weak_error, scheduled_model, simulate_sgd_schedule, step_decay, warmup, with_time,
+)
 
 x, y = sp.symbols("x y")
 ETAS = [0.04, 0.02, 0.01, 0.005]  # order-1 errors have an eta^2 part of opposite sign: stay asymptotic

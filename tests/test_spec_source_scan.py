@@ -29,7 +29,7 @@ SPEC_OBJECTS = "receives sympy objects or validated numbers from the spec layer,
 ALLOWED = {
     ("_checks.py", "as_expr", "sympify"): "the package's one sympify: refuses strings at any depth first (tested below)",
     ("compile.py", "lambdify_safe", "lambdify"): "sympy expressions only; dummify=False on package symbols",
-    ("exact.py", "rational", "nsimplify"): "numbers already converted by as_expr (strings refused there)",
+    ("polynomial_space.py", "rational", "nsimplify"): "numbers already converted by as_expr (strings refused there)",
     ("laws/factories.py", "empirical", "symbols"): "only when `names` is a str from the Python API; the spec layer "
                                                    "passes a list of names checked by check_name",
     ("samplers.py", "Sampler.__post_init__", "eval"): "source generated in samplers.py from the law's kind; data "
@@ -40,7 +40,7 @@ ALLOWED = {
     ("spec/expr.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/data_files.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/load.py", "", "compile"): "re.compile of a constant pattern",
-    ("persist.py", "", "compile"): "re.compile of a constant pattern (the key/bracket scanner of load_study)",
+    ("studies/storage.py", "", "compile"): "re.compile of a constant pattern (the key/bracket scanner of load_study)",
     ("spec/load.py", "load_spec", "run_path"): "Python specs (.py): run as code by design, documented as trusted",
     ("__init__.py", "__getattr__", "import_module"): "the lazy package imports its own modules: a name from its fixed "
                                                      "table, or a submodule of smfsym that find_spec found on disk",

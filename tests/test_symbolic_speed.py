@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 
 import smfsym
 from smfsym.chaos import _polynomial_expansion
-from smfsym.expectation import (_dense_covariance, _exact_ring, _sparse_covariance, covariance,
-                                covariance_products, expectation)
+from smfsym.expectation import (
+    _dense_covariance, _exact_ring, _sparse_covariance, covariance, covariance_products, expectation,
+)
 from smfsym.spec.load import load_spec
 from test_parseval import polynomial_problems
 

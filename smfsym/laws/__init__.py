@@ -21,8 +21,10 @@ The subpackage is split by kind: :mod:`.base` (symbols and base classes),
 from .base import SUPPORTED_LAWS, DataSymbol, Law, UnivariateLaw
 from .continuous import Beta, Exponential, Gamma, MultivariateNormal, Normal, StudentT, Uniform
 from .empirical import Empirical
-from .factories import (bernoulli, beta, categorical, empirical, exponential, gamma, law_from_sympy_stats,
-                        normal, rademacher, student_t, uniform)
+from .factories import (
+    bernoulli, beta, categorical, empirical, exponential, gamma, law_from_sympy_stats, normal, rademacher,
+    student_t, uniform,
+)
 from .finite import Finite
 
 __all__ = [

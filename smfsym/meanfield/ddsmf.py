@@ -26,8 +26,10 @@ from ..engine import draw_normal, run
 from .data import DataRule, data_rule
 from .kernel import Kernel
 from .observables import Observables
-from .result import (COARSE, MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
-                     positive, save_grid, setup)
+from .result import (
+    COARSE, MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
+    positive, save_grid, setup,
+)
 
 __all__ = ["simulate_ddsmf", "SCHEMES"]
 
@@ -100,7 +102,7 @@ class _Member:
 
 
 class DDSMFTask:
-    """Plain data from which a worker process compiles :class:`_DDSMFStep` once (see :mod:`smfsym.executors`)."""
+    """Plain data from which a worker process compiles :class:`_DDSMFStep` once (see :mod:`smfsym.montecarlo.executors`)."""
 
     provides_functions = True
 

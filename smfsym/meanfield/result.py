@@ -158,9 +158,9 @@ def observables_recipe(obs: Observables) -> tuple:
 
 
 def check_meanfield_executor(executor):
-    """``executor`` checked before any work (None: serial); see :mod:`smfsym.executors`."""
+    """``executor`` checked before any work (None: serial); see :mod:`smfsym.montecarlo.executors`."""
     if executor is None:
         return None
-    from ..executors import check_executor
+    from ..montecarlo.executors import check_executor
 
     return check_executor(executor)

@@ -16,8 +16,10 @@ from ..engine import run
 from ..samplers import samplers_for
 from .kernel import Kernel
 from .observables import Observables
-from .result import (MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
-                     positive, setup)
+from .result import (
+    MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe, positive,
+    setup,
+)
 
 __all__ = ["simulate_meanfield_sgd", "save_steps"]
 
@@ -77,7 +79,7 @@ class _SGDStep:
 
 
 class SGDTask:
-    """Plain data from which a worker process compiles :class:`_SGDStep` once (see :mod:`smfsym.executors`)."""
+    """Plain data from which a worker process compiles :class:`_SGDStep` once (see :mod:`smfsym.montecarlo.executors`)."""
 
     provides_functions = True
 
@@ -130,7 +132,7 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
         sends back per-block statistics and per-path observables, merged in block order, so every
         number is bitwise that of the serial run. ``chunk_size``, if given, is the paths per task.
         Work is split by seed blocks of 4096 paths (a block's paths share one random stream), so a
-        run of at most 4096 paths is one task. See :mod:`smfsym.executors`.
+        run of at most 4096 paths is one task. See :mod:`smfsym.montecarlo.executors`.
 
     Returns
     -------

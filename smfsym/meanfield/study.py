@@ -22,7 +22,9 @@ from .limit import simulate_meanfield_limit
 from ..engine import resolve_seed
 from ..studies.storage import StudyIO
 from .particles import check_particles, particles
-from .refine import RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_rule, refine_rule
+from .refine import (
+    RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_rule, refine_rule,
+)
 from .result import MeanFieldResult, check_net, positive
 from .sgd import simulate_meanfield_sgd
 
@@ -363,7 +365,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
         Bound on the unit evaluations of each run (see :func:`simulate_meanfield_sgd`).
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Runs SGD and the DD-SMF of every cell on it (the deterministic limit, one path, stays
-        here); every number is bitwise that of the serial study. See :mod:`smfsym.executors`.
+        here); every number is bitwise that of the serial study. See :mod:`smfsym.montecarlo.executors`.
 
     Examples
     --------
@@ -379,7 +381,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     """
     check_net(net)
     if executor is not None:
-        from ..executors import check_executor
+        from ..montecarlo.executors import check_executor
 
         executor = check_executor(executor)
     try:

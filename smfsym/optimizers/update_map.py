@@ -32,7 +32,9 @@ import sympy as sp
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
 from ..chaos import NoiseTemplate
 from ..compile import CompiledExprs
-from ..engine import MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run
+from ..engine import (
+    MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run,
+)
 from ..models import default_eta
 from ..problem import Problem
 from ..samplers import samplers_for

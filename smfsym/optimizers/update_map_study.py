@@ -19,8 +19,10 @@ import sympy as sp
 from .._checks import numeric_values
 from ..engine import MAX_STEPS, BlowUpError, check_int, check_positive, resolve_seed
 from ..studies import WeakErrorStudy, fit_order
-from ..studies.common import (_phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for,
-                              seed_sequence, warn_if_unresolved, with_context)
+from ..studies.common import (
+    _phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for, seed_sequence,
+    warn_if_unresolved, with_context,
+)
 from ..simulate import prepare_x0
 from ..studies.richardson import coupled_expectation
 # Order (the persisted fit) through the study module: this module is a study (tests/test_layers.py), and

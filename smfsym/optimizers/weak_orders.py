@@ -37,7 +37,7 @@ from ..studies import OrderWarning, WeakErrorStudy, default_scheme, fit_order
 from ..studies.common import increments_for
 from ..studies.richardson import coupled_expectation
 from ..studies.weak_error_study import _mc_method, check_models
-from .minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
+from ..minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
 from .momentum import beta_for, momentum_model, simulate_momentum_sgd
 from .schedules import _as_schedule, scheduled_model, simulate_sgd_schedule, with_time
 from .._checks import as_expr

@@ -31,8 +31,10 @@ from ..laws import Empirical
 from ..sgd import SGDTask, problem_symbols, simulate_sgd
 from ..simulate import DRAW_BYTES, prepare_x0, simulate
 from ..solvers import get_solver
-from .common import (MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
-                     scheme_for)
+from .common import (
+    MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
+    scheme_for,
+)
 
 __all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_meanfield_cost", "estimate_optimizer_cost",
            "CostEstimate"]

@@ -17,8 +17,10 @@ from ..engine import BlowUpError, check_positive
 from .storage import StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
-from .common import (ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure,
-                     increments_for, lost_cell, plot_target, scheme_for, seed_sequence, with_context)
+from .common import (
+    ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure, increments_for,
+    lost_cell, plot_target, scheme_for, seed_sequence, with_context,
+)
 from .richardson import coupled_run
 
 __all__ = ["multipoint", "MultipointStudy", "PSI"]
@@ -274,7 +276,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     if executor is not None:
-        from ..executors import check_executor
+        from ..montecarlo.executors import check_executor
 
         executor = check_executor(executor)
     increments = check_increments(increments)

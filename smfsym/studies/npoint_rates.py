@@ -28,11 +28,14 @@ import sympy as sp
 from ..exact import NotClosedError, affine_in_params, rational
 from .storage import Order, StudyIO
 from ..problem import Problem
-from .common import (check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
-                     seed_sequence)
+from .common import (
+    check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
+    seed_sequence,
+)
 from .multipoint_study import multipoint
-from .npoint_exact import (MAX_EXACT_MONOMIALS, _exact_sde, _exact_sgd, _generator, _sgd_matrix, _stacked_symbols,
-                           _two_point_sde)
+from .npoint_exact import (
+    MAX_EXACT_MONOMIALS, _exact_sde, _exact_sgd, _generator, _sgd_matrix, _stacked_symbols, _two_point_sde,
+)
 from .weak_error_study import check_etas, check_models
 
 __all__ = ["multipoint_rates", "MultipointRates", "NPOINT_PSI"]

@@ -16,17 +16,20 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..engine import MAX_STEPS, BlowUpError
-from ..exact import (NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean,
-                     model_closes)
+from ..exact import (
+    NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean, model_closes,
+)
 from ..expectation import is_polynomial_in
 from .storage import Order, StudyIO
 from ..problem import Problem
 from ..sgd import simulate_sgd
 from ..simulate import prepare_x0, simulate
 from ..tails import check_phi_tails
-from .common import (MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
-                     check_phi, finish_figure, fit_order, increments_for, lost_cell, order_label, plot_target,
-                     scheme_for, seed_sequence, warn_if_unresolved, with_context)
+from .common import (
+    MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
+    check_phi, finish_figure, fit_order, increments_for, lost_cell, order_label, plot_target, scheme_for,
+    seed_sequence, warn_if_unresolved, with_context,
+)
 from .richardson import coupled_expectation
 
 __all__ = ["weak_error", "WeakErrorStudy", "check_etas", "choose_methods"]
@@ -353,7 +356,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     if executor is not None:
-        from ..executors import check_executor, check_picklable_functions
+        from ..montecarlo.executors import check_executor, check_picklable_functions
 
         executor = check_executor(executor)
         if callable(phi) and not isinstance(phi, sp.Basic):

@@ -26,11 +26,11 @@ import mpmath
 import sympy as sp
 from sympy.utilities.iterables import multiset_partitions
 
-from ..exact import NotClosedError, PolynomialSpace, affine_in_params, rational
-from ..expectation import expectation
-from ..laws import Empirical
-from ..problem import Problem
-from .._checks import as_expr
+from .polynomial_space import NotClosedError, PolynomialSpace, affine_in_params, rational
+from .expectation import expectation
+from .laws import Empirical
+from .problem import Problem
+from ._checks import as_expr
 
 __all__ = ["batch_sgd_operator", "exact_batch_sgd_mean", "batch_sum_moment"]
 

@@ -6,7 +6,7 @@ smfsym has no scheduler of its own: ``executor=`` takes any
 4096-path seed blocks (docs/theory.md §8); a task carries data only: the pickled recipe of the
 step (the symbolic SDE or Problem, the numbers, the scheme), the grid, the seed and the block range.
 A worker process compiles a recipe once and keeps it in smfsym's one compile cache
-(:func:`smfsym.engine.compiled`, least recently used dropped first), keyed by the SHA-256 of the
+(:func:`smfsym.montecarlo.cache.compiled`, least recently used dropped first), keyed by the SHA-256 of the
 pickled recipe, so later tasks of the same run (and of runs with the same recipe) skip both the
 unpickling of the sympy expressions and the compilation. In a thread pool the workers share the
 calling process's cache: the run's recipe is already compiled there.
@@ -47,9 +47,12 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
-from .engine import (BLOCK, BlowUpError, block_label, check_int, compiled, content_key, remember,
-                     run_blocks)
-from .streaming import _Recorder, _Values
+from .blocks import run_blocks
+from .cache import compiled, content_key, remember
+from .checks import BlowUpError, check_int
+from .progress import _progress
+from .seeds import BLOCK, block_label
+from .statistics import _Recorder, _Values
 
 __all__ = ["check_executor", "check_picklable_functions", "run_on_executor", "TASKS_PER_RUN", "process_pool",
            "ProcessPool", "WorkerLostError", "MAX_RETRIES"]
@@ -273,8 +276,6 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
     ``step``, the step this process built from ``task``, is cached under the recipe's key: the tasks
     of a thread pool (which share this process's cache) then run it without unpickling the recipe.
     """
-    from .engine import _progress
-
     try:
         payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,82 @@
+"""The block loop: simulate a range of seed blocks chunk by chunk, streaming statistics in block order."""
+from __future__ import annotations
+
+import numpy as np
+
+from .checks import BlowUpError
+from .seeds import BLOCK, block_generators, block_label
+from .statistics import _Values
+
+__all__ = ["run_blocks"]
+
+
+def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs: dict, states, bar=None,
+               path_offset: int = 0, values: _Values | None = None):
+    """Simulate seed blocks ``first .. first + count - 1`` chunk by chunk; the loop of :func:`run`.
+
+    Statistics go to ``accs`` (merging :class:`_Acc` or recording :class:`_Recorder`) in block
+    order; stored states to ``states[:, lo - path_offset : hi - path_offset]`` (per-path statistics to
+    ``values`` at the same rows); ``bar`` advances by the chunk's paths at every step. Returns the number
+    of paths lost and the first (step, time) of a loss.
+    """
+    x0, n_paths, ss = job["x0"], job["n_paths"], job["ss"]
+    step_sizes, save_index, functions = job["step_sizes"], job["save_index"], job["functions"]
+    store, on_nonfinite, diverged = job["store"], job["on_nonfinite"], job["diverged"]
+    time_label, step_times = job["time_label"], job["step_times"]
+    state_shape = x0.shape
+    nt = len(save_index)
+    bad_total, first_bad = 0, None
+    for b0 in range(first, first + count, chunk_blocks):
+        nb = min(chunk_blocks, first + count - b0)
+        lo = b0 * BLOCK
+        hi = min(n_paths, (b0 + nb) * BLOCK)
+        sizes = [min(BLOCK, n_paths - (b0 + i) * BLOCK) for i in range(nb)]
+        gens = block_generators(ss, b0, nb)
+        X = np.broadcast_to(x0, (hi - lo,) + state_shape).copy()
+        ok = np.ones(hi - lo, dtype=bool)
+
+        def save(k):
+            if store:
+                states[k, lo - path_offset:hi - path_offset] = np.where(
+                    ok.reshape((-1,) + (1,) * len(state_shape)), X, np.nan)
+            accs["state"].add(k, X, ok, sizes)
+            for name, fn in functions.items():
+                v = np.asarray(fn(X), dtype=float)
+                accs[name].add(k, v, ok, sizes)
+                if values is not None:
+                    values.put(name, k, lo - path_offset, v, ok)
+
+        si = 0
+        while si < nt and save_index[si] == 0:
+            save(si)
+            si += 1
+        for n, h in enumerate(step_sizes, start=1):
+            # blow-up is detected and reported below (step, time, fraction): numpy's own
+            # overflow warnings would only repeat it less precisely
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                X = step(X, h, gens, sizes)
+            # max |X| <= diverged, without an |X| temporary; NaN propagates into max/min, failing the test
+            if X.size and not (X.max() <= diverged and X.min() >= -diverged):
+                with np.errstate(invalid="ignore"):
+                    bad = ~(np.abs(X) <= diverged).reshape(X.shape[0], -1).all(axis=1) & ok
+                if bad.any():
+                    t_bad = step_times(n) if step_times is not None else n
+                    frac = bad.sum() / X.shape[0]
+                    if on_nonfinite == "raise":
+                        raise BlowUpError(
+                            f"non-finite state at step {n} ({time_label} = {t_bad:.6g}) in {frac:.2%} of the "
+                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}, {block_label(b0, nb, n_paths)}; "
+                            f"|state| > {diverged:.3g} counts as non-finite); reduce `dt`/`eta`, use a tamed "
+                            "scheme (scheme='tamed') or pass on_nonfinite='mask' to drop those paths."
+                        )
+                    if first_bad is None or n < first_bad[0]:
+                        first_bad = (n, t_bad)
+                    bad_total += int(bad.sum())
+                    ok &= ~bad
+                X = np.where(ok.reshape((-1,) + (1,) * len(state_shape)), X, 0.0)  # masked paths: zeros, unused
+            while si < nt and save_index[si] == n:
+                save(si)
+                si += 1
+            if bar is not None:
+                bar.update(hi - lo)
+    return bad_total, first_bad

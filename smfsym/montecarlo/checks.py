@@ -1,0 +1,73 @@
+"""Argument checks of the Monte Carlo layer and the blow-up error."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["BlowUpError", "check_int", "check_positive", "DIVERGED"]
+
+#: A state beyond this magnitude counts as blown up, like inf and NaN: a path there has diverged, and
+#: averaging it would give a finite but meaningless number (phi = x^2 of it already overflows).
+DIVERGED = 1e100
+
+
+class BlowUpError(FloatingPointError):
+    """A simulation produced non-finite states."""
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; bools, floats and strings are refused.
+
+    Examples
+    --------
+    >>> check_int(3, "n_paths")
+    3
+    >>> check_int(True, "n_paths")
+    Traceback (most recent call last):
+    ...
+    TypeError: `n_paths` must be an integer; got True (bool).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"`{name}` must be an integer; got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_positive(value, name: str, allow_none: bool = False):
+    """``value`` as a positive finite float; sympy numbers are converted, symbolic ones refused.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> check_positive(sp.Rational(1, 10), "eta")
+    0.1
+    >>> check_positive(-1.0, "t_end")
+    Traceback (most recent call last):
+    ...
+    ValueError: `t_end` must be positive and finite; got -1.0.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
+        raise TypeError(f"`{name}` must be a positive number; got {value!r} ({type(value).__name__}).")
+    try:
+        import sympy as sp
+
+        if isinstance(value, sp.Basic):
+            if value.free_symbols:
+                raise TypeError(f"`{name}` must be a number; got the symbolic {value} (give a numeric value).")
+            value = complex(value)
+            if value.imag != 0:
+                raise ValueError(f"`{name}` must be a real number; got {value}.")
+            value = value.real
+        out = float(value)
+    except (TypeError, ValueError) as exc:
+        if str(exc).startswith(f"`{name}`"):
+            raise
+        raise TypeError(f"`{name}` must be a positive number; got {value!r} ({type(value).__name__}).") from None
+    if not math.isfinite(out) or out <= 0:
+        raise ValueError(f"`{name}` must be positive and finite; got {value!r}.")
+    return out

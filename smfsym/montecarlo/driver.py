@@ -1,0 +1,144 @@
+"""The Monte Carlo driver shared by every simulator: chunking, seed blocks, streaming, executors, blow-up
+reports (docs/theory.md §8)."""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import numpy as np
+
+from .blocks import run_blocks
+from .checks import DIVERGED, check_int, check_positive
+from .executors import check_executor, check_picklable_functions, run_on_executor
+from .grid import StepGrid
+from .progress import _progress
+from .result import SimulationResult
+from .seeds import BLOCK, resolve_seed
+from .statistics import _Acc, _Values
+
+__all__ = ["run", "MAX_STORED_BYTES", "CHUNK_BYTES"]
+
+#: Default bound on stored states (bytes); larger requests are refused.
+MAX_STORED_BYTES = 4 * 2**30
+#: Default working-set target per chunk (bytes).
+CHUNK_BYTES = 64 * 2**20
+
+
+def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np.ndarray,
+        step: Callable, seed, chunk_size: int | None, functions: Mapping | None, store: bool,
+        on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
+        step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None,
+        blowup_threshold: float | None = None, executor=None, task=None,
+        keep_values: bool = False) -> SimulationResult:
+    """Run ``step(X, h, gens, sizes)`` over ``step_sizes`` for all paths, chunk by chunk.
+
+    ``step_sizes`` is an array or a :class:`StepGrid` (streamed); ``per_path_bytes``
+    is the caller's estimate of the working memory of one path in one step (state
+    copies, noise draws, data-set columns), from which the chunk size is chosen.
+    A path with a state entry beyond ``blowup_threshold`` (default :data:`DIVERGED`)
+    counts as blown up, like inf and NaN.
+
+    With an ``executor`` (a ``concurrent.futures.Executor`` or a Dask ``Client``), ``task`` is a
+    picklable recipe with ``build() -> step`` that each worker compiles once (see
+    :mod:`smfsym.montecarlo.executors`); groups of whole seed blocks are simulated there and their per-block
+    statistics merged here in block order, so every number equals the serial run's. A task whose
+    ``provides_functions`` is true builds the streamed statistics on the worker too (``build()``'s step
+    has a ``functions`` dict with the same names), so ``functions`` here need not pickle.
+
+    ``keep_values=True`` also returns the per-path values of every streamed statistic,
+    ``extra["values"][name]`` of shape ``(n_times, n_paths, ...)`` (NaN on masked paths).
+    """
+    n_paths = check_int(n_paths, "n_paths")
+    if on_nonfinite not in ("raise", "mask"):
+        raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
+    if not isinstance(store, (bool, np.bool_)):
+        raise TypeError(f"`store` must be True or False; got {store!r}.")
+    if functions is not None and not isinstance(functions, Mapping):
+        raise TypeError(f"`functions` must be a mapping name -> callable; got {type(functions).__name__}.")
+    functions = dict(functions or {})
+    for name, fn in functions.items():
+        if not isinstance(name, str) or name == "state":
+            raise ValueError(f"`functions` keys must be names other than 'state'; got {name!r}.")
+        if not callable(fn):
+            raise TypeError(f"`functions[{name!r}]` must be callable; got {type(fn).__name__}.")
+    if executor is not None:
+
+        executor = check_executor(executor)
+        if task is None or not hasattr(task, "build"):
+            raise TypeError("`task` must be a picklable recipe with build() -> step when an executor is used.")
+        if not getattr(task, "provides_functions", False):
+            check_picklable_functions(functions)
+    ss = resolve_seed(seed)
+    diverged = DIVERGED if blowup_threshold is None else check_positive(blowup_threshold, "blowup_threshold")
+    state_shape = x0.shape
+    nt = len(save_index)
+    state_size = int(np.prod(state_shape))
+    nbytes = nt * n_paths * state_size * 8
+    if store and nbytes > max_memory:
+        raise MemoryError(
+            f"storing {nt} x {n_paths} x {state_shape} states needs {nbytes / 2**30:.2f} GiB, over the "
+            f"{max_memory / 2**30:.2f} GiB bound: pass store=False and stream statistics with "
+            "`functions={name: f(states)}` (or raise `max_memory`)."
+        )
+    per_path = max(state_size * 8 * 24, int(per_path_bytes or 0))
+    chunk_given = chunk_size is not None
+    if chunk_size is None:
+        chunk_size = max(BLOCK, CHUNK_BYTES // per_path)
+    chunk_size = check_int(chunk_size, "chunk_size")
+    chunk_blocks = max(1, -(-int(chunk_size) // BLOCK))
+    n_blocks = -(-n_paths // BLOCK)
+    states = np.empty((nt, n_paths) + state_shape) if store else None
+    accs = {name: _Acc(nt) for name in ["state", *functions]}
+    n_steps = len(step_sizes)
+    if step_times is None and isinstance(step_sizes, StepGrid):
+        step_times = step_sizes.time
+    elif step_times is not None and not callable(step_times):
+        step_times = _ArrayTimes(step_times)
+    if executor is not None and step_times is not None and not _picklable_times(step_times):
+        step_times = None  # only labels error messages; on a worker steps are then named by index
+    job = dict(x0=x0, n_paths=n_paths, step_sizes=step_sizes, save_index=list(save_index), ss=ss,
+               functions=functions, store=store, on_nonfinite=on_nonfinite, diverged=diverged,
+               time_label=time_label, step_times=step_times)
+    values = _Values(nt, n_paths) if keep_values else None
+    if executor is not None:
+
+        bad_total, first_bad, timing = run_on_executor(executor, task, job, n_blocks, chunk_blocks, chunk_given,
+                                                       accs, states, progress, scheme, values, step=step)
+    else:
+        timing = None
+        bar = _progress(progress, n_steps * n_paths, scheme)
+        try:
+            bad_total, first_bad = run_blocks(step, job, 0, n_blocks, chunk_blocks, accs, states, bar,
+                                              values=values)
+        finally:
+            if bar is not None:
+                bar.close()
+    stats = {name: acc.result() for name, acc in accs.items()}
+    success = bad_total == 0
+    msg = "ok" if success else (
+        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged beyond {diverged:.3g} (first at step "
+        f"{first_bad[0]}, {time_label} = {first_bad[1]:.6g}) and were masked (NaN in states, left out of stats)")
+    res = SimulationResult(t=np.asarray(times, dtype=float), states=states, stats=stats, seed=ss, scheme=scheme,
+                           dt=float(dt_label), n_steps=n_steps, n_paths=n_paths, success=success, message=msg,
+                           n_nonfinite=bad_total)
+    if timing is not None:
+        res.extra["executor"] = timing
+    if values is not None:
+        res.extra["values"] = values.arrays
+    if first_bad is not None:
+        res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
+    return res
+
+
+def _picklable_times(step_times) -> bool:
+    return step_times is float or isinstance(step_times, _ArrayTimes) or (
+        getattr(step_times, "__self__", None) is not None and isinstance(step_times.__self__, StepGrid))
+
+
+class _ArrayTimes:
+    """Time after step n from an array of step times (picklable, unlike a closure)."""
+
+    def __init__(self, arr):
+        self.arr = np.asarray(arr, dtype=float)
+
+    def __call__(self, n: int) -> float:
+        return float(self.arr[n - 1])

@@ -1,0 +1,38 @@
+"""Seed blocks: block b of :data:`BLOCK` paths draws from ``SeedSequence(entropy, spawn_key=(b,))``, so the
+numbers do not depend on how blocks are grouped into chunks or spread over workers."""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BLOCK", "resolve_seed", "block_generators", "block_label"]
+
+#: Paths per random stream: chunk sizes are rounded up to whole blocks.
+BLOCK = 4096
+
+
+def resolve_seed(seed) -> np.random.SeedSequence:
+    """An int, None, SeedSequence or Generator as a SeedSequence (recorded in results)."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(seed.integers(0, 2**63, size=4).tolist())
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"`seed` must be an int, a SeedSequence or a Generator; got {seed!r} (bool).")
+    if seed is None or isinstance(seed, (int, np.integer)):
+        if seed is not None and seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer; got {seed}.")
+        return np.random.SeedSequence(None if seed is None else int(seed))
+    raise TypeError(f"`seed` must be an int, a SeedSequence or a Generator; got {type(seed).__name__}.")
+
+
+def block_generators(ss: np.random.SeedSequence, first: int, count: int) -> list:
+    return [np.random.Generator(np.random.PCG64(
+        np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (b,))))
+        for b in range(first, first + count)]
+
+
+def block_label(first: int, count: int, n_paths: int) -> str:
+    """``"seed blocks a-b (paths p-q)"``: where in the run a chunk or a task lies."""
+    last = first + count - 1
+    blocks = f"seed block {first}" if count == 1 else f"seed blocks {first}-{last}"
+    return f"{blocks} (paths {first * BLOCK}-{min(n_paths, (last + 1) * BLOCK) - 1})"
