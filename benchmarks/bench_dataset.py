@@ -117,8 +117,8 @@ def main():
             if getattr(mod, "_data0", 0) is None:
                 mod.set_data(_data0=flow.diffusion.law.data, _weights0=flow.diffusion.law.weights)
 
-            from smfsym.numeric import NumericSDE
-            from smfsym.solvers import EulerMaruyama
+            from smfsym.numerics.compiled_sde import NumericSDE
+            from smfsym.numerics.solvers import EulerMaruyama
 
             e = EulerMaruyama()
             nsde = {la: NumericSDE(flow, {flow.eta: ETA}, linear_algebra=la) for la in (None, False)}

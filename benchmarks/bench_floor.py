@@ -68,8 +68,8 @@ def _best(fn, repeat=REPEAT):
 def measure(problem, scheme, increments, n_steps=10):
     """Seconds per path-step of the stepper on one seed block (any smfsym version with SDETask)."""
     from smfsym.engine import block_generators, resolve_seed
-    from smfsym.simulate import SDETask
-    from smfsym.solvers import get_solver
+    from smfsym.simulation.sde import SDETask
+    from smfsym.numerics.solvers import get_solver
 
     flow, x0 = PROBLEMS[problem]()
     stepper = SDETask(flow, {flow.eta: ETA}, get_solver(scheme), increments).build()
@@ -138,8 +138,8 @@ def _ops_ns(ce, shape, per_point=1):
 def floor(problem, scheme, increments):
     """(rng ns, flop ns, ops per path-step by term) per path-step for this checkout."""
     from smfsym.engine import block_generators, draw_discrete, resolve_seed
-    from smfsym.numeric import NumericSDE
-    from smfsym.solvers import get_solver
+    from smfsym.numerics.compiled_sde import NumericSDE
+    from smfsym.numerics.solvers import get_solver
 
     flow, _ = PROBLEMS[problem]()
     nsde = NumericSDE(flow, {flow.eta: ETA})

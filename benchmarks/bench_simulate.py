@@ -103,7 +103,7 @@ def bounded():
     import tracemalloc
 
     from smfsym.engine import run
-    from smfsym.simulate import time_grid
+    from smfsym.simulation.sde import time_grid
 
     class First(Exception):
         pass
@@ -211,8 +211,8 @@ def _hand_rows(d):
 def small_measurements(repeat: int) -> dict:
     """Section 7's numbers with the smfsym on sys.path (also run for ``--before`` in a subprocess)."""
     from smfsym.engine import block_generators, resolve_seed
-    from smfsym.simulate import SDETask
-    from smfsym.solvers import get_solver
+    from smfsym.simulation.sde import SDETask
+    from smfsym.numerics.solvers import get_solver
 
     d, B = 10, 4096
     flow = smfsym.smf(problem(d), order=2)
@@ -341,7 +341,7 @@ def main():
         print("## 4. sdeint not installed (pip install -e '.[bench]')\n")
         bounded()
         return discrete()
-    from smfsym.numeric import NumericSDE
+    from smfsym.numerics.compiled_sde import NumericSDE
 
     nsde = NumericSDE(flow, {flow.eta: ETA})
     m = nsde.m

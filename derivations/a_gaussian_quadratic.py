@@ -49,7 +49,7 @@ assert sme2.diffusion == smf2.diffusion  # additive noise: SME and SMF coincide
 
 # %%
 eta, k, x0 = 0.1, 10, 1.5
-from smfsym.exact import exact_sgd_mean
+from smfsym.simulation.exact import exact_sgd_mean
 
 mean = exact_sgd_mean(problem, x, [x0], eta, k)
 var = exact_sgd_mean(problem, x**2, [x0], eta, k) - mean**2

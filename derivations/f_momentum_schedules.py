@@ -28,10 +28,8 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.optimizers import (
-    beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model, scheduled_latex,
-    momentum_weak_error, schedule_weak_error, scheduled_model, simulate_momentum_sgd,
-)
+from smfsym.optimizers import beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model, scheduled_latex, scheduled_model, simulate_momentum_sgd
+from smfsym.studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error
 
 FAST = os.environ.get("SMFSYM_FAST") == "1"
 OUT = Path(os.environ.get("SMFSYM_OUT", "out/derivations")) / "f_momentum_schedules"
@@ -149,7 +147,7 @@ results["npoint_correlation"] = corr
 # $O(h^2)$, its covariance error $O(h^3)$ (the covariance itself is $O(h)$).
 
 # %%
-from smfsym.optimizers import momentum_multipoint
+from smfsym.studies.momentum_multipoint import momentum_multipoint
 
 np_problem = smfsym.Problem((a * x - z) ** 2 / 2, [x])
 two = momentum_multipoint(np_problem, [[1.0], [-2.0]], 1.0, [1 / 100, 1 / 400, 1 / 1600], lam=1.0,

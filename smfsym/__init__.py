@@ -14,42 +14,47 @@ import importlib.util
 import sys
 import types
 
+from . import _aliases
+
+_aliases.install()
+
 from ._version import __version__
 
 #: Where each public name lives (the module it is imported from on first use).
 _SOURCES = {
-    ".chaos": ["ChaosExpansion", "NoiseTemplate", "TruncationWarning", "chaos_expansion"],
-    ".compile": ["compile_exprs"],
-    ".expectation": ["DataMean", "covariance", "expectation"],
-    ".latex": ["export_tex"],
-    ".laws": ["Beta", "DataSymbol", "Empirical", "Exponential", "Finite", "Gamma", "Law", "MultivariateNormal",
+    ".symbolic.noise_expansion": ["ChaosExpansion", "NoiseTemplate", "TruncationWarning", "chaos_expansion"],
+    ".symbolic.lambdify": ["compile_exprs"],
+    ".data.means": ["DataMean", "covariance", "expectation"],
+    ".symbolic.latex": ["export_tex"],
+    ".data.laws": ["Beta", "DataSymbol", "Empirical", "Exponential", "Finite", "Gamma", "Law", "MultivariateNormal",
               "Normal", "StudentT", "Uniform", "bernoulli", "beta", "categorical", "empirical", "exponential",
               "gamma", "normal", "rademacher", "student_t", "uniform"],
-    ".models": ["gradient_flow", "sme", "smf"],
-    ".problem": ["NonDifferentiableWarning", "Problem"],
-    ".safeguards": ["Limits", "QuadratureWarning", "ResourceLimitError"],
-    ".tails": ["TailWarning"],
-    ".sde": ["SDE", "MatrixSqrt"],
+    ".symbolic.models": ["gradient_flow", "sme", "smf"],
+    ".symbolic.problem": ["NonDifferentiableWarning", "Problem"],
+    ".limits": ["Limits", "QuadratureWarning", "ResourceLimitError"],
+    ".data.tails": ["TailWarning"],
+    ".symbolic.sde": ["SDE", "MatrixSqrt"],
     ".montecarlo.checks": ["BlowUpError"],
     ".montecarlo.result": ["SimulationResult"],
-    ".simulate": ["simulate"],
-    ".codegen": ["codegen"],
+    ".simulation.sde": ["simulate"],
+    ".io.codegen": ["codegen"],
     ".studies": ["MultipointStudy", "OrderWarning", "WeakErrorStudy", "multipoint", "weak_error", "MultipointRates",
                  "multipoint_rates", "CostEstimate", "estimate_cost", "estimate_meanfield_cost",
                  "estimate_multipoint_cost"],
-    ".sgd": ["simulate_sgd"],
-    ".persist": ["Order", "load_study"],
-    ".solvers": ["SOLVERS", "EulerMaruyama", "Solver", "WeakTaylor2", "TamedEuler"],
+    ".simulation.sgd": ["simulate_sgd"],
+    ".io.persist": ["Order", "load_study"],
+    ".numerics.solvers": ["SOLVERS", "EulerMaruyama", "Solver", "WeakTaylor2", "TamedEuler"],
     ".meanfield": ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
                    "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd", "CapturedNoiseWarning",
                    "MeanFieldStudy", "linearised_variance", "meanfield_study", "DataRule", "RuleResolutionWarning",
                    "refine_rule"],
-    ".optimizers": ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model",
-                    "momentum_weak_error", "schedule_weak_error", "scheduled_model", "simulate_momentum_sgd",
-                    "simulate_sgd_schedule", "momentum_multipoint"],
+    ".optimizers": ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "scheduled_model",
+                    "simulate_momentum_sgd", "simulate_sgd_schedule"],
+    ".studies.optimizer_weak_error": ["momentum_weak_error", "schedule_weak_error"],
+    ".studies.momentum_multipoint": ["momentum_multipoint"],
     ".montecarlo.executors": ["WorkerLostError", "process_pool"],
     ".optimizers.update_map": ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"],
-    ".optimizers.update_map_study": ["update_map_weak_error"],
+    ".studies.update_map_study": ["update_map_weak_error"],
 }
 _LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
@@ -85,7 +90,6 @@ __all__ = [
 ]
 
 #: Public functions named like the submodule that defines them (``smfsym.simulate`` is the function).
-_SHADOWED = frozenset(name for name, module in _LAZY.items() if module == "." + name)
 
 
 def __getattr__(name: str):
@@ -114,8 +118,8 @@ class _Package(types.ModuleType):
     ``from .simulate import simulate`` left it."""
 
     def __setattr__(self, name, value):
-        if name in _SHADOWED and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
-            value = getattr(value, name)
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return  # a submodule (or the old path of one) never replaces the public name it shares
         super().__setattr__(name, value)
 
 

@@ -102,7 +102,7 @@ def _atomic_write(path: Path, data: str | bytes, force: bool) -> None:
     """Write ``path`` through a temporary file in the same directory and ``os.replace``."""
     path = Path(path)
     _check_output_file(path, force)  # again: the run may have taken a while
-    from .persist import atomic_write_text
+    from .io.persist import atomic_write_text
 
     atomic_write_text(path, data)
 
@@ -117,7 +117,7 @@ def _model_list(text: str) -> list[str]:
 
 def cmd_derive(args):
     from . import export_tex
-    from .latex import derivation_text
+    from .symbolic.latex import derivation_text
     from .studies import build_model
 
     names = _model_list(args.models)
@@ -360,7 +360,7 @@ def _check_cost(spec, c: dict, args) -> None:
 
 def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False) -> dict:
     """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON."""
-    from .latex import standalone_table
+    from .symbolic.latex import standalone_table
     from .studies import multipoint, weak_error
 
     scheme = None if c["scheme"] == "auto" else c["scheme"]
@@ -396,7 +396,7 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
 
 def _optimizer_study(spec, c: dict, executor, quiet: bool):
     """The weak-error study of SGD with a schedule, or of heavy-ball / Nesterov momentum (docs/theory.md §7)."""
-    from .optimizers import momentum_weak_error, schedule_weak_error
+    from .studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error
 
     if executor is not None:
         raise UsageError("--workers/--scheduler: schedule and momentum studies run in one process")
@@ -418,7 +418,7 @@ def _optimizer_study(spec, c: dict, executor, quiet: bool):
 
 def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dict:
     """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N) (on ``executor``)."""
-    from .latex import standalone_table
+    from .symbolic.latex import standalone_table
     from .meanfield import meanfield_study
 
     m = spec.meanfield_check
@@ -440,7 +440,7 @@ def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dic
 
 
 def cmd_codegen(args):
-    from .codegen import codegen
+    from .io.codegen import codegen
     from .studies import build_model
 
     out = Path(args.output)

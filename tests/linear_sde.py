@@ -12,7 +12,7 @@ import scipy.linalg as sla
 import sympy as sp
 
 import smfsym
-from smfsym.numeric import NumericSDE
+from smfsym.numerics.compiled_sde import NumericSDE
 
 
 def linear_sde(A, a, Bs, bs):

@@ -9,8 +9,8 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.expectation import covariance, expectation
-from smfsym.safeguards import estimate_size
+from smfsym.data.means import covariance, expectation
+from smfsym.limits import estimate_size
 
 x0, x1, c = sp.symbols("x0 x1 c")
 

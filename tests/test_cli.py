@@ -327,10 +327,10 @@ def test_codegen_of_a_non_polynomial_spec_names_its_eta_and_runs(tmp_path):
 
 
 def test_codegen_still_unsupported_is_one_line(tmp_path, monkeypatch, capsys):
-    import smfsym.codegen_means
+    import smfsym.io.codegen_means
 
     (tmp_path / "s.toml").write_text(LOGISTIC)
-    monkeypatch.setattr(smfsym.codegen_means, "RULE_EMBED_LIMIT", 10)
+    monkeypatch.setattr(smfsym.io.codegen_means, "RULE_EMBED_LIMIT", 10)
     _one_line_error_inproc(capsys, ["codegen", str(tmp_path / "s.toml"), "-o", str(tmp_path / "sim.py")],
                            "embedded numbers", "max_quad_points")
     assert not (tmp_path / "sim.py").exists()

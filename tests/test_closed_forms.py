@@ -20,7 +20,7 @@ def test_gaussian_quadratic_math_section_3():
     assert ce.indices == ((1,),)
     assert sp.simplify(coeffs[(1,)] + s * x) == 0
     full = smfsym.Problem((x - xi) ** 2 / 2, [x])
-    from smfsym.chaos import _polynomial_expansion
+    from smfsym.symbolic.noise_expansion import _polynomial_expansion
 
     # f_2 appears among the coefficients before dropping constant ones
     raw = _polynomial_expansion(full, full.loss, full.data, [None])

@@ -1,4 +1,4 @@
-"""Generated code for data means, data sets and data-set noise columns reproduces smfsym.simulate.
+"""Generated code for data means, data sets and data-set noise columns reproduces smfsym.simulation.sde.
 
 The generated module embeds every refinement level of each Gauss rule and smfsym's per-state
 refinement, so the numbers are smfsym's own: same seed, same paths, up to reordered rounding
@@ -151,7 +151,7 @@ def test_without_replacement_exports_the_sde_only_and_refuses_sgd_alone():
 
 
 def test_rules_too_large_to_embed_are_refused(monkeypatch):
-    import smfsym.codegen_means as cm
+    import smfsym.io.codegen_means as cm
 
     monkeypatch.setattr(cm, "RULE_EMBED_LIMIT", 100)
     with pytest.raises(ValueError, match=r"embedded numbers \(limit 100\).*max_quad_points"):

@@ -4,7 +4,7 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.compile import CompiledExprs, compile_exprs
+from smfsym.symbolic.lambdify import CompiledExprs, compile_exprs
 
 
 def test_cse_temporaries_do_not_collide_with_user_symbols():

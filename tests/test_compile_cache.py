@@ -8,7 +8,7 @@ import sympy as sp
 
 import smfsym
 from smfsym import engine
-from smfsym.solvers import get_solver
+from smfsym.numerics.solvers import get_solver
 from smfsym.studies.richardson import coupled_expectation
 
 x, y = sp.symbols("x y")
@@ -36,23 +36,23 @@ def _sim(flow, **kw):
 def test_second_simulate_is_a_cache_hit_with_identical_numbers(fresh_cache):
     flow, _ = flow_and_problem()
     first = _sim(flow)
-    info = smfsym.simulate.cache_info()
+    info = smfsym.simulation.sde.cache_info()
     assert info.misses == 1 and info.hits == 0 and info.currsize == 1
     second = _sim(flow)
-    after = smfsym.simulate.cache_info()
+    after = smfsym.simulation.sde.cache_info()
     assert after.misses == 1 and after.hits == 1  # nothing compiled again
     np.testing.assert_array_equal(first.states, second.states)
     # the weak order-2 plan compiles on the cached numeric SDE: no new entry, and equal numbers again
     w1 = _sim(flow, scheme="weak2")
     w2 = _sim(flow, scheme="weak2")
-    assert smfsym.simulate.cache_info().misses == 1
+    assert smfsym.simulation.sde.cache_info().misses == 1
     np.testing.assert_array_equal(w1.states, w2.states)
     # values given by symbol rather than by name, and the problem's derived quantities computed meanwhile
     # (cached properties, left out of the key), still hit
     smfsym.sme(flow.problem)
     smfsym.simulate_sgd(flow.problem, [1.0, -0.5], 2, 0.1, n_paths=10, seed=0, values={"s": 0.8})
     third = _sim(flow, values={flow.problem.law_parameters[0]: 0.8})
-    assert smfsym.simulate.cache_info().misses == 2  # the SGD gradient, compiled once
+    assert smfsym.simulation.sde.cache_info().misses == 2  # the SGD gradient, compiled once
     np.testing.assert_array_equal(first.states, third.states)
 
 
@@ -60,11 +60,11 @@ def test_a_hit_gives_the_numbers_of_a_fresh_compilation(fresh_cache):
     flow, _ = flow_and_problem()
     _sim(flow, seed=1)  # fills the cache (and runs the compiled plan once)
     hit = _sim(flow, scheme="weak2", increments="discrete")
-    assert smfsym.simulate.cache_info().hits >= 1
-    smfsym.simulate.cache_clear()
-    assert smfsym.simulate.cache_info() == engine.CacheInfo(0, 0, engine.COMPILE_CACHE_SIZE, 0)
+    assert smfsym.simulation.sde.cache_info().hits >= 1
+    smfsym.simulation.sde.cache_clear()
+    assert smfsym.simulation.sde.cache_info() == engine.CacheInfo(0, 0, engine.COMPILE_CACHE_SIZE, 0)
     fresh = _sim(flow, scheme="weak2", increments="discrete")
-    assert smfsym.simulate.cache_info().misses == 1
+    assert smfsym.simulation.sde.cache_info().misses == 1
     np.testing.assert_array_equal(hit.states, fresh.states)
 
 
@@ -73,7 +73,7 @@ def test_other_numbers_are_other_entries(fresh_cache):
     a = _sim(flow)
     b = _sim(flow, eta=0.05)  # eta is bound at compile time
     c = _sim(flow, values={"s": 0.3})
-    assert smfsym.simulate.cache_info().misses == 3
+    assert smfsym.simulation.sde.cache_info().misses == 3
     assert not np.array_equal(a.states, b.states) and not np.array_equal(a.states, c.states)
     # the larger noise std spreads the paths more: the entries are not mixed up
     assert np.var(a.states[-1, :, 0]) > np.var(c.states[-1, :, 0])
@@ -97,13 +97,13 @@ def test_coupled_runs_and_thread_pools_reuse_the_compilation(fresh_cache):
     kw = dict(eta=0.1, dt=0.01, n_paths=50, solver=get_solver("euler"), phi=lambda X: X[:, 0], seed=0,
               values={"s": 0.8}, progress=False)
     coupled = coupled_expectation(flow, [1.0, -0.5], 1.0, **kw)
-    assert smfsym.simulate.cache_info().misses == 1  # the coupled step wraps the cached numeric SDE
+    assert smfsym.simulation.sde.cache_info().misses == 1  # the coupled step wraps the cached numeric SDE
     assert coupled_expectation(flow, [1.0, -0.5], 1.0, **kw) == coupled
     with ThreadPoolExecutor(2) as ex:
         threaded = _sim(flow, n_paths=engine.BLOCK + 10, executor=ex, chunk_size=engine.BLOCK)
     # the threads share this process's cache, where the run's own step was put: no task compiled
     assert threaded.extra["executor"]["compile_seconds"] == [0.0, 0.0]
-    assert smfsym.simulate.cache_info().misses == 1
+    assert smfsym.simulation.sde.cache_info().misses == 1
     np.testing.assert_array_equal(serial.states, threaded.states)
 
 
@@ -149,12 +149,12 @@ def test_a_study_compiles_each_cell_once(fresh_cache):
     # small runs: the orders are not resolved (OrderWarning), only the compilations are counted
     kw = dict(models=["sme1", "smf2"], method="montecarlo", n_paths=500, progress=False, seed=3)
     first = smfsym.weak_error(p, x**2, [0.5], 0.4, [0.2, 0.1], **kw)
-    info = smfsym.simulate.cache_info()
+    info = smfsym.simulation.sde.cache_info()
     # at most one compilation per (model, eta) cell and one SGD gradient, however many runs each cell made
     assert info.misses <= 2 * 2 + 1, info
     assert info.hits >= 1, info  # the cells' coupled runs and repeated runs reused their compilations
     again = smfsym.weak_error(p, x**2, [0.5], 0.4, [0.2, 0.1], **kw)
-    assert smfsym.simulate.cache_info().misses == info.misses  # the second study compiles nothing
+    assert smfsym.simulation.sde.cache_info().misses == info.misses  # the second study compiles nothing
     assert len(first.rows) == 4 and first.rows == again.rows  # and the same numbers
 
 
@@ -166,7 +166,7 @@ def test_what_does_not_pickle_is_compiled_every_time_and_never_shared(fresh_cach
     g = implemented_function("f", lambda t: -3 * t)
     runs = [smfsym.simulate(smfsym.SDE([h(x)], [[0.1]], [x]), [1.0], 1.0, dt=0.1, n_paths=100, seed=0)
             for h in (f, g, f)]
-    assert smfsym.simulate.cache_info() == engine.CacheInfo(0, 3, engine.COMPILE_CACHE_SIZE, 0)
+    assert smfsym.simulation.sde.cache_info() == engine.CacheInfo(0, 3, engine.COMPILE_CACHE_SIZE, 0)
     np.testing.assert_array_equal(runs[0].states, runs[2].states)
     # Euler on dx = -c x dt: the means are (1 - 0.1 c)^10 (the noise is additive, mean zero)
     assert abs(runs[0].mean()[-1, 0] - 0.9**10) < 5 * runs[0].sem()[-1, 0]

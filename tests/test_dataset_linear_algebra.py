@@ -6,10 +6,10 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.compile import CompiledExprs
-from smfsym.expectation import DataMean
-from smfsym.numeric import NumericSDE
-from smfsym.solvers import EulerMaruyama, WeakTaylor2
+from smfsym.symbolic.lambdify import CompiledExprs
+from smfsym.data.means import DataMean
+from smfsym.numerics.compiled_sde import NumericSDE
+from smfsym.numerics.solvers import EulerMaruyama, WeakTaylor2
 
 
 def _logistic(M=40, d=2, seed=0, bias=False, extra=0):
@@ -185,7 +185,7 @@ def test_generated_module_takes_the_linear_algebra_form_and_matches_smfsym():
 
 def test_linear_algebra_path_in_row_chunks_on_a_large_data_set():
     """More rows than one chunk (LA_ROWS): sums accumulated chunk after chunk equal the general path."""
-    from smfsym.linear_forms import LA_ROWS
+    from smfsym.numerics.linear_forms import LA_ROWS
 
     M = LA_ROWS + 5000
     p, _ = _logistic(M=M)

@@ -8,7 +8,7 @@ import sympy as sp
 import smfsym
 from linear_sde import exact_moments, fitted_order, linear_sde
 from smfsym.engine import draw_discrete
-from smfsym.numeric import NumericSDE
+from smfsym.numerics.compiled_sde import NumericSDE
 from test_solvers import CASES, N_STEPS, phi
 
 NODES = {"two": (np.array([-1.0, 1.0]), np.array([0.5, 0.5])),
@@ -57,7 +57,7 @@ def test_simulate_with_discrete_increments_matches_the_exact_discrete_moments():
     A, a, Bs, bs, x0 = CASES["linear_2d_noncommuting"]
     sde = linear_sde(A, a, Bs, bs)
     for scheme in ("euler", "weak2"):
-        solver = smfsym.solvers.get_solver(scheme)
+        solver = smfsym.numerics.solvers.get_solver(scheme)
         mean, S = discrete_scheme_moments(solver, sde, x0, 1.0, 4)
         res = smfsym.simulate(sde, x0, 1.0, dt=0.25, n_paths=100_000, scheme=scheme, seed=11, increments="discrete",
                               functions={"phi": lambda X: (X**2).sum(-1) + X.sum(-1)})

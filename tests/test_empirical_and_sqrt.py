@@ -4,8 +4,8 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.compile import CompiledExprs
-from smfsym.numeric import NumericSDE
+from smfsym.symbolic.lambdify import CompiledExprs
+from smfsym.numerics.compiled_sde import NumericSDE
 
 
 def _data(M=30, seed=0):

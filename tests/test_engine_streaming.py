@@ -7,7 +7,7 @@ import sympy as sp
 
 import smfsym
 from smfsym.engine import BLOCK, StepGrid, run
-from smfsym.numeric import NumericSDE
+from smfsym.numerics.compiled_sde import NumericSDE
 
 x, a, b = sp.symbols("x a b")
 
@@ -72,7 +72,7 @@ def test_n_paths_rule_whole_blocks_are_kept():
 
 
 def test_long_horizon_streams_without_materialising_the_grid():
-    from smfsym.simulate import time_grid
+    from smfsym.simulation.sde import time_grid
 
     grid = time_grid(1.0, 1e-8, [0.25, 0.5, 1.0])
     assert isinstance(grid, StepGrid) and len(grid) == 10**8 and grid.save_index[-1] == 10**8
@@ -154,7 +154,7 @@ def test_without_replacement_batches_on_a_large_data_set():
     assert peak < 64 * 2**20  # (600 x 50,000) uniforms at once would be 240 MB
     assert r.success
     # the batch is the 16 smallest of the row's uniforms in increasing order, as a full argsort gives
-    from smfsym.sgd import SGDStep
+    from smfsym.simulation.sgd import SGDStep
 
     st = SGDStep(p, 0.1, 16, {})
     gens = smfsym.engine.block_generators(np.random.SeedSequence(4), 0, 1)

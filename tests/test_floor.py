@@ -3,16 +3,16 @@
 The weak order-2 step hoists state-only subterms, regroups the Kloeden-Platen formula by
 linearity and stacks directions; here it is compared, to rounding, with the formula evaluated
 term by term from sympy Jacobians and Hessians written out in this file (no code shared with
-smfsym.numeric), on a nonlinear SDE with non-commuting noise.
+smfsym.numerics.compiled_sde), on a nonlinear SDE with non-commuting noise.
 """
 import numpy as np
 import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.compile import HoistedExprs
+from smfsym.symbolic.lambdify import HoistedExprs
 from smfsym.montecarlo.increments import _TRIPLES, draw_discrete
-from smfsym.numeric import NumericSDE
+from smfsym.numerics.compiled_sde import NumericSDE
 
 x1, x2 = sp.symbols("x1 x2")
 DRIFT = [-x1 + sp.sin(x2), -x2**3 / 3 + x1 / 2]
@@ -154,7 +154,7 @@ def test_hoisted_front_is_evaluated_once_per_state_and_backs_see_no_state_only_w
 
 
 def test_weak2_computes_each_data_mean_once_per_step(monkeypatch):
-    from smfsym.compile import CompiledExprs
+    from smfsym.symbolic.lambdify import CompiledExprs
 
     a, x = smfsym.normal("a"), sp.Symbol("x")
     flow = smfsym.smf(smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x]), order=2)

@@ -1,4 +1,4 @@
-"""Infinite means and covariances are refused: the tail-growth rule of smfsym.tails (docs/theory.md §8).
+"""Infinite means and covariances are refused: the tail-growth rule of smfsym.data.tails (docs/theory.md §8).
 
 Each case states what the rule says and is checked against it; a few are
 checked against direct integration too.
@@ -11,7 +11,7 @@ import sympy as sp
 from scipy import integrate, stats
 
 import smfsym
-from smfsym.tails import growth
+from smfsym.data.tails import growth
 
 x = sp.Symbol("x")
 
@@ -104,7 +104,7 @@ def test_polynomial_losses_keep_their_moment_check():
 
 
 def test_expectation_and_covariance_apply_the_rule_directly():
-    from smfsym.expectation import covariance, expectation
+    from smfsym.data.means import covariance, expectation
 
     t15, e2 = smfsym.student_t("td", 1.5), smfsym.exponential("ed", 2)
     with pytest.raises(ValueError, match="is infinite"):

@@ -6,7 +6,7 @@ import sympy as sp
 import sympy.stats as st
 
 import smfsym
-from smfsym.compile import compile_exprs
+from smfsym.symbolic.lambdify import compile_exprs
 
 
 @pytest.mark.parametrize("make_ours,make_theirs", [
@@ -93,7 +93,7 @@ def test_truncated_expansion_reports_captured_fraction_and_warns():
     frac1 = ce.captured_fraction([2.0, -1.0])
     frac3 = p.chaos(degree=3).captured_fraction([2.0, -1.0])
     assert 0 < frac1 < frac3 <= 1 + 1e-9
-    from smfsym.chaos import TruncationWarning, warn_if_low
+    from smfsym.symbolic.noise_expansion import TruncationWarning, warn_if_low
 
     with pytest.warns(TruncationWarning, match="captures only"):
         warn_if_low(ce, [2.0, -1.0], threshold=0.999)

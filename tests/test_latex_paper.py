@@ -6,8 +6,8 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.compact import bounded_below, compact_matrix, compact_vector
-from smfsym.latex import latex_names
+from smfsym.symbolic.compact import bounded_below, compact_matrix, compact_vector
+from smfsym.symbolic.latex import latex_names
 
 from latex_tools import compile_tex
 
@@ -144,7 +144,7 @@ def test_data_means_are_labelled_once_and_defined(tmp_path):
 
 
 def test_text_derivation_labels_means_and_states_truncation():
-    from smfsym.latex import derivation_text
+    from smfsym.symbolic.latex import derivation_text
 
     p = _logistic()
     flow = smfsym.smf(p, order=1)
@@ -157,7 +157,7 @@ def test_text_derivation_labels_means_and_states_truncation():
 
 
 def test_standalone_tables_compile(tmp_path):
-    from smfsym.latex import standalone_table
+    from smfsym.symbolic.latex import standalone_table
 
     x = sp.Symbol("x")
     p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])

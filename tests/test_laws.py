@@ -163,7 +163,7 @@ def test_a_256_value_categorical_sets_up_and_samples_fast():
     """Issue #15 §3.4: the sampler built the law's repr once per parameter (quadratic): 93 s to set up."""
     import time
 
-    from smfsym.samplers import samplers_for
+    from smfsym.data.samplers import samplers_for
 
     n = 256
     t0 = time.perf_counter()

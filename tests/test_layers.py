@@ -2,9 +2,8 @@
 
 Every module of ``smfsym/`` is given a layer; a module may import from its own layer or a lower
 one. The graph is read from the source (``ast``; imports inside functions count too), so the test
-needs nothing imported. ``BACK_EDGES`` lists today's exceptions; the list may only shrink: an
-exception that is no longer needed fails the test until it is deleted, and a new back-edge fails it
-too.
+needs nothing imported. ``BACK_EDGES`` and ``KNOWN_CYCLES`` are empty since the layered layout of
+issue 16, and must stay so.
 """
 from __future__ import annotations
 
@@ -15,33 +14,23 @@ PACKAGE = Path(__file__).resolve().parents[1] / "smfsym"
 
 #: Layers from the bottom up; a module's layer is that of its longest listed prefix.
 LAYERS = [
-    ("base", ["smfsym._checks", "smfsym._fs", "smfsym._version", "smfsym.safeguards", "smfsym.compact", "smfsym.spec.expr",
-              "smfsym.solvers"]),
-    ("data", ["smfsym.laws", "smfsym.samplers", "smfsym.tails", "smfsym.quadrature", "smfsym.expectation"]),
-    ("symbolic", ["smfsym.compile", "smfsym.latex", "smfsym.chaos", "smfsym.problem", "smfsym.sde",
-                  "smfsym.models", "smfsym.meanfield.problem", "smfsym.meanfield.latex"]),
-    ("numerics", ["smfsym.numeric", "smfsym.linear_forms", "smfsym.meanfield.factored", "smfsym.meanfield.kernel"]),
+    ("base", ["smfsym._checks", "smfsym._fs", "smfsym._version", "smfsym._aliases", "smfsym.limits",
+              "smfsym.spec.expr"]),
+    ("data", ["smfsym.data"]),
+    ("symbolic", ["smfsym.symbolic", "smfsym.meanfield.problem", "smfsym.meanfield.latex"]),
+    ("numerics", ["smfsym.numerics", "smfsym.meanfield.factored", "smfsym.meanfield.kernel"]),
     ("montecarlo", ["smfsym.montecarlo", "smfsym.engine"]),
-    ("simulate", ["smfsym.simulate", "smfsym.sgd", "smfsym.exact", "smfsym.polynomial_space", "smfsym.minibatch_exact", "smfsym.optimizers",
-                  "smfsym.meanfield.particles", "smfsym.meanfield.data", "smfsym.meanfield.observables",
-                  "smfsym.meanfield.result", "smfsym.meanfield.sgd", "smfsym.meanfield.ddsmf",
-                  "smfsym.meanfield.limit", "smfsym.meanfield.linearisation"]),
-    ("studies", ["smfsym.studies", "smfsym.optimizers.update_map_study", "smfsym.meanfield.study", "smfsym.meanfield"]),
-    ("io", ["smfsym.persist", "smfsym.codegen", "smfsym.codegen_means"]),
+    ("simulation", ["smfsym.simulation", "smfsym.optimizers", "smfsym.meanfield.particles", "smfsym.meanfield.data",
+                    "smfsym.meanfield.observables", "smfsym.meanfield.result", "smfsym.meanfield.sgd",
+                    "smfsym.meanfield.ddsmf", "smfsym.meanfield.limit", "smfsym.meanfield.linearisation"]),
+    ("studies", ["smfsym.studies", "smfsym.meanfield"]),
+    ("io", ["smfsym.io"]),
     ("spec", ["smfsym.spec"]),
     ("interface", ["smfsym.cli", "smfsym.__main__", "smfsym"]),
 ]
 
-#: Today's imports that point up a layer, as (importer, imported): may only shrink.
-BACK_EDGES = {
-    ("smfsym.optimizers.momentum_npoint", "smfsym.studies.storage"),
-    ("smfsym.optimizers.momentum_npoint", "smfsym.studies"),
-    ("smfsym.optimizers.weak_orders", "smfsym.studies.storage"),
-    ("smfsym.optimizers.weak_orders", "smfsym.studies"),
-    ("smfsym.optimizers.weak_orders", "smfsym.studies.common"),
-    ("smfsym.optimizers.weak_orders", "smfsym.studies.richardson"),
-    ("smfsym.optimizers.weak_orders", "smfsym.studies.weak_error_study"),
-}
+#: Imports that point up a layer, as (importer, imported): none is left, and none may come back.
+BACK_EDGES: set = set()
 
 
 def modules() -> dict:
@@ -140,19 +129,11 @@ def test_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_import_cycles_only_shrink():
+def test_no_import_cycle():
     """Importing ``a.sub`` runs ``a/__init__``, so a package's re-exports are edges too."""
-    found = [set(c) for c in cycles(import_graph())]
-    known = [set(c) for c in KNOWN_CYCLES]
-    grown = [sorted(c) for c in found if not any(c <= k for k in known)]
-    assert not grown, f"new or larger import cycles: {grown}"
-    assert len(found) == len(known) and all(any(c == k for c in found) for k in known), (
-        f"the import cycles shrank: update KNOWN_CYCLES to {[sorted(c) for c in found]}")
+    found = cycles(import_graph())
+    assert found == KNOWN_CYCLES, f"import cycles (see docs/architecture.md): {found}"
 
 
-#: Today's import cycles (issue 16 removes them): the test fails when one grows, and when one shrinks
-#: until the list is updated.
-KNOWN_CYCLES: list = [
-    ['smfsym.optimizers.momentum_npoint', 'smfsym.optimizers.weak_orders', 'smfsym.studies', 'smfsym.studies.cost',
-     'smfsym.studies.npoint_exact', 'smfsym.studies.npoint_rates'],
-]
+#: Import cycles: none is left, and none may come back.
+KNOWN_CYCLES: list = []

@@ -15,7 +15,7 @@ import smfsym
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ["sympy", "numpy", "scipy", "scipy.special", "matplotlib", "smfsym.studies", "smfsym.meanfield",
-         "smfsym.optimizers", "smfsym.chaos", "smfsym.cli"]
+         "smfsym.optimizers", "smfsym.symbolic.noise_expansion", "smfsym.cli"]
 
 
 def loaded_after(code: str) -> dict:
@@ -34,14 +34,14 @@ def loaded_after(code: str) -> dict:
 def test_import_smfsym_loads_nothing_heavy():
     got = loaded_after("import smfsym; smfsym.__version__; smfsym.__all__")
     assert got["heavy"] == []  # not even sympy or numpy
-    assert got["smfsym"] == ["smfsym", "smfsym._version"]  # the version string: one line, stdlib only
+    assert got["smfsym"] == ["smfsym", "smfsym._aliases", "smfsym._version"]  # old module paths, version (stdlib only)
 
 
 def test_first_use_loads_only_what_it_needs():
     # a simulation needs sympy and numpy, never the studies, the CLI, scipy.special or matplotlib
     got = loaded_after("import smfsym; smfsym.Problem, smfsym.normal, smfsym.smf, smfsym.simulate, "
                        "smfsym.simulate_sgd")
-    assert set(got["heavy"]) == {"sympy", "numpy", "smfsym.chaos"}
+    assert set(got["heavy"]) == {"sympy", "numpy", "smfsym.symbolic.noise_expansion"}
     # a study loads the studies, still without matplotlib (plots import it when drawn)
     got = loaded_after("from smfsym import weak_error")
     assert "smfsym.studies" in got["heavy"] and "matplotlib" not in got["heavy"]
@@ -52,10 +52,10 @@ def test_every_public_name_resolves_to_its_object():
     for name in smfsym.__all__:
         obj = getattr(smfsym, name)
         assert not isinstance(obj, types.ModuleType), name
-    assert smfsym.simulate.__module__ == "smfsym.simulate" and callable(smfsym.simulate)
+    assert smfsym.simulate.__module__ == "smfsym.simulation.sde" and callable(smfsym.simulate)
     assert set(smfsym.__all__) <= set(dir(smfsym))
     # submodules stay reachable as attributes, as when __init__ imported them
-    assert {"engine", "chaos", "numeric", "studies", "compile", "laws"} <= set(dir(smfsym))
+    assert {"engine", "data", "symbolic", "numerics", "montecarlo", "simulation", "studies", "io"} <= set(dir(smfsym))
     assert smfsym.engine.BLOCK == 4096
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         smfsym.no_such_name
@@ -63,10 +63,10 @@ def test_every_public_name_resolves_to_its_object():
 
 def test_submodule_imports_do_not_shadow_functions_of_the_same_name():
     # importing smfsym.simulate (the module) first must leave smfsym.simulate the function
-    code = ("import smfsym.simulate, smfsym.codegen, smfsym.expectation, types; import smfsym;"
+    code = ("import smfsym.simulation.sde, smfsym.codegen, smfsym.expectation, types; import smfsym;"
             "assert all(callable(f) and not isinstance(f, types.ModuleType) for f in "
             "(smfsym.simulate, smfsym.codegen, smfsym.expectation)), (smfsym.simulate, smfsym.codegen);"
-            "from smfsym.simulate import prepare_x0")
+            "from smfsym.simulation.sde import prepare_x0")
     loaded_after(code)
 
 

@@ -5,7 +5,7 @@ import sympy as sp
 
 import smfsym
 from smfsym.meanfield.kernel import Kernel
-from smfsym.models import modified_drift
+from smfsym.symbolic.models import modified_drift
 
 a, w, v, out = sp.symbols("a w v out")
 

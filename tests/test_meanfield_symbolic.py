@@ -4,7 +4,7 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.models import modified_drift
+from smfsym.symbolic.models import modified_drift
 
 a, w, out = sp.symbols("a w out")
 s = sp.Symbol("s", positive=True)

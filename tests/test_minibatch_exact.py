@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.exact import PolynomialSpace, sgd_operator
+from smfsym.simulation.exact import PolynomialSpace, sgd_operator
 from smfsym.optimizers import batch_sgd_operator, exact_batch_sgd_mean
 
 x, y = sp.symbols("x y")
@@ -117,7 +117,7 @@ def test_bad_input(kw, match):
 
 def test_not_closed_and_iid_law_without_replacement():
     xi = smfsym.normal("xi")
-    with pytest.raises(smfsym.exact.NotClosedError):
+    with pytest.raises(smfsym.simulation.exact.NotClosedError):
         batch_sgd_operator(smfsym.Problem((x - xi) ** 4, [x]), PolynomialSpace([x], 2), 0.1, 2)
     with pytest.raises(ValueError, match="empirical data set"):
         batch_sgd_operator(smfsym.Problem((x - xi) ** 2, [x]), PolynomialSpace([x], 2), 0.1, 2,

@@ -4,12 +4,11 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.exact import PolynomialSpace, exact_sde_mean
-from smfsym.optimizers import (
-    beta_for, exact_momentum_sgd_mean, friction, momentum_latex, momentum_model, momentum_weak_error,
-    npoint_model, simulate_momentum_sgd,
-)
-from smfsym.optimizers.weak_orders import _momentum_step_map
+from smfsym.simulation.exact import PolynomialSpace, exact_sde_mean
+from smfsym.optimizers import beta_for, friction, momentum_latex, momentum_model, simulate_momentum_sgd
+from smfsym.studies.optimizer_weak_error import exact_momentum_sgd_mean, momentum_weak_error
+from smfsym.studies.momentum_multipoint import npoint_model
+from smfsym.studies.optimizer_weak_error import _momentum_step_map
 from smfsym.studies import fit_order
 
 x, y = sp.symbols("x y")
@@ -230,14 +229,14 @@ def test_monte_carlo_study_agrees_with_exact(regression):
 def test_momentum_multipoint_exact_non_product_noise():
     """Sigma(x, y) = 9xy/8 + 5/4 is not Sigma(x)^{1/2} Sigma(y)^{1/2}: the order-2 momentum SMF's two-point
     product is order 2 in h, its covariance (itself O(h)) order 3 with the noise correction."""
-    from smfsym.optimizers import momentum_multipoint
+    from smfsym.studies.momentum_multipoint import momentum_multipoint
 
     a = smfsym.normal("a", mean=1, std=sp.Rational(1, 2))
     p = smfsym.Problem((a * x - smfsym.normal("z")) ** 2 / 2, [x])
     st = momentum_multipoint(p, [[1.0], [-2.0]], 1.0, ETAS, lam=1.0, models=["smf2"], stats=["product", "covariance"])
     assert abs(st.orders[("smf2", "product")].slope - 2) < 0.15
     assert abs(st.orders[("smf2", "covariance")].slope - 3) < 0.15
-    with pytest.raises(smfsym.exact.NotClosedError, match="not polynomial"):
+    with pytest.raises(smfsym.simulation.exact.NotClosedError, match="not polynomial"):
         momentum_multipoint(p, [[1.0], [-2.0]], 1.0, ETAS[:2], lam=1.0, models=["sme1"])
     with pytest.raises(ValueError, match="`starts` must be two finite points"):
         momentum_multipoint(p, [[1.0]], 1.0, ETAS, lam=1.0)

@@ -29,7 +29,8 @@ import scipy.linalg
 import sympy as sp
 
 import smfsym
-from smfsym.optimizers import momentum_model, momentum_weak_error
+from smfsym.optimizers import momentum_model
+from smfsym.studies.optimizer_weak_error import momentum_weak_error
 
 LAM = sp.Rational(3, 2)           # the heavy_ball spec's friction
 H = sp.Symbol("h", positive=True)

@@ -13,7 +13,7 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.exact import NotClosedError
+from smfsym.simulation.exact import NotClosedError
 from smfsym.spec import load_spec
 from smfsym.studies import MultipointRates, OrderWarning, multipoint_rates
 

@@ -11,8 +11,9 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.optimizers import Schedule, schedule_weak_error
-from smfsym.safeguards import ResourceLimitError
+from smfsym.optimizers import Schedule
+from smfsym.studies.optimizer_weak_error import schedule_weak_error
+from smfsym.limits import ResourceLimitError
 from smfsym.spec import spec_from_dict
 from smfsym.studies.cost import estimate_optimizer_cost
 

@@ -9,7 +9,8 @@ import pytest  # noqa: E402
 import sympy as sp  # noqa: E402
 
 import smfsym  # noqa: E402
-from smfsym.optimizers import Schedule, momentum_weak_error, schedule_weak_error  # noqa: E402
+from smfsym.optimizers import Schedule
+from smfsym.studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error  # noqa: E402
 
 x = sp.Symbol("x")
 t = sp.Symbol("t")

@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.persist import FORMAT, Order
+from smfsym.io.persist import FORMAT, Order
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_load_study_bounds_memory_before_parsing(exact_study, tmp_path):
     values are checked on the text first: over them, the peak is at most the text twice (raw and blanked)."""
     import tracemalloc
 
-    from smfsym.persist import MAX_ELEMENTS, MAX_STUDY_BYTES
+    from smfsym.io.persist import MAX_ELEMENTS, MAX_STUDY_BYTES
 
     doc = json.loads(exact_study.save(tmp_path / "s.json").read_text())
     for n, match in ((MAX_STUDY_BYTES // 4, "MAX_STUDY_BYTES"), (MAX_ELEMENTS + 10, "MAX_ELEMENTS")):

@@ -12,7 +12,7 @@ import sympy as sp
 from scipy import integrate, stats
 
 import smfsym
-from smfsym.expectation import QuadratureRule
+from smfsym.data.means import QuadratureRule
 
 x = sp.Symbol("x")
 
@@ -109,7 +109,7 @@ def test_overflowing_integrand_warns_not_silent_nan():
 
 
 def test_stable_forms_keep_values():
-    from smfsym.expectation import stable_form
+    from smfsym.data.means import stable_form
 
     z, g = sp.symbols("z g", real=True)
     for e in [sp.exp(z) / (1 + sp.exp(z)), sp.exp(2 * z) / (1 + sp.exp(z)) ** 3, sp.log(1 + sp.exp(-z)),
@@ -125,7 +125,7 @@ def test_stable_forms_keep_values():
 def test_datamean_survives_pickling_into_a_fresh_registry():
     import sys
 
-    ex = sys.modules["smfsym.expectation"]  # the module (smfsym.expectation is also a function)
+    ex = sys.modules["smfsym.data.means"]  # the module (smfsym.expectation is also a function)
 
     a = smfsym.normal("a")
     p = smfsym.Problem(sp.log(1 + sp.exp(-x * a)), [x])

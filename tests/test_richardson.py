@@ -4,7 +4,7 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.solvers import get_solver
+from smfsym.numerics.solvers import get_solver
 from smfsym.studies.common import fit_order
 from smfsym.studies.richardson import coupled_expectation
 

@@ -4,11 +4,9 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.exact import PolynomialSpace, exact_sde_mean
-from smfsym.optimizers import (
-    TIME, Schedule, constant, cosine, exact_schedule_sgd_mean, exact_time_dependent_mean, exponential_decay,
-    schedule_weak_error, scheduled_model, simulate_sgd_schedule, step_decay, warmup, with_time,
-)
+from smfsym.simulation.exact import PolynomialSpace, exact_sde_mean
+from smfsym.optimizers import TIME, Schedule, constant, cosine, exponential_decay, scheduled_model, simulate_sgd_schedule, step_decay, warmup, with_time
+from smfsym.studies.optimizer_weak_error import exact_schedule_sgd_mean, exact_time_dependent_mean, schedule_weak_error
 
 x, y = sp.symbols("x y")
 ETAS = [0.04, 0.02, 0.01, 0.005]  # order-1 errors have an eta^2 part of opposite sign: stay asymptotic

@@ -45,7 +45,7 @@ def test_simulate_matches_exact_scheme_moments_within_standard_error():
     A, a, Bs, bs, x0 = CASES["linear_2d_noncommuting"]
     sde = linear_sde(A, a, Bs, bs)
     for scheme in ("euler", "weak2"):
-        solver = smfsym.solvers.get_solver(scheme)
+        solver = smfsym.numerics.solvers.get_solver(scheme)
         mean, S = scheme_moments(solver, sde, x0, T, 4)
         res = smfsym.simulate(sde, x0, T, dt=0.25, n_paths=100_000, scheme=scheme, seed=11,
                               functions={"phi": lambda X: (X**2).sum(-1) + X.sum(-1)})
@@ -66,17 +66,17 @@ def test_weak2_refuses_numeric_square_root():
 
 
 def test_solver_registry():
-    assert isinstance(smfsym.solvers.get_solver("EM"), smfsym.EulerMaruyama)
-    assert isinstance(smfsym.solvers.get_solver(smfsym.WeakTaylor2), smfsym.WeakTaylor2)
+    assert isinstance(smfsym.numerics.solvers.get_solver("EM"), smfsym.EulerMaruyama)
+    assert isinstance(smfsym.numerics.solvers.get_solver(smfsym.WeakTaylor2), smfsym.WeakTaylor2)
     with pytest.raises(ValueError, match="`scheme` must be one of"):
-        smfsym.solvers.get_solver("rk4")
+        smfsym.numerics.solvers.get_solver("rk4")
 
 
 def _one_step_mean(solver, sde, x, h, phi_fn, points=4):
     """E_Z phi(step(x, h, Z)), exact: the step is polynomial (degree <= 3) in its Gaussian inputs."""
     import itertools
 
-    from smfsym.numeric import NumericSDE
+    from smfsym.numerics.compiled_sde import NumericSDE
 
     nsde = NumericSDE(sde)
     solver.prepare(nsde)

@@ -28,15 +28,16 @@ EVALUATORS = {"sympify", "S", "parse_expr", "eval", "exec", "compile", "run_path
 SPEC_OBJECTS = "receives sympy objects or validated numbers from the spec layer, never spec strings"
 ALLOWED = {
     ("_checks.py", "as_expr", "sympify"): "the package's one sympify: refuses strings at any depth first (tested below)",
-    ("compile.py", "lambdify_safe", "lambdify"): "sympy expressions only; dummify=False on package symbols",
-    ("polynomial_space.py", "rational", "nsimplify"): "numbers already converted by as_expr (strings refused there)",
-    ("laws/factories.py", "empirical", "symbols"): "only when `names` is a str from the Python API; the spec layer "
+    ("_aliases.py", "_AliasLoader.create_module", "import_module"): "module names from the package's own MOVED table",
+    ("symbolic/lambdify.py", "lambdify_safe", "lambdify"): "sympy expressions only; dummify=False on package symbols",
+    ("simulation/polynomial_space.py", "rational", "nsimplify"): "numbers already converted by as_expr (strings refused there)",
+    ("data/laws/factories.py", "empirical", "symbols"): "only when `names` is a str from the Python API; the spec layer "
                                                    "passes a list of names checked by check_name",
-    ("samplers.py", "Sampler.__post_init__", "eval"): "source generated in samplers.py from the law's kind; data "
+    ("data/samplers.py", "Sampler.__post_init__", "eval"): "source generated in samplers.py from the law's kind; data "
                                                       "and parameters are bound as arrays, never as text",
     ("optimizers/schedules.py", "Schedule.__init__", "lambdify"): "the schedule, converted by as_expr first",
-    ("optimizers/weak_orders.py", "exact_schedule_sgd_mean", "lambdify"): "matrices the package built from sympy",
-    ("optimizers/weak_orders.py", "MomentODE.__init__", "lambdify"): "matrices the package built from sympy",
+    ("studies/optimizer_weak_error.py", "exact_schedule_sgd_mean", "lambdify"): "matrices the package built from sympy",
+    ("studies/optimizer_weak_error.py", "MomentODE.__init__", "lambdify"): "matrices the package built from sympy",
     ("spec/expr.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/data_files.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/load.py", "", "compile"): "re.compile of a constant pattern",

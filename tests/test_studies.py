@@ -5,7 +5,7 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.exact import NotClosedError, exact_sde_mean, exact_sgd_mean
+from smfsym.simulation.exact import NotClosedError, exact_sde_mean, exact_sgd_mean
 
 x = sp.Symbol("x")
 

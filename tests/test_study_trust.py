@@ -12,9 +12,9 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.exact import NotClosedError, PolynomialSpace, model_closes
-from smfsym.persist import Order
-from smfsym.solvers import get_solver
+from smfsym.simulation.exact import NotClosedError, PolynomialSpace, model_closes
+from smfsym.io.persist import Order
+from smfsym.numerics.solvers import get_solver
 from smfsym.studies.common import EXACT_ZERO, Fit, fit_order, order_label, resolved
 from smfsym.studies.richardson import coupled_expectation
 from smfsym.studies.weak_error_study import WeakErrorStudy, choose_methods
@@ -185,7 +185,7 @@ def test_one_path_is_refused_where_a_standard_error_is_computed():
 
 def test_exp_of_a_symbolic_multiple_of_a_student_t_variable_is_infinite():
     """E exp(x t), t ~ t(3): infinite for every x != 0 (it used to warn and return 59.3 at x = 0.3)."""
-    from smfsym.expectation import expectation
+    from smfsym.data.means import expectation
 
     t = smfsym.student_t("t", 3)
     with pytest.raises(ValueError, match=r"infinite.*symbolic coefficient.*c != 0"):
@@ -200,7 +200,7 @@ def test_exp_of_a_symbolic_multiple_of_a_student_t_variable_is_infinite():
 def test_phi_whose_sgd_moment_is_infinite_is_refused():
     """grad f = a (a x - y) has degree 2 in a ~ t(5): E x_k^2 needs E a^4 (finite), E x_k^4 needs E a^8
     (infinite: only orders below 5 exist)."""
-    from smfsym.tails import check_phi_tails
+    from smfsym.data.tails import check_phi_tails
 
     p = smfsym.Problem((smfsym.student_t("a", 5) * x - smfsym.normal("y")) ** 2 / 2, [x])
     with warnings.catch_warnings():

@@ -18,8 +18,8 @@ import sympy as sp
 from hypothesis import HealthCheck, given, settings
 
 import smfsym
-from smfsym.chaos import _polynomial_expansion
-from smfsym.expectation import (
+from smfsym.symbolic.noise_expansion import _polynomial_expansion
+from smfsym.data.means import (
     _dense_covariance, _exact_ring, _sparse_covariance, covariance, covariance_products, expectation,
 )
 from smfsym.spec.load import load_spec
@@ -104,7 +104,7 @@ def test_sigma_equals_means_of_products(name):
 
 
 # correlated Gaussians are whitened first: their expansion never reads the ring
-UNWHITENED = [k for k in EXACT if not any(isinstance(l, smfsym.laws.MultivariateNormal) for l in PROBLEMS[k].laws)]
+UNWHITENED = [k for k in EXACT if not any(isinstance(l, smfsym.data.laws.MultivariateNormal) for l in PROBLEMS[k].laws)]
 
 
 @pytest.mark.parametrize("name", UNWHITENED)
@@ -143,7 +143,7 @@ def test_each_distinct_monomial_converted_once():
     prof.disable()
     stats = pstats.Stats(prof).stats
     calls = sum(st[1] for (f, _, fn), st in stats.items() if fn == "from_sympy" and f.endswith("polynomialring.py"))
-    lookups = sum(st[1] for (f, _, fn), st in stats.items() if fn == "in_ring" and f.endswith("expectation.py"))
+    lookups = sum(st[1] for (f, _, fn), st in stats.items() if fn == "in_ring" and f.endswith("data/means.py"))
     moments = p._ring[3]
     distinct = sum(len(c) for _, c in moments._rings.values())
     assert lookups > distinct > 0  # the memo is hit: monomials recur across entries
@@ -223,7 +223,7 @@ def test_noise_columns_equal_sympy_derivatives(name):
 def test_term_derivative_handles_non_polynomial_terms():
     x, y = sp.symbols("x y")
     s = sp.Symbol("s", positive=True)
-    from smfsym.chaos import _derivative
+    from smfsym.symbolic.noise_expansion import _derivative
 
     for f in (sp.sqrt(2) * s * x**3 * y / 2 - x / 7 + 3, sp.sin(x) * y + x * sp.exp(x) + y**2 * sp.sqrt(x),
               sp.Float(0.25) * x**2 * y + sp.Rational(3, 4) * x**-2):

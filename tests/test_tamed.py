@@ -111,5 +111,5 @@ def test_multipoint_reports_solver_error_and_lost_paths():
 
 
 def test_tamed_is_registered_with_its_order():
-    assert isinstance(smfsym.solvers.get_solver("tamed"), smfsym.TamedEuler)
+    assert isinstance(smfsym.numerics.solvers.get_solver("tamed"), smfsym.TamedEuler)
     assert smfsym.SOLVERS["tamed"].weak_order == 1.0

@@ -9,7 +9,7 @@ import smfsym
 from smfsym.optimizers.update_map import UpdateMap, adam, rmsprop, sgd_map, simulate_update_map
 
 x, y = sp.symbols("x y")
-ETA = smfsym.models.default_eta()
+ETA = smfsym.symbolic.models.default_eta()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sympy as sp
 
 import smfsym
 from smfsym.optimizers.update_map import rmsprop
-from smfsym.optimizers.update_map_study import update_map_weak_error
+from smfsym.studies.update_map_study import update_map_weak_error
 from smfsym.studies import OrderWarning, WeakErrorStudy
 
 x = sp.Symbol("x")
@@ -133,7 +133,7 @@ def test_rmsprop_weak_orders(umap):
 
 def test_sqrt_eta_map_steps_and_fits_in_h(umap):
     """Heavy-ball momentum in the underdamped scaling (h = sqrt(eta)): k = t_end / h steps, rows carry h."""
-    eta = smfsym.models.default_eta()
+    eta = smfsym.symbolic.models.default_eta()
     p_ = sp.Symbol("p")
     prob = umap.problem
     h = sp.sqrt(eta)

@@ -1,6 +1,6 @@
 """The spec's vocabularies are the library's registries (issue 16): a name accepted in a TOML spec
 is a name the library knows, and every name the library knows can be written in a spec."""
-import smfsym.solvers
+import smfsym.numerics.solvers
 import smfsym.studies.common
 import smfsym.studies.weak_error_study
 import smfsym.meanfield.study
@@ -12,7 +12,7 @@ def test_models():
 
 
 def test_schemes_are_the_solvers_plus_auto():
-    canonical = {cls.name for cls in set(smfsym.solvers.SOLVERS.values())}
+    canonical = {cls.name for cls in set(smfsym.numerics.solvers.SOLVERS.values())}
     assert set(schema.SCHEMES) == canonical | {"auto"}
 
 

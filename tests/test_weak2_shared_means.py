@@ -4,9 +4,9 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.compile import CompiledExprs
-from smfsym.expectation import expectation
-from smfsym.numeric import NumericSDE
+from smfsym.symbolic.lambdify import CompiledExprs
+from smfsym.data.means import expectation
+from smfsym.numerics.compiled_sde import NumericSDE
 from smfsym.studies import build_model
 
 x = sp.Symbol("x")
@@ -21,7 +21,7 @@ def test_shared_means_change_no_number():
     """Means computed once at X and handed to the step give bitwise the numbers the step gets by
     computing them itself (a mean at a state depends on that state only). How many times a step
     evaluates each mean (once) is counted in tests/test_floor.py, since the hoisted front of the
-    step (smfsym.compile.HoistedExprs) now evaluates every mean once whether or not it is handed in."""
+    step (smfsym.symbolic.lambdify.HoistedExprs) now evaluates every mean once whether or not it is handed in."""
     sde = build_model(_logistic(), "smf2")
     kw = dict(eta=0.1, dt=0.025, n_paths=300, scheme="weak2", seed=5, progress=False)
     fast = smfsym.simulate(sde, [1.0], 0.2, **kw).states

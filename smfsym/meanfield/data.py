@@ -156,7 +156,7 @@ def captured_noise_variance(net, theta, rule: DataRule, *, n_samples: int = 20_0
     """
     from .kernel import Kernel
     from .particles import check_particles
-    from ..samplers import samplers_for
+    from ..data.samplers import samplers_for
 
     theta = check_particles(theta, net.n_params)
     vals = numeric_values(values, _known(net))

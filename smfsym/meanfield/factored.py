@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from ..compile import CompiledExprs
+from ..symbolic.lambdify import CompiledExprs
 from .._checks import as_expr
 
 __all__ = ["FactoredExprs"]

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..compile import CompiledExprs
+from ..symbolic.lambdify import CompiledExprs
 from .factored import FactoredExprs
 
 __all__ = ["Kernel"]

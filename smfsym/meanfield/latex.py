@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..latex import _m, wrap
+from ..symbolic.latex import _m, wrap
 from .._checks import as_expr
 
 __all__ = ["meanfield_latex"]

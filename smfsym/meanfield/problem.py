@@ -23,9 +23,9 @@ from typing import Any, Iterable
 import sympy as sp
 
 from .._checks import as_symbol_tuple
-from ..expectation import covariance, data_symbols, expectation, is_polynomial_in, laws_of
-from ..laws import DataSymbol
-from ..problem import Problem
+from ..data.means import covariance, data_symbols, expectation, is_polynomial_in, laws_of
+from ..data.laws import DataSymbol
+from ..symbolic.problem import Problem
 from .._checks import as_expr
 
 __all__ = ["MeanFieldProblem"]
@@ -128,7 +128,7 @@ class MeanFieldProblem:
         # The means below contain the output Phi(z), an average of units: the tail rule cannot bound an
         # unknown function, so the moments are checked once on the width-1 loss l(phi(theta, z), y),
         # whose growth in the data bounds that of every first variation (docs/theory.md §8).
-        from ..tails import check_tails
+        from ..data.tails import check_tails
 
         check_tails(self.single_loss, [sp.diff(self.single_loss, t) for t in self.params], self.data)
 

@@ -127,7 +127,7 @@ def finish(res: SimulationResult, obs: Observables, method, eta, width, **info) 
 
 def save_grid(t_end, dt, save_at):
     """Steps (materialised: ``check_work`` bounds their number first) between the save times."""
-    from ..simulate import check_save_at, grid
+    from ..simulation.sde import check_save_at, grid
 
     t_end = positive(t_end, "t_end")
     dt = positive(dt, "dt")

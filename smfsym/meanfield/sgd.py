@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..engine import run
-from ..samplers import samplers_for
+from ..data.samplers import samplers_for
 from .kernel import Kernel
 from .observables import Observables
 from .result import (

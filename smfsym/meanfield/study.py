@@ -7,7 +7,7 @@ relative errors of the DD-SMF variance against SGD's; fitted orders of the mean
 errors against SGD; a figure with bands and a LaTeX table. The DD-SMF's data rule is chosen
 (or a given one checked) by what Var[R] depends on, before the runs (:mod:`.refine`); the
 order-2 DD-SMF is Richardson-extrapolated by default so that it is order 2 against SGD.
-A study saves and loads (:class:`smfsym.persist.StudyIO`, :func:`smfsym.load_study`).
+A study saves and loads (:class:`smfsym.io.persist.StudyIO`, :func:`smfsym.load_study`).
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ class MeanFieldStudy(StudyIO):
             setattr(self, name, {(_fit_key(k) if isinstance(k, str) else k): _fit_from_plain(f) for k, f in d.items()})
 
     def save(self, path, *, overwrite: bool = False):
-        """Write the study as JSON (see :class:`smfsym.persist.StudyIO`): per-path observables, rows, fits, meta."""
+        """Write the study as JSON (see :class:`smfsym.io.persist.StudyIO`): per-path observables, rows, fits, meta."""
         plain = copy.copy(self)  # no __post_init__: the keyed objects become plain data only in the copy
         plain.results = {_key_text(k): _result_to_plain(r) for k, r in self.results.items()}
         plain.slopes = {f"{m}|{N}": f for (m, N), f in self.slopes.items()}

@@ -35,11 +35,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from ..chaos import NoiseTemplate
+from ..symbolic.noise_expansion import NoiseTemplate
 from ..engine import SimulationResult, run
-from ..models import default_eta, sme as _sme, smf as _smf
-from ..problem import Problem
-from ..sde import SDE, MatrixSqrt
+from ..symbolic.models import default_eta, sme as _sme, smf as _smf
+from ..symbolic.problem import Problem
+from ..symbolic.sde import SDE, MatrixSqrt
 from .._checks import as_expr
 
 __all__ = ["momentum_model", "simulate_momentum_sgd", "friction", "beta_for", "momentum_latex",
@@ -181,8 +181,8 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
 
 
 def momentum_latex(sde: SDE, environment: str | None = "aligned") -> str:
-    r"""LaTeX of a momentum model in the style of :func:`smfsym.latex.sde_lines`, with the regime stated."""
-    from ..latex import sde_lines, wrap
+    r"""LaTeX of a momentum model in the style of :func:`smfsym.symbolic.latex.sde_lines`, with the regime stated."""
+    from ..symbolic.latex import sde_lines, wrap
 
     lines = sde_lines(sde)
     lines.insert(1, r"&\text{scaling: } 1-\beta = \lambda\sqrt{\eta},\ t = k\sqrt{\eta},\ P = v/\sqrt{\eta}")
@@ -223,9 +223,9 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     >>> bool(np.allclose(a.states[..., 0], b.states[..., 0], rtol=1e-14))
     True
     """
-    from .. import sgd as _sgd
+    from ..simulation import sgd as _sgd
     from .._checks import numeric_values
-    from ..simulate import prepare_x0
+    from ..simulation.sde import prepare_x0
     from .schedules import sgd_run_arguments
 
     if not isinstance(problem, Problem):

@@ -19,13 +19,13 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from ..chaos import NoiseTemplate
+from ..symbolic.noise_expansion import NoiseTemplate
 from ..engine import SimulationResult, run
-from ..models import default_eta, smf as _smf
-from ..problem import Problem
-from ..sde import SDE, MatrixSqrt
+from ..symbolic.models import default_eta, smf as _smf
+from ..symbolic.problem import Problem
+from ..symbolic.sde import SDE, MatrixSqrt
 from .._checks import as_expr
-from ..exact import rational
+from ..simulation.exact import rational
 
 __all__ = ["Schedule", "constant", "step_decay", "cosine", "exponential_decay", "warmup", "scheduled_model",
            "scheduled_latex",
@@ -218,7 +218,7 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     if kind == "gf":
         return SDE(drift, None, state, **kw)
     if kind == "sme":
-        from ..models import sme as _sme
+        from ..symbolic.models import sme as _sme
 
         base = _sme(problem, 1, eta)
         if base.noise_kind == "sqrt":
@@ -238,7 +238,7 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
 
 
 def scheduled_latex(sde: SDE, schedule, environment: str | None = "aligned") -> str:
-    r"""LaTeX of a scheduled model (:func:`smfsym.latex.sde_lines` style) with the schedule u(t) stated.
+    r"""LaTeX of a scheduled model (:func:`smfsym.symbolic.latex.sde_lines` style) with the schedule u(t) stated.
 
     Examples
     --------
@@ -250,7 +250,7 @@ def scheduled_latex(sde: SDE, schedule, environment: str | None = "aligned") -> 
     >>> r"u(t) &= e^{- t}" in tex
     True
     """
-    from ..latex import sde_lines, wrap
+    from ..symbolic.latex import sde_lines, wrap
 
     sch = _as_schedule(schedule)
     lines = sde_lines(sde)
@@ -271,7 +271,7 @@ def with_time(x0, t0: float = 0.0) -> np.ndarray:
 def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at) -> tuple[int, list]:
     """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding)."""
     from ..engine import check_int
-    from ..simulate import check_save_at
+    from ..simulation.sde import check_save_at
 
     n_steps = check_int(n_steps, "n_steps")
     B = check_int(problem.batch_size if batch_size is None else batch_size, "batch_size")
@@ -304,8 +304,8 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     >>> bool((a.states == b.states).all())
     True
     """
-    from .. import sgd as _sgd
-    from ..simulate import prepare_x0
+    from ..simulation import sgd as _sgd
+    from ..simulation.sde import prepare_x0
     from .._checks import numeric_values
 
     if not isinstance(problem, Problem):

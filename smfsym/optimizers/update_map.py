@@ -30,16 +30,16 @@ import numpy as np
 import sympy as sp
 
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
-from ..chaos import NoiseTemplate
-from ..compile import CompiledExprs
+from ..symbolic.noise_expansion import NoiseTemplate
+from ..symbolic.lambdify import CompiledExprs
 from ..engine import (
     MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run,
 )
-from ..models import default_eta
-from ..problem import Problem
-from ..samplers import samplers_for
-from ..sde import SDE, MatrixSqrt
-from ..simulate import check_save_at, prepare_x0
+from ..symbolic.models import default_eta
+from ..symbolic.problem import Problem
+from ..data.samplers import samplers_for
+from ..symbolic.sde import SDE, MatrixSqrt
+from ..simulation.sde import check_save_at, prepare_x0
 
 __all__ = ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map", "EXPANSIONS"]
 

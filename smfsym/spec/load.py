@@ -23,8 +23,8 @@ try:
 except ImportError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .. import laws as _laws
-from ..problem import Problem
+from ..data import laws as _laws
+from ..symbolic.problem import Problem
 from .data_files import read_csv, resolve_data_path
 from .expr import SpecError, check_name, non_real_part, parse_expression
 from .schema import LAWS, SCHEMA, validate_section
@@ -368,7 +368,7 @@ def _schedule(check: dict, consts: dict, values: dict):
 
 def _meanfield(mf: dict, flat: dict, names: dict):
     """The network of a [meanfield] table: unit and loss parsed against its names and the data."""
-    from ..laws import DataSymbol
+    from ..data.laws import DataSymbol
     from ..meanfield import MeanFieldProblem
 
     params = [sp.Symbol(p) for p in mf["params"]]

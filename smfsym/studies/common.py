@@ -11,11 +11,11 @@ import time
 import numpy as np
 import sympy as sp
 
-from ..compile import CompiledExprs
+from ..symbolic.lambdify import CompiledExprs
 from ..engine import BlowUpError, check_int, check_positive, resolve_seed
-from ..models import gradient_flow, sme, smf
-from ..problem import Problem
-from ..solvers import get_solver
+from ..symbolic.models import gradient_flow, sme, smf
+from ..symbolic.problem import Problem
+from ..numerics.solvers import get_solver
 
 __all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "Fit", "EXACT_ZERO", "RESOLVE", "resolved",
            "order_label", "plot_target", "finish_figure", "check_horizon", "default_scheme", "check_common"]
@@ -119,7 +119,7 @@ def increments_for(solver, increments: str) -> str:
 
     Examples
     --------
-    >>> from smfsym.solvers import get_solver
+    >>> from smfsym.numerics.solvers import get_solver
     >>> increments_for(get_solver("weak2"), "auto"), increments_for(get_solver("euler"), "gaussian")
     ('discrete', 'gaussian')
     """
@@ -188,7 +188,7 @@ class Fit(tuple):
     """``(slope, low, high)`` from :func:`fit_order`, with ``n_used`` (the resolved points fitted).
 
     A 3-tuple (it unpacks as ``s, lo, hi``); a study stores ``Order(*fit, fit.n_used)``
-    (:class:`~smfsym.persist.Order`).
+    (:class:`~smfsym.io.persist.Order`).
     """
 
     def __new__(cls, slope: float, low: float, high: float, n_used: int):

@@ -27,10 +27,11 @@ import numpy as np
 
 from .._checks import numeric_values
 from ..engine import BLOCK, CHUNK_BYTES, check_int, check_positive
-from ..laws import Empirical
-from ..sgd import SGDTask, problem_symbols, simulate_sgd
-from ..simulate import DRAW_BYTES, prepare_x0, simulate
-from ..solvers import get_solver
+from ..data.laws import Empirical
+from ..simulation.sgd import SGDTask, problem_symbols, simulate_sgd
+from ..simulation.sde import DRAW_BYTES, prepare_x0, simulate
+from ..numerics.solvers import get_solver
+from . import optimizer_weak_error as wo
 from .common import (
     MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
     scheme_for,
@@ -352,8 +353,6 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
     """
     from ..optimizers.momentum import beta_for, simulate_momentum_sgd
     from ..optimizers.schedules import _as_schedule, simulate_sgd_schedule, with_time
-    from ..optimizers import weak_orders as wo
-
     if not isinstance(check, Mapping):
         raise TypeError(f"`check` must be the [check] table (a mapping); got {type(check).__name__}.")
     schedule, optimizer = check.get("schedule"), check.get("optimizer", "sgd")

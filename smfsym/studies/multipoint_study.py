@@ -15,8 +15,8 @@ import numpy as np
 
 from ..engine import BlowUpError, check_positive
 from .storage import StudyIO
-from ..problem import Problem
-from ..sgd import simulate_sgd
+from ..symbolic.problem import Problem
+from ..simulation.sgd import simulate_sgd
 from .common import (
     ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure, increments_for,
     lost_cell, plot_target, scheme_for, seed_sequence, with_context,

@@ -25,9 +25,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from ..exact import NotClosedError, affine_in_params, rational
+from ..simulation.exact import NotClosedError, affine_in_params, rational
 from .storage import Order, StudyIO
-from ..problem import Problem
+from ..symbolic.problem import Problem
 from .common import (
     check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
     seed_sequence,
@@ -54,7 +54,7 @@ class MultipointRates(StudyIO):
     value and standard error, ``error`` (model - SGD) with ``se`` (0 when exact), ``method`` ("exact" or
     "montecarlo"), ``solver_error`` (Monte Carlo: Richardson estimate from dt and dt/2; 0 when exact) and
     ``lost`` (fraction of paths lost to blow-ups). ``orders``: "model:statistic" -> fitted
-    :class:`~smfsym.persist.Order` on the resolved errors (exact: non-zero; Monte Carlo: above ``resolve``
+    :class:`~smfsym.io.persist.Order` on the resolved errors (exact: non-zero; Monte Carlo: above ``resolve``
     standard errors); a NaN slope when fewer than two are resolved (``n_used`` counts them).
     """
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._checks import numeric_values
 from ..engine import run
-from ..simulate import SDETask, _known_symbols, time_grid
+from ..simulation.sde import SDETask, _known_symbols, time_grid
 
 __all__ = ["coupled_expectation", "coupled_run"]
 
@@ -121,7 +121,7 @@ def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths
     A noise-free linear ODE: Euler's error at dt/2 is O(dt), the extrapolation's O(dt^2).
 
     >>> import sympy as sp, smfsym
-    >>> from smfsym.solvers import get_solver
+    >>> from smfsym.numerics.solvers import get_solver
     >>> x = sp.Symbol("x")
     >>> gf = smfsym.gradient_flow(smfsym.Problem(x**2 / 2 + 0 * smfsym.normal("z"), [x]))
     >>> r = coupled_expectation(gf, [1.0], 1.0, eta=0.1, dt=0.1, n_paths=1, solver=get_solver("euler"),

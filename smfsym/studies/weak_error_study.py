@@ -16,15 +16,15 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..engine import MAX_STEPS, BlowUpError
-from ..exact import (
+from ..simulation.exact import (
     NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean, model_closes,
 )
-from ..expectation import is_polynomial_in
+from ..data.means import is_polynomial_in
 from .storage import Order, StudyIO
-from ..problem import Problem
-from ..sgd import simulate_sgd
-from ..simulate import prepare_x0, simulate
-from ..tails import check_phi_tails
+from ..symbolic.problem import Problem
+from ..simulation.sgd import simulate_sgd
+from ..simulation.sde import prepare_x0, simulate
+from ..data.tails import check_phi_tails
 from .common import (
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
     check_phi, finish_figure, fit_order, increments_for, lost_cell, order_label, plot_target, scheme_for,
@@ -77,7 +77,7 @@ def choose_methods(problem, phi, vals, sdes, method, eta) -> tuple:
     """Exact or Monte Carlo, for SGD and per model: ``(sgd_exact, space, {model: "exact"|"montecarlo"})``.
 
     SGD's moments close when :func:`exact_applies`; a model's when, in addition, its generator
-    maps the polynomials of phi's degree into themselves (:func:`smfsym.exact.model_closes`).
+    maps the polynomials of phi's degree into themselves (:func:`smfsym.simulation.exact.model_closes`).
     A model is never exact against a simulated SGD: its error would be no more exact than SGD.
     """
     sgd_exact = method != "montecarlo" and exact_applies(problem, phi, vals)
@@ -98,7 +98,7 @@ def choose_methods(problem, phi, vals, sdes, method, eta) -> tuple:
 
 
 def _equal_weight_data_set(problem) -> bool:
-    from ..laws import Empirical
+    from ..data.laws import Empirical
 
     if len(problem.laws) != 1 or not isinstance(problem.laws[0], Empirical):
         return False
@@ -302,7 +302,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         SGD values, and everything is simulated when SGD's moments do not close. The rows'
         ``method`` and ``meta["methods"]`` say which was used per model ("exact" and
         "montecarlo"; ``meta["method"]`` is "exact", "montecarlo" or "mixed"). "exact"
-        refuses (:class:`~smfsym.exact.NotClosedError`) where any of them does not close.
+        refuses (:class:`~smfsym.simulation.exact.NotClosedError`) where any of them does not close.
     seed, n_paths : Monte Carlo settings.
         :func:`estimate_cost` tells what a choice will cost before running it.
     dt_fraction : float
@@ -386,7 +386,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                              f"contains {sorted(map(str, extra))}.")
     if isinstance(resolve, bool) or not isinstance(resolve, numbers.Real) or not resolve > 0:
         raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
-    from ..sgd import problem_symbols
+    from ..simulation.sgd import problem_symbols
 
     vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)

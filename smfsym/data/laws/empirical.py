@@ -1,0 +1,112 @@
+"""Empirical data sets: M numeric rows with weights, never M symbolic terms."""
+from __future__ import annotations
+
+import hashlib
+from typing import Sequence
+
+import numpy as np
+import sympy as sp
+
+from ..._checks import finite_array
+from .base import Law
+
+__all__ = ["Empirical"]
+
+class Empirical(Law):
+    """An empirical data set: M numeric samples (rows), columns named by symbols.
+
+    It stays numeric: its means are weighted sums over the rows, never M
+    symbolic terms. ``weights`` (finite, >= 0, positive sum) are normalised to
+    sum to 1; at least 2 rows and 1 column; column names distinct.
+    """
+
+    family = "Empirical"
+    is_finite = True
+
+    def __init__(self, data, names: Sequence[str], weights=None):
+        if isinstance(data, (str, bytes)):
+            raise TypeError("`data` must be an (M, k) array of numbers; got a string.")
+        try:
+            arr = np.array(data, dtype=float, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"`data` must be an (M, k) array of numbers; {exc}.") from None
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2:
+            raise ValueError(f"`data` must be an (M, k) array; got shape {arr.shape}.")
+        names = list(names)
+        bad = [n for n in names if not isinstance(n, str) or not n]
+        if bad:
+            raise TypeError(f"`names` must be non-empty strings; got {bad!r}.")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"`names` must be distinct column names; repeated: {dup}.")
+        if arr.shape[1] != len(names):
+            raise ValueError(
+                f"`names` must name every column of `data`: data has {arr.shape[1]} column(s), "
+                f"names has {len(names)}."
+            )
+        if arr.shape[1] < 1:
+            raise ValueError(f"`data` must have at least 1 column; got shape {arr.shape}.")
+        if arr.shape[0] < 2:
+            raise ValueError(
+                f"`data` must hold at least 2 rows (samples); got {arr.shape[0]}: one sample has no "
+                "gradient noise to model."
+            )
+        finite_array(arr, "data")
+        if weights is None:
+            w = np.full(arr.shape[0], 1.0 / arr.shape[0])
+        else:
+            if isinstance(weights, (str, bytes)):
+                raise TypeError("`weights` must be an array of numbers; got a string.")
+            try:
+                w = finite_array(weights, "weights", ndim=1).copy()
+            except (TypeError, ValueError) as exc:
+                if "`weights`" in str(exc):
+                    raise
+                raise TypeError(f"`weights` must be an array of numbers; {exc}.") from None
+            if w.shape[0] != arr.shape[0]:
+                raise ValueError(f"`weights` must have one entry per row ({arr.shape[0]}); got {w.shape[0]}.")
+            if np.any(w < 0):
+                raise ValueError(f"`weights` must be non-negative; got {int(np.sum(w < 0))} negative value(s), "
+                                 f"the smallest {float(w.min())!r}.")
+            total = float(w.sum())
+            if not total > 0:
+                raise ValueError(f"`weights` must have a positive sum; got sum {total!r}.")
+            # weights are relative: normalised to sum to 1 (sample counts or frequencies both work)
+            w = w / total
+        arr.setflags(write=False)
+        w.setflags(write=False)
+        self.data, self.weights = arr, w
+        self.key = hashlib.sha1(arr.tobytes() + w.tobytes()).hexdigest()[:12]
+        self._make_symbols(names)
+        self._moments: dict = {}
+
+    @property
+    def size(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def parameters(self):
+        return ()
+
+    def moment(self, powers: tuple) -> sp.Expr:
+        powers = tuple(int(p) for p in powers)
+        if powers not in self._moments:
+            with np.errstate(over="ignore", invalid="ignore"):
+                v = float(self.weights @ np.prod(self.data ** np.array(powers), axis=1))
+            if not np.isfinite(v):
+                raise ValueError(
+                    f"the moment {powers} of the data set {self!r} overflows float64 ({v}); rescale the data."
+                )
+            self._moments[powers] = sp.Float(v)
+        return self._moments[powers]
+
+    def quadrature(self, n_points=None, values=None):
+        return self.data, self.weights
+
+    def _latex_law(self):
+        return r"\hat\nu_{" + str(self.size) + "}"
+
+    def __repr__(self):
+        return f"Empirical({', '.join(s.name for s in self.symbols)}; M={self.size})"

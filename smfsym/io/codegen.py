@@ -1,0 +1,554 @@
+"""Standalone simulator code: a readable numpy-only module for an SDE (and its SGD).
+
+The module mirrors smfsym's numerics exactly (same expressions, same common
+subexpressions, same block-wise random streams), so it reproduces
+:func:`smfsym.simulate` and :func:`smfsym.simulate_sgd` for the same seed.
+"""
+from __future__ import annotations
+
+import datetime
+import textwrap
+from typing import Mapping
+
+import numpy as np
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from .._checks import numeric_values
+from ..symbolic.lambdify import _cse
+from ..engine import BLOCK
+from .codegen_means import MeanContext, doc_safe, specs_source
+from ..data.means import DataMean
+from ..numerics.compiled_sde import NumericSDE
+from ..symbolic.problem import Problem
+from ..data.samplers import samplers_for
+from ..symbolic.sde import SDE
+from .._checks import as_expr
+
+__all__ = ["codegen"]
+
+#: Arrays up to this many numbers are written into generated code; larger data sets are passed in.
+EMBED_LIMIT = 1000
+
+
+def _function(name, args, exprs, doc, ctx=None, single=False):
+    """Source of ``def name(args[, means]): ... return [exprs]`` with collision-free cse.
+
+    Data means in ``exprs`` become extra arguments ``_mean<j>`` (computed by the caller with
+    ``_means(...)``); ``ctx`` generates their integrands and rules once per module.
+    Returns the source, and with ``ctx`` also the numbers of the means the function takes.
+    """
+    import keyword
+
+    exprs = [as_expr(e) for e in exprs]
+    idx, mean_syms = [], []
+    if any(e.atoms(DataMean) for e in exprs):
+        if ctx is None:  # pragma: no cover - every caller with data means passes a context
+            raise NotImplementedError("code generation of data means needs a MeanContext.")
+        exprs, idx, mean_syms = ctx.replace(exprs, _function)
+    names, seen = [], {"np", "numpy"} | {str(m) for m in mean_syms}
+    for i, a in enumerate(args):
+        n = str(a) if not isinstance(a, sp.Dummy) else str(a.name)
+        if not n.isidentifier() or keyword.iskeyword(n) or n in seen or n.startswith("_"):
+            n = f"arg{i}"
+        seen.add(n)
+        names.append(n)
+    sub = {a: sp.Symbol(n) for a, n in zip(args, names)}
+    exprs = [e.xreplace(sub) for e in exprs]
+    printer = NumPyPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": False})
+    reps, reduced = _cse(exprs)
+    lines = [f"def {name}({', '.join(names + [str(m) for m in mean_syms])}):", f'    """{doc}"""']
+    for sym, e in reps:
+        lines.append(f"    {sym} = {printer.doprint(e)}")
+    if single:
+        lines.append("    return " + printer.doprint(reduced[0]))
+    else:
+        lines.append("    return [" + ", ".join(printer.doprint(e) for e in reduced) + "]")
+    src = "\n".join(lines)
+    return (src, idx) if ctx is not None and not single else src
+
+
+_RUNTIME = '''
+BLOCK = {block}
+
+
+def _stack(outs, shape):
+    res = np.empty(shape + (len(outs),))
+    for i, o in enumerate(outs):
+        res[..., i] = o
+    return res
+
+
+def _cols(X):
+    return [X[..., i] for i in range(X.shape[-1])]
+
+
+def _stack_last(outs, shape):
+    """As smfsym.symbolic.lambdify: one contiguous slab per output, viewed with the output axis last."""
+    res = np.empty((len(outs),) + shape)
+    for i, o in enumerate(outs):
+        res[i] = o
+    return np.moveaxis(res, 0, -1)
+
+
+def _ucols(U, X):
+    extra = X.ndim - 2
+    return [U[(slice(None), k) + (None,) * extra] for k in range(U.shape[1])]
+
+
+def _run(x0, n_paths, seed, steps, index, step):
+    """Drive step(X, h, gens, sizes) over the step sizes, saving after the steps in ``index``."""
+    x0 = np.asarray(x0, dtype=float)
+    n_blocks = -(-n_paths // BLOCK)
+    sizes = [min(BLOCK, n_paths - b * BLOCK) for b in range(n_blocks)]
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    gens = block_generators(ss, 0, n_blocks)
+    X = np.broadcast_to(x0, (n_paths,) + x0.shape).copy()
+    states = np.empty((len(index), n_paths) + x0.shape)
+    si = 0
+    while si < len(index) and index[si] == 0:
+        states[si] = X
+        si += 1
+    for n, h in enumerate(steps, start=1):
+        X = step(X, h, gens, sizes)
+        while si < len(index) and index[si] == n:
+            states[si] = X
+            si += 1
+    return states
+'''
+
+
+def _runtime() -> str:
+    """Shared helpers of a generated module: smfsym's own functions, copied verbatim."""
+    import inspect
+
+    from ..engine import block_generators, draw_normal
+    from ..simulation.sde import grid
+
+    own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, grid))
+    return _RUNTIME.format(block=BLOCK) + "\n\n" + own
+
+
+
+
+def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, problem: Problem | None = None,
+            path=None) -> str:
+    """Standalone numpy-only Python source simulating an SDE (and SGD).
+
+    Every compiled SDE can be exported: polynomial coefficients, data means (the
+    integrand, and the quadrature rule with all its refinement levels and the
+    refinement logic of smfsym, so the numbers are smfsym's; see
+    :mod:`smfsym.io.codegen_means` and docs/theory.md §8), explicit noise matrices,
+    numeric square roots of Sigma and data-set noise columns (docs/theory.md §3).
+    The generated ``simulate`` is Euler-Maruyama (weak order 1; with an order-2
+    *model* such as smf2 the model is O(eta^2) close to SGD and the solver adds
+    O(dt)). Data-set noise whose loss reads the parameters through linear forms of the row is
+    stepped in smfsym's linear-algebra form (its kernels embedded verbatim: margins as one matmul,
+    drift and noise as matmuls; :mod:`smfsym.numerics.linear_forms`). A data set of more than ``EMBED_LIMIT`` numbers is never written into
+    the source: bind it with the module's ``set_data(_data0=..., _weights0=...)``
+    (the law's ``data`` and ``weights``), for the SDE and the SGD sampler alike.
+
+    Parameters
+    ----------
+    obj : SDE or Problem
+        An SDE (its problem, if any, also gets an SGD step), or a Problem (SGD only).
+    eta : float
+        The learning rate, bound into the code.
+    values : mapping, optional
+        Numbers for constants and law parameters.
+    path : str or Path, optional
+        Also write the module there.
+
+    Returns
+    -------
+    str
+        The module's source: ``drift``, ``noise``, ``diffusion`` (``sqrt_sigma`` for a
+        numeric square root of Sigma, ``columns`` for data-set columns), ``sgd_step``,
+        ``simulate`` and ``simulate_sgd``.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> xi = smfsym.normal("xi")
+    >>> flow = smfsym.smf(smfsym.Problem((x - xi) ** 2 / 2, [x]))
+    >>> src = smfsym.codegen(flow, eta=0.1)
+    >>> "def simulate(" in src and "import smfsym" not in src
+    True
+    >>> a = smfsym.normal("a")
+    >>> logistic = smfsym.sme(smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x]), order=1)
+    >>> "_RULE0 = " in smfsym.codegen(logistic, eta=0.1)  # the Gauss rule, embedded
+    True
+    """
+    sde = obj if isinstance(obj, SDE) else None
+    if sde is None and not isinstance(obj, Problem):
+        raise TypeError(f"`obj` must be a smfsym.SDE or Problem; got {type(obj).__name__}.")
+    problem = problem or (obj if isinstance(obj, Problem) else obj.problem)
+    if eta is None or not np.isfinite(eta) or eta <= 0:
+        raise ValueError(f"`eta` must be a positive number; got {eta!r}.")
+    sgd_note = ""
+    if problem is not None and problem.sampling != "iid":
+        if sde is None:
+            raise NotImplementedError("code generation of SGD with without-replacement batches is not supported "
+                                      "yet; use smfsym.simulate_sgd.")
+        # the SDE is exported; its SGD (batches drawn without replacement) is not
+        sgd_note = ("\nsimulate_sgd is not generated: batches drawn without replacement are not supported in "
+                    "generated code (use smfsym.simulate_sgd).\n")
+    from ..simulation.sgd import problem_symbols
+    from ..simulation.sde import _known_symbols
+
+    known = (_known_symbols(sde) if sde is not None else set()) | (problem_symbols(problem) if problem else set())
+    vals = numeric_values(values, known)
+    if sde is not None:
+        vals[sde.eta] = float(eta)
+    samplers = samplers_for(problem.laws, vals) if problem is not None else []
+    arrays, names = {}, {}
+    for smp in samplers:
+        arrays.update(smp.arrays)
+        if smp.arrays:  # a data set's (rows, weights): the SDE's data means read the same arrays
+            names[tuple(smp.symbols)] = tuple(sorted(smp.arrays, key=lambda k: not k.startswith("_data")))
+    ctx = MeanContext(sde.state if sde is not None else (), {as_expr(k): sp.Float(v) for k, v in vals.items()},
+                      names, arrays)
+    title = doc_safe(sde.title) if sde is not None else "SGD"
+    header = f'''"""Simulator generated by smfsym on {datetime.date.today().isoformat()}: {title}.
+
+Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
+'''
+    if sde is not None:
+        header += "\nState: " + doc_safe(", ".join(map(str, sde.state))) + "\nDrift b(x):\n" + "\n".join(
+            "    " + doc_safe(str(e)) for e in sde.drift) + "\n"
+    header += sgd_note
+    body = []
+    if sde is not None:
+        body.append(_sde_code(sde, vals, ctx))
+    if problem is not None and not sgd_note:
+        body.append(_sgd_code(problem, vals, samplers))
+    imports = '"""\nimport itertools\nimport warnings\n\nimport numpy\nimport numpy as np\n\nETA = '
+    parts = [header + imports + repr(float(eta)), _runtime()]
+    if ctx.arrays:
+        parts.append(_data_code(ctx.arrays))
+    if ctx.means:
+        parts.append(ctx.source())
+    else:
+        parts.append('def _means(specs, cols):\n    """No data means in this module."""\n    return []')
+    src = "\n\n\n".join(p.strip("\n") for p in parts + body) + "\n"
+    if path is not None:
+        from pathlib import Path
+
+        Path(path).write_text(src)
+    return src
+
+
+_SET_DATA = '''
+def set_data(**arrays):
+    """Bind the data arrays (the ones smfsym used: law.data and law.weights)."""
+    shapes = SHAPES
+    for k, v in arrays.items():
+        if k not in shapes:
+            raise ValueError(f"unknown data array {k!r}; expected {sorted(shapes)}")
+        v = np.ascontiguousarray(v, dtype=float)
+        if v.shape != shapes[k]:
+            raise ValueError(f"`{k}` must have shape {shapes[k]}; got {v.shape}")
+        globals()[k] = v
+    globals().get("_NODE_CACHE", {}).clear()  # the rules of data means read the data set
+    globals().get("_LA_CACHE", {}).clear()  # and so do the matrices of the linear-algebra form
+'''
+
+
+def _data_code(arrays) -> str:
+    """The data arrays (embedded when small, else None until ``set_data``) and ``set_data``."""
+    consts = []
+    for name, arr in arrays.items():
+        if arr.size <= EMBED_LIMIT:
+            consts.append(f"{name} = np.array({arr.tolist()!r})")
+        else:  # a data set is an argument of the module, never text in it
+            consts.append(f"{name} = None  # shape {arr.shape}: pass it with set_data({name}=...)")
+    shapes = {k: v.shape for k, v in arrays.items()}
+    return "\n".join(consts) + "\n\n" + _SET_DATA.replace("SHAPES", repr(shapes))
+
+
+def _with_means(fn_src, idx, name):
+    """The source of a generated function and the list of the data means it takes (maybe empty)."""
+    return fn_src + "\n\n\n" + specs_source(name, idx)
+
+
+_SDE_DRIFT = '''
+def drift(X):
+    """b(X) for states X of shape (..., D)."""
+    cols = _cols(X)
+    return _stack(_drift(*cols, *_means(_DRIFT_MEANS, cols)), X.shape[:-1])
+'''
+
+_SDE_MATRIX = '''
+def noise(X, U):
+    """sigma(X) U for increments U of shape (P, M)."""
+    if M == 0:
+        return np.zeros_like(X)
+    cols = _cols(X)
+    shape = np.broadcast_shapes(*[c.shape for c in cols], *[u.shape for u in _ucols(U, X)])
+    return _stack(_noise(*cols, *_ucols(U, X), *_means(_NOISE_MEANS, cols)), shape)
+
+
+def diffusion(X):
+    """The d x m diffusion matrix at states X: shape (..., D, M)."""
+    cols = _cols(X)
+    out = _stack(_columns(*cols, *_means(_COLUMNS_MEANS, cols)), X.shape[:-1])
+    return out.reshape(X.shape[:-1] + (M, D)).swapaxes(-1, -2)
+'''
+
+_SDE_SQRT = '''
+def sqrt_sigma(X):
+    """Symmetric square root of Sigma(X) by batched eigh (tiny negative eigenvalues clipped)."""
+    cols = _cols(X)
+    S = _stack(_sigma(*cols, *_means(_SIGMA_MEANS, cols)), X.shape[:-1]).reshape(X.shape[:-1] + (D, D))
+    lam, V = np.linalg.eigh(S)
+    return np.einsum("...ij,...j,...kj->...ik", V, np.sqrt(np.clip(lam, 0.0, None)), V)
+
+
+def noise(X, U):
+    """sqrt(eta) Sigma(X)^{1/2} U."""
+    return SCALE * np.einsum("...ij,...j->...i", sqrt_sigma(X), U.reshape(U.shape[:1] + (1,) * (X.ndim - 2) + U.shape[1:]))
+'''
+
+_SDE_TEMPLATE = '''
+#: Data rows per chunk and working-set target of a path sub-batch: smfsym's, so the sums are its sums.
+ROWS = ROWS_VALUE
+TEMPLATE_BYTES = BYTES_VALUE
+
+
+def _noise_data():
+    data, weights = DATA_NAME, WEIGHTS_NAME
+    if data is None or weights is None:
+        raise ValueError("the data set is not embedded in this module: call set_data() with BOTH_NAMES first")
+    return data, weights
+
+
+def columns(X):
+    """Data-set noise columns grad F - grad f(x, xi_i) at states X, shape (..., M, D) (unscaled)."""
+    data, _ = _noise_data()
+    xc = [c[..., None] for c in _cols(X)]
+    dc = [data[:, j] for j in range(data.shape[1])]
+    shape = np.broadcast_shapes(*[c.shape for c in xc + dc])
+    return _stack_last(_column(*xc, *dc, *_means(_COLUMN_MEANS, xc)), shape)
+
+
+def noise(X, U):
+    """SCALE * sum_i sqrt(w_i) U_i (grad F - grad f(X, xi_i)) for U of shape (P, M), rows in chunks."""
+    data, weights = _noise_data()
+    n_rows = data.shape[0]
+    rows = min(n_rows, ROWS)
+    per_path = max(1, int(np.prod(X.shape[1:-1]))) * rows * D * 8 * 4
+    sub = max(1, TEMPLATE_BYTES // per_path)
+    out = np.empty(X.shape)
+    wU = U * np.sqrt(weights)
+    for a in range(0, X.shape[0], sub):
+        Xs = X[a:a + sub]
+        xc = [c[..., None] for c in _cols(Xs)]
+        means = _means(_COLUMN_MEANS, xc)  # once per sub-batch, not per row chunk
+        acc = np.zeros(Xs.shape)
+        for r0 in range(0, n_rows, rows):
+            dc = [data[r0:r0 + rows, j] for j in range(data.shape[1])]
+            shape = np.broadcast_shapes(*[c.shape for c in xc + dc])
+            cols = _stack_last(_column(*xc, *dc, *means), shape)  # (p, [n,] R, D)
+            Ub = wU[a:a + sub, r0:r0 + rows]
+            Ub = Ub.reshape(Ub.shape[:1] + (1,) * (X.ndim - 2) + Ub.shape[1:])
+            acc += np.einsum("...kd,...k->...d", cols, Ub)
+        out[a:a + sub] = acc
+    return SCALE * out
+'''
+
+_SDE_EULER = '''
+def euler_step(X, dt, Z):
+    """Euler-Maruyama (weak order 1)."""
+    out = X + dt * drift(X)
+    if M:
+        out += noise(X, np.sqrt(dt) * Z[:, 0])
+    return out
+
+
+def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None):
+    """Euler-Maruyama paths: (times, states of shape (n_times, n_paths, [n_points,] D)).
+
+    An (n, D) x0 runs the n-point motion (one noise for all points).
+    """
+    saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
+    steps, index, times = grid(saves, float(dt))
+
+    def step(X, h, gens, sizes):
+        Z = draw_normal(gens, sizes, (1, M)) if M else np.zeros((X.shape[0], 1, 0))
+        return euler_step(X, h, Z)
+
+    return times, _run(x0, n_paths, seed, steps, index, step)
+'''
+
+
+def _sde_code(sde, vals, ctx):
+    nsde = NumericSDE(sde, vals)
+    d, m = nsde.d, nsde.m
+    out = [f"D = {d}  # state dimension\nM = {m}  # independent Brownian motions\n\n"]
+    out.append(_with_means(*_function("_drift", nsde.x, nsde.drift_exprs, "Drift entries.", ctx), "_DRIFT_MEANS"))
+    out.append(_SDE_DRIFT)
+    if nsde.kind == "matrix":
+        cols = [[nsde.diffusion_matrix[i, k] for i in range(d)] for k in range(m)]
+        out.append(_with_means(*_function("_noise", nsde.x + nsde.u, nsde.noise_exprs,
+                                          "sigma(x) u, entry by entry.", ctx), "_NOISE_MEANS"))
+        out.append(_with_means(*_function("_columns", nsde.x, [e for c in cols for e in c],
+                                          "The noise columns sigma_k(x), column by column.", ctx), "_COLUMNS_MEANS"))
+        out.append(_SDE_MATRIX)
+    elif nsde.kind == "sqrt":
+        out.append(f"SCALE = {nsde.scale!r}")
+        out.append(_with_means(*_function("_sigma", nsde.x, nsde.sigma_exprs, "Entries of Sigma(x), row by row.",
+                                          ctx), "_SIGMA_MEANS"))
+        out.append(_SDE_SQRT)
+    else:
+        out.append(_template_code(sde, nsde, ctx))
+    euler = _SDE_EULER
+    if nsde.kind == "template" and nsde.la is not None:
+        out.append(_linear_algebra_code(nsde))
+        euler = euler.replace(_EULER_GENERAL, _EULER_LA)
+    out.append(euler)
+    return "\n\n\n".join(o.strip("\n") for o in out)
+
+
+_EULER_GENERAL = '''    """Euler-Maruyama (weak order 1)."""
+    out = X + dt * drift(X)
+    if M:
+        out += noise(X, np.sqrt(dt) * Z[:, 0])
+    return out'''
+
+_EULER_LA = '''    """Euler-Maruyama (weak order 1): drift and data-set noise in one pass over the data."""
+    b, N = drift_noise(X, Z[:, 0], np.sqrt(dt))
+    return X + dt * b + N'''
+
+_LA_RUNTIME = '''
+#: The data-set sums in linear-algebra form (smfsym.numerics.linear_forms): margins of all rows as one matmul,
+#: the per-row scalars once per (path, row), means and noise as matmuls; blocks of LA_BLOCK paths.
+LA_BLOCK = BLOCK_VALUE
+LA_ROWS = ROWS_VALUE
+LA_Q = Q_VALUE
+N_MEANS = N_MEANS_VALUE
+_LA_CACHE = {}
+
+
+def _la_plan():
+    """The arrays of the linear-algebra form, built from the data set once (again after set_data)."""
+    if not _LA_CACHE:
+        data, weights = _noise_data()
+        n_rows = data.shape[0]
+        dcols = [data[:, j] for j in range(data.shape[1])]
+        sqrt_w = np.sqrt(weights)[:, None]
+        At = la_fill(_la_margin_coefs(*dcols), WHERE_A, (LA_Q, n_rows, D))
+        _LA_CACHE.update(M=n_rows, q=LA_Q, block=LA_BLOCK, pool=_la_pool, sqrt_w=sqrt_w,
+                         dcols=[c[None, :] for c in dcols], At=np.ascontiguousarray(At.reshape(LA_Q * n_rows, -1).T))
+        _LA_CACHE["means"] = (la_output_mats(_la_means_coefs(*dcols), WHERE_MEANS, n_rows, N_MEANS, weights), N_MEANS)
+        _LA_CACHE["rows0"] = (la_output_mats(_la_rows0_coefs(*dcols), WHERE_ROWS0, n_rows, D, sqrt_w[:, 0]), D)
+        _LA_CACHE["chunks"] = la_chunks(_LA_CACHE, LA_ROWS, ["means", "rows0"])
+    return _LA_CACHE
+
+
+def drift_noise(X, Z0, factor=1.0):
+    """Drift b(X) and the noise action sigma(X) (factor Z0) for Z0 of shape (P, M), in one pass."""
+    return la_drift_noise(_la_plan(), X, Z0, factor, SCALE,
+                          lambda X, mv: _stack_last(_la_drift_c0(*_cols(X), *mv), X.shape[:-1]))
+'''
+
+
+def _linear_algebra_code(nsde) -> str:
+    """The Euler step's data-set sums in linear-algebra form: smfsym's kernels verbatim, its scalars
+    and coefficient lists printed, the matrices built from the data set at run time."""
+    import inspect
+
+    from ..numerics.linear_forms import KERNELS
+
+    la = nsde.la
+    split = la.split
+    data_syms = tuple(split.data_symbols)
+    pool, _, outputs = la.stage_exprs["x"]
+    mus = [sp.Symbol(f"_lamean{j}") for j in range(len(la.mean_nodes))]
+    sub = dict(zip(la.mean_nodes, mus))
+    parts = [inspect.getsource(f) for f in KERNELS]
+    parts.append(_function("_la_pool", la.pool_args(), list(pool), "The per-row scalars (margins, data, state)."))
+    a_entries, a_where = la.margin_coefficients()
+    parts.append(_function("_la_margin_coefs", data_syms, a_entries, "Coefficients of the margins, per data row."))
+    consts = [f"WHERE_A = {a_where!r}"]
+    for name in ("means", "rows0"):
+        entries, where = la.output_coefficients(outputs[name][0])
+        parts.append(_function(f"_la_{name}_coefs", data_syms, entries, f"Coefficients of the {name}, per data row."))
+        consts.append(f"WHERE_{name.upper()} = {where!r}")
+    c0 = nsde._template_parts[0]
+    parts.append(_function("_la_drift_c0", tuple(nsde.x) + tuple(mus),
+                           [e.xreplace(sub) for e in list(nsde.drift_exprs) + list(c0)],
+                           "Drift entries, then the noise column's row-free part C0(x) (grad F), on the data means."))
+    from ..numerics.linear_forms import LA_ROWS
+
+    runtime = (_LA_RUNTIME.replace("BLOCK_VALUE", str(la.block)).replace("ROWS_VALUE", str(LA_ROWS)).replace("N_MEANS_VALUE", str(len(la.mean_nodes)))
+               .replace("Q_VALUE", str(la.q)))
+    return "\n\n\n".join(p.strip("\n") for p in parts + ["\n".join(consts), runtime])
+
+
+def _template_code(sde, nsde, ctx) -> str:
+    """Data-set noise columns (docs/theory.md §3): contracted with the increments in chunks of rows."""
+    from ..numerics.compiled_sde import ROWS, TEMPLATE_BYTES
+
+    law = sde.diffusion.law
+    data_name, weights_name = ctx.data_arrays(law)
+    fn, idx = _function("_column", tuple(nsde.x) + tuple(law.symbols), nsde.column_exprs,
+                        "One noise column grad F(x) - grad f(x, xi) per data row (data symbols last).", ctx)
+    body = (_SDE_TEMPLATE.replace("ROWS_VALUE", str(ROWS)).replace("BYTES_VALUE", str(TEMPLATE_BYTES))
+            .replace("DATA_NAME", data_name).replace("WEIGHTS_NAME", weights_name)
+            .replace("BOTH_NAMES", repr([data_name, weights_name])))
+    return _with_means(fn, idx, "_COLUMN_MEANS") + f"\n\n\nSCALE = {nsde.scale!r}\n\n" + body
+
+
+_SGD_STEP = '''
+def sgd_step(X, gens, sizes, eta=ETA):
+    """x <- x - eta * (batch mean of grad f); (P, n, DIM) states share their batch."""
+    data = sample(gens, sizes)
+    if X.ndim == 2:
+        xc = [X[:, i, None] for i in range(DIM)]
+        shape = np.broadcast_shapes(*[c.shape for c in xc], *[c.shape for c in data])
+        g = _stack(_grad_f(*xc, *data), shape).mean(axis=1)
+    else:
+        xc = [X[:, :, i, None] for i in range(DIM)]
+        dc = [c[:, None, :] for c in data]
+        shape = np.broadcast_shapes(*[c.shape for c in xc], *[c.shape for c in dc])
+        g = _stack(_grad_f(*xc, *dc), shape).mean(axis=2)
+    return X - eta * g
+
+
+def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA):
+    """SGD chains: (times, states of shape (n_times, n_paths, [n_points,] DIM))."""
+    idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
+    states = _run(x0, n_paths, seed, np.full(n_steps, eta), idx,
+                  lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta))
+    return np.array(idx) * eta, states
+'''
+
+
+def _sgd_code(problem, vals, samplers):
+    syms = [s for smp in samplers for s in smp.symbols]
+    B = int(problem.batch_size)
+    bound = {as_expr(k): sp.Float(v) for k, v in vals.items()}
+    out = [_function("_grad_f", tuple(problem.params) + tuple(syms), [e.xreplace(bound) for e in problem.grad_f_compact],
+                     "Per-sample gradient entries grad_x f(x, xi).")]
+    arrays = sorted(k for smp in samplers for k in smp.arrays)
+    lines = ["def sample(gens, sizes, B=BATCH):", '    """Data columns of shape (P, B), block by block (as smfsym.simulate_sgd)."""',
+             "    cols = []"]
+    if arrays:
+        lines.append(f"    missing = [k for k in {arrays!r} if globals()[k] is None]")
+        lines.append("    if missing:")
+        lines.append("        raise ValueError(f'the data set is not embedded in this module: call set_data() with "
+                     "{missing} first')")
+    for smp in samplers:
+        k = len(smp.symbols)
+        lines.append(f"    # {doc_safe(', '.join(map(str, smp.symbols)))}")
+        lines.append("    blocks = []")
+        lines.append("    for g, s in zip(gens, sizes):")
+        lines.append("        n = s * B")
+        lines.append(f"        blocks.append(({smp.source}).reshape({k}, s, B))")
+        lines.append("    cols += list(np.concatenate(blocks, axis=1))")
+    lines.append("    return cols")
+    out.append(f"BATCH = {B}\nDIM = {problem.dim}")
+    out.append("\n".join(lines))
+    out.append(_SGD_STEP)
+    return "\n\n\n".join(o.strip("\n") for o in out)

@@ -1,0 +1,162 @@
+r"""Two-point (n-point) motions of the momentum models against momentum SGD with shared samples.
+
+docs/theory.md §5 and §7: the momentum SMF's noise columns are the same functions for every start, so
+copies driven by one noise have velocity-block covariance sqrt(eta) Sigma(x^a, x^c), SGD's with shared
+samples. Exact two-point statistics where the moments close (see :mod:`smfsym.studies.optimizer_weak_error`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import sympy as sp
+
+from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
+from .storage import Order
+from ..symbolic.problem import Problem
+from ..symbolic.sde import SDE
+from .common import fit_order
+from ..optimizers.momentum import momentum_model
+from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean
+
+__all__ = ["npoint_model", "momentum_multipoint", "MomentumMultipoint"]
+
+
+def npoint_model(sde: SDE, n: int) -> tuple:
+    r"""The n-point motion of an SDE with explicit noise columns: n copies driven by the same noise.
+
+    Returns (stacked SDE, list of per-point state tuples). For an SMF the blocks of its noise
+    covariance are eta Sigma(x^a, x^c) (docs/theory.md §5); for an SME they are the products of
+    square roots.
+    """
+    if sde.noise_kind != "matrix":
+        raise ValueError(f"`sde` must have explicit noise columns for a symbolic n-point model; got "
+                         f"'{sde.noise_kind}'.")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"`n` must be a positive integer; got {n!r}.")
+    blocks, drift, rows = [], [], []
+    for a in range(n):
+        st = tuple(sp.Symbol(f"{s.name}__{a}", real=True) for s in sde.state)
+        sub = dict(zip(sde.state, st))
+        blocks.append(st)
+        drift += [e.xreplace(sub) for e in sde.drift]
+        rows.append(sde.diffusion.xreplace(sub))
+    D = sp.Matrix.vstack(*rows)
+    out = SDE(drift, D, [s for b in blocks for s in b], eta=sde.eta, model=f"{sde.model}, {n}-point",
+              order=sde.order, problem=sde.problem)
+    return out, blocks
+
+
+_STATS = ("product", "covariance", "sqdist")
+
+
+@dataclass
+class MomentumMultipoint:
+    """Result of :func:`momentum_multipoint`: rows (eta, h, model, stat, sgd, value, error) and
+    orders[(model, stat)] fitted against h = sqrt(eta)."""
+
+    etas: list
+    models: list
+    stats: list
+    rows: list
+    orders: dict
+
+    def __repr__(self) -> str:
+        lines = [f"{'eta':>10} {'model':>6} {'statistic':>11} {'SGD':>12} {'model':>12} {'error':>11}"]
+        for r in self.rows:
+            lines.append(f"{r['eta']:>10.4g} {r['model']:>6} {r['stat']:>11} {r['sgd']:>12.6g} {r['value']:>12.6g} "
+                         f"{r['error']:>11.3e}")
+        lines.append("fitted orders in h = sqrt(eta) (exact errors):")
+        for (m, st), o in self.orders.items():
+            lines.append(f"  {m:>6} {st:>11}: {o.slope:.3f}  [{o.low:.3f}, {o.high:.3f}]")
+        return "\n".join(lines)
+
+
+def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[float], lam: float, *,
+                        models: Sequence[str] = ("smf1", "smf2"), stats: Sequence[str] = _STATS,
+                        nesterov: bool = False) -> MomentumMultipoint:
+    r"""Exact two-point statistics of momentum SGD (shared samples) against the momentum models' two-point
+    motions (one noise for both starts), docs/theory.md §5 and §7.
+
+    ``starts`` is (2, d) (initial velocities 0). Statistics of the first coordinates: ``"product"``
+    E[X(a) X(b)], ``"covariance"`` and ``"sqdist"`` E|X(a) - X(b)|^2. Needs the moments to close (loss
+    quadratic in the parameters, polynomial in the data, batch size 1) and explicit noise columns (an
+    SMF, or an SME with a polynomial square root); otherwise simulate both with
+    :func:`simulate_momentum_sgd` and :func:`smfsym.simulate` from the two starts.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.studies.momentum_multipoint import momentum_multipoint
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
+    >>> st = momentum_multipoint(p, [[1.0], [-1.0]], 1.0, [1/100, 1/400, 1/1600], lam=1.0, models=["smf2"],
+    ...                          stats=["covariance"])
+    >>> round(st.orders[("smf2", "covariance")].slope)  # an O(h) quantity with relative error O(h^2)
+    3
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
+    starts = np.asarray(starts, dtype=float)
+    d = problem.dim
+    if starts.shape != (2, d) or not np.all(np.isfinite(starts)):
+        raise ValueError(f"`starts` must be two finite points, shape (2, {d}); got {starts.shape}.")
+    bad = [s for s in stats if s not in _STATS]
+    if bad or not stats:
+        raise ValueError(f"`stats` must be among {list(_STATS)}; got {list(stats)}.")
+    etas = sorted((float(e) for e in etas), reverse=True)
+    if len(etas) < 2 or any(not np.isfinite(e) or e <= 0 for e in etas):
+        raise ValueError(f"`etas` must hold at least two positive learning rates; got {etas}.")
+    if not (np.isfinite(lam) and lam > 0):
+        raise ValueError(f"`lam` (the friction) must be positive; got {lam!r}.")
+    if not (problem.is_polynomial and affine_in_params(problem) and problem.batch_size == 1):
+        raise NotClosedError("exact two-point moments need grad f affine in x, a loss polynomial in the data and "
+                             "batch size 1; simulate both processes instead.")
+    lam_r = rational(lam)
+    twos = {}
+    for m in models:
+        kind, order = _parse(m)
+        M, blocks = npoint_model(momentum_model(problem, kind, order, nesterov=nesterov, lam=lam_r), 2)
+        twos[m] = (M, blocks)
+    z0 = np.concatenate([starts[0], np.zeros(d), starts[1], np.zeros(d)])
+    rows = []
+    for eta in etas:
+        er = rational(eta)
+        h_r = sp.sqrt(er)
+        k = max(1, int(round(t_end / float(h_r))))
+        t = rational(k) * h_r if h_r.is_Rational else k * float(h_r)
+        P = momentum_model(problem, "gf", 1).state[d:]
+        maps, st = _momentum_step_map(problem, P, er, 1 - lam_r * h_r, nesterov, points=2)
+
+        def stat_values(mean, xa, xb):
+            out = {}
+            if "product" in stats or "covariance" in stats:
+                prod = mean(xa[0] * xb[0])
+                out["product"] = prod
+                if "covariance" in stats:
+                    out["covariance"] = prod - mean(xa[0]) * mean(xb[0])
+            if "sqdist" in stats:
+                out["sqdist"] = mean(sum((u - v) ** 2 for u, v in zip(xa, xb)))
+            return out
+
+        sgd = stat_values(lambda phi: exact_momentum_sgd_mean(problem, phi, st, z0, er, 1 - lam_r * h_r, k,
+                                                              step_map=maps), st[:d], st[2 * d: 3 * d])
+        for m, (M, blocks) in twos.items():
+            space = PolynomialSpace(M.state, 2)
+            try:
+                val = stat_values(lambda phi: exact_sde_mean(M, phi, z0, er, t, space), blocks[0][:d],
+                                  blocks[1][:d])
+            except sp.PolynomialError:
+                raise NotClosedError(f"model {m!r}: its two-point generator is not polynomial (a square root "
+                                     "Sigma^{1/2} in the noise); use an SMF, or simulate both processes.") from None
+            for s_ in stats:
+                rows.append(dict(eta=eta, h=float(h_r), t=float(t), model=m, stat=s_, sgd=sgd[s_], value=val[s_],
+                                 error=val[s_] - sgd[s_]))
+    orders = {}
+    for m in models:
+        for s_ in stats:
+            rs = [r for r in rows if r["model"] == m and r["stat"] == s_]
+            keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
+            orders[(m, s_)] = Order(*fit_order([r["h"] for r in keep], [r["error"] for r in keep]), len(keep))
+    return MomentumMultipoint(etas, list(models), list(stats), rows, orders)

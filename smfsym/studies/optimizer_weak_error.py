@@ -1,0 +1,556 @@
+r"""Weak-error studies for schedules and momentum, exact where the moments close (docs/theory.md §4, §7).
+
+Exact mode (loss quadratic in the parameters, polynomial in the data, polynomial test function):
+
+- SGD with a schedule: E phi(x_n) = (P_{eta_0} P_{eta_1} ... P_{eta_{n-1}} phi)(x_0), a product of the
+  one-step operators of :func:`~smfsym.optimizers.batch_sgd_operator` at eta_k = eta u(k eta),
+  in 40-digit arithmetic;
+- the time-inhomogeneous model: the moment vector m(t) = E[monomials(X_t)] solves the linear ODE
+  m' = A(t)^T m with A(t) the generator's matrix on the polynomials in x (t is a parameter of the
+  coefficients), integrated with DOP853 at rtol 1e-13 (an error far below the weak errors measured);
+- momentum SGD: the one-step operator on polynomials in (x, p), and the momentum model's generator
+  (time-homogeneous on (x, p)): a matrix power and a matrix exponential as in :mod:`smfsym.simulation.exact`.
+
+Monte Carlo otherwise, with the SGD and model runs on independent seeds and the solver's own error
+estimated from runs at dt and dt/2 (as :func:`smfsym.weak_error`). Fitted orders use
+:func:`smfsym.studies.fit_order`; results are :class:`smfsym.WeakErrorStudy` objects.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Mapping, Sequence
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from ..symbolic.lambdify import CompiledExprs
+from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
+from ..data.means import expectation
+from .storage import Order
+from ..symbolic.problem import Problem
+from ..limits import ResourceLimitError
+from ..symbolic.sde import SDE
+from ..numerics.solvers import get_solver
+from .common import OrderWarning, default_scheme, fit_order
+from .weak_error_study import WeakErrorStudy
+from .common import increments_for
+from .richardson import coupled_expectation
+from .weak_error_study import _mc_method, check_models
+from ..simulation.minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
+from ..optimizers.momentum import beta_for, momentum_model, simulate_momentum_sgd
+from ..optimizers.schedules import _as_schedule, scheduled_model, simulate_sgd_schedule, with_time
+from .._checks import as_expr
+
+__all__ = ["exact_schedule_sgd_mean", "exact_time_dependent_mean", "exact_momentum_sgd_mean",
+           "schedule_weak_error", "momentum_weak_error"]
+
+DIGITS = 40
+
+
+def _degree(phi, params) -> int:
+    return max(sp.Poly(sp.expand(phi), *params).total_degree(), 0)
+
+
+def _check_phi(phi, params):
+    phi = as_expr(phi)
+    if phi.free_symbols - set(params) or not phi.is_polynomial(*params):
+        raise NotClosedError(f"`phi` must be a polynomial in {tuple(params)} for exact moments; got {phi}.")
+    return phi
+
+
+def exact_schedule_sgd_mean(problem: Problem, schedule, phi, x0, eta, n_steps: int) -> float:
+    r"""E phi(x_n) for SGD with eta_k = eta u(k eta), exactly (docs/theory.md §7).
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.optimizers import Schedule, TIME
+    >>> from smfsym.studies.optimizer_weak_error import exact_schedule_sgd_mean
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    >>> round(exact_schedule_sgd_mean(p, Schedule(1 / (1 + TIME)), x, [1.0], 0.5, 2), 12)  # (1 - 1/2)(1 - 1/3)
+    0.333333333333
+    """
+    sch = _as_schedule(schedule)
+    phi = _check_phi(phi, problem.params)
+    if not isinstance(n_steps, (int, np.integer)) or not 0 <= n_steps <= MAX_EXACT_STEPS:
+        raise ValueError(f"`n_steps` must be an integer in [0, {MAX_EXACT_STEPS}] in exact mode; got {n_steps!r}.")
+    space = PolynomialSpace(problem.params, _degree(phi, problem.params))
+    check_schedule_work(int(n_steps), len(space.exps), eta)
+    e = sp.Symbol("eta_k")
+    Psym = batch_sgd_operator(problem, space, e)
+    f = sp.lambdify(e, sp.Matrix(Psym), "mpmath")
+    eta_r = rational(eta)
+    # a smooth u is evaluated by mpmath directly (a sympy substitution per step costs ~5 ms); pieces keep the
+    # exact rational comparison of the substitution, so that a drop on the SGD grid falls on the right step
+    fu = sp.lambdify(sch.t, sch.expr, "mpmath") if sch.is_smooth else None
+    with mpmath.workdps(DIGITS):
+        eta_mp = mpmath.mpf(eta_r.p) / eta_r.q
+        c = mpmath.matrix([mpmath.mpf(str(sp.N(v, DIGITS))) for v in space.coords(phi, "test function")])
+        for k in reversed(range(int(n_steps))):
+            if fu is not None:
+                uk = fu(mpmath.mpf(k) * eta_mp)
+                ok = isinstance(uk, (mpmath.mpf, int)) and mpmath.isfinite(uk) and uk > 0
+            else:
+                uk = sp.N(sch.expr.subs(sch.t, k * eta_r), DIGITS)
+                ok = bool(uk.is_real and uk.is_finite and uk > 0)
+                uk = mpmath.mpf(str(uk)) if ok else uk
+            if not ok:
+                raise ValueError(f"`schedule` must be positive and finite at every step; u({float(k * eta_r):.6g}) "
+                                 f"= {uk}.")
+            c = mpmath.matrix(f(eta_mp * uk)) * c
+        out = float(sum(a * b for a, b in zip(space.at(np.atleast_1d(x0)), c)))
+    if not np.isfinite(out):
+        raise ValueError(f"SGD with the `schedule` diverges at eta = {float(eta):g}: its exact E phi after "
+                         f"{n_steps} steps is {out} (the steps eta u(k eta) are too large for the loss's curvature).")
+    return out
+
+
+#: Most work (steps x (monomials^2 + 50)) an exact product of scheduled SGD steps may take: each step builds
+#: its one-step matrix in 40-digit arithmetic (about 10 microseconds per entry and 0.5 ms per step, so the
+#: bound is some 20 seconds).
+MAX_SCHEDULE_WORK = 2_000_000
+
+
+def check_schedule_work(n_steps: int, n_monomials: int, eta) -> int:
+    """The work of an exact scheduled SGD product, refused (ResourceLimitError) above MAX_SCHEDULE_WORK."""
+    work = int(n_steps) * (int(n_monomials) ** 2 + 50)
+    if work > MAX_SCHEDULE_WORK:
+        raise ResourceLimitError(
+            f"exact moments of SGD with a schedule at eta = {float(eta):g}: {n_steps:,} steps on {n_monomials} "
+            f"monomials, work {work:,} over the bound {MAX_SCHEDULE_WORK:,} (each step builds its own matrix); "
+            "raise the smallest of `etas`, lower `t_end` or phi's degree, or use method='montecarlo'.")
+    return work
+
+
+#: Most DOP853 steps the moment ODE of a scheduled model may take (12 evaluations of A(t) m each; about
+#: 20,000 steps take seconds). The count is estimated before solving (:func:`moment_ode_work`) and enforced
+#: while solving.
+MAX_ODE_STEPS = 20_000
+#: Points at which A(t) is sampled along the horizon to estimate the moment ODE's work.
+WORK_SAMPLES = 1025
+
+
+class MomentODE:
+    r"""The moment ODE m' = A(t)^T m of a model on the augmented state (x, t), ready to solve.
+
+    Built (symbolically) and sized before any solving: :attr:`work` is the estimated number of
+    DOP853 steps over the horizon (see :func:`moment_ode_work`), refused above :data:`MAX_ODE_STEPS`
+    with :class:`~smfsym.ResourceLimitError`; coefficients that are not finite on the horizon are
+    refused with a ValueError naming the schedule.
+    """
+
+    def __init__(self, sde: SDE, phi, eta, t_end: float, params: Sequence[sp.Symbol] | None = None,
+                 t0: float = 0.0, what: str = "the model"):
+        self.params = tuple(sde.state[:-1] if params is None else params)
+        self.tsym = sde.state[-1]
+        self.phi = _check_phi(phi, self.params)
+        self.space = PolynomialSpace(self.params, _degree(self.phi, self.params))
+        check_space_size(len(self.space.exps), "the moment ODE")
+        sub = sde.subs({sde.eta: rational(eta)})
+        cols = [self.space.coords(sub.generator(m), "generator image of a monomial") for m in self.space.monomials]
+        n = len(cols)
+        A = sp.Matrix(n, n, lambda i, j: cols[j][i])
+        if A.free_symbols - {self.tsym}:
+            raise NotClosedError(f"the generator has symbols {sorted(map(str, A.free_symbols - {self.tsym}))} "
+                                 f"besides {self.tsym}.")
+        self.t0, self.t_end, self.what, self.eta = float(t0), float(t_end), what, float(eta)
+        self.fA = sp.lambdify(self.tsym, A.T, "numpy")
+        try:
+            self.work, self.stiffness = moment_ode_work(self.fA, self.t0, self.t_end, what, self.eta)
+        except _NotFinite:
+            # exp(1000 t) exp(-2000 t) evaluates to inf * 0 = nan in floats, exp(-1000 t) does not: combine the
+            # exponentials (only here: the combined form rounds differently, and finite coefficients keep theirs)
+            A = A.applyfunc(lambda e: sp.powsimp(sp.expand(e, power_exp=False), combine="exp"))
+            self.fA = sp.lambdify(self.tsym, A.T, "numpy")
+            self.work, self.stiffness = moment_ode_work(self.fA, self.t0, self.t_end, what, self.eta)
+
+    def solve(self, x0) -> float:
+        """E phi(X_T) from x0 (the parameters; a trailing time coordinate is ignored)."""
+        from scipy.integrate import solve_ivp
+
+        m0 = np.array([float(v) for v in self.space.at(np.atleast_1d(np.asarray(x0, float))[: len(self.params)])])
+        budget = 12 * 4 * MAX_ODE_STEPS  # the estimate may be off by a small factor; a hang may not
+
+        calls = [0]
+
+        def rhs(t, m):
+            calls[0] += 1
+            if calls[0] > budget:
+                raise _OverBudget
+            return np.asarray(self.fA(t), dtype=float) @ m
+
+        try:
+            sol = solve_ivp(rhs, (self.t0, self.t0 + self.t_end), m0, method="DOP853", rtol=1e-13, atol=1e-16)
+        except _OverBudget:
+            raise ResourceLimitError(f"the moment ODE of {self.what} at eta = {self.eta:g} took over {budget:,} "
+                                     f"evaluations (estimated {self.work:,} steps): the `schedule` makes it stiff; "
+                                     "lower the schedule's size or rate, or use method='montecarlo'.") from None
+        if not sol.success or not np.all(np.isfinite(sol.y[:, -1])):
+            raise ValueError(f"the moment ODE of {self.what} at eta = {self.eta:g} failed ({sol.message}, last "
+                             f"t = {sol.t[-1]:.6g}): check the `schedule` (its size and rate) or use "
+                             "method='montecarlo'.")
+        c = np.array([float(v) for v in self.space.coords(self.phi, "test function")])
+        return float(c @ sol.y[:, -1])
+
+
+class _OverBudget(Exception):
+    pass
+
+
+class _NotFinite(ValueError):
+    """Coefficients of a moment ODE that are not finite somewhere on the horizon (a ValueError naming the schedule)."""
+
+
+def moment_ode_work(fA, t0: float, t_end: float, what: str = "the model", eta: float = float("nan")) -> tuple:
+    r"""(estimated DOP853 steps, S) for m' = A(t)^T m on [t0, t0 + t_end], before solving; refused above
+    :data:`MAX_ODE_STEPS`.
+
+    S = \int |A(t)|_inf dt (sampled at :data:`WORK_SAMPLES` points, each cell charged its larger end)
+    bounds the log-growth of the moments and the stiffness. DOP853 at rtol 1e-13 takes about 8 steps
+    per unit of S while the solution varies and, once stiff components have decayed, about one step per
+    5 units (its stability interval): the estimate 10 + 8 min(S, 20) + S / 5 (measured on
+    m' = -a m: 10, 73, 127, 1675 steps for a = 1, 10, 100, 10^4 against 18, 92, 190, 2170 estimated).
+    """
+    ts = np.linspace(t0, t0 + t_end, WORK_SAMPLES)
+    norms = np.empty(ts.size)
+    with np.errstate(all="ignore"):
+        for i, t in enumerate(ts):
+            a = np.asarray(fA(t), dtype=float)
+            if not np.all(np.isfinite(a)):
+                raise _NotFinite(f"the moment ODE of {what} at eta = {eta:g} has coefficients that are not finite at "
+                                 f"t = {t:.6g}: check the `schedule` (u and u' must be finite on [0, t_end]).")
+            norms[i] = np.abs(a).sum(axis=1).max()
+    S = float(np.sum(np.maximum(norms[1:], norms[:-1])) * (ts[1] - ts[0]))
+    steps = int(math.ceil(10 + 8 * min(S, 20.0) + S / 5))
+    if steps > MAX_ODE_STEPS:
+        worst = float(ts[int(np.argmax(norms))])
+        raise ResourceLimitError(
+            f"the moment ODE of {what} at eta = {eta:g} would take about {steps:,} steps (over the bound "
+            f"{MAX_ODE_STEPS:,}): its generator reaches |A(t)| = {norms.max():.3g} at t = {worst:.6g} (integral "
+            f"{S:.3g} over the horizon), which the `schedule` sets (the order-2 drift has eta u^2 and eta u'); "
+            "lower the schedule's size or rate, or use method='montecarlo'.")
+    return steps, S
+
+
+def exact_time_dependent_mean(sde: SDE, phi, x0, eta, t_end: float, params: Sequence[sp.Symbol] | None = None,
+                              t0: float = 0.0) -> float:
+    r"""E phi(X_T) for a model on the augmented state (x, t) by the moment ODE m' = A(t)^T m.
+
+    ``params`` are the polynomial variables (default: every state variable but the last, t). The
+    work is estimated before solving and bounded (:class:`MomentODE`).
+    """
+    return MomentODE(sde, phi, eta, t_end, params, t0).solve(x0)
+
+
+def _momentum_step_map(problem: Problem, P, eta, beta, nesterov: bool, points: int = 1):
+    """(x, p) -> (x', p') symbolically for ``points`` copies sharing the sample; p = v / sqrt(eta)."""
+    h = sp.sqrt(rational(eta))
+    beta = rational(beta)
+    x = problem.params
+    d = len(x)
+    maps, states = {}, []
+    for a in range(points):
+        xa = x if points == 1 else tuple(sp.Symbol(f"{s.name}__{a}", real=True) for s in x)
+        pa = P if points == 1 else tuple(sp.Symbol(f"{s.name}__{a}", real=True) for s in P)
+        y = [xa[i] + (beta * h * pa[i] if nesterov else 0) for i in range(d)]
+        g = problem.grad_f.xreplace(dict(zip(x, y))) if points > 1 or nesterov else problem.grad_f
+        pn = [beta * pa[i] - h * g[i] for i in range(d)]
+        for i in range(d):
+            maps[xa[i]] = xa[i] + h * pn[i]
+            maps[pa[i]] = pn[i]
+        states += list(xa) + list(pa)
+    return maps, tuple(states)
+
+
+def exact_momentum_sgd_mean(problem: Problem, phi, state: Sequence[sp.Symbol], z0, eta, beta, n_steps: int, *,
+                            nesterov: bool = False, step_map=None) -> float:
+    r"""E phi(z_n) for momentum SGD on z = (x, p), p = v / sqrt(eta), exactly (40 digits).
+
+    ``state`` names the variables of ``phi`` (the model's state, or an n-point stack with
+    ``step_map`` from the n-point builder).
+    """
+    if problem.batch_size != 1:
+        raise NotClosedError("exact momentum SGD moments are implemented for batch size 1.")
+    if not (problem.is_polynomial and affine_in_params(problem)):
+        raise NotClosedError("exact moments need a loss polynomial in the data with grad f affine in x.")
+    state = tuple(state)
+    phi = _check_phi(phi, state)
+    if step_map is None:
+        d = problem.dim
+        step_map, _ = _momentum_step_map(problem, state[d:], eta, beta, nesterov)
+    if not isinstance(n_steps, (int, np.integer)) or not 0 <= n_steps <= MAX_EXACT_STEPS:
+        raise ValueError(f"`n_steps` must be an integer in [0, {MAX_EXACT_STEPS}] in exact mode; got {n_steps!r}.")
+    space = PolynomialSpace(state, _degree(phi, state))
+    check_space_size(len(space.exps), "momentum SGD's state space")
+    cols = [space.coords(expectation(sp.expand(m.xreplace(step_map))), "momentum SGD image of a monomial")
+            for m in space.monomials]
+    n = len(cols)
+    with mpmath.workdps(DIGITS):
+        Pm = _mp([[cols[j][i] for j in range(n)] for i in range(n)], DIGITS)
+        c = mpmath.matrix([mpmath.mpf(str(sp.N(v, DIGITS))) for v in space.coords(phi, "test function")])
+        v = (Pm ** int(n_steps)) * c
+        return float(sum(a * b for a, b in zip(space.at(np.asarray(z0, float).ravel()), v)))
+
+
+# --------------------------------------------------------------------------- studies
+
+def study_steps(t_end, etas, step: str = "eta") -> tuple:
+    """Checked (t_end, etas largest first, SGD step counts) of a schedule or momentum study.
+
+    ``etas`` as :func:`smfsym.studies.weak_error_study.check_etas` wants them (distinct, positive);
+    every eta's SGD step (eta, or h = sqrt(eta) for momentum: ``step="h"``) must reach ``t_end`` in a
+    whole number of steps, so that every row compares at the same time t_end.
+    """
+    from ..engine import check_positive
+    from .weak_error_study import check_etas
+
+    t_end = check_positive(t_end, "t_end")
+    etas = check_etas(etas)
+    steps, bad = [], []
+    for e in etas:
+        size = math.sqrt(e) if step == "h" else e
+        k = round(t_end / size)
+        if k < 1 or abs(k * size - t_end) > 1e-9 * t_end:
+            bad.append(f"{e:g} (t_end / {step} = {t_end / size:.6g})")
+        steps.append(int(k))
+    if bad:
+        what = "h = sqrt(eta)" if step == "h" else "eta"
+        raise ValueError(f"`etas`: SGD's step {what} must divide `t_end` = {t_end:g} (every row is compared at "
+                         f"t_end); these do not: {', '.join(bad)}.")
+    return t_end, etas, steps
+
+
+def _parse(name: str):
+    table = {"gf": ("gf", 1), "gf1": ("gf", 1), "gf2": ("gf", 2), "sme1": ("sme", 1), "sme2": ("sme", 2),
+             "smf1": ("smf", 1), "smf2": ("smf", 2)}
+    if name not in table:
+        raise ValueError(f"`models` entries must be among {sorted(table)}; got {name!r}.")
+    return table[name]
+
+
+def _phi_on(phi, params, vals, d):
+    if callable(phi):
+        return lambda X: phi(X[..., :d])
+    ce = CompiledExprs([as_expr(phi)], params, vals)
+    return lambda X: ce.evaluate([X[..., i] for i in range(d)])[..., 0]
+
+
+def _orders(rows, models, exact, resolve, xkey="eta"):
+    out = {}
+    for m in models:
+        rs = [r for r in rows if r["model"] == m]
+        if exact:
+            keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
+            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep])
+        else:
+            keep = [r for r in rs if abs(r["error"]) > resolve * r["se"]]
+            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
+            if len(keep) < 2:
+                warnings.warn(f"the order of {m} cannot be resolved: only {len(keep)} of {len(rs)} errors exceed "
+                              f"{resolve} standard errors; raise `n_paths` or use larger etas.", OrderWarning,
+                              stacklevel=3)
+        out[m] = Order(s, lo, hi, len(keep))
+    return out
+
+
+def _exact_ok(problem, phi, vals):
+    if callable(phi) or vals:
+        return False
+    e = as_expr(phi)
+    return (not (e.free_symbols - set(problem.params)) and e.is_polynomial(*problem.params)
+            and problem.is_polynomial and affine_in_params(problem))
+
+
+def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, progress):
+    """E phi of a model by Monte Carlo: coupled dt / dt/2 runs, Richardson-extrapolated (docs/theory.md §9)."""
+    slv = get_solver(default_scheme(sde))
+    inc = increments_for(slv, "auto") if sde.n_noise else "gaussian"
+    r = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
+                            phi=f, seed=seed, values=vals, increments=inc, progress=progress)
+    return r["value"], r["se"], abs(r["correction"]), _mc_method(slv.name, inc, dt, True)
+
+
+def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas: Sequence[float], *,
+                        models: Sequence[str] = ("smf1", "smf2"), method: str = "auto", seed=0,
+                        n_paths: int = 200_000, dt_fraction: float = 0.125, values: Mapping | None = None,
+                        progress: bool | None = None, resolve: float = 3.0) -> WeakErrorStudy:
+    r"""Weak error of the scheduled models against SGD with eta_k = eta u(k eta) (docs/theory.md §7).
+
+    Exact when the moments close (see the module docstring), Monte Carlo otherwise. SGD runs
+    k = round(t_end / eta) steps; models are compared at t = k eta.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.optimizers import cosine
+    >>> from smfsym.studies.optimizer_weak_error import schedule_weak_error
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    >>> st = schedule_weak_error(p, cosine(2, 0.2), x**2, [1.0], 1.0, [0.1, 0.05, 0.025])
+    >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
+    [1, 2]
+    """
+    from .._checks import numeric_values
+    from ..simulation.sgd import problem_symbols
+
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
+    if method not in ("auto", "exact", "montecarlo"):
+        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
+    sch = _as_schedule(schedule)
+    t_end, etas, steps = study_steps(t_end, etas)
+    vals = numeric_values(values, problem_symbols(problem))
+    x0 = _check_x0(x0, problem.dim)
+    sdes = {m: scheduled_model(problem, sch, *_parse(m)) for m in check_models(models, set(_MODELS))}
+    use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals)
+    if method == "exact" and not use_exact:
+        raise NotClosedError("`method='exact'` needs grad f affine in x, a loss polynomial in the data, a "
+                             "polynomial phi and no numeric `values`; use method='montecarlo'.")
+    # exact mode: every moment ODE is built and sized, and every SGD product's work bounded, before any runs
+    odes = _schedule_odes(problem, sdes, phi, etas, steps, t_end) if use_exact else {}
+    rows, ts = [], []
+    d = problem.dim
+    for i, (eta, k) in enumerate(zip(etas, steps)):
+        t = k * eta
+        ts.append(t)
+        if use_exact:
+            sgd_val = exact_schedule_sgd_mean(problem, sch, phi, x0, eta, k)
+            for m, sde in sdes.items():
+                val = odes[m, eta].solve(x0)
+                rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
+                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
+            continue
+        f = _phi_on(phi, problem.params, vals, d)
+        s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
+        r = simulate_sgd_schedule(problem, sch, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f},
+                                  store=False, values=vals, progress=progress)
+        sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
+        for m, sde in sdes.items():
+            val, vse, serr, how = _mc_model(sde, with_time(x0), t, eta, f, n_paths, s_sde, eta * dt_fraction,
+                                               vals, progress)
+            rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
+                             error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
+                             method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
+    orders = _orders(rows, list(models), use_exact, resolve)
+    return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
+                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end), schedule=str(sch.expr)))
+
+
+_MODELS = ("gf", "gf1", "gf2", "sme1", "sme2", "smf1", "smf2")
+
+
+def _check_x0(x0, d: int) -> np.ndarray:
+    x0 = np.atleast_1d(np.asarray(x0, dtype=float))
+    if x0.shape != (d,) or not np.all(np.isfinite(x0)):
+        raise ValueError(f"`x0` must be finite with shape ({d},); got {x0.shape}.")
+    return x0
+
+
+def _meta(exact: bool, n_paths, seed, x0, t_end) -> dict:
+    """A study's meta: the method, x0 and t_end (the table's head), and the Monte Carlo settings only when used."""
+    out = dict(method="exact" if exact else "montecarlo", x0=[float(v) for v in x0], t_end=float(t_end))
+    if not exact:
+        out.update(n_paths=n_paths, seed=seed)
+    return out
+
+
+def _schedule_odes(problem, sdes: dict, phi, etas, steps, t_end) -> dict:
+    """The moment ODE of every (model, eta), sized (refused above the bounds), and SGD's work checked."""
+    space = PolynomialSpace(problem.params, _degree(_check_phi(phi, problem.params), problem.params))
+    for eta, k in zip(etas, steps):
+        if k > MAX_EXACT_STEPS:
+            raise ValueError(f"`etas`: {k:,} SGD steps at eta = {eta:g} exceed {MAX_EXACT_STEPS:,} in exact mode; "
+                             "raise the smallest of `etas` or use method='montecarlo'.")
+        check_schedule_work(k, len(space.exps), eta)
+    return {(m, eta): MomentODE(sde, phi, eta, k * eta, params=problem.params, what=f"model {m}")
+            for eta, k in zip(etas, steps) for m, sde in sdes.items()}
+
+
+def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], lam: float, *,
+                        models: Sequence[str] = ("smf1", "smf2"), nesterov: bool = False, p0=None,
+                        noise_correction: bool | None = None,
+                        method: str = "auto", seed=0, n_paths: int = 200_000, dt_fraction: float = 0.125,
+                        values: Mapping | None = None, progress: bool | None = None,
+                        resolve: float = 3.0) -> WeakErrorStudy:
+    r"""Weak error of the momentum models against momentum SGD with beta = 1 - lam sqrt(eta) (docs/theory.md §7).
+
+    The chain's step is h = sqrt(eta): SGD runs k = round(t_end / h) steps, models are compared at
+    t = k h, and the fitted orders are slopes against h (the weak orders of the models: 1 and 2).
+    The rows carry both ``eta`` and ``h``; ``study.etas`` holds the learning rates. ``p0`` is the
+    initial *scaled* velocity P = v / sqrt(eta) (default 0), held fixed across the etas so that every
+    eta approximates the same continuous problem (SGD starts from v_0 = sqrt(eta) p0).
+    ``noise_correction`` is passed to :func:`momentum_model` for the order-2 models.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.studies.optimizer_weak_error import momentum_weak_error
+    >>> x = sp.Symbol("x")
+    >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    >>> st = momentum_weak_error(p, x**2, [1.0], 1.0, [1/100, 1/400, 1/1600], lam=1.0)
+    >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
+    [1, 2]
+    """
+    from .._checks import numeric_values
+    from ..simulation.sgd import problem_symbols
+
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
+    if method not in ("auto", "exact", "montecarlo"):
+        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
+    if not (np.isfinite(lam) and lam > 0):
+        raise ValueError(f"`lam` (the friction) must be positive; got {lam!r}.")
+    t_end, etas, steps = study_steps(t_end, etas, "h")
+    for e in etas:
+        beta_for(lam, e)  # beta in [0, 1) at every eta, before anything runs
+    models = check_models(models, set(_MODELS))
+    vals = numeric_values(values, problem_symbols(problem))
+    d = problem.dim
+    x0 = _check_x0(x0, d)
+    p0 = np.zeros(d) if p0 is None else np.atleast_1d(np.asarray(p0, dtype=float))
+    if p0.shape != (d,) or not np.all(np.isfinite(p0)):
+        raise ValueError(f"`p0` must be finite with shape ({d},); got {p0.shape}.")
+    lam_r = rational(lam)
+    sdes = {m: momentum_model(problem, *_parse(m), nesterov=nesterov, lam=lam_r,
+                              noise_correction=noise_correction if _parse(m)[1] == 2 else None) for m in models}
+    state = next(iter(sdes.values())).state
+    use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals) and problem.batch_size == 1
+    if method == "exact" and not use_exact:
+        raise NotClosedError("`method='exact'` needs grad f affine in x, a loss polynomial in the data, batch "
+                             "size 1, a polynomial phi and no numeric `values`; use method='montecarlo'.")
+    if use_exact and steps[-1] > MAX_EXACT_STEPS:
+        raise ValueError(f"`etas`: {steps[-1]:,} SGD steps at eta = {etas[-1]:g} exceed {MAX_EXACT_STEPS:,} in exact "
+                         "mode; raise the smallest of `etas` or use method='montecarlo'.")
+    rows, ts = [], []
+    for i, (eta, k) in enumerate(zip(etas, steps)):
+        h = float(np.sqrt(eta))
+        beta = beta_for(lam, eta)
+        t = k * h
+        ts.append(t)
+        z0 = np.concatenate([x0, p0])
+        if use_exact:
+            h_r = sp.sqrt(rational(eta))
+            sgd_val = exact_momentum_sgd_mean(problem, phi, state, z0, eta, 1 - lam_r * h_r, k, nesterov=nesterov)
+            for m, sde in sdes.items():
+                space = PolynomialSpace(sde.state, _degree(phi, state))
+                val = exact_sde_mean(sde, phi, z0, eta, rational(k) * h_r if h_r.is_Rational else t, space)
+                rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
+                                 error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
+            continue
+        f = _phi_on(phi, problem.params, vals, d)
+        s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
+        r = simulate_momentum_sgd(problem, x0, k, eta, beta, v0=h * p0, nesterov=nesterov, n_paths=n_paths, seed=s_sgd,
+                                  functions={"phi": f}, store=False, values=vals, progress=progress)
+        sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
+        for m, sde in sdes.items():
+            val, vse, serr, how = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, progress)
+            rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
+                             error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
+                             method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
+    orders = _orders(rows, list(models), use_exact, resolve, xkey="h")
+    return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
+                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end), friction=float(lam), nesterov=nesterov,
+                                    orders_in="h = sqrt(eta)"))
