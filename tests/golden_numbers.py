@@ -2,7 +2,7 @@
 
 The safety net of the redesign (issue 16): a restructuring must not move a single number. Each
 case returns a flat list of floats; ``tests/golden/numbers.json`` stores them as ``float.hex``
-strings, so the comparison in ``tests/test_golden.py`` is exact. When a change is *meant* to move
+strings, so the comparison in ``tests/package/test_golden_numbers.py`` is exact. When a change is *meant* to move
 numbers (a bug fix), regenerate the file in the same commit and say why in its message::
 
     python tests/golden_numbers.py --write

@@ -66,7 +66,7 @@ class CostEstimate:
     path and step, ``per_step`` to the fixed seconds per step of a chunk (Python overhead),
     ``per_call`` to the seconds of one call's set-up; ``probe_seconds`` is what the measurement
     took. The estimate assumes one core as quiet as during the probes; it is tested to be
-    within a factor of 3 of small real runs (``tests/test_progress_cost.py``) and is printed
+    within a factor of 3 of small real runs (``tests/studies/test_cost_and_progress.py``) and is printed
     against measured times for the shipped specs by ``benchmarks/bench_cost.py``.
     """
 

@@ -26,7 +26,7 @@ from .common import (
 )
 from ..simulation.sde import prepare_x0
 from .richardson import coupled_expectation
-# Order (the persisted fit) through the study module: this module is a study (tests/test_layers.py), and
+# Order (the persisted fit) through the study module: this module is a study (tests/package/test_layers.py), and
 # persistence sits a layer above the studies
 from .weak_error_study import Order, _mc_method, check_models
 from ..optimizers.update_map import UpdateMap, simulate_update_map

@@ -20,7 +20,7 @@ def _logistic():
 def test_shared_means_change_no_number():
     """Means computed once at X and handed to the step give bitwise the numbers the step gets by
     computing them itself (a mean at a state depends on that state only). How many times a step
-    evaluates each mean (once) is counted in tests/test_floor.py, since the hoisted front of the
+    evaluates each mean (once) is counted in tests/numerics/test_compiled_sde_steps.py, since the hoisted front of the
     step (smfsym.symbolic.lambdify.HoistedExprs) now evaluates every mean once whether or not it is handed in."""
     sde = build_model(_logistic(), "smf2")
     kw = dict(eta=0.1, dt=0.025, n_paths=300, scheme="weak2", seed=5, progress=False)

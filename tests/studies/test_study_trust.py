@@ -87,7 +87,7 @@ def test_the_choice_is_made_per_model_and_reported():
 @pytest.mark.slow
 def test_cli_check_rademacher_runs(tmp_path):
     """`smfsym check rademacher` (the shipped spec) used to end in PolynomialError: Abs(x)**2."""
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     out = subprocess.run([sys.executable, "-m", "smfsym", "check", "rademacher", "-o", str(tmp_path / "o"),
                           "--quiet", "--yes"], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]

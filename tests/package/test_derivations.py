@@ -21,7 +21,7 @@ from latex_tools import compile_tex
 
 pytestmark = pytest.mark.slow  # notebooks / pdflatex: the slow tier (`python -m pytest -m slow`)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _mime_types(nb) -> set:

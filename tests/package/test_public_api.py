@@ -3,7 +3,7 @@
 A change of the public surface shows up here as a diff against ``tests/golden/api.json``; when it
 is intended (a new name, a new keyword), regenerate the file in the same commit::
 
-    python tests/test_api.py --write
+    python tests/package/test_public_api.py --write
 """
 import inspect
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import smfsym
 
-SNAPSHOT = Path(__file__).with_name("golden") / "api.json"
+SNAPSHOT = Path(__file__).resolve().parents[1].joinpath("golden") / "api.json"
 
 
 def surface() -> dict:
@@ -43,7 +43,7 @@ def test_public_api_matches_the_snapshot():
     assert sorted(now) == sorted(stored), (f"added: {sorted(set(now) - set(stored))}, "
                                            f"removed: {sorted(set(stored) - set(now))}")
     changed = {k: (stored[k], now[k]) for k in now if now[k] != stored[k]}
-    assert not changed, f"signatures changed (regenerate with `python tests/test_api.py --write`): {changed}"
+    assert not changed, f"signatures changed (regenerate with `python tests/package/test_public_api.py --write`): {changed}"
 
 
 if __name__ == "__main__":

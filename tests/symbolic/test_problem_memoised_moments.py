@@ -23,7 +23,7 @@ from smfsym.data.means import (
     _dense_covariance, _exact_ring, _sparse_covariance, covariance, covariance_products, expectation,
 )
 from smfsym.spec.load import load_spec
-from test_parseval import polynomial_problems
+from test_noise_expansion_parseval import polynomial_problems
 
 SPECS = sorted((Path(smfsym.__file__).parent / "specs").glob("*.toml"))
 
@@ -181,7 +181,7 @@ def test_linear_regression_d50_within_default_limits():
     p = _linreg(50)
     _, grads, dom, moments = p._ring
     assert covariance_products(grads, grads, dom, moments, True) < smfsym.Limits().max_products
-    # the hostile inputs of tests/test_bounds.py stay refused (and fast, see there)
+    # the hostile inputs of tests/symbolic/test_limits.py stay refused (and fast, see there)
     a0, eps = smfsym.normal("a0"), smfsym.normal("eps")
     x0, x1 = sp.symbols("x0 x1")
     q = smfsym.Problem((a0 * x0 + x1 - eps) ** 40, [x0, x1], limits=smfsym.Limits(max_data_degree=40))

@@ -15,7 +15,7 @@ import pytest
 
 from smfsym.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 ENV.pop("SMFSYM_TRACEBACK", None)
 

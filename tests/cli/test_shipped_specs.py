@@ -12,7 +12,7 @@ import pytest
 from smfsym.cli import SHIPPED
 from smfsym.spec import load_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 ENV.pop("SMFSYM_TRACEBACK", None)
 SPECS = sorted(p.stem for p in SHIPPED.glob("*.toml"))

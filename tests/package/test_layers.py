@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "smfsym"
+PACKAGE = Path(__file__).resolve().parents[2] / "smfsym"
 
 #: Layers from the bottom up; a module's layer is that of its longest listed prefix.
 LAYERS = [
@@ -74,7 +74,7 @@ def layer_of(module: str) -> int:
             if module == p or (p != "smfsym" and module.startswith(p + ".")):  # the package itself: exactly
                 if best is None or len(p) > best[1]:
                     best = (rank, len(p))
-    assert best is not None, f"module {module} has no layer: add it to LAYERS in tests/test_layers.py"
+    assert best is not None, f"module {module} has no layer: add it to LAYERS in tests/package/test_layers.py"
     return best[0]
 
 

@@ -92,7 +92,7 @@ def test_the_one_conversion_refuses_strings_at_any_depth(value):
 def test_every_string_evaluator_call_is_allow_listed():
     unexpected = sorted(_calls() - set(ALLOWED))
     assert not unexpected, ("calls that may evaluate strings, not in the allow-list of "
-                            f"tests/test_spec_source_scan.py (justify or remove): {unexpected}")
+                            f"tests/spec/test_no_string_evaluation.py (justify or remove): {unexpected}")
 
 
 def test_the_spec_package_itself_evaluates_nothing():

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 PROTECTED = {"weak_error", "multipoint", "multipoint_rates", "meanfield_study", "simulate", "simulate_sgd",
              "schedule_weak_error", "momentum_weak_error"}
 #: (file, patched name): why it is not a stub of what the test is about.
 ALLOWED = {
-    ("test_engine_validation.py", "simulate"):
+    ("test_argument_validation.py", "simulate"):
         "a tripwire: argument-validation tests assert that no simulation starts before the arguments are "
         "checked (the replacement raises AssertionError); the studies' validation is what is tested",
-    ("test_engine_validation.py", "simulate_sgd"): "the same tripwire, for the SGD simulator",
+    ("test_argument_validation.py", "simulate_sgd"): "the same tripwire, for the SGD simulator",
 }
 PATCHERS = {"setattr", "patch", "object", "setitem"}
 
@@ -44,7 +44,7 @@ def _scan(source: str, filename: str) -> list[str]:
 
 
 def test_no_test_replaces_a_study_or_simulator():
-    found = [hit for path in sorted(TESTS.glob("*.py")) for hit in _scan(path.read_text(), path.name)]
+    found = [hit for path in sorted(TESTS.rglob("*.py")) for hit in _scan(path.read_text(), path.name)]
     assert found == [], "\n".join(found)
 
 

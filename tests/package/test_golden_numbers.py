@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import golden_numbers  # noqa: E402
 
 STORED = json.loads(golden_numbers.GOLDEN.read_text())

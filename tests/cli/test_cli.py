@@ -243,7 +243,7 @@ def test_check_output_directory_rules(tmp_path, capsys):
 
 def test_failed_check_leaves_nothing(tmp_path, capsys):
     # a real failure inside the study (no stub): the exact moments of an exploding schedule fail; Ctrl-C and
-    # SIGTERM are sent to real processes below and in tests/test_cli_outputs.py
+    # SIGTERM are sent to real processes below and in tests/cli/test_cli_outputs.py
     (tmp_path / "s.toml").write_text(LOSS_OK + '[check]\nphi = "x**2"\nx0 = [1.0]\netas = [0.04, 0.02]\n'
                                      'models = ["smf1"]\nschedule = "exp(1000*t)"\n')
     assert main(["check", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "--quiet"]) == 2

@@ -13,7 +13,7 @@ import pytest
 
 import smfsym
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ["sympy", "numpy", "scipy", "scipy.special", "matplotlib", "smfsym.studies", "smfsym.meanfield",
          "smfsym.optimizers", "smfsym.symbolic.noise_expansion", "smfsym.cli"]
 

@@ -80,7 +80,7 @@ def _at_row(e, law, row):
 @pytest.mark.slow  # compiles the weak order-2 terms (symbolic derivatives of data means): 20-60 s
 @pytest.mark.parametrize("linear_algebra", [None, False])
 def test_weak2_on_data_set_noise_equals_the_explicit_matrix_scheme(linear_algebra):
-    """The data-set weak order-2 step is the verified matrix scheme (tests/test_solvers.py) applied to
+    """The data-set weak order-2 step is the verified matrix scheme (tests/numerics/test_solvers.py) applied to
     the M columns written out as an explicit d x M matrix: the same numbers to rounding."""
     p, data = _logistic(M=6)
     flow = smfsym.smf(p, order=2)
