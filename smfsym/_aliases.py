@@ -63,11 +63,14 @@ class _AliasLoader(importlib.abc.Loader):
     def create_module(self, spec):
         warnings.warn(f"`{spec.name}` moved to `{self.new}`; the old path goes in the next release.",
                       DeprecationWarning, stacklevel=2)
-        return importlib.import_module(self.new)
+        module = importlib.import_module(self.new)
+        self.spec = module.__spec__
+        return module
 
     def exec_module(self, module):
-        # the module is the new one, already executed; importlib stores it under the old name too
-        pass
+        # The module is the new one, already executed; importlib stores it under the old name too, but
+        # first sets its __spec__ to the alias's: put the real one back (relative imports read it).
+        module.__spec__ = self.spec
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):

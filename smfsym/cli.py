@@ -39,6 +39,7 @@ import warnings
 from pathlib import Path
 
 from ._fs import path_kind, temp_dir
+from .symbolic.model_names import MODEL_REGISTRY
 
 __all__ = ["main"]
 
@@ -47,7 +48,7 @@ CHECK_FILES = ("weak_error.txt", "weak_error.tex", "weak_error.png", "weak_error
                "multipoint.tex", "multipoint.json", "meanfield.txt", "meanfield.tex", "meanfield.png",
                "meanfield.json", "summary.json")
 CHECK_MARKER = ".smfsym-check"
-MODEL_CHOICES = ("gf", "gf2", "sme1", "sme2", "smf1", "smf2")
+MODEL_CHOICES = tuple(MODEL_REGISTRY)
 #: ``check`` refuses studies estimated above this many seconds in total unless ``--yes``.
 COST_LIMIT = 600.0
 _TRUST = ("Python spec files (names ending in .py, any case) are run as code: load only files you trust. "

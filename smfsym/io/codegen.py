@@ -16,7 +16,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .._checks import numeric_values
 from ..symbolic.lambdify import _cse
-from ..engine import BLOCK
+from ..montecarlo.seeds import BLOCK
 from .codegen_means import MeanContext, doc_safe, specs_source
 from ..data.means import DataMean
 from ..numerics.compiled_sde import NumericSDE
@@ -122,7 +122,8 @@ def _runtime() -> str:
     """Shared helpers of a generated module: smfsym's own functions, copied verbatim."""
     import inspect
 
-    from ..engine import block_generators, draw_normal
+    from ..montecarlo.increments import draw_normal
+    from ..montecarlo.seeds import block_generators
     from ..simulation.sde import grid
 
     own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, grid))

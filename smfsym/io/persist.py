@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import meanfield, studies
-from ..engine import simulation_to_xarray
+from ..montecarlo.result import simulation_to_xarray
 from ..studies.storage import (
     FORMAT, MAX_ELEMENTS, MAX_NESTING, MAX_STUDY_BYTES, SCHEMAS, Order, StudyIO, _build, _read,
     atomic_write_text,

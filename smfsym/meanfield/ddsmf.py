@@ -22,7 +22,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..engine import draw_normal, run
+from ..montecarlo.driver import run
+from ..montecarlo.increments import draw_normal
 from .data import DataRule, data_rule
 from .kernel import Kernel
 from .observables import Observables

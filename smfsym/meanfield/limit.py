@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..engine import run
+from ..montecarlo.driver import run
 from .ddsmf import _rule
 from .data import DataRule
 from .result import MeanFieldResult, check_work, finish, save_grid, setup

@@ -5,7 +5,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..engine import resolve_seed
+from ..montecarlo.seeds import resolve_seed
 
 __all__ = ["particles", "check_particles"]
 

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 
 from .._checks import numeric_values
-from ..engine import BLOCK, SimulationResult
+from ..montecarlo.result import SimulationResult
+from ..montecarlo.seeds import BLOCK
 from .data import DataRule, data_rule
 from .kernel import Kernel
 from .observables import Observables, summarize

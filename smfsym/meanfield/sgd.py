@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..engine import run
+from ..montecarlo.driver import run
 from ..data.samplers import samplers_for
 from .kernel import Kernel
 from .observables import Observables

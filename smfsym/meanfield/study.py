@@ -19,7 +19,7 @@ import numpy as np
 
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
-from ..engine import resolve_seed
+from ..montecarlo.seeds import resolve_seed
 from ..studies.storage import StudyIO
 from .particles import check_particles, particles
 from .refine import (

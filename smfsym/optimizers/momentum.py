@@ -36,7 +36,8 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
-from ..engine import SimulationResult, run
+from ..montecarlo.driver import run
+from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, sme as _sme, smf as _smf
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt

@@ -20,7 +20,8 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
-from ..engine import SimulationResult, run
+from ..montecarlo.driver import run
+from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, smf as _smf
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt
@@ -270,7 +271,7 @@ def with_time(x0, t0: float = 0.0) -> np.ndarray:
 
 def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at) -> tuple[int, list]:
     """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding)."""
-    from ..engine import check_int
+    from ..montecarlo.checks import check_int
     from ..simulation.sde import check_save_at
 
     n_steps = check_int(n_steps, "n_steps")

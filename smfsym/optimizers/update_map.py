@@ -32,9 +32,11 @@ import sympy as sp
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..symbolic.lambdify import CompiledExprs
-from ..engine import (
-    MAX_STORED_BYTES, SimulationResult, StepGrid, check_int, check_positive, resolve_seed, run,
-)
+from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.grid import StepGrid
+from ..montecarlo.result import SimulationResult
+from ..montecarlo.seeds import resolve_seed
 from ..symbolic.models import default_eta
 from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for

@@ -8,10 +8,13 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
-from ..engine import (
-    BLOCK, MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info, check_int,
-    check_positive, compiled_content, draw_discrete, resolve_seed, run,
-)
+from ..montecarlo.cache import cache_clear, cache_info, compiled_content
+from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.grid import MAX_STEPS, StepGrid
+from ..montecarlo.increments import draw_discrete
+from ..montecarlo.result import SimulationResult
+from ..montecarlo.seeds import BLOCK, resolve_seed
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.sde import SDE
 from ..numerics.solvers import get_solver

@@ -12,10 +12,12 @@ import numpy as np
 
 from .._checks import numeric_values
 from ..symbolic.lambdify import CompiledExprs
-from ..engine import (
-    MAX_STEPS, MAX_STORED_BYTES, SimulationResult, StepGrid, cache_clear, cache_info, check_int,
-    check_positive, compiled_content, resolve_seed, run,
-)
+from ..montecarlo.cache import cache_clear, cache_info, compiled_content
+from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.grid import MAX_STEPS, StepGrid
+from ..montecarlo.result import SimulationResult
+from ..montecarlo.seeds import resolve_seed
 from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from .sde import check_save_at, prepare_x0, values_key
@@ -137,7 +139,8 @@ def _check_chunk_memory(per_path: int, n_paths: int, chunk_size: int | None, bat
     numbers several times over (``SGDStep.per_path_bytes``). ``batch_size = 10**9`` ended in numpy's
     "Unable to allocate 745 GiB".
     """
-    from ..engine import BLOCK, CHUNK_BYTES
+    from ..montecarlo.driver import CHUNK_BYTES
+    from ..montecarlo.seeds import BLOCK
 
     wanted = chunk_size if chunk_size is not None else max(BLOCK, CHUNK_BYTES // max(per_path, 1))
     paths = min(n_paths, BLOCK * max(1, -(-wanted // BLOCK)))

@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..symbolic.model_names import DEFAULT_MODELS
 from .expr import MAX_TEXT, SpecError, check_name
 
 __all__ = ["MAX_WIDTH", "MF_OBSERVABLES", "MF_METHODS", "PARTICLE_LAWS", "Key", "SCHEMA", "LAWS", "REQUIRED", "MODEL_NAMES", "METHODS", "SCHEMES", "MAX_PARAMS", "MAX_DIM",
@@ -36,7 +37,7 @@ MAX_DIM = 64
 MAX_ETAS = 32
 MAX_STARTS = 16
 MAX_LIST = 256
-MODEL_NAMES = ("gf", "sme1", "sme2", "smf1", "smf2")
+MODEL_NAMES = DEFAULT_MODELS
 MAX_WIDTH = 10**6
 MF_OBSERVABLES = ("risk", "output_at", "moments")
 MF_METHODS = ("sgd", "ddsmf", "limit")

@@ -12,15 +12,17 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.lambdify import CompiledExprs
-from ..engine import BlowUpError, check_int, check_positive, resolve_seed
-from ..symbolic.models import gradient_flow, sme, smf
+from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..montecarlo.seeds import resolve_seed
+from ..symbolic.model_names import DEFAULT_MODELS
+from ..symbolic.models import build_model
 from ..symbolic.problem import Problem
 from ..numerics.solvers import get_solver
 
 __all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "Fit", "EXACT_ZERO", "RESOLVE", "resolved",
            "order_label", "plot_target", "finish_figure", "check_horizon", "default_scheme", "check_common"]
 
-MODELS = ("gf", "sme1", "sme2", "smf1", "smf2")
+MODELS = DEFAULT_MODELS
 
 
 class OrderWarning(UserWarning):
@@ -29,16 +31,6 @@ class OrderWarning(UserWarning):
 
 class DivergenceWarning(UserWarning):
     """A Monte Carlo estimate is dominated by diverging or heavy-tailed paths."""
-
-
-def build_model(problem: Problem, name: str):
-    """An SDE from a model name: gf, gf2, sme1, sme2, smf1, smf2."""
-    table = {"gf": lambda: gradient_flow(problem, 1), "gf2": lambda: gradient_flow(problem, 2),
-             "sme1": lambda: sme(problem, 1), "sme2": lambda: sme(problem, 2),
-             "smf1": lambda: smf(problem, 1), "smf2": lambda: smf(problem, 2)}
-    if name not in table:
-        raise ValueError(f"`models` entries must be among {sorted(table)}; got {name!r}.")
-    return table[name]()
 
 
 def default_scheme(sde) -> str:

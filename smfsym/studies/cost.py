@@ -26,8 +26,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._checks import numeric_values
-from ..engine import BLOCK, CHUNK_BYTES, check_int, check_positive
+from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.driver import CHUNK_BYTES
+from ..montecarlo.seeds import BLOCK
 from ..data.laws import Empirical
+from ..symbolic.model_names import MODEL_REGISTRY
 from ..simulation.sgd import SGDTask, problem_symbols, simulate_sgd
 from ..simulation.sde import DRAW_BYTES, prepare_x0, simulate
 from ..numerics.solvers import get_solver
@@ -273,7 +276,7 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     increments = check_increments(increments)
     etas = check_etas(etas)
-    models = check_models(models, {"gf", "gf2", "sme1", "sme2", "smf1", "smf2"})
+    models = check_models(models, set(MODEL_REGISTRY))
     phi = check_phi(phi, problem.params)
     vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)

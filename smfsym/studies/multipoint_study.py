@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..engine import BlowUpError, check_positive
+from ..montecarlo.checks import BlowUpError, check_positive
 from .storage import StudyIO
 from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd

@@ -29,6 +29,7 @@ from ..symbolic.lambdify import CompiledExprs
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from ..data.means import expectation
 from .storage import Order
+from ..symbolic.model_names import MODEL_REGISTRY
 from ..symbolic.problem import Problem
 from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
@@ -304,7 +305,7 @@ def study_steps(t_end, etas, step: str = "eta") -> tuple:
     every eta's SGD step (eta, or h = sqrt(eta) for momentum: ``step="h"``) must reach ``t_end`` in a
     whole number of steps, so that every row compares at the same time t_end.
     """
-    from ..engine import check_positive
+    from ..montecarlo.checks import check_positive
     from .weak_error_study import check_etas
 
     t_end = check_positive(t_end, "t_end")
@@ -324,8 +325,7 @@ def study_steps(t_end, etas, step: str = "eta") -> tuple:
 
 
 def _parse(name: str):
-    table = {"gf": ("gf", 1), "gf1": ("gf", 1), "gf2": ("gf", 2), "sme1": ("sme", 1), "sme2": ("sme", 2),
-             "smf1": ("smf", 1), "smf2": ("smf", 2)}
+    table = {**MODEL_REGISTRY, "gf1": MODEL_REGISTRY["gf"]}
     if name not in table:
         raise ValueError(f"`models` entries must be among {sorted(table)}; got {name!r}.")
     return table[name]
@@ -439,7 +439,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                           meta=dict(_meta(use_exact, n_paths, seed, x0, t_end), schedule=str(sch.expr)))
 
 
-_MODELS = ("gf", "gf1", "gf2", "sme1", "sme2", "smf1", "smf2")
+_MODELS = (*MODEL_REGISTRY, "gf1")
 
 
 def _check_x0(x0, d: int) -> np.ndarray:

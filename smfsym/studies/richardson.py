@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import numeric_values
-from ..engine import run
+from ..montecarlo.driver import run
 from ..simulation.sde import SDETask, _known_symbols, time_grid
 
 __all__ = ["coupled_expectation", "coupled_run"]

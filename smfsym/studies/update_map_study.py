@@ -17,7 +17,10 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
-from ..engine import MAX_STEPS, BlowUpError, check_int, check_positive, resolve_seed
+from ..symbolic.model_names import MODEL_REGISTRY
+from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..montecarlo.grid import MAX_STEPS
+from ..montecarlo.seeds import resolve_seed
 from .common import fit_order
 from .weak_error_study import WeakErrorStudy
 from .common import (
@@ -35,8 +38,8 @@ from .optimizer_weak_error import study_steps
 __all__ = ["update_map_weak_error", "UPDATE_MAP_MODELS"]
 
 #: Model name -> (kind, order) of the :class:`UpdateMap` model it names.
-UPDATE_MAP_MODELS = {"gf": ("gradient_flow", 1), "gf2": ("gradient_flow", 2), "sme1": ("sme", 1),
-                     "sme2": ("sme", 2), "smf1": ("smf", 1), "smf2": ("smf", 2)}
+UPDATE_MAP_MODELS = {name: ({"gf": "gradient_flow"}.get(family, family), order)
+                     for name, (family, order) in MODEL_REGISTRY.items()}
 
 
 def _check_phi(phi, umap: UpdateMap, known: set):

@@ -15,12 +15,14 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
-from ..engine import MAX_STEPS, BlowUpError
+from ..montecarlo.checks import BlowUpError
+from ..montecarlo.grid import MAX_STEPS
 from ..simulation.exact import (
     NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean, model_closes,
 )
 from ..data.means import is_polynomial_in
 from .storage import Order, StudyIO
+from ..symbolic.model_names import MODEL_REGISTRY
 from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
 from ..simulation.sde import prepare_x0, simulate
@@ -376,7 +378,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         raise ValueError(f"`t_end` / min(`etas`) = {n_max:.3g} SGD steps, over the bound of {MAX_STEPS:.3g}: raise "
                          "the smallest of `etas` or lower `t_end`.")
     steps = check_horizon(t_end, etas)
-    models = check_models(models, {"gf", "gf2", "sme1", "sme2", "smf1", "smf2"})
+    models = check_models(models, set(MODEL_REGISTRY))
     phi = check_phi(phi, problem.params)
     if isinstance(phi, sp.Expr) and phi.free_symbols - set(problem.params):
         extra = phi.free_symbols - set(problem.params)

@@ -10,6 +10,7 @@ import sympy as sp
 
 from .._checks import as_number_or_expr
 from .problem import Problem
+from .model_names import MODEL_REGISTRY
 from .sde import SDE, MatrixSqrt
 
 __all__ = ["gradient_flow", "sme", "smf", "default_eta"]
@@ -120,3 +121,20 @@ def smf(problem: Problem, order: int = 2, eta: Any = None, degree: int | None = 
     D = sp.ImmutableMatrix(-scale * ce.columns)
     return SDE(modified_drift(problem, order, eta), D, problem.params, eta=eta, model="smf", order=order,
                problem=problem, chaos=ce)
+
+
+def build_model(problem: Problem, name: str, eta: Any = None) -> SDE:
+    """The SDE a registered model name stands for (:data:`~smfsym.symbolic.model_names.MODEL_REGISTRY`).
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.symbolic.models import build_model
+    >>> x = sp.Symbol("x")
+    >>> build_model(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), "smf1").order
+    1
+    """
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"`models` entries must be among {list(MODEL_REGISTRY)}; got {name!r}.")
+    family, order = MODEL_REGISTRY[name]
+    return {"gf": gradient_flow, "sme": sme, "smf": smf}[family](problem, order, eta)

@@ -22,6 +22,8 @@ def test_old_path_is_the_new_module(old, new):
     with pytest.warns(DeprecationWarning, match=new.replace(".", r"\.")) if warns else contextlib.nullcontext():
         module = importlib.import_module(old)
     assert module is importlib.import_module(new)
+    # relative imports inside the module read its spec: it stays the real one
+    assert module.__spec__.name == new and module.__package__ == module.__spec__.parent
 
 
 def test_old_paths_in_a_fresh_interpreter_warn_and_resolve():

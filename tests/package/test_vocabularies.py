@@ -2,13 +2,22 @@
 is a name the library knows, and every name the library knows can be written in a spec."""
 import smfsym.numerics.solvers
 import smfsym.studies.common
+import smfsym.studies.update_map_study
 import smfsym.studies.weak_error_study
 import smfsym.meanfield.study
 from smfsym.spec import schema
 
 
 def test_models():
-    assert tuple(schema.MODEL_NAMES) == tuple(smfsym.studies.common.MODELS)
+    """Model names are written once, in smfsym.symbolic.model_names; the spec, the command line and the
+    studies read them from there."""
+    from smfsym import cli
+    from smfsym.symbolic.model_names import DEFAULT_MODELS, MODEL_REGISTRY
+
+    assert tuple(schema.MODEL_NAMES) == tuple(smfsym.studies.common.MODELS) == DEFAULT_MODELS
+    assert set(DEFAULT_MODELS) <= set(MODEL_REGISTRY)
+    assert tuple(cli.MODEL_CHOICES) == tuple(MODEL_REGISTRY)
+    assert set(smfsym.studies.update_map_study.UPDATE_MAP_MODELS) == set(MODEL_REGISTRY)
 
 
 def test_schemes_are_the_solvers_plus_auto():
