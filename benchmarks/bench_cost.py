@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
+from smfsym.studies import estimate_meanfield_cost, estimate_multipoint_cost
 from smfsym.cli import SHIPPED
 from smfsym.spec import load_spec
 
@@ -69,7 +70,7 @@ def main():
                           scheme="euler", seed=0)))
     spec = load_spec(SHIPPED / "rademacher.toml")
     mp = spec.check["multipoint"]
-    est, probe = timed(lambda: smfsym.estimate_multipoint_cost(spec.problem, mp["starts"], eta=mp["eta"],
+    est, probe = timed(lambda: estimate_multipoint_cost(spec.problem, mp["starts"], eta=mp["eta"],
                                                                t_end=mp["t_end"], n_paths=N_PATHS))
     _, real = timed(lambda: smfsym.multipoint(spec.problem, mp["starts"], eta=mp["eta"], t_end=mp["t_end"],
                                               n_paths=N_PATHS, progress=False))
@@ -80,7 +81,7 @@ def main():
     kw = dict(etas=m["etas"], t_end=m["t_end"], widths=m["widths"], n_paths=m["n_paths"], observables=m["observables"],
               n_saves=m["n_saves"], particle_law=spec.particles or None, particle_seed=m["particle_seed"],
               methods=m["methods"], ddsmf_order=m["ddsmf_order"], n_points=m["n_points"], risk_points=m["risk_points"])
-    est, probe = timed(lambda: smfsym.estimate_meanfield_cost(spec.meanfield, **kw))
+    est, probe = timed(lambda: estimate_meanfield_cost(spec.meanfield, **kw))
     _, real = timed(lambda: smfsym.meanfield_study(spec.meanfield, seed=m["seed"], **kw))
     rows.append(("meanfield_teacher", f"mean field, widths {m['widths']}, {m['n_paths']} paths", est, probe, real))
 

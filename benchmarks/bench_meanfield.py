@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
+from smfsym.meanfield import data_rule
 from smfsym.meanfield.kernel import Kernel
 
 QUICK = "--quick" in sys.argv
@@ -30,7 +31,7 @@ Y = np.tanh(Z[:, 0] - Z[:, 1])
 a, w, v, out = sp.symbols("a w v out")
 z0, z1, y = smfsym.empirical(np.column_stack([Z, Y]), "z0 z1 y")
 net = smfsym.MeanFieldProblem(a * sp.tanh(w * z0 + v * z1), (a, w, v), out, (out - y) ** 2 / 2)
-rule = smfsym.data_rule(net)
+rule = data_rule(net)
 kernel = Kernel(net)
 W8 = rule.weights
 

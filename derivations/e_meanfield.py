@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
+from smfsym.meanfield import captured_noise_variance, data_rule, linearised_variance
 
 FAST = os.environ.get("SMFSYM_FAST") == "1"
 OUT = Path(os.environ.get("SMFSYM_OUT", "out/derivations")) / "e_meanfield"
@@ -63,8 +64,8 @@ for lv in refined["levels"]:
     print(f"n_points = {lv['n_points']:3d}: lim Var[R]/eta = {lv['lin_var']:.5e}, limit's R(T) = {lv['risk']:.6f}")
 N_POINTS = refined["n_points"]
 print(f"chosen: n_points = {N_POINTS} (settled: {refined['converged']})")
-rule = smfsym.data_rule(net, n_points=N_POINTS)
-cap = smfsym.captured_noise_variance(net, theta0, rule, n_samples=20_000 if FAST else 100_000, seed=1)
+rule = data_rule(net, n_points=N_POINTS)
+cap = captured_noise_variance(net, theta0, rule, n_samples=20_000 if FAST else 100_000, seed=1)
 print(f"rule {rule.description}: captured total noise variance {cap['ratio']:.4f} ± {cap['ratio_se']:.4f}")
 results.update(captured=cap, n_points=N_POINTS, rule_levels=refined["levels"])
 
@@ -78,7 +79,7 @@ study = smfsym.meanfield_study(net, theta0, etas=etas, t_end=T_END, n_paths=192 
 print(study.table)
 print(study.to_latex())
 study.plot(path=OUT / "meanfield_study.png")
-lin = smfsym.linearised_variance(net, theta0, T_END, dt=0.02, n_points=N_POINTS)
+lin = linearised_variance(net, theta0, T_END, dt=0.02, n_points=N_POINTS)
 print(f"linearisation: lim Var[R]/eta = {lin:.4e}")
 results.update(rows=study.rows, linearised=lin,
                slopes={f"{m}": f for (m, _), f in study.slopes.items()},
@@ -101,7 +102,7 @@ for N in widths:
                                       risk_points=16).summary()
     R_draws = [smfsym.simulate_meanfield_limit(net, smfsym.particles(net, N, law=LAW, seed=100 + k), T_END,
                                                n_points=N_POINTS).mean()[-1, 0] for k in range(n_draws)]
-    lins = [smfsym.linearised_variance(net, smfsym.particles(net, N, law=LAW, seed=100 + k), T_END, dt=0.05,
+    lins = [linearised_variance(net, smfsym.particles(net, N, law=LAW, seed=100 + k), T_END, dt=0.05,
                                        n_points=N_POINTS) for k in range(2 if N >= 3000 else 3)]
     width_rows.append({"N": N, "var_sgd": float(s["var"][-1, 0]), "var_se_sgd": float(s["var_se"][-1, 0]),
                        "var_over_draws": float(np.var(R_draws, ddof=1)), "lin_mean": float(np.mean(lins)),

@@ -1,11 +1,15 @@
 """smfsym: symbolic-numeric stochastic modified equations and flows of SGD.
 
-The mathematics is stated in ``docs/theory.md`` (sections cited as §N in the docstrings).
+The mathematics is stated in ``docs/theory.md`` (sections cited as §N in the docstrings); the
+layers and where to extend them in ``docs/architecture.md``.
 
+The namespace is curated: about sixty names in sections (problems and data laws, modified
+equations, optimizers, simulation, studies, mean field, limits and warnings); everything else is
+imported from its module (``smfsym.studies.WeakErrorStudy``, ``smfsym.data.laws.Normal``).
 ``import smfsym`` loads no submodule (not even sympy): each public name is imported from its module
 on first use (PEP 562), so ``import smfsym`` and ``python -m smfsym --help`` start fast and a
-script pays only for what it uses (the studies, scipy.special and matplotlib stay unloaded until
-needed). ``__all__``, ``dir(smfsym)`` and every name below behave as if imported eagerly.
+script pays only for what it uses. ``__all__``, ``dir(smfsym)`` and every name below behave as if
+imported eagerly.
 """
 from __future__ import annotations
 
@@ -20,81 +24,77 @@ _aliases.install()
 
 from ._version import __version__
 
-#: Where each public name lives (the module it is imported from on first use).
+#: The public namespace, by section: module -> the names it gives ``smfsym``. Each name is imported
+#: from its module on first use.
 _SOURCES = {
-    ".symbolic.noise_expansion": ["ChaosExpansion", "NoiseTemplate", "TruncationWarning", "chaos_expansion"],
-    ".symbolic.lambdify": ["compile_exprs"],
-    ".data.means": ["DataMean", "covariance", "expectation"],
-    ".symbolic.latex": ["export_tex"],
-    ".data.laws": ["Beta", "DataSymbol", "Empirical", "Exponential", "Finite", "Gamma", "Law", "MultivariateNormal",
-              "Normal", "StudentT", "Uniform", "bernoulli", "beta", "categorical", "empirical", "exponential",
-              "gamma", "normal", "rademacher", "student_t", "uniform"],
+    # -- problems and the law of the data (one factory per law, sympy.stats style)
+    ".symbolic.problem": ["Problem", "NonDifferentiableWarning"],
+    ".data.laws": ["normal", "uniform", "bernoulli", "rademacher", "categorical", "exponential", "gamma", "beta",
+                   "student_t", "empirical"],
+    ".data.means": ["expectation", "covariance"],
+    # -- modified equations and flows
+    ".symbolic.sde": ["SDE"],
     ".symbolic.models": ["gradient_flow", "sme", "smf"],
-    ".symbolic.problem": ["NonDifferentiableWarning", "Problem"],
-    ".limits": ["Limits", "QuadratureWarning", "ResourceLimitError"],
-    ".data.tails": ["TailWarning"],
-    ".symbolic.sde": ["SDE", "MatrixSqrt"],
-    ".montecarlo.checks": ["BlowUpError"],
-    ".montecarlo.result": ["SimulationResult"],
-    ".simulation.sde": ["simulate"],
-    ".io.codegen": ["codegen"],
-    ".studies": ["MultipointStudy", "OrderWarning", "WeakErrorStudy", "multipoint", "weak_error", "MultipointRates",
-                 "multipoint_rates", "CostEstimate", "estimate_cost", "estimate_meanfield_cost",
-                 "estimate_multipoint_cost"],
-    ".simulation.sgd": ["simulate_sgd"],
-    ".io.persist": ["Order", "load_study"],
-    ".numerics.solvers": ["SOLVERS", "EulerMaruyama", "Solver", "WeakTaylor2", "TamedEuler"],
-    ".meanfield": ["MeanFieldProblem", "MeanFieldResult", "captured_noise_variance", "data_rule", "particles",
-                   "simulate_ddsmf", "simulate_meanfield_limit", "simulate_meanfield_sgd", "CapturedNoiseWarning",
-                   "MeanFieldStudy", "linearised_variance", "meanfield_study", "DataRule", "RuleResolutionWarning",
-                   "refine_rule"],
-    ".optimizers": ["Schedule", "batch_sgd_operator", "exact_batch_sgd_mean", "momentum_model", "scheduled_model",
-                    "simulate_momentum_sgd", "simulate_sgd_schedule"],
-    ".studies.optimizer_weak_error": ["momentum_weak_error", "schedule_weak_error"],
-    ".studies.momentum_multipoint": ["momentum_multipoint"],
-    ".montecarlo.executors": ["WorkerLostError", "process_pool"],
+    ".symbolic.noise_expansion": ["chaos_expansion", "TruncationWarning"],
+    ".symbolic.latex": ["export_tex"],
+    # -- optimizers
+    ".optimizers": ["Schedule", "scheduled_model", "momentum_model"],
     ".optimizers.update_map": ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"],
+    # -- simulation
+    ".simulation.sde": ["simulate"],
+    ".simulation.sgd": ["simulate_sgd"],
+    ".optimizers.schedules": ["simulate_sgd_schedule"],
+    ".optimizers.momentum": ["simulate_momentum_sgd"],
+    ".montecarlo.options": ["RunOptions", "SaveAt"],
+    ".montecarlo.result": ["SimulationResult"],
+    ".montecarlo.executors": ["process_pool", "WorkerLostError"],
+    ".io.codegen": ["codegen"],
+    # -- studies
+    ".studies": ["weak_error", "multipoint", "multipoint_rates", "estimate_cost"],
+    ".studies.optimizer_weak_error": ["schedule_weak_error", "momentum_weak_error"],
     ".studies.update_map_study": ["update_map_weak_error"],
+    ".io.persist": ["load_study"],
+    # -- mean field
+    ".meanfield": ["MeanFieldProblem", "particles", "simulate_meanfield_sgd", "simulate_ddsmf",
+                   "simulate_meanfield_limit", "meanfield_study", "CapturedNoiseWarning"],
+    # -- limits, errors and warnings
+    ".limits": ["Limits", "ResourceLimitError", "QuadratureWarning"],
+    ".montecarlo.checks": ["BlowUpError"],
+    ".data.tails": ["TailWarning"],
+    ".studies.common": ["OrderWarning"],
 }
 _LAZY = {name: module for module, names in _SOURCES.items() for name in names}
 
-__all__ = [
-    # problems and data laws
-    "Problem", "NonDifferentiableWarning", "DataSymbol", "Law", "Normal", "MultivariateNormal", "Uniform",
-    "Finite", "Exponential", "Gamma", "Beta", "StudentT", "Empirical", "normal", "uniform", "bernoulli",
-    "rademacher", "categorical", "exponential", "gamma", "beta", "student_t", "empirical", "DataMean",
-    "expectation", "covariance",
-    # limits and warnings
-    "Limits", "ResourceLimitError", "QuadratureWarning", "TailWarning", "TruncationWarning", "OrderWarning",
-    "BlowUpError", "WorkerLostError",
-    # modified equations and flows
-    "SDE", "MatrixSqrt", "gradient_flow", "sme", "smf", "ChaosExpansion", "NoiseTemplate", "chaos_expansion",
-    # optimizers
-    "UpdateMap", "sgd_map", "rmsprop", "adam", "Schedule", "scheduled_model", "momentum_model",
-    "batch_sgd_operator", "exact_batch_sgd_mean",
-    # simulation
-    "simulate", "simulate_sgd", "simulate_update_map", "simulate_sgd_schedule", "simulate_momentum_sgd",
-    "SimulationResult", "Solver", "EulerMaruyama", "WeakTaylor2", "TamedEuler", "SOLVERS", "compile_exprs",
-    "process_pool",
-    # studies
-    "weak_error", "WeakErrorStudy", "schedule_weak_error", "momentum_weak_error", "update_map_weak_error", "multipoint",
-    "MultipointStudy", "multipoint_rates", "MultipointRates", "momentum_multipoint", "Order", "estimate_cost",
-    "estimate_multipoint_cost", "estimate_meanfield_cost", "CostEstimate", "load_study",
-    # mean field
-    "MeanFieldProblem", "MeanFieldResult", "MeanFieldStudy", "DataRule", "data_rule", "refine_rule",
-    "captured_noise_variance", "particles", "simulate_meanfield_sgd", "simulate_ddsmf",
-    "simulate_meanfield_limit", "meanfield_study", "linearised_variance", "CapturedNoiseWarning",
-    "RuleResolutionWarning",
-    # output
-    "export_tex", "codegen", "__version__",
-]
+#: Names ``smfsym`` gave before the curated namespace of issue 16, and where they live now: still
+#: reachable for one release, with a ``DeprecationWarning`` naming the module to import from.
+_FORMER = {
+    **dict.fromkeys(["DataSymbol", "Law", "Normal", "MultivariateNormal", "Uniform", "Finite", "Exponential",
+                     "Gamma", "Beta", "StudentT", "Empirical"], ".data.laws"),
+    "DataMean": ".data.means", "MatrixSqrt": ".symbolic.sde", "ChaosExpansion": ".symbolic.noise_expansion",
+    "NoiseTemplate": ".symbolic.noise_expansion", "compile_exprs": ".symbolic.lambdify",
+    **dict.fromkeys(["Solver", "EulerMaruyama", "WeakTaylor2", "TamedEuler", "SOLVERS"], ".numerics.solvers"),
+    **dict.fromkeys(["batch_sgd_operator", "exact_batch_sgd_mean"], ".simulation.minibatch_exact"),
+"momentum_multipoint": ".studies.momentum_multipoint",
+    **dict.fromkeys(["WeakErrorStudy", "MultipointStudy", "MultipointRates", "CostEstimate",
+                     "estimate_multipoint_cost", "estimate_meanfield_cost"], ".studies"),
+    "Order": ".studies.storage",
+    **dict.fromkeys(["MeanFieldResult", "MeanFieldStudy", "DataRule", "data_rule", "refine_rule",
+                     "captured_noise_variance", "linearised_variance", "RuleResolutionWarning"], ".meanfield"),
+}
 
-#: Public functions named like the submodule that defines them (``smfsym.simulate`` is the function).
+__all__ = [name for names in _SOURCES.values() for name in names] + ["__version__"]
 
 
 def __getattr__(name: str):
-    """Import a public name (or a submodule, ``smfsym.engine``) on first use and keep it here."""
+    """Import a public name (or a submodule, ``smfsym.studies``) on first use and keep it here."""
     module = _LAZY.get(name)
+    if module is None and name in _FORMER:
+        import warnings
+
+        module = _FORMER[name]
+        warnings.warn(f"`smfsym.{name}` is no longer in the curated namespace; import it from "
+                      f"`smfsym{module}` (it goes in the next release).", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(module, __name__), name)
     if module is not None:
         value = getattr(importlib.import_module(module, __name__), name)
     elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:

@@ -21,6 +21,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
+from smfsym.studies.momentum_multipoint import momentum_multipoint
 
 GOLDEN = Path(__file__).with_name("golden") / "numbers.json"
 x, y = sp.symbols("x y")
@@ -151,7 +152,7 @@ def case_momentum_weak_error():
 
 
 def case_momentum_multipoint():
-    st = smfsym.momentum_multipoint(_rademacher(), [[1.0], [-1.0]], 0.4, [1 / 25, 1 / 100], 1.5)
+    st = momentum_multipoint(_rademacher(), [[1.0], [-1.0]], 0.4, [1 / 25, 1 / 100], 1.5)
     return _flat([[r[k] for k in sorted(r) if isinstance(r[k], float)] for r in st.rows])
 
 

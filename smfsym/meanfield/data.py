@@ -55,7 +55,8 @@ class DataRule:
         >>> a, w, out = sp.symbols("a w out")
         >>> z = smfsym.normal("z")
         >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - z) ** 2 / 2)
-        >>> smfsym.DataRule.from_rows(net, np.random.default_rng(0).normal(size=(500, 1))).size
+        >>> from smfsym.meanfield import DataRule
+        >>> DataRule.from_rows(net, np.random.default_rng(0).normal(size=(500, 1))).size
         500
         """
         arr = finite_array(rows, "rows", ndim=2).copy()
@@ -97,7 +98,8 @@ def data_rule(net, n_points: int | None = None, values: Mapping | None = None, *
     >>> a, w, out = sp.symbols("a w out")
     >>> z = smfsym.normal("z", 2)
     >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z[0]), (a, w), out, (out - z[1]) ** 2 / 2)
-    >>> rule = smfsym.data_rule(net, n_points=8)
+    >>> from smfsym.meanfield import data_rule
+    >>> rule = data_rule(net, n_points=8)
     >>> rule.size, rule.description
     (64, 'Gauss-Hermite(8) x Gauss-Hermite(8)')
     """

@@ -41,7 +41,7 @@ def _rule(net, rule, n_points, vals):
     if rule is None:
         return data_rule(net, n_points, vals)
     if not isinstance(rule, DataRule):
-        raise TypeError(f"`rule` must be a DataRule (smfsym.data_rule); got {type(rule).__name__}.")
+        raise TypeError(f"`rule` must be a DataRule (smfsym.meanfield.data_rule); got {type(rule).__name__}.")
     if rule.nodes.shape[1] != len(net.data):
         raise ValueError(f"`rule` must have one column per data symbol {[str(s) for s in net.data]}; "
                          f"got {rule.nodes.shape[1]}.")

@@ -104,7 +104,7 @@ def setup(net, theta0, values, observables: Sequence[str], risk_rule, risk_point
     if "risk" in obs_names and risk_rule is None:
         risk_rule = data_rule(net, risk_points if any(not l.is_finite for l in net.laws) else None, vals)
     if risk_rule is not None and not isinstance(risk_rule, DataRule):
-        raise TypeError(f"`risk_rule` must be a DataRule (smfsym.data_rule); got {type(risk_rule).__name__}.")
+        raise TypeError(f"`risk_rule` must be a DataRule (smfsym.meanfield.data_rule); got {type(risk_rule).__name__}.")
     obs = Observables(net, kernel, obs_names, risk_rule, inputs)
     return theta0, vals, kernel, obs
 

@@ -464,7 +464,8 @@ def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
     >>> import sympy as sp, smfsym
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
-    >>> c = smfsym.estimate_multipoint_cost(p, [[-1.0], [1.0]], eta=0.1, t_end=1.0, models=["smf1"], n_paths=4000)
+    >>> from smfsym.studies import estimate_multipoint_cost
+    >>> c = estimate_multipoint_cost(p, [[-1.0], [1.0]], eta=0.1, t_end=1.0, models=["smf1"], n_paths=4000)
     >>> sorted(c.parts), c.study
     (['sgd', 'smf1'], 'multipoint')
     """
@@ -519,7 +520,8 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
     >>> a, w, out = sp.symbols("a w out")
     >>> z = smfsym.normal("z")
     >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
-    >>> c = smfsym.estimate_meanfield_cost(net, etas=[0.1, 0.05], t_end=0.5, widths=[20], n_paths=8, n_points=8)
+    >>> from smfsym.studies import estimate_meanfield_cost
+    >>> c = estimate_meanfield_cost(net, etas=[0.1, 0.05], t_end=0.5, widths=[20], n_paths=8, n_points=8)
     >>> sorted(c.parts)
     ['captured noise', 'ddsmf N=20', 'limit N=20', 'sgd N=20']
     """

@@ -13,7 +13,7 @@ Exact mode (loss quadratic in the parameters, polynomial in the data, polynomial
 
 Monte Carlo otherwise, with the SGD and model runs on independent seeds and the solver's own error
 estimated from runs at dt and dt/2 (as :func:`smfsym.weak_error`). Fitted orders use
-:func:`smfsym.studies.fit_order`; results are :class:`smfsym.WeakErrorStudy` objects.
+:func:`smfsym.studies.fit_order`; results are :class:`smfsym.studies.WeakErrorStudy` objects.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ and each model (the gradient flows, SMEs and SMFs of :class:`UpdateMap`) is comp
 t = k h through E phi(Z_t), the model's solver error removed by coupled Richardson extrapolation
 (:func:`smfsym.studies.richardson.coupled_expectation`, docs/theory.md §9). Errors carry standard
 errors; orders are slopes of log|error| against log h (:func:`smfsym.studies.fit_order`), fitted on the
-errors resolved above ``resolve`` standard errors. The result is a :class:`smfsym.WeakErrorStudy`.
+errors resolved above ``resolve`` standard errors. The result is a :class:`smfsym.studies.WeakErrorStudy`.
 """
 from __future__ import annotations
 

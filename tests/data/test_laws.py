@@ -6,6 +6,7 @@ import sympy as sp
 import sympy.stats as st
 
 import smfsym
+from smfsym.symbolic.lambdify import compile_exprs
 
 LAWS = [
     (lambda: smfsym.normal("z", mean=1, std=2), ss.norm(1, 2)),
@@ -138,7 +139,7 @@ def test_empirical_weights_honoured_for_non_polynomial_losses():
     z, y = smfsym.empirical(data, "z y", weights=w_raw)
     x0 = sp.Symbol("x0")
     p = smfsym.Problem(sp.log(1 + sp.exp(-x0 * z * y)), [x0])
-    f = smfsym.compile_exprs([p.F, p.sigma[0, 0]], [x0])
+    f = compile_exprs([p.F, p.sigma[0, 0]], [x0])
     F, S = (float(v[0]) for v in f(np.array([[0.8]])))
     m = -0.8 * data[:, 0] * data[:, 1]
     g = -data[:, 0] * data[:, 1] / (1 + np.exp(-m))

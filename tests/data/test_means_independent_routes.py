@@ -6,6 +6,7 @@ import sympy as sp
 import sympy.stats as st
 
 import smfsym
+from smfsym.data.means import DataMean
 from smfsym.symbolic.lambdify import compile_exprs
 
 
@@ -45,7 +46,7 @@ def _logistic():
 def test_logistic_gaussian_quadrature_against_monte_carlo():
     w, z, y, f = _logistic()
     p = smfsym.Problem(f, w)
-    assert isinstance(p.F, smfsym.DataMean)
+    assert isinstance(p.F, DataMean)
     assert "Gauss-Hermite" in sp.latex(p.F)
     w0 = np.array([0.7, -1.2])
     fn = compile_exprs([p.F, p.grad_F[0], p.sigma[0, 0], p.sigma[0, 1]], w)

@@ -12,6 +12,7 @@ import sympy as sp
 from scipy import integrate, stats
 
 import smfsym
+from smfsym.symbolic.lambdify import compile_exprs
 from smfsym.data.means import QuadratureRule
 
 x = sp.Symbol("x")
@@ -28,7 +29,7 @@ def _quad_normal(f):
 def logistic():
     a = smfsym.normal("a")
     p = smfsym.Problem(sp.log(1 + sp.exp(-x * a)), [x])
-    return p, smfsym.compile_exprs([p.F, p.grad_F[0], p.sigma[0, 0]], [x])
+    return p, compile_exprs([p.F, p.grad_F[0], p.sigma[0, 0]], [x])
 
 
 @pytest.mark.parametrize("w", [0.5, 3.0, 6.0])
@@ -95,7 +96,7 @@ def test_quadrature_under_other_laws_against_quad():
     ]
     for loss, dens, (lo, hi) in cases:
         p = smfsym.Problem(loss + x**2, [x])
-        got = float(smfsym.compile_exprs([p.F], [x])(np.array([[1.3]]))[0][0]) - 1.3**2
+        got = float(compile_exprs([p.F], [x])(np.array([[1.3]]))[0][0]) - 1.3**2
         ref = integrate.quad(dens, lo, hi, limit=400, epsabs=1e-13)[0]
         assert abs(got - ref) < 1e-6 * max(1.0, abs(ref)), (loss, got, ref)
 
@@ -134,7 +135,7 @@ def test_datamean_survives_pickling_into_a_fresh_registry():
     ex._RULES.clear()  # what another process sees
     try:
         F = pickle.loads(blob)
-        val = float(smfsym.compile_exprs([F], [x])(np.array([[1.0]]))[0][0])
+        val = float(compile_exprs([F], [x])(np.array([[1.0]]))[0][0])
     finally:
         ex._RULES.update(saved)
     assert abs(val - _quad_normal(lambda z: np.logaddexp(0, -z))) < 1e-9

@@ -6,6 +6,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.studies import MultipointStudy
 from smfsym.io.persist import FORMAT, Order
 
 
@@ -64,7 +65,7 @@ def test_multipoint_round_trip_and_long_table(tmp_path):
     x = sp.Symbol("x")
     p = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
     mp = smfsym.multipoint(p, [[-1.0], [1.0]], eta=0.1, t_end=0.3, n_paths=2048, seed=1, models=["smf2"])
-    back = smfsym.MultipointStudy.load(mp.save(tmp_path / "mp.json"))
+    back = MultipointStudy.load(mp.save(tmp_path / "mp.json"))
     assert _same(back.rows, mp.rows) and np.array_equal(back.starts, mp.starts)
     df = mp.to_pandas()
     assert list(df.columns) == ["model", "eta", "statistic", "value", "se", "t"]
@@ -89,7 +90,7 @@ def test_save_refuses_to_overwrite_and_load_refuses_foreign_files(exact_study, t
     with pytest.raises(ValueError, match="not a saved smfsym study"):
         smfsym.load_study(tmp_path / "other.json")
     with pytest.raises(ValueError, match="MultipointStudy"):
-        smfsym.MultipointStudy.load(path)
+        MultipointStudy.load(path)
     doc = json.loads(path.read_text())
     doc["fields"]["rows"] = {"__ndarray__": [["__import__('os')"]], "dtype": "object", "shape": [1, 1]}
     (tmp_path / "hostile.json").write_text(json.dumps(doc))

@@ -14,6 +14,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.meanfield import captured_noise_variance, data_rule
 from smfsym.meanfield import RuleResolutionWarning, refine_rule
 from smfsym.meanfield.refine import check_rule, rule_levels
 
@@ -51,8 +52,8 @@ def test_a_budget_that_stops_short_warns(net):
 
 def test_the_total_captured_noise_is_not_what_var_depends_on(net):
     th = smfsym.particles(net, 50, seed=0)
-    rule = smfsym.data_rule(net, n_points=8)
-    cap = smfsym.captured_noise_variance(net, th, rule, n_samples=20_000, seed=0)
+    rule = data_rule(net, n_points=8)
+    cap = captured_noise_variance(net, th, rule, n_samples=20_000, seed=0)
     assert abs(cap["ratio"] - 1) < 4 * cap["ratio_se"] + 0.01  # the total noise variance: resolved
     with pytest.warns(RuleResolutionWarning, match="raise `n_points`"):
         r = check_rule(net, th, 1.0, 8)

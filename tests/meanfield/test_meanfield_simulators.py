@@ -4,6 +4,8 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.meanfield import DataRule, captured_noise_variance, data_rule
+from smfsym.symbolic.lambdify import compile_exprs
 from smfsym.meanfield.kernel import Kernel
 from smfsym.symbolic.models import modified_drift
 
@@ -40,7 +42,7 @@ def _smf_coefficients(net, theta, eta, order):
     """Drift and noise covariance of the finite-dimensional SMF of the N = 1 problem at theta."""
     prob = net.single_neuron_problem()
     e = sp.Symbol("eta", positive=True)
-    drift = np.array([c[0] for c in smfsym.compile_exprs(list(modified_drift(prob, order, e)), prob.params, {e: eta})(theta[None])])
+    drift = np.array([c[0] for c in compile_exprs(list(modified_drift(prob, order, e)), prob.params, {e: eta})(theta[None])])
     law = prob.laws[0]
     g = sp.lambdify(list(prob.params) + list(law.symbols), list(prob.grad_f))
     G = np.array([np.broadcast_to(c, (law.size,)) for c in g(*theta, *law.data.T)])  # (p, M)
@@ -52,7 +54,7 @@ def _smf_coefficients(net, theta, eta, order):
 @pytest.mark.parametrize("order", [1, 2])
 def test_width_one_ddsmf_coefficients_are_the_smf(order):
     net = tanh_data_net()
-    rule = smfsym.data_rule(net)
+    rule = data_rule(net)
     ker = Kernel(net)
     th = np.array([[0.3, 0.8, -0.5]])
     eta, h = 0.1, 1.0
@@ -86,7 +88,7 @@ def test_one_step_moments_ddsmf_euler_equal_sgd(batch_size):
     """At a fixed particle state, one Euler step of size eta of the DD-SMF has the mean and covariance
     of one mean-field SGD step (exact enumeration over the data rows), to rounding."""
     net = tanh_data_net(M=12, batch_size=1)
-    rule = smfsym.data_rule(net)
+    rule = data_rule(net)
     ker = Kernel(net)
     rng = np.random.default_rng(1)
     N, eta = 20, 0.05
@@ -142,12 +144,12 @@ def test_data_rule_and_captured_noise_variance():
     net = gauss_teacher_net()
     th = smfsym.particles(net, 200, law={"a": ("normal", 0, 1)}, seed=0)
     with pytest.raises(ValueError, match="`n_points` must be given"):
-        smfsym.data_rule(net)
+        data_rule(net)
     with pytest.raises(ValueError, match="would have 1000000 nodes"):
-        smfsym.data_rule(net, n_points=1000)
+        data_rule(net, n_points=1000)
     ratios = []
     for n in (2, 4, 12):
-        c = smfsym.captured_noise_variance(net, th, smfsym.data_rule(net, n_points=n), n_samples=40_000, seed=1)
+        c = captured_noise_variance(net, th, data_rule(net, n_points=n), n_samples=40_000, seed=1)
         ratios.append(c)
     assert abs(ratios[-1]["ratio"] - 1) < 5 * ratios[-1]["ratio_se"]  # 12 points per axis: all of it, within 5 SE
     assert abs(ratios[0]["ratio"] - 1) > 5 * ratios[0]["ratio_se"]  # 2 points: visibly short
@@ -192,7 +194,7 @@ def test_order2_drift_local_error_of_the_mean_is_order_eta3():
     to O(eta^2) with the drift G and to O(eta^3) with G - (eta/2) DG G (noise enters the mean at O(eta^3)),
     with N interacting particles: fitted slopes of the local error against eta."""
     net = tanh_data_net(M=12)
-    rule = smfsym.data_rule(net)
+    rule = data_rule(net)
     ker = Kernel(net)
     X = np.random.default_rng(2).normal(size=(1, 30, 3))
     G = ker.field(X, rule.nodes, rule.weights)
@@ -218,14 +220,14 @@ def test_held_out_risk_rule():
     net = tanh_data_net()
     th = smfsym.particles(net, 40, seed=0)
     law = net.laws[0]
-    held = smfsym.DataRule.from_rows(net, law.data[:8])
+    held = DataRule.from_rows(net, law.data[:8])
     r = smfsym.simulate_meanfield_limit(net, th, 0.2, risk_rule=held)
     Phi = (th[:, 0, None] * np.tanh(np.outer(th[:, 1], law.data[:8, 0]) + np.outer(th[:, 2], law.data[:8, 1]))).mean(0)
     r0 = smfsym.simulate_meanfield_limit(net, th, 0.2, risk_rule=held, save_at=[0.0])
     assert abs(r0.mean("risk")[0, 0] - np.mean((Phi - law.data[:8, 2]) ** 2 / 2)) < 1e-14
     assert r.mean("risk")[-1, 0] < r0.mean("risk")[0, 0]
     with pytest.raises(ValueError, match=r"`rows` must have shape \(M, 3\)"):
-        smfsym.DataRule.from_rows(net, law.data[:, :2])
+        DataRule.from_rows(net, law.data[:, :2])
 
 
 def test_particle_chunked_pass_equals_single_pass(monkeypatch):
@@ -246,6 +248,6 @@ def test_wide_output_in_particle_chunks_equals_direct_sum():
     net = tanh_data_net(M=16)
     ker = Kernel(net)
     th = smfsym.particles(net, 50_000, seed=0)
-    z, _ = ker.rule_cols(smfsym.data_rule(net).nodes)
+    z, _ = ker.rule_cols(data_rule(net).nodes)
     direct = (th[:, 0, None] * np.tanh(np.outer(th[:, 1], z[0].ravel()) + np.outer(th[:, 2], z[1].ravel()))).mean(0)
     np.testing.assert_allclose(ker.output(th[None], z)[0], direct, rtol=1e-10, atol=1e-14)

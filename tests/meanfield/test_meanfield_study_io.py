@@ -5,6 +5,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.meanfield import MeanFieldStudy
 
 a, w, out = sp.symbols("a w out")
 
@@ -32,8 +33,8 @@ def _same_summaries(a_, b_):
 
 def test_save_load_round_trip_is_exact(study, tmp_path):
     path = study.save(tmp_path / "mf.json")
-    for back in (smfsym.load_study(path), smfsym.MeanFieldStudy.load(path)):
-        assert isinstance(back, smfsym.MeanFieldStudy)
+    for back in (smfsym.load_study(path), MeanFieldStudy.load(path)):
+        assert isinstance(back, MeanFieldStudy)
         assert back.rows == study.rows and back.etas == study.etas and back.widths == study.widths
         assert back.slopes == study.slopes and back.mean_orders == study.mean_orders
         np.testing.assert_array_equal(back.t, study.t)

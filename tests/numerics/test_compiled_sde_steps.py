@@ -10,6 +10,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.numerics.solvers import EulerMaruyama, WeakTaylor2
 from smfsym.symbolic.lambdify import HoistedExprs
 from smfsym.montecarlo.increments import _TRIPLES, draw_discrete
 from smfsym.numerics.compiled_sde import NumericSDE
@@ -81,7 +82,7 @@ def test_weak2_step_equals_the_kloeden_platen_formula_term_by_term():
     X = rng.normal(size=(P, 2))
     Z = rng.normal(size=(P, 4, 3))
     nsde = NumericSDE(_sde())
-    solver = smfsym.WeakTaylor2()
+    solver = WeakTaylor2()
     solver.prepare(nsde)
     F = _numeric_derivatives()
     ref = np.array([reference_weak2(X[p], dt, Z[p], F) for p in range(P)])
@@ -102,7 +103,7 @@ def test_euler_step_equals_the_direct_formula():
     Z = rng.normal(size=(P, 1, 3))
     F = _numeric_derivatives()
     ref = np.array([X[p] + F["b"](X[p]).ravel() * dt + F["S"](X[p]) @ (np.sqrt(dt) * Z[p, 0]) for p in range(P)])
-    got = smfsym.EulerMaruyama().step(NumericSDE(_sde()), X, dt, _stepper_layout(Z))
+    got = EulerMaruyama().step(NumericSDE(_sde()), X, dt, _stepper_layout(Z))
     np.testing.assert_allclose(got, ref, rtol=RTOL, atol=RTOL * np.abs(ref).max())
 
 
@@ -128,7 +129,7 @@ def test_weak2_step_with_data_means_equals_the_unhoisted_formula():
     a, x = smfsym.normal("a"), sp.Symbol("x")
     flow = smfsym.smf(smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x]), order=2)
     nsde = NumericSDE(flow, {flow.eta: 0.1})
-    solver = smfsym.WeakTaylor2()
+    solver = WeakTaylor2()
     solver.prepare(nsde)
     rng = np.random.default_rng(9)
     X = rng.normal(size=(25, 1))
@@ -159,7 +160,7 @@ def test_weak2_computes_each_data_mean_once_per_step(monkeypatch):
     a, x = smfsym.normal("a"), sp.Symbol("x")
     flow = smfsym.smf(smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x]), order=2)
     nsde = NumericSDE(flow, {flow.eta: 0.1})
-    solver = smfsym.WeakTaylor2()
+    solver = WeakTaylor2()
     solver.prepare(nsde)
     n_means = len(nsde.weak2_plan.front.means)
     assert n_means >= 2 and all(not b.means for b in nsde.weak2_plan.backs.values())

@@ -4,6 +4,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.numerics.solvers import EulerMaruyama, WeakTaylor2
 from linear_sde import exact_moments, fitted_order, linear_sde, scheme_moments
 
 CASES = {
@@ -23,7 +24,7 @@ def phi(mean, S):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("solver", [smfsym.EulerMaruyama(), smfsym.WeakTaylor2()])
+@pytest.mark.parametrize("solver", [EulerMaruyama(), WeakTaylor2()])
 def test_weak_order_fitted_slope(case, solver):
     A, a, Bs, bs, x0 = CASES[case]
     sde = linear_sde(A, a, Bs, bs)
@@ -66,8 +67,8 @@ def test_weak2_refuses_numeric_square_root():
 
 
 def test_solver_registry():
-    assert isinstance(smfsym.numerics.solvers.get_solver("EM"), smfsym.EulerMaruyama)
-    assert isinstance(smfsym.numerics.solvers.get_solver(smfsym.WeakTaylor2), smfsym.WeakTaylor2)
+    assert isinstance(smfsym.numerics.solvers.get_solver("EM"), EulerMaruyama)
+    assert isinstance(smfsym.numerics.solvers.get_solver(WeakTaylor2), WeakTaylor2)
     with pytest.raises(ValueError, match="`scheme` must be one of"):
         smfsym.numerics.solvers.get_solver("rk4")
 
@@ -90,7 +91,7 @@ def _one_step_mean(solver, sde, x, h, phi_fn, points=4):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("solver", [smfsym.EulerMaruyama(), smfsym.WeakTaylor2()])
+@pytest.mark.parametrize("solver", [EulerMaruyama(), WeakTaylor2()])
 def test_local_weak_error_on_nonlinear_noncommuting_sde(solver):
     """One-step error against the generator's Taylor expansion phi + h L phi + h^2/2 L^2 phi.
 

@@ -6,6 +6,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.numerics.solvers import EulerMaruyama, WeakTaylor2
 from linear_sde import exact_moments, fitted_order, linear_sde
 from smfsym.engine import draw_discrete
 from smfsym.numerics.compiled_sde import NumericSDE
@@ -41,7 +42,7 @@ def discrete_scheme_moments(solver, sde, x0, T, n_steps):
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("solver", [smfsym.EulerMaruyama(), smfsym.WeakTaylor2()])
+@pytest.mark.parametrize("solver", [EulerMaruyama(), WeakTaylor2()])
 def test_discrete_weak_order_fitted_slope(case, solver):
     A, a, Bs, bs, x0 = CASES[case]
     sde = linear_sde(A, a, Bs, bs)

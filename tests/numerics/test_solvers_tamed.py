@@ -4,6 +4,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.numerics.solvers import EulerMaruyama, SOLVERS, TamedEuler
 from linear_sde import exact_moments, fitted_order, linear_sde, scheme_moments
 from test_solvers import CASES, phi
 
@@ -28,7 +29,7 @@ def test_tamed_weak_order_fitted_slope(case):
                              np.array(x0), T))
     dts, errs = [], []
     for n in (4, 8, 16, 32):
-        euler_err = phi(*scheme_moments(smfsym.EulerMaruyama(), sde, x0, T, n)) - ref
+        euler_err = phi(*scheme_moments(EulerMaruyama(), sde, x0, T, n)) - ref
         kw = dict(dt=T / n, n_paths=50_000, seed=3)
         diff = _f(smfsym.simulate(sde, x0, T, scheme="tamed", **kw).states[-1]) - _f(
             smfsym.simulate(sde, x0, T, scheme="euler", **kw).states[-1])
@@ -37,7 +38,7 @@ def test_tamed_weak_order_fitted_slope(case):
         dts.append(T / n)
         errs.append(abs(err))
     slope = fitted_order(dts, errs)
-    assert abs(slope - smfsym.TamedEuler.weak_order) < 0.3, (case, slope, errs)
+    assert abs(slope - TamedEuler.weak_order) < 0.3, (case, slope, errs)
 
 
 def quartic():
@@ -111,5 +112,5 @@ def test_multipoint_reports_solver_error_and_lost_paths():
 
 
 def test_tamed_is_registered_with_its_order():
-    assert isinstance(smfsym.numerics.solvers.get_solver("tamed"), smfsym.TamedEuler)
-    assert smfsym.SOLVERS["tamed"].weak_order == 1.0
+    assert isinstance(smfsym.numerics.solvers.get_solver("tamed"), TamedEuler)
+    assert SOLVERS["tamed"].weak_order == 1.0

@@ -6,6 +6,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.symbolic.sde import MatrixSqrt
 from smfsym.optimizers.update_map import UpdateMap, adam, rmsprop, sgd_map, simulate_update_map
 
 x, y = sp.symbols("x y")
@@ -53,7 +54,7 @@ def _sde_moment(sde, phi, h, point):
     state = sde.state
     b = sde.drift.xreplace({sde.eta: h})
     b0, b1 = b.xreplace({h: 0}), sp.diff(b, h).xreplace({h: 0})
-    if isinstance(sde.diffusion, smfsym.MatrixSqrt):
+    if isinstance(sde.diffusion, MatrixSqrt):
         C = sde.diffusion.sigma * (sde.diffusion.scale.xreplace({sde.eta: h}) ** 2 / h)
     else:
         D = sde.diffusion.xreplace({sde.eta: h})

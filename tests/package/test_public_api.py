@@ -50,3 +50,25 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit(__doc__)
     SNAPSHOT.write_text(json.dumps(surface(), indent=1, sort_keys=True) + "\n")
+
+
+def test_the_namespace_is_curated():
+    """About fifty names, each exported once, from a module of its own layer; one user-facing name per
+    law (the factories, sympy.stats style: the classes live in smfsym.data.laws)."""
+    names = smfsym.__all__
+    assert len(names) == len(set(names)) and 40 <= len(names) <= 65, len(names)
+    assert "normal" in names and "Normal" not in names and "Law" not in names
+
+
+def test_former_top_level_names_warn_and_resolve():
+    import importlib
+    import warnings
+
+    for name, module in smfsym._FORMER.items():
+        assert name not in smfsym.__all__
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(smfsym, name)
+        assert value is getattr(importlib.import_module("smfsym" + module), name)
+        assert any(issubclass(w.category, DeprecationWarning) and f"smfsym{module}" in str(w.message)
+                   for w in caught), name

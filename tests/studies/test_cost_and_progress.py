@@ -8,6 +8,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.studies import WeakErrorStudy, estimate_meanfield_cost, estimate_multipoint_cost
 from smfsym.cli import main
 
 x = sp.Symbol("x")
@@ -180,7 +181,7 @@ def test_weak_error_header_and_figure_name_what_was_compared(tmp_path):
     assert "phi = x^2" in title and "x0 = [0.5]" in title and "t_end = 1.2" in title and "3,000 paths" in title
     # the header survives save / load
     st.save(tmp_path / "s.json")
-    assert repr(smfsym.WeakErrorStudy.load(tmp_path / "s.json")).splitlines()[0] == head
+    assert repr(WeakErrorStudy.load(tmp_path / "s.json")).splitlines()[0] == head
     lin = smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2, [x])
     ex = smfsym.weak_error(lin, x**2, [1.0], 1.0, [0.1, 0.05], models=["sme1"])
     assert repr(ex).splitlines()[0].endswith("t_end = 1, exact moments")
@@ -215,13 +216,13 @@ def test_estimates_match_measured_runs_of_each_study_kind():
                   lambda: smfsym.weak_error(p, x, [0.5], 1.0, [0.5, 0.25], progress=False, **kw))
     r = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
     kw = dict(eta=0.1, t_end=1.0, models=["smf1", "sme1_independent"], n_paths=100_000, scheme="euler")
-    mp = _ratio(lambda: smfsym.estimate_multipoint_cost(r, [[-1.0], [1.0]], **kw),
+    mp = _ratio(lambda: estimate_multipoint_cost(r, [[-1.0], [1.0]], **kw),
                 lambda: smfsym.multipoint(r, [[-1.0], [1.0]], progress=False, **kw))
     a, w, out = sp.symbols("a w out")
     z = smfsym.normal("z")
     net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
     kw = dict(etas=[0.1, 0.05], t_end=1.0, widths=[200], n_paths=64, n_saves=2, n_points=12)
-    mf = _ratio(lambda: smfsym.estimate_meanfield_cost(net, **kw), lambda: smfsym.meanfield_study(net, **kw))
+    mf = _ratio(lambda: estimate_meanfield_cost(net, **kw), lambda: smfsym.meanfield_study(net, **kw))
     ratios = {k: est.seconds / real for k, (est, real) in {"weak": weak, "multipoint": mp, "meanfield": mf}.items()}
     print(ratios, {k: (round(e.seconds, 2), round(t, 2)) for k, (e, t) in {"weak": weak, "multipoint": mp, "meanfield": mf}.items()})
     assert all(1 / RATIO <= v <= RATIO for v in ratios.values()), ratios

@@ -6,6 +6,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.data.means import DataMean
 from smfsym.symbolic.compact import bounded_below, compact_matrix, compact_vector
 from smfsym.symbolic.latex import latex_names
 
@@ -134,7 +135,7 @@ def test_exported_documents_compile(case, tmp_path):
 def test_data_means_are_labelled_once_and_defined(tmp_path):
     p = _logistic()
     tex = p.latex()
-    n_means = len(set().union(*[e.atoms(smfsym.DataMean) for e in [p.F, *p.grad_F, *p.sigma]]))
+    n_means = len(set().union(*[e.atoms(DataMean) for e in [p.F, *p.grad_F, *p.sigma]]))
     defs = [ln for ln in tex.split("\\\\") if ln.strip().startswith("m_{") and "&=" in ln]
     assert len(defs) == n_means  # every data mean defined exactly once
     assert r"F(x) &= m_{1}(x)" in tex and "Gauss-Hermite" in tex
@@ -150,7 +151,7 @@ def test_text_derivation_labels_means_and_states_truncation():
     flow = smfsym.smf(p, order=1)
     text = derivation_text(p, [flow], x_ref=[0.5, -0.5])
     assert "F = m1(x)" in text and text.count(" = E[") == len(
-        set().union(*[e.atoms(smfsym.DataMean) for e in [p.F, *p.grad_F, *p.sigma, *flow.drift, *flow.diffusion]]))
+        set().union(*[e.atoms(DataMean) for e in [p.F, *p.grad_F, *p.sigma, *flow.drift, *flow.diffusion]]))
     assert "truncated at total degree 3" in text
     frac = flow.chaos.captured_fraction([0.5, -0.5])
     assert f"{frac:.4%}" in text and 0.9 < frac < 1
