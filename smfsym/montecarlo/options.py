@@ -8,10 +8,11 @@ the field in backticks.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
-__all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS"]
+__all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS", "run_settings", "RUN_FIELDS"]
 
 #: Default bound on stored states (bytes); larger requests are refused.
 MAX_STORED_BYTES = 4 * 2**30
@@ -159,3 +160,61 @@ class SaveAt:
         if save_at is None:
             return cls()
         return save_at if isinstance(save_at, cls) else cls(at=save_at)
+
+
+#: The run settings a simulator took as keywords before :class:`RunOptions` (issue 16), in the order
+#: :func:`run_settings` returns them; still accepted for one release, with a ``DeprecationWarning``.
+RUN_FIELDS = ("chunk_size", "max_memory", "max_steps", "on_nonfinite", "blowup_threshold", "executor", "progress")
+_SAVE_FIELDS = ("functions", "store")
+
+
+def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_FIELDS) -> tuple:
+    """The settings of one simulator call: ``options`` (a :class:`RunOptions`), ``save_at`` (times, or a
+    :class:`SaveAt`) and the old keywords in ``legacy``, as the tuple ``(*RUN_FIELDS, save_at, functions,
+    store)`` the simulator's body reads.
+
+    The values are passed on as given (the simulator validates them as it always has), so a call with
+    the old keywords and one with ``options`` give the same numbers and the same errors. A setting the
+    simulator does not support (not in ``supported``) is refused when it is not the default.
+
+    Examples
+    --------
+    >>> run_settings("simulate", RunOptions(chunk_size=8192), [1.0], {})[0]
+    8192
+    >>> run_settings("simulate", None, SaveAt(at=[0.5], store=False), {})[-3:]
+    ([0.5], None, False)
+    >>> run_settings("simulate", None, None, {"chunk_sise": 4})
+    Traceback (most recent call last):
+    ...
+    TypeError: simulate() got an unexpected keyword argument 'chunk_sise'
+    """
+    unknown = [k for k in legacy if k not in RUN_FIELDS and k not in _SAVE_FIELDS]
+    if unknown:
+        raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
+    if options is not None and not isinstance(options, RunOptions):
+        raise TypeError(f"`options` must be a smfsym.RunOptions; got {type(options).__name__}.")
+    run_keys = [k for k in legacy if k in RUN_FIELDS]
+    if run_keys:
+        if options is not None:
+            raise TypeError(f"`{run_keys[0]}` is given twice, as a keyword and in `options`; give it in `options`.")
+        warnings.warn(f"{caller}({run_keys[0]}=...): run settings go in `options=smfsym.RunOptions("
+                      f"{run_keys[0]}=...)`; the keywords go in the next release.", DeprecationWarning, stacklevel=3)
+    base = options if options is not None else RunOptions()
+    values = tuple(legacy.get(k, getattr(base, k)) for k in RUN_FIELDS)
+    default = RunOptions()
+    for k, v in zip(RUN_FIELDS, values):
+        if k not in supported and v is not getattr(default, k) and v != getattr(default, k):
+            raise ValueError(f"`{k}`: {caller} does not support it yet (it runs in this process, unchunked by "
+                             f"executors); got {v!r}.")
+    if isinstance(save_at, SaveAt):
+        clash = [k for k in _SAVE_FIELDS if k in legacy]
+        if clash:
+            raise TypeError(f"`{clash[0]}` is given twice, as a keyword and in `save_at`; give it in `save_at`.")
+        if save_at.keep_values:
+            raise ValueError(f"`save_at.keep_values`: {caller} does not keep per-path values; got True.")
+        return (*values, None if save_at.at is None else list(save_at.at), save_at.functions, save_at.store)
+    if any(k in legacy for k in _SAVE_FIELDS):
+        key = next(k for k in _SAVE_FIELDS if k in legacy)
+        warnings.warn(f"{caller}({key}=...): what to save goes in `save_at=smfsym.SaveAt(at=..., {key}=...)`; "
+                      "the keywords go in the next release.", DeprecationWarning, stacklevel=3)
+    return (*values, save_at, legacy.get("functions"), legacy.get("store", True))

@@ -37,6 +37,7 @@ import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..montecarlo.driver import run
+from ..montecarlo.options import RunOptions, run_settings
 from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, sme as _sme, smf as _smf
 from ..symbolic.problem import Problem
@@ -121,7 +122,7 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
     if order not in (1, 2):
         raise ValueError(f"`order` must be 1 or 2; got {order!r}.")
     if kind not in ("smf", "sme", "gf"):
-        raise ValueError(f"`kind` must be 'smf', 'sme' or 'gf'; got {kind!r}.")
+        raise ValueError(f"`kind` must be 'smf", "sme' or 'gf'; got {kind!r}.")
     eta = default_eta() if eta is None else as_expr(eta)
     lam = DEFAULT_FRICTION if lam is None else as_expr(lam)
     x = problem.params
@@ -191,12 +192,9 @@ def momentum_latex(sde: SDE, environment: str | None = "aligned") -> str:
 
 
 def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: float, *, v0=None,
-                          nesterov: bool = False, n_paths: int = 10_000, seed=None,
-                          save_at: Sequence[int] | None = None, batch_size: int | None = None,
-                          values: Mapping | None = None, chunk_size: int | None = None,
-                          functions: Mapping[str, Callable] | None = None, store: bool = True,
-                          on_nonfinite: str = "raise", progress: bool | None = None,
-                          scaled: bool = True) -> SimulationResult:
+                          nesterov: bool = False, n_paths: int = 10_000, seed=None, save_at=None,
+                          batch_size: int | None = None, values: Mapping | None = None, scaled: bool = True,
+                          options: RunOptions | None = None, **legacy) -> SimulationResult:
     r"""Simulate momentum SGD; an (n, d) ``x0`` runs n chains sharing their samples (n-point motion).
 
     v_{k+1} = beta v_k - eta grad f(y_k, xi), x_{k+1} = x_k + v_{k+1}, y_k = x_k or x_k + beta v_k.
@@ -224,6 +222,9 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     >>> bool(np.allclose(a.states[..., 0], b.states[..., 0], rtol=1e-14))
     True
     """
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
+     store) = run_settings("simulate_momentum_sgd", options, save_at, legacy,
+                           supported=("chunk_size", "on_nonfinite", "progress"))
     from ..simulation import sgd as _sgd
     from .._checks import numeric_values
     from ..simulation.sde import prepare_x0

@@ -21,6 +21,7 @@ import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..montecarlo.driver import run
+from ..montecarlo.options import RunOptions, run_settings
 from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, smf as _smf
 from ..symbolic.problem import Problem
@@ -204,7 +205,7 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     if order not in (1, 2):
         raise ValueError(f"`order` must be 1 or 2; got {order!r}.")
     if kind not in ("smf", "sme", "gf"):
-        raise ValueError(f"`kind` must be 'smf', 'sme' or 'gf'; got {kind!r}.")
+        raise ValueError(f"`kind` must be 'smf", "sme' or 'gf'; got {kind!r}.")
     t = sch.t
     clash = {t} & (set(problem.params) | set(problem.constants) | set(problem.law_parameters) | set(problem.data))
     if clash or t.name in {s.name for s in problem.loss.free_symbols}:
@@ -285,10 +286,8 @@ def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at) -> tuple[i
 
 
 def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: float, *, n_paths: int = 10_000,
-                          seed=None, save_at: Sequence[int] | None = None, batch_size: int | None = None,
-                          values: Mapping | None = None, chunk_size: int | None = None,
-                          functions: Mapping[str, Callable] | None = None, store: bool = True,
-                          on_nonfinite: str = "raise", progress: bool | None = None) -> SimulationResult:
+                          seed=None, save_at=None, batch_size: int | None = None,
+                          values: Mapping | None = None, options: RunOptions | None = None, **legacy) -> SimulationResult:
     r"""SGD with a schedule, x_{k+1} = x_k - eta u(k eta) grad f(x_k, xi_{k+1}) (docs/theory.md §7).
 
     Same arguments and seeds as :func:`smfsym.simulate_sgd`: a constant schedule u = 1
@@ -305,6 +304,9 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     >>> bool((a.states == b.states).all())
     True
     """
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
+     store) = run_settings("simulate_sgd_schedule", options, save_at, legacy,
+                           supported=("chunk_size", "on_nonfinite", "progress"))
     from ..simulation import sgd as _sgd
     from ..simulation.sde import prepare_x0
     from .._checks import numeric_values

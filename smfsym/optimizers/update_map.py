@@ -35,6 +35,7 @@ from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import MAX_STORED_BYTES, run
 from ..montecarlo.grid import StepGrid
+from ..montecarlo.options import RunOptions, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.models import default_eta
@@ -391,17 +392,18 @@ class UpdateMapTask:
 
 
 def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_paths: int = 10_000, seed=None,
-                        save_at: Sequence[int] | None = None, values: Mapping | None = None,
-                        chunk_size: int | None = None, functions: Mapping[str, Callable] | None = None,
-                        store: bool = True, on_nonfinite: str = "raise", progress: bool | None = None,
-                        blowup_threshold: float | None = None, max_memory: int = MAX_STORED_BYTES,
-                        executor=None) -> SimulationResult:
+                        save_at=None, values: Mapping | None = None, options: RunOptions | None = None,
+                        **legacy) -> SimulationResult:
     """Simulate the optimizer itself: z_{k+1} = U(z_k, xi_{k+1}; eta), vectorised over paths.
 
     ``result.t`` is step * h (h = eta, or sqrt(eta) for ``expansion="sqrt_eta"``), the time of the
     modified equations. An (n, dim) ``z0`` runs n chains that share their samples. Other arguments
     are as for :func:`smfsym.simulate_sgd`.
     """
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
+     store) = run_settings("simulate_update_map", options, save_at, legacy,
+                           supported=("chunk_size", "max_memory", "on_nonfinite", "blowup_threshold", "executor",
+                                      "progress"))
     if not isinstance(umap, UpdateMap):
         raise TypeError(f"`umap` must be a smfsym.UpdateMap; got {type(umap).__name__}.")
     eta = check_positive(eta, "eta")

@@ -13,6 +13,7 @@ from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import MAX_STORED_BYTES, run
 from ..montecarlo.grid import MAX_STEPS, StepGrid
 from ..montecarlo.increments import draw_discrete
+from ..montecarlo.options import RunOptions, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import BLOCK, resolve_seed
 from ..numerics.compiled_sde import NumericSDE
@@ -220,12 +221,9 @@ def _known_symbols(sde) -> set:
 
 
 def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: int = 10_000,
-             dt: float | None = None, scheme: Any = "euler", seed=None, save_at: Sequence[float] | None = None,
-             values: Mapping | None = None, chunk_size: int | None = None,
-             functions: Mapping[str, Callable] | None = None, store: bool = True,
-             on_nonfinite: str = "raise", progress: bool | None = None,
-             max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
-             max_memory: int = MAX_STORED_BYTES, increments: str = "gaussian", executor=None) -> SimulationResult:
+             dt: float | None = None, scheme: Any = "euler", seed=None, save_at=None,
+             values: Mapping | None = None, increments: str = "gaussian", options: RunOptions | None = None,
+             **legacy) -> SimulationResult:
     """Simulate an SDE (or its n-point motion) by Monte Carlo.
 
     Parameters
@@ -261,6 +259,11 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         is adapted to hit them. Unsorted, duplicated or non-finite times are refused.
     values : mapping, optional
         Numbers for constants and law parameters.
+    options : smfsym.RunOptions, optional
+        How the run is carried out, never what it computes: the run settings below
+        (``RunOptions(chunk_size=..., executor=...)``). What to save beyond the times goes in
+        ``save_at=smfsym.SaveAt(at=..., functions=..., store=...)``. The settings as keywords
+        are still accepted for one release, with a ``DeprecationWarning``.
     functions : mapping name -> callable, optional
         Statistics streamed at every saved time: ``f(states)`` with states of shape
         ``(P, [n,] d)`` returning ``(P,)`` or ``(P, k)``.
@@ -311,6 +314,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     >>> res.states.shape, res.success
     ((1, 2000, 1), True)
     """
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
+     store) = run_settings("simulate", options, save_at, legacy)
     if not isinstance(sde, SDE):
         raise TypeError(f"`sde` must be a smfsym.SDE; got {type(sde).__name__}.")
     # every argument is checked before anything is compiled or simulated

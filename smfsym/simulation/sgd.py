@@ -16,6 +16,7 @@ from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import MAX_STORED_BYTES, run
 from ..montecarlo.grid import MAX_STEPS, StepGrid
+from ..montecarlo.options import RunOptions, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.problem import Problem
@@ -158,12 +159,8 @@ def problem_symbols(problem: Problem) -> set:
 
 
 def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int = 10_000, seed=None,
-                 save_at: Sequence[int] | None = None, batch_size: int | None = None,
-                 values: Mapping | None = None, chunk_size: int | None = None,
-                 functions: Mapping[str, Callable] | None = None, store: bool = True,
-                 on_nonfinite: str = "raise", progress: bool | None = None,
-                 max_steps: int = MAX_STEPS, blowup_threshold: float | None = None,
-                 max_memory: int = MAX_STORED_BYTES, executor=None) -> SimulationResult:
+                 save_at=None, batch_size: int | None = None, values: Mapping | None = None,
+                 options: RunOptions | None = None, **legacy) -> SimulationResult:
     """Simulate SGD x_{k+1} = x_k - eta * mean over a batch of grad f(x_k, xi).
 
     Parameters
@@ -196,6 +193,8 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     >>> bool(abs(res.mean()[0, 0] - 0.9**10) < 5 * res.sem()[0, 0])
     True
     """
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
+     store) = run_settings("simulate_sgd", options, save_at, legacy)
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     eta = check_positive(eta, "eta")

@@ -28,6 +28,7 @@ import numpy as np
 from .._checks import numeric_values
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import CHUNK_BYTES
+from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.seeds import BLOCK
 from ..data.laws import Empirical
 from ..symbolic.model_names import MODEL_REGISTRY
@@ -42,6 +43,9 @@ from .common import (
 
 __all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_meanfield_cost", "estimate_optimizer_cost",
            "CostEstimate"]
+
+#: The timing runs of the estimates: no progress bar.
+QUIET = RunOptions(progress=False)
 
 #: Probes: a small size, then the size at which a step would take PROBE_STEP_SECONDS if all of the
 #: small size's step were per path (at least 8x larger, at most PROBE_MAX_PATHS and the study's
@@ -298,8 +302,8 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     if not sgd_exact:
         costs["sgd"] = (_timed_costs if quick else _step_costs)(
             lambda P, n, saves=None, functions=fun: simulate_sgd(
-                problem, x0, n, etas[-1], n_paths=P, seed=0, functions=functions, store=False, values=vals,
-                progress=False, save_at=saves), n_paths, round(t_end / etas[0]))
+                problem, x0, n, etas[-1], n_paths=P, seed=0, values=vals, options=QUIET,
+                save_at=SaveAt(at=saves, functions=functions, store=False)), n_paths, round(t_end / etas[0]))
         parts["sgd"] = _run_cost(costs["sgd"], n_paths, k_sum, _sgd_chunks(problem, etas[-1], vals, x0, n_paths),
                                  calls=len(etas))
     for m in simulated:
@@ -320,9 +324,9 @@ def _model_part(costs: dict, parts: dict, m: str, sde, slv, x0, eta: float, dt: 
     inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
 
     def run(P, n, saves=None, functions=fun):
-        return simulate(sde, x0, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, functions=functions,
-                        store=False, values=vals, progress=False, increments=inc,
-                        save_at=None if saves is None else [k * dt for k in saves])
+        return simulate(sde, x0, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, values=vals, increments=inc,
+                        options=QUIET, save_at=SaveAt(at=None if saves is None else [k * dt for k in saves],
+                                                      functions=functions, store=False))
 
     costs[m] = (_timed_costs if quick else _step_costs)(run, n_model, max_steps)
     # the coupled run carries two states (coarse, fine) per path
@@ -416,13 +420,13 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
         z0 = np.concatenate([x0, np.zeros(problem.dim)])
         beta = beta_for(lam, eta_min)
         costs["sgd"] = _timed_costs(lambda P, n, saves, functions: simulate_momentum_sgd(
-            problem, x0, n, eta_min, beta, nesterov=optimizer == "nesterov", n_paths=P, seed=0, save_at=saves,
-            functions=functions, store=False, values=vals, progress=False), n_paths, steps[0])
+            problem, x0, n, eta_min, beta, nesterov=optimizer == "nesterov", n_paths=P, seed=0, values=vals,
+            options=QUIET, save_at=SaveAt(at=saves, functions=functions, store=False)), n_paths, steps[0])
         start, dts = z0, [math.sqrt(e) * dt_fraction for e in etas]
     else:
         costs["sgd"] = _timed_costs(lambda P, n, saves, functions: simulate_sgd_schedule(
-            problem, sch, x0, n, eta_min, n_paths=P, seed=0, save_at=saves, functions=functions, store=False,
-            values=vals, progress=False), n_paths, steps[0])
+            problem, sch, x0, n, eta_min, n_paths=P, seed=0, values=vals, options=QUIET,
+            save_at=SaveAt(at=saves, functions=functions, store=False)), n_paths, steps[0])
         start, dts = with_time(x0), [e * dt_fraction for e in etas]
     # SGD's state: (x, v) for momentum, x for a schedule
     parts["sgd"] = _run_cost(costs["sgd"], n_paths, sum(steps), n_chunks(n_paths, (2 if momentum else 1) * x0.size),
@@ -484,7 +488,8 @@ def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
     _warm_up()
     costs, parts = {}, {}
     costs["sgd"] = _step_costs(lambda P, n: simulate_sgd(
-        problem, starts, n, eta, n_paths=P, seed=0, store=False, values=vals, progress=False), n_paths, k)
+        problem, starts, n, eta, n_paths=P, seed=0, values=vals, options=QUIET, save_at=SaveAt(store=False)),
+        n_paths, k)
     parts["sgd"] = _run_cost(costs["sgd"], n_paths, k, _sgd_chunks(problem, eta, vals, starts, n_paths), calls=1)
     for model in models:
         base, _, coupling = str(model).partition("_")
@@ -493,8 +498,8 @@ def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
         dt = eta * dt_fraction
         x = starts[0] if coupling == "independent" else starts
         costs[model] = _step_costs(lambda P, n: simulate(
-            sde, x, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, store=False, values=vals,
-            progress=False, increments=increments_for(slv, increments)), n_paths, k / dt_fraction)
+            sde, x, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, values=vals, options=QUIET,
+            save_at=SaveAt(store=False), increments=increments_for(slv, increments)), n_paths, k / dt_fraction)
         runs = len(starts) if coupling == "independent" else 1
         chunks = n_chunks(n_paths, x.size, _sde_path_bytes(sde, slv, x))
         parts[model] = runs * _run_cost(costs[model], n_paths, 3 * k / dt_fraction, chunks, calls=2)

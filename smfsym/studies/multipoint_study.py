@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..montecarlo.checks import BlowUpError, check_positive
+from ..montecarlo.options import RunOptions
 from .storage import StudyIO
 from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
@@ -326,7 +327,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
     try:
         r = simulate_sgd(problem, starts, k, eta, n_paths=n_paths, seed=seeds[0], values=values,
-                         progress=progress, executor=executor, **blow)
+                         options=RunOptions(progress=progress, executor=executor, **blow))
     except BlowUpError as exc:
         raise with_context(exc, f"SGD at eta = {eta:g}") from None
     finals = {"sgd": _finite(r.states[-1])}

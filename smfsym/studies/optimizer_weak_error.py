@@ -25,6 +25,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from ..montecarlo.options import RunOptions, SaveAt
 from ..symbolic.lambdify import CompiledExprs
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from ..data.means import expectation
@@ -425,8 +426,9 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
             continue
         f = _phi_on(phi, problem.params, vals, d)
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
-        r = simulate_sgd_schedule(problem, sch, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f},
-                                  store=False, values=vals, progress=progress)
+        r = simulate_sgd_schedule(problem, sch, x0, k, eta, n_paths=n_paths, seed=s_sgd, values=vals,
+                                  save_at=SaveAt(functions={"phi": f}, store=False),
+                                  options=RunOptions(progress=progress))
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
             val, vse, serr, how = _mc_model(sde, with_time(x0), t, eta, f, n_paths, s_sde, eta * dt_fraction,
@@ -542,8 +544,9 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
             continue
         f = _phi_on(phi, problem.params, vals, d)
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
-        r = simulate_momentum_sgd(problem, x0, k, eta, beta, v0=h * p0, nesterov=nesterov, n_paths=n_paths, seed=s_sgd,
-                                  functions={"phi": f}, store=False, values=vals, progress=progress)
+        r = simulate_momentum_sgd(problem, x0, k, eta, beta, v0=h * p0, nesterov=nesterov, n_paths=n_paths,
+                                  seed=s_sgd, values=vals, save_at=SaveAt(functions={"phi": f}, store=False),
+                                  options=RunOptions(progress=progress))
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
             val, vse, serr, how = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, progress)

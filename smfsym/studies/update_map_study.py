@@ -19,6 +19,7 @@ import sympy as sp
 from .._checks import numeric_values
 from ..symbolic.model_names import MODEL_REGISTRY
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
 from ..montecarlo.seeds import resolve_seed
 from .common import fit_order
@@ -140,8 +141,9 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
         ts.append(t)
         s_opt, s_sde = seed_sequence(seed).spawn(len(etas))[i].spawn(2)
         try:
-            r = simulate_update_map(umap, z0, k, eta, n_paths=n_paths, seed=s_opt, functions={"phi": f},
-                                    store=False, values=vals, progress=progress)
+            r = simulate_update_map(umap, z0, k, eta, n_paths=n_paths, seed=s_opt, values=vals,
+                                    save_at=SaveAt(functions={"phi": f}, store=False),
+                                    options=RunOptions(progress=progress))
         except BlowUpError as exc:
             raise with_context(exc, f"{umap.name} at eta = {eta:g}") from None
         opt_val, opt_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])

@@ -16,6 +16,7 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..montecarlo.checks import BlowUpError
+from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
 from ..simulation.exact import (
     NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean, model_closes,
@@ -413,8 +414,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         else:
             say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
             try:
-                r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, functions={"phi": f}, store=False,
-                                 values=vals, progress=progress, executor=executor, **blow)
+                r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, values=vals,
+                                 save_at=SaveAt(functions={"phi": f}, store=False),
+                                 options=RunOptions(progress=progress, executor=executor, **blow))
             except BlowUpError as exc:
                 raise with_context(exc, f"SGD at eta = {eta:g}") from None
             sgd_val, sgd_se, lost_sgd = float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction
@@ -447,8 +449,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                 for h in (dt, dt / 2):
                     try:
                         rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
-                                      functions={"phi": f}, store=False, values=vals, progress=progress,
-                                      increments=inc, executor=executor, **blow)
+                                      values=vals, increments=inc,
+                                      save_at=SaveAt(functions={"phi": f}, store=False),
+                                      options=RunOptions(progress=progress, executor=executor, **blow))
                     except BlowUpError as exc:
                         raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
                     runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))

@@ -96,7 +96,9 @@ def test_limit_messages_name_arguments_that_exist():
     for msg in msgs:
         raised = re.findall(r"raise `(\w+)`|or `(\w+)`", msg)
         names = {n for pair in raised for n in pair if n}
-        assert names and names <= params | {"dt", "n_steps"}, (msg, names)
+        # run settings live in `options` (RunOptions), what to save in `save_at` (SaveAt)
+        fields = set(smfsym.RunOptions.__dataclass_fields__) | set(smfsym.SaveAt.__dataclass_fields__)
+        assert names and names <= params | fields | {"dt", "n_steps"}, (msg, names)
 
 
 def test_sympy_numbers_are_accepted_and_inputs_never_mutated():

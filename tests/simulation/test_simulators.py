@@ -179,7 +179,8 @@ def test_blow_up_is_reported_with_step_time_and_fraction():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # reported by smfsym, not by numpy warnings
-        r = smfsym.simulate(sde, [0.2], 5.0, dt=0.1, n_paths=400, seed=0, on_nonfinite="mask")
+        r = smfsym.simulate(sde, [0.2], 5.0, dt=0.1, n_paths=400, seed=0,
+                            options=smfsym.RunOptions(on_nonfinite="mask"))
     assert not r.success and "were masked" in r.message and 0 < r.n_nonfinite < 400
     assert np.isnan(r.states).any() and np.isfinite(r.mean()).all()
 

@@ -1,0 +1,57 @@
+"""Run settings as objects (issue 16): ``options=RunOptions(...)`` and ``save_at=SaveAt(...)`` give every
+simulator bitwise the numbers of the old keywords, which still work for one release with a warning."""
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym import RunOptions, SaveAt
+
+x = sp.Symbol("x")
+PROBLEM = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2 + x**4 / 20, [x])
+phi = np.square  # a module-level function: it travels to executor workers
+
+
+def runs():
+    """(name, call taking the run settings as keywords) for every SGD-side and SDE simulator."""
+    flow = smfsym.smf(PROBLEM, order=2)
+    rms = smfsym.rmsprop(PROBLEM)
+    return [
+        ("simulate", lambda **kw: smfsym.simulate(flow, [1.0], 0.5, eta=0.1, n_paths=64, seed=3, **kw)),
+        ("simulate_sgd", lambda **kw: smfsym.simulate_sgd(PROBLEM, [1.0], 5, 0.1, n_paths=64, seed=3, **kw)),
+        ("simulate_sgd_schedule", lambda **kw: smfsym.simulate_sgd_schedule(
+            PROBLEM, smfsym.Schedule(1 / (1 + sp.Symbol("t")), sp.Symbol("t")), [1.0], 5, 0.1, n_paths=64, seed=3,
+            **kw)),
+        ("simulate_momentum_sgd", lambda **kw: smfsym.simulate_momentum_sgd(PROBLEM, [1.0], 5, 0.1, 0.8, n_paths=64,
+                                                                            seed=3, **kw)),
+        ("simulate_update_map", lambda **kw: smfsym.simulate_update_map(rms, [1.0, 0.0], 5, 0.1, n_paths=64,
+                                                                        seed=3, **kw)),
+    ]
+
+
+@pytest.mark.parametrize("name,call", runs(), ids=[r[0] for r in runs()])
+def test_options_give_the_numbers_of_the_old_keywords(name, call):
+    with pytest.warns(DeprecationWarning, match=r"options=smfsym\.RunOptions\(chunk_size=\.\.\.\)"):
+        old = call(chunk_size=4096, on_nonfinite="mask", functions={"phi": phi}, store=False)
+    new = call(options=RunOptions(chunk_size=4096, on_nonfinite="mask"),
+               save_at=SaveAt(functions={"phi": phi}, store=False))
+    assert old.states is None and new.states is None
+    assert np.array_equal(old.mean("phi"), new.mean("phi")) and np.array_equal(old.sem("phi"), new.sem("phi"))
+
+
+@pytest.mark.parametrize("name,call", runs(), ids=[r[0] for r in runs()])
+def test_settings_given_twice_or_misspelt_are_refused(name, call):
+    with pytest.raises(TypeError, match="`chunk_size` is given twice"):
+        call(chunk_size=4096, options=RunOptions(chunk_size=8192))
+    with pytest.raises(TypeError, match=f"{name}\\(\\) got an unexpected keyword argument 'chunk_sise'"):
+        call(chunk_sise=4096)
+    with pytest.raises(TypeError, match="`options` must be a smfsym.RunOptions; got dict"):
+        call(options={"chunk_size": 4096})
+    with pytest.raises(TypeError, match="`store` is given twice"):
+        call(save_at=SaveAt(store=False), store=True)
+
+
+def test_a_setting_a_simulator_lacks_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="`max_steps`: simulate_sgd_schedule does not support it"):
+        smfsym.simulate_sgd_schedule(PROBLEM, smfsym.Schedule(sp.Integer(1), sp.Symbol("t")), [1.0], 5, 0.1,
+                                     n_paths=8, options=RunOptions(max_steps=100))
