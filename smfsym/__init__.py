@@ -51,6 +51,7 @@ _SOURCES = {
     ".io.codegen": ["codegen"],
     # -- studies
     ".studies": ["weak_error", "multipoint", "multipoint_rates", "estimate_cost"],
+    ".studies.options": ["Numerics"],
     ".studies.optimizer_weak_error": ["schedule_weak_error", "momentum_weak_error"],
     ".studies.update_map_study": ["update_map_weak_error"],
     ".io.persist": ["load_study"],

@@ -316,15 +316,17 @@ def _check_cost(spec, c: dict, args) -> None:
     field), print it, refuse above COST_LIMIT in total without --yes."""
     from .studies import estimate_cost, estimate_meanfield_cost, estimate_multipoint_cost
     from .studies.cost import _fmt
+    from .studies.options import Numerics
 
     ests = []
     if c and (c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd"):
         ests.append(("weak-error", _optimizer_cost(spec, c)))
     elif c:
-        ests.append(("weak-error", estimate_cost(
-            spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"], method=c["method"],
-            n_paths=c["n_paths"], values=spec.values or None, scheme=None if c["scheme"] == "auto" else c["scheme"],
-            increments=c.get("increments", "auto"))))
+        numerics = Numerics(method=c["method"], scheme=None if c["scheme"] == "auto" else c["scheme"],
+                            increments=c.get("increments", "auto"))
+        ests.append(("weak-error", estimate_cost(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"],
+                                                 models=c["models"], n_paths=c["n_paths"],
+                                                 values=spec.values or None, numerics=numerics)))
     mp = c.get("multipoint") if c else None
     if mp:
         ests.append(("multi-point", estimate_multipoint_cost(spec.problem, mp["starts"], eta=mp["eta"],
@@ -362,16 +364,19 @@ def _check_cost(spec, c: dict, args) -> None:
 def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False) -> dict:
     """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON."""
     from .symbolic.latex import standalone_table
+    from .montecarlo.options import RunOptions
     from .studies import multipoint, weak_error
+    from .studies.options import Numerics
 
     scheme = None if c["scheme"] == "auto" else c["scheme"]
     if c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd":
         study = _optimizer_study(spec, c, executor, quiet)
     else:
         study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
-                           method=c["method"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-                           scheme=scheme, increments=c.get("increments", "auto"), executor=executor,
-                           progress=False if quiet else None)
+                           seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
+                           numerics=Numerics(method=c["method"], scheme=scheme,
+                                             increments=c.get("increments", "auto")),
+                           options=RunOptions(executor=executor, progress=False if quiet else None))
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
@@ -385,8 +390,8 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     if mp_spec:
         mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
                         seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None,
-                        scheme=scheme, increments=c.get("increments", "auto"), executor=executor,
-                        progress=False if quiet else None)
+                        numerics=Numerics(scheme=scheme, increments=c.get("increments", "auto")),
+                        options=RunOptions(executor=executor, progress=False if quiet else None))
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
         (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))
@@ -397,12 +402,14 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
 
 def _optimizer_study(spec, c: dict, executor, quiet: bool):
     """The weak-error study of SGD with a schedule, or of heavy-ball / Nesterov momentum (docs/theory.md §7)."""
+    from .montecarlo.options import RunOptions
     from .studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error
+    from .studies.options import Numerics
 
     if executor is not None:
         raise UsageError("--workers/--scheduler: schedule and momentum studies run in one process")
-    kw = dict(models=c["models"], method=c["method"], seed=c["seed"], n_paths=c["n_paths"],
-              values=spec.values or None, progress=False if quiet else None)
+    kw = dict(models=c["models"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
+              numerics=Numerics(method=c["method"]), options=RunOptions(progress=False if quiet else None))
     try:
         if c.get("schedule") is not None:
             return schedule_weak_error(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **kw)

@@ -36,6 +36,7 @@ from ..simulation.sgd import SGDTask, problem_symbols, simulate_sgd
 from ..simulation.sde import DRAW_BYTES, prepare_x0, simulate
 from ..numerics.solvers import get_solver
 from . import optimizer_weak_error as wo
+from .options import Numerics, study_settings
 from .common import (
     MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
     scheme_for,
@@ -247,9 +248,8 @@ def _estimate(costs: dict, parts: dict, t0: float, study: str) -> CostEstimate:
 
 
 def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, models: Sequence[str] = MODELS,
-                  method: str = "auto", n_paths: int = 200_000, dt_fraction: float = 0.125,
-                  values: Mapping | None = None, scheme: Any = None, increments: str = "auto",
-                  extrapolate: bool = True) -> CostEstimate:
+                  n_paths: int = 200_000, values: Mapping | None = None, numerics: Numerics | None = None,
+                  options: RunOptions | None = None, **legacy) -> CostEstimate:
     """Estimate the wall time of :func:`weak_error` with the same arguments, before running it.
 
     Every simulator the study would use is compiled and timed on a few steps of a few
@@ -273,6 +273,9 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     >>> sorted(c.parts), c.seconds > 0
     (['sgd', 'sme1'], True)
     """
+    settings = study_settings("estimate_cost", numerics, options, legacy,
+                              supported=("method", "scheme", "increments", "dt_fraction", "extrapolate"))
+    (method, scheme, increments, dt_fraction, extrapolate) = settings.values()
     from .weak_error_study import check_etas, check_models, choose_methods
 
     c = check_common(problem, t_end=t_end, seed=0, n_paths=n_paths, dt_fraction=dt_fraction,

@@ -18,6 +18,7 @@ from ..montecarlo.options import RunOptions
 from .storage import StudyIO
 from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
+from .options import Numerics, study_settings
 from .common import (
     ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure, increments_for,
     lost_cell, plot_target, scheme_for, seed_sequence, with_context,
@@ -225,10 +226,8 @@ class MultipointStudy(StudyIO):
 def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                psi: Any = ("covariance", "correlation", "product", "sqdist"),
                models: Sequence[str] = ("sme2_shared", "sme2_independent", "smf2"), seed=0,
-               n_paths: int = 100_000, dt_fraction: float = 0.125, values: Mapping | None = None,
-               progress: bool | None = None, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None, increments: str = "auto",
-               executor=None) -> MultipointStudy:
+               n_paths: int = 100_000, values: Mapping | None = None, numerics: Numerics | None = None,
+               options: RunOptions | None = None, **legacy) -> MultipointStudy:
     """Multi-point statistics: SGD runs sharing their samples against SDE n-point motions (docs/theory.md §5).
 
     Parameters
@@ -242,6 +241,12 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     models : sequence of str
         "smfK" (n-point SMF, one cylindrical noise), "smeK_shared" (one Brownian
         motion for all points), "smeK_independent" (independent Brownian motions), K = 1, 2.
+    numerics : smfsym.Numerics, optional
+        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
+        the entries below).
+    options : smfsym.RunOptions, optional
+        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
+        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
     scheme : str, Solver or None
         Solver for the SDE models (None: weak2 where possible, else euler; "tamed" for stiff drifts).
         Each model runs at dt = eta * dt_fraction and dt/2, coupled (shared increments); the dt/2
@@ -272,6 +277,10 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     >>> mp.value("sme2_shared", "covariance")["value"] > 0 > mp.value("smf2", "covariance")["value"]
     True
     """
+    settings = study_settings("multipoint", numerics, options, legacy,
+                              supported=("scheme", "increments", "dt_fraction", "on_nonfinite", "blowup_threshold",
+                                         "executor", "progress"))
+    (scheme, increments, dt_fraction, on_nonfinite, blowup_threshold, executor, progress) = settings.values()
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]

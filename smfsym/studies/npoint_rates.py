@@ -28,6 +28,8 @@ import sympy as sp
 from ..simulation.exact import NotClosedError, affine_in_params, rational
 from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
+from ..montecarlo.options import RunOptions
+from .options import Numerics, study_settings
 from .common import (
     check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
     seed_sequence,
@@ -216,10 +218,9 @@ def _check_starts(starts, d):
 
 def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: float, *,
                      models: Sequence[str] = ("smf1", "smf2", "sme2_shared", "sme2_independent"),
-                     psi: Any = NPOINT_PSI, method: str = "auto", n_paths: int = 100_000, seed=0,
-                     dt_fraction: float = 0.125, values: Mapping | None = None, resolve: float = 3.0,
-                     scheme: Any = None, on_nonfinite: str = "raise", blowup_threshold: float | None = None,
-                     progress: bool | None = False, max_path_steps: float = 1e11) -> MultipointRates:
+                     psi: Any = NPOINT_PSI, n_paths: int = 100_000, seed=0, values: Mapping | None = None,
+                     max_path_steps: float = 1e11, numerics: Numerics | None = None,
+                     options: RunOptions | None = None, **legacy) -> MultipointRates:
     r"""Rates of n-point statistics: joint statistics of SGD with shared samples against SDE n-point motions,
     over several learning rates, with fitted orders (docs/theory.md §5).
 
@@ -238,6 +239,12 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         "product" E[X(x_1) X(x_2)], "covariance", "correlation" (first coordinate), "sqdist"
         E|X(x_1) - X(x_2)|^2, or callables mapping the joint states (P, n, d) to per-path values (Monte
         Carlo only).
+    numerics : smfsym.Numerics, optional
+        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
+        the entries below).
+    options : smfsym.RunOptions, optional
+        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
+        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
     method : {"auto", "exact", "montecarlo"}
         "exact" needs grad f affine in the parameters, a loss polynomial in the data, batch size 1 and
         built-in statistics; a model whose two-point generator is then not polynomial (an SME with
@@ -272,6 +279,11 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     >>> bool(all(st.errors("sme2_shared", "correlation") > 1.5))
     True
     """
+    settings = study_settings("multipoint_rates", numerics, options, legacy,
+                              supported=("method", "scheme", "dt_fraction", "resolve", "on_nonfinite",
+                                         "blowup_threshold", "progress"),
+                              defaults={"progress": False})
+    (method, scheme, dt_fraction, resolve, on_nonfinite, blowup_threshold, progress) = settings.values()
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end = c["t_end"]
@@ -350,8 +362,10 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
                                      solver_error=0.0, lost=0.0))
         if mc_models:
             mp = multipoint(problem, starts, eta=eta, t_end=t, psi=stat_of, models=mc_models, seed=seeds[i],
-                            n_paths=c["n_paths"], dt_fraction=c["dt_fraction"], values=values, progress=progress,
-                            scheme=scheme, on_nonfinite=on_nonfinite, blowup_threshold=blowup_threshold)
+                            n_paths=c["n_paths"], values=values,
+                            numerics=Numerics(dt_fraction=c["dt_fraction"], scheme=scheme),
+                            options=RunOptions(progress=progress, on_nonfinite=on_nonfinite,
+                                               blowup_threshold=blowup_threshold))
             for m in mc_models:
                 for n in names:
                     r = mp.value(m, n)

@@ -35,6 +35,7 @@ from ..symbolic.problem import Problem
 from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
 from ..numerics.solvers import get_solver
+from .options import Numerics, study_settings
 from .common import OrderWarning, default_scheme, fit_order
 from .weak_error_study import WeakErrorStudy
 from .common import increments_for
@@ -375,9 +376,9 @@ def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, progress):
 
 
 def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas: Sequence[float], *,
-                        models: Sequence[str] = ("smf1", "smf2"), method: str = "auto", seed=0,
-                        n_paths: int = 200_000, dt_fraction: float = 0.125, values: Mapping | None = None,
-                        progress: bool | None = None, resolve: float = 3.0) -> WeakErrorStudy:
+                        models: Sequence[str] = ("smf1", "smf2"), seed=0, n_paths: int = 200_000,
+                        values: Mapping | None = None, numerics: Numerics | None = None,
+                        options: RunOptions | None = None, **legacy) -> WeakErrorStudy:
     r"""Weak error of the scheduled models against SGD with eta_k = eta u(k eta) (docs/theory.md §7).
 
     Exact when the moments close (see the module docstring), Monte Carlo otherwise. SGD runs
@@ -394,6 +395,9 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
+    settings = study_settings("schedule_weak_error", numerics, options, legacy,
+                              supported=("method", "dt_fraction", "resolve", "progress"))
+    (method, dt_fraction, resolve, progress) = settings.values()
     from .._checks import numeric_values
     from ..simulation.sgd import problem_symbols
 
@@ -473,10 +477,9 @@ def _schedule_odes(problem, sdes: dict, phi, etas, steps, t_end) -> dict:
 
 def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], lam: float, *,
                         models: Sequence[str] = ("smf1", "smf2"), nesterov: bool = False, p0=None,
-                        noise_correction: bool | None = None,
-                        method: str = "auto", seed=0, n_paths: int = 200_000, dt_fraction: float = 0.125,
-                        values: Mapping | None = None, progress: bool | None = None,
-                        resolve: float = 3.0) -> WeakErrorStudy:
+                        noise_correction: bool | None = None, seed=0, n_paths: int = 200_000,
+                        values: Mapping | None = None, numerics: Numerics | None = None,
+                        options: RunOptions | None = None, **legacy) -> WeakErrorStudy:
     r"""Weak error of the momentum models against momentum SGD with beta = 1 - lam sqrt(eta) (docs/theory.md §7).
 
     The chain's step is h = sqrt(eta): SGD runs k = round(t_end / h) steps, models are compared at
@@ -496,6 +499,9 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
+    settings = study_settings("momentum_weak_error", numerics, options, legacy,
+                              supported=("method", "dt_fraction", "resolve", "progress"))
+    (method, dt_fraction, resolve, progress) = settings.values()
     from .._checks import numeric_values
     from ..simulation.sgd import problem_symbols
 

@@ -22,6 +22,7 @@ from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
 from ..montecarlo.seeds import resolve_seed
+from .options import Numerics, study_settings
 from .common import fit_order
 from .weak_error_study import WeakErrorStudy
 from .common import (
@@ -55,10 +56,9 @@ def _check_phi(phi, umap: UpdateMap, known: set):
 
 
 def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence[float], *,
-                          models: Sequence[str] = ("gf", "sme1", "sme2", "smf1", "smf2"), n_paths: int = 200_000,
-                          seed=0, dt_fraction: float = 0.125, values: Mapping | None = None, scheme=None,
-                          increments: str = "auto", progress: bool | None = None,
-                          resolve: float = 3.0) -> WeakErrorStudy:
+                          models: Sequence[str] = ("gf", "sme1", "sme2", "smf1", "smf2"),
+                          n_paths: int = 200_000, seed=0, values: Mapping | None = None,
+                          numerics: Numerics | None = None, options: RunOptions | None = None, **legacy) -> WeakErrorStudy:
     r"""Weak error of an update map's models against the optimizer itself (docs/theory.md §10).
 
     Parameters
@@ -77,6 +77,12 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
         Among "gf", "gf2", "sme1", "sme2", "smf1", "smf2".
     n_paths, seed : Monte Carlo settings (the optimizer and the models run on independent streams
         spawned from ``seed``; n_paths >= 2).
+    numerics : smfsym.Numerics, optional
+        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
+        the entries below).
+    options : smfsym.RunOptions, optional
+        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
+        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
     dt_fraction : float in (0, 1]
         Solver step as a fraction of h (each model runs at dt and dt/2, coupled, extrapolated).
     values : mapping, optional
@@ -107,6 +113,9 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     >>> len(st.rows), st.meta["optimizer"]
     (2, 'rmsprop')
     """
+    settings = study_settings("update_map_weak_error", numerics, options, legacy,
+                              supported=("scheme", "increments", "dt_fraction", "resolve", "progress"))
+    (scheme, increments, dt_fraction, resolve, progress) = settings.values()
     if not isinstance(umap, UpdateMap):
         raise TypeError(f"`umap` must be a smfsym UpdateMap (e.g. rmsprop(problem)); got {type(umap).__name__}.")
     sqrt = umap.expansion == "sqrt_eta"

@@ -28,6 +28,7 @@ from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
 from ..simulation.sde import prepare_x0, simulate
 from ..data.tails import check_phi_tails
+from .options import Numerics, study_settings
 from .common import (
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
     check_phi, finish_figure, fit_order, increments_for, lost_cell, order_label, plot_target, scheme_for,
@@ -277,11 +278,8 @@ def _mc_method(scheme: str, increments: str, dt: float, extrapolate: bool) -> st
 
 
 def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *,
-               models: Sequence[str] = MODELS, method: str = "auto", seed=0, n_paths: int = 200_000,
-               dt_fraction: float = 0.125, values: Mapping | None = None, progress: bool | None = None,
-               resolve: float = 3.0, scheme: Any = None, on_nonfinite: str = "raise",
-               blowup_threshold: float | None = None, increments: str = "auto",
-               extrapolate: bool = True, executor=None) -> WeakErrorStudy:
+               models: Sequence[str] = MODELS, seed=0, n_paths: int = 200_000, values: Mapping | None = None,
+               numerics: Numerics | None = None, options: RunOptions | None = None, **legacy) -> WeakErrorStudy:
     """Weak error of each model against SGD over a range of learning rates (docs/theory.md §2).
 
     Parameters
@@ -297,6 +295,12 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     etas : sequence of float
     models : sequence of str
         Among "gf", "sme1", "sme2", "smf1", "smf2".
+    numerics : smfsym.Numerics, optional
+        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
+        the entries below).
+    options : smfsym.RunOptions, optional
+        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
+        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
     method : {"auto", "exact", "montecarlo"}
         "auto" decides per model: SGD's moments are exact when they close (gradient affine
         in x, polynomial phi, any numeric batch size), and so is each model whose generator
@@ -354,6 +358,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     >>> round(st.orders["sme1"][0]), round(st.orders["sme2"][0])
     (1, 2)
     """
+    settings = study_settings("weak_error", numerics, options, legacy)
+    (method, scheme, increments, dt_fraction, extrapolate, resolve, on_nonfinite, blowup_threshold, executor,
+     progress) = settings.values()
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
