@@ -241,12 +241,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     models : sequence of str
         "smfK" (n-point SMF, one cylindrical noise), "smeK_shared" (one Brownian
         motion for all points), "smeK_independent" (independent Brownian motions), K = 1, 2.
-    numerics : smfsym.Numerics, optional
-        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
-        the entries below).
-    options : smfsym.RunOptions, optional
-        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
-        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
+    numerics, options : smfsym.Numerics, smfsym.RunOptions, optional
+        How each error is computed and how the runs are carried out: the settings below (as
+        keywords they still work for one release, with a ``DeprecationWarning``).
     scheme : str, Solver or None
         Solver for the SDE models (None: weak2 where possible, else euler; "tamed" for stiff drifts).
         Each model runs at dt = eta * dt_fraction and dt/2, coupled (shared increments); the dt/2

@@ -239,12 +239,9 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         "product" E[X(x_1) X(x_2)], "covariance", "correlation" (first coordinate), "sqdist"
         E|X(x_1) - X(x_2)|^2, or callables mapping the joint states (P, n, d) to per-path values (Monte
         Carlo only).
-    numerics : smfsym.Numerics, optional
-        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
-        the entries below).
-    options : smfsym.RunOptions, optional
-        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
-        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
+    numerics, options : smfsym.Numerics, smfsym.RunOptions, optional
+        How each error is computed and how the runs are carried out: the settings below (as
+        keywords they still work for one release, with a ``DeprecationWarning``).
     method : {"auto", "exact", "montecarlo"}
         "exact" needs grad f affine in the parameters, a loss polynomial in the data, batch size 1 and
         built-in statistics; a model whose two-point generator is then not polynomial (an SME with

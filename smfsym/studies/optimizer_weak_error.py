@@ -37,14 +37,16 @@ from ..symbolic.sde import SDE
 from ..numerics.solvers import get_solver
 from .options import Numerics, study_settings
 from .common import OrderWarning, default_scheme, fit_order
+from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
 from .common import increments_for
 from .richardson import coupled_expectation
-from .weak_error_study import _mc_method, check_models
+from .weak_error_study import _mc_method, check_etas, check_models
 from ..simulation.minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
+from ..simulation.sgd import problem_symbols
 from ..optimizers.momentum import beta_for, momentum_model, simulate_momentum_sgd
 from ..optimizers.schedules import _as_schedule, scheduled_model, simulate_sgd_schedule, with_time
-from .._checks import as_expr
+from .._checks import as_expr, numeric_values
 
 __all__ = ["exact_schedule_sgd_mean", "exact_time_dependent_mean", "exact_momentum_sgd_mean",
            "schedule_weak_error", "momentum_weak_error"]
@@ -61,6 +63,17 @@ def _check_phi(phi, params):
     if phi.free_symbols - set(params) or not phi.is_polynomial(*params):
         raise NotClosedError(f"`phi` must be a polynomial in {tuple(params)} for exact moments; got {phi}.")
     return phi
+
+
+def _optimizer_settings(caller: str, problem, numerics, options, legacy) -> tuple:
+    """``(method, dt_fraction, resolve, progress)`` of a schedule or momentum study, checked."""
+    settings = study_settings(caller, numerics, options, legacy,
+                              supported=("method", "dt_fraction", "resolve", "progress"))
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
+    if settings["method"] not in ("auto", "exact", "montecarlo"):
+        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {settings['method']!r}.")
+    return tuple(settings.values())
 
 
 def exact_schedule_sgd_mean(problem: Problem, schedule, phi, x0, eta, n_steps: int) -> float:
@@ -307,9 +320,6 @@ def study_steps(t_end, etas, step: str = "eta") -> tuple:
     every eta's SGD step (eta, or h = sqrt(eta) for momentum: ``step="h"``) must reach ``t_end`` in a
     whole number of steps, so that every row compares at the same time t_end.
     """
-    from ..montecarlo.checks import check_positive
-    from .weak_error_study import check_etas
-
     t_end = check_positive(t_end, "t_end")
     etas = check_etas(etas)
     steps, bad = [], []
@@ -395,16 +405,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
-    settings = study_settings("schedule_weak_error", numerics, options, legacy,
-                              supported=("method", "dt_fraction", "resolve", "progress"))
-    (method, dt_fraction, resolve, progress) = settings.values()
-    from .._checks import numeric_values
-    from ..simulation.sgd import problem_symbols
-
-    if not isinstance(problem, Problem):
-        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
-    if method not in ("auto", "exact", "montecarlo"):
-        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
+    method, dt_fraction, resolve, progress = _optimizer_settings("schedule_weak_error", problem, numerics, options, legacy)
     sch = _as_schedule(schedule)
     t_end, etas, steps = study_steps(t_end, etas)
     vals = numeric_values(values, problem_symbols(problem))
@@ -499,16 +500,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
-    settings = study_settings("momentum_weak_error", numerics, options, legacy,
-                              supported=("method", "dt_fraction", "resolve", "progress"))
-    (method, dt_fraction, resolve, progress) = settings.values()
-    from .._checks import numeric_values
-    from ..simulation.sgd import problem_symbols
-
-    if not isinstance(problem, Problem):
-        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
-    if method not in ("auto", "exact", "montecarlo"):
-        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
+    method, dt_fraction, resolve, progress = _optimizer_settings("momentum_weak_error", problem, numerics, options, legacy)
     if not (np.isfinite(lam) and lam > 0):
         raise ValueError(f"`lam` (the friction) must be positive; got {lam!r}.")
     t_end, etas, steps = study_steps(t_end, etas, "h")

@@ -77,12 +77,9 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
         Among "gf", "gf2", "sme1", "sme2", "smf1", "smf2".
     n_paths, seed : Monte Carlo settings (the optimizer and the models run on independent streams
         spawned from ``seed``; n_paths >= 2).
-    numerics : smfsym.Numerics, optional
-        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
-        the entries below).
-    options : smfsym.RunOptions, optional
-        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
-        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
+    numerics, options : smfsym.Numerics, smfsym.RunOptions, optional
+        How each error is computed and how the runs are carried out: the settings below (as
+        keywords they still work for one release, with a ``DeprecationWarning``).
     dt_fraction : float in (0, 1]
         Solver step as a fraction of h (each model runs at dt and dt/2, coupled, extrapolated).
     values : mapping, optional

@@ -295,12 +295,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     etas : sequence of float
     models : sequence of str
         Among "gf", "sme1", "sme2", "smf1", "smf2".
-    numerics : smfsym.Numerics, optional
-        How each error is computed (method, scheme, increments, dt_fraction, extrapolate, resolve:
-        the entries below).
-    options : smfsym.RunOptions, optional
-        How the runs are carried out (on_nonfinite, blowup_threshold, executor, progress). The
-        settings as keywords are still accepted for one release, with a ``DeprecationWarning``.
+    numerics, options : smfsym.Numerics, smfsym.RunOptions, optional
+        How each error is computed and how the runs are carried out: the settings below (as
+        keywords they still work for one release, with a ``DeprecationWarning``).
     method : {"auto", "exact", "montecarlo"}
         "auto" decides per model: SGD's moments are exact when they close (gradient affine
         in x, polynomial phi, any numeric batch size), and so is each model whose generator
