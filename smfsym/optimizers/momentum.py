@@ -122,7 +122,7 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
     if order not in (1, 2):
         raise ValueError(f"`order` must be 1 or 2; got {order!r}.")
     if kind not in ("smf", "sme", "gf"):
-        raise ValueError(f"`kind` must be 'smf", "sme' or 'gf'; got {kind!r}.")
+        raise ValueError(f"`kind` must be 'smf', 'sme' or 'gf'; got {kind!r}.")
     eta = default_eta() if eta is None else as_expr(eta)
     lam = DEFAULT_FRICTION if lam is None else as_expr(lam)
     x = problem.params

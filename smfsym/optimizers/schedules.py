@@ -205,7 +205,7 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     if order not in (1, 2):
         raise ValueError(f"`order` must be 1 or 2; got {order!r}.")
     if kind not in ("smf", "sme", "gf"):
-        raise ValueError(f"`kind` must be 'smf", "sme' or 'gf'; got {kind!r}.")
+        raise ValueError(f"`kind` must be 'smf', 'sme' or 'gf'; got {kind!r}.")
     t = sch.t
     clash = {t} & (set(problem.params) | set(problem.constants) | set(problem.law_parameters) | set(problem.data))
     if clash or t.name in {s.name for s in problem.loss.free_symbols}:

@@ -240,3 +240,14 @@ def test_momentum_multipoint_exact_non_product_noise():
         momentum_multipoint(p, [[1.0], [-2.0]], 1.0, ETAS[:2], lam=1.0, models=["sme1"])
     with pytest.raises(ValueError, match="`starts` must be two finite points"):
         momentum_multipoint(p, [[1.0]], 1.0, ETAS, lam=1.0)
+
+
+def test_unknown_kind_is_one_clear_message():
+    """The message was two strings by a misplaced quote (found when the imports were hoisted)."""
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    for build in (lambda: momentum_model(p, "ode"),
+                  lambda: smfsym.scheduled_model(p, smfsym.Schedule(sp.Integer(1), sp.Symbol("t")), kind="ode")):
+        with pytest.raises(ValueError) as info:
+            build()
+        assert len(info.value.args) == 1 and "must be 'smf', 'sme' or 'gf'; got 'ode'" in str(info.value)
