@@ -45,6 +45,8 @@ import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 
+from typing import Mapping
+
 import numpy as np
 
 from .blocks import run_blocks
@@ -54,7 +56,7 @@ from .progress import _progress
 from .seeds import BLOCK, block_label
 from .statistics import _Recorder, _Values
 
-__all__ = ["check_executor", "check_picklable_functions", "run_on_executor", "TASKS_PER_RUN", "process_pool",
+__all__ = ["check_executor", "checked_executor", "check_picklable_functions", "run_on_executor", "TASKS_PER_RUN", "process_pool",
            "ProcessPool", "WorkerLostError", "MAX_RETRIES"]
 
 #: Default number of tasks a run is cut into (fewer if it has fewer seed blocks): enough to keep
@@ -170,6 +172,17 @@ def check_executor(executor):
         return get(pure=False)
     raise TypeError("`executor` must be a concurrent.futures.Executor (e.g. smfsym.process_pool(2)) or a "
                     f"dask.distributed Client; got {type(executor).__name__}.")
+
+
+def checked_executor(executor, functions=None):
+    """``executor`` checked (None stays None), and the streamed ``functions`` checked to travel to its
+    workers (module-level functions, pickled): the one check every simulator makes before a run."""
+    if executor is None:
+        return None
+    executor = check_executor(executor)
+    if isinstance(functions, Mapping):
+        check_picklable_functions(dict(functions))
+    return executor
 
 
 def check_picklable_functions(functions: dict, argument: str | None = None) -> None:

@@ -223,8 +223,7 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     True
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
-     store) = run_settings("simulate_momentum_sgd", options, save_at, legacy,
-                           supported=("chunk_size", "on_nonfinite", "progress"))
+     store) = run_settings("simulate_momentum_sgd", options, save_at, legacy)
     from ..simulation import sgd as _sgd
     from .._checks import numeric_values
     from ..simulation.sde import prepare_x0
@@ -246,30 +245,12 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     h = float(np.sqrt(eta))
     unit = h if scaled else 1.0
     z0 = np.concatenate([x0, v0 / unit], axis=-1)
-    stepper = _sgd.SGDStep(problem, eta, B, vals)
     beta = float(beta)
-
-    def grad(Y, gens, sizes):  # batch-mean gradient at Y (P, [n,] d), as SGDStep evaluates it
-        data = stepper.sample(gens, sizes)
-        YT = np.moveaxis(Y, -1, 0)
-        if Y.ndim == 2:
-            xc, dc = [c[:, None] for c in YT], data
-        else:
-            xc, dc = [c[..., None] for c in YT], [c[:, None, :] for c in data]
-        g = np.moveaxis(stepper.grad.evaluate(xc, dc), -1, 0)
-        g = g[..., 0] if B == 1 else g.mean(axis=-1)
-        return np.moveaxis(g, 0, -1)
-
-    def step(Z, _h, gens, sizes):
-        X, V = Z[..., :d], Z[..., d:] * unit
-        Y = X + beta * V if nesterov else X
-        V = beta * V - eta * grad(Y, gens, sizes)
-        return np.concatenate([X + V, V / unit], axis=-1)
-
-    res = run(x0=z0, n_paths=n_paths, step_sizes=np.full(n_steps, h), save_index=idx, times=np.array(idx) * h,
-              step=step, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
-              on_nonfinite=on_nonfinite, progress=progress, scheme="momentum-sgd", dt_label=h, time_label="step",
-              step_times=np.arange(1, n_steps + 1, dtype=float))
+    task = _sgd.SGDTask(problem, eta, B, vals, _sgd.MomentumRule(beta, eta, nesterov, unit, d))
+    res = _sgd.run_rule(task, z0, np.full(n_steps, h), idx, np.array(idx) * h, dict(
+        n_paths=n_paths, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
+        on_nonfinite=on_nonfinite, progress=progress, max_steps=max_steps, blowup_threshold=blowup_threshold,
+        max_memory=max_memory, executor=executor, scheme="momentum-sgd", dt_label=h))
     res.extra.update(steps=np.array(idx), batch_size=B, beta=beta, nesterov=nesterov, scaled=scaled,
                      friction=(1 - beta) / h)
     return res

@@ -305,8 +305,7 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     True
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
-     store) = run_settings("simulate_sgd_schedule", options, save_at, legacy,
-                           supported=("chunk_size", "on_nonfinite", "progress"))
+     store) = run_settings("simulate_sgd_schedule", options, save_at, legacy)
     from ..simulation import sgd as _sgd
     from ..simulation.sde import prepare_x0
     from .._checks import numeric_values
@@ -321,15 +320,10 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     x0 = prepare_x0(x0, problem.dim)
     # the engine hands each step its step size: eta_k = eta u(k eta) rides along as that size
     etas = float(eta) * sch.values(eta, n_steps)
-    stepper = _sgd.SGDStep(problem, eta, B, vals)
-
-    def step(X, h, gens, sizes):
-        stepper.eta = h
-        return stepper(X, gens, sizes)
-
-    res = run(x0=x0, n_paths=n_paths, step_sizes=etas, save_index=idx, times=np.array(idx) * eta, step=step,
-              seed=seed, chunk_size=chunk_size, functions=functions, store=store, on_nonfinite=on_nonfinite,
-              progress=progress, scheme="sgd", dt_label=eta, time_label="step",
-              step_times=np.arange(1, n_steps + 1, dtype=float))
+    task = _sgd.SGDTask(problem, eta, B, vals, _sgd.ScheduledRate())
+    res = _sgd.run_rule(task, x0, etas, idx, np.array(idx) * eta, dict(
+        n_paths=n_paths, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
+        on_nonfinite=on_nonfinite, progress=progress, max_steps=max_steps, blowup_threshold=blowup_threshold,
+        max_memory=max_memory, executor=executor, scheme="sgd", dt_label=eta))
     res.extra.update(steps=np.array(idx), batch_size=B, schedule=str(sch.expr), step_sizes=etas)
     return res

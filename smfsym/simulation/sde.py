@@ -11,6 +11,7 @@ from .._checks import numeric_values
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid
 from ..montecarlo.increments import draw_discrete
 from ..montecarlo.options import RunOptions, run_settings
@@ -347,12 +348,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     if increments == "discrete" and solver.discrete is None:
         raise ValueError(f"`increments='discrete'` is not valid for the scheme {solver.name!r} (it declares no "
                          "discrete increments); use increments='gaussian'.")
-    if executor is not None:
-        from ..montecarlo.executors import check_executor, check_picklable_functions
-
-        executor = check_executor(executor)
-        if isinstance(functions, Mapping):
-            check_picklable_functions(dict(functions))
+    executor = checked_executor(executor, functions)
     task = SDETask(sde, vals, solver, increments)
     stepper = task.build()  # compiled here too: every error shows up before any work is sent out
     nsde, m, k, sub = stepper.nsde, stepper.m, stepper.k, stepper.sub

@@ -15,6 +15,7 @@ from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid
 from ..montecarlo.options import RunOptions, run_settings
 from ..montecarlo.result import SimulationResult
@@ -23,7 +24,8 @@ from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from .sde import check_save_at, prepare_x0, values_key
 
-__all__ = ["simulate_sgd", "SGDStep", "compiled_gradient"]
+__all__ = ["simulate_sgd", "run_rule", "SGDStep", "SGDRun", "SGDTask", "ConstantRate", "ScheduledRate", "MomentumRule",
+           "compiled_gradient"]
 
 #: Uniforms per sub-batch when drawing without-replacement batches (bounds memory on large data sets).
 _WOR_ELEMENTS = 2**21
@@ -99,6 +101,12 @@ class SGDStep:
         The returned states are a view of a (d, P, [n]) array: the next step's
         ``moveaxis`` is then free.
         """
+        XT, g = self.gradient(X, gens, sizes)
+        return np.moveaxis(XT - self.eta * g, 0, -1)
+
+    def gradient(self, X, gens, sizes) -> tuple:
+        """``(XT, g)``: the states and the batch-mean gradient at them, coordinate-major (d, P, [n]),
+        on a fresh batch. Every optimizer rule evaluates its gradients here."""
         data = self.sample(gens, sizes)  # each (P, B)
         XT = np.moveaxis(X, -1, 0)  # (d, P, [n])
         if X.ndim == 2:
@@ -109,27 +117,88 @@ class SGDStep:
             dc = [c[:, None, :] for c in data]
         g = np.moveaxis(self.grad.evaluate(xc, dc), -1, 0)  # (d, P, [n,] B), contiguous
         g = g[..., 0] if self.B == 1 else g.mean(axis=-1)
-        return np.moveaxis(XT - self.eta * g, 0, -1)
+        return XT, g
+
+
+# -- optimizer rules: how one step uses the batch gradient (picklable, no closures). A new optimizer
+# -- that needs only gradients is one more rule here.
+
+class ConstantRate:
+    """Plain SGD, x <- x - eta g, with the fixed learning rate of the step."""
+
+    def __call__(self, stepper: SGDStep, X, h, gens, sizes):
+        return stepper(X, gens, sizes)
+
+
+class ScheduledRate:
+    """SGD with a learning-rate schedule: the driver hands each step its rate eta_k = eta u(k eta) as the
+    step size ``h`` (docs/theory.md §7)."""
+
+    def __call__(self, stepper: SGDStep, X, h, gens, sizes):
+        stepper.eta = h
+        return stepper(X, gens, sizes)
+
+
+class MomentumRule:
+    """Heavy-ball (or Nesterov) momentum on the state (x, v / unit): v <- beta v - eta g(y),
+    x <- x + v, with y = x + beta v for Nesterov and y = x otherwise (docs/theory.md §7)."""
+
+    def __init__(self, beta: float, eta: float, nesterov: bool, unit: float, dim: int):
+        self.beta, self.eta, self.nesterov, self.unit, self.dim = beta, eta, nesterov, unit, dim
+
+    def __call__(self, stepper: SGDStep, Z, h, gens, sizes):
+        d = self.dim
+        X, V = Z[..., :d], Z[..., d:] * self.unit
+        Y = X + self.beta * V if self.nesterov else X
+        _, g = stepper.gradient(Y, gens, sizes)
+        V = self.beta * V - self.eta * np.moveaxis(g, 0, -1)
+        return np.concatenate([X + V, V / self.unit], axis=-1)
+
+
+class SGDRun:
+    """The driver's step of every SGD simulator: the one compiled :class:`SGDStep` and an optimizer rule."""
+
+    def __init__(self, stepper: SGDStep, rule):
+        self.stepper, self.rule = stepper, rule
+
+    def __call__(self, X, h, gens, sizes):
+        return self.rule(self.stepper, X, h, gens, sizes)
 
 
 class SGDTask:
-    """What a worker needs to rebuild an SGD step: picklable data (the Problem and numbers), no closure."""
+    """What a worker needs to rebuild an SGD step: picklable data (the Problem, numbers and the rule),
+    no closure."""
 
-    def __init__(self, problem: Problem, eta: float, batch_size: int, values: dict):
+    def __init__(self, problem: Problem, eta: float, batch_size: int, values: dict, rule=None):
         self.problem, self.eta, self.batch_size, self.values = problem, eta, batch_size, dict(values)
+        self.rule = ConstantRate() if rule is None else rule
 
-    def build(self) -> "_SGDEngineStep":
-        return _SGDEngineStep(SGDStep(self.problem, self.eta, self.batch_size, self.values))
+    def build(self) -> SGDRun:
+        return SGDRun(SGDStep(self.problem, self.eta, self.batch_size, self.values), self.rule)
 
 
-class _SGDEngineStep:
-    """``SGDStep`` with the engine's step signature (the step size is eta, fixed)."""
+def run_rule(task: SGDTask, z0, step_sizes, save_index: list, times, settings: dict) -> SimulationResult:
+    """Run the SGD step of ``task`` (any optimizer rule) on the driver, with the step sizes handed to the
+    rule one step at a time: the path of the schedule and momentum simulators, executors included.
 
-    def __init__(self, stepper: SGDStep):
-        self.stepper = stepper
-
-    def __call__(self, X, h, gens, sizes):
-        return self.stepper(X, gens, sizes)
+    ``settings``: n_paths, seed, the run settings of :data:`~smfsym.montecarlo.options.RUN_FIELDS`,
+    ``functions``, ``store``, the ``scheme`` label and ``dt_label``.
+    """
+    s = dict(settings)
+    n_steps = len(step_sizes)
+    max_steps = check_int(s.pop("max_steps"), "max_steps")
+    if n_steps > max_steps:
+        raise ValueError(f"`n_steps` = {n_steps} is over the bound of {max_steps}: raise `max_steps`.")
+    if s["blowup_threshold"] is not None:
+        s["blowup_threshold"] = check_positive(s["blowup_threshold"], "blowup_threshold")
+    s["max_memory"] = check_int(s["max_memory"], "max_memory")
+    s["executor"] = checked_executor(s["executor"], s["functions"])
+    step = task.build()  # compiled here too: every error shows up before any work is sent out
+    per_path = step.stepper.per_path_bytes(z0) * (2 if isinstance(task.rule, MomentumRule) else 1)
+    _check_chunk_memory(per_path, s["n_paths"], s["chunk_size"], task.batch_size, s["max_memory"])
+    return run(x0=z0, step_sizes=np.asarray(step_sizes, dtype=float), save_index=save_index, times=times,
+               step=step, time_label="step", step_times=np.arange(1, n_steps + 1, dtype=float),
+               per_path_bytes=per_path, task=task, **s)
 
 
 def _check_chunk_memory(per_path: int, n_paths: int, chunk_size: int | None, batch_size: int,
@@ -233,12 +302,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
         idx = [int(k) for k in steps_at]
     vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
-    if executor is not None:
-        from ..montecarlo.executors import check_executor, check_picklable_functions
-
-        executor = check_executor(executor)
-        if isinstance(functions, Mapping):
-            check_picklable_functions(dict(functions))
+    executor = checked_executor(executor, functions)
     task = SGDTask(problem, eta, B, vals)
     step = task.build()  # compiled here too: every error shows up before any work is sent out
     stepper = step.stepper

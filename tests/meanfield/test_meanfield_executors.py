@@ -154,6 +154,7 @@ law = "normal"
 @pytest.mark.slow  # over 10 s on a shared 2-core machine
 @pytest.mark.filterwarnings("ignore::smfsym.CapturedNoiseWarning")
 def test_cli_meanfield_check_on_workers_and_scheduler(tmp_path, executors, capsys, monkeypatch):
+    import smfsym.montecarlo.driver
     import smfsym.montecarlo.executors
     from smfsym.cli import main
 
@@ -164,7 +165,8 @@ def test_cli_meanfield_check_on_workers_and_scheduler(tmp_path, executors, capsy
         calls.append(type(executor).__name__)
         return run_on_executor(executor, *args, **kw)
 
-    monkeypatch.setattr(smfsym.montecarlo.executors, "run_on_executor", counting)
+    # the driver looks it up in its own namespace
+    monkeypatch.setattr(smfsym.montecarlo.driver, "run_on_executor", counting)
 
     spec = tmp_path / "mf.toml"
     spec.write_text(MEANFIELD_SPEC)

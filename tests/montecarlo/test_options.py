@@ -52,6 +52,34 @@ def test_settings_given_twice_or_misspelt_are_refused(name, call):
 
 
 def test_a_setting_a_simulator_lacks_is_refused_not_ignored():
-    with pytest.raises(ValueError, match="`max_steps`: simulate_sgd_schedule does not support it"):
-        smfsym.simulate_sgd_schedule(PROBLEM, smfsym.Schedule(sp.Integer(1), sp.Symbol("t")), [1.0], 5, 0.1,
-                                     n_paths=8, options=RunOptions(max_steps=100))
+    with pytest.raises(ValueError, match="`max_steps`: simulate_update_map does not support it"):
+        smfsym.simulate_update_map(smfsym.rmsprop(PROBLEM), [1.0, 0.0], 5, 0.1, n_paths=8,
+                                   options=RunOptions(max_steps=100))
+
+
+@pytest.mark.parametrize("name", ["simulate_sgd_schedule", "simulate_momentum_sgd"])
+def test_schedule_and_momentum_runs_have_every_driver_setting(name):
+    """One SGD step with optimizer rules (picklable, no closures): the schedule and momentum simulators
+    run on a process pool with bitwise the serial numbers, and refuse long grids and oversized runs."""
+    call = dict(runs())[name]
+    save = SaveAt(functions={"phi": phi}, store=False)
+    serial = call(options=RunOptions(chunk_size=4096), save_at=save)
+    with smfsym.process_pool(2) as pool:
+        pooled = call(options=RunOptions(executor=pool), save_at=save)
+    assert np.array_equal(serial.mean("phi"), pooled.mean("phi"))
+    assert np.array_equal(serial.sem("phi"), pooled.sem("phi"))
+    with pytest.raises(ValueError, match="`n_steps` = 5 is over the bound of 4"):
+        call(options=RunOptions(max_steps=4))
+    with pytest.raises(ValueError, match="over the `max_memory` bound"):
+        call(options=RunOptions(max_memory=1000))
+
+
+def test_rules_are_picklable():
+    import pickle
+
+    from smfsym.simulation.sgd import ConstantRate, MomentumRule, ScheduledRate, SGDTask
+
+    for rule in (ConstantRate(), ScheduledRate(), MomentumRule(0.9, 0.1, True, 0.3, 1)):
+        task = SGDTask(PROBLEM, 0.1, 1, {}, rule)
+        back = pickle.loads(pickle.dumps(task))
+        assert type(back.rule) is type(rule) and vars(back.rule) == vars(rule)
