@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import meanfield, studies
+from ..studies.registry import RESULTS
 from ..montecarlo.result import simulation_to_xarray
 from ..studies.storage import (
     FORMAT, MAX_ELEMENTS, MAX_NESTING, MAX_STUDY_BYTES, SCHEMAS, Order, StudyIO, _build, _read,
@@ -36,7 +36,7 @@ def load_study(path: str | Path):
     doc = _read(path)
     kind = doc["kind"]
     # only the declared kinds, no other name
-    cls = (getattr(studies, kind, None) or getattr(meanfield, kind, None)) if kind in SCHEMAS else None
+    cls = RESULTS.get(kind) if kind in SCHEMAS else None
     if not (isinstance(cls, type) and issubclass(cls, StudyIO)):
         raise ValueError(f"`path` holds an unknown study kind {kind[:60]!r}; known: {', '.join(SCHEMAS)}.")
     return _build(cls, doc)

@@ -181,6 +181,11 @@ class MeanFieldStudy(StudyIO):
         lines += [r"\hline", r"\end{tabular}"]
         return "\n".join(lines)
 
+    @property
+    def n_panels(self) -> int:
+        """Axes :meth:`plot` draws on (mean and Var/eta per width)."""
+        return 2 * len(self.widths)
+
     def plot(self, path=None, observable: str = "risk", ax=None):
         """Mean (with 2 SE bands) and Var/eta (with 2 SE bands) of an observable against t.
 

@@ -13,10 +13,10 @@ import numpy as np
 import sympy as sp
 
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
-from .storage import Order
+from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE
-from .common import fit_order
+from .common import finish_figure, fit_order, order_label, plot_target
 from ..optimizers.momentum import momentum_model
 from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean
 
@@ -52,15 +52,31 @@ _STATS = ("product", "covariance", "sqdist")
 
 
 @dataclass
-class MomentumMultipoint:
+class MomentumMultipoint(StudyIO):
     """Result of :func:`momentum_multipoint`: rows (eta, h, model, stat, sgd, value, error) and
-    orders[(model, stat)] fitted against h = sqrt(eta)."""
+    orders[(model, stat)] fitted against h = sqrt(eta); saves, loads, plots and converts like every
+    study."""
 
     etas: list
     models: list
     stats: list
     rows: list
     orders: dict
+
+    _text_fields = ()
+
+    def __post_init__(self):
+        # a saved study writes the (model, statistic) keys as text: read them back as pairs
+        self.orders = {_pair(k): v for k, v in self.orders.items()}
+
+    @property
+    def table(self) -> str:
+        return repr(self)
+
+    @property
+    def n_panels(self) -> int:
+        """Axes :meth:`plot` draws on (one per statistic)."""
+        return len(self.stats)
 
     def __repr__(self) -> str:
         lines = [f"{'eta':>10} {'model':>6} {'statistic':>11} {'SGD':>12} {'model':>12} {'error':>11}"]
@@ -71,6 +87,41 @@ class MomentumMultipoint:
         for (m, st), o in self.orders.items():
             lines.append(f"  {m:>6} {st:>11}: {o.slope:.3f}  [{o.low:.3f}, {o.high:.3f}]")
         return "\n".join(lines)
+
+    def _long_rows(self) -> list:
+        return [(r["model"], r["eta"], r["stat"], r["value"], 0.0, None) for r in self.rows]
+
+    def to_latex(self) -> str:
+        """The table as a LaTeX ``tabular`` (exact values: no standard errors)."""
+        body = [f"{r['eta']:.4g} & {r['model']} & {r['stat']} & {r['sgd']:.6g} & {r['value']:.6g} & "
+                f"{r['error']:.3e} \\\\" for r in self.rows]
+        return ("\\begin{tabular}{rlrrrr}\n$\\eta$ & model & statistic & SGD & model & error \\\\\n\\hline\n"
+                + "\n".join(body) + "\n\\end{tabular}")
+
+    def plot(self, path=None, ax=None):
+        """Log-log |error| against h = sqrt(eta), one panel per statistic. ``path``: write the figure
+        there; ``ax``: an axis (one statistic) or a sequence of axes. Returns the figure."""
+        fig, axes, path, own = plot_target(path, ax, n_panels=len(self.stats), figsize=(4.2, 3.8))
+        for ax_, st in zip(axes, self.stats):
+            for m in self.models:
+                rs = [r for r in self.rows if r["model"] == m and r["stat"] == st and abs(r["error"]) > 0]
+                if rs:
+                    ax_.loglog([r["h"] for r in rs], [abs(r["error"]) for r in rs], "o-",
+                               label=f"{m} ({order_label(self.orders[(m, st)])})")
+            ax_.set_xlabel(r"$h = \sqrt{\eta}$")
+            ax_.set_title(f"{st}: |model - momentum SGD|", fontsize=9)
+            ax_.legend(fontsize=7)
+        return finish_figure(fig, path, own=own)
+
+
+def _pair(key):
+    """``("smf2", "covariance")`` from itself or from its text ``"('smf2', 'covariance')"`` (never eval'd)."""
+    if isinstance(key, tuple):
+        return key
+    parts = [q.strip().strip("'\"") for q in str(key).strip("()").split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"saved study: `orders` keys must be (model, statistic) pairs; got {str(key)[:40]!r}.")
+    return tuple(parts)
 
 
 def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[float], lam: float, *,

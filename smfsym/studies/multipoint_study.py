@@ -162,6 +162,11 @@ class MultipointStudy(StudyIO):
         return sep.join([f"psi = {', '.join(psis)}", f"starts = {starts}", f"eta = {self.eta:g}",
                          f"t_end = {self.meta.get('t_end', self.t):g}", paths])
 
+    @property
+    def n_panels(self) -> int:
+        """Axes :meth:`plot` draws on (one per statistic)."""
+        return len(dict.fromkeys(r["psi"] for r in self.rows))
+
     def plot(self, path=None, ax=None):
         """Each statistic per model with 2 standard errors, SGD's value as a band; one panel per statistic.
 

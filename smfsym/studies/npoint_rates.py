@@ -128,6 +128,11 @@ class MultipointRates(StudyIO):
             how = paths
         return sep.join([f"starts = {starts}", f"t_end = {t_end:g}" if t_end is not None else "t_end = ?", how])
 
+    @property
+    def n_panels(self) -> int:
+        """Axes :meth:`plot` draws on (one per statistic)."""
+        return len(self.psi)
+
     def plot(self, path=None, ax=None):
         """Log-log figure of |error| against eta, one panel per statistic, with reference slopes 1 and 2.
 

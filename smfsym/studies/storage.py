@@ -198,6 +198,8 @@ SCHEMAS: dict = {
                         "t": (_NUMS, True), "models": (_STRS, True), "psi": (_STRS, True),
                         "rows": (("list", _RATES_ROW), True), "orders": (("map", "order"), True),
                         "meta": ("meta", False)},
+    "MomentumMultipoint": {"etas": (_NUMS, True), "models": (_STRS, True), "stats": (_STRS, True),
+                           "rows": ("plain", True), "orders": (("map", "order"), True)},
     # mean field: per-path observables and fits as plain JSON values, rebuilt (and checked) by the class
     "MeanFieldStudy": {"results": ("plain", True), "etas": (_NUMS, True), "widths": (("list", "int"), True),
                        "t": (("array", 1), True), "slopes": ("plain", False), "mean_orders": ("plain", False),

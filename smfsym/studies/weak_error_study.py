@@ -203,6 +203,11 @@ class WeakErrorStudy(StudyIO):
                                           != "unresolved" else f"unresolved ({n} etas resolved)"))
         return "\n".join(lines)
 
+    @property
+    def n_panels(self) -> int:
+        """Axes :meth:`plot` draws on."""
+        return 1
+
     def plot(self, path=None, ax=None):
         """Log-log plot of |error| against eta (momentum: h = sqrt(eta)) with reference slopes 1 and 2.
 
