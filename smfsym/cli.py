@@ -406,10 +406,9 @@ def _optimizer_study(spec, c: dict, executor, quiet: bool):
     from .studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error
     from .studies.options import Numerics
 
-    if executor is not None:
-        raise UsageError("--workers/--scheduler: schedule and momentum studies run in one process")
     kw = dict(models=c["models"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-              numerics=Numerics(method=c["method"]), options=RunOptions(progress=False if quiet else None))
+              numerics=Numerics(method=c["method"]),
+              options=RunOptions(executor=executor, progress=False if quiet else None))
     try:
         if c.get("schedule") is not None:
             return schedule_weak_error(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **kw)

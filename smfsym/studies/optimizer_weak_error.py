@@ -36,7 +36,7 @@ from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
 from ..numerics.solvers import get_solver
 from .options import Numerics, study_settings
-from .common import OrderWarning, default_scheme, fit_order
+from .common import OrderWarning, PhiFunction, default_scheme, fit_order
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
 from .common import increments_for
@@ -66,9 +66,9 @@ def _check_phi(phi, params):
 
 
 def _optimizer_settings(caller: str, problem, numerics, options, legacy) -> tuple:
-    """``(method, dt_fraction, resolve, progress)`` of a schedule or momentum study, checked."""
+    """``(method, dt_fraction, resolve, executor, progress)`` of a schedule or momentum study, checked."""
     settings = study_settings(caller, numerics, options, legacy,
-                              supported=("method", "dt_fraction", "resolve", "progress"))
+                              supported=("method", "dt_fraction", "resolve", "executor", "progress"))
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     if settings["method"] not in ("auto", "exact", "montecarlo"):
@@ -343,11 +343,19 @@ def _parse(name: str):
     return table[name]
 
 
+class _OnParameters:
+    """phi of the parameters x on an augmented state (x, v) or (x, t); picklable, so that it travels to
+    executor workers (a sympy phi as its expression, :class:`~smfsym.studies.common.PhiFunction`)."""
+
+    def __init__(self, phi, d: int):
+        self.phi, self.d = phi, d
+
+    def __call__(self, X):
+        return self.phi(X[..., :self.d])
+
+
 def _phi_on(phi, params, vals, d):
-    if callable(phi):
-        return lambda X: phi(X[..., :d])
-    ce = CompiledExprs([as_expr(phi)], params, vals)
-    return lambda X: ce.evaluate([X[..., i] for i in range(d)])[..., 0]
+    return _OnParameters(phi if callable(phi) else PhiFunction(as_expr(phi), params, vals), d)
 
 
 def _orders(rows, models, exact, resolve, xkey="eta"):
@@ -376,12 +384,13 @@ def _exact_ok(problem, phi, vals):
             and problem.is_polynomial and affine_in_params(problem))
 
 
-def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, progress):
+def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, run: RunOptions):
     """E phi of a model by Monte Carlo: coupled dt / dt/2 runs, Richardson-extrapolated (docs/theory.md §9)."""
     slv = get_solver(default_scheme(sde))
     inc = increments_for(slv, "auto") if sde.n_noise else "gaussian"
     r = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
-                            phi=f, seed=seed, values=vals, increments=inc, progress=progress)
+                            phi=f, seed=seed, values=vals, increments=inc, progress=run.progress,
+                            executor=run.executor if sde.n_noise else None)
     return r["value"], r["se"], abs(r["correction"]), _mc_method(slv.name, inc, dt, True)
 
 
@@ -405,7 +414,9 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
-    method, dt_fraction, resolve, progress = _optimizer_settings("schedule_weak_error", problem, numerics, options, legacy)
+    method, dt_fraction, resolve, executor, progress = _optimizer_settings(
+        "schedule_weak_error", problem, numerics, options, legacy)
+    run = RunOptions(executor=executor, progress=progress)  # the SGD runs and the models' alike
     sch = _as_schedule(schedule)
     t_end, etas, steps = study_steps(t_end, etas)
     vals = numeric_values(values, problem_symbols(problem))
@@ -433,11 +444,11 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
         r = simulate_sgd_schedule(problem, sch, x0, k, eta, n_paths=n_paths, seed=s_sgd, values=vals,
                                   save_at=SaveAt(functions={"phi": f}, store=False),
-                                  options=RunOptions(progress=progress))
+                                  options=run)
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
             val, vse, serr, how = _mc_model(sde, with_time(x0), t, eta, f, n_paths, s_sde, eta * dt_fraction,
-                                               vals, progress)
+                                               vals, run)
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
@@ -500,7 +511,9 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
-    method, dt_fraction, resolve, progress = _optimizer_settings("momentum_weak_error", problem, numerics, options, legacy)
+    method, dt_fraction, resolve, executor, progress = _optimizer_settings(
+        "momentum_weak_error", problem, numerics, options, legacy)
+    run = RunOptions(executor=executor, progress=progress)  # the SGD runs and the models' alike
     if not (np.isfinite(lam) and lam > 0):
         raise ValueError(f"`lam` (the friction) must be positive; got {lam!r}.")
     t_end, etas, steps = study_steps(t_end, etas, "h")
@@ -544,10 +557,10 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
         r = simulate_momentum_sgd(problem, x0, k, eta, beta, v0=h * p0, nesterov=nesterov, n_paths=n_paths,
                                   seed=s_sgd, values=vals, save_at=SaveAt(functions={"phi": f}, store=False),
-                                  options=RunOptions(progress=progress))
+                                  options=run)
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
-            val, vse, serr, how = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, progress)
+            val, vse, serr, how = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, run)
             rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked

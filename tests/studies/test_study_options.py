@@ -61,3 +61,25 @@ def test_every_study_entry_point_has_at_most_twelve_parameters():
     over = {fn.__name__: len(inspect.signature(fn).parameters) - 1 for fn in (
         smfsym.simulate_momentum_sgd, smfsym.momentum_weak_error)}
     assert all(n <= 16 for n in over.values()), over
+
+
+@pytest.mark.parametrize("which", ["schedule", "momentum"])
+def test_schedule_and_momentum_studies_on_a_process_pool_give_the_serial_numbers(which):
+    """Monte Carlo rows (SGD and the models) of the optimizer studies run on executors now that every SGD
+    simulator goes through the one picklable SGD step: bitwise the serial rows."""
+    t = sp.Symbol("t")
+    if which == "schedule":
+        def run(options):
+            return smfsym.schedule_weak_error(PROBLEM, smfsym.Schedule(1 / (1 + t), t), x**2, [1.0], 0.2,
+                                              [0.1, 0.05], models=["smf1"], n_paths=3000, seed=5,
+                                              numerics=Numerics(method="montecarlo"), options=options)
+    else:
+        def run(options):
+            return smfsym.momentum_weak_error(PROBLEM, x**2, [1.0], 0.2, [1 / 25, 1 / 100], 1.5, models=["smf1"],
+                                              n_paths=3000, seed=5, numerics=Numerics(method="montecarlo"),
+                                              options=options)
+    serial = run(RunOptions(progress=False))
+    with smfsym.process_pool(2) as pool:
+        pooled = run(RunOptions(progress=False, executor=pool))
+    assert repr(serial.rows) == repr(pooled.rows)
+    assert serial.meta["method"] == "montecarlo"
