@@ -125,7 +125,8 @@ def main():
             fns = [looped(hand_stepper(data, d), d, M),
                    looped(lambda X, Z: e.step(nsde[None], X, DT, Z), d, M),
                    looped(lambda X, Z: mod.euler_step(X, DT, Z), d, M),
-                   lambda n: smfsym.simulate(flow, x0, n * DT, eta=ETA, dt=DT, n_paths=P, seed=1, store=False)]
+                   lambda n: smfsym.simulate(flow, x0, n * DT, eta=ETA, dt=DT, n_paths=P, seed=1,
+                                             save_at=smfsym.SaveAt(store=False))]
             if M <= 1024:
                 fns.append(looped(lambda X, Z: e.step(nsde[False], X, DT, Z), d, M))
             t_hand, t_sm, t_gen, t_simulate, t_gl = (marginals(fns) + [np.nan])[:5]

@@ -52,7 +52,7 @@ KW = dict(x0=[0.5], t_end=1.0, eta=ETA, dt=ETA / 8, n_paths=N_PATHS, seed=1, sch
 
 def run(executor=None):
     t0, c0 = time.perf_counter(), time.process_time()
-    res = smfsym.simulate(FLOW, executor=executor, **KW)
+    res = smfsym.simulate(FLOW, options=smfsym.RunOptions(executor=executor, **KW))
     res.extra["cpu_share"] = (time.process_time() - c0) / (time.perf_counter() - t0)
     return time.perf_counter() - t0, res
 

@@ -138,7 +138,8 @@ def bounded():
     n_paths = 200 if QUICK else 1000
     tracemalloc.start()
     t0 = time.perf_counter()
-    smfsym.simulate(flow, [0.5, 0.0], 0.1, eta=0.1, dt=0.05, n_paths=n_paths, seed=1, store=False)
+    smfsym.simulate(flow, [0.5, 0.0], 0.1, eta=0.1, dt=0.05, n_paths=n_paths, seed=1,
+                    save_at=smfsym.SaveAt(store=False))
     el = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -160,8 +161,8 @@ def discrete(d=10):
         res = {}
 
         def go(inc):
-            res[inc] = smfsym.simulate(flow, x0, T, eta=ETA, n_paths=n, seed=0, store=False, scheme=scheme,
-                                       increments=inc, functions=f)
+            res[inc] = smfsym.simulate(flow, x0, T, eta=ETA, n_paths=n, seed=0, scheme=scheme, increments=inc,
+                                       save_at=smfsym.SaveAt(store=False, functions=f))
         tg, td = side_by_side(lambda: go("gaussian"), lambda: go("discrete"), repeat=3)
         g, dd = res["gaussian"], res["discrete"]
         print(f"| {scheme} | {tg:.2f} | {td:.2f} | {tg / td:.2f} | {g.mean('sq')[-1]:.4f} +- {g.sem('sq')[-1]:.4f} | "
@@ -222,7 +223,7 @@ def small_measurements(repeat: int) -> dict:
     out = {}
 
     def one_step():
-        return smfsym.simulate(flow, x0, h, eta=ETA, n_paths=1, seed=0, store=False)
+        return smfsym.simulate(flow, x0, h, eta=ETA, n_paths=1, seed=0, save_at=smfsym.SaveAt(store=False))
 
     # the lazily imported modules of a first compilation (sympy's printers, numpy's namespace for lambdify)
     # load before the clock starts: the first call then times this SDE's compilation alone
@@ -234,14 +235,16 @@ def small_measurements(repeat: int) -> dict:
     global T
     T_saved, T = T, 10 * h
     try:
-        ours = _cpu_best(lambda: smfsym.simulate(flow, x0, 10 * h, eta=ETA, n_paths=2048, seed=0, store=False),
+        ours = _cpu_best(lambda: smfsym.simulate(flow, x0, 10 * h, eta=ETA, n_paths=2048, seed=0,
+                                                 save_at=smfsym.SaveAt(store=False)),
                          repeat)
         hand = _cpu_best(lambda: hand_smf(d, 2048, 0), repeat)
     finally:
         T = T_saved
     out["small_run_ms"], out["small_hand_ms"] = 1e3 * ours, 1e3 * hand
     p = problem(d)
-    ours = _cpu_best(lambda: smfsym.simulate_sgd(p, x0, 10, ETA, n_paths=2048, seed=0, store=False), repeat)
+    ours = _cpu_best(lambda: smfsym.simulate_sgd(p, x0, 10, ETA, n_paths=2048, seed=0,
+                                                 save_at=smfsym.SaveAt(store=False)), repeat)
     hand = _cpu_best(lambda: hand_sgd(d, 2048, 10, 0), repeat)
     out["sgd_run_ms"], out["sgd_hand_ms"] = 1e3 * ours, 1e3 * hand
     X = np.tile(x0, (B, 1))
@@ -309,7 +312,8 @@ def main():
     p = problem(d)
     flow = smfsym.smf(p, order=2)
     x0 = np.linspace(1.0, -1.0, d)
-    t_ours, t_hand = side_by_side(lambda: smfsym.simulate(flow, x0, T, eta=ETA, n_paths=P, seed=0, store=False),
+    t_ours, t_hand = side_by_side(lambda: smfsym.simulate(flow, x0, T, eta=ETA, n_paths=P, seed=0,
+                                                          save_at=smfsym.SaveAt(store=False)),
                                   lambda: hand_smf(d, P, 0), repeat=3)
     print(f"## 1. SMF Euler-Maruyama, d = {d}, {P} paths, {int(T / (ETA / 10))} steps, {flow.n_noise} noise columns")
     print("| smfsym.simulate (s) | hand-written numpy (s) | ratio |")
@@ -317,7 +321,8 @@ def main():
     print(f"| {t_ours:.2f} | {t_hand:.2f} | {t_ours / t_hand:.2f} |")
     print()
     n_steps = 100
-    t_sgd, t_hsgd = side_by_side(lambda: smfsym.simulate_sgd(p, x0, n_steps, ETA, n_paths=P, seed=0, store=False),
+    t_sgd, t_hsgd = side_by_side(lambda: smfsym.simulate_sgd(p, x0, n_steps, ETA, n_paths=P, seed=0,
+                                                             save_at=smfsym.SaveAt(store=False)),
                                  lambda: hand_sgd(d, P, n_steps, 0), repeat=7)
     print(f"## 2. SGD, d = {d}, {P} paths, {n_steps} steps")
     print("| smfsym.simulate_sgd (s) | hand-written numpy (s) | ratio |")
@@ -332,8 +337,10 @@ def main():
         pp = problem(dd)
         fl, sm = smfsym.smf(pp, order=2), smfsym.sme(pp, order=2)
         y0 = np.linspace(1.0, -1.0, dd)
-        t_f = best(lambda: smfsym.simulate(fl, y0, T, eta=ETA, n_paths=P3, seed=0, store=False), 2)
-        t_s = best(lambda: smfsym.simulate(sm, y0, T, eta=ETA, n_paths=P3, seed=0, store=False), 2)
+        t_f = best(lambda: smfsym.simulate(fl, y0, T, eta=ETA, n_paths=P3, seed=0,
+                                           save_at=smfsym.SaveAt(store=False)), 2)
+        t_s = best(lambda: smfsym.simulate(sm, y0, T, eta=ETA, n_paths=P3, seed=0,
+                                           save_at=smfsym.SaveAt(store=False)), 2)
         print(f"| {dd} | {fl.n_noise} | {t_f:.2f} | {t_s:.2f} | {t_s / t_f:.1f} |")
     print()
     try:

@@ -17,12 +17,14 @@ for law, p in cases.items():
         for sch in ("euler", "weak2"):
             if sch == "weak2" and smfsym.studies.default_scheme(sde) != "weak2":
                 continue  # data-set SME noise is a template (no explicit matrix): Euler only
-            smfsym.simulate(sde, [1.0], 2 * dt, eta=0.1, dt=dt, n_paths=64, scheme=sch, seed=0, store=False, progress=False)
+            smfsym.simulate(sde, [1.0], 2 * dt, eta=0.1, dt=dt, n_paths=64, scheme=sch, seed=0,
+                            save_at=smfsym.SaveAt(store=False), options=smfsym.RunOptions(progress=False))
             best = np.inf
             for _ in range(2):
                 t = time.perf_counter()
-                r = smfsym.simulate(sde, [1.0], n * dt, eta=0.1, dt=dt, n_paths=P, scheme=sch, seed=0, store=False, progress=False,
-                                    functions={"x": lambda X: X[:, 0]})
+                r = smfsym.simulate(sde, [1.0], n * dt, eta=0.1, dt=dt, n_paths=P, scheme=sch, seed=0,
+                                    save_at=smfsym.SaveAt(store=False, functions={"x": lambda X: X[:, 0]}),
+                                    options=smfsym.RunOptions(progress=False))
                 best = min(best, time.perf_counter() - t)
             out[(law, m, sch)] = r.mean("x")[-1]
             print(f"{law:>12} {m:>6} {sch:>6} {best / (P * n) * 1e6:>13.1f}", flush=True)
