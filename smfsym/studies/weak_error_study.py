@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -16,6 +17,7 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..montecarlo.checks import BlowUpError
+from ..montecarlo.executors import check_executor, check_picklable_functions
 from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
 from ..simulation.exact import (
@@ -25,7 +27,7 @@ from ..data.means import is_polynomial_in
 from .storage import Order, StudyIO
 from ..symbolic.model_names import MODEL_REGISTRY
 from ..symbolic.problem import Problem
-from ..simulation.sgd import simulate_sgd
+from ..simulation.sgd import problem_symbols, simulate_sgd
 from ..simulation.sde import prepare_x0, simulate
 from ..data.tails import check_phi_tails
 from .options import Numerics, study_settings
@@ -361,121 +363,41 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     (1, 2)
     """
     settings = study_settings("weak_error", numerics, options, legacy)
-    (method, scheme, increments, dt_fraction, extrapolate, resolve, on_nonfinite, blowup_threshold, executor,
-     progress) = settings.values()
-    c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
-                     on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
-    t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
-    blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
-    if executor is not None:
-        from ..montecarlo.executors import check_executor, check_picklable_functions
-
-        executor = check_executor(executor)
-        if callable(phi) and not isinstance(phi, sp.Basic):
-            check_picklable_functions({"phi": phi}, argument="phi")
-    increments = check_increments(increments)
-    if not isinstance(extrapolate, (bool, np.bool_)):
-        raise TypeError(f"`extrapolate` must be True or False; got {extrapolate!r}.")
-    if method not in ("auto", "exact", "montecarlo"):
-        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
-    etas = check_etas(etas)
-    short = [e for e in etas if round(t_end / e) < 1]
-    if short:
-        raise ValueError(f"`t_end` = {t_end:g} is under half a step of the learning rates {short}: SGD would "
-                         "take no step; raise `t_end` or lower `etas`.")
-    n_max = round(t_end / etas[-1])
-    if n_max > MAX_STEPS:
-        raise ValueError(f"`t_end` / min(`etas`) = {n_max:.3g} SGD steps, over the bound of {MAX_STEPS:.3g}: raise "
-                         "the smallest of `etas` or lower `t_end`.")
-    steps = check_horizon(t_end, etas)
-    models = check_models(models, set(MODEL_REGISTRY))
-    phi = check_phi(phi, problem.params)
-    if isinstance(phi, sp.Expr) and phi.free_symbols - set(problem.params):
-        extra = phi.free_symbols - set(problem.params)
-        known = {str(s) for s in problem.law_parameters} | {str(s) for s in problem.constants}
-        if not {str(s) for s in extra} <= known | {str(k) for k in (values or {})}:
-            raise ValueError(f"`phi` must be an expression in the parameters {list(problem.params)}; it also "
-                             f"contains {sorted(map(str, extra))}.")
-    if isinstance(resolve, bool) or not isinstance(resolve, numbers.Real) or not resolve > 0:
-        raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
-    from ..simulation.sgd import problem_symbols
-
-    vals = numeric_values(values, problem_symbols(problem))
-    x0 = prepare_x0(x0, problem.dim)
-    if x0.shape != (problem.dim,):
-        raise ValueError(f"`x0` must have shape ({problem.dim},); got {x0.shape}.")
-    check_phi_tails(problem, phi)
+    a = _checked_arguments(problem, phi, x0, t_end, etas, models, seed, n_paths, values, settings)
+    problem, phi, x0, etas, models, seed = a.problem, a.phi, a.x0, a.etas, a.models, seed
+    t_end, n_paths, solver, blow, vals, resolve = a.t_end, a.n_paths, a.solver, a.blow, a.vals, a.resolve
+    increments, extrapolate = a.increments, a.extrapolate
     sdes = {m: build_model(problem, m) for m in models}
-    sgd_exact, space, how = choose_methods(problem, phi, vals, sdes, method, etas[0])
+    sgd_exact, space, how = choose_methods(problem, phi, vals, sdes, a.method, etas[0])
     exact_models = [m for m in models if how[m] == "exact"]
     rows, ts = [], []
     mc_runs = len(etas) * (0 if sgd_exact else 1) + len(etas) * (len(sdes) - len(exact_models))
     # exact moments take a moment: lines only for Monte Carlo runs
-    say = ProgressLines("weak_error", mc_runs, progress if mc_runs else False)
+    say = ProgressLines("weak_error", mc_runs, a.progress if mc_runs else False)
     f = None if sgd_exact and not mc_runs else _phi_function(phi, problem.params, vals)
-    for i, (eta, k) in enumerate(zip(etas, steps)):
+    for i, (eta, k) in enumerate(zip(etas, a.steps)):
         t = k * eta
         ts.append(t)
         ss = seed_sequence(seed).spawn(len(etas))[i]
         s_sgd, s_sde = ss.spawn(2)
         if sgd_exact:
-            sgd_val, sgd_se, lost_sgd = exact_sgd_mean(problem, phi, x0, eta, k, space), 0.0, 0.0
+            sgd = (exact_sgd_mean(problem, phi, x0, eta, k, space), 0.0, 0.0)
         else:
             say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
             try:
                 r = simulate_sgd(problem, x0, k, eta, n_paths=n_paths, seed=s_sgd, values=vals,
-                                 save_at=SaveAt(functions={"phi": f}, store=False),
-                                 options=RunOptions(progress=progress, executor=executor, **blow))
+                                 save_at=SaveAt(functions={"phi": f}, store=False), options=a.run)
             except BlowUpError as exc:
                 raise with_context(exc, f"SGD at eta = {eta:g}") from None
-            sgd_val, sgd_se, lost_sgd = float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction
+            sgd = (float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction)
         for m, sde in sdes.items():
             if how[m] == "exact":
                 val = exact_sde_mean(sde, phi, x0, eta, t, space)
-                rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=0.0,
-                                 error=val - sgd_val, se=sgd_se, method="exact", solver_error=0.0, lost=0.0,
-                                 lost_sgd=lost_sgd))
-                continue
-            slv = scheme_for(sde, solver)
-            scheme = slv.name
-            dt = eta * dt_fraction
-            inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
-            say(f"{m} eta={eta:g} ({scheme}, {inc} increments, dt={dt:.3g} and {dt / 2:.3g})")
-            # a noise-free model (gradient flow) needs one path, not n_paths
-            n_model = n_paths if sde.n_noise else 1
-            if extrapolate:
-                try:
-                    cr = coupled_expectation(sde, x0, t, eta=eta, dt=dt, n_paths=n_model, solver=slv, phi=f,
-                                             seed=s_sde, values=vals, increments=inc, progress=progress,
-                                             executor=executor, **blow)
-                except BlowUpError as exc:
-                    raise with_context(exc, f"model {m} ({scheme}, dt = {dt:g} coupled with {dt / 2:g}) "
-                                            f"at eta = {eta:g}") from None
-                val, vse, lost = cr["value"], cr["se"], cr["lost"]
-                solver_err = abs(cr["correction"])  # the fine run's solver error, removed from val
+                rows.append(dict(eta=eta, t=t, model=m, sgd=sgd[0], sgd_se=sgd[1], value=val, value_se=0.0,
+                                 error=val - sgd[0], se=sgd[1], method="exact", solver_error=0.0, lost=0.0,
+                                 lost_sgd=sgd[2]))
             else:
-                runs, lost = [], 0.0
-                for h in (dt, dt / 2):
-                    try:
-                        rr = simulate(sde, x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
-                                      values=vals, increments=inc,
-                                      save_at=SaveAt(functions={"phi": f}, store=False),
-                                      options=RunOptions(progress=progress, executor=executor, **blow))
-                    except BlowUpError as exc:
-                        raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
-                    runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
-                    lost = max(lost, rr.lost_fraction)
-                (v1, e1), (v2, e2) = [(v, 0.0 if not sde.n_noise else e) for v, e in runs]
-                solver_err = abs(v1 - v2) / (2**slv.weak_order - 1)  # Richardson estimate of the error left at dt/2
-                val, vse = v2, e2
-            if sde.n_noise:
-                if not sgd_exact:
-                    warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
-                warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se if not sgd_exact else vse)
-            err_se = float(np.hypot(vse, sgd_se))
-            rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
-                             error=val - sgd_val, se=err_se, method=_mc_method(scheme, inc, dt, extrapolate),
-                             solver_error=solver_err, lost=lost, lost_sgd=lost_sgd))
+                rows.append(_model_row(m, sde, eta, t, sgd, sgd_exact, f, s_sde, a, say))
     orders = {}
     for m in models:
         rs = [r for r in rows if r["model"] == m]
@@ -492,5 +414,97 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                                     scheme=None if solver is None else solver.name, increments=increments,
                                     extrapolate=bool(extrapolate),
                                     **blow))
+
+
+def _checked_arguments(problem, phi, x0, t_end, etas, models, seed, n_paths, values, s: dict):
+    """Every argument of :func:`weak_error` checked (nothing runs before this returns), as a namespace."""
+    c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=s["dt_fraction"],
+                     on_nonfinite=s["on_nonfinite"], scheme=s["scheme"], blowup_threshold=s["blowup_threshold"])
+    a = SimpleNamespace(problem=problem, t_end=c["t_end"], n_paths=c["n_paths"], dt_fraction=c["dt_fraction"],
+                        solver=c["solver"], progress=s["progress"], method=s["method"],
+                        blow=dict(on_nonfinite=s["on_nonfinite"], blowup_threshold=c["blowup_threshold"]))
+    executor = s["executor"]
+    if executor is not None:
+        executor = check_executor(executor)
+        if callable(phi) and not isinstance(phi, sp.Basic):
+            check_picklable_functions({"phi": phi}, argument="phi")
+    a.executor, a.run = executor, RunOptions(progress=a.progress, executor=executor, **a.blow)
+    a.increments = check_increments(s["increments"])
+    a.extrapolate = s["extrapolate"]
+    if not isinstance(a.extrapolate, (bool, np.bool_)):
+        raise TypeError(f"`extrapolate` must be True or False; got {a.extrapolate!r}.")
+    if a.method not in ("auto", "exact", "montecarlo"):
+        raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {a.method!r}.")
+    a.etas = check_etas(etas)
+    short = [e for e in a.etas if round(a.t_end / e) < 1]
+    if short:
+        raise ValueError(f"`t_end` = {a.t_end:g} is under half a step of the learning rates {short}: SGD would "
+                         "take no step; raise `t_end` or lower `etas`.")
+    n_max = round(a.t_end / a.etas[-1])
+    if n_max > MAX_STEPS:
+        raise ValueError(f"`t_end` / min(`etas`) = {n_max:.3g} SGD steps, over the bound of {MAX_STEPS:.3g}: raise "
+                         "the smallest of `etas` or lower `t_end`.")
+    a.steps = check_horizon(a.t_end, a.etas)
+    a.models = check_models(models, set(MODEL_REGISTRY))
+    a.phi = phi = check_phi(phi, problem.params)
+    if isinstance(phi, sp.Expr) and phi.free_symbols - set(problem.params):
+        extra = phi.free_symbols - set(problem.params)
+        known = {str(s_) for s_ in problem.law_parameters} | {str(s_) for s_ in problem.constants}
+        if not {str(s_) for s_ in extra} <= known | {str(k) for k in (values or {})}:
+            raise ValueError(f"`phi` must be an expression in the parameters {list(problem.params)}; it also "
+                             f"contains {sorted(map(str, extra))}.")
+    a.resolve = resolve = s["resolve"]
+    if isinstance(resolve, bool) or not isinstance(resolve, numbers.Real) or not resolve > 0:
+        raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
+    a.vals = numeric_values(values, problem_symbols(problem))
+    a.x0 = prepare_x0(x0, problem.dim)
+    if a.x0.shape != (problem.dim,):
+        raise ValueError(f"`x0` must have shape ({problem.dim},); got {a.x0.shape}.")
+    check_phi_tails(problem, phi)
+    return a
+
+
+def _model_row(m, sde, eta, t, sgd: tuple, sgd_exact: bool, f, s_sde, a, say) -> dict:
+    """One Monte Carlo row of :func:`weak_error`: model ``m`` at ``eta`` against SGD's ``(value, se, lost)``."""
+    slv = scheme_for(sde, a.solver)
+    scheme = slv.name
+    dt = eta * a.dt_fraction
+    inc = increments_for(slv, a.increments) if sde.n_noise else "gaussian"
+    say(f"{m} eta={eta:g} ({scheme}, {inc} increments, dt={dt:.3g} and {dt / 2:.3g})")
+    # a noise-free model (gradient flow) needs one path, not n_paths
+    n_model = a.n_paths if sde.n_noise else 1
+    if a.extrapolate:
+        try:
+            cr = coupled_expectation(sde, a.x0, t, eta=eta, dt=dt, n_paths=n_model, solver=slv, phi=f,
+                                     seed=s_sde, values=a.vals, increments=inc, progress=a.progress,
+                                     executor=a.executor, **a.blow)
+        except BlowUpError as exc:
+            raise with_context(exc, f"model {m} ({scheme}, dt = {dt:g} coupled with {dt / 2:g}) "
+                                    f"at eta = {eta:g}") from None
+        val, vse, lost = cr["value"], cr["se"], cr["lost"]
+        solver_err = abs(cr["correction"])  # the fine run's solver error, removed from val
+    else:
+        runs, lost = [], 0.0
+        for h in (dt, dt / 2):
+            try:
+                rr = simulate(sde, a.x0, t, eta=eta, dt=h, n_paths=n_model, scheme=slv, seed=s_sde,
+                              values=a.vals, increments=inc, save_at=SaveAt(functions={"phi": f}, store=False),
+                              options=a.run)
+            except BlowUpError as exc:
+                raise with_context(exc, f"model {m} ({scheme}, dt = {h:g}) at eta = {eta:g}") from None
+            runs.append((float(rr.mean("phi")[-1]), float(rr.sem("phi")[-1])))
+            lost = max(lost, rr.lost_fraction)
+        (v1, e1), (v2, e2) = [(v, 0.0 if not sde.n_noise else e) for v, e in runs]
+        solver_err = abs(v1 - v2) / (2**slv.weak_order - 1)  # Richardson estimate of the error left at dt/2
+        val, vse = v2, e2
+    sgd_val, sgd_se, lost_sgd = sgd
+    if sde.n_noise:
+        if not sgd_exact:
+            warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
+        warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se if not sgd_exact else vse)
+    return dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
+                error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
+                method=_mc_method(scheme, inc, dt, a.extrapolate), solver_error=solver_err, lost=lost,
+                lost_sgd=lost_sgd)
 
 
