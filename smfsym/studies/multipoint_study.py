@@ -293,41 +293,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         executor = check_executor(executor)
     increments = check_increments(increments)
     eta = check_positive(eta, "eta")  # it must divide t_end: checked below with the other arguments
-    try:
-        if isinstance(starts, (str, bytes)) or starts is None:
-            raise TypeError
-        starts = np.array(starts, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"`starts` must be numeric of shape (n, {problem.dim}); got {starts!r}.") from None
-    if starts.ndim != 2 or starts.shape[1] != problem.dim or starts.shape[0] < 2:
-        raise ValueError(f"`starts` must have shape (n, {problem.dim}) with n >= 2; got {starts.shape}.")
-    if not np.all(np.isfinite(starts)):
-        raise ValueError(f"`starts` must be finite; got {starts.tolist()}.")
-    if isinstance(psi, str) or callable(psi):
-        psi = [psi]
-    if not isinstance(psi, (Mapping, list, tuple)) or not len(psi):
-        raise TypeError(f"`psi` must be a name, a callable, or a non-empty sequence / mapping of them; got {psi!r}.")
-    fns = {}
-    for p in (psi.items() if isinstance(psi, Mapping) else psi):
-        name, fn = (p if isinstance(p, tuple) else (p if isinstance(p, str) else getattr(p, "__name__", f"psi{len(fns)}"), p))
-        if isinstance(fn, str):
-            if fn not in PSI:
-                raise ValueError(f"`psi` names must be among {sorted(PSI)}; got {fn!r}.")
-            fns[name] = _Statistic(PSI[fn][0], _INFLUENCE[fn])
-        elif callable(fn):
-            fns[name] = _user_statistic(fn)
-        else:
-            raise TypeError(f"`psi` entries must be names or callables; got {fn!r}.")
-    if isinstance(models, str) or not hasattr(models, "__iter__") or not list(models):
-        raise TypeError(f"`models` must be a non-empty sequence of model names; got {models!r}.")
-    models = list(models)
-    for model in models:
-        base, _, coupling = model.partition("_") if isinstance(model, str) else ("", "", "")
-        if base not in ("sme1", "sme2", "smf1", "smf2") or coupling not in ("", "shared", "independent"):
-            raise ValueError(
-                f"`models` entries must be smf1/smf2 or sme1/sme2 with _shared/_independent; got {model!r}.")
-    if len(set(models)) != len(models):
-        raise ValueError(f"`models` must not repeat a model; got {models}.")
+    starts = _checked_starts(starts, problem.dim)
+    fns = _statistics(psi)
+    models = _checked_models(models)
     k = int(round(t_end / eta))
     if k < 1:
         raise ValueError(f"`t_end` = {t_end:g} is under half a step of `eta` = {eta:g}: SGD would take no step.")
@@ -386,6 +354,56 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     return MultipointStudy(rows, starts, eta, t, meta=dict(n_paths=n_paths, t_end=t_end, seed=seed,
                                                            dt_fraction=dt_fraction, models=list(models),
                                                            psi=list(fns)))
+
+
+def _checked_starts(starts, dim: int) -> np.ndarray:
+    """``starts`` as a finite (n, d) array with n >= 2, or a clear error."""
+    try:
+        if isinstance(starts, (str, bytes)) or starts is None:
+            raise TypeError
+        starts = np.array(starts, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"`starts` must be numeric of shape (n, {dim}); got {starts!r}.") from None
+    if starts.ndim != 2 or starts.shape[1] != dim or starts.shape[0] < 2:
+        raise ValueError(f"`starts` must have shape (n, {dim}) with n >= 2; got {starts.shape}.")
+    if not np.all(np.isfinite(starts)):
+        raise ValueError(f"`starts` must be finite; got {starts.tolist()}.")
+    return starts
+
+
+def _statistics(psi) -> dict:
+    """``psi`` (a name, a callable, or a sequence / mapping of them) as {name: statistic}."""
+    if isinstance(psi, str) or callable(psi):
+        psi = [psi]
+    if not isinstance(psi, (Mapping, list, tuple)) or not len(psi):
+        raise TypeError(f"`psi` must be a name, a callable, or a non-empty sequence / mapping of them; got {psi!r}.")
+    fns = {}
+    for p in (psi.items() if isinstance(psi, Mapping) else psi):
+        name, fn = (p if isinstance(p, tuple) else (p if isinstance(p, str) else getattr(p, "__name__", f"psi{len(fns)}"), p))
+        if isinstance(fn, str):
+            if fn not in PSI:
+                raise ValueError(f"`psi` names must be among {sorted(PSI)}; got {fn!r}.")
+            fns[name] = _Statistic(PSI[fn][0], _INFLUENCE[fn])
+        elif callable(fn):
+            fns[name] = _user_statistic(fn)
+        else:
+            raise TypeError(f"`psi` entries must be names or callables; got {fn!r}.")
+    return fns
+
+
+def _checked_models(models) -> list:
+    """The multi-point models: smf1/smf2, or sme1/sme2 with _shared/_independent noise, each once."""
+    if isinstance(models, str) or not hasattr(models, "__iter__") or not list(models):
+        raise TypeError(f"`models` must be a non-empty sequence of model names; got {models!r}.")
+    models = list(models)
+    for model in models:
+        base, _, coupling = model.partition("_") if isinstance(model, str) else ("", "", "")
+        if base not in ("sme1", "sme2", "smf1", "smf2") or coupling not in ("", "shared", "independent"):
+            raise ValueError(
+                f"`models` entries must be smf1/smf2 or sme1/sme2 with _shared/_independent; got {model!r}.")
+    if len(set(models)) != len(models):
+        raise ValueError(f"`models` must not repeat a model; got {models}.")
+    return models
 
 
 def _finite(X):

@@ -297,30 +297,14 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
     if isinstance(resolve, bool) or not isinstance(resolve, numbers.Real) or not resolve > 0:
         raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
-    if values is not None and not isinstance(values, Mapping):
-        raise TypeError(f"`values` must be a mapping symbol -> number; got {type(values).__name__}.")
-    for key, v in (values or {}).items():
-        if not isinstance(key, sp.Symbol):
-            raise TypeError(f"`values` keys must be sympy symbols; got {key!r}.")
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
-            raise ValueError(f"`values` must map to finite real numbers; got {key} = {v!r}.")
+    _check_values(values)
     for eta in etas:
         if t_end / eta < 0.5:
             raise ValueError(f"`t_end` = {t_end:g} is under half a step of eta = {eta:g}: SGD would take no step.")
     steps = check_horizon(t_end, etas)
     names = list(fns)
     kinds = {n: fn for n, fn in fns.items() if isinstance(fn, str)}
-    builtin = all(isinstance(fn, str) for fn in fns.values())
-    why_not = None
-    if not builtin:
-        why_not = "user-supplied statistics have no exact route"
-    elif problem.batch_size != 1 or not problem.is_polynomial or not affine_in_params(problem):
-        why_not = ("exact n-point moments need grad f affine in the parameters, a loss polynomial in the data and "
-                   "batch size 1")
-    n_mono = math.comb(2 * problem.dim + 2, 2)
-    if why_not is None and n_mono > MAX_EXACT_MONOMIALS:
-        why_not = (f"the two-point moments of degree 2 in d = {problem.dim} span {n_mono} monomials, over the "
-                   f"exact limit of {MAX_EXACT_MONOMIALS}")
+    why_not = _why_not_exact(problem, fns)
     if method == "exact" and why_not:
         raise NotClosedError(f"`method` = 'exact': {why_not}; use method='montecarlo'.")
     use_exact = method != "montecarlo" and why_not is None
@@ -335,16 +319,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
             except NotClosedError:
                 pass  # simulated
     mc_models = [m for m in models if m not in exact_models]
-    if isinstance(max_path_steps, bool) or not isinstance(max_path_steps, numbers.Real) or not max_path_steps > 0:
-        raise ValueError(f"`max_path_steps` must be a positive number; got {max_path_steps!r}.")
-    if mc_models:
-        n_steps = sum(steps)
-        work = c["n_paths"] * len(starts) * n_steps * ((0 if use_exact else 1) + len(mc_models) * 3 / c["dt_fraction"])
-        if work > max_path_steps:
-            raise ValueError(f"the Monte Carlo work is {work:.3g} path-steps ({c['n_paths']} paths x {len(starts)} "
-                             f"starts x {n_steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
-                             f"`max_path_steps` = {max_path_steps:.3g}: lower `n_paths`, use larger etas, or raise "
-                             "`max_path_steps`.")
+    _check_work(max_path_steps, c, len(starts), steps, use_exact, mc_models)
     stat_of = {n: fn for n, fn in fns.items()}
     rows, ts = [], []
     seeds = seed_sequence(seed).spawn(len(etas))
@@ -389,3 +364,42 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
                            meta=dict(method="exact" if use_exact else "montecarlo", exact_models=list(exact_models),
                                      n_paths=c["n_paths"], seed=seed, dt_fraction=c["dt_fraction"], t_end=t_end,
                                      resolve=float(resolve), exact_refused=why_not))
+
+
+def _check_values(values) -> None:
+    """``values``: None or a mapping of sympy symbols to finite real numbers."""
+    if values is not None and not isinstance(values, Mapping):
+        raise TypeError(f"`values` must be a mapping symbol -> number; got {type(values).__name__}.")
+    for key, v in (values or {}).items():
+        if not isinstance(key, sp.Symbol):
+            raise TypeError(f"`values` keys must be sympy symbols; got {key!r}.")
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+            raise ValueError(f"`values` must map to finite real numbers; got {key} = {v!r}.")
+
+
+def _why_not_exact(problem, fns: dict) -> str | None:
+    """Why the two-point moments have no exact route here (None when they do)."""
+    if not all(isinstance(fn, str) for fn in fns.values()):
+        return "user-supplied statistics have no exact route"
+    if problem.batch_size != 1 or not problem.is_polynomial or not affine_in_params(problem):
+        return ("exact n-point moments need grad f affine in the parameters, a loss polynomial in the data and "
+                "batch size 1")
+    n_mono = math.comb(2 * problem.dim + 2, 2)
+    if n_mono > MAX_EXACT_MONOMIALS:
+        return (f"the two-point moments of degree 2 in d = {problem.dim} span {n_mono} monomials, over the "
+                f"exact limit of {MAX_EXACT_MONOMIALS}")
+    return None
+
+
+def _check_work(max_path_steps, c: dict, n_starts: int, steps, use_exact: bool, mc_models: list) -> None:
+    """Refuse, before it starts, Monte Carlo work over ``max_path_steps`` path-steps."""
+    if isinstance(max_path_steps, bool) or not isinstance(max_path_steps, numbers.Real) or not max_path_steps > 0:
+        raise ValueError(f"`max_path_steps` must be a positive number; got {max_path_steps!r}.")
+    if mc_models:
+        n_steps = sum(steps)
+        work = c["n_paths"] * n_starts * n_steps * ((0 if use_exact else 1) + len(mc_models) * 3 / c["dt_fraction"])
+        if work > max_path_steps:
+            raise ValueError(f"the Monte Carlo work is {work:.3g} path-steps ({c['n_paths']} paths x {n_starts} "
+                             f"starts x {n_steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
+                             f"`max_path_steps` = {max_path_steps:.3g}: lower `n_paths`, use larger etas, or raise "
+                             "`max_path_steps`.")
