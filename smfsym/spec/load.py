@@ -227,50 +227,10 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
     data_tables = data.get("data", {})
     if not isinstance(data_tables, dict):
         raise SpecError(f"`[data]`: expected tables [data.NAME]; got {type(data_tables).__name__}")
-    laws_in = {}
-    for name, table in data_tables.items():
-        check_name(name, f"[data.{str(name)[:64]}]")
-        sec = f"data.{name}"
-        if not isinstance(table, dict):
-            raise SpecError(f"`[{sec}]`: expected a table with `law = ...`; got {type(table).__name__}")
-        if "law" not in table:
-            raise SpecError(f"`[{sec}] law`: missing; each [data.NAME] table needs `law = \"normal\"` "
-                            f"(or {', '.join(list(LAWS)[1:])})")
-        kind = table["law"]
-        if not isinstance(kind, str) or kind not in LAWS:
-            raise SpecError(f"`[{sec}] law`: unknown law {kind!r:.60}; supported: {', '.join(LAWS)}")
-        for k in table:
-            if k not in LAWS[kind]:
-                raise SpecError(f"`[{sec}] {str(k)[:64]}`: not a parameter of a {kind} law "
-                                f"(allowed: {', '.join(LAWS[kind])})")
-        laws_in[name] = validate_section(table, sec, LAWS[kind])
+    laws_in = {name: _validated_law(name, table) for name, table in data_tables.items()}
     check = validate_section(data["check"], "check", SCHEMA["check"]) if "check" in data else None
-    n_params = len(prob["params"])
     if check is not None:
-        if len(check["x0"]) != n_params:
-            raise SpecError(f"`[check] x0`: expected {n_params} numbers (one per parameter); got {len(check['x0'])}")
-        t_end = check["t_end"]
-        for e in check["etas"]:
-            if e > t_end:
-                raise SpecError(f"`[check] etas`: every learning rate must be <= t_end = {t_end}; got {e}")
-        steps = sum(round(t_end / e) for e in check["etas"])
-        if t_end / min(check["etas"]) > MAX_SGD_STEPS:
-            raise SpecError(f"`[check] etas`: t_end / min(etas) = {t_end / min(check['etas']):.3g} SGD steps; "
-                            f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
-        _check_work("[check] n_paths", check["n_paths"], steps, prob["batch_size"])
-        mp = check["multipoint"]
-        if mp is not None:
-            for i, s in enumerate(mp["starts"]):
-                if len(s) != n_params:
-                    raise SpecError(f"`[check.multipoint] starts`: point {i} has {len(s)} numbers; "
-                                    f"expected {n_params} (one per parameter)")
-            if mp["eta"] > mp["t_end"]:
-                raise SpecError(f"`[check.multipoint] eta`: must be <= t_end = {mp['t_end']}; got {mp['eta']}")
-            if mp["t_end"] / mp["eta"] > MAX_SGD_STEPS:
-                raise SpecError(f"`[check.multipoint] eta`: t_end / eta = {mp['t_end'] / mp['eta']:.3g} steps; "
-                                f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
-            _check_work("[check.multipoint] n_paths", mp["n_paths"], round(mp["t_end"] / mp["eta"]),
-                        prob["batch_size"])
+        _check_check(check, prob)
 
     # Names: every name has exactly one owner; both owners are named on a clash.
     owner: dict[str, str] = {}
@@ -289,43 +249,10 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
     values = {const_syms[c]: v for c, v in consts.items()}
     base_dir = Path(base_dir)
     for name, law in laws_in.items():
-        sec = f"data.{name}"
-        kind = law["law"]
-        if kind == "empirical":
+        if law["law"] == "empirical":
             _add_empirical(name, law, base_dir, owner, names)
             continue
-        dim = law["dim"]
-        generated = [name] if dim is None else [f"{name}{i}" for i in range(dim)]
-        if dim is not None:
-            _claim(owner, name, f"`[{sec}]` (vector name)")
-        for g in generated:
-            _claim(owner, g, f"`[{sec}]`" + (f" (component {g})" if dim is not None else ""))
-        kw = {}
-        for k, v in law.items():
-            if k in ("law", "dim") or v is None:
-                continue
-            where = f"`[{sec}] {k}`"
-            conv = (lambda e: parse_expression(e, const_syms, where))  # noqa: E731 - law parameters: constants only
-            try:
-                kw[k] = ([[conv(e) for e in row] for row in v] if k == "cov"
-                         else [conv(e) for e in v] if isinstance(v, list) else conv(v))
-            except SpecError as exc:
-                if "unknown name" in str(exc):
-                    raise SpecError(f"{exc}. Law parameters may use numbers and constants only, not parameters "
-                                    "or data") from None
-                raise
-        factory = (lambda n, **k: _laws.normal(n, dim, **k)) if kind == "normal" else \
-            (lambda n, **k: getattr(_laws, kind)(n, dim=dim, **k))
-        try:
-            made = factory(name, **kw)
-            if values and any(_free(v) for v in kw.values()):
-                # The law keeps the constants symbolic; check its ranges with their values too
-                # (std = "s" with s = -1 must be refused here, not at simulation time).
-                factory(name, **{k: _subs(v, values) for k, v in kw.items()})
-        except (ValueError, TypeError, ZeroDivisionError) as exc:
-            raise _law_error(sec, law, exc) from None
-        for s in (made if isinstance(made, tuple) else (made,)):
-            names[s.name] = s
+        _add_law(name, law, const_syms, values, owner, names)
     flat = {k: v for k, v in names.items() if isinstance(v, sp.Basic)}
     net, particle_laws, mf_check = (_meanfield(mf, flat, names) if mf is not None else (None, {}, {}))
     if not has_problem:
@@ -447,4 +374,89 @@ def _add_empirical(name: str, law: dict, base_dir: Path, owner: dict, names: dic
     except (ValueError, TypeError) as exc:
         raise SpecError(f"`[{sec}] file`: {exc}") from None
     for s in syms:
+        names[s.name] = s
+
+def _validated_law(name, table) -> dict:
+    """A ``[data.NAME]`` table checked against its law's keys."""
+    check_name(name, f"[data.{str(name)[:64]}]")
+    sec = f"data.{name}"
+    if not isinstance(table, dict):
+        raise SpecError(f"`[{sec}]`: expected a table with `law = ...`; got {type(table).__name__}")
+    if "law" not in table:
+        raise SpecError(f"`[{sec}] law`: missing; each [data.NAME] table needs `law = \"normal\"` "
+                        f"(or {', '.join(list(LAWS)[1:])})")
+    kind = table["law"]
+    if not isinstance(kind, str) or kind not in LAWS:
+        raise SpecError(f"`[{sec}] law`: unknown law {kind!r:.60}; supported: {', '.join(LAWS)}")
+    for k in table:
+        if k not in LAWS[kind]:
+            raise SpecError(f"`[{sec}] {str(k)[:64]}`: not a parameter of a {kind} law "
+                            f"(allowed: {', '.join(LAWS[kind])})")
+    return validate_section(table, sec, LAWS[kind])
+
+
+def _check_check(check: dict, prob: dict) -> None:
+    """``[check]`` against the problem: x0's length, the horizon and the work, before anything runs."""
+    n_params = len(prob["params"])
+    if len(check["x0"]) != n_params:
+        raise SpecError(f"`[check] x0`: expected {n_params} numbers (one per parameter); got {len(check['x0'])}")
+    t_end = check["t_end"]
+    for e in check["etas"]:
+        if e > t_end:
+            raise SpecError(f"`[check] etas`: every learning rate must be <= t_end = {t_end}; got {e}")
+    steps = sum(round(t_end / e) for e in check["etas"])
+    if t_end / min(check["etas"]) > MAX_SGD_STEPS:
+        raise SpecError(f"`[check] etas`: t_end / min(etas) = {t_end / min(check['etas']):.3g} SGD steps; "
+                        f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
+    _check_work("[check] n_paths", check["n_paths"], steps, prob["batch_size"])
+    mp = check["multipoint"]
+    if mp is not None:
+        for i, s in enumerate(mp["starts"]):
+            if len(s) != n_params:
+                raise SpecError(f"`[check.multipoint] starts`: point {i} has {len(s)} numbers; "
+                                f"expected {n_params} (one per parameter)")
+        if mp["eta"] > mp["t_end"]:
+            raise SpecError(f"`[check.multipoint] eta`: must be <= t_end = {mp['t_end']}; got {mp['eta']}")
+        if mp["t_end"] / mp["eta"] > MAX_SGD_STEPS:
+            raise SpecError(f"`[check.multipoint] eta`: t_end / eta = {mp['t_end'] / mp['eta']:.3g} steps; "
+                            f"the limit is MAX_SGD_STEPS = {MAX_SGD_STEPS}")
+        _check_work("[check.multipoint] n_paths", mp["n_paths"], round(mp["t_end"] / mp["eta"]),
+                    prob["batch_size"])
+
+
+def _add_law(name: str, law: dict, const_syms: dict, values: dict, owner: dict, names: dict) -> None:
+    """Build the law of ``[data.NAME]`` (parameters: numbers and constants only) and name its symbols."""
+    sec = f"data.{name}"
+    kind = law["law"]
+    dim = law["dim"]
+    generated = [name] if dim is None else [f"{name}{i}" for i in range(dim)]
+    if dim is not None:
+        _claim(owner, name, f"`[{sec}]` (vector name)")
+    for g in generated:
+        _claim(owner, g, f"`[{sec}]`" + (f" (component {g})" if dim is not None else ""))
+    kw = {}
+    for k, v in law.items():
+        if k in ("law", "dim") or v is None:
+            continue
+        where = f"`[{sec}] {k}`"
+        conv = (lambda e: parse_expression(e, const_syms, where))  # noqa: E731 - law parameters: constants only
+        try:
+            kw[k] = ([[conv(e) for e in row] for row in v] if k == "cov"
+                     else [conv(e) for e in v] if isinstance(v, list) else conv(v))
+        except SpecError as exc:
+            if "unknown name" in str(exc):
+                raise SpecError(f"{exc}. Law parameters may use numbers and constants only, not parameters "
+                                "or data") from None
+            raise
+    factory = (lambda n, **k: _laws.normal(n, dim, **k)) if kind == "normal" else \
+        (lambda n, **k: getattr(_laws, kind)(n, dim=dim, **k))
+    try:
+        made = factory(name, **kw)
+        if values and any(_free(v) for v in kw.values()):
+            # The law keeps the constants symbolic; check its ranges with their values too
+            # (std = "s" with s = -1 must be refused here, not at simulation time).
+            factory(name, **{k: _subs(v, values) for k, v in kw.items()})
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        raise _law_error(sec, law, exc) from None
+    for s in (made if isinstance(made, tuple) else (made,)):
         names[s.name] = s
