@@ -310,14 +310,8 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     use_exact = method != "montecarlo" and why_not is None
     blocks = _stacked_symbols(problem.params, 2)
     z0 = np.concatenate([starts[0], starts[1]])
-    exact_models, eta_sym = {}, sp.Symbol("eta", positive=True)
-    if use_exact:
-        sgd_op = _sgd_matrix(problem, blocks, values, eta_sym)
-        for m in models:
-            try:
-                exact_models[m] = _generator(_two_point_sde(problem, m, values))
-            except NotClosedError:
-                pass  # simulated
+    eta_sym = sp.Symbol("eta", positive=True)
+    sgd_op, exact_models = _exact_operators(problem, models, values, blocks, eta_sym) if use_exact else (None, {})
     mc_models = [m for m in models if m not in exact_models]
     _check_work(max_path_steps, c, len(starts), steps, use_exact, mc_models)
     stat_of = {n: fn for n, fn in fns.items()}
@@ -403,3 +397,16 @@ def _check_work(max_path_steps, c: dict, n_starts: int, steps, use_exact: bool, 
                              f"starts x {n_steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
                              f"`max_path_steps` = {max_path_steps:.3g}: lower `n_paths`, use larger etas, or raise "
                              "`max_path_steps`.")
+
+
+def _exact_operators(problem, models, values, blocks, eta_sym) -> tuple:
+    """SGD's two-point operator and the generators of the models whose two-point moments close (the
+    others are simulated)."""
+    sgd_op = _sgd_matrix(problem, blocks, values, eta_sym)
+    exact_models = {}
+    for m in models:
+        try:
+            exact_models[m] = _generator(_two_point_sde(problem, m, values))
+        except NotClosedError:
+            pass  # simulated
+    return sgd_op, exact_models
