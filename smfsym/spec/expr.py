@@ -346,6 +346,23 @@ def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expressio
             return _number(text, repr(text), None, where)
         raise SpecError(f"{where}: expected an expression string or a number; got {type(text).__name__} "
                         f"{text!r:.60}")
+    tree = _parsed_tree(text, where)
+    try:
+        result = _Converter(text, names, where).convert(tree.body, 0)
+    except RecursionError:
+        raise SpecError(f"{where}: expression too deeply nested") from None
+    if not isinstance(result, sp.Expr) or result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise SpecError(f"{where}: `{_snippet(text)}` is not a finite expression (evaluates to {result})")
+    bad = non_real_part(result)
+    if bad is not None:
+        raise SpecError(f"{where}: `{_snippet(text)}` is not real (`{_snippet(str(bad), None, 40)}` is complex: "
+                        "a square root or a logarithm of a negative number?); expressions must be real")
+    return result
+
+
+def _parsed_tree(text: str, where: str) -> ast.Expression:
+    """``text`` parsed by Python's parser once it is bounded (length, tokens, depth), then the tree
+    bounded (nodes, literals, calls): nothing is evaluated."""
     if len(text) > MAX_TEXT:
         raise SpecError(f"{where}: expression too long ({len(text)} characters; the limit is MAX_TEXT = {MAX_TEXT})")
     if not text.strip():
@@ -369,93 +386,110 @@ def parse_expression(text, names: Mapping[str, sp.Expr], where: str = "expressio
         raise SpecError(f"{where}: expression has {n_nodes} syntax nodes; the limit is MAX_NODES = {MAX_NODES}")
     _check_literals(text, where)
     _check_calls(tree, where)
+    return tree
 
-    def chain(node, ops):
-        """The operands of a left-nested chain of ``ops``, with their operators, without recursion."""
-        items = []
-        while isinstance(node, ast.BinOp) and isinstance(node.op, ops):
-            items.append((type(node.op), node.right))
-            node = node.left
-        items.append((None, node))
-        items.reverse()
-        return items
 
-    def conv(node, depth):
+def _chain(node, ops) -> list:
+    """The operands of a left-nested chain of ``ops``, with their operators, without recursion."""
+    items = []
+    while isinstance(node, ast.BinOp) and isinstance(node.op, ops):
+        items.append((type(node.op), node.right))
+        node = node.left
+    items.append((None, node))
+    items.reverse()
+    return items
+
+
+class _Converter:
+    """The allow-list translation of a parsed expression into sympy: one method per allowed node kind
+    (``_HANDLERS``); every other node is refused with its kind named."""
+
+    def __init__(self, text: str, names: Mapping, where: str):
+        self.text, self.names, self.where = text, names, where
+
+    def convert(self, node, depth: int):
         if depth > MAX_DEPTH:
-            raise SpecError(f"{where}: expression nested more than MAX_DEPTH = {MAX_DEPTH} deep")
-        if isinstance(node, ast.Constant):
-            return _number(node.value, text, node, where)
-        if isinstance(node, ast.Name):
-            if node.id.startswith("__"):
-                raise SpecError(f"{where}: dunder names are not allowed (`{node.id}`)")
-            if node.id in names:
-                return names[node.id]
-            if node.id in CONSTANTS:
-                return CONSTANTS[node.id]
-            if node.id in ALLOWED_FUNCTIONS:
-                raise SpecError(f"{where}: `{node.id}` is a function; call it, e.g. `{node.id}(x)`")
-            raise SpecError(f"{where}: unknown name `{node.id}` (declare it as a parameter, data or constant; "
-                            f"known: {', '.join(sorted(names)) or 'none'})")
-        if isinstance(node, ast.BinOp) and isinstance(node.op, _SUM_OPS):
+            raise SpecError(f"{self.where}: expression nested more than MAX_DEPTH = {MAX_DEPTH} deep")
+        handler = _HANDLERS.get(type(node))
+        if handler is not None:
+            return handler(self, node, depth)
+        kind = _REFUSED.get(type(node))
+        where, snip = self.where, _snippet(self.text, node)
+        if kind:
+            raise SpecError(f"{where}: {kind} are not allowed (`{snip}`)"
+                            if kind.endswith("s") else f"{where}: {kind} is not allowed (`{snip}`)")
+        raise SpecError(f"{where}: `{snip}` is not allowed (only numbers, names, + - * / ** and allowed functions)")
+
+    def constant(self, node, depth):
+        return _number(node.value, self.text, node, self.where)
+
+    def name(self, node, depth):
+        where, names = self.where, self.names
+        if node.id.startswith("__"):
+            raise SpecError(f"{where}: dunder names are not allowed (`{node.id}`)")
+        if node.id in names:
+            return names[node.id]
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        if node.id in ALLOWED_FUNCTIONS:
+            raise SpecError(f"{where}: `{node.id}` is a function; call it, e.g. `{node.id}(x)`")
+        raise SpecError(f"{where}: unknown name `{node.id}` (declare it as a parameter, data or constant; "
+                        f"known: {', '.join(sorted(names)) or 'none'})")
+
+    def binop(self, node, depth):
+        if isinstance(node.op, _SUM_OPS):
             terms = []
-            for op, sub in chain(node, _SUM_OPS):
-                v = conv(sub, depth + 1)
+            for op, sub in _chain(node, _SUM_OPS):
+                v = self.convert(sub, depth + 1)
                 terms.append(-v if op is ast.Sub else v)
             return sp.Add(*terms)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, _PROD_OPS):
-            num, den = [], []
-            for op, sub in chain(node, _PROD_OPS):
-                (den if op is ast.Div else num).append(conv(sub, depth + 1))
-            numbers = [f for f in num + den if f.is_Rational]
-            est = sum(_bits(f) for f in numbers)
-            if est > MAX_NUMBER_BITS * 4:
-                raise SpecError(f"{where}: product of numbers of about {est:.0f} bits; too large")
-            if any(d == 0 for d in den):
-                raise SpecError(f"{where}: division by zero in `{_snippet(text, node)}`")
-            return sp.Mul(*num) / sp.Mul(*den)
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
-            return _power(conv(node.left, depth + 1), conv(node.right, depth + 1), text, node, where)
-        if isinstance(node, ast.BinOp):
-            raise SpecError(f"{where}: operator `{type(node.op).__name__}` is not allowed in "
-                            f"`{_snippet(text, node)}` (only + - * / **)")
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = conv(node.operand, depth + 1)
-            return -v if isinstance(node.op, ast.USub) else v
-        if isinstance(node, ast.UnaryOp):
-            raise SpecError(f"{where}: operator `{type(node.op).__name__}` is not allowed in "
-                            f"`{_snippet(text, node)}` (only unary + and -)")
-        if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name):
-                kind = _REFUSED.get(type(node.func), "calling this")
-                raise SpecError(f"{where}: {kind} is not allowed (`{_snippet(text, node.func)}`)")
-            fname = node.func.id
-            if fname not in ALLOWED_FUNCTIONS:
-                raise SpecError(f"{where}: calls are only allowed to {', '.join(ALLOWED_FUNCTIONS)} "
-                                f"(not `{_snippet(text, node.func)}`)")
-            if node.keywords:
-                raise SpecError(f"{where}: keyword arguments are not allowed in `{fname}(...)`")
-            if any(isinstance(a, ast.Starred) for a in node.args):
-                raise SpecError(f"{where}: starred arguments are not allowed in `{fname}(...)`")
-            args = [conv(a, depth + 1) for a in node.args]
-            try:
-                return ALLOWED_FUNCTIONS[fname](*args)
-            except (TypeError, ValueError) as exc:
-                raise SpecError(f"{where}: `{_snippet(text, node)}`: {str(exc)[:120]}") from None
-        kind = _REFUSED.get(type(node))
-        if kind:
-            raise SpecError(f"{where}: {kind} are not allowed (`{_snippet(text, node)}`)"
-                            if kind.endswith("s") else f"{where}: {kind} is not allowed (`{_snippet(text, node)}`)")
-        raise SpecError(f"{where}: `{_snippet(text, node)}` is not allowed (only numbers, names, + - * / ** "
-                        "and allowed functions)")
+        if isinstance(node.op, _PROD_OPS):
+            return self.product(node, depth)
+        if isinstance(node.op, ast.Pow):
+            return _power(self.convert(node.left, depth + 1), self.convert(node.right, depth + 1), self.text, node,
+                          self.where)
+        raise SpecError(f"{self.where}: operator `{type(node.op).__name__}` is not allowed in "
+                        f"`{_snippet(self.text, node)}` (only + - * / **)")
 
-    try:
-        result = conv(tree.body, 0)
-    except RecursionError:
-        raise SpecError(f"{where}: expression too deeply nested") from None
-    if not isinstance(result, sp.Expr) or result.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
-        raise SpecError(f"{where}: `{_snippet(text)}` is not a finite expression (evaluates to {result})")
-    bad = non_real_part(result)
-    if bad is not None:
-        raise SpecError(f"{where}: `{_snippet(text)}` is not real (`{_snippet(str(bad), None, 40)}` is complex: "
-                        "a square root or a logarithm of a negative number?); expressions must be real")
-    return result
+    def product(self, node, depth):
+        num, den = [], []
+        for op, sub in _chain(node, _PROD_OPS):
+            (den if op is ast.Div else num).append(self.convert(sub, depth + 1))
+        numbers = [f for f in num + den if f.is_Rational]
+        est = sum(_bits(f) for f in numbers)
+        if est > MAX_NUMBER_BITS * 4:
+            raise SpecError(f"{self.where}: product of numbers of about {est:.0f} bits; too large")
+        if any(d == 0 for d in den):
+            raise SpecError(f"{self.where}: division by zero in `{_snippet(self.text, node)}`")
+        return sp.Mul(*num) / sp.Mul(*den)
+
+    def unaryop(self, node, depth):
+        if isinstance(node.op, (ast.USub, ast.UAdd)):
+            v = self.convert(node.operand, depth + 1)
+            return -v if isinstance(node.op, ast.USub) else v
+        raise SpecError(f"{self.where}: operator `{type(node.op).__name__}` is not allowed in "
+                        f"`{_snippet(self.text, node)}` (only unary + and -)")
+
+    def call(self, node, depth):
+        where, text = self.where, self.text
+        if not isinstance(node.func, ast.Name):
+            kind = _REFUSED.get(type(node.func), "calling this")
+            raise SpecError(f"{where}: {kind} is not allowed (`{_snippet(text, node.func)}`)")
+        fname = node.func.id
+        if fname not in ALLOWED_FUNCTIONS:
+            raise SpecError(f"{where}: calls are only allowed to {', '.join(ALLOWED_FUNCTIONS)} "
+                            f"(not `{_snippet(text, node.func)}`)")
+        if node.keywords:
+            raise SpecError(f"{where}: keyword arguments are not allowed in `{fname}(...)`")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise SpecError(f"{where}: starred arguments are not allowed in `{fname}(...)`")
+        args = [self.convert(a, depth + 1) for a in node.args]
+        try:
+            return ALLOWED_FUNCTIONS[fname](*args)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(f"{where}: `{_snippet(text, node)}`: {str(exc)[:120]}") from None
+
+
+#: The allowed node kinds and their translation (everything else is refused).
+_HANDLERS = {ast.Constant: _Converter.constant, ast.Name: _Converter.name, ast.BinOp: _Converter.binop,
+             ast.UnaryOp: _Converter.unaryop, ast.Call: _Converter.call}
