@@ -300,23 +300,64 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
     if getattr(task, "provides_functions", False):
         job = dict(job, functions=dict.fromkeys(job["functions"]))  # built on the worker: only names travel
     job = dict(job, keep_values=values is not None)
-    n_paths, n_steps = job["n_paths"], len(job["step_sizes"])
     per_task = chunk_blocks if chunk_given else min(chunk_blocks, max(1, -(-n_blocks // TASKS_PER_RUN)))
     ranges = [(b0, min(per_task, n_blocks - b0)) for b0 in range(0, n_blocks, per_task)]
-    owned = isinstance(executor, ProcessPool)
-    results: list = [None] * len(ranges)  # per task: its output, or the error to raise in block order
-    pending: dict = {}  # future -> task index
-    bad_total, first_bad = 0, None
-    timing = dict(n_tasks=len(ranges), blocks_per_task=per_task, compile_seconds=[], run_seconds=[],
-                  cpu_seconds=[], pids=set(), rebuilds=0, tasks_rerun=0)
+    run = _ExecutorRun(executor, key, payload, job, ranges, n_blocks, states, values)
+    run.timing["blocks_per_task"] = per_task
     t0 = time.perf_counter()
-    bar = _progress(progress, n_paths * n_steps, scheme)
+    run.bar = _progress(progress, run.n_paths * run.n_steps, scheme)
+    try:
+        run.start()
+        while run.merged < len(ranges):
+            if not run.pending and run.results[run.merged] is None:  # pragma: no cover - every task is tracked
+                raise RuntimeError(f"internal error: task {run.merged} of the run was neither pending nor finished")
+            if run.pending:
+                run.wait_and_rerun()
+            run.merge_ready(accs)
+    except BaseException:
+        for fut in run.pending:
+            fut.cancel()
+        raise
+    finally:
+        if run.bar is not None:
+            run.bar.close()
+    timing = run.timing
+    timing["wall_seconds"] = time.perf_counter() - t0
+    timing["n_workers_seen"] = len(timing.pop("pids"))
+    return run.bad_total, run.first_bad, timing
 
-    def submit(indices):
+
+class _ExecutorRun:
+    """The state of one run on an executor: its tasks (seed-block ranges), what is pending, what has
+    finished, and what has been merged (in block order)."""
+
+    def __init__(self, executor, key, payload, job, ranges, n_blocks, states, values):
+        self.executor, self.key, self.payload, self.job, self.ranges = executor, key, payload, job, ranges
+        self.n_blocks, self.states, self.values = n_blocks, states, values
+        self.n_paths, self.n_steps = job["n_paths"], len(job["step_sizes"])
+        self.owned = isinstance(executor, ProcessPool)
+        self.results: list = [None] * len(ranges)  # per task: its output, or the error to raise in block order
+        self.pending: dict = {}  # future -> task index
+        self.bad_total, self.first_bad, self.merged, self.bar = 0, None, 0, None
+        self.timing = dict(n_tasks=len(ranges), compile_seconds=[], run_seconds=[], cpu_seconds=[], pids=set(),
+                           rebuilds=0, tasks_rerun=0)
+
+    def submit(self, indices):
         for i in indices:
-            pending[executor.submit(run_task, key, payload, job, *ranges[i])] = i
+            self.pending[self.executor.submit(run_task, self.key, self.payload, self.job, *self.ranges[i])] = i
 
-    def collect(fut, i) -> bool:
+    def start(self):
+        try:
+            self.submit(range(len(self.ranges)))
+        except cf.BrokenExecutor:
+            if not self.owned:
+                raise self.lost_error(list(range(len(self.ranges))), _NOT_OURS) from None
+            self.executor.rebuild()
+            self.timing["rebuilds"] += 1
+            self.pending.clear()
+            self.submit(range(len(self.ranges)))
+
+    def collect(self, fut, i) -> bool:
         """Store a finished task's outcome; False when its worker was lost (the task must be rerun)."""
         try:
             out = fut.result()
@@ -325,94 +366,76 @@ def run_on_executor(executor, task, job: dict, n_blocks: int, chunk_blocks: int,
         except BaseException as exc:  # noqa: BLE001 - raised later, in block order
             if _is_killed_worker(exc):
                 exc = WorkerLostError(
-                    f"Dask lost the worker running {_lost_label(ranges, [i], n_paths)} as many times as its "
-                    f"scheduler allows (distributed.scheduler.allowed-failures; {type(exc).__name__}: {exc}). A task "
-                    "that kills its worker every time is usually out of memory: pass a smaller `chunk_size` "
+                    f"Dask lost the worker running {_lost_label(self.ranges, [i], self.n_paths)} as many times as "
+                    f"its scheduler allows (distributed.scheduler.allowed-failures; {type(exc).__name__}: {exc}). A "
+                    "task that kills its worker every time is usually out of memory: pass a smaller `chunk_size` "
                     "(paths per task) or give the workers more memory.")
-            results[i] = exc
+            self.results[i] = exc
             return True
         lo = out["first"] * BLOCK
-        if states is not None:
-            states[:, lo:lo + out["states"].shape[1]] = out["states"]
-        if values is not None:
+        if self.states is not None:
+            self.states[:, lo:lo + out["states"].shape[1]] = out["states"]
+        if self.values is not None:
             for name, arr in out["values"].items():
-                values.put_rows(name, lo, arr)
+                self.values.put_rows(name, lo, arr)
         out["states"] = out["values"] = None
-        results[i] = out
+        self.results[i] = out
         for name in ("compile_seconds", "run_seconds", "cpu_seconds"):
-            timing[name].append(out[name])
-        timing["pids"].add(out["pid"])
-        if bar is not None:
-            bar.update((min(n_paths, lo + ranges[i][1] * BLOCK) - lo) * n_steps)
+            self.timing[name].append(out[name])
+        self.timing["pids"].add(out["pid"])
+        if self.bar is not None:
+            self.bar.update((min(self.n_paths, lo + self.ranges[i][1] * BLOCK) - lo) * self.n_steps)
         return True
 
-    def lost_error(lost: list, why: str) -> WorkerLostError:
-        ok = [i for i, r in enumerate(results) if r is True or isinstance(r, dict)]  # merged or waiting
-        finished, done_blocks = len(ok), sum(ranges[i][1] for i in ok)
+    def lost_error(self, lost: list, why: str) -> WorkerLostError:
+        ok = [i for i, r in enumerate(self.results) if r is True or isinstance(r, dict)]  # merged or waiting
+        finished, done_blocks = len(ok), sum(self.ranges[i][1] for i in ok)
         return WorkerLostError(
             f"a worker process died (killed by the OOM killer or a signal, a segfault, os._exit) while "
-            f"{_lost_label(ranges, lost, n_paths)} were unfinished; {finished} of {len(ranges)} tasks "
-            f"({done_blocks} of {n_blocks} seed blocks) had finished. {why}")
+            f"{_lost_label(self.ranges, lost, self.n_paths)} were unfinished; {finished} of {len(self.ranges)} "
+            f"tasks ({done_blocks} of {self.n_blocks} seed blocks) had finished. {why}")
 
-    merged = 0
-    try:
-        try:
-            submit(range(len(ranges)))
-        except cf.BrokenExecutor:
-            if not owned:
-                raise lost_error(list(range(len(ranges))), _NOT_OURS) from None
-            executor.rebuild()
-            timing["rebuilds"] += 1
-            pending.clear()
-            submit(range(len(ranges)))
-        while merged < len(ranges):
-            if not pending and results[merged] is None:  # pragma: no cover - every task is pending or finished
-                raise RuntimeError(f"internal error: task {merged} of the run was neither pending nor finished")
-            if pending:
-                done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
-                lost = [pending[f] for f in done if not collect(f, pending[f])]
-                for f in done:
-                    del pending[f]
-                if lost:
-                    # a broken pool fails every task it still holds: take them all in before rebuilding
-                    cf.wait(list(pending))
-                    lost += [i for f, i in pending.items() if not collect(f, i)]
-                    pending.clear()
-                    if not owned:
-                        raise lost_error(lost, _NOT_OURS)
-                    if timing["rebuilds"] >= executor.max_retries:
-                        raise lost_error(lost, f"smfsym rebuilt its pool {timing['rebuilds']} times in this run "
-                                         f"(`max_retries` = {executor.max_retries}) and a worker died again: a "
-                                         "task that kills its worker every time is usually out of memory; pass a "
-                                         "smaller `chunk_size` (paths per task) or fewer workers.")
-                    executor.rebuild()
-                    timing["rebuilds"] += 1
-                    timing["tasks_rerun"] += len(lost)
-                    submit(sorted(lost))
-            while merged < len(ranges) and results[merged] is not None:  # merge in block order
-                out = results[merged]
-                if isinstance(out, BaseException):
-                    raise out
-                for name, rec in out["records"].items():
-                    acc = accs[name]
-                    for k, blocks in enumerate(rec):
-                        for r in blocks:
-                            acc.merge(k, r)
-                bad_total += out["bad"]
-                if out["first_bad"] is not None and (first_bad is None or out["first_bad"][0] < first_bad[0]):
-                    first_bad = out["first_bad"]
-                results[merged] = True  # merged: its records are freed
-                merged += 1
-    except BaseException:
-        for fut in pending:
-            fut.cancel()
-        raise
-    finally:
-        if bar is not None:
-            bar.close()
-    timing["wall_seconds"] = time.perf_counter() - t0
-    timing["n_workers_seen"] = len(timing.pop("pids"))
-    return bad_total, first_bad, timing
+    def wait_and_rerun(self):
+        """Take in the tasks that finish next; rerun those lost with a worker on a rebuilt pool."""
+        pending = self.pending
+        done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
+        lost = [pending[f] for f in done if not self.collect(f, pending[f])]
+        for f in done:
+            del pending[f]
+        if not lost:
+            return
+        # a broken pool fails every task it still holds: take them all in before rebuilding
+        cf.wait(list(pending))
+        lost += [i for f, i in pending.items() if not self.collect(f, i)]
+        pending.clear()
+        if not self.owned:
+            raise self.lost_error(lost, _NOT_OURS)
+        if self.timing["rebuilds"] >= self.executor.max_retries:
+            raise self.lost_error(lost, f"smfsym rebuilt its pool {self.timing['rebuilds']} times in this run "
+                                  f"(`max_retries` = {self.executor.max_retries}) and a worker died again: a "
+                                  "task that kills its worker every time is usually out of memory; pass a "
+                                  "smaller `chunk_size` (paths per task) or fewer workers.")
+        self.executor.rebuild()
+        self.timing["rebuilds"] += 1
+        self.timing["tasks_rerun"] += len(lost)
+        self.submit(sorted(lost))
+
+    def merge_ready(self, accs: dict):
+        """Merge, in block order, every finished task that all earlier ones precede."""
+        while self.merged < len(self.ranges) and self.results[self.merged] is not None:
+            out = self.results[self.merged]
+            if isinstance(out, BaseException):
+                raise out
+            for name, rec in out["records"].items():
+                acc = accs[name]
+                for k, blocks in enumerate(rec):
+                    for r in blocks:
+                        acc.merge(k, r)
+            self.bad_total += out["bad"]
+            if out["first_bad"] is not None and (self.first_bad is None or out["first_bad"][0] < self.first_bad[0]):
+                self.first_bad = out["first_bad"]
+            self.results[self.merged] = True  # merged: its records are freed
+            self.merged += 1
 
 
 _NOT_OURS = ("A concurrent.futures pool that lost a worker accepts no more work, and smfsym cannot rebuild a pool it "
