@@ -27,7 +27,8 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.studies import estimate_meanfield_cost, estimate_multipoint_cost
+from smfsym.meanfield import estimate_meanfield_cost
+from smfsym.studies import estimate_multipoint_cost
 from smfsym.cli import SHIPPED
 from smfsym.spec import load_spec
 

@@ -77,7 +77,7 @@ _FORMER = {
     **dict.fromkeys(["batch_sgd_operator", "exact_batch_sgd_mean"], ".simulation.minibatch_exact"),
 "momentum_multipoint": ".studies.momentum_multipoint",
     **dict.fromkeys(["WeakErrorStudy", "MultipointStudy", "MultipointRates", "CostEstimate",
-                     "estimate_multipoint_cost", "estimate_meanfield_cost"], ".studies"),
+                     "estimate_multipoint_cost"], ".studies"), "estimate_meanfield_cost": ".meanfield",
     "Order": ".studies.storage",
     **dict.fromkeys(["MeanFieldResult", "MeanFieldStudy", "DataRule", "data_rule", "refine_rule",
                      "captured_noise_variance", "linearised_variance", "RuleResolutionWarning"], ".meanfield"),

@@ -314,7 +314,8 @@ def _optimizer_cost(spec, c: dict):
 def _check_cost(spec, c: dict, args) -> None:
     """Estimate the cost of every study of the check (weak error, schedule or momentum, multi-point, mean
     field), print it, refuse above COST_LIMIT in total without --yes."""
-    from .studies import estimate_cost, estimate_meanfield_cost, estimate_multipoint_cost
+    from .meanfield import estimate_meanfield_cost
+    from .studies import estimate_cost, estimate_multipoint_cost
     from .studies.cost import _fmt
     from .studies.options import Numerics
 

@@ -9,8 +9,9 @@ from .sgd import simulate_meanfield_sgd
 from .refine import RuleResolutionWarning, refine_rule
 from .study import CapturedNoiseWarning, MeanFieldStudy, meanfield_study
 from .linearisation import linearised_variance
+from .cost import estimate_meanfield_cost
 
 __all__ = ["MeanFieldProblem", "DataRule", "data_rule", "captured_noise_variance", "particles",
            "simulate_meanfield_sgd", "simulate_ddsmf", "simulate_meanfield_limit", "MeanFieldResult",
            "meanfield_study", "MeanFieldStudy", "CapturedNoiseWarning", "linearised_variance",
-           "RuleResolutionWarning", "refine_rule"]
+           "RuleResolutionWarning", "refine_rule", "estimate_meanfield_cost"]

@@ -14,6 +14,6 @@ __all__ = ["weak_error", "WeakErrorStudy", "multipoint", "MultipointStudy", "bui
            "OrderWarning", "fit_order", "default_scheme", "PSI", "DivergenceWarning",
            "estimate_cost", "CostEstimate"]
 __all__ += ["multipoint_rates", "MultipointRates", "NPOINT_PSI"]
-from .cost import estimate_meanfield_cost, estimate_multipoint_cost  # noqa: E402
+from .cost import estimate_multipoint_cost  # noqa: E402
 
-__all__ += ["estimate_multipoint_cost", "estimate_meanfield_cost"]
+__all__ += ["estimate_multipoint_cost"]

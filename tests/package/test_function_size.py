@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "smfsym"
 OVER_12 = {
     ("montecarlo/driver.py", "run"), ("meanfield/study.py", "meanfield_study"), ("meanfield/ddsmf.py", "simulate_ddsmf"),
     ("meanfield/sgd.py", "simulate_meanfield_sgd"), ("meanfield/limit.py", "simulate_meanfield_limit"),
-    ("studies/cost.py", "estimate_meanfield_cost"), ("studies/richardson.py", "coupled_run"),
+    ("meanfield/cost.py", "estimate_meanfield_cost"), ("studies/richardson.py", "coupled_run"),
     ("studies/richardson.py", "coupled_expectation"), ("studies/optimizer_weak_error.py", "momentum_weak_error"),
     ("optimizers/momentum.py", "simulate_momentum_sgd"),
 }

@@ -8,7 +8,8 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.studies import WeakErrorStudy, estimate_meanfield_cost, estimate_multipoint_cost
+from smfsym.meanfield import estimate_meanfield_cost
+from smfsym.studies import WeakErrorStudy, estimate_multipoint_cost
 from smfsym.cli import main
 
 x = sp.Symbol("x")
