@@ -22,6 +22,7 @@ from .laws import DataSymbol
 from .quadrature import _RULES, AdaptiveMean, QuadratureRule, stable_form  # noqa: F401 - re-exported
 from ..limits import Limits, as_limits, check_products, check_size, estimate_size
 from .._checks import as_expr
+from .tails import check_tails as _tails
 
 __all__ = ["DataMean", "expectation", "covariance", "data_symbols", "laws_of", "QuadratureRule"]
 
@@ -321,7 +322,6 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
     polys, dom = _polys([expr], syms)
     if polys is None:
         if check_tails:
-            from .tails import check_tails as _tails
 
             _tails(expr, (), syms, stacklevel=3)
         return _numeric_mean(expr, syms, n_points, limits)
@@ -371,7 +371,6 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
         check_products(products, limits, "the covariance", "covariance")
     if polys is None:
         if check_tails:
-            from .tails import check_tails as _tails
 
             _tails(sp.S.Zero, u + ([] if sym else v), syms, stacklevel=3)
         kw = dict(n_points=n_points, limits=limits, check_tails=False)

@@ -24,6 +24,14 @@ from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from ..symbolic.sde import SDE
 from .._checks import as_expr
+from ..montecarlo.increments import draw_normal
+from ..montecarlo.seeds import block_generators
+from ..simulation.sde import grid
+from ..simulation.sgd import problem_symbols
+from ..simulation.sde import _known_symbols
+from ..numerics.linear_forms import KERNELS
+from ..numerics.linear_forms import LA_ROWS
+from ..numerics.compiled_sde import ROWS, TEMPLATE_BYTES
 
 __all__ = ["codegen"]
 
@@ -122,9 +130,6 @@ def _runtime() -> str:
     """Shared helpers of a generated module: smfsym's own functions, copied verbatim."""
     import inspect
 
-    from ..montecarlo.increments import draw_normal
-    from ..montecarlo.seeds import block_generators
-    from ..simulation.sde import grid
 
     own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, grid))
     return _RUNTIME.format(block=BLOCK) + "\n\n" + own
@@ -195,8 +200,6 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
         # the SDE is exported; its SGD (batches drawn without replacement) is not
         sgd_note = ("\nsimulate_sgd is not generated: batches drawn without replacement are not supported in "
                     "generated code (use smfsym.simulate_sgd).\n")
-    from ..simulation.sgd import problem_symbols
-    from ..simulation.sde import _known_symbols
 
     known = (_known_symbols(sde) if sde is not None else set()) | (problem_symbols(problem) if problem else set())
     vals = numeric_values(values, known)
@@ -459,7 +462,6 @@ def _linear_algebra_code(nsde) -> str:
     and coefficient lists printed, the matrices built from the data set at run time."""
     import inspect
 
-    from ..numerics.linear_forms import KERNELS
 
     la = nsde.la
     split = la.split
@@ -480,7 +482,6 @@ def _linear_algebra_code(nsde) -> str:
     parts.append(_function("_la_drift_c0", tuple(nsde.x) + tuple(mus),
                            [e.xreplace(sub) for e in list(nsde.drift_exprs) + list(c0)],
                            "Drift entries, then the noise column's row-free part C0(x) (grad F), on the data means."))
-    from ..numerics.linear_forms import LA_ROWS
 
     runtime = (_LA_RUNTIME.replace("BLOCK_VALUE", str(la.block)).replace("ROWS_VALUE", str(LA_ROWS)).replace("N_MEANS_VALUE", str(len(la.mean_nodes)))
                .replace("Q_VALUE", str(la.q)))
@@ -489,7 +490,6 @@ def _linear_algebra_code(nsde) -> str:
 
 def _template_code(sde, nsde, ctx) -> str:
     """Data-set noise columns (docs/theory.md §3): contracted with the increments in chunks of rows."""
-    from ..numerics.compiled_sde import ROWS, TEMPLATE_BYTES
 
     law = sde.diffusion.law
     data_name, weights_name = ctx.data_arrays(law)

@@ -29,6 +29,7 @@ import sympy as sp
 from ..data.means import DataMean
 from ..data.quadrature import _CHUNK_ELEMENTS, rule_sums
 from ..data.laws import Empirical
+from ..data.quadrature import AdaptiveMean
 
 __all__ = ["MeanContext", "MEAN_RUNTIME", "RULE_EMBED_LIMIT", "doc_safe"]
 
@@ -188,7 +189,6 @@ class MeanContext:
         return j
 
     def _rule_source(self, node, r) -> str:
-        from ..data.quadrature import AdaptiveMean
 
         rule = node.rule
         levels = AdaptiveMean(rule, None, self.values)._levels() if rule.is_quadrature else [rule.n_points]

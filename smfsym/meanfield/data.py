@@ -25,6 +25,9 @@ from typing import Mapping
 import numpy as np
 
 from .._checks import finite_array, numeric_values
+from .kernel import Kernel
+from .particles import check_particles
+from ..data.samplers import samplers_for
 
 __all__ = ["DataRule", "data_rule", "captured_noise_variance", "MAX_NODES"]
 
@@ -156,9 +159,6 @@ def captured_noise_variance(net, theta, rule: DataRule, *, n_samples: int = 20_0
     value has standard error ``sem`` (batch means over 20 batches). A ratio far
     from 1 (beyond a few ``ratio_se``) says the rule is too small.
     """
-    from .kernel import Kernel
-    from .particles import check_particles
-    from ..data.samplers import samplers_for
 
     theta = check_particles(theta, net.n_params)
     vals = numeric_values(values, _known(net))

@@ -27,6 +27,8 @@ from ..data.means import covariance, data_symbols, expectation, is_polynomial_in
 from ..data.laws import DataSymbol
 from ..symbolic.problem import Problem
 from .._checks import as_expr
+from ..data.tails import check_tails
+from .latex import meanfield_latex
 
 __all__ = ["MeanFieldProblem"]
 
@@ -128,7 +130,6 @@ class MeanFieldProblem:
         # The means below contain the output Phi(z), an average of units: the tail rule cannot bound an
         # unknown function, so the moments are checked once on the width-1 loss l(phi(theta, z), y),
         # whose growth in the data bounds that of every first variation (docs/theory.md §8).
-        from ..data.tails import check_tails
 
         check_tails(self.single_loss, [sp.diff(self.single_loss, t) for t in self.params], self.data)
 
@@ -290,7 +291,6 @@ class MeanFieldProblem:
 
     def latex(self, eta: Any = None) -> str:
         """The whole DD-SMF as an ``aligned`` block, the output written as an integral against mu_t."""
-        from .latex import meanfield_latex
 
         return meanfield_latex(self, eta)
 

@@ -14,6 +14,8 @@ from .kernel import Kernel
 from .observables import Observables, summarize
 from .particles import check_particles
 from .problem import MeanFieldProblem
+from ..simulation.sde import check_save_at, grid
+from ..montecarlo.executors import check_executor
 
 __all__ = ["MeanFieldResult"]
 
@@ -128,7 +130,6 @@ def finish(res: SimulationResult, obs: Observables, method, eta, width, **info) 
 
 def save_grid(t_end, dt, save_at):
     """Steps (materialised: ``check_work`` bounds their number first) between the save times."""
-    from ..simulation.sde import check_save_at, grid
 
     t_end = positive(t_end, "t_end")
     dt = positive(dt, "dt")
@@ -162,6 +163,5 @@ def check_meanfield_executor(executor):
     """``executor`` checked before any work (None: serial); see :mod:`smfsym.montecarlo.executors`."""
     if executor is None:
         return None
-    from ..montecarlo.executors import check_executor
 
     return check_executor(executor)

@@ -27,6 +27,8 @@ from .refine import (
 )
 from .result import MeanFieldResult, check_net, positive
 from .sgd import simulate_meanfield_sgd
+from ..studies.common import ProgressLines
+from ..montecarlo.executors import check_executor
 
 __all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope", "RuleResolutionWarning", "CapturedNoiseWarning"]
 
@@ -386,7 +388,6 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     """
     check_net(net)
     if executor is not None:
-        from ..montecarlo.executors import check_executor
 
         executor = check_executor(executor)
     try:
@@ -428,7 +429,6 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     root = resolve_seed(seed)
     cell_seed = {(i, j): np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i, j))
                  for i in range(len(etas)) for j in range(len(widths))}
-    from ..studies.common import ProgressLines
 
     say = ProgressLines("meanfield", len(widths) * (("limit" in methods) + len(etas) * (1 + ("ddsmf" in methods))),
                         progress)

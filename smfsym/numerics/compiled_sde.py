@@ -27,6 +27,10 @@ from .._checks import numeric_values
 from ..symbolic.lambdify import CompiledExprs, HoistedExprs
 from ..symbolic.sde import SDE
 from .._checks import as_expr
+from .linear_forms import LinearFormSplit, split_linear_forms, RowSums
+from .linear_forms import la_blocks
+from .linear_forms import la_drift_noise
+from ..data.means import DataMean
 
 __all__ = ["NumericSDE"]
 
@@ -326,7 +330,6 @@ class NumericSDE:
             return self._row_sums_plan_with(mean_ces, orders, factor_data=True, strict=self.linear_algebra)
 
     def _row_sums_plan_with(self, mean_ces, orders, factor_data, strict=True):
-        from .linear_forms import LinearFormSplit, split_linear_forms, RowSums
 
         law = self.sde.diffusion.law
         split = LinearFormSplit(self.x, law.symbols, factor_data)
@@ -376,7 +379,6 @@ class NumericSDE:
 
     def la_means(self, plan, X) -> dict:
         """The data means of ``plan`` at states X (P, [n,] d) by matmuls: node -> array (P, [n])."""
-        from .linear_forms import la_blocks
 
         npts = int(np.prod(X.shape[1:-1]))
         out = np.empty((X.shape[0] * npts, len(plan.mean_nodes)))
@@ -388,7 +390,6 @@ class NumericSDE:
         """Drift b(X) and data-set noise action sigma(X) (factor Z0) (Z0 of shape (P, M), or None for
         the drift alone) in one pass over the data: on the linear-algebra path the per-row scalars
         are evaluated once for both, and ``factor`` scales the d outputs, not the M inputs."""
-        from .linear_forms import la_drift_noise
 
         plan = self.la
         if plan is None:
@@ -421,7 +422,6 @@ class NumericSDE:
                 f"the weak order-2 scheme differentiates the coefficients, which are not differentiable here "
                 f"({', '.join(map(str, bad))}); use scheme='euler'."
             )
-        from ..data.means import DataMean
 
         x, d = self.x, self.d
         v, w = _vec("v", d), _vec("w", d)
@@ -495,7 +495,6 @@ class NumericSDE:
 
     def _la_rows(self, la, X, U, order, V):
         """sum_i sqrt(w_i) U_i D^order_V r(X, xi_i) by matmuls over the margins and directional margins."""
-        from .linear_forms import la_blocks
 
         npts = int(np.prod(X.shape[1:-1]))
         rows = np.empty((X.shape[0] * npts, self.d))

@@ -43,6 +43,11 @@ from ..symbolic.models import default_eta, sme as _sme, smf as _smf
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt
 from .._checks import as_expr
+from ..symbolic.latex import sde_lines, wrap
+from ..simulation import sgd as _sgd
+from .._checks import numeric_values
+from ..simulation.sde import prepare_x0
+from .schedules import sgd_run_arguments
 
 __all__ = ["momentum_model", "simulate_momentum_sgd", "friction", "beta_for", "momentum_latex",
            "DEFAULT_FRICTION"]
@@ -184,7 +189,6 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
 
 def momentum_latex(sde: SDE, environment: str | None = "aligned") -> str:
     r"""LaTeX of a momentum model in the style of :func:`smfsym.symbolic.latex.sde_lines`, with the regime stated."""
-    from ..symbolic.latex import sde_lines, wrap
 
     lines = sde_lines(sde)
     lines.insert(1, r"&\text{scaling: } 1-\beta = \lambda\sqrt{\eta},\ t = k\sqrt{\eta},\ P = v/\sqrt{\eta}")
@@ -224,10 +228,6 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_momentum_sgd", options, save_at, legacy)
-    from ..simulation import sgd as _sgd
-    from .._checks import numeric_values
-    from ..simulation.sde import prepare_x0
-    from .schedules import sgd_run_arguments
 
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")

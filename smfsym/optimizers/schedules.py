@@ -28,6 +28,13 @@ from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt
 from .._checks import as_expr
 from ..simulation.exact import rational
+from ..symbolic.models import sme as _sme
+from ..symbolic.latex import sde_lines, wrap
+from ..montecarlo.checks import check_int
+from ..simulation.sde import check_save_at
+from ..simulation import sgd as _sgd
+from ..simulation.sde import prepare_x0
+from .._checks import numeric_values
 
 __all__ = ["Schedule", "constant", "step_decay", "cosine", "exponential_decay", "warmup", "scheduled_model",
            "scheduled_latex",
@@ -220,7 +227,6 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     if kind == "gf":
         return SDE(drift, None, state, **kw)
     if kind == "sme":
-        from ..symbolic.models import sme as _sme
 
         base = _sme(problem, 1, eta)
         if base.noise_kind == "sqrt":
@@ -252,7 +258,6 @@ def scheduled_latex(sde: SDE, schedule, environment: str | None = "aligned") -> 
     >>> r"u(t) &= e^{- t}" in tex
     True
     """
-    from ..symbolic.latex import sde_lines, wrap
 
     sch = _as_schedule(schedule)
     lines = sde_lines(sde)
@@ -272,8 +277,6 @@ def with_time(x0, t0: float = 0.0) -> np.ndarray:
 
 def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at) -> tuple[int, list]:
     """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding)."""
-    from ..montecarlo.checks import check_int
-    from ..simulation.sde import check_save_at
 
     n_steps = check_int(n_steps, "n_steps")
     B = check_int(problem.batch_size if batch_size is None else batch_size, "batch_size")
@@ -306,9 +309,6 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_sgd_schedule", options, save_at, legacy)
-    from ..simulation import sgd as _sgd
-    from ..simulation.sde import prepare_x0
-    from .._checks import numeric_values
 
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")

@@ -20,6 +20,7 @@ from ..montecarlo.seeds import BLOCK, resolve_seed
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.sde import SDE
 from ..numerics.solvers import get_solver
+from ..symbolic.noise_expansion import warn_if_low
 
 __all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at", "numeric_sde", "cache_info", "cache_clear"]
 
@@ -353,7 +354,6 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     stepper = task.build()  # compiled here too: every error shows up before any work is sent out
     nsde, m, k, sub = stepper.nsde, stepper.m, stepper.k, stepper.sub
     if sde.chaos is not None and not sde.chaos.exact:
-        from ..symbolic.noise_expansion import warn_if_low
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     per_path = 8 * int(np.prod(x0.shape)) * 24 + 8 * k * min(m, sub * k * m)

@@ -23,6 +23,8 @@ from ..montecarlo.seeds import resolve_seed
 from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from .sde import check_save_at, prepare_x0, values_key
+from ..montecarlo.driver import CHUNK_BYTES
+from ..montecarlo.seeds import BLOCK
 
 __all__ = ["simulate_sgd", "run_rule", "SGDStep", "SGDRun", "SGDTask", "ConstantRate", "ScheduledRate", "MomentumRule",
            "compiled_gradient"]
@@ -209,8 +211,6 @@ def _check_chunk_memory(per_path: int, n_paths: int, chunk_size: int | None, bat
     numbers several times over (``SGDStep.per_path_bytes``). ``batch_size = 10**9`` ended in numpy's
     "Unable to allocate 745 GiB".
     """
-    from ..montecarlo.driver import CHUNK_BYTES
-    from ..montecarlo.seeds import BLOCK
 
     wanted = chunk_size if chunk_size is not None else max(BLOCK, CHUNK_BYTES // max(per_path, 1))
     paths = min(n_paths, BLOCK * max(1, -(-wanted // BLOCK)))

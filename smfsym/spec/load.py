@@ -28,6 +28,10 @@ from ..symbolic.problem import Problem
 from .data_files import read_csv, resolve_data_path
 from .expr import SpecError, check_name, non_real_part, parse_expression
 from .schema import LAWS, SCHEMA, validate_section
+from ..optimizers import Schedule
+from ..optimizers.schedules import TIME
+from ..data.laws import DataSymbol
+from ..meanfield import MeanFieldProblem
 
 __all__ = ["Spec", "load_spec", "spec_from_dict", "MAX_SPEC_BYTES", "MAX_SGD_STEPS", "MAX_WORK"]
 
@@ -280,8 +284,6 @@ def _schedule(check: dict, consts: dict, values: dict):
     """The learning-rate schedule of [check] as a :class:`smfsym.optimizers.Schedule` (or None)."""
     if check["schedule"] is None:
         return None
-    from ..optimizers import Schedule
-    from ..optimizers.schedules import TIME
 
     if check["optimizer"] != "sgd":
         raise SpecError(f"`[check] schedule`: a schedule is checked with optimizer = \"sgd\" only; got "
@@ -295,8 +297,6 @@ def _schedule(check: dict, consts: dict, values: dict):
 
 def _meanfield(mf: dict, flat: dict, names: dict):
     """The network of a [meanfield] table: unit and loss parsed against its names and the data."""
-    from ..data.laws import DataSymbol
-    from ..meanfield import MeanFieldProblem
 
     params = [sp.Symbol(p) for p in mf["params"]]
     out = sp.Symbol(mf["output"])

@@ -41,6 +41,9 @@ from .common import (
     MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
     scheme_for,
 )
+from .weak_error_study import check_etas, check_models, choose_methods
+from ..optimizers.momentum import beta_for, simulate_momentum_sgd
+from ..optimizers.schedules import _as_schedule, simulate_sgd_schedule, with_time
 
 __all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_optimizer_cost",
            "CostEstimate"]
@@ -276,7 +279,6 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     settings = study_settings("estimate_cost", numerics, options, legacy,
                               supported=("method", "scheme", "increments", "dt_fraction", "extrapolate"))
     (method, scheme, increments, dt_fraction, extrapolate) = settings.values()
-    from .weak_error_study import check_etas, check_models, choose_methods
 
     c = check_common(problem, t_end=t_end, seed=0, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite="raise", scheme=scheme)
@@ -361,8 +363,6 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
     >>> c.method, c.study
     ('exact', 'momentum')
     """
-    from ..optimizers.momentum import beta_for, simulate_momentum_sgd
-    from ..optimizers.schedules import _as_schedule, simulate_sgd_schedule, with_time
     if not isinstance(check, Mapping):
         raise TypeError(f"`check` must be the [check] table (a mapping); got {type(check).__name__}.")
     schedule, optimizer = check.get("schedule"), check.get("optimizer", "sgd")

@@ -24,6 +24,7 @@ from .common import (
     lost_cell, plot_target, scheme_for, seed_sequence, with_context,
 )
 from .richardson import coupled_run
+from ..montecarlo.executors import check_executor
 
 __all__ = ["multipoint", "MultipointStudy", "PSI"]
 
@@ -288,7 +289,6 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     if executor is not None:
-        from ..montecarlo.executors import check_executor
 
         executor = check_executor(executor)
     increments = check_increments(increments)

@@ -16,6 +16,7 @@ from ..simulation.exact import DIGITS, NotClosedError, PolynomialSpace, _mp, aff
 from ..data.means import expectation
 from ..symbolic.sde import SDE
 from .common import build_model
+from .momentum_multipoint import npoint_model
 
 __all__ = ["MAX_EXACT_MONOMIALS"]
 
@@ -111,7 +112,6 @@ def _exact_sgd(op, blocks, z0, eta, k, names, eta_sym):
 
 def _two_point_sde(problem, model, values):
     """The two-point motion of ``model`` as one SDE (shared or independent noise) and its state blocks."""
-    from .momentum_multipoint import npoint_model
 
     base, _, coupling = model.partition("_")
     sde = build_model(problem, base)

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from .._version import __version__
+from .._fs import temp_file
 
 __all__ = ["Order", "StudyIO", "FORMAT", "SCHEMAS", "MAX_STUDY_BYTES", "MAX_ELEMENTS", "MAX_NESTING"]
 
@@ -284,7 +286,6 @@ def _versions() -> dict:
     import scipy
     import sympy
 
-    from .._version import __version__
 
     return {"smfsym": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "sympy": sympy.__version__}
 
@@ -294,7 +295,6 @@ def atomic_write_text(path: str | Path, text: str | bytes) -> None:
 
     A reader never sees a half-written file, and an interrupted write leaves the old one.
     """
-    from .._fs import temp_file
 
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")

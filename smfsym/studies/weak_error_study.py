@@ -37,6 +37,7 @@ from .common import (
     seed_sequence, warn_if_unresolved, with_context,
 )
 from .richardson import coupled_expectation
+from ..data.laws import Empirical
 
 __all__ = ["weak_error", "WeakErrorStudy", "check_etas", "choose_methods"]
 
@@ -104,7 +105,6 @@ def choose_methods(problem, phi, vals, sdes, method, eta) -> tuple:
 
 
 def _equal_weight_data_set(problem) -> bool:
-    from ..data.laws import Empirical
 
     if len(problem.laws) != 1 or not isinstance(problem.laws[0], Empirical):
         return False

@@ -17,6 +17,7 @@ from sympy.printing.conventions import split_super_sub
 
 from .compact import bounded_below, compact_matrix, compact_vector
 from .._checks import as_expr
+from ..data.means import DataMean
 
 __all__ = ["export_tex", "derivation_latex", "derivation_text", "latex_names", "standalone_table"]
 
@@ -73,7 +74,6 @@ class _Printer:
         self.means: dict = {}  # DataMean -> label symbol, in order of first appearance
 
     def _label(self, e):
-        from ..data.means import DataMean
 
         atoms = e.atoms(DataMean) if isinstance(e, (sp.Basic, sp.MatrixBase)) else set()
         if not atoms:
@@ -378,7 +378,6 @@ def standalone_table(tabular: str, caption: str | None = None) -> str:
 
 
 def _labelled_text(e, labels: dict) -> str:
-    from ..data.means import DataMean
 
     if isinstance(e, (list, tuple)):
         return "[" + ", ".join(_labelled_text(v, labels) for v in e) + "]"

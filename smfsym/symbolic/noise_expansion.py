@@ -24,6 +24,8 @@ import sympy as sp
 from ..data.means import expectation, is_polynomial_in
 from ..data.laws import Empirical, MultivariateNormal, Normal
 from ..limits import _comb_capped, refuse
+from ..data.means import data_symbols
+from .lambdify import compile_exprs
 
 __all__ = ["ChaosExpansion", "NoiseTemplate", "chaos_expansion", "TruncationWarning"]
 
@@ -97,7 +99,6 @@ class ChaosExpansion:
         """trace(sum_k grad f_k grad f_k^T) / trace(Sigma) at the point ``x`` (numeric)."""
         if self.exact:
             return 1.0
-        from .lambdify import compile_exprs
 
         p = self.problem
         C = self.columns
@@ -209,7 +210,6 @@ def chaos_expansion(problem, degree: int | None = None) -> ChaosExpansion:
             )
         return _empirical_expansion(problem, laws[0])
     loss, _ = _whiten(problem.loss, laws)
-    from ..data.means import data_symbols
 
     coords = data_symbols(loss)
     if not coords:  # deterministic loss: no gradient noise at all

@@ -23,6 +23,9 @@ from ..data.means import (
 from ..data.laws import DataSymbol, Empirical, law_from_sympy_stats
 from ..limits import as_limits, check_products, check_size, estimate_size, expression_depth, refuse
 from .._checks import as_expr
+from ..data.tails import check_tails
+from .noise_expansion import chaos_expansion
+from .latex import problem_latex
 
 __all__ = ["Problem", "NonDifferentiableWarning"]
 
@@ -253,7 +256,6 @@ class Problem:
 
     def _check_moments(self):
         if not self.is_polynomial:
-            from ..data.tails import check_tails
 
             check_tails(self.loss, self.grad_f_compact, self.data)
             return
@@ -441,7 +443,6 @@ class Problem:
 
         See :func:`smfsym.chaos_expansion`.
         """
-        from .noise_expansion import chaos_expansion
 
         return chaos_expansion(self, degree=degree)
 
@@ -449,7 +450,6 @@ class Problem:
 
     def latex(self) -> str:
         """The problem and its derived objects as an ``aligned`` LaTeX block."""
-        from .latex import problem_latex
 
         return problem_latex(self)
 

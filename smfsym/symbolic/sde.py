@@ -16,6 +16,8 @@ import sympy as sp
 from .._checks import as_number_or_expr, as_symbol_tuple
 from .noise_expansion import NoiseTemplate
 from .._checks import as_expr
+from .problem import _NONSMOOTH
+from .latex import sde_lines, wrap
 
 __all__ = ["SDE", "MatrixSqrt"]
 
@@ -179,7 +181,6 @@ class SDE:
 
     def nondifferentiable(self) -> list:
         """Pieces of the coefficients that are not differentiable in the state (e.g. |x|)."""
-        from .problem import _NONSMOOTH
 
         out = []
         if self.noise_kind == "sqrt":
@@ -225,7 +226,6 @@ class SDE:
         ``"align"`` a display environment for a document; ``None`` the bare
         ``&=`` lines for an existing align.
         """
-        from .latex import sde_lines, wrap
 
         return wrap(sde_lines(self), environment)
 

@@ -12,6 +12,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import sympy as sp
 from ..._checks import as_expr, require
+from ..._checks import as_number_or_expr
+from ..samplers import samplers_for
 
 __all__ = ["DataSymbol", "Law", "UnivariateLaw", "SUPPORTED_LAWS"]
 
@@ -59,7 +61,6 @@ def _s(x: Any, argument: str = "a law parameter") -> sp.Expr:
 
     Floats become exact rationals (moments stay exact); NaN and infinities are refused.
     """
-    from ..._checks import as_number_or_expr
 
     e = as_number_or_expr(x, argument)
     if isinstance(x, (float, np.floating)):
@@ -106,7 +107,6 @@ class Law:
 
     def sample(self, rng: np.random.Generator, n: int, values: Mapping | None = None) -> np.ndarray:
         """``n`` samples, shape (n, k), with numpy's Generator methods (parameters from ``values``)."""
-        from ..samplers import samplers_for
 
         (sampler,) = samplers_for([self], values)
         return sampler(rng, n).T
