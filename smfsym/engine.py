@@ -11,7 +11,7 @@ from .montecarlo.cache import (
     content_key, remember,
 )
 from .montecarlo.checks import DIVERGED, BlowUpError, check_int, check_positive
-from .montecarlo.driver import CHUNK_BYTES, MAX_STORED_BYTES, run
+from .montecarlo.driver import CHUNK_BYTES, MAX_STORED_BYTES, _run as run  # the keyword form of before issue 16
 from .montecarlo.grid import MAX_STEPS, StepGrid
 from .montecarlo.increments import draw_discrete, draw_normal
 from .montecarlo.progress import _progress

@@ -22,7 +22,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..montecarlo.driver import run
+from ..montecarlo.driver import Job, Paths, run
+from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.increments import draw_normal
 from .data import DataRule, data_rule
 from .kernel import Kernel
@@ -194,10 +195,13 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     task = (DDSMFTask(net, vals, observables_recipe(obs), nodes, weights, eta, order, int(B), coupled)
             if executor is not None else None)
     x0 = np.stack([theta0, theta0]) if coupled else theta0
-    res = run(x0=x0, n_paths=n_paths, step_sizes=steps, save_index=index, times=times, step=step, seed=seed,
-              chunk_size=chunk_size, functions=step.functions, store=store, on_nonfinite="raise",
-              progress=progress, scheme=f"ddsmf-{scheme}" + ("-richardson" if coupled else ""), dt_label=float(steps.max()) if steps.size else float(dt),
-              step_times=np.cumsum(steps), executor=executor, task=task, keep_values=True)
+    job = Job(step=step, step_sizes=steps, save_index=index, times=times,
+              scheme=f"ddsmf-{scheme}" + ("-richardson" if coupled else ""),
+              dt_label=float(steps.max()) if steps.size else float(dt), step_times=np.cumsum(steps),
+              task=task)
+    run_options = RunOptions(chunk_size=chunk_size, on_nonfinite="raise", progress=progress, executor=executor)
+    res = run(job, x0, paths=Paths(n_paths, seed),
+              save=SaveAt(functions=step.functions, store=store, keep_values=True), options=run_options)
     return finish(res, obs, "ddsmf", eta, theta0.shape[0], order=order, scheme=scheme,
                   weak_order=SCHEMES[scheme], rule=rule.description, rule_size=M, rule_exact=rule.exact,
                   batch_size=int(B), richardson=coupled,

@@ -9,7 +9,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..montecarlo.driver import run
+from ..montecarlo.driver import Job, Paths, run
+from ..montecarlo.options import RunOptions, SaveAt
 from .ddsmf import _rule
 from .data import DataRule
 from .result import MeanFieldResult, check_work, finish, save_grid, setup
@@ -53,8 +54,9 @@ def simulate_meanfield_limit(net, theta0, t_end: float, *, dt: float = 0.02, sav
         k4 = G(X + h * k3)
         return X + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
-    res = run(x0=theta0, n_paths=1, step_sizes=steps, save_index=index, times=times, step=step, seed=0,
-              chunk_size=None, functions=obs.functions(), store=store, on_nonfinite="raise", progress=False,
-              scheme="meanfield-limit-rk4", dt_label=float(steps.max()) if steps.size else float(dt),
-              step_times=np.cumsum(steps))
+    job = Job(step=step, step_sizes=steps, save_index=index, times=times, scheme="meanfield-limit-rk4",
+              dt_label=float(steps.max()) if steps.size else float(dt), step_times=np.cumsum(steps))
+    run_options = RunOptions(chunk_size=None, on_nonfinite="raise", progress=False)
+    res = run(job, theta0, paths=Paths(1, 0), save=SaveAt(functions=obs.functions(), store=store),
+              options=run_options)
     return finish(res, obs, "limit", None, theta0.shape[0], rule=rule.description, rule_size=rule.size)

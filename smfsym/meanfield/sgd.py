@@ -12,7 +12,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..montecarlo.driver import run
+from ..montecarlo.driver import Job, Paths, run
+from ..montecarlo.options import RunOptions, SaveAt
 from ..data.samplers import samplers_for
 from .kernel import Kernel
 from .observables import Observables
@@ -162,9 +163,10 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
     check_work(int(n_steps), n_paths, theta0.shape[0], int(B), max_work, "mean-field SGD")
     step = _SGDStep(kernel, obs, _Sampler(net, vals, int(B)), eta)
     task = SGDTask(net, vals, observables_recipe(obs), int(B), eta) if executor is not None else None
-    res = run(x0=theta0, n_paths=n_paths, step_sizes=np.full(int(n_steps), eta), save_index=idx,
-              times=np.array(idx) * eta, step=step, seed=seed, chunk_size=chunk_size, functions=step.functions,
-              store=store, on_nonfinite="raise", progress=progress, scheme="meanfield-sgd", dt_label=eta,
-              time_label="step", step_times=np.arange(1, int(n_steps) + 1, dtype=float), executor=executor,
-              task=task, keep_values=True)
+    job = Job(step=step, step_sizes=np.full(int(n_steps), eta), save_index=idx, times=np.array(idx) * eta,
+              scheme="meanfield-sgd", dt_label=eta, time_label="step",
+              step_times=np.arange(1, int(n_steps) + 1, dtype=float), task=task)
+    run_options = RunOptions(chunk_size=chunk_size, on_nonfinite="raise", progress=progress, executor=executor)
+    res = run(job, theta0, paths=Paths(n_paths, seed),
+              save=SaveAt(functions=step.functions, store=store, keep_values=True), options=run_options)
     return finish(res, obs, "sgd", eta, theta0.shape[0], batch_size=int(B), steps=np.array(idx))

@@ -2,7 +2,7 @@
 reports (docs/theory.md §8)."""
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -10,12 +10,13 @@ from .blocks import run_blocks
 from .checks import DIVERGED, check_int, check_positive
 from .executors import check_executor, check_picklable_functions, run_on_executor
 from .grid import StepGrid
+from .options import RunOptions, SaveAt
 from .progress import _progress
 from .result import SimulationResult
 from .seeds import BLOCK, resolve_seed
 from .statistics import _Acc, _Values
 
-__all__ = ["run", "MAX_STORED_BYTES", "CHUNK_BYTES"]
+__all__ = ["run", "Job", "Paths", "MAX_STORED_BYTES", "CHUNK_BYTES"]
 
 #: Default bound on stored states (bytes); larger requests are refused.
 MAX_STORED_BYTES = 4 * 2**30
@@ -23,7 +24,45 @@ MAX_STORED_BYTES = 4 * 2**30
 CHUNK_BYTES = 64 * 2**20
 
 
-def run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np.ndarray,
+class Job(NamedTuple):
+    """What a run computes, besides its paths: the step (with the picklable recipe executors rebuild it
+    from), the time grid (step sizes, saved step indices and their times) and its labels."""
+
+    step: Callable
+    step_sizes: Any
+    save_index: list
+    times: Any
+    scheme: str
+    dt_label: float
+    time_label: str = "t"
+    step_times: Any = None
+    task: Any = None
+    per_path_bytes: int | None = None
+
+
+class Paths(NamedTuple):
+    """How many paths, from which seed (blocks of :data:`~smfsym.montecarlo.seeds.BLOCK` paths each)."""
+
+    n: int
+    seed: Any
+
+
+def run(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions) -> SimulationResult:
+    """Run ``job`` from ``x0`` on ``paths`` paths: what to keep in ``save``, how to run in ``options``.
+
+    The one Monte Carlo driver of every simulator: seed blocks, chunks bounded in memory, streamed
+    statistics merged in block order, blow-up reports, executors (docs/theory.md §8).
+    """
+    return _run(x0=x0, n_paths=paths.n, seed=paths.seed, step=job.step, step_sizes=job.step_sizes,
+                save_index=job.save_index, times=job.times, scheme=job.scheme, dt_label=job.dt_label,
+                time_label=job.time_label, step_times=job.step_times, task=job.task,
+                per_path_bytes=job.per_path_bytes, functions=save.functions, store=save.store,
+                keep_values=save.keep_values, chunk_size=options.chunk_size, on_nonfinite=options.on_nonfinite,
+                progress=options.progress, max_memory=options.max_memory,
+                blowup_threshold=options.blowup_threshold, executor=options.executor)
+
+
+def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np.ndarray,
         step: Callable, seed, chunk_size: int | None, functions: Mapping | None, store: bool,
         on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
         step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None,

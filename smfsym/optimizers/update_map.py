@@ -33,9 +33,9 @@ from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_value
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.checks import check_int, check_positive
-from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
 from ..montecarlo.grid import StepGrid
-from ..montecarlo.options import RunOptions, run_settings
+from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.models import default_eta
@@ -426,10 +426,11 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     step = task.build()
     grid = StepGrid.uniform(n_steps, h, idx)
     per_path = 8 * 8 * (len(umap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
-    res = run(x0=z0, n_paths=n_paths, step_sizes=grid, save_index=idx, times=grid.times, step=step, seed=seed,
-              chunk_size=chunk_size, functions=functions, store=store, on_nonfinite=on_nonfinite,
-              progress=progress, scheme=umap.name, dt_label=h, time_label="step", step_times=float,
-              per_path_bytes=per_path, blowup_threshold=blowup_threshold, max_memory=max_memory,
-              executor=executor, task=task)
+    job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=umap.name, dt_label=h,
+              time_label="step", step_times=float, task=task, per_path_bytes=per_path)
+    run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
+                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor)
+    res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store),
+              options=run_options)
     res.extra.update(steps=np.array(idx), eta=eta)
     return res

@@ -10,11 +10,11 @@ import sympy as sp
 from .._checks import numeric_values
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import check_int, check_positive
-from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
 from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid
 from ..montecarlo.increments import draw_discrete
-from ..montecarlo.options import RunOptions, run_settings
+from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import BLOCK, resolve_seed
 from ..numerics.compiled_sde import NumericSDE
@@ -357,11 +357,13 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     per_path = 8 * int(np.prod(x0.shape)) * 24 + 8 * k * min(m, sub * k * m)
-    res = run(x0=x0, n_paths=n_paths, step_sizes=grid_, save_index=grid_.save_index, times=grid_.times,
-              step=stepper, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
-              on_nonfinite=on_nonfinite, progress=progress, scheme=solver.name,
-              dt_label=grid_.max_step if len(grid_) else float(dt), per_path_bytes=per_path,
-              blowup_threshold=blowup_threshold, max_memory=max_memory, executor=executor, task=task)
+    job = Job(step=stepper, step_sizes=grid_, save_index=grid_.save_index, times=grid_.times,
+              scheme=solver.name, dt_label=grid_.max_step if len(grid_) else float(dt), task=task,
+              per_path_bytes=per_path)
+    run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
+                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor)
+    res = run(job, x0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store),
+              options=run_options)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order, increments=increments)
     return res
 

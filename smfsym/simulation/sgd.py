@@ -14,10 +14,10 @@ from .._checks import numeric_values
 from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import check_int, check_positive
-from ..montecarlo.driver import MAX_STORED_BYTES, run
+from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
 from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid
-from ..montecarlo.options import RunOptions, run_settings
+from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.problem import Problem
@@ -198,9 +198,14 @@ def run_rule(task: SGDTask, z0, step_sizes, save_index: list, times, settings: d
     step = task.build()  # compiled here too: every error shows up before any work is sent out
     per_path = step.stepper.per_path_bytes(z0) * (2 if isinstance(task.rule, MomentumRule) else 1)
     _check_chunk_memory(per_path, s["n_paths"], s["chunk_size"], task.batch_size, s["max_memory"])
-    return run(x0=z0, step_sizes=np.asarray(step_sizes, dtype=float), save_index=save_index, times=times,
-               step=step, time_label="step", step_times=np.arange(1, n_steps + 1, dtype=float),
-               per_path_bytes=per_path, task=task, **s)
+    job = Job(step=step, step_sizes=np.asarray(step_sizes, dtype=float), save_index=save_index, times=times,
+              scheme=s["scheme"], dt_label=s["dt_label"], time_label="step",
+              step_times=np.arange(1, n_steps + 1, dtype=float), task=task, per_path_bytes=per_path)
+    run_options = RunOptions(chunk_size=s["chunk_size"], on_nonfinite=s["on_nonfinite"], progress=s["progress"],
+                             max_memory=s["max_memory"], blowup_threshold=s["blowup_threshold"], executor=s["executor"])
+    return run(job, z0, paths=Paths(s["n_paths"], s["seed"]),
+               save=SaveAt(functions=s["functions"], store=s["store"]), 
+               options=run_options)
 
 
 def _check_chunk_memory(per_path: int, n_paths: int, chunk_size: int | None, batch_size: int,
@@ -309,10 +314,12 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     _check_chunk_memory(stepper.per_path_bytes(x0), n_paths, chunk_size, B, max_memory)
 
     grid = StepGrid.uniform(n_steps, eta, idx)
-    res = run(x0=x0, n_paths=n_paths, step_sizes=grid, save_index=idx, times=grid.times, step=step, seed=seed, chunk_size=chunk_size, functions=functions,
-              store=store, on_nonfinite=on_nonfinite, progress=progress, scheme="sgd", dt_label=eta,
-              time_label="step", step_times=float, per_path_bytes=stepper.per_path_bytes(x0),
-              blowup_threshold=blowup_threshold, max_memory=max_memory, executor=executor, task=task)
+    job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme="sgd", dt_label=eta,
+              time_label="step", step_times=float, task=task, per_path_bytes=stepper.per_path_bytes(x0))
+    run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
+                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor)
+    res = run(job, x0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store),
+              options=run_options)
     res.extra.update(steps=np.array(idx), batch_size=B)
     return res
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._checks import numeric_values
-from ..montecarlo.driver import run
+from ..montecarlo.driver import Job, Paths, run
+from ..montecarlo.options import RunOptions, SaveAt
 from ..simulation.sde import SDETask, _known_symbols, time_grid
 
 __all__ = ["coupled_expectation", "coupled_run"]
@@ -100,10 +101,12 @@ def coupled_run(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, s
     stepper = task.build()
     inner = stepper.inner
     per_path = 2 * (8 * x0.size * 24 + 8 * inner.k * min(inner.m, inner.sub * inner.k * inner.m))
-    return run(x0=np.stack([x0, x0]), n_paths=n_paths, step_sizes=grid, save_index=grid.save_index,
-               times=grid.times, step=stepper, seed=seed, chunk_size=None, functions=functions, store=store,
-               on_nonfinite=on_nonfinite, progress=progress, scheme=f"{solver.name} coupled", dt_label=float(dt),
-               per_path_bytes=per_path, blowup_threshold=blowup_threshold, executor=executor, task=task)
+    job = Job(step=stepper, step_sizes=grid, save_index=grid.save_index, times=grid.times,
+              scheme=f"{solver.name} coupled", dt_label=float(dt), task=task, per_path_bytes=per_path)
+    run_options = RunOptions(chunk_size=None, on_nonfinite=on_nonfinite, progress=progress,
+                             blowup_threshold=blowup_threshold, executor=executor)
+    return run(job, np.stack([x0, x0]), paths=Paths(n_paths, seed),
+               save=SaveAt(functions=functions, store=store), options=run_options)
 
 
 def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, solver, phi, seed,
@@ -131,7 +134,8 @@ def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths
     """
     c = 1.0 / (2.0 ** solver.weak_order - 1.0)
     fns = {kind: _Part(phi, c, kind) for kind in ("value", "fine", "diff")}
-    res = coupled_run(sde, x0, t_end, eta=eta, dt=dt, n_paths=n_paths, solver=solver, seed=seed, values=values,
+    res = coupled_run(sde, x0, t_end, eta=eta, dt=dt, n_paths=n_paths, solver=solver, seed=seed,
+                      values=values, 
                       increments=increments, progress=progress, executor=executor, on_nonfinite=on_nonfinite,
                       blowup_threshold=blowup_threshold, functions=fns)
     # one path only for a noise-free model (coupled_run refuses it otherwise): its mean is exact

@@ -83,3 +83,16 @@ def test_rules_are_picklable():
         task = SGDTask(PROBLEM, 0.1, 1, {}, rule)
         back = pickle.loads(pickle.dumps(task))
         assert type(back.rule) is type(rule) and vars(back.rule) == vars(rule)
+
+
+def test_the_driver_takes_six_parameters_at_most():
+    """The one driver: ``run(job, x0, *, paths, save, options)`` (the 22 keywords of engine.run are
+    grouped into Job, Paths, SaveAt and RunOptions; ``smfsym.engine.run`` keeps the keyword form)."""
+    import inspect
+
+    from smfsym.montecarlo import driver
+
+    assert list(inspect.signature(driver.run).parameters) == ["job", "x0", "paths", "save", "options"]
+    import smfsym.engine
+
+    assert smfsym.engine.run is driver._run

@@ -6,7 +6,10 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.engine import BLOCK, StepGrid, run
+from smfsym.montecarlo.driver import Job, Paths, run
+from smfsym.montecarlo.grid import StepGrid
+from smfsym.montecarlo.options import RunOptions, SaveAt
+from smfsym.montecarlo.seeds import BLOCK
 from smfsym.numerics.compiled_sde import NumericSDE
 
 x, a, b = sp.symbols("x a b")
@@ -91,9 +94,8 @@ def test_long_horizon_streams_without_materialising_the_grid():
 
     tracemalloc.start()
     with pytest.raises(Enough):
-        run(x0=np.zeros(1), n_paths=10, step_sizes=grid, save_index=grid.save_index, times=grid.times, step=step,
-            seed=0, chunk_size=None, functions=None, store=False, on_nonfinite="raise", progress=False,
-            scheme="t", dt_label=1e-8)
+        run(Job(step=step, step_sizes=grid, save_index=grid.save_index, times=grid.times, scheme="t", dt_label=1e-8),
+            np.zeros(1), paths=Paths(10, 0), save=SaveAt(store=False), options=RunOptions(progress=False))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2**20  # an array of 10**8 step sizes alone would be 800 MB

@@ -7,9 +7,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "smfsym"
 
 #: Public functions still over 12 parameters (module, function): their settings are to become objects
-#: (the mean-field observation and DD-SMF model, momentum's rule, the driver's task), issue 16.
+#: (the mean-field observation and DD-SMF model, momentum's rule), issue 16.
 OVER_12 = {
-    ("montecarlo/driver.py", "run"), ("meanfield/study.py", "meanfield_study"), ("meanfield/ddsmf.py", "simulate_ddsmf"),
+    ("meanfield/study.py", "meanfield_study"), ("meanfield/ddsmf.py", "simulate_ddsmf"),
     ("meanfield/sgd.py", "simulate_meanfield_sgd"), ("meanfield/limit.py", "simulate_meanfield_limit"),
     ("meanfield/cost.py", "estimate_meanfield_cost"), ("studies/richardson.py", "coupled_run"),
     ("studies/richardson.py", "coupled_expectation"), ("studies/optimizer_weak_error.py", "momentum_weak_error"),
