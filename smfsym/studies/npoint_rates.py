@@ -34,7 +34,7 @@ from .common import (
     check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
     seed_sequence,
 )
-from .multipoint_study import multipoint
+from .multipoint_study import _checked_starts, multipoint
 from .npoint_exact import (
     MAX_EXACT_MONOMIALS, _exact_sde, _exact_sgd, _generator, _sgd_matrix, _stacked_symbols, _two_point_sde,
 )
@@ -207,20 +207,6 @@ def _check_psi(psi):
     return out
 
 
-def _check_starts(starts, d):
-    try:
-        if isinstance(starts, (str, bytes)) or starts is None:
-            raise TypeError
-        arr = np.array(starts, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"`starts` must be numeric of shape (n, {d}); got {starts!r}.") from None
-    if arr.ndim != 2 or arr.shape[1] != d or arr.shape[0] < 2:
-        raise ValueError(f"`starts` must have shape (n, {d}) with n >= 2; got {arr.shape}.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"`starts` must be finite; got {arr.tolist()}.")
-    return arr
-
-
 def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: float, *,
                      models: Sequence[str] = ("smf1", "smf2", "sme2_shared", "sme2_independent"),
                      psi: Any = NPOINT_PSI, n_paths: int = 100_000, seed=0, values: Mapping | None = None,
@@ -289,7 +275,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end = c["t_end"]
-    starts = _check_starts(starts, problem.dim)
+    starts = _checked_starts(starts, problem.dim)
     etas = check_etas(etas)
     models = check_models(models, _MODELS)
     fns = _check_psi(psi)
