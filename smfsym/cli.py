@@ -293,41 +293,17 @@ def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
     return c, m
 
 
-def _optimizer_cost(spec, c: dict):
-    """The estimate of a schedule or momentum study (``studies.cost.estimate_optimizer_cost`` where the library
-    has it; otherwise None after refusing more SGD steps than the spec loader allows)."""
-    from .studies import cost
-
-    estimate = getattr(cost, "estimate_optimizer_cost", None)
-    if estimate is not None:
-        return estimate(spec.problem, c)
-    from .spec.load import MAX_SGD_STEPS
-
-    # momentum SGD steps h = sqrt(eta) (t = k h); plain and scheduled SGD steps eta (t = k eta)
-    h = min(c["etas"]) ** 0.5 if c.get("optimizer", "sgd") != "sgd" else min(c["etas"])
-    if c["t_end"] / h > MAX_SGD_STEPS:
-        raise UsageError(f"the study needs t_end / min(step) = {c['t_end'] / h:.3g} SGD steps; the limit is "
-                         f"MAX_SGD_STEPS = {MAX_SGD_STEPS}")
-    return None
-
-
 def _check_cost(spec, c: dict, args) -> None:
     """Estimate the cost of every study of the check (weak error, schedule or momentum, multi-point, mean
     field), print it, refuse above COST_LIMIT in total without --yes."""
     from .meanfield import estimate_meanfield_cost
-    from .studies import estimate_cost, estimate_multipoint_cost
+    from .spec.checks import estimate_check_cost
+    from .studies import estimate_multipoint_cost
     from .studies.cost import _fmt
-    from .studies.options import Numerics
 
     ests = []
-    if c and (c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd"):
-        ests.append(("weak-error", _optimizer_cost(spec, c)))
-    elif c:
-        numerics = Numerics(method=c["method"], scheme=None if c["scheme"] == "auto" else c["scheme"],
-                            increments=c.get("increments", "auto"))
-        ests.append(("weak-error", estimate_cost(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"],
-                                                 models=c["models"], n_paths=c["n_paths"],
-                                                 values=spec.values or None, numerics=numerics)))
+    if c:
+        ests.append(("weak-error", estimate_check_cost(spec, c)))
     mp = c.get("multipoint") if c else None
     if mp:
         ests.append(("multi-point", estimate_multipoint_cost(spec.problem, mp["starts"], eta=mp["eta"],
@@ -366,18 +342,11 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON."""
     from .symbolic.latex import standalone_table
     from .montecarlo.options import RunOptions
-    from .studies import multipoint, weak_error
+    from .studies import multipoint
     from .studies.options import Numerics
 
     scheme = None if c["scheme"] == "auto" else c["scheme"]
-    if c.get("schedule") is not None or c.get("optimizer", "sgd") != "sgd":
-        study = _optimizer_study(spec, c, executor, quiet)
-    else:
-        study = weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
-                           seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-                           numerics=Numerics(method=c["method"], scheme=scheme,
-                                             increments=c.get("increments", "auto")),
-                           options=RunOptions(executor=executor, progress=False if quiet else None))
+    study = _check_study(spec, c, RunOptions(executor=executor, progress=False if quiet else None))
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
@@ -401,20 +370,12 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     return summary
 
 
-def _optimizer_study(spec, c: dict, executor, quiet: bool):
-    """The weak-error study of SGD with a schedule, or of heavy-ball / Nesterov momentum (docs/theory.md §7)."""
-    from .montecarlo.options import RunOptions
-    from .studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error
-    from .studies.options import Numerics
+def _check_study(spec, c: dict, options):
+    """The weak-error study of [check], as its optimizer's entry in ``spec.checks.CHECK_OPTIMIZERS`` runs it."""
+    from .spec.checks import run_check_study
 
-    kw = dict(models=c["models"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None,
-              numerics=Numerics(method=c["method"]),
-              options=RunOptions(executor=executor, progress=False if quiet else None))
     try:
-        if c.get("schedule") is not None:
-            return schedule_weak_error(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **kw)
-        return momentum_weak_error(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], c["friction"],
-                                   nesterov=c["optimizer"] == "nesterov", **kw)
+        return run_check_study(spec, c, options)
     except RuntimeError as exc:
         if isinstance(exc, RecursionError) or os.environ.get("SMFSYM_TRACEBACK"):
             raise

@@ -230,6 +230,13 @@ class NumericSDE:
     def sqrt_sigma(self, X):
         """Symmetric square root of Sigma(X) by batched eigh, tiny negative eigenvalues clipped."""
         S = self._sigma.evaluate(self.cols(X)).reshape(X.shape[:-1] + (self.d, self.d))
+        lost = ~np.isfinite(S).all(axis=(-2, -1))
+        if lost.any():
+            # a path whose Sigma is not finite (its state left the domain, e.g. a negative second moment
+            # under a root) gets a NaN noise: the driver's blow-up check reports it (step, fraction of paths)
+            root = self.sqrt_sigma(np.where(lost[..., None], 0.0, X)) if not lost.all() else np.zeros_like(S)
+            root[lost] = np.nan
+            return root
         lam, V = np.linalg.eigh(S)
         scale = np.max(np.abs(lam), axis=-1, keepdims=True)
         neg = lam < -1e-8 * np.maximum(scale, 1e-300)

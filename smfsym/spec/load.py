@@ -28,6 +28,7 @@ from ..symbolic.problem import Problem
 from .data_files import read_csv, resolve_data_path
 from .expr import SpecError, check_name, non_real_part, parse_expression
 from .schema import LAWS, SCHEMA, validate_section
+from .checks import ADAPTIVE_KEYS, CHECK_OPTIMIZERS, update_map_for
 from ..optimizers import Schedule
 from ..optimizers.schedules import TIME
 from ..data.laws import DataSymbol
@@ -71,6 +72,8 @@ def _line_of(text: str, key: str, section: str | None = None) -> int | None:
             continue
         if in_section and re.match(rf"^\s*{re.escape(key)}\s*=", line):
             return i
+    if "." in key:  # an entry of an inline table (`update.v`): the line of the table's key
+        return _line_of(text, key.split(".")[0], section)
     return None
 
 
@@ -159,13 +162,18 @@ def _python_check(problem: Problem, check: Any) -> dict:
     if isinstance(phi, sp.Expr):
         raw["phi"] = "0"  # already a sympy object: nothing to parse
     out = validate_section(raw, "check", SCHEMA["check"])
+    names = {s.name: s for s in (*problem.params, *problem.constants)}
+    if CHECK_OPTIMIZERS[out["optimizer"]].study == "update_map_weak_error":
+        owner = {n: "the problem" for n in names}
+        umap, z0, state_names = update_map_for(out, problem, names, None, lambda n, by: _claim(owner, n, by))
+        out.update(update_map=umap, z0=z0)
+        names.update(state_names)
     if isinstance(phi, sp.Expr):
         bad = non_real_part(phi)
         if bad is not None:  # as for a TOML phi: a complex phi fails only later, in `check`
             raise SpecError(f"`[check] phi`: {str(phi)[:60]} is not real (`{str(bad)[:40]}` is complex)")
         out["phi"] = phi
     else:
-        names = {s.name: s for s in (*problem.params, *problem.constants)}
         out["phi"] = parse_expression(out["phi"], names, "`[check] phi`")
     if out["multipoint"] is None:
         del out["multipoint"]
@@ -262,9 +270,8 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
     if not has_problem:
         return Spec(None, flat, {}, values, source, net, mf_check, particle_laws)
     loss = parse_expression(prob["loss"], flat, "`[problem] loss`")
-    phi = None
-    if check is not None:
-        phi = parse_expression(check["phi"], {k: names[k] for k in [*prob["params"], *consts]}, "`[check] phi`")
+    if "update_map" in data and (check is None or check["optimizer"] != "update_map"):
+        raise SpecError("`[update_map]`: an update map is checked with [check] optimizer = \"update_map\"")
     try:
         problem = Problem(loss, [names[p] for p in prob["params"]], constants=list(const_syms.values()),
                           batch_size=prob["batch_size"], sampling=prob["sampling"])
@@ -274,10 +281,32 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         raise SpecError(f"`[problem] {key}`: {msg}") from None
     check_out: dict = {}
     if check is not None:
-        check_out = dict(check, phi=phi, schedule=_schedule(check, const_syms, values))
+        check_out = _check_table(check, problem, flat, {k: names[k] for k in [*prob["params"], *consts]},
+                                 data.get("update_map"), lambda n, by: _claim(owner, n, by),
+                                 set(data["check"].get("adaptive") or {}))
+        check_out["schedule"] = _schedule(check, const_syms, values)
         if check_out["multipoint"] is None:
             del check_out["multipoint"]
     return Spec(problem, flat, check_out, values, source, net, mf_check, particle_laws)
+
+
+def _check_table(check: dict, problem: Problem, flat: dict, phi_names: dict, map_table, claim, given: set) -> dict:
+    """[check] with phi parsed, and for an optimizer written as an update map the map and its start z0
+    (``given``: the [check.adaptive] keys the spec wrote)."""
+    opt = check["optimizer"]
+    unread = sorted(given - ADAPTIVE_KEYS.get(opt, set()))
+    if unread:
+        raise SpecError(f"`[check.adaptive] {unread[0]}`: not a setting of optimizer = {opt!r} (it reads "
+                        f"{', '.join(sorted(ADAPTIVE_KEYS.get(opt, ()))) or 'none'})")
+    out = dict(check)
+    if CHECK_OPTIMIZERS[opt].study == "update_map_weak_error":
+        if check["multipoint"] is not None:
+            raise SpecError(f"`[check.multipoint]`: the multi-point study runs SGD; optimizer = {opt!r} has none")
+        umap, z0, state_names = update_map_for(check, problem, flat, map_table, claim)
+        phi_names = {**phi_names, **state_names}
+        out.update(update_map=umap, z0=z0)
+    out["phi"] = parse_expression(check["phi"], phi_names, "`[check] phi`")
+    return out
 
 
 def _schedule(check: dict, consts: dict, values: dict):

@@ -44,6 +44,8 @@ MF_METHODS = ("sgd", "ddsmf", "limit")
 PARTICLE_LAWS = {"normal": 2, "uniform": 2, "constant": 1}
 METHODS = ("auto", "exact", "montecarlo")
 SCHEMES = ("auto", "euler", "weak2", "tamed")
+#: The optimizers a spec's [check] can name (``smfsym.spec.checks.CHECK_OPTIMIZERS`` says how each is checked).
+CHECK_OPTIMIZER_NAMES = ("sgd", "heavy_ball", "nesterov", "rmsprop", "adam", "update_map")
 
 
 def _tname(v: Any) -> str:
@@ -210,6 +212,15 @@ def v_methods(v, key):
     return out
 
 
+def v_update(v, key):
+    """name = expression string, one per state variable (checked against the state by the loader)."""
+    if not isinstance(v, dict):
+        raise SpecError(f"`{key}`: expected a table name = expression; got {_tname(v)} {v!r:.60}")
+    if not 1 <= len(v) <= 2 * MAX_PARAMS:
+        raise SpecError(f"`{key}`: expected 1 to {2 * MAX_PARAMS} entries; got {len(v)}")
+    return {check_name(n, f"{key}.{n}"): v_string(e, f"{key}.{n}") for n, e in v.items()}
+
+
 def v_path(v, key):
     if not isinstance(v, str) or not v or len(v) > 1024 or "\x00" in v:
         raise SpecError(f"`{key}`: expected a relative file path (string); got {_tname(v)} {v!r:.60}")
@@ -277,9 +288,12 @@ SCHEMA: dict[str, dict[str, Key]] = {
                           v_enum(("auto", "discrete", "gaussian"))),
         "schedule": Key("expression (string)", None, "allow-list expression in t and constants, > 0",
                         "learning-rate schedule u(t): SGD steps with eta u(k eta) (docs/theory.md §7)", v_string),
-        "optimizer": Key("string", "sgd", "sgd | heavy_ball | nesterov",
-                         "the optimizer whose modified equations are checked (momentum: docs/theory.md §7)",
-                         v_enum(("sgd", "heavy_ball", "nesterov"))),
+        "optimizer": Key("string", "sgd", " | ".join(CHECK_OPTIMIZER_NAMES),
+                         "the optimizer whose modified equations are checked (momentum: docs/theory.md §7; "
+                         "rmsprop, adam and a spec's own [update_map]: §10)",
+                         v_enum(CHECK_OPTIMIZER_NAMES)),
+        "adaptive": Key("table", None, "see [check.adaptive]", "hyper-parameters of rmsprop and adam",
+                        lambda v, key: v, section="check.adaptive"),
         "friction": Key("number", 1.0, "> 0, finite",
                         "momentum friction lambda: beta = 1 - lambda sqrt(eta) (orders are fitted in h = sqrt(eta))",
                         v_positive),
@@ -319,6 +333,31 @@ SCHEMA: dict[str, dict[str, Key]] = {
                         v_int(2, 64)),
         "risk_points": Key("integer", 16, "[2, 64]", "Gauss points per coordinate for the population risk",
                            v_int(2, 64)),
+    },
+    "check.adaptive": {
+        "c": Key("number", 1.0, "> 0, finite", "rmsprop: 1 - beta = c eta", v_positive),
+        "c1": Key("number", 1.0, "> 0, finite", "adam: 1 - beta1 = c1 eta", v_positive),
+        "c2": Key("number", 1.0, "> 0, finite", "adam: 1 - beta2 = c2 eta", v_positive),
+        "eps": Key("number", 0.1, "> 0, finite", "the denominator's eps (outside the root, as in PyTorch)",
+                   v_positive),
+        "v0": Key("number", 1.0, "> 0, finite", "the second-moment estimate's start (every coordinate)",
+                  v_positive),
+        "m0": Key("number", 0.0, "finite", "adam: the first-moment estimate's start (every coordinate)",
+                  _finite_real),
+        "t0": Key("number", 1.0, "> 0, finite", "adam: the start time (its bias correction is singular at t = 0)",
+                  v_positive),
+    },
+    "update_map": {
+        "state": Key("array of names", [], f"0..{MAX_PARAMS} distinct identifiers",
+                     "the optimizer's auxiliary state (momenta, second moments, time), after the params", v_names(0)),
+        "update": Key("table name = expression", REQUIRED,
+                      "one allow-list expression per param and state name",
+                      "the next state U(z, xi; eta): in params, state, data, constants, eta and g_PARAM (the "
+                      "per-sample gradient)", v_update),
+        "start": Key("table name = number", {}, "one finite number per state name",
+                     "the auxiliary state's start (the params start at [check] x0)", v_constants),
+        "expansion": Key("string", "eta", "eta | sqrt_eta",
+                         "the expansion parameter h, the time of one step (t = k h)", v_enum(("eta", "sqrt_eta"))),
     },
     "check.multipoint": {
         "starts": Key("array of arrays of numbers", REQUIRED, f"2..{MAX_STARTS} points, one number per parameter",

@@ -38,14 +38,15 @@ from ..numerics.solvers import get_solver
 from . import optimizer_weak_error as wo
 from .options import Numerics, study_settings
 from .common import (
-    MODELS, _phi_function, build_model, check_common, check_increments, check_phi, increments_for,
+    MODELS, _phi_function, build_model, check_common, check_increments, check_phi, check_scheme, increments_for,
     scheme_for,
 )
 from .weak_error_study import check_etas, check_models, choose_methods
 from ..optimizers.momentum import beta_for, simulate_momentum_sgd
 from ..optimizers.schedules import _as_schedule, simulate_sgd_schedule, with_time
+from ..optimizers.update_map import UpdateMap, simulate_update_map
 
-__all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_optimizer_cost",
+__all__ = ["estimate_cost", "estimate_multipoint_cost", "estimate_optimizer_cost", "estimate_update_map_cost",
            "CostEstimate"]
 
 #: The timing runs of the estimates: no progress bar.
@@ -440,6 +441,55 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
         _model_part(costs, parts, m, sde, slv, start, eta_min, dts[-1], t_end / dts[0], model_steps, len(etas),
                     n_paths, fun, vals, "auto", quick=True)
     return _estimate(costs, parts, t0, study)
+
+
+def estimate_update_map_cost(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence[float], *,
+                             models: Sequence[str] = ("smf1", "smf2"), n_paths: int = 200_000,
+                             values: Mapping | None = None, numerics: Numerics | None = None) -> CostEstimate:
+    """Estimate the wall time of :func:`smfsym.studies.update_map_weak_error` with the same arguments.
+
+    The optimizer (``simulate_update_map``) and each model's solver are timed on a few steps of a few
+    paths (two timed calls each, :func:`_timed_costs`) and charged the study's steps: the optimizer
+    t_end / h per eta, each model 3 t_end / (h dt_fraction) (dt and dt/2, coupled).
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.optimizers.update_map import rmsprop
+    >>> x = sp.Symbol("x")
+    >>> m = rmsprop(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]))
+    >>> c = estimate_update_map_cost(m, x**2, [1.0, 1.0], 0.5, [0.125, 0.0625], models=["smf1"], n_paths=1000)
+    >>> sorted(c.parts), c.study
+    (['sgd', 'smf1'], 'update_map')
+    """
+    if not isinstance(umap, UpdateMap):
+        raise TypeError(f"`umap` must be a smfsym UpdateMap; got {type(umap).__name__}.")
+    numerics = Numerics() if numerics is None else numerics
+    sqrt = umap.expansion == "sqrt_eta"
+    t_end, etas, steps = wo.study_steps(t_end, etas, "h" if sqrt else "eta")
+    models = check_models(models, set(MODEL_REGISTRY))
+    n_paths = check_int(n_paths, "n_paths")
+    known = set(umap.problem.law_parameters) | set(umap.problem.constants) | set(umap.constants)
+    vals = numeric_values(values, known)
+    z0 = prepare_x0(z0, len(umap.state), "z0", single=True)
+    fun = {"phi": _phi_function(check_phi(phi, umap.state), umap.state, vals)}
+    t0 = time.perf_counter()
+    _warm_up()
+    eta_min = etas[-1]
+    hs = [math.sqrt(e) if sqrt else e for e in etas]
+    costs, parts = {}, {}
+    costs["sgd"] = _timed_costs(lambda P, n, saves, functions: simulate_update_map(
+        umap, z0, n, eta_min, n_paths=P, seed=0, values=vals, options=QUIET,
+        save_at=SaveAt(at=saves, functions=functions, store=False)), n_paths, steps[0])
+    parts["sgd"] = _run_cost(costs["sgd"], n_paths, sum(steps), n_chunks(n_paths, z0.size), calls=len(etas))
+    dts = [h * numerics.dt_fraction for h in hs]
+    for m in models:
+        family, order = MODEL_REGISTRY[m]
+        sde = getattr(umap, {"gf": "gradient_flow"}.get(family, family))(order)
+        slv = scheme_for(sde, check_scheme(numerics.scheme))
+        _model_part(costs, parts, m, sde, slv, z0, eta_min, dts[-1], t_end / dts[0], sum(t_end / dt for dt in dts),
+                    len(etas), n_paths, fun, vals, numerics.increments, quick=True)
+    return _estimate(costs, parts, t0, "update_map")
 
 
 #: Seconds per unit of an exact scheduled SGD product's work (steps x (monomials^2 + 50)), measured.

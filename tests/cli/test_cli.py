@@ -159,7 +159,7 @@ LOSS_OK = '[problem]\nparams = ["x"]\nloss = "x**2 * (1 + z)"\n[data.z]\nlaw = "
     (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "batch_size = true\nparams")) and d / "s.toml",
      ("`[problem] batch_size`", "got bool")),
     (lambda d: (d / "s.toml").write_text(LOSS_OK + "[bogus_section]\nx = 1\n") and d / "s.toml",
-     ("unknown section", "[problem], [check], [meanfield], [data]")),
+     ("unknown section", "[problem], [check], [meanfield], [update_map], [data]")),
     (lambda d: (d / "s.toml").write_text(LOSS_OK.replace("params", "lr = 1\nparams")) and d / "s.toml",
      ("`[problem] lr`: unknown key", "allowed keys: params, loss")),
 ])

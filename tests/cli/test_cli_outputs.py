@@ -288,21 +288,6 @@ def test_a_huge_schedule_ends_in_one_line_not_a_hang(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
-def test_schedule_and_momentum_studies_are_estimated_or_bounded():
-    # one call for every schedule/momentum study: the library's estimate where it exists, else the SGD step bound
-    import smfsym.studies.cost as cost
-    from smfsym.cli import SHIPPED, UsageError, _optimizer_cost
-    from smfsym.spec import load_spec
-
-    spec = load_spec(SHIPPED / "cosine_schedule.toml")
-    if hasattr(cost, "estimate_optimizer_cost"):
-        assert isinstance(_optimizer_cost(spec, spec.check), cost.CostEstimate)
-    else:
-        assert _optimizer_cost(spec, spec.check) is None
-        with pytest.raises(UsageError, match="MAX_SGD_STEPS"):
-            _optimizer_cost(spec, dict(spec.check, etas=[1e-7, 2e-7]))
-
-
 def test_a_bug_is_not_disguised_as_a_user_error(tmp_path, monkeypatch):
     import smfsym.cli as cli
 

@@ -11,6 +11,7 @@ import pytest
 
 from smfsym.cli import SHIPPED
 from smfsym.spec import load_spec
+from smfsym.spec.checks import step_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -39,9 +40,9 @@ def test_shipped_learning_rates_divide_the_horizon(name):
     for table, key in ((spec.check, "check"), (spec.meanfield_check, "meanfield.check")):
         if not table:
             continue
-        momentum = table.get("optimizer", "sgd") != "sgd"
+        sqrt = key == "check" and step_of(table) == "sqrt_eta"
         for eta in table["etas"]:
-            steps = table["t_end"] / (math.sqrt(eta) if momentum else eta)
+            steps = table["t_end"] / (math.sqrt(eta) if sqrt else eta)
             assert abs(steps - round(steps)) < 1e-9 * steps, (name, key, eta, steps)
 
 

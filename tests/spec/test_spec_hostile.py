@@ -104,6 +104,29 @@ def base_doc(law=None):
     return doc
 
 
+#: The sections of optimizers written as update maps are fuzzed on their own base document (batch size 1, no
+#: schedule, no multi-point study): [check.adaptive] under the optimizer that reads the key, [update_map] under
+#: optimizer = "update_map".
+MAP_SECTIONS = ("check.adaptive", "update_map")
+
+
+def map_doc(section, key):
+    doc = base_doc()
+    doc["problem"]["batch_size"] = 1
+    check = doc["check"]
+    for k in ("schedule", "multipoint"):
+        del check[k]
+    if section == "check.adaptive":
+        check["optimizer"] = "rmsprop" if key in ("c", "eps", "v0") else "adam"
+        check["adaptive"] = {key: {"c1": 1.5, "c2": 1.5, "m0": 0.5, "t0": 0.5}.get(key, 0.5)}
+    else:
+        check["optimizer"] = "update_map"
+        doc["update_map"] = {"state": ["v"], "start": {"v": 1.0}, "expansion": "eta",
+                             "update": {"v": "v + eta * (g_x**2 - v)", "x": "x - eta * g_x / sqrt(v + 1)",
+                                        "y": "y - eta * g_y"}}
+    return doc
+
+
 def keys_of_schema():
     out = []
     for section, keys in SCHEMA.items():
@@ -129,7 +152,9 @@ def data_dir(tmp_path_factory):
 
 
 def _set(doc, section, key, value):
-    if section == "check.multipoint":
+    if section == "check.adaptive":
+        doc["check"]["adaptive"][key] = value
+    elif section == "check.multipoint":
         doc["check"]["multipoint"][key] = value
     elif section == "meanfield.check":
         doc["meanfield"]["check"][key] = value
@@ -150,13 +175,19 @@ def test_base_documents_are_valid(data_dir, law):
     assert spec.meanfield is not None and spec.meanfield_check["widths"] == [10, 20]
 
 
+@pytest.mark.parametrize("section,key", [(s, k) for s in MAP_SECTIONS for k in SCHEMA[s]])
+def test_update_map_base_documents_are_valid(data_dir, section, key):
+    spec = spec_from_dict(map_doc(section, key), base_dir=data_dir)
+    assert spec.check["update_map"].name == spec.check["optimizer"]
+
+
 LEAVES = [(kind, v) for kind, vs in PAYLOADS.items() for v in vs] + \
          [("TOML " + kind, v) for kind, vs in NON_SCALARS.items() for v in vs]
 KEY_IDS = [f"{s}:{k}:{l or ''}" for s, k, l in ALL_KEYS]
 
 
 def _refused(data_dir, section, key, law, kind, value):
-    doc = base_doc(law)
+    doc = map_doc(section, key) if section in MAP_SECTIONS else base_doc(law)
     _set(doc, section, key, copy.deepcopy(value))
     with pytest.raises(SpecError) as exc:
         spec_from_dict(doc, base_dir=data_dir)
@@ -202,8 +233,8 @@ def test_every_key_refuses_generated_hostile_values(data_dir, section, key, law)
 def test_hostile_strings_in_toml_files_name_key_and_line(tmp_path, payload):
     """End to end through TOML text: each string-valued key on its own line, error names key and line."""
     for section, key, _ in ALL_KEYS:
-        if section.startswith("data.") or section == "check.multipoint":
-            continue
+        if section.startswith("data.") or section in ("check.multipoint", *MAP_SECTIONS):
+            continue  # (the update-map sections: test_hostile_update_map_strings_in_toml_files)
         doc = base_doc()
         lines = []
         for sec in ("problem", "check", "meanfield", "meanfield.check"):
@@ -216,8 +247,8 @@ def test_hostile_strings_in_toml_files_name_key_and_line(tmp_path, payload):
                 lines.append(f"{k} = {json.dumps(v)}")
         lines += ["[problem.constants]", "c = 0.5", "[data.w]", 'law = "normal"',
                   "[check.multipoint]", "starts = [[0.0, 1.0], [1.0, 0.0]]", "eta = 0.05"]
-        if (section, key) in (("problem", "constants"), ("check", "multipoint"), ("meanfield", "particles"),
-                              ("meanfield", "check")):
+        if (section, key) in (("problem", "constants"), ("check", "multipoint"), ("check", "adaptive"),
+                              ("meanfield", "particles"), ("meanfield", "check")):
             continue
         text = "\n".join(lines) + "\n"
         p = tmp_path / "s.toml"
@@ -225,6 +256,23 @@ def test_hostile_strings_in_toml_files_name_key_and_line(tmp_path, payload):
         line = next(i for i, l in enumerate(lines, 1) if l.startswith(f"{key} =") and
                     lines[max(j for j in range(i) if lines[j].startswith("["))] == f"[{section}]")
         with pytest.raises(SpecError, match=rf"s.toml:{line}: `\[{section}\] {key}"):
+            load_spec(p)
+        assert not CANARY.exists()
+
+
+@pytest.mark.parametrize("payload", [p for kind in ("import", "builtin call", "lambda", "format string")
+                                     for p in PAYLOADS[kind]])
+def test_hostile_update_map_strings_in_toml_files(tmp_path, payload):
+    """The string keys of an [update_map] (each state's update) through TOML text: refused naming the key."""
+    for name in ("x", "v"):
+        update = {"v": "v + eta * (g_x**2 - v)", "x": "x - eta * g_x / sqrt(v + 1)", name: payload}
+        text = "\n".join(['[problem]', 'params = ["x"]', 'loss = "(x - w)**2 / 2"', '[data.w]', 'law = "normal"',
+                          '[update_map]', 'state = ["v"]', 'start = { v = 1.0 }',
+                          "update = { " + ", ".join(f"{k} = {json.dumps(e)}" for k, e in update.items()) + " }",
+                          '[check]', 'optimizer = "update_map"', 'phi = "x**2"', 'x0 = [1.0]', 'etas = [0.1, 0.05]'])
+        p = tmp_path / "s.toml"
+        p.write_text(text + "\n")
+        with pytest.raises(SpecError, match=rf"s.toml:9: `\[update_map\] update.{name}`"):
             load_spec(p)
         assert not CANARY.exists()
 

@@ -1,0 +1,207 @@
+"""How a spec's ``[check]`` is carried out: one entry per optimizer name (docs/architecture.md).
+
+``[check] optimizer`` names an entry of :data:`CHECK_OPTIMIZERS`. The entry says which study of
+:data:`smfsym.studies.registry.STUDIES` checks it, how one optimizer step relates to the models'
+time (h = eta, or h = sqrt(eta) for momentum in the underdamped scaling), and how its study and its
+cost estimate are called with the spec's settings. The command line reads this table instead of
+branching on names, and a new optimizer reaches specs by one entry here and its name in
+``schema.CHECK_OPTIMIZER_NAMES`` (``tests/spec/test_check_optimizers.py`` ties the two).
+
+The optimizers written as update maps (``rmsprop``, ``adam`` and a spec's own ``[update_map]``) are
+built by :func:`update_map_for` when the spec is loaded, so a mistake in them is a
+:class:`~smfsym.spec.SpecError` naming its key before anything runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import sympy as sp
+
+from ..montecarlo.options import RunOptions
+from ..optimizers.update_map import EXPANSIONS, UpdateMap, adam, rmsprop
+from ..studies.cost import estimate_cost, estimate_optimizer_cost, estimate_update_map_cost
+from ..studies.options import Numerics
+from ..studies.registry import STUDIES
+from ..symbolic.models import default_eta
+from .expr import SpecError, parse_expression
+from .schema import CHECK_OPTIMIZER_NAMES, SCHEMA, validate_section
+
+__all__ = ["CheckOptimizer", "CHECK_OPTIMIZERS", "ADAPTIVE_KEYS", "run_check_study", "estimate_check_cost", "update_map_for",
+           "step_of"]
+
+
+@dataclass(frozen=True)
+class CheckOptimizer:
+    """One optimizer a spec can check: its study, its step in the models' time and how both are called.
+
+    ``run(spec, check, numerics, options)`` returns the study's result; ``cost(spec, check)`` its
+    :class:`~smfsym.studies.cost.CostEstimate` (or None where exact moments make it negligible).
+    """
+
+    name: str
+    study: str
+    step: str
+    run: Callable
+    cost: Callable
+    help: str
+
+
+def _numerics(c: Mapping) -> Numerics:
+    return Numerics(method=c["method"], scheme=None if c["scheme"] == "auto" else c["scheme"],
+                    increments=c.get("increments", "auto"))
+
+
+def _common(spec, c: Mapping) -> dict:
+    return dict(models=c["models"], seed=c["seed"], n_paths=c["n_paths"], values=spec.values or None)
+
+
+def _run_sgd(spec, c, numerics, options):
+    if c.get("schedule") is not None:
+        fn = STUDIES["schedule_weak_error"].function
+        return fn(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **_common(spec, c),
+                  numerics=Numerics(method=c["method"]), options=options)
+    return STUDIES["weak_error"].function(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"],
+                                          **_common(spec, c), numerics=numerics, options=options)
+
+
+def _cost_sgd(spec, c):
+    if c.get("schedule") is not None:
+        return estimate_optimizer_cost(spec.problem, c, values=spec.values or None)
+    return estimate_cost(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], models=c["models"],
+                         n_paths=c["n_paths"], values=spec.values or None, numerics=_numerics(c))
+
+
+def _run_momentum(spec, c, numerics, options):
+    return STUDIES["momentum_weak_error"].function(
+        spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], c["friction"], nesterov=c["optimizer"] == "nesterov",
+        **_common(spec, c), numerics=Numerics(method=c["method"]), options=options)
+
+
+def _cost_momentum(spec, c):
+    return estimate_optimizer_cost(spec.problem, c, values=spec.values or None)
+
+
+def _map_numerics(c: Mapping) -> Numerics:
+    return Numerics(scheme=None if c["scheme"] == "auto" else c["scheme"], increments=c.get("increments", "auto"))
+
+
+def _run_update_map(spec, c, numerics, options):
+    return STUDIES["update_map_weak_error"].function(c["update_map"], c["phi"], c["z0"], c["t_end"], c["etas"],
+                                                     **_common(spec, c), numerics=_map_numerics(c), options=options)
+
+
+def _cost_update_map(spec, c):
+    return estimate_update_map_cost(c["update_map"], c["phi"], c["z0"], c["t_end"], c["etas"], models=c["models"],
+                                    n_paths=c["n_paths"], values=spec.values or None, numerics=_map_numerics(c))
+
+
+_SGD = dict(study="weak_error", step="eta", run=_run_sgd, cost=_cost_sgd)
+_MOMENTUM = dict(study="momentum_weak_error", step="sqrt_eta", run=_run_momentum, cost=_cost_momentum)
+_MAP = dict(study="update_map_weak_error", run=_run_update_map, cost=_cost_update_map)
+
+#: ``[check] optimizer`` name -> how it is checked. ``step`` "map": the update map's own expansion.
+CHECK_OPTIMIZERS = {
+    "sgd": CheckOptimizer("sgd", **_SGD, help="plain SGD (with [check] schedule: a learning-rate schedule)"),
+    "heavy_ball": CheckOptimizer("heavy_ball", **_MOMENTUM, help="heavy-ball momentum, beta = 1 - friction sqrt(eta)"),
+    "nesterov": CheckOptimizer("nesterov", **_MOMENTUM, help="Nesterov momentum, beta = 1 - friction sqrt(eta)"),
+    "rmsprop": CheckOptimizer("rmsprop", **_MAP, step="eta", help="RMSprop, 1 - beta = c eta ([check.adaptive])"),
+    "adam": CheckOptimizer("adam", **_MAP, step="eta", help="Adam, 1 - beta_i = c_i eta ([check.adaptive])"),
+    "update_map": CheckOptimizer("update_map", **_MAP, step="map", help="the spec's own [update_map]"),
+}
+assert tuple(CHECK_OPTIMIZERS) == CHECK_OPTIMIZER_NAMES
+#: The [check.adaptive] keys each optimizer reads (any other given key is refused, never ignored).
+ADAPTIVE_KEYS = {"rmsprop": {"c", "eps", "v0"}, "adam": {"c1", "c2", "eps", "v0", "m0", "t0"}}
+
+
+def step_of(check: Mapping) -> str:
+    """``"eta"`` or ``"sqrt_eta"``: the model time of one optimizer step of this ``[check]``."""
+    entry = CHECK_OPTIMIZERS[check.get("optimizer", "sgd")]
+    if entry.step == "map":
+        umap = check.get("update_map")
+        return umap.expansion if isinstance(umap, UpdateMap) else "eta"
+    return entry.step
+
+
+def run_check_study(spec, check: Mapping, options: RunOptions):
+    """Run the weak-error study of a loaded spec's ``[check]`` (its optimizer's entry decides which)."""
+    entry = CHECK_OPTIMIZERS[check.get("optimizer", "sgd")]
+    return entry.run(spec, check, _numerics(check), options)
+
+
+def estimate_check_cost(spec, check: Mapping):
+    """The cost estimate of the weak-error study of a loaded spec's ``[check]``."""
+    return CHECK_OPTIMIZERS[check.get("optimizer", "sgd")].cost(spec, check)
+
+
+# ---------------------------------------------------------------------- update maps from a spec
+
+
+def _rational(x: float) -> sp.Rational:
+    """A spec number as an exact rational (0.1 -> 1/10), so the equations print as written."""
+    return sp.Rational(repr(float(x)))
+
+
+def update_map_for(check: Mapping, problem, names: Mapping[str, Any], table: Any,
+                   claim: Callable[[str, str], None]) -> tuple:
+    """The update map, its start z0 and the names ``phi`` may use, for ``[check] optimizer`` (validated).
+
+    ``names`` are the spec's names (params, constants, data); ``table`` the raw ``[update_map]``
+    table (or None); ``claim(name, owner)`` registers a new name (a clash is refused naming both).
+    """
+    opt = check["optimizer"]
+    if problem.batch_size != 1:
+        raise SpecError(f"`[problem] batch_size`: the {opt} update map draws one sample per step; got "
+                        f"batch_size = {problem.batch_size}")
+    if check["method"] == "exact":
+        raise SpecError(f"`[check] method`: {opt} is checked by Monte Carlo (\"auto\" or \"montecarlo\"); got "
+                        "\"exact\"")
+    x0 = list(check["x0"])
+    if opt in ("rmsprop", "adam"):
+        a = validate_section(check.get("adaptive") or {}, "check.adaptive", SCHEMA["check.adaptive"])
+        if opt == "rmsprop":
+            umap = rmsprop(problem, c=_rational(a["c"]), eps=_rational(a["eps"]))
+            z0 = x0 + [a["v0"]] * problem.dim
+        else:
+            umap = adam(problem, c1=_rational(a["c1"]), c2=_rational(a["c2"]), eps=_rational(a["eps"]))
+            z0 = x0 + [a["m0"]] * problem.dim + [a["v0"]] * problem.dim + [a["t0"]]
+        for s in umap.state[problem.dim:]:
+            claim(s.name, f"the {opt} state")
+        return umap, z0, {s.name: s for s in umap.state}
+    if table is None:
+        raise SpecError("`[check] optimizer`: \"update_map\" needs an [update_map] table (state, update, start)")
+    return _custom_map(problem, names, validate_section(table, "update_map", SCHEMA["update_map"]), x0, claim)
+
+
+def _custom_map(problem, names: Mapping, um: dict, x0: list, claim) -> tuple:
+    params = [p.name for p in problem.params]
+    for s in um["state"]:
+        claim(s, "`[update_map] state`")
+    eta = default_eta()
+    claim(eta.name, "the learning rate of [update_map]")
+    grads = {f"g_{p}": g for p, g in zip(params, problem.grad_f)}
+    for g in grads:
+        claim(g, "the per-sample gradient of [update_map]")
+    state = {s: sp.Symbol(s, real=True) for s in um["state"]}
+    allowed = {**names, **state, eta.name: eta, **grads}
+    order = params + um["state"]
+    missing = [n for n in order if n not in um["update"]]
+    extra = [n for n in um["update"] if n not in order]
+    if missing or extra:
+        what = f"missing the update of {missing}" if missing else f"{extra} are not params or state names"
+        raise SpecError(f"`[update_map] update`: {what}; expected one entry per name of the params and of "
+                        f"`[update_map] state`: {order}")
+    bad_start = sorted(set(um["start"]) ^ set(um["state"]))
+    if bad_start:
+        raise SpecError(f"`[update_map] start`: expected one number per name of `[update_map] state` "
+                        f"{um['state']}; {bad_start} differ")
+    update = [parse_expression(um["update"][n], allowed, f"`[update_map] update.{n}`") for n in order]
+    syms = list(problem.params) + list(state.values())
+    try:
+        umap = UpdateMap(problem, syms, update, expansion=um["expansion"], eta=eta, name="update_map")
+    except (ValueError, TypeError) as exc:
+        raise SpecError(f"`[update_map] update`: {exc}") from None
+    if um["expansion"] not in EXPANSIONS:  # pragma: no cover - the schema's enum
+        raise SpecError(f"`[update_map] expansion`: expected one of {sorted(EXPANSIONS)}")
+    z0 = x0 + [um["start"][s] for s in um["state"]]
+    return umap, z0, {n: s for n, s in zip(order, syms)}
