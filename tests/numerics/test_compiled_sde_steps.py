@@ -202,3 +202,22 @@ def test_gaussian_paths_agree_with_the_unoptimised_step_to_rounding(scheme):
         X = _unhoisted_weak2(nsde, X, 0.05, Z) if scheme == "weak2" else (
             X + 0.05 * nsde.drift(X) + nsde.noise(X, np.sqrt(0.05) * Z[:, 0]))
     np.testing.assert_allclose(res.states[-1], X, rtol=1e-11, atol=1e-12)
+
+
+def test_a_numeric_root_of_a_non_finite_sigma_is_a_reported_blow_up_not_a_crash():
+    """Sigma(x) = [[1 + sqrt(x0), 1/10], [1/10, 1]] leaves the reals where x0 < 0: those paths get a NaN noise
+    and the driver reports them (step, fraction of paths), instead of eigh failing for the whole block."""
+    import sympy as sp
+
+    import smfsym
+    from smfsym.montecarlo.checks import BlowUpError
+    from smfsym.symbolic.sde import MatrixSqrt
+
+    x0, x1 = sp.symbols("x0 x1")
+    S = sp.Matrix([[1 + sp.sqrt(x0), sp.Rational(1, 10)], [sp.Rational(1, 10), 1]])
+    sde = smfsym.SDE(sp.Matrix([-1, 0]), MatrixSqrt(S, sp.Integer(1)), [x0, x1])
+    with pytest.raises(BlowUpError, match=r"non-finite state at step \d+ .* of the paths"):
+        smfsym.simulate(sde, [0.3, 0.0], 0.5, dt=0.05, n_paths=2000, seed=1, scheme="euler")
+    r = smfsym.simulate(sde, [0.3, 0.0], 0.5, dt=0.05, n_paths=2000, seed=1, scheme="euler",
+                        options=smfsym.RunOptions(on_nonfinite="mask"))
+    assert 0 < r.lost_fraction < 1 and np.isfinite(r.mean()).all()
