@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
 
 from .._checks import numeric_values
 from ..data.means import DataMean
@@ -34,10 +35,12 @@ def _cse(exprs):
     return sp.cse(exprs, symbols=sp.numbered_symbols("_smfsym_cse"), list=isinstance(exprs, (list, tuple)))
 
 
-def lambdify_safe(args, exprs, record: list | None = None):
+def lambdify_safe(args, exprs, record: list | None = None, modules=None):
     """``sympy.lambdify`` with numpy, safe argument names and collision-free cse.
 
     ``record`` (a list) receives the cse output, ``(replacements, reduced)``: what was printed.
+    ``modules`` (an array back end's :attr:`~smfsym.backends.Backend.lambdify_modules`): numpy's printer,
+    fully qualified, with ``numpy`` resolving to that namespace.
     """
     # Fixed names, not Dummies: cse's grouping follows symbol hashes, and fresh Dummies would
     # make two compilations of one expression round differently (1-ulp noise between runs).
@@ -53,7 +56,11 @@ def lambdify_safe(args, exprs, record: list | None = None):
             record.append(out)
         return out
 
-    return sp.lambdify(dummies, exprs, modules="numpy", cse=cse, dummify=False)
+    if modules is None:
+        return sp.lambdify(dummies, exprs, modules="numpy", cse=cse, dummify=False)
+    printer = NumPyPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True,
+                            "user_functions": {}})
+    return sp.lambdify(dummies, exprs, modules=modules, cse=cse, dummify=False, printer=printer)
 
 
 def array_op_count(exprs) -> int:
@@ -109,9 +116,11 @@ class CompiledExprs:
     """
 
     def __init__(self, exprs: Sequence, state: Sequence[sp.Symbol], values: Mapping | None = None,
-                 data_symbols: Sequence[sp.Symbol] = ()):
+                 data_symbols: Sequence[sp.Symbol] = (), backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
         self.state = tuple(state)
+        #: the array back end evaluated on (None: numpy; see :mod:`smfsym.backends`)
+        self.backend = backend
         self.data_symbols = tuple(data_symbols)
         exprs = [_bind(as_expr(e), vals) for e in exprs]
         self.n = len(exprs)
@@ -131,6 +140,9 @@ class CompiledExprs:
             self.mean_nodes.append(node)
             used = node.expr.free_symbols
             self._mean_reach = max([self._mean_reach] + [j for j, s in enumerate(self.state) if s in used])
+        if self.means and backend is not None:
+            raise ValueError(f"`backend={backend.name!r}` evaluates no data means yet "
+                             f"({', '.join(sorted(map(str, self.mean_nodes)))[:200]}); use backend='numpy'.")
         exprs = [e.xreplace(repl) if repl else e for e in exprs]
         allowed = set(self.state) | set(self.data_symbols) | {d for d, _ in self.means}
         free = set().union(*[e.free_symbols for e in exprs]) - allowed if exprs else set()
@@ -140,7 +152,7 @@ class CompiledExprs:
             )
         args = list(self.state) + list(self.data_symbols) + [d for d, _ in self.means]
         self._cse_out: list = []
-        self.fn = lambdify_safe(args, exprs, self._cse_out)
+        self.fn = lambdify_safe(args, exprs, self._cse_out, None if backend is None else backend.lambdify_modules)
         #: every output is the constant 0 (callers skip evaluating it)
         self.is_zero = all(e == 0 for e in exprs)
 
@@ -215,6 +227,8 @@ class CompiledExprs:
         if mean_vals is None:
             mean_vals = self.mean_values(state_cols)
         outs = self.fn(*state_cols, *mean_vals)
+        if self.backend is not None:
+            return [self.backend.broadcast(o, shape) for o in outs]
         return [o if np.shape(o) == shape else np.broadcast_to(o, shape) for o in outs]
 
     def __call__(self, X: np.ndarray, data: np.ndarray | None = None) -> np.ndarray:
@@ -285,9 +299,10 @@ class HoistedExprs:
     True
     """
 
-    def __init__(self, terms: Mapping, state: Sequence[sp.Symbol], values: Mapping | None = None):
+    def __init__(self, terms: Mapping, state: Sequence[sp.Symbol], values: Mapping | None = None, backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
         self.state = tuple(state)
+        self.backend = backend
         front: list = []
         memo: dict = {}
 
@@ -301,7 +316,7 @@ class HoistedExprs:
         for name, (exprs, dirs) in terms.items():
             dset = set(dirs)
             split[name] = ([self._split(_bind(as_expr(e), vals), dset, hoist) for e in exprs], tuple(dirs))
-        self.front = CompiledExprs(front, self.state, values)
+        self.front = CompiledExprs(front, self.state, values, backend=backend)
         self.hoisted = tuple(memo[e] for e in front)
         index = {s: i for i, s in enumerate(self.hoisted)}
         self.backs, self._direct, self._used = {}, {}, {}
@@ -311,7 +326,7 @@ class HoistedExprs:
             if all(e.is_Number or e in index or e in self.state for e in exprs):
                 # each output is a number, a hoisted value or a state column: no call needed
                 self._direct[name] = [float(e) if e.is_Number else e for e in exprs]
-            self.backs[name] = CompiledExprs(exprs, self.state + dirs + tuple(used), values)
+            self.backs[name] = CompiledExprs(exprs, self.state + dirs + tuple(used), values, backend=backend)
         self._index = index
 
     @classmethod
@@ -353,6 +368,8 @@ class HoistedExprs:
         if direct is not None:
             cols = dict(zip(self.state, state_cols))
             out = [o if isinstance(o, float) else (H[self._index[o]] if o in self._index else cols[o]) for o in direct]
+            if self.backend is not None:
+                return [self.backend.broadcast(o, shape) for o in out]
             return [o if np.shape(o) == shape else np.broadcast_to(o, shape) for o in out]
         used = [H[i] for i in self._used[name]]
         return self.backs[name].evaluate_list(list(state_cols) + list(dir_cols) + used, shape=shape)
