@@ -160,8 +160,8 @@ class Backend:
         return np.asarray(a, dtype=float)
 
     def generator(self, seed_sequence: np.random.SeedSequence):
-        """The random stream of one seed block: ``standard_normal(shape)`` and ``integers(high, shape)``
-        returning back-end arrays."""
+        """The random stream of one seed block: ``standard_normal(shape)``, ``random(shape)`` (uniform on
+        [0, 1)) and ``integers(high, shape)`` returning back-end arrays."""
         return _HostPhilox(self, seed_sequence)
 
     def free_memory(self) -> int | None:
@@ -249,6 +249,9 @@ class _HostPhilox:
     def integers(self, high: int, shape):
         return self.backend.xp.asarray(self.g.integers(0, high, size=shape, dtype=np.int64), **self.backend._kw())
 
+    def random(self, shape):
+        return self.backend.asarray(self.g.random(shape))
+
 
 class _CupyStream:
     """A seed block's CuPy stream with the interface of :class:`_HostPhilox`."""
@@ -261,6 +264,9 @@ class _CupyStream:
 
     def integers(self, high: int, shape):
         return self.g.integers(0, high, size=shape)
+
+    def random(self, shape):
+        return self.g.random(shape, dtype=self.dtype)
 
 
 #: The back ends by name; :func:`get_backend` also takes an instance.
