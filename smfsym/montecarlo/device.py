@@ -86,6 +86,7 @@ class _Chunk:
     def check(self, n: int, diverged: float):
         """Mark paths beyond ``diverged`` (or non-finite) after step n as lost; zero them (unused after)."""
         xp, X = self.xp, self.X
+        diverged = min(diverged, float(xp.finfo(X.dtype).max))  # a bound over float32's range: inf or NaN only
         fine = xp.all(xp.reshape(xp.abs(X) <= diverged, (X.shape[0], -1)), axis=1)
         self.lost_at = xp.where(self.ok & ~fine, n, self.lost_at)
         self.ok = self.ok & fine

@@ -1,0 +1,186 @@
+"""The array back-end layer (issue 19) on the CPU: the registry, and the device code path on
+``array_api_strict`` (arrays on its stand-in device, which numpy refuses to convert: a hidden host copy
+in the loop fails here). Statistics are compared with numpy's within ``Z_MAX`` = 5 standard errors of
+the difference (independent streams: the numbers differ between back ends by design)."""
+import importlib
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym import RunOptions, SaveAt
+from smfsym.backends import BACKENDS, ArrayApiStrictBackend, Backend, Float32Warning, get_backend
+
+from backend_cases import X0, Z_MAX, regression_problem, run_sgd, run_smf, square, zscores
+
+AAS = "array_api_strict"
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return regression_problem()
+
+
+@pytest.fixture(scope="module")
+def flow(problem):
+    return smfsym.smf(problem, order=2)
+
+
+# -- registry
+
+def test_registry_names_instances_and_classes():
+    assert {"numpy", "cupy", AAS} <= set(BACKENDS)
+    for name in BACKENDS:
+        assert get_backend(name).name == name
+    b = ArrayApiStrictBackend()
+    assert get_backend(b) is b
+    assert get_backend(ArrayApiStrictBackend).name == AAS
+    assert RunOptions(backend="cupy").backend == "cupy"  # naming a back end imports nothing
+
+
+def test_unknown_backend_names_the_argument_and_the_known_names():
+    with pytest.raises(ValueError, match=r"`backend` must be one of \['array_api_strict', 'cupy', 'numpy'\]"):
+        get_backend("cuda")
+    with pytest.raises(ValueError, match="`backend`"):
+        RunOptions(backend="torchh")
+
+
+def test_missing_library_names_the_extra(monkeypatch):
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "cupy":
+            raise ImportError("No module named 'cupy'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r'pip install "smfsym\[gpu\]"'):
+        get_backend("cupy").xp
+
+
+def test_the_stand_in_device_refuses_host_conversion():
+    b = get_backend(AAS)
+    with pytest.raises(RuntimeError, match="NumPy array"):
+        np.asarray(b.zeros(3))
+    assert b.to_numpy(b.asarray([1.0, 2.0])).tolist() == [1.0, 2.0]
+
+
+def test_float32_only_when_asked_with_a_warning(flow):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert get_backend(AAS).dtype_name == "float64"
+    with pytest.warns(Float32Warning, match="1e-5"):
+        b32 = ArrayApiStrictBackend(dtype="float32")
+    r = run_smf(flow, b32, n_paths=4096)
+    assert r.success and r.extra["dtype"] == "float32"
+    with pytest.raises(ValueError, match="`dtype`"):
+        ArrayApiStrictBackend(dtype="float16")
+
+
+# -- statistics against numpy
+
+@pytest.mark.parametrize("scheme", ["euler", "weak2"])
+@pytest.mark.parametrize("increments", ["gaussian", "discrete"])
+def test_simulate_agrees_with_numpy(flow, scheme, increments):
+    ref = run_smf(flow, "numpy", scheme, increments)
+    dev = run_smf(flow, AAS, scheme, increments)
+    assert dev.extra["backend"] == AAS and dev.success
+    z = zscores(ref, dev)
+    assert z.max() < Z_MAX, z
+
+
+def test_simulate_sgd_agrees_with_numpy(problem):
+    z = zscores(run_sgd(problem, "numpy"), run_sgd(problem, AAS))
+    assert z.max() < Z_MAX, z
+
+
+def test_sgd_with_finite_and_uniform_laws(problem):
+    x, y = sp.symbols("x y")
+    r, u = smfsym.rademacher("r"), smfsym.uniform("u", 0, 2)
+    p = smfsym.Problem((x - r) ** 2 / 2 + (y - u) ** 2 / 2 + x * y / 4, [x, y])
+    runs = [smfsym.simulate_sgd(p, x0=[1.0, -1.0], n_steps=5, eta=0.2, n_paths=8192, seed=4, batch_size=1,
+                                save_at=SaveAt(functions={"sq": square}, store=False), options=RunOptions(backend=b))
+            for b in ("numpy", AAS)]
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
+
+
+def test_n_point_motion_agrees_with_numpy(flow):
+    x0 = np.array([X0, [0.0, 1.0, 1.0]])
+    ref, dev = run_smf(flow, "numpy", x0=x0), run_smf(flow, AAS, x0=x0, store=True)
+    assert dev.states.shape == (2, 8192, 2, 3)
+    z = zscores(ref, dev)
+    assert z.max() < Z_MAX, z
+
+
+# -- the same numbers whatever the chunking, on one back end
+
+@pytest.mark.parametrize("scheme,increments", [("euler", "gaussian"), ("weak2", "discrete")])
+def test_same_numbers_across_chunk_sizes(flow, scheme, increments):
+    n = 2 * 4096 + 100  # a partial last block
+    a = run_smf(flow, AAS, scheme, increments, n_paths=n, chunk_size=4096, store=True)
+    b = run_smf(flow, AAS, scheme, increments, n_paths=n, chunk_size=3 * 4096, store=True)
+    np.testing.assert_array_equal(a.states, b.states)
+    for name in ("state", "sq"):
+        np.testing.assert_array_equal(a.stats[name]["mean"], b.stats[name]["mean"])
+        np.testing.assert_array_equal(a.stats[name]["sem"], b.stats[name]["sem"])
+
+
+def test_sgd_same_numbers_across_chunk_sizes(problem):
+    a, b = (run_sgd(problem, AAS, n_paths=2 * 4096 + 7, chunk_size=c) for c in (4096, 3 * 4096))
+    np.testing.assert_array_equal(a.stats["sq"]["mean"], b.stats["sq"]["mean"])
+
+
+# -- studies
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_weak_error_study_runs_on_the_back_end():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(models=["smf1"], n_paths=8192, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
+    ref = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False), **kw)
+    dev = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False, backend=AAS), **kw)
+    for r0, r1 in zip(ref.rows, dev.rows):
+        for key, se in (("value", "value_se"), ("sgd", "sgd_se")):
+            assert abs(r0[key] - r1[key]) < Z_MAX * np.hypot(r0[se], r1[se]), (key, r0, r1)
+
+
+# -- blow-up, refusals
+
+def host_values(X):
+    return np.zeros(X.shape[0])
+
+
+def test_blow_up_is_reported_as_on_numpy():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(x0=[1.0], n_steps=40, eta=3.0, n_paths=4096, seed=0, batch_size=1)
+    for b in ("numpy", AAS):
+        with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step \d+ \(step = \d+\)"):
+            smfsym.simulate_sgd(p, **kw, options=RunOptions(backend=b, blowup_threshold=1e3))
+    res = [smfsym.simulate_sgd(p, **kw, options=RunOptions(backend=b, blowup_threshold=1e3, on_nonfinite="mask"))
+           for b in ("numpy", AAS)]
+    for r in res:
+        assert not r.success and r.n_nonfinite == 4096 and "became non-finite" in r.message
+    # |x_k| grows like 2^k: every path is lost within a step or two of the same step on both back ends
+    assert abs(res[0].extra["first_nonfinite_step"] - res[1].extra["first_nonfinite_step"]) <= 3
+
+
+def test_refusals_name_the_backend(flow, problem):
+    with pytest.raises(TypeError, match=r"`functions\['bad'\]` must return an array of the back end"):
+        smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, save_at=SaveAt(functions={"bad": host_values}),
+                        options=RunOptions(backend=AAS))
+    with pytest.raises(ValueError, match="`executor`"):
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1) as ex:
+            smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS, executor=ex))
+    with pytest.raises(ValueError, match="`scheme`: backend='array_api_strict'"):
+        smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, scheme="tamed", options=RunOptions(backend=AAS))
+    with pytest.raises(ValueError, match="backend='array_api_strict'.*explicit noise matrix"):
+        smfsym.simulate(smfsym.sme(problem, order=1), x0=X0, t_end=0.1, eta=0.1, n_paths=10,
+                        options=RunOptions(backend=AAS))
+    with pytest.raises(ValueError, match="`backend`: simulate_sgd_schedule runs on numpy only"):
+        smfsym.simulate_sgd_schedule(problem, X0, 3, 0.1, smfsym.Schedule.constant() if hasattr(
+            smfsym.Schedule, "constant") else None, options=RunOptions(backend=AAS))
