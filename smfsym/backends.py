@@ -8,8 +8,8 @@ and the free memory of its device (:meth:`Backend.free_memory`). :func:`get_back
 
 - ``"numpy"``: the engine's own path, bitwise unchanged (PCG64 streams per seed block).
 - ``"cupy"``: CuPy on an NVIDIA GPU (``pip install "smfsym[gpu]"``), float64 by default; random
-  streams from CuPy's counter-based Philox4x32-10 generator seeded from the seed block's
-  ``SeedSequence``.
+  streams from cuRAND's counter-based Philox4x32-10 generator, one per seed block, seeded from the
+  block's ``SeedSequence``.
 - ``"array_api_strict"``: the Array API reference namespace on the CPU, the stand-in that CI runs
   the device code path on (it refuses implicit numpy conversions, so a hidden host copy in the loop
   fails there). Its streams are numpy's Philox from the same ``SeedSequence`` blocks.
@@ -202,8 +202,35 @@ class ArrayApiStrictBackend(Backend):
         return np.array(np.from_dlpack(xp.asarray(a, dtype=xp.float64).to_device(cpu)), dtype=float)
 
 
+class _ArrayAPINames:
+    """A numpy-like module (CuPy 13) with the Array API names it lacks filled in from its own functions
+    (``concat``, ``permute_dims``, ``astype``, ``bool``, ``pow``); every other name is the module's."""
+
+    _FILL = {"concat": lambda m: m.concatenate, "permute_dims": lambda m: m.transpose, "bool": lambda m: m.bool_,
+             "pow": lambda m: m.power, "astype": lambda m: _astype}
+
+    def __init__(self, module):
+        self._module = module
+        self.__name__ = getattr(module, "__name__", "module")
+
+    def __getattr__(self, name):
+        module = self.__dict__["_module"]
+        if hasattr(module, name):
+            value = getattr(module, name)
+        elif name in self._FILL:
+            value = self._FILL[name](module)
+        else:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        self.__dict__[name] = value
+        return value
+
+
+def _astype(x, dtype, copy: bool = True):
+    return x.astype(dtype, copy=copy)
+
+
 class CupyBackend(Backend):
-    """CuPy on an NVIDIA GPU: Philox4x32-10 streams on the device."""
+    """CuPy on an NVIDIA GPU: a cuRAND Philox4x32-10 stream per seed block, on the device."""
 
     name = "cupy"
     module = "cupy"
@@ -217,16 +244,19 @@ class CupyBackend(Backend):
         except Exception as exc:  # noqa: BLE001 - cupy raises its own CUDARuntimeError
             raise RuntimeError(f"backend='cupy': CuPy is installed but no CUDA device is usable ({exc}); "
                                "use backend='numpy' on this machine.") from None
-        return xp
+        return _ArrayAPINames(xp)
 
     def to_numpy(self, a) -> np.ndarray:
         return np.asarray(self.xp.asnumpy(a), dtype=float)
 
     def generator(self, seed_sequence):
+        # cuRAND's host-API Philox4x32-10 (cupy.random.RandomState): a few bytes of state per seed block
+        # and one kernel per draw of any size (CuPy's Generator keeps per-thread states of megabytes)
         xp = self.xp
         state = seed_sequence.generate_state(2, np.uint32)
-        gen = xp.random.Generator(xp.random.Philox4x3210(int(state[0]) | (int(state[1]) << 32)))
-        return _CupyStream(gen, self.dtype)
+        seed = (int(state[0]) | (int(state[1]) << 32)) & (2**63 - 1)
+        return _CupyStream(xp.random.RandomState(seed, method=xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10),
+                           self.dtype)
 
     def free_memory(self) -> int:
         return int(self.xp.cuda.runtime.memGetInfo()[0])
@@ -256,17 +286,17 @@ class _HostPhilox:
 class _CupyStream:
     """A seed block's CuPy stream with the interface of :class:`_HostPhilox`."""
 
-    def __init__(self, gen, dtype):
-        self.g, self.dtype = gen, dtype
+    def __init__(self, rs, dtype):
+        self.g, self.dtype = rs, dtype
 
     def standard_normal(self, shape):
-        return self.g.standard_normal(shape, dtype=self.dtype)
+        return self.g.standard_normal(size=shape, dtype=self.dtype)
 
     def integers(self, high: int, shape):
-        return self.g.integers(0, high, size=shape)
+        return self.g.randint(0, high, size=shape)
 
     def random(self, shape):
-        return self.g.random(shape, dtype=self.dtype)
+        return self.g.random_sample(size=shape, dtype=self.dtype)
 
 
 #: The back ends by name; :func:`get_backend` also takes an instance.

@@ -168,7 +168,7 @@ def _save(backend, ch: _Chunk, k: int, job, accs, states, lo, hi, sizes, functio
         accs["state"].merge(k, rec)
     for name, fn in functions.items():
         v = fn(ch.X)
-        if isinstance(v, np.ndarray) or not hasattr(v, "shape"):
+        if not isinstance(v, type(ch.X)):
             raise TypeError(f"`functions[{name!r}]` must return an array of the back end {backend.name!r} (write it "
                             f"with the array's own operators or its namespace, X.__array_namespace__()); got "
                             f"{type(v).__name__}.")

@@ -184,3 +184,57 @@ def test_refusals_name_the_backend(flow, problem):
     with pytest.raises(ValueError, match="`backend`: simulate_sgd_schedule runs on numpy only"):
         smfsym.simulate_sgd_schedule(problem, X0, 3, 0.1, smfsym.Schedule.constant() if hasattr(
             smfsym.Schedule, "constant") else None, options=RunOptions(backend=AAS))
+
+
+# -- the CuPy back end's wiring, on a stand-in module (numpy without the Array API names CuPy 13 lacks)
+
+class _FakeRandomState:
+    def __init__(self, seed, method=None):
+        assert method == 106 and 0 <= seed < 2**63
+        self.g = np.random.Generator(np.random.Philox(seed))
+
+    def standard_normal(self, size, dtype):
+        return self.g.standard_normal(size, dtype=dtype)
+
+    def random_sample(self, size, dtype):
+        return self.g.random(size, dtype=dtype)
+
+    def randint(self, low, high, size):
+        return self.g.integers(low, high, size=size)
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    import sys
+    import types
+    from types import SimpleNamespace as NS
+
+    mod = types.ModuleType("cupy")
+    for name in dir(np):
+        if not name.startswith("__") and name not in ("concat", "permute_dims", "astype", "bool", "pow"):
+            setattr(mod, name, getattr(np, name))
+    mod.random = NS(RandomState=_FakeRandomState)
+    mod.free = [2**30]
+    mod.cuda = NS(runtime=NS(getDeviceCount=lambda: 1, memGetInfo=lambda: (mod.free[0], 2**34)),
+                  curand=NS(CURAND_RNG_PSEUDO_PHILOX4_32_10=106), Stream=NS(null=NS(synchronize=lambda: None)))
+    mod.asnumpy = np.asarray
+    monkeypatch.setitem(sys.modules, "cupy", mod)
+    return mod
+
+
+@pytest.mark.parametrize("scheme,increments", [("euler", "discrete"), ("weak2", "gaussian")])
+def test_cupy_backend_wiring_on_a_stand_in(fake_cupy, flow, scheme, increments):
+    dev = run_smf(flow, "cupy", scheme, increments)
+    assert dev.extra["backend"] == "cupy"
+    # chunks from the device's free memory (half of the stand-in's 1 GiB), not the host's 64 MiB
+    assert dev.extra["chunk_paths"] > 8192
+    z = zscores(run_smf(flow, "numpy", scheme, increments), dev)
+    assert z.max() < Z_MAX, z
+
+
+def test_cupy_sgd_wiring_and_a_path_too_large_for_the_device(fake_cupy, problem):
+    z = zscores(run_sgd(problem, "numpy"), run_sgd(problem, "cupy"))
+    assert z.max() < Z_MAX, z
+    fake_cupy.free[0] = 1000
+    with pytest.raises(MemoryError, match="one path needs about .* on backend 'cupy'"):
+        run_sgd(problem, "cupy")
