@@ -238,3 +238,24 @@ def test_cupy_sgd_wiring_and_a_path_too_large_for_the_device(fake_cupy, problem)
     fake_cupy.free[0] = 1000
     with pytest.raises(MemoryError, match="one path needs about .* on backend 'cupy'"):
         run_sgd(problem, "cupy")
+
+
+def test_multipoint_study_on_the_back_end():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
+    kw = dict(eta=0.1, t_end=1.0, psi="covariance", n_paths=8192, models=["smf2"], seed=5)
+    ref, dev = (smfsym.multipoint(p, [[-1.0], [1.0]], **kw, options=RunOptions(backend=b, progress=False))
+                for b in ("numpy", AAS))
+    for m in ("sgd", "smf2"):
+        a, b = ref.value(m, "covariance"), dev.value(m, "covariance")
+        assert abs(a["value"] - b["value"]) < Z_MAX * np.hypot(a["se"], b["se"]), (m, a, b)
+
+
+def test_command_line_backend_option(tmp_path, capsys):
+    from smfsym.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["check", "rademacher", "--backend", "cuda", "-o", str(tmp_path / "o")])
+    assert "invalid choice: 'cuda'" in capsys.readouterr().err
+    assert main(["check", "rademacher", "--backend", AAS, "--workers", "2", "-o", str(tmp_path / "o")]) != 0
+    assert "--backend runs the Monte Carlo on one device" in capsys.readouterr().err
