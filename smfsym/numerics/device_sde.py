@@ -7,17 +7,20 @@ are lambdified for that namespace, states and increments stay on the device, and
 touches a device array. Increments come laid out as ``(k, m, P)`` (draw, noise column, path), so each
 column is contiguous over the paths.
 
-Supported: explicit-matrix noise (SDEs, the SMF and SME with explicit columns) without data means in
-the coefficients; other SDEs are refused with a ValueError naming the back end.
+Supported: explicit-matrix noise (Euler and weak2), and data-set noise (an SMF on an empirical law:
+Euler); data means over data sets and finite laws are exact sums on the device. A matrix square root
+(the SME with ``sqrt`` noise) and quadrature means over continuous laws are refused with a ValueError
+naming the back end.
 """
 from __future__ import annotations
 
 import math
 from functools import cached_property
 
-from ..data.means import DataMean
-from ..symbolic.lambdify import HoistedExprs
-from .compiled_sde import NumericSDE
+import numpy as np
+
+from ..symbolic.lambdify import CompiledExprs, HoistedExprs
+from .compiled_sde import ROWS, NumericSDE
 
 __all__ = ["DeviceSDE", "DEVICE_SCHEMES"]
 
@@ -35,16 +38,17 @@ class DeviceSDE:
     """
 
     def __init__(self, nsde: NumericSDE, backend):
-        name = backend.name
-        if nsde.kind != "matrix":
-            raise ValueError(f"`backend={name!r}` simulates SDEs with an explicit noise matrix; this SDE's noise "
-                             f"is {nsde.kind!r} (a matrix square root or a data set): use backend='numpy'.")
-        exprs = list(nsde.drift_exprs) + list(nsde.noise_exprs)
-        if any(getattr(e, "atoms", None) and e.atoms(DataMean) for e in exprs):
-            raise ValueError(f"`backend={name!r}` evaluates no data means yet (this SDE's coefficients contain "
-                             "expectations over a law without a closed form): use backend='numpy'.")
+        if nsde.kind == "sqrt":
+            raise ValueError(f"`backend={backend.name!r}` simulates SDEs with explicit noise columns (a matrix or a "
+                             "data set); this SDE's noise is a matrix square root: use backend='numpy'.")
         self.nsde, self.backend, self.xp = nsde, backend, backend.xp
         self.d, self.m = nsde.d, nsde.m
+
+    def per_path_bytes(self, x0) -> int:
+        """Working memory of one path in one step on the device (a data set's rows: a (rows, d) block)."""
+        if self.nsde.kind != "template":
+            return 0
+        return 8 * int(np.prod(x0.shape)) * min(self.nsde.data.shape[0], ROWS) * 12
 
     @cached_property
     def euler_plan(self) -> HoistedExprs:
@@ -65,7 +69,51 @@ class DeviceSDE:
         """Compile the plan of ``scheme`` (errors show before a run starts)."""
         if scheme not in DEVICE_SCHEMES:
             raise ValueError(f"`scheme`: backend={self.backend.name!r} runs {list(DEVICE_SCHEMES)}; got {scheme!r}.")
+        if self.nsde.kind == "template":
+            if scheme != "euler":
+                raise ValueError(f"`scheme`: backend={self.backend.name!r} runs data-set noise with 'euler' only so "
+                                 f"far; got {scheme!r} (use backend='numpy' for weak2 on a data set).")
+            self.template_plan
+            return
         self.euler_plan if scheme == "euler" else self.weak2_plan
+
+    @cached_property
+    def template_plan(self):
+        """Data-set noise (docs/theory.md §3): drift and the row-free part C0 of the noise column in one
+        compilation (their data means on the device), the per-row part r, the data columns, sqrt(w)."""
+        n, b = self.nsde, self.backend
+        c0, r = n._template_parts
+        front = CompiledExprs(list(n.drift_exprs) + list(c0), n.x, n.values, backend=b)
+        rows = CompiledExprs(r, n.x, n.values, n.sde.diffusion.law.symbols, backend=b)
+        if rows.means and not rows.means_use_only(self.d):  # pragma: no cover - a mean of a row-dependent term
+            raise ValueError(f"`backend={b.name!r}`: a data mean inside a per-row term of the noise; use backend='numpy'.")
+        data = [b.asarray(n.data[:, j]) for j in range(n.data.shape[1])]
+        return front, rows, data, b.asarray(n.sqrt_w)
+
+    def euler_template(self, X, dt: float, Z):
+        """Euler on data-set noise sigma(X) u = scale sum_i sqrt(w_i) u_i (C0(X) + r(X, xi_i)); ``Z`` (1, M, P).
+        Rows in chunks of ``ROWS`` (the sums accumulate in row order, so they do not depend on the paths'
+        chunking)."""
+        xp, d = self.xp, self.d
+        front, rows, data, sw = self.template_plan
+        xc = self._cols(X)
+        vals = front.evaluate_list(xc)
+        b, C0 = vals[:d], vals[d:]
+        P, M = X.shape[0], sw.shape[0]
+        tail = (1,) * (X.ndim - 2)
+        wU = xp.permute_dims(Z[0, ...], (1, 0)) * sw  # (P, M)
+        total = xp.reshape(xp.sum(wU, axis=1), (P,) + tail)
+        xr = [xp.reshape(c, tuple(c.shape) + (1,)) for c in xc]  # (P, [n,] 1) against rows (R,)
+        mv = [xp.reshape(v, tuple(v.shape) + (1,)) for v in rows.mean_values(xc)] if rows.means else []
+        acc = [C0[i] * total for i in range(d)]
+        for r0 in range(0, M, ROWS):
+            r1 = min(M, r0 + ROWS)
+            R = rows.evaluate_list(xr + [c[r0:r1] for c in data], mean_vals=mv,
+                                   shape=tuple(X.shape[:-1]) + (r1 - r0,))
+            w = xp.reshape(wU[:, r0:r1], (P,) + tail + (r1 - r0,))
+            acc = [acc[i] + xp.sum(R[i] * w, axis=-1) for i in range(d)]
+        sq = math.sqrt(dt) * self.nsde.scale
+        return self._stack([xc[i] + dt * b[i] + sq * acc[i] for i in range(d)])
 
     # ------------------------------------------------------------------ helpers
 
@@ -90,6 +138,8 @@ class DeviceSDE:
 
     def euler(self, X, dt: float, Z):
         """X + b dt + sigma(X) sqrt(dt) Z[0]; ``Z`` of shape (k, m, P)."""
+        if self.nsde.kind == "template":
+            return self.euler_template(X, dt, Z)
         plan = self.euler_plan
         xc = self._cols(X)
         H = plan.front_values(xc)

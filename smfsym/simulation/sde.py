@@ -393,10 +393,13 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     nsde, m, k, sub = stepper.nsde, stepper.m, stepper.k, stepper.sub
     if backend.name != "numpy":
         stepper, task = device_stepper(sde, vals, solver, increments, backend), None
+        sub = m  # the device draws a chunk's increments at once
     if sde.chaos is not None and not sde.chaos.exact:
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     per_path = 8 * int(np.prod(x0.shape)) * 24 + 8 * k * min(m, sub * k * m)
+    if backend.name != "numpy":
+        per_path += stepper.dev.per_path_bytes(x0)
     job = Job(step=stepper, step_sizes=grid_, save_index=grid_.save_index, times=grid_.times,
               scheme=solver.name, dt_label=grid_.max_step if len(grid_) else float(dt), task=task,
               per_path_bytes=per_path)

@@ -79,10 +79,37 @@ def array_op_count(exprs) -> int:
     return int(sum(sp.count_ops(as_expr(e).evalf()) for e in exprs))
 
 
+#: (state, node) pairs of one block of a data mean on an array back end (bounds its temporaries).
+_DEVICE_MEAN_ELEMENTS = 2**24
+
+
+class _DeviceExactMean:
+    """E over an exact rule (a data set, a finite law) on an array back end: per state, the weighted
+    sum of the integrand over the rule's nodes, in blocks of states (a row-wise reduction: a state's
+    mean does not depend on its batch)."""
+
+    def __init__(self, rule, fn, values, backend):
+        nodes, weights = rule.nodes(values)
+        self.fn, self.backend, self.Q = fn, backend, nodes.shape[0]
+        self.nodes = [backend.asarray(nodes[None, :, j]) for j in range(nodes.shape[1])]
+        self.weights = backend.asarray(weights)
+
+    def __call__(self, cols):
+        xp, Q = self.backend.xp, self.Q
+        P = cols[0].shape[0] if cols else 1
+        step = max(1, _DEVICE_MEAN_ELEMENTS // max(Q, 1))
+        parts = []
+        for lo in range(0, P, step):
+            hi = min(P, lo + step)
+            val = self.fn(*[xp.reshape(c[lo:hi], (hi - lo, 1)) for c in cols], *self.nodes)
+            parts.append(xp.sum(self.backend.broadcast(val, (hi - lo, Q)) * self.weights, axis=1))
+        return parts[0] if len(parts) == 1 else xp.concat(parts)
+
+
 class _MeanEvaluator:
     """Numeric E over one DataMean's rule: inner(x, xi_nodes) @ weights."""
 
-    def __init__(self, node: DataMean, state, values):
+    def __init__(self, node: DataMean, state, values, backend=None):
         inner = _bind(node.expr, values)
         if inner.atoms(DataMean):
             raise NotImplementedError("nested data means are not supported")
@@ -93,6 +120,14 @@ class _MeanEvaluator:
                 f"`values` must give numbers for {sorted(map(str, free))} (they appear inside {node})."
             )
         self._cse_out: list = []
+        if backend is not None:
+            if node.rule.is_quadrature:
+                raise ValueError(f"`backend={backend.name!r}` evaluates data means over data sets and finite laws "
+                                 f"(exact sums); this one is a quadrature over a continuous law "
+                                 f"({node.rule.describe()}): use backend='numpy'.")
+            self.fn = lambdify_safe(list(state) + list(syms), inner, self._cse_out, backend.lambdify_modules)
+            self.mean = _DeviceExactMean(node.rule, self.fn, values, backend)
+            return
         self.fn = lambdify_safe(list(state) + list(syms), inner, self._cse_out)
         # the rule's evaluator chunks the (states x nodes) block and refines per state (error control)
         self.mean = node.rule.evaluator(self.fn, values)
@@ -136,13 +171,10 @@ class CompiledExprs:
         for i, node in enumerate(sorted(means, key=sp.default_sort_key)):
             dummy = sp.Dummy(f"mean{i}")
             repl[node] = dummy
-            self.means.append((dummy, _MeanEvaluator(node, self.state, vals)))
+            self.means.append((dummy, _MeanEvaluator(node, self.state, vals, backend)))
             self.mean_nodes.append(node)
             used = node.expr.free_symbols
             self._mean_reach = max([self._mean_reach] + [j for j, s in enumerate(self.state) if s in used])
-        if self.means and backend is not None:
-            raise ValueError(f"`backend={backend.name!r}` evaluates no data means yet "
-                             f"({', '.join(sorted(map(str, self.mean_nodes)))[:200]}); use backend='numpy'.")
         exprs = [e.xreplace(repl) if repl else e for e in exprs]
         allowed = set(self.state) | set(self.data_symbols) | {d for d, _ in self.means}
         free = set().union(*[e.free_symbols for e in exprs]) - allowed if exprs else set()
@@ -184,6 +216,8 @@ class CompiledExprs:
         """
         if not self.means:
             return []
+        if self.backend is not None:
+            return self._device_mean_values(state_cols)
         state_cols = [np.asarray(c, dtype=float) for c in state_cols]
         sshape = np.broadcast_shapes(*[c.shape for c in state_cols])
         flat = [np.broadcast_to(c, sshape).ravel() for c in state_cols]
@@ -195,6 +229,13 @@ class CompiledExprs:
                 cache[node] = ev(flat).reshape(sshape)
             out.append(cache[node])
         return out
+
+    def _device_mean_values(self, state_cols) -> list:
+        """:meth:`mean_values` on the back end (no cache: each compilation evaluates its own means)."""
+        xp = self.backend.xp
+        sshape = np.broadcast_shapes(*[tuple(c.shape) for c in state_cols])
+        flat = [xp.reshape(xp.broadcast_to(c, sshape), (-1,)) for c in state_cols]
+        return [xp.reshape(ev(flat), sshape) for _, ev in self.means]
 
     def evaluate(self, state_cols: Sequence[np.ndarray], data_cols: Sequence[np.ndarray] = (),
                  mean_vals: Sequence[np.ndarray] | None = None) -> np.ndarray:

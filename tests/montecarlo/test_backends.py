@@ -178,7 +178,7 @@ def test_refusals_name_the_backend(flow, problem):
             smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS, executor=ex))
     with pytest.raises(ValueError, match="`scheme`: backend='array_api_strict'"):
         smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, scheme="tamed", options=RunOptions(backend=AAS))
-    with pytest.raises(ValueError, match="backend='array_api_strict'.*explicit noise matrix"):
+    with pytest.raises(ValueError, match="backend=.array_api_strict.*matrix square root"):
         smfsym.simulate(smfsym.sme(problem, order=1), x0=X0, t_end=0.1, eta=0.1, n_paths=10,
                         options=RunOptions(backend=AAS))
     with pytest.raises(ValueError, match="`backend`: simulate_sgd_schedule runs on numpy only"):
@@ -259,3 +259,34 @@ def test_command_line_backend_option(tmp_path, capsys):
     assert "invalid choice: 'cuda'" in capsys.readouterr().err
     assert main(["check", "rademacher", "--backend", AAS, "--workers", "2", "-o", str(tmp_path / "o")]) != 0
     assert "--backend runs the Monte Carlo on one device" in capsys.readouterr().err
+
+
+# -- data-set noise and data means on the device
+
+@pytest.fixture(scope="module")
+def dataset_flow():
+    d, M = 3, 300
+    rng = np.random.default_rng(0)
+    data = np.column_stack([rng.normal(size=(M, d)), rng.choice([-1.0, 1.0], M)])
+    syms = smfsym.empirical(data, [f"z{i}" for i in range(d)] + ["y"])
+    x = sp.symbols(f"x0:{d}")
+    loss = sp.log(1 + sp.exp(-syms[d] * sum(a * b for a, b in zip(x, syms[:d]))))
+    return smfsym.smf(smfsym.Problem(loss, x), order=1)
+
+
+def test_dataset_smf_euler_agrees_with_numpy(dataset_flow):
+    runs = [smfsym.simulate(dataset_flow, x0=[0.5, -0.5, 0.2], t_end=0.3, eta=0.2, dt=0.05, n_paths=8192, seed=1,
+                            save_at=SaveAt(at=[0.15, 0.3], functions={"sq": square}, store=False),
+                            options=RunOptions(backend=b)) for b in ("numpy", AAS)]
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
+
+
+def test_what_the_device_does_not_run_yet_is_refused_by_name(dataset_flow):
+    with pytest.raises(ValueError, match="data-set noise with 'euler' only"):
+        smfsym.simulate(dataset_flow, x0=[0.5, -0.5, 0.2], t_end=0.1, eta=0.2, n_paths=10, scheme="weak2",
+                        options=RunOptions(backend=AAS))
+    x = sp.Symbol("x")
+    flow = smfsym.smf(smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x]), order=1)
+    with pytest.raises(ValueError, match="quadrature over a continuous law"):
+        smfsym.simulate(flow, x0=[0.5], t_end=0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS))
