@@ -183,6 +183,8 @@ def cmd_check(args):
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
+    if args.backend != "numpy" and (args.workers or args.scheduler):
+        raise UsageError("--backend runs the Monte Carlo on one device in this process: drop --workers/--scheduler")
     c, m = _check_overrides(c or {}, spec.meanfield_check or {}, args, spec.problem)
     if m:
         spec = dataclasses.replace(spec, meanfield_check=m)  # --n-paths: the study and its estimate see it
@@ -190,7 +192,7 @@ def cmd_check(args):
     tmp = temp_dir(parent, f".{out.name}.")
     try:
         with _executor(args) as executor:
-            summary = _weak_error_files(spec, c, tmp, executor, args.quiet) if c else {}
+            summary = _weak_error_files(spec, c, tmp, executor, args.quiet, args.backend) if c else {}
             if spec.meanfield_check:
                 summary["meanfield"] = _meanfield_files(spec, tmp, executor, args.quiet)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -338,15 +340,16 @@ def _check_cost(spec, c: dict, args) -> None:
                          + "; ".join(hints[n] for n, _ in ests))
 
 
-def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False) -> dict:
-    """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON."""
+def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False, backend: str = "numpy") -> dict:
+    """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON; on the
+    array back end ``backend`` (``--backend``; the optimizer studies run on numpy only)."""
     from .symbolic.latex import standalone_table
     from .montecarlo.options import RunOptions
     from .studies import multipoint
     from .studies.options import Numerics
 
     scheme = None if c["scheme"] == "auto" else c["scheme"]
-    study = _check_study(spec, c, RunOptions(executor=executor, progress=False if quiet else None))
+    study = _check_study(spec, c, RunOptions(executor=executor, progress=False if quiet else None, backend=backend))
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
@@ -361,7 +364,7 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
         mp = multipoint(spec.problem, mp_spec["starts"], eta=mp_spec["eta"], t_end=mp_spec["t_end"],
                         seed=c["seed"], n_paths=mp_spec["n_paths"], values=spec.values or None,
                         numerics=Numerics(scheme=scheme, increments=c.get("increments", "auto")),
-                        options=RunOptions(executor=executor, progress=False if quiet else None))
+                        options=RunOptions(executor=executor, progress=False if quiet else None, backend=backend))
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
         (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))
@@ -486,6 +489,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the Monte Carlo on N local processes (same numbers as serial)")
     par.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the Monte Carlo on a Dask cluster, e.g. tcp://scheduler:8786 (pip install smfsym[dask])")
+    c.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "array_api_strict"],
+                   help="array back end of the weak-error and multi-point Monte Carlo: cupy runs it on an NVIDIA "
+                        "GPU (pip install \"smfsym[gpu]\"); numbers differ from numpy's within standard errors")
     c.add_argument("--n-paths", type=int,
                    help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")
     c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(MODEL_CHOICES)}")

@@ -6,7 +6,9 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
+from ..backends import get_backend
 from .blocks import run_blocks
+from .device import device_chunk_blocks, run_blocks_device
 from .checks import DIVERGED, check_int, check_positive
 from .executors import check_executor, check_picklable_functions, run_on_executor
 from .grid import StepGrid
@@ -51,8 +53,13 @@ def run(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions) -> Sim
     """Run ``job`` from ``x0`` on ``paths`` paths: what to keep in ``save``, how to run in ``options``.
 
     The one Monte Carlo driver of every simulator: seed blocks, chunks bounded in memory, streamed
-    statistics merged in block order, blow-up reports, executors (docs/theory.md §8).
+    statistics merged in block order, blow-up reports, executors (docs/theory.md §8). On a back end other
+    than numpy (``options.backend``, :mod:`smfsym.backends`) the loop runs there
+    (:func:`~smfsym.montecarlo.device.run_blocks_device`); ``job.step`` is then a step of that back end.
     """
+    backend = get_backend(options.backend)
+    if backend.name != "numpy":
+        return _run_device(job, x0, paths=paths, save=save, options=options, backend=backend)
     return _run(x0=x0, n_paths=paths.n, seed=paths.seed, step=job.step, step_sizes=job.step_sizes,
                 save_index=job.save_index, times=job.times, scheme=job.scheme, dt_label=job.dt_label,
                 time_label=job.time_label, step_times=job.step_times, task=job.task,
@@ -163,6 +170,58 @@ def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: n
         res.extra["executor"] = timing
     if values is not None:
         res.extra["values"] = values.arrays
+    if first_bad is not None:
+        res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
+    return res
+
+
+def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions, backend) -> SimulationResult:
+    """:func:`run` on an array back end: the same checks, seed blocks, merged statistics and reports."""
+    if options.executor is not None:
+        raise ValueError(f"`executor`: backend={backend.name!r} runs in this process on its device; pass "
+                         "executor=None (one process drives one device).")
+    if save.keep_values:
+        raise ValueError(f"`keep_values`: backend={backend.name!r} brings back per-block statistics only; got True.")
+    n_paths = check_int(paths.n, "n_paths")
+    functions = dict(save.functions or {})
+    ss = resolve_seed(paths.seed)
+    diverged = DIVERGED if options.blowup_threshold is None else check_positive(options.blowup_threshold,
+                                                                                 "blowup_threshold")
+    nt, state_size = len(job.save_index), int(np.prod(x0.shape))
+    nbytes = nt * n_paths * state_size * 8
+    if save.store and nbytes > options.max_memory:
+        raise MemoryError(
+            f"storing {nt} x {n_paths} x {x0.shape} states needs {nbytes / 2**30:.2f} GiB, over the "
+            f"{options.max_memory / 2**30:.2f} GiB bound: pass store=False and stream statistics with "
+            "`functions={name: f(states)}` (or raise `max_memory`).")
+    per_path = max(state_size * 8 * 24, int(job.per_path_bytes or 0))
+    chunk_blocks = device_chunk_blocks(backend, per_path, options.chunk_size, CHUNK_BYTES)
+    step_times = job.step_times
+    if step_times is None and isinstance(job.step_sizes, StepGrid):
+        step_times = job.step_sizes.time
+    elif step_times is not None and not callable(step_times):
+        step_times = _ArrayTimes(step_times)
+    spec = dict(x0=x0, n_paths=n_paths, step_sizes=job.step_sizes, save_index=list(job.save_index), ss=ss,
+                functions=functions, store=save.store, on_nonfinite=options.on_nonfinite, diverged=diverged,
+                time_label=job.time_label, step_times=step_times)
+    states = np.empty((nt, n_paths) + x0.shape) if save.store else None
+    accs = {name: _Acc(nt) for name in ["state", *functions]}
+    bar = _progress(options.progress, len(job.step_sizes) * n_paths, job.scheme)
+    try:
+        bad_total, first_bad = run_blocks_device(job.step, spec, backend, 0, -(-n_paths // BLOCK), chunk_blocks,
+                                                 accs, states, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    msg = "ok" if bad_total == 0 else (
+        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged beyond "
+        f"{diverged:.3g} (first at step {first_bad[0]}, {job.time_label} = {first_bad[1]:.6g}) and were masked "
+        "(NaN in states, left out of stats)")
+    res = SimulationResult(t=np.asarray(job.times, dtype=float), states=states,
+                           stats={name: acc.result() for name, acc in accs.items()}, seed=ss, scheme=job.scheme,
+                           dt=float(job.dt_label), n_steps=len(job.step_sizes), n_paths=n_paths,
+                           success=bad_total == 0, message=msg, n_nonfinite=bad_total)
+    res.extra.update(backend=backend.name, dtype=backend.dtype_name, chunk_paths=chunk_blocks * BLOCK)
     if first_bad is not None:
         res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
     return res

@@ -6,9 +6,11 @@ block's stream depends only on the block and on how many numbers of each kind it
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["draw_discrete", "draw_normal"]
+__all__ = ["draw_discrete", "draw_normal", "draw_device"]
 
 
 #: Two-point signs of the 8 bits of every byte: one random byte gives 8 increments, exactly +-1 w.p. 1/2.
@@ -72,3 +74,29 @@ def _accepted_bytes(g: np.random.Generator, count: int, below: int) -> np.ndarra
 def draw_normal(gens, sizes, shape) -> np.ndarray:
     """Standard normals ``(sum(sizes),) + shape``, block by block."""
     return np.concatenate([g.standard_normal((s,) + tuple(shape)) for g, s in zip(gens, sizes)], axis=0)
+
+
+def draw_device(backend, gens, sizes, k: int, m: int, discrete: tuple | None = None):
+    """Increments of one step on an array back end, shape ``(k, m, sum(sizes))``, block by block.
+
+    Each seed block's stream (``backend.generator``) draws its own ``(k, m, s)`` standard normals, or with
+    ``discrete`` (one kind per draw, as :func:`draw_discrete`) uniform integers mapped to the two-point
+    (+-1) or three-point (0, +-sqrt(3)) values: the numbers of a block do not depend on the chunk it is in.
+    """
+    xp = backend.xp
+    parts = []
+    for g, s in zip(gens, sizes):
+        if discrete is None:
+            parts.append(g.standard_normal((k, m, s)))
+            continue
+        rows = []
+        for kind in discrete:
+            if kind == "two":
+                rows.append(1.0 - 2.0 * xp.astype(g.integers(2, (m, s)), backend.dtype))
+            elif kind == "three":
+                i = g.integers(6, (m, s))
+                rows.append(math.sqrt(3.0) * (xp.astype(i == 1, backend.dtype) - xp.astype(i == 0, backend.dtype)))
+            else:  # pragma: no cover - solvers declare their kinds
+                raise ValueError(f"unknown discrete increment kind {kind!r}")
+        parts.append(xp.stack(rows, axis=0))
+    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)

@@ -12,6 +12,8 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
+from ..backends import get_backend
+
 __all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS", "run_settings", "RUN_FIELDS"]
 
 #: Default bound on stored states (bytes); larger requests are refused.
@@ -63,8 +65,12 @@ class RunOptions:
         Runs groups of seed blocks in parallel; the numbers equal the serial run's.
     progress : bool, optional
         Progress bar: True always, False never, None when a run lasts more than a few seconds.
-    backend : str
-        The array library the run uses (``"numpy"``; see the GPU back ends).
+    backend : str or smfsym.backends.Backend
+        The array library the run uses: ``"numpy"`` (default, the numbers of every earlier release),
+        ``"cupy"`` (an NVIDIA GPU, ``pip install "smfsym[gpu]"``) or ``"array_api_strict"`` (the CPU
+        stand-in CI tests the device path on); see :mod:`smfsym.backends`. Numbers differ between back
+        ends (other random streams) and agree statistically; on one back end they do not depend on
+        ``chunk_size``.
 
     Examples
     --------
@@ -83,7 +89,7 @@ class RunOptions:
     blowup_threshold: float | None = None
     executor: Any = None
     progress: bool | None = None
-    backend: str = "numpy"
+    backend: Any = "numpy"
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -95,8 +101,7 @@ class RunOptions:
         set_(self, "blowup_threshold", _positive_float(self.blowup_threshold, "blowup_threshold", allow_none=True))
         if self.progress is not None and not isinstance(self.progress, bool):
             raise TypeError(f"`progress` must be True, False or None; got {self.progress!r}.")
-        if not isinstance(self.backend, str):
-            raise TypeError(f"`backend` must be the name of an array back end, e.g. 'numpy'; got {self.backend!r}.")
+        get_backend(self.backend)  # a known name or a Backend; its library is imported when a run starts
 
     def replace(self, **changes) -> "RunOptions":
         """A copy with ``changes`` applied (validated again)."""
@@ -168,14 +173,16 @@ RUN_FIELDS = ("chunk_size", "max_memory", "max_steps", "on_nonfinite", "blowup_t
 _SAVE_FIELDS = ("functions", "store")
 
 
-def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_FIELDS) -> tuple:
+def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_FIELDS, backends: bool = False) -> tuple:
     """The settings of one simulator call: ``options`` (a :class:`RunOptions`), ``save_at`` (times, or a
     :class:`SaveAt`) and the old keywords in ``legacy``, as the tuple ``(*RUN_FIELDS, save_at, functions,
     store)`` the simulator's body reads.
 
     The values are passed on as given (the simulator validates them as it always has), so a call with
     the old keywords and one with ``options`` give the same numbers and the same errors. A setting the
-    simulator does not support (not in ``supported``) is refused when it is not the default.
+    simulator does not support (not in ``supported``) is refused when it is not the default, and so is a
+    back end other than numpy unless ``backends`` (the caller reads ``options.backend`` itself): never a
+    silent run on the CPU.
 
     Examples
     --------
@@ -200,6 +207,9 @@ def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_F
         warnings.warn(f"{caller}({run_keys[0]}=...): run settings go in `options=smfsym.RunOptions("
                       f"{run_keys[0]}=...)`; the keywords go in the next release.", DeprecationWarning, stacklevel=3)
     base = options if options is not None else RunOptions()
+    if not backends and get_backend(base.backend).name != "numpy":
+        raise ValueError(f"`backend`: {caller} runs on numpy only so far (the array back ends run simulate, "
+                         f"simulate_sgd and the studies built on them); got {base.backend!r}.")
     values = tuple(legacy.get(k, getattr(base, k)) for k in RUN_FIELDS)
     default = RunOptions()
     for k, v in zip(RUN_FIELDS, values):

@@ -13,13 +13,15 @@ from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
 from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid
-from ..montecarlo.increments import draw_discrete
+from ..montecarlo.increments import draw_device, draw_discrete
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import BLOCK, resolve_seed
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.sde import SDE
-from ..numerics.solvers import get_solver
+from ..numerics.solvers import EulerMaruyama, WeakTaylor2, get_solver
+from ..numerics.device_sde import DEVICE_SCHEMES, DeviceSDE
+from ..backends import get_backend
 from ..symbolic.noise_expansion import warn_if_low
 
 __all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at", "numeric_sde", "cache_info", "cache_clear"]
@@ -213,6 +215,41 @@ class _SDEStepper:
         return out
 
 
+class _DeviceStepper:
+    """One step of ``euler`` or ``weak2`` on an array back end: the chunk's increments drawn block by block
+    on the device (:func:`~smfsym.montecarlo.increments.draw_device`), then the device step."""
+
+    def __init__(self, dev: DeviceSDE, solver, increments: str):
+        self.dev, self.backend = dev, dev.backend
+        self.scheme = solver.name
+        self.k, self.m = solver.n_draws, dev.m
+        self.discrete = solver.discrete if increments == "discrete" else None
+
+    def __call__(self, X, h, gens, sizes):
+        Z = draw_device(self.backend, gens, sizes, self.k, self.m, self.discrete) if self.m else None
+        h = float(h)
+        return self.dev.euler(X, h, Z) if self.scheme == "euler" else self.dev.weak2(X, h, Z)
+
+
+def device_stepper(sde: SDE, vals: dict, solver, increments: str, backend) -> _DeviceStepper:
+    """The step of ``solver`` on ``backend`` (its compiled plans cached by content, per back end and dtype)."""
+    if type(solver) not in (EulerMaruyama, WeakTaylor2):
+        raise ValueError(f"`scheme`: backend={backend.name!r} runs {list(DEVICE_SCHEMES)}; got {solver!r}.")
+    nsde = numeric_sde(sde, vals)
+    _, items = values_key(vals)
+
+    def build():
+        dev = DeviceSDE(nsde, backend)
+        dev.prepare(solver.name)
+        return dev
+
+    key = ("DeviceSDE", sde, items, backend.name, backend.dtype_name, solver.name)
+    dev = compiled_content(key, build)
+    if dev.backend is not backend:  # the same library from another Backend object: share the compilation
+        dev.backend = backend
+    return _DeviceStepper(dev, solver, increments)
+
+
 def _known_symbols(sde) -> set:
     known = set(sde.free_symbols)
     if isinstance(sde.eta, sp.Symbol):
@@ -317,7 +354,8 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     ((1, 2000, 1), True)
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
-     store) = run_settings("simulate", options, save_at, legacy)
+     store) = run_settings("simulate", options, save_at, legacy, backends=True)
+    backend = get_backend(options.backend if options is not None else "numpy")
     if not isinstance(sde, SDE):
         raise TypeError(f"`sde` must be a smfsym.SDE; got {type(sde).__name__}.")
     # every argument is checked before anything is compiled or simulated
@@ -353,15 +391,21 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     task = SDETask(sde, vals, solver, increments)
     stepper = task.build()  # compiled here too: every error shows up before any work is sent out
     nsde, m, k, sub = stepper.nsde, stepper.m, stepper.k, stepper.sub
+    if backend.name != "numpy":
+        stepper, task = device_stepper(sde, vals, solver, increments, backend), None
+        sub = m  # the device draws a chunk's increments at once
     if sde.chaos is not None and not sde.chaos.exact:
 
         warn_if_low(sde.chaos, np.atleast_2d(x0), vals)
     per_path = 8 * int(np.prod(x0.shape)) * 24 + 8 * k * min(m, sub * k * m)
+    if backend.name != "numpy":
+        per_path += stepper.dev.per_path_bytes(x0)
     job = Job(step=stepper, step_sizes=grid_, save_index=grid_.save_index, times=grid_.times,
               scheme=solver.name, dt_label=grid_.max_step if len(grid_) else float(dt), task=task,
               per_path_bytes=per_path)
     run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
-                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor)
+                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor,
+                             backend=backend)
     res = run(job, x0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store),
               options=run_options)
     res.extra.update(model=sde.model, order=sde.order, weak_order=solver.weak_order, increments=increments)

@@ -25,6 +25,8 @@ from ..data.samplers import samplers_for
 from .sde import check_save_at, prepare_x0, values_key
 from ..montecarlo.driver import CHUNK_BYTES
 from ..montecarlo.seeds import BLOCK
+from ..backends import get_backend
+from .device_sgd import DeviceSGDStep
 
 __all__ = ["simulate_sgd", "run_rule", "SGDStep", "SGDRun", "SGDTask", "ConstantRate", "ScheduledRate", "MomentumRule",
            "compiled_gradient"]
@@ -268,7 +270,8 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     True
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
-     store) = run_settings("simulate_sgd", options, save_at, legacy)
+     store) = run_settings("simulate_sgd", options, save_at, legacy, backends=True)
+    backend = get_backend(options.backend if options is not None else "numpy")
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     eta = check_positive(eta, "eta")
@@ -312,12 +315,15 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     step = task.build()  # compiled here too: every error shows up before any work is sent out
     stepper = step.stepper
     _check_chunk_memory(stepper.per_path_bytes(x0), n_paths, chunk_size, B, max_memory)
+    if backend.name != "numpy":
+        step = DeviceSGDStep(problem, eta, B, vals, backend)
 
     grid = StepGrid.uniform(n_steps, eta, idx)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme="sgd", dt_label=eta,
               time_label="step", step_times=float, task=task, per_path_bytes=stepper.per_path_bytes(x0))
     run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
-                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor)
+                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor,
+                             backend=backend)
     res = run(job, x0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store),
               options=run_options)
     res.extra.update(steps=np.array(idx), batch_size=B)

@@ -51,10 +51,10 @@ def check_phi(phi, params):
     return phi
 
 
-def _phi_function(phi, params, values):
+def _phi_function(phi, params, values, backend=None):
     if callable(phi) and not isinstance(phi, sp.Basic):
         return phi
-    return PhiFunction(phi, params, values)
+    return PhiFunction(phi, params, values, backend)
 
 
 class PhiFunction:
@@ -64,18 +64,22 @@ class PhiFunction:
     function itself does not pickle).
     """
 
-    def __init__(self, phi, params, values):
+    def __init__(self, phi, params, values, backend=None):
         self.phi, self.params, self.values = phi, tuple(params), dict(values or {})
         self._ce = CompiledExprs([phi], self.params, self.values)
+        #: compiled for an array back end too (``RunOptions(backend=...)``): states stay on the device
+        self._dev = None if backend is None else CompiledExprs([phi], self.params, self.values, backend=backend)
 
     def __getstate__(self):
-        return {"phi": self.phi, "params": self.params, "values": self.values}
+        return {"phi": self.phi, "params": self.params, "values": self.values, "_dev": None}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._ce = None
 
     def __call__(self, X):
+        if self._dev is not None and not isinstance(X, np.ndarray):
+            return self._dev.evaluate_list([X[..., i] for i in range(X.shape[-1])])[0]
         if self._ce is None:
             self._ce = CompiledExprs([self.phi], self.params, self.values)
         return self._ce.evaluate([X[..., i] for i in range(X.shape[-1])])[..., 0]

@@ -282,8 +282,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     """
     settings = study_settings("multipoint", numerics, options, legacy,
                               supported=("scheme", "increments", "dt_fraction", "on_nonfinite", "blowup_threshold",
-                                         "executor", "progress"))
-    (scheme, increments, dt_fraction, on_nonfinite, blowup_threshold, executor, progress) = settings.values()
+                                         "executor", "progress", "backend"))
+    (scheme, increments, dt_fraction, on_nonfinite, blowup_threshold, executor, progress,
+     backend) = settings.values()
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
@@ -306,7 +307,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
     try:
         r = simulate_sgd(problem, starts, k, eta, n_paths=n_paths, seed=seeds[0], values=values,
-                         options=RunOptions(progress=progress, executor=executor, **blow))
+                         options=RunOptions(progress=progress, executor=executor, backend=backend, **blow))
     except BlowUpError as exc:
         raise with_context(exc, f"SGD at eta = {eta:g}") from None
     finals = {"sgd": _finite(r.states[-1])}
@@ -323,7 +324,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         # coarse (dt) and fine (dt/2) solutions driven by the same increments: their difference, the
         # solver's own error, is then measured with little Monte Carlo noise (docs/theory.md §9)
         kw = dict(eta=eta, dt=h, n_paths=n_paths, solver=slv, values=values, progress=progress, increments=inc,
-                  executor=executor, store=True, **blow)
+                  executor=executor, store=True, backend=backend, **blow)
         try:
             if coupling == "independent":
                 parts = [coupled_run(sde, x_start, t, seed=sj, **kw)

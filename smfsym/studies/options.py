@@ -51,7 +51,7 @@ class Numerics:
 
 #: The fields of Numerics and the run settings a study takes, in the order study_settings returns them.
 NUMERICS_FIELDS = tuple(f.name for f in fields(Numerics))
-STUDY_RUN_FIELDS = ("on_nonfinite", "blowup_threshold", "executor", "progress")
+STUDY_RUN_FIELDS = ("on_nonfinite", "blowup_threshold", "executor", "progress", "backend")
 
 
 def study_settings(caller: str, numerics, options, legacy: Mapping, supported=NUMERICS_FIELDS + STUDY_RUN_FIELDS,

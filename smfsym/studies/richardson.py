@@ -16,12 +16,16 @@ sum of two matches the normal moments up to order 3 and 5 respectively (Kloeden-
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._checks import numeric_values
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.options import RunOptions, SaveAt
-from ..simulation.sde import SDETask, _known_symbols, time_grid
+from ..backends import get_backend
+from ..montecarlo.increments import draw_device
+from ..simulation.sde import SDETask, _known_symbols, device_stepper, time_grid
 
 __all__ = ["coupled_expectation", "coupled_run"]
 
@@ -65,6 +69,27 @@ class CoupledStepper:
         return out
 
 
+class DeviceCoupledStepper:
+    """:class:`CoupledStepper` on an array back end: each seed block draws its two fine increments in turn
+    (so a block's numbers do not depend on its chunk); the coarse step takes their scaled sum."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, X, h, gens, sizes):
+        inner = self.inner
+        dev, xp = inner.dev, inner.backend.xp
+        step = dev.euler if inner.scheme == "euler" else dev.weak2
+        z1 = z2 = None
+        if inner.m:
+            z1 = draw_device(inner.backend, gens, sizes, inner.k, inner.m, inner.discrete)
+            z2 = draw_device(inner.backend, gens, sizes, inner.k, inner.m, inner.discrete)
+        h = float(h)
+        fine = step(step(X[:, 1, ...], h / 2, z1), h / 2, z2)
+        coarse = step(X[:, 0, ...], h, None if z1 is None else (z1 + z2) * math.sqrt(0.5))
+        return xp.stack([coarse, fine], axis=1)
+
+
 class _Part:
     """phi of the fine state, and of the extrapolation / difference (picklable, for executors)."""
 
@@ -72,7 +97,7 @@ class _Part:
         self.phi, self.c, self.kind = phi, c, kind
 
     def __call__(self, X):
-        fine, coarse = self.phi(X[:, 1]), self.phi(X[:, 0])
+        fine, coarse = self.phi(X[:, 1, ...]), self.phi(X[:, 0, ...])
         if self.kind == "fine":
             return fine
         if self.kind == "diff":
@@ -82,12 +107,13 @@ class _Part:
 
 def coupled_run(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, solver, seed, values=None,
                 increments: str = "gaussian", progress=None, executor=None, on_nonfinite: str = "raise",
-                blowup_threshold: float | None = None, functions=None, store: bool = False):
+                blowup_threshold: float | None = None, functions=None, store: bool = False, backend=None):
     """The coupled coarse (``dt``) / fine (``dt/2``) run of ``sde`` from ``x0`` (see the module docstring).
 
     ``x0`` is one start ``(d,)`` or the starts of an n-point motion ``(n, d)``; the states are
     ``(P, 2, *x0.shape)`` with index 0 the coarse and 1 the fine solution, both driven by the same
-    increments. ``functions`` (streamed) and ``store`` as in :func:`smfsym.simulate`. Returns the
+    increments. ``functions`` (streamed) and ``store`` as in :func:`smfsym.simulate`; ``backend`` (None:
+    numpy) an array back end of :mod:`smfsym.backends` (``functions`` then get its arrays). Returns the
     engine's :class:`~smfsym.engine.SimulationResult`.
     """
     if sde.n_noise and n_paths < 2:
@@ -103,15 +129,20 @@ def coupled_run(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, s
     per_path = 2 * (8 * x0.size * 24 + 8 * inner.k * min(inner.m, inner.sub * inner.k * inner.m))
     job = Job(step=stepper, step_sizes=grid, save_index=grid.save_index, times=grid.times,
               scheme=f"{solver.name} coupled", dt_label=float(dt), task=task, per_path_bytes=per_path)
+    if backend is not None and get_backend(backend).name != "numpy":
+        backend = get_backend(backend)
+        job = job._replace(step=DeviceCoupledStepper(device_stepper(sde, vals, solver, increments, backend)),
+                           task=None)
     run_options = RunOptions(chunk_size=None, on_nonfinite=on_nonfinite, progress=progress,
-                             blowup_threshold=blowup_threshold, executor=executor)
+                             blowup_threshold=blowup_threshold, executor=executor,
+                             backend="numpy" if backend is None else backend)
     return run(job, np.stack([x0, x0]), paths=Paths(n_paths, seed),
                save=SaveAt(functions=functions, store=store), options=run_options)
 
 
 def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, solver, phi, seed,
                         values=None, increments: str = "gaussian", progress=None, executor=None,
-                        on_nonfinite: str = "raise", blowup_threshold: float | None = None) -> dict:
+                        on_nonfinite: str = "raise", blowup_threshold: float | None = None, backend=None) -> dict:
     """E phi(X_t) extrapolated from a coupled run at ``dt`` and ``dt/2`` (see the module docstring).
 
     ``x0`` is one starting point ``(d,)``; ``phi`` maps states ``(P, d)`` to ``(P,)``.
@@ -137,7 +168,7 @@ def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths
     res = coupled_run(sde, x0, t_end, eta=eta, dt=dt, n_paths=n_paths, solver=solver, seed=seed,
                       values=values, 
                       increments=increments, progress=progress, executor=executor, on_nonfinite=on_nonfinite,
-                      blowup_threshold=blowup_threshold, functions=fns)
+                      blowup_threshold=blowup_threshold, functions=fns, backend=backend)
     # one path only for a noise-free model (coupled_run refuses it otherwise): its mean is exact
     sem = (lambda name: float(res.sem(name)[-1])) if n_paths > 1 else (lambda name: 0.0)
     return dict(value=float(res.mean("value")[-1]), se=sem("value"), fine=float(res.mean("fine")[-1]),

@@ -19,6 +19,7 @@ from .._checks import numeric_values
 from ..montecarlo.checks import BlowUpError
 from ..montecarlo.executors import check_executor, check_picklable_functions
 from ..montecarlo.options import RunOptions, SaveAt
+from ..backends import get_backend
 from ..montecarlo.grid import MAX_STEPS
 from ..simulation.exact import (
     NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean, model_closes,
@@ -374,7 +375,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     mc_runs = len(etas) * (0 if sgd_exact else 1) + len(etas) * (len(sdes) - len(exact_models))
     # exact moments take a moment: lines only for Monte Carlo runs
     say = ProgressLines("weak_error", mc_runs, a.progress if mc_runs else False)
-    f = None if sgd_exact and not mc_runs else _phi_function(phi, problem.params, vals)
+    f = None if sgd_exact and not mc_runs else _phi_function(phi, problem.params, vals, a.backend)
     for i, (eta, k) in enumerate(zip(etas, a.steps)):
         t = k * eta
         ts.append(t)
@@ -428,7 +429,10 @@ def _checked_arguments(problem, phi, x0, t_end, etas, models, seed, n_paths, val
         executor = check_executor(executor)
         if callable(phi) and not isinstance(phi, sp.Basic):
             check_picklable_functions({"phi": phi}, argument="phi")
-    a.executor, a.run = executor, RunOptions(progress=a.progress, executor=executor, **a.blow)
+    a.executor, a.run = executor, RunOptions(progress=a.progress, executor=executor, backend=s["backend"], **a.blow)
+    a.backend = get_backend(s["backend"])
+    if a.backend.name == "numpy":
+        a.backend = None
     a.increments = check_increments(s["increments"])
     a.extrapolate = s["extrapolate"]
     if not isinstance(a.extrapolate, (bool, np.bool_)):
@@ -477,7 +481,7 @@ def _model_row(m, sde, eta, t, sgd: tuple, sgd_exact: bool, f, s_sde, a, say) ->
         try:
             cr = coupled_expectation(sde, a.x0, t, eta=eta, dt=dt, n_paths=n_model, solver=slv, phi=f,
                                      seed=s_sde, values=a.vals, increments=inc, progress=a.progress,
-                                     executor=a.executor, **a.blow)
+                                     executor=a.executor, backend=a.backend, **a.blow)
         except BlowUpError as exc:
             raise with_context(exc, f"model {m} ({scheme}, dt = {dt:g} coupled with {dt / 2:g}) "
                                     f"at eta = {eta:g}") from None

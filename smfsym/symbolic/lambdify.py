@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
 
 from .._checks import numeric_values
 from ..data.means import DataMean
@@ -34,10 +35,12 @@ def _cse(exprs):
     return sp.cse(exprs, symbols=sp.numbered_symbols("_smfsym_cse"), list=isinstance(exprs, (list, tuple)))
 
 
-def lambdify_safe(args, exprs, record: list | None = None):
+def lambdify_safe(args, exprs, record: list | None = None, modules=None):
     """``sympy.lambdify`` with numpy, safe argument names and collision-free cse.
 
     ``record`` (a list) receives the cse output, ``(replacements, reduced)``: what was printed.
+    ``modules`` (an array back end's :attr:`~smfsym.backends.Backend.lambdify_modules`): numpy's printer,
+    fully qualified, with ``numpy`` resolving to that namespace.
     """
     # Fixed names, not Dummies: cse's grouping follows symbol hashes, and fresh Dummies would
     # make two compilations of one expression round differently (1-ulp noise between runs).
@@ -53,7 +56,11 @@ def lambdify_safe(args, exprs, record: list | None = None):
             record.append(out)
         return out
 
-    return sp.lambdify(dummies, exprs, modules="numpy", cse=cse, dummify=False)
+    if modules is None:
+        return sp.lambdify(dummies, exprs, modules="numpy", cse=cse, dummify=False)
+    printer = NumPyPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True,
+                            "user_functions": {}})
+    return sp.lambdify(dummies, exprs, modules=modules, cse=cse, dummify=False, printer=printer)
 
 
 def array_op_count(exprs) -> int:
@@ -72,10 +79,37 @@ def array_op_count(exprs) -> int:
     return int(sum(sp.count_ops(as_expr(e).evalf()) for e in exprs))
 
 
+#: (state, node) pairs of one block of a data mean on an array back end (bounds its temporaries).
+_DEVICE_MEAN_ELEMENTS = 2**24
+
+
+class _DeviceExactMean:
+    """E over an exact rule (a data set, a finite law) on an array back end: per state, the weighted
+    sum of the integrand over the rule's nodes, in blocks of states (a row-wise reduction: a state's
+    mean does not depend on its batch)."""
+
+    def __init__(self, rule, fn, values, backend):
+        nodes, weights = rule.nodes(values)
+        self.fn, self.backend, self.Q = fn, backend, nodes.shape[0]
+        self.nodes = [backend.asarray(nodes[None, :, j]) for j in range(nodes.shape[1])]
+        self.weights = backend.asarray(weights)
+
+    def __call__(self, cols):
+        xp, Q = self.backend.xp, self.Q
+        P = cols[0].shape[0] if cols else 1
+        step = max(1, _DEVICE_MEAN_ELEMENTS // max(Q, 1))
+        parts = []
+        for lo in range(0, P, step):
+            hi = min(P, lo + step)
+            val = self.fn(*[xp.reshape(c[lo:hi], (hi - lo, 1)) for c in cols], *self.nodes)
+            parts.append(xp.sum(self.backend.broadcast(val, (hi - lo, Q)) * self.weights, axis=1))
+        return parts[0] if len(parts) == 1 else xp.concat(parts)
+
+
 class _MeanEvaluator:
     """Numeric E over one DataMean's rule: inner(x, xi_nodes) @ weights."""
 
-    def __init__(self, node: DataMean, state, values):
+    def __init__(self, node: DataMean, state, values, backend=None):
         inner = _bind(node.expr, values)
         if inner.atoms(DataMean):
             raise NotImplementedError("nested data means are not supported")
@@ -86,6 +120,14 @@ class _MeanEvaluator:
                 f"`values` must give numbers for {sorted(map(str, free))} (they appear inside {node})."
             )
         self._cse_out: list = []
+        if backend is not None:
+            if node.rule.is_quadrature:
+                raise ValueError(f"`backend={backend.name!r}` evaluates data means over data sets and finite laws "
+                                 f"(exact sums); this one is a quadrature over a continuous law "
+                                 f"({node.rule.describe()}): use backend='numpy'.")
+            self.fn = lambdify_safe(list(state) + list(syms), inner, self._cse_out, backend.lambdify_modules)
+            self.mean = _DeviceExactMean(node.rule, self.fn, values, backend)
+            return
         self.fn = lambdify_safe(list(state) + list(syms), inner, self._cse_out)
         # the rule's evaluator chunks the (states x nodes) block and refines per state (error control)
         self.mean = node.rule.evaluator(self.fn, values)
@@ -109,9 +151,11 @@ class CompiledExprs:
     """
 
     def __init__(self, exprs: Sequence, state: Sequence[sp.Symbol], values: Mapping | None = None,
-                 data_symbols: Sequence[sp.Symbol] = ()):
+                 data_symbols: Sequence[sp.Symbol] = (), backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
         self.state = tuple(state)
+        #: the array back end evaluated on (None: numpy; see :mod:`smfsym.backends`)
+        self.backend = backend
         self.data_symbols = tuple(data_symbols)
         exprs = [_bind(as_expr(e), vals) for e in exprs]
         self.n = len(exprs)
@@ -127,7 +171,7 @@ class CompiledExprs:
         for i, node in enumerate(sorted(means, key=sp.default_sort_key)):
             dummy = sp.Dummy(f"mean{i}")
             repl[node] = dummy
-            self.means.append((dummy, _MeanEvaluator(node, self.state, vals)))
+            self.means.append((dummy, _MeanEvaluator(node, self.state, vals, backend)))
             self.mean_nodes.append(node)
             used = node.expr.free_symbols
             self._mean_reach = max([self._mean_reach] + [j for j, s in enumerate(self.state) if s in used])
@@ -140,7 +184,7 @@ class CompiledExprs:
             )
         args = list(self.state) + list(self.data_symbols) + [d for d, _ in self.means]
         self._cse_out: list = []
-        self.fn = lambdify_safe(args, exprs, self._cse_out)
+        self.fn = lambdify_safe(args, exprs, self._cse_out, None if backend is None else backend.lambdify_modules)
         #: every output is the constant 0 (callers skip evaluating it)
         self.is_zero = all(e == 0 for e in exprs)
 
@@ -172,6 +216,8 @@ class CompiledExprs:
         """
         if not self.means:
             return []
+        if self.backend is not None:
+            return self._device_mean_values(state_cols)
         state_cols = [np.asarray(c, dtype=float) for c in state_cols]
         sshape = np.broadcast_shapes(*[c.shape for c in state_cols])
         flat = [np.broadcast_to(c, sshape).ravel() for c in state_cols]
@@ -183,6 +229,13 @@ class CompiledExprs:
                 cache[node] = ev(flat).reshape(sshape)
             out.append(cache[node])
         return out
+
+    def _device_mean_values(self, state_cols) -> list:
+        """:meth:`mean_values` on the back end (no cache: each compilation evaluates its own means)."""
+        xp = self.backend.xp
+        sshape = np.broadcast_shapes(*[tuple(c.shape) for c in state_cols])
+        flat = [xp.reshape(xp.broadcast_to(c, sshape), (-1,)) for c in state_cols]
+        return [xp.reshape(ev(flat), sshape) for _, ev in self.means]
 
     def evaluate(self, state_cols: Sequence[np.ndarray], data_cols: Sequence[np.ndarray] = (),
                  mean_vals: Sequence[np.ndarray] | None = None) -> np.ndarray:
@@ -215,6 +268,8 @@ class CompiledExprs:
         if mean_vals is None:
             mean_vals = self.mean_values(state_cols)
         outs = self.fn(*state_cols, *mean_vals)
+        if self.backend is not None:
+            return [self.backend.broadcast(o, shape) for o in outs]
         return [o if np.shape(o) == shape else np.broadcast_to(o, shape) for o in outs]
 
     def __call__(self, X: np.ndarray, data: np.ndarray | None = None) -> np.ndarray:
@@ -285,9 +340,10 @@ class HoistedExprs:
     True
     """
 
-    def __init__(self, terms: Mapping, state: Sequence[sp.Symbol], values: Mapping | None = None):
+    def __init__(self, terms: Mapping, state: Sequence[sp.Symbol], values: Mapping | None = None, backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
         self.state = tuple(state)
+        self.backend = backend
         front: list = []
         memo: dict = {}
 
@@ -301,7 +357,7 @@ class HoistedExprs:
         for name, (exprs, dirs) in terms.items():
             dset = set(dirs)
             split[name] = ([self._split(_bind(as_expr(e), vals), dset, hoist) for e in exprs], tuple(dirs))
-        self.front = CompiledExprs(front, self.state, values)
+        self.front = CompiledExprs(front, self.state, values, backend=backend)
         self.hoisted = tuple(memo[e] for e in front)
         index = {s: i for i, s in enumerate(self.hoisted)}
         self.backs, self._direct, self._used = {}, {}, {}
@@ -311,7 +367,7 @@ class HoistedExprs:
             if all(e.is_Number or e in index or e in self.state for e in exprs):
                 # each output is a number, a hoisted value or a state column: no call needed
                 self._direct[name] = [float(e) if e.is_Number else e for e in exprs]
-            self.backs[name] = CompiledExprs(exprs, self.state + dirs + tuple(used), values)
+            self.backs[name] = CompiledExprs(exprs, self.state + dirs + tuple(used), values, backend=backend)
         self._index = index
 
     @classmethod
@@ -353,6 +409,8 @@ class HoistedExprs:
         if direct is not None:
             cols = dict(zip(self.state, state_cols))
             out = [o if isinstance(o, float) else (H[self._index[o]] if o in self._index else cols[o]) for o in direct]
+            if self.backend is not None:
+                return [self.backend.broadcast(o, shape) for o in out]
             return [o if np.shape(o) == shape else np.broadcast_to(o, shape) for o in out]
         used = [H[i] for i in self._used[name]]
         return self.backs[name].evaluate_list(list(state_cols) + list(dir_cols) + used, shape=shape)

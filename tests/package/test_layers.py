@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "smfsym"
 
 #: Layers from the bottom up; a module's layer is that of its longest listed prefix.
 LAYERS = [
-    ("base", ["smfsym._checks", "smfsym._fs", "smfsym._version", "smfsym._aliases", "smfsym.limits",
+    ("base", ["smfsym._checks", "smfsym._fs", "smfsym._version", "smfsym._aliases", "smfsym.limits", "smfsym.backends",
               "smfsym.spec.expr"]),
     ("data", ["smfsym.data"]),
     ("symbolic", ["smfsym.symbolic", "smfsym.meanfield.problem", "smfsym.meanfield.latex"]),

@@ -1,0 +1,318 @@
+"""Array back ends of the Monte Carlo driver (issue 19): numpy (the default) and device array libraries.
+
+A :class:`Backend` names an array namespace ``xp`` (the Python Array API, or a numpy-compatible GPU
+library), what the lambdify wrapper targets for it (:attr:`Backend.lambdify_modules`), a random
+stream per seed block (:meth:`Backend.generator`), the copy back to the host (:meth:`Backend.to_numpy`)
+and the free memory of its device (:meth:`Backend.free_memory`). :func:`get_backend` takes a name of
+:data:`BACKENDS` or a Backend instance, as ``scipy.integrate.solve_ivp`` takes its methods.
+
+- ``"numpy"``: the engine's own path, bitwise unchanged (PCG64 streams per seed block).
+- ``"cupy"``: CuPy on an NVIDIA GPU (``pip install "smfsym[gpu]"``), float64 by default; random
+  streams from cuRAND's counter-based Philox4x32-10 generator, one per seed block, seeded from the
+  block's ``SeedSequence``.
+- ``"array_api_strict"``: the Array API reference namespace on the CPU, the stand-in that CI runs
+  the device code path on (it refuses implicit numpy conversions, so a hidden host copy in the loop
+  fails there). Its streams are numpy's Philox from the same ``SeedSequence`` blocks.
+
+Numbers differ between back ends (other generators, other reduction orders); on one back end and
+device they are the same for a given seed whatever the chunking. They agree statistically (tested).
+
+Examples
+--------
+>>> get_backend("numpy").name
+'numpy'
+>>> get_backend("numpyy")
+Traceback (most recent call last):
+...
+ValueError: `backend` must be one of ['array_api_strict', 'cupy', 'numpy'] or a smfsym.backends.Backend; got 'numpyy'.
+"""
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import numpy as np
+
+__all__ = ["Backend", "NumpyBackend", "CupyBackend", "ArrayApiStrictBackend", "BACKENDS", "get_backend",
+           "Float32Warning"]
+
+
+class Float32Warning(UserWarning):
+    """Single precision was asked for: weak errors below about 1e-5 are not resolved."""
+
+
+class _Namespace:
+    """What ``numpy.<name>`` resolves to in code lambdified for another namespace: ``xp.<name>``,
+    with the few numpy spellings the Array API names otherwise."""
+
+    _ALIASES = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "arctan2": "atan2", "arcsinh": "asinh",
+                "arccosh": "acosh", "arctanh": "atanh", "power": "pow", "amax": "max", "amin": "min",
+                "absolute": "abs"}
+
+    def __init__(self, xp):
+        self._xp = xp
+
+    def __getattr__(self, name):
+        xp = self._xp
+        fn = getattr(xp, name, None)
+        if fn is None and self._ALIASES.get(name) is not None:
+            fn = getattr(xp, self._ALIASES[name], None)
+        if fn is not None:
+            host = getattr(np, name, None)
+            if callable(fn) and callable(host):
+                fn = _scalars_on_host(fn, host)
+            self.__dict__[name] = fn  # resolved once per name
+            return fn
+        raise AttributeError(f"the array namespace {getattr(xp, '__name__', xp)!r} has no {name!r}: this "
+                             "expression cannot be evaluated on this back end")
+
+
+def _scalars_on_host(fn, host):
+    """``fn`` for arrays, numpy's ``host`` for plain numbers (constant subterms such as sqrt(2), which the
+    Array API functions refuse): a Python float either way."""
+
+    def call(*args):
+        if all(isinstance(a, (int, float)) for a in args):
+            return float(host(*args))
+        return fn(*args)
+
+    call.__name__ = getattr(fn, "__name__", "f")
+    return call
+
+
+class Backend:
+    """An array back end: its namespace, random streams, host copies and device memory.
+
+    Subclasses set :attr:`name` and :attr:`module` (the library imported on first use) and may
+    override :meth:`generator`, :meth:`to_numpy` and :meth:`free_memory`. ``dtype`` is
+    ``"float64"`` (default) or ``"float32"`` (with a :class:`Float32Warning`).
+    """
+
+    name = "backend"
+    module = ""
+    extra = "gpu"
+    #: whether arrays live on an accelerator (chunk sizes then come from its free memory)
+    device = False
+
+    def __init__(self, dtype: str = "float64"):
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}.")
+        if dtype == "float32":
+            warnings.warn(f"backend {self.name!r} in float32: about 7 significant digits, so weak errors below "
+                          "about 1e-5 and statistics of long horizons are not resolved; float64 is the default.",
+                          Float32Warning, stacklevel=2)
+        self.dtype_name = dtype
+        self._xp = None
+
+    def __repr__(self):
+        return f"{type(self).__name__}(dtype={self.dtype_name!r})"
+
+    @property
+    def xp(self):
+        """The array namespace (imported on first use; ImportError naming the extra when missing)."""
+        if self._xp is None:
+            self._xp = self._import()
+        return self._xp
+
+    def _import(self):
+        try:
+            return importlib.import_module(self.module)
+        except ImportError as exc:
+            raise ImportError(f"backend={self.name!r} needs the {self.module!r} package, which is not installed "
+                              f"({exc}): pip install \"smfsym[{self.extra}]\"") from None
+
+    @property
+    def dtype(self):
+        return getattr(self.xp, self.dtype_name)
+
+    @property
+    def lambdify_modules(self) -> list:
+        """``modules=`` for ``sympy.lambdify`` with sympy's numpy printer: ``numpy.f`` resolves to ``xp.f``."""
+        return [{"numpy": _Namespace(self.xp)}]
+
+    #: the device arrays are made on (None: the namespace's default)
+    device_obj = None
+
+    def _kw(self) -> dict:
+        self.xp  # imported first: importing may set the device
+        return {} if self.device_obj is None else {"device": self.device_obj}
+
+    def asarray(self, a):
+        """A host array (or number) on the back end, in its dtype."""
+        return self.xp.asarray(np.asarray(a, dtype=self.dtype_name), **self._kw())
+
+    def zeros(self, shape, dtype=None):
+        """Zeros on the back end's device (its float dtype unless ``dtype`` is given)."""
+        return self.xp.zeros(shape, dtype=self.dtype if dtype is None else dtype, **self._kw())
+
+    def full(self, shape, value, dtype=None):
+        """``value`` everywhere, on the back end's device."""
+        return self.xp.full(shape, value, dtype=self.dtype if dtype is None else dtype, **self._kw())
+
+    def broadcast(self, value, shape):
+        """An output of a lambdified expression (an array or a constant number) broadcast to ``shape``."""
+        if isinstance(value, (int, float)):
+            return self.full(shape, float(value))
+        return value if tuple(value.shape) == tuple(shape) else self.xp.broadcast_to(value, shape)
+
+    def to_numpy(self, a) -> np.ndarray:
+        """A back-end array as a numpy array on the host (float64)."""
+        return np.asarray(a, dtype=float)
+
+    def generator(self, seed_sequence: np.random.SeedSequence):
+        """The random stream of one seed block: ``standard_normal(shape)``, ``random(shape)`` (uniform on
+        [0, 1)) and ``integers(high, shape)`` returning back-end arrays."""
+        return _HostPhilox(self, seed_sequence)
+
+    def free_memory(self) -> int | None:
+        """Free bytes on the device (None: the host's memory, chunked as numpy is)."""
+        return None
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (for timings)."""
+
+
+class NumpyBackend(Backend):
+    """numpy: the engine's own path (bitwise the numbers of every earlier release)."""
+
+    name = "numpy"
+    module = "numpy"
+
+    def generator(self, seed_sequence):
+        return np.random.Generator(np.random.PCG64(seed_sequence))
+
+
+class ArrayApiStrictBackend(Backend):
+    """The Array API reference namespace on the CPU: the device code path, checked in CI."""
+
+    name = "array_api_strict"
+    module = "array_api_strict"
+    extra = "test"
+
+    def _import(self):
+        xp = super()._import()
+        # arrays live on array_api_strict's stand-in device "device1": numpy refuses to convert them and
+        # they do not mix with arrays made on the CPU, so a hidden host copy or host-made array fails
+        self.device_obj = xp.Device("device1")
+        return xp
+
+    def to_numpy(self, a) -> np.ndarray:
+        xp = self.xp
+        cpu = xp.__array_namespace_info__().default_device()
+        return np.array(np.from_dlpack(xp.asarray(a, dtype=xp.float64).to_device(cpu)), dtype=float)
+
+
+class _ArrayAPINames:
+    """A numpy-like module (CuPy 13) with the Array API names it lacks filled in from its own functions
+    (``concat``, ``permute_dims``, ``astype``, ``bool``, ``pow``); every other name is the module's."""
+
+    _FILL = {"concat": lambda m: m.concatenate, "permute_dims": lambda m: m.transpose, "bool": lambda m: m.bool_,
+             "pow": lambda m: m.power, "astype": lambda m: _astype}
+
+    def __init__(self, module):
+        self._module = module
+        self.__name__ = getattr(module, "__name__", "module")
+
+    def __getattr__(self, name):
+        module = self.__dict__["_module"]
+        if hasattr(module, name):
+            value = getattr(module, name)
+        elif name in self._FILL:
+            value = self._FILL[name](module)
+        else:
+            raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
+        self.__dict__[name] = value
+        return value
+
+
+def _astype(x, dtype, copy: bool = True):
+    return x.astype(dtype, copy=copy)
+
+
+class CupyBackend(Backend):
+    """CuPy on an NVIDIA GPU: a cuRAND Philox4x32-10 stream per seed block, on the device."""
+
+    name = "cupy"
+    module = "cupy"
+    device = True
+
+    def _import(self):
+        xp = super()._import()
+        try:
+            if xp.cuda.runtime.getDeviceCount() < 1:
+                raise RuntimeError("no CUDA device")
+        except Exception as exc:  # noqa: BLE001 - cupy raises its own CUDARuntimeError
+            raise RuntimeError(f"backend='cupy': CuPy is installed but no CUDA device is usable ({exc}); "
+                               "use backend='numpy' on this machine.") from None
+        return _ArrayAPINames(xp)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.asarray(self.xp.asnumpy(a), dtype=float)
+
+    def generator(self, seed_sequence):
+        # cuRAND's host-API Philox4x32-10 (cupy.random.RandomState): a few bytes of state per seed block
+        # and one kernel per draw of any size (CuPy's Generator keeps per-thread states of megabytes)
+        xp = self.xp
+        state = seed_sequence.generate_state(2, np.uint32)
+        seed = (int(state[0]) | (int(state[1]) << 32)) & (2**63 - 1)
+        return _CupyStream(xp.random.RandomState(seed, method=xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10),
+                           self.dtype)
+
+    def free_memory(self) -> int:
+        return int(self.xp.cuda.runtime.memGetInfo()[0])
+
+    def synchronize(self) -> None:
+        self.xp.cuda.Stream.null.synchronize()
+
+
+class _HostPhilox:
+    """A seed block's stream for a namespace without generators: numpy's Philox from the same
+    SeedSequence, drawn on the host and copied in (array_api_strict, a CPU stand-in)."""
+
+    def __init__(self, backend: Backend, seed_sequence):
+        self.backend = backend
+        self.g = np.random.Generator(np.random.Philox(seed_sequence))
+
+    def standard_normal(self, shape):
+        return self.backend.asarray(self.g.standard_normal(shape))
+
+    def integers(self, high: int, shape):
+        return self.backend.xp.asarray(self.g.integers(0, high, size=shape, dtype=np.int64), **self.backend._kw())
+
+    def random(self, shape):
+        return self.backend.asarray(self.g.random(shape))
+
+
+class _CupyStream:
+    """A seed block's CuPy stream with the interface of :class:`_HostPhilox`."""
+
+    def __init__(self, rs, dtype):
+        self.g, self.dtype = rs, dtype
+
+    def standard_normal(self, shape):
+        return self.g.standard_normal(size=shape, dtype=self.dtype)
+
+    def integers(self, high: int, shape):
+        return self.g.randint(0, high, size=shape)
+
+    def random(self, shape):
+        return self.g.random_sample(size=shape, dtype=self.dtype)
+
+
+#: The back ends by name; :func:`get_backend` also takes an instance.
+BACKENDS = {"numpy": NumpyBackend, "cupy": CupyBackend, "array_api_strict": ArrayApiStrictBackend}
+
+
+def get_backend(backend) -> Backend:
+    """A :class:`Backend` from a name of :data:`BACKENDS` or an instance (returned as it is).
+
+    The library is imported only when its namespace is first used, so naming a back end costs nothing;
+    a missing library raises an ImportError naming the extra to install.
+    """
+    if isinstance(backend, Backend):
+        return backend
+    if isinstance(backend, type) and issubclass(backend, Backend):
+        return backend()
+    if isinstance(backend, str) and backend in BACKENDS:
+        return BACKENDS[backend]()
+    raise ValueError(f"`backend` must be one of {sorted(BACKENDS)} or a smfsym.backends.Backend; got {backend!r}.")

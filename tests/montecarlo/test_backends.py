@@ -1,0 +1,292 @@
+"""The array back-end layer (issue 19) on the CPU: the registry, and the device code path on
+``array_api_strict`` (arrays on its stand-in device, which numpy refuses to convert: a hidden host copy
+in the loop fails here). Statistics are compared with numpy's within ``Z_MAX`` = 5 standard errors of
+the difference (independent streams: the numbers differ between back ends by design)."""
+import importlib
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym import RunOptions, SaveAt
+from smfsym.backends import BACKENDS, ArrayApiStrictBackend, Backend, Float32Warning, get_backend
+
+from backend_cases import X0, Z_MAX, regression_problem, run_sgd, run_smf, square, zscores
+
+AAS = "array_api_strict"
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return regression_problem()
+
+
+@pytest.fixture(scope="module")
+def flow(problem):
+    return smfsym.smf(problem, order=2)
+
+
+# -- registry
+
+def test_registry_names_instances_and_classes():
+    assert {"numpy", "cupy", AAS} <= set(BACKENDS)
+    for name in BACKENDS:
+        assert get_backend(name).name == name
+    b = ArrayApiStrictBackend()
+    assert get_backend(b) is b
+    assert get_backend(ArrayApiStrictBackend).name == AAS
+    assert RunOptions(backend="cupy").backend == "cupy"  # naming a back end imports nothing
+
+
+def test_unknown_backend_names_the_argument_and_the_known_names():
+    with pytest.raises(ValueError, match=r"`backend` must be one of \['array_api_strict', 'cupy', 'numpy'\]"):
+        get_backend("cuda")
+    with pytest.raises(ValueError, match="`backend`"):
+        RunOptions(backend="torchh")
+
+
+def test_missing_library_names_the_extra(monkeypatch):
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name == "cupy":
+            raise ImportError("No module named 'cupy'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r'pip install "smfsym\[gpu\]"'):
+        get_backend("cupy").xp
+
+
+def test_the_stand_in_device_refuses_host_conversion():
+    b = get_backend(AAS)
+    with pytest.raises(RuntimeError, match="NumPy array"):
+        np.asarray(b.zeros(3))
+    assert b.to_numpy(b.asarray([1.0, 2.0])).tolist() == [1.0, 2.0]
+
+
+def test_float32_only_when_asked_with_a_warning(flow):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert get_backend(AAS).dtype_name == "float64"
+    with pytest.warns(Float32Warning, match="1e-5"):
+        b32 = ArrayApiStrictBackend(dtype="float32")
+    r = run_smf(flow, b32, n_paths=4096)
+    assert r.success and r.extra["dtype"] == "float32"
+    with pytest.raises(ValueError, match="`dtype`"):
+        ArrayApiStrictBackend(dtype="float16")
+
+
+# -- statistics against numpy
+
+@pytest.mark.parametrize("scheme", ["euler", "weak2"])
+@pytest.mark.parametrize("increments", ["gaussian", "discrete"])
+def test_simulate_agrees_with_numpy(flow, scheme, increments):
+    ref = run_smf(flow, "numpy", scheme, increments)
+    dev = run_smf(flow, AAS, scheme, increments)
+    assert dev.extra["backend"] == AAS and dev.success
+    z = zscores(ref, dev)
+    assert z.max() < Z_MAX, z
+
+
+def test_simulate_sgd_agrees_with_numpy(problem):
+    z = zscores(run_sgd(problem, "numpy"), run_sgd(problem, AAS))
+    assert z.max() < Z_MAX, z
+
+
+def test_sgd_with_finite_and_uniform_laws(problem):
+    x, y = sp.symbols("x y")
+    r, u = smfsym.rademacher("r"), smfsym.uniform("u", 0, 2)
+    p = smfsym.Problem((x - r) ** 2 / 2 + (y - u) ** 2 / 2 + x * y / 4, [x, y])
+    runs = [smfsym.simulate_sgd(p, x0=[1.0, -1.0], n_steps=5, eta=0.2, n_paths=8192, seed=4, batch_size=1,
+                                save_at=SaveAt(functions={"sq": square}, store=False), options=RunOptions(backend=b))
+            for b in ("numpy", AAS)]
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
+
+
+def test_n_point_motion_agrees_with_numpy(flow):
+    x0 = np.array([X0, [0.0, 1.0, 1.0]])
+    ref, dev = run_smf(flow, "numpy", x0=x0), run_smf(flow, AAS, x0=x0, store=True)
+    assert dev.states.shape == (2, 8192, 2, 3)
+    z = zscores(ref, dev)
+    assert z.max() < Z_MAX, z
+
+
+# -- the same numbers whatever the chunking, on one back end
+
+@pytest.mark.parametrize("scheme,increments", [("euler", "gaussian"), ("weak2", "discrete")])
+def test_same_numbers_across_chunk_sizes(flow, scheme, increments):
+    n = 2 * 4096 + 100  # a partial last block
+    a = run_smf(flow, AAS, scheme, increments, n_paths=n, chunk_size=4096, store=True)
+    b = run_smf(flow, AAS, scheme, increments, n_paths=n, chunk_size=3 * 4096, store=True)
+    np.testing.assert_array_equal(a.states, b.states)
+    for name in ("state", "sq"):
+        np.testing.assert_array_equal(a.stats[name]["mean"], b.stats[name]["mean"])
+        np.testing.assert_array_equal(a.stats[name]["sem"], b.stats[name]["sem"])
+
+
+def test_sgd_same_numbers_across_chunk_sizes(problem):
+    a, b = (run_sgd(problem, AAS, n_paths=2 * 4096 + 7, chunk_size=c) for c in (4096, 3 * 4096))
+    np.testing.assert_array_equal(a.stats["sq"]["mean"], b.stats["sq"]["mean"])
+
+
+# -- studies
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_weak_error_study_runs_on_the_back_end():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(models=["smf1"], n_paths=8192, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
+    ref = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False), **kw)
+    dev = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False, backend=AAS), **kw)
+    for r0, r1 in zip(ref.rows, dev.rows):
+        for key, se in (("value", "value_se"), ("sgd", "sgd_se")):
+            assert abs(r0[key] - r1[key]) < Z_MAX * np.hypot(r0[se], r1[se]), (key, r0, r1)
+
+
+# -- blow-up, refusals
+
+def host_values(X):
+    return np.zeros(X.shape[0])
+
+
+def test_blow_up_is_reported_as_on_numpy():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(x0=[1.0], n_steps=40, eta=3.0, n_paths=4096, seed=0, batch_size=1)
+    for b in ("numpy", AAS):
+        with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step \d+ \(step = \d+\)"):
+            smfsym.simulate_sgd(p, **kw, options=RunOptions(backend=b, blowup_threshold=1e3))
+    res = [smfsym.simulate_sgd(p, **kw, options=RunOptions(backend=b, blowup_threshold=1e3, on_nonfinite="mask"))
+           for b in ("numpy", AAS)]
+    for r in res:
+        assert not r.success and r.n_nonfinite == 4096 and "became non-finite" in r.message
+    # |x_k| grows like 2^k: every path is lost within a step or two of the same step on both back ends
+    assert abs(res[0].extra["first_nonfinite_step"] - res[1].extra["first_nonfinite_step"]) <= 3
+
+
+def test_refusals_name_the_backend(flow, problem):
+    with pytest.raises(TypeError, match=r"`functions\['bad'\]` must return an array of the back end"):
+        smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, save_at=SaveAt(functions={"bad": host_values}),
+                        options=RunOptions(backend=AAS))
+    with pytest.raises(ValueError, match="`executor`"):
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(1) as ex:
+            smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS, executor=ex))
+    with pytest.raises(ValueError, match="`scheme`: backend='array_api_strict'"):
+        smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, scheme="tamed", options=RunOptions(backend=AAS))
+    with pytest.raises(ValueError, match="backend=.array_api_strict.*matrix square root"):
+        smfsym.simulate(smfsym.sme(problem, order=1), x0=X0, t_end=0.1, eta=0.1, n_paths=10,
+                        options=RunOptions(backend=AAS))
+    with pytest.raises(ValueError, match="`backend`: simulate_sgd_schedule runs on numpy only"):
+        smfsym.simulate_sgd_schedule(problem, X0, 3, 0.1, smfsym.Schedule.constant() if hasattr(
+            smfsym.Schedule, "constant") else None, options=RunOptions(backend=AAS))
+
+
+# -- the CuPy back end's wiring, on a stand-in module (numpy without the Array API names CuPy 13 lacks)
+
+class _FakeRandomState:
+    def __init__(self, seed, method=None):
+        assert method == 106 and 0 <= seed < 2**63
+        self.g = np.random.Generator(np.random.Philox(seed))
+
+    def standard_normal(self, size, dtype):
+        return self.g.standard_normal(size, dtype=dtype)
+
+    def random_sample(self, size, dtype):
+        return self.g.random(size, dtype=dtype)
+
+    def randint(self, low, high, size):
+        return self.g.integers(low, high, size=size)
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    import sys
+    import types
+    from types import SimpleNamespace as NS
+
+    mod = types.ModuleType("cupy")
+    for name in dir(np):
+        if not name.startswith("__") and name not in ("concat", "permute_dims", "astype", "bool", "pow"):
+            setattr(mod, name, getattr(np, name))
+    mod.random = NS(RandomState=_FakeRandomState)
+    mod.free = [2**30]
+    mod.cuda = NS(runtime=NS(getDeviceCount=lambda: 1, memGetInfo=lambda: (mod.free[0], 2**34)),
+                  curand=NS(CURAND_RNG_PSEUDO_PHILOX4_32_10=106), Stream=NS(null=NS(synchronize=lambda: None)))
+    mod.asnumpy = np.asarray
+    monkeypatch.setitem(sys.modules, "cupy", mod)
+    return mod
+
+
+@pytest.mark.parametrize("scheme,increments", [("euler", "discrete"), ("weak2", "gaussian")])
+def test_cupy_backend_wiring_on_a_stand_in(fake_cupy, flow, scheme, increments):
+    dev = run_smf(flow, "cupy", scheme, increments)
+    assert dev.extra["backend"] == "cupy"
+    # chunks from the device's free memory (half of the stand-in's 1 GiB), not the host's 64 MiB
+    assert dev.extra["chunk_paths"] > 8192
+    z = zscores(run_smf(flow, "numpy", scheme, increments), dev)
+    assert z.max() < Z_MAX, z
+
+
+def test_cupy_sgd_wiring_and_a_path_too_large_for_the_device(fake_cupy, problem):
+    z = zscores(run_sgd(problem, "numpy"), run_sgd(problem, "cupy"))
+    assert z.max() < Z_MAX, z
+    fake_cupy.free[0] = 1000
+    with pytest.raises(MemoryError, match="one path needs about .* on backend 'cupy'"):
+        run_sgd(problem, "cupy")
+
+
+def test_multipoint_study_on_the_back_end():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((1 + smfsym.rademacher("r")) * x**2 / 2, [x])
+    kw = dict(eta=0.1, t_end=1.0, psi="covariance", n_paths=8192, models=["smf2"], seed=5)
+    ref, dev = (smfsym.multipoint(p, [[-1.0], [1.0]], **kw, options=RunOptions(backend=b, progress=False))
+                for b in ("numpy", AAS))
+    for m in ("sgd", "smf2"):
+        a, b = ref.value(m, "covariance"), dev.value(m, "covariance")
+        assert abs(a["value"] - b["value"]) < Z_MAX * np.hypot(a["se"], b["se"]), (m, a, b)
+
+
+def test_command_line_backend_option(tmp_path, capsys):
+    from smfsym.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["check", "rademacher", "--backend", "cuda", "-o", str(tmp_path / "o")])
+    assert "invalid choice: 'cuda'" in capsys.readouterr().err
+    assert main(["check", "rademacher", "--backend", AAS, "--workers", "2", "-o", str(tmp_path / "o")]) != 0
+    assert "--backend runs the Monte Carlo on one device" in capsys.readouterr().err
+
+
+# -- data-set noise and data means on the device
+
+@pytest.fixture(scope="module")
+def dataset_flow():
+    d, M = 3, 300
+    rng = np.random.default_rng(0)
+    data = np.column_stack([rng.normal(size=(M, d)), rng.choice([-1.0, 1.0], M)])
+    syms = smfsym.empirical(data, [f"z{i}" for i in range(d)] + ["y"])
+    x = sp.symbols(f"x0:{d}")
+    loss = sp.log(1 + sp.exp(-syms[d] * sum(a * b for a, b in zip(x, syms[:d]))))
+    return smfsym.smf(smfsym.Problem(loss, x), order=1)
+
+
+def test_dataset_smf_euler_agrees_with_numpy(dataset_flow):
+    runs = [smfsym.simulate(dataset_flow, x0=[0.5, -0.5, 0.2], t_end=0.3, eta=0.2, dt=0.05, n_paths=8192, seed=1,
+                            save_at=SaveAt(at=[0.15, 0.3], functions={"sq": square}, store=False),
+                            options=RunOptions(backend=b)) for b in ("numpy", AAS)]
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
+
+
+def test_what_the_device_does_not_run_yet_is_refused_by_name(dataset_flow):
+    with pytest.raises(ValueError, match="data-set noise with 'euler' only"):
+        smfsym.simulate(dataset_flow, x0=[0.5, -0.5, 0.2], t_end=0.1, eta=0.2, n_paths=10, scheme="weak2",
+                        options=RunOptions(backend=AAS))
+    x = sp.Symbol("x")
+    flow = smfsym.smf(smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x]), order=1)
+    with pytest.raises(ValueError, match="quadrature over a continuous law"):
+        smfsym.simulate(flow, x0=[0.5], t_end=0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS))

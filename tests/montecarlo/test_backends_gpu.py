@@ -1,0 +1,84 @@
+"""The CuPy back end on a CUDA device (issue 19): skipped without CuPy or a device (CI has none);
+``benchmarks/gpu_check.sh`` runs these on a GPU machine. Tolerances as in test_backends.py: ``Z_MAX`` = 5
+standard errors of the difference of two independent estimates."""
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym import RunOptions
+from smfsym.backends import get_backend
+
+from backend_cases import Z_MAX, regression_problem, run_sgd, run_smf, zscores
+
+
+def _cuda() -> bool:
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - not installed, no driver, no device
+        return False
+
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _cuda(), reason="needs CuPy and a CUDA device")]
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return regression_problem()
+
+
+@pytest.fixture(scope="module")
+def flow(problem):
+    return smfsym.smf(problem, order=2)
+
+
+def test_device_memory_is_read():
+    b = get_backend("cupy")
+    assert b.free_memory() > 2**20
+    x = b.asarray([1.0, 2.0])
+    assert type(x).__module__.startswith("cupy") and b.to_numpy(x * 2).tolist() == [2.0, 4.0]
+
+
+@pytest.mark.parametrize("scheme", ["euler", "weak2"])
+@pytest.mark.parametrize("increments", ["gaussian", "discrete"])
+def test_simulate_on_the_gpu_agrees_with_numpy(flow, scheme, increments):
+    dev = run_smf(flow, "cupy", scheme, increments, n_paths=50_000)
+    assert dev.success and dev.extra["backend"] == "cupy"
+    z = zscores(run_smf(flow, "numpy", scheme, increments, n_paths=50_000), dev)
+    assert z.max() < Z_MAX, z
+
+
+def test_sgd_on_the_gpu_agrees_with_numpy(problem):
+    z = zscores(run_sgd(problem, "numpy", n_paths=50_000), run_sgd(problem, "cupy", n_paths=50_000))
+    assert z.max() < Z_MAX, z
+
+
+@pytest.mark.parametrize("scheme,increments", [("euler", "gaussian"), ("weak2", "discrete")])
+def test_same_numbers_across_chunk_sizes_on_the_gpu(flow, scheme, increments):
+    n = 3 * 4096 + 100
+    a = run_smf(flow, "cupy", scheme, increments, n_paths=n, chunk_size=4096, store=True)
+    b = run_smf(flow, "cupy", scheme, increments, n_paths=n, chunk_size=4 * 4096, store=True)
+    np.testing.assert_array_equal(a.states, b.states)
+    np.testing.assert_array_equal(a.stats["sq"]["mean"], b.stats["sq"]["mean"])
+
+
+def test_weak_error_study_on_the_gpu():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(models=["smf1"], n_paths=200_000, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
+    ref = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False), **kw)
+    dev = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False, backend="cupy"), **kw)
+    for r0, r1 in zip(ref.rows, dev.rows):
+        assert abs(r0["value"] - r1["value"]) < Z_MAX * np.hypot(r0["value_se"], r1["value_se"]), (r0, r1)
+
+
+def test_float32_on_the_gpu_warns_and_runs(flow):
+    from smfsym.backends import CupyBackend, Float32Warning
+
+    with pytest.warns(Float32Warning):
+        b = CupyBackend(dtype="float32")
+    r = run_smf(flow, b, n_paths=50_000)
+    z = zscores(run_smf(flow, "numpy", n_paths=50_000), r)
+    assert r.success and z.max() < Z_MAX, z
