@@ -107,6 +107,10 @@ class RegimeMap:
         """The time one step takes: eta or eta^2."""
         return float(eta) ** self.time_power
 
+    def simulate(self, z0, n_steps: int, eta: float, **kwargs) -> SimulationResult:
+        """The discrete optimizer: :func:`simulate_regime` on this map."""
+        return simulate_regime(self, z0, n_steps, eta, **kwargs)
+
     def __repr__(self) -> str:
         return f"RegimeMap({self.name!r}, state={list(self.state)}, t = k eta^{self.time_power})"
 

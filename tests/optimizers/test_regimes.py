@@ -80,6 +80,7 @@ def test_simulation_times_inputs_and_refusals(quad):
     assert np.allclose(r.t, [1.0, 2.0]) and np.array_equal(z0, [1.0, 0.0])
     again = simulate_regime(m, z0, 8, 0.5, n_paths=64, seed=0, save_at=[4, 8], options=QUIET)
     assert np.array_equal(r.states, again.states)
+    assert np.array_equal(m.simulate(z0, 8, 0.5, n_paths=64, seed=0, save_at=[4, 8], options=QUIET).states, r.states)
     with pytest.raises(TypeError, match="`rmap`"):
         simulate_regime(quad, [1.0], 4, 0.5)
     with pytest.raises(ValueError, match="`eta`"):
