@@ -18,6 +18,8 @@ the increment of order h,
 has mean h a / l and covariance h^2 S / l per step, hence drift a and noise sqrt(h) S^{1/2}: the order-1
 SME of the map. For SGD (A = -grad f) this is the paper's SVAG exactly; for RMSprop and Adam it uses the
 first-order increment (v is not updated before the step at order h), which is what the order-1 SME models.
+Its amplified noise can push v below 0 (w_- < 0), as the SME's noise can: such paths are reported as a
+:class:`smfsym.BlowUpError` naming this, or masked and counted with ``RunOptions(on_nonfinite="mask")``.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..data.samplers import samplers_for
-from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
@@ -168,6 +170,11 @@ def simulate_svag(umap_or_problem: Any, l: int, z0, t_end: float, eta: float, *,
               dt_label=h / l, time_label="step", step_times=float, task=task, per_path_bytes=per_path)
     opts = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress, max_memory=max_memory,
                       blowup_threshold=blowup_threshold, executor=executor)
-    res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store), options=opts)
+    try:
+        res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store), options=opts)
+    except BlowUpError as exc:
+        raise BlowUpError(f"SVAG of {umap.name} with l = {l}: {exc} SVAG's weight w_- is negative for l > 1, so a "
+                          "state that must stay positive (the v of RMSprop and Adam) can be pushed below 0, as by "
+                          "the SME's noise; RunOptions(on_nonfinite='mask') drops and counts such paths.") from None
     res.extra.update(steps=np.array(idx), eta=eta, l=l)
     return res

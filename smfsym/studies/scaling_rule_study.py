@@ -8,7 +8,7 @@ The rule is read off the SDE's parameters (:func:`sde_parameters`):
 - RMSprop and Adam in Malladi et al.'s regime (t = n eta^2, :mod:`smfsym.optimizers.regimes`): the SDE
   depends on sigma0 = eta / sqrt(B), c = (1 - beta) / eta^2 and eps0 = eps eta only: the *square-root
   rule* eta -> sqrt(k) eta, 1 - beta_i -> k (1 - beta_i), eps -> eps / sqrt(k) (Malladi, Lyu, Panigrahi,
-  Arora 2022, Definition 4.5; their rule for Adam scales both betas).
+  Arora 2022; for Adam both betas scale).
 
 Under either rule the number of steps to a time t falls by k. The study runs the optimizer at each k with
 the rule and with the naive change (B -> k B only, the same steps) and reports E phi with standard errors.

@@ -85,3 +85,14 @@ def test_time_inputs_and_refusals(quad):
         simulate_svag(quad, 2, [1.0], 1.0, 0.5, save_at=[9])
     with pytest.raises(smfsym.BlowUpError):
         simulate_svag(quad, 1, [1.0], 1200.0, 3.0, n_paths=16, seed=0, options=QUIET)
+
+
+def test_svag_reports_rmsprops_v_pushed_below_zero(quad):
+    """SVAG's negative weight w_- can drive RMSprop's v below 0 (as the SME's noise can): a blow-up that names
+    the cause, never NaN in the result; masked, the lost fraction is counted (about 1e-3 here)."""
+    m = rmsprop(quad, c=1)
+    with pytest.raises(smfsym.BlowUpError, match="SVAG of rmsprop with l = 4.*below 0"):
+        simulate_svag(m, 4, [1.0, 1.0], 0.5, 0.125, n_paths=20_000, seed=0, options=QUIET)
+    r = simulate_svag(m, 4, [1.0, 1.0], 0.5, 0.125, n_paths=20_000, seed=0,
+                      options=smfsym.RunOptions(progress=False, on_nonfinite="mask"))
+    assert 0 < r.lost_fraction < 0.01 and np.all(np.isfinite(r.mean()))
