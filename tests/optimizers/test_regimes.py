@@ -6,7 +6,8 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.optimizers.regimes import RegimeMap, malladi_adam, malladi_rmsprop, noisy_sgd, simulate_regime
+from smfsym.optimizers.regimes import (RegimeMap, SkewnessWarning, malladi_adam, malladi_rmsprop, noisy_sgd,
+                                      simulate_regime)
 from smfsym.studies.common import fit_order
 from smfsym.symbolic.sde import MatrixSqrt
 
@@ -124,3 +125,56 @@ def test_rmsprop_weak_error_is_order_one_in_eta_squared(quad):
     assert all(abs(e) > 5 * s for e, s in zip(errs, ses)), (errs, ses)
     fit = fit_order(hs, errs, ses)
     assert fit.n_used == 3 and (fit[1] <= 1 <= fit[2] or abs(fit[0] - 1) < 0.15), fit
+
+
+def _one_step_moments(m, point, data_mean):
+    """E of dx, du, dx^2, dx du, dx^3 over one exact step at ``point``, as coefficients of eta^0 .. eta^3."""
+    eta = m.eta
+    dx, du = [(new - z).xreplace(point) for new, z in zip(m.update, m.state)]
+
+    def moment(expr):
+        ser = sp.series(expr, eta, 0, 4).removeO()
+        return [data_mean(sp.expand(ser.coeff(eta, k))) for k in range(4)]
+
+    return [moment(e) for e in (dx, du, dx**2, dx * du, dx**3)]
+
+
+def _close(got, want):
+    return all(abs(float(sp.N(g - w, 30))) < 1e-20 for g, w in zip(got, want))
+
+
+def test_rmsprop_one_step_moments_match_the_sde_to_weak_order_one():
+    """One exact step against the SDE over time h = eta^2, on x^4/20 + (x - xi)^2/2 + xi x^2/4 with
+    xi ~ N(0, 1/4) (Sigma = (x/2 - 1)^2 / 4 depends on x; the noise is symmetric), at a rational state, as
+    series in eta in exact arithmetic: E dx = h b_x + O(eta^4), E du = h b_u + O(eta^4),
+    E dx^2 = h (D D^T)_xx + O(eta^4), E dx du = O(eta^4), E dx^3 = O(eta^4): the moment conditions of weak
+    order 1 in h."""
+    xi = smfsym.normal("xi", std=sp.Rational(1, 2))
+    p = smfsym.Problem(x**4 / 20 + (x - xi) ** 2 / 2 + xi * x**2 / 4, [x])
+    m = malladi_rmsprop(p, c=sp.Rational(3, 2), sigma0=sp.Rational(1, 2), eps0=sp.Rational(1, 5))
+    point = {x: sp.Rational(7, 10), m.state[1]: sp.Rational(4, 5)}
+    sde = m.sde()
+    b = [e.xreplace(point) for e in sde.drift]
+    DDt = (sde.diffusion * sde.diffusion.T).xreplace(point)
+    mx, mu, mxx, mxu, mxxx = _one_step_moments(m, point, p.mean)
+    assert _close(mx, [0, 0, b[0], 0]) and _close(mu, [0, 0, b[1], 0])
+    assert _close(mxx, [0, 0, DDt[0, 0], 0])
+    assert _close(mxu, [0, 0, 0, 0]) and _close(mxxx, [0, 0, 0, 0])
+
+
+def test_skewed_noise_adds_an_eta_cubed_drift_and_is_reported():
+    """With skewed gradient noise z the mean step gains eta^3 sigma0 c P'(u) / P(u)^2 E[z^3] (the noise of x
+    meets that of the same step's v): over 1/eta^2 steps an error O(eta) = O(sqrt h), so the SDE is then of
+    weak order 1/2 only. malladi_rmsprop warns, naming the third moment."""
+    a = smfsym.normal("a", mean=1, std=sp.Rational(1, 2))
+    p = smfsym.Problem((a * x - 1) ** 2 / 2, [x])
+    c, s0, e0 = sp.Rational(3, 2), sp.Rational(1, 2), sp.Rational(1, 5)
+    with pytest.warns(SkewnessWarning, match="third moment"):
+        m = malladi_rmsprop(p, c=c, sigma0=s0, eps0=e0)
+    point = {x: sp.Rational(7, 10), m.state[1]: sp.Rational(4, 5)}
+    z = (p.grad_f[0] - p.grad_F[0]).xreplace(point)
+    u = point[m.state[1]]
+    P, dP = s0 * sp.sqrt(u) + e0, s0 / (2 * sp.sqrt(u))
+    mx = _one_step_moments(m, point, p.mean)[0]
+    want = s0 * c * dP / P**2 * p.mean(sp.expand(z**3))
+    assert want != 0 and _close(mx[3:], [want])
