@@ -178,3 +178,28 @@ def test_skewed_noise_adds_an_eta_cubed_drift_and_is_reported():
     mx = _one_step_moments(m, point, p.mean)[0]
     want = s0 * c * dP / P**2 * p.mean(sp.expand(z**3))
     assert want != 0 and _close(mx[3:], [want])
+
+
+def test_adam_one_step_moments_match_the_sde_to_weak_order_one():
+    """Adam's exact step (bias corrections 1 - (1 - c eta^2)^{t/eta^2 + 1}, expanded through their logarithm)
+    against the SDE over h = eta^2 at t = 1/2, on the symmetric-noise loss above: every mean is h times the
+    drift up to O(eta^4), E dm^2 = h sigma0^2 c1^2 Sigma, E dx dm = O(eta^4)."""
+    xi = smfsym.normal("xi", std=sp.Rational(1, 2))
+    p = smfsym.Problem(x**4 / 20 + (x - xi) ** 2 / 2 + xi * x**2 / 4, [x])
+    m = malladi_adam(p, c1=sp.Rational(3, 2), c2=sp.Rational(1, 2), sigma0=sp.Rational(1, 2), eps0=sp.Rational(1, 5))
+    eta = m.eta
+    point = dict(zip(m.state, [sp.Rational(7, 10), sp.Rational(1, 3), sp.Rational(4, 5), sp.Rational(1, 2)]))
+    d = [(new - z).xreplace(point) for new, z in zip(m.update, m.state)]
+
+    def moment(expr):
+        sub = {q: sp.exp(sp.series(q.exp * sp.log(q.base), eta, 0, 6).removeO())
+               for q in expr.atoms(sp.Pow) if q.exp.has(eta) and q.base.has(eta)}
+        ser = sp.series(expr.xreplace(sub), eta, 0, 4).removeO()
+        return [p.mean(sp.expand(ser.coeff(eta, k))) for k in range(4)]
+
+    sde = m.sde()
+    b = [e.xreplace(point) for e in sde.drift]
+    DDt = (sde.diffusion * sde.diffusion.T).xreplace(point)
+    for i in range(4):
+        assert _close(moment(d[i]), [0, 0, b[i], 0]), i
+    assert _close(moment(d[1] ** 2), [0, 0, DDt[1, 1], 0]) and _close(moment(d[0] * d[1]), [0, 0, 0, 0])
