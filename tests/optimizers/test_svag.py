@@ -96,3 +96,25 @@ def test_svag_reports_rmsprops_v_pushed_below_zero(quad):
     r = simulate_svag(m, 4, [1.0, 1.0], 0.5, 0.125, n_paths=20_000, seed=0,
                       options=smfsym.RunOptions(progress=False, on_nonfinite="mask"))
     assert 0 < r.lost_fraction < 0.01 and np.all(np.isfinite(r.mean()))
+
+
+def test_svag_study_finds_order_one_against_the_smes_monte_carlo_value(quad):
+    """svag_study with its own reference (the SME's E X_1 by coupled Richardson, 200,000 paths) on the case
+    above: the reference agrees with e^{-1} within 5 SE, every error is resolved and the fitted order in 1/l
+    is 1 within its interval (or 0.2 of it); a given exact reference gives the same errors shifted by the
+    difference."""
+    from smfsym.studies.svag_study import SvagStudy, svag_study
+
+    st = svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 4, 8], n_paths=200_000, seed=7, progress=False)
+    assert isinstance(st, SvagStudy) and st.meta["reference"].startswith("sme1")
+    ref, ref_se = st.rows[0]["sme"], st.rows[0]["sme_se"]
+    assert abs(ref - np.exp(-1)) < 5 * ref_se
+    o = st.order
+    assert o.n_used == 3 and (o.low <= 1 <= o.high or abs(o.slope - 1) < 0.2), o
+    exact = svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 4, 8], reference=(float(np.exp(-1)), 0.0),
+                       n_paths=200_000, seed=7, progress=False)
+    assert [r["value"] for r in exact.rows] == [r["value"] for r in st.rows] and exact.meta["reference"] == "given"
+    with pytest.raises(ValueError, match="`ls` must hold at least two"):
+        svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 2])
+    with pytest.raises(ValueError, match="`phi` must be an expression in the state"):
+        svag_study(quad, x + sp.Symbol("q"), [1.0], 1.0, 0.5)
