@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import sympy as sp
 
-from .._checks import as_number_or_expr, numeric_values
+from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
@@ -106,12 +106,21 @@ class RegimeMap:
         if not isinstance(problem, Problem):
             raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
         self.problem = problem
-        self.state = tuple(state)
+        self.state = as_symbol_tuple(state, "state")
+        d = len(problem.params)
+        if self.state[:d] != tuple(problem.params) or len(set(self.state)) != len(self.state):
+            raise ValueError(f"`state` must start with the problem's parameters {list(problem.params)} and not "
+                             f"repeat a symbol; got {list(self.state)}.")
         self.eta = default_eta() if eta is None else eta
-        self.update = sp.ImmutableMatrix(list(update))
+        self.update = sp.ImmutableMatrix([as_expr(u, "update") for u in update])
         if self.update.shape[0] != len(self.state):
             raise ValueError(f"`update` must have one entry per state variable ({len(self.state)}); "
                              f"got {self.update.shape[0]}.")
+        allowed = {str(s) for s in (set(self.state) | set(problem.data) | set(problem.constants)
+                                    | set(problem.law_parameters) | set(constants) | {self.eta})}
+        stray = sorted({str(s) for s in self.update.free_symbols} - allowed)
+        if stray:
+            raise ValueError(f"`update` uses symbols that are neither state, data, eta nor constants: {stray}.")
         if time_power not in (1, 2):
             raise ValueError(f"`time_power` must be 1 (t = k eta) or 2 (t = k eta^2); got {time_power!r}.")
         self.time_power = time_power

@@ -92,6 +92,10 @@ def test_simulation_times_inputs_and_refusals(quad):
         malladi_rmsprop(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x], batch_size=4))
     with pytest.raises(ValueError, match="`time_power`"):
         RegimeMap(quad, [x], [x], [0], None, time_power=3)
+    with pytest.raises(ValueError, match="`state` must start with"):
+        RegimeMap(quad, [y], [y], [0], None, time_power=1)
+    with pytest.raises(ValueError, match="`update` uses symbols.*'q'"):
+        RegimeMap(quad, [x], [x + sp.Symbol("q")], [0], None, time_power=1)
     with pytest.raises(smfsym.BlowUpError):
         simulate_regime(noisy_sgd(quad), [1.0], 400, 3.0, n_paths=16, seed=0, options=QUIET)
 
