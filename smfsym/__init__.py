@@ -40,6 +40,8 @@ _SOURCES = {
     # -- optimizers
     ".optimizers": ["Schedule", "scheduled_model", "momentum_model"],
     ".optimizers.update_map": ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"],
+    ".optimizers.regimes": ["malladi_rmsprop"],  # malladi_adam, simulate_regime: smfsym.optimizers
+    ".optimizers.svag": ["simulate_svag"],
     # -- simulation
     ".simulation.sde": ["simulate"],
     ".simulation.sgd": ["simulate_sgd"],
@@ -54,6 +56,7 @@ _SOURCES = {
     ".studies.options": ["Numerics"],
     ".studies.optimizer_weak_error": ["schedule_weak_error", "momentum_weak_error"],
     ".studies.update_map_study": ["update_map_weak_error"],
+    ".studies.scaling_rule_study": ["scaling_rule_study"],
     ".io.persist": ["load_study"],
     # -- mean field
     ".meanfield": ["MeanFieldProblem", "particles", "simulate_meanfield_sgd", "simulate_ddsmf",

@@ -14,6 +14,8 @@ from .momentum_multipoint import MomentumMultipoint, momentum_multipoint
 from .multipoint_study import MultipointStudy, multipoint
 from .npoint_rates import MultipointRates, multipoint_rates
 from .optimizer_weak_error import momentum_weak_error, schedule_weak_error
+from .scaling_rule_study import ScalingRuleStudy, scaling_rule_study
+from .svag_study import SvagStudy, svag_study
 from .update_map_study import update_map_weak_error
 from .weak_error_study import WeakErrorStudy, weak_error
 
@@ -44,6 +46,9 @@ STUDIES = {
                                      "two-point statistics of the momentum models (exact)"),
     "meanfield_study": StudyKind(meanfield_study, MeanFieldStudy,
                                  "SGD, DD-SMF and the limit of a wide two-layer network"),
+    "scaling_rule_study": StudyKind(scaling_rule_study, ScalingRuleStudy,
+                                    "E phi of an optimizer as the batch grows, with and without its scaling rule"),
+    "svag_study": StudyKind(svag_study, SvagStudy, "weak distance of SVAG to the order-1 SME as l grows"),
 }
 #: result class name (as saved) -> class.
 RESULTS = {kind.result.__name__: kind.result for kind in STUDIES.values()}

@@ -181,6 +181,11 @@ _RATES_ROW = _row({"eta": "num", "t": "num", "model": "str", "psi": "str", "sgd"
                    "solver_error": "num", "lost": "num"}, {"solver_error_se": "num"})
 _MP_ROW = _row({"psi": "str", "model": "str", "value": "num", "se": "num", "z": "num", "solver_error": "num",
                 "lost": "num"}, {"solver_error_se": "num"})
+_SCALING_ROW = _row({"rule": "str", "k": "num", "eta": "num", "batch": "num", "hyper": ("map", "num"),
+                     "sde": ("map", "num"), "steps": "int", "value": "num", "se": "num", "shift": "num",
+                     "shift_se": "num"})
+_SVAG_ROW = _row({"l": "int", "value": "num", "value_se": "num", "sme": "num", "sme_se": "num", "error": "num",
+                  "se": "num"})
 #: Keys of `meta` that the studies write and read back, with their types; other keys are plain JSON values.
 _META = {"method": "str", "n_paths": "int", "seed": ("opt", "seed"), "x0": _NUMS, "t_end": "num",
          "scheme": ("opt", "str"), "increments": ("opt", "str"), "extrapolate": "bool", "on_nonfinite": "str",
@@ -202,6 +207,12 @@ SCHEMAS: dict = {
                         "meta": ("meta", False)},
     "MomentumMultipoint": {"etas": (_NUMS, True), "models": (_STRS, True), "stats": (_STRS, True),
                            "rows": ("plain", True), "orders": (("map", "order"), True)},
+    "ScalingRuleStudy": {"optimizer": ("str", True), "problem": (_TEXT, True), "phi": (_TEXT, True),
+                         "ks": (_NUMS, True), "rows": (("list", _SCALING_ROW), True), "t": ("num", True),
+                         "meta": ("meta", False)},
+    "SvagStudy": {"problem": (_TEXT, True), "phi": (_TEXT, True), "ls": (("list", "int"), True),
+                  "rows": (("list", _SVAG_ROW), True), "order": ("order", True), "t": ("num", True),
+                  "eta": ("num", True), "meta": ("meta", False)},
     # mean field: per-path observables and fits as plain JSON values, rebuilt (and checked) by the class
     "MeanFieldStudy": {"results": ("plain", True), "etas": (_NUMS, True), "widths": (("list", "int"), True),
                        "t": (("array", 1), True), "slopes": ("plain", False), "mean_orders": ("plain", False),

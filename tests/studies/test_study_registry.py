@@ -32,6 +32,12 @@ SMALL = {
                                                         0.4, models=["smf1", "smf2"], psi=["product", "sqdist"]),
     "momentum_multipoint": lambda: smfsym.studies.momentum_multipoint.momentum_multipoint(
         _rademacher(), [[1.0], [-1.0]], 0.4, [1 / 25, 1 / 100], 1.5),
+    "scaling_rule_study": lambda: smfsym.studies.scaling_rule_study.scaling_rule_study(
+        smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), x**2, [1.0], 0.5, optimizer="sgd", eta=0.125,
+        ks=[1, 4], n_paths=200, seed=3, progress=False),
+    "svag_study": lambda: smfsym.studies.svag_study.svag_study(
+        smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), x, [1.0], 1.0, 0.5, ls=[1, 2], n_paths=20_000,
+        seed=4, progress=False),
     "meanfield_study": lambda: smfsym.meanfield_study(_net(), etas=[0.1, 0.05], widths=[20], t_end=0.2, n_paths=8,
                                                       n_points=8, n_saves=2, seed=16, progress=False),
 }
@@ -45,6 +51,8 @@ def test_every_registered_study_is_exercised():
 @pytest.fixture(scope="module", params=sorted(SMALL))
 def study(request):
     import smfsym.studies.momentum_multipoint  # noqa: F401  (not in the curated namespace)
+    import smfsym.studies.scaling_rule_study  # noqa: F401
+    import smfsym.studies.svag_study  # noqa: F401
 
     result = SMALL[request.param]()
     assert isinstance(result, STUDIES[request.param].result)
