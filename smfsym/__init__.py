@@ -39,7 +39,8 @@ _SOURCES = {
     ".symbolic.latex": ["export_tex"],
     # -- optimizers
     ".optimizers": ["Schedule", "scheduled_model", "momentum_model"],
-    ".optimizers.update_map": ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map"],
+    ".optimizers.update_map": ["UpdateMap", "sgd_map", "schedule_map", "momentum_map", "rmsprop", "adam",
+                               "simulate_update_map"],
     # -- simulation
     ".simulation.sde": ["simulate"],
     ".simulation.sgd": ["simulate_sgd"],
