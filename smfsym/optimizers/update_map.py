@@ -43,8 +43,11 @@ from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from ..symbolic.sde import SDE, MatrixSqrt
 from ..simulation.sde import check_save_at, prepare_x0
+from .momentum import DEFAULT_FRICTION, _momentum_symbols
+from .schedules import _as_schedule
 
-__all__ = ["UpdateMap", "sgd_map", "rmsprop", "adam", "simulate_update_map", "EXPANSIONS"]
+__all__ = ["UpdateMap", "sgd_map", "schedule_map", "momentum_map", "rmsprop", "adam", "simulate_update_map",
+           "EXPANSIONS"]
 
 #: How the expansion parameter h relates to the learning rate: h = eta**(1/p).
 EXPANSIONS = {"eta": 1, "sqrt_eta": 2}
@@ -304,6 +307,84 @@ def sgd_map(problem: Problem, eta: Any = None) -> UpdateMap:
     g = problem.grad_f
     return UpdateMap(problem, problem.params, [x - eta * gi for x, gi in zip(problem.params, g)], eta=eta,
                      name="sgd")
+
+
+def schedule_map(problem: Problem, schedule: Any, eta: Any = None) -> UpdateMap:
+    r"""SGD with a learning-rate schedule, (x, t) -> (x - eta u(t) grad f(x, xi), t + eta) (docs/theory.md §7).
+
+    The state is (x, t) with the schedule's time symbol, as in
+    :func:`~smfsym.optimizers.schedules.scheduled_model`, whose SME and SMF of orders 1 and 2 this
+    map reproduces; simulated from t_0 = 0 it is :func:`~smfsym.optimizers.simulate_sgd_schedule`.
+
+    Parameters
+    ----------
+    problem : Problem
+    schedule : Schedule or sympy expression in :data:`~smfsym.optimizers.schedules.TIME`
+        A smooth u (pieces make the increment non-smooth in t; the expansion is refused).
+    eta : sympy.Symbol, optional
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.optimizers.update_map import schedule_map
+    >>> from smfsym.optimizers import TIME
+    >>> x = sp.Symbol("x")
+    >>> m = schedule_map(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), 1 / (1 + TIME))
+    >>> m.state, list(m.A)
+    ((x, t), [-(-xi + x)/(t + 1), 1])
+    """
+    sch = _as_schedule(schedule)
+    eta = default_eta() if eta is None else eta
+    t = sch.t
+    if t in set(problem.params) | set(problem.data) or t.name in {s.name for s in problem.loss.free_symbols}:
+        raise ValueError(f"`schedule`: its time symbol {t} also appears in the problem; build the schedule "
+                         "with another symbol, e.g. Schedule(expr, t=sp.Symbol('tau')).")
+    if not sch.is_smooth:
+        raise ValueError(f"`schedule` must be smooth for an update map (u = {sch.expr} has pieces): the "
+                         "expansion in eta needs u differentiable; use scheduled_model for piecewise schedules.")
+    x_new = [x - eta * sch.expr * gi for x, gi in zip(problem.params, problem.grad_f)]
+    umap = UpdateMap(problem, tuple(problem.params) + (t,), x_new + [t + eta], eta=eta, name="schedule")
+    return umap
+
+
+def momentum_map(problem: Problem, lam: Any = None, *, nesterov: bool = False, eta: Any = None) -> UpdateMap:
+    r"""Heavy-ball (or Nesterov) momentum in the scaling 1 - beta = lambda sqrt(eta), t = k sqrt(eta).
+
+    With h = sqrt(eta) and p = v / h: p <- (1 - lambda h) p - h grad f(y, xi), x <- x + h p (the
+    new p), y = x (heavy ball) or y = x + (1 - lambda h) h p (Nesterov), as in
+    :func:`~smfsym.optimizers.simulate_momentum_sgd` with ``scaled=True`` and
+    beta = 1 - lambda sqrt(eta). Its drifts of orders 1 and 2 and its noise are those of
+    :func:`~smfsym.optimizers.momentum_model` without ``noise_correction`` (that correction, a term
+    of order h^{3/2} in the noise, is beyond what weak order 2 needs and beyond this map's B).
+
+    Parameters
+    ----------
+    problem : Problem
+    lam : sympy expression or number, optional
+        The friction lambda (default the symbol ``lambda``: give it with ``values=`` to simulate).
+    nesterov : bool
+    eta : sympy.Symbol, optional
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> from smfsym.optimizers.update_map import momentum_map
+    >>> x = sp.Symbol("x")
+    >>> m = momentum_map(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), lam=2)
+    >>> m.state, list(m.A), list(m.B)
+    ((x, p_x), [p_x, xi - 2*p_x - x], [xi - 2*p_x - x, 0])
+    """
+    eta = default_eta() if eta is None else eta
+    lam = DEFAULT_FRICTION if lam is None else as_number_or_expr(lam, "lam", positive=True)
+    h = sp.sqrt(eta)
+    P = _momentum_symbols(problem)
+    shift = {x: x + (1 - lam * h) * h * p for x, p in zip(problem.params, P)} if nesterov else {}
+    g = [gi.xreplace(shift) for gi in problem.grad_f]
+    p_new = [(1 - lam * h) * p - h * gi for p, gi in zip(P, g)]
+    x_new = [x + h * pn for x, pn in zip(problem.params, p_new)]
+    return UpdateMap(problem, tuple(problem.params) + P, x_new + p_new, expansion="sqrt_eta", eta=eta,
+                     name="nesterov" if nesterov else "heavy_ball",
+                     constants=[lam] if isinstance(lam, sp.Symbol) else [])
 
 
 def _aux(problem: Problem, prefix: str) -> tuple:
