@@ -175,7 +175,8 @@ def _cpu_best(fn, repeat):
 
 
 def hand_euler_step(X, g, raw, Zt, tmp, rows, h):
-    """The d = 10 SMF's Euler step by hand, row by row: noise_i = -sqrt(eta) (sum_j G_ij x_j - s dB_eps,i)."""
+    """The d = 10 SMF's Euler step by hand, row by row: noise_i = -sqrt(eta) (sum_j G_ij x_j - s dB_eps,i), the
+    same arithmetic as smfsym's step (same draws, same output up to rounding: checked in small_measurements)."""
     g.standard_normal(out=raw)  # (paths, m) in the stream's order, as smfsym draws them
     Zt[...] = raw.T  # columns contiguous over the paths
     d = X.shape[1]
@@ -183,10 +184,13 @@ def hand_euler_step(X, g, raw, Zt, tmp, rows, h):
     out = np.empty_like(X)
     c = -np.sqrt(ETA) * np.sqrt(h)
     for i, terms in enumerate(rows):
-        n = np.multiply(Zt[terms[0][0]], xc[terms[0][1]])
+        col0, j0, coef0 = terms[0]  # (the SMF's rows start with a state column)
+        n = np.multiply(Zt[col0], xc[j0])
+        if coef0 != 1.0:
+            n *= coef0
         for col, j, coef in terms[1:]:
-            if j is None:
-                n -= S * Zt[col]
+            if j is None:  # a constant column: coef Z
+                n += coef * Zt[col]
                 continue
             np.multiply(Zt[col], xc[j], out=tmp)
             if coef != 1.0:
@@ -196,17 +200,70 @@ def hand_euler_step(X, g, raw, Zt, tmp, rows, h):
     return out
 
 
-def _hand_rows(d):
-    """Per coordinate i, the noise columns it reads: (column, state index or None, factor)."""
-    iu = np.triu_indices(d, 1)
-    k = len(iu[0])
-    rows = [[] for _ in range(d)]
-    for col, (r, c) in enumerate(zip(*iu)):
-        rows[r].append((col, c, 1.0))
-        rows[c].append((col, r, 1.0))
-    for i in range(d):
-        rows[i].append((k + i, i, np.sqrt(2)))
-        rows[i].append((k + d + i, None, 1.0))
+def _g_times(Zt, V, rows, constants=False):
+    """sum over a row's terms of coef Z_col V_j (the noise action's state part; with ``constants`` also the
+    constant columns' coef Z_col): (paths, d)."""
+    out = np.zeros((Zt.shape[-1], len(rows)))
+    tmp = np.empty(Zt.shape[-1])
+    for i, terms in enumerate(rows):
+        acc = out[:, i]
+        for col, j, coef in terms:
+            if j is None and not constants:
+                continue
+            if j is None:
+                np.multiply(Zt[col], coef, out=tmp)
+            else:
+                np.multiply(Zt[col], V[j], out=tmp)
+                if coef != 1.0:
+                    tmp *= coef
+            acc += tmp
+    return out
+
+
+def hand_weak2_step(X, g, raw, Zt, rows, h):
+    """The d = 10 SMF's simplified weak Taylor 2.0 step by hand (the scheme of smfsym.numerics.solvers.WeakTaylor2,
+    written out for this linear SDE): b = -c x, sigma(x) Z = -sqrt(eta) (G(Z) x - s Z_eps), so
+    D_v b = -c v, D_v (sigma Z) = -sqrt(eta) G(Z) v, sum_j D_{sigma_j} sigma_j = eta (d + 1) x, no second
+    derivatives; the Levy-area surrogate -sqrt(eta) (G(beta) sigma alpha - G(alpha) sigma beta)."""
+    g.standard_normal(out=raw)  # (paths, 4, m) in the stream's order, as smfsym draws them
+    Zt[...] = raw.transpose(1, 2, 0)
+    d = X.shape[1]
+    xc = [np.ascontiguousarray(X[:, i]) for i in range(d)]
+    c, r, sq = 1 + ETA / 2, np.sqrt(ETA), np.sqrt(h)
+
+    def sigma(Z):
+        N = _g_times(Z, xc, rows, constants=True)
+        N *= -r
+        return N
+
+    N0, Na, Nb = sigma(Zt[0]), sigma(Zt[2]), sigma(Zt[3])
+    v = (-c * h) * X + sq * N0
+    vc = [np.ascontiguousarray(v[:, i]) for i in range(d)]
+    out = X + v
+    out += (-0.5 * h * c) * v
+    out += (-0.5 * sq * r) * _g_times(Zt[0], vc, rows)
+    out += (-0.5 * h * ETA * (d + 1)) * X
+    area = _g_times(Zt[3], [np.ascontiguousarray(Na[:, i]) for i in range(d)], rows)
+    area -= _g_times(Zt[2], [np.ascontiguousarray(Nb[:, i]) for i in range(d)], rows)
+    out += (-r * 0.5 * h / np.sqrt(2.0)) * area
+    return out
+
+
+def _hand_rows(flow):
+    """Per coordinate i, the noise columns it reads, from the SMF's own matrix: (column, state index or None,
+    factor) with entry = -sqrt(eta) factor x_j, or -sqrt(eta) factor for a constant column."""
+    xs = list(flow.state)
+    scale = -sp.sqrt(flow.eta)
+    rows = []
+    for i in range(flow.diffusion.shape[0]):
+        terms = []
+        for col in range(flow.diffusion.shape[1]):
+            e = sp.simplify(flow.diffusion[i, col] / scale)
+            if e == 0:
+                continue
+            j = next((n for n, x in enumerate(xs) if e.has(x)), None)
+            terms.append((col, j, float(e if j is None else e / xs[j])))
+        rows.append(terms)
     return rows
 
 
@@ -248,7 +305,7 @@ def small_measurements(repeat: int) -> dict:
     hand = _cpu_best(lambda: hand_sgd(d, 2048, 10, 0), repeat)
     out["sgd_run_ms"], out["sgd_hand_ms"] = 1e3 * ours, 1e3 * hand
     X = np.tile(x0, (B, 1))
-    rows = _hand_rows(d)
+    rows = _hand_rows(flow)
     for scheme in ("euler", "weak2"):
         stepper = SDETask(flow, {flow.eta: ETA}, get_solver(scheme), "gaussian").build()
         gens = block_generators(resolve_seed(1), 0, 1)
@@ -258,8 +315,19 @@ def small_measurements(repeat: int) -> dict:
         out[f"{scheme}_step_ns"], out[f"{scheme}_rng_ns"] = 1e9 * step / B, 1e9 * rng / B
         if scheme == "euler":
             raw1, Zt, tmp = np.empty((B, stepper.m)), np.empty((stepper.m, B)), np.empty(B)
+            ours_x = stepper(X, h, block_generators(resolve_seed(7), 0, 1), [B])
+            hand_x = hand_euler_step(X, block_generators(resolve_seed(7), 0, 1)[0], raw1, Zt, tmp, rows, h)
+            assert np.allclose(ours_x, hand_x, rtol=1e-12, atol=1e-12), np.abs(ours_x - hand_x).max()
             hand = _cpu_best(lambda: hand_euler_step(X, gens[0], raw1, Zt, tmp, rows, h), 3 * repeat)
             out["euler_hand_ns"] = 1e9 * hand / B
+        elif "hand_weak2_step" in globals():  # (an older tree run by --before has none)
+            Zt = np.empty((stepper.k, stepper.m, B))
+            # the hand step is the same arithmetic: same draws, same output (up to rounding)
+            ours_x = stepper(X, h, block_generators(resolve_seed(7), 0, 1), [B])
+            hand_x = hand_weak2_step(X, block_generators(resolve_seed(7), 0, 1)[0], raw, Zt, rows, h)
+            assert np.allclose(ours_x, hand_x, rtol=1e-12, atol=1e-12), np.abs(ours_x - hand_x).max()
+            hand = _cpu_best(lambda: hand_weak2_step(X, gens[0], raw, Zt, rows, h), 3 * repeat)
+            out["weak2_hand_ns"] = 1e9 * hand / B
     return out
 
 
@@ -298,6 +366,9 @@ def small():
         row(f"{scheme}: step / draws", lambda r: r[f"{scheme}_step_ns"] / r[f"{scheme}_rng_ns"], "{:.2f}")
     row("hand-written row-by-row Euler step (ns)", lambda r: r["euler_hand_ns"], "{:.0f}")
     row("euler: step / hand-written step", lambda r: r["euler_step_ns"] / r["euler_hand_ns"], "{:.2f}")
+    row("hand-written weak2 step, same arithmetic (ns)", lambda r: r.get("weak2_hand_ns", float("nan")), "{:.0f}")
+    row("weak2: step / hand-written step",
+        lambda r: r["weak2_step_ns"] / r.get("weak2_hand_ns", float("nan")), "{:.2f}")
     print()
 
 

@@ -146,11 +146,15 @@ class WeakTaylor2(Solver):
         # the four noise actions in two stacked pairs: temporaries of 2 x 4096 paths stay under glibc's
         # 128 KiB mmap threshold (a 4 x 4096 one is a fresh mmap, page-faulted, wherever that
         # threshold is fixed, as in Dask's workers)
-        N01 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 0:2], X, axis=True))  # d arrays (2, P[, n])
-        N23 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 2:4], X, axis=True))
-        N = [(a[0], a[1], b) for a, b in zip(N01, N23)]
-        v = [dt * b[i] + sq * N[i][0] for i in range(d)]  # dt b + sigma dW
         z0 = nsde.dir_cols(Z[:, 0], X)
+        second = not (plan.is_zero("d2a") and plan.is_zero("d2g"))
+        if second:
+            N01 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 0:2], X, axis=True))  # d arrays (2, P[, n])
+            n0, s_zeta = [a[0] for a in N01], [a[1] for a in N01]
+        else:  # zeta enters through second derivatives only: its noise action is not needed (a quarter of them)
+            n0 = plan.term("noise", xc, H, z0)
+        N23 = plan.term("noise", xc, H, nsde.dir_cols(Z[:, 2:4], X, axis=True))
+        v = [dt * b[i] + sq * n0[i] for i in range(d)]  # dt b + sigma dW
         acc = [xc[i] + v[i] for i in range(d)]
 
         def add(c, terms):
@@ -161,15 +165,13 @@ class WeakTaylor2(Solver):
         add(0.5 * sq, plan.term("dg", xc, H, v + z0))
         ito = plan.term("ito", xc, H)
         add(-0.5 * dt, ito)
-        s_zeta = [N[i][1] for i in range(d)]
         if not plan.is_zero("d2a"):
             add(0.25 * dt**2, plan.term("d2a", xc, H, s_zeta))
         if not plan.is_zero("d2g"):
             add(0.25 * dt * sq, plan.term("d2g", xc, H, s_zeta + z0))
         # Levy-area surrogate: D_{sigma alpha}(sigma beta) - D_{sigma beta}(sigma alpha) as one evaluation
         # on the directions (alpha, beta) against the increments (beta, alpha)
-        area = plan.term("dg", xc, H, [N[i][2] for i in range(d)]
-                         + nsde.dir_cols(Z[:, 3:1:-1], X, axis=True))
+        area = plan.term("dg", xc, H, list(N23) + nsde.dir_cols(Z[:, 3:1:-1], X, axis=True))
         c = 0.5 * dt / np.sqrt(2.0)
         for i in range(d):
             out[..., i] = acc[i] + c * (area[i][0] - area[i][1])
