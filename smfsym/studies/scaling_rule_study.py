@@ -1,7 +1,8 @@
 r"""Scaling rules as a study: which change of the hyper-parameters keeps an optimizer's SDE when the batch
 size B becomes k B, and how far E phi at a fixed time moves with and without it (docs/theory.md, last section).
 
-The rule is read off the SDE's parameters (:func:`sde_parameters`):
+The rule is derived from the SDE's parameters (:func:`sde_parameters`; :func:`rule_exponents` solves for the
+powers of k that keep them):
 
 - SGD, t = n eta: dX = -grad F dt + sqrt(eta / B) Sigma^{1/2} dW depends on eta / B only: the *linear
   rule* eta -> k eta (Goyal et al. 2017; Li, Malladi, Arora 2021).
@@ -22,6 +23,7 @@ positive number.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -36,8 +38,8 @@ from ..symbolic.problem import Problem
 from .common import _phi_function, check_phi, finish_figure, plot_target, seed_sequence, with_context
 from .storage import StudyIO
 
-__all__ = ["ScalingRuleStudy", "scaling_rule_study", "scaling_rule", "sde_parameters", "SCALING_RULES",
-           "OPTIMIZER_HYPER"]
+__all__ = ["ScalingRuleStudy", "scaling_rule_study", "scaling_rule", "rule_exponents", "sde_parameters",
+           "SCALING_RULES", "OPTIMIZER_HYPER"]
 
 #: optimizer -> the rule that keeps its SDE.
 SCALING_RULES = {"sgd": "linear", "rmsprop": "square_root", "adam": "square_root"}
@@ -50,6 +52,57 @@ def _check_optimizer(optimizer) -> str:
     if optimizer not in SCALING_RULES:
         raise ValueError(f"`optimizer` must be one of {sorted(SCALING_RULES)}; got {optimizer!r}.")
     return optimizer
+
+
+_K = sp.Symbol("k", positive=True)
+
+
+def _raw_symbols(optimizer: str) -> dict:
+    """hyper-parameter name -> the positive symbol the SDE sees it through (1 - beta for a beta)."""
+    names = ["eta", "batch"] + list(OPTIMIZER_HYPER[optimizer])
+    return {n: sp.Symbol(f"1-{n}" if n.startswith("beta") else n, positive=True) for n in names}
+
+
+def _invariants(optimizer: str) -> dict:
+    """The SDE's parameters as expressions in the raw symbols (module docstring)."""
+    r = _raw_symbols(optimizer)
+    if optimizer == "sgd":
+        return {"eta/B": r["eta"] / r["batch"]}
+    out = {"sigma0": r["eta"] / sp.sqrt(r["batch"])}
+    betas = [n for n in r if n.startswith("beta")]
+    for i, b in enumerate(betas):
+        out["c" if len(betas) == 1 else f"c{i + 1}"] = r[b] / r["eta"] ** 2
+    out["eps0"] = r["eps"] * r["eta"]
+    return out
+
+
+def rule_exponents(optimizer: str) -> dict:
+    r"""The scaling rule derived from the SDE: the powers of k by which each hyper-parameter (``1-beta`` for a
+    beta) must change when the batch grows k-fold so that every SDE parameter (:func:`sde_parameters`) keeps
+    its value. A linear system in the exponents, solved by sympy; the solution must be unique.
+
+    Examples
+    --------
+    >>> rule_exponents("sgd")
+    {'eta': 1}
+    >>> rule_exponents("adam")
+    {'eta': 1/2, '1-beta1': 1, '1-beta2': 1, 'eps': -1/2}
+    """
+    return dict(_solve_rule(_check_optimizer(optimizer)))
+
+
+@lru_cache(maxsize=None)
+def _solve_rule(optimizer: str) -> tuple:
+    raw = {n: s for n, s in _raw_symbols(optimizer).items() if n != "batch"}
+    exps = {n: sp.Symbol(f"e_{n}") for n in raw}
+    scaled = {s: s * _K ** exps[n] for n, s in raw.items()}
+    scaled[_raw_symbols(optimizer)["batch"]] = _raw_symbols(optimizer)["batch"] * _K
+    equations = [sp.expand_log(sp.log(sp.powsimp(e.xreplace(scaled) / e, force=True)), force=True) / sp.log(_K)
+                 for e in _invariants(optimizer).values()]
+    sol = sp.solve([sp.simplify(q) for q in equations], list(exps.values()), dict=True)
+    if len(sol) != 1 or set(sol[0]) != set(exps.values()):  # pragma: no cover - a new optimizer's invariants
+        raise ValueError(f"no unique scaling rule keeps the SDE of {optimizer}: {sol}")
+    return tuple((str(raw[n]), sol[0][exps[n]]) for n in raw)
 
 
 def sde_parameters(optimizer: str, hyper: Mapping) -> dict:
@@ -68,20 +121,14 @@ def sde_parameters(optimizer: str, hyper: Mapping) -> dict:
     {'sigma0': 0.05, 'c': 1.0, 'eps0': 0.1}
     """
     optimizer = _check_optimizer(optimizer)
-    eta, batch = float(hyper["eta"]), float(hyper["batch"])
-    if optimizer == "sgd":
-        return {"eta/B": eta / batch}
-    out = {"sigma0": eta / math.sqrt(batch)}
-    betas = ["beta"] if optimizer == "rmsprop" else ["beta1", "beta2"]
-    for i, b in enumerate(betas):
-        out["c" if optimizer == "rmsprop" else f"c{i + 1}"] = (1 - float(hyper[b])) / eta**2
-    out["eps0"] = float(hyper["eps"]) * eta
-    return out
+    vals = {s: sp.Float(1 - float(hyper[n]) if n.startswith("beta") else float(hyper[n]), 17)
+            for n, s in _raw_symbols(optimizer).items()}
+    return {name: float(e.xreplace(vals)) for name, e in _invariants(optimizer).items()}
 
 
 def scaling_rule(optimizer: str, hyper: Mapping, k: float, rule: str = "scaled") -> dict:
-    """The hyper-parameters for the batch size k B: by the optimizer's rule (``rule="scaled"``) or only the
-    batch changed (``rule="naive"``).
+    """The hyper-parameters for the batch size k B: by the rule of :func:`rule_exponents` (``rule="scaled"``)
+    or only the batch changed (``rule="naive"``).
 
     Examples
     --------
@@ -99,17 +146,18 @@ def scaling_rule(optimizer: str, hyper: Mapping, k: float, rule: str = "scaled")
     out["batch"] = float(hyper["batch"]) * k
     if rule == "naive":
         return out
-    if optimizer == "sgd":
-        out["eta"] = float(hyper["eta"]) * k
-        return out
-    out["eta"] = float(hyper["eta"]) * math.sqrt(k)
-    out["eps"] = float(hyper["eps"]) / math.sqrt(k)
-    for b in ("beta",) if optimizer == "rmsprop" else ("beta1", "beta2"):
-        one_minus = k * (1 - float(hyper[b]))
+    exps = rule_exponents(optimizer)
+    for n in _raw_symbols(optimizer):
+        if n == "batch":
+            continue
+        if not n.startswith("beta"):
+            out[n] = float(hyper[n]) * k ** float(exps[n])
+            continue
+        one_minus = (1 - float(hyper[n])) * k ** float(exps[f"1-{n}"])
         if not 0 < one_minus < 1:
-            raise ValueError(f"`k` = {k:g}: the square-root rule gives 1 - {b} = {one_minus:g}, outside (0, 1); "
-                             f"start from a {b} nearer 1.")
-        out[b] = 1 - one_minus
+            raise ValueError(f"`k` = {k:g}: the square-root rule gives 1 - {n} = {one_minus:g}, outside (0, 1); "
+                             f"start from a {n} nearer 1.")
+        out[n] = 1 - one_minus
     return out
 
 

@@ -8,8 +8,8 @@ import pytest
 import sympy as sp
 
 import smfsym
-from smfsym.studies.scaling_rule_study import (ScalingRuleStudy, scaling_rule, scaling_rule_study,
-                                               sde_parameters)
+from smfsym.studies.scaling_rule_study import (ScalingRuleStudy, rule_exponents, scaling_rule,
+                                               scaling_rule_study, sde_parameters)
 
 x = sp.Symbol("x")
 BASE = {"sgd": {"eta": 0.1, "batch": 8},
@@ -25,6 +25,15 @@ def test_the_rule_keeps_the_sdes_parameters_and_the_naive_change_does_not(optimi
     naive = sde_parameters(optimizer, scaling_rule(optimizer, BASE[optimizer], k, rule="naive"))
     assert set(scaled) == set(base) and all(math.isclose(scaled[n], base[n], rel_tol=1e-12) for n in base)
     assert any(not math.isclose(naive[n], base[n], rel_tol=1e-3) for n in base)
+
+
+def test_rules_derived_from_the_sde_are_the_published_ones():
+    """Solving for the powers of k that keep the SDE's parameters gives the linear rule for SGD and the
+    square-root rule (eta sqrt(k), (1 - beta) k, eps / sqrt(k)) for RMSprop and Adam."""
+    half = sp.Rational(1, 2)
+    assert rule_exponents("sgd") == {"eta": 1}
+    assert rule_exponents("rmsprop") == {"eta": half, "1-beta": 1, "eps": -half}
+    assert rule_exponents("adam") == {"eta": half, "1-beta1": 1, "1-beta2": 1, "eps": -half}
 
 
 def test_square_root_rule_has_the_papers_form():
