@@ -7,7 +7,7 @@ expressions and the kernels) of:
    order-2 drift, 65 noise columns), Euler and weak order 2, Gaussian and discrete increments, on the
    chosen back end and on numpy (this machine's CPU, single process);
 2. SGD on the same problem (batch 1);
-3. the SMF of a logistic loss on a 1024-row data set (numpy only: the device path has no data means yet);
+3. the SMF of a logistic loss on a 1024-row data set (Euler; data means and row sums on the device);
 4. a hand-written Euler loop of the same d = 10 SDE in the back end's namespace (one draw per step for
    the whole batch, the noise as (W + W^T) x / sqrt(2) from a d x d Gaussian W: the same law);
 5. diffrax (JAX, float64) Euler on the same SDE, vmapped over paths, jitted, after compilation, if
@@ -76,7 +76,7 @@ def sgd_rate(p, backend, paths, n_steps, d):
     return paths * n_steps / timed(go, get_backend(backend))
 
 
-def dataset_rate(paths, n_steps, M=1024, d=10):
+def dataset_rate(backend, paths, n_steps, M=1024, d=10):
     rng = np.random.default_rng(0)
     data = np.column_stack([rng.normal(size=(M, d)), rng.choice([-1.0, 1.0], M)])
     syms = smfsym.empirical(data, [f"z{i}" for i in range(d)] + ["y"])
@@ -86,9 +86,10 @@ def dataset_rate(paths, n_steps, M=1024, d=10):
 
     def go():
         smfsym.simulate(flow, x0=np.zeros(d), t_end=n_steps * 0.01, dt=0.01, eta=0.1, n_paths=paths, seed=1,
-                        save_at=SaveAt(functions={"sq": square}, store=False), options=RunOptions(progress=False))
+                        save_at=SaveAt(functions={"sq": square}, store=False),
+                        options=RunOptions(progress=False, backend=backend))
 
-    return paths * n_steps / timed(go, get_backend("numpy"))
+    return paths * n_steps / timed(go, get_backend(backend))
 
 
 def hand_rate(backend, paths, n_steps, d):
@@ -197,7 +198,8 @@ def main(argv=None):
             row(f"SMF d=10 {scheme} {inc}", smf_rate(flow, b, scheme, inc, P, steps, d),
                 smf_rate(flow, "numpy", scheme, inc, Pn, steps, d))
     row("SGD d=10 batch 1", sgd_rate(p, b, P, n, d), sgd_rate(p, "numpy", Pn, n, d))
-    row("SMF 1024-row data set, euler (numpy only)", None, dataset_rate(max(512, Pn // 50), 5))
+    row("SMF 1024-row data set (logistic, d=10), euler", dataset_rate(b, max(4096, P // 8), 5),
+        dataset_rate("numpy", max(512, Pn // 50), 5))
     row("hand-written Euler loop, same SDE", hand_rate(b, P, n, d), hand_rate("numpy", Pn, n, d))
     try:
         row("diffrax Euler (JAX, vmapped, jitted), same SDE", diffrax_rate(min(P, 2**18), n, d), None)

@@ -255,8 +255,7 @@ class CupyBackend(Backend):
         xp = self.xp
         state = seed_sequence.generate_state(2, np.uint32)
         seed = (int(state[0]) | (int(state[1]) << 32)) & (2**63 - 1)
-        return _CupyStream(xp.random.RandomState(seed, method=xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10),
-                           self.dtype)
+        return _CupyStream(xp.random.RandomState(seed, method=_PHILOX), self.dtype)
 
     def free_memory(self) -> int:
         return int(self.xp.cuda.runtime.memGetInfo()[0])
@@ -281,6 +280,10 @@ class _HostPhilox:
 
     def random(self, shape):
         return self.backend.asarray(self.g.random(shape))
+
+
+#: cuRAND's ``CURAND_RNG_PSEUDO_PHILOX4_32_10`` (curand.h), the ``method`` of ``cupy.random.RandomState``.
+_PHILOX = 106
 
 
 class _CupyStream:

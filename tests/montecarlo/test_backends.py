@@ -290,3 +290,19 @@ def test_what_the_device_does_not_run_yet_is_refused_by_name(dataset_flow):
     flow = smfsym.smf(smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x]), order=1)
     with pytest.raises(ValueError, match="quadrature over a continuous law"):
         smfsym.simulate(flow, x0=[0.5], t_end=0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS))
+
+
+def test_discrete_increments_on_the_device_have_the_declared_laws():
+    from smfsym.montecarlo.device import device_generators
+    from smfsym.montecarlo.increments import draw_device
+
+    b = get_backend(AAS)
+    gens = device_generators(b, np.random.SeedSequence(3), 0, 2)
+    Z = b.to_numpy(draw_device(b, gens, [4096, 4096], 2, 5, ("three", "two")))
+    assert Z.shape == (2, 5, 8192)
+    three, two = Z[0].ravel(), Z[1].ravel()
+    assert set(np.round(three**2, 12)) == {0.0, 3.0} and set(two) == {-1.0, 1.0}
+    n = three.size
+    # frequencies within 5 binomial standard errors: P(0) = 2/3, P(+1) = 1/2
+    assert abs(np.mean(three == 0) - 2 / 3) < 5 * np.sqrt(2 / 9 / n)
+    assert abs(np.mean(two == 1) - 0.5) < 5 * np.sqrt(0.25 / n)
