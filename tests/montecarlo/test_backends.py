@@ -181,9 +181,8 @@ def test_refusals_name_the_backend(flow, problem):
     with pytest.raises(ValueError, match="backend=.array_api_strict.*matrix square root"):
         smfsym.simulate(smfsym.sme(problem, order=1), x0=X0, t_end=0.1, eta=0.1, n_paths=10,
                         options=RunOptions(backend=AAS))
-    with pytest.raises(ValueError, match="`backend`: simulate_sgd_schedule runs on numpy only"):
-        smfsym.simulate_sgd_schedule(problem, X0, 3, 0.1, smfsym.Schedule.constant() if hasattr(
-            smfsym.Schedule, "constant") else None, options=RunOptions(backend=AAS))
+    with pytest.raises(ValueError, match="`backend`: simulate_update_map runs on numpy only"):
+        smfsym.simulate_update_map(smfsym.rmsprop(problem), X0, 3, 0.1, options=RunOptions(backend=AAS))
 
 
 # -- the CuPy back end's wiring, on a stand-in module (numpy without the Array API names CuPy 13 lacks)
@@ -306,3 +305,19 @@ def test_discrete_increments_on_the_device_have_the_declared_laws():
     # frequencies within 5 binomial standard errors: P(0) = 2/3, P(+1) = 1/2
     assert abs(np.mean(three == 0) - 2 / 3) < 5 * np.sqrt(2 / 9 / n)
     assert abs(np.mean(two == 1) - 0.5) < 5 * np.sqrt(0.25 / n)
+
+
+@pytest.mark.parametrize("rule", ["schedule", "momentum", "nesterov"])
+def test_optimizer_rules_agree_with_numpy(problem, rule):
+    from smfsym.optimizers import constant, simulate_momentum_sgd, simulate_sgd_schedule
+
+    kw = dict(n_paths=8192, seed=6, batch_size=1, save_at=SaveAt(at=[3, 6], functions={"sq": square}, store=False))
+    runs = []
+    for b in ("numpy", AAS):
+        if rule == "schedule":
+            runs.append(simulate_sgd_schedule(problem, constant(), X0, 6, 0.1, options=RunOptions(backend=b), **kw))
+        else:
+            runs.append(simulate_momentum_sgd(problem, X0, 6, 0.1, 0.5, nesterov=rule == "nesterov",
+                                              options=RunOptions(backend=b), **kw))
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
