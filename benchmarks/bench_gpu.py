@@ -5,7 +5,8 @@ expressions and the kernels) of:
 
 1. the d = 10 SMF of linear regression (benchmarks/bench_simulate.py: a ~ N(0, I), eps ~ N(0, 1/4),
    order-2 drift, 65 noise columns), Euler and weak order 2, Gaussian and discrete increments, on the
-   chosen back end and on numpy (this machine's CPU, single process);
+   chosen back end and on numpy (this machine's CPU, single process); on CuPy also with the
+   experimental kernel fusion (``CupyBackend(fuse=True)``);
 2. SGD on the same problem (batch 1);
 3. the SMF of a logistic loss on a 1024-row data set (Euler; data means and row sums on the device);
 4. a hand-written Euler loop of the same d = 10 SDE in the back end's namespace (one draw per step for
@@ -197,6 +198,17 @@ def main(argv=None):
             steps = n if scheme == "euler" else max(2, n // 4)
             row(f"SMF d=10 {scheme} {inc}", smf_rate(flow, b, scheme, inc, P, steps, d),
                 smf_rate(flow, "numpy", scheme, inc, Pn, steps, d))
+    if b.name == "cupy":  # the experimental kernel fusion (cupy.fuse of each lambdified expression list)
+        from smfsym.backends import CupyBackend
+
+        fb = CupyBackend(fuse=True)
+        for scheme in ("euler", "weak2"):
+            steps = n if scheme == "euler" else max(2, n // 4)
+            try:
+                row(f"SMF d=10 {scheme} gaussian, fused", smf_rate(flow, fb, scheme, "gaussian", P, steps, d), None)
+            except Exception as exc:  # noqa: BLE001 - report and go on
+                print(f"| SMF d=10 {scheme} fused | failed: {type(exc).__name__}: {str(exc)[:100]} | | |")
+        print(f"# fuse: {fb.fuse_failures} lambdified functions ran unfused")
     row("SGD d=10 batch 1", sgd_rate(p, b, P, n, d), sgd_rate(p, "numpy", Pn, n, d))
     row("SMF 1024-row data set (logistic, d=10), euler", dataset_rate(b, max(4096, P // 8), 5),
         dataset_rate("numpy", max(512, Pn // 50), 5))

@@ -84,7 +84,7 @@ class DeviceSGDStep:
         syms = tuple(s for smp in self.samplers for s in smp.symbols)
         vals, items = values_key(values)
         exprs, params = list(problem.grad_f_compact), tuple(problem.params)
-        key = ("SGD gradient", exprs, params, syms, items, backend.name, backend.dtype_name)
+        key = ("SGD gradient", exprs, params, syms, items, backend.key)
         self.grad = compiled_content(key, lambda: CompiledExprs(exprs, params, vals, syms, backend=backend))
         self.d = problem.dim
 

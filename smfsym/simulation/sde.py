@@ -243,11 +243,9 @@ def device_stepper(sde: SDE, vals: dict, solver, increments: str, backend) -> _D
         dev.prepare(solver.name)
         return dev
 
-    key = ("DeviceSDE", sde, items, backend.name, backend.dtype_name, solver.name)
-    dev = compiled_content(key, build)
-    if dev.backend is not backend:  # the same library from another Backend object: share the compilation
-        dev.backend = backend
-    return _DeviceStepper(dev, solver, increments)
+    key = ("DeviceSDE", sde, items, backend.key, solver.name)
+    # a Backend object with the same key shares the compilation (and draws through the cached one's namespace)
+    return _DeviceStepper(compiled_content(key, build), solver, increments)
 
 
 def _known_symbols(sde) -> set:

@@ -217,6 +217,13 @@ def fake_cupy(monkeypatch):
     mod.cuda = NS(runtime=NS(getDeviceCount=lambda: 1, memGetInfo=lambda: (mod.free[0], 2**34)),
                   curand=NS(CURAND_RNG_PSEUDO_PHILOX4_32_10=106), Stream=NS(null=NS(synchronize=lambda: None)))
     mod.asnumpy = np.asarray
+    mod.fused = []
+
+    def fuse(fn):  # CuPy's kernel fusion, as a function that records what it was given
+        mod.fused.append(fn)
+        return fn
+
+    mod.fuse = fuse
     monkeypatch.setitem(sys.modules, "cupy", mod)
     return mod
 
@@ -320,4 +327,14 @@ def test_optimizer_rules_agree_with_numpy(problem, rule):
             runs.append(simulate_momentum_sgd(problem, X0, 6, 0.1, 0.5, nesterov=rule == "nesterov",
                                               options=RunOptions(backend=b), **kw))
     z = zscores(*runs)
+    assert z.max() < Z_MAX, z
+
+
+def test_cupy_fuse_option_wiring_on_a_stand_in(fake_cupy, flow):
+    from smfsym.backends import CupyBackend
+
+    b = CupyBackend(fuse=True)
+    dev = run_smf(flow, b, "weak2", "discrete", n_paths=4096)
+    assert fake_cupy.fused and b.fuse_failures == 0
+    z = zscores(run_smf(flow, "numpy", "weak2", "discrete", n_paths=4096), dev)
     assert z.max() < Z_MAX, z
