@@ -256,7 +256,8 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     batch_size : int, optional
         Defaults to the problem's batch size.
 
-    Other parameters are as for :func:`smfsym.simulate` (including what ``n_paths``
+    Other parameters are as for :func:`smfsym.simulate` (including ``RunOptions(backend=...)``: batches
+    drawn and gradients evaluated on the device, for laws with a device sampler; and what ``n_paths``
     keeps: the paths of every full block of 4096, not those of a partial last block, and
     ``executor``: the Problem is pickled to the workers, compiled once per process, and the
     numbers are bitwise those of the serial run).
