@@ -45,10 +45,16 @@ class DeviceSDE:
         self.d, self.m = nsde.d, nsde.m
 
     def per_path_bytes(self, x0) -> int:
-        """Working memory of one path in one step on the device (a data set's rows: a (rows, d) block)."""
-        if self.nsde.kind != "template":
-            return 0
-        return 8 * int(np.prod(x0.shape)) * min(self.nsde.data.shape[0], ROWS) * 12
+        """Working memory of one path in one step on the device, a bound: the increments (as drawn and as
+        mapped), and one temporary per array operation of the compiled terms (a lambdified function keeps
+        its common subexpressions until it returns; weak2 evaluates on up to two stacked directions), or
+        a data set's (rows, d) block."""
+        npts = int(np.prod(x0.shape[:-1]))
+        if self.nsde.kind == "template":
+            return 8 * npts * min(self.nsde.data.shape[0], ROWS) * (self.d + 12)
+        plans = [p for p in ("euler_plan", "weak2_plan") if p in self.__dict__]
+        ops = max([sum(self.__dict__[p].op_counts().values()) for p in plans], default=0)
+        return 8 * (4 * 3 * self.m + npts * (2 * ops + 64 * self.d))
 
     @cached_property
     def euler_plan(self) -> HoistedExprs:
