@@ -338,3 +338,37 @@ def test_cupy_fuse_option_wiring_on_a_stand_in(fake_cupy, flow):
     assert fake_cupy.fused and b.fuse_failures == 0
     z = zscores(run_smf(flow, "numpy", "weak2", "discrete", n_paths=4096), dev)
     assert z.max() < Z_MAX, z
+
+
+# -- the device steps are the numpy steps: same increments in, same states out (to rounding)
+
+@pytest.mark.parametrize("scheme", ["euler", "weak2"])
+@pytest.mark.parametrize("npoint", [False, True])
+def test_device_step_equals_the_numpy_step_on_the_same_increments(flow, scheme, npoint):
+    from smfsym.numerics.solvers import get_solver
+    from smfsym.simulation.sde import device_stepper, numeric_sde
+
+    solver, b = get_solver(scheme), get_backend(AAS)
+    vals = {flow.eta: 0.1}
+    dev = device_stepper(flow, vals, solver, "gaussian", b).dev
+    rng = np.random.default_rng(0)
+    P, m = 64, dev.m
+    X = rng.normal(size=(P, 2, 3) if npoint else (P, 3))
+    Z = rng.normal(size=(P, solver.n_draws, m))
+    ref = solver.step(numeric_sde(flow, vals), X, 0.01, Z)
+    out = getattr(dev, scheme)(b.asarray(X), 0.01, b.asarray(np.transpose(Z, (1, 2, 0))))
+    np.testing.assert_allclose(b.to_numpy(out), ref, rtol=1e-12, atol=1e-14)
+
+
+def test_device_dataset_step_equals_the_numpy_step(dataset_flow):
+    from smfsym.numerics.solvers import get_solver
+    from smfsym.simulation.sde import device_stepper, numeric_sde
+
+    solver, b = get_solver("euler"), get_backend(AAS)
+    vals = {dataset_flow.eta: 0.2}
+    dev = device_stepper(dataset_flow, vals, solver, "gaussian", b).dev
+    rng = np.random.default_rng(1)
+    X, Z = rng.normal(size=(32, 3)), rng.normal(size=(32, 1, dev.m))
+    ref = solver.step(numeric_sde(dataset_flow, vals), X, 0.05, Z)
+    out = dev.euler(b.asarray(X), 0.05, b.asarray(np.transpose(Z, (1, 2, 0))))
+    np.testing.assert_allclose(b.to_numpy(out), ref, rtol=1e-11, atol=1e-13)
