@@ -19,7 +19,7 @@ from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import BLOCK, resolve_seed
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.sde import SDE
-from ..numerics.solvers import EulerMaruyama, WeakTaylor2, get_solver
+from ..numerics.solvers import EulerMaruyama, TamedEuler, WeakTaylor2, get_solver
 from ..numerics.device_sde import DEVICE_SCHEMES, DeviceSDE
 from ..backends import get_backend
 from ..symbolic.noise_expansion import warn_if_low
@@ -216,7 +216,7 @@ class _SDEStepper:
 
 
 class _DeviceStepper:
-    """One step of ``euler`` or ``weak2`` on an array back end: the chunk's increments drawn block by block
+    """One step of ``euler``, ``weak2`` or ``tamed`` on an array back end: the chunk's increments drawn block by block
     on the device (:func:`~smfsym.montecarlo.increments.draw_device`), then the device step."""
 
     def __init__(self, dev: DeviceSDE, solver, increments: str):
@@ -228,12 +228,12 @@ class _DeviceStepper:
     def __call__(self, X, h, gens, sizes):
         Z = draw_device(self.backend, gens, sizes, self.k, self.m, self.discrete) if self.m else None
         h = float(h)
-        return self.dev.euler(X, h, Z) if self.scheme == "euler" else self.dev.weak2(X, h, Z)
+        return getattr(self.dev, self.scheme)(X, h, Z)
 
 
 def device_stepper(sde: SDE, vals: dict, solver, increments: str, backend) -> _DeviceStepper:
     """The step of ``solver`` on ``backend`` (its compiled plans cached by content, per back end and dtype)."""
-    if type(solver) not in (EulerMaruyama, WeakTaylor2):
+    if type(solver) not in (EulerMaruyama, WeakTaylor2, TamedEuler):
         raise ValueError(f"`scheme`: backend={backend.name!r} runs {list(DEVICE_SCHEMES)}; got {solver!r}.")
     nsde = numeric_sde(sde, vals)
     _, items = values_key(vals)

@@ -79,7 +79,7 @@ class DeviceCoupledStepper:
     def __call__(self, X, h, gens, sizes):
         inner = self.inner
         dev, xp = inner.dev, inner.backend.xp
-        step = dev.euler if inner.scheme == "euler" else dev.weak2
+        step = getattr(dev, inner.scheme)
         z1 = z2 = None
         if inner.m:
             z1 = draw_device(inner.backend, gens, sizes, inner.k, inner.m, inner.discrete)

@@ -11,7 +11,8 @@ import sympy as sp
 
 import smfsym
 from smfsym import RunOptions, SaveAt
-from smfsym.backends import BACKENDS, ArrayApiStrictBackend, Backend, Float32Warning, get_backend
+from smfsym.backends import BACKENDS, ArrayApiStrictBackend, Float32Warning, get_backend
+from smfsym.numerics.solvers import EulerMaruyama
 
 from backend_cases import X0, Z_MAX, regression_problem, run_sgd, run_smf, square, zscores
 
@@ -81,7 +82,7 @@ def test_float32_only_when_asked_with_a_warning(flow):
 
 # -- statistics against numpy
 
-@pytest.mark.parametrize("scheme", ["euler", "weak2"])
+@pytest.mark.parametrize("scheme", ["euler", "weak2", "tamed"])
 @pytest.mark.parametrize("increments", ["gaussian", "discrete"])
 def test_simulate_agrees_with_numpy(flow, scheme, increments):
     ref = run_smf(flow, "numpy", scheme, increments)
@@ -149,6 +150,12 @@ def test_weak_error_study_runs_on_the_back_end():
 
 # -- blow-up, refusals
 
+class CustomEuler(EulerMaruyama):
+    """A user's scheme: numpy only (the device runs the built-in euler, weak2 and tamed steps)."""
+
+    name = "custom_euler"
+
+
 def host_values(X):
     return np.zeros(X.shape[0])
 
@@ -177,7 +184,7 @@ def test_refusals_name_the_backend(flow, problem):
         with ThreadPoolExecutor(1) as ex:
             smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS, executor=ex))
     with pytest.raises(ValueError, match="`scheme`: backend='array_api_strict'"):
-        smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, scheme="tamed", options=RunOptions(backend=AAS))
+        smfsym.simulate(flow, x0=X0, t_end=0.1, eta=0.1, n_paths=10, scheme=CustomEuler, options=RunOptions(backend=AAS))
     with pytest.raises(ValueError, match="backend=.array_api_strict.*matrix square root"):
         smfsym.simulate(smfsym.sme(problem, order=1), x0=X0, t_end=0.1, eta=0.1, n_paths=10,
                         options=RunOptions(backend=AAS))
@@ -342,7 +349,7 @@ def test_cupy_fuse_option_wiring_on_a_stand_in(fake_cupy, flow):
 
 # -- the device steps are the numpy steps: same increments in, same states out (to rounding)
 
-@pytest.mark.parametrize("scheme", ["euler", "weak2"])
+@pytest.mark.parametrize("scheme", ["euler", "weak2", "tamed"])
 @pytest.mark.parametrize("npoint", [False, True])
 def test_device_step_equals_the_numpy_step_on_the_same_increments(flow, scheme, npoint):
     from smfsym.numerics.solvers import get_solver
