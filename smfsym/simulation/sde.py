@@ -301,8 +301,9 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         (``RunOptions(chunk_size=..., executor=...)``). What to save beyond the times goes in
         ``save_at=smfsym.SaveAt(at=..., functions=..., store=...)``. The settings as keywords
         are still accepted for one release, with a ``DeprecationWarning``. ``RunOptions(backend="cupy")``
-        runs on an NVIDIA GPU (:mod:`smfsym.backends`; "euler", "weak2" and "tamed" on explicit noise columns, "euler" on a
-        data set): ``functions`` then receive the back end's arrays (write them with array operators).
+        runs on an NVIDIA GPU (:mod:`smfsym.backends`; "euler", "weak2" and "tamed" on explicit noise
+        columns, "euler" on a data set): ``functions`` then receive the back end's arrays (write them
+        with array operators).
     functions : mapping name -> callable, optional
         Statistics streamed at every saved time: ``f(states)`` with states of shape
         ``(P, [n,] d)`` returning ``(P,)`` or ``(P, k)``.
