@@ -107,6 +107,14 @@ class Backend:
     def __repr__(self):
         return f"{type(self).__name__}(dtype={self.dtype_name!r})"
 
+    def __getstate__(self):
+        # the namespace is a module: imported again where the object is unpickled
+        return {k: v for k, v in self.__dict__.items() if k not in ("_xp", "device_obj")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._xp = None
+
     @property
     def xp(self):
         """The array namespace (imported on first use; ImportError naming the extra when missing)."""

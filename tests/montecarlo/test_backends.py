@@ -41,6 +41,16 @@ def test_registry_names_instances_and_classes():
     assert RunOptions(backend="cupy").backend == "cupy"  # naming a back end imports nothing
 
 
+def test_a_backend_pickles_without_its_module():
+    import pickle
+
+    b = ArrayApiStrictBackend()
+    b.zeros(2)  # imported
+    c = pickle.loads(pickle.dumps(RunOptions(backend=b))).backend
+    assert c.name == AAS and c.dtype_name == "float64"
+    assert b.to_numpy(b.asarray([1.0])).tolist() == c.to_numpy(c.asarray([1.0])).tolist() == [1.0]
+
+
 def test_unknown_backend_names_the_argument_and_the_known_names():
     with pytest.raises(ValueError, match=r"`backend` must be one of \['array_api_strict', 'cupy', 'numpy'\]"):
         get_backend("cuda")
