@@ -7,7 +7,6 @@ beta, Student t) and sampling without replacement are refused with a ValueError 
 """
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np

@@ -404,3 +404,16 @@ def test_update_maps_agree_with_numpy(problem, name):
                                        options=RunOptions(backend=b)) for b in ("numpy", AAS)]
     z = zscores(*runs)
     assert z.max() < Z_MAX, z
+
+
+@pytest.mark.slow
+def test_command_line_check_runs_on_the_back_end(tmp_path):
+    import json
+
+    from smfsym.cli import main
+
+    out = tmp_path / "o"
+    assert main(["check", "rademacher", "--backend", AAS, "--n-paths", "4096", "--models", "smf1", "--quiet",
+                 "-o", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["rows"] and summary["multipoint"]
