@@ -5,9 +5,10 @@ expressions and the kernels) of:
 
 1. the d = 10 SMF of linear regression (benchmarks/bench_simulate.py: a ~ N(0, I), eps ~ N(0, 1/4),
    order-2 drift, 65 noise columns), Euler and weak order 2, Gaussian and discrete increments, on the
-   chosen back end and on numpy (this machine's CPU, single process);
+   chosen back end and on numpy (this machine's CPU, single process); on CuPy also with the
+   experimental kernel fusion (``CupyBackend(fuse=True)``);
 2. SGD on the same problem (batch 1);
-3. the SMF of a logistic loss on a 1024-row data set (numpy only: the device path has no data means yet);
+3. the SMF of a logistic loss on a 1024-row data set (Euler; data means and row sums on the device);
 4. a hand-written Euler loop of the same d = 10 SDE in the back end's namespace (one draw per step for
    the whole batch, the noise as (W + W^T) x / sqrt(2) from a d x d Gaussian W: the same law);
 5. diffrax (JAX, float64) Euler on the same SDE, vmapped over paths, jitted, after compilation, if
@@ -76,7 +77,7 @@ def sgd_rate(p, backend, paths, n_steps, d):
     return paths * n_steps / timed(go, get_backend(backend))
 
 
-def dataset_rate(paths, n_steps, M=1024, d=10):
+def dataset_rate(backend, paths, n_steps, M=1024, d=10):
     rng = np.random.default_rng(0)
     data = np.column_stack([rng.normal(size=(M, d)), rng.choice([-1.0, 1.0], M)])
     syms = smfsym.empirical(data, [f"z{i}" for i in range(d)] + ["y"])
@@ -86,9 +87,10 @@ def dataset_rate(paths, n_steps, M=1024, d=10):
 
     def go():
         smfsym.simulate(flow, x0=np.zeros(d), t_end=n_steps * 0.01, dt=0.01, eta=0.1, n_paths=paths, seed=1,
-                        save_at=SaveAt(functions={"sq": square}, store=False), options=RunOptions(progress=False))
+                        save_at=SaveAt(functions={"sq": square}, store=False),
+                        options=RunOptions(progress=False, backend=backend))
 
-    return paths * n_steps / timed(go, get_backend("numpy"))
+    return paths * n_steps / timed(go, get_backend(backend))
 
 
 def hand_rate(backend, paths, n_steps, d):
@@ -160,10 +162,22 @@ def table(backend, n_paths):
     print("orders:", {m: round(o.slope, 3) for m, o in st.orders.items()})
 
 
-def row(name, dev, ref):
-    ratio = "" if (dev is None or ref is None) else f"{dev / ref:.1f}"
-    fmt = lambda v: "-" if v is None else f"{v:.3g}"  # noqa: E731
-    print(f"| {name} | {fmt(dev)} | {fmt(ref)} | {ratio} |", flush=True)
+def _attempt(fn):
+    """fn() or, if it fails, the error as text (one failed measurement does not stop the others)."""
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        return f"failed: {type(exc).__name__}: {str(exc)[:100]}"
+
+
+def row(name, dev, ref=None):
+    """One table row from two thunks (back end, numpy reference): rates, or the error of a failed one."""
+    dev, ref = _attempt(dev), _attempt(ref)
+    both = isinstance(dev, float) and isinstance(ref, float)
+    fmt = lambda v: "-" if v is None else (f"{v:.3g}" if isinstance(v, float) else v)  # noqa: E731
+    print(f"| {name} | {fmt(dev)} | {fmt(ref)} | {f'{dev / ref:.1f}' if both else ''} |", flush=True)
 
 
 def main(argv=None):
@@ -194,15 +208,21 @@ def main(argv=None):
     for scheme in ("euler", "weak2"):
         for inc in ("gaussian", "discrete"):
             steps = n if scheme == "euler" else max(2, n // 4)
-            row(f"SMF d=10 {scheme} {inc}", smf_rate(flow, b, scheme, inc, P, steps, d),
-                smf_rate(flow, "numpy", scheme, inc, Pn, steps, d))
-    row("SGD d=10 batch 1", sgd_rate(p, b, P, n, d), sgd_rate(p, "numpy", Pn, n, d))
-    row("SMF 1024-row data set, euler (numpy only)", None, dataset_rate(max(512, Pn // 50), 5))
-    row("hand-written Euler loop, same SDE", hand_rate(b, P, n, d), hand_rate("numpy", Pn, n, d))
-    try:
-        row("diffrax Euler (JAX, vmapped, jitted), same SDE", diffrax_rate(min(P, 2**18), n, d), None)
-    except Exception as exc:  # noqa: BLE001 - diffrax or a JAX device missing: say so, go on
-        print(f"| diffrax | not run: {type(exc).__name__}: {str(exc)[:120]} | | |")
+            row(f"SMF d=10 {scheme} {inc}", lambda: smf_rate(flow, b, scheme, inc, P, steps, d),
+                lambda: smf_rate(flow, "numpy", scheme, inc, Pn, steps, d))
+    if b.name == "cupy":  # the experimental kernel fusion (cupy.fuse of each lambdified expression list)
+        from smfsym.backends import CupyBackend
+
+        fb = CupyBackend(fuse=True)
+        for scheme in ("euler", "weak2"):
+            steps = n if scheme == "euler" else max(2, n // 4)
+            row(f"SMF d=10 {scheme} gaussian, fused", lambda: smf_rate(flow, fb, scheme, "gaussian", P, steps, d))
+        print(f"# fuse: {fb.fuse_failures} lambdified functions ran unfused")
+    row("SGD d=10 batch 1", lambda: sgd_rate(p, b, P, n, d), lambda: sgd_rate(p, "numpy", Pn, n, d))
+    row("SMF 1024-row data set (logistic, d=10), euler", lambda: dataset_rate(b, max(4096, P // 8), 5),
+        lambda: dataset_rate("numpy", max(512, Pn // 50), 5))
+    row("hand-written Euler loop, same SDE", lambda: hand_rate(b, P, n, d), lambda: hand_rate("numpy", Pn, n, d))
+    row("diffrax Euler (JAX, vmapped, jitted), same SDE", lambda: diffrax_rate(min(P, 2**18), n, d))
     if a.table:
         table(b, a.table)
     return 0

@@ -107,6 +107,14 @@ class Backend:
     def __repr__(self):
         return f"{type(self).__name__}(dtype={self.dtype_name!r})"
 
+    def __getstate__(self):
+        # the namespace is a module: imported again where the object is unpickled
+        return {k: v for k, v in self.__dict__.items() if k not in ("_xp", "device_obj")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._xp = None
+
     @property
     def xp(self):
         """The array namespace (imported on first use; ImportError naming the extra when missing)."""
@@ -167,6 +175,16 @@ class Backend:
     def free_memory(self) -> int | None:
         """Free bytes on the device (None: the host's memory, chunked as numpy is)."""
         return None
+
+    @property
+    def key(self) -> tuple:
+        """What a compilation for this back end depends on (part of the compile cache's keys)."""
+        return (self.name, self.dtype_name)
+
+    def compile(self, fn):
+        """A lambdified function as this back end runs it (as it is; ``CupyBackend(fuse=True)``: one fused
+        kernel per call)."""
+        return fn
 
     def synchronize(self) -> None:
         """Wait for queued device work (for timings)."""
@@ -236,6 +254,23 @@ class CupyBackend(Backend):
     module = "cupy"
     device = True
 
+    def __init__(self, dtype: str = "float64", fuse: bool = False):
+        super().__init__(dtype)
+        #: compile each lambdified expression list into one kernel with ``cupy.fuse`` (experimental: a
+        #: function that CuPy cannot fuse runs unfused, counted in :attr:`fuse_failures`)
+        self.fuse = bool(fuse)
+        self.fuse_failures = 0
+
+    def __repr__(self):
+        return f"CupyBackend(dtype={self.dtype_name!r}, fuse={self.fuse})"
+
+    @property
+    def key(self) -> tuple:
+        return (self.name, self.dtype_name, self.fuse)
+
+    def compile(self, fn):
+        return _Fused(fn, self) if self.fuse else fn
+
     def _import(self):
         xp = super()._import()
         try:
@@ -255,8 +290,7 @@ class CupyBackend(Backend):
         xp = self.xp
         state = seed_sequence.generate_state(2, np.uint32)
         seed = (int(state[0]) | (int(state[1]) << 32)) & (2**63 - 1)
-        return _CupyStream(xp.random.RandomState(seed, method=xp.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10),
-                           self.dtype)
+        return _CupyStream(xp.random.RandomState(seed, method=_PHILOX), self.dtype)
 
     def free_memory(self) -> int:
         return int(self.xp.cuda.runtime.memGetInfo()[0])
@@ -281,6 +315,34 @@ class _HostPhilox:
 
     def random(self, shape):
         return self.backend.asarray(self.g.random(shape))
+
+
+class _Fused:
+    """A lambdified function run as one ``cupy.fuse`` kernel; unfused (and counted) where CuPy refuses it."""
+
+    def __init__(self, fn, backend):
+        self.fn, self.backend = fn, backend
+        self.fused = backend.xp.fuse(_as_tuple(fn))
+
+    def __call__(self, *args):
+        if self.fused is not None:
+            try:
+                return list(self.fused(*args))
+            except Exception:  # noqa: BLE001 - CuPy's fusion refuses some code (constant outputs, ...)
+                self.fused = None
+                self.backend.fuse_failures += 1
+        return self.fn(*args)
+
+
+def _as_tuple(fn):
+    def call(*args):
+        return tuple(fn(*args))
+
+    return call
+
+
+#: cuRAND's ``CURAND_RNG_PSEUDO_PHILOX4_32_10`` (curand.h), the ``method`` of ``cupy.random.RandomState``.
+_PHILOX = 106
 
 
 class _CupyStream:

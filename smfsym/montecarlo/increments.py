@@ -80,23 +80,24 @@ def draw_device(backend, gens, sizes, k: int, m: int, discrete: tuple | None = N
     """Increments of one step on an array back end, shape ``(k, m, sum(sizes))``, block by block.
 
     Each seed block's stream (``backend.generator``) draws its own ``(k, m, s)`` standard normals, or with
-    ``discrete`` (one kind per draw, as :func:`draw_discrete`) uniform integers mapped to the two-point
-    (+-1) or three-point (0, +-sqrt(3)) values: the numbers of a block do not depend on the chunk it is in.
+    ``discrete`` (one kind per draw, as :func:`draw_discrete`) ``(k, m, s)`` uniform integers on {0, ..., 5}
+    in one call, mapped on the whole chunk: "two" by parity (+-1, each with probability 1/2 exactly),
+    "three" to -sqrt(3), +sqrt(3) for 0, 1 and to 0 otherwise. One draw per block and step: the numbers of a
+    block do not depend on the chunk it is in.
     """
     xp = backend.xp
-    parts = []
-    for g, s in zip(gens, sizes):
-        if discrete is None:
-            parts.append(g.standard_normal((k, m, s)))
-            continue
-        rows = []
-        for kind in discrete:
-            if kind == "two":
-                rows.append(1.0 - 2.0 * xp.astype(g.integers(2, (m, s)), backend.dtype))
-            elif kind == "three":
-                i = g.integers(6, (m, s))
-                rows.append(math.sqrt(3.0) * (xp.astype(i == 1, backend.dtype) - xp.astype(i == 0, backend.dtype)))
-            else:  # pragma: no cover - solvers declare their kinds
-                raise ValueError(f"unknown discrete increment kind {kind!r}")
-        parts.append(xp.stack(rows, axis=0))
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+    if discrete is None:
+        parts = [g.standard_normal((k, m, s)) for g, s in zip(gens, sizes)]
+        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+    parts = [g.integers(6, (k, m, s)) for g, s in zip(gens, sizes)]
+    i = parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+    rows = []
+    for j, kind in enumerate(discrete):
+        ij = i[j, ...]
+        if kind == "two":
+            rows.append(1.0 - 2.0 * xp.astype(ij % 2, backend.dtype))
+        elif kind == "three":
+            rows.append(math.sqrt(3.0) * (xp.astype(ij == 1, backend.dtype) - xp.astype(ij == 0, backend.dtype)))
+        else:  # pragma: no cover - solvers declare their kinds
+            raise ValueError(f"unknown discrete increment kind {kind!r}")
+    return rows[0][None, ...] if len(rows) == 1 else xp.stack(rows, axis=0)

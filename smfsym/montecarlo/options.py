@@ -76,6 +76,8 @@ class RunOptions:
     --------
     >>> RunOptions(chunk_size=8192).chunk_size
     8192
+    >>> RunOptions(backend="cupy").backend  # checked by name; CuPy is imported when a run starts
+    'cupy'
     >>> RunOptions(on_nonfinite="ignore")
     Traceback (most recent call last):
     ...

@@ -7,7 +7,7 @@ are lambdified for that namespace, states and increments stay on the device, and
 touches a device array. Increments come laid out as ``(k, m, P)`` (draw, noise column, path), so each
 column is contiguous over the paths.
 
-Supported: explicit-matrix noise (Euler and weak2), and data-set noise (an SMF on an empirical law:
+Supported: explicit-matrix noise (Euler, weak2 and tamed Euler), and data-set noise (an SMF on an empirical law:
 Euler); data means over data sets and finite laws are exact sums on the device. A matrix square root
 (the SME with ``sqrt`` noise) and quadrature means over continuous laws are refused with a ValueError
 naming the back end.
@@ -25,7 +25,7 @@ from .compiled_sde import ROWS, NumericSDE
 __all__ = ["DeviceSDE", "DEVICE_SCHEMES"]
 
 #: The schemes with a device step.
-DEVICE_SCHEMES = ("euler", "weak2")
+DEVICE_SCHEMES = ("euler", "weak2", "tamed")
 
 
 class DeviceSDE:
@@ -45,10 +45,16 @@ class DeviceSDE:
         self.d, self.m = nsde.d, nsde.m
 
     def per_path_bytes(self, x0) -> int:
-        """Working memory of one path in one step on the device (a data set's rows: a (rows, d) block)."""
-        if self.nsde.kind != "template":
-            return 0
-        return 8 * int(np.prod(x0.shape)) * min(self.nsde.data.shape[0], ROWS) * 12
+        """Working memory of one path in one step on the device, a bound: the increments (as drawn and as
+        mapped), and one temporary per array operation of the compiled terms (a lambdified function keeps
+        its common subexpressions until it returns; weak2 evaluates on up to two stacked directions), or
+        a data set's (rows, d) block."""
+        npts = int(np.prod(x0.shape[:-1]))
+        if self.nsde.kind == "template":
+            return 8 * npts * min(self.nsde.data.shape[0], ROWS) * (self.d + 12)
+        plans = [p for p in ("euler_plan", "weak2_plan") if p in self.__dict__]
+        ops = max([sum(self.__dict__[p].op_counts().values()) for p in plans], default=0)
+        return 8 * (4 * 3 * self.m + npts * (2 * ops + 64 * self.d))
 
     @cached_property
     def euler_plan(self) -> HoistedExprs:
@@ -72,10 +78,10 @@ class DeviceSDE:
         if self.nsde.kind == "template":
             if scheme != "euler":
                 raise ValueError(f"`scheme`: backend={self.backend.name!r} runs data-set noise with 'euler' only so "
-                                 f"far; got {scheme!r} (use backend='numpy' for weak2 on a data set).")
+                                 f"far; got {scheme!r} (use backend='numpy' for {scheme} on a data set).")
             self.template_plan
             return
-        self.euler_plan if scheme == "euler" else self.weak2_plan
+        self.weak2_plan if scheme == "weak2" else self.euler_plan
 
     @cached_property
     def template_plan(self):
@@ -149,6 +155,26 @@ class DeviceSDE:
         N = plan.term("noise", xc, H, self._dir_cols(Z[0, ...], X))
         sq = math.sqrt(dt)
         return self._stack([xc[i] + dt * b[i] + sq * N[i] for i in range(self.d)])
+
+    def tamed(self, X, dt: float, Z):
+        """Increment-tamed Euler (:class:`~smfsym.numerics.solvers.TamedEuler`): X + D / (1 + sqrt(dt) |D|),
+        D = b dt + sigma(X) sqrt(dt) Z[0]; an infinite increment becomes its direction / sqrt(dt)."""
+        xp, d = self.xp, self.d
+        plan = self.euler_plan
+        xc = self._cols(X)
+        H = plan.front_values(xc)
+        b = plan.term("drift", xc, H)
+        sq = math.sqrt(dt)
+        D = [dt * b[i] for i in range(d)]
+        if self.m:
+            N = plan.term("noise", xc, H, self._dir_cols(Z[0, ...], X))
+            D = [D[i] + sq * N[i] for i in range(d)]
+        norm2 = D[0] * D[0]
+        for i in range(1, d):
+            norm2 = norm2 + D[i] * D[i]
+        norm = xp.sqrt(norm2)
+        inf = xp.isinf(norm)
+        return self._stack([xc[i] + xp.where(inf, xp.sign(D[i]) / sq, D[i] / (1.0 + sq * norm)) for i in range(d)])
 
     def weak2(self, X, dt: float, Z):
         """The simplified weak Taylor 2.0 step of :class:`~smfsym.numerics.solvers.WeakTaylor2`, on the device;

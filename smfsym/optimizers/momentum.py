@@ -227,7 +227,7 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     True
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
-     store) = run_settings("simulate_momentum_sgd", options, save_at, legacy)
+     store) = run_settings("simulate_momentum_sgd", options, save_at, legacy, backends=True)
 
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
@@ -250,7 +250,8 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     res = _sgd.run_rule(task, z0, np.full(n_steps, h), idx, np.array(idx) * h, dict(
         n_paths=n_paths, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
         on_nonfinite=on_nonfinite, progress=progress, max_steps=max_steps, blowup_threshold=blowup_threshold,
-        max_memory=max_memory, executor=executor, scheme="momentum-sgd", dt_label=h))
+        max_memory=max_memory, executor=executor, backend=options.backend if options is not None else "numpy",
+        scheme="momentum-sgd", dt_label=h))
     res.extra.update(steps=np.array(idx), batch_size=B, beta=beta, nesterov=nesterov, scaled=scaled,
                      friction=(1 - beta) / h)
     return res

@@ -308,7 +308,7 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     True
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
-     store) = run_settings("simulate_sgd_schedule", options, save_at, legacy)
+     store) = run_settings("simulate_sgd_schedule", options, save_at, legacy, backends=True)
 
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
@@ -324,6 +324,7 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     res = _sgd.run_rule(task, x0, etas, idx, np.array(idx) * eta, dict(
         n_paths=n_paths, seed=seed, chunk_size=chunk_size, functions=functions, store=store,
         on_nonfinite=on_nonfinite, progress=progress, max_steps=max_steps, blowup_threshold=blowup_threshold,
-        max_memory=max_memory, executor=executor, scheme="sgd", dt_label=eta))
+        max_memory=max_memory, executor=executor, backend=options.backend if options is not None else "numpy",
+        scheme="sgd", dt_label=eta))
     res.extra.update(steps=np.array(idx), batch_size=B, schedule=str(sch.expr), step_sizes=etas)
     return res

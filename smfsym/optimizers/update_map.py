@@ -24,7 +24,7 @@ update maps unchanged.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
@@ -33,7 +33,7 @@ from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_value
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.checks import check_int, check_positive
-from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
+from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
@@ -45,6 +45,8 @@ from ..symbolic.sde import SDE, MatrixSqrt
 from ..simulation.sde import check_save_at, prepare_x0
 from .momentum import DEFAULT_FRICTION, _momentum_symbols
 from .schedules import _as_schedule
+from ..simulation.device_sgd import _DeviceSampler
+from ..backends import get_backend
 
 __all__ = ["UpdateMap", "sgd_map", "schedule_map", "momentum_map", "rmsprop", "adam", "simulate_update_map",
            "EXPANSIONS"]
@@ -462,6 +464,29 @@ class UpdateMapStep:
         return self.update.evaluate(list(ZT), cols)  # shape of X: the output axis comes last
 
 
+class DeviceUpdateMapStep:
+    """:class:`UpdateMapStep` on an array back end (:mod:`smfsym.backends`): one sample per path and step
+    drawn on the device from each seed block's stream, the update lambdified for the back end."""
+
+    def __init__(self, umap: UpdateMap, eta: float, values: Mapping, backend):
+        self.backend, self.xp = backend, backend.xp
+        self.samplers = [_DeviceSampler(law, values, backend) for law in umap.problem.laws]
+        syms = [s for smp in self.samplers for s in smp.symbols]
+        bound = dict(values)
+        bound[umap.eta] = float(eta)
+        self.update = CompiledExprs(list(umap.update), umap.state, bound, syms, backend=backend)
+
+    def __call__(self, X, h, gens, sizes):
+        xp, cols = self.xp, []
+        for smp in self.samplers:
+            parts = [smp(g, s, 1) for g, s in zip(gens, sizes)]  # (k, s, 1) each
+            arr = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+            cols += [arr[j, :, 0] if X.ndim == 2 else arr[j, ...] for j in range(arr.shape[0])]  # (P,) or (P, 1)
+        out = self.update.evaluate_list([X[..., i] for i in range(X.shape[-1])] + cols, mean_vals=[],
+                                        shape=tuple(X.shape[:-1]))
+        return xp.stack(out, axis=-1)
+
+
 class UpdateMapTask:
     """What a worker needs to rebuild the step."""
 
@@ -479,12 +504,13 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
 
     ``result.t`` is step * h (h = eta, or sqrt(eta) for ``expansion="sqrt_eta"``), the time of the
     modified equations. An (n, dim) ``z0`` runs n chains that share their samples. Other arguments
-    are as for :func:`smfsym.simulate_sgd`.
+    are as for :func:`smfsym.simulate_sgd` (``RunOptions(backend=...)`` included).
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_update_map", options, save_at, legacy,
                            supported=("chunk_size", "max_memory", "on_nonfinite", "blowup_threshold", "executor",
-                                      "progress"))
+                                      "progress"), backends=True)
+    backend = get_backend(options.backend if options is not None else "numpy")
     if not isinstance(umap, UpdateMap):
         raise TypeError(f"`umap` must be a smfsym.UpdateMap; got {type(umap).__name__}.")
     eta = check_positive(eta, "eta")
@@ -505,12 +531,15 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     h = eta ** (1.0 / EXPANSIONS[umap.expansion])
     task = UpdateMapTask(umap, eta, vals)
     step = task.build()
+    if backend.name != "numpy":
+        step = DeviceUpdateMapStep(umap, eta, vals, backend)
     grid = StepGrid.uniform(n_steps, h, idx)
     per_path = 8 * 8 * (len(umap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=umap.name, dt_label=h,
               time_label="step", step_times=float, task=task, per_path_bytes=per_path)
     run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
-                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor)
+                             max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor,
+                             backend=backend)
     res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store),
               options=run_options)
     res.extra.update(steps=np.array(idx), eta=eta)

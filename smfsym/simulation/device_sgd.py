@@ -7,7 +7,6 @@ beta, Student t) and sampling without replacement are refused with a ValueError 
 """
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import numpy as np
@@ -18,7 +17,7 @@ from ..symbolic.lambdify import CompiledExprs
 from ..symbolic.problem import Problem
 from .sde import values_key
 
-__all__ = ["DeviceSGDStep"]
+__all__ = ["DeviceSGDStep", "DeviceSGDRun"]
 
 
 def _is(law, kind: str) -> bool:
@@ -84,7 +83,7 @@ class DeviceSGDStep:
         syms = tuple(s for smp in self.samplers for s in smp.symbols)
         vals, items = values_key(values)
         exprs, params = list(problem.grad_f_compact), tuple(problem.params)
-        key = ("SGD gradient", exprs, params, syms, items, backend.name, backend.dtype_name)
+        key = ("SGD gradient", exprs, params, syms, items, backend.key)
         self.grad = compiled_content(key, lambda: CompiledExprs(exprs, params, vals, syms, backend=backend))
         self.d = problem.dim
 
@@ -101,11 +100,41 @@ class DeviceSGDStep:
             cols += [arr[j, ...] for j in range(arr.shape[0])]
         return cols
 
-    def __call__(self, X, h, gens, sizes):
+    def gradient(self, X, gens, sizes) -> list:
+        """The batch-mean gradient at states X (P, [n,] d) on a fresh batch: d arrays (P, [n])."""
         xp = self.xp
         data = self.sample(gens, sizes)
         xc = [X[..., i][..., None] for i in range(self.d)]  # (P, [n,] 1)
         dc = data if X.ndim == 2 else [xp.reshape(c, (c.shape[0], 1, c.shape[1])) for c in data]
         shape = tuple(X.shape[:-1]) + (self.B,)
         g = self.grad.evaluate_list(xc + dc, mean_vals=[], shape=shape)
-        return xp.stack([X[..., i] - self.eta * xp.mean(g[i], axis=-1) for i in range(self.d)], axis=-1)
+        return [xp.mean(gi, axis=-1) for gi in g]
+
+    def __call__(self, X, h, gens, sizes):
+        g = self.gradient(X, gens, sizes)
+        return self.xp.stack([X[..., i] - self.eta * g[i] for i in range(self.d)], axis=-1)
+
+
+class DeviceSGDRun:
+    """The driver's step of the SGD simulators on a back end: :class:`DeviceSGDStep` and an optimizer rule of
+    :mod:`smfsym.simulation.sgd` (constant rate, schedule, heavy-ball or Nesterov momentum)."""
+
+    def __init__(self, stepper: DeviceSGDStep, rule):
+        kind = type(rule).__name__
+        if kind not in ("ConstantRate", "ScheduledRate", "MomentumRule"):
+            raise ValueError(f"`backend={stepper.backend.name!r}` runs the constant-rate, scheduled and momentum "
+                             f"rules; got {kind}: use backend='numpy'.")
+        self.stepper, self.rule, self.kind = stepper, rule, kind
+
+    def __call__(self, X, h, gens, sizes):
+        st = self.stepper
+        if self.kind == "ScheduledRate":
+            st.eta = float(h)
+        if self.kind != "MomentumRule":
+            return st(X, h, gens, sizes)
+        r, xp = self.rule, st.xp
+        d = r.dim
+        Xs, V = X[..., :d], X[..., d:] * r.unit
+        g = xp.stack(st.gradient(Xs + r.beta * V if r.nesterov else Xs, gens, sizes), axis=-1)
+        V = r.beta * V - r.eta * g
+        return xp.concat([Xs + V, V / r.unit], axis=-1)

@@ -19,7 +19,7 @@ from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import BLOCK, resolve_seed
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.sde import SDE
-from ..numerics.solvers import EulerMaruyama, WeakTaylor2, get_solver
+from ..numerics.solvers import EulerMaruyama, TamedEuler, WeakTaylor2, get_solver
 from ..numerics.device_sde import DEVICE_SCHEMES, DeviceSDE
 from ..backends import get_backend
 from ..symbolic.noise_expansion import warn_if_low
@@ -216,7 +216,7 @@ class _SDEStepper:
 
 
 class _DeviceStepper:
-    """One step of ``euler`` or ``weak2`` on an array back end: the chunk's increments drawn block by block
+    """One step of ``euler``, ``weak2`` or ``tamed`` on an array back end: the chunk's increments drawn block by block
     on the device (:func:`~smfsym.montecarlo.increments.draw_device`), then the device step."""
 
     def __init__(self, dev: DeviceSDE, solver, increments: str):
@@ -228,12 +228,12 @@ class _DeviceStepper:
     def __call__(self, X, h, gens, sizes):
         Z = draw_device(self.backend, gens, sizes, self.k, self.m, self.discrete) if self.m else None
         h = float(h)
-        return self.dev.euler(X, h, Z) if self.scheme == "euler" else self.dev.weak2(X, h, Z)
+        return getattr(self.dev, self.scheme)(X, h, Z)
 
 
 def device_stepper(sde: SDE, vals: dict, solver, increments: str, backend) -> _DeviceStepper:
     """The step of ``solver`` on ``backend`` (its compiled plans cached by content, per back end and dtype)."""
-    if type(solver) not in (EulerMaruyama, WeakTaylor2):
+    if type(solver) not in (EulerMaruyama, WeakTaylor2, TamedEuler):
         raise ValueError(f"`scheme`: backend={backend.name!r} runs {list(DEVICE_SCHEMES)}; got {solver!r}.")
     nsde = numeric_sde(sde, vals)
     _, items = values_key(vals)
@@ -243,11 +243,9 @@ def device_stepper(sde: SDE, vals: dict, solver, increments: str, backend) -> _D
         dev.prepare(solver.name)
         return dev
 
-    key = ("DeviceSDE", sde, items, backend.name, backend.dtype_name, solver.name)
-    dev = compiled_content(key, build)
-    if dev.backend is not backend:  # the same library from another Backend object: share the compilation
-        dev.backend = backend
-    return _DeviceStepper(dev, solver, increments)
+    key = ("DeviceSDE", sde, items, backend.key, solver.name)
+    # a Backend object with the same key shares the compilation (and draws through the cached one's namespace)
+    return _DeviceStepper(compiled_content(key, build), solver, increments)
 
 
 def _known_symbols(sde) -> set:
@@ -302,7 +300,10 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         How the run is carried out, never what it computes: the run settings below
         (``RunOptions(chunk_size=..., executor=...)``). What to save beyond the times goes in
         ``save_at=smfsym.SaveAt(at=..., functions=..., store=...)``. The settings as keywords
-        are still accepted for one release, with a ``DeprecationWarning``.
+        are still accepted for one release, with a ``DeprecationWarning``. ``RunOptions(backend="cupy")``
+        runs on an NVIDIA GPU (:mod:`smfsym.backends`; "euler", "weak2" and "tamed" on explicit noise
+        columns, "euler" on a data set): ``functions`` then receive the back end's arrays (write them
+        with array operators).
     functions : mapping name -> callable, optional
         Statistics streamed at every saved time: ``f(states)`` with states of shape
         ``(P, [n,] d)`` returning ``(P,)`` or ``(P, k)``.

@@ -26,7 +26,7 @@ from .sde import check_save_at, prepare_x0, values_key
 from ..montecarlo.driver import CHUNK_BYTES
 from ..montecarlo.seeds import BLOCK
 from ..backends import get_backend
-from .device_sgd import DeviceSGDStep
+from .device_sgd import DeviceSGDRun, DeviceSGDStep
 
 __all__ = ["simulate_sgd", "run_rule", "SGDStep", "SGDRun", "SGDTask", "ConstantRate", "ScheduledRate", "MomentumRule",
            "compiled_gradient"]
@@ -186,7 +186,7 @@ def run_rule(task: SGDTask, z0, step_sizes, save_index: list, times, settings: d
     rule one step at a time: the path of the schedule and momentum simulators, executors included.
 
     ``settings``: n_paths, seed, the run settings of :data:`~smfsym.montecarlo.options.RUN_FIELDS`,
-    ``functions``, ``store``, the ``scheme`` label and ``dt_label``.
+    ``functions``, ``store``, the ``scheme`` label and ``dt_label``, and optionally ``backend``.
     """
     s = dict(settings)
     n_steps = len(step_sizes)
@@ -197,14 +197,18 @@ def run_rule(task: SGDTask, z0, step_sizes, save_index: list, times, settings: d
         s["blowup_threshold"] = check_positive(s["blowup_threshold"], "blowup_threshold")
     s["max_memory"] = check_int(s["max_memory"], "max_memory")
     s["executor"] = checked_executor(s["executor"], s["functions"])
+    backend = get_backend(s.pop("backend", "numpy"))
     step = task.build()  # compiled here too: every error shows up before any work is sent out
     per_path = step.stepper.per_path_bytes(z0) * (2 if isinstance(task.rule, MomentumRule) else 1)
     _check_chunk_memory(per_path, s["n_paths"], s["chunk_size"], task.batch_size, s["max_memory"])
+    if backend.name != "numpy":
+        step = DeviceSGDRun(DeviceSGDStep(task.problem, task.eta, task.batch_size, task.values, backend), task.rule)
     job = Job(step=step, step_sizes=np.asarray(step_sizes, dtype=float), save_index=save_index, times=times,
               scheme=s["scheme"], dt_label=s["dt_label"], time_label="step",
               step_times=np.arange(1, n_steps + 1, dtype=float), task=task, per_path_bytes=per_path)
     run_options = RunOptions(chunk_size=s["chunk_size"], on_nonfinite=s["on_nonfinite"], progress=s["progress"],
-                             max_memory=s["max_memory"], blowup_threshold=s["blowup_threshold"], executor=s["executor"])
+                             max_memory=s["max_memory"], blowup_threshold=s["blowup_threshold"], executor=s["executor"],
+                             backend=backend)
     return run(job, z0, paths=Paths(s["n_paths"], s["seed"]),
                save=SaveAt(functions=s["functions"], store=s["store"]), 
                options=run_options)
@@ -252,7 +256,8 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
     batch_size : int, optional
         Defaults to the problem's batch size.
 
-    Other parameters are as for :func:`smfsym.simulate` (including what ``n_paths``
+    Other parameters are as for :func:`smfsym.simulate` (including ``RunOptions(backend=...)``: batches
+    drawn and gradients evaluated on the device, for laws with a device sampler; and what ``n_paths``
     keeps: the paths of every full block of 4096, not those of a partial last block, and
     ``executor``: the Problem is pickled to the workers, compiled once per process, and the
     numbers are bitwise those of the serial run).

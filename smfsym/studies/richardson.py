@@ -79,7 +79,7 @@ class DeviceCoupledStepper:
     def __call__(self, X, h, gens, sizes):
         inner = self.inner
         dev, xp = inner.dev, inner.backend.xp
-        step = dev.euler if inner.scheme == "euler" else dev.weak2
+        step = getattr(dev, inner.scheme)
         z1 = z2 = None
         if inner.m:
             z1 = draw_device(inner.backend, gens, sizes, inner.k, inner.m, inner.discrete)
@@ -131,8 +131,10 @@ def coupled_run(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, s
               scheme=f"{solver.name} coupled", dt_label=float(dt), task=task, per_path_bytes=per_path)
     if backend is not None and get_backend(backend).name != "numpy":
         backend = get_backend(backend)
-        job = job._replace(step=DeviceCoupledStepper(device_stepper(sde, vals, solver, increments, backend)),
-                           task=None)
+        inner = device_stepper(sde, vals, solver, increments, backend)
+        # two fine increments and their sum, three steps: twice one path's bound on the stacked states
+        job = job._replace(step=DeviceCoupledStepper(inner), task=None,
+                           per_path_bytes=per_path + 2 * inner.dev.per_path_bytes(np.stack([x0, x0])))
     run_options = RunOptions(chunk_size=None, on_nonfinite=on_nonfinite, progress=progress,
                              blowup_threshold=blowup_threshold, executor=executor,
                              backend="numpy" if backend is None else backend)

@@ -185,6 +185,8 @@ class CompiledExprs:
         args = list(self.state) + list(self.data_symbols) + [d for d, _ in self.means]
         self._cse_out: list = []
         self.fn = lambdify_safe(args, exprs, self._cse_out, None if backend is None else backend.lambdify_modules)
+        if backend is not None:
+            self.fn = backend.compile(self.fn)
         #: every output is the constant 0 (callers skip evaluating it)
         self.is_zero = all(e == 0 for e in exprs)
 
