@@ -1,5 +1,5 @@
 """Optimisers beyond constant-rate SGD: schedules, momentum and update maps (docs/theory.md §7, §10),
-Malladi et al.'s regime for adaptive methods and SVAG (docs/theory.md, last section).
+Malladi et al.'s regime for adaptive methods and SVAG (docs/theory.md §11).
 
 Their studies (weak error against the optimizer, n-point statistics) live in :mod:`smfsym.studies`;
 exact mini-batch moments in :mod:`smfsym.simulation.minibatch_exact`.

@@ -1,5 +1,5 @@
 r"""Scaling regimes whose SDE is not an expansion of the update map: Malladi et al.'s regime for
-RMSprop and Adam, and SGD with a scaled gradient noise (docs/theory.md, last section).
+RMSprop and Adam, and SGD with a scaled gradient noise (docs/theory.md §11).
 
 Malladi, Lyu, Panigrahi, Arora (NeurIPS 2022) take, for a learning rate eta,
 

@@ -1,5 +1,5 @@
 r"""Scaling rules as a study: which change of the hyper-parameters keeps an optimizer's SDE when the batch
-size B becomes k B, and how far E phi at a fixed time moves with and without it (docs/theory.md, last section).
+size B becomes k B, and how far E phi at a fixed time moves with and without it (docs/theory.md §11).
 
 The rule is derived from the SDE's parameters (:func:`sde_parameters`; :func:`rule_exponents` solves for the
 powers of k that keep them):
