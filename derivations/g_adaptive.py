@@ -74,7 +74,7 @@ print(flow.latex())
 # %%
 z0 = [1.0, -0.5, 1.0, 1.0]
 etas = [0.1, 0.05, 0.025]
-n_paths = 40_000 if FAST else 400_000
+n_paths = 100_000 if FAST else 400_000
 st = smfsym.update_map_weak_error(rms, x**2 + y**2, z0, 0.5, etas, models=["gf", "smf1", "smf2"],
                                   n_paths=n_paths, seed=1, options=smfsym.RunOptions(progress=False))
 st
@@ -94,15 +94,16 @@ results["rmsprop_se"] = {m: [r["se"] for r in st.rows if r["model"] == m] for m 
 # %% [markdown]
 # ## 2. Adam on logistic regression
 #
-# $f(x, \xi) = \log(1 + e^{-y\,a x})$ with $a \sim N(1, 1/4)$ and a fair label $y = \pm 1$: the means of the
-# increments are not closed forms, so smfsym takes them with a Gauss rule (its quadrature error
-# controlled). Adam's state is $(x, m, v, t)$; the bias correction is singular at $t = 0$, so it starts
-# at $t_0 = 1$.
+# $f(x, \xi) = \log(1 + e^{-y\,a x})$ on a data set of 64 rows (features $a \sim N(1, 1/4)$, fair labels
+# $y = \pm 1$): not a polynomial, so the increments' means and noise coefficients are data-set sums,
+# and the SMF has one noise column per row. Adam's state is $(x, m, v, t)$; the bias correction is
+# singular at $t = 0$, so it starts at $t_0 = 1$.
 
 # %%
 xl = sp.Symbol("x")
-feat, label = smfsym.normal("f", mean=1, std=sp.Rational(1, 2)), smfsym.rademacher("s")
-logistic = smfsym.Problem(sp.log(1 + sp.exp(-label * feat * xl)), [xl], n_points=16)
+rng = np.random.default_rng(0)
+feat, label = smfsym.empirical(np.column_stack([rng.normal(1.0, 0.5, 64), rng.choice([-1.0, 1.0], 64)]), "f s")
+logistic = smfsym.Problem(sp.log(1 + sp.exp(-label * feat * xl)), [xl])
 ad = adam(logistic, c1=1, c2=1, eps=sp.Rational(1, 10))
 ad.A
 

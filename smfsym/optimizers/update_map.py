@@ -31,7 +31,7 @@ import sympy as sp
 
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
 from ..symbolic.noise_expansion import NoiseTemplate
-from ..symbolic.lambdify import CompiledExprs
+from ..symbolic.lambdify import CompiledExprs, compile_exprs
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
@@ -277,7 +277,8 @@ class UpdateMap:
             tmpl = NoiseTemplate(sp.ImmutableMatrix(self.A - self.a), ce.template.law)
             return self._sde(self.drift(order), tmpl, "smf", order, chaos=ce, noise_scale=root)
         columns = sp.ImmutableMatrix(root * self._thaw(ce.columns))
-        return self._sde(self.drift(order), columns, "smf", order, chaos=ce)
+        chaos = ce if ce.exact else _StateExpansion(ce, self._thaw(ce.columns), self.covariance, self.state)
+        return self._sde(self.drift(order), columns, "smf", order, chaos=chaos)
 
     def gradient_flow(self, order: int = 1) -> SDE:
         """The noiseless drift of order 1 or 2."""
@@ -293,6 +294,37 @@ class UpdateMap:
         state["_lifted"] = None  # rebuilt on demand (cached properties of sympy objects)
         state.pop("_frozen", None)
         return state
+
+
+class _StateExpansion:
+    """A truncated noise expansion of the lifted problem, read on the optimizer's state.
+
+    The lifted problem's parameters are the multipliers u, and its data-free subterms are frozen to
+    symbols; what :func:`smfsym.simulate` checks before it runs (the share of trace Cov A that the
+    truncated columns capture, :func:`~smfsym.symbolic.noise_expansion.warn_if_low`) is a function of
+    the state z. Everything else is the lifted expansion's.
+    """
+
+    def __init__(self, expansion, columns: sp.Matrix, covariance: sp.Matrix, state: tuple):
+        self._expansion, self._state = expansion, state
+        self._num = sum((c**2 for c in columns), sp.S.Zero)
+        self._den = sp.trace(covariance)
+
+    def __getattr__(self, name):
+        return getattr(self._expansion, name)
+
+    def captured_fraction(self, z, values=None) -> float:
+        """trace(sum_k A_k A_k^T) / trace(Cov A) at the state ``z`` (numeric)."""
+        fn = compile_exprs([self._num, self._den], self._state, values=values)
+        out = fn(np.atleast_2d(np.asarray(z, dtype=float)))
+        a, b = float(np.ravel(out[0])[0]), float(np.ravel(out[1])[0])
+        return 1.0 if b == 0 else a / b
+
+    def __getstate__(self):
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
 
 
 def _check_order(order):

@@ -165,3 +165,36 @@ def test_simulated_rmsprop_equals_a_hand_written_loop(quartic):
         xs = xs - 0.1 * grad / (np.sqrt(vs) + 0.1)
     assert np.allclose(res.states[-1, :, 0], xs, rtol=1e-13, atol=1e-14)
     assert np.allclose(res.states[-1, :, 1], vs, rtol=1e-13, atol=1e-14)
+
+
+def test_a_truncated_noise_expansion_is_checked_on_the_state_not_the_lifted_multipliers():
+    """Adam on a logistic loss with a Gauss rule: the SMF's columns are a truncated expansion of the lifted
+    problem (frozen data-free subterms). `simulate` checks the captured share of trace Cov A at the start; it
+    is computed on the optimizer's state (it crashed on the frozen symbols before), lies in (0, 1], and its
+    denominator is trace Cov A(z, xi), checked against Monte Carlo within 5 standard errors."""
+    import numpy as np
+
+    from smfsym.optimizers.update_map import adam, _StateExpansion
+
+    x = sp.Symbol("x")
+    f, s = smfsym.normal("f", mean=1, std=sp.Rational(1, 2)), smfsym.rademacher("s")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-s * f * x)), [x], n_points=12)
+    m = adam(p, c1=1, c2=1, eps=sp.Rational(1, 10))
+    flow = m.smf(1)
+    z = [0.5, 0.1, 0.5, 1.0]
+    assert isinstance(flow.chaos, _StateExpansion)
+    frac = flow.chaos.captured_fraction(z)
+    assert 0.5 < frac <= 1 + 1e-9
+    r = smfsym.simulate(flow, z, 0.01, eta=0.01, n_paths=100, seed=0)  # runs its check, then one step
+    assert np.isfinite(r.mean()).all()
+    # trace Cov A(z, xi) by Monte Carlo
+    rng = np.random.default_rng(5)
+    fs, ss = rng.normal(1.0, 0.5, 400_000), rng.choice([-1.0, 1.0], 400_000)
+    A = sp.lambdify([*m.state, f, s], list(m.A), "numpy")
+    cols = [np.broadcast_to(np.asarray(c, dtype=float), fs.shape) for c in A(*z, fs, ss)]
+    tr = sum(c.var() for c in cols)
+    tr_se = np.sqrt(sum(((c - c.mean()) ** 2).var() for c in cols) / fs.size)
+    from smfsym.symbolic.lambdify import compile_exprs
+
+    den = float(np.ravel(compile_exprs([sp.trace(m.covariance)], m.state)(np.array([z]))[0])[0])
+    assert abs(den - tr) < 5 * tr_se, (den, tr, tr_se)
