@@ -404,8 +404,10 @@ def rmsprop(problem: Problem, c: Any = 1, eps: Any = sp.Rational(1, 10), eta: An
     g = problem.grad_f
     v_new = [vi + c * eta * (gi**2 - vi) for vi, gi in zip(v, g)]
     x_new = [x - eta * gi / (sp.sqrt(vn) + eps) for x, gi, vn in zip(problem.params, g, v_new)]
-    return UpdateMap(problem, tuple(problem.params) + v, x_new + v_new, eta=eta, name="rmsprop",
+    umap = UpdateMap(problem, tuple(problem.params) + v, x_new + v_new, eta=eta, name="rmsprop",
                      constants=[s for s in (c, eps) if isinstance(s, sp.Symbol)])
+    umap.rates = {"1 - beta": c}
+    return umap
 
 
 def adam(problem: Problem, c1: Any = 1, c2: Any = 1, eps: Any = sp.Rational(1, 10), eta: Any = None) -> UpdateMap:
@@ -433,10 +435,32 @@ def adam(problem: Problem, c1: Any = 1, c2: Any = 1, eps: Any = sp.Rational(1, 1
     umap = UpdateMap(problem, tuple(problem.params) + m + v + (t,), x_new + m_new + v_new + [t + eta], eta=eta,
                      name="adam", constants=[s for s in (c1, c2, eps) if isinstance(s, sp.Symbol)])
     umap.time_symbol = t
+    umap.rates = {"1 - beta1": c1, "1 - beta2": c2}
     return umap
 
 
 # ---------------------------------------------------------------------- the optimizer itself
+
+
+def _check_start(umap: UpdateMap, z0: np.ndarray, eta: float, vals: Mapping):
+    """Refuse what the optimizer cannot start from: Adam at t <= 0 (bias correction singular), a state
+    variable declared positive (a second moment) below 0, and 1 - beta = c eta outside (0, 1), where
+    the moving average stops being one (v can then turn negative and sqrt(v) is NaN)."""
+    t_sym = getattr(umap, "time_symbol", None)
+    if t_sym is not None:
+        col = z0[..., umap.state.index(t_sym)]
+        if np.any(col <= 0):
+            raise ValueError(f"`z0`: the {umap.name} map's time {t_sym} must start above 0 (its bias "
+                             f"correction is singular at t = 0); got {col.tolist()}.")
+    for i, z in enumerate(umap.state):
+        if z.is_positive and z != t_sym and np.any(z0[..., i] < 0):
+            raise ValueError(f"`z0`: the {umap.name} map's {z} is declared positive (a second moment) and must "
+                             f"start at 0 or above; got {z0[..., i].tolist()}.")
+    for name, c in getattr(umap, "rates", {}).items():
+        rate = sp.sympify(sp.sympify(c).xreplace(dict(vals))) * eta
+        if rate.is_number and not 0 < float(rate) < 1:
+            raise ValueError(f"`eta`: {umap.name}'s {name} = {c} eta = {float(rate):.4g} must lie in (0, 1) "
+                             f"(beta in (0, 1)); lower `eta`, got {eta!r}.")
 
 
 class UpdateMapStep:
@@ -494,12 +518,7 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     known = (set(umap.problem.law_parameters) | set(umap.problem.constants) | set(umap.constants))
     vals = numeric_values(values, known)
     z0 = prepare_x0(z0, len(umap.state), "z0")
-    t_sym = getattr(umap, "time_symbol", None)
-    if t_sym is not None:
-        col = z0[..., umap.state.index(t_sym)]
-        if np.any(col <= 0):
-            raise ValueError(f"`z0`: the {umap.name} map's time {t_sym} must start above 0 (its bias "
-                             f"correction is singular at t = 0); got {col.tolist()}.")
+    _check_start(umap, z0, eta, vals)
     idx = [n_steps] if save_at is None else [int(k) for k in check_save_at(save_at, n_steps, "save_at",
                                                                          "n_steps", "steps")]
     h = eta ** (1.0 / EXPANSIONS[umap.expansion])
