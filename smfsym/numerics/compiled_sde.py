@@ -230,13 +230,17 @@ class NumericSDE:
     def sqrt_sigma(self, X):
         """Symmetric square root of Sigma(X) by batched eigh, tiny negative eigenvalues clipped."""
         S = self._sigma.evaluate(self.cols(X)).reshape(X.shape[:-1] + (self.d, self.d))
-        lost = ~np.isfinite(S).all(axis=(-2, -1))
-        if lost.any():
-            # a path whose Sigma is not finite (its state left the domain, e.g. a negative second moment
-            # under a root) gets a NaN noise: the driver's blow-up check reports it (step, fraction of paths)
-            root = self.sqrt_sigma(np.where(lost[..., None], 0.0, X)) if not lost.all() else np.zeros_like(S)
-            root[lost] = np.nan
-            return root
+        finite = np.isfinite(S).all(axis=(-2, -1))
+        if not finite.all():
+            # a state outside Sigma's domain (a second moment below 0 under sqrt, say): NaN noise for those
+            # paths, so the driver reports them (step, time, fraction) instead of eigh failing on NaN
+            R = self._root_of(np.where(finite[..., None, None], S, 0.0))
+            return np.where(finite[..., None, None], R, np.nan)
+        return self._root_of(S)
+
+    @staticmethod
+    def _root_of(S):
+        """Symmetric square root of finite covariance matrices S (..., d, d)."""
         lam, V = np.linalg.eigh(S)
         scale = np.max(np.abs(lam), axis=-1, keepdims=True)
         neg = lam < -1e-8 * np.maximum(scale, 1e-300)

@@ -338,9 +338,11 @@ def _check_order(order):
 def sgd_map(problem: Problem, eta: Any = None) -> UpdateMap:
     """SGD, x -> x - eta grad f(x, xi) (docs/theory.md §1)."""
     eta = default_eta() if eta is None else eta
-    g = problem.grad_f
-    return UpdateMap(problem, problem.params, [x - eta * gi for x, gi in zip(problem.params, g)], eta=eta,
-                     name="sgd")
+
+    def rule(g):
+        return [x - eta * gi for x, gi in zip(problem.params, g)]
+
+    return _compact(UpdateMap(problem, problem.params, rule(problem.grad_f), eta=eta, name="sgd"), rule)
 
 
 def schedule_map(problem: Problem, schedule: Any, eta: Any = None) -> UpdateMap:
@@ -376,9 +378,12 @@ def schedule_map(problem: Problem, schedule: Any, eta: Any = None) -> UpdateMap:
     if not sch.is_smooth:
         raise ValueError(f"`schedule` must be smooth for an update map (u = {sch.expr} has pieces): the "
                          "expansion in eta needs u differentiable; use scheduled_model for piecewise schedules.")
-    x_new = [x - eta * sch.expr * gi for x, gi in zip(problem.params, problem.grad_f)]
-    umap = UpdateMap(problem, tuple(problem.params) + (t,), x_new + [t + eta], eta=eta, name="schedule")
-    return umap
+
+    def rule(g):
+        return [x - eta * sch.expr * gi for x, gi in zip(problem.params, g)] + [t + eta]
+
+    return _compact(UpdateMap(problem, tuple(problem.params) + (t,), rule(problem.grad_f), eta=eta,
+                              name="schedule"), rule)
 
 
 def momentum_map(problem: Problem, lam: Any = None, *, nesterov: bool = False, eta: Any = None) -> UpdateMap:
@@ -413,12 +418,23 @@ def momentum_map(problem: Problem, lam: Any = None, *, nesterov: bool = False, e
     h = sp.sqrt(eta)
     P = _momentum_symbols(problem)
     shift = {x: x + (1 - lam * h) * h * p for x, p in zip(problem.params, P)} if nesterov else {}
-    g = [gi.xreplace(shift) for gi in problem.grad_f]
-    p_new = [(1 - lam * h) * p - h * gi for p, gi in zip(P, g)]
-    x_new = [x + h * pn for x, pn in zip(problem.params, p_new)]
-    return UpdateMap(problem, tuple(problem.params) + P, x_new + p_new, expansion="sqrt_eta", eta=eta,
-                     name="nesterov" if nesterov else "heavy_ball",
-                     constants=[lam] if isinstance(lam, sp.Symbol) else [])
+
+    def rule(grad):
+        g = [gi.xreplace(shift) for gi in grad]
+        p_new = [(1 - lam * h) * p - h * gi for p, gi in zip(P, g)]
+        return [x + h * pn for x, pn in zip(problem.params, p_new)] + p_new
+
+    return _compact(UpdateMap(problem, tuple(problem.params) + P, rule(problem.grad_f), expansion="sqrt_eta",
+                              eta=eta, name="nesterov" if nesterov else "heavy_ball",
+                              constants=[lam] if isinstance(lam, sp.Symbol) else []), rule)
+
+
+def _compact(umap: UpdateMap, rule: Callable) -> UpdateMap:
+    """Give a built-in map the update its simulator compiles: ``rule`` at the loss's unexpanded gradient
+    (:attr:`Problem.grad_f_compact`, a (a.x - y) rather than its d^2 expanded terms). Equal to
+    ``umap.update``, which the expansion reads; only the cost of a step differs."""
+    umap.step_update = sp.ImmutableMatrix(rule(umap.problem.grad_f_compact))
+    return umap
 
 
 def _aux(problem: Problem, prefix: str) -> tuple:
@@ -435,11 +451,15 @@ def rmsprop(problem: Problem, c: Any = 1, eps: Any = sp.Rational(1, 10), eta: An
     eta = default_eta() if eta is None else eta
     c, eps = as_number_or_expr(c, "c", positive=True), as_number_or_expr(eps, "eps", positive=True)
     v = _aux(problem, "v")
-    g = problem.grad_f
-    v_new = [vi + c * eta * (gi**2 - vi) for vi, gi in zip(v, g)]
-    x_new = [x - eta * gi / (sp.sqrt(vn) + eps) for x, gi, vn in zip(problem.params, g, v_new)]
-    return UpdateMap(problem, tuple(problem.params) + v, x_new + v_new, eta=eta, name="rmsprop",
-                     constants=[s for s in (c, eps) if isinstance(s, sp.Symbol)])
+
+    def rule(g):
+        v_new = [vi + c * eta * (gi**2 - vi) for vi, gi in zip(v, g)]
+        return [x - eta * gi / (sp.sqrt(vn) + eps) for x, gi, vn in zip(problem.params, g, v_new)] + v_new
+
+    umap = _compact(UpdateMap(problem, tuple(problem.params) + v, rule(problem.grad_f), eta=eta, name="rmsprop",
+                              constants=[s for s in (c, eps) if isinstance(s, sp.Symbol)]), rule)
+    umap.rates = {"1 - beta": c}
+    return umap
 
 
 def adam(problem: Problem, c1: Any = 1, c2: Any = 1, eps: Any = sp.Rational(1, 10), eta: Any = None) -> UpdateMap:
@@ -457,20 +477,45 @@ def adam(problem: Problem, c1: Any = 1, c2: Any = 1, eps: Any = sp.Rational(1, 1
     m, v = _aux(problem, "m"), _aux(problem, "v")
     m = tuple(sp.Symbol(s.name) for s in m)  # a momentum can be negative
     t = sp.Symbol("t", positive=True)
-    g = problem.grad_f
-    m_new = [mi + c1 * eta * (gi - mi) for mi, gi in zip(m, g)]
-    v_new = [vi + c2 * eta * (gi**2 - vi) for vi, gi in zip(v, g)]
     k = (t + eta) / eta
     bc1 = 1 - (1 - c1 * eta) ** k
     bc2 = 1 - (1 - c2 * eta) ** k
-    x_new = [x - eta * (mn / bc1) / (sp.sqrt(vn / bc2) + eps) for x, mn, vn in zip(problem.params, m_new, v_new)]
-    umap = UpdateMap(problem, tuple(problem.params) + m + v + (t,), x_new + m_new + v_new + [t + eta], eta=eta,
-                     name="adam", constants=[s for s in (c1, c2, eps) if isinstance(s, sp.Symbol)])
+
+    def rule(g):
+        m_new = [mi + c1 * eta * (gi - mi) for mi, gi in zip(m, g)]
+        v_new = [vi + c2 * eta * (gi**2 - vi) for vi, gi in zip(v, g)]
+        x_new = [x - eta * (mn / bc1) / (sp.sqrt(vn / bc2) + eps) for x, mn, vn in zip(problem.params, m_new, v_new)]
+        return x_new + m_new + v_new + [t + eta]
+
+    umap = _compact(UpdateMap(problem, tuple(problem.params) + m + v + (t,), rule(problem.grad_f), eta=eta,
+                              name="adam", constants=[s for s in (c1, c2, eps) if isinstance(s, sp.Symbol)]), rule)
     umap.time_symbol = t
+    umap.rates = {"1 - beta1": c1, "1 - beta2": c2}
     return umap
 
 
 # ---------------------------------------------------------------------- the optimizer itself
+
+
+def _check_start(umap: UpdateMap, z0: np.ndarray, eta: float, vals: Mapping):
+    """Refuse what the optimizer cannot start from: Adam at t <= 0 (bias correction singular), a state
+    variable declared positive (a second moment) below 0, and 1 - beta = c eta outside (0, 1), where
+    the moving average stops being one (v can then turn negative and sqrt(v) is NaN)."""
+    t_sym = getattr(umap, "time_symbol", None)
+    if t_sym is not None:
+        col = z0[..., umap.state.index(t_sym)]
+        if np.any(col <= 0):
+            raise ValueError(f"`z0`: the {umap.name} map's time {t_sym} must start above 0 (its bias "
+                             f"correction is singular at t = 0); got {col.tolist()}.")
+    for i, z in enumerate(umap.state):
+        if z.is_positive and z != t_sym and np.any(z0[..., i] < 0):
+            raise ValueError(f"`z0`: the {umap.name} map's {z} is declared positive (a second moment) and must "
+                             f"start at 0 or above; got {z0[..., i].tolist()}.")
+    for name, c in getattr(umap, "rates", {}).items():
+        rate = sp.sympify(sp.sympify(c).xreplace(dict(vals))) * eta
+        if rate.is_number and not 0 < float(rate) < 1:
+            raise ValueError(f"`eta`: {umap.name}'s {name} = {c} eta = {float(rate):.4g} must lie in (0, 1) "
+                             f"(beta in (0, 1)); lower `eta`, got {eta!r}.")
 
 
 class UpdateMapStep:
@@ -482,7 +527,8 @@ class UpdateMapStep:
         syms = [s for smp in self.samplers for s in smp.symbols]
         bound = dict(values)
         bound[umap.eta] = self.eta
-        self.update = CompiledExprs(list(umap.update), umap.state, bound, syms)
+        exprs = getattr(umap, "step_update", None)
+        self.update = CompiledExprs(list(umap.update if exprs is None else exprs), umap.state, bound, syms)
 
     def __call__(self, X, h, gens, sizes):
         cols = []
@@ -552,12 +598,7 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     known = (set(umap.problem.law_parameters) | set(umap.problem.constants) | set(umap.constants))
     vals = numeric_values(values, known)
     z0 = prepare_x0(z0, len(umap.state), "z0")
-    t_sym = getattr(umap, "time_symbol", None)
-    if t_sym is not None:
-        col = z0[..., umap.state.index(t_sym)]
-        if np.any(col <= 0):
-            raise ValueError(f"`z0`: the {umap.name} map's time {t_sym} must start above 0 (its bias "
-                             f"correction is singular at t = 0); got {col.tolist()}.")
+    _check_start(umap, z0, eta, vals)
     idx = [n_steps] if save_at is None else [int(k) for k in check_save_at(save_at, n_steps, "save_at",
                                                                          "n_steps", "steps")]
     h = eta ** (1.0 / EXPANSIONS[umap.expansion])

@@ -171,6 +171,19 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     return WeakErrorStudy(umap.problem, phi, etas, list(models), rows, orders, ts, meta=meta)
 
 
+def _positivity_hint(sde) -> str:
+    """Why an update map's model can leave its domain: a positive state variable (a second moment v) under a
+    square root, which the model's noise, unlike the optimizer's moving average, can push below 0."""
+    umap = getattr(sde, "update_map", None)
+    pos = [z for z in (umap.state if umap is not None else ()) if z.is_positive
+           and z != getattr(umap, "time_symbol", None)]
+    if not pos:
+        return ""
+    return (f" The {umap.name} map's {', '.join(map(str, pos))} must stay above 0 (sqrt(v) is undefined below "
+            "it); the model's noise, unlike the optimizer's moving average, can push it there when v is near 0 "
+            "or its noise is large: start v further from 0, or lower eta.")
+
+
 def _h_of(row: dict) -> float:
     """The expansion parameter of a row: its ``h`` when recorded (sqrt_eta maps), else eta."""
     return row.get("h", row["eta"])
@@ -187,7 +200,7 @@ def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solve
                                  phi=f, seed=seed, values=vals, increments=inc, progress=progress)
     except BlowUpError as exc:
         where = f"model {m} ({slv.name}, dt = {dt:g} coupled with {dt / 2:g}) at eta = {eta:g}"
-        raise with_context(exc, where) from None
+        raise BlowUpError(f"{with_context(exc, where)}{_positivity_hint(sde)}") from None
     opt_val, opt_se = opt
     if sde.n_noise:
         warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", cr["value"], cr["se"], opt_se)
