@@ -97,20 +97,21 @@ results["rmsprop_se"] = {m: [r["se"] for r in st.rows if r["model"] == m] for m 
 # $f(x, \xi) = \log(1 + e^{-y\,a x})$ on a data set of 64 rows (features $a \sim N(1, 1/4)$, fair labels
 # $y = \pm 1$): not a polynomial, so the increments' means and noise coefficients are data-set sums,
 # and the SMF has one noise column per row. Adam's state is $(x, m, v, t)$; the bias correction is
-# singular at $t = 0$, so it starts at $t_0 = 1$.
+# singular at $t = 0$, so it starts at $t_0 = 1$ (with $m_0 = 0$, $v_0 = 1$, $x_0 = 2$ and $\varphi = x$; $c_2 = 1/4$
+# keeps the SDE's $v$ well above 0, where its noise, unlike Adam's moving average, could push it below).
 
 # %%
 xl = sp.Symbol("x")
 rng = np.random.default_rng(0)
 feat, label = smfsym.empirical(np.column_stack([rng.normal(1.0, 0.5, 64), rng.choice([-1.0, 1.0], 64)]), "f s")
 logistic = smfsym.Problem(sp.log(1 + sp.exp(-label * feat * xl)), [xl])
-ad = adam(logistic, c1=1, c2=1, eps=sp.Rational(1, 10))
+ad = adam(logistic, c1=1, c2=sp.Rational(1, 4), eps=sp.Rational(1, 10))
 ad.A
 
 # %%
 n_paths_adam = 20_000 if FAST else 200_000
-st_adam = smfsym.update_map_weak_error(ad, xl**2, [0.5, 0.0, 0.5, 1.0], 0.5, [0.125, 0.0625, 0.03125],
-                                       models=["smf1"], n_paths=n_paths_adam, seed=2,
+st_adam = smfsym.update_map_weak_error(ad, xl, [2.0, 0.0, 1.0, 1.0], 1.0, [0.25, 0.125, 0.0625],
+                                       models=["gf", "smf1"], n_paths=n_paths_adam, seed=2,
                                        options=smfsym.RunOptions(progress=False))
 st_adam
 
@@ -130,9 +131,10 @@ results["adam_order_interval"] = {m: [st_adam.orders[m].low, st_adam.orders[m].h
 
 # %%
 xs = sp.Symbol("x")
-noisy = smfsym.Problem((xs - smfsym.normal("n")) ** 2 / 2, [xs])
-scal = scaling_rule_study(noisy, xs**2, [1.0], 1.0, optimizer="rmsprop", eta=0.25, ks=[1, 4, 16],
-                          n_paths=20_000 if FAST else 100_000, seed=3, progress=False)
+noisy = smfsym.Problem((xs - smfsym.normal("n", std=8)) ** 2 / 2, [xs])
+scal = scaling_rule_study(noisy, xs**2, [1.0], 1.0, optimizer="rmsprop", eta=1 / 16,
+                          hyper={"beta": 1 - 1 / 256, "eps": 8.0}, ks=[1, 4, 16],
+                          n_paths=50_000 if FAST else 200_000, seed=3, progress=False)
 scal
 
 # %%
@@ -145,6 +147,10 @@ for r in scal.rows:
 results["scaling_shift_in_se"] = shifts
 
 # %% [markdown]
+# With the rule, E φ stays within a few standard errors from $k = 1$ to $k = 16$ (256, 64 and 16 steps);
+# with the batch alone the SDE's noise falls like $1/\sqrt k$ and E φ moves by tens of standard errors.
+
+# %% [markdown]
 # ## 4. SVAG
 #
 # SVAG (Li, Malladi, Arora 2021) runs $l$ steps of size $\eta/l$ per unit of $\eta$, each combining two
@@ -153,7 +159,8 @@ results["scaling_shift_in_se"] = shifts
 # the SME is an Ornstein-Uhlenbeck process and E X_1 = e^{-1} exactly:
 
 # %%
-sv = svag_study(noisy, xs, [1.0], 1.0, 0.5, ls=[1, 2, 4, 8], reference=(float(np.exp(-1)), 0.0),
+ou = smfsym.Problem((xs - smfsym.normal("n")) ** 2 / 2, [xs])
+sv = svag_study(ou, xs, [1.0], 1.0, 0.5, ls=[1, 2, 4, 8], reference=(float(np.exp(-1)), 0.0),
                 n_paths=50_000 if FAST else 400_000, seed=4, progress=False)
 sv
 
