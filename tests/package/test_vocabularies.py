@@ -43,3 +43,22 @@ def test_increments():
     documented = [c.strip() for c in schema.SCHEMA["check"]["increments"].range.split("|")]
     for name in documented:
         assert smfsym.studies.common.check_increments(name) == name
+
+
+def test_backends_of_the_command_line_are_the_registry():
+    """`smfsym check --backend` offers exactly the back ends of smfsym.backends.BACKENDS (its choices are spelled in
+    cli.py so that `--help` imports no numpy)."""
+    import argparse
+
+    from smfsym import cli
+    from smfsym.backends import BACKENDS
+
+    check = next(a for a in cli._parser()._subparsers._group_actions[0].choices["check"]._actions
+                 if "--backend" in getattr(a, "option_strings", ()))
+    assert isinstance(check, argparse.Action) and tuple(check.choices) == tuple(BACKENDS)
+
+
+def test_check_optimizers_are_the_registry():
+    from smfsym.spec.checks import CHECK_OPTIMIZERS
+
+    assert tuple(schema.CHECK_OPTIMIZER_NAMES) == tuple(CHECK_OPTIMIZERS)
