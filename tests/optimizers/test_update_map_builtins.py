@@ -173,6 +173,17 @@ def test_model_leaving_v_positive_is_reported_not_nan(gaussian, kind):
                         seed=0)
 
 
+@pytest.mark.parametrize("kind", ["sme", "smf"])
+def test_adam_models_from_t_zero_are_reported_not_nan(gaussian, kind):
+    """Adam's models at t = 0 divide by the bias correction 1 - exp(-c t) = 0: every path is reported non-finite
+    at the first step (the optimizer and update_map_weak_error refuse t_0 <= 0 before running)."""
+    from smfsym.optimizers.update_map import adam
+
+    with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step 1 .* in 100.00% of the paths"):
+        smfsym.simulate(getattr(adam(gaussian), kind)(1), [1.0, 0.0, 1.0, 0.0], 0.5, dt=0.05, eta=0.1, n_paths=100,
+                        seed=0)
+
+
 def test_update_map_study_names_the_second_moment_on_blow_up(gaussian):
     from smfsym.optimizers.update_map import rmsprop
     from smfsym.studies.update_map_study import update_map_weak_error
