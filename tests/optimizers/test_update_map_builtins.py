@@ -211,7 +211,7 @@ def test_numeric_root_outside_the_domain_gives_nan_for_those_paths_only():
     assert np.allclose(R[[0, 2]] @ R[[0, 2]], S, atol=1e-12)
 
 
-# ---------------------------------------------------------------- signSGD, normalised and clipped SGD (issue 18, item 2)
+# ------------------------------------------------------------ signSGD, normalised and clipped SGD (issue 18, item 2)
 
 
 @pytest.fixture(scope="module")
