@@ -57,7 +57,12 @@ def lambdify_safe(args, exprs, record: list | None = None, modules=None):
         return out
 
     if modules is None:
-        return sp.lambdify(dummies, exprs, modules="numpy", cse=cse, dummify=False)
+        modules = "numpy"
+        if any(e.has(sp.erf, sp.erfc) for e in (exprs if isinstance(exprs, list) else [exprs])):
+            from scipy import special  # numpy has no erf (sympy would print math.erf, scalar only)
+
+            modules = [{"erf": special.erf, "erfc": special.erfc}, "numpy"]
+        return sp.lambdify(dummies, exprs, modules=modules, cse=cse, dummify=False)
     printer = NumPyPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True,
                             "user_functions": {}})
     return sp.lambdify(dummies, exprs, modules=modules, cse=cse, dummify=False, printer=printer)

@@ -173,6 +173,17 @@ def test_model_leaving_v_positive_is_reported_not_nan(gaussian, kind):
                         seed=0)
 
 
+@pytest.mark.parametrize("kind", ["sme", "smf"])
+def test_adam_models_from_t_zero_are_reported_not_nan(gaussian, kind):
+    """Adam's models at t = 0 divide by the bias correction 1 - exp(-c t) = 0: every path is reported non-finite
+    at the first step (the optimizer and update_map_weak_error refuse t_0 <= 0 before running)."""
+    from smfsym.optimizers.update_map import adam
+
+    with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step 1 .* in 100.00% of the paths"):
+        smfsym.simulate(getattr(adam(gaussian), kind)(1), [1.0, 0.0, 1.0, 0.0], 0.5, dt=0.05, eta=0.1, n_paths=100,
+                        seed=0)
+
+
 def test_update_map_study_names_the_second_moment_on_blow_up(gaussian):
     from smfsym.optimizers.update_map import rmsprop
     from smfsym.studies.update_map_study import update_map_weak_error
@@ -198,3 +209,105 @@ def test_numeric_root_outside_the_domain_gives_nan_for_those_paths_only():
     assert np.isnan(R[1]).all() and np.isfinite(R[[0, 2]]).all()
     S = num._sigma.evaluate(num.cols(X[[0, 2]])).reshape(2, 4, 4)
     assert np.allclose(R[[0, 2]] @ R[[0, 2]], S, atol=1e-12)
+
+
+# ------------------------------------------------------------ signSGD, normalised and clipped SGD (issue 18, item 2)
+
+
+@pytest.fixture(scope="module")
+def two_gaussian():
+    """Independent coordinates: g_1 = x1 - xi1, g_2 = (2 x2 - xi2 - 1/2), xi1 ~ N(1/2, 1/4), xi2 ~ N(0, 1)."""
+    x1, x2 = sp.symbols("x1 x2")
+    xi1 = smfsym.normal("xi1", mean=sp.Rational(1, 2), std=sp.Rational(1, 2))
+    xi2 = smfsym.normal("xi2")
+    return smfsym.Problem((x1 - xi1) ** 2 / 2 + (2 * x2 - xi2 - sp.Rational(1, 2)) ** 2 / 4, [x1, x2])
+
+
+def _integrated(fn, mean, std):
+    """E fn(mean + std Z) and Var, by quadrature split at the kinks of sign and of clip at 1 (an independent
+    route to the closed forms)."""
+    from scipy import integrate, stats
+
+    cuts = sorted([(-mean - 1) / std, -mean / std, (1 - mean) / std])
+    pieces = list(zip([-np.inf] + cuts, cuts + [np.inf]))
+
+    def moment(k):
+        return sum(integrate.quad(lambda z: fn(mean + std * z) ** k * stats.norm.pdf(z), a, b)[0] for a, b in pieces)
+
+    m1 = moment(1)
+    return m1, moment(2) - m1**2
+
+
+@pytest.mark.parametrize("kind", ["sign", "clip"])
+def test_sign_and_clip_closed_forms_against_quadrature(two_gaussian, kind):
+    from smfsym.optimizers.nonsmooth_maps import clipped_sgd_map, sign_sgd_map
+
+    m = sign_sgd_map(two_gaussian) if kind == "sign" else clipped_sgd_map(two_gaussian, clip=1)
+    fn = np.sign if kind == "sign" else (lambda g: np.clip(g, -1, 1))
+    x1, x2 = two_gaussian.params
+    for pt in ({x1: 0.3, x2: -0.2}, {x1: 1.7, x2: 0.6}):
+        means_stds = [(pt[x1] - 0.5, 0.5), (2 * pt[x2] - 0.5, 1.0)]  # g_i = M_i + s_i Z
+        for i, (M, s) in enumerate(means_stds):
+            mean, var = _integrated(fn, M, s)
+            assert float(m.a[i].subs(pt)) == pytest.approx(-mean, abs=1e-10)
+            assert float(m.covariance[i, i].subs(pt)) == pytest.approx(var, abs=1e-10)
+        assert m.covariance[0, 1] == 0 and list(m.b) == [0, 0]
+
+
+def test_sign_map_simulates_the_sign_update(gaussian):
+    from smfsym.optimizers.nonsmooth_maps import normalized_sgd_map, sign_sgd_map
+
+    a = simulate_update_map(sign_sgd_map(gaussian), [0.3], 10, 0.1, n_paths=200, seed=4)
+    b = simulate_update_map(normalized_sgd_map(gaussian), [0.3], 10, 0.1, n_paths=200, seed=4)
+    g = np.random.default_rng(np.random.SeedSequence(4).spawn(1)[0])
+    xs = np.full(200, 0.3)
+    for _ in range(10):
+        xs = xs - 0.1 * np.sign(xs - g.standard_normal(200))
+    assert np.allclose(a.states[-1, :, 0], xs, atol=1e-12) and np.array_equal(a.states, b.states)
+
+
+def test_nonsmooth_map_refusals(two_gaussian):
+    from smfsym.optimizers.nonsmooth_maps import clipped_sgd_map, normalized_sgd_map, sign_sgd_map
+
+    x, y = sp.symbols("x y")
+    with pytest.raises(ValueError, match="not smooth under a finite law.*jumps"):
+        sign_sgd_map(smfsym.Problem((x - smfsym.rademacher("r")) ** 2 / 2, [x]))
+    with pytest.raises(ValueError, match="not smooth under a finite law"):
+        clipped_sgd_map(smfsym.Problem((x - smfsym.empirical(np.array([[0.0], [1.0]]), "z")[0]) ** 2 / 2, [x]), 1)
+    with pytest.raises(ValueError, match=r"Gaussian data only .*\['Uniform'\]"):
+        sign_sgd_map(smfsym.Problem((x - smfsym.uniform("u")) ** 2 / 2, [x]))
+    with pytest.raises(ValueError, match="not linear in the data"):
+        sign_sgd_map(smfsym.Problem((x - smfsym.normal("xi")) ** 4 / 4, [x]))
+    with pytest.raises(ValueError, match="share data"):
+        sign_sgd_map(smfsym.Problem((x + y - smfsym.normal("xi")) ** 2 / 2, [x, y]))
+    with pytest.raises(ValueError, match="coordinate 1 of the gradient has no noise"):
+        sign_sgd_map(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2 + y**2, [x, y]))
+    with pytest.raises(ValueError, match="normalised SGD is built for one parameter"):
+        normalized_sgd_map(two_gaussian)
+    with pytest.raises(ValueError, match="`clip`"):
+        clipped_sgd_map(two_gaussian, clip=-1)
+    with pytest.raises(ValueError, match="no SMF: .*infinite chaos series"):
+        sign_sgd_map(two_gaussian).smf(1)
+
+
+def test_clipped_sgd_sme_orders():
+    """Clipped SGD (C = 1) on (x - xi)^2 / 2, xi ~ N(0, 1/4), from x = 2 (the clip is active at first), phi = x,
+    t_end = 1, 20,000 paths: sme1's errors are resolved (> 4 SE) with slope 1 (within 0.3); sme2's, O(eta^2),
+    stay within 3 SE at every eta and below a quarter of sme1's at eta = 1/4."""
+    from smfsym.optimizers.nonsmooth_maps import clipped_sgd_map
+    from smfsym.studies.options import Numerics
+    from smfsym.studies.update_map_study import update_map_weak_error
+    import warnings
+
+    x = sp.Symbol("x")
+    m = clipped_sgd_map(smfsym.Problem((x - smfsym.normal("xi", std=sp.Rational(1, 2))) ** 2 / 2, [x]), clip=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", smfsym.OrderWarning)
+        st = update_map_weak_error(m, x, [2.0], 1.0, [0.25, 0.125, 0.0625], models=["sme1", "sme2"],
+                                   n_paths=20_000, seed=0, progress=False, numerics=Numerics(dt_fraction=0.5))
+    one = [r for r in st.rows if r["model"] == "sme1"]
+    two = [r for r in st.rows if r["model"] == "sme2"]
+    assert all(abs(r["error"]) > 4 * r["se"] for r in one)
+    assert abs(st.orders["sme1"][0] - 1) < 0.3
+    assert all(abs(r["error"]) < 3 * r["se"] for r in two)
+    assert abs(two[0]["error"]) < abs(one[0]["error"]) / 4

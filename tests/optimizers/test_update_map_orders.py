@@ -69,7 +69,7 @@ def test_rmsprop_smf_orders_small():
 @pytest.mark.slow
 def test_rmsprop_table_one_d6():
     """Callisti et al.'s Table 1 structure: RMSprop, d = 6 (a 12-dimensional state), the SMEs of orders 1 and 2,
-    test functions |x|^2 and |v|^2: slopes 1 and 2 (8,000 paths per eta; about 60 s on two cores)."""
+    test functions |x|^2 and |v|^2: slopes 1 and 2 (8,000 paths per eta; 60-70 s on two shared cores)."""
     m, x2, v2 = _quadratic_rmsprop(6)
     z0 = [2.0] * 6 + [1.0] * 6
     for phi in (x2, v2):
@@ -98,3 +98,20 @@ def test_order_one_on_a_non_polynomial_loss(huber, kind):
     st = _study(umap, umap.state[0], z0, ["sme1", "smf1"], 10_000)
     for model in ("sme1", "smf1"):
         _assert_order(st, model, 1)
+
+
+@pytest.mark.slow
+def test_rmsprop_smf_d6():
+    """The SMFs at d = 6 (8,000 paths per eta; 15-40 s on two shared cores): on |v|^2 slopes 1 and 2. On |x|^2 smf1's
+    slope is 1, but smf2's errors (-5.8e-2, -2.6e-2, -9.3e-3) are still pre-asymptotic at these etas (local
+    slopes 1.1 and 1.5, where sme2's are 1.8 and 1.9): asserted only to be under a fifth of smf1's at every eta."""
+    m, x2, v2 = _quadratic_rmsprop(6)
+    z0 = [2.0] * 6 + [1.0] * 6
+    st = _study(m, v2, z0, ["smf1", "smf2"], 8_000)
+    _assert_order(st, "smf1", 1)
+    _assert_order(st, "smf2", 2)
+    st = _study(m, x2, z0, ["smf1", "smf2"], 8_000)
+    _assert_order(st, "smf1", 1)
+    for eta in ETAS:
+        one, two = (next(r for r in st.rows if r["model"] == mod and r["eta"] == eta) for mod in ("smf1", "smf2"))
+        assert abs(two["error"]) < abs(one["error"]) / 5, (one, two)
