@@ -36,6 +36,16 @@ _ABBREVIATIONS = {"eps": r"\varepsilon", "epsilon": r"\varepsilon", "lam": r"\la
                   "lr": r"\eta", "mu": r"\mu", "th": r"\theta"}
 
 
+
+def _text(title: str) -> str:
+    """A title for LaTeX text mode (a custom model or optimizer name may hold TeX's special characters)."""
+    for ch in "\\{}":
+        title = title.replace(ch, "")
+    for ch in "_&%$#":
+        title = title.replace(ch, "\\" + ch)
+    return title.replace("^", "").replace("~", " ")
+
+
 def latex_names(symbols: Iterable[sp.Symbol]) -> dict:
     r"""LaTeX names for symbols: Greek where the name is Greek or a known abbreviation, upright otherwise.
 
@@ -207,7 +217,7 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     own = printer is None
     p = printer or (_printer_for(sde.problem, [sde]) if sde.problem is not None
                     else _Printer(set(sde.free_symbols) | set(sde.state)))
-    lines = [r"&\text{" + sde.title + "}"] if title else []
+    lines = [r"&\text{" + _text(sde.title) + "}"] if title else []
     if sde.model in ("sme", "smf", "gf") and sde.order == 2:
         bname = r"-\nabla\left(F + \tfrac{" + p(sde.eta) + r"}{4}|\nabla F|^2\right)(x)"
     elif sde.model in ("sme", "smf", "gf"):
@@ -326,7 +336,7 @@ def derivation_latex(problem, sdes: Iterable = ()) -> str:
              r"\usepackage[margin=2cm]{geometry}", r"\allowdisplaybreaks", r"\begin{document}",
              r"\section*{Problem}", wrap(problem_lines(problem, p), "align*")]
     for sde in sdes:
-        parts.append(r"\section*{" + sde.title[0].upper() + sde.title[1:] + "}")
+        parts.append(r"\section*{" + _text(sde.title[0].upper() + sde.title[1:]) + "}")
         parts.append(wrap(sde_lines(sde, title=False, printer=p), "align*"))
     if p.means:
         parts.append(r"\section*{Data means}")

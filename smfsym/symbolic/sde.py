@@ -216,7 +216,9 @@ class SDE:
     def title(self) -> str:
         names = {"gf": "gradient flow", "sme": "stochastic modified equation",
                  "smf": "stochastic modified flow", "custom": "SDE"}
-        t = names.get(self.model, self.model)
+        prefix, _, kind = self.model.rpartition("_")
+        # an optimizer's models are named "<optimizer>_<kind>" (rmsprop_smf): "rmsprop stochastic modified flow"
+        t = f"{prefix} {names[kind]}" if prefix and kind in names else names.get(self.model, self.model)
         return t + (f", order {self.order}" if self.order else "")
 
     def latex(self, environment: str | None = "aligned") -> str:

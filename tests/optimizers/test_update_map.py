@@ -198,3 +198,17 @@ def test_a_truncated_noise_expansion_is_checked_on_the_state_not_the_lifted_mult
 
     den = float(np.ravel(compile_exprs([sp.trace(m.covariance)], m.state)(np.array([z]))[0])[0])
     assert abs(den - tr) < 5 * tr_se, (den, tr, tr_se)
+
+
+def test_an_update_maps_models_have_titles_that_typeset(quartic):
+    """A map named with TeX's special characters: its models' titles say what they are and are escaped in
+    the LaTeX (an unescaped `_` stopped pdflatex: 'Missing $ inserted')."""
+    p = quartic
+    x = p.params[0]
+    eta = sp.Symbol("eta", positive=True)
+    m = UpdateMap(p, [x], [x - eta * p.grad_f[0]], eta=eta, name="my_sgd&co")
+    flow = m.smf(1)
+    assert flow.title == "my_sgd&co stochastic modified flow, order 1"
+    tex = smfsym.export_tex(p, [flow])
+    assert r"y\_sgd\&co stochastic modified flow" in tex and "y_sgd" not in tex
+    assert rmsprop(p).smf(2).title == "rmsprop stochastic modified flow, order 2"
