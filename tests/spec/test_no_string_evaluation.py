@@ -39,6 +39,10 @@ ALLOWED = {
     ("studies/optimizer_weak_error.py", "exact_schedule_sgd_mean", "lambdify"): "matrices the package built from sympy",
     ("studies/optimizer_weak_error.py", "MomentODE.__init__", "lambdify"): "matrices the package built from sympy",
     ("spec/expr.py", "", "compile"): "re.compile of a constant pattern",
+    ("backends.py", "Backend._import", "import_module"): "the module name is a class attribute of a registered back end "
+                                                         "(numpy, cupy, array_api_strict), never user text",
+    ("symbolic/lambdify.py", "CompiledExprs.__init__", "compile"): "Backend.compile: wraps an already lambdified "
+                                                                   "function (CuPy's kernel fusion), not Python's compile",
     ("spec/data_files.py", "", "compile"): "re.compile of a constant pattern",
     ("spec/load.py", "", "compile"): "re.compile of a constant pattern",
     ("studies/storage.py", "", "compile"): "re.compile of a constant pattern (the key/bracket scanner of load_study)",
