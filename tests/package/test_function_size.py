@@ -12,8 +12,7 @@ OVER_12 = {
     ("meanfield/study.py", "meanfield_study"), ("meanfield/ddsmf.py", "simulate_ddsmf"),
     ("meanfield/sgd.py", "simulate_meanfield_sgd"), ("meanfield/limit.py", "simulate_meanfield_limit"),
     ("meanfield/cost.py", "estimate_meanfield_cost"), ("studies/richardson.py", "coupled_run"),
-    ("studies/richardson.py", "coupled_expectation"), ("studies/optimizer_weak_error.py", "momentum_weak_error"),
-    ("optimizers/momentum.py", "simulate_momentum_sgd"),
+    ("studies/richardson.py", "coupled_expectation"),
 }
 
 

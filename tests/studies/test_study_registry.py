@@ -22,7 +22,7 @@ SMALL = {
     "schedule_weak_error": lambda: smfsym.schedule_weak_error(
         _regression(), smfsym.Schedule(1 / (1 + t), t), x**2 + y, [1.0, -0.5], 0.4, [0.2, 0.1]),
     "momentum_weak_error": lambda: smfsym.momentum_weak_error(_regression(), x**2 + y, [1.0, -0.5], 0.4,
-                                                              [1 / 25, 1 / 100], lam=1.5),
+                                                              [1 / 25, 1 / 100], 1.5),
     "update_map_weak_error": lambda: smfsym.update_map_weak_error(
         smfsym.rmsprop(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])), x**2, [1.0, 1.0], 0.25,
         [1 / 8, 1 / 16], models=["gf"], n_paths=2000, options=QUIET),  # the SDEs of RMSprop can reach v < 0
