@@ -389,8 +389,8 @@ def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, run: RunOptions):
     slv = get_solver(default_scheme(sde))
     inc = increments_for(slv, "auto") if sde.n_noise else "gaussian"
     r = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
-                            phi=f, seed=seed, values=vals, increments=inc, progress=run.progress,
-                            executor=run.executor if sde.n_noise else None)
+                            phi=f, seed=seed, values=vals, increments=inc,
+                            options=run if sde.n_noise else run.replace(executor=None))
     return r["value"], r["se"], abs(r["correction"]), _mc_method(slv.name, inc, dt, True)
 
 

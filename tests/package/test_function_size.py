@@ -11,8 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "smfsym"
 OVER_12 = {
     ("meanfield/study.py", "meanfield_study"), ("meanfield/ddsmf.py", "simulate_ddsmf"),
     ("meanfield/sgd.py", "simulate_meanfield_sgd"), ("meanfield/limit.py", "simulate_meanfield_limit"),
-    ("meanfield/cost.py", "estimate_meanfield_cost"), ("studies/richardson.py", "coupled_run"),
-    ("studies/richardson.py", "coupled_expectation"),
+    ("meanfield/cost.py", "estimate_meanfield_cost"),
 }
 
 
