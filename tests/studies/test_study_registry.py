@@ -39,7 +39,9 @@ SMALL = {
         smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), x, [1.0], 1.0, 0.5, ls=[1, 2], n_paths=20_000,
         seed=4, progress=False),
     "meanfield_study": lambda: smfsym.meanfield_study(_net(), etas=[0.1, 0.05], widths=[20], t_end=0.2, n_paths=8,
-                                                      n_points=8, n_saves=2, seed=16, progress=False),
+                                                      seed=16, observe=smfsym.meanfield.Observe(n_saves=2),
+                                                      numerics=smfsym.meanfield.MeanFieldNumerics(n_points=8),
+                                                      options=QUIET),
 }
 
 
