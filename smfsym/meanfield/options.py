@@ -14,14 +14,12 @@ given, so the simulators validate them as they always have and the old keywords 
 """
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
-from ..montecarlo.options import RunOptions, SaveAt, run_settings
+from ..montecarlo.options import RunOptions, SaveAt, run_settings, user_stacklevel
 
 __all__ = ["Observe", "MeanFieldNumerics", "MeanFieldOptions", "InitialParticles", "meanfield_settings",
            "initial_particles", "refuse_unused"]
@@ -145,15 +143,6 @@ class InitialParticles:
 
     law: Mapping | None = None
     seed: int = 0
-
-
-def user_stacklevel() -> int:
-    """The ``stacklevel`` of a warning raised by the caller that points at the first frame outside smfsym."""
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 OBSERVE_FIELDS = tuple(f.name for f in fields(Observe))

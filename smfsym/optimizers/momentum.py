@@ -40,7 +40,7 @@ import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..montecarlo.driver import run
-from ..montecarlo.options import RunOptions, run_settings
+from ..montecarlo.options import RunOptions, run_settings, user_stacklevel
 from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, sme as _sme, smf as _smf
 from ..symbolic.problem import Problem
@@ -178,7 +178,7 @@ def momentum_rule(caller: str, momentum, legacy: dict, keywords: Sequence[str], 
         key = next(k for k, f in _RULE_KEYWORDS.items() if f == shown[0])
         warnings.warn(f"{caller}({key}=...): the momentum rule goes in "
                       f"`momentum=smfsym.optimizers.Momentum({shown[0]}=...)`; the keywords go in the next release.",
-                      DeprecationWarning, stacklevel=3)
+                      DeprecationWarning, stacklevel=user_stacklevel())
     return Momentum(**old)
 
 

@@ -25,7 +25,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from ..montecarlo.options import RunOptions, SaveAt
+from ..montecarlo.options import RunOptions, SaveAt, user_stacklevel
 from ..symbolic.lambdify import CompiledExprs
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from ..data.means import expectation
@@ -507,7 +507,8 @@ def _momentum_start(x0, p0, problem) -> tuple:
     d = problem.dim
     if p0 is not None:
         warnings.warn("momentum_weak_error(p0=...): the initial scaled velocity goes in `x0` = (x, P), the "
-                      "models' state; the keyword goes in the next release.", DeprecationWarning, stacklevel=3)
+                      "models' state; the keyword goes in the next release.", DeprecationWarning,
+                      stacklevel=user_stacklevel())
         p0 = np.atleast_1d(np.asarray(p0, dtype=float))
         if p0.shape != (d,) or not np.all(np.isfinite(p0)):
             raise ValueError(f"`p0` must be finite with shape ({d},); got {p0.shape}.")

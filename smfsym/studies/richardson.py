@@ -23,7 +23,7 @@ import numpy as np
 
 from .._checks import numeric_values
 from ..montecarlo.driver import Job, Paths, run
-from ..montecarlo.options import RunOptions, SaveAt, run_settings
+from ..montecarlo.options import RunOptions, SaveAt, run_settings, user_stacklevel
 from ..backends import get_backend
 from ..montecarlo.increments import draw_device
 from ..simulation.sde import SDETask, _known_symbols, device_stepper, time_grid
@@ -116,7 +116,7 @@ def _coupled_settings(caller: str, options, save_at, legacy: dict) -> tuple:
         if options is not None:
             raise TypeError("`backend` is given twice, as a keyword and in `options`; give it in `options`.")
         warnings.warn(f"{caller}(backend=...): run settings go in `options=smfsym.RunOptions(backend=...)`; the "
-                      "keywords go in the next release.", DeprecationWarning, stacklevel=4)
+                      "keywords go in the next release.", DeprecationWarning, stacklevel=user_stacklevel())
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, at, functions,
      store) = run_settings(caller, options, save_at, legacy, backends=True)
     base = options if options is not None else RunOptions(backend="numpy" if backend is None else backend)

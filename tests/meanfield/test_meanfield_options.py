@@ -144,3 +144,12 @@ def test_no_mean_field_entry_point_has_more_than_twelve_parameters():
                smfsym.meanfield_study, estimate_meanfield_cost):
         params = [p for p in inspect.signature(fn).parameters.values() if p.kind is not p.VAR_KEYWORD]
         assert len(params) <= 12, (fn.__name__, len(params))
+
+
+def test_the_warnings_point_at_the_callers_line():
+    """However deep in the package an old keyword is read, its warning names the user's call."""
+    with pytest.warns(DEPRECATED) as record:
+        smfsym.meanfield_study(NET, TH, etas=[0.1], t_end=0.1, n_paths=2, n_saves=1, n_points=4, progress=False,
+                               max_work=1e9, methods=["sgd"])
+    assert len(record) >= 3 and {r.filename for r in record} == {__file__}, [(r.filename, str(r.message))
+                                                                           for r in record]
