@@ -96,8 +96,10 @@ def test_meanfield_study_old_keywords_give_the_numbers_of_the_objects():
 
 def test_estimate_meanfield_cost_takes_the_objects():
     kw = dict(etas=[0.1, 0.05], t_end=0.2, widths=[8], n_paths=4)
-    with pytest.warns(DEPRECATED, match=r"MeanFieldNumerics\(n_points=\.\.\.\)"):
+    with pytest.warns(DEPRECATED) as record:
         old = estimate_meanfield_cost(NET, **kw, n_points=6, risk_points=8, particle_seed=1)
+    messages = " ".join(str(r.message) for r in record)
+    assert "MeanFieldNumerics(n_points=...)" in messages and "InitialParticles(seed=...)" in messages
     new = estimate_meanfield_cost(NET, InitialParticles(seed=1), **kw, numerics=MeanFieldNumerics(n_points=6),
                                   observe=Observe(risk_points=8))
     assert sorted(old.parts) == sorted(new.parts) == ["captured noise", "ddsmf N=8", "limit N=8", "sgd N=8"]
