@@ -179,7 +179,8 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     """
     cfg = meanfield_settings("simulate_ddsmf", legacy, observe=observe, save_at=save_at, options=options,
                              numerics=numerics, numerics_names=DDSMF_KEYWORDS)
-    refuse_unused("simulate_ddsmf", cfg.numerics, MeanFieldNumerics(), ("rule_tol", "rule_budget", "limit_dt"), "numerics")
+    refuse_unused("simulate_ddsmf", cfg.numerics, MeanFieldNumerics(), ("rule_tol", "rule_budget", "limit_dt"),
+                  "numerics")
     executor = check_meanfield_executor(cfg.options.executor)  # refused before anything is compiled
     o, nm = cfg.observe, cfg.numerics
     theta0, vals, kernel, obs = setup(net, theta0, values, o.observables, o.risk_rule, o.risk_points, o.inputs)
