@@ -165,9 +165,15 @@ def _take(caller: str, legacy: dict, given, cls, names: Mapping[str, str], holde
 
 
 def refuse_unused(caller: str, obj, defaults, names: Sequence[str], holder: str) -> None:
+    """Refuse the fields ``names`` of ``obj`` that ``caller`` does not take when they differ from ``defaults``'
+    (never a setting silently ignored)."""
     for name in names:
-        value = getattr(obj, name)
-        if value is not getattr(defaults, name) and value != getattr(defaults, name):
+        value, default = getattr(obj, name), getattr(defaults, name)
+        try:
+            same = value is default or bool(value == default)
+        except (TypeError, ValueError):  # an array: not the default
+            same = False
+        if not same:
             raise ValueError(f"`{holder}.{name}`: {caller} does not take it; got {value!r}.")
 
 

@@ -132,6 +132,8 @@ def test_estimate_meanfield_cost_takes_the_objects():
      ValueError, "`observe.risk_rule`: meanfield_study does not take it"),
     (lambda: smfsym.meanfield_study(NET, TH, etas=[0.1], t_end=0.2, store=True), TypeError,
      "unexpected keyword argument 'store'"),
+    (lambda: smfsym.meanfield_study(NET, TH, etas=[0.1], t_end=0.2, observe=Observe(risk_rule=np.ones(3))),
+     ValueError, "`observe.risk_rule`: meanfield_study does not take it"),
     (lambda: MeanFieldOptions(max_work=-1), ValueError, "`max_work` must be a positive number"),
 ])
 def test_settings_given_twice_misspelt_or_not_taken_are_refused(call, exc, match):
