@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.meanfield import estimate_meanfield_cost
+from smfsym.meanfield import InitialParticles, MeanFieldNumerics, Observe, estimate_meanfield_cost
 from smfsym.studies import estimate_multipoint_cost
 from smfsym.cli import SHIPPED
 from smfsym.spec import load_spec
@@ -79,11 +79,12 @@ def main():
     spec = load_spec(SHIPPED / "meanfield_teacher.toml")
     m = dict(spec.meanfield_check)
     m["n_paths"] = 48
-    kw = dict(etas=m["etas"], t_end=m["t_end"], widths=m["widths"], n_paths=m["n_paths"], observables=m["observables"],
-              n_saves=m["n_saves"], particle_law=spec.particles or None, particle_seed=m["particle_seed"],
-              methods=m["methods"], ddsmf_order=m["ddsmf_order"], n_points=m["n_points"], risk_points=m["risk_points"])
-    est, probe = timed(lambda: estimate_meanfield_cost(spec.meanfield, **kw))
-    _, real = timed(lambda: smfsym.meanfield_study(spec.meanfield, seed=m["seed"], **kw))
+    start = InitialParticles(law=spec.particles or None, seed=m["particle_seed"])
+    kw = dict(etas=m["etas"], t_end=m["t_end"], widths=m["widths"], n_paths=m["n_paths"], methods=m["methods"],
+              observe=Observe(observables=m["observables"], n_saves=m["n_saves"], risk_points=m["risk_points"]),
+              numerics=MeanFieldNumerics(order=m["ddsmf_order"], n_points=m["n_points"]))
+    est, probe = timed(lambda: estimate_meanfield_cost(spec.meanfield, start, **kw))
+    _, real = timed(lambda: smfsym.meanfield_study(spec.meanfield, start, seed=m["seed"], **kw))
     rows.append(("meanfield_teacher", f"mean field, widths {m['widths']}, {m['n_paths']} paths", est, probe, real))
 
     print(f"smfsym cost estimates vs measured ({time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "

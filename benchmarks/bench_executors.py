@@ -35,6 +35,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
+from smfsym.meanfield import MeanFieldNumerics, Observe
 from smfsym.studies.common import PhiFunction
 
 QUICK = "--quick" in sys.argv
@@ -191,9 +192,11 @@ def main_meanfield():
     eta = 0.05
     runs = {
         "DD-SMF (Euler, order 1, 16 nodes)": lambda ex: smfsym.simulate_ddsmf(
-            net, theta, eta, 1.0, n_paths=paths, seed=1, n_points=16, risk_points=16, executor=ex),
+            net, theta, eta, 1.0, n_paths=paths, seed=1, numerics=MeanFieldNumerics(n_points=16),
+            observe=Observe(risk_points=16), options=smfsym.RunOptions(executor=ex)),
         "mean-field SGD": lambda ex: smfsym.simulate_meanfield_sgd(
-            net, theta, eta, 20, n_paths=paths, seed=1, risk_points=16, executor=ex),
+            net, theta, eta, 20, n_paths=paths, seed=1, observe=Observe(risk_points=16),
+            options=smfsym.RunOptions(executor=ex)),
     }
     executors = [("1 process (serial)", None),
                  ("smfsym.process_pool(2)", lambda: smfsym.process_pool(2)),

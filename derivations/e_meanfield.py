@@ -25,7 +25,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.meanfield import captured_noise_variance, data_rule, linearised_variance
+from smfsym.meanfield import MeanFieldNumerics, Observe, captured_noise_variance, data_rule, linearised_variance
 
 FAST = os.environ.get("SMFSYM_FAST") == "1"
 OUT = Path(os.environ.get("SMFSYM_OUT", "out/derivations")) / "e_meanfield"
@@ -74,8 +74,8 @@ results.update(captured=cap, n_points=N_POINTS, rule_levels=refined["levels"])
 
 # %%
 etas = [0.1, 0.05] if FAST else [0.1, 0.05, 0.025]
-study = smfsym.meanfield_study(net, theta0, etas=etas, t_end=T_END, n_paths=192 if FAST else 512, n_saves=5,
-                               n_points=N_POINTS, seed=2)
+study = smfsym.meanfield_study(net, theta0, etas=etas, t_end=T_END, n_paths=192 if FAST else 512, seed=2,
+                               observe=Observe(n_saves=5), numerics=MeanFieldNumerics(n_points=N_POINTS))
 print(study.table)
 print(study.to_latex())
 study.plot(path=OUT / "meanfield_study.png")
@@ -99,7 +99,7 @@ width_rows = []
 for N in widths:
     th = smfsym.particles(net, N, law=LAW, seed=10)
     s = smfsym.simulate_meanfield_sgd(net, th, eta, int(round(T_END / eta)), n_paths=128 if FAST else 512, seed=3,
-                                      risk_points=16).summary()
+                                      observe=Observe(risk_points=16)).summary()
     R_draws = [smfsym.simulate_meanfield_limit(net, smfsym.particles(net, N, law=LAW, seed=100 + k), T_END,
                                                n_points=N_POINTS).mean()[-1, 0] for k in range(n_draws)]
     lins = [linearised_variance(net, smfsym.particles(net, N, law=LAW, seed=100 + k), T_END, dt=0.05,

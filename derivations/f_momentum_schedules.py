@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
-from smfsym.optimizers import beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model, scheduled_latex, scheduled_model, simulate_momentum_sgd
+from smfsym.optimizers import Momentum, beta_for, cosine, exact_batch_sgd_mean, momentum_latex, momentum_model, scheduled_latex, scheduled_model, simulate_momentum_sgd
 from smfsym.studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error
 
 FAST = os.environ.get("SMFSYM_FAST") == "1"
@@ -87,8 +87,9 @@ mflow
 m_etas = [1 / 100, 1 / 400, 1 / 1600, 1 / 6400]
 mom = {}
 for nesterov in (False, True):
-    s = momentum_weak_error(problem, x**2 + y, [1.0, -0.5], 1.0, m_etas, lam=1.5, p0=[0.5, 0.0],
-                            models=["gf", "smf1", "smf2"], nesterov=nesterov)
+    # the start (x, P) = (1, -0.5, 0.5, 0): the models' state, with the scaled velocity P = v / sqrt(eta)
+    s = momentum_weak_error(problem, x**2 + y, [1.0, -0.5, 0.5, 0.0], 1.0, m_etas,
+                            Momentum(friction=1.5, nesterov=nesterov), models=["gf", "smf1", "smf2"])
     mom["nesterov" if nesterov else "heavy_ball"] = s
     print("Nesterov" if nesterov else "heavy ball")
     print(s)

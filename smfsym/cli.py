@@ -299,6 +299,7 @@ def _check_cost(spec, c: dict, args) -> None:
     """Estimate the cost of every study of the check (weak error, schedule or momentum, multi-point, mean
     field), print it, refuse above COST_LIMIT in total without --yes."""
     from .meanfield import estimate_meanfield_cost
+    from .meanfield.options import MeanFieldNumerics
     from .spec.checks import estimate_check_cost
     from .studies import estimate_multipoint_cost
     from .studies.cost import _fmt
@@ -316,10 +317,9 @@ def _check_cost(spec, c: dict, args) -> None:
     m = spec.meanfield_check
     if m:
         ests.append(("mean-field", estimate_meanfield_cost(
-            spec.meanfield, etas=m["etas"], t_end=m["t_end"], widths=m["widths"], n_paths=m["n_paths"],
-            observables=m["observables"], n_saves=m["n_saves"], particle_law=spec.particles or None,
-            particle_seed=m["particle_seed"], methods=m["methods"], ddsmf_order=m["ddsmf_order"],
-            n_points=m["n_points"], risk_points=m["risk_points"])))
+            spec.meanfield, _particles(spec), etas=m["etas"], t_end=m["t_end"], widths=m["widths"],
+            n_paths=m["n_paths"], methods=m["methods"], observe=_observe(m),
+            numerics=MeanFieldNumerics(order=m["ddsmf_order"], n_points=m["n_points"]))))
     # exact moments (or no estimate): nothing worth printing
     ests = [(name, est) for name, est in ests if est is not None and est.method != "exact"]
     if not args.quiet:
@@ -388,17 +388,32 @@ def _check_study(spec, c: dict, options):
         raise UsageError(f"the study of the {what} failed: {exc} (try other etas or a milder schedule)") from None
 
 
+def _particles(spec):
+    """The initial particles of [meanfield.check]: drawn per width from the spec's laws and seed."""
+    from .meanfield.options import InitialParticles
+
+    return InitialParticles(law=spec.particles or None, seed=spec.meanfield_check["particle_seed"])
+
+
+def _observe(m: dict):
+    """What [meanfield.check] observes."""
+    from .meanfield.options import Observe
+
+    return Observe(observables=m["observables"], n_saves=m["n_saves"], risk_points=m["risk_points"])
+
+
 def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dict:
     """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N) (on ``executor``)."""
     from .symbolic.latex import standalone_table
     from .meanfield import meanfield_study
+    from .meanfield.options import MeanFieldNumerics
+    from .montecarlo.options import RunOptions
 
     m = spec.meanfield_check
-    study = meanfield_study(spec.meanfield, etas=m["etas"], t_end=m["t_end"], widths=m["widths"],
-                            n_paths=m["n_paths"], observables=m["observables"], n_saves=m["n_saves"],
-                            seed=m["seed"], particle_law=spec.particles or None, particle_seed=m["particle_seed"],
-                            methods=m["methods"], ddsmf_order=m["ddsmf_order"], n_points=m["n_points"],
-                            risk_points=m["risk_points"], executor=executor, progress=False if quiet else None)
+    study = meanfield_study(spec.meanfield, _particles(spec), etas=m["etas"], t_end=m["t_end"], widths=m["widths"],
+                            n_paths=m["n_paths"], seed=m["seed"], methods=m["methods"], observe=_observe(m),
+                            numerics=MeanFieldNumerics(order=m["ddsmf_order"], n_points=m["n_points"]),
+                            options=RunOptions(executor=executor, progress=False if quiet else None))
     cap = study.meta.get("captured")
     note = (f"noise rule {cap['rule']}: captures {cap['ratio']:.1%} +- {cap['ratio_se']:.1%} of the noise variance "
             "at the initial particles\n") if cap else ""

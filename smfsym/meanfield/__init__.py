@@ -1,5 +1,6 @@
 """Mean field: the distribution-dependent SMF of wide two-layer networks (docs/theory.md §6)."""
 from .data import DataRule, captured_noise_variance, data_rule
+from .options import InitialParticles, MeanFieldNumerics, MeanFieldOptions, Observe
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
 from .particles import particles
@@ -14,4 +15,5 @@ from .cost import estimate_meanfield_cost
 __all__ = ["MeanFieldProblem", "DataRule", "data_rule", "captured_noise_variance", "particles",
            "simulate_meanfield_sgd", "simulate_ddsmf", "simulate_meanfield_limit", "MeanFieldResult",
            "meanfield_study", "MeanFieldStudy", "CapturedNoiseWarning", "linearised_variance",
-           "RuleResolutionWarning", "refine_rule", "estimate_meanfield_cost"]
+           "RuleResolutionWarning", "refine_rule", "estimate_meanfield_cost", "Observe", "MeanFieldNumerics",
+           "MeanFieldOptions", "InitialParticles"]

@@ -9,9 +9,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..montecarlo.options import RunOptions
 from ..studies.cost import CostEstimate, _estimate, _run_cost, _step_costs, _warm_up, n_chunks
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
+from .options import MeanFieldNumerics, Observe, initial_particles, meanfield_settings, refuse_unused
 from .particles import particles
 from .sgd import simulate_meanfield_sgd
 from .study import _captured
@@ -21,16 +23,17 @@ __all__ = ["estimate_meanfield_cost"]
 
 def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: float,
                             widths: Sequence[int] | None = None, n_paths: int = 64,
-                            observables: Sequence[str] = ("risk",), n_saves: int = 5,
-                            particle_law: Mapping | None = None, particle_seed: int = 0,
-                            methods: Sequence[str] = ("sgd", "ddsmf", "limit"), ddsmf_order: int = 1,
-                            n_points: int | None = None, risk_points: int = 16, values: Mapping | None = None,
-                            limit_dt: float = 0.02) -> CostEstimate:
+                            methods: Sequence[str] = ("sgd", "ddsmf", "limit"), values: Mapping | None = None,
+                            observe: Observe | None = None, numerics: MeanFieldNumerics | None = None,
+                            **legacy) -> CostEstimate:
     """Estimate the wall time of :func:`meanfield_study` with the same arguments, before running it.
 
     For every width, each simulator (mean-field SGD, the DD-SMF at dt = eta, the RK4 limit)
     is timed on a few steps at the study's particles and a few paths; SGD and the DD-SMF
-    take t_end / eta steps per eta, the limit t_end / limit_dt steps once.
+    take t_end / eta steps per eta, the limit t_end / limit_dt steps once. ``theta0``, ``observe`` and
+    ``numerics`` (its ``order``, ``n_points`` and ``limit_dt``) as for the study; the old keywords
+    (``observables``, ``n_saves``, ``risk_points``, ``particle_law``, ``particle_seed``, ``ddsmf_order``,
+    ``n_points``, ``limit_dt``) still work for one release, with a ``DeprecationWarning``.
 
     Examples
     --------
@@ -39,11 +42,20 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
     >>> z = smfsym.normal("z")
     >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
     >>> from smfsym.meanfield import estimate_meanfield_cost
-    >>> c = estimate_meanfield_cost(net, etas=[0.1, 0.05], t_end=0.5, widths=[20], n_paths=8, n_points=8)
+    >>> from smfsym.meanfield import MeanFieldNumerics
+    >>> c = estimate_meanfield_cost(net, etas=[0.1, 0.05], t_end=0.5, widths=[20], n_paths=8,
+    ...                             numerics=MeanFieldNumerics(n_points=8))
     >>> sorted(c.parts)
     ['captured noise', 'ddsmf N=20', 'limit N=20', 'sgd N=20']
     """
-
+    legacy = dict(legacy)
+    theta0, drawn = initial_particles("estimate_meanfield_cost", theta0, legacy)
+    cfg = meanfield_settings("estimate_meanfield_cost", legacy, observe=observe, numerics=numerics, saves=False,
+                             numerics_names={"ddsmf_order": "order", "n_points": "n_points", "limit_dt": "limit_dt"},
+                             observe_names=("observables", "n_saves", "risk_points"), supported=())
+    refuse_unused("estimate_meanfield_cost", cfg.numerics, MeanFieldNumerics(),
+                  ("dt", "richardson", "scheme", "rule", "rule_tol", "rule_budget"), "numerics")
+    n_points, limit_dt, ddsmf_order = cfg.numerics.n_points, cfg.numerics.limit_dt, cfg.numerics.order
     etas = [float(e) for e in etas]
     if not etas or any(not (math.isfinite(e) and e > 0) for e in etas):
         raise ValueError(f"`etas` must be positive numbers; got {etas!r}.")
@@ -53,8 +65,10 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
         theta0 = np.asarray(theta0, dtype=float)
         starts = {theta0.shape[0]: theta0}
     else:
-        starts = {int(n): particles(net, int(n), particle_law, seed=particle_seed) for n in widths}
-    common = dict(observables=observables, risk_points=risk_points, values=values)
+        starts = {int(n): particles(net, int(n), drawn.law, seed=drawn.seed) for n in widths}
+    common = dict(values=values, observe=Observe(observables=cfg.observe.observables,
+                                                 risk_points=cfg.observe.risk_points))
+    quiet = RunOptions(progress=False)
     eta_min = min(etas)
     steps = {e: max(1, int(round(t_end / e))) for e in etas}
     # the probes run short horizons: a few saves, as the study's runs save n_saves + 1 times
@@ -70,13 +84,13 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
             parts[key] = _run_cost(costs[key], 1, max(1, int(math.ceil(t_end / limit_dt - 1e-9))), calls=1)
         key = f"sgd N={N}"
         costs[key] = _step_costs(lambda P, n: simulate_meanfield_sgd(
-            net, th, eta_min, n, n_paths=P, seed=0, progress=False, **common), n_paths, min(steps.values()), p0=8)
+            net, th, eta_min, n, n_paths=P, seed=0, options=quiet, **common), n_paths, min(steps.values()), p0=8)
         parts[key] = sum(_run_cost(costs[key], n_paths, k, n_chunks(n_paths, state), calls=1) for k in steps.values())
         if "ddsmf" in methods:
             key = f"ddsmf N={N}"
             costs[key] = _step_costs(lambda P, n: simulate_ddsmf(
-                net, th, eta_min, n * eta_min, n_paths=P, seed=0, order=ddsmf_order, n_points=n_points,
-                progress=False, **common), n_paths, min(steps.values()), p0=8)
+                net, th, eta_min, n * eta_min, n_paths=P, seed=0, options=quiet, **common,
+                numerics=MeanFieldNumerics(order=ddsmf_order, n_points=n_points)), n_paths, min(steps.values()), p0=8)
             parts[key] = sum(_run_cost(costs[key], n_paths, k, n_chunks(n_paths, state), calls=1)
                              for k in steps.values())
     if "ddsmf" in methods:  # the study reports the captured noise variance at the first width's particles

@@ -18,7 +18,7 @@ order-2 flow at dt = eta is order 2 against SGD.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from ..montecarlo.increments import draw_normal
 from .data import DataRule, data_rule
 from .kernel import Kernel
 from .observables import Observables
+from .options import MeanFieldNumerics, Observe, refuse_unused, meanfield_settings
 from .result import (
     COARSE, MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe,
     positive, save_grid, setup,
@@ -36,6 +37,9 @@ from .result import (
 __all__ = ["simulate_ddsmf", "SCHEMES"]
 
 SCHEMES = {"euler": 1.0}
+
+#: The DD-SMF's numerical keywords before :class:`MeanFieldNumerics` (issue 16) -> its fields.
+DDSMF_KEYWORDS = {k: k for k in ("dt", "scheme", "order", "richardson", "rule", "n_points")}
 
 
 def _rule(net, rule, n_points, vals):
@@ -121,14 +125,10 @@ class DDSMFTask:
                           self.coupled)
 
 
-def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, seed=None,
-                   dt: float | None = None, scheme: str = "euler", order: int = 1, richardson: bool = False,
-                   save_at: Sequence[float] | None = None, rule: DataRule | None = None,
-                   n_points: int | None = None, batch_size: int | None = None, values: Mapping | None = None,
-                   observables: Sequence[str] = ("risk",), risk_rule=None, risk_points: int = 16, inputs=None,
-                   store: bool = False, chunk_size: int | None = None,
-                   progress: bool | None = None, max_work: float | None = None,
-                   executor=None) -> MeanFieldResult:
+def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, seed=None, save_at=None,
+                   batch_size: int | None = None, values: Mapping | None = None, observe: Observe | None = None,
+                   numerics: MeanFieldNumerics | None = None, options: RunOptions | None = None,
+                   **legacy) -> MeanFieldResult:
     """Simulate the DD-SMF particle system of width N = len(theta0).
 
     Parameters
@@ -139,26 +139,30 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     eta : float
         Learning rate of the SGD it models (noise sqrt(eta), order-2 drift).
     t_end : float
-    dt : float, optional
+    save_at : sequence of float or SaveAt, optional
+        Times to save (default ``[t_end]``); a :class:`~smfsym.SaveAt` may also ask to ``store`` the states.
+    numerics : MeanFieldNumerics, optional
+        How the DD-SMF is computed (:class:`smfsym.meanfield.MeanFieldNumerics`), with the fields below.
+    numerics.dt : float, optional
         Euler step (default eta: one step per SGD step).
-    scheme : {"euler"}
+    numerics.scheme : {"euler"}
         Euler-Maruyama, weak order 1 in dt.
-    order : {1, 2}
+    numerics.order : {1, 2}
         Drift G or G - (eta/2) DG G.
-    richardson : bool
+    numerics.richardson : bool
         Coupled Richardson extrapolation of the Euler scheme's error C dt (Talay-Tubaro): a coarse
         run at ``dt`` and a fine one at ``dt/2`` driven by the same Brownian increments, moments
         extrapolated as 2 E f(fine) - E f(coarse) (see :func:`~smfsym.meanfield.observables.summarize`);
         the solver error is then O(dt^2). Needed for the order-2 flow to be order 2 against SGD at
         ``dt = eta`` (its Euler error C eta would otherwise be of the order-1 size). About 3 times
-        the cost of one run at ``dt``.
-    save_at : sequence of float, optional
-        Times to save (default ``[t_end]``).
-    rule, n_points : DataRule or int, optional
+        the cost of one run at ``dt`` (default off).
+    numerics.rule, numerics.n_points : DataRule or int, optional
         The data rule of the noise and drift (default: ``data_rule(net, n_points)``).
 
-    Other parameters are as for :func:`simulate_meanfield_sgd` (``executor`` too: bitwise the serial
-    numbers on any executor).
+    Other parameters are as for :func:`simulate_meanfield_sgd` (``options.executor`` too: bitwise the
+    serial numbers on any executor). The old keywords (``dt``, ``scheme``, ``order``, ``richardson``,
+    ``rule``, ``n_points``, and those of :func:`simulate_meanfield_sgd`) still work for one release,
+    with a ``DeprecationWarning`` and the same numbers.
 
     Examples
     --------
@@ -167,14 +171,22 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     >>> z = smfsym.normal("z")
     >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
     >>> th = smfsym.particles(net, 100, seed=0)
-    >>> res = smfsym.simulate_ddsmf(net, th, eta=0.05, t_end=1.0, n_paths=8, seed=1, n_points=12)
+    >>> from smfsym.meanfield import MeanFieldNumerics
+    >>> res = smfsym.simulate_ddsmf(net, th, eta=0.05, t_end=1.0, n_paths=8, seed=1,
+    ...                             numerics=MeanFieldNumerics(n_points=12))
     >>> res.observables["risk"].shape, res.info["rule"]
     ((1, 8, 1), 'Gauss-Hermite(12)')
     """
-    executor = check_meanfield_executor(executor)  # refused before anything is compiled
-    theta0, vals, kernel, obs = setup(net, theta0, values, observables, risk_rule, risk_points, inputs)
+    cfg = meanfield_settings("simulate_ddsmf", legacy, observe=observe, save_at=save_at, options=options,
+                             numerics=numerics, numerics_names=DDSMF_KEYWORDS)
+    refuse_unused("simulate_ddsmf", cfg.numerics, MeanFieldNumerics(), ("rule_tol", "rule_budget", "limit_dt"),
+                  "numerics")
+    executor = check_meanfield_executor(cfg.options.executor)  # refused before anything is compiled
+    o, nm = cfg.observe, cfg.numerics
+    theta0, vals, kernel, obs = setup(net, theta0, values, o.observables, o.risk_rule, o.risk_points, o.inputs)
+    scheme, order, richardson = nm.scheme, nm.order, False if nm.richardson is None else nm.richardson
     eta = positive(eta, "eta")
-    dt = eta if dt is None else positive(dt, "dt")
+    dt = eta if nm.dt is None else positive(nm.dt, "dt")
     if scheme not in SCHEMES:
         raise ValueError(f"`scheme` must be one of {sorted(SCHEMES)}; got {scheme!r}.")
     if order not in (1, 2):
@@ -182,15 +194,16 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     B = net.batch_size if batch_size is None else batch_size
     if not isinstance(B, (int, np.integer)) or isinstance(B, bool) or B < 1:
         raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
-    rule = _rule(net, rule, n_points, vals)
+    rule = _rule(net, nm.rule, nm.n_points, vals)
     nodes, weights = rule.nodes, rule.weights
     with np.errstate(invalid="ignore", divide="ignore"):  # simulate.grid divides 0/0 for a save at t = 0
-        steps, index, times = save_grid(t_end, dt, save_at)
+        steps, index, times = save_grid(t_end, dt, cfg.at)
     M = rule.size
     if not isinstance(richardson, (bool, np.bool_)):
         raise TypeError(f"`richardson` must be True or False; got {richardson!r}.")
     coupled = bool(richardson)
-    check_work(len(steps), n_paths, theta0.shape[0], M * order * (3 if coupled else 1), max_work, "the DD-SMF")
+    check_work(len(steps), n_paths, theta0.shape[0], M * order * (3 if coupled else 1), cfg.options.max_work,
+               "the DD-SMF")
     step = _DDSMFStep(kernel, obs, nodes, weights, eta, order, int(B), coupled)
     task = (DDSMFTask(net, vals, observables_recipe(obs), nodes, weights, eta, order, int(B), coupled)
             if executor is not None else None)
@@ -199,9 +212,9 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
               scheme=f"ddsmf-{scheme}" + ("-richardson" if coupled else ""),
               dt_label=float(steps.max()) if steps.size else float(dt), step_times=np.cumsum(steps),
               task=task)
-    run_options = RunOptions(chunk_size=chunk_size, on_nonfinite="raise", progress=progress, executor=executor)
     res = run(job, x0, paths=Paths(n_paths, seed),
-              save=SaveAt(functions=step.functions, store=store, keep_values=True), options=run_options)
+              save=SaveAt(functions=step.functions, store=cfg.store, keep_values=True),
+              options=cfg.options.replace(executor=executor))
     return finish(res, obs, "ddsmf", eta, theta0.shape[0], order=order, scheme=scheme,
                   weak_order=SCHEMES[scheme], rule=rule.description, rule_size=M, rule_exact=rule.exact,
                   batch_size=int(B), richardson=coupled,

@@ -8,7 +8,7 @@ streams), so N = 1 reproduces it with the same seed.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..data.samplers import samplers_for
 from .kernel import Kernel
 from .observables import Observables
+from .options import Observe, meanfield_settings
 from .result import (
     MeanFieldResult, PerBlock, check_meanfield_executor, check_work, finish, observables_recipe, positive,
     setup,
@@ -95,12 +96,9 @@ class SGDTask:
 
 
 def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: int = 64, seed=None,
-                           save_every: int | None = None, save_at: Sequence[float] | None = None,
-                           batch_size: int | None = None, values: Mapping | None = None,
-                           observables: Sequence[str] = ("risk",), risk_rule=None, risk_points: int = 16,
-                           inputs=None, store: bool = False, chunk_size: int | None = None,
-                           progress: bool | None = None, max_work: float | None = None,
-                           executor=None) -> MeanFieldResult:
+                           save_every: int | None = None, save_at=None, batch_size: int | None = None,
+                           values: Mapping | None = None, observe: Observe | None = None,
+                           options: RunOptions | None = None, **legacy) -> MeanFieldResult:
     """Simulate mean-field SGD of width N = len(theta0) over ``n_paths`` independent sample streams.
 
     Parameters
@@ -114,26 +112,30 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
     n_paths : int
     seed : int or SeedSequence
         Same seed, same numbers, however the paths are chunked.
-    save_every, save_at : int or sequence of float, optional
-        Save every k steps, or at these times (multiples of eta). Default: the last step.
+    save_every : int, optional
+        Save every k steps.
+    save_at : sequence of float or SaveAt, optional
+        Save at these times (multiples of eta; default: the last step); a :class:`~smfsym.SaveAt` may
+        also ask to ``store`` every particle state (n_times x n_paths x N x p floats; default not).
     batch_size : int, optional
         Defaults to ``net.batch_size``.
-    observables : sequence of {"risk", "output_at", "moments"}
-    risk_rule : DataRule, optional
-        Rule for the population risk (default: the data set, or a Gauss rule of ``risk_points``).
-    inputs : array (Q, n_inputs), optional
-        Inputs for "output_at".
-    store : bool
-        Keep every particle state (n_times x n_paths x N x p floats).
-    max_work : float, optional
-        Refuse runs of more than this many unit evaluations (default 1e12), before starting.
-    executor : concurrent.futures.Executor or dask.distributed.Client, optional
-        Run groups of whole seed blocks on it (``smfsym.process_pool(2)``, a Dask ``Client``): each
-        worker compiles the network once per process (cached by a content hash of the recipe) and
-        sends back per-block statistics and per-path observables, merged in block order, so every
-        number is bitwise that of the serial run. ``chunk_size``, if given, is the paths per task.
-        Work is split by seed blocks of 4096 paths (a block's paths share one random stream), so a
-        run of at most 4096 paths is one task. See :mod:`smfsym.montecarlo.executors`.
+    observe : Observe, optional
+        What is observed (:class:`smfsym.meanfield.Observe`: ``observables`` among "risk", "output_at",
+        "moments", ``inputs`` for "output_at", ``risk_rule`` or ``risk_points``; default the risk).
+    options : RunOptions or MeanFieldOptions, optional
+        ``chunk_size``, ``progress``, ``executor``, ``max_memory``, ``max_steps``, ``blowup_threshold``
+        and, in a :class:`smfsym.meanfield.MeanFieldOptions`, ``max_work`` (refuse runs of more than this
+        many unit evaluations, default 1e12, before starting). An ``executor``
+        (``smfsym.process_pool(2)``, a Dask ``Client``) runs groups of whole seed blocks: each worker
+        compiles the network once per process (cached by a content hash of the recipe) and sends back
+        per-block statistics and per-path observables, merged in block order, so every number is
+        bitwise that of the serial run. ``chunk_size``, if given, is the paths per task. Work is split
+        by seed blocks of 4096 paths (a block's paths share one random stream), so a run of at most
+        4096 paths is one task. See :mod:`smfsym.montecarlo.executors`.
+    **legacy
+        The old keywords (``observables``, ``risk_rule``, ``risk_points``, ``inputs``, ``store``,
+        ``chunk_size``, ``progress``, ``max_work``, ``executor``) still work for one release, with a
+        ``DeprecationWarning`` and the same numbers.
 
     Returns
     -------
@@ -151,22 +153,24 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
     >>> res.observables["risk"].shape
     (1, 8, 1)
     """
-    executor = check_meanfield_executor(executor)  # refused before anything is compiled
-    theta0, vals, kernel, obs = setup(net, theta0, values, observables, risk_rule, risk_points, inputs)
+    cfg = meanfield_settings("simulate_meanfield_sgd", legacy, observe=observe, save_at=save_at, options=options)
+    executor = check_meanfield_executor(cfg.options.executor)  # refused before anything is compiled
+    o = cfg.observe
+    theta0, vals, kernel, obs = setup(net, theta0, values, o.observables, o.risk_rule, o.risk_points, o.inputs)
     eta = positive(eta, "eta")
     if not isinstance(n_steps, (int, np.integer)) or n_steps < 1:
         raise ValueError(f"`n_steps` must be a positive integer; got {n_steps!r}.")
     B = net.batch_size if batch_size is None else batch_size
     if not isinstance(B, (int, np.integer)) or isinstance(B, bool) or B < 1:
         raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.")
-    idx = save_steps(int(n_steps), eta, save_every, save_at)
-    check_work(int(n_steps), n_paths, theta0.shape[0], int(B), max_work, "mean-field SGD")
+    idx = save_steps(int(n_steps), eta, save_every, cfg.at)
+    check_work(int(n_steps), n_paths, theta0.shape[0], int(B), cfg.options.max_work, "mean-field SGD")
     step = _SGDStep(kernel, obs, _Sampler(net, vals, int(B)), eta)
     task = SGDTask(net, vals, observables_recipe(obs), int(B), eta) if executor is not None else None
     job = Job(step=step, step_sizes=np.full(int(n_steps), eta), save_index=idx, times=np.array(idx) * eta,
               scheme="meanfield-sgd", dt_label=eta, time_label="step",
               step_times=np.arange(1, int(n_steps) + 1, dtype=float), task=task)
-    run_options = RunOptions(chunk_size=chunk_size, on_nonfinite="raise", progress=progress, executor=executor)
     res = run(job, theta0, paths=Paths(n_paths, seed),
-              save=SaveAt(functions=step.functions, store=store, keep_values=True), options=run_options)
+              save=SaveAt(functions=step.functions, store=cfg.store, keep_values=True),
+              options=cfg.options.replace(executor=executor))
     return finish(res, obs, "sgd", eta, theta0.shape[0], batch_size=int(B), steps=np.array(idx))

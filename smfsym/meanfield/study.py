@@ -12,7 +12,7 @@ A study saves and loads (:class:`smfsym.io.persist.StudyIO`, :func:`smfsym.load_
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -25,10 +25,15 @@ from .particles import check_particles, particles
 from .refine import (
     RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_rule, refine_rule,
 )
+from .options import (
+    MeanFieldNumerics, MeanFieldOptions, Observe, initial_particles, meanfield_settings,
+    refuse_unused,
+)
 from .result import MeanFieldResult, check_net, positive
 from .sgd import simulate_meanfield_sgd
 from ..studies.common import ProgressLines
 from ..montecarlo.executors import check_executor
+from ..montecarlo.options import RunOptions
 
 __all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope", "RuleResolutionWarning", "CapturedNoiseWarning"]
 
@@ -313,66 +318,61 @@ _captured = _resolve_rule
 
 
 def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, widths: Sequence[int] | None = None,
-                    n_paths: int = 64, observables: Sequence[str] = ("risk",), n_saves: int = 5,
-                    seed=0, particle_law: Mapping | None = None, particle_seed: int = 0,
-                    methods: Sequence[str] = METHODS, ddsmf_order: int = 1, ddsmf_dt: float | None = None,
-                    ddsmf_richardson: bool | None = None, n_points: int | str | None = "auto",
-                    rule_tol: float = RULE_TOL, rule_budget: int = RULE_BUDGET,
-                    risk_points: int = 16, inputs=None, values: Mapping | None = None,
-                    limit_dt: float = 0.02, progress: bool | None = None,
-                    max_work: float | None = None, executor=None) -> MeanFieldStudy:
+                    n_paths: int = 64, seed=0, methods: Sequence[str] = METHODS, values: Mapping | None = None,
+                    observe: Observe | None = None, numerics: MeanFieldNumerics | None = None,
+                    options: RunOptions | None = None, **legacy) -> MeanFieldStudy:
     """Run SGD, the DD-SMF and the deterministic limit for every (eta, N) and compare them.
 
     Parameters (plain data, so a spec file can drive it)
     ----------
     net : MeanFieldProblem
-    theta0 : array (N, p), optional
+    theta0 : array (N, p) or InitialParticles, optional
         Initial particles; with ``widths`` the particles are drawn per width instead with
-        :func:`particles` (``particle_law``, ``particle_seed``).
+        :func:`particles`, as a :class:`smfsym.meanfield.InitialParticles` (``law``, ``seed``) says.
     etas : sequence of float
         Learning rates; every save time must be a multiple of each (SGD time is k eta).
     t_end : float
     widths : sequence of int, optional
     n_paths : int
         Paths per (eta, N) cell, at least 2 (a variance and its standard error need two).
-    observables : sequence of {"risk", "output_at", "moments"}
-    n_saves : int
-        Saved times 0, t_end / n_saves, ..., t_end.
     seed : int or SeedSequence
         Root seed; the cell (eta_i, N_j) uses its child ``spawn_key + (i, j)``, shared by SGD and the
         DD-SMF (their paths are independent anyway: different random variables).
     methods : subset of ("sgd", "ddsmf", "limit")
-    ddsmf_order : {1, 2}
-        Drift of the DD-SMF: G (order 1) or G - (eta/2) DG G (order 2).
-    ddsmf_dt : float, optional
-        Euler step of the DD-SMF (default eta). At order 1 and dt = eta one Euler step has one SGD
-        step's mean and covariance, so the run stays close to SGD; at order 2 the Euler error C dt is
-        of the size of the order-1 model error unless it is extrapolated away (``ddsmf_richardson``).
-    ddsmf_richardson : bool, optional
-        Coupled Richardson extrapolation of the DD-SMF's Euler error (runs at dt and dt/2, see
-        :func:`simulate_ddsmf`); default True for ``ddsmf_order=2`` (what makes it order 2 against
-        SGD at dt = eta), False for order 1.
-    n_points : int or "auto"
-        Gauss points per continuous data coordinate of the DD-SMF's and the limit's rule. "auto"
-        refines the rule at the first width's particles until the linearised lim Var[R]/eta and the
-        limit's risk at ``t_end`` settle to ``rule_tol`` (:func:`smfsym.meanfield.refine.refine_rule`),
-        warning (:class:`RuleResolutionWarning`) when ``rule_budget`` stops it first; a given number is
-        checked against the next finer rule the same way (a warning when they differ by more than
-        ``rule_tol``). Data sets and finite laws are used exactly (nothing to refine). What the study
-        did is ``meta["rule"]``.
-    rule_tol : float
-        Relative tolerance of the rule's refinement and check.
-    rule_budget : int
-        Largest ``n_points`` the refinement tries.
-    risk_points : int
-        Gauss points per continuous data coordinate of the risk.
-    progress : bool, optional
-        False silences the progress lines (one per run, on stderr) and the simulators' bars.
-    max_work : float, optional
-        Bound on the unit evaluations of each run (see :func:`simulate_meanfield_sgd`).
-    executor : concurrent.futures.Executor or dask.distributed.Client, optional
-        Runs SGD and the DD-SMF of every cell on it (the deterministic limit, one path, stays
-        here); every number is bitwise that of the serial study. See :mod:`smfsym.montecarlo.executors`.
+    observe : Observe, optional
+        What is observed (:class:`smfsym.meanfield.Observe`): ``observables`` among "risk", "output_at",
+        "moments", ``inputs``, ``risk_points`` (Gauss points per continuous data coordinate of the
+        risk), and ``n_saves``: saved times 0, t_end / n_saves, ..., t_end (default 5).
+    numerics : MeanFieldNumerics, optional
+        How the DD-SMF and the limit are computed (:class:`smfsym.meanfield.MeanFieldNumerics`):
+
+        - ``order`` {1, 2}: drift of the DD-SMF, G (order 1) or G - (eta/2) DG G (order 2);
+        - ``dt``: Euler step of the DD-SMF (default eta). At order 1 and dt = eta one Euler step has one
+          SGD step's mean and covariance, so the run stays close to SGD; at order 2 the Euler error C dt
+          is of the size of the order-1 model error unless it is extrapolated away (``richardson``);
+        - ``richardson``: coupled Richardson extrapolation of the DD-SMF's Euler error (runs at dt and
+          dt/2, see :func:`simulate_ddsmf`); default True for ``order=2`` (what makes it order 2
+          against SGD at dt = eta), False for order 1;
+        - ``n_points`` (int or "auto", the default): Gauss points per continuous data coordinate of the
+          DD-SMF's and the limit's rule. "auto" refines the rule at the first width's particles until
+          the linearised lim Var[R]/eta and the limit's risk at ``t_end`` settle to ``rule_tol``
+          (:func:`smfsym.meanfield.refine.refine_rule`), warning (:class:`RuleResolutionWarning`) when
+          ``rule_budget`` (the largest ``n_points`` tried) stops it first; a given number is checked
+          against the next finer rule the same way (a warning when they differ by more than
+          ``rule_tol``). Data sets and finite laws are used exactly (nothing to refine). What the study
+          did is ``meta["rule"]``;
+        - ``limit_dt``: the RK4 step of the deterministic limit.
+    options : RunOptions or MeanFieldOptions, optional
+        ``progress`` (False silences the progress lines, one per run on stderr, and the simulators'
+        bars), ``executor`` (runs SGD and the DD-SMF of every cell on it; the deterministic limit, one
+        path, stays here; every number is bitwise that of the serial study, see
+        :mod:`smfsym.montecarlo.executors`) and, in a :class:`smfsym.meanfield.MeanFieldOptions`,
+        ``max_work`` (the bound on the unit evaluations of each run, see :func:`simulate_meanfield_sgd`).
+    **legacy
+        The old keywords (``observables``, ``n_saves``, ``risk_points``, ``inputs``; ``ddsmf_order``,
+        ``ddsmf_dt``, ``ddsmf_richardson``, ``n_points``, ``rule_tol``, ``rule_budget``, ``limit_dt``;
+        ``progress``, ``max_work``, ``executor``; ``particle_law``, ``particle_seed``) still work for one
+        release, with a ``DeprecationWarning`` and the same numbers.
 
     Examples
     --------
@@ -380,16 +380,82 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     >>> a, w, out = sp.symbols("a w out")
     >>> z = smfsym.normal("z")
     >>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
-    >>> st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[50], t_end=0.5, n_paths=16, n_saves=1)
+    >>> st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[50], t_end=0.5, n_paths=16,
+    ...                            observe=smfsym.meanfield.Observe(n_saves=1))
     >>> sorted(st.slopes)
     [('ddsmf', 50), ('sgd', 50)]
     >>> st.meta["rule"]["converged"]
     True
     """
-    check_net(net)
-    if executor is not None:
+    cfg = _study_settings(net, theta0, etas, t_end, n_paths, methods, observe, numerics, options, legacy)
+    etas, t_end, times, n_saves = cfg.etas, cfg.t_end, cfg.times, cfg.observe.n_saves
+    widths, starts = _starts_per_width(net, cfg.theta0, widths, cfg.particles.law, cfg.particles.seed)
+    nm, run = cfg.numerics, cfg.options
+    # the rule first (cheap: deterministic, one path) so a bad one is reported before the long runs
+    rule_info = (_resolve_rule(net, starts[widths[0]], nm.n_points, values, t_end, tol=cfg.rule_tol,
+                               budget=cfg.rule_budget, risk_points=cfg.observe.risk_points)
+                 if ("ddsmf" in methods or "limit" in methods) else None)
+    n_points = rule_info["n_points"] if rule_info is not None else None
+    observe = cfg.observe if n_saves is None else replace(cfg.observe, n_saves=None)  # the simulators' part
+    # one child seed per (eta, N), shared by SGD and the DD-SMF: the estimates at different etas are
+    # independent (a shared seed would replay the same sample prefix and correlate them), and any
+    # (eta, N) cell is reproducible on its own
+    root = resolve_seed(seed)
+    cell_seed = {(i, j): np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i, j))
+                 for i in range(len(etas)) for j in range(len(widths))}
 
-        executor = check_executor(executor)
+    say = ProgressLines("meanfield", len(widths) * (("limit" in methods) + len(etas) * (1 + ("ddsmf" in methods))),
+                        run.progress)
+    results = {}
+    ddsmf_numerics = MeanFieldNumerics(order=nm.order, dt=cfg.ddsmf_dt, richardson=bool(cfg.richardson),
+                                       n_points=n_points)
+    for j, N in enumerate(widths):
+        th = starts[N]
+        if "limit" in methods:
+            say(f"limit N={N}")
+            results[("limit", None, N)] = simulate_meanfield_limit(
+                net, th, t_end, dt=nm.limit_dt, save_at=times, n_points=n_points, values=values, observe=observe,
+                options=MeanFieldOptions(max_work=run.max_work))
+        for i, eta in enumerate(etas):
+            n_steps = int(round(t_end / eta))
+            cs = cell_seed[(i, j)]
+            say(f"sgd eta={eta:g} N={N} ({n_paths} paths)")
+            results[("sgd", eta, N)] = simulate_meanfield_sgd(net, th, eta, n_steps, n_paths=n_paths, seed=cs,
+                                                              save_at=times, values=values, observe=observe,
+                                                              options=run)
+            if "ddsmf" in methods:
+                say(f"ddsmf eta={eta:g} N={N} ({n_paths} paths)")
+                results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=cs,
+                                                            save_at=times, values=values, observe=observe,
+                                                            numerics=ddsmf_numerics, options=run)
+    meta = {"t_end": t_end, "n_paths": n_paths, "ddsmf_order": nm.order, "ddsmf_richardson": bool(cfg.richardson),
+            "ddsmf_dt": cfg.ddsmf_dt, "seed": str(seed), "n_points": n_points}
+    if rule_info is not None:
+        meta["rule"] = rule_info
+    st = MeanFieldStudy(results=results, etas=etas, widths=widths, t=times, meta=meta)
+    observables = cfg.observe.observables
+    if "risk" not in (observables if not isinstance(observables, str) else [observables]):
+        return st
+    _fit_risk(st, results, etas, widths, methods, t_end)
+    return st
+
+
+#: The study's keywords before :class:`MeanFieldNumerics` (issue 16) -> its fields.
+STUDY_NUMERICS = {"ddsmf_order": "order", "ddsmf_dt": "dt", "ddsmf_richardson": "richardson", "n_points": "n_points",
+                  "rule_tol": "rule_tol", "rule_budget": "rule_budget", "limit_dt": "limit_dt"}
+
+
+def _study_settings(net, theta0, etas, t_end, n_paths, methods, observe, numerics, options, legacy):
+    """The settings of :func:`meanfield_study` from its objects and old keywords, checked before any work."""
+    legacy = dict(legacy)
+    theta0, drawn = initial_particles("meanfield_study", theta0, legacy)
+    cfg = meanfield_settings("meanfield_study", legacy, observe=observe, options=options, numerics=numerics,
+                             numerics_names=STUDY_NUMERICS, saves=False,
+                             observe_names=("observables", "inputs", "risk_points", "n_saves"))
+    refuse_unused("meanfield_study", cfg.numerics, MeanFieldNumerics(), ("scheme", "rule"), "numerics")
+    check_net(net)
+    if cfg.options.executor is not None:
+        cfg.options = cfg.options.replace(executor=check_executor(cfg.options.executor))
     try:
         etas = [positive(e, "etas") for e in etas]
     except TypeError:
@@ -400,67 +466,29 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     if not isinstance(n_paths, (int, np.integer)) or isinstance(n_paths, bool) or n_paths < 2:
         raise ValueError(f"`n_paths` must be an integer >= 2 (a variance over paths and its standard error need "
                          f"two); got {n_paths!r}.")
-    if ddsmf_order not in (1, 2) or isinstance(ddsmf_order, bool):
-        raise ValueError(f"`ddsmf_order` must be 1 or 2; got {ddsmf_order!r}.")
-    richardson = ddsmf_order == 2 if ddsmf_richardson is None else ddsmf_richardson
+    nm = cfg.numerics
+    if nm.order not in (1, 2) or isinstance(nm.order, bool):
+        raise ValueError(f"`ddsmf_order` must be 1 or 2; got {nm.order!r}.")
+    richardson = nm.order == 2 if nm.richardson is None else nm.richardson
     if not isinstance(richardson, (bool, np.bool_)):
-        raise TypeError(f"`ddsmf_richardson` must be True, False or None; got {ddsmf_richardson!r}.")
-    if ddsmf_dt is not None:
-        ddsmf_dt = positive(ddsmf_dt, "ddsmf_dt")
+        raise TypeError(f"`ddsmf_richardson` must be True, False or None; got {nm.richardson!r}.")
+    ddsmf_dt = None if nm.dt is None else positive(nm.dt, "ddsmf_dt")
     bad = [m for m in methods if m not in METHODS]
     if bad or "sgd" not in methods:
         raise ValueError(f"`methods` must be a subset of {list(METHODS)} containing 'sgd'; got {list(methods)}.")
+    n_saves = 5 if cfg.observe.n_saves is None else cfg.observe.n_saves
     if not isinstance(n_saves, (int, np.integer)) or n_saves < 1:
         raise ValueError(f"`n_saves` must be a positive integer; got {n_saves!r}.")
-    widths, starts = _starts_per_width(net, theta0, widths, particle_law, particle_seed)
     times = np.linspace(0.0, t_end, n_saves + 1)
     for eta in etas:
         k = times / eta
         if np.any(np.abs(k - np.rint(k)) > 1e-9 * np.maximum(1, k)):
-            raise ValueError(f"the saved times {times.tolist()} must be multiples of every eta; {eta} does not divide them.")
-    # the rule first (cheap: deterministic, one path) so a bad one is reported before the long runs
-    rule_info = (_resolve_rule(net, starts[widths[0]], n_points, values, t_end, tol=rule_tol, budget=rule_budget,
-                               risk_points=risk_points) if ("ddsmf" in methods or "limit" in methods) else None)
-    n_points = rule_info["n_points"] if rule_info is not None else None
-    common = dict(observables=observables, risk_points=risk_points, inputs=inputs, values=values, max_work=max_work)
-    # one child seed per (eta, N), shared by SGD and the DD-SMF: the estimates at different etas are
-    # independent (a shared seed would replay the same sample prefix and correlate them), and any
-    # (eta, N) cell is reproducible on its own
-    root = resolve_seed(seed)
-    cell_seed = {(i, j): np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i, j))
-                 for i in range(len(etas)) for j in range(len(widths))}
-
-    say = ProgressLines("meanfield", len(widths) * (("limit" in methods) + len(etas) * (1 + ("ddsmf" in methods))),
-                        progress)
-    results = {}
-    for j, N in enumerate(widths):
-        th = starts[N]
-        if "limit" in methods:
-            say(f"limit N={N}")
-            results[("limit", None, N)] = simulate_meanfield_limit(net, th, t_end, dt=limit_dt, save_at=times,
-                                                                   n_points=n_points, **common)
-        for i, eta in enumerate(etas):
-            n_steps = int(round(t_end / eta))
-            cs = cell_seed[(i, j)]
-            say(f"sgd eta={eta:g} N={N} ({n_paths} paths)")
-            results[("sgd", eta, N)] = simulate_meanfield_sgd(net, th, eta, n_steps, n_paths=n_paths, seed=cs,
-                                                              save_at=times, progress=progress,
-                                                              executor=executor, **common)
-            if "ddsmf" in methods:
-                say(f"ddsmf eta={eta:g} N={N} ({n_paths} paths)")
-                results[("ddsmf", eta, N)] = simulate_ddsmf(net, th, eta, t_end, n_paths=n_paths, seed=cs,
-                                                            save_at=times, order=ddsmf_order, n_points=n_points,
-                                                            dt=ddsmf_dt, richardson=bool(richardson),
-                                                            progress=progress, executor=executor, **common)
-    meta = {"t_end": t_end, "n_paths": n_paths, "ddsmf_order": ddsmf_order, "ddsmf_richardson": bool(richardson),
-            "ddsmf_dt": ddsmf_dt, "seed": str(seed), "n_points": n_points}
-    if rule_info is not None:
-        meta["rule"] = rule_info
-    st = MeanFieldStudy(results=results, etas=etas, widths=widths, t=times, meta=meta)
-    if "risk" not in (observables if not isinstance(observables, str) else [observables]):
-        return st
-    _fit_risk(st, results, etas, widths, methods, t_end)
-    return st
+            raise ValueError(f"the saved times {times.tolist()} must be multiples of every eta; {eta} does not "
+                             "divide them.")
+    cfg.__dict__.update(theta0=theta0, particles=drawn, etas=etas, t_end=t_end, times=times, richardson=richardson,
+                        ddsmf_dt=ddsmf_dt, rule_tol=RULE_TOL if nm.rule_tol is None else nm.rule_tol,
+                        rule_budget=RULE_BUDGET if nm.rule_budget is None else nm.rule_budget)
+    return cfg
 
 
 def _starts_per_width(net, theta0, widths, particle_law, particle_seed) -> tuple:

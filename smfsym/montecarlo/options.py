@@ -8,13 +8,16 @@ the field in backticks.
 from __future__ import annotations
 
 import numbers
+import os
+import sys
 import warnings
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from ..backends import get_backend
 
-__all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS", "run_settings", "RUN_FIELDS"]
+__all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS", "run_settings", "RUN_FIELDS",
+           "user_stacklevel"]
 
 #: Default bound on stored states (bytes); larger requests are refused.
 MAX_STORED_BYTES = 4 * 2**30
@@ -169,6 +172,16 @@ class SaveAt:
         return save_at if isinstance(save_at, cls) else cls(at=save_at)
 
 
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by the caller point at the first frame outside smfsym
+    (the user's call), however deep in the package the old keyword was read."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 #: The run settings a simulator took as keywords before :class:`RunOptions` (issue 16), in the order
 #: :func:`run_settings` returns them; still accepted for one release, with a ``DeprecationWarning``.
 RUN_FIELDS = ("chunk_size", "max_memory", "max_steps", "on_nonfinite", "blowup_threshold", "executor", "progress")
@@ -207,7 +220,8 @@ def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_F
         if options is not None:
             raise TypeError(f"`{run_keys[0]}` is given twice, as a keyword and in `options`; give it in `options`.")
         warnings.warn(f"{caller}({run_keys[0]}=...): run settings go in `options=smfsym.RunOptions("
-                      f"{run_keys[0]}=...)`; the keywords go in the next release.", DeprecationWarning, stacklevel=3)
+                      f"{run_keys[0]}=...)`; the keywords go in the next release.", DeprecationWarning,
+                      stacklevel=user_stacklevel())
     base = options if options is not None else RunOptions()
     if not backends and get_backend(base.backend).name != "numpy":
         raise ValueError(f"`backend`: {caller} runs on numpy only so far (the array back ends run simulate, "
@@ -228,5 +242,5 @@ def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_F
     if any(k in legacy for k in _SAVE_FIELDS):
         key = next(k for k in _SAVE_FIELDS if k in legacy)
         warnings.warn(f"{caller}({key}=...): what to save goes in `save_at=smfsym.SaveAt(at=..., {key}=...)`; "
-                      "the keywords go in the next release.", DeprecationWarning, stacklevel=3)
+                      "the keywords go in the next release.", DeprecationWarning, stacklevel=user_stacklevel())
     return (*values, save_at, legacy.get("functions"), legacy.get("store", True))

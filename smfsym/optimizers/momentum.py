@@ -30,6 +30,9 @@ relative error O(h^2) instead of O(h).
 """
 from __future__ import annotations
 
+import numbers
+import warnings
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -37,7 +40,7 @@ import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..montecarlo.driver import run
-from ..montecarlo.options import RunOptions, run_settings
+from ..montecarlo.options import RunOptions, run_settings, user_stacklevel
 from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, sme as _sme, smf as _smf
 from ..symbolic.problem import Problem
@@ -49,8 +52,8 @@ from .._checks import numeric_values
 from ..simulation.sde import prepare_x0
 from .schedules import sgd_run_arguments
 
-__all__ = ["momentum_model", "simulate_momentum_sgd", "friction", "beta_for", "momentum_latex",
-           "DEFAULT_FRICTION"]
+__all__ = ["Momentum", "momentum_model", "simulate_momentum_sgd", "friction", "beta_for", "momentum_latex",
+           "DEFAULT_FRICTION", "momentum_rule"]
 
 #: The friction symbol lambda (1 - beta = lambda sqrt(eta)).
 DEFAULT_FRICTION = sp.Symbol("lambda", positive=True)
@@ -71,6 +74,112 @@ def beta_for(lam: float, eta: float) -> float:
     if not (0 <= b < 1):
         raise ValueError(f"friction {lam!r} at eta = {eta!r} gives beta = {b:.4g} outside [0, 1): lower `eta`.")
     return b
+
+
+@dataclass(frozen=True)
+class Momentum:
+    r"""The momentum rule: heavy ball or Nesterov, with a fixed ``beta`` or a fixed ``friction``.
+
+    One object in place of the keywords ``beta``/``lam``, ``nesterov``, ``scaled`` and
+    ``noise_correction`` (issue 16), taken by :func:`simulate_momentum_sgd` and
+    :func:`smfsym.momentum_weak_error`.
+
+    Parameters
+    ----------
+    beta : float in [0, 1), optional
+        The momentum, the same at every learning rate.
+    friction : float, optional
+        lambda > 0 with 1 - beta = lambda sqrt(eta) (the underdamped scaling of docs/theory.md §7):
+        beta then depends on eta (:func:`beta_for`). Give exactly one of ``beta`` and ``friction``;
+        the studies, which vary eta, need the friction.
+    nesterov : bool
+        Nesterov's gradient at x + beta v (default: heavy ball, at x).
+    scaled : bool
+        States are (x, v / sqrt(eta)), the models' (X, P) (default), or (x, v). The studies compare in
+        the scaled state.
+    noise_correction : bool, optional
+        The order-2 models' noise correction (see :func:`momentum_model`; default there); SGD ignores it.
+
+    Examples
+    --------
+    >>> Momentum(beta=0.9).beta_at(0.01)
+    0.9
+    >>> round(Momentum(friction=1.0, nesterov=True).beta_at(0.01), 12)
+    0.9
+    >>> Momentum(beta=0.9, friction=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: give exactly one of `beta` and `friction`; got beta=0.9, friction=1.0.
+    """
+
+    beta: float | None = None
+    friction: float | None = None
+    nesterov: bool = False
+    scaled: bool = True
+    noise_correction: bool | None = None
+
+    def __post_init__(self):
+        if (self.beta is None) == (self.friction is None):
+            raise ValueError(f"give exactly one of `beta` and `friction`; got beta={self.beta!r}, "
+                             f"friction={self.friction!r}.")
+        if self.beta is not None and not (isinstance(self.beta, (int, float, np.floating))
+                                          and not isinstance(self.beta, bool) and 0 <= self.beta < 1):
+            raise ValueError(f"`beta` must be a number in [0, 1); got {self.beta!r}.")
+        if self.friction is not None:
+            ok = isinstance(self.friction, numbers.Real) and not isinstance(self.friction, bool)
+            if not (ok and np.isfinite(float(self.friction)) and float(self.friction) > 0):
+                raise ValueError(f"`friction` (lambda, 1 - beta = lambda sqrt(eta)) must be a positive number; "
+                                 f"got {self.friction!r}.")
+        for name in ("nesterov", "scaled"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"`{name}` must be True or False; got {getattr(self, name)!r}.")
+        if self.noise_correction is not None and not isinstance(self.noise_correction, (bool, np.bool_)):
+            raise TypeError(f"`noise_correction` must be True, False or None; got {self.noise_correction!r}.")
+
+    def beta_at(self, eta: float) -> float:
+        """beta at the learning rate ``eta``: the given one, or 1 - friction sqrt(eta)."""
+        return float(self.beta if self.beta is not None else beta_for(self.friction, eta))
+
+
+#: Old keywords of the momentum entry points -> the Momentum field they fill.
+_RULE_KEYWORDS = {"beta": "beta", "lam": "friction", "nesterov": "nesterov", "scaled": "scaled",
+                  "noise_correction": "noise_correction"}
+
+
+def momentum_rule(caller: str, momentum, legacy: dict, keywords: Sequence[str], number: str = "beta") -> Momentum:
+    """``momentum`` (a :class:`Momentum`, or a number: its ``number`` field) with the old keywords among
+    ``keywords`` popped from ``legacy`` (a ``DeprecationWarning``, the same numbers).
+
+    Examples
+    --------
+    >>> momentum_rule("f", 0.5, {}, ("beta",))
+    Momentum(beta=0.5, friction=None, nesterov=False, scaled=True, noise_correction=None)
+    """
+    old = {_RULE_KEYWORDS[k]: legacy.pop(k) for k in list(legacy) if k in keywords}
+    if isinstance(momentum, Momentum):
+        if old:
+            raise TypeError(f"`{next(iter(old))}` is given twice, as a keyword and in `momentum`; give it in "
+                            "`momentum`.")
+        return momentum
+    if momentum is not None:
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+            raise TypeError(f"`momentum` must be a smfsym.optimizers.Momentum or a number (its {number}); "
+                            f"got {type(momentum).__name__}.")
+        if number in old:
+            raise TypeError(f"`{number}` is given twice, as `momentum` and as a keyword.")
+        old = {number: momentum, **old}
+        shown = [k for k in old if k != number]
+    else:
+        shown = list(old)
+    if not any(k in old for k in ("beta", "friction")):
+        raise TypeError(f"{caller}() missing the momentum rule: give "
+                        f"`momentum=smfsym.optimizers.Momentum({number}=...)`.")
+    if shown:
+        key = next(k for k, f in _RULE_KEYWORDS.items() if f == shown[0])
+        warnings.warn(f"{caller}({key}=...): the momentum rule goes in "
+                      f"`momentum=smfsym.optimizers.Momentum({shown[0]}=...)`; the keywords go in the next release.",
+                      DeprecationWarning, stacklevel=user_stacklevel())
+    return Momentum(**old)
 
 
 def _momentum_symbols(problem: Problem):
@@ -195,10 +304,10 @@ def momentum_latex(sde: SDE, environment: str | None = "aligned") -> str:
     return wrap(lines, environment)
 
 
-def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: float, *, v0=None,
-                          nesterov: bool = False, n_paths: int = 10_000, seed=None, save_at=None,
-                          batch_size: int | None = None, values: Mapping | None = None, scaled: bool = True,
-                          options: RunOptions | None = None, **legacy) -> SimulationResult:
+def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, momentum: Momentum | float | None = None,
+                          *, v0=None, n_paths: int = 10_000, seed=None, save_at=None, batch_size: int | None = None,
+                          values: Mapping | None = None, options: RunOptions | None = None,
+                          **legacy) -> SimulationResult:
     r"""Simulate momentum SGD; an (n, d) ``x0`` runs n chains sharing their samples (n-point motion).
 
     v_{k+1} = beta v_k - eta grad f(y_k, xi), x_{k+1} = x_k + v_{k+1}, y_k = x_k or x_k + beta v_k.
@@ -206,11 +315,13 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     Parameters
     ----------
     x0 : array_like (d,) or (n, d)
+    momentum : Momentum or float
+        The rule (:class:`Momentum`: ``beta`` or ``friction``, ``nesterov``, ``scaled``: states
+        (x, v / sqrt(eta)), the models' (X, P), or (x, v)); a number is ``Momentum(beta=number)``.
+        The keywords ``beta``, ``nesterov`` and ``scaled`` still work for one release (a
+        ``DeprecationWarning``, the same numbers).
     v0 : array_like, optional
         Initial velocity (default 0), same shape as ``x0``.
-    scaled : bool
-        States are (x, v / sqrt(eta)) (the models' (X, P); default) or (x, v).
-    beta : float in [0, 1)
     Other parameters as for :func:`smfsym.simulate_sgd`; ``result.t`` is step * sqrt(eta).
 
     Examples
@@ -225,7 +336,13 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     >>> b = smfsym.simulate_sgd(p, [1.0], 5, 0.1, n_paths=50, seed=2)
     >>> bool(np.allclose(a.states[..., 0], b.states[..., 0], rtol=1e-14))
     True
+    >>> rule = smfsym.optimizers.Momentum(friction=1.0, nesterov=True)
+    >>> c = simulate_momentum_sgd(p, [1.0], 5, 0.1, rule, n_paths=50)
+    >>> c.extra["nesterov"], round(c.extra["beta"], 6)
+    (True, 0.683772)
     """
+    legacy = dict(legacy)
+    rule = momentum_rule("simulate_momentum_sgd", momentum, legacy, ("beta", "nesterov", "scaled"))
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_momentum_sgd", options, save_at, legacy, backends=True)
 
@@ -233,8 +350,7 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     if not np.isfinite(eta) or eta <= 0:
         raise ValueError(f"`eta` must be positive; got {eta!r}.")
-    if not (isinstance(beta, (int, float, np.floating)) and 0 <= beta < 1):
-        raise ValueError(f"`beta` must be a number in [0, 1); got {beta!r}.")
+    beta, nesterov, scaled = rule.beta_at(eta), bool(rule.nesterov), bool(rule.scaled)
     B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at)
     vals = numeric_values(values, _sgd.problem_symbols(problem))
     d = problem.dim
@@ -245,7 +361,6 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, beta: 
     h = float(np.sqrt(eta))
     unit = h if scaled else 1.0
     z0 = np.concatenate([x0, v0 / unit], axis=-1)
-    beta = float(beta)
     task = _sgd.SGDTask(problem, eta, B, vals, _sgd.MomentumRule(beta, eta, nesterov, unit, d))
     res = _sgd.run_rule(task, z0, np.full(n_steps, h), idx, np.array(idx) * h, dict(
         n_paths=n_paths, seed=seed, chunk_size=chunk_size, functions=functions, store=store,

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import sympy as sp
 
 from ..montecarlo.options import RunOptions
+from ..optimizers.momentum import Momentum
 from ..optimizers.update_map import EXPANSIONS, UpdateMap, adam, rmsprop
 from ..studies.cost import estimate_cost, estimate_optimizer_cost, estimate_update_map_cost
 from ..studies.options import Numerics
@@ -74,8 +75,9 @@ def _cost_sgd(spec, c):
 
 def _run_momentum(spec, c, numerics, options):
     return STUDIES["momentum_weak_error"].function(
-        spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"], c["friction"], nesterov=c["optimizer"] == "nesterov",
-        **_common(spec, c), numerics=Numerics(method=c["method"]), options=options)
+        spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"],
+        Momentum(friction=c["friction"], nesterov=c["optimizer"] == "nesterov"), **_common(spec, c),
+        numerics=Numerics(method=c["method"]), options=options)
 
 
 def _cost_momentum(spec, c):

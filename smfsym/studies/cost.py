@@ -42,7 +42,7 @@ from .common import (
     scheme_for,
 )
 from .weak_error_study import check_etas, check_models, choose_methods
-from ..optimizers.momentum import beta_for, simulate_momentum_sgd
+from ..optimizers.momentum import Momentum, beta_for, simulate_momentum_sgd
 from ..optimizers.schedules import _as_schedule, simulate_sgd_schedule, with_time
 from ..optimizers.update_map import UpdateMap, simulate_update_map
 
@@ -424,7 +424,8 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
         z0 = np.concatenate([x0, np.zeros(problem.dim)])
         beta = beta_for(lam, eta_min)
         costs["sgd"] = _timed_costs(lambda P, n, saves, functions: simulate_momentum_sgd(
-            problem, x0, n, eta_min, beta, nesterov=optimizer == "nesterov", n_paths=P, seed=0, values=vals,
+            problem, x0, n, eta_min, Momentum(beta=beta, nesterov=optimizer == "nesterov"), n_paths=P, seed=0,
+            values=vals,
             options=QUIET, save_at=SaveAt(at=saves, functions=functions, store=False)), n_paths, steps[0])
         start, dts = z0, [math.sqrt(e) * dt_fraction for e in etas]
     else:

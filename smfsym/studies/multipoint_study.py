@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..montecarlo.checks import BlowUpError, check_positive
-from ..montecarlo.options import RunOptions
+from ..montecarlo.options import RunOptions, SaveAt
 from .storage import StudyIO
 from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
@@ -323,8 +323,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         say(f"{model} eta={eta:g} ({slv.name}, {inc} increments, dt={h:.3g} coupled with {h / 2:.3g})")
         # coarse (dt) and fine (dt/2) solutions driven by the same increments: their difference, the
         # solver's own error, is then measured with little Monte Carlo noise (docs/theory.md §9)
-        kw = dict(eta=eta, dt=h, n_paths=n_paths, solver=slv, values=values, progress=progress, increments=inc,
-                  executor=executor, store=True, backend=backend, **blow)
+        kw = dict(eta=eta, dt=h, n_paths=n_paths, solver=slv, values=values, increments=inc,
+                  save_at=SaveAt(store=True),
+                  options=RunOptions(progress=progress, executor=executor, backend=backend, **blow))
         try:
             if coupling == "independent":
                 parts = [coupled_run(sde, x_start, t, seed=sj, **kw)

@@ -25,7 +25,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from ..montecarlo.options import RunOptions, SaveAt
+from ..montecarlo.options import RunOptions, SaveAt, user_stacklevel
 from ..symbolic.lambdify import CompiledExprs
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from ..data.means import expectation
@@ -44,7 +44,7 @@ from .richardson import coupled_expectation
 from .weak_error_study import _mc_method, check_etas, check_models
 from ..simulation.minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
 from ..simulation.sgd import problem_symbols
-from ..optimizers.momentum import beta_for, momentum_model, simulate_momentum_sgd
+from ..optimizers.momentum import Momentum, beta_for, momentum_model, momentum_rule, simulate_momentum_sgd
 from ..optimizers.schedules import _as_schedule, scheduled_model, simulate_sgd_schedule, with_time
 from .._checks import as_expr, numeric_values
 
@@ -389,8 +389,8 @@ def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, run: RunOptions):
     slv = get_solver(default_scheme(sde))
     inc = increments_for(slv, "auto") if sde.n_noise else "gaussian"
     r = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
-                            phi=f, seed=seed, values=vals, increments=inc, progress=run.progress,
-                            executor=run.executor if sde.n_noise else None)
+                            phi=f, seed=seed, values=vals, increments=inc,
+                            options=run if sde.n_noise else run.replace(executor=None))
     return r["value"], r["se"], abs(r["correction"]), _mc_method(slv.name, inc, dt, True)
 
 
@@ -487,19 +487,57 @@ def _schedule_odes(problem, sdes: dict, phi, etas, steps, t_end) -> dict:
             for eta, k in zip(etas, steps) for m, sde in sdes.items()}
 
 
-def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], lam: float, *,
-                        models: Sequence[str] = ("smf1", "smf2"), nesterov: bool = False, p0=None,
-                        noise_correction: bool | None = None, seed=0, n_paths: int = 200_000,
-                        values: Mapping | None = None, numerics: Numerics | None = None,
-                        options: RunOptions | None = None, **legacy) -> WeakErrorStudy:
+def _momentum_study_rule(momentum, legacy: dict) -> Momentum:
+    """The study's momentum rule (a friction: beta changes with eta), the old keywords popped from ``legacy``."""
+    rule = momentum_rule("momentum_weak_error", momentum, legacy, ("lam", "nesterov", "noise_correction"),
+                         number="friction")
+    if rule.friction is None:
+        raise ValueError(f"`momentum` must give the friction (beta = 1 - friction sqrt(eta) changes with eta); "
+                         f"got beta={rule.beta!r}.")
+    if not rule.scaled:
+        raise ValueError("`momentum.scaled`: the study compares in the models' scaled state (x, v / sqrt(eta)); "
+                         "got False.")
+    return rule
+
+
+def _momentum_start(x0, p0, problem) -> tuple:
+    """``(x0, p0)`` of a momentum study from ``x0`` (d,) or (2d,) = (x, P), or the old keyword ``p0``."""
+    if not isinstance(problem, Problem):
+        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
+    d = problem.dim
+    if p0 is not None:
+        warnings.warn("momentum_weak_error(p0=...): the initial scaled velocity goes in `x0` = (x, P), the "
+                      "models' state; the keyword goes in the next release.", DeprecationWarning,
+                      stacklevel=user_stacklevel())
+        p0 = np.atleast_1d(np.asarray(p0, dtype=float))
+        if p0.shape != (d,) or not np.all(np.isfinite(p0)):
+            raise ValueError(f"`p0` must be finite with shape ({d},); got {p0.shape}.")
+    z = np.atleast_1d(np.asarray(x0, dtype=float))
+    if z.shape == (2 * d,) and p0 is None:
+        if not np.all(np.isfinite(z)):
+            raise ValueError(f"`x0` must be finite; got {z.tolist()}.")
+        return z[:d], z[d:]
+    return _check_x0(x0, d), (np.zeros(d) if p0 is None else p0)
+
+
+def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float],
+                        momentum: Momentum | float | None = None, *, models: Sequence[str] = ("smf1", "smf2"),
+                        seed=0, n_paths: int = 200_000, values: Mapping | None = None,
+                        numerics: Numerics | None = None, options: RunOptions | None = None,
+                        **legacy) -> WeakErrorStudy:
     r"""Weak error of the momentum models against momentum SGD with beta = 1 - lam sqrt(eta) (docs/theory.md §7).
 
     The chain's step is h = sqrt(eta): SGD runs k = round(t_end / h) steps, models are compared at
     t = k h, and the fitted orders are slopes against h (the weak orders of the models: 1 and 2).
-    The rows carry both ``eta`` and ``h``; ``study.etas`` holds the learning rates. ``p0`` is the
-    initial *scaled* velocity P = v / sqrt(eta) (default 0), held fixed across the etas so that every
-    eta approximates the same continuous problem (SGD starts from v_0 = sqrt(eta) p0).
-    ``noise_correction`` is passed to :func:`momentum_model` for the order-2 models.
+    The rows carry both ``eta`` and ``h``; ``study.etas`` holds the learning rates.
+
+    ``momentum`` is a :class:`smfsym.optimizers.Momentum` with the ``friction`` lambda (held fixed, so beta
+    changes with eta), ``nesterov`` and ``noise_correction`` (passed to :func:`momentum_model` for the order-2
+    models); a number is the friction. ``x0`` is the start x (d,), with the *scaled* velocity P = v /
+    sqrt(eta) = 0, or the models' whole state (x, P) (2d,): P held fixed across the etas so that every
+    eta approximates the same continuous problem (SGD starts from v_0 = sqrt(eta) P). The keywords
+    ``lam``, ``nesterov``, ``noise_correction`` and ``p0`` still work for one release (a
+    ``DeprecationWarning``, the same numbers).
 
     Examples
     --------
@@ -507,25 +545,23 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     >>> from smfsym.studies.optimizer_weak_error import momentum_weak_error
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
-    >>> st = momentum_weak_error(p, x**2, [1.0], 1.0, [1/100, 1/400, 1/1600], lam=1.0)
+    >>> rule = smfsym.optimizers.Momentum(friction=1.0)
+    >>> st = momentum_weak_error(p, x**2, [1.0], 1.0, [1/100, 1/400, 1/1600], rule)
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
+    legacy = dict(legacy)
+    rule = _momentum_study_rule(momentum, legacy)
+    lam, nesterov, noise_correction = rule.friction, bool(rule.nesterov), rule.noise_correction
+    x0, p0 = _momentum_start(x0, legacy.pop("p0", None), problem)
     method, dt_fraction, resolve, executor, progress = _optimizer_settings(
         "momentum_weak_error", problem, numerics, options, legacy)
     run = RunOptions(executor=executor, progress=progress)  # the SGD runs and the models' alike
-    if not (np.isfinite(lam) and lam > 0):
-        raise ValueError(f"`lam` (the friction) must be positive; got {lam!r}.")
     t_end, etas, steps = study_steps(t_end, etas, "h")
     for e in etas:
         beta_for(lam, e)  # beta in [0, 1) at every eta, before anything runs
     models = check_models(models, set(_MODELS))
     vals = numeric_values(values, problem_symbols(problem))
-    d = problem.dim
-    x0 = _check_x0(x0, d)
-    p0 = np.zeros(d) if p0 is None else np.atleast_1d(np.asarray(p0, dtype=float))
-    if p0.shape != (d,) or not np.all(np.isfinite(p0)):
-        raise ValueError(f"`p0` must be finite with shape ({d},); got {p0.shape}.")
     lam_r = rational(lam)
     sdes = {m: momentum_model(problem, *_parse(m), nesterov=nesterov, lam=lam_r,
                               noise_correction=noise_correction if _parse(m)[1] == 2 else None) for m in models}
@@ -553,9 +589,10 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
                 rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
                                  error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue
-        f = _phi_on(phi, problem.params, vals, d)
+        f = _phi_on(phi, problem.params, vals, problem.dim)
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
-        r = simulate_momentum_sgd(problem, x0, k, eta, beta, v0=h * p0, nesterov=nesterov, n_paths=n_paths,
+        r = simulate_momentum_sgd(problem, x0, k, eta, Momentum(beta=beta, nesterov=nesterov), v0=h * p0,
+                                  n_paths=n_paths,
                                   seed=s_sgd, values=vals, save_at=SaveAt(functions={"phi": f}, store=False),
                                   options=run)
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])

@@ -17,12 +17,13 @@ sum of two matches the normal moments up to order 3 and 5 respectively (Kloeden-
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
 from .._checks import numeric_values
 from ..montecarlo.driver import Job, Paths, run
-from ..montecarlo.options import RunOptions, SaveAt
+from ..montecarlo.options import RunOptions, SaveAt, run_settings, user_stacklevel
 from ..backends import get_backend
 from ..montecarlo.increments import draw_device
 from ..simulation.sde import SDETask, _known_symbols, device_stepper, time_grid
@@ -105,52 +106,77 @@ class _Part:
         return (1.0 + self.c) * fine - self.c * coarse
 
 
+def _coupled_settings(caller: str, options, save_at, legacy: dict) -> tuple:
+    """``(RunOptions, SaveAt)`` of a coupled run from ``options``, ``save_at`` and the old keywords in
+    ``legacy`` (checked by :func:`~smfsym.montecarlo.options.run_settings`; ``backend`` too). Nothing is
+    stored unless asked (the default of the old ``store=False``)."""
+    legacy = dict(legacy)
+    backend = legacy.pop("backend", None)
+    if backend is not None:
+        if options is not None:
+            raise TypeError("`backend` is given twice, as a keyword and in `options`; give it in `options`.")
+        warnings.warn(f"{caller}(backend=...): run settings go in `options=smfsym.RunOptions(backend=...)`; the "
+                      "keywords go in the next release.", DeprecationWarning, stacklevel=user_stacklevel())
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, at, functions,
+     store) = run_settings(caller, options, save_at, legacy, backends=True)
+    base = options if options is not None else RunOptions(backend="numpy" if backend is None else backend)
+    run_options = base.replace(chunk_size=chunk_size, max_memory=max_memory, max_steps=max_steps,
+                               on_nonfinite=on_nonfinite, blowup_threshold=blowup_threshold, executor=executor,
+                               progress=progress)
+    if not isinstance(save_at, SaveAt) and "store" not in legacy:
+        store = False
+    return run_options, SaveAt(at=at, functions=functions, store=store)
+
+
 def coupled_run(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, solver, seed, values=None,
-                increments: str = "gaussian", progress=None, executor=None, on_nonfinite: str = "raise",
-                blowup_threshold: float | None = None, functions=None, store: bool = False, backend=None):
+                increments: str = "gaussian", save_at: SaveAt | None = None, options: RunOptions | None = None,
+                **legacy):
     """The coupled coarse (``dt``) / fine (``dt/2``) run of ``sde`` from ``x0`` (see the module docstring).
 
     ``x0`` is one start ``(d,)`` or the starts of an n-point motion ``(n, d)``; the states are
     ``(P, 2, *x0.shape)`` with index 0 the coarse and 1 the fine solution, both driven by the same
-    increments. ``functions`` (streamed) and ``store`` as in :func:`smfsym.simulate`; ``backend`` (None:
-    numpy) an array back end of :mod:`smfsym.backends` (``functions`` then get its arrays). Returns the
-    engine's :class:`~smfsym.engine.SimulationResult`.
+    increments. ``save_at`` (a :class:`~smfsym.SaveAt`: times, streamed ``functions``, ``store``; by
+    default the end, nothing stored) and ``options`` (a :class:`~smfsym.RunOptions`; its ``backend`` an
+    array back end of :mod:`smfsym.backends`, whose arrays ``functions`` then get) as in
+    :func:`smfsym.simulate`. The old keywords (``progress``, ``executor``, ``on_nonfinite``,
+    ``blowup_threshold``, ``backend``, ``functions``, ``store``) still work for one release (a
+    ``DeprecationWarning``, the same numbers). Returns the engine's :class:`~smfsym.engine.SimulationResult`.
     """
+    run_options, save = _coupled_settings("coupled_run", options, save_at, legacy)
     if sde.n_noise and n_paths < 2:
         raise ValueError(f"`n_paths` must be at least 2 for a noisy model (a standard error needs two paths); "
                          f"got {n_paths!r}.")
     vals = numeric_values(values, _known_symbols(sde))
     vals[sde.eta] = float(eta)
     x0 = np.asarray(x0, dtype=float)
-    grid = time_grid(t_end, dt, None)
+    grid = time_grid(t_end, dt, save.at, run_options.max_steps)
     task = CoupledTask(SDETask(sde, vals, solver, increments))
     stepper = task.build()
     inner = stepper.inner
     per_path = 2 * (8 * x0.size * 24 + 8 * inner.k * min(inner.m, inner.sub * inner.k * inner.m))
     job = Job(step=stepper, step_sizes=grid, save_index=grid.save_index, times=grid.times,
               scheme=f"{solver.name} coupled", dt_label=float(dt), task=task, per_path_bytes=per_path)
-    if backend is not None and get_backend(backend).name != "numpy":
-        backend = get_backend(backend)
+    backend = get_backend(run_options.backend)
+    if backend.name != "numpy":
         inner = device_stepper(sde, vals, solver, increments, backend)
         # two fine increments and their sum, three steps: twice one path's bound on the stacked states
         job = job._replace(step=DeviceCoupledStepper(inner), task=None,
                            per_path_bytes=per_path + 2 * inner.dev.per_path_bytes(np.stack([x0, x0])))
-    run_options = RunOptions(chunk_size=None, on_nonfinite=on_nonfinite, progress=progress,
-                             blowup_threshold=blowup_threshold, executor=executor,
-                             backend="numpy" if backend is None else backend)
     return run(job, np.stack([x0, x0]), paths=Paths(n_paths, seed),
-               save=SaveAt(functions=functions, store=store), options=run_options)
+               save=SaveAt(functions=save.functions, store=save.store), options=run_options)
 
 
 def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, solver, phi, seed,
-                        values=None, increments: str = "gaussian", progress=None, executor=None,
-                        on_nonfinite: str = "raise", blowup_threshold: float | None = None, backend=None) -> dict:
+                        values=None, increments: str = "gaussian", options: RunOptions | None = None,
+                        **legacy) -> dict:
     """E phi(X_t) extrapolated from a coupled run at ``dt`` and ``dt/2`` (see the module docstring).
 
     ``x0`` is one starting point ``(d,)``; ``phi`` maps states ``(P, d)`` to ``(P,)``.
     Returns ``value``/``se`` (extrapolated), ``fine``/``fine_se`` (at dt/2),
     ``correction``/``correction_se`` (value - fine: the fine run's estimated solver error,
-    removed) and ``lost`` (fraction of masked paths).
+    removed) and ``lost`` (fraction of masked paths). ``options`` as for :func:`coupled_run` (the old
+    keywords ``progress``, ``executor``, ``on_nonfinite``, ``blowup_threshold`` and ``backend`` still work
+    for one release, with a ``DeprecationWarning``).
 
     Examples
     --------
@@ -161,16 +187,18 @@ def coupled_expectation(sde, x0, t_end: float, *, eta: float, dt: float, n_paths
     >>> x = sp.Symbol("x")
     >>> gf = smfsym.gradient_flow(smfsym.Problem(x**2 / 2 + 0 * smfsym.normal("z"), [x]))
     >>> r = coupled_expectation(gf, [1.0], 1.0, eta=0.1, dt=0.1, n_paths=1, solver=get_solver("euler"),
-    ...                         phi=lambda X: X[:, 0], seed=0, progress=False)
+    ...                         phi=lambda X: X[:, 0], seed=0, options=smfsym.RunOptions(progress=False))
     >>> bool(abs(r["value"] - np.exp(-1)) < 0.1 * abs(r["fine"] - np.exp(-1)))
     True
     """
+    bad = [k for k in legacy if k in ("functions", "store")]
+    if bad:  # what a coupled expectation saves is its own
+        raise TypeError(f"coupled_expectation() got an unexpected keyword argument {bad[0]!r}")
+    run_options, _ = _coupled_settings("coupled_expectation", options, None, legacy)
     c = 1.0 / (2.0 ** solver.weak_order - 1.0)
     fns = {kind: _Part(phi, c, kind) for kind in ("value", "fine", "diff")}
-    res = coupled_run(sde, x0, t_end, eta=eta, dt=dt, n_paths=n_paths, solver=solver, seed=seed,
-                      values=values, 
-                      increments=increments, progress=progress, executor=executor, on_nonfinite=on_nonfinite,
-                      blowup_threshold=blowup_threshold, functions=fns, backend=backend)
+    res = coupled_run(sde, x0, t_end, eta=eta, dt=dt, n_paths=n_paths, solver=solver, seed=seed, values=values,
+                      increments=increments, save_at=SaveAt(functions=fns, store=False), options=run_options)
     # one path only for a noise-free model (coupled_run refuses it otherwise): its mean is exact
     sem = (lambda name: float(res.sem(name)[-1])) if n_paths > 1 else (lambda name: 0.0)
     return dict(value=float(res.mean("value")[-1]), se=sem("value"), fine=float(res.mean("fine")[-1]),

@@ -97,7 +97,8 @@ def _sme_reference(umap, z0, t_end, eta, f, n_paths, seed, vals, dt_fraction, pr
     h = eta ** (1.0 / EXPANSIONS[umap.expansion])
     try:
         cr = coupled_expectation(sde, z0, t_end, eta=eta, dt=h * dt_fraction, n_paths=n_paths, solver=slv, phi=f,
-                                 seed=seed, values=vals, increments=increments_for(slv, "auto"), progress=progress)
+                                 seed=seed, values=vals, increments=increments_for(slv, "auto"),
+                                 options=RunOptions(progress=progress))
     except BlowUpError as exc:
         raise with_context(exc, f"the SME of {umap.name}") from None
     return cr["value"], cr["se"]

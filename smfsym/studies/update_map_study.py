@@ -197,7 +197,7 @@ def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solve
     inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
     try:
         cr = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
-                                 phi=f, seed=seed, values=vals, increments=inc, progress=progress)
+                                 phi=f, seed=seed, values=vals, increments=inc, options=RunOptions(progress=progress))
     except BlowUpError as exc:
         where = f"model {m} ({slv.name}, dt = {dt:g} coupled with {dt / 2:g}) at eta = {eta:g}"
         raise BlowUpError(f"{with_context(exc, where)}{_positivity_hint(sde)}") from None

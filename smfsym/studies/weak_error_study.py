@@ -480,8 +480,9 @@ def _model_row(m, sde, eta, t, sgd: tuple, sgd_exact: bool, f, s_sde, a, say) ->
     if a.extrapolate:
         try:
             cr = coupled_expectation(sde, a.x0, t, eta=eta, dt=dt, n_paths=n_model, solver=slv, phi=f,
-                                     seed=s_sde, values=a.vals, increments=inc, progress=a.progress,
-                                     executor=a.executor, backend=a.backend, **a.blow)
+                                     seed=s_sde, values=a.vals, increments=inc,
+                                     options=RunOptions(progress=a.progress, executor=a.executor, **a.blow,
+                                                        backend="numpy" if a.backend is None else a.backend))
         except BlowUpError as exc:
             raise with_context(exc, f"model {m} ({scheme}, dt = {dt:g} coupled with {dt / 2:g}) "
                                     f"at eta = {eta:g}") from None

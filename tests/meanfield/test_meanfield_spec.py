@@ -9,6 +9,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.meanfield import InitialParticles, MeanFieldNumerics, Observe
 from smfsym.spec import SpecError, load_spec
 
 from latex_tools import compile_tex
@@ -105,6 +106,7 @@ def test_check_runs_the_study_and_writes_its_files(tmp_path):
 def test_a_rule_too_small_for_the_noise_is_reported():
     spec = load_spec(SHIPPED)
     with pytest.warns(smfsym.CapturedNoiseWarning, match="raise `n_points`"):
-        st = smfsym.meanfield_study(spec.meanfield, etas=[0.1], t_end=0.2, widths=[20], n_paths=4, n_saves=1,
-                                    particle_law=spec.particles, n_points=3, methods=["sgd", "ddsmf"])
+        st = smfsym.meanfield_study(spec.meanfield, InitialParticles(law=spec.particles), etas=[0.1], t_end=0.2,
+                                    widths=[20], n_paths=4, observe=Observe(n_saves=1),
+                                    numerics=MeanFieldNumerics(n_points=3), methods=["sgd", "ddsmf"])
     assert st.meta["rule"]["converged"] is False and max(st.meta["rule"]["changes"][0].values()) > 0.02

@@ -95,7 +95,7 @@ def test_coupled_runs_and_thread_pools_reuse_the_compilation(fresh_cache):
     flow, _ = flow_and_problem()
     serial = _sim(flow, n_paths=engine.BLOCK + 10)
     kw = dict(eta=0.1, dt=0.01, n_paths=50, solver=get_solver("euler"), phi=lambda X: X[:, 0], seed=0,
-              values={"s": 0.8}, progress=False)
+              values={"s": 0.8}, options=smfsym.RunOptions(progress=False))
     coupled = coupled_expectation(flow, [1.0, -0.5], 1.0, **kw)
     assert smfsym.simulation.sde.cache_info().misses == 1  # the coupled step wraps the cached numeric SDE
     assert coupled_expectation(flow, [1.0, -0.5], 1.0, **kw) == coupled

@@ -1,10 +1,14 @@
 """Momentum SGD and its SME / SMF in the scaling 1 - beta = lambda sqrt(eta) (docs/theory.md §7)."""
+import warnings
+
 import numpy as np
 import pytest
 import sympy as sp
 
 import smfsym
 from smfsym.simulation.exact import PolynomialSpace, exact_sde_mean
+from smfsym import Numerics
+from smfsym.optimizers import Momentum
 from smfsym.optimizers import beta_for, friction, momentum_latex, momentum_model, simulate_momentum_sgd
 from smfsym.studies.optimizer_weak_error import exact_momentum_sgd_mean, momentum_weak_error
 from smfsym.studies.momentum_multipoint import npoint_model
@@ -31,8 +35,8 @@ def test_beta_zero_is_plain_sgd(regression):
 def test_exact_orders_state_dependent_noise(regression, nesterov, correction):
     """Exact weak errors of E x^2 + y: slopes 1 and 2 in h = sqrt(eta), heavy ball (noise-corrected SMF) and
     Nesterov (drift correction only: enough for order 2)."""
-    st = momentum_weak_error(regression, x**2 + y, [1.0, -0.5], 1.0, ETAS + [1 / 6400], lam=1.5, nesterov=nesterov,
-                             p0=[0.5, 0.0], noise_correction=correction)
+    st = momentum_weak_error(regression, x**2 + y, [1.0, -0.5, 0.5, 0.0], 1.0, ETAS + [1 / 6400],
+                             Momentum(friction=1.5, nesterov=nesterov, noise_correction=correction))
     assert st.meta["method"] == "exact"
     assert abs(st.orders["smf1"].slope - 1) < 0.15
     assert abs(st.orders["smf2"].slope - 2) < 0.15
@@ -40,7 +44,7 @@ def test_exact_orders_state_dependent_noise(regression, nesterov, correction):
 
 def test_exact_orders_sme_closed_form_root():
     p = smfsym.Problem((x - smfsym.normal("xi", std=2)) ** 2 / 2, [x])
-    st = momentum_weak_error(p, x**2, [1.0], 1.0, ETAS + [1 / 6400], lam=1.0, models=["sme1", "sme2"])
+    st = momentum_weak_error(p, x**2, [1.0], 1.0, ETAS + [1 / 6400], 1.0, models=["sme1", "sme2"])
     assert abs(st.orders["sme1"].slope - 1) < 0.15
     assert abs(st.orders["sme2"].slope - 2) < 0.15
     assert "vs log h (h = sqrt(eta))" in repr(st)  # momentum orders are fitted in h, and say so
@@ -206,8 +210,8 @@ def test_data_set_and_matrix_sqrt_noise():
     (lambda p: momentum_model(p, "smf", 3), ValueError, "`order` must be 1 or 2"),
     (lambda p: momentum_model(p, "adam"), ValueError, "`kind` must be"),
     (lambda p: momentum_model(p, velocity=[x]), ValueError, "`velocity` must be 2"),
-    (lambda p: momentum_weak_error(p, x, [1.0, 0.0], 1.0, [0.01, 0.0025], lam=-1), ValueError, "friction"),
-    (lambda p: momentum_weak_error(p, x, [1.0, 0.0], 1.0, [0.01], lam=1), ValueError, "at least two"),
+    (lambda p: momentum_weak_error(p, x, [1.0, 0.0], 1.0, [0.01, 0.0025], -1), ValueError, "friction"),
+    (lambda p: momentum_weak_error(p, x, [1.0, 0.0], 1.0, [0.01], 1), ValueError, "at least two"),
 ])
 def test_bad_input(regression, call, exc, match):
     with pytest.raises(exc, match=match):
@@ -215,11 +219,11 @@ def test_bad_input(regression, call, exc, match):
 
 
 def test_monte_carlo_study_agrees_with_exact(regression):
-    kw = dict(models=["smf2"], lam=1.5, p0=[0.5, 0.0])
-    ex = momentum_weak_error(regression, x * y, [1.0, -0.5], 1.0, [1 / 25, 1 / 100], **kw)
+    kw = dict(models=["smf2"], momentum=Momentum(friction=1.5))
+    ex = momentum_weak_error(regression, x * y, [1.0, -0.5, 0.5, 0.0], 1.0, [1 / 25, 1 / 100], **kw)
     with pytest.warns(smfsym.OrderWarning, match="cannot be resolved"):  # two etas, errors near the noise
-        mc = momentum_weak_error(regression, x * y, [1.0, -0.5], 1.0, [1 / 25, 1 / 100], method="montecarlo",
-                                 dt_fraction=0.25, n_paths=10_000, seed=5, **kw)
+        mc = momentum_weak_error(regression, x * y, [1.0, -0.5, 0.5, 0.0], 1.0, [1 / 25, 1 / 100], n_paths=10_000,
+                                 seed=5, numerics=Numerics(method="montecarlo", dt_fraction=0.25), **kw)
     assert mc.meta["method"] == "montecarlo"
     for a, b in zip(ex.rows, mc.rows):
         assert b["se"] > 0
@@ -251,3 +255,49 @@ def test_unknown_kind_is_one_clear_message():
         with pytest.raises(ValueError) as info:
             build()
         assert len(info.value.args) == 1 and "must be 'smf', 'sme' or 'gf'; got 'ode'" in str(info.value)
+
+
+def test_momentum_keywords_warn_and_give_the_numbers_of_the_rule_object(regression):
+    """The old keywords (beta, nesterov, scaled; lam, nesterov, noise_correction, p0) still work for one release,
+    with a DeprecationWarning, and give bitwise the numbers of ``Momentum`` (issue 16)."""
+    with pytest.warns(DeprecationWarning, match=r"momentum=smfsym\.optimizers\.Momentum\(nesterov=\.\.\.\)"):
+        old = simulate_momentum_sgd(regression, [1.0, -0.5], 6, 0.1, 0.6, nesterov=True, scaled=False, n_paths=500,
+                                    seed=4)
+    new = simulate_momentum_sgd(regression, [1.0, -0.5], 6, 0.1, Momentum(beta=0.6, nesterov=True, scaled=False),
+                                n_paths=500, seed=4)
+    assert np.array_equal(old.states, new.states) and old.extra["scaled"] is False
+    with pytest.warns(DeprecationWarning, match=r"Momentum\(beta=\.\.\.\)"):
+        kw = simulate_momentum_sgd(regression, [1.0, -0.5], 6, 0.1, beta=0.6, n_paths=500, seed=4)
+    assert np.array_equal(kw.states, simulate_momentum_sgd(regression, [1.0, -0.5], 6, 0.1, 0.6, n_paths=500,
+                                                           seed=4).states)
+    args = (regression, x * y, [1.0, -0.5], 0.4, [1 / 25, 1 / 100])
+    run = dict(models=["smf2"], n_paths=2000, seed=5, numerics=Numerics(method="montecarlo"),
+               options=smfsym.RunOptions(progress=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", smfsym.OrderWarning)  # two etas, errors near the noise
+        with pytest.warns(DeprecationWarning) as record:
+            old = momentum_weak_error(*args, lam=1.5, nesterov=True, noise_correction=False, p0=[0.5, 0.0], **run)
+        new = momentum_weak_error(*args[:2], [1.0, -0.5, 0.5, 0.0], *args[3:],
+                                  Momentum(friction=1.5, nesterov=True, noise_correction=False), **run)
+    messages = " ".join(str(w.message) for w in record)
+    assert "Momentum(friction=...)" in messages and "goes in `x0` = (x, P)" in messages
+    assert [(r["value"], r["sgd"], r["se"]) for r in old.rows] == [(r["value"], r["sgd"], r["se"]) for r in new.rows]
+    assert old.meta == new.meta
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda p: simulate_momentum_sgd(p, [1.0, 0.0], 3, 0.1, Momentum(beta=0.5), nesterov=True), TypeError,
+     "`nesterov` is given twice"),
+    (lambda p: simulate_momentum_sgd(p, [1.0, 0.0], 3, 0.1), TypeError, "missing the momentum rule"),
+    (lambda p: simulate_momentum_sgd(p, [1.0, 0.0], 3, 0.1, "0.5"), TypeError, "`momentum` must be a smfsym"),
+    (lambda p: Momentum(beta=0.5, friction=1.0), ValueError, "exactly one of `beta` and `friction`"),
+    (lambda p: Momentum(friction=1.0, nesterov="yes"), TypeError, "`nesterov` must be True or False"),
+    (lambda p: momentum_weak_error(p, x, [1.0, 0.0], 1.0, [0.01, 0.0025], Momentum(beta=0.9)), ValueError,
+     "must give the friction"),
+    (lambda p: momentum_weak_error(p, x, [1.0, 0.0], 1.0, [0.01, 0.0025], Momentum(friction=1.0, scaled=False)),
+     ValueError, "`momentum.scaled`"),
+    (lambda p: momentum_weak_error(p, x, [1.0, 0.0, 0.5], 1.0, [0.01, 0.0025], 1.0), ValueError, "`x0` must be"),
+])
+def test_bad_momentum_rule(regression, call, exc, match):
+    with pytest.raises(exc, match=match):
+        call(regression)

@@ -25,8 +25,8 @@ def studies():
     p = _ou()
     sch = schedule_weak_error(p, Schedule(1 / (1 + t), t), x**2, [0.5], 1.0, [0.1, 0.05, 0.025],
                               models=["gf", "smf2"])
-    mom = momentum_weak_error(p, x**2, [0.5], 1.0, [1 / 100, 1 / 400, 1 / 1600], 1.0, models=["smf1", "smf2"],
-                              nesterov=True)
+    mom = momentum_weak_error(p, x**2, [0.5], 1.0, [1 / 100, 1 / 400, 1 / 1600],
+                              smfsym.optimizers.Momentum(friction=1.0, nesterov=True), models=["smf1", "smf2"])
     return sch, mom
 
 

@@ -123,8 +123,9 @@ def test_momentum_map_simulates_simulate_momentum_sgd(quartic, nesterov, x0):
     z0 = np.concatenate([np.atleast_2d(x0), np.full_like(np.atleast_2d(x0), 0.5)], axis=-1)
     z0 = z0[0] if np.ndim(x0) == 1 else z0
     a = simulate_update_map(m, z0, 40, eta, n_paths=300, seed=11, save_at=[20, 40], values={"lambda": lam})
-    b = simulate_momentum_sgd(quartic, x0, 40, eta, beta, v0=0.5 * np.sqrt(eta) * np.ones_like(np.array(x0)),
-                              nesterov=nesterov, n_paths=300, seed=11, save_at=[20, 40])
+    rule = smfsym.optimizers.Momentum(beta=beta, nesterov=nesterov)
+    b = simulate_momentum_sgd(quartic, x0, 40, eta, rule, v0=0.5 * np.sqrt(eta) * np.ones_like(np.array(x0)),
+                              n_paths=300, seed=11, save_at=[20, 40])
     assert np.allclose(a.states, b.states, rtol=1e-11, atol=1e-12)
     assert np.allclose(a.t, b.t)  # both in t = k sqrt(eta)
 

@@ -21,6 +21,7 @@ LAYERS = [
     ("numerics", ["smfsym.numerics", "smfsym.meanfield.factored", "smfsym.meanfield.kernel"]),
     ("montecarlo", ["smfsym.montecarlo", "smfsym.engine"]),
     ("simulation", ["smfsym.simulation", "smfsym.optimizers", "smfsym.meanfield.particles", "smfsym.meanfield.data",
+                    "smfsym.meanfield.options",
                     "smfsym.meanfield.observables", "smfsym.meanfield.result", "smfsym.meanfield.sgd",
                     "smfsym.meanfield.ddsmf", "smfsym.meanfield.limit", "smfsym.meanfield.linearisation"]),
     ("studies", ["smfsym.studies", "smfsym.meanfield"]),

@@ -6,9 +6,10 @@ import sympy as sp
 import smfsym
 from smfsym.numerics.solvers import get_solver
 from smfsym.studies.common import fit_order
-from smfsym.studies.richardson import coupled_expectation
+from smfsym.studies.richardson import coupled_expectation, coupled_run
 
 x = sp.Symbol("x")
+QUIET = smfsym.RunOptions(progress=False)
 
 
 def _gf():
@@ -22,7 +23,7 @@ def test_extrapolation_raises_the_order_by_one_on_an_ode(scheme, p):
     fine, extra = [], []
     for dt in dts:
         r = coupled_expectation(_gf(), [1.0], 1.0, eta=0.1, dt=dt, n_paths=1, solver=get_solver(scheme),
-                                phi=lambda X: X[:, 0], seed=0, progress=False)
+                                phi=lambda X: X[:, 0], seed=0, options=QUIET)
         fine.append(r["fine"] - np.exp(-1.0))
         extra.append(r["value"] - np.exp(-1.0))
         assert r["se"] == 0 and r["correction"] == pytest.approx(r["value"] - r["fine"])
@@ -50,7 +51,7 @@ def test_extrapolated_second_moment_of_an_ou_process(increments):
     sde = smfsym.sme(smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2, [x]), order=1)
     exact = x0**2 * np.exp(-2.0) + eta * (1 - np.exp(-2.0)) / 2
     r = coupled_expectation(sde, [x0], 1.0, eta=eta, dt=0.25, n_paths=n_paths, solver=get_solver("euler"),
-                            phi=lambda X: X[:, 0] ** 2, seed=11, increments=increments, progress=False)
+                            phi=lambda X: X[:, 0] ** 2, seed=11, increments=increments, options=QUIET)
     fine_bias = _euler_second_moment(8, 0.125, eta, 1.0, x0) - exact
     # what the extrapolation leaves (O(dt^2), from the same recursions) is below one standard error
     left = 2 * _euler_second_moment(8, 0.125, eta, 1.0, x0) - _euler_second_moment(4, 0.25, eta, 1.0, x0) - exact
@@ -91,3 +92,29 @@ def test_extrapolate_is_validated_and_can_be_switched_off():
         st = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], models=["sme1"], extrapolate=False,
                                method="montecarlo", n_paths=1000, progress=False)
     assert st.meta["extrapolate"] is False and "extrapolated" not in st.rows[0]["method"]
+
+
+def test_old_keywords_warn_and_give_the_numbers_of_the_options_objects():
+    """coupled_run / coupled_expectation take ``save_at=SaveAt(...)`` and ``options=RunOptions(...)`` (issue 16);
+    the old keywords still work for one release, with a DeprecationWarning, and give bitwise the same numbers."""
+    sde = smfsym.sme(smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2 + x**4 / 20, [x]), order=1)
+    kw = dict(eta=0.2, dt=0.1, n_paths=300, solver=get_solver("euler"), seed=4)
+    with pytest.warns(DeprecationWarning, match=r"options=smfsym\.RunOptions\(progress=\.\.\.\)"):
+        old = coupled_run(sde, [1.0], 0.5, progress=False, on_nonfinite="mask", functions={"sq": np.square},
+                          store=True, backend="numpy", **kw)
+    new = coupled_run(sde, [1.0], 0.5, save_at=smfsym.SaveAt(functions={"sq": np.square}, store=True),
+                      options=smfsym.RunOptions(progress=False, on_nonfinite="mask"), **kw)
+    assert np.array_equal(old.states, new.states) and np.array_equal(old.mean("sq"), new.mean("sq"))
+    assert coupled_run(sde, [1.0], 0.5, options=QUIET, **kw).states is None  # nothing stored unless asked
+    with pytest.warns(DeprecationWarning, match=r"RunOptions\(backend=\.\.\.\)"):
+        old = coupled_expectation(sde, [1.0], 0.5, phi=lambda X: X[:, 0] ** 2, backend="numpy", **kw)
+    with pytest.warns(DeprecationWarning, match=r"RunOptions\(progress=\.\.\.\)"):
+        old_p = coupled_expectation(sde, [1.0], 0.5, phi=lambda X: X[:, 0] ** 2, progress=False,
+                                    blowup_threshold=1e6, **kw)
+    new = coupled_expectation(sde, [1.0], 0.5, phi=lambda X: X[:, 0] ** 2, options=QUIET.replace(blowup_threshold=1e6),
+                              **kw)
+    assert old == new == old_p
+    with pytest.raises(TypeError, match="`backend` is given twice"):
+        coupled_run(sde, [1.0], 0.5, backend="numpy", options=QUIET, **kw)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'store'"):
+        coupled_expectation(sde, [1.0], 0.5, phi=lambda X: X[:, 0], store=True, **kw)

@@ -22,7 +22,7 @@ SMALL = {
     "schedule_weak_error": lambda: smfsym.schedule_weak_error(
         _regression(), smfsym.Schedule(1 / (1 + t), t), x**2 + y, [1.0, -0.5], 0.4, [0.2, 0.1]),
     "momentum_weak_error": lambda: smfsym.momentum_weak_error(_regression(), x**2 + y, [1.0, -0.5], 0.4,
-                                                              [1 / 25, 1 / 100], lam=1.5),
+                                                              [1 / 25, 1 / 100], 1.5),
     "update_map_weak_error": lambda: smfsym.update_map_weak_error(
         smfsym.rmsprop(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])), x**2, [1.0, 1.0], 0.25,
         [1 / 8, 1 / 16], models=["gf"], n_paths=2000, options=QUIET),  # the SDEs of RMSprop can reach v < 0
@@ -39,7 +39,9 @@ SMALL = {
         smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), x, [1.0], 1.0, 0.5, ls=[1, 2], n_paths=20_000,
         seed=4, progress=False),
     "meanfield_study": lambda: smfsym.meanfield_study(_net(), etas=[0.1, 0.05], widths=[20], t_end=0.2, n_paths=8,
-                                                      n_points=8, n_saves=2, seed=16, progress=False),
+                                                      seed=16, observe=smfsym.meanfield.Observe(n_saves=2),
+                                                      numerics=smfsym.meanfield.MeanFieldNumerics(n_points=8),
+                                                      options=QUIET),
 }
 
 

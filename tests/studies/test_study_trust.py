@@ -19,6 +19,8 @@ from smfsym.studies.common import EXACT_ZERO, Fit, fit_order, order_label, resol
 from smfsym.studies.richardson import coupled_expectation
 from smfsym.studies.weak_error_study import WeakErrorStudy, choose_methods
 
+QUIET = smfsym.RunOptions(progress=False)
+
 x = sp.Symbol("x")  # not declared real: the SME's |x| must still give |x|^2 = x^2
 
 
@@ -177,7 +179,7 @@ def test_one_path_is_refused_where_a_standard_error_is_computed():
         smfsym.multipoint_rates(p, [[-1.0], [1.0]], [0.2, 0.1], 1.0, n_paths=1, method="montecarlo")
     with pytest.raises(ValueError, match="`n_paths` must be at least 2"):
         coupled_expectation(smfsym.sme(p, 1), [1.0], 1.0, eta=0.1, dt=0.05, n_paths=1, solver=get_solver("euler"),
-                            phi=lambda X: X[:, 0], seed=0, progress=False)
+                            phi=lambda X: X[:, 0], seed=0, options=QUIET)
 
 
 # ----------------------------------------------------------------------------- 5. infinite moments
