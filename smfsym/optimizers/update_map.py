@@ -512,7 +512,7 @@ def _check_start(umap: UpdateMap, z0: np.ndarray, eta: float, vals: Mapping):
             raise ValueError(f"`z0`: the {umap.name} map's {z} is declared positive (a second moment) and must "
                              f"start at 0 or above; got {z0[..., i].tolist()}.")
     for name, c in getattr(umap, "rates", {}).items():
-        rate = as_expr(c, name).xreplace(dict(vals)) * eta
+        rate = as_expr(as_expr(c, name).xreplace(dict(vals)), name) * eta
         if rate.is_number and not 0 < float(rate) < 1:
             raise ValueError(f"`eta`: {umap.name}'s {name} = {c} eta = {float(rate):.4g} must lie in (0, 1) "
                              f"(beta in (0, 1)); lower `eta`, got {eta!r}.")

@@ -183,6 +183,7 @@ def test_skewed_noise_adds_an_eta_cubed_drift_and_is_reported():
     assert want != 0 and _close(mx[3:], [want])
 
 
+@pytest.mark.slow  # a few seconds: the slow tier (CI runs both)
 def test_adam_one_step_moments_match_the_sde_to_weak_order_one():
     """Adam's exact step (bias corrections 1 - (1 - c eta^2)^{t/eta^2 + 1}, expanded through their logarithm)
     against the SDE over h = eta^2 at t = 1/2, on the symmetric-noise loss above: every mean is h times the
@@ -208,6 +209,7 @@ def test_adam_one_step_moments_match_the_sde_to_weak_order_one():
     assert _close(moment(d[1] ** 2), [0, 0, DDt[1, 1], 0]) and _close(moment(d[0] * d[1]), [0, 0, 0, 0])
 
 
+@pytest.mark.slow  # a few seconds: the slow tier (CI runs both)
 def test_correlated_noise_sde_tracks_the_optimizer():
     """Two parameters with correlated, state-dependent noise (Sigma not diagonal: the SDE's noise is a
     MatrixSqrt of the state covariance): at t = 1/2 the SDE's means of x, y and u (Euler, dt = 1/400) and the

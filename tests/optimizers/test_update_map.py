@@ -118,6 +118,7 @@ def _optimizer_taylor_numeric(umap, phi, point, eps=sp.Rational(1, 10**6)):
         return [float(coef[j]) for j in range(3)]
 
 
+@pytest.mark.slow  # a few seconds: the slow tier (CI runs both)
 def test_adam_one_step_moments_match_to_order_h3(quartic):
     """Adam with bias correction (state x, m, v, t), at a state with t > 0: the order-2 SMF's one-step
     moments equal Adam's to O(h^3) (and the order-1 drift misses the h^2 term of x's mean)."""

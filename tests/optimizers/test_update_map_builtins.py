@@ -291,6 +291,7 @@ def test_nonsmooth_map_refusals(two_gaussian):
         sign_sgd_map(two_gaussian).smf(1)
 
 
+@pytest.mark.slow  # a few seconds: the slow tier (CI runs both)
 def test_clipped_sgd_sme_orders():
     """Clipped SGD (C = 1) on (x - xi)^2 / 2, xi ~ N(0, 1/4), from x = 2 (the clip is active at first), phi = x,
     t_end = 1, 20,000 paths: sme1's errors are resolved (> 4 SE) with slope 1 (within 0.3); sme2's, O(eta^2),

@@ -87,6 +87,7 @@ def huber():
     return smfsym.Problem(sp.sqrt(1 + (x - xi) ** 2), [x])
 
 
+@pytest.mark.slow  # a few seconds: the slow tier (CI runs both)
 @pytest.mark.parametrize("kind", ["rmsprop", "adam"])
 def test_order_one_on_a_non_polynomial_loss(huber, kind):
     """RMSprop from (x, v) = (2, 1/4) and Adam from (x, m, v, t) = (2, 0, 1/4, 1/2) (its bias correction is

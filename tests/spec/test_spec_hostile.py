@@ -214,6 +214,7 @@ def test_every_key_refuses_every_payload(data_dir, section, key, law):
         _refused(data_dir, section, key, law, kind, value)
 
 
+@pytest.mark.slow  # a few seconds: the slow tier (CI runs both)
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("section,key,law", ALL_KEYS, ids=KEY_IDS)
 def test_every_key_refuses_generated_hostile_values(data_dir, section, key, law):
