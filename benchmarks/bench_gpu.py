@@ -31,15 +31,12 @@ import sympy as sp
 import smfsym
 from smfsym import RunOptions, SaveAt
 from smfsym.backends import get_backend
+from timing import regression as problem
 
 ETA, S, T = 0.05, 0.5, 1.0
 
 
-def problem(d):
-    x = sp.symbols(f"x0:{d}")
-    a = smfsym.normal("a", d)
-    eps = smfsym.normal("eps", std=sp.Rational(1, 2))
-    return smfsym.Problem((sum(ai * xi for ai, xi in zip(a, x)) - eps) ** 2 / 2, x)
+
 
 
 def square(X):

@@ -34,17 +34,14 @@ import sympy as sp
 
 import smfsym
 from smfsym.symbolic.lambdify import compile_exprs
+from timing import best, regression as problem, side_by_side  # noqa: F401 (best: the other scripts)
 
 ETA, S, T = 0.05, 0.5, 1.0
 QUICK = "--quick" in sys.argv
 P = 20_000 if QUICK else 100_000
 
 
-def problem(d):
-    x = sp.symbols(f"x0:{d}")
-    a = smfsym.normal("a", d)
-    eps = smfsym.normal("eps", std=sp.Rational(1, 2))
-    return smfsym.Problem((sum(ai * xi for ai, xi in zip(a, x)) - eps) ** 2 / 2, x)
+
 
 
 def hand_smf(d, n_paths, seed):
@@ -76,28 +73,6 @@ def hand_sgd(d, n_paths, n_steps, seed):
         r = np.einsum("pi,pi->p", a, X) - eps
         X = X - ETA * a * r[:, None]
     return X
-
-
-def best(fn, repeat=3, clock=time.perf_counter):
-    """Best time of ``repeat`` calls; ``clock=time.thread_time``: CPU time of this thread, less disturbed
-    by other jobs on a shared machine than wall time."""
-    times = []
-    for _ in range(repeat):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    return min(times)
-
-
-def side_by_side(f1, f2, repeat=5):
-    """Interleaved runs (the machine is shared and noisy): best time of each."""
-    t1, t2 = [], []
-    for _ in range(repeat):
-        for fn, ts in ((f1, t1), (f2, t2)):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return min(t1), min(t2)
 
 
 def bounded():

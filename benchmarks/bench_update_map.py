@@ -11,13 +11,12 @@ of ``--repeat`` (default 5) wall times: the machine is shared.
 Run: python benchmarks/bench_update_map.py [--repeat N] [--quick]
 """
 import sys
-import time
 
 import numpy as np
 import sympy as sp
 
-import smfsym
 from smfsym.optimizers.update_map import adam, rmsprop, simulate_update_map
+from timing import regression, side_by_side
 
 D, ETA, N_STEPS, C, EPS = 10, 0.05, 100, 1.0, 0.1
 QUICK = "--quick" in sys.argv
@@ -25,11 +24,11 @@ P = 20_000 if QUICK else 100_000
 REPEAT = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 5
 
 
+
+
+
 def problem(d=D):
-    x = sp.symbols(f"x0:{d}")
-    a = smfsym.normal("a", d)
-    e = smfsym.normal("e", std=sp.Rational(1, 2))
-    return smfsym.Problem((sum(ai * xi for ai, xi in zip(a, x)) - e) ** 2 / 2, x)
+    return regression(d, noise="e")
 
 
 def _gradient(rng, X):
@@ -63,16 +62,6 @@ def hand_adam(seed):
         X -= ETA * (M / bc1) / (np.sqrt(V / bc2) + EPS)
         t += ETA
     return X, M, V
-
-
-def side_by_side(f1, f2, repeat):
-    t1, t2 = [], []
-    for _ in range(repeat):
-        for fn, ts in ((f1, t1), (f2, t2)):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-    return min(t1), min(t2)
 
 
 def main():

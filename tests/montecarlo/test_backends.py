@@ -14,19 +14,9 @@ from smfsym import RunOptions, SaveAt
 from smfsym.backends import BACKENDS, ArrayApiStrictBackend, Float32Warning, get_backend
 from smfsym.numerics.solvers import EulerMaruyama
 
-from backend_cases import X0, Z_MAX, regression_problem, run_sgd, run_smf, square, zscores
+from backend_cases import X0, Z_MAX, run_sgd, run_smf, square, zscores
 
 AAS = "array_api_strict"
-
-
-@pytest.fixture(scope="module")
-def problem():
-    return regression_problem()
-
-
-@pytest.fixture(scope="module")
-def flow(problem):
-    return smfsym.smf(problem, order=2)
 
 
 # -- registry

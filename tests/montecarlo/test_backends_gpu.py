@@ -9,7 +9,7 @@ import smfsym
 from smfsym import RunOptions
 from smfsym.backends import get_backend
 
-from backend_cases import Z_MAX, regression_problem, run_sgd, run_smf, zscores
+from backend_cases import Z_MAX, run_sgd, run_smf, zscores
 
 
 def _cuda() -> bool:
@@ -22,16 +22,6 @@ def _cuda() -> bool:
 
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not _cuda(), reason="needs CuPy and a CUDA device")]
-
-
-@pytest.fixture(scope="module")
-def problem():
-    return regression_problem()
-
-
-@pytest.fixture(scope="module")
-def flow(problem):
-    return smfsym.smf(problem, order=2)
 
 
 def test_device_memory_is_read():
