@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
+from ..backends import get_backend
 from ..symbolic.model_names import MODEL_REGISTRY
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..montecarlo.options import RunOptions, SaveAt
@@ -111,8 +112,10 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     (2, 'rmsprop')
     """
     settings = study_settings("update_map_weak_error", numerics, options, legacy,
-                              supported=("scheme", "increments", "dt_fraction", "resolve", "progress"))
-    (scheme, increments, dt_fraction, resolve, progress) = settings.values()
+                              supported=("scheme", "increments", "dt_fraction", "resolve", "progress", "backend"))
+    (scheme, increments, dt_fraction, resolve, progress, backend) = settings.values()
+    device = get_backend(backend)
+    run = RunOptions(progress=progress, backend=backend)
     if not isinstance(umap, UpdateMap):
         raise TypeError(f"`umap` must be a smfsym UpdateMap (e.g. rmsprop(problem)); got {type(umap).__name__}.")
     sqrt = umap.expansion == "sqrt_eta"
@@ -139,7 +142,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     phi = _check_phi(phi, umap, {str(s) for s in vals})
     z0 = prepare_x0(z0, len(umap.state), "z0", single=True)  # a copy: the caller's is not touched
     sdes = {m: getattr(umap, kind)(order) for m, (kind, order) in UPDATE_MAP_MODELS.items() if m in models}
-    f = _phi_function(phi, umap.state, vals)
+    f = _phi_function(phi, umap.state, vals, None if device.name == "numpy" else device)
     rows, ts = [], []
     for i, (eta, k) in enumerate(zip(etas, steps)):
         h = float(np.sqrt(eta)) if sqrt else eta
@@ -148,14 +151,13 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
         s_opt, s_sde = seed_sequence(seed).spawn(len(etas))[i].spawn(2)
         try:
             r = simulate_update_map(umap, z0, k, eta, n_paths=n_paths, seed=s_opt, values=vals,
-                                    save_at=SaveAt(functions={"phi": f}, store=False),
-                                    options=RunOptions(progress=progress))
+                                    save_at=SaveAt(functions={"phi": f}, store=False), options=run)
         except BlowUpError as exc:
             raise with_context(exc, f"{umap.name} at eta = {eta:g}") from None
         opt_val, opt_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m in models:
             rows.append(_model_row(sdes[m], m, z0, t, eta, h, f, n_paths, s_sde, dt_fraction, vals, solver,
-                                   increments, progress, (opt_val, opt_se), sqrt))
+                                   increments, run, (opt_val, opt_se), sqrt))
     orders = {}
     for m in models:
         rs = [r for r in rows if r["model"] == m]
@@ -165,7 +167,8 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     meta = dict(method="montecarlo", methods=dict({m: "montecarlo" for m in models}, sgd="montecarlo"),
                 n_paths=n_paths, seed=seed, x0=z0.tolist(), t_end=t_end,
                 scheme=None if solver is None else solver.name, increments=increments, extrapolate=True,
-                dt_fraction=dt_fraction, resolve=float(resolve), optimizer=umap.name, expansion=umap.expansion)
+                dt_fraction=dt_fraction, resolve=float(resolve), optimizer=umap.name, expansion=umap.expansion,
+                backend=device.name)
     if sqrt:
         meta["orders_in"] = "h = sqrt(eta)"
     return WeakErrorStudy(umap.problem, phi, etas, list(models), rows, orders, ts, meta=meta)
@@ -189,7 +192,7 @@ def _h_of(row: dict) -> float:
     return row.get("h", row["eta"])
 
 
-def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solver, increments, progress, opt,
+def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solver, increments, run, opt,
                sqrt) -> dict:
     """One row: model m's E phi(Z_t) (coupled dt / dt/2, extrapolated) against the optimizer's (value, se)."""
     slv = scheme_for(sde, solver)
@@ -197,7 +200,7 @@ def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solve
     inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
     try:
         cr = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
-                                 phi=f, seed=seed, values=vals, increments=inc, options=RunOptions(progress=progress))
+                                 phi=f, seed=seed, values=vals, increments=inc, options=run)
     except BlowUpError as exc:
         where = f"model {m} ({slv.name}, dt = {dt:g} coupled with {dt / 2:g}) at eta = {eta:g}"
         raise BlowUpError(f"{with_context(exc, where)}{_positivity_hint(sde)}") from None

@@ -148,6 +148,24 @@ def test_weak_error_study_runs_on_the_back_end():
             assert abs(r0[key] - r1[key]) < Z_MAX * np.hypot(r0[se], r1[se]), (key, r0, r1)
 
 
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_update_map_weak_error_runs_on_the_back_end():
+    """RMSprop's study on the stand-in device (the optimizer and the SMF's coupled runs there): the same
+    statistics as numpy within Z_MAX standard errors of the difference, row by row."""
+    from smfsym.optimizers import rmsprop
+
+    x = sp.Symbol("x")
+    m = rmsprop(smfsym.Problem((x - smfsym.normal("xi", std=sp.Rational(1, 2))) ** 2 / 2, [x]))
+    kw = dict(models=["gf", "smf1"], n_paths=8192, seed=3)
+    args = (m, x**2, [1.0, 1.0], 0.25, [0.125, 0.0625])
+    ref = smfsym.update_map_weak_error(*args, options=RunOptions(progress=False), **kw)
+    dev = smfsym.update_map_weak_error(*args, options=RunOptions(progress=False, backend=AAS), **kw)
+    assert dev.meta["backend"] == AAS and ref.meta["backend"] == "numpy"
+    for r0, r1 in zip(ref.rows, dev.rows):
+        for key, se in (("value", "value_se"), ("sgd", "sgd_se")):
+            assert abs(r0[key] - r1[key]) < Z_MAX * np.hypot(r0[se], r1[se]) + 1e-12, (key, r0, r1)
+
+
 # -- blow-up, refusals
 
 class CustomEuler(EulerMaruyama):
