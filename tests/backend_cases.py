@@ -2,6 +2,7 @@
 tests/montecarlo/test_backends_gpu.py on CuPy, benchmarks/gpu_check.sh): a d = 3 linear-regression SMF
 with state-dependent, non-commuting noise, its SGD, and the z-scores of two runs' streamed statistics."""
 import numpy as np
+import pytest
 import sympy as sp
 
 import smfsym
@@ -47,3 +48,15 @@ def zscores(a, b, names=("state", "sq")) -> np.ndarray:
         se = np.hypot(a.stats[name]["sem"], b.stats[name]["sem"])
         out.append(np.abs(ma - mb).ravel() / se.ravel())
     return np.concatenate(out)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """The d = 3 regression of the back-end tests (imported as a fixture by tests/montecarlo/test_backends*.py)."""
+    return regression_problem()
+
+
+@pytest.fixture(scope="module")
+def flow(problem):
+    """Its SMF of order 2."""
+    return smfsym.smf(problem, order=2)

@@ -14,6 +14,7 @@ from smfsym import RunOptions, SaveAt
 from smfsym.backends import BACKENDS, ArrayApiStrictBackend, Float32Warning, get_backend
 from smfsym.numerics.solvers import EulerMaruyama
 
+from backend_cases import flow, problem  # noqa: F401 (fixtures)
 from backend_cases import X0, Z_MAX, run_sgd, run_smf, square, zscores
 
 AAS = "array_api_strict"

@@ -9,6 +9,7 @@ import smfsym
 from smfsym import RunOptions
 from smfsym.backends import get_backend
 
+from backend_cases import flow, problem  # noqa: F401 (fixtures)
 from backend_cases import Z_MAX, run_sgd, run_smf, zscores
 
 
