@@ -125,6 +125,7 @@ def test_lost_worker_of_the_users_pool_is_a_clear_error(tmp_path):
     assert KILLED_BLOCK in _blocks_named(msg)
 
 
+@pytest.mark.slow  # seconds: the slow tier (CI runs both)
 def test_killed_dask_worker_changes_no_number(tmp_path, serial):
     distributed = pytest.importorskip("distributed")
     import dask

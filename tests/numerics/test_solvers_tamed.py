@@ -63,6 +63,7 @@ def test_tamed_survives_the_quartic_sme_where_euler_blows_up():
     assert abs(v - ref) < 5 * se + 2 * abs(v - v2)
 
 
+@pytest.mark.slow  # seconds: the slow tier (CI runs both)
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")  # 6000 paths, two etas: orders are not the point
 def test_weak_error_study_survives_the_quartic_case_and_reports_lost_paths():
     p = quartic()

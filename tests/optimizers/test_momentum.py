@@ -31,6 +31,7 @@ def test_beta_zero_is_plain_sgd(regression):
     assert np.allclose(a.states[..., :2], b.states, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.slow  # seconds: the slow tier (CI runs both)
 @pytest.mark.parametrize("nesterov,correction", [(False, None), (True, False)])
 def test_exact_orders_state_dependent_noise(regression, nesterov, correction):
     """Exact weak errors of E x^2 + y: slopes 1 and 2 in h = sqrt(eta), heavy ball (noise-corrected SMF) and
@@ -129,6 +130,7 @@ def test_npoint_exact_orders_rademacher(rademacher):
     assert abs(fit_order(hs, errs[2])[0] - 2) < 0.15
 
 
+@pytest.mark.slow  # seconds: the slow tier (CI runs both)
 def test_npoint_monte_carlo_smf_matches_sgd_and_shared_sme_does_not(rademacher):
     """Covariance of X(1), X(-1) at t = 1, eta = 1/1600: momentum SGD (shared samples) vs the order-2 SMF
     within 4.5 SE; the shared-W SME gets the sign of the correlation wrong (> 20 SE away)."""

@@ -172,6 +172,7 @@ def test_nesterov_models_agree_with_sgd_to_their_order():
     assert model_generator_series(basis, momentum_model(problem, "smf", 2))[1] != L[1]
 
 
+@pytest.mark.slow  # seconds: the slow tier (CI runs both)
 def test_heavy_ball_check_gradient_flow_beats_smf1_pre_asymptotically(heavy_ball):
     """The shipped heavy_ball check's numbers, predicted by the series; gf's slope 0.6 is pre-asymptotic.
 
