@@ -84,6 +84,7 @@ st.plot(path=OUT / "rmsprop_weak_error.png")
 plt.show()
 print(st.to_latex())
 results["rmsprop_orders"] = {m: st.orders[m].slope for m in st.models if np.isfinite(st.orders[m].slope)}
+results["rmsprop_order_interval"] = {m: [st.orders[m].low, st.orders[m].high] for m in results["rmsprop_orders"]}
 results["rmsprop_errors"] = {m: [abs(r["error"]) for r in st.rows if r["model"] == m] for m in st.models}
 results["rmsprop_se"] = {m: [r["se"] for r in st.rows if r["model"] == m] for m in st.models}
 

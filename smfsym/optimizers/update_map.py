@@ -311,6 +311,8 @@ class _StateExpansion:
         self._den = sp.trace(covariance)
 
     def __getattr__(self, name):
+        if name.startswith("_"):  # (unpickling looks for hooks before _expansion is set)
+            raise AttributeError(name)
         return getattr(self._expansion, name)
 
     def captured_fraction(self, z, values=None) -> float:
@@ -319,12 +321,6 @@ class _StateExpansion:
         out = fn(np.atleast_2d(np.asarray(z, dtype=float)))
         a, b = float(np.ravel(out[0])[0]), float(np.ravel(out[1])[0])
         return 1.0 if b == 0 else a / b
-
-    def __getstate__(self):
-        return self.__dict__
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
 
 
 def _check_order(order):
