@@ -25,6 +25,8 @@ import numpy as np
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.increments import draw_normal
+from ..backends import get_backend
+from .device import DeviceDDSMFStep, DeviceKernel, DeviceObservables
 from .data import DataRule, data_rule
 from .kernel import Kernel
 from .observables import Observables
@@ -160,7 +162,9 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
         The data rule of the noise and drift (default: ``data_rule(net, n_points)``).
 
     Other parameters are as for :func:`simulate_meanfield_sgd` (``options.executor`` too: bitwise the
-    serial numbers on any executor). The old keywords (``dt``, ``scheme``, ``order``, ``richardson``,
+    serial numbers on any executor; ``options.backend`` too: the particles of every path, the Brownian
+    increments, the Euler steps, plain or Richardson-coupled, and the observables on the device, see
+    :mod:`smfsym.meanfield.device`; the data rule is built on the host, once). The old keywords (``dt``, ``scheme``, ``order``, ``richardson``,
     ``rule``, ``n_points``, and those of :func:`simulate_meanfield_sgd`) still work for one release,
     with a ``DeprecationWarning`` and the same numbers.
 
@@ -178,7 +182,7 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     ((1, 8, 1), 'Gauss-Hermite(12)')
     """
     cfg = meanfield_settings("simulate_ddsmf", legacy, observe=observe, save_at=save_at, options=options,
-                             numerics=numerics, numerics_names=DDSMF_KEYWORDS)
+                             numerics=numerics, numerics_names=DDSMF_KEYWORDS, backends=True)
     refuse_unused("simulate_ddsmf", cfg.numerics, MeanFieldNumerics(), ("rule_tol", "rule_budget", "limit_dt"),
                   "numerics")
     executor = check_meanfield_executor(cfg.options.executor)  # refused before anything is compiled
@@ -204,7 +208,13 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     coupled = bool(richardson)
     check_work(len(steps), n_paths, theta0.shape[0], M * order * (3 if coupled else 1), cfg.options.max_work,
                "the DD-SMF")
-    step = _DDSMFStep(kernel, obs, nodes, weights, eta, order, int(B), coupled)
+    backend = get_backend(cfg.options.backend)
+    if backend.name != "numpy":  # the particles, increments and observables on the device
+        dk = DeviceKernel(net, vals, backend)
+        step = DeviceDDSMFStep(dk, DeviceObservables(dk, obs), dk.rule(nodes, weights), eta, order, int(B),
+                               coupled, COARSE)
+    else:
+        step = _DDSMFStep(kernel, obs, nodes, weights, eta, order, int(B), coupled)
     task = (DDSMFTask(net, vals, observables_recipe(obs), nodes, weights, eta, order, int(B), coupled)
             if executor is not None else None)
     x0 = np.stack([theta0, theta0]) if coupled else theta0

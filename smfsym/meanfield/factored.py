@@ -21,7 +21,7 @@ __all__ = ["FactoredExprs"]
 class FactoredExprs:
     """Expressions e_r = sum_t A_t(theta) B_t(theta, z) C_t(z); B_t = 1 when absent."""
 
-    def __init__(self, exprs, params, inputs, values):
+    def __init__(self, exprs, params, inputs, values, backend=None):
         self.params, self.inputs = tuple(params), tuple(inputs)
         P, Z = set(params), set(inputs)
         A, B, C = [], [], []
@@ -64,11 +64,13 @@ class FactoredExprs:
             pairs = self._bilinear(f, P, Z)
             la.append([a for a, _ in pairs])
             lc.append([c for _, c in pairs])
-        self._lin = [(CompiledExprs(a, self.params, values), CompiledExprs(c, self.inputs, values))
+        # ``backend``: lambdified for an array back end's namespace (smfsym.meanfield.device); None: numpy
+        kw = {} if backend is None else {"backend": backend}
+        self._lin = [(CompiledExprs(a, self.params, values, **kw), CompiledExprs(c, self.inputs, values, **kw))
                      for a, c in zip(la, lc)]
-        self._A = CompiledExprs(A, self.params, values) if A else None
-        self._B = CompiledExprs(B, tuple(self.params) + tuple(self.lin_syms), values, self.inputs) if B else None
-        self._C = CompiledExprs(C, self.inputs, values) if C else None
+        self._A = CompiledExprs(A, self.params, values, **kw) if A else None
+        self._B = CompiledExprs(B, tuple(self.params) + tuple(self.lin_syms), values, self.inputs, **kw) if B else None
+        self._C = CompiledExprs(C, self.inputs, values, **kw) if C else None
 
     @staticmethod
     def _bilinear(e, P, Z):

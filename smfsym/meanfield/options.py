@@ -180,7 +180,8 @@ def refuse_unused(caller: str, obj, defaults, names: Sequence[str], holder: str)
 def meanfield_settings(caller: str, legacy: Mapping, *, observe=None, save_at=None, options=None, numerics=None,
                        numerics_names: Mapping[str, str] | None = None, observe_names: Sequence[str] | None = None,
                        supported: Sequence[str] = ("chunk_size", "progress", "executor", "max_memory", "max_steps",
-                                                   "blowup_threshold"), saves: bool = True) -> SimpleNamespace:
+                                                   "blowup_threshold"), saves: bool = True,
+                       backends: bool = False) -> SimpleNamespace:
     """The settings of one mean-field call, from its objects and the old keywords in ``legacy``.
 
     Returns a namespace: ``observe`` (:class:`Observe`), ``numerics`` (:class:`MeanFieldNumerics`),
@@ -188,7 +189,9 @@ def meanfield_settings(caller: str, legacy: Mapping, *, observe=None, save_at=No
     ``store`` (False unless asked: the old default). ``numerics_names`` maps the old keywords to the
     fields of :class:`MeanFieldNumerics` (None: the call takes none); ``observe_names`` are the fields of
     :class:`Observe` it takes (the rest must keep their defaults); ``supported`` its run settings; ``saves``
-    whether it takes what to save (a study does not).
+    whether it takes what to save (a study does not); ``backends`` whether it runs on the array back ends
+    (``options.backend`` is then kept in ``options``; without it a back end other than numpy is refused
+    naming ``caller``).
 
     Examples
     --------
@@ -214,7 +217,7 @@ def meanfield_settings(caller: str, legacy: Mapping, *, observe=None, save_at=No
                       "max_work=...)`; the keywords go in the next release.", DeprecationWarning,
                       stacklevel=user_stacklevel())
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, at, functions,
-     store) = run_settings(caller, options, save_at, legacy, supported=supported)
+     store) = run_settings(caller, options, save_at, legacy, supported=supported, backends=backends)
     if on_nonfinite != "raise":
         raise ValueError(f"`on_nonfinite`: {caller} raises on a blow-up (it keeps no masked paths); got "
                          f"{on_nonfinite!r}.")
@@ -224,7 +227,8 @@ def meanfield_settings(caller: str, legacy: Mapping, *, observe=None, save_at=No
     if not isinstance(save_at, SaveAt) and "store" not in legacy:
         store = False
     run = MeanFieldOptions(chunk_size=chunk_size, max_memory=max_memory, max_steps=max_steps, on_nonfinite="raise",
-                           blowup_threshold=blowup_threshold, executor=executor, progress=progress, max_work=max_work)
+                           blowup_threshold=blowup_threshold, executor=executor, progress=progress, max_work=max_work,
+                           backend=options.backend if backends and options is not None else "numpy")
     return SimpleNamespace(observe=obs, numerics=num, options=run, at=at, store=store)
 
 

@@ -104,8 +104,11 @@ class _Chunk:
 
 
 def run_blocks_device(step, job: dict, backend, first: int, count: int, chunk_blocks: int, accs: dict, states,
-                      bar=None):
-    """:func:`~smfsym.montecarlo.blocks.run_blocks` on ``backend``: the same arguments and results."""
+                      bar=None, values=None):
+    """:func:`~smfsym.montecarlo.blocks.run_blocks` on ``backend``: the same arguments and results.
+
+    ``values`` (a :class:`~smfsym.montecarlo.statistics._Values`, ``keep_values``) also receives every
+    streamed statistic's per-path values at the saved times (copied to the host there, NaN on lost paths)."""
     n_paths, ss, functions = job["n_paths"], job["ss"], job["functions"]
     save_index, store, diverged = job["save_index"], job["store"], job["diverged"]
     x0 = backend.asarray(job["x0"])
@@ -121,18 +124,18 @@ def run_blocks_device(step, job: dict, backend, first: int, count: int, chunk_bl
         for n, h in enumerate(job["step_sizes"], start=1):
             if n == 1:
                 while si < nt and save_index[si] == 0:
-                    _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store)
+                    _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store, values)
                     si += 1
             ch.X = step(ch.X, h, gens, sizes)
             ch.check(n, diverged)
             while si < nt and save_index[si] == n:
                 _raise_if_lost(ch, job, b0, nb, n_paths)
-                _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store)
+                _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store, values)
                 si += 1
             if bar is not None:
                 bar.update(hi - lo)
         while si < nt:  # a grid without steps: every save is at the start
-            _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store)
+            _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store, values)
             si += 1
         _raise_if_lost(ch, job, b0, nb, n_paths)
         lost, step_lost, _ = ch.losses()
@@ -160,8 +163,9 @@ def _raise_if_lost(ch: _Chunk, job: dict, b0: int, nb: int, n_paths: int) -> Non
         "or pass on_nonfinite='mask' to drop those paths.")
 
 
-def _save(backend, ch: _Chunk, k: int, job, accs, states, lo, hi, sizes, functions, store) -> None:
+def _save(backend, ch: _Chunk, k: int, job, accs, states, lo, hi, sizes, functions, store, values=None) -> None:
     xp = backend.xp
+    ok = None if values is None or not functions else backend.to_numpy(xp.astype(ch.ok, backend.dtype)) > 0.5
     if store:
         states[k, lo:hi] = backend.to_numpy(xp.where(ch.mask(), ch.X, float("nan")))
     for rec in _block_stats(backend, ch.X, ch.ok, sizes):
@@ -176,3 +180,5 @@ def _save(backend, ch: _Chunk, k: int, job, accs, states, lo, hi, sizes, functio
             v = xp.astype(v, backend.dtype)
         for rec in _block_stats(backend, v, ch.ok, sizes):
             accs[name].merge(k, rec)
+        if values is not None:
+            values.put(name, k, lo, backend.to_numpy(v), ok)

@@ -176,12 +176,13 @@ def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: n
 
 
 def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions, backend) -> SimulationResult:
-    """:func:`run` on an array back end: the same checks, seed blocks, merged statistics and reports."""
+    """:func:`run` on an array back end: the same checks, seed blocks, merged statistics and reports.
+
+    ``save.keep_values`` brings back the per-path values of the streamed statistics at the saved times
+    (small arrays, one copy per save and chunk; the states stay on the device unless ``save.store``)."""
     if options.executor is not None:
         raise ValueError(f"`executor`: backend={backend.name!r} runs in this process on its device; pass "
                          "executor=None (one process drives one device).")
-    if save.keep_values:
-        raise ValueError(f"`keep_values`: backend={backend.name!r} brings back per-block statistics only; got True.")
     n_paths = check_int(paths.n, "n_paths")
     functions = dict(save.functions or {})
     ss = resolve_seed(paths.seed)
@@ -206,10 +207,11 @@ def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions
                 time_label=job.time_label, step_times=step_times)
     states = np.empty((nt, n_paths) + x0.shape) if save.store else None
     accs = {name: _Acc(nt) for name in ["state", *functions]}
+    values = _Values(nt, n_paths) if save.keep_values else None
     bar = _progress(options.progress, len(job.step_sizes) * n_paths, job.scheme)
     try:
         bad_total, first_bad = run_blocks_device(job.step, spec, backend, 0, -(-n_paths // BLOCK), chunk_blocks,
-                                                 accs, states, bar)
+                                                 accs, states, bar, values=values)
     finally:
         if bar is not None:
             bar.close()
@@ -222,6 +224,8 @@ def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions
                            dt=float(job.dt_label), n_steps=len(job.step_sizes), n_paths=n_paths,
                            success=bad_total == 0, message=msg, n_nonfinite=bad_total)
     res.extra.update(backend=backend.name, dtype=backend.dtype_name, chunk_paths=chunk_blocks * BLOCK)
+    if values is not None:
+        res.extra["values"] = values.arrays
     if first_bad is not None:
         res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
     return res
