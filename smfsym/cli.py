@@ -194,7 +194,7 @@ def cmd_check(args):
         with _executor(args) as executor:
             summary = _weak_error_files(spec, c, tmp, executor, args.quiet, args.backend) if c else {}
             if spec.meanfield_check:
-                summary["meanfield"] = _meanfield_files(spec, tmp, executor, args.quiet)
+                summary["meanfield"] = _meanfield_files(spec, tmp, executor, args.quiet, args.backend)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
         # The marker is written last: a directory without it is not a finished check.
         (tmp / CHECK_MARKER).write_text("smfsym check output\n")
@@ -402,8 +402,9 @@ def _observe(m: dict):
     return Observe(observables=m["observables"], n_saves=m["n_saves"], risk_points=m["risk_points"])
 
 
-def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dict:
-    """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N) (on ``executor``)."""
+def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False, backend: str = "numpy") -> dict:
+    """The mean-field study of [meanfield.check]: SGD, DD-SMF and the limit for every (eta, N) (on ``executor``;
+    SGD and the DD-SMF on the array back end ``backend``, ``--backend``)."""
     from .symbolic.latex import standalone_table
     from .meanfield import meanfield_study
     from .meanfield.options import MeanFieldNumerics
@@ -413,7 +414,8 @@ def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False) -> dic
     study = meanfield_study(spec.meanfield, _particles(spec), etas=m["etas"], t_end=m["t_end"], widths=m["widths"],
                             n_paths=m["n_paths"], seed=m["seed"], methods=m["methods"], observe=_observe(m),
                             numerics=MeanFieldNumerics(order=m["ddsmf_order"], n_points=m["n_points"]),
-                            options=RunOptions(executor=executor, progress=False if quiet else None))
+                            options=RunOptions(executor=executor, progress=False if quiet else None,
+                                               backend=backend))
     cap = study.meta.get("captured")
     note = (f"noise rule {cap['rule']}: captures {cap['ratio']:.1%} +- {cap['ratio_se']:.1%} of the noise variance "
             "at the initial particles\n") if cap else ""
@@ -505,7 +507,8 @@ def _parser() -> argparse.ArgumentParser:
     par.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the Monte Carlo on a Dask cluster, e.g. tcp://scheduler:8786 (pip install smfsym[dask])")
     c.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "array_api_strict"],
-                   help="array back end of the weak-error and multi-point Monte Carlo: cupy runs it on an NVIDIA "
+                   help="array back end of the weak-error and multi-point Monte Carlo and of the mean-field "
+                        "study's SGD and DD-SMF: cupy runs it on an NVIDIA "
                         "GPU (pip install \"smfsym[gpu]\"); numbers differ from numpy's within standard errors")
     c.add_argument("--n-paths", type=int,
                    help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")

@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
+from ..backends import get_backend
 from ..montecarlo.options import RunOptions, SaveAt, run_settings, user_stacklevel
 
 __all__ = ["Observe", "MeanFieldNumerics", "MeanFieldOptions", "InitialParticles", "meanfield_settings",
@@ -224,11 +225,15 @@ def meanfield_settings(caller: str, legacy: Mapping, *, observe=None, save_at=No
     if functions is not None:
         raise ValueError(f"`save_at.functions`: {caller} streams its observables (give them in `observe`); "
                          f"got {sorted(functions)}.")
+    backend = options.backend if backends and options is not None else "numpy"
+    if executor is not None and get_backend(backend).name != "numpy":  # refused before anything is compiled
+        raise ValueError(f"`executor`: {caller} on backend={get_backend(backend).name!r} runs in this process on "
+                         "its device; pass executor=None (one process drives one device).")
     if not isinstance(save_at, SaveAt) and "store" not in legacy:
         store = False
     run = MeanFieldOptions(chunk_size=chunk_size, max_memory=max_memory, max_steps=max_steps, on_nonfinite="raise",
                            blowup_threshold=blowup_threshold, executor=executor, progress=progress, max_work=max_work,
-                           backend=options.backend if backends and options is not None else "numpy")
+                           backend=backend)
     return SimpleNamespace(observe=obs, numerics=num, options=run, at=at, store=store)
 
 

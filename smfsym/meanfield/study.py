@@ -34,6 +34,7 @@ from .sgd import simulate_meanfield_sgd
 from ..studies.common import ProgressLines
 from ..montecarlo.executors import check_executor
 from ..montecarlo.options import RunOptions
+from ..backends import get_backend
 
 __all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope", "RuleResolutionWarning", "CapturedNoiseWarning"]
 
@@ -368,6 +369,10 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
         path, stays here; every number is bitwise that of the serial study, see
         :mod:`smfsym.montecarlo.executors`) and, in a :class:`smfsym.meanfield.MeanFieldOptions`,
         ``max_work`` (the bound on the unit evaluations of each run, see :func:`simulate_meanfield_sgd`).
+        ``backend`` (``"cupy"``, ``"array_api_strict"``; :mod:`smfsym.backends`) runs SGD and the DD-SMF of
+        every cell on that array back end (the particles of all paths on the device, see
+        :mod:`smfsym.meanfield.device`); the data rule's refinement and the deterministic limit (one path
+        each, no per-path work) stay on the host with numpy. Not with an ``executor``.
     **legacy
         The old keywords (``observables``, ``n_saves``, ``risk_points``, ``inputs``; ``ddsmf_order``,
         ``ddsmf_dt``, ``ddsmf_richardson``, ``n_points``, ``rule_tol``, ``rule_budget``, ``limit_dt``;
@@ -432,6 +437,8 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
             "ddsmf_dt": cfg.ddsmf_dt, "seed": str(seed), "n_points": n_points}
     if rule_info is not None:
         meta["rule"] = rule_info
+    if get_backend(run.backend).name != "numpy":  # SGD and the DD-SMF ran there (the limit on numpy)
+        meta["backend"] = get_backend(run.backend).name
     st = MeanFieldStudy(results=results, etas=etas, widths=widths, t=times, meta=meta)
     observables = cfg.observe.observables
     if "risk" not in (observables if not isinstance(observables, str) else [observables]):
@@ -450,7 +457,7 @@ def _study_settings(net, theta0, etas, t_end, n_paths, methods, observe, numeric
     legacy = dict(legacy)
     theta0, drawn = initial_particles("meanfield_study", theta0, legacy)
     cfg = meanfield_settings("meanfield_study", legacy, observe=observe, options=options, numerics=numerics,
-                             numerics_names=STUDY_NUMERICS, saves=False,
+                             numerics_names=STUDY_NUMERICS, saves=False, backends=True,
                              observe_names=("observables", "inputs", "risk_points", "n_saves"))
     refuse_unused("meanfield_study", cfg.numerics, MeanFieldNumerics(), ("scheme", "rule"), "numerics")
     check_net(net)
