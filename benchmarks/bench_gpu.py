@@ -13,6 +13,10 @@ expressions and the kernels) of:
    the whole batch, the noise as (W + W^T) x / sqrt(2) from a d x d Gaussian W: the same law);
 5. diffrax (JAX, float64) Euler on the same SDE, vmapped over paths, jitted, after compilation, if
    importable.
+6. the mean-field DD-SMF (Euler, order 1) and mean-field SGD (batch 1) at N = 1000 particles of the
+   teacher-student network a tanh(w z0 + v z1) on a 256-row data set (benchmarks/bench_meanfield.py):
+   path-steps per second, one path being the whole N = 1000-particle system (particle-steps per second
+   are 1000 times these).
 
 Optionally (``--table N``) the weak-error table of the d = 3 regression study (smf1, smf2; etas 0.2,
 0.1, 0.05) with N paths per run on the back end.
@@ -142,6 +146,31 @@ def diffrax_rate(paths, n_steps, d):
     return paths * n_steps / (time.perf_counter() - t0)
 
 
+def meanfield_net(M=256):
+    """The issue-8 teacher-student network of benchmarks/bench_meanfield.py on an M-row data set."""
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(M, 2))
+    a, w, v, out = sp.symbols("a w v out")
+    z0, z1, y = smfsym.empirical(np.column_stack([Z, np.tanh(Z[:, 0] - Z[:, 1])]), "z0 z1 y")
+    return smfsym.MeanFieldProblem(a * sp.tanh(w * z0 + v * z1), (a, w, v), out, (out - y) ** 2 / 2)
+
+
+def meanfield_rate(net, backend, method, paths, n_steps, N=1000):
+    """Path-steps per second (a path: N particles) of the DD-SMF ("ddsmf") or mean-field SGD ("sgd")."""
+    from smfsym.meanfield import MeanFieldOptions
+
+    th = smfsym.particles(net, N, seed=0)
+    opts = MeanFieldOptions(backend=backend, progress=False)
+
+    def go():
+        if method == "ddsmf":
+            smfsym.simulate_ddsmf(net, th, eta=0.02, t_end=n_steps * 0.02, n_paths=paths, seed=1, options=opts)
+        else:
+            smfsym.simulate_meanfield_sgd(net, th, eta=0.02, n_steps=n_steps, n_paths=paths, seed=1, options=opts)
+
+    return paths * n_steps / timed(go, get_backend(backend))
+
+
 def table(backend, n_paths):
     p = problem(3)
     x = p.params
@@ -220,6 +249,12 @@ def main(argv=None):
         lambda: dataset_rate("numpy", max(512, Pn // 50), 5))
     row("hand-written Euler loop, same SDE", lambda: hand_rate(b, P, n, d), lambda: hand_rate("numpy", Pn, n, d))
     row("diffrax Euler (JAX, vmapped, jitted), same SDE", lambda: diffrax_rate(min(P, 2**18), n, d))
+    mf = meanfield_net()
+    Pm, Pmn = (32, 8) if a.quick else (min(P, 4096), 32)  # a path holds 1000 particles x 256 data rows
+    for method, label in (("ddsmf", "mean-field DD-SMF euler"), ("sgd", "mean-field SGD batch 1")):
+        row(f"{label}, N=1000, 256-row data (path = 1000 particles)",
+            lambda: meanfield_rate(mf, b, method, Pm, 2 if a.quick else 5),
+            lambda: meanfield_rate(mf, "numpy", method, Pmn, 2 if a.quick else 3))
     if a.table:
         table(b, a.table)
     return 0
