@@ -9,6 +9,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..backends import get_backend
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.options import RunOptions, SaveAt
 from .ddsmf import _rule
@@ -28,7 +29,9 @@ def simulate_meanfield_limit(net, theta0, t_end: float, *, dt: float = 0.02, sav
     ``save_at`` (times, or a :class:`~smfsym.SaveAt` that may ``store`` the states), ``rule`` or
     ``n_points`` (the data rule), ``observe`` (:class:`smfsym.meanfield.Observe`) and ``options``
     (``max_memory``, ``max_steps``, ``blowup_threshold``, ``progress`` (default off) and, in a
-    :class:`smfsym.meanfield.MeanFieldOptions`, ``max_work``) as for :func:`simulate_ddsmf`; the old
+    :class:`smfsym.meanfield.MeanFieldOptions`, ``max_work``) as for :func:`simulate_ddsmf` (on numpy
+    only: ``options.backend`` other than numpy is refused; one deterministic path has no per-path work for
+    a device); the old
     keywords (``observables``, ``risk_rule``, ``risk_points``, ``inputs``, ``store``, ``max_work``) still
     work for one release, with a ``DeprecationWarning`` and the same numbers.
 
@@ -43,6 +46,10 @@ def simulate_meanfield_limit(net, theta0, t_end: float, *, dt: float = 0.02, sav
     >>> bool(mf.mean("risk")[1, 0] < mf.mean("risk")[0, 0])
     True
     """
+    if options is not None and get_backend(options.backend).name != "numpy":
+        raise ValueError(f"`backend`: simulate_meanfield_limit runs on numpy only (a deterministic ODE of one "
+                         f"particle system: no paths to spread over a device); got {options.backend!r}. "
+                         "meanfield_study(options=...(backend=...)) runs SGD and the DD-SMF there and the limit here.")
     cfg = meanfield_settings("simulate_meanfield_limit", legacy, observe=observe, save_at=save_at, options=options,
                              supported=("max_memory", "max_steps", "blowup_threshold", "progress"))
     o = cfg.observe
