@@ -212,7 +212,7 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     if backend.name != "numpy":  # the particles, increments and observables on the device
         dk = DeviceKernel(net, vals, backend)
         step = DeviceDDSMFStep(dk, DeviceObservables(dk, obs), dk.rule(nodes, weights), eta, order, int(B),
-                               coupled, COARSE)
+                               coupled, COARSE, theta0.shape[0])
     else:
         step = _DDSMFStep(kernel, obs, nodes, weights, eta, order, int(B), coupled)
     task = (DDSMFTask(net, vals, observables_recipe(obs), nodes, weights, eta, order, int(B), coupled)

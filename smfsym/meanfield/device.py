@@ -24,6 +24,7 @@ import numpy as np
 
 from ..symbolic.lambdify import CompiledExprs
 from ..simulation.device_sgd import _DeviceSampler
+from ..montecarlo.device import DEVICE_SHARE
 from ..montecarlo.seeds import BLOCK
 from .factored import FactoredExprs
 
@@ -143,6 +144,18 @@ class DeviceKernel:
 
     def rule(self, nodes, weights) -> DeviceRule:
         return DeviceRule(self, nodes, weights)
+
+    def check_fits(self, N: int, M: int, order: int = 1) -> None:
+        """MemoryError, before a run, when one path's (particles x nodes) grids do not fit on the device
+        (they are not split: a path is the smallest slice)."""
+        free = self.backend.free_memory()
+        fx = self.g1 if order == 1 else self.g2
+        need = 8 * N * M * (fx.nB + len(fx._lin) + 4)
+        if free is not None and need > DEVICE_SHARE * free:
+            raise MemoryError(f"one path of N = {N} particles on {M} data nodes needs about {need / 2**30:.2f} GiB of "
+                              f"grids on backend {self.backend.name!r}, over the {DEVICE_SHARE * free / 2**30:.2f} GiB "
+                              "available: reduce N or the data rule's nodes, or use backend='numpy' (which splits "
+                              "the particles).")
 
     def slices(self, P: int, N: int, M: int, factors: int) -> list:
         step = max(1, DEVICE_SLAB // max(1, N * M * factors))
@@ -275,10 +288,11 @@ class DeviceDDSMFStep:
     states (P, 2, N, p), the fine run (1) two steps of h/2, the coarse one (0) one step of h on their sum."""
 
     def __init__(self, kernel: DeviceKernel, dobs: DeviceObservables, rule: DeviceRule, eta: float, order: int,
-                 batch_size: int, coupled: bool, coarse: str):
+                 batch_size: int, coupled: bool, coarse: str, N: int):
         self.kernel, self.rule, self.xp = kernel, rule, kernel.xp
         self.eta, self.order, self.batch_size, self.coupled = float(eta), order, batch_size, coupled
         self.functions = device_functions(dobs, coupled, coarse)
+        kernel.check_fits(N, rule.M, order)
 
     def _euler(self, X, h, db):
         return X + self.kernel.ddsmf_increment(X, h, db, self.rule, self.eta, self.order, self.batch_size)

@@ -162,6 +162,11 @@ def test_refusals_are_named(teacher):
                     lambda o: smfsym.meanfield_study(net, etas=[0.1], widths=[4], t_end=0.2, options=o)):
             with pytest.raises(ValueError, match="`executor`: .* on backend='array_api_strict'"):
                 run(MeanFieldOptions(backend=AAS, executor=pool))
+    small = get_backend(AAS).__class__()
+    small.free_memory = lambda: 4096  # a device of 4 KiB: one path's grids do not fit, said before the run
+    with pytest.raises(MemoryError, match=r"one path of N = 12 particles on 6 data nodes .*backend='numpy'"):
+        smfsym.simulate_ddsmf(net, th, eta=0.1, t_end=0.2, n_paths=4, numerics=MeanFieldNumerics(n_points=6),
+                              options=MeanFieldOptions(backend=small))
     zg = smfsym.gamma("zg", 2.0)
     gnet = smfsym.MeanFieldProblem(a * sp.tanh(w * zg), (a, w), out, (out - zg) ** 2 / 2)
     with pytest.raises(ValueError, match="no device sampler for the .*zg"):
