@@ -110,6 +110,8 @@ class MeanFieldStudy(StudyIO):
                             else ""))
         if self.rule_note:
             lines.append(self.rule_note.rstrip("\n"))
+        if self.meta.get("backend"):
+            lines.append(f"SGD and the DD-SMF ran on backend {self.meta['backend']!r} (the limit on numpy)")
         return "\n".join(lines)
 
     def __str__(self):

@@ -185,11 +185,11 @@ def test_study_runs_on_the_backend(teacher):
                                       options=MeanFieldOptions(backend=backend, progress=False))
 
     dev = go(AAS)
-    assert dev.meta["backend"] == AAS
+    assert dev.meta["backend"] == AAS and "ran on backend 'array_api_strict'" in dev.table
     assert {k[0]: r.sim.extra.get("backend") for k, r in dev.results.items()} == {"sgd": AAS, "ddsmf": AAS,
                                                                                   "limit": None}
     ref = go("numpy")
-    assert "backend" not in ref.meta
+    assert "backend" not in ref.meta and "backend" not in ref.table
     for key, r in dev.results.items():
         if key[0] != "limit":
             z = zs(ref.results[key], r, names=("risk",))[1::2]  # the final time (at t = 0 no variance)
