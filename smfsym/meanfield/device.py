@@ -15,6 +15,20 @@ standard errors and the Richardson extrapolation). The particle states never com
 Every evaluation is made seed block by seed block (4096 paths), in slices of paths that depend on the block
 alone, so a path's numbers do not depend on the chunking. The numbers differ from numpy's (other random
 streams) and agree statistically (tests/meanfield/test_meanfield_backends.py).
+
+Examples
+--------
+>>> import sympy as sp, smfsym
+>>> from smfsym.meanfield import MeanFieldNumerics, MeanFieldOptions
+>>> a, w, out = sp.symbols("a w out")
+>>> z = smfsym.normal("z")
+>>> net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
+>>> th = smfsym.particles(net, 50, seed=0)
+>>> res = smfsym.simulate_ddsmf(net, th, eta=0.05, t_end=0.5, n_paths=8, seed=1,
+...                             numerics=MeanFieldNumerics(n_points=8),
+...                             options=MeanFieldOptions(backend="array_api_strict"))
+>>> res.sim.extra["backend"], res.observables["risk"].shape
+('array_api_strict', (1, 8, 1))
 """
 from __future__ import annotations
 
