@@ -76,8 +76,9 @@ def _printed(name: str, n_args: int, record, doc: str) -> str:
 class _Writer:
     """Collects the functions, host arrays and compiled-expression objects of one generated module."""
 
-    def __init__(self, data_names: dict, arrays: dict):
+    def __init__(self, data_names: dict, arrays: dict, backend: str):
         self.parts: list = []
+        self.backend = backend
         self.arrays = arrays  # name -> host array (embedded when small, else bound by set_data)
         self.data_names = data_names  # law symbols -> (rows name, weights name)
         self.n = 0
@@ -100,9 +101,8 @@ class _Writer:
 
     def _mean(self, node, ev, name: str, values) -> str:
         if node.rule.is_quadrature:
-            raise ValueError(f"`backend`: smfsym's device path evaluates data means over data sets and finite laws "
-                             f"(exact sums); this one is a quadrature over a continuous law ({node.rule.describe()}): "
-                             "generate the module with backend='numpy'.")
+            _refuse(self.backend, f"a data mean over a continuous law, by quadrature ({node.rule.describe()}); the "
+                    "device evaluates data means over data sets and finite laws (exact sums)")
         n_args = len(ev.fn.__code__.co_varnames[:ev.fn.__code__.co_argcount])
         self.parts.append(_printed(f"_{name}", n_args, ev._cse_out[-1],
                                    "Integrand of " + doc_safe(str(node)) + " (state, then data symbols)."))
@@ -604,7 +604,7 @@ def device_codegen(sde, problem, vals: dict, eta: float, backend: str, samplers,
         arrays.update(smp.arrays)
         if smp.arrays:
             names[tuple(smp.symbols)] = tuple(sorted(smp.arrays, key=lambda k: not k.startswith("_data")))
-    w = _Writer(names, arrays)
+    w = _Writer(names, arrays, backend)
     body = []
     if sde is not None:
         body.append(_sde_device_code(sde, vals, w, backend))
