@@ -73,3 +73,21 @@ def test_float32_on_the_gpu_warns_and_runs(flow):
     r = run_smf(flow, b, n_paths=50_000)
     z = zscores(run_smf(flow, "numpy", n_paths=50_000), r)
     assert r.success and z.max() < Z_MAX, z
+
+
+def test_generated_cupy_module_reproduces_smfsym_on_the_gpu(problem, flow, tmp_path):
+    """The CuPy twin of tests/io/test_codegen_device.py: the module of ``codegen(..., backend="cupy")`` (cuRAND
+    Philox per seed block, states on the GPU) gives smfsym's cupy numbers for the same seed (one chunk each:
+    the same kernels on the same sizes, so bitwise)."""
+    src = smfsym.codegen(flow, eta=0.1, backend="cupy", path=tmp_path / "sim_gpu.py")
+    assert "import cupy" in src
+    ns = {}
+    exec(compile(src, "sim_gpu.py", "exec"), ns)  # our own generated module
+    t, st = ns["simulate"]([1.0, 0.5, -0.5], 0.3, 5000, 3, save_at=[0.15, 0.3])
+    ref = smfsym.simulate(flow, [1.0, 0.5, -0.5], 0.3, eta=0.1, n_paths=5000, seed=3, save_at=[0.15, 0.3],
+                          options=RunOptions(backend="cupy"))
+    assert type(st) is np.ndarray and np.array_equal(st, ref.states)
+    t, st = ns["simulate_sgd"]([1.0, 0.5, -0.5], 4, 5000, 3, save_at=[2, 4])
+    ref = smfsym.simulate_sgd(problem, [1.0, 0.5, -0.5], 4, 0.1, n_paths=5000, seed=3, save_at=[2, 4],
+                              options=RunOptions(backend="cupy"))
+    assert np.array_equal(st, ref.states)
