@@ -192,6 +192,9 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     >>> src = smfsym.codegen(flow, eta=0.1)
     >>> "def simulate(" in src and "import smfsym" not in src
     True
+    >>> dev = smfsym.codegen(flow, eta=0.1, backend="array_api_strict")  # states and draws on the device
+    >>> "import array_api_strict as xp" in dev and "import smfsym" not in dev
+    True
     >>> a = smfsym.normal("a")
     >>> logistic = smfsym.sme(smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x]), order=1)
     >>> "_RULE0 = " in smfsym.codegen(logistic, eta=0.1)  # the Gauss rule, embedded
