@@ -300,40 +300,35 @@ def _check(X, ok, lost_at, n, bound):
     return X, ok, lost_at
 
 
-def _report(lost_at, on_nonfinite, label, time_of, bound):
-    """Raise (or warn, with on_nonfinite="mask") when paths were lost: one host copy of three numbers."""
+def _losses(lost_at):
+    """(paths lost, first step of a loss): one host copy of two numbers."""
     lost = lost_at > 0
     n_lost = int(xp.sum(xp.astype(lost, xp.int64)))
+    return n_lost, (int(xp.min(xp.where(lost, lost_at, 2**62))) if n_lost else None)
+
+
+def _report(n_lost, first, n_paths, on_nonfinite, label, time_of, bound):
+    """Raise (or warn, with on_nonfinite="mask") when paths were lost."""
     if n_lost == 0:
         return
-    first = int(xp.min(xp.where(lost, lost_at, 2**62)))
-    msg = (f"non-finite state at step {first} ({label} = {time_of(first):.6g}) in {n_lost} of {lost_at.shape[0]} "
+    msg = (f"non-finite state at step {first} ({label} = {time_of(first):.6g}) in {n_lost} of {n_paths} "
            f"paths (|state| > {bound:.3g} counts as non-finite)")
     if on_nonfinite == "raise":
         raise BlowUpError(msg + "; reduce the step or pass on_nonfinite='mask' to drop those paths.")
-    warnings.warn(msg + ": they are NaN in the returned states.", RuntimeWarning, stacklevel=3)
+    warnings.warn(msg + ": they are NaN in the returned states.", RuntimeWarning, stacklevel=4)
 
 
-def _run(x0, n_paths, seed, steps, index, step, on_nonfinite="raise", blowup_threshold=1e100, label="t",
-         time_of=float):
-    """Drive step(X, h, gens, sizes) on the device over the step sizes; host states after the steps in ``index``."""
-    if on_nonfinite not in ("raise", "mask"):
-        raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
-    bound = min(float(blowup_threshold), float(np.finfo(np.float64).max))
-    x0 = _asarray(np.asarray(x0, dtype=float))
-    n_blocks = -(-n_paths // BLOCK)
-    sizes = [min(BLOCK, n_paths - b * BLOCK) for b in range(n_blocks)]
-    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    gens = _generators(ss, 0, n_blocks)
-    X = xp.zeros((n_paths,) + tuple(x0.shape), dtype=xp.float64, **_KW) + x0
-    ok = _full((n_paths,), True, dtype=xp.bool)
-    lost_at = _full((n_paths,), 0, dtype=xp.int64)
-    states = np.empty((len(index), n_paths) + tuple(x0.shape))
+def _run_chunk(x0, steps, index, step, gens, sizes, states, on_nonfinite, bound, label, time_of):
+    """One chunk of seed blocks on the device; its saved states go into the host array ``states``."""
+    P = sum(sizes)
+    X = xp.zeros((P,) + tuple(x0.shape), dtype=xp.float64, **_KW) + x0
+    ok = _full((P,), True, dtype=xp.bool)
+    lost_at = _full((P,), 0, dtype=xp.int64)  # 0: alive; n: lost at step n
 
     def save(si):
         if on_nonfinite == "raise":
-            _report(lost_at, on_nonfinite, label, time_of, bound)
-        states[si] = to_numpy(xp.where(xp.reshape(ok, (n_paths,) + (1,) * x0.ndim), X, float("nan")))
+            _report(*_losses(lost_at), P, on_nonfinite, label, time_of, bound)
+        states[si] = to_numpy(xp.where(xp.reshape(ok, (P,) + (1,) * x0.ndim), X, float("nan")))
 
     si = 0
     while si < len(index) and index[si] == 0:
@@ -345,7 +340,36 @@ def _run(x0, n_paths, seed, steps, index, step, on_nonfinite="raise", blowup_thr
         while si < len(index) and index[si] == n:
             save(si)
             si += 1
-    _report(lost_at, on_nonfinite, label, time_of, bound)
+    return _losses(lost_at)
+
+
+def _run(x0, n_paths, seed, steps, index, step, on_nonfinite="raise", blowup_threshold=1e100, label="t",
+         time_of=float, chunk_paths=None):
+    """Drive step(X, h, gens, sizes) on the device over the step sizes; host states after the steps in ``index``.
+
+    Paths run in chunks of whole seed blocks (``chunk_paths`` rounded up to BLOCK; default: all at once):
+    every block draws its own stream, so the numbers do not depend on the chunking.
+    """
+    if on_nonfinite not in ("raise", "mask"):
+        raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
+    if chunk_paths is not None and int(chunk_paths) < 1:
+        raise ValueError(f"`chunk_paths` must be a positive integer or None; got {chunk_paths!r}.")
+    bound = min(float(blowup_threshold), float(np.finfo(np.float64).max))
+    x0 = _asarray(np.asarray(x0, dtype=float))
+    n_blocks = -(-n_paths // BLOCK)
+    per = n_blocks if chunk_paths is None else -(-int(chunk_paths) // BLOCK)
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    states = np.empty((len(index), n_paths) + tuple(x0.shape))
+    n_lost, first = 0, None
+    for b0 in range(0, n_blocks, per):
+        nb = min(per, n_blocks - b0)
+        lo, hi = b0 * BLOCK, min(n_paths, (b0 + nb) * BLOCK)
+        sizes = [min(BLOCK, n_paths - b * BLOCK) for b in range(b0, b0 + nb)]
+        lost, at = _run_chunk(x0, steps, index, step, _generators(ss, b0, nb), sizes, states[:, lo:hi],
+                              on_nonfinite, bound, label, time_of)
+        n_lost += lost
+        first = at if first is None or (at is not None and at < first) else first
+    _report(n_lost, first, n_paths, on_nonfinite, label, time_of, bound)
     return states
 
 
@@ -406,10 +430,12 @@ def _draw(gens, sizes):
     return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
 
 
-def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100):
+def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100,
+             chunk_paths=None):
     """Euler-Maruyama paths on the device: (times, host states of shape (n_times, n_paths, [n_points,] D)).
 
-    An (n, D) x0 runs the n-point motion (one noise for all points).
+    An (n, D) x0 runs the n-point motion (one noise for all points). ``chunk_paths`` bounds the paths on
+    the device at once (whole seed blocks; the numbers do not depend on it).
     """
     saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
     steps, index, times = grid(saves, float(dt))
@@ -419,7 +445,7 @@ def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="
         return euler_step(X, float(h), _draw(gens, sizes) if M else None)
 
     return times, _run(x0, n_paths, seed, steps, index, step, on_nonfinite, blowup_threshold, "t",
-                       lambda n: float(step_times[n]))
+                       lambda n: float(step_times[n]), chunk_paths)
 '''
 
 _EULER_MATRIX = '''
@@ -544,11 +570,12 @@ def sgd_step(X, gens, sizes, eta=ETA):
     return xp.stack([X[..., i] - eta * g[i] for i in range(DIM)], axis=-1)
 
 
-def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA, on_nonfinite="raise", blowup_threshold=1e100):
+def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA, on_nonfinite="raise", blowup_threshold=1e100,
+                 chunk_paths=None):
     """SGD chains on the device: (times, host states of shape (n_times, n_paths, [n_points,] DIM))."""
     idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
     states = _run(x0, n_paths, seed, np.full(n_steps, eta), idx, lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta),
-                  on_nonfinite, blowup_threshold, "step", float)
+                  on_nonfinite, blowup_threshold, "step", float, chunk_paths)
     return np.array(idx) * eta, states
 '''
 

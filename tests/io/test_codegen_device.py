@@ -74,6 +74,11 @@ def test_regression_smf_and_its_sgd_are_smfsyms_numbers_bitwise(regression):
     # 5000 paths: two seed blocks (4096 + 904), each drawing its own stream
     _same_sde(smfsym.smf(p, order=1), ns, X0, t_end=0.3, n_paths=5000, seed=3)
     _same_sgd(p, ns, X0, n_steps=4, n_paths=5000, seed=3)
+    # chunks of whole seed blocks on the device: the same numbers whatever the chunking
+    whole = ns["simulate"](X0, 0.3, 5000, 3, save_at=[0.15, 0.3])[1]
+    assert np.array_equal(ns["simulate"](X0, 0.3, 5000, 3, save_at=[0.15, 0.3], chunk_paths=100)[1], whole)
+    with pytest.raises(ValueError, match="`chunk_paths` must be a positive integer"):
+        ns["simulate"](X0, 0.3, 10, 3, chunk_paths=0)
     # the n-point motion (one noise for all starts) and n SGD chains sharing their samples
     _same_sde(smfsym.smf(p, order=1), ns, [X0, [0.0, 1.0, 2.0]], n_paths=50)
     _same_sgd(p, ns, [X0, [0.0, 1.0, 2.0]], n_paths=50)
@@ -100,6 +105,14 @@ def test_data_set_models_with_device_data_means_bitwise(model):
     _same_sde(sde, ns, [0.5])
     _same_sde(sde, ns, [[0.5], [-1.0]], n_paths=40)
     _same_sgd(p, ns, [0.5])
+
+
+@pytest.mark.parametrize("model", ["gf", "gf2"])
+def test_a_flow_without_noise_runs_its_deterministic_euler_bitwise(model):
+    sde = build_model(_data_problem(7), model)
+    src, ns = _module(sde)
+    assert "M = 0" in src
+    _same_sde(sde, ns, [0.5], n_paths=20)
 
 
 def test_a_large_data_set_is_bound_with_set_data_and_summed_in_row_chunks():
