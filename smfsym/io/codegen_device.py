@@ -624,8 +624,39 @@ def _sgd_device_code(problem, vals, w: _Writer, backend: str) -> str:
 
 def device_codegen(sde, problem, vals: dict, eta: float, backend: str, samplers, sgd_note: str,
                    embed_limit: int) -> str:
-    """The source of a generated module on ``backend`` (called by :func:`smfsym.io.codegen.codegen`, which
-    checks the arguments and binds the numbers ``vals``; ``samplers`` name the data sets' arrays)."""
+    """The source of a generated module on an array back end (the work of ``smfsym.codegen(..., backend=)``).
+
+    Parameters
+    ----------
+    sde : SDE or None
+        The SDE whose Euler-Maruyama ``simulate`` is written (None: SGD only).
+    problem : Problem or None
+        The problem whose ``simulate_sgd`` is written (unless ``sgd_note`` says it is not).
+    vals : dict
+        Numbers of the constants, law parameters and eta (checked and bound by :func:`~smfsym.io.codegen.codegen`).
+    eta : float
+    backend : {"cupy", "array_api_strict"}
+    samplers : list
+        smfsym's numpy samplers of the problem's laws: their arrays name the data sets (``_data0``, ...),
+        as the numpy module names them, so ``set_data`` takes the same arguments.
+    sgd_note : str
+        Empty, or why ``simulate_sgd`` is not generated (printed in the module's docstring).
+    embed_limit : int
+        Arrays of more numbers are not written into the source but bound with ``set_data``.
+
+    Returns
+    -------
+    str
+        The module's source.
+
+    Examples
+    --------
+    >>> import sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> src = smfsym.codegen(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), eta=0.1, backend="cupy")
+    >>> "import cupy" in src and "def simulate_sgd(" in src
+    True
+    """
     arrays, names = {}, {}
     for smp in samplers:  # the data sets' arrays, named as the numpy module names them (set_data)
         arrays.update(smp.arrays)

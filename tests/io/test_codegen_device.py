@@ -295,3 +295,16 @@ def test_the_cupy_module_mirrors_smfsyms_cupy_path(fake_cupy):
     # and the streams are not array_api_strict's (seeded from the block's SeedSequence state, not the sequence)
     _, aas = _module(p)
     assert not np.array_equal(aas["simulate_sgd"]([0.5], 3, 300, 4)[1], st)
+
+
+def test_hostile_symbol_names_cannot_inject_code(tmp_path):
+    marker = tmp_path / "pwned"
+    xe = sp.Symbol(f'x"""\nimport os; os.system("touch {marker}") #')
+    ae = smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    Z, = smfsym.empirical(np.linspace(-1, 1, 5)[:, None], "z")
+    src, ns = _module(build_model(smfsym.Problem((xe - Z) ** 2 / 2 + xe**4 / 4, [xe]), "smf1"))
+    src2, ns2 = _module(smfsym.Problem((xe - ae) ** 2 / 2, [xe]))
+    assert "touch" in src and "touch" in src2  # the names are printed (in docstrings), defused
+    ns["simulate"]([1.0], 0.05, 4, 0)
+    ns2["simulate_sgd"]([1.0], 1, 4, 0)
+    assert not marker.exists()
