@@ -3,7 +3,7 @@
     smfsym derive SPEC [--format latex|text] [-o FILE] [--force]
     smfsym check SPEC [-o DIR] [--force] [--n-paths N] [--models m1,m2] [--etas e1,e2]
                       [--scheme S] [--quiet] [--yes] [--workers N | --scheduler ADDRESS]
-    smfsym codegen SPEC [--model smf2] [--eta 0.05] -o sim.py [--force]
+    smfsym codegen SPEC [--model smf2] [--eta 0.05] [--backend numpy|cupy|array_api_strict] -o sim.py [--force]
 
 SPEC is a TOML file (data: validated, never executed), a Python file (a name
 ending in .py, any case: run as code, trusted files only) or the name of a
@@ -445,9 +445,10 @@ def cmd_codegen(args):
     else:
         raise UsageError("codegen needs a learning rate: pass --eta (the spec has no [check] etas)")
     sde = build_model(spec.problem, args.model)
-    src = codegen(sde, eta=eta, values=spec.values or None)
+    src = codegen(sde, eta=eta, values=spec.values or None, backend=args.backend)
     _atomic_write(out, src, args.force)
-    print(f"wrote {args.output} ({sde.title}, eta = {eta}: {origin})")
+    on = "" if args.backend == "numpy" else f", on {args.backend}"
+    print(f"wrote {args.output} ({sde.title}, eta = {eta}: {origin}{on})")
     unbound = [line.split(" = None")[0] for line in src.splitlines() if line.endswith("=...)") and " = None  #" in line]
     if unbound:  # a large data set is an argument of the module, never text in it
         print(f"the data set is not embedded: call set_data({', '.join(k + '=...' for k in unbound)}) with the "
@@ -519,12 +520,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--yes", action="store_true",
                    help=f"run even if the estimated cost exceeds {COST_LIMIT / 60:g} minutes")
     c.set_defaults(fn=cmd_check)
-    g = sub.add_parser("codegen", help="write a standalone numpy simulator", epilog=_TRUST)
+    g = sub.add_parser("codegen", help="write a standalone simulator (numpy, or an array back end)", epilog=_TRUST)
     g.add_argument("spec", help="TOML spec, Python spec (.py: run as code, trusted only) or shipped name")
     g.add_argument("--model", default="smf2", choices=MODEL_CHOICES)
     g.add_argument("--eta", type=_eta, help="learning rate (default: the last of the spec's [check] etas)")
     g.add_argument("-o", "--output", required=True, help="the file to write (refused if it exists, unless --force)")
     g.add_argument("--force", action="store_true", help="overwrite an existing output")
+    g.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "array_api_strict"],
+                   help="the array library the simulator runs on (default numpy; cupy: an NVIDIA GPU)")
     g.set_defaults(fn=cmd_codegen)
     s = sub.add_parser("specs", help="list the shipped specs")
     s.set_defaults(fn=cmd_specs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import textwrap
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -18,6 +19,7 @@ from .._checks import numeric_values
 from ..symbolic.lambdify import _cse
 from ..montecarlo.seeds import BLOCK
 from .codegen_means import MeanContext, doc_safe, specs_source
+from .codegen_device import DEVICE_CODEGEN_BACKENDS, device_codegen
 from ..data.means import DataMean
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.problem import Problem
@@ -138,8 +140,8 @@ def _runtime() -> str:
 
 
 def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, problem: Problem | None = None,
-            path=None) -> str:
-    """Standalone numpy-only Python source simulating an SDE (and SGD).
+            path=None, backend: str = "numpy") -> str:
+    """Standalone Python source simulating an SDE (and SGD): numpy only, or on an array back end.
 
     Every compiled SDE can be exported: polynomial coefficients, data means (the
     integrand, and the quadrature rule with all its refinement levels and the
@@ -164,6 +166,15 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
         Numbers for constants and law parameters.
     path : str or Path, optional
         Also write the module there.
+    backend : {"numpy", "cupy", "array_api_strict"}
+        The array library the module runs on (default numpy: the module described above). With
+        ``"cupy"`` or ``"array_api_strict"`` the module imports only that library (and numpy on the host;
+        never smfsym), keeps states, draws and steps on the device, draws seed block b's streams as
+        smfsym's back end does, and reproduces ``smfsym.simulate(..., options=RunOptions(backend=...))``
+        and ``simulate_sgd`` bitwise for the same seed (:mod:`smfsym.io.codegen_device`). Its
+        ``simulate``/``simulate_sgd`` return host numpy arrays and report blow-up (``on_nonfinite``).
+        What smfsym's device path refuses is refused (a matrix square root of Sigma, quadrature means
+        over continuous laws, laws without a device sampler), naming it.
 
     Returns
     -------
@@ -181,12 +192,17 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     >>> src = smfsym.codegen(flow, eta=0.1)
     >>> "def simulate(" in src and "import smfsym" not in src
     True
+    >>> dev = smfsym.codegen(flow, eta=0.1, backend="array_api_strict")  # states and draws on the device
+    >>> "import array_api_strict as xp" in dev and "import smfsym" not in dev
+    True
     >>> a = smfsym.normal("a")
     >>> logistic = smfsym.sme(smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x]), order=1)
     >>> "_RULE0 = " in smfsym.codegen(logistic, eta=0.1)  # the Gauss rule, embedded
     True
     """
     sde = obj if isinstance(obj, SDE) else None
+    if backend not in ("numpy",) + DEVICE_CODEGEN_BACKENDS:
+        raise ValueError(f"`backend` must be one of {['numpy', *DEVICE_CODEGEN_BACKENDS]}; got {backend!r}.")
     if sde is None and not isinstance(obj, Problem):
         raise TypeError(f"`obj` must be a smfsym.SDE or Problem; got {type(obj).__name__}.")
     problem = problem or (obj if isinstance(obj, Problem) else obj.problem)
@@ -206,6 +222,8 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     if sde is not None:
         vals[sde.eta] = float(eta)
     samplers = samplers_for(problem.laws, vals) if problem is not None else []
+    if backend != "numpy":
+        return _written(device_codegen(sde, problem, vals, float(eta), backend, samplers, sgd_note, EMBED_LIMIT), path)
     arrays, names = {}, {}
     for smp in samplers:
         arrays.update(smp.arrays)
@@ -236,9 +254,12 @@ Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
     else:
         parts.append('def _means(specs, cols):\n    """No data means in this module."""\n    return []')
     src = "\n\n\n".join(p.strip("\n") for p in parts + body) + "\n"
-    if path is not None:
-        from pathlib import Path
+    return _written(src, path)
 
+
+def _written(src: str, path) -> str:
+    """``src``, also written to ``path`` when one is given."""
+    if path is not None:
         Path(path).write_text(src)
     return src
 

@@ -1,0 +1,310 @@
+"""Generated simulators on an array back end (issue 19): ``smfsym.codegen(..., backend="array_api_strict")``.
+
+The generated module mirrors smfsym's device path operation for operation and draws seed block b's streams
+as smfsym's back end does, so it reproduces ``smfsym.simulate(..., options=RunOptions(backend=...))`` and
+``smfsym.simulate_sgd`` BITWISE from the same seed (``np.array_equal``: no tolerance). array_api_strict keeps
+its arrays on a stand-in device that numpy refuses to convert, so a hidden host copy in the generated loop
+fails these tests. The CuPy twin is in tests/montecarlo/test_backends_gpu.py.
+"""
+import ast
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym import RunOptions
+from smfsym.studies import build_model
+
+from backend_cases import X0, regression_problem
+
+pytest.importorskip("array_api_strict")
+
+x = sp.Symbol("x")
+AAS = RunOptions(backend="array_api_strict")
+
+
+def _module(obj, eta=0.1, **data):
+    src = smfsym.codegen(obj, eta=eta, backend="array_api_strict")
+    ns = {}
+    exec(compile(src, "generated.py", "exec"), ns)  # our own generated module
+    if data:
+        ns["set_data"](**data)
+    return src, ns
+
+
+def _same_sde(sde, ns, x0, t_end=0.2, n_paths=300, seed=4):
+    t, st = ns["simulate"](x0, t_end, n_paths, seed, save_at=[t_end / 2, t_end])
+    ref = smfsym.simulate(sde, x0, t_end, eta=0.1, n_paths=n_paths, seed=seed, save_at=[t_end / 2, t_end],
+                          options=AAS)
+    assert type(st) is np.ndarray and st.shape == ref.states.shape  # host numpy arrays come back
+    assert np.all(np.isfinite(st)) and np.array_equal(t, ref.t)
+    assert np.array_equal(st, ref.states)
+
+
+def _same_sgd(problem, ns, x0, n_steps=3, n_paths=300, seed=4):
+    t, st = ns["simulate_sgd"](x0, n_steps, n_paths, seed, save_at=[1, n_steps])
+    ref = smfsym.simulate_sgd(problem, x0, n_steps, 0.1, n_paths=n_paths, seed=seed, save_at=[1, n_steps],
+                              options=AAS)
+    assert np.all(np.isfinite(st)) and np.allclose(t, ref.t)
+    assert np.array_equal(st, ref.states)
+
+
+def _data_problem(M, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=M)
+    y = np.sign(rng.normal(size=M) + z)
+    Z, Y = smfsym.empirical(np.c_[z, y], "z y")
+    return smfsym.Problem((Z * x - Y) ** 2 / 2 + sp.log(1 + sp.exp(-Y * Z * x)), [x])
+
+
+@pytest.fixture(scope="module")
+def regression():
+    p = regression_problem()
+    return p, _module(smfsym.smf(p, order=1))
+
+
+def test_regression_smf_and_its_sgd_are_smfsyms_numbers_bitwise(regression):
+    p, (src, ns) = regression
+    # 5000 paths: two seed blocks (4096 + 904), each drawing its own stream
+    _same_sde(smfsym.smf(p, order=1), ns, X0, t_end=0.3, n_paths=5000, seed=3)
+    _same_sgd(p, ns, X0, n_steps=4, n_paths=5000, seed=3)
+    # chunks of whole seed blocks on the device: the same numbers whatever the chunking
+    whole = ns["simulate"](X0, 0.3, 5000, 3, save_at=[0.15, 0.3])[1]
+    assert np.array_equal(ns["simulate"](X0, 0.3, 5000, 3, save_at=[0.15, 0.3], chunk_paths=100)[1], whole)
+    with pytest.raises(ValueError, match="`chunk_paths` must be a positive integer"):
+        ns["simulate"](X0, 0.3, 10, 3, chunk_paths=0)
+    # the n-point motion (one noise for all starts) and n SGD chains sharing their samples
+    _same_sde(smfsym.smf(p, order=1), ns, [X0, [0.0, 1.0, 2.0]], n_paths=50)
+    _same_sgd(p, ns, [X0, [0.0, 1.0, 2.0]], n_paths=50)
+
+
+def test_the_module_draws_another_stream_than_numpy_and_agrees_statistically(regression):
+    p, (_, ns) = regression
+    n = 8192
+    _, dev = ns["simulate_sgd"](X0, 4, n, 11)
+    ref = smfsym.simulate_sgd(p, X0, 4, 0.1, n_paths=n, seed=11)
+    assert not np.array_equal(dev, ref.states)  # Philox on the device, PCG64 on numpy
+    # 5 standard errors of the difference of two independent means (a false alarm below 1e-5 over 3 entries)
+    se = np.hypot(dev[-1].std(axis=0, ddof=1), ref.states[-1].std(axis=0, ddof=1)) / np.sqrt(n)
+    assert np.all(np.abs(dev[-1].mean(axis=0) - ref.states[-1].mean(axis=0)) < 5 * se)
+
+
+@pytest.mark.parametrize("model", ["sme1", "smf1", "smf2"])
+def test_data_set_models_with_device_data_means_bitwise(model):
+    p = _data_problem(7)
+    sde = build_model(p, model)
+    src, ns = _module(sde)
+    assert sde.noise_kind == ("matrix" if model == "sme1" else "template")
+    assert "_data0 = np.array(" in src and "_exact_mean" in src
+    _same_sde(sde, ns, [0.5])
+    _same_sde(sde, ns, [[0.5], [-1.0]], n_paths=40)
+    _same_sgd(p, ns, [0.5])
+
+
+@pytest.mark.parametrize("model", ["gf", "gf2"])
+def test_a_flow_without_noise_runs_its_deterministic_euler_bitwise(model):
+    sde = build_model(_data_problem(7), model)
+    src, ns = _module(sde)
+    assert "M = 0" in src
+    _same_sde(sde, ns, [0.5], n_paths=20)
+
+
+def test_a_large_data_set_is_bound_with_set_data_and_summed_in_row_chunks():
+    p = _data_problem(1500)  # 3000 numbers: passed in; 1500 rows are two chunks of ROWS = 1024
+    law = p.laws[0]
+    sde = build_model(p, "smf1")
+    src, ns = _module(sde)
+    assert "_data0 = None" in src and len(src) < 80_000
+    with pytest.raises(ValueError, match="call set_data"):
+        ns["simulate"]([0.5], 0.1, 10, 5)
+    ns["set_data"](_data0=law.data, _weights0=law.weights)
+    _same_sde(sde, ns, [0.5], n_paths=60)
+    _same_sgd(p, ns, [0.5], n_steps=2, n_paths=60)
+
+
+def test_every_device_sampler_of_sgd_bitwise():
+    xs = sp.symbols("x0:2")
+    u = smfsym.uniform("u", -1, 2)
+    e = smfsym.exponential("e", rate=sp.Rational(3, 2))
+    r = smfsym.rademacher("r")
+    c = smfsym.categorical("c", [0.5, 1.0, 3.0], [0.2, 0.3, 0.5])
+    g = smfsym.normal("g", 2, cov=[[1.0, 0.3], [0.3, 0.5]])
+    n = smfsym.normal("n", mean=sp.Symbol("m"), std=sp.Rational(1, 2))
+    f = (xs[0] * u - e) ** 2 / 2 + r * c * xs[1] ** 2 / 2 + g[0] * xs[0] * xs[1] + g[1] * xs[1] + n * xs[0] ** 2 / 2
+    p = smfsym.Problem(f, xs, batch_size=3)
+    src = smfsym.codegen(p, eta=0.1, values={"m": 0.25}, backend="array_api_strict")
+    assert "def simulate(" not in src and "def simulate_sgd(" in src
+    ns = {}
+    exec(compile(src, "generated.py", "exec"), ns)
+    t, st = ns["simulate_sgd"]([0.3, -0.2], 3, 200, 7)
+    ref = smfsym.simulate_sgd(p, [0.3, -0.2], 3, 0.1, n_paths=200, seed=7, values={"m": 0.25}, options=AAS)
+    assert np.all(np.isfinite(st)) and np.array_equal(st, ref.states)
+
+
+def test_blow_up_is_reported_as_smfsym_reports_it():
+    p = smfsym.Problem(x**4 / 4 - smfsym.normal("a") * x, [x])
+    _, ns = _module(p, eta=0.5)
+    with pytest.raises(FloatingPointError, match=r"non-finite state at step \d+ \(step = \d+\).*on_nonfinite='mask'"):
+        ns["simulate_sgd"]([3.0], 8, 50, 0)
+    with pytest.raises(smfsym.BlowUpError):
+        smfsym.simulate_sgd(p, [3.0], 8, 0.5, n_paths=50, seed=0, options=AAS)
+    with pytest.warns(RuntimeWarning, match="non-finite state at step"):
+        _, st = ns["simulate_sgd"]([3.0], 8, 50, 0, on_nonfinite="mask")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = smfsym.simulate_sgd(p, [3.0], 8, 0.5, n_paths=50, seed=0,
+                                  options=RunOptions(backend="array_api_strict", on_nonfinite="mask"))
+    assert np.isnan(st).any() and np.array_equal(st, ref.states, equal_nan=True)
+    # a path that stays finite but passes the threshold is lost as well
+    with pytest.raises(FloatingPointError, match=r"\|state\| > 10"):
+        ns["simulate_sgd"]([3.0], 8, 50, 0, blowup_threshold=10.0)
+
+
+def test_what_the_device_path_refuses_is_refused_naming_it():
+    p = regression_problem()
+    with pytest.raises(ValueError, match=r"`backend='array_api_strict'`: .*matrix square root.*backend='numpy'"):
+        smfsym.codegen(smfsym.sme(p, order=1), eta=0.1, backend="array_api_strict")
+    with pytest.raises(ValueError, match=r"`backend='cupy'`: .*quadrature"):
+        smfsym.codegen(smfsym.sme(smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x])), eta=0.1,
+                       backend="cupy")
+    with pytest.raises(ValueError, match=r"`backend='array_api_strict'` has no device sampler for the Gamma law of k"):
+        smfsym.codegen(smfsym.Problem((x - smfsym.gamma("k", 2)) ** 2 / 2, [x]), eta=0.1,
+                       backend="array_api_strict")
+    with pytest.raises(ValueError, match=r"`backend` must be one of \['numpy', 'cupy', 'array_api_strict'\]; "
+                                         r"got 'torch'"):
+        smfsym.codegen(p, eta=0.1, backend="torch")
+
+
+def test_numpy_stays_the_default_and_its_source_is_unchanged():
+    flow = smfsym.smf(regression_problem(), order=2)
+    src = smfsym.codegen(flow, eta=0.1)
+    assert smfsym.codegen(flow, eta=0.1, backend="numpy") == src
+    assert "array_api_strict" not in src and "cupy" not in src
+
+
+def _imports(src: str) -> set:
+    out = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            out.add((node.module or "").split(".")[0])
+    return out
+
+
+def test_the_modules_import_only_their_library_and_numpy():
+    flow = smfsym.smf(_data_problem(7), order=1)
+    assert _imports(smfsym.codegen(flow, eta=0.1, backend="array_api_strict")) == {
+        "math", "warnings", "numpy", "array_api_strict"}
+    cupy_src = smfsym.codegen(flow, eta=0.1, backend="cupy")  # written without CuPy installed
+    assert _imports(cupy_src) == {"math", "warnings", "numpy", "cupy"}
+    assert "RandomState(seed, method=106)" in cupy_src
+
+
+def test_generated_module_runs_in_a_subprocess_without_smfsym(tmp_path):
+    p = _data_problem(1500, seed=1)
+    law = p.laws[0]
+    sde = build_model(p, "smf1")
+    smfsym.codegen(sde, eta=0.1, path=tmp_path / "sim.py", backend="array_api_strict")
+    np.save(tmp_path / "data.npy", law.data)
+    np.save(tmp_path / "weights.npy", law.weights)
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["smfsym"] = None  # smfsym must not be importable here
+        import numpy as np
+        sys.path.insert(0, {str(tmp_path)!r})
+        import sim
+        sim.set_data(_data0=np.load("data.npy"), _weights0=np.load("weights.npy"))
+        t, st = sim.simulate([0.5], 0.2, 100, 8)
+        np.save("sde.npy", st)
+        t, st = sim.simulate_sgd([0.5], 2, 100, 8)
+        np.save("sgd.npy", st)
+        assert not any(m == "smfsym" or m.startswith("smfsym.") for m in sys.modules if sys.modules[m] is not None)
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env)
+    ref = smfsym.simulate(sde, [0.5], 0.2, eta=0.1, n_paths=100, seed=8, options=AAS)
+    assert np.array_equal(np.load(tmp_path / "sde.npy"), ref.states)
+    ref = smfsym.simulate_sgd(p, [0.5], 2, 0.1, n_paths=100, seed=8, options=AAS)
+    assert np.array_equal(np.load(tmp_path / "sgd.npy"), ref.states)
+
+
+def test_cli_codegen_takes_a_backend(tmp_path, capsys):
+    from smfsym.cli import main
+
+    out = tmp_path / "sim.py"
+    assert main(["codegen", "rademacher", "--eta", "0.1", "--backend", "array_api_strict", "-o", str(out)]) == 0
+    assert "on array_api_strict" in capsys.readouterr().out
+    src = out.read_text()
+    assert "import array_api_strict as xp" in src and "smfsym" not in _imports(src)
+    ns = {}
+    exec(compile(src, str(out), "exec"), ns)
+    t, st = ns["simulate"]([0.5], 0.1, 20, 1)
+    assert st.shape[:2] == (1, 20) and np.all(np.isfinite(st))
+
+
+class _FakeRandomState:
+    """cupy.random.RandomState stand-in on the host (Philox from the seed; CI has no GPU)."""
+
+    def __init__(self, seed, method):
+        assert method == 106  # cuRAND's Philox4x32-10
+        self.g = np.random.Generator(np.random.Philox(seed))
+
+    def standard_normal(self, size, dtype):
+        return self.g.standard_normal(size).astype(dtype)
+
+    def random_sample(self, size, dtype):
+        return self.g.random(size).astype(dtype)
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """A 'cupy' made of numpy, so the cupy module's own code (seeding, host copies, namespace) runs on the CPU
+    for smfsym's CupyBackend and the generated module alike; smfsym's compile cache is emptied afterwards."""
+    import types
+
+    fake = types.ModuleType("cupy")
+    fake.__getattr__ = lambda name: getattr(np, name)
+    fake.asnumpy = np.asarray
+    fake.random = types.SimpleNamespace(RandomState=_FakeRandomState)
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1,
+                                                                    memGetInfo=lambda: (2**32, 2**34)))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    yield fake
+    smfsym.simulation.sde.cache_clear()
+
+
+def test_the_cupy_module_mirrors_smfsyms_cupy_path(fake_cupy):
+    p = _data_problem(7)
+    cupy = RunOptions(backend="cupy")
+    for sde in (build_model(p, "smf1"), build_model(p, "sme1")):
+        ns = {}
+        exec(compile(smfsym.codegen(sde, eta=0.1, backend="cupy"), "generated_cupy.py", "exec"), ns)
+        t, st = ns["simulate"]([0.5], 0.2, 300, 4, save_at=[0.1, 0.2])
+        ref = smfsym.simulate(sde, [0.5], 0.2, eta=0.1, n_paths=300, seed=4, save_at=[0.1, 0.2], options=cupy)
+        assert np.all(np.isfinite(st)) and np.array_equal(st, ref.states)
+    t, st = ns["simulate_sgd"]([0.5], 3, 300, 4)
+    ref = smfsym.simulate_sgd(p, [0.5], 3, 0.1, n_paths=300, seed=4, options=cupy)
+    assert np.array_equal(st, ref.states)
+    # and the streams are not array_api_strict's (seeded from the block's SeedSequence state, not the sequence)
+    _, aas = _module(p)
+    assert not np.array_equal(aas["simulate_sgd"]([0.5], 3, 300, 4)[1], st)
+
+
+def test_hostile_symbol_names_cannot_inject_code(tmp_path):
+    marker = tmp_path / "pwned"
+    xe = sp.Symbol(f'x"""\nimport os; os.system("touch {marker}") #')
+    ae = smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    Z, = smfsym.empirical(np.linspace(-1, 1, 5)[:, None], "z")
+    src, ns = _module(build_model(smfsym.Problem((xe - Z) ** 2 / 2 + xe**4 / 4, [xe]), "smf1"))
+    src2, ns2 = _module(smfsym.Problem((xe - ae) ** 2 / 2, [xe]))
+    assert "touch" in src and "touch" in src2  # the names are printed (in docstrings), defused
+    ns["simulate"]([1.0], 0.05, 4, 0)
+    ns2["simulate_sgd"]([1.0], 1, 4, 0)
+    assert not marker.exists()
