@@ -257,3 +257,15 @@ def test_device_dataset_weak2_local_error_has_order_three():
                     - (taylor[0] + h * taylor[1] + h**2 / 2 * taylor[2])) for h in hs]
         slope = np.polyfit(np.log(hs), np.log(errs), 1)[0]
         assert abs(slope - 3) < 0.3, (phi, slope, errs)
+
+
+def test_cupy_names_fill_matrix_transpose():
+    """CuPy 13 has no ``matrix_transpose`` (the root's V^T): the namespace wrapper fills it from ``swapaxes``."""
+    import types
+
+    from smfsym.backends import _ArrayAPINames
+
+    mod = types.ModuleType("cupy_like")
+    mod.swapaxes = np.swapaxes
+    A = np.arange(12.0).reshape(2, 2, 3)
+    np.testing.assert_array_equal(_ArrayAPINames(mod).matrix_transpose(A), np.swapaxes(A, -1, -2))
