@@ -129,13 +129,15 @@ class DeviceSDE:
         """Symmetric square root of Sigma ``S`` (..., d, d) on the device, as numpy's
         :meth:`NumericSDE.sqrt_sigma`: a batched eigh, eigenvalues down to -1e-8 times the largest clipped to
         0, a clearly negative one a FloatingPointError, a non-finite Sigma a NaN root (the driver then
-        reports the path as lost) instead of eigh failing on it."""
+        reports the path as lost) instead of eigh failing on it. In float32 the clipping bound is 64 rounding
+        units of the largest eigenvalue where that is above 1e-8 (eigh's own error is of that size)."""
         xp = self.xp
         finite = xp.all(xp.isfinite(S), axis=(-2, -1))
         fin = xp.reshape(finite, tuple(finite.shape) + (1, 1))
         lam, V = xp.linalg.eigh(xp.where(fin, S, 0.0))
         scale = xp.max(xp.abs(lam), axis=-1, keepdims=True)
-        neg = lam < -1e-8 * xp.maximum(scale, 1e-300)
+        tol = max(1e-8, 64 * float(xp.finfo(lam.dtype).eps))  # 1e-8 in float64, as numpy's
+        neg = lam < -tol * xp.maximum(scale, 1e-300)
         if bool(xp.any(neg)):  # one host copy per step (CuPy's batched eigh synchronises for its info too)
             raise FloatingPointError(
                 f"Sigma(x) has clearly negative eigenvalues (min {float(xp.min(lam)):.3g}) at some state: "
