@@ -11,7 +11,7 @@ Supported: explicit-matrix noise (Euler, weak2 and tamed Euler), data-set noise 
 Euler and weak2, the data-set sums in row chunks of ``ROWS`` as numpy's general path) and the SME's matrix
 square root sqrt(eta) Sigma(x)^{1/2} (Euler and tamed Euler; numpy refuses weak2 there too: the root is
 not differentiable where Sigma is singular). The root is numpy's: a batched ``xp.linalg.eigh`` per path,
-eigenvalues within 1e-8 of the largest below zero clipped, clearly negative ones a FloatingPointError
+eigenvalues down to -1e-8 times the largest |eigenvalue| clipped to 0, clearly negative ones a FloatingPointError
 (one scalar comes back to the host per step for that check), a non-finite Sigma a NaN noise that the
 driver reports as a lost path. Data means over data sets and finite laws are exact sums on the device;
 quadrature means over continuous laws are refused with a ValueError naming the back end.
@@ -129,8 +129,8 @@ class DeviceSDE:
         """Symmetric square root of Sigma ``S`` (..., d, d) on the device, as numpy's
         :meth:`NumericSDE.sqrt_sigma`: a batched eigh, eigenvalues down to -1e-8 times the largest clipped to
         0, a clearly negative one a FloatingPointError, a non-finite Sigma a NaN root (the driver then
-        reports the path as lost) instead of eigh failing on it. In float32 the clipping bound is 64 rounding
-        units of the largest eigenvalue where that is above 1e-8 (eigh's own error is of that size)."""
+        reports the path as lost) instead of eigh failing on it. The bound is max(1e-8, 64 eps) times the
+        largest |eigenvalue|: numpy's 1e-8 in float64, 64 eps (7.6e-6, the size of eigh's own rounding) in float32."""
         xp = self.xp
         finite = xp.all(xp.isfinite(S), axis=(-2, -1))
         fin = xp.reshape(finite, tuple(finite.shape) + (1, 1))

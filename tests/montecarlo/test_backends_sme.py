@@ -189,7 +189,7 @@ def test_a_non_psd_sigma_is_refused_as_on_numpy():
     sde = root_sde(lambda x0: [[1, x0], [x0, 1]])
     for b in ("numpy", AAS):
         for mode in ("raise", "mask"):
-            with pytest.raises(FloatingPointError, match=r"clearly negative eigenvalues \(min -1\) .* not a covariance"):
+            with pytest.raises(FloatingPointError, match=r"negative eigenvalues \(min -1\) .* not a covariance"):
                 smfsym.simulate(sde, [2.0, 0.0], 0.2, dt=0.05, n_paths=100, seed=1,
                                 options=RunOptions(backend=b, on_nonfinite=mode))
 
