@@ -130,7 +130,25 @@ class DeviceSDE:
         :meth:`NumericSDE.sqrt_sigma`: a batched eigh, eigenvalues down to -1e-8 times the largest clipped to
         0, a clearly negative one a FloatingPointError, a non-finite Sigma a NaN root (the driver then
         reports the path as lost) instead of eigh failing on it. The bound is max(1e-8, 64 eps) times the
-        largest |eigenvalue|: numpy's 1e-8 in float64, 64 eps (7.6e-6, the size of eigh's own rounding) in float32."""
+        largest |eigenvalue|: numpy's 1e-8 in float64, 64 eps (7.6e-6, the size of eigh's own rounding) in float32.
+
+        Examples
+        --------
+        >>> import sympy as sp, smfsym
+        >>> from smfsym.backends import get_backend
+        >>> from smfsym.symbolic.sde import MatrixSqrt
+        >>> x, y = sp.symbols("x y")
+        >>> S = sp.Matrix([[2, x], [x, 2]])
+        >>> sde = smfsym.SDE([0, 0], MatrixSqrt(S, sp.Integer(1)), [x, y])
+        >>> b = get_backend("array_api_strict")
+        >>> R = DeviceSDE(NumericSDE(sde), b).root(b.asarray([[[2.0, 1.0], [1.0, 2.0]]]))
+        >>> np.round(b.to_numpy(R @ R), 12).tolist()
+        [[[2.0, 1.0], [1.0, 2.0]]]
+        >>> DeviceSDE(NumericSDE(sde), b).root(b.asarray([[[1.0, 2.0], [2.0, 1.0]]]))
+        Traceback (most recent call last):
+        ...
+        FloatingPointError: Sigma(x) has clearly negative eigenvalues (min -1) at some state: it is not a covariance there (backend 'array_api_strict').
+        """
         xp = self.xp
         finite = xp.all(xp.isfinite(S), axis=(-2, -1))
         fin = xp.reshape(finite, tuple(finite.shape) + (1, 1))
