@@ -222,10 +222,12 @@ class ArrayApiStrictBackend(Backend):
 
 class _ArrayAPINames:
     """A numpy-like module (CuPy 13) with the Array API names it lacks filled in from its own functions
-    (``concat``, ``permute_dims``, ``astype``, ``bool``, ``pow``); every other name is the module's."""
+    (``concat``, ``permute_dims``, ``astype``, ``bool``, ``pow``, ``matrix_transpose``); every other name is the
+    module's."""
 
     _FILL = {"concat": lambda m: m.concatenate, "permute_dims": lambda m: m.transpose, "bool": lambda m: m.bool_,
-             "pow": lambda m: m.power, "astype": lambda m: _astype}
+             "pow": lambda m: m.power, "astype": lambda m: _astype,
+             "matrix_transpose": lambda m: (lambda x: m.swapaxes(x, -1, -2))}
 
     def __init__(self, module):
         self._module = module

@@ -422,11 +422,22 @@ class NumericSDE:
 
     @cached_property
     def _dataset_weak2(self):
+        """The weak order-2 terms of data-set noise (:attr:`_dataset_weak2_exprs`) compiled for numpy: the
+        hoisted plan of the row-free terms and the per-row parts r, D_v r, D^2_w r."""
+        E = self._dataset_weak2_exprs
+        plan = HoistedExprs(E["terms"], self.x, self.values)
+        rows = [CompiledExprs(e, s, self.values, E["data"]) for e, s in E["rows"]]
+        return plan, rows
+
+    @cached_property
+    def _dataset_weak2_exprs(self) -> dict:
         """Symbolic terms of the weak order-2 step for data-set noise sigma(x) u = scale sum_i
         sqrt(w_i) u_i c(x, xi_i), c = C0(x) + r(x, xi) (docs/theory.md §3): the drift terms, the
         row-free parts C0, D_v C0, D^2_w C0 and the Ito-Stratonovich vector
         sum_i D_{sigma_i} sigma_i = scale^2 E[(D c) c] as data means (a data-set sum too), and the
-        per-row parts r, D_v r, D^2_w r."""
+        per-row parts r, D_v r, D^2_w r: ``terms`` (for a :class:`HoistedExprs`), ``rows`` (expressions,
+        state symbols) and the ``data`` symbols (compiled for numpy by :attr:`_dataset_weak2`, for an array
+        back end by :class:`~smfsym.numerics.device_sde.DeviceSDE`)."""
         bad = self.sde.nondifferentiable()
         if bad:
             raise ValueError(
@@ -456,12 +467,9 @@ class NumericSDE:
         da, d2a = _first_second(self.drift_exprs, x, v, w)
         dc0, d2c0 = _first_second(c0, x, v, w)
         r1, r2 = _first_second(r, x, v, w)
-        plan = HoistedExprs({"drift": (self.drift_exprs, ()), "ito": (ito, ()), "da": (da, v), "d2a": (d2a, w),
-                             "c0": (c0, ()), "dc0": (dc0, v), "d2c0": (d2c0, w)}, x, self.values)
-        syms = law.symbols
-        rows = [CompiledExprs(r, x, self.values, syms), CompiledExprs(r1, x + v, self.values, syms),
-                CompiledExprs(r2, x + w, self.values, syms)]
-        return plan, rows
+        terms = {"drift": (self.drift_exprs, ()), "ito": (ito, ()), "da": (da, v), "d2a": (d2a, w),
+                 "c0": (c0, ()), "dc0": (dc0, v), "d2c0": (d2c0, w)}
+        return {"terms": terms, "rows": [(r, x), (r1, x + v), (r2, x + w)], "data": law.symbols}
 
     @property
     def dataset_weak2_plan(self) -> HoistedExprs:

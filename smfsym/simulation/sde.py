@@ -302,7 +302,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         ``save_at=smfsym.SaveAt(at=..., functions=..., store=...)``. The settings as keywords
         are still accepted for one release, with a ``DeprecationWarning``. ``RunOptions(backend="cupy")``
         runs on an NVIDIA GPU (:mod:`smfsym.backends`; "euler", "weak2" and "tamed" on explicit noise
-        columns, "euler" on a data set): ``functions`` then receive the back end's arrays (write them
+        columns, "euler" and "weak2" on a data set, "euler" and "tamed" with the SME's numeric root): ``functions`` then receive the back end's arrays (write them
         with array operators).
     functions : mapping name -> callable, optional
         Statistics streamed at every saved time: ``f(states)`` with states of shape

@@ -117,3 +117,30 @@ def test_generated_cupy_module_reproduces_smfsym_on_the_gpu(problem, flow, tmp_p
     ref = smfsym.simulate_sgd(problem, [1.0, 0.5, -0.5], 4, 0.1, n_paths=5000, seed=3, save_at=[2, 4],
                               options=RunOptions(backend="cupy"))
     assert np.array_equal(st, ref.states)
+
+
+@pytest.mark.parametrize("order,scheme,increments", [(1, "euler", "gaussian"), (2, "tamed", "discrete")])
+def test_sme_with_the_numeric_root_on_the_gpu_agrees_with_numpy(problem, order, scheme, increments):
+    """The SME's noise sqrt(eta) Sigma(x)^{1/2} by CuPy's batched eigh (tests/montecarlo/test_backends_sme.py)."""
+    sme = smfsym.sme(problem, order=order)
+    assert sme.noise_kind == "sqrt"
+    dev = run_smf(sme, "cupy", scheme, increments, n_paths=50_000)
+    assert dev.success and dev.extra["backend"] == "cupy"
+    z = zscores(run_smf(sme, "numpy", scheme, increments, n_paths=50_000), dev)
+    assert z.max() < Z_MAX, z
+
+
+def test_dataset_weak2_on_the_gpu_agrees_with_numpy():
+    from smfsym import SaveAt
+    from backend_cases import square
+
+    rng = np.random.default_rng(0)
+    data = np.column_stack([rng.normal(size=(200, 2)), rng.choice([-1.0, 1.0], 200)])
+    z0, z1, y = smfsym.empirical(data, ["z0", "z1", "y"])
+    x = sp.symbols("x0:2")
+    flow = smfsym.smf(smfsym.Problem(sp.log(1 + sp.exp(-y * (x[0] * z0 + x[1] * z1))), x), order=1)
+    runs = [smfsym.simulate(flow, x0=[0.5, -0.5], t_end=0.4, eta=0.2, dt=0.1, n_paths=50_000, seed=1, scheme="weak2",
+                            save_at=SaveAt(at=[0.2, 0.4], functions={"sq": square}, store=False),
+                            options=RunOptions(backend=b)) for b in ("numpy", "cupy")]
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
