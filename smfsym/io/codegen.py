@@ -106,8 +106,20 @@ def _ucols(U, X):
     return [U[(slice(None), k) + (None,) * extra] for k in range(U.shape[1])]
 
 
-def _run(x0, n_paths, seed, steps, index, step):
-    """Drive step(X, h, gens, sizes) over the step sizes, saving after the steps in ``index``."""
+class BlowUpError(FloatingPointError):
+    """A path's state left |x| <= blowup_threshold (or stopped being finite)."""
+
+
+def _run(x0, n_paths, seed, steps, index, step, on_nonfinite="raise", blowup_threshold=1e100, label="t",
+         time_of=float):
+    """Drive step(X, h, gens, sizes) over the step sizes, saving after the steps in ``index``.
+
+    A path whose state leaves |x| <= blowup_threshold (or is not finite) is reported: BlowUpError with
+    on_nonfinite="raise" (the default), NaN in the returned states and a RuntimeWarning with "mask".
+    """
+    if on_nonfinite not in ("raise", "mask"):
+        raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {{on_nonfinite!r}}.")
+    bound = float(blowup_threshold)
     x0 = np.asarray(x0, dtype=float)
     n_blocks = -(-n_paths // BLOCK)
     sizes = [min(BLOCK, n_paths - b * BLOCK) for b in range(n_blocks)]
@@ -115,15 +127,30 @@ def _run(x0, n_paths, seed, steps, index, step):
     gens = block_generators(ss, 0, n_blocks)
     X = np.broadcast_to(x0, (n_paths,) + x0.shape).copy()
     states = np.empty((len(index), n_paths) + x0.shape)
+    lost = np.zeros(n_paths, dtype=bool)
+    first = None
     si = 0
     while si < len(index) and index[si] == 0:
         states[si] = X
         si += 1
     for n, h in enumerate(steps, start=1):
-        X = step(X, h, gens, sizes)
+        with np.errstate(all="ignore"):  # a lost path is reported below, by step and share
+            X = step(X, h, gens, sizes)
+            bad = ~np.all(np.abs(X.reshape(n_paths, -1)) <= bound, axis=1) & ~lost
+        if bad.any():
+            msg = (f"non-finite state at step {{n}} ({{label}} = {{time_of(n):.6g}}) in {{int(bad.sum())}} of "
+                   f"{{n_paths}} paths (|state| > {{bound:.3g}} counts as non-finite)")
+            if on_nonfinite == "raise":
+                raise BlowUpError(msg + "; reduce the step or pass on_nonfinite='mask' to drop those paths.")
+            first = first or msg
+            lost |= bad
+            X[bad] = np.nan
         while si < len(index) and index[si] == n:
             states[si] = X
             si += 1
+    if first is not None:
+        warnings.warn(f"{{int(lost.sum())}} of {{n_paths}} paths lost, the first at {{first}}: they are NaN in the "
+                      "returned states.", RuntimeWarning, stacklevel=3)
     return states
 '''
 
@@ -391,10 +418,11 @@ def euler_step(X, dt, Z):
     return out
 
 
-def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None):
+def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100):
     """Euler-Maruyama paths: (times, states of shape (n_times, n_paths, [n_points,] D)).
 
-    An (n, D) x0 runs the n-point motion (one noise for all points).
+    An (n, D) x0 runs the n-point motion (one noise for all points). A path beyond ``blowup_threshold``
+    (or not finite) raises BlowUpError, or with on_nonfinite="mask" is NaN (and a RuntimeWarning says how many).
     """
     saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
     steps, index, times = grid(saves, float(dt))
@@ -403,7 +431,8 @@ def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None):
         Z = draw_normal(gens, sizes, (1, M)) if M else np.zeros((X.shape[0], 1, 0))
         return euler_step(X, h, Z)
 
-    return times, _run(x0, n_paths, seed, steps, index, step)
+    return times, _run(x0, n_paths, seed, steps, index, step, on_nonfinite, blowup_threshold, "t",
+                       lambda n: float(np.sum(steps[:n])))
 '''
 
 
@@ -538,11 +567,12 @@ def sgd_step(X, gens, sizes, eta=ETA):
     return X - eta * g
 
 
-def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA):
-    """SGD chains: (times, states of shape (n_times, n_paths, [n_points,] DIM))."""
+def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA, on_nonfinite="raise", blowup_threshold=1e100):
+    """SGD chains: (times, states of shape (n_times, n_paths, [n_points,] DIM)); blow-up as in ``simulate``."""
     idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
     states = _run(x0, n_paths, seed, np.full(n_steps, eta), idx,
-                  lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta))
+                  lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta), on_nonfinite, blowup_threshold, "step",
+                  float)
     return np.array(idx) * eta, states
 '''
 

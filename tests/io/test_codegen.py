@@ -172,3 +172,29 @@ def test_hostile_symbol_names_cannot_inject_code(tmp_path):
     ns["simulate"]([1.0], 0.05, 4, 0)
     ns["simulate_sgd"]([1.0], 1, 4, 0)
     assert not marker.exists()
+
+
+def test_numpy_module_reports_blow_up_as_smfsym_does():
+    """The numpy module checks every step as smfsym's driver does: BlowUpError naming the step and share of
+    paths (a FloatingPointError), or with on_nonfinite="mask" the lost paths NaN and a RuntimeWarning; the
+    finite paths are smfsym's numbers either way."""
+    p = smfsym.Problem(x**4 / 4 - smfsym.normal("a") * x, [x])
+    _, ns = _module(p, eta=0.5)
+    with pytest.raises(FloatingPointError, match=r"non-finite state at step \d+ \(step = \d+\) in \d+ of 50 paths"):
+        ns["simulate_sgd"]([3.0], 8, 50, 0)
+    with pytest.warns(RuntimeWarning, match=r"\d+ of 50 paths lost, the first at non-finite state at step"):
+        _, st = ns["simulate_sgd"]([2.0], 8, 50, 0, on_nonfinite="mask")
+    ref = smfsym.simulate_sgd(p, [2.0], 8, 0.5, n_paths=50, seed=0,
+                              options=smfsym.RunOptions(on_nonfinite="mask"), save_at=[8])
+    # from x0 = 2 some paths (19 of 50 with this seed) pass eta x^2 > 2 and diverge, the others converge
+    lost = np.isnan(st[-1, :, 0])
+    assert 0 < lost.sum() < 50 and np.array_equal(lost, ~np.isfinite(ref.states[-1, :, 0]))
+    np.testing.assert_allclose(st[-1, ~lost], ref.states[-1, ~lost], rtol=RTOL)
+    with pytest.raises(FloatingPointError, match=r"\|state\| > 10"):
+        ns["simulate_sgd"]([3.0], 8, 50, 0, blowup_threshold=10.0)
+    flow = smfsym.smf(p, order=1)
+    _, ns = _module(flow, eta=0.5)
+    with pytest.raises(FloatingPointError, match=r"non-finite state at step \d+ \(t = [\d.]+\)"):
+        ns["simulate"]([3.0], 4.0, 50, 0, dt=0.5)
+    with pytest.raises(ValueError, match="`on_nonfinite` must be 'raise' or 'mask'"):
+        ns["simulate"]([3.0], 1.0, 50, 0, on_nonfinite="ignore")
