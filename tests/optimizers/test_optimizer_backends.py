@@ -269,3 +269,30 @@ def test_command_line_checks_a_shipped_optimizer_spec_on_the_backend(name, etas,
     assert summary["method"] == "montecarlo" and len(summary["rows"]) == 2
     assert all(r["method"].startswith("montecarlo (euler, dt=") for r in summary["rows"]), summary["rows"]
     assert json.loads((out / "weak_error.json").read_text())["fields"]["meta"]["backend"] == AAS
+
+
+# -- piecewise schedules (sympy prints a Piecewise with numpy's select and logical_and.reduce)
+
+def test_piecewise_expressions_evaluate_on_the_backend():
+    from smfsym.backends import get_backend
+    from smfsym.symbolic.lambdify import CompiledExprs
+
+    t = sp.Symbol("t")
+    u = sp.Piecewise((1, t < sp.Rational(1, 4)), (2 * x, (t < 1) & (x > 0)), (3 * x, (t < 2) | (x < -5)),
+                     (sp.Rational(1, 16), True))
+    ts, xs = np.array([0.1, 0.5, 0.5, 1.5, 3.0, 3.0]), np.array([1.0, 2.0, -1.0, -1.0, -6.0, 1.0])
+    host = CompiledExprs([u * x], (t, x), {}).evaluate_list([ts, xs])[0]
+    b = get_backend(AAS)
+    dev = CompiledExprs([u * x], (t, x), {}, backend=b).evaluate_list([b.asarray(ts), b.asarray(xs)], mean_vals=[],
+                                                                      shape=(6,))[0]
+    assert b.to_numpy(dev).tolist() == host.tolist() == [1.0, 8.0, 3.0, 3.0, 108.0, 1 / 16]
+
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_step_decay_schedule_agrees_with_numpy():
+    from smfsym.optimizers import step_decay
+
+    kw = dict(models=["smf2"], n_paths=4096, seed=5, numerics=MC)
+    ref, dev = (schedule_weak_error(_problem(), step_decay(0.5, 0.25), x**2, [1.0], 0.5, [0.125, 0.0625],
+                                    options=_opts(b), **kw) for b in ("numpy", AAS))
+    _agree(ref, dev)
