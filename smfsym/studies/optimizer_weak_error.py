@@ -422,6 +422,12 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     Exact when the moments close (see the module docstring), Monte Carlo otherwise. SGD runs
     k = round(t_end / eta) steps; models are compared at t = k eta.
 
+    ``numerics`` (a :class:`~smfsym.Numerics`): ``method``, and for the Monte Carlo the models' ``scheme``
+    and ``increments`` (their defaults: weak order 2 where it applies, with its discrete increments),
+    ``dt_fraction`` and ``resolve``. ``options`` (a :class:`~smfsym.RunOptions`): ``progress``,
+    ``executor`` and ``backend`` (SGD's and the models' runs on an array back end, :mod:`smfsym.backends`;
+    exact moments run nothing there).
+
     Examples
     --------
     >>> import sympy as sp, smfsym
@@ -557,7 +563,8 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     sqrt(eta) = 0, or the models' whole state (x, P) (2d,): P held fixed across the etas so that every
     eta approximates the same continuous problem (SGD starts from v_0 = sqrt(eta) P). The keywords
     ``lam``, ``nesterov``, ``noise_correction`` and ``p0`` still work for one release (a
-    ``DeprecationWarning``, the same numbers).
+    ``DeprecationWarning``, the same numbers). ``numerics`` and ``options`` as for :func:`schedule_weak_error`
+    (``RunOptions(backend=...)`` runs momentum SGD and the models on an array back end).
 
     Examples
     --------
