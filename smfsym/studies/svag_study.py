@@ -103,6 +103,11 @@ def _sme_reference(umap, z0, t_end, eta, f, n_paths, seed, vals, dt_fraction, ru
                                  options=run)
     except BlowUpError as exc:
         raise with_context(exc, f"the SME of {umap.name}") from None
+    except ValueError as exc:
+        if get_backend(run.backend).name == "numpy" or "backend" not in str(exc):
+            raise
+        raise ValueError(f"svag_study's reference, the SME of {umap.name}: {exc} Or give `reference=(value, se)`: "
+                         "SVAG itself runs on the back end.") from None
     return cr["value"], cr["se"]
 
 

@@ -203,6 +203,17 @@ def test_svag_and_scaling_studies_give_the_same_numbers_in_any_chunking(monkeypa
     _rows_equal(whole[1], blocks[1], ("value", "se"))
 
 
+def test_svag_study_of_rmsprop_on_the_backend_needs_its_reference_given():
+    """RMSprop's SME has a matrix square root, which the device does not run: refused naming the study's
+    reference; with the reference given, SVAG of RMSprop runs there."""
+    args = (rmsprop(_problem()), x**2, [1.0, 1.0], 0.5, 0.125)
+    with pytest.raises(ValueError, match=r"svag_study's reference, the SME of rmsprop: `backend='array_api_strict'`"
+                                         r".*matrix square root.*`reference=\(value, se\)`"):
+        svag_study(*args, ls=[2, 4], n_paths=64, options=_opts(AAS))
+    st = svag_study(*args, ls=[2, 4], reference=(0.5, 0.0), n_paths=4096, options=_opts(AAS))
+    assert st.meta["backend"] == AAS and [r["l"] for r in st.rows] == [2, 4]
+
+
 def test_progress_keyword_still_works_and_options_take_the_backend():
     with pytest.warns(DeprecationWarning, match=r"svag_study\(progress=...\): run settings go in"):
         svag_study(_sgd_problem(), x, [1.0], 1.0, 0.5, ls=[1, 2], reference=(0.5, 0.0), n_paths=64, progress=False)
