@@ -135,7 +135,8 @@ xs = sp.Symbol("x")
 noisy = smfsym.Problem((xs - smfsym.normal("n", std=8)) ** 2 / 2, [xs])
 scal = scaling_rule_study(noisy, xs**2, [1.0], 1.0, optimizer="rmsprop", eta=1 / 16,
                           hyper={"beta": 1 - 1 / 256, "eps": 8.0}, ks=[1, 4, 16],
-                          n_paths=50_000 if FAST else 200_000, seed=3, progress=False)
+                          n_paths=50_000 if FAST else 200_000, seed=3,
+                          options=smfsym.RunOptions(progress=False))
 scal
 
 # %%
@@ -162,7 +163,7 @@ results["scaling_shift_in_se"] = shifts
 # %%
 ou = smfsym.Problem((xs - smfsym.normal("n")) ** 2 / 2, [xs])
 sv = svag_study(ou, xs, [1.0], 1.0, 0.5, ls=[1, 2, 4, 8], reference=(float(np.exp(-1)), 0.0),
-                n_paths=50_000 if FAST else 400_000, seed=4, progress=False)
+                n_paths=50_000 if FAST else 400_000, seed=4, options=smfsym.RunOptions(progress=False))
 sv
 
 # %%

@@ -49,11 +49,14 @@ class _Namespace:
                 "arccosh": "acosh", "arctanh": "atanh", "power": "pow", "amax": "max", "amin": "min",
                 "absolute": "abs"}
 
-    def __init__(self, xp):
-        self._xp = xp
+    def __init__(self, xp, dtype=None):
+        self._xp, self._dtype = xp, dtype
 
     def __getattr__(self, name):
         xp = self._xp
+        if name in _PIECEWISE:  # sympy prints Piecewise with numpy's select and logical_and.reduce
+            fn = self.__dict__[name] = _PIECEWISE[name](xp, self._dtype)
+            return fn
         fn = getattr(xp, name, None)
         if fn is None and self._ALIASES.get(name) is not None:
             fn = getattr(xp, self._ALIASES[name], None)
@@ -65,6 +68,46 @@ class _Namespace:
             return fn
         raise AttributeError(f"the array namespace {getattr(xp, '__name__', xp)!r} has no {name!r}: this "
                              "expression cannot be evaluated on this back end")
+
+
+class _Reducible:
+    """``numpy.logical_and`` / ``logical_or`` as sympy prints them: called on two operands, or ``.reduce``
+    over a tuple of conditions (a Piecewise's ``&`` and ``|``)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, a, b):
+        return self.fn(a, b)
+
+    def reduce(self, items):
+        items = list(items)
+        out = items[0]
+        for item in items[1:]:
+            out = self.fn(out, item)
+        return out
+
+
+def _select(xp, dtype):
+    """``numpy.select(condlist, choicelist, default)`` (how sympy prints a Piecewise) with the namespace's
+    ``where`` only: the first true condition's choice, element by element; a literal True ends the list."""
+
+    def select(condlist, choicelist, default=float("nan")):
+        out = default
+        for cond, choice in reversed(list(zip(condlist, choicelist))):
+            if isinstance(cond, (bool, np.bool_, int, float)):  # a constant condition (host numbers: 1.0 or 0.0)
+                out = choice if cond else out
+                continue
+            if isinstance(choice, (int, float)) and isinstance(out, (int, float)):
+                choice = xp.zeros_like(cond, dtype=xp.float64 if dtype is None else dtype) + float(choice)
+            out = xp.where(cond, choice, out)
+        return out
+
+    return select
+
+
+_PIECEWISE = {"select": _select, "logical_and": lambda xp, dtype: _Reducible(xp.logical_and),
+              "logical_or": lambda xp, dtype: _Reducible(xp.logical_or)}
 
 
 def _scalars_on_host(fn, host):
@@ -136,7 +179,7 @@ class Backend:
     @property
     def lambdify_modules(self) -> list:
         """``modules=`` for ``sympy.lambdify`` with sympy's numpy printer: ``numpy.f`` resolves to ``xp.f``."""
-        return [{"numpy": _Namespace(self.xp)}]
+        return [{"numpy": _Namespace(self.xp, self.dtype)}]
 
     #: the device arrays are made on (None: the namespace's default)
     device_obj = None

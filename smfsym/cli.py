@@ -341,8 +341,9 @@ def _check_cost(spec, c: dict, args) -> None:
 
 
 def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False, backend: str = "numpy") -> dict:
-    """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON; on the
-    array back end ``backend`` (``--backend``; the optimizer studies run on numpy only)."""
+    """The weak-error (and multi-point) study of [check]: text, standalone LaTeX, figure, JSON; its Monte Carlo
+    on the array back end ``backend`` (``--backend``; every optimizer's study, schedules and momentum included;
+    exact moments run no Monte Carlo)."""
     from .symbolic.latex import standalone_table
     from .montecarlo.options import RunOptions
     from .studies import multipoint

@@ -41,7 +41,8 @@ from ..simulation.sde import check_save_at, prepare_x0
 from ..symbolic.models import default_eta
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt
-from .update_map import UpdateMapTask
+from ..backends import get_backend
+from .update_map import DeviceUpdateMapStep, UpdateMapTask
 
 __all__ = ["RegimeMap", "malladi_rmsprop", "malladi_adam", "noisy_sgd", "simulate_regime", "SkewnessWarning"]
 
@@ -290,7 +291,9 @@ def simulate_regime(rmap: RegimeMap, z0, n_steps: int, eta: float, *, n_paths: i
 
     ``result.t`` is step * eta**time_power (the SDE's time). ``save_at`` holds step numbers (or a
     :class:`~smfsym.SaveAt` of them). Blow-ups raise :class:`smfsym.BlowUpError` (or are masked and
-    counted with ``RunOptions(on_nonfinite="mask")``), never returned as NaN.
+    counted with ``RunOptions(on_nonfinite="mask")``), never returned as NaN. ``RunOptions(backend=...)``
+    runs the steps on an array back end (:mod:`smfsym.backends`; the samples are drawn there), as
+    :func:`smfsym.simulate_update_map` does.
 
     Examples
     --------
@@ -304,7 +307,8 @@ def simulate_regime(rmap: RegimeMap, z0, n_steps: int, eta: float, *, n_paths: i
     (chunk_size, max_memory, _, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_regime", options, save_at, {},
                            supported=("chunk_size", "max_memory", "on_nonfinite", "blowup_threshold", "executor",
-                                      "progress"))
+                                      "progress"), backends=True)
+    backend = get_backend(options.backend if options is not None else "numpy")
     if not isinstance(rmap, RegimeMap):
         raise TypeError(f"`rmap` must be a smfsym RegimeMap (e.g. malladi_rmsprop(problem)); got "
                         f"{type(rmap).__name__}.")
@@ -322,12 +326,14 @@ def simulate_regime(rmap: RegimeMap, z0, n_steps: int, eta: float, *, n_paths: i
     h = rmap.step_time(eta)
     task = UpdateMapTask(rmap, eta, vals)
     step = task.build()
+    if backend.name != "numpy":  # the same update, lambdified for the back end; samples drawn on the device
+        step = DeviceUpdateMapStep(rmap, eta, vals, backend)
     grid = StepGrid.uniform(n_steps, h, idx)
     per_path = 8 * 8 * (len(rmap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=rmap.name, dt_label=h,
               time_label="step", step_times=float, task=task, per_path_bytes=per_path)
     opts = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress, max_memory=max_memory,
-                      blowup_threshold=blowup_threshold, executor=executor)
+                      blowup_threshold=blowup_threshold, executor=executor, backend=backend)
     res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store), options=opts)
     res.extra.update(steps=np.array(idx), eta=eta)
     return res

@@ -29,6 +29,7 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
+from ..backends import get_backend
 from ..data.samplers import samplers_for
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..montecarlo.driver import Job, Paths, run
@@ -36,6 +37,7 @@ from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
+from ..simulation.device_sgd import _DeviceSampler
 from ..simulation.sde import prepare_x0
 from ..symbolic.lambdify import CompiledExprs
 from ..symbolic.problem import Problem
@@ -86,6 +88,36 @@ class SvagStep:
         return self.update.evaluate(list(np.moveaxis(X, -1, 0)), cols)
 
 
+class DeviceSvagStep:
+    """:class:`SvagStep` on an array back end (:mod:`smfsym.backends`): the two independent samples of a step
+    drawn on the device from each seed block's stream (xi, then xi'), the update lambdified for the back end."""
+
+    def __init__(self, umap: UpdateMap, h: float, l: int, values: Mapping, backend):
+        self.backend, self.xp = backend, backend.xp
+        self.samplers = [_DeviceSampler(law, values, backend) for law in umap.problem.laws]
+        first = [s for smp in self.samplers for s in smp.symbols]
+        second = [sp.Symbol(f"_svag_{s.name}") for s in first]
+        wp, wm = svag_weights(l)
+        A2 = umap.A.xreplace(dict(zip(first, second)))
+        k = sp.Float(h / l)
+        new = [z + k * (sp.Float(wp) * a1 + sp.Float(wm) * a2) for z, a1, a2 in zip(umap.state, umap.A, A2)]
+        self.update = CompiledExprs(new, umap.state, dict(values), first + second, backend=backend)
+
+    def _draw(self, gens, sizes, ndim: int) -> list:
+        xp, cols = self.xp, []
+        for smp in self.samplers:
+            parts = [smp(g, s, 1) for g, s in zip(gens, sizes)]  # (k, s, 1) each
+            arr = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+            cols += [arr[j, :, 0] if ndim == 2 else arr[j, ...] for j in range(arr.shape[0])]  # (P,) or (P, 1)
+        return cols
+
+    def __call__(self, X, h, gens, sizes):
+        cols = self._draw(gens, sizes, X.ndim) + self._draw(gens, sizes, X.ndim)  # xi, then an independent xi'
+        out = self.update.evaluate_list([X[..., i] for i in range(X.shape[-1])] + cols, mean_vals=[],
+                                        shape=tuple(X.shape[:-1]))
+        return self.xp.stack(out, axis=-1)
+
+
 class SvagTask:
     """What a worker needs to rebuild the SVAG step."""
 
@@ -122,7 +154,8 @@ def simulate_svag(umap_or_problem: Any, l: int, z0, t_end: float, eta: float, *,
     eta : float
         The learning rate of the map (its SME's eta); SVAG steps are h / l.
     n_paths, seed, values, options :
-        As for :func:`smfsym.simulate_update_map`. ``save_at``: step numbers, or a :class:`~smfsym.SaveAt`
+        As for :func:`smfsym.simulate_update_map` (``RunOptions(backend=...)`` included: the steps and both
+        samples of each step on the back end's device). ``save_at``: step numbers, or a :class:`~smfsym.SaveAt`
         with ``at=`` step numbers and ``functions=``.
 
     Returns
@@ -142,7 +175,8 @@ def simulate_svag(umap_or_problem: Any, l: int, z0, t_end: float, eta: float, *,
     (chunk_size, max_memory, _, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_svag", options, save_at, {},
                            supported=("chunk_size", "max_memory", "on_nonfinite", "blowup_threshold", "executor",
-                                      "progress"))
+                                      "progress"), backends=True)
+    backend = get_backend(options.backend if options is not None else "numpy")
     umap = _as_map(umap_or_problem)
     l = check_int(l, "l")
     eta, t_end = check_positive(eta, "eta"), check_positive(t_end, "t_end")
@@ -164,12 +198,14 @@ def simulate_svag(umap_or_problem: Any, l: int, z0, t_end: float, eta: float, *,
         raise ValueError(f"`save_at` must hold step numbers in [0, {n_steps}]; got {idx}.")
     task = SvagTask(umap, h, l, vals)
     step = task.build()
+    if backend.name != "numpy":
+        step = DeviceSvagStep(umap, h, l, vals, backend)
     grid = StepGrid.uniform(n_steps, h / l, idx)
     per_path = 8 * 8 * (len(umap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=f"svag_{umap.name}",
               dt_label=h / l, time_label="step", step_times=float, task=task, per_path_bytes=per_path)
     opts = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress, max_memory=max_memory,
-                      blowup_threshold=blowup_threshold, executor=executor)
+                      blowup_threshold=blowup_threshold, executor=executor, backend=backend)
     try:
         res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store), options=opts)
     except BlowUpError as exc:

@@ -65,7 +65,7 @@ def _run_sgd(spec, c, options):
     if c.get("schedule") is not None:
         fn = STUDIES["schedule_weak_error"].function
         return fn(spec.problem, c["schedule"], c["phi"], c["x0"], c["t_end"], c["etas"], **_common(spec, c),
-                  numerics=_numerics(c, ("method",)), options=options)
+                  numerics=_numerics(c), options=options)
     return STUDIES["weak_error"].function(spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"],
                                           **_common(spec, c), numerics=_numerics(c), options=options)
 
@@ -81,7 +81,7 @@ def _run_momentum(spec, c, options):
     return STUDIES["momentum_weak_error"].function(
         spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"],
         Momentum(friction=c["friction"], nesterov=c["optimizer"] == "nesterov"), **_common(spec, c),
-        numerics=_numerics(c, ("method",)), options=options)
+        numerics=_numerics(c), options=options)
 
 
 def _cost_momentum(spec, c):

@@ -34,7 +34,6 @@ from ..data.laws import Empirical
 from ..symbolic.model_names import MODEL_REGISTRY
 from ..simulation.sgd import SGDTask, problem_symbols, simulate_sgd
 from ..simulation.sde import DRAW_BYTES, prepare_x0, simulate
-from ..numerics.solvers import get_solver
 from . import optimizer_weak_error as wo
 from .options import Numerics, study_settings
 from .common import (
@@ -437,10 +436,12 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
     parts["sgd"] = _run_cost(costs["sgd"], n_paths, sum(steps), n_chunks(n_paths, (2 if momentum else 1) * x0.size),
                              calls=len(etas))
     model_steps = sum(t_end / dt for dt in dts)
+    scheme = check.get("scheme", "auto")  # the spec's "auto" is the study's None: its default_scheme
+    solver = check_scheme(None if scheme == "auto" else scheme)
+    increments = check_increments(check.get("increments", "auto"))
     for m, sde in sdes.items():
-        slv = get_solver(wo.default_scheme(sde))
-        _model_part(costs, parts, m, sde, slv, start, eta_min, dts[-1], t_end / dts[0], model_steps, len(etas),
-                    n_paths, fun, vals, "auto", quick=True)
+        _model_part(costs, parts, m, sde, scheme_for(sde, solver), start, eta_min, dts[-1], t_end / dts[0],
+                    model_steps, len(etas), n_paths, fun, vals, increments, quick=True)
     return _estimate(costs, parts, t0, study)
 
 

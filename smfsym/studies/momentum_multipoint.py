@@ -12,10 +12,13 @@ from typing import Sequence
 import numpy as np
 import sympy as sp
 
+from ..backends import get_backend
+from ..montecarlo.options import RunOptions
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE
+from .options import study_settings
 from .common import finish_figure, fit_order, order_label, plot_target
 from ..optimizers.momentum import momentum_model
 from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean
@@ -124,9 +127,19 @@ def _pair(key):
     return tuple(parts)
 
 
+def _check_options(options) -> None:
+    """Refuse run settings an exact study cannot use: a back end other than numpy (by name, with the reason)."""
+    if options is not None and isinstance(options, RunOptions) and get_backend(options.backend).name != "numpy":
+        raise ValueError(f"`backend`: momentum_multipoint computes exact moments on the host (40-digit matrix powers "
+                         f"and exponentials, no Monte Carlo), so there is nothing to run on an array back end; got "
+                         f"{options.backend!r}. Simulate both processes with simulate_momentum_sgd and "
+                         "smfsym.simulate, which take it.")
+    study_settings("momentum_multipoint", None, options, {}, supported=("progress",))
+
+
 def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[float], lam: float, *,
                         models: Sequence[str] = ("smf1", "smf2"), stats: Sequence[str] = _STATS,
-                        nesterov: bool = False) -> MomentumMultipoint:
+                        nesterov: bool = False, options: RunOptions | None = None) -> MomentumMultipoint:
     r"""Exact two-point statistics of momentum SGD (shared samples) against the momentum models' two-point
     motions (one noise for both starts), docs/theory.md §5 and §7.
 
@@ -135,6 +148,10 @@ def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[f
     quadratic in the parameters, polynomial in the data, batch size 1) and explicit noise columns (an
     SMF, or an SME with a polynomial square root); otherwise simulate both with
     :func:`simulate_momentum_sgd` and :func:`smfsym.simulate` from the two starts.
+
+    Nothing is simulated: every number is a matrix power or exponential in 40-digit arithmetic on the host,
+    so ``options`` (a :class:`~smfsym.RunOptions`, for the registry's uniform call) takes the defaults only,
+    and ``RunOptions(backend=...)`` other than numpy is refused by name (the simulators named above take it).
 
     Examples
     --------
@@ -147,6 +164,7 @@ def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[f
     >>> round(st.orders[("smf2", "covariance")].slope)  # an O(h) quantity with relative error O(h^2)
     3
     """
+    _check_options(options)
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     starts = np.asarray(starts, dtype=float)

@@ -34,12 +34,12 @@ from ..symbolic.model_names import MODEL_REGISTRY
 from ..symbolic.problem import Problem
 from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
-from ..numerics.solvers import get_solver
 from .options import Numerics, study_settings
 from .common import OrderWarning, PhiFunction, default_scheme, fit_order
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
-from .common import increments_for
+from .common import check_increments, check_scheme, increments_for, scheme_for
+from ..backends import get_backend
 from .richardson import coupled_expectation
 from .weak_error_study import _mc_method, check_etas, check_models
 from ..simulation.minibatch_exact import MAX_EXACT_STEPS, _mp, batch_sgd_operator, check_space_size
@@ -65,15 +65,33 @@ def _check_phi(phi, params):
     return phi
 
 
+class _MCSettings:
+    """How a schedule or momentum study runs its Monte Carlo: the models' scheme and increments, the SDE
+    step as a fraction of the chain's, and the run options of the optimizer's and the models' runs (the
+    back end included: ``RunOptions(backend=...)`` runs both on the device)."""
+
+    def __init__(self, solver, increments: str, dt_fraction: float, run: RunOptions):
+        self.solver, self.increments, self.dt_fraction, self.run = solver, increments, dt_fraction, run
+        self.backend = get_backend(run.backend)
+
+    def phi(self, phi, params, vals, d):
+        """phi on the chain's states (compiled for the back end too where it is not numpy)."""
+        return _phi_on(phi, params, vals, d, None if self.backend.name == "numpy" else self.backend)
+
+
 def _optimizer_settings(caller: str, problem, numerics, options, legacy) -> tuple:
-    """``(method, dt_fraction, resolve, executor, progress)`` of a schedule or momentum study, checked."""
+    """``(method, resolve, mc)`` of a schedule or momentum study, checked; ``mc`` a :class:`_MCSettings`."""
     settings = study_settings(caller, numerics, options, legacy,
-                              supported=("method", "dt_fraction", "resolve", "executor", "progress"))
+                              supported=("method", "scheme", "increments", "dt_fraction", "resolve", "executor",
+                                         "progress", "backend"))
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     if settings["method"] not in ("auto", "exact", "montecarlo"):
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {settings['method']!r}.")
-    return tuple(settings.values())
+    run = RunOptions(executor=settings["executor"], progress=settings["progress"], backend=settings["backend"])
+    mc = _MCSettings(check_scheme(settings["scheme"]), check_increments(settings["increments"]),
+                     settings["dt_fraction"], run)
+    return settings["method"], settings["resolve"], mc
 
 
 def exact_schedule_sgd_mean(problem: Problem, schedule, phi, x0, eta, n_steps: int) -> float:
@@ -354,8 +372,8 @@ class _OnParameters:
         return self.phi(X[..., :self.d])
 
 
-def _phi_on(phi, params, vals, d):
-    return _OnParameters(phi if callable(phi) else PhiFunction(as_expr(phi), params, vals), d)
+def _phi_on(phi, params, vals, d, backend=None):
+    return _OnParameters(phi if callable(phi) else PhiFunction(as_expr(phi), params, vals, backend), d)
 
 
 def _orders(rows, models, exact, resolve, xkey="eta"):
@@ -384,10 +402,11 @@ def _exact_ok(problem, phi, vals):
             and problem.is_polynomial and affine_in_params(problem))
 
 
-def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, run: RunOptions):
-    """E phi of a model by Monte Carlo: coupled dt / dt/2 runs, Richardson-extrapolated (docs/theory.md §9)."""
-    slv = get_solver(default_scheme(sde))
-    inc = increments_for(slv, "auto") if sde.n_noise else "gaussian"
+def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, run: RunOptions, solver=None, increments="auto"):
+    """E phi of a model by Monte Carlo: coupled dt / dt/2 runs, Richardson-extrapolated (docs/theory.md §9);
+    ``solver`` None: :func:`default_scheme`; ``increments`` as :func:`increments_for` takes them."""
+    slv = scheme_for(sde, solver)
+    inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
     r = coupled_expectation(sde, z0, t, eta=eta, dt=dt, n_paths=n_paths if sde.n_noise else 1, solver=slv,
                             phi=f, seed=seed, values=vals, increments=inc,
                             options=run if sde.n_noise else run.replace(executor=None))
@@ -403,6 +422,12 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     Exact when the moments close (see the module docstring), Monte Carlo otherwise. SGD runs
     k = round(t_end / eta) steps; models are compared at t = k eta.
 
+    ``numerics`` (a :class:`~smfsym.Numerics`): ``method``, and for the Monte Carlo the models' ``scheme``
+    and ``increments`` (their defaults: weak order 2 where it applies, with its discrete increments),
+    ``dt_fraction`` and ``resolve``. ``options`` (a :class:`~smfsym.RunOptions`): ``progress``,
+    ``executor`` and ``backend`` (SGD's and the models' runs on an array back end, :mod:`smfsym.backends`;
+    exact moments run nothing there).
+
     Examples
     --------
     >>> import sympy as sp, smfsym
@@ -414,9 +439,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     >>> [round(st.orders[m].slope) for m in ("smf1", "smf2")]
     [1, 2]
     """
-    method, dt_fraction, resolve, executor, progress = _optimizer_settings(
-        "schedule_weak_error", problem, numerics, options, legacy)
-    run = RunOptions(executor=executor, progress=progress)  # the SGD runs and the models' alike
+    method, resolve, mc = _optimizer_settings("schedule_weak_error", problem, numerics, options, legacy)
     sch = _as_schedule(schedule)
     t_end, etas, steps = study_steps(t_end, etas)
     vals = numeric_values(values, problem_symbols(problem))
@@ -440,21 +463,21 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                 rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
                                  error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue
-        f = _phi_on(phi, problem.params, vals, d)
+        f = mc.phi(phi, problem.params, vals, d)
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
         r = simulate_sgd_schedule(problem, sch, x0, k, eta, n_paths=n_paths, seed=s_sgd, values=vals,
                                   save_at=SaveAt(functions={"phi": f}, store=False),
-                                  options=run)
+                                  options=mc.run)
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
-            val, vse, serr, how = _mc_model(sde, with_time(x0), t, eta, f, n_paths, s_sde, eta * dt_fraction,
-                                               vals, run)
+            val, vse, serr, how = _mc_model(sde, with_time(x0), t, eta, f, n_paths, s_sde, eta * mc.dt_fraction,
+                                            vals, mc.run, mc.solver, mc.increments)
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve)
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
-                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end), schedule=str(sch.expr)))
+                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc), schedule=str(sch.expr)))
 
 
 _MODELS = (*MODEL_REGISTRY, "gf1")
@@ -467,11 +490,14 @@ def _check_x0(x0, d: int) -> np.ndarray:
     return x0
 
 
-def _meta(exact: bool, n_paths, seed, x0, t_end) -> dict:
-    """A study's meta: the method, x0 and t_end (the table's head), and the Monte Carlo settings only when used."""
+def _meta(exact: bool, n_paths, seed, x0, t_end, mc: _MCSettings) -> dict:
+    """A study's meta: the method, x0 and t_end (the table's head), and the Monte Carlo settings only when used
+    (the back end named where it is not numpy; exact moments run no Monte Carlo, on any back end)."""
     out = dict(method="exact" if exact else "montecarlo", x0=[float(v) for v in x0], t_end=float(t_end))
     if not exact:
         out.update(n_paths=n_paths, seed=seed)
+        if mc.backend.name != "numpy":
+            out["backend"] = mc.backend.name
     return out
 
 
@@ -537,7 +563,8 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     sqrt(eta) = 0, or the models' whole state (x, P) (2d,): P held fixed across the etas so that every
     eta approximates the same continuous problem (SGD starts from v_0 = sqrt(eta) P). The keywords
     ``lam``, ``nesterov``, ``noise_correction`` and ``p0`` still work for one release (a
-    ``DeprecationWarning``, the same numbers).
+    ``DeprecationWarning``, the same numbers). ``numerics`` and ``options`` as for :func:`schedule_weak_error`
+    (``RunOptions(backend=...)`` runs momentum SGD and the models on an array back end).
 
     Examples
     --------
@@ -554,9 +581,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     rule = _momentum_study_rule(momentum, legacy)
     lam, nesterov, noise_correction = rule.friction, bool(rule.nesterov), rule.noise_correction
     x0, p0 = _momentum_start(x0, legacy.pop("p0", None), problem)
-    method, dt_fraction, resolve, executor, progress = _optimizer_settings(
-        "momentum_weak_error", problem, numerics, options, legacy)
-    run = RunOptions(executor=executor, progress=progress)  # the SGD runs and the models' alike
+    method, resolve, mc = _optimizer_settings("momentum_weak_error", problem, numerics, options, legacy)
     t_end, etas, steps = study_steps(t_end, etas, "h")
     for e in etas:
         beta_for(lam, e)  # beta in [0, 1) at every eta, before anything runs
@@ -589,19 +614,20 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
                 rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
                                  error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue
-        f = _phi_on(phi, problem.params, vals, problem.dim)
+        f = mc.phi(phi, problem.params, vals, problem.dim)
         s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
         r = simulate_momentum_sgd(problem, x0, k, eta, Momentum(beta=beta, nesterov=nesterov), v0=h * p0,
                                   n_paths=n_paths,
                                   seed=s_sgd, values=vals, save_at=SaveAt(functions={"phi": f}, store=False),
-                                  options=run)
+                                  options=mc.run)
         sgd_val, sgd_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m, sde in sdes.items():
-            val, vse, serr, how = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * dt_fraction, vals, run)
+            val, vse, serr, how = _mc_model(sde, z0, t, eta, f, n_paths, s_sde, h * mc.dt_fraction, vals, mc.run,
+                                            mc.solver, mc.increments)
             rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve, xkey="h")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
-                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end), friction=float(lam), nesterov=nesterov,
-                                    orders_in="h = sqrt(eta)"))
+                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc), friction=float(lam),
+                                    nesterov=nesterov, orders_in="h = sqrt(eta)"))

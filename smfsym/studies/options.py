@@ -105,3 +105,4 @@ def study_settings(caller: str, numerics, options, legacy: Mapping, supported=NU
             continue
         out[key] = value
     return out
+

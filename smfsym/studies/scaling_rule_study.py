@@ -31,11 +31,13 @@ import numpy as np
 import sympy as sp
 
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..backends import get_backend
 from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.regimes import RegimeMap, malladi_adam, malladi_rmsprop, noisy_sgd, simulate_regime
 from ..simulation.sde import prepare_x0
 from ..symbolic.problem import Problem
 from .common import _phi_function, check_phi, finish_figure, plot_target, seed_sequence, with_context
+from .options import study_settings
 from .storage import StudyIO
 
 __all__ = ["ScalingRuleStudy", "scaling_rule_study", "scaling_rule", "rule_exponents", "sde_parameters",
@@ -185,7 +187,7 @@ def _regime(problem: Problem, optimizer: str) -> RegimeMap:
     return (malladi_rmsprop if optimizer == "rmsprop" else malladi_adam)(problem, **syms)
 
 
-def _run(rmap, optimizer, hyper, phi_f, x0, t_end, n_paths, seed, progress) -> dict:
+def _run(rmap, optimizer, hyper, phi_f, x0, t_end, n_paths, seed, run: RunOptions) -> dict:
     """E phi at t_end of one run from x0 (auxiliary state 0, PyTorch's start)."""
     eta = hyper["eta"]
     h = rmap.step_time(eta)
@@ -201,7 +203,7 @@ def _run(rmap, optimizer, hyper, phi_f, x0, t_end, n_paths, seed, progress) -> d
     try:
         r = simulate_regime(rmap, z0, steps, eta, n_paths=n_paths, seed=seed, values=values,
                             save_at=SaveAt(functions={"phi": phi_f}, store=False),
-                            options=RunOptions(progress=progress))
+                            options=run)
     except BlowUpError as exc:
         raise with_context(exc, f"{optimizer} at eta = {eta:g}, batch = {hyper['batch']:g}") from None
     return dict(steps=steps, value=float(r.mean("phi")[-1]), se=float(r.sem("phi")[-1]))
@@ -295,7 +297,8 @@ def _check_study_args(problem, optimizer, t_end, ks, n_paths, x0) -> tuple:
 
 def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: str = "rmsprop", eta: float,
                        batch: float = 1, hyper: Mapping | None = None, ks: Sequence[float] = (1, 4, 16),
-                       n_paths: int = 20_000, seed=0, progress=None) -> ScalingRuleStudy:
+                       n_paths: int = 20_000, seed=0, options: RunOptions | None = None,
+                       **legacy) -> ScalingRuleStudy:
     r"""Run ``optimizer`` at batch sizes k B with its scaling rule and with the batch alone changed, and
     report E phi at ``t_end`` (module docstring).
 
@@ -317,7 +320,10 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
         (:data:`OPTIMIZER_HYPER` gives the defaults).
     ks : sequence of float
         Batch multipliers, increasing from 1.
-    n_paths, seed, progress : Monte Carlo settings (independent streams spawned from ``seed`` per run).
+    n_paths, seed : Monte Carlo settings (independent streams spawned from ``seed`` per run).
+    options : RunOptions, optional
+        ``progress``, ``executor`` and ``backend`` (every run on an array back end, :mod:`smfsym.backends`);
+        the old keyword ``progress=`` still works for one release (a ``DeprecationWarning``).
 
     Returns
     -------
@@ -328,10 +334,13 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
     >>> import sympy as sp, smfsym
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
-    >>> st = scaling_rule_study(p, x**2, [1.0], 1.0, optimizer="sgd", eta=0.125, ks=[1, 4], n_paths=200, progress=False)
+    >>> st = scaling_rule_study(p, x**2, [1.0], 1.0, optimizer="sgd", eta=0.125, ks=[1, 4], n_paths=200,
+    ...                         options=smfsym.RunOptions(progress=False))
     >>> [(r["rule"], r["k"], r["steps"]) for r in st.rows]
     [('linear', 1.0, 8), ('linear', 4.0, 2), ('naive', 1.0, 8), ('naive', 4.0, 8)]
     """
+    run = RunOptions(**study_settings("scaling_rule_study", None, options, legacy,
+                                      supported=("executor", "progress", "backend")))
     optimizer, t_end, ks, n_paths, x0 = _check_study_args(problem, optimizer, t_end, ks, n_paths, x0)
     base = _check_hyper(optimizer, eta, batch, hyper)
     rmap = _regime(problem, optimizer)
@@ -339,15 +348,16 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
     if isinstance(phi, sp.Expr) and not phi.free_symbols <= set(problem.params):
         raise ValueError(f"`phi` must be an expression in {list(problem.params)}; it also contains "
                          f"{sorted(map(str, phi.free_symbols - set(problem.params)))}.")
-    phi_f = _phi_function(phi, rmap.state, {})
+    device = get_backend(run.backend)
+    phi_f = _phi_function(phi, rmap.state, {}, None if device.name == "numpy" else device)
     seeds = seed_sequence(seed).spawn(2 * len(ks))
-    first = _run(rmap, optimizer, base, phi_f, x0, t_end, n_paths, seeds[0], progress)
+    first = _run(rmap, optimizer, base, phi_f, x0, t_end, n_paths, seeds[0], run)
     rows = []
     for j, rule in enumerate((SCALING_RULES[optimizer], "naive")):
         for i, k in enumerate(ks):
             hyper_k = scaling_rule(optimizer, base, k, "scaled" if rule != "naive" else "naive")
             out = first if i == 0 else _run(rmap, optimizer, hyper_k, phi_f, x0, t_end, n_paths,
-                                            seeds[j * len(ks) + i], progress)
+                                            seeds[j * len(ks) + i], run)
             shift_se = float(np.hypot(out["se"], first["se"])) if i else 0.0
             rows.append(dict(rule=rule, k=float(k), eta=hyper_k["eta"], batch=hyper_k["batch"],
                              hyper={n: float(v) for n, v in hyper_k.items()}, sde=sde_parameters(optimizer, hyper_k),
@@ -355,4 +365,6 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
                              shift=out["value"] - first["value"], shift_se=shift_se))
     meta = dict(n_paths=n_paths, seed=seed, x0=x0.tolist(), t_end=t_end, rule=SCALING_RULES[optimizer],
                 batch_model="gradient noise scaled by 1/sqrt(B)")
+    if device.name != "numpy":
+        meta["backend"] = device.name
     return ScalingRuleStudy(optimizer, problem, phi, [float(k) for k in ks], rows, t_end, meta)

@@ -16,12 +16,14 @@ import sympy as sp
 
 from .._checks import numeric_values
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..backends import get_backend
 from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.svag import _as_map, simulate_svag
 from ..optimizers.update_map import EXPANSIONS
 from ..simulation.sde import prepare_x0
 from .common import (_phi_function, check_phi, finish_figure, fit_order, increments_for, order_label, plot_target,
                      scheme_for, seed_sequence, with_context)
+from .options import study_settings
 from .richardson import coupled_expectation
 from .storage import Order, StudyIO
 
@@ -91,22 +93,27 @@ class SvagStudy(StudyIO):
         return finish_figure(fig, path, own=own)
 
 
-def _sme_reference(umap, z0, t_end, eta, f, n_paths, seed, vals, dt_fraction, progress) -> tuple:
+def _sme_reference(umap, z0, t_end, eta, f, n_paths, seed, vals, dt_fraction, run: RunOptions) -> tuple:
     sde = umap.sme(1)
     slv = scheme_for(sde, None)
     h = eta ** (1.0 / EXPANSIONS[umap.expansion])
     try:
         cr = coupled_expectation(sde, z0, t_end, eta=eta, dt=h * dt_fraction, n_paths=n_paths, solver=slv, phi=f,
                                  seed=seed, values=vals, increments=increments_for(slv, "auto"),
-                                 options=RunOptions(progress=progress))
+                                 options=run)
     except BlowUpError as exc:
         raise with_context(exc, f"the SME of {umap.name}") from None
+    except ValueError as exc:
+        if get_backend(run.backend).name == "numpy" or "backend" not in str(exc):
+            raise
+        raise ValueError(f"svag_study's reference, the SME of {umap.name}: {exc} Or give `reference=(value, se)`: "
+                         "SVAG itself runs on the back end.") from None
     return cr["value"], cr["se"]
 
 
 def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[int] = (2, 4, 8, 16), *,
                reference: tuple | None = None, n_paths: int = 100_000, seed=0, values: Mapping | None = None,
-               resolve: float = 3.0, progress=None) -> SvagStudy:
+               resolve: float = 3.0, options: RunOptions | None = None, **legacy) -> SvagStudy:
     r"""Weak distance of SVAG to the order-1 SME, for each ``l``, and its order in 1/l (module docstring).
 
     Parameters
@@ -121,7 +128,11 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     reference : (value, se), optional
         The SME's E phi(Z_t) when known exactly (se 0); else estimated (``n_paths`` paths, solver step
         h / 2 coupled with h / 4, Richardson-extrapolated).
-    n_paths, seed, values, progress : Monte Carlo settings and numbers for constants.
+    n_paths, seed, values : Monte Carlo settings and numbers for constants.
+    options : RunOptions, optional
+        ``progress``, ``executor`` and ``backend`` (SVAG and the SME's coupled runs on an array back end,
+        :mod:`smfsym.backends`); the old keyword ``progress=`` still works for one release (a
+        ``DeprecationWarning``).
     resolve : float
         Errors enter the fit only above ``resolve`` standard errors.
 
@@ -131,10 +142,12 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
     >>> st = svag_study(p, x, [1.0], 1.0, 0.5, ls=[2, 8], reference=(float(np.exp(-1)), 0.0), n_paths=20_000,
-    ...                 progress=False)
+    ...                 options=smfsym.RunOptions(progress=False))
     >>> [r["l"] for r in st.rows], st.order.n_used
     ([2, 8], 2)
     """
+    run = RunOptions(**study_settings("svag_study", None, options, legacy,
+                                      supported=("executor", "progress", "backend")))
     umap = _as_map(umap_or_problem)
     t_end, eta = check_positive(t_end, "t_end"), check_positive(eta, "eta")
     ls = [check_int(l, "ls") for l in ls]
@@ -148,19 +161,20 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     phi = check_phi(phi, umap.state)
     if isinstance(phi, sp.Expr) and not {str(s) for s in phi.free_symbols} <= {str(s) for s in umap.state}:
         raise ValueError(f"`phi` must be an expression in the state {list(umap.state)}.")
-    f = _phi_function(phi, umap.state, vals)
+    device = get_backend(run.backend)
+    f = _phi_function(phi, umap.state, vals, None if device.name == "numpy" else device)
     z0 = prepare_x0(z0, len(umap.state), "z0", single=True)
     if isinstance(resolve, bool) or not isinstance(resolve, (int, float)) or not resolve > 0:
         raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
     seeds = seed_sequence(seed).spawn(len(ls) + 1)
     given = reference is not None
     if reference is None:
-        reference = _sme_reference(umap, z0, t_end, eta, f, n_paths, seeds[-1], vals, 0.5, progress)
+        reference = _sme_reference(umap, z0, t_end, eta, f, n_paths, seeds[-1], vals, 0.5, run)
     ref, ref_se = float(reference[0]), float(reference[1])
     rows = []
     for l, s in zip(ls, seeds):
         r = simulate_svag(umap, l, z0, t_end, eta, n_paths=n_paths, seed=s, values=vals,
-                          save_at=SaveAt(functions={"phi": f}, store=False), options=RunOptions(progress=progress))
+                          save_at=SaveAt(functions={"phi": f}, store=False), options=run)
         v, se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         rows.append(dict(l=l, value=v, value_se=se, sme=ref, sme_se=ref_se, error=v - ref,
                          se=float(np.hypot(se, ref_se))))
@@ -168,4 +182,6 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
                     refs=[r["sme"] for r in rows], resolve=resolve, what="svag", stacklevel=2)
     meta = dict(n_paths=n_paths, seed=seed, x0=z0.tolist(), t_end=t_end, optimizer=umap.name,
                 reference="given" if given else "sme1 (coupled Richardson)")
+    if device.name != "numpy":
+        meta["backend"] = device.name
     return SvagStudy(umap.problem, phi, ls, rows, Order(*fit, fit.n_used), t_end, eta, meta)

@@ -144,3 +144,24 @@ def test_dataset_weak2_on_the_gpu_agrees_with_numpy():
                             options=RunOptions(backend=b)) for b in ("numpy", "cupy")]
     z = zscores(*runs)
     assert z.max() < Z_MAX, z
+
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_schedule_and_momentum_studies_on_the_gpu():
+    """The CuPy twin of tests/optimizers/test_optimizer_backends.py: a step-decay schedule (a Piecewise on the
+    device) and Nesterov momentum, every row within Z_MAX standard errors of numpy's."""
+    from smfsym.optimizers import Momentum, step_decay
+    from smfsym.studies.optimizer_weak_error import momentum_weak_error, schedule_weak_error
+
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi", std=sp.Rational(1, 2))) ** 2 / 2, [x])
+    kw = dict(models=["smf1", "smf2"], n_paths=200_000, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
+    for run in (lambda o: schedule_weak_error(p, step_decay(0.5, 0.25), x**2, [1.0], 0.5, [0.125, 0.0625], options=o,
+                                              **kw),
+                lambda o: momentum_weak_error(p, x**2, [1.0, 0.5], 0.5, [1 / 16, 1 / 64],
+                                              Momentum(friction=1.0, nesterov=True), options=o, **kw)):
+        ref, dev = run(RunOptions(progress=False)), run(RunOptions(progress=False, backend="cupy"))
+        assert dev.meta["backend"] == "cupy"
+        for r0, r1 in zip(ref.rows, dev.rows):
+            for key, se in (("value", "value_se"), ("sgd", "sgd_se")):
+                assert abs(r0[key] - r1[key]) < Z_MAX * np.hypot(r0[se], r1[se]), (key, r0, r1)

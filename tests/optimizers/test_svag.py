@@ -105,14 +105,14 @@ def test_svag_study_finds_order_one_against_the_smes_monte_carlo_value(quad):
     difference."""
     from smfsym.studies.svag_study import SvagStudy, svag_study
 
-    st = svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 4, 8], n_paths=200_000, seed=7, progress=False)
+    st = svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 4, 8], n_paths=200_000, seed=7, options=QUIET)
     assert isinstance(st, SvagStudy) and st.meta["reference"].startswith("sme1")
     ref, ref_se = st.rows[0]["sme"], st.rows[0]["sme_se"]
     assert abs(ref - np.exp(-1)) < 5 * ref_se
     o = st.order
     assert o.n_used == 3 and (o.low <= 1 <= o.high or abs(o.slope - 1) < 0.2), o
     exact = svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 4, 8], reference=(float(np.exp(-1)), 0.0),
-                       n_paths=200_000, seed=7, progress=False)
+                       n_paths=200_000, seed=7, options=QUIET)
     assert [r["value"] for r in exact.rows] == [r["value"] for r in st.rows] and exact.meta["reference"] == "given"
     with pytest.raises(ValueError, match="`ls` must hold at least two"):
         svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 2])

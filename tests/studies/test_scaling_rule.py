@@ -12,6 +12,7 @@ from smfsym.studies.scaling_rule_study import (ScalingRuleStudy, rule_exponents,
                                                scaling_rule_study, sde_parameters)
 
 x = sp.Symbol("x")
+QUIET = smfsym.RunOptions(progress=False)
 BASE = {"sgd": {"eta": 0.1, "batch": 8},
         "rmsprop": {"eta": 0.01, "batch": 8, "beta": 0.999, "eps": 1e-6},
         "adam": {"eta": 0.01, "batch": 8, "beta1": 0.99, "beta2": 0.999, "eps": 1e-6}}
@@ -75,7 +76,7 @@ def test_square_root_rule_keeps_rmsprop_where_the_naive_rule_does_not(tmp_path):
     at k = 4 and 16 (measured 130 and 190 SE: the SDE's noise sigma0 falls by sqrt(k))."""
     p = smfsym.Problem((x - smfsym.normal("xi", std=8)) ** 2 / 2, [x])
     st = scaling_rule_study(p, x**2, [1.0], 1.0, optimizer="rmsprop", eta=1 / 16,
-                            hyper={"beta": 1 - 1 / 256, "eps": 8.0}, n_paths=100_000, seed=1, progress=False)
+                            hyper={"beta": 1 - 1 / 256, "eps": 8.0}, n_paths=100_000, seed=1, options=QUIET)
     assert [r["steps"] for r in st.rule_rows("square_root")] == [256, 64, 16]
     assert [r["steps"] for r in st.rule_rows("naive")] == [256, 256, 256]
     for r in st.rule_rows("square_root")[1:]:
@@ -93,9 +94,9 @@ def test_same_seed_same_numbers_and_input_untouched():
     x0 = np.array([1.0])
     hyper = {"beta1": 0.99, "beta2": 0.99, "eps": 1.0}
     a = scaling_rule_study(p, x**2, x0, 0.25, optimizer="adam", eta=0.125, hyper=hyper, ks=[1, 4], n_paths=300,
-                           seed=5, progress=False)
+                           seed=5, options=QUIET)
     b = scaling_rule_study(p, x**2, x0, 0.25, optimizer="adam", eta=0.125, hyper=hyper, ks=[1, 4], n_paths=300,
-                           seed=5, progress=False)
+                           seed=5, options=QUIET)
     assert [r["value"] for r in a.rows] == [r["value"] for r in b.rows]
     assert np.array_equal(x0, [1.0]) and hyper == {"beta1": 0.99, "beta2": 0.99, "eps": 1.0}
     assert [r["steps"] for r in a.rows] == [16, 4, 16, 16] and a.meta["rule"] == "square_root"
@@ -109,7 +110,7 @@ def test_linear_rule_keeps_sgd_where_the_naive_rule_does_not():
     94%, over 20 SE)."""
     p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
     st = scaling_rule_study(p, x**2, [0.0], 1.0, optimizer="sgd", eta=1 / 256, n_paths=4000, seed=2,
-                            progress=False)
+                            options=QUIET)
     assert [r["steps"] for r in st.rule_rows("linear")] == [256, 64, 16]
     for r in st.rule_rows("linear")[1:]:
         assert abs(r["shift"]) < 4 * r["shift_se"], r

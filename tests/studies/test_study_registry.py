@@ -34,10 +34,10 @@ SMALL = {
         _rademacher(), [[1.0], [-1.0]], 0.4, [1 / 25, 1 / 100], 1.5),
     "scaling_rule_study": lambda: smfsym.studies.scaling_rule_study.scaling_rule_study(
         smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), x**2, [1.0], 0.5, optimizer="sgd", eta=0.125,
-        ks=[1, 4], n_paths=200, seed=3, progress=False),
+        ks=[1, 4], n_paths=200, seed=3, options=QUIET),
     "svag_study": lambda: smfsym.studies.svag_study.svag_study(
         smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), x, [1.0], 1.0, 0.5, ls=[1, 2], n_paths=20_000,
-        seed=4, progress=False),
+        seed=4, options=QUIET),
     "meanfield_study": lambda: smfsym.meanfield_study(_net(), etas=[0.1, 0.05], widths=[20], t_end=0.2, n_paths=8,
                                                       seed=16, observe=smfsym.meanfield.Observe(n_saves=2),
                                                       numerics=smfsym.meanfield.MeanFieldNumerics(n_points=8),
