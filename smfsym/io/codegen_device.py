@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import re
 import types
 
 import numpy as np
 from sympy.printing.numpy import NumPyPrinter
 
-from ..backends import _ArrayAPINames, _astype, _Namespace, _scalars_on_host
+from .. import backends as _backends
+from ..backends import _ArrayAPINames, _astype, _Namespace, _Reducible, _scalars_on_host, _select
 from ..montecarlo.seeds import BLOCK
 from ..numerics.compiled_sde import ROWS, NumericSDE
 from ..simulation.device_sgd import _DeviceSampler
@@ -393,7 +395,9 @@ def _runtime(backend: str, arrays: dict, embed_limit: int) -> str:
         own += "\n\nxp = _ArrayAPINames(cupy)  # the Array API names CuPy lacks, filled in as smfsym does"
     else:
         own = _RUNTIME_ARRAY_API_STRICT
-    adapter = "\n\n".join(inspect.getsource(f) for f in (_Namespace, _scalars_on_host))
+    adapter = "\n\n".join(inspect.getsource(f) for f in (_Namespace, _Reducible, _select, _scalars_on_host))
+    # the table of Piecewise helpers (sympy prints a Piecewise with numpy's select and logical_and.reduce)
+    adapter += "\n\n" + re.search(r"^_PIECEWISE = \{.*?\}\n", inspect.getsource(_backends), re.S | re.M).group(0)
     adapter += "\n\n#: what ``numpy.f`` in smfsym's printed expressions resolves to\n_xpn = _Namespace(xp)"
     body = (_RUNTIME.replace("BLOCK_VALUE", str(BLOCK)).replace("MEAN_ELEMENTS_VALUE", str(_DEVICE_MEAN_ELEMENTS))
             .replace("ROWS_VALUE", str(ROWS)).replace("SHAPES", repr({k: v.shape for k, v in arrays.items()})))

@@ -254,6 +254,19 @@ class Problem:
                 NonDifferentiableWarning, stacklevel=3,
             )
 
+    def _checked_gradient(self) -> sp.ImmutableMatrix:
+        """grad_x f of the loss as written. A kink (Abs, sign, ...) in a parameter that sympy takes for complex
+        differentiates to Derivative(re(x), x): refused here, naming the parameter, instead of failing later
+        in code generation."""
+        grad = sp.ImmutableMatrix([sp.diff(self.loss, p) for p in self.params])
+        for p, g in zip(self.params, grad):
+            left = sorted({str(d) for d in g.atoms(sp.Derivative)})
+            if left:
+                raise ValueError(
+                    f"`params`: the derivative of `loss` in {p} is left unevaluated ({', '.join(left)}) because sympy "
+                    f"takes {p} for complex; declare it real, e.g. sympy.Symbol({str(p)!r}, real=True).")
+        return grad
+
     def _check_moments(self):
         if not self.is_polynomial:
 
@@ -346,7 +359,7 @@ class Problem:
         if self._ring is not None:
             _, grads, dom, _ = self._ring
             return sp.ImmutableMatrix([self._ring_to_expr(g, dom) for g in grads])
-        return sp.ImmutableMatrix([sp.diff(self.loss, p) for p in self.params])
+        return self._checked_gradient()
 
     @cached_property
     def grad_f_compact(self) -> sp.ImmutableMatrix:
@@ -355,7 +368,7 @@ class Problem:
         Equal to :attr:`grad_f`; keeping the loss's factored shape (a (a.x - y) rather than
         its d^2 expanded terms) makes the numeric SGD step as cheap as hand-written code.
         """
-        return sp.ImmutableMatrix([sp.diff(self.loss, p) for p in self.params])
+        return self._checked_gradient()
 
     @cached_property
     def F(self) -> sp.Expr:

@@ -308,3 +308,18 @@ def test_hostile_symbol_names_cannot_inject_code(tmp_path):
     ns["simulate"]([1.0], 0.05, 4, 0)
     ns2["simulate_sgd"]([1.0], 1, 4, 0)
     assert not marker.exists()
+
+
+def test_a_piecewise_loss_prints_select_and_is_smfsyms_numbers_bitwise():
+    """A Huber loss: its gradient is a Piecewise, which sympy prints with numpy's select and logical_and;
+    the module carries smfsym's where-only versions of them (smfsym/backends.py) and so its numbers."""
+    xr = sp.Symbol("x", real=True)
+    a = smfsym.rademacher("a")
+    r = xr - a
+    with pytest.warns(smfsym.NonDifferentiableWarning):
+        p = smfsym.Problem(sp.Piecewise((r**2 / 2, sp.Abs(r) < 1), (sp.Abs(r) - sp.Rational(1, 2), True)), [xr])
+    flow = smfsym.smf(p, order=1)
+    src, ns = _module(flow)
+    assert "select(" in src
+    _same_sde(flow, ns, [0.3], n_paths=5000)
+    _same_sgd(p, ns, [0.3], n_paths=5000)

@@ -80,10 +80,22 @@ def test_law_parameters_checked_only_when_provably_wrong():
 
 def test_nondifferentiable_pieces_warn_where():
     z = smfsym.normal("z")
+    xr = sp.Symbol("x", real=True)
     with pytest.warns(smfsym.NonDifferentiableWarning, match=r"Abs\((x - z|z - x)\)"):
-        smfsym.Problem(sp.Abs(x - z), [x])
+        smfsym.Problem(sp.Abs(xr - z), [xr])
     with pytest.warns(smfsym.NonDifferentiableWarning, match="Max"):
         smfsym.Problem(sp.Max(0, 1 - z * x), [x])
+
+
+def test_a_kink_in_a_parameter_sympy_takes_for_complex_is_refused_naming_it():
+    """d|x - z|/dx of a complex x is Derivative(re(x), x) terms, which no printer compiles: refused at once
+    with the fix, instead of a code printer's error at the first simulation."""
+    z = smfsym.normal("z")
+    with pytest.warns(smfsym.NonDifferentiableWarning):
+        with pytest.raises(ValueError, match=r"`params`: the derivative of `loss` in x is left unevaluated "
+                                             r"\(Derivative\(im\(x\), x\).*declare it real, e.g. "
+                                             r"sympy.Symbol\('x', real=True\)"):
+            smfsym.Problem(sp.Abs(x - z), [x])
 
 
 def test_duplicate_names_rejected():
