@@ -11,7 +11,7 @@ import warnings
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-from ..montecarlo.options import RunOptions
+from ..montecarlo.options import RUN_FIELDS, RunOptions
 
 __all__ = ["Numerics", "study_settings", "NUMERICS_FIELDS", "STUDY_RUN_FIELDS"]
 
@@ -86,6 +86,7 @@ def study_settings(caller: str, numerics, options, legacy: Mapping, supported=NU
         holder = "numerics=smfsym.Numerics" if key in NUMERICS_FIELDS else "options=smfsym.RunOptions"
         warnings.warn(f"{caller}({key}=...): run settings go in `{holder}({key}=...)`; the keywords go in the "
                       "next release.", DeprecationWarning, stacklevel=3)
+    _refuse_chunking(caller, options)
     defaults = dict(defaults or {})
     out = {}  # in the order of NUMERICS_FIELDS + STUDY_RUN_FIELDS, the supported ones
     for key in known:
@@ -106,3 +107,16 @@ def study_settings(caller: str, numerics, options, legacy: Mapping, supported=NU
         out[key] = value
     return out
 
+
+
+def _refuse_chunking(caller: str, options) -> None:
+    """A study sizes the chunks and bounds the steps of its many runs itself: a ``RunOptions`` field it does not
+    pass on (``chunk_size``, ``max_memory``, ``max_steps``) is refused when set, never silently dropped."""
+    if options is None:
+        return
+    default = RunOptions()
+    for key in (k for k in RUN_FIELDS if k not in STUDY_RUN_FIELDS):
+        value = getattr(options, key)
+        if value is not getattr(default, key) and value != getattr(default, key):
+            raise ValueError(f"`options.{key}`: {caller} sizes the chunks and steps of its runs itself and does not "
+                             f"take it; got {value!r} (the numbers do not depend on the chunking).")

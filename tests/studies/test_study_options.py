@@ -46,6 +46,21 @@ def test_study_settings_refusals():
                                    [0.1, 0.05], numerics=Numerics(extrapolate=False))
 
 
+@pytest.mark.parametrize("field,value", [("chunk_size", 8192), ("max_memory", 2**30), ("max_steps", 10**6)])
+def test_run_options_a_study_does_not_pass_on_are_refused(field, value):
+    """A study sizes its runs' chunks and bounds their steps itself: these RunOptions fields used to be dropped
+    without a word; now they are refused before anything runs, on every study entry point."""
+    args = (PROBLEM, x**2, [1.0], 0.5, [0.1, 0.05])
+    opts = RunOptions(**{field: value})
+    calls = [lambda: smfsym.weak_error(*args, options=opts),
+             lambda: smfsym.multipoint(PROBLEM, [[-1.0], [1.0]], eta=0.1, t_end=0.3, options=opts),
+             lambda: smfsym.schedule_weak_error(PROBLEM, smfsym.Schedule(sp.Integer(1), sp.Symbol("t")), x**2, [1.0],
+                                                0.5, [0.1, 0.05], options=opts)]
+    for call in calls:
+        with pytest.raises(ValueError, match=rf"`options.{field}`: \w+ sizes the chunks and steps of its runs itself"):
+            call()
+
+
 def test_every_study_entry_point_has_at_most_twelve_parameters():
     """The run and numerics settings travel as objects; ``**legacy`` (the old keywords, for one release)
     is not counted."""
