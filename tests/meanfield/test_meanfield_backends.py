@@ -207,6 +207,7 @@ MEANFIELD_SPEC = ('[meanfield]\nparams = ["a", "w"]\noutput = "out"\nunit = "a *
                   '[data.z]\nlaw = "normal"\n')
 
 
+@pytest.mark.slow  # multi-second: the CLI end to end; the default tier keeps the simulators' agreement tests
 @pytest.mark.filterwarnings("ignore::smfsym.meanfield.RuleResolutionWarning")
 def test_cli_check_backend_runs_the_meanfield_study(tmp_path, capsys):
     (tmp_path / "mf.toml").write_text(MEANFIELD_SPEC)

@@ -115,6 +115,7 @@ def test_sme_agrees_with_numpy(smes, order, scheme, increments):
     assert z.max() < Z_MAX, z
 
 
+@pytest.mark.slow  # multi-second: the default tier keeps the step-equality tests
 def test_sme_n_point_motion_agrees_with_numpy(smes):
     x0 = np.array([X0, [0.0, 1.0, 1.0]])
     ref, dev = run_smf(smes[2], "numpy", x0=x0), run_smf(smes[2], AAS, x0=x0)
@@ -136,6 +137,7 @@ def test_sme_weak2_with_an_explicit_root_agrees_with_numpy(increments):
     assert z.max() < Z_MAX, z
 
 
+@pytest.mark.slow  # multi-second: the default tier keeps the step-equality tests
 @pytest.mark.parametrize("increments", ["gaussian", "discrete"])
 def test_dataset_weak2_agrees_with_numpy(dataset_flow, increments):
     z = zscores(run_dataset(dataset_flow, "numpy", increments=increments),
@@ -168,6 +170,7 @@ def test_sme_same_numbers_across_chunk_sizes(smes, scheme, increments):
         np.testing.assert_array_equal(a.stats[name]["sem"], b.stats[name]["sem"])
 
 
+@pytest.mark.slow  # multi-second: the default tier keeps the step-equality tests
 def test_dataset_weak2_same_numbers_across_chunk_sizes(dataset_flow):
     n = 4096 + 50
     a, b = (run_dataset(dataset_flow, AAS, increments="discrete", n_paths=n, chunk_size=c, store=True)
@@ -214,6 +217,7 @@ def test_a_non_finite_sigma_is_a_reported_blow_up_as_on_numpy():
 
 # -- studies
 
+@pytest.mark.slow  # multi-second: the default tier keeps the step-equality tests
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
 def test_weak_error_study_with_smes_on_the_back_end():
     """sme1 and sme2 of a d = 2 regression (non-diagonal Sigma: the numeric root) in a Monte Carlo weak-error
