@@ -548,7 +548,9 @@ class DeviceUpdateMapStep:
         syms = [s for smp in self.samplers for s in smp.symbols]
         bound = dict(values)
         bound[umap.eta] = float(eta)
-        self.update = CompiledExprs(list(umap.update), umap.state, bound, syms, backend=backend)
+        exprs = getattr(umap, "step_update", None)  # the built-ins' unexpanded gradient, as on numpy
+        self.update = CompiledExprs(list(umap.update if exprs is None else exprs), umap.state, bound, syms,
+                                    backend=backend)
 
     def __call__(self, X, h, gens, sizes):
         xp, cols = self.xp, []
