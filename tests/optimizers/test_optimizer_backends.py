@@ -318,7 +318,7 @@ def test_step_decay_schedule_agrees_with_numpy():
 def test_the_device_step_compiles_the_built_ins_unexpanded_update_as_numpy_does():
     """Adam's update at the loss's unexpanded gradient (a (a.x - y), not its d^2 expanded terms): the device
     step compiles what the numpy step compiles, fewer array operations (kernels on a GPU) than the expanded
-    update (2.6x faster on array_api_strict, BENCHMARKS.md)."""
+    update (a 1.7x faster step on array_api_strict, BENCHMARKS.md)."""
     from smfsym.backends import get_backend
     from smfsym.optimizers import adam
     from smfsym.optimizers.update_map import DeviceUpdateMapStep, UpdateMapStep
