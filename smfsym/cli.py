@@ -336,7 +336,9 @@ def _check_cost(spec, c: dict, args) -> None:
         hints = {"weak-error": "--n-paths, --models, --etas or --scheme euler",
                  "multi-point": "n_paths of the spec's [check.multipoint]",
                  "mean-field": "--n-paths, or widths or etas of the spec's [meanfield.check]"}
-        raise UsageError(f"{what} is over {COST_LIMIT / 60:g} min; pass --yes to run it, or lower it with "
+        device = ("" if args.backend == "numpy" else f" (the estimate is numpy's on this machine's CPU: on --backend "
+                  f"{args.backend} the run is usually far shorter)")
+        raise UsageError(f"{what} is over {COST_LIMIT / 60:g} min{device}; pass --yes to run it, or lower it with "
                          + "; ".join(hints[n] for n, _ in ests))
 
 
