@@ -200,8 +200,9 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
         smfsym's back end does, and reproduces ``smfsym.simulate(..., options=RunOptions(backend=...))``
         and ``simulate_sgd`` bitwise for the same seed (:mod:`smfsym.io.codegen_device`). Its
         ``simulate``/``simulate_sgd`` return host numpy arrays and report blow-up (``on_nonfinite``).
-        What smfsym's device path refuses is refused (a matrix square root of Sigma, quadrature means
-        over continuous laws, laws without a device sampler), naming it.
+        The SME's numeric root sqrt(eta) Sigma(x)^(1/2) is DeviceSDE.root's batched eigh (its refusal of a
+        clearly negative eigenvalue included). What smfsym's device path refuses is refused (quadrature
+        means over continuous laws, laws without a device sampler), naming it.
 
     Returns
     -------

@@ -18,8 +18,10 @@ array_api_strict's Philox streams and the returned arrays; never smfsym). It mir
 
 So a generated module reproduces ``smfsym.simulate(..., options=RunOptions(backend=...))`` and
 ``smfsym.simulate_sgd`` bitwise from the same seed on the same back end (tested on array_api_strict).
-What smfsym's device path refuses (a matrix square root of Sigma, quadrature means over continuous laws,
-laws without a device sampler, batches drawn without replacement) is refused here too, naming it.
+The SME's numeric root sqrt(eta) Sigma(x)^(1/2) is :meth:`~smfsym.numerics.device_sde.DeviceSDE.root`
+line by line (batched eigh, clipping, a FloatingPointError on a clearly negative eigenvalue, NaN noise for a
+non-finite Sigma). What smfsym's device path refuses (quadrature means over continuous laws, laws without a
+device sampler, batches drawn without replacement) is refused here too, naming it.
 """
 from __future__ import annotations
 
@@ -501,6 +503,49 @@ def euler_step(X, dt, Z):
 '''
 
 
+_EULER_SQRT = '''
+def drift(X):
+    """b(X) on the device for states X of shape (..., D)."""
+    return xp.stack(_SQRT.evaluate_list(_cols(X))[:D], axis=-1)
+
+
+def root(S):
+    """Symmetric square root of Sigma S (..., D, D) on the device (smfsym's DeviceSDE.root): a batched eigh,
+    eigenvalues down to -1e-8 times the largest |eigenvalue| clipped to 0, a clearly negative one a
+    FloatingPointError, a non-finite Sigma a NaN root (the path is then reported as lost)."""
+    finite = xp.all(xp.isfinite(S), axis=(-2, -1))
+    fin = xp.reshape(finite, tuple(finite.shape) + (1, 1))
+    lam, V = xp.linalg.eigh(xp.where(fin, S, 0.0))
+    scale = xp.max(xp.abs(lam), axis=-1, keepdims=True)
+    tol = max(1e-8, 64 * float(xp.finfo(lam.dtype).eps))  # 1e-8 in float64
+    neg = lam < -tol * xp.maximum(scale, 1e-300)
+    if bool(xp.any(neg)):  # one host copy per step
+        raise FloatingPointError(
+            f"Sigma(x) has clearly negative eigenvalues (min {float(xp.min(lam)):.3g}) at some state: "
+            f"it is not a covariance there (backend {BACKEND_REPR!r}).")
+    R = xp.matmul(V * xp.sqrt(xp.maximum(lam, 0.0))[..., None, :], xp.matrix_transpose(V))
+    return xp.where(fin, R, float("nan"))
+
+
+def _drift_noise(X, xc, Z0):
+    """Drift b(X) and noise SCALE Sigma(X)^(1/2) Z0 (D arrays each); Z0 of shape (M, P)."""
+    vals = _SQRT.evaluate_list(xc)
+    lead = tuple(X.shape[:-1])
+    S = xp.reshape(xp.stack(vals[D:], axis=-1), lead + (D, D))
+    z = xp.reshape(xp.permute_dims(Z0, (1, 0)), (X.shape[0],) + (1,) * (X.ndim - 2) + (D, 1))
+    N = xp.matmul(root(S), z)[..., 0] * SCALE
+    return vals[:D], [N[..., i] for i in range(D)]
+
+
+def euler_step(X, dt, Z):
+    """Euler-Maruyama (weak order 1): X + b dt + SCALE Sigma(X)^(1/2) sqrt(dt) Z[0], Z of shape (1, M, P)."""
+    xc = _cols(X)
+    b, N = _drift_noise(X, xc, Z[0, ...])
+    sq = math.sqrt(dt)
+    return xp.stack([xc[i] + dt * b[i] + sq * N[i] for i in range(D)], axis=-1)
+'''
+
+
 def _refuse(backend: str, what: str):
     raise ValueError(f"`backend={backend!r}`: {what}, which smfsym's device path does not simulate either; "
                      "generate the module with backend='numpy'.")
@@ -509,10 +554,13 @@ def _refuse(backend: str, what: str):
 def _sde_device_code(sde, vals, w: _Writer, backend: str) -> str:
     """Constants, compiled plans and the Euler step of an SDE on the device (as DeviceSDE.euler)."""
     n = NumericSDE(sde, vals)
-    if n.kind == "sqrt":
-        _refuse(backend, "this SDE's noise is a matrix square root of Sigma (its `noise` is 'sqrt')")
     out = [f"D = {n.d}  # state dimension\nM = {n.m}  # independent Brownian motions (data rows for data-set noise)"]
-    if n.kind == "template":
+    if n.kind == "sqrt":
+        fused = CompiledExprs(list(n.drift_exprs) + list(n.sigma_exprs), n.x, n.values)
+        src = w.exprs(fused, "sqrt_plan", "Drift entries, then the D x D entries of Sigma(x) row by row", n.values)
+        out.append(f"SCALE = {n.scale!r}  # the noise is SCALE * Sigma(x)^(1/2) dW\n_SQRT = {src}")
+        out.append(_EULER_SQRT.replace("BACKEND_REPR", repr(backend)))
+    elif n.kind == "template":
         law = sde.diffusion.law
         c0, r = n._template_parts
         front = w.exprs(CompiledExprs(list(n.drift_exprs) + list(c0), n.x, n.values), "front",

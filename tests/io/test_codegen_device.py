@@ -168,8 +168,6 @@ def test_blow_up_is_reported_as_smfsym_reports_it():
 
 def test_what_the_device_path_refuses_is_refused_naming_it():
     p = regression_problem()
-    with pytest.raises(ValueError, match=r"`backend='array_api_strict'`: .*matrix square root.*backend='numpy'"):
-        smfsym.codegen(smfsym.sme(p, order=1), eta=0.1, backend="array_api_strict")
     with pytest.raises(ValueError, match=r"`backend='cupy'`: .*quadrature"):
         smfsym.codegen(smfsym.sme(smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x])), eta=0.1,
                        backend="cupy")
@@ -323,3 +321,41 @@ def test_a_piecewise_loss_prints_select_and_is_smfsyms_numbers_bitwise():
     assert "select(" in src
     _same_sde(flow, ns, [0.3], n_paths=5000)
     _same_sgd(p, ns, [0.3], n_paths=5000)
+
+
+def test_the_smes_numeric_root_is_smfsyms_numbers_bitwise(regression):
+    """The SME's noise sqrt(eta) Sigma(x)^(1/2): a batched eigh per path on the device, as DeviceSDE.root."""
+    p = regression[0]
+    sme = smfsym.sme(p, order=1)
+    src, ns = _module(sme)
+    assert sme.noise_kind == "sqrt" and "xp.linalg.eigh(" in src
+    _same_sde(sme, ns, X0, n_paths=300)
+    _same_sde(sme, ns, [X0, [0.0, 1.0, 2.0]], n_paths=40)
+
+
+def _sqrt_sde(entry):
+    from smfsym.symbolic.sde import MatrixSqrt
+
+    return smfsym.SDE([-x], MatrixSqrt(sp.Matrix([[entry]]), sp.Integer(1)), [x])
+
+
+def test_the_numeric_root_refuses_and_reports_as_smfsym_does():
+    # a clearly negative eigenvalue of Sigma: FloatingPointError naming it, on both
+    sde = _sqrt_sde(x)
+    _, ns = _module(sde)
+    with pytest.raises(FloatingPointError, match=r"clearly negative eigenvalues \(min -1\).*'array_api_strict'"):
+        ns["simulate"]([-1.0], 0.1, 20, 0)
+    with pytest.raises(FloatingPointError, match="clearly negative eigenvalues"):
+        smfsym.simulate(sde, [-1.0], 0.1, eta=0.1, n_paths=20, seed=0, options=AAS)
+    # a non-finite Sigma (log of a negative state): NaN noise, reported as lost paths, the same ones
+    sde = _sqrt_sde(1 + sp.log(1 + x))
+    _, ns = _module(sde)
+    with pytest.raises(FloatingPointError, match=r"non-finite state at step 1 "):
+        ns["simulate"]([-2.0], 0.1, 20, 0)
+    with pytest.warns(RuntimeWarning, match="non-finite state at step 1"):
+        _, st = ns["simulate"]([-2.0], 0.1, 20, 0, on_nonfinite="mask")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = smfsym.simulate(sde, [-2.0], 0.1, eta=0.1, n_paths=20, seed=0,
+                              options=RunOptions(backend="array_api_strict", on_nonfinite="mask"))
+    assert np.isnan(st).all() and np.array_equal(st, ref.states, equal_nan=True)
