@@ -157,6 +157,9 @@ class _Stream:
 
     def random(self, shape):
         return _asarray(self.g.random(shape))
+
+    def integers(self, high, shape):
+        return xp.asarray(self.g.integers(0, high, size=shape, dtype=np.int64), **_KW)
 '''
 
 _RUNTIME_CUPY = '''
@@ -184,6 +187,9 @@ class _Stream:
 
     def random(self, shape):
         return self.g.random_sample(size=shape, dtype=xp.float64)
+
+    def integers(self, high, shape):
+        return self.g.randint(0, high, size=shape)
 '''
 
 _RUNTIME = '''
@@ -430,25 +436,53 @@ def _dir_cols(Z, X):
     return out
 
 
-def _draw(gens, sizes):
-    """One step's increments on the device, shape (1, M, P): each seed block draws its own (1, M, s)."""
-    parts = [g.standard_normal((1, M, s)) for g, s in zip(gens, sizes)]
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+def _draw(gens, sizes, k=1, discrete=None):
+    """One step's increments on the device, shape (k, M, P), block by block (smfsym's draw_device): standard
+    normals, or with ``discrete`` (a kind per draw) uniform integers on {0, ..., 5} mapped to two-point
+    (+-1 by parity) or three-point (+-sqrt(3) for 0, 1; 0 otherwise) variables."""
+    if discrete is None:
+        parts = [g.standard_normal((k, M, s)) for g, s in zip(gens, sizes)]
+        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+    parts = [g.integers(6, (k, M, s)) for g, s in zip(gens, sizes)]
+    i = parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+    rows = []
+    for j, kind in enumerate(discrete):
+        ij = i[j, ...]
+        if kind == "two":
+            rows.append(1.0 - 2.0 * xp.astype(ij % 2, xp.float64))
+        else:
+            rows.append(math.sqrt(3.0) * (xp.astype(ij == 1, xp.float64) - xp.astype(ij == 0, xp.float64)))
+    return rows[0][None, ...] if len(rows) == 1 else xp.stack(rows, axis=0)
+
+
+#: scheme -> (draws per step, the discrete kind of each draw), as smfsym's solvers declare them
+_SCHEMES = {"euler": (1, ("two",)), "weak2": (4, ("three", "two", "two", "two"))}
 
 
 def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100,
-             chunk_paths=None):
-    """Euler-Maruyama paths on the device: (times, host states of shape (n_times, n_paths, [n_points,] D)).
+             chunk_paths=None, scheme="euler", increments="gaussian"):
+    """Paths on the device: (times, host states of shape (n_times, n_paths, [n_points,] D)).
 
-    An (n, D) x0 runs the n-point motion (one noise for all points). ``chunk_paths`` bounds the paths on
-    the device at once (whole seed blocks; the numbers do not depend on it).
+    ``scheme`` "euler" (Euler-Maruyama, weak order 1) or "weak2" (smfsym's simplified weak Taylor 2.0 step,
+    where this module has it); ``increments`` "gaussian" or "discrete" (two-point for euler, three- and
+    two-point for weak2). An (n, D) x0 runs the n-point motion (one noise for all points). ``chunk_paths``
+    bounds the paths on the device at once (whole seed blocks; the numbers do not depend on it).
     """
+    if scheme not in _SCHEMES:
+        raise ValueError(f"`scheme` must be one of {sorted(_SCHEMES)}; got {scheme!r}.")
+    if scheme == "weak2" and NO_WEAK2:
+        raise ValueError(f"`scheme='weak2'`: {NO_WEAK2}")
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
+    k, kinds = _SCHEMES[scheme]
+    kinds = kinds if increments == "discrete" else None
+    step_fn = euler_step if scheme == "euler" else globals()["weak2_step"]
     saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
     steps, index, times = grid(saves, float(dt))
     step_times = np.concatenate([[0.0], np.cumsum(steps)])
 
     def step(X, h, gens, sizes):
-        return euler_step(X, float(h), _draw(gens, sizes) if M else None)
+        return step_fn(X, float(h), _draw(gens, sizes, k, kinds) if M else None)
 
     return times, _run(x0, n_paths, seed, steps, index, step, on_nonfinite, blowup_threshold, "t",
                        lambda n: float(step_times[n]), chunk_paths)
@@ -500,6 +534,43 @@ def euler_step(X, dt, Z):
         acc = [acc[i] + xp.sum(R[i] * w, axis=-1) for i in range(D)]
     sq = math.sqrt(dt) * SCALE
     return xp.stack([xc[i] + dt * b[i] + sq * acc[i] for i in range(D)], axis=-1)
+'''
+
+
+_WEAK2_MATRIX = '''
+def weak2_step(X, dt, Z):
+    """The simplified weak Taylor 2.0 step (smfsym's WeakTaylor2, as DeviceSDE.weak2); Z of shape (4, M, P):
+    dW / sqrt(dt), zeta, alpha, beta."""
+    xc = _cols(X)
+    H = _PLAN2.front_values(xc)
+    b = _PLAN2.term("drift", xc, H)
+    if not M:
+        Db_b = _PLAN2.term("da", xc, H, b)
+        return xp.stack([xc[i] + dt * b[i] + 0.5 * dt**2 * Db_b[i] for i in range(D)], axis=-1)
+    sq = math.sqrt(dt)
+    N01 = _PLAN2.term("noise", xc, H, _dir_cols(Z[0:2, ...], X))  # D arrays (2, P[, n])
+    N23 = _PLAN2.term("noise", xc, H, _dir_cols(Z[2:4, ...], X))
+    v = [dt * b[i] + sq * N01[i][0, ...] for i in range(D)]  # dt b + sigma dW
+    z0 = _dir_cols(Z[0, ...], X)
+    acc = [xc[i] + v[i] for i in range(D)]
+
+    def add(c, terms):
+        for i in range(D):
+            acc[i] = acc[i] + c * terms[i]
+
+    add(0.5 * dt, _PLAN2.term("da", xc, H, v))
+    add(0.5 * sq, _PLAN2.term("dg", xc, H, v + z0))
+    add(-0.5 * dt, _PLAN2.term("ito", xc, H))
+    s_zeta = [N01[i][1, ...] for i in range(D)]
+    if "d2a" not in _ZERO2:
+        add(0.25 * dt**2, _PLAN2.term("d2a", xc, H, s_zeta))
+    if "d2g" not in _ZERO2:
+        add(0.25 * dt * sq, _PLAN2.term("d2g", xc, H, s_zeta + z0))
+    # Levy-area surrogate: directions (sigma alpha, sigma beta) against increments (beta, alpha)
+    swapped = xp.stack([Z[3, ...], Z[2, ...]], axis=0)
+    area = _PLAN2.term("dg", xc, H, [N23[i] for i in range(D)] + _dir_cols(swapped, X))
+    c = 0.5 * dt / math.sqrt(2.0)
+    return xp.stack([acc[i] + c * (area[i][0, ...] - area[i][1, ...]) for i in range(D)], axis=-1)
 '''
 
 
@@ -578,13 +649,39 @@ def _sde_device_code(sde, vals, w: _Writer, backend: str) -> str:
         plan = HoistedExprs({"drift": (n.drift_exprs, ()), "noise": (n.noise_exprs, n.u)}, n.x, n.values)
         out.append(_plan_code(plan, n, w))
         out.append(_EULER_MATRIX)
+    no_weak2 = _weak2_code(n, w, out)
+    out.append(f"#: why this module has no weak2 step (empty: it has one)\nNO_WEAK2 = {no_weak2!r}")
     out.append(_SDE_STEP)
     return "\n\n\n".join(o.strip("\n") for o in out)
 
 
-def _plan_code(plan: HoistedExprs, n, w: _Writer) -> str:
-    """``_PLAN = _Hoisted(...)``: the hoisted front and the drift and noise backs."""
-    front = w.exprs(plan.front, "front", "The direction-free subterms, once per state", n.values) \
+def _weak2_code(n: NumericSDE, w: _Writer, out: list) -> str:
+    """Append the weak order-2 plan and step of explicit noise columns to ``out`` (DeviceSDE.weak2_plan); the
+    reason there is none otherwise (smfsym's own refusal, or data-set noise: not generated yet)."""
+    if n.kind == "template":
+        return ("weak2 on data-set noise is not generated yet; run smfsym.simulate(..., scheme='weak2', "
+                "options=RunOptions(backend=...)) instead.")
+    try:
+        E = n._weak2_exprs
+    except (ValueError, NotImplementedError) as e:  # the numeric root: smfsym refuses weak2 there too
+        return str(e)
+    v, u = E["v"], n.u
+    plan = HoistedExprs({"drift": (n.drift_exprs, ()), "ito": (E["ito"], ()), "noise": (n.noise_exprs, u),
+                         "da": (E["da"], v), "d2a": (E["d2a"], E["w"]), "dg": (E["dg"], v + u),
+                         "d2g": (E["d2g"], E["w"] + u)}, n.x, n.values)
+    zero = sorted(k for k in ("d2a", "d2g") if plan.is_zero(k))
+    out.append(_plan_code(plan, n, w, "_PLAN2", "w2_") + f"\n_ZERO2 = {zero!r}  # terms that vanish identically")
+    out.append(_WEAK2_MATRIX)
+    return ""
+
+
+_WHAT = {"drift": "The drift", "noise": "sigma(x) u", "ito": "The Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j",
+         "da": "D_v b", "d2a": "D^2_w b", "dg": "D_v (sigma u)", "d2g": "D^2_w (sigma u)"}
+
+
+def _plan_code(plan: HoistedExprs, n, w: _Writer, var: str = "_PLAN", prefix: str = "") -> str:
+    """``_PLAN = _Hoisted(...)``: the hoisted front and the backs (drift and noise; weak2's terms)."""
+    front = w.exprs(plan.front, prefix + "front", "The direction-free subterms, once per state", n.values) \
         if plan.hoisted else "None"
     backs, direct = {}, {}
     for name in plan.backs:
@@ -593,10 +690,10 @@ def _plan_code(plan: HoistedExprs, n, w: _Writer) -> str:
                             (("H", plan._index[o]) if o in plan._index else ("X", list(n.x).index(o)))
                             for o in plan._direct[name]]
         else:
-            what = "The drift on the hoisted values" if name == "drift" else "sigma(x) u on the hoisted values"
-            backs[name] = w.exprs(plan.backs[name], name, what, n.values)
+            what = _WHAT[name] + " on the hoisted values"
+            backs[name] = w.exprs(plan.backs[name], prefix + name, what, n.values)
     backs_src = "{" + ", ".join(f"{k!r}: {v}" for k, v in backs.items()) + "}"
-    return f"_PLAN = _Hoisted({front}, {backs_src}, {direct!r}, {plan._used!r})"
+    return f"{var} = _Hoisted({front}, {backs_src}, {direct!r}, {plan._used!r})"
 
 
 # ---------------------------------------------------------------------------------------------- SGD

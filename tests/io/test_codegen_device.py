@@ -260,6 +260,9 @@ class _FakeRandomState:
     def random_sample(self, size, dtype):
         return self.g.random(size).astype(dtype)
 
+    def randint(self, low, high, size):
+        return self.g.integers(low, high, size)
+
 
 @pytest.fixture
 def fake_cupy(monkeypatch):
@@ -286,6 +289,11 @@ def test_the_cupy_module_mirrors_smfsyms_cupy_path(fake_cupy):
         exec(compile(smfsym.codegen(sde, eta=0.1, backend="cupy"), "generated_cupy.py", "exec"), ns)
         t, st = ns["simulate"]([0.5], 0.2, 300, 4, save_at=[0.1, 0.2])
         ref = smfsym.simulate(sde, [0.5], 0.2, eta=0.1, n_paths=300, seed=4, save_at=[0.1, 0.2], options=cupy)
+        assert np.all(np.isfinite(st)) and np.array_equal(st, ref.states)
+    for inc in ("gaussian", "discrete"):  # the matrix noise of sme1: weak2, and cuRAND's integers
+        st = ns["simulate"]([0.5], 0.2, 300, 4, scheme="weak2", increments=inc)[1]
+        ref = smfsym.simulate(sde, [0.5], 0.2, eta=0.1, n_paths=300, seed=4, scheme="weak2", increments=inc,
+                              options=cupy)
         assert np.all(np.isfinite(st)) and np.array_equal(st, ref.states)
     t, st = ns["simulate_sgd"]([0.5], 3, 300, 4)
     ref = smfsym.simulate_sgd(p, [0.5], 3, 0.1, n_paths=300, seed=4, options=cupy)
@@ -359,3 +367,52 @@ def test_the_numeric_root_refuses_and_reports_as_smfsym_does():
         ref = smfsym.simulate(sde, [-2.0], 0.1, eta=0.1, n_paths=20, seed=0,
                               options=RunOptions(backend="array_api_strict", on_nonfinite="mask"))
     assert np.isnan(st).all() and np.array_equal(st, ref.states, equal_nan=True)
+
+
+def _same_scheme(sde, ns, x0, scheme, increments, n_paths=300, seed=4, t_end=0.2):
+    t, st = ns["simulate"](x0, t_end, n_paths, seed, save_at=[t_end / 2, t_end], scheme=scheme, increments=increments)
+    ref = smfsym.simulate(sde, x0, t_end, eta=0.1, n_paths=n_paths, seed=seed, save_at=[t_end / 2, t_end],
+                          scheme=scheme, increments=increments, options=AAS)
+    assert np.all(np.isfinite(st)) and np.array_equal(t, ref.t)
+    assert np.array_equal(st, ref.states)
+    return st
+
+
+@pytest.mark.parametrize("increments", ["gaussian", "discrete"])
+def test_weak2_and_discrete_increments_are_smfsyms_numbers_bitwise(regression, increments):
+    p, (src, ns) = regression
+    flow = smfsym.smf(p, order=1)
+    assert "def weak2_step(" in src and "NO_WEAK2 = ''" in src
+    st = _same_scheme(flow, ns, X0, "weak2", increments, n_paths=5000)  # two seed blocks
+    assert not np.array_equal(st, _same_scheme(flow, ns, X0, "euler", increments, n_paths=5000))
+    _same_scheme(flow, ns, [X0, [0.0, 1.0, 2.0]], "weak2", increments, n_paths=40)
+    whole = ns["simulate"](X0, 0.2, 5000, 4, scheme="weak2", increments=increments)[1]
+    assert np.array_equal(ns["simulate"](X0, 0.2, 5000, 4, scheme="weak2", increments=increments,
+                                         chunk_paths=100)[1], whole)
+
+
+def test_weak2_with_second_derivatives_data_means_and_without_noise_bitwise():
+    p = _data_problem(7)  # a logistic term: the drift and noise have second derivatives; data means on the device
+    sme = build_model(p, "sme1")
+    src, ns = _module(sme)
+    assert sme.noise_kind == "matrix" and "_ZERO2 = []" in src
+    for inc in ("gaussian", "discrete"):
+        _same_scheme(sme, ns, [0.5], "weak2", inc)
+    gf = build_model(p, "gf")
+    src, ns = _module(gf)
+    assert "M = 0" in src
+    _same_scheme(gf, ns, [0.5], "weak2", "gaussian", n_paths=20)
+
+
+def test_weak2_is_refused_where_the_module_has_none_naming_why(regression):
+    _, ns = _module(smfsym.sme(regression[0], order=1))  # the numeric root: smfsym refuses weak2 too
+    with pytest.raises(ValueError, match=r"`scheme='weak2'`: .*explicit"):
+        ns["simulate"](X0, 0.1, 10, 0, scheme="weak2")
+    _, ns = _module(build_model(_data_problem(7), "smf1"))  # data-set noise: not generated yet
+    with pytest.raises(ValueError, match=r"`scheme='weak2'`: weak2 on data-set noise is not generated yet"):
+        ns["simulate"]([0.5], 0.1, 10, 0, scheme="weak2")
+    ns["simulate"]([0.5], 0.1, 10, 0, increments="discrete")  # its Euler takes discrete increments
+    with pytest.raises(ValueError, match=r"`scheme` must be one of \['euler', 'weak2'\]; got 'tamed'"):
+        ns["simulate"]([0.5], 0.1, 10, 0, scheme="tamed")
+    with pytest.raises(ValueError, match=r"`increments` must be 'gaussian' or 'discrete'; got 'sobol'"):
+        ns["simulate"]([0.5], 0.1, 10, 0, increments="sobol")
