@@ -26,9 +26,9 @@ from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from ..symbolic.sde import SDE
 from .._checks import as_expr
-from ..montecarlo.increments import draw_normal
+from ..montecarlo.increments import draw_discrete, draw_normal
 from ..montecarlo.seeds import block_generators
-from ..simulation.sde import grid
+from ..simulation.sde import DRAW_BYTES, grid
 from ..simulation.sgd import problem_symbols
 from ..simulation.sde import _known_symbols
 from ..numerics.linear_forms import KERNELS
@@ -160,8 +160,13 @@ def _runtime() -> str:
     import inspect
 
 
-    own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, grid))
-    return _RUNTIME.format(block=BLOCK) + "\n\n" + own
+    from ..montecarlo import increments
+
+    tables = [line for line in inspect.getsource(increments).splitlines()
+              if line.startswith(("_SIGNS = ", "_THREE = ", "_TRIPLES = "))]
+    own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, draw_discrete,
+                                                     increments._accepted_bytes, grid))
+    return _RUNTIME.format(block=BLOCK) + "\n\n" + "\n".join(tables) + "\n\n" + own
 
 
 
@@ -419,22 +424,107 @@ def euler_step(X, dt, Z):
     return out
 
 
-def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100):
-    """Euler-Maruyama paths: (times, states of shape (n_times, n_paths, [n_points,] D)).
+#: scheme -> (draws per step, the discrete kind of each draw), as smfsym's solvers declare them
+_SCHEMES = {"euler": (1, ("two",)), "weak2": (4, ("three", "two", "two", "two"))}
+#: bytes of one draw of a path sub-batch (smfsym's DRAW_BYTES: discrete draws are made per sub-batch)
+DRAW_BYTES = DRAW_BYTES_VALUE
 
-    An (n, D) x0 runs the n-point motion (one noise for all points). A path beyond ``blowup_threshold``
-    (or not finite) raises BlowUpError, or with on_nonfinite="mask" is NaN (and a RuntimeWarning says how many).
+
+def _draw(gens, sizes, k, kinds):
+    """(P, k, M) increments, block by block: standard normals, or smfsym's discrete ones (``kinds``)."""
+    if kinds is None:
+        return draw_normal(gens, sizes, (k, M))
+    sub = max(1, DRAW_BYTES // max(1, 8 * k * M))
+    return np.concatenate([draw_discrete(g, min(sub, s - a), kinds, M) for g, s in zip(gens, sizes)
+                           for a in range(0, s, sub)], axis=0)
+
+
+def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100,
+             scheme="euler", increments="gaussian"):
+    """Paths of ``scheme``: (times, states of shape (n_times, n_paths, [n_points,] D)).
+
+    ``scheme`` "euler" (Euler-Maruyama, weak order 1) or "weak2" (smfsym's simplified weak Taylor 2.0 step,
+    where this module has it); ``increments`` "gaussian" or "discrete" (two-point for euler, three- and
+    two-point for weak2). An (n, D) x0 runs the n-point motion (one noise for all points). A path beyond
+    ``blowup_threshold`` (or not finite) raises BlowUpError, or with on_nonfinite="mask" is NaN (and a
+    RuntimeWarning says how many).
     """
+    if scheme not in _SCHEMES:
+        raise ValueError(f"`scheme` must be one of {sorted(_SCHEMES)}; got {scheme!r}.")
+    if scheme == "weak2" and NO_WEAK2:
+        raise ValueError(f"`scheme='weak2'`: {NO_WEAK2}")
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
+    k, kinds = _SCHEMES[scheme]
+    kinds = kinds if increments == "discrete" else None
+    step_fn = euler_step if scheme == "euler" else globals()["weak2_step"]
     saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
     steps, index, times = grid(saves, float(dt))
 
     def step(X, h, gens, sizes):
-        Z = draw_normal(gens, sizes, (1, M)) if M else np.zeros((X.shape[0], 1, 0))
-        return euler_step(X, h, Z)
+        Z = _draw(gens, sizes, k, kinds) if M else np.zeros((X.shape[0], k, 0))
+        return step_fn(X, h, Z)
 
     return times, _run(x0, n_paths, seed, steps, index, step, on_nonfinite, blowup_threshold, "t",
                        lambda n: float(np.sum(steps[:n])))
 '''
+
+
+_WEAK2_NUMPY = '''
+def _dirs(fn, specs, X, *dirs):
+    """fn at states X along direction arrays shaped like X (columns) or increments (P, M) (noise columns)."""
+    cols = _cols(X)
+    args = [c for V in dirs for c in (_cols(V) if V.shape[-1] == D and V.ndim == X.ndim else _ucols(V, X))]
+    shape = np.broadcast_shapes(*[np.shape(c) for c in cols + args])
+    return _stack(fn(*cols, *args, *_means(specs, cols)), shape)
+
+
+def weak2_step(X, dt, Z):
+    """smfsym's simplified weak Taylor 2.0 step (WeakTaylor2, the same terms; floating-point regrouping aside);
+    Z of shape (P, 4, M): dW / sqrt(dt), zeta, alpha, beta."""
+    b = drift(X)
+    if M == 0:
+        return X + dt * b + 0.5 * dt**2 * _dirs(_w2_da, _W2_DA_MEANS, X, b)
+    sq = np.sqrt(dt)
+    v = dt * b + sq * noise(X, Z[:, 0])  # dt b + sigma dW
+    s_zeta = noise(X, Z[:, 1])
+    out = X + v
+    out = out + 0.5 * dt * _dirs(_w2_da, _W2_DA_MEANS, X, v)
+    out = out + 0.5 * sq * _dirs(_w2_dg, _W2_DG_MEANS, X, v, Z[:, 0])
+    out = out - 0.5 * dt * _dirs(_w2_ito, _W2_ITO_MEANS, X)
+    out = out + 0.25 * dt**2 * _dirs(_w2_d2a, _W2_D2A_MEANS, X, s_zeta)
+    out = out + 0.25 * dt * sq * _dirs(_w2_d2g, _W2_D2G_MEANS, X, s_zeta, Z[:, 0])
+    # Levy-area surrogate D_{sigma alpha}(sigma beta) - D_{sigma beta}(sigma alpha)
+    area = (_dirs(_w2_dg, _W2_DG_MEANS, X, noise(X, Z[:, 2]), Z[:, 3])
+            - _dirs(_w2_dg, _W2_DG_MEANS, X, noise(X, Z[:, 3]), Z[:, 2]))
+    return out + 0.5 * dt / np.sqrt(2.0) * area
+'''
+
+
+def _weak2_numpy_code(nsde, ctx) -> str:
+    """The weak order-2 terms and step of explicit noise columns, or ``NO_WEAK2``: why there are none."""
+    reason = ""
+    if nsde.kind == "template":
+        reason = ("weak2 on data-set noise is not generated yet; run smfsym.simulate(..., scheme='weak2') "
+                  "instead.")
+    else:
+        try:
+            E = nsde._weak2_exprs
+        except (ValueError, NotImplementedError) as e:  # smfsym refuses weak2 there too
+            reason = str(e)
+    head = f"#: why this module has no weak2 step (empty: it has one)\nNO_WEAK2 = {reason!r}"
+    if reason:
+        return head
+    x, u, v, w = nsde.x, nsde.u, E["v"], E["w"]
+    out = [head]
+    for name, args, what in [("ito", x, "The Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j"),
+                             ("da", x + v, "D_v b"), ("d2a", x + w, "D^2_w b"),
+                             ("dg", x + v + u, "D_v (sigma u)"), ("d2g", x + w + u, "D^2_w (sigma u)")]:
+        exprs = E[name] if any(e != 0 for e in E[name]) else [sp.S.Zero] * nsde.d
+        out.append(_with_means(*_function(f"_w2_{name}", args, exprs, what + ", entry by entry.", ctx),
+                               f"_W2_{name.upper()}_MEANS"))
+    out.append(_WEAK2_NUMPY)
+    return "\n\n\n".join(o.strip("\n") for o in out)
 
 
 def _sde_code(sde, vals, ctx):
@@ -457,7 +547,8 @@ def _sde_code(sde, vals, ctx):
         out.append(_SDE_SQRT)
     else:
         out.append(_template_code(sde, nsde, ctx))
-    euler = _SDE_EULER
+    out.append(_weak2_numpy_code(nsde, ctx))
+    euler = _SDE_EULER.replace("DRAW_BYTES_VALUE", str(DRAW_BYTES))
     if nsde.kind == "template" and nsde.la is not None:
         out.append(_linear_algebra_code(nsde))
         euler = euler.replace(_EULER_GENERAL, _EULER_LA)
