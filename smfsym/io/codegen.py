@@ -180,9 +180,11 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     refinement logic of smfsym, so the numbers are smfsym's; see
     :mod:`smfsym.io.codegen_means` and docs/theory.md §8), explicit noise matrices,
     numeric square roots of Sigma and data-set noise columns (docs/theory.md §3).
-    The generated ``simulate`` is Euler-Maruyama (weak order 1; with an order-2
+    The generated ``simulate`` is Euler-Maruyama by default (weak order 1; with an order-2
     *model* such as smf2 the model is O(eta^2) close to SGD and the solver adds
-    O(dt)). Data-set noise whose loss reads the parameters through linear forms of the row is
+    O(dt)); ``simulate(..., scheme="weak2")`` is smfsym's simplified weak order-2 step for explicit
+    noise columns (refused, naming why, on the numeric root and on data-set noise), and
+    ``increments="discrete"`` draws smfsym's two- and three-point increments. Data-set noise whose loss reads the parameters through linear forms of the row is
     stepped in smfsym's linear-algebra form (its kernels embedded verbatim: margins as one matmul,
     drift and noise as matmuls; :mod:`smfsym.numerics.linear_forms`). A data set of more than ``EMBED_LIMIT`` numbers is never written into
     the source: bind it with the module's ``set_data(_data0=..., _weights0=...)``
