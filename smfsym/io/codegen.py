@@ -183,7 +183,8 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     The generated ``simulate`` is Euler-Maruyama by default (weak order 1; with an order-2
     *model* such as smf2 the model is O(eta^2) close to SGD and the solver adds
     O(dt)); ``simulate(..., scheme="weak2")`` is smfsym's simplified weak order-2 step for explicit
-    noise columns (refused, naming why, on the numeric root and on data-set noise), and
+    noise columns (refused, naming why, on the numeric root and, in the numpy module, on data-set
+    noise; the device modules have it there too), and
     ``increments="discrete"`` draws smfsym's two- and three-point increments. Data-set noise whose loss reads the parameters through linear forms of the row is
     stepped in smfsym's linear-algebra form (its kernels embedded verbatim: margins as one matmul,
     drift and noise as matmuls; :mod:`smfsym.numerics.linear_forms`). A data set of more than ``EMBED_LIMIT`` numbers is never written into

@@ -14,7 +14,10 @@ array_api_strict's Philox streams and the returned arrays; never smfsym). It mir
 - seed block b draws from ``SeedSequence(entropy, spawn_key=(b,))`` as smfsym's device runs do (CuPy: a cuRAND
   Philox4x32-10 ``RandomState`` seeded from the block's sequence; array_api_strict: numpy's Philox copied onto
   the stand-in device), in the same shapes;
-- blow-up is checked after every step as the device driver does (``on_nonfinite="raise"`` or ``"mask"``).
+- blow-up is checked after every step as the device driver does (``on_nonfinite="raise"`` or ``"mask"``);
+- ``simulate(..., scheme="weak2")`` is DeviceSDE.weak2 (explicit noise columns) or DeviceSDE.weak2_template
+  (data-set noise: the actions and their derivatives as row-chunked data-set sums), term by term, and
+  ``increments="discrete"`` maps each block's integers as smfsym's ``draw_device`` does.
 
 So a generated module reproduces ``smfsym.simulate(..., options=RunOptions(backend=...))`` and
 ``smfsym.simulate_sgd`` bitwise from the same seed on the same back end (tested on array_api_strict).
@@ -574,6 +577,63 @@ def weak2_step(X, dt, Z):
 '''
 
 
+_WEAK2_TEMPLATE = '''
+def _row_sums(ce, X, xc, wU, dirs=()):
+    """sum_i wU[:, i] e(X, [V,] xi_i) for per-row expressions ce, rows in chunks of ROWS (in row order)."""
+    data = _dev(_DATA_NAMES[0], "data")
+    P, M_rows = wU.shape
+    tail = (1,) * (X.ndim - 2)
+    xr = [xp.reshape(c, tuple(c.shape) + (1,)) for c in list(xc) + list(dirs)]
+    mv = [xp.reshape(v, tuple(v.shape) + (1,)) for v in ce.mean_values(list(xc) + list(dirs))] if ce.means else []
+    acc = None
+    for r0 in range(0, M_rows, ROWS):
+        r1 = min(M_rows, r0 + ROWS)
+        R = ce.evaluate_list(xr + [c[r0:r1] for c in data], mean_vals=mv, shape=tuple(X.shape[:-1]) + (r1 - r0,))
+        w = xp.reshape(wU[:, r0:r1], (P,) + tail + (r1 - r0,))
+        part = [xp.sum(R[i] * w, axis=-1) for i in range(D)]
+        acc = part if acc is None else [acc[i] + part[i] for i in range(D)]
+    return acc
+
+
+def _action(X, xc, H, U, order, V=None):
+    """D^order_V (sigma(X) U) for data-set noise (DeviceSDE.dataset_action); U of shape (M, P)."""
+    sw = _dev(_DATA_NAMES[1], "sqrt")
+    dirs = [] if order == 0 else list(V)
+    C = _PLAN2.term(("c0", "dc0", "d2c0")[order], xc, H, dirs)
+    wU = xp.permute_dims(U, (1, 0)) * sw  # (P, M)
+    total = xp.reshape(xp.sum(wU, axis=1), (X.shape[0],) + (1,) * (X.ndim - 2))
+    S = _row_sums(_ROWS2[order], X, xc, wU, dirs)
+    return [SCALE * (C[i] * total + S[i]) for i in range(D)]
+
+
+def weak2_step(X, dt, Z):
+    """The weak order-2 step on data-set noise (DeviceSDE.weak2_template, the same terms in the same order);
+    Z of shape (4, M, P): dW / sqrt(dt), zeta, alpha, beta."""
+    xc = _cols(X)
+    H = _PLAN2.front_values(xc)
+    sq = math.sqrt(dt)
+    N0, Nz, Na, Nb = (_action(X, xc, H, Z[k, ...], 0) for k in range(4))
+    b = _PLAN2.term("drift", xc, H)
+    v = [dt * b[i] + sq * N0[i] for i in range(D)]  # dt b + sigma dW
+    G10 = _action(X, xc, H, Z[0, ...], 1, v)
+    Gab = _action(X, xc, H, Z[3, ...], 1, Na)  # D_{sigma alpha}(sigma beta)
+    Gba = _action(X, xc, H, Z[2, ...], 1, Nb)
+    G2 = _action(X, xc, H, Z[0, ...], 2, Nz)
+    da, ito, d2a = _PLAN2.term("da", xc, H, v), _PLAN2.term("ito", xc, H), _PLAN2.term("d2a", xc, H, Nz)
+    c = 0.5 * dt / math.sqrt(2.0)
+    out = []
+    for i in range(D):
+        o = xc[i] + v[i]
+        o = o + 0.5 * dt * da[i]
+        o = o + 0.5 * sq * G10[i]
+        o = o + -0.5 * dt * ito[i]
+        o = o + 0.25 * dt**2 * d2a[i]
+        o = o + 0.25 * dt * sq * G2[i]
+        out.append(o + c * (Gab[i] - Gba[i]))
+    return xp.stack(out, axis=-1)
+'''
+
+
 _EULER_SQRT = '''
 def drift(X):
     """b(X) on the device for states X of shape (..., D)."""
@@ -643,7 +703,7 @@ def _sde_device_code(sde, vals, w: _Writer, backend: str) -> str:
         names = w.data_names.get(tuple(law.symbols))
         if names is None:
             names = (w.array("data", n.data), w.array("weights", np.asarray(law.weights, dtype=float)))
-        out.append(f"SCALE = {n.scale!r}\n_FRONT = {front}\n_ROWS = {rows_src}")
+        out.append(f"SCALE = {n.scale!r}\n_FRONT = {front}\n_ROWS = {rows_src}\n_DATA_NAMES = {tuple(names)!r}")
         out.append(_EULER_TEMPLATE.replace("DATA_NAME", repr(names[0])).replace("WEIGHTS_NAME", repr(names[1])))
     else:
         plan = HoistedExprs({"drift": (n.drift_exprs, ()), "noise": (n.noise_exprs, n.u)}, n.x, n.values)
@@ -658,13 +718,12 @@ def _sde_device_code(sde, vals, w: _Writer, backend: str) -> str:
 def _weak2_code(n: NumericSDE, w: _Writer, out: list) -> str:
     """Append the weak order-2 plan and step of explicit noise columns to ``out`` (DeviceSDE.weak2_plan); the
     reason there is none otherwise (smfsym's own refusal, or data-set noise: not generated yet)."""
-    if n.kind == "template":
-        return ("weak2 on data-set noise is not generated yet; run smfsym.simulate(..., scheme='weak2', "
-                "options=RunOptions(backend=...)) instead.")
     try:
-        E = n._weak2_exprs
+        E = n._dataset_weak2_exprs if n.kind == "template" else n._weak2_exprs
     except (ValueError, NotImplementedError) as e:  # the numeric root: smfsym refuses weak2 there too
         return str(e)
+    if n.kind == "template":
+        return _weak2_template_code(n, w, out, E)
     v, u = E["v"], n.u
     plan = HoistedExprs({"drift": (n.drift_exprs, ()), "ito": (E["ito"], ()), "noise": (n.noise_exprs, u),
                          "da": (E["da"], v), "d2a": (E["d2a"], E["w"]), "dg": (E["dg"], v + u),
@@ -675,7 +734,22 @@ def _weak2_code(n: NumericSDE, w: _Writer, out: list) -> str:
     return ""
 
 
-_WHAT = {"drift": "The drift", "noise": "sigma(x) u", "ito": "The Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j",
+def _weak2_template_code(n: NumericSDE, w: _Writer, out: list, E: dict) -> str:
+    """The weak order-2 plan and step of data-set noise (DeviceSDE.dataset_weak2_plan, weak2_template)."""
+    plan = HoistedExprs(E["terms"], n.x, n.values)
+    rows = []
+    for k, (e, st) in enumerate(E["rows"]):
+        ce = CompiledExprs(e, st, n.values, E["data"])
+        if ce.means and not ce.means_use_only(n.d):  # pragma: no cover - refused by smfsym's device path too
+            return "a data mean inside a per-row term of the noise's derivatives"
+        rows.append(w.exprs(ce, f"w2_rows{k}", ("r", "D_v r", "D^2_w r")[k] + "(x, xi), the per-row part", n.values))
+    out.append(_plan_code(plan, n, w, "_PLAN2", "w2_") + "\n_ROWS2 = [" + ", ".join(rows) + "]  # r, D_v r, D^2_w r")
+    out.append(_WEAK2_TEMPLATE)
+    return ""
+
+
+_WHAT = {"c0": "The row-free part C0 of the noise column", "dc0": "D_v C0", "d2c0": "D^2_w C0",
+         "drift": "The drift", "noise": "sigma(x) u", "ito": "The Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j",
          "da": "D_v b", "d2a": "D^2_w b", "dg": "D_v (sigma u)", "d2g": "D^2_w (sigma u)"}
 
 

@@ -408,11 +408,27 @@ def test_weak2_is_refused_where_the_module_has_none_naming_why(regression):
     _, ns = _module(smfsym.sme(regression[0], order=1))  # the numeric root: smfsym refuses weak2 too
     with pytest.raises(ValueError, match=r"`scheme='weak2'`: .*explicit"):
         ns["simulate"](X0, 0.1, 10, 0, scheme="weak2")
-    _, ns = _module(build_model(_data_problem(7), "smf1"))  # data-set noise: not generated yet
-    with pytest.raises(ValueError, match=r"`scheme='weak2'`: weak2 on data-set noise is not generated yet"):
-        ns["simulate"]([0.5], 0.1, 10, 0, scheme="weak2")
-    ns["simulate"]([0.5], 0.1, 10, 0, increments="discrete")  # its Euler takes discrete increments
+    _, ns = _module(build_model(_data_problem(7), "smf1"))
     with pytest.raises(ValueError, match=r"`scheme` must be one of \['euler', 'weak2'\]; got 'tamed'"):
         ns["simulate"]([0.5], 0.1, 10, 0, scheme="tamed")
     with pytest.raises(ValueError, match=r"`increments` must be 'gaussian' or 'discrete'; got 'sobol'"):
         ns["simulate"]([0.5], 0.1, 10, 0, increments="sobol")
+
+
+@pytest.mark.parametrize("model", ["smf1", "smf2"])
+def test_weak2_on_data_set_noise_is_smfsyms_numbers_bitwise(model):
+    """DeviceSDE.weak2_template: the noise actions and their derivatives as data-set sums in row chunks."""
+    p = _data_problem(7)
+    sde = build_model(p, model)
+    src, ns = _module(sde)
+    assert sde.noise_kind == "template" and "def _action(" in src and "NO_WEAK2 = ''" in src
+    for inc in ("gaussian", "discrete"):
+        _same_scheme(sde, ns, [0.5], "weak2", inc, n_paths=60)
+        _same_scheme(sde, ns, [[0.5], [-1.0]], "weak2", inc, n_paths=30)
+
+
+def test_weak2_on_a_large_data_set_bound_with_set_data_sums_row_chunks_bitwise():
+    p = _data_problem(1500)  # 1500 rows: two chunks of ROWS = 1024
+    sde = build_model(p, "smf1")
+    _, ns = _module(sde, _data0=p.laws[0].data, _weights0=p.laws[0].weights)
+    _same_scheme(sde, ns, [0.5], "weak2", "discrete", n_paths=40, t_end=0.1)
