@@ -183,8 +183,7 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     The generated ``simulate`` is Euler-Maruyama by default (weak order 1; with an order-2
     *model* such as smf2 the model is O(eta^2) close to SGD and the solver adds
     O(dt)); ``simulate(..., scheme="weak2")`` is smfsym's simplified weak order-2 step for explicit
-    noise columns (refused, naming why, on the numeric root and, in the numpy module, on data-set
-    noise; the device modules have it there too), and
+    noise columns and data-set noise (refused, naming smfsym's reason, on the numeric root), and
     ``increments="discrete"`` draws smfsym's two- and three-point increments. Data-set noise whose loss reads the parameters through linear forms of the row is
     stepped in smfsym's linear-algebra form (its kernels embedded verbatim: margins as one matmul,
     drift and noise as matmuls; :mod:`smfsym.numerics.linear_forms`). A data set of more than ``EMBED_LIMIT`` numbers is never written into
@@ -474,10 +473,10 @@ def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="
 
 
 _WEAK2_NUMPY = '''
-def _dirs(fn, specs, X, *dirs):
-    """fn at states X along direction arrays shaped like X (columns) or increments (P, M) (noise columns)."""
+def _dirs(fn, specs, X, V=None, U=None):
+    """fn at states X along a direction V shaped like X, then increments U of shape (P, M)."""
     cols = _cols(X)
-    args = [c for V in dirs for c in (_cols(V) if V.shape[-1] == D and V.ndim == X.ndim else _ucols(V, X))]
+    args = ([] if V is None else _cols(V)) + ([] if U is None else _ucols(U, X))
     shape = np.broadcast_shapes(*[np.shape(c) for c in cols + args])
     return _stack(fn(*cols, *args, *_means(specs, cols)), shape)
 
@@ -504,20 +503,84 @@ def weak2_step(X, dt, Z):
 '''
 
 
+_WEAK2_TEMPLATE_NUMPY = '''
+def _w2_rows(fn, specs, X, wU, dirs):
+    """sum_i wU[:, i] r(X, [V,] xi_i) for a per-row expression list, rows in chunks of ROWS."""
+    data, _ = _noise_data()
+    xc = [c[..., None] for c in _cols(X) + list(dirs)]
+    means = _means(specs, xc)
+    acc = np.zeros(X.shape)
+    for r0 in range(0, data.shape[0], ROWS):
+        dc = [data[r0:r0 + ROWS, j] for j in range(data.shape[1])]
+        shape = np.broadcast_shapes(*[c.shape for c in xc + dc])
+        cols = _stack_last(fn(*xc, *dc, *means), shape)  # (P, [n,] R, D)
+        Ub = wU[:, r0:r0 + ROWS]
+        acc += np.einsum("...kd,...k->...d", cols, Ub.reshape(Ub.shape[:1] + (1,) * (X.ndim - 2) + Ub.shape[1:]))
+    return acc
+
+
+def _w2_action(X, U, order, V=None):
+    """D^order_V (sigma(X) U) for data-set noise (smfsym's NumericSDE.dataset_action); U of shape (P, M)."""
+    _, weights = _noise_data()
+    fn, specs = _W2_C[order]
+    C = _dirs(fn, specs, X, V)
+    wU = U * np.sqrt(weights)
+    total = np.sum(wU, axis=-1).reshape(X.shape[:1] + (1,) * (X.ndim - 1))
+    rows = _w2_rows(*_W2_R[order], X, wU, [] if V is None else _cols(V))
+    return SCALE * (C * total + rows)
+
+
+def weak2_step(X, dt, Z):
+    """smfsym's weak order-2 step on data-set noise (WeakTaylor2._step_dataset, the same terms); Z of shape
+    (P, 4, M): dW / sqrt(dt), zeta, alpha, beta."""
+    sq = np.sqrt(dt)
+    N0, Nz, Na, Nb = (_w2_action(X, Z[:, k], 0) for k in range(4))
+    v = dt * drift(X) + sq * N0  # dt b + sigma dW
+    out = X + v
+    out += 0.5 * dt * _dirs(_w2_da, _W2_DA_MEANS, X, v)
+    out += 0.5 * sq * _w2_action(X, Z[:, 0], 1, v)
+    out += -0.5 * dt * _dirs(_w2_ito, _W2_ITO_MEANS, X)
+    out += 0.25 * dt**2 * _dirs(_w2_d2a, _W2_D2A_MEANS, X, Nz)
+    out += 0.25 * dt * sq * _w2_action(X, Z[:, 0], 2, Nz)
+    out += 0.5 * dt / np.sqrt(2.0) * (_w2_action(X, Z[:, 3], 1, Na) - _w2_action(X, Z[:, 2], 1, Nb))
+    return out
+'''
+
+
+def _weak2_template_numpy(nsde, ctx, E, head: str) -> str:
+    """The weak order-2 terms (row-free and per-row) and step of data-set noise in the numpy module."""
+    terms = E["terms"]
+    x, v, w = nsde.x, terms["da"][1], terms["d2a"][1]
+    out = [head]
+    for name, args, what in [("ito", x, "The Ito-Stratonovich vector scale^2 E[(D c) c]"), ("da", x + v, "D_v b"),
+                             ("d2a", x + w, "D^2_w b"), ("c0", x, "The row-free part C0 of the noise column"),
+                             ("dc0", x + v, "D_v C0"), ("d2c0", x + w, "D^2_w C0")]:
+        out.append(_with_means(*_function(f"_w2_{name}", args, list(terms[name][0]), what + ", entry by entry.", ctx),
+                               f"_W2_{name.upper()}_MEANS"))
+    for k, (exprs, st) in enumerate(E["rows"]):
+        out.append(_with_means(*_function(f"_w2_r{k}", tuple(st) + tuple(E["data"]), exprs,
+                                          ("r", "D_v r", "D^2_w r")[k] + " per data row (data symbols last).", ctx),
+                               f"_W2_R{k}_MEANS"))
+    out.append("_W2_C = [(_w2_c0, _W2_C0_MEANS), (_w2_dc0, _W2_DC0_MEANS), (_w2_d2c0, _W2_D2C0_MEANS)]\n"
+               "_W2_R = [(_w2_r0, _W2_R0_MEANS), (_w2_r1, _W2_R1_MEANS), (_w2_r2, _W2_R2_MEANS)]")
+    out.append(_WEAK2_NUMPY.split("\n\n\ndef weak2_step")[0])  # _dirs
+    out.append(_WEAK2_TEMPLATE_NUMPY)
+    return "\n\n\n".join(o.strip("\n") for o in out)
+
+
 def _weak2_numpy_code(nsde, ctx) -> str:
-    """The weak order-2 terms and step of explicit noise columns, or ``NO_WEAK2``: why there are none."""
+    """The weak order-2 terms and step of explicit noise columns or data-set noise, or ``NO_WEAK2``: why
+    there are none (smfsym's own refusal)."""
     reason = ""
-    if nsde.kind == "template":
-        reason = ("weak2 on data-set noise is not generated yet; run smfsym.simulate(..., scheme='weak2') "
-                  "instead.")
-    else:
-        try:
-            E = nsde._weak2_exprs
-        except (ValueError, NotImplementedError) as e:  # smfsym refuses weak2 there too
-            reason = str(e)
+    try:
+        E = nsde._dataset_weak2_exprs if nsde.kind == "template" else nsde._weak2_exprs
+    except (ValueError, NotImplementedError) as e:  # smfsym refuses weak2 there too
+        reason = str(e)
     head = f"#: why this module has no weak2 step (empty: it has one)\nNO_WEAK2 = {reason!r}"
     if reason:
         return head
+    if nsde.kind == "template":
+        return _weak2_template_numpy(nsde, ctx, E, head)
     x, u, v, w = nsde.x, nsde.u, E["v"], E["w"]
     out = [head]
     for name, args, what in [("ito", x, "The Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j"),

@@ -245,10 +245,29 @@ def test_weak2_is_refused_where_the_module_has_none_naming_why():
     with pytest.raises(ValueError, match=r"explicit matrix"):
         smfsym.simulate(smfsym.sme(regression_problem(), order=1), X0, 0.1, eta=0.1, n_paths=10, seed=0,
                         scheme="weak2")
-    _, ns = _module(build_model(_data_problem(7), "smf1"), 0.1)  # data-set noise: not generated yet
-    with pytest.raises(ValueError, match=r"`scheme='weak2'`: weak2 on data-set noise is not generated yet"):
-        ns["simulate"]([0.5], 0.1, 10, 0, scheme="weak2")
+    _, ns = _module(build_model(_data_problem(7), "smf1"), 0.1)
     with pytest.raises(ValueError, match=r"`scheme` must be one of \['euler', 'weak2'\]; got 'milstein'"):
         ns["simulate"]([0.5], 0.1, 10, 0, scheme="milstein")
     with pytest.raises(ValueError, match=r"`increments` must be 'gaussian' or 'discrete'; got 'sobol'"):
         ns["simulate"]([0.5], 0.1, 10, 0, increments="sobol")
+
+
+@pytest.mark.parametrize("model", ["smf1", "smf2"])
+def test_weak2_on_data_set_noise_reproduces_smfsym(model):
+    """WeakTaylor2._step_dataset: the noise actions and their derivatives as data-set sums, with discrete and
+    Gaussian increments and the n-point motion."""
+    sde = build_model(_data_problem(7), model)
+    src, ns = _module(sde, 0.1)
+    assert sde.noise_kind == "template" and "NO_WEAK2 = ''" in src and "def _w2_action(" in src
+    for inc in ("gaussian", "discrete"):
+        _same_scheme(sde, ns, [0.5], "weak2", inc, n_paths=40)
+    _same_scheme(sde, ns, [[0.5], [-1.0]], "weak2", "gaussian", n_paths=20)
+
+
+@pytest.mark.slow
+def test_weak2_on_a_large_data_set_sums_rows_in_chunks():
+    """1500 rows bound with set_data: two chunks of ROWS = 1024 in the weak order-2 sums."""
+    p = _data_problem(1500)
+    sde = build_model(p, "smf1")
+    _, ns = _module(sde, 0.1, _data0=p.laws[0].data, _weights0=p.laws[0].weights)
+    _same_scheme(sde, ns, [0.5], "weak2", "discrete", n_paths=40, t_end=0.05)
