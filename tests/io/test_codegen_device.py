@@ -327,6 +327,8 @@ def test_a_piecewise_loss_prints_select_and_is_smfsyms_numbers_bitwise():
     flow = smfsym.smf(p, order=1)
     src, ns = _module(flow)
     assert "select(" in src
+    with pytest.raises(ValueError, match=r"`scheme='weak2'`: .*not differentiable here"):  # smfsym's reason
+        ns["simulate"]([0.3], 0.1, 10, 0, scheme="weak2")
     _same_sde(flow, ns, [0.3], n_paths=5000)
     _same_sgd(p, ns, [0.3], n_paths=5000)
 
