@@ -26,9 +26,9 @@ from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from ..symbolic.sde import SDE
 from .._checks import as_expr
-from ..montecarlo.increments import draw_normal
+from ..montecarlo.increments import draw_discrete, draw_normal
 from ..montecarlo.seeds import block_generators
-from ..simulation.sde import grid
+from ..simulation.sde import DRAW_BYTES, grid
 from ..simulation.sgd import problem_symbols
 from ..simulation.sde import _known_symbols
 from ..numerics.linear_forms import KERNELS
@@ -160,8 +160,13 @@ def _runtime() -> str:
     import inspect
 
 
-    own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, grid))
-    return _RUNTIME.format(block=BLOCK) + "\n\n" + own
+    from ..montecarlo import increments
+
+    tables = [line for line in inspect.getsource(increments).splitlines()
+              if line.startswith(("_SIGNS = ", "_THREE = ", "_TRIPLES = "))]
+    own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, draw_discrete,
+                                                     increments._accepted_bytes, grid))
+    return _RUNTIME.format(block=BLOCK) + "\n\n" + "\n".join(tables) + "\n\n" + own
 
 
 
@@ -175,9 +180,11 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     refinement logic of smfsym, so the numbers are smfsym's; see
     :mod:`smfsym.io.codegen_means` and docs/theory.md §8), explicit noise matrices,
     numeric square roots of Sigma and data-set noise columns (docs/theory.md §3).
-    The generated ``simulate`` is Euler-Maruyama (weak order 1; with an order-2
+    The generated ``simulate`` is Euler-Maruyama by default (weak order 1; with an order-2
     *model* such as smf2 the model is O(eta^2) close to SGD and the solver adds
-    O(dt)). Data-set noise whose loss reads the parameters through linear forms of the row is
+    O(dt)); ``simulate(..., scheme="weak2")`` is smfsym's simplified weak order-2 step for explicit
+    noise columns and data-set noise (refused, naming smfsym's reason, on the numeric root), and
+    ``increments="discrete"`` draws smfsym's two- and three-point increments. Data-set noise whose loss reads the parameters through linear forms of the row is
     stepped in smfsym's linear-algebra form (its kernels embedded verbatim: margins as one matmul,
     drift and noise as matmuls; :mod:`smfsym.numerics.linear_forms`). A data set of more than ``EMBED_LIMIT`` numbers is never written into
     the source: bind it with the module's ``set_data(_data0=..., _weights0=...)``
@@ -200,8 +207,9 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
         smfsym's back end does, and reproduces ``smfsym.simulate(..., options=RunOptions(backend=...))``
         and ``simulate_sgd`` bitwise for the same seed (:mod:`smfsym.io.codegen_device`). Its
         ``simulate``/``simulate_sgd`` return host numpy arrays and report blow-up (``on_nonfinite``).
-        What smfsym's device path refuses is refused (a matrix square root of Sigma, quadrature means
-        over continuous laws, laws without a device sampler), naming it.
+        The SME's numeric root sqrt(eta) Sigma(x)^(1/2) is DeviceSDE.root's batched eigh (its refusal of a
+        clearly negative eigenvalue included). What smfsym's device path refuses is refused (quadrature
+        means over continuous laws, laws without a device sampler), naming it.
 
     Returns
     -------
@@ -418,22 +426,171 @@ def euler_step(X, dt, Z):
     return out
 
 
-def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100):
-    """Euler-Maruyama paths: (times, states of shape (n_times, n_paths, [n_points,] D)).
+#: scheme -> (draws per step, the discrete kind of each draw), as smfsym's solvers declare them
+_SCHEMES = {"euler": (1, ("two",)), "weak2": (4, ("three", "two", "two", "two"))}
+#: bytes of one draw of a path sub-batch (smfsym's DRAW_BYTES: discrete draws are made per sub-batch)
+DRAW_BYTES = DRAW_BYTES_VALUE
 
-    An (n, D) x0 runs the n-point motion (one noise for all points). A path beyond ``blowup_threshold``
-    (or not finite) raises BlowUpError, or with on_nonfinite="mask" is NaN (and a RuntimeWarning says how many).
+
+def _draw(gens, sizes, k, kinds):
+    """(P, k, M) increments, block by block: standard normals, or smfsym's discrete ones (``kinds``)."""
+    if kinds is None:
+        return draw_normal(gens, sizes, (k, M))
+    sub = max(1, DRAW_BYTES // max(1, 8 * k * M))
+    return np.concatenate([draw_discrete(g, min(sub, s - a), kinds, M) for g, s in zip(gens, sizes)
+                           for a in range(0, s, sub)], axis=0)
+
+
+def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100,
+             scheme="euler", increments="gaussian"):
+    """Paths of ``scheme``: (times, states of shape (n_times, n_paths, [n_points,] D)).
+
+    ``scheme`` "euler" (Euler-Maruyama, weak order 1) or "weak2" (smfsym's simplified weak Taylor 2.0 step,
+    where this module has it); ``increments`` "gaussian" or "discrete" (two-point for euler, three- and
+    two-point for weak2). An (n, D) x0 runs the n-point motion (one noise for all points). A path beyond
+    ``blowup_threshold`` (or not finite) raises BlowUpError, or with on_nonfinite="mask" is NaN (and a
+    RuntimeWarning says how many).
     """
+    if scheme not in _SCHEMES:
+        raise ValueError(f"`scheme` must be one of {sorted(_SCHEMES)}; got {scheme!r}.")
+    if scheme == "weak2" and NO_WEAK2:
+        raise ValueError(f"`scheme='weak2'`: {NO_WEAK2}")
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
+    k, kinds = _SCHEMES[scheme]
+    kinds = kinds if increments == "discrete" else None
+    step_fn = euler_step if scheme == "euler" else globals()["weak2_step"]
     saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
     steps, index, times = grid(saves, float(dt))
 
     def step(X, h, gens, sizes):
-        Z = draw_normal(gens, sizes, (1, M)) if M else np.zeros((X.shape[0], 1, 0))
-        return euler_step(X, h, Z)
+        Z = _draw(gens, sizes, k, kinds) if M else np.zeros((X.shape[0], k, 0))
+        return step_fn(X, h, Z)
 
     return times, _run(x0, n_paths, seed, steps, index, step, on_nonfinite, blowup_threshold, "t",
                        lambda n: float(np.sum(steps[:n])))
 '''
+
+
+_WEAK2_NUMPY = '''
+def _dirs(fn, specs, X, V=None, U=None):
+    """fn at states X along a direction V shaped like X, then increments U of shape (P, M)."""
+    cols = _cols(X)
+    args = ([] if V is None else _cols(V)) + ([] if U is None else _ucols(U, X))
+    shape = np.broadcast_shapes(*[np.shape(c) for c in cols + args])
+    return _stack(fn(*cols, *args, *_means(specs, cols)), shape)
+
+
+def weak2_step(X, dt, Z):
+    """smfsym's simplified weak Taylor 2.0 step (WeakTaylor2, the same terms; floating-point regrouping aside);
+    Z of shape (P, 4, M): dW / sqrt(dt), zeta, alpha, beta."""
+    b = drift(X)
+    if M == 0:
+        return X + dt * b + 0.5 * dt**2 * _dirs(_w2_da, _W2_DA_MEANS, X, b)
+    sq = np.sqrt(dt)
+    v = dt * b + sq * noise(X, Z[:, 0])  # dt b + sigma dW
+    s_zeta = noise(X, Z[:, 1])
+    out = X + v
+    out = out + 0.5 * dt * _dirs(_w2_da, _W2_DA_MEANS, X, v)
+    out = out + 0.5 * sq * _dirs(_w2_dg, _W2_DG_MEANS, X, v, Z[:, 0])
+    out = out - 0.5 * dt * _dirs(_w2_ito, _W2_ITO_MEANS, X)
+    out = out + 0.25 * dt**2 * _dirs(_w2_d2a, _W2_D2A_MEANS, X, s_zeta)
+    out = out + 0.25 * dt * sq * _dirs(_w2_d2g, _W2_D2G_MEANS, X, s_zeta, Z[:, 0])
+    # Levy-area surrogate D_{sigma alpha}(sigma beta) - D_{sigma beta}(sigma alpha)
+    area = (_dirs(_w2_dg, _W2_DG_MEANS, X, noise(X, Z[:, 2]), Z[:, 3])
+            - _dirs(_w2_dg, _W2_DG_MEANS, X, noise(X, Z[:, 3]), Z[:, 2]))
+    return out + 0.5 * dt / np.sqrt(2.0) * area
+'''
+
+
+_WEAK2_TEMPLATE_NUMPY = '''
+def _w2_rows(fn, specs, X, wU, dirs):
+    """sum_i wU[:, i] r(X, [V,] xi_i) for a per-row expression list, rows in chunks of ROWS."""
+    data, _ = _noise_data()
+    xc = [c[..., None] for c in _cols(X) + list(dirs)]
+    means = _means(specs, xc)
+    acc = np.zeros(X.shape)
+    for r0 in range(0, data.shape[0], ROWS):
+        dc = [data[r0:r0 + ROWS, j] for j in range(data.shape[1])]
+        shape = np.broadcast_shapes(*[c.shape for c in xc + dc])
+        cols = _stack_last(fn(*xc, *dc, *means), shape)  # (P, [n,] R, D)
+        Ub = wU[:, r0:r0 + ROWS]
+        acc += np.einsum("...kd,...k->...d", cols, Ub.reshape(Ub.shape[:1] + (1,) * (X.ndim - 2) + Ub.shape[1:]))
+    return acc
+
+
+def _w2_action(X, U, order, V=None):
+    """D^order_V (sigma(X) U) for data-set noise (smfsym's NumericSDE.dataset_action); U of shape (P, M)."""
+    _, weights = _noise_data()
+    fn, specs = _W2_C[order]
+    C = _dirs(fn, specs, X, V)
+    wU = U * np.sqrt(weights)
+    total = np.sum(wU, axis=-1).reshape(X.shape[:1] + (1,) * (X.ndim - 1))
+    rows = _w2_rows(*_W2_R[order], X, wU, [] if V is None else _cols(V))
+    return SCALE * (C * total + rows)
+
+
+def weak2_step(X, dt, Z):
+    """smfsym's weak order-2 step on data-set noise (WeakTaylor2._step_dataset, the same terms); Z of shape
+    (P, 4, M): dW / sqrt(dt), zeta, alpha, beta."""
+    sq = np.sqrt(dt)
+    N0, Nz, Na, Nb = (_w2_action(X, Z[:, k], 0) for k in range(4))
+    v = dt * drift(X) + sq * N0  # dt b + sigma dW
+    out = X + v
+    out += 0.5 * dt * _dirs(_w2_da, _W2_DA_MEANS, X, v)
+    out += 0.5 * sq * _w2_action(X, Z[:, 0], 1, v)
+    out += -0.5 * dt * _dirs(_w2_ito, _W2_ITO_MEANS, X)
+    out += 0.25 * dt**2 * _dirs(_w2_d2a, _W2_D2A_MEANS, X, Nz)
+    out += 0.25 * dt * sq * _w2_action(X, Z[:, 0], 2, Nz)
+    out += 0.5 * dt / np.sqrt(2.0) * (_w2_action(X, Z[:, 3], 1, Na) - _w2_action(X, Z[:, 2], 1, Nb))
+    return out
+'''
+
+
+def _weak2_template_numpy(nsde, ctx, E, head: str) -> str:
+    """The weak order-2 terms (row-free and per-row) and step of data-set noise in the numpy module."""
+    terms = E["terms"]
+    x, v, w = nsde.x, terms["da"][1], terms["d2a"][1]
+    out = [head]
+    for name, args, what in [("ito", x, "The Ito-Stratonovich vector scale^2 E[(D c) c]"), ("da", x + v, "D_v b"),
+                             ("d2a", x + w, "D^2_w b"), ("c0", x, "The row-free part C0 of the noise column"),
+                             ("dc0", x + v, "D_v C0"), ("d2c0", x + w, "D^2_w C0")]:
+        out.append(_with_means(*_function(f"_w2_{name}", args, list(terms[name][0]), what + ", entry by entry.", ctx),
+                               f"_W2_{name.upper()}_MEANS"))
+    for k, (exprs, st) in enumerate(E["rows"]):
+        out.append(_with_means(*_function(f"_w2_r{k}", tuple(st) + tuple(E["data"]), exprs,
+                                          ("r", "D_v r", "D^2_w r")[k] + " per data row (data symbols last).", ctx),
+                               f"_W2_R{k}_MEANS"))
+    out.append("_W2_C = [(_w2_c0, _W2_C0_MEANS), (_w2_dc0, _W2_DC0_MEANS), (_w2_d2c0, _W2_D2C0_MEANS)]\n"
+               "_W2_R = [(_w2_r0, _W2_R0_MEANS), (_w2_r1, _W2_R1_MEANS), (_w2_r2, _W2_R2_MEANS)]")
+    out.append(_WEAK2_NUMPY.split("\n\n\ndef weak2_step")[0])  # _dirs
+    out.append(_WEAK2_TEMPLATE_NUMPY)
+    return "\n\n\n".join(o.strip("\n") for o in out)
+
+
+def _weak2_numpy_code(nsde, ctx) -> str:
+    """The weak order-2 terms and step of explicit noise columns or data-set noise, or ``NO_WEAK2``: why
+    there are none (smfsym's own refusal)."""
+    reason = ""
+    try:
+        E = nsde._dataset_weak2_exprs if nsde.kind == "template" else nsde._weak2_exprs
+    except (ValueError, NotImplementedError) as e:  # smfsym refuses weak2 there too
+        reason = str(e)
+    head = f"#: why this module has no weak2 step (empty: it has one)\nNO_WEAK2 = {reason!r}"
+    if reason:
+        return head
+    if nsde.kind == "template":
+        return _weak2_template_numpy(nsde, ctx, E, head)
+    x, u, v, w = nsde.x, nsde.u, E["v"], E["w"]
+    out = [head]
+    for name, args, what in [("ito", x, "The Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j"),
+                             ("da", x + v, "D_v b"), ("d2a", x + w, "D^2_w b"),
+                             ("dg", x + v + u, "D_v (sigma u)"), ("d2g", x + w + u, "D^2_w (sigma u)")]:
+        exprs = E[name] if any(e != 0 for e in E[name]) else [sp.S.Zero] * nsde.d
+        out.append(_with_means(*_function(f"_w2_{name}", args, exprs, what + ", entry by entry.", ctx),
+                               f"_W2_{name.upper()}_MEANS"))
+    out.append(_WEAK2_NUMPY)
+    return "\n\n\n".join(o.strip("\n") for o in out)
 
 
 def _sde_code(sde, vals, ctx):
@@ -456,7 +613,8 @@ def _sde_code(sde, vals, ctx):
         out.append(_SDE_SQRT)
     else:
         out.append(_template_code(sde, nsde, ctx))
-    euler = _SDE_EULER
+    out.append(_weak2_numpy_code(nsde, ctx))
+    euler = _SDE_EULER.replace("DRAW_BYTES_VALUE", str(DRAW_BYTES))
     if nsde.kind == "template" and nsde.la is not None:
         out.append(_linear_algebra_code(nsde))
         euler = euler.replace(_EULER_GENERAL, _EULER_LA)

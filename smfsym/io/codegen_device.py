@@ -14,12 +14,17 @@ array_api_strict's Philox streams and the returned arrays; never smfsym). It mir
 - seed block b draws from ``SeedSequence(entropy, spawn_key=(b,))`` as smfsym's device runs do (CuPy: a cuRAND
   Philox4x32-10 ``RandomState`` seeded from the block's sequence; array_api_strict: numpy's Philox copied onto
   the stand-in device), in the same shapes;
-- blow-up is checked after every step as the device driver does (``on_nonfinite="raise"`` or ``"mask"``).
+- blow-up is checked after every step as the device driver does (``on_nonfinite="raise"`` or ``"mask"``);
+- ``simulate(..., scheme="weak2")`` is DeviceSDE.weak2 (explicit noise columns) or DeviceSDE.weak2_template
+  (data-set noise: the actions and their derivatives as row-chunked data-set sums), term by term, and
+  ``increments="discrete"`` maps each block's integers as smfsym's ``draw_device`` does.
 
 So a generated module reproduces ``smfsym.simulate(..., options=RunOptions(backend=...))`` and
 ``smfsym.simulate_sgd`` bitwise from the same seed on the same back end (tested on array_api_strict).
-What smfsym's device path refuses (a matrix square root of Sigma, quadrature means over continuous laws,
-laws without a device sampler, batches drawn without replacement) is refused here too, naming it.
+The SME's numeric root sqrt(eta) Sigma(x)^(1/2) is :meth:`~smfsym.numerics.device_sde.DeviceSDE.root`
+line by line (batched eigh, clipping, a FloatingPointError on a clearly negative eigenvalue, NaN noise for a
+non-finite Sigma). What smfsym's device path refuses (quadrature means over continuous laws, laws without a
+device sampler, batches drawn without replacement) is refused here too, naming it.
 """
 from __future__ import annotations
 
@@ -155,6 +160,9 @@ class _Stream:
 
     def random(self, shape):
         return _asarray(self.g.random(shape))
+
+    def integers(self, high, shape):
+        return xp.asarray(self.g.integers(0, high, size=shape, dtype=np.int64), **_KW)
 '''
 
 _RUNTIME_CUPY = '''
@@ -182,6 +190,9 @@ class _Stream:
 
     def random(self, shape):
         return self.g.random_sample(size=shape, dtype=xp.float64)
+
+    def integers(self, high, shape):
+        return self.g.randint(0, high, size=shape)
 '''
 
 _RUNTIME = '''
@@ -428,25 +439,53 @@ def _dir_cols(Z, X):
     return out
 
 
-def _draw(gens, sizes):
-    """One step's increments on the device, shape (1, M, P): each seed block draws its own (1, M, s)."""
-    parts = [g.standard_normal((1, M, s)) for g, s in zip(gens, sizes)]
-    return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+def _draw(gens, sizes, k=1, discrete=None):
+    """One step's increments on the device, shape (k, M, P), block by block (smfsym's draw_device): standard
+    normals, or with ``discrete`` (a kind per draw) uniform integers on {0, ..., 5} mapped to two-point
+    (+-1 by parity) or three-point (+-sqrt(3) for 0, 1; 0 otherwise) variables."""
+    if discrete is None:
+        parts = [g.standard_normal((k, M, s)) for g, s in zip(gens, sizes)]
+        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+    parts = [g.integers(6, (k, M, s)) for g, s in zip(gens, sizes)]
+    i = parts[0] if len(parts) == 1 else xp.concat(parts, axis=-1)
+    rows = []
+    for j, kind in enumerate(discrete):
+        ij = i[j, ...]
+        if kind == "two":
+            rows.append(1.0 - 2.0 * xp.astype(ij % 2, xp.float64))
+        else:
+            rows.append(math.sqrt(3.0) * (xp.astype(ij == 1, xp.float64) - xp.astype(ij == 0, xp.float64)))
+    return rows[0][None, ...] if len(rows) == 1 else xp.stack(rows, axis=0)
+
+
+#: scheme -> (draws per step, the discrete kind of each draw), as smfsym's solvers declare them
+_SCHEMES = {"euler": (1, ("two",)), "weak2": (4, ("three", "two", "two", "two"))}
 
 
 def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="raise", blowup_threshold=1e100,
-             chunk_paths=None):
-    """Euler-Maruyama paths on the device: (times, host states of shape (n_times, n_paths, [n_points,] D)).
+             chunk_paths=None, scheme="euler", increments="gaussian"):
+    """Paths on the device: (times, host states of shape (n_times, n_paths, [n_points,] D)).
 
-    An (n, D) x0 runs the n-point motion (one noise for all points). ``chunk_paths`` bounds the paths on
-    the device at once (whole seed blocks; the numbers do not depend on it).
+    ``scheme`` "euler" (Euler-Maruyama, weak order 1) or "weak2" (smfsym's simplified weak Taylor 2.0 step,
+    where this module has it); ``increments`` "gaussian" or "discrete" (two-point for euler, three- and
+    two-point for weak2). An (n, D) x0 runs the n-point motion (one noise for all points). ``chunk_paths``
+    bounds the paths on the device at once (whole seed blocks; the numbers do not depend on it).
     """
+    if scheme not in _SCHEMES:
+        raise ValueError(f"`scheme` must be one of {sorted(_SCHEMES)}; got {scheme!r}.")
+    if scheme == "weak2" and NO_WEAK2:
+        raise ValueError(f"`scheme='weak2'`: {NO_WEAK2}")
+    if increments not in ("gaussian", "discrete"):
+        raise ValueError(f"`increments` must be 'gaussian' or 'discrete'; got {increments!r}.")
+    k, kinds = _SCHEMES[scheme]
+    kinds = kinds if increments == "discrete" else None
+    step_fn = euler_step if scheme == "euler" else globals()["weak2_step"]
     saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
     steps, index, times = grid(saves, float(dt))
     step_times = np.concatenate([[0.0], np.cumsum(steps)])
 
     def step(X, h, gens, sizes):
-        return euler_step(X, float(h), _draw(gens, sizes) if M else None)
+        return step_fn(X, float(h), _draw(gens, sizes, k, kinds) if M else None)
 
     return times, _run(x0, n_paths, seed, steps, index, step, on_nonfinite, blowup_threshold, "t",
                        lambda n: float(step_times[n]), chunk_paths)
@@ -501,6 +540,143 @@ def euler_step(X, dt, Z):
 '''
 
 
+_WEAK2_MATRIX = '''
+def weak2_step(X, dt, Z):
+    """The simplified weak Taylor 2.0 step (smfsym's WeakTaylor2, as DeviceSDE.weak2); Z of shape (4, M, P):
+    dW / sqrt(dt), zeta, alpha, beta."""
+    xc = _cols(X)
+    H = _PLAN2.front_values(xc)
+    b = _PLAN2.term("drift", xc, H)
+    if not M:
+        Db_b = _PLAN2.term("da", xc, H, b)
+        return xp.stack([xc[i] + dt * b[i] + 0.5 * dt**2 * Db_b[i] for i in range(D)], axis=-1)
+    sq = math.sqrt(dt)
+    N01 = _PLAN2.term("noise", xc, H, _dir_cols(Z[0:2, ...], X))  # D arrays (2, P[, n])
+    N23 = _PLAN2.term("noise", xc, H, _dir_cols(Z[2:4, ...], X))
+    v = [dt * b[i] + sq * N01[i][0, ...] for i in range(D)]  # dt b + sigma dW
+    z0 = _dir_cols(Z[0, ...], X)
+    acc = [xc[i] + v[i] for i in range(D)]
+
+    def add(c, terms):
+        for i in range(D):
+            acc[i] = acc[i] + c * terms[i]
+
+    add(0.5 * dt, _PLAN2.term("da", xc, H, v))
+    add(0.5 * sq, _PLAN2.term("dg", xc, H, v + z0))
+    add(-0.5 * dt, _PLAN2.term("ito", xc, H))
+    s_zeta = [N01[i][1, ...] for i in range(D)]
+    if "d2a" not in _ZERO2:
+        add(0.25 * dt**2, _PLAN2.term("d2a", xc, H, s_zeta))
+    if "d2g" not in _ZERO2:
+        add(0.25 * dt * sq, _PLAN2.term("d2g", xc, H, s_zeta + z0))
+    # Levy-area surrogate: directions (sigma alpha, sigma beta) against increments (beta, alpha)
+    swapped = xp.stack([Z[3, ...], Z[2, ...]], axis=0)
+    area = _PLAN2.term("dg", xc, H, [N23[i] for i in range(D)] + _dir_cols(swapped, X))
+    c = 0.5 * dt / math.sqrt(2.0)
+    return xp.stack([acc[i] + c * (area[i][0, ...] - area[i][1, ...]) for i in range(D)], axis=-1)
+'''
+
+
+_WEAK2_TEMPLATE = '''
+def _row_sums(ce, X, xc, wU, dirs=()):
+    """sum_i wU[:, i] e(X, [V,] xi_i) for per-row expressions ce, rows in chunks of ROWS (in row order)."""
+    data = _dev(_DATA_NAMES[0], "data")
+    P, M_rows = wU.shape
+    tail = (1,) * (X.ndim - 2)
+    xr = [xp.reshape(c, tuple(c.shape) + (1,)) for c in list(xc) + list(dirs)]
+    mv = [xp.reshape(v, tuple(v.shape) + (1,)) for v in ce.mean_values(list(xc) + list(dirs))] if ce.means else []
+    acc = None
+    for r0 in range(0, M_rows, ROWS):
+        r1 = min(M_rows, r0 + ROWS)
+        R = ce.evaluate_list(xr + [c[r0:r1] for c in data], mean_vals=mv, shape=tuple(X.shape[:-1]) + (r1 - r0,))
+        w = xp.reshape(wU[:, r0:r1], (P,) + tail + (r1 - r0,))
+        part = [xp.sum(R[i] * w, axis=-1) for i in range(D)]
+        acc = part if acc is None else [acc[i] + part[i] for i in range(D)]
+    return acc
+
+
+def _action(X, xc, H, U, order, V=None):
+    """D^order_V (sigma(X) U) for data-set noise (DeviceSDE.dataset_action); U of shape (M, P)."""
+    sw = _dev(_DATA_NAMES[1], "sqrt")
+    dirs = [] if order == 0 else list(V)
+    C = _PLAN2.term(("c0", "dc0", "d2c0")[order], xc, H, dirs)
+    wU = xp.permute_dims(U, (1, 0)) * sw  # (P, M)
+    total = xp.reshape(xp.sum(wU, axis=1), (X.shape[0],) + (1,) * (X.ndim - 2))
+    S = _row_sums(_ROWS2[order], X, xc, wU, dirs)
+    return [SCALE * (C[i] * total + S[i]) for i in range(D)]
+
+
+def weak2_step(X, dt, Z):
+    """The weak order-2 step on data-set noise (DeviceSDE.weak2_template, the same terms in the same order);
+    Z of shape (4, M, P): dW / sqrt(dt), zeta, alpha, beta."""
+    xc = _cols(X)
+    H = _PLAN2.front_values(xc)
+    sq = math.sqrt(dt)
+    N0, Nz, Na, Nb = (_action(X, xc, H, Z[k, ...], 0) for k in range(4))
+    b = _PLAN2.term("drift", xc, H)
+    v = [dt * b[i] + sq * N0[i] for i in range(D)]  # dt b + sigma dW
+    G10 = _action(X, xc, H, Z[0, ...], 1, v)
+    Gab = _action(X, xc, H, Z[3, ...], 1, Na)  # D_{sigma alpha}(sigma beta)
+    Gba = _action(X, xc, H, Z[2, ...], 1, Nb)
+    G2 = _action(X, xc, H, Z[0, ...], 2, Nz)
+    da, ito, d2a = _PLAN2.term("da", xc, H, v), _PLAN2.term("ito", xc, H), _PLAN2.term("d2a", xc, H, Nz)
+    c = 0.5 * dt / math.sqrt(2.0)
+    out = []
+    for i in range(D):
+        o = xc[i] + v[i]
+        o = o + 0.5 * dt * da[i]
+        o = o + 0.5 * sq * G10[i]
+        o = o + -0.5 * dt * ito[i]
+        o = o + 0.25 * dt**2 * d2a[i]
+        o = o + 0.25 * dt * sq * G2[i]
+        out.append(o + c * (Gab[i] - Gba[i]))
+    return xp.stack(out, axis=-1)
+'''
+
+
+_EULER_SQRT = '''
+def drift(X):
+    """b(X) on the device for states X of shape (..., D)."""
+    return xp.stack(_SQRT.evaluate_list(_cols(X))[:D], axis=-1)
+
+
+def root(S):
+    """Symmetric square root of Sigma S (..., D, D) on the device (smfsym's DeviceSDE.root): a batched eigh,
+    eigenvalues down to -1e-8 times the largest |eigenvalue| clipped to 0, a clearly negative one a
+    FloatingPointError, a non-finite Sigma a NaN root (the path is then reported as lost)."""
+    finite = xp.all(xp.isfinite(S), axis=(-2, -1))
+    fin = xp.reshape(finite, tuple(finite.shape) + (1, 1))
+    lam, V = xp.linalg.eigh(xp.where(fin, S, 0.0))
+    scale = xp.max(xp.abs(lam), axis=-1, keepdims=True)
+    tol = max(1e-8, 64 * float(xp.finfo(lam.dtype).eps))  # 1e-8 in float64
+    neg = lam < -tol * xp.maximum(scale, 1e-300)
+    if bool(xp.any(neg)):  # one host copy per step
+        raise FloatingPointError(
+            f"Sigma(x) has clearly negative eigenvalues (min {float(xp.min(lam)):.3g}) at some state: "
+            f"it is not a covariance there (backend {BACKEND_REPR!r}).")
+    R = xp.matmul(V * xp.sqrt(xp.maximum(lam, 0.0))[..., None, :], xp.matrix_transpose(V))
+    return xp.where(fin, R, float("nan"))
+
+
+def _drift_noise(X, xc, Z0):
+    """Drift b(X) and noise SCALE Sigma(X)^(1/2) Z0 (D arrays each); Z0 of shape (M, P)."""
+    vals = _SQRT.evaluate_list(xc)
+    lead = tuple(X.shape[:-1])
+    S = xp.reshape(xp.stack(vals[D:], axis=-1), lead + (D, D))
+    z = xp.reshape(xp.permute_dims(Z0, (1, 0)), (X.shape[0],) + (1,) * (X.ndim - 2) + (D, 1))
+    N = xp.matmul(root(S), z)[..., 0] * SCALE
+    return vals[:D], [N[..., i] for i in range(D)]
+
+
+def euler_step(X, dt, Z):
+    """Euler-Maruyama (weak order 1): X + b dt + SCALE Sigma(X)^(1/2) sqrt(dt) Z[0], Z of shape (1, M, P)."""
+    xc = _cols(X)
+    b, N = _drift_noise(X, xc, Z[0, ...])
+    sq = math.sqrt(dt)
+    return xp.stack([xc[i] + dt * b[i] + sq * N[i] for i in range(D)], axis=-1)
+'''
+
+
 def _refuse(backend: str, what: str):
     raise ValueError(f"`backend={backend!r}`: {what}, which smfsym's device path does not simulate either; "
                      "generate the module with backend='numpy'.")
@@ -509,10 +685,13 @@ def _refuse(backend: str, what: str):
 def _sde_device_code(sde, vals, w: _Writer, backend: str) -> str:
     """Constants, compiled plans and the Euler step of an SDE on the device (as DeviceSDE.euler)."""
     n = NumericSDE(sde, vals)
-    if n.kind == "sqrt":
-        _refuse(backend, "this SDE's noise is a matrix square root of Sigma (its `noise` is 'sqrt')")
     out = [f"D = {n.d}  # state dimension\nM = {n.m}  # independent Brownian motions (data rows for data-set noise)"]
-    if n.kind == "template":
+    if n.kind == "sqrt":
+        fused = CompiledExprs(list(n.drift_exprs) + list(n.sigma_exprs), n.x, n.values)
+        src = w.exprs(fused, "sqrt_plan", "Drift entries, then the D x D entries of Sigma(x) row by row", n.values)
+        out.append(f"SCALE = {n.scale!r}  # the noise is SCALE * Sigma(x)^(1/2) dW\n_SQRT = {src}")
+        out.append(_EULER_SQRT.replace("BACKEND_REPR", repr(backend)))
+    elif n.kind == "template":
         law = sde.diffusion.law
         c0, r = n._template_parts
         front = w.exprs(CompiledExprs(list(n.drift_exprs) + list(c0), n.x, n.values), "front",
@@ -524,19 +703,59 @@ def _sde_device_code(sde, vals, w: _Writer, backend: str) -> str:
         names = w.data_names.get(tuple(law.symbols))
         if names is None:
             names = (w.array("data", n.data), w.array("weights", np.asarray(law.weights, dtype=float)))
-        out.append(f"SCALE = {n.scale!r}\n_FRONT = {front}\n_ROWS = {rows_src}")
+        out.append(f"SCALE = {n.scale!r}\n_FRONT = {front}\n_ROWS = {rows_src}\n_DATA_NAMES = {tuple(names)!r}")
         out.append(_EULER_TEMPLATE.replace("DATA_NAME", repr(names[0])).replace("WEIGHTS_NAME", repr(names[1])))
     else:
         plan = HoistedExprs({"drift": (n.drift_exprs, ()), "noise": (n.noise_exprs, n.u)}, n.x, n.values)
         out.append(_plan_code(plan, n, w))
         out.append(_EULER_MATRIX)
+    no_weak2 = _weak2_code(n, w, out)
+    out.append(f"#: why this module has no weak2 step (empty: it has one)\nNO_WEAK2 = {no_weak2!r}")
     out.append(_SDE_STEP)
     return "\n\n\n".join(o.strip("\n") for o in out)
 
 
-def _plan_code(plan: HoistedExprs, n, w: _Writer) -> str:
-    """``_PLAN = _Hoisted(...)``: the hoisted front and the drift and noise backs."""
-    front = w.exprs(plan.front, "front", "The direction-free subterms, once per state", n.values) \
+def _weak2_code(n: NumericSDE, w: _Writer, out: list) -> str:
+    """Append the weak order-2 plan and step of explicit noise columns to ``out`` (DeviceSDE.weak2_plan); the
+    reason there is none otherwise (smfsym's own refusal, or data-set noise: not generated yet)."""
+    try:
+        E = n._dataset_weak2_exprs if n.kind == "template" else n._weak2_exprs
+    except (ValueError, NotImplementedError) as e:  # the numeric root: smfsym refuses weak2 there too
+        return str(e)
+    if n.kind == "template":
+        return _weak2_template_code(n, w, out, E)
+    v, u = E["v"], n.u
+    plan = HoistedExprs({"drift": (n.drift_exprs, ()), "ito": (E["ito"], ()), "noise": (n.noise_exprs, u),
+                         "da": (E["da"], v), "d2a": (E["d2a"], E["w"]), "dg": (E["dg"], v + u),
+                         "d2g": (E["d2g"], E["w"] + u)}, n.x, n.values)
+    zero = sorted(k for k in ("d2a", "d2g") if plan.is_zero(k))
+    out.append(_plan_code(plan, n, w, "_PLAN2", "w2_") + f"\n_ZERO2 = {zero!r}  # terms that vanish identically")
+    out.append(_WEAK2_MATRIX)
+    return ""
+
+
+def _weak2_template_code(n: NumericSDE, w: _Writer, out: list, E: dict) -> str:
+    """The weak order-2 plan and step of data-set noise (DeviceSDE.dataset_weak2_plan, weak2_template)."""
+    plan = HoistedExprs(E["terms"], n.x, n.values)
+    rows = []
+    for k, (e, st) in enumerate(E["rows"]):
+        ce = CompiledExprs(e, st, n.values, E["data"])
+        if ce.means and not ce.means_use_only(n.d):  # pragma: no cover - refused by smfsym's device path too
+            return "a data mean inside a per-row term of the noise's derivatives"
+        rows.append(w.exprs(ce, f"w2_rows{k}", ("r", "D_v r", "D^2_w r")[k] + "(x, xi), the per-row part", n.values))
+    out.append(_plan_code(plan, n, w, "_PLAN2", "w2_") + "\n_ROWS2 = [" + ", ".join(rows) + "]  # r, D_v r, D^2_w r")
+    out.append(_WEAK2_TEMPLATE)
+    return ""
+
+
+_WHAT = {"c0": "The row-free part C0 of the noise column", "dc0": "D_v C0", "d2c0": "D^2_w C0",
+         "drift": "The drift", "noise": "sigma(x) u", "ito": "The Ito-Stratonovich vector sum_j D_{sigma_j} sigma_j",
+         "da": "D_v b", "d2a": "D^2_w b", "dg": "D_v (sigma u)", "d2g": "D^2_w (sigma u)"}
+
+
+def _plan_code(plan: HoistedExprs, n, w: _Writer, var: str = "_PLAN", prefix: str = "") -> str:
+    """``_PLAN = _Hoisted(...)``: the hoisted front and the backs (drift and noise; weak2's terms)."""
+    front = w.exprs(plan.front, prefix + "front", "The direction-free subterms, once per state", n.values) \
         if plan.hoisted else "None"
     backs, direct = {}, {}
     for name in plan.backs:
@@ -545,10 +764,10 @@ def _plan_code(plan: HoistedExprs, n, w: _Writer) -> str:
                             (("H", plan._index[o]) if o in plan._index else ("X", list(n.x).index(o)))
                             for o in plan._direct[name]]
         else:
-            what = "The drift on the hoisted values" if name == "drift" else "sigma(x) u on the hoisted values"
-            backs[name] = w.exprs(plan.backs[name], name, what, n.values)
+            what = _WHAT[name] + " on the hoisted values"
+            backs[name] = w.exprs(plan.backs[name], prefix + name, what, n.values)
     backs_src = "{" + ", ".join(f"{k!r}: {v}" for k, v in backs.items()) + "}"
-    return f"_PLAN = _Hoisted({front}, {backs_src}, {direct!r}, {plan._used!r})"
+    return f"{var} = _Hoisted({front}, {backs_src}, {direct!r}, {plan._used!r})"
 
 
 # ---------------------------------------------------------------------------------------------- SGD

@@ -198,3 +198,76 @@ def test_numpy_module_reports_blow_up_as_smfsym_does():
         ns["simulate"]([3.0], 4.0, 50, 0, dt=0.5)
     with pytest.raises(ValueError, match="`on_nonfinite` must be 'raise' or 'mask'"):
         ns["simulate"]([3.0], 1.0, 50, 0, on_nonfinite="ignore")
+
+
+def _same_scheme(sde, ns, x0, scheme, increments, n_paths=300, seed=4, t_end=0.2, eta=0.1):
+    t, st = ns["simulate"](x0, t_end, n_paths, seed, save_at=[t_end / 2, t_end], scheme=scheme, increments=increments)
+    ref = smfsym.simulate(sde, x0, t_end, eta=eta, n_paths=n_paths, seed=seed, save_at=[t_end / 2, t_end],
+                          scheme=scheme, increments=increments)
+    assert np.allclose(t, ref.t) and np.all(np.isfinite(st))
+    np.testing.assert_allclose(st, ref.states, rtol=RTOL, atol=1e-15)
+    return st
+
+
+def _data_problem(M, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=M)
+    y = np.sign(rng.normal(size=M) + z)
+    Z, Y = smfsym.empirical(np.c_[z, y], "z y")
+    return smfsym.Problem((Z * x - Y) ** 2 / 2 + sp.log(1 + sp.exp(-Y * Z * x)), [x])
+
+
+@pytest.mark.parametrize("increments", ["gaussian", "discrete"])
+def test_weak2_and_discrete_increments_reproduce_smfsym(increments):
+    """smfsym's simplified weak Taylor 2.0 step (WeakTaylor2) in the numpy module, from the same seed: a
+    three-dimensional SMF (two seed blocks, the n-point motion), data means of a data set inside the
+    derivative terms (sme1 of a logistic loss), quadrature means over a Gaussian law (smf1), no noise (gf)."""
+    from backend_cases import X0, regression_problem
+
+    flow = smfsym.smf(regression_problem(), order=1)
+    _, ns = _module(flow, 0.1)
+    st = _same_scheme(flow, ns, X0, "weak2", increments, n_paths=5000)
+    assert not np.allclose(st, _same_scheme(flow, ns, X0, "euler", increments, n_paths=5000))
+    _same_scheme(flow, ns, [X0, [0.0, 1.0, 2.0]], "weak2", increments, n_paths=40)
+    for sde in (build_model(_data_problem(7), "sme1"), build_model(_logistic_gaussian(), "smf1"),
+                build_model(_data_problem(7), "gf")):
+        src, ns = _module(sde, 0.1)
+        assert sde.noise_kind == "matrix" and "NO_WEAK2 = ''" in src
+        _same_scheme(sde, ns, [0.5], "weak2", increments, n_paths=100)
+
+
+def test_weak2_is_refused_where_the_module_has_none_naming_why():
+    from backend_cases import X0, regression_problem
+
+    _, ns = _module(smfsym.sme(regression_problem(), order=1), 0.1)  # the numeric root: smfsym refuses it too
+    with pytest.raises(ValueError, match=r"`scheme='weak2'`: .*explicit matrix"):
+        ns["simulate"](X0, 0.1, 10, 0, scheme="weak2")
+    with pytest.raises(ValueError, match=r"explicit matrix"):
+        smfsym.simulate(smfsym.sme(regression_problem(), order=1), X0, 0.1, eta=0.1, n_paths=10, seed=0,
+                        scheme="weak2")
+    _, ns = _module(build_model(_data_problem(7), "smf1"), 0.1)
+    with pytest.raises(ValueError, match=r"`scheme` must be one of \['euler', 'weak2'\]; got 'milstein'"):
+        ns["simulate"]([0.5], 0.1, 10, 0, scheme="milstein")
+    with pytest.raises(ValueError, match=r"`increments` must be 'gaussian' or 'discrete'; got 'sobol'"):
+        ns["simulate"]([0.5], 0.1, 10, 0, increments="sobol")
+
+
+@pytest.mark.parametrize("model", ["smf1", "smf2"])
+def test_weak2_on_data_set_noise_reproduces_smfsym(model):
+    """WeakTaylor2._step_dataset: the noise actions and their derivatives as data-set sums, with discrete and
+    Gaussian increments and the n-point motion."""
+    sde = build_model(_data_problem(7), model)
+    src, ns = _module(sde, 0.1)
+    assert sde.noise_kind == "template" and "NO_WEAK2 = ''" in src and "def _w2_action(" in src
+    for inc in ("gaussian", "discrete"):
+        _same_scheme(sde, ns, [0.5], "weak2", inc, n_paths=40)
+    _same_scheme(sde, ns, [[0.5], [-1.0]], "weak2", "gaussian", n_paths=20)
+
+
+@pytest.mark.slow
+def test_weak2_on_a_large_data_set_sums_rows_in_chunks():
+    """1500 rows bound with set_data: two chunks of ROWS = 1024 in the weak order-2 sums."""
+    p = _data_problem(1500)
+    sde = build_model(p, "smf1")
+    _, ns = _module(sde, 0.1, _data0=p.laws[0].data, _weights0=p.laws[0].weights)
+    _same_scheme(sde, ns, [0.5], "weak2", "discrete", n_paths=40, t_end=0.05)

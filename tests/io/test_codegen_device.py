@@ -168,8 +168,6 @@ def test_blow_up_is_reported_as_smfsym_reports_it():
 
 def test_what_the_device_path_refuses_is_refused_naming_it():
     p = regression_problem()
-    with pytest.raises(ValueError, match=r"`backend='array_api_strict'`: .*matrix square root.*backend='numpy'"):
-        smfsym.codegen(smfsym.sme(p, order=1), eta=0.1, backend="array_api_strict")
     with pytest.raises(ValueError, match=r"`backend='cupy'`: .*quadrature"):
         smfsym.codegen(smfsym.sme(smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x])), eta=0.1,
                        backend="cupy")
@@ -262,6 +260,9 @@ class _FakeRandomState:
     def random_sample(self, size, dtype):
         return self.g.random(size).astype(dtype)
 
+    def randint(self, low, high, size):
+        return self.g.integers(low, high, size)
+
 
 @pytest.fixture
 def fake_cupy(monkeypatch):
@@ -288,6 +289,11 @@ def test_the_cupy_module_mirrors_smfsyms_cupy_path(fake_cupy):
         exec(compile(smfsym.codegen(sde, eta=0.1, backend="cupy"), "generated_cupy.py", "exec"), ns)
         t, st = ns["simulate"]([0.5], 0.2, 300, 4, save_at=[0.1, 0.2])
         ref = smfsym.simulate(sde, [0.5], 0.2, eta=0.1, n_paths=300, seed=4, save_at=[0.1, 0.2], options=cupy)
+        assert np.all(np.isfinite(st)) and np.array_equal(st, ref.states)
+    for inc in ("gaussian", "discrete"):  # the matrix noise of sme1: weak2, and cuRAND's integers
+        st = ns["simulate"]([0.5], 0.2, 300, 4, scheme="weak2", increments=inc)[1]
+        ref = smfsym.simulate(sde, [0.5], 0.2, eta=0.1, n_paths=300, seed=4, scheme="weak2", increments=inc,
+                              options=cupy)
         assert np.all(np.isfinite(st)) and np.array_equal(st, ref.states)
     t, st = ns["simulate_sgd"]([0.5], 3, 300, 4)
     ref = smfsym.simulate_sgd(p, [0.5], 3, 0.1, n_paths=300, seed=4, options=cupy)
@@ -321,5 +327,110 @@ def test_a_piecewise_loss_prints_select_and_is_smfsyms_numbers_bitwise():
     flow = smfsym.smf(p, order=1)
     src, ns = _module(flow)
     assert "select(" in src
+    with pytest.raises(ValueError, match=r"`scheme='weak2'`: .*not differentiable here"):  # smfsym's reason
+        ns["simulate"]([0.3], 0.1, 10, 0, scheme="weak2")
     _same_sde(flow, ns, [0.3], n_paths=5000)
     _same_sgd(p, ns, [0.3], n_paths=5000)
+
+
+def test_the_smes_numeric_root_is_smfsyms_numbers_bitwise(regression):
+    """The SME's noise sqrt(eta) Sigma(x)^(1/2): a batched eigh per path on the device, as DeviceSDE.root."""
+    p = regression[0]
+    sme = smfsym.sme(p, order=1)
+    src, ns = _module(sme)
+    assert sme.noise_kind == "sqrt" and "xp.linalg.eigh(" in src
+    _same_sde(sme, ns, X0, n_paths=300)
+    _same_sde(sme, ns, [X0, [0.0, 1.0, 2.0]], n_paths=40)
+
+
+def _sqrt_sde(entry):
+    from smfsym.symbolic.sde import MatrixSqrt
+
+    return smfsym.SDE([-x], MatrixSqrt(sp.Matrix([[entry]]), sp.Integer(1)), [x])
+
+
+def test_the_numeric_root_refuses_and_reports_as_smfsym_does():
+    # a clearly negative eigenvalue of Sigma: FloatingPointError naming it, on both
+    sde = _sqrt_sde(x)
+    _, ns = _module(sde)
+    with pytest.raises(FloatingPointError, match=r"clearly negative eigenvalues \(min -1\).*'array_api_strict'"):
+        ns["simulate"]([-1.0], 0.1, 20, 0)
+    with pytest.raises(FloatingPointError, match="clearly negative eigenvalues"):
+        smfsym.simulate(sde, [-1.0], 0.1, eta=0.1, n_paths=20, seed=0, options=AAS)
+    # a non-finite Sigma (log of a negative state): NaN noise, reported as lost paths, the same ones
+    sde = _sqrt_sde(1 + sp.log(1 + x))
+    _, ns = _module(sde)
+    with pytest.raises(FloatingPointError, match=r"non-finite state at step 1 "):
+        ns["simulate"]([-2.0], 0.1, 20, 0)
+    with pytest.warns(RuntimeWarning, match="non-finite state at step 1"):
+        _, st = ns["simulate"]([-2.0], 0.1, 20, 0, on_nonfinite="mask")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = smfsym.simulate(sde, [-2.0], 0.1, eta=0.1, n_paths=20, seed=0,
+                              options=RunOptions(backend="array_api_strict", on_nonfinite="mask"))
+    assert np.isnan(st).all() and np.array_equal(st, ref.states, equal_nan=True)
+
+
+def _same_scheme(sde, ns, x0, scheme, increments, n_paths=300, seed=4, t_end=0.2):
+    t, st = ns["simulate"](x0, t_end, n_paths, seed, save_at=[t_end / 2, t_end], scheme=scheme, increments=increments)
+    ref = smfsym.simulate(sde, x0, t_end, eta=0.1, n_paths=n_paths, seed=seed, save_at=[t_end / 2, t_end],
+                          scheme=scheme, increments=increments, options=AAS)
+    assert np.all(np.isfinite(st)) and np.array_equal(t, ref.t)
+    assert np.array_equal(st, ref.states)
+    return st
+
+
+@pytest.mark.parametrize("increments", ["gaussian", "discrete"])
+def test_weak2_and_discrete_increments_are_smfsyms_numbers_bitwise(regression, increments):
+    p, (src, ns) = regression
+    flow = smfsym.smf(p, order=1)
+    assert "def weak2_step(" in src and "NO_WEAK2 = ''" in src
+    st = _same_scheme(flow, ns, X0, "weak2", increments, n_paths=5000)  # two seed blocks
+    assert not np.array_equal(st, _same_scheme(flow, ns, X0, "euler", increments, n_paths=5000))
+    _same_scheme(flow, ns, [X0, [0.0, 1.0, 2.0]], "weak2", increments, n_paths=40)
+    whole = ns["simulate"](X0, 0.2, 5000, 4, scheme="weak2", increments=increments)[1]
+    assert np.array_equal(ns["simulate"](X0, 0.2, 5000, 4, scheme="weak2", increments=increments,
+                                         chunk_paths=100)[1], whole)
+
+
+def test_weak2_with_second_derivatives_data_means_and_without_noise_bitwise():
+    p = _data_problem(7)  # a logistic term: the drift and noise have second derivatives; data means on the device
+    sme = build_model(p, "sme1")
+    src, ns = _module(sme)
+    assert sme.noise_kind == "matrix" and "_ZERO2 = []" in src
+    for inc in ("gaussian", "discrete"):
+        _same_scheme(sme, ns, [0.5], "weak2", inc)
+    gf = build_model(p, "gf")
+    src, ns = _module(gf)
+    assert "M = 0" in src
+    _same_scheme(gf, ns, [0.5], "weak2", "gaussian", n_paths=20)
+
+
+def test_weak2_is_refused_where_the_module_has_none_naming_why(regression):
+    _, ns = _module(smfsym.sme(regression[0], order=1))  # the numeric root: smfsym refuses weak2 too
+    with pytest.raises(ValueError, match=r"`scheme='weak2'`: .*explicit"):
+        ns["simulate"](X0, 0.1, 10, 0, scheme="weak2")
+    _, ns = _module(build_model(_data_problem(7), "smf1"))
+    with pytest.raises(ValueError, match=r"`scheme` must be one of \['euler', 'weak2'\]; got 'tamed'"):
+        ns["simulate"]([0.5], 0.1, 10, 0, scheme="tamed")
+    with pytest.raises(ValueError, match=r"`increments` must be 'gaussian' or 'discrete'; got 'sobol'"):
+        ns["simulate"]([0.5], 0.1, 10, 0, increments="sobol")
+
+
+@pytest.mark.parametrize("model", ["smf1", "smf2"])
+def test_weak2_on_data_set_noise_is_smfsyms_numbers_bitwise(model):
+    """DeviceSDE.weak2_template: the noise actions and their derivatives as data-set sums in row chunks."""
+    p = _data_problem(7)
+    sde = build_model(p, model)
+    src, ns = _module(sde)
+    assert sde.noise_kind == "template" and "def _action(" in src and "NO_WEAK2 = ''" in src
+    for inc in ("gaussian", "discrete"):
+        _same_scheme(sde, ns, [0.5], "weak2", inc, n_paths=60)
+        _same_scheme(sde, ns, [[0.5], [-1.0]], "weak2", inc, n_paths=30)
+
+
+def test_weak2_on_a_large_data_set_bound_with_set_data_sums_row_chunks_bitwise():
+    p = _data_problem(1500)  # 1500 rows: two chunks of ROWS = 1024
+    sde = build_model(p, "smf1")
+    _, ns = _module(sde, _data0=p.laws[0].data, _weights0=p.laws[0].weights)
+    _same_scheme(sde, ns, [0.5], "weak2", "discrete", n_paths=40, t_end=0.1)

@@ -117,6 +117,17 @@ def test_generated_cupy_module_reproduces_smfsym_on_the_gpu(problem, flow, tmp_p
     ref = smfsym.simulate_sgd(problem, [1.0, 0.5, -0.5], 4, 0.1, n_paths=5000, seed=3, save_at=[2, 4],
                               options=RunOptions(backend="cupy"))
     assert np.array_equal(st, ref.states)
+    # weak2 with discrete increments (cuRAND's integers), and the SME's numeric root (CuPy's batched eigh)
+    st = ns["simulate"]([1.0, 0.5, -0.5], 0.3, 5000, 3, scheme="weak2", increments="discrete")[1]
+    ref = smfsym.simulate(flow, [1.0, 0.5, -0.5], 0.3, eta=0.1, n_paths=5000, seed=3, scheme="weak2",
+                          increments="discrete", options=RunOptions(backend="cupy"))
+    assert np.array_equal(st, ref.states)
+    sme = smfsym.sme(problem, order=1)
+    ns = {}
+    exec(compile(smfsym.codegen(sme, eta=0.1, backend="cupy"), "sme_gpu.py", "exec"), ns)
+    st = ns["simulate"]([1.0, 0.5, -0.5], 0.3, 5000, 3)[1]
+    ref = smfsym.simulate(sme, [1.0, 0.5, -0.5], 0.3, eta=0.1, n_paths=5000, seed=3, options=RunOptions(backend="cupy"))
+    assert np.all(np.isfinite(st)) and np.array_equal(st, ref.states)
 
 
 @pytest.mark.parametrize("order,scheme,increments", [(1, "euler", "gaussian"), (2, "tamed", "discrete")])
