@@ -386,8 +386,9 @@ def _as_tuple(fn):
     return call
 
 
-#: cuRAND's ``CURAND_RNG_PSEUDO_PHILOX4_32_10`` (curand.h), the ``method`` of ``cupy.random.RandomState``.
-_PHILOX = 106
+#: cuRAND's ``CURAND_RNG_PSEUDO_PHILOX4_32_10`` (curand.h: 161; cupy_backends/cuda/libs/curand.pxd), the
+#: ``method`` of ``cupy.random.RandomState`` (100 is cuRAND's default XORWOW; other numbers are refused).
+_PHILOX = 161
 
 
 class _CupyStream:
