@@ -133,6 +133,8 @@ def _wrap(x):
         return x if isinstance(x, ndarray) else x.view(ndarray)
     if isinstance(x, np.generic):
         return np.asarray(x).view(ndarray)
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # numpy's named results: CuPy returns plain tuples
+        return tuple(_wrap(v) for v in x)
     if isinstance(x, (list, tuple)):
         return type(x)(_wrap(v) for v in x)
     return x
@@ -215,7 +217,7 @@ def _eigh(a, UPLO="L"):
     a = _base(a)
     if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
         raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
-    return tuple(_wrap(np.linalg.eigh(a, UPLO=UPLO)))
+    return _wrap(np.linalg.eigh(a, UPLO=UPLO))
 
 
 def make_fake_cupy(version: str = "13", free: int = 2**30) -> types.ModuleType:
