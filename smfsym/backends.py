@@ -338,7 +338,15 @@ class CupyBackend(Backend):
         return _CupyStream(xp.random.RandomState(seed, method=_PHILOX), self.dtype)
 
     def free_memory(self) -> int:
-        return int(self.xp.cuda.runtime.memGetInfo()[0])
+        # the driver's free bytes and the blocks CuPy's memory pool holds unused (freed arrays of an earlier run
+        # stay in the pool, which memGetInfo counts as used: without them a second run would chunk smaller)
+        xp = self.xp
+        free = int(xp.cuda.runtime.memGetInfo()[0])
+        try:
+            free += int(xp.get_default_memory_pool().free_bytes())
+        except Exception:  # noqa: BLE001 - a CuPy without the pool API (or with the pool disabled)
+            pass
+        return free
 
     def synchronize(self) -> None:
         self.xp.cuda.Stream.null.synchronize()

@@ -236,6 +236,9 @@ def make_fake_cupy(version: str = "13", free: int = 2**30) -> types.ModuleType:
     mod.asnumpy = lambda a, stream=None, order="C", out=None, blocking=True: (
         a.get(order=order) if isinstance(a, ndarray) else np.array(a, order=order))
     mod.get_array_module = lambda *args: mod
+    mod.pool_free = [0]  # bytes CuPy's memory pool holds unused (counted as free by CupyBackend.free_memory)
+    mod.get_default_memory_pool = lambda: types.SimpleNamespace(free_bytes=lambda: mod.pool_free[0],
+                                                                used_bytes=lambda: 0, total_bytes=lambda: 0)
 
     def fuse(*args, **kwargs):
         def deco(fn):

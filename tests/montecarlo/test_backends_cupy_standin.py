@@ -219,6 +219,14 @@ def test_meanfield_through_cupy(fake_cupy):
                                       go(method, "cupy", 3 * 4096, 4096 + 30).observables["risk"])
 
 
+def test_free_memory_counts_the_pools_unused_blocks(fake_cupy):
+    b = get_backend("cupy")
+    fake_cupy.free[0], fake_cupy.pool_free[0] = 2**30, 2**28
+    assert b.free_memory() == 2**30 + 2**28
+    del fake_cupy.get_default_memory_pool  # a CuPy without the pool API: the driver's number alone
+    assert get_backend("cupy").free_memory() == 2**30
+
+
 def test_cupy_backend_refuses_a_machine_without_a_device(monkeypatch):
     mod = make_fake_cupy()
     mod.cuda.runtime.getDeviceCount = lambda: 0
