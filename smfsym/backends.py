@@ -338,7 +338,15 @@ class CupyBackend(Backend):
         return _CupyStream(xp.random.RandomState(seed, method=_PHILOX), self.dtype)
 
     def free_memory(self) -> int:
-        return int(self.xp.cuda.runtime.memGetInfo()[0])
+        # the driver's free bytes and the blocks CuPy's memory pool holds unused (freed arrays of an earlier run
+        # stay in the pool, which memGetInfo counts as used: without them a second run would chunk smaller)
+        xp = self.xp
+        free = int(xp.cuda.runtime.memGetInfo()[0])
+        try:
+            free += int(xp.get_default_memory_pool().free_bytes())
+        except Exception:  # noqa: BLE001 - a CuPy without the pool API (or with the pool disabled)
+            pass
+        return free
 
     def synchronize(self) -> None:
         self.xp.cuda.Stream.null.synchronize()
@@ -386,8 +394,9 @@ def _as_tuple(fn):
     return call
 
 
-#: cuRAND's ``CURAND_RNG_PSEUDO_PHILOX4_32_10`` (curand.h), the ``method`` of ``cupy.random.RandomState``.
-_PHILOX = 106
+#: cuRAND's ``CURAND_RNG_PSEUDO_PHILOX4_32_10`` (curand.h: 161; cupy_backends/cuda/libs/curand.pxd), the
+#: ``method`` of ``cupy.random.RandomState`` (100 is cuRAND's default XORWOW; other numbers are refused).
+_PHILOX = 161
 
 
 class _CupyStream:

@@ -177,13 +177,13 @@ def to_numpy(a):
 
 
 class _Stream:
-    """Seed block stream: cuRAND's Philox4x32-10 (cupy.random.RandomState, method 106), seeded from the
+    """Seed block stream: cuRAND's Philox4x32-10 (cupy.random.RandomState, method 161), seeded from the
     block's SeedSequence as smfsym's CupyBackend.generator seeds it."""
 
     def __init__(self, ss):
         state = ss.generate_state(2, np.uint32)
         seed = (int(state[0]) | (int(state[1]) << 32)) & (2**63 - 1)
-        self.g = cupy.random.RandomState(seed, method=106)
+        self.g = cupy.random.RandomState(seed, method=161)  # CURAND_RNG_PSEUDO_PHILOX4_32_10
 
     def standard_normal(self, shape):
         return self.g.standard_normal(size=shape, dtype=xp.float64)

@@ -30,6 +30,10 @@ __all__ = ["DeviceSDE", "DEVICE_SCHEMES"]
 
 #: The schemes with a device step.
 DEVICE_SCHEMES = ("euler", "weak2", "tamed")
+#: Largest batch of one ``xp.linalg.eigh`` call: CuPy runs a stacked eigh as cuSOLVER's syevjBatched, whose
+#: workspace is about 1,050 elements per matrix (d <= 32) counted in a 32-bit int, so one call over 2**21 paths
+#: fails (CUSOLVER_STATUS_INVALID_VALUE, cupy/cupy#7261) and one over 2**20 takes 8 GiB; 2**16 paths: 0.5 GiB.
+EIGH_BATCH = 2**16
 
 
 class DeviceSDE:
@@ -152,7 +156,7 @@ class DeviceSDE:
         xp = self.xp
         finite = xp.all(xp.isfinite(S), axis=(-2, -1))
         fin = xp.reshape(finite, tuple(finite.shape) + (1, 1))
-        lam, V = xp.linalg.eigh(xp.where(fin, S, 0.0))
+        lam, V = self._eigh(xp.where(fin, S, 0.0))
         scale = xp.max(xp.abs(lam), axis=-1, keepdims=True)
         tol = max(1e-8, 64 * float(xp.finfo(lam.dtype).eps))  # 1e-8 in float64, as numpy's
         neg = lam < -tol * xp.maximum(scale, 1e-300)
@@ -162,6 +166,20 @@ class DeviceSDE:
                 f"it is not a covariance there (backend {self.backend.name!r}).")
         R = xp.matmul(V * xp.sqrt(xp.maximum(lam, 0.0))[..., None, :], xp.matrix_transpose(V))
         return xp.where(fin, R, float("nan"))
+
+    def _eigh(self, S):
+        """``xp.linalg.eigh`` of a stack of matrices, in batches of at most :data:`EIGH_BATCH` (each matrix's
+        decomposition is its own: the numbers do not depend on the batching)."""
+        xp = self.xp
+        lead, dd = tuple(S.shape[:-2]), tuple(S.shape[-2:])
+        n = math.prod(lead)
+        if n <= EIGH_BATCH:
+            return xp.linalg.eigh(S)
+        flat = xp.reshape(S, (n,) + dd)
+        parts = [xp.linalg.eigh(flat[i:min(n, i + EIGH_BATCH), ...]) for i in range(0, n, EIGH_BATCH)]
+        lam = xp.concat([p[0] for p in parts], axis=0)
+        V = xp.concat([p[1] for p in parts], axis=0)
+        return xp.reshape(lam, lead + dd[-1:]), xp.reshape(V, lead + dd)
 
     def _drift_noise(self, X, xc, Z0):
         """Drift b(X) and noise action sigma(X) Z0 (d arrays each; noise None without noise columns) for

@@ -78,7 +78,7 @@ class PhiFunction:
         self._ce = None
 
     def __call__(self, X):
-        if self._dev is not None and not isinstance(X, np.ndarray):
+        if self._dev is not None and type(X) is not np.ndarray:  # a device array (the CPU stand-in of CuPy's too)
             return self._dev.evaluate_list([X[..., i] for i in range(X.shape[-1])])[0]
         if self._ce is None:
             self._ce = CompiledExprs([self.phi], self.params, self.values)

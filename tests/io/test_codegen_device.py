@@ -22,6 +22,7 @@ from smfsym import RunOptions
 from smfsym.studies import build_model
 
 from backend_cases import X0, regression_problem
+from fake_cupy import fake_cupy  # noqa: F401 (fixture)
 
 pytest.importorskip("array_api_strict")
 
@@ -202,7 +203,7 @@ def test_the_modules_import_only_their_library_and_numpy():
         "math", "warnings", "numpy", "array_api_strict"}
     cupy_src = smfsym.codegen(flow, eta=0.1, backend="cupy")  # written without CuPy installed
     assert _imports(cupy_src) == {"math", "warnings", "numpy", "cupy"}
-    assert "RandomState(seed, method=106)" in cupy_src
+    assert "RandomState(seed, method=161)" in cupy_src  # CURAND_RNG_PSEUDO_PHILOX4_32_10
 
 
 def test_generated_module_runs_in_a_subprocess_without_smfsym(tmp_path):
@@ -245,40 +246,6 @@ def test_cli_codegen_takes_a_backend(tmp_path, capsys):
     exec(compile(src, str(out), "exec"), ns)
     t, st = ns["simulate"]([0.5], 0.1, 20, 1)
     assert st.shape[:2] == (1, 20) and np.all(np.isfinite(st))
-
-
-class _FakeRandomState:
-    """cupy.random.RandomState stand-in on the host (Philox from the seed; CI has no GPU)."""
-
-    def __init__(self, seed, method):
-        assert method == 106  # cuRAND's Philox4x32-10
-        self.g = np.random.Generator(np.random.Philox(seed))
-
-    def standard_normal(self, size, dtype):
-        return self.g.standard_normal(size).astype(dtype)
-
-    def random_sample(self, size, dtype):
-        return self.g.random(size).astype(dtype)
-
-    def randint(self, low, high, size):
-        return self.g.integers(low, high, size)
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    """A 'cupy' made of numpy, so the cupy module's own code (seeding, host copies, namespace) runs on the CPU
-    for smfsym's CupyBackend and the generated module alike; smfsym's compile cache is emptied afterwards."""
-    import types
-
-    fake = types.ModuleType("cupy")
-    fake.__getattr__ = lambda name: getattr(np, name)
-    fake.asnumpy = np.asarray
-    fake.random = types.SimpleNamespace(RandomState=_FakeRandomState)
-    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1,
-                                                                    memGetInfo=lambda: (2**32, 2**34)))
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    yield fake
-    smfsym.simulation.sde.cache_clear()
 
 
 def test_the_cupy_module_mirrors_smfsyms_cupy_path(fake_cupy):

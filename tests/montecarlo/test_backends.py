@@ -16,6 +16,7 @@ from smfsym.numerics.solvers import EulerMaruyama
 
 from backend_cases import flow, problem  # noqa: F401 (fixtures)
 from backend_cases import X0, Z_MAX, run_sgd, run_smf, square, zscores
+from fake_cupy import fake_cupy  # noqa: F401 (fixture)
 
 AAS = "array_api_strict"
 
@@ -214,48 +215,7 @@ def test_refusals_name_the_backend(flow, problem):
         study_settings("multipoint_rates", None, RunOptions(backend=AAS), {}, supported=("progress",))
 
 
-# -- the CuPy back end's wiring, on a stand-in module (numpy without the Array API names CuPy 13 lacks)
-
-class _FakeRandomState:
-    def __init__(self, seed, method=None):
-        assert method == 106 and 0 <= seed < 2**63
-        self.g = np.random.Generator(np.random.Philox(seed))
-
-    def standard_normal(self, size, dtype):
-        return self.g.standard_normal(size, dtype=dtype)
-
-    def random_sample(self, size, dtype):
-        return self.g.random(size, dtype=dtype)
-
-    def randint(self, low, high, size):
-        return self.g.integers(low, high, size=size)
-
-
-@pytest.fixture
-def fake_cupy(monkeypatch):
-    import sys
-    import types
-    from types import SimpleNamespace as NS
-
-    mod = types.ModuleType("cupy")
-    for name in dir(np):
-        if not name.startswith("__") and name not in ("concat", "permute_dims", "astype", "bool", "pow"):
-            setattr(mod, name, getattr(np, name))
-    mod.random = NS(RandomState=_FakeRandomState)
-    mod.free = [2**30]
-    mod.cuda = NS(runtime=NS(getDeviceCount=lambda: 1, memGetInfo=lambda: (mod.free[0], 2**34)),
-                  curand=NS(CURAND_RNG_PSEUDO_PHILOX4_32_10=106), Stream=NS(null=NS(synchronize=lambda: None)))
-    mod.asnumpy = np.asarray
-    mod.fused = []
-
-    def fuse(fn):  # CuPy's kernel fusion, as a function that records what it was given
-        mod.fused.append(fn)
-        return fn
-
-    mod.fuse = fuse
-    monkeypatch.setitem(sys.modules, "cupy", mod)
-    return mod
-
+# -- the CuPy back end's wiring, on a stand-in module (tests/fake_cupy.py: numpy with CuPy 13's names only)
 
 @pytest.mark.parametrize("scheme,increments", [("euler", "discrete"), ("weak2", "gaussian")])
 def test_cupy_backend_wiring_on_a_stand_in(fake_cupy, flow, scheme, increments):

@@ -1,6 +1,13 @@
 """The CuPy back end on a CUDA device (issue 19): skipped without CuPy or a device (CI has none);
 ``benchmarks/gpu_check.sh`` runs these on a GPU machine. Tolerances as in test_backends.py: ``Z_MAX`` = 5
-standard errors of the difference of two independent estimates."""
+standard errors of the difference of two independent estimates.
+
+A dry run on the CPU: ``SMFSYM_FAKE_CUPY=1 python -m pytest tests/montecarlo/test_backends_gpu.py`` runs these
+on tests/fake_cupy.py (CuPy's names and signatures, numpy underneath; minutes on 2 cores) to catch a wrong name
+or signature before a GPU is lent."""
+import os
+import sys
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -11,6 +18,13 @@ from smfsym.backends import get_backend
 
 from backend_cases import flow, problem  # noqa: F401 (fixtures)
 from backend_cases import Z_MAX, run_sgd, run_smf, zscores
+
+
+if os.environ.get("SMFSYM_FAKE_CUPY"):  # the CPU dry run (tests/fake_cupy.py)
+    from fake_cupy import make_fake_cupy
+
+    sys.modules["cupy"] = make_fake_cupy(os.environ["SMFSYM_FAKE_CUPY"] if os.environ["SMFSYM_FAKE_CUPY"] in
+                                         ("13", "14", "14.2") else "13")
 
 
 def _cuda() -> bool:
