@@ -30,6 +30,7 @@ seed = 0
 """
 
 
+@pytest.mark.slow  # 3 s: the CLI end to end; the SME device steps are checked in the default tier
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")  # two etas, 4096 paths: orders unresolved
 def test_check_runs_the_smes_on_the_back_end(tmp_path):
     from smfsym.cli import main

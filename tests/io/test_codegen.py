@@ -217,7 +217,7 @@ def _data_problem(M, seed=0):
     return smfsym.Problem((Z * x - Y) ** 2 / 2 + sp.log(1 + sp.exp(-Y * Z * x)), [x])
 
 
-@pytest.mark.parametrize("increments", ["gaussian", "discrete"])
+@pytest.mark.parametrize("increments", [pytest.param("gaussian", marks=pytest.mark.slow), "discrete"])  # 1.5 s each
 def test_weak2_and_discrete_increments_reproduce_smfsym(increments):
     """smfsym's simplified weak Taylor 2.0 step (WeakTaylor2) in the numpy module, from the same seed: a
     three-dimensional SMF (two seed blocks, the n-point motion), data means of a data set inside the

@@ -360,6 +360,7 @@ def test_weak2_and_discrete_increments_are_smfsyms_numbers_bitwise(regression, i
                                          chunk_paths=100)[1], whole)
 
 
+@pytest.mark.slow  # 1.5 s: compiles second derivatives of data means
 def test_weak2_with_second_derivatives_data_means_and_without_noise_bitwise():
     p = _data_problem(7)  # a logistic term: the drift and noise have second derivatives; data means on the device
     sme = build_model(p, "sme1")

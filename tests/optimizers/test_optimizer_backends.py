@@ -75,6 +75,7 @@ def _momentum(backend, n_paths=8192, nesterov=False, **kw):
                                seed=3, numerics=kw.pop("numerics", MC), options=_opts(backend), **kw)
 
 
+@pytest.mark.slow  # multi-second study; the step-decay schedule study stays in the default tier
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
 def test_schedule_weak_error_agrees_with_numpy():
     ref, dev = _schedule("numpy"), _schedule(AAS)
