@@ -26,6 +26,8 @@ from backend_cases import flow, problem  # noqa: F401 (fixtures)
 from backend_cases import X0, Z_MAX, run_sgd, run_smf, square, zscores
 from fake_cupy import CURAND, fake_cupy, make_fake_cupy  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow  # 7 s in all; CI runs it in the slow tier
+
 ROOT = pathlib.Path(smfsym.__file__).parent
 #: the modules whose code runs on a device namespace
 DEVICE_MODULES = ["backends.py", "montecarlo/device.py", "montecarlo/increments.py", "numerics/device_sde.py",
