@@ -1,3 +1,30 @@
+"""Shared fixtures; first of all, the OpenBLAS kernel the bitwise golden numbers were stored with.
+
+OpenBLAS picks its matrix-product kernels by CPU: on an AVX-512 machine it takes the SkylakeX
+kernels, which round the sums of a product differently (by an ulp or two) from the AVX2 (Haswell)
+kernels that ``tests/golden/numbers.json`` was written with. The variable must be set before numpy
+loads OpenBLAS, so it is set here, at the top of the first conftest pytest reads, and only where the
+CPU runs the Haswell kernels (AVX2 and FMA). ``tests/package/test_golden_numbers.py`` compares
+bitwise when the pin is in force and says what it compares otherwise.
+"""
+import os
+import sys
+from pathlib import Path
+
+
+def _pin_openblas_kernel() -> None:
+    if "numpy" in sys.modules or "OPENBLAS_CORETYPE" in os.environ:
+        return
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux: no pin, the golden test says so
+        return
+    if {"avx2", "fma"} <= flags:
+        os.environ["OPENBLAS_CORETYPE"] = "Haswell"
+
+
+_pin_openblas_kernel()
+
 import sympy as sp
 import pytest
 

@@ -5,7 +5,11 @@ case returns a flat list of floats; ``tests/golden/numbers.json`` stores them as
 strings, so the comparison in ``tests/package/test_golden_numbers.py`` is exact. When a change is *meant* to move
 numbers (a bug fix), regenerate the file in the same commit and say why in its message::
 
-    python tests/golden_numbers.py --write
+    OPENBLAS_CORETYPE=Haswell python tests/golden_numbers.py --write
+
+The numbers are those of OpenBLAS's AVX2 (Haswell) matrix-product kernels: its AVX-512 kernels
+round sums differently by an ulp, so ``tests/conftest.py`` pins that kernel before numpy loads and
+``--write`` refuses to run without the pin.
 
 The runs are tiny (a few thousand paths, a handful of steps): they pin the arithmetic and the
 random streams, not the statistics.
@@ -13,6 +17,7 @@ random streams, not the statistics.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -24,6 +29,8 @@ import smfsym
 from smfsym.studies.momentum_multipoint import momentum_multipoint
 
 GOLDEN = Path(__file__).with_name("golden") / "numbers.json"
+#: the OpenBLAS kernel family the stored numbers were computed with (set before numpy loads)
+KERNEL = "Haswell"
 x, y = sp.symbols("x y")
 
 
@@ -208,6 +215,9 @@ def compute(name: str) -> list:
 def main(argv: list) -> int:
     if argv != ["--write"]:
         print(__doc__)
+        return 2
+    if os.environ.get("OPENBLAS_CORETYPE", "").lower() != KERNEL.lower():
+        print(f"set OPENBLAS_CORETYPE={KERNEL}: the stored numbers are those of OpenBLAS's {KERNEL} kernels")
         return 2
     numbers = {}
     for name in CASES:
