@@ -18,7 +18,7 @@ from sympy.printing.numpy import NumPyPrinter
 from .._checks import numeric_values
 from ..symbolic.lambdify import _cse
 from ..montecarlo.seeds import BLOCK
-from .codegen_means import MeanContext, doc_safe, specs_source
+from .codegen_means import MeanContext, data_source, doc_safe, specs_source
 from .codegen_device import DEVICE_CODEGEN_BACKENDS, device_codegen
 from ..data.means import DataMean
 from ..numerics.compiled_sde import NumericSDE
@@ -299,32 +299,11 @@ def _written(src: str, path) -> str:
     return src
 
 
-_SET_DATA = '''
-def set_data(**arrays):
-    """Bind the data arrays (the ones smfsym used: law.data and law.weights)."""
-    shapes = SHAPES
-    for k, v in arrays.items():
-        if k not in shapes:
-            raise ValueError(f"unknown data array {k!r}; expected {sorted(shapes)}")
-        v = np.ascontiguousarray(v, dtype=float)
-        if v.shape != shapes[k]:
-            raise ValueError(f"`{k}` must have shape {shapes[k]}; got {v.shape}")
-        globals()[k] = v
-    globals().get("_NODE_CACHE", {}).clear()  # the rules of data means read the data set
-    globals().get("_LA_CACHE", {}).clear()  # and so do the matrices of the linear-algebra form
-'''
-
-
 def _data_code(arrays) -> str:
     """The data arrays (embedded when small, else None until ``set_data``) and ``set_data``."""
-    consts = []
-    for name, arr in arrays.items():
-        if arr.size <= EMBED_LIMIT:
-            consts.append(f"{name} = np.array({arr.tolist()!r})")
-        else:  # a data set is an argument of the module, never text in it
-            consts.append(f"{name} = None  # shape {arr.shape}: pass it with set_data({name}=...)")
-    shapes = {k: v.shape for k, v in arrays.items()}
-    return "\n".join(consts) + "\n\n" + _SET_DATA.replace("SHAPES", repr(shapes))
+    clear = ('    globals().get("_NODE_CACHE", {}).clear()  # the rules of data means read the data set\n'
+             '    globals().get("_LA_CACHE", {}).clear()  # and so do the matrices of the linear-algebra form')
+    return data_source(arrays, EMBED_LIMIT, clear)
 
 
 def _with_means(fn_src, idx, name):

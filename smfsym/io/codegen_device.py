@@ -43,7 +43,7 @@ from ..numerics.compiled_sde import ROWS, NumericSDE
 from ..simulation.device_sgd import _DeviceSampler
 from ..simulation.sde import grid
 from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, CompiledExprs, HoistedExprs
-from .codegen_means import doc_safe
+from .codegen_means import data_source, doc_safe
 
 __all__ = ["device_codegen", "DEVICE_CODEGEN_BACKENDS"]
 
@@ -384,19 +384,6 @@ def _run(x0, n_paths, seed, steps, index, step, on_nonfinite="raise", blowup_thr
         first = at if first is None or (at is not None and at < first) else first
     _report(n_lost, first, n_paths, on_nonfinite, label, time_of, bound)
     return states
-
-
-def set_data(**arrays):
-    """Bind the data arrays (the ones smfsym used: law.data and law.weights)."""
-    shapes = SHAPES
-    for k, v in arrays.items():
-        if k not in shapes:
-            raise ValueError(f"unknown data array {k!r}; expected {sorted(shapes)}")
-        v = np.ascontiguousarray(v, dtype=float)
-        if v.shape != shapes[k]:
-            raise ValueError(f"`{k}` must have shape {shapes[k]}; got {v.shape}")
-        globals()[k] = v
-    _DEV.clear()
 '''
 
 
@@ -411,15 +398,9 @@ def _runtime(backend: str, arrays: dict, embed_limit: int) -> str:
     adapter += "\n\n" + re.search(r"^_PIECEWISE = \{.*?\}\n", inspect.getsource(_backends), re.S | re.M).group(0)
     adapter += "\n\n#: what ``numpy.f`` in smfsym's printed expressions resolves to\n_xpn = _Namespace(xp)"
     body = (_RUNTIME.replace("BLOCK_VALUE", str(BLOCK)).replace("MEAN_ELEMENTS_VALUE", str(_DEVICE_MEAN_ELEMENTS))
-            .replace("ROWS_VALUE", str(ROWS)).replace("SHAPES", repr({k: v.shape for k, v in arrays.items()})))
-    consts = []
-    for name, arr in arrays.items():
-        if arr.size <= embed_limit:
-            consts.append(f"{name} = np.array({arr.tolist()!r})")
-        else:
-            consts.append(f"{name} = None  # shape {arr.shape}: pass it with set_data({name}=...)")
-    grid_src = inspect.getsource(grid)
-    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, grid_src] + (["\n".join(consts)] if consts else []))
+            .replace("ROWS_VALUE", str(ROWS)))
+    data = data_source(arrays, embed_limit, "    _DEV.clear()  # the device copies of the data arrays")
+    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, inspect.getsource(grid), data])
 
 
 # ---------------------------------------------------------------------------------------------- the SDE

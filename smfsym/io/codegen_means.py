@@ -31,10 +31,43 @@ from ..data.quadrature import _CHUNK_ELEMENTS, rule_sums
 from ..data.laws import Empirical
 from ..data.quadrature import AdaptiveMean
 
-__all__ = ["MeanContext", "MEAN_RUNTIME", "RULE_EMBED_LIMIT", "doc_safe"]
+__all__ = ["MeanContext", "MEAN_RUNTIME", "RULE_EMBED_LIMIT", "data_source", "doc_safe"]
 
 #: Numbers of quadrature nodes and weights a generated module may embed (about 20 characters each).
 RULE_EMBED_LIMIT = 500_000
+
+_SET_DATA = '''
+def set_data(**arrays):
+    """Bind the data arrays (the ones smfsym used: law.data and law.weights)."""
+    shapes = SHAPES
+    for k, v in arrays.items():
+        if k not in shapes:
+            raise ValueError(f"unknown data array {k!r}; expected {sorted(shapes)}")
+        v = np.ascontiguousarray(v, dtype=float)
+        if v.shape != shapes[k]:
+            raise ValueError(f"`{k}` must have shape {shapes[k]}; got {v.shape}")
+        globals()[k] = v
+CLEAR
+'''
+
+
+def data_source(arrays: Mapping[str, np.ndarray], embed_limit: int, clear: str) -> str:
+    """The data arrays of a generated module and its ``set_data``.
+
+    An array of at most ``embed_limit`` numbers is written into the source; a larger one (a data
+    set) is an argument of the module, never text in it: ``None`` until ``set_data`` binds it.
+    ``clear`` is the body's last lines (indented), which drop what the module derived from the data.
+    """
+    consts = []
+    for name, arr in arrays.items():
+        if arr.size <= embed_limit:
+            consts.append(f"{name} = np.array({arr.tolist()!r})")
+        else:
+            consts.append(f"{name} = None  # shape {arr.shape}: pass it with set_data({name}=...)")
+    shapes = {k: v.shape for k, v in arrays.items()}
+    set_data = _SET_DATA.replace("SHAPES", repr(shapes)).replace("CLEAR", clear.rstrip("\n"))
+    return "\n".join(consts) + "\n\n" + set_data
+
 
 #: Copied into every generated module that has data means: smfsym.data.quadrature.AdaptiveMean, standalone.
 MEAN_RUNTIME = '''

@@ -402,3 +402,18 @@ def test_weak2_on_a_large_data_set_bound_with_set_data_sums_row_chunks_bitwise()
     sde = build_model(p, "smf1")
     _, ns = _module(sde, _data0=p.laws[0].data, _weights0=p.laws[0].weights)
     _same_scheme(sde, ns, [0.5], "weak2", "discrete", n_paths=40, t_end=0.1)
+
+
+def test_set_data_again_drops_the_device_copies_of_the_old_data():
+    p = _data_problem(1500)
+    law = p.laws[0]
+    sde = build_model(p, "smf1")
+    _, ns = _module(sde)
+    ns["set_data"](_data0=law.data, _weights0=law.weights)
+    _, first = ns["simulate"]([0.5], 0.1, 60, 5)
+    other = {"_data0": law.data[::-1] * 1.5, "_weights0": law.weights[::-1]}
+    ns["set_data"](**other)  # a stale device copy of the old rows would give `first` again
+    _, again = ns["simulate"]([0.5], 0.1, 60, 5)
+    _, fresh = _module(sde, **other)
+    assert not np.array_equal(again, first)
+    assert np.array_equal(again, fresh["simulate"]([0.5], 0.1, 60, 5)[1])
