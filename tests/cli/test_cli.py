@@ -252,6 +252,7 @@ def test_failed_check_leaves_nothing(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.toml"]
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.timeout(120)
 def test_ctrl_c_during_check_is_one_line_and_leaves_no_results(tmp_path):
     import signal
@@ -304,6 +305,7 @@ LOGISTIC = ('[problem]\nparams = ["x"]\nloss = "log(1 + exp(-a * x))"\n[data.a]\
             '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.2, 0.1]\nmodels = ["sme1"]\n')
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_codegen_of_a_non_polynomial_spec_names_its_eta_and_runs(tmp_path):
     import numpy as np
 

@@ -157,6 +157,7 @@ def _terminate_check(cwd: Path, env: dict) -> tuple[int, str]:
     return proc.returncode, err
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.timeout(120)
 def test_sigterm_during_check_is_one_line_and_leaves_no_results(tmp_path):
     code, err = _terminate_check(tmp_path, ENV)
@@ -181,6 +182,7 @@ def test_sigterm_handler_and_warning_format_are_restored_after_main(tmp_path):
     assert (signal.getsignal(signal.SIGTERM), warnings.formatwarning) == before
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_warnings_are_one_line_each(tmp_path):
     res = run("check", "double_well", "-o", "out", "--n-paths", "300", "--etas", "0.5,0.25", "--quiet",
               cwd=tmp_path)
@@ -251,6 +253,7 @@ SCHEDULE = LOSS_OK + ('[check]\nphi = "x**2"\nx0 = [1.0]\nt_end = 1.0\netas = [0
                       'schedule = "exp(1000*t)"\n')
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.timeout(120)
 def test_an_exploding_schedule_is_one_line(tmp_path):
     (tmp_path / "s.toml").write_text(SCHEDULE)

@@ -61,6 +61,7 @@ def test_logistic_loss_with_gaussian_data_gauss_rule(model):
         assert np.max(np.abs(coarse - states)) > 1e-9
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_two_gaussian_coordinates_sqrt_and_columns():
     xs = sp.symbols("x0:2")
     b = smfsym.normal("b", 2)
@@ -80,6 +81,7 @@ def _data_problem(M, seed=0):
     return smfsym.Problem((Z * x - Y) ** 2 / 2 + sp.log(1 + sp.exp(-Y * Z * x)), [x])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("model", ["sme1", "smf1", "smf2"])
 def test_loss_on_a_small_embedded_data_set(model):
     p = _data_problem(7)
@@ -92,6 +94,7 @@ def test_loss_on_a_small_embedded_data_set(model):
     np.testing.assert_allclose(ns["simulate_sgd"]([0.5], 3, 300, 4)[1], ref.states, rtol=RTOL, atol=1e-15)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_smf_data_set_noise_columns_bound_with_set_data_in_row_chunks():
     p = _data_problem(1500)  # 3000 numbers: passed in; 1500 rows are two chunks of ROWS = 1024
     law = p.laws[0]
@@ -252,6 +255,7 @@ def test_weak2_is_refused_where_the_module_has_none_naming_why():
         ns["simulate"]([0.5], 0.1, 10, 0, increments="sobol")
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("model", ["smf1", "smf2"])
 def test_weak2_on_data_set_noise_reproduces_smfsym(model):
     """WeakTaylor2._step_dataset: the noise actions and their derivatives as data-set sums, with discrete and

@@ -96,6 +96,7 @@ def test_the_module_draws_another_stream_than_numpy_and_agrees_statistically(reg
     assert np.all(np.abs(dev[-1].mean(axis=0) - ref.states[-1].mean(axis=0)) < 5 * se)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("model", ["sme1", "smf1", "smf2"])
 def test_data_set_models_with_device_data_means_bitwise(model):
     p = _data_problem(7)
@@ -248,6 +249,7 @@ def test_cli_codegen_takes_a_backend(tmp_path, capsys):
     assert st.shape[:2] == (1, 20) and np.all(np.isfinite(st))
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_the_cupy_module_mirrors_smfsyms_cupy_path(fake_cupy):
     p = _data_problem(7)
     cupy = RunOptions(backend="cupy")
@@ -347,6 +349,7 @@ def _same_scheme(sde, ns, x0, scheme, increments, n_paths=300, seed=4, t_end=0.2
     return st
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("increments", ["gaussian", "discrete"])
 def test_weak2_and_discrete_increments_are_smfsyms_numbers_bitwise(regression, increments):
     p, (src, ns) = regression
@@ -385,6 +388,7 @@ def test_weak2_is_refused_where_the_module_has_none_naming_why(regression):
         ns["simulate"]([0.5], 0.1, 10, 0, increments="sobol")
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("model", ["smf1", "smf2"])
 def test_weak2_on_data_set_noise_is_smfsyms_numbers_bitwise(model):
     """DeviceSDE.weak2_template: the noise actions and their derivatives as data-set sums in row chunks."""

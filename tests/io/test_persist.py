@@ -112,6 +112,7 @@ def test_simulation_to_xarray(gaussian):
     assert ds.attrs["n_paths"] == 64
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.timeout(60)
 def test_load_study_bounds_memory_before_parsing(exact_study, tmp_path):
     """Issue #15 §3.6: a 46 MiB file peaked at 747 MB (16x) in json. Now the size and the count of JSON

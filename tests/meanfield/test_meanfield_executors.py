@@ -110,6 +110,7 @@ def test_blowup_on_a_worker_is_the_serial_error(executors):
         smfsym.simulate_ddsmf(net, th, 0.1, 0.2, executor="tcp://scheduler:8786")
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.filterwarnings("ignore::smfsym.CapturedNoiseWarning")
 def test_meanfield_study_identical_on_executors(executors):
     net = teacher_net()

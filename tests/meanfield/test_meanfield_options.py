@@ -94,6 +94,7 @@ def test_meanfield_study_old_keywords_give_the_numbers_of_the_objects():
     assert old.slopes == new.slopes
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_estimate_meanfield_cost_takes_the_objects():
     kw = dict(etas=[0.1, 0.05], t_end=0.2, widths=[8], n_paths=4)
     with pytest.warns(DEPRECATED) as record:

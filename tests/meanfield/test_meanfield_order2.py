@@ -52,6 +52,7 @@ def _bias_gap(eta, P, seed):
     return abs(b1) - abs(b2), np.sqrt(d.var(ddof=1) / P + (2 * se_sgd) ** 2), b1, b2
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_order2_beats_order1_against_sgd():
     gap, se, b1, b2 = _bias_gap(0.1, 1024, 5)  # measured: gap 1.5e-3, 8.8 SE
     assert gap > 4 * se, (b1, b2, se)

@@ -140,6 +140,7 @@ def test_observables_and_limit():
     assert abs(fine.mean("risk")[-1, 0] - R[2]) < 1e-8
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_data_rule_and_captured_noise_variance():
     net = gauss_teacher_net()
     th = smfsym.particles(net, 200, law={"a": ("normal", 0, 1)}, seed=0)

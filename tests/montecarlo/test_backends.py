@@ -150,6 +150,7 @@ def test_weak_error_study_runs_on_the_back_end():
             assert abs(r0[key] - r1[key]) < Z_MAX * np.hypot(r0[se], r1[se]), (key, r0, r1)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
 def test_update_map_weak_error_runs_on_the_back_end():
     """RMSprop's study on the stand-in device (the optimizer and the SMF's coupled runs there): the same
@@ -269,6 +270,7 @@ def dataset_flow():
     return smfsym.smf(smfsym.Problem(loss, x), order=1)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_dataset_smf_euler_agrees_with_numpy(dataset_flow):
     runs = [smfsym.simulate(dataset_flow, x0=[0.5, -0.5, 0.2], t_end=0.3, eta=0.2, dt=0.05, n_paths=8192, seed=1,
                             save_at=SaveAt(at=[0.15, 0.3], functions={"sq": square}, store=False),

@@ -87,6 +87,7 @@ def test_device_root_is_numpys_root():
     assert np.isnan(out[-1]).all() and np.isfinite(out[:-1]).all()
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_device_dataset_weak2_step_equals_the_numpy_step(dataset_flow):
     """Against numpy's step on its linear-algebra path and on its general path (both to rounding), for one
     state per path and for a two-point motion."""
@@ -105,6 +106,7 @@ def test_device_dataset_weak2_step_equals_the_numpy_step(dataset_flow):
 
 # -- statistics against numpy
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("order,scheme,increments", [(1, "euler", "gaussian"), (2, "euler", "discrete"),
                                                      (2, "tamed", "gaussian"), (1, "tamed", "discrete")])
 def test_sme_agrees_with_numpy(smes, order, scheme, increments):

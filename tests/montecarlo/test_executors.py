@@ -70,6 +70,7 @@ def flow():
     return smfsym.smf(PROBLEM, order=2)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_simulate_identical_on_every_executor(executors, flow):
     kw = dict(x0=[1.0], t_end=0.6, eta=0.1, n_paths=N_PATHS, seed=3, scheme="weak2", save_at=[0.0, 0.3, 0.6],
               functions={"square": square, "phi": PhiFunction(x**2 + x, [x], {})})

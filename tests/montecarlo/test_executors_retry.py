@@ -96,6 +96,7 @@ def _blocks_named(message):
     return out
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_lost_worker_of_smfsyms_pool_is_rerun_with_the_same_numbers(tmp_path, serial):
     marker = tmp_path / "killed"
     with KillingPool(marker) as pool:

@@ -57,6 +57,7 @@ def test_a_setting_a_simulator_lacks_is_refused_not_ignored():
                                    options=RunOptions(max_steps=100))
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("name", ["simulate_sgd_schedule", "simulate_momentum_sgd"])
 def test_schedule_and_momentum_runs_have_every_driver_setting(name):
     """One SGD step with optimizer rules (picklable, no closures): the schedule and momentum simulators

@@ -131,6 +131,7 @@ def test_data_set_noise_action_is_chunked_and_exact():
     assert np.array_equal(ns.noise(X[:3], U[:3]), ns.noise(X, U)[:3])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_logistic_on_50000_rows_runs_within_the_memory_bound():
     p = _logistic(50_000)
     flow = smfsym.smf(p, order=1)

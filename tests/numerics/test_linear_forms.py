@@ -98,6 +98,7 @@ def test_weak2_on_data_set_noise_equals_the_explicit_matrix_scheme(linear_algebr
         assert np.max(np.abs(a - b)) < 1e-12 and np.max(np.abs(a - X)) > 1e-2
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_loss_without_linear_forms_keeps_the_general_path():
     p, _ = _logistic(M=20, extra=0)
     x = p.params
@@ -159,6 +160,7 @@ def test_weak2_local_error_on_data_set_noise_has_order_three():
         assert abs(slope - 3) < 0.3, (phi, slope, errs)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_generated_module_takes_the_linear_algebra_form_and_matches_smfsym():
     """The generated module's Euler step uses the same kernels; its paths are smfsym's (to rounding),
     with the data set embedded or passed in with set_data (the matrices are rebuilt from it)."""

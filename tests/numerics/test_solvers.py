@@ -23,6 +23,7 @@ def phi(mean, S):
     return np.trace(S) + mean.sum()
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("solver", [EulerMaruyama(), WeakTaylor2()])
 def test_weak_order_fitted_slope(case, solver):

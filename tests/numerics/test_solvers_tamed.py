@@ -45,6 +45,7 @@ def quartic():
     return smfsym.Problem((x - smfsym.normal("xi")) ** 4 / 4, [x])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_tamed_survives_the_quartic_sme_where_euler_blows_up():
     sde = smfsym.sme(quartic(), 2)  # drift -x^3 - 3x - O(eta x^5), noise ~ x^2
     kw = dict(eta=0.1, n_paths=20_000, seed=2, store=False, functions={"x2": lambda X: X[..., 0] ** 2})

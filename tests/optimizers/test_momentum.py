@@ -220,6 +220,7 @@ def test_bad_input(regression, call, exc, match):
         call(regression)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_monte_carlo_study_agrees_with_exact(regression):
     kw = dict(models=["smf2"], momentum=Momentum(friction=1.5))
     ex = momentum_weak_error(regression, x * y, [1.0, -0.5, 0.5, 0.0], 1.0, [1 / 25, 1 / 100], **kw)
@@ -232,6 +233,7 @@ def test_monte_carlo_study_agrees_with_exact(regression):
         assert abs(a["error"] - b["error"]) < 4 * b["se"] + b["solver_error"], (a, b)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_momentum_multipoint_exact_non_product_noise():
     """Sigma(x, y) = 9xy/8 + 5/4 is not Sigma(x)^{1/2} Sigma(y)^{1/2}: the order-2 momentum SMF's two-point
     product is order 2 in h, its covariance (itself O(h)) order 3 with the noise correction."""

@@ -83,6 +83,7 @@ def test_schedule_weak_error_agrees_with_numpy():
     _agree(ref, dev)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_momentum_weak_error_agrees_with_numpy(nesterov):

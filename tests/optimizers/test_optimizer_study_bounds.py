@@ -76,6 +76,7 @@ def _check(**keys):
     return spec.problem, spec.check
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("keys", [dict(schedule="(1 + cos(pi * t)) / 2 + 1/10", etas=[0.04, 0.02, 0.01]),
                                   dict(optimizer="heavy_ball", friction=1.5, etas=[0.01, 0.0025, 0.000625])])

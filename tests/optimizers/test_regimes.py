@@ -165,6 +165,7 @@ def test_rmsprop_one_step_moments_match_the_sde_to_weak_order_one():
     assert _close(mxu, [0, 0, 0, 0]) and _close(mxxx, [0, 0, 0, 0])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_skewed_noise_adds_an_eta_cubed_drift_and_is_reported():
     """With skewed gradient noise z the mean step gains eta^3 sigma0 c P'(u) / P(u)^2 E[z^3] (the noise of x
     meets that of the same step's v): over 1/eta^2 steps an error O(eta) = O(sqrt h), so the SDE is then of

@@ -62,6 +62,7 @@ def test_constant_schedule_reproduces_weak_error_numbers(regression):
         assert r_new["value"] == pytest.approx(r_old["value"], rel=1e-10, abs=1e-12)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("schedule", [cosine(2, sp.Rational(1, 5)), Schedule(1 / (1 + TIME)), exponential_decay(0.7)])
 def test_exact_orders_on_gaussian_quadratic(gauss, schedule):
     st = schedule_weak_error(gauss, schedule, x**2, [1.0], 1.0, ETAS, models=["gf", "smf1", "smf2", "sme2"])

@@ -72,6 +72,7 @@ def _close(a, b):
     return abs(float(sp.N(a - b, 30))) < 1e-20
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("kind", ["smf", "sme"])
 def test_rmsprop_one_step_moments_match_to_order_h3(quartic, kind):
     """Mean and second moments of one step: order 2 agrees at h and h^2, order 1 only at h

@@ -74,6 +74,7 @@ def test_the_optimizer_runs_share_their_samples(umap, optimizer):
     assert optimizer["v1 v2"][0] < -10 * optimizer["v1 v2"][1]
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("order", [1, 2])
 def test_rmsprop_smf_reproduces_two_point_covariances(umap, optimizer, order):
     stats, solver_gap = _two_point_model(umap.smf(order), "weak2", "discrete")

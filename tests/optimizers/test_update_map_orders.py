@@ -54,6 +54,7 @@ def _assert_order(study, model, order):
         assert n >= 2 and s > 1.5 and (abs(s - 2) < 0.4 or lo <= 2 <= hi), (model, study.orders[model], rows)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_rmsprop_smf_orders_small():
     """d = 2, 10,000 paths: smf1 slope 1 on |x|^2 and |v|^2, smf2 slope 2 on |v|^2 (|x|^2's order-2 errors,
     a few 1e-3, need the slow tier's paths)."""

@@ -35,6 +35,7 @@ def _brute(problem, data, syms, space, eta, B, sampling):
     return np.array([[float(cols[j][i]) for j in range(len(cols))] for i in range(len(cols))])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("B,sampling", [(2, "without_replacement"), (3, "without_replacement"),
                                         (5, "without_replacement"), (2, "iid"), (3, "iid")])
 def test_equals_enumeration_on_a_data_set(B, sampling):

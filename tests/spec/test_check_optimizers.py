@@ -173,6 +173,7 @@ def _run_check(spec_name, tmp_path):
     return summary
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_check_runs_the_shipped_rmsprop_spec(tmp_path):
     """The real command (smf1 only, 8192 paths): the SMF's slope-1 error is resolved at these etas, so the
     fitted 95% interval of the order must contain 1."""
@@ -181,6 +182,7 @@ def test_check_runs_the_shipped_rmsprop_spec(tmp_path):
     assert n >= 2 and low <= 1 <= high, summary["orders"]
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_check_runs_the_shipped_update_map_spec_on_the_optimizer_it_states(tmp_path):
     """The optimizer the command simulated from the spec's text is the one the spec states: E phi at t_end
     agrees with a hand-written numpy loop of the same update (independent streams) within 5 standard errors

@@ -7,6 +7,7 @@ from smfsym.cli import main
 from smfsym.spec import SpecError, spec_from_dict
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("name,targets", [("cosine_schedule", {"gf": 1, "smf1": 1, "smf2": 2}),
                                           ("heavy_ball", {"smf1": 1, "smf2": 2})])
 def test_shipped_schedule_and_momentum_specs_check_with_exact_orders(name, targets, tmp_path, capsys):

@@ -67,6 +67,7 @@ def test_refusals_name_the_argument():
         scaling_rule_study(p, x**2, [1.0], 1.0, optimizer="sgd", eta=0.125, n_paths=1)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_square_root_rule_keeps_rmsprop_where_the_naive_rule_does_not(tmp_path):
     """RMSprop on (x - xi)^2 / 2, xi ~ N(0, 64), x0 = 1, phi = x^2, t = 1; at k = 1: eta = 1/16, B = 1,
     1 - beta = 1/256 (c = 1), eps = 8 (eps0 = 1/2, sigma0 = 1/16: sigma0 Sigma^{1/2} = 1/2), 256 steps.

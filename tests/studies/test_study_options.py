@@ -74,6 +74,7 @@ def test_every_study_entry_point_has_at_most_twelve_parameters():
         assert len(params) <= 12, (fn.__name__, len(params))
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("which", ["schedule", "momentum"])
 def test_schedule_and_momentum_studies_on_a_process_pool_give_the_serial_numbers(which):
     """Monte Carlo rows (SGD and the models) of the optimizer studies run on executors now that every SGD

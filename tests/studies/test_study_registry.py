@@ -69,6 +69,7 @@ def test_saves_and_loads_back(study, tmp_path):
         study.save(tmp_path / "study.json")
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_prints_plots_and_converts(study, tmp_path):
     assert str(study) and repr(study)
     fig = study.plot(path=tmp_path / "figure.png")

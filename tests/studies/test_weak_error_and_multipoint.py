@@ -90,6 +90,7 @@ def test_exact_method_refused_when_moments_do_not_close():
         smfsym.weak_error(p, x, [0.5], 1.0, [0.1])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_multipoint_rademacher_smf_agrees_shared_sme_has_wrong_sign():
     r = smfsym.rademacher("r")
     p = smfsym.Problem((1 + r) * x**2 / 2, [x])

@@ -2,6 +2,7 @@
 
 Property-based over random polynomial losses and data laws.
 """
+import pytest
 import sympy as sp
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
@@ -48,6 +49,7 @@ def polynomial_problems(draw):
     return smfsym.Problem(loss, x)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(polynomial_problems())
 def test_smf_noise_covariance_equals_eta_sigma(problem):

@@ -245,6 +245,7 @@ def test_derivation_does_not_import_sympy_stats():
     assert out.stdout.strip() == "False", out.stderr
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_cross_covariance_at_d40_counts_shared_block_pairs():
     """Sigma(x, y) at d = 40: the size estimate (every pair, 2.7 million) is over the limit, the pairs
     that share a block are not, so it derives; the closed form is (x.y + s^2) I + y x^T."""
