@@ -18,6 +18,7 @@ from sympy.printing.numpy import NumPyPrinter
 from .._checks import numeric_values
 from ..symbolic.lambdify import _cse
 from ..montecarlo.seeds import BLOCK
+from .codegen_checks import checks_source
 from .codegen_means import MeanContext, data_source, doc_safe, specs_source
 from .codegen_device import DEVICE_CODEGEN_BACKENDS, device_codegen
 from ..data.means import DataMean
@@ -159,16 +160,14 @@ def _runtime() -> str:
     """Shared helpers of a generated module: smfsym's own functions, copied verbatim."""
     import inspect
 
-
     from ..montecarlo import increments
 
     tables = [line for line in inspect.getsource(increments).splitlines()
               if line.startswith(("_SIGNS = ", "_THREE = ", "_TRIPLES = "))]
     own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, draw_discrete,
                                                      increments._accepted_bytes, grid))
-    return _RUNTIME.format(block=BLOCK) + "\n\n" + "\n".join(tables) + "\n\n" + own
-
-
+    return (_RUNTIME.format(block=BLOCK) + "\n\n" + "\n".join(tables) + "\n\n" + own + "\n\n"
+            + checks_source())
 
 
 def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, problem: Problem | None = None,
@@ -280,7 +279,7 @@ Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
         body.append(_sde_code(sde, vals, ctx))
     if problem is not None and not sgd_note:
         body.append(_sgd_code(problem, vals, samplers))
-    imports = '"""\nimport itertools\nimport warnings\n\nimport numpy\nimport numpy as np\n\nETA = '
+    imports = '"""\nimport itertools\nimport math\nimport numbers\nimport sys\nimport warnings\n\nimport numpy\nimport numpy as np\n\nETA = '
     parts = [header + imports + repr(float(eta)), _runtime()]
     if ctx.arrays:
         parts.append(_data_code(ctx.arrays))
@@ -439,8 +438,10 @@ def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="
     k, kinds = _SCHEMES[scheme]
     kinds = kinds if increments == "discrete" else None
     step_fn = euler_step if scheme == "euler" else globals()["weak2_step"]
-    saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
-    steps, index, times = grid(saves, float(dt))
+    saves, dt = _time_arguments(t_end, dt, save_at)
+    x0, n_paths, seed, blowup_threshold, _ = _run_arguments(x0, D, n_paths, seed, len(saves), on_nonfinite,
+                                                            blowup_threshold)
+    steps, index, times = grid(saves, dt)
 
     def step(X, h, gens, sizes):
         Z = _draw(gens, sizes, k, kinds) if M else np.zeros((X.shape[0], k, 0))
@@ -706,7 +707,9 @@ def sgd_step(X, gens, sizes, eta=ETA):
 
 def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA, on_nonfinite="raise", blowup_threshold=1e100):
     """SGD chains: (times, states of shape (n_times, n_paths, [n_points,] DIM)); blow-up as in ``simulate``."""
-    idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
+    n_steps, idx, eta = _step_arguments(n_steps, save_at, eta)
+    x0, n_paths, seed, blowup_threshold, _ = _run_arguments(x0, DIM, n_paths, seed, len(idx), on_nonfinite,
+                                                            blowup_threshold)
     states = _run(x0, n_paths, seed, np.full(n_steps, eta), idx,
                   lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta), on_nonfinite, blowup_threshold, "step",
                   float)

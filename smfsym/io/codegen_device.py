@@ -43,6 +43,7 @@ from ..numerics.compiled_sde import ROWS, NumericSDE
 from ..simulation.device_sgd import _DeviceSampler
 from ..simulation.sde import grid
 from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, CompiledExprs, HoistedExprs
+from .codegen_checks import checks_source
 from .codegen_means import data_source, doc_safe
 
 __all__ = ["device_codegen", "DEVICE_CODEGEN_BACKENDS"]
@@ -365,8 +366,6 @@ def _run(x0, n_paths, seed, steps, index, step, on_nonfinite="raise", blowup_thr
     """
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
-    if chunk_paths is not None and int(chunk_paths) < 1:
-        raise ValueError(f"`chunk_paths` must be a positive integer or None; got {chunk_paths!r}.")
     bound = min(float(blowup_threshold), float(np.finfo(np.float64).max))
     x0 = _asarray(np.asarray(x0, dtype=float))
     n_blocks = -(-n_paths // BLOCK)
@@ -400,7 +399,7 @@ def _runtime(backend: str, arrays: dict, embed_limit: int) -> str:
     body = (_RUNTIME.replace("BLOCK_VALUE", str(BLOCK)).replace("MEAN_ELEMENTS_VALUE", str(_DEVICE_MEAN_ELEMENTS))
             .replace("ROWS_VALUE", str(ROWS)))
     data = data_source(arrays, embed_limit, "    _DEV.clear()  # the device copies of the data arrays")
-    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, inspect.getsource(grid), data])
+    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, inspect.getsource(grid), checks_source(), data])
 
 
 # ---------------------------------------------------------------------------------------------- the SDE
@@ -461,8 +460,10 @@ def simulate(x0, t_end, n_paths, seed, dt=ETA / 10, save_at=None, on_nonfinite="
     k, kinds = _SCHEMES[scheme]
     kinds = kinds if increments == "discrete" else None
     step_fn = euler_step if scheme == "euler" else globals()["weak2_step"]
-    saves = np.unique(np.clip(np.atleast_1d(np.asarray([t_end] if save_at is None else save_at, dtype=float)), 0, t_end))
-    steps, index, times = grid(saves, float(dt))
+    saves, dt = _time_arguments(t_end, dt, save_at)
+    x0, n_paths, seed, blowup_threshold, chunk_paths = _run_arguments(x0, D, n_paths, seed, len(saves), on_nonfinite,
+                                                                      blowup_threshold, chunk_paths)
+    steps, index, times = grid(saves, dt)
     step_times = np.concatenate([[0.0], np.cumsum(steps)])
 
     def step(X, h, gens, sizes):
@@ -777,7 +778,9 @@ def sgd_step(X, gens, sizes, eta=ETA):
 def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA, on_nonfinite="raise", blowup_threshold=1e100,
                  chunk_paths=None):
     """SGD chains on the device: (times, host states of shape (n_times, n_paths, [n_points,] DIM))."""
-    idx = [n_steps] if save_at is None else sorted(set(int(k) for k in np.atleast_1d(save_at)))
+    n_steps, idx, eta = _step_arguments(n_steps, save_at, eta)
+    x0, n_paths, seed, blowup_threshold, chunk_paths = _run_arguments(x0, DIM, n_paths, seed, len(idx), on_nonfinite,
+                                                                      blowup_threshold, chunk_paths)
     states = _run(x0, n_paths, seed, np.full(n_steps, eta), idx, lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta),
                   on_nonfinite, blowup_threshold, "step", float, chunk_paths)
     return np.array(idx) * eta, states
@@ -882,6 +885,6 @@ def device_codegen(sde, problem, vals: dict, eta: float, backend: str, samplers,
     if sde is not None:
         header += "\nState: " + doc_safe(", ".join(map(str, sde.state))) + "\nDrift b(x):\n" + "\n".join(
             "    " + doc_safe(str(e)) for e in sde.drift) + "\n"
-    header += sgd_note + '"""\nimport math\nimport warnings\n\nimport numpy as np\n\nETA = ' + repr(float(eta))
+    header += sgd_note + '"""\nimport math\nimport numbers\nimport sys\nimport warnings\n\nimport numpy as np\n\nETA = ' + repr(float(eta))
     parts = [header, _runtime(backend, arrays, embed_limit)] + w.parts + body
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -54,9 +55,8 @@ def check_positive(value, name: str, allow_none: bool = False):
     if isinstance(value, (bool, np.bool_)) or isinstance(value, (str, bytes)):
         raise TypeError(f"`{name}` must be a positive number; got {value!r} ({type(value).__name__}).")
     try:
-        import sympy as sp
-
-        if isinstance(value, sp.Basic):
+        sp = sys.modules.get("sympy")  # a sympy number has sympy loaded; generated modules run without it
+        if sp is not None and isinstance(value, sp.Basic):
             if value.free_symbols:
                 raise TypeError(f"`{name}` must be a number; got the symbolic {value} (give a numeric value).")
             value = complex(value)

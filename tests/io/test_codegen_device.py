@@ -78,7 +78,7 @@ def test_regression_smf_and_its_sgd_are_smfsyms_numbers_bitwise(regression):
     # chunks of whole seed blocks on the device: the same numbers whatever the chunking
     whole = ns["simulate"](X0, 0.3, 5000, 3, save_at=[0.15, 0.3])[1]
     assert np.array_equal(ns["simulate"](X0, 0.3, 5000, 3, save_at=[0.15, 0.3], chunk_paths=100)[1], whole)
-    with pytest.raises(ValueError, match="`chunk_paths` must be a positive integer"):
+    with pytest.raises(ValueError, match="`chunk_paths` must be an integer >= 1; got 0"):
         ns["simulate"](X0, 0.3, 10, 3, chunk_paths=0)
     # the n-point motion (one noise for all starts) and n SGD chains sharing their samples
     _same_sde(smfsym.smf(p, order=1), ns, [X0, [0.0, 1.0, 2.0]], n_paths=50)
@@ -201,9 +201,9 @@ def _imports(src: str) -> set:
 def test_the_modules_import_only_their_library_and_numpy():
     flow = smfsym.smf(_data_problem(7), order=1)
     assert _imports(smfsym.codegen(flow, eta=0.1, backend="array_api_strict")) == {
-        "math", "warnings", "numpy", "array_api_strict"}
+        "math", "numbers", "sys", "warnings", "numpy", "array_api_strict"}
     cupy_src = smfsym.codegen(flow, eta=0.1, backend="cupy")  # written without CuPy installed
-    assert _imports(cupy_src) == {"math", "warnings", "numpy", "cupy"}
+    assert _imports(cupy_src) == {"math", "numbers", "sys", "warnings", "numpy", "cupy"}
     assert "RandomState(seed, method=161)" in cupy_src  # CURAND_RNG_PSEUDO_PHILOX4_32_10
 
 
