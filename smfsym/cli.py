@@ -185,6 +185,7 @@ def cmd_check(args):
         raise UsageError(f"the directory of the output {str(out)!r} does not exist")
     if args.backend != "numpy" and (args.workers or args.scheduler):
         raise UsageError("--backend runs the Monte Carlo on one device in this process: drop --workers/--scheduler")
+    _require_backend(args.backend)
     c, m = _check_overrides(c or {}, spec.meanfield_check or {}, args, spec.problem)
     if m:
         spec = dataclasses.replace(spec, meanfield_check=m)  # --n-paths: the study and its estimate see it
@@ -340,6 +341,16 @@ def _check_cost(spec, c: dict, args) -> None:
                   f"{args.backend} the run is usually far shorter)")
         raise UsageError(f"{what} is over {COST_LIMIT / 60:g} min{device}; pass --yes to run it, or lower it with "
                          + "; ".join(hints[n] for n, _ in ests))
+
+
+def _require_backend(name: str) -> None:
+    """Refuse, before any work, a back end whose library or device is missing (not after the exact studies)."""
+    from .backends import get_backend
+
+    try:
+        get_backend(name).xp  # imports the library and finds its device
+    except (ImportError, RuntimeError) as exc:
+        raise UsageError(f"--backend {name}: {exc}") from None
 
 
 def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = False, backend: str = "numpy") -> dict:

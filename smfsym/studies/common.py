@@ -161,10 +161,20 @@ def seed_sequence(seed) -> np.random.SeedSequence:
     return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 
 
-def with_context(exc: BlowUpError, what: str) -> BlowUpError:
-    """A blow-up inside a study, naming the run and the ways out."""
-    return BlowUpError(f"{what}: {exc} In a study: pass scheme='tamed' and/or on_nonfinite='mask' "
-                       "(lost paths are then reported per model and eta).")
+#: The ways out of a blow-up in a study that takes a solver and drops lost paths (weak error, multi-point).
+TAME_OR_MASK = ("pass numerics=smfsym.Numerics(scheme='tamed') and/or "
+                "options=smfsym.RunOptions(on_nonfinite='mask') (lost paths are then reported per model and eta).")
+#: ... in a study that takes a solver but keeps every path (update maps).
+TAME = "pass numerics=smfsym.Numerics(scheme='tamed') where the drift is stiff, or lower eta."
+#: ... in a study that takes neither (SVAG, scaling rules).
+SMALLER = "lower eta or the horizon."
+
+
+def with_context(exc: BlowUpError, what: str, ways: str = TAME_OR_MASK) -> BlowUpError:
+    """A blow-up inside a study, naming the run and the ways out that this study takes (``ways``): they replace
+    the driver's general advice, which may name settings the study does not take."""
+    head = str(exc).split("; reduce `dt`/`eta`", 1)[0].rstrip(".")
+    return BlowUpError(f"{what}: {head}. In this study: {ways}")
 
 
 def lost_cell(frac: float) -> str:

@@ -36,7 +36,7 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.regimes import RegimeMap, malladi_adam, malladi_rmsprop, noisy_sgd, simulate_regime
 from ..simulation.sde import prepare_x0
 from ..symbolic.problem import Problem
-from .common import _phi_function, check_phi, finish_figure, plot_target, seed_sequence, with_context
+from .common import _phi_function, check_phi, finish_figure, plot_target, seed_sequence, with_context, SMALLER
 from .options import study_settings
 from .storage import StudyIO
 
@@ -205,7 +205,7 @@ def _run(rmap, optimizer, hyper, phi_f, x0, t_end, n_paths, seed, run: RunOption
                             save_at=SaveAt(functions={"phi": phi_f}, store=False),
                             options=run)
     except BlowUpError as exc:
-        raise with_context(exc, f"{optimizer} at eta = {eta:g}, batch = {hyper['batch']:g}") from None
+        raise with_context(exc, f"{optimizer} at eta = {eta:g}, batch = {hyper['batch']:g}", SMALLER) from None
     return dict(steps=steps, value=float(r.mean("phi")[-1]), se=float(r.sem("phi")[-1]))
 
 

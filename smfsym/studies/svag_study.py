@@ -22,7 +22,7 @@ from ..optimizers.svag import _as_map, simulate_svag
 from ..optimizers.update_map import EXPANSIONS
 from ..simulation.sde import prepare_x0
 from .common import (_phi_function, check_phi, finish_figure, fit_order, increments_for, order_label, plot_target,
-                     scheme_for, seed_sequence, with_context)
+                     scheme_for, seed_sequence, with_context, SMALLER)
 from .options import study_settings
 from .richardson import coupled_expectation
 from .storage import Order, StudyIO
@@ -102,7 +102,7 @@ def _sme_reference(umap, z0, t_end, eta, f, n_paths, seed, vals, dt_fraction, ru
                                  seed=seed, values=vals, increments=increments_for(slv, "auto"),
                                  options=run)
     except BlowUpError as exc:
-        raise with_context(exc, f"the SME of {umap.name}") from None
+        raise with_context(exc, f"the SME of {umap.name}", SMALLER) from None
     except ValueError as exc:
         if get_backend(run.backend).name == "numpy" or "backend" not in str(exc):
             raise

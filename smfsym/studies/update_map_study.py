@@ -28,7 +28,7 @@ from .common import fit_order
 from .weak_error_study import WeakErrorStudy
 from .common import (
     _phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for, seed_sequence,
-    warn_if_unresolved, with_context,
+    warn_if_unresolved, with_context, TAME,
 )
 from ..simulation.sde import prepare_x0
 from .richardson import coupled_expectation
@@ -153,7 +153,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
             r = simulate_update_map(umap, z0, k, eta, n_paths=n_paths, seed=s_opt, values=vals,
                                     save_at=SaveAt(functions={"phi": f}, store=False), options=run)
         except BlowUpError as exc:
-            raise with_context(exc, f"{umap.name} at eta = {eta:g}") from None
+            raise with_context(exc, f"{umap.name} at eta = {eta:g}", TAME) from None
         opt_val, opt_se = float(r.mean("phi")[-1]), float(r.sem("phi")[-1])
         for m in models:
             rows.append(_model_row(sdes[m], m, z0, t, eta, h, f, n_paths, s_sde, dt_fraction, vals, solver,
@@ -203,7 +203,7 @@ def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solve
                                  phi=f, seed=seed, values=vals, increments=inc, options=run)
     except BlowUpError as exc:
         where = f"model {m} ({slv.name}, dt = {dt:g} coupled with {dt / 2:g}) at eta = {eta:g}"
-        raise BlowUpError(f"{with_context(exc, where)}{_positivity_hint(sde)}") from None
+        raise BlowUpError(f"{with_context(exc, where, TAME)}{_positivity_hint(sde)}") from None
     opt_val, opt_se = opt
     if sde.n_noise:
         warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", cr["value"], cr["se"], opt_se)

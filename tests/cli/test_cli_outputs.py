@@ -352,3 +352,16 @@ def test_python_m_smfsym_help_does_not_import_sympy():
            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}), file=sys.stderr)\n")
     res = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, env=ENV, timeout=60)
     assert "usage: smfsym" in res.stdout and res.stderr.strip().splitlines()[-1] == "[]", res.stderr
+
+
+def test_a_missing_gpu_library_is_one_line_before_any_work(tmp_path, capsys):
+    """`check --backend cupy` without CuPy used to run the exact studies, then die in a traceback (exit 1)."""
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("CuPy is installed here")
+    except ImportError:
+        pass
+    assert main(["check", "rademacher", "--backend", "cupy", "-o", str(tmp_path / "out")]) == 2
+    out, err = capsys.readouterr()
+    _one_line(err, "--backend cupy", 'pip install "smfsym[gpu]"')
+    assert out == "" and not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []

@@ -147,3 +147,17 @@ def test_sqrt_eta_map_steps_and_fits_in_h(umap):
     assert st.meta["orders_in"] == "h = sqrt(eta)" and st.meta["expansion"] == "sqrt_eta"
     with pytest.raises(ValueError, match="`etas`.*h = sqrt\\(eta\\) must divide"):
         update_map_weak_error(mom, x**2, [1.0, 0.0], 0.5, [1 / 16, 1 / 32], n_paths=10, progress=False)
+
+
+def test_a_blow_up_names_only_the_ways_out_this_study_takes():
+    """update_map_weak_error keeps every path (it refuses on_nonfinite): its blow-up message used to advise
+    on_nonfinite='mask' all the same. v near 0 with a large eta: the SME's noise pushes v below 0."""
+    p = smfsym.Problem((x - 2 * smfsym.normal("xi")) ** 2 / 2, [x])
+    with pytest.raises(smfsym.BlowUpError) as info:
+        update_map_weak_error(rmsprop(p, c=1, eps=0.01), x**2, [1.0, 0.01], 0.5, [0.25, 0.125], n_paths=200)
+    msg = str(info.value)
+    assert "non-finite state at step 1" in msg and "In this study: pass numerics=smfsym.Numerics(scheme='tamed')" in msg
+    assert "v_x must stay above 0" in msg and "on_nonfinite" not in msg
+    with pytest.raises(ValueError, match="`on_nonfinite`: update_map_weak_error does not take it"):
+        update_map_weak_error(rmsprop(p, c=1, eps=0.01), x**2, [1.0, 0.01], 0.5, [0.25, 0.125], n_paths=200,
+                              options=smfsym.RunOptions(on_nonfinite="mask"))
