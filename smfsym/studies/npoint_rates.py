@@ -239,8 +239,9 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
         Sigma^{1/2} = |x|) is simulated and compared against the exact SGD values (its ``method`` says so).
         "auto" is "exact" where that holds, else "montecarlo": SGD and the models simulated per eta by
         :func:`smfsym.multipoint` (shared samples across the starts, the solver at dt and dt/2).
-    n_paths, seed, dt_fraction, values, scheme, on_nonfinite, blowup_threshold, progress
-        As in :func:`smfsym.multipoint` (each eta gets its own child of ``seed``).
+    n_paths, seed, dt_fraction, values, scheme, on_nonfinite, blowup_threshold, progress, backend
+        As in :func:`smfsym.multipoint` (each eta gets its own child of ``seed``; the Monte Carlo cells run
+        on ``backend``, the exact ones need none).
     resolve : float
         A Monte Carlo error enters the order fit only if it exceeds ``resolve`` standard errors.
     max_path_steps : float
@@ -269,9 +270,9 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     """
     settings = study_settings("multipoint_rates", numerics, options, legacy,
                               supported=("method", "scheme", "dt_fraction", "resolve", "on_nonfinite",
-                                         "blowup_threshold", "progress"),
+                                         "blowup_threshold", "progress", "backend"),
                               defaults={"progress": False})
-    (method, scheme, dt_fraction, resolve, on_nonfinite, blowup_threshold, progress) = settings.values()
+    (method, scheme, dt_fraction, resolve, on_nonfinite, blowup_threshold, progress, backend) = settings.values()
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end = c["t_end"]
@@ -322,7 +323,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
                             n_paths=c["n_paths"], values=values,
                             numerics=Numerics(dt_fraction=c["dt_fraction"], scheme=scheme),
                             options=RunOptions(progress=progress, on_nonfinite=on_nonfinite,
-                                               blowup_threshold=blowup_threshold))
+                                               blowup_threshold=blowup_threshold, backend=backend))
             for m in mc_models:
                 for n in names:
                     r = mp.value(m, n)

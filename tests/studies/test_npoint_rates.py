@@ -216,3 +216,28 @@ def test_inputs_not_mutated(rademacher):
     starts, etas, models = [[-1.0], [1.0]], [0.1, 0.05], ["smf2"]
     multipoint_rates(rademacher, starts, etas, 1.0, models=models, psi="product")
     assert starts == [[-1.0], [1.0]] and etas == [0.1, 0.05] and models == ["smf2"]
+
+
+def test_montecarlo_cells_run_on_an_array_back_end(rademacher):
+    """The Monte Carlo cells (SGD with shared samples and the shared SME, whose |x| root is not polynomial) run
+    on the back end: other random streams, so other numbers, within 5 combined standard errors of numpy's."""
+    pytest.importorskip("array_api_strict")
+
+    def same_sign(X):
+        return (np.sign(X[:, 0, 0]) == np.sign(X[:, 1, 0])).astype(float)
+
+    def run(backend):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OrderWarning)
+            return multipoint_rates(rademacher, [[-1.0], [0.5]], [0.2, 0.1], 1.0, models=["sme1_shared"],
+                                    psi={"same_sign": same_sign, "p": "product"}, n_paths=3000, dt_fraction=0.5,
+                                    seed=3, options=smfsym.RunOptions(backend=backend))
+
+    ref, dev = run("numpy"), run("array_api_strict")
+    pairs = [(a, b) for a, b in zip(ref.rows, dev.rows) if a["method"] != "exact"]
+    assert pairs
+    for a, b in pairs:
+        assert (a["model"], a["psi"], a["eta"]) == (b["model"], b["psi"], b["eta"])
+        for key, se in (("sgd", "sgd_se"), ("value", "value_se"), ("error", "se")):
+            assert abs(a[key] - b[key]) <= 5 * math.hypot(a[se], b[se]) + 1e-12, (key, a, b)
+    assert any(a["sgd"] != b["sgd"] for a, b in pairs)  # SGD really ran on the back end: other streams
