@@ -248,7 +248,8 @@ def _workers(text: str) -> int:
 def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
     """[check] and [meanfield.check] with the command's overrides applied, validated like the spec.
 
-    ``--n-paths`` sets the paths of both studies; ``--models``, ``--etas`` and ``--scheme``
+    ``--n-paths`` sets the paths of every study ([check], [check.multipoint], [meanfield.check]);
+    ``--models``, ``--etas`` and ``--scheme``
     belong to [check] and are refused for a spec without one (never silently ignored).
     """
     from .spec.load import MAX_WORK
@@ -264,6 +265,15 @@ def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
     if args.n_paths is not None:
         if c:
             c["n_paths"] = SCHEMA["check"]["n_paths"].check(args.n_paths, "--n-paths")
+        if c.get("multipoint"):
+            mp = c["multipoint"] = dict(c["multipoint"])
+            mp["n_paths"] = SCHEMA["check.multipoint"]["n_paths"].check(args.n_paths, "--n-paths")
+            b = getattr(problem, "batch_size", 1)
+            batch = int(b) if isinstance(b, int) or getattr(b, "is_Integer", False) else 1
+            work = mp["n_paths"] * round(mp["t_end"] / mp["eta"]) * batch
+            if work > MAX_WORK:
+                raise UsageError(f"--n-paths: n_paths x SGD steps x batch_size = {work:.3g} gradient evaluations for "
+                                 f"the [check.multipoint] study; the limit is MAX_WORK = {MAX_WORK:.0e}")
         if m:
             m["n_paths"] = SCHEMA["meanfield.check"]["n_paths"].check(args.n_paths, "--n-paths")
             # the loader's bound on the network study's work, for the new path count
@@ -335,7 +345,7 @@ def _check_cost(spec, c: dict, args) -> None:
             parts = ", ".join(f"{name} {_fmt(est.seconds)}" for name, est in ests)
             what = f"the {' and '.join(n for n, _ in ests)} studies' estimated cost: {_fmt(total)} ({parts})"
         hints = {"weak-error": "--n-paths, --models, --etas or --scheme euler",
-                 "multi-point": "n_paths of the spec's [check.multipoint]",
+                 "multi-point": "--n-paths",
                  "mean-field": "--n-paths, or widths or etas of the spec's [meanfield.check]"}
         device = ("" if args.backend == "numpy" else f" (the estimate is numpy's on this machine's CPU: on --backend "
                   f"{args.backend} the run is usually far shorter)")

@@ -365,3 +365,24 @@ def test_a_missing_gpu_library_is_one_line_before_any_work(tmp_path, capsys):
     out, err = capsys.readouterr()
     _one_line(err, "--backend cupy", 'pip install "smfsym[gpu]"')
     assert out == "" and not (tmp_path / "out").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_n_paths_sets_the_multipoint_study_too_and_is_bounded(tmp_path, capsys):
+    """--n-paths used to leave [check.multipoint] at the spec's 100,000 paths."""
+    import argparse
+
+    from smfsym.cli import _check_overrides
+    from smfsym.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "smfsym" / "specs" / "rademacher.toml")
+    before = dict(spec.check["multipoint"])
+    args = argparse.Namespace(n_paths=1000, models=None, etas=None, scheme=None, spec="rademacher")
+    c, _ = _check_overrides(spec.check, {}, args, spec.problem)
+    assert c["n_paths"] == 1000 and c["multipoint"]["n_paths"] == 1000
+    assert spec.check["multipoint"] == before  # the spec is not touched
+    # the multi-point study's own bound: 10**9 paths x 200 steps (eta = 0.005) = 2e11 > MAX_WORK = 1e11,
+    # where the weak-error study's 10**9 x (2 + 4) steps are under it
+    c = dict(spec.check, etas=[0.5, 0.25], multipoint=dict(before, eta=0.005))
+    args.n_paths = 10**9
+    with pytest.raises(Exception, match=r"2e\+11 gradient evaluations for the \[check.multipoint\] study"):
+        _check_overrides(c, {}, args, spec.problem)

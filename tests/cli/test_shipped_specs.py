@@ -82,6 +82,8 @@ def test_shipped_spec_derives_and_checks_end_to_end(tmp_path, name):
         assert set(spec.check["models"]) <= set(summary["orders"])
         if summary["method"] != "exact":
             assert f"{n_paths:,} paths" in (out / "weak_error.txt").read_text()  # the override reached the study
+        if spec.check.get("multipoint"):  # the override reached the multi-point study too
+            assert smfsym.load_study(out / "multipoint.json").meta["n_paths"] == n_paths
     if spec.meanfield_check:
         assert summary["meanfield"]["meta"]["n_paths"] == n_paths
     # nothing but the outputs: no temporary left beside them
