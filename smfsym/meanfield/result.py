@@ -51,8 +51,12 @@ class MeanFieldResult:
             raise KeyError(f"`name` must be one of the recorded observables {sorted(self.observables)}; got {name!r}.")
         coarse = self.info.get("coarse")
         if coarse is not None:  # a coupled Richardson run: extrapolated moments (see summarize)
-            return summarize(self.observables[name], coarse[name], self.info["richardson_c"])
-        return summarize(self.observables[name])
+            out = summarize(self.observables[name], coarse[name], self.info["richardson_c"])
+        else:
+            out = summarize(self.observables[name])
+        if self.method != "limit" and out["n"] < 2:  # one random path: its spread is unknown, not 0
+            out.update({k: np.full_like(out[k], np.nan) for k in ("sem", "var", "var_se")})
+        return out
 
     def mean(self, name: str = "risk") -> np.ndarray:
         return self.summary(name)["mean"]

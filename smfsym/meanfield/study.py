@@ -48,9 +48,12 @@ def fit_slope(x, y, se) -> dict:
     two points the slope is exact in the data and the SE is propagated the same way.
     """
     x, y, se = (np.asarray(a, dtype=float) for a in (x, y, se))
-    ok = (y > 0) & (se > 0) & np.isfinite(y)
-    if ok.sum() < 2:
-        return {"slope": float("nan"), "se": float("nan"), "ci95": (float("nan"), float("nan"))}
+    ok = (y > 0) & (se > 0) & np.isfinite(y) & np.isfinite(se)
+    if len(set(x[ok].tolist())) < 2:  # no slope: say why instead of printing nan +- nan
+        why = ("one eta" if len(set(x.tolist())) < 2 else
+               f"{int(ok.sum())} of {len(x)} etas with a positive value and standard error")
+        return {"slope": float("nan"), "se": float("nan"), "ci95": (float("nan"), float("nan")),
+                "unfitted": f"no slope: {why}"}
     lx, ly, s = np.log(x[ok]), np.log(y[ok]), se[ok] / y[ok]
     W = 1 / s**2
     xm = (W * lx).sum() / W.sum()
@@ -99,10 +102,11 @@ class MeanFieldStudy(StudyIO):
                          f"{_p(r.get('rel_err_var'), r.get('rel_err_var_se'))} | {r['var_sgd'] / r['eta']:.3e} |")
         lines.append("")
         for (m, N), f in self.slopes.items():
-            lines.append(f"slope of Var[R] against eta ({m}, N = {N}): {f['slope']:.3f} ± {f['se']:.3f} "
-                         f"(95% [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}])")
+            lines.append(f"slope of Var[R] against eta ({m}, N = {N}): " + (f.get("unfitted") or (
+                f"{f['slope']:.3f} ± {f['se']:.3f} (95% [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}])")))
         for (m, N), f in self.mean_orders.items():
-            lines.append(f"order of |E R {m} - E R sgd| in eta (N = {N}): {f['slope']:.2f} ± {f['se']:.2f}")
+            lines.append(f"order of |E R {m} - E R sgd| in eta (N = {N}): "
+                         + (f.get("unfitted") or f"{f['slope']:.2f} ± {f['se']:.2f}"))
         if self.meta.get("ddsmf_order") is not None and any(k[0] == "ddsmf" for k in self.results):
             dt = self.meta.get("ddsmf_dt")
             lines.append(f"DD-SMF: order {self.meta['ddsmf_order']}, Euler at dt = {'eta' if dt is None else f'{dt:g}'}"
@@ -471,6 +475,8 @@ def _study_settings(net, theta0, etas, t_end, n_paths, methods, observe, numeric
         raise TypeError(f"`etas` must be a sequence of positive numbers; got {etas!r}.") from None
     if not etas:
         raise ValueError("`etas` must hold at least one learning rate.")
+    if len(set(etas)) != len(etas):  # a fit over repeated etas divides by zero and looks resolved
+        raise ValueError(f"`etas` must be distinct; got {etas}.")
     t_end = positive(t_end, "t_end")
     if not isinstance(n_paths, (int, np.integer)) or isinstance(n_paths, bool) or n_paths < 2:
         raise ValueError(f"`n_paths` must be an integer >= 2 (a variance over paths and its standard error need "
@@ -507,7 +513,11 @@ def _starts_per_width(net, theta0, widths, particle_law, particle_seed) -> tuple
             raise ValueError("give `theta0` (initial particles) or `widths` (particles drawn per width).")
         theta0 = check_particles(theta0, net.n_params)
         return [theta0.shape[0]], {theta0.shape[0]: theta0}
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise TypeError(f"`widths` must be a sequence of positive integers; got {widths!r}.")
     widths = list(widths)
+    if len(set(widths)) != len(widths):
+        raise ValueError(f"`widths` must be distinct; got {widths!r}.")
     badw = [n for n in widths if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1]
     if badw or not widths:
         raise ValueError(f"`widths` must be positive integers; got {widths!r}.")

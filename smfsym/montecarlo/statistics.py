@@ -54,6 +54,8 @@ class _Acc:
         n = self.n.reshape((-1,) + (1,) * (mean.ndim - 1))
         with np.errstate(invalid="ignore", divide="ignore"):
             sem = np.sqrt(np.clip(m2, 0, None) / np.maximum(n - 1, 1) / n)
+        # one path has no spread to estimate: its error is unknown, not 0
+        sem = np.where(n < 2, np.nan, sem)
         return {"mean": mean, "sem": sem, "n": self.n.copy()}
 
 

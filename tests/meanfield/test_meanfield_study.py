@@ -50,3 +50,51 @@ def test_study_bad_input(net):
         smfsym.meanfield_study(net, etas=[0.0], widths=[10], t_end=1.0)
     with pytest.raises(ValueError, match="`methods` must be a subset"):
         smfsym.meanfield_study(net, etas=[0.1], widths=[10], t_end=1.0, methods=["sme"])
+
+
+def test_repeated_etas_or_widths_are_refused(net):
+    """etas = [0.04, 0.04] used to print a slope of -1.7e16 with a tight interval (a fit over one eta)."""
+    opts = smfsym.RunOptions(progress=False)
+    with pytest.raises(ValueError, match=r"`etas` must be distinct; got \[0.04, 0.04\]"):
+        smfsym.meanfield_study(net, etas=[0.04, 0.04], t_end=0.2, widths=[20], n_paths=8, seed=0, options=opts)
+    with pytest.raises(ValueError, match=r"`widths` must be distinct; got \[10, 10\]"):
+        smfsym.meanfield_study(net, etas=[0.04], t_end=0.2, widths=[10, 10], n_paths=8, seed=0, options=opts)
+    with pytest.raises(TypeError, match="`widths` must be a sequence of positive integers; got 10"):
+        smfsym.meanfield_study(net, etas=[0.04], t_end=0.2, widths=10, n_paths=8, seed=0, options=opts)
+
+
+def test_one_eta_says_it_has_no_slope_instead_of_nan(net):
+    st = smfsym.meanfield_study(net, etas=[0.04], t_end=0.2, widths=[10], n_paths=8, n_points=8, seed=0,
+                                options=smfsym.RunOptions(progress=False))
+    assert "nan" not in st.table
+    assert "slope of Var[R] against eta (sgd, N = 10): no slope: one eta" in st.table
+    assert all(np.isnan(f["slope"]) and f["unfitted"] for f in st.slopes.values())
+
+
+def test_fit_slope_names_why_it_cannot_fit():
+    f = fit_slope([0.1, 0.05], [1e-3, 0.0], [1e-4, 1e-4])  # one eta with a positive value left
+    assert np.isnan(f["slope"]) and f["unfitted"] == "no slope: 1 of 2 etas with a positive value and standard error"
+    assert "unfitted" not in fit_slope([0.1, 0.05], [1e-3, 5e-4], [1e-4, 1e-4])
+
+
+def test_one_random_path_has_unknown_spread_not_zero(net):
+    """A one-path DD-SMF or SGD run used to report sem = var = var_se = 0: it looked exactly resolved."""
+    th = smfsym.particles(net, 20, seed=0)
+    opts = smfsym.RunOptions(progress=False)
+    for run in (smfsym.simulate_ddsmf(net, th, 0.05, 0.1, n_paths=1, seed=1, n_points=8, options=opts),
+                smfsym.simulate_meanfield_sgd(net, th, 0.05, 2, n_paths=1, seed=1, options=opts)):
+        s = run.summary("risk")
+        assert np.all(np.isfinite(s["mean"])) and all(np.all(np.isnan(s[k])) for k in ("sem", "var", "var_se"))
+    two = smfsym.simulate_ddsmf(net, th, 0.05, 0.1, n_paths=2, seed=1, n_points=8, options=opts).summary("risk")
+    assert np.all(np.isfinite(two["sem"])) and np.all(two["sem"][1:] > 0)
+    # the deterministic limit has no spread at all: 0 is its exact variance
+    lim = smfsym.simulate_meanfield_limit(net, th, 0.1, n_points=8)
+    assert np.all(lim.var("risk") == 0)
+
+
+def test_one_path_of_an_sde_has_an_unknown_standard_error():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    one = smfsym.simulate(smfsym.smf(p), [1.0], 0.1, eta=0.1, n_paths=1, seed=0)
+    assert np.all(np.isnan(one.sem())) and np.all(np.isfinite(one.mean()))
+    assert np.all(smfsym.simulate(smfsym.smf(p), [1.0], 0.1, eta=0.1, n_paths=2, seed=0).sem() > 0)
