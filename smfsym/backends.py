@@ -138,7 +138,9 @@ class Backend:
     device = False
 
     def __init__(self, dtype: str = "float64"):
-        if dtype not in ("float64", "float32"):
+        if isinstance(dtype, np.dtype) or (isinstance(dtype, type) and issubclass(dtype, np.generic)):
+            dtype = np.dtype(dtype).name  # np.float32 or np.dtype("float32"): the name is what is looked up
+        if not isinstance(dtype, str) or dtype not in ("float64", "float32"):
             raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}.")
         if dtype == "float32":
             warnings.warn(f"backend {self.name!r} in float32: about 7 significant digits, so weak errors below "
@@ -301,6 +303,8 @@ class CupyBackend(Backend):
 
     def __init__(self, dtype: str = "float64", fuse: bool = False):
         super().__init__(dtype)
+        if not isinstance(fuse, (bool, np.bool_)):
+            raise TypeError(f"`fuse` must be True or False; got {fuse!r}.")
         #: compile each lambdified expression list into one kernel with ``cupy.fuse`` (experimental: a
         #: function that CuPy cannot fuse runs unfused, counted in :attr:`fuse_failures`)
         self.fuse = bool(fuse)
@@ -427,8 +431,8 @@ def get_backend(backend) -> Backend:
     """
     if isinstance(backend, Backend):
         return backend
-    if isinstance(backend, type) and issubclass(backend, Backend):
-        return backend()
+    if isinstance(backend, type) and issubclass(backend, Backend) and backend.module:
+        return backend()  # (the abstract Backend names no library: refused below)
     if isinstance(backend, str) and backend in BACKENDS:
         return BACKENDS[backend]()
     raise ValueError(f"`backend` must be one of {sorted(BACKENDS)} or a smfsym.backends.Backend; got {backend!r}.")

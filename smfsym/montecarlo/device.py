@@ -53,11 +53,13 @@ def _block_stats(backend, vals, ok, sizes) -> list:
     xp = backend.xp
     counts, means, m2s, lo = [], [], [], 0
     tail = (1,) * (vals.ndim - 1)
+    if vals.dtype != xp.float64:  # float32 states: the sums of squares overflow float32 beyond a spread of 1.8e19
+        vals = xp.astype(vals, xp.float64)
     for s in sizes:
         v, o = vals[lo:lo + s, ...], ok[lo:lo + s]
         lo += s
         mask = xp.reshape(o, (s,) + tail) if tail else o
-        nb = xp.sum(xp.astype(o, backend.dtype))
+        nb = xp.sum(xp.astype(o, xp.float64))
         v = xp.where(mask, v, 0.0)
         mb = xp.sum(v, axis=0) / xp.maximum(nb, 1.0)
         dev = xp.where(mask, v - mb, 0.0)

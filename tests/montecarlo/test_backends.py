@@ -388,3 +388,29 @@ def test_command_line_check_runs_on_the_back_end(tmp_path):
                  "-o", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["rows"] and summary["multipoint"]
+
+
+def test_float32_statistics_are_summed_in_float64(flow):
+    """States near 1e30 are finite in float32, but their squared spread is not: the standard errors came back
+    inf from a run that said 'ok'. The block sums are now taken in float64."""
+    with pytest.warns(Float32Warning):
+        b32 = ArrayApiStrictBackend(dtype="float32")
+    r32 = smfsym.simulate(flow, [1e30, -0.5, 0.2], 0.3, eta=0.1, n_paths=300, seed=1, options=RunOptions(backend=b32))
+    r64 = smfsym.simulate(flow, [1e30, -0.5, 0.2], 0.3, eta=0.1, n_paths=300, seed=1, options=RunOptions(backend=AAS))
+    assert r32.success and np.all(np.isfinite(r32.sem()))
+    np.testing.assert_allclose(r32.sem(), r64.sem(), rtol=1e-5)  # float32 states: about 7 digits
+
+
+def test_backend_arguments_are_normalised_or_refused_by_name():
+    from smfsym.backends import Backend, CupyBackend
+
+    with pytest.warns(Float32Warning):
+        b = ArrayApiStrictBackend(dtype=np.dtype("float32"))  # used to crash on first use
+    assert b.dtype_name == "float32" and b.dtype == b.xp.float32
+    assert ArrayApiStrictBackend(dtype=np.float64).dtype_name == "float64"
+    with pytest.raises(ValueError, match="`dtype` must be 'float64' or 'float32'; got 'float16'"):
+        ArrayApiStrictBackend(dtype=np.float16)
+    with pytest.raises(TypeError, match="`fuse` must be True or False; got 'no'"):
+        CupyBackend(fuse="no")  # bool("no") is True
+    with pytest.raises(ValueError, match="`backend` must be one of"):
+        get_backend(Backend)  # the abstract class names no library
