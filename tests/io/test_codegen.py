@@ -44,6 +44,7 @@ def _logistic_gaussian():
     return smfsym.Problem(sp.log(1 + sp.exp(-a * x)), [x])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("model", ["sme1", "smf1", "smf2"])
 def test_logistic_loss_with_gaussian_data_gauss_rule(model):
     sde = build_model(_logistic_gaussian(), model)

@@ -98,6 +98,7 @@ def _ddsmf(net, th, backend, n_paths=1500, seed=3, chunk_size=None, **numerics):
                                  options=MeanFieldOptions(backend=backend, chunk_size=chunk_size, progress=False))
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("numerics", [{}, {"order": 2, "richardson": True}], ids=["order1", "order2-richardson"])
 @pytest.mark.parametrize("make", [teacher_net, data_net])
 def test_ddsmf_agrees_with_numpy(make, numerics):

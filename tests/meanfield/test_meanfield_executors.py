@@ -96,6 +96,7 @@ def test_meanfield_simulators_identical_on_every_executor(executors):
     assert np.var(sgd.observables["risk"][-1]) > 0 and np.var(dd.observables["risk"][-1]) > 0
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_blowup_on_a_worker_is_the_serial_error(executors):
     net = teacher_net()
     th = smfsym.particles(net, 4, seed=0) * [1, 20]  # saturated units: SGD at eta = 200 explodes

@@ -79,6 +79,7 @@ def test_width_does_not_kill_the_fluctuations(net):
     assert np.std(lims[3000]) < np.std(lims[300])  # the draw matters less as N grows
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_rule_convergence_for_a_continuous_law():
     z = smfsym.normal("z", 2)
     gnet = smfsym.MeanFieldProblem(a * sp.tanh(w * z[0] + v * z[1]), (a, w, v), out,

@@ -21,6 +21,7 @@ def test_fit_slope_recovers_a_power_law():
     assert abs(f["slope"] - 1.5) < 1e-12 and f["ci95"][0] < 1.5 < f["ci95"][1]
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_study_outputs(net, tmp_path):
     st = smfsym.meanfield_study(net, etas=[0.1, 0.05], widths=[40, 80], t_end=0.5, n_paths=32, n_points=40,
                                 n_saves=5, observables=["risk", "moments"], seed=0)

@@ -138,6 +138,7 @@ def test_sgd_same_numbers_across_chunk_sizes(problem):
 
 # -- studies
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
 def test_weak_error_study_runs_on_the_back_end():
     x = sp.Symbol("x")
@@ -365,6 +366,7 @@ def test_device_dataset_step_equals_the_numpy_step(dataset_flow):
     np.testing.assert_allclose(b.to_numpy(out), ref, rtol=1e-11, atol=1e-13)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("name", ["rmsprop", "adam"])
 def test_update_maps_agree_with_numpy(problem, name):
     umap = getattr(smfsym, name)(problem)

@@ -94,6 +94,7 @@ def test_simulate_sgd_identical_on_every_executor(executors):
         _same_result(serial, smfsym.simulate_sgd(PROBLEM, starts, 8, 0.1, executor=ex, **kw))
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.filterwarnings("ignore:the order of")
 def test_weak_error_identical_on_executors(executors):
     kw = dict(models=["sme1", "smf2"], method="montecarlo", n_paths=BLOCK + 7, seed=11)
@@ -107,6 +108,7 @@ def test_weak_error_identical_on_executors(executors):
     assert st.table == smfsym.weak_error(PROBLEM, square, [1.0], 0.4, [0.2, 0.1], **kw).table
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_multipoint_identical_on_executors(executors):
     kw = dict(eta=0.1, t_end=0.3, models=["sme1_shared", "smf2"], n_paths=BLOCK + 50, seed=2)
     serial = smfsym.multipoint(PROBLEM, [[1.0], [-1.0]], **kw)

@@ -83,6 +83,7 @@ def test_discrete_draws_have_the_declared_moments_and_are_chunk_invariant():
         smfsym.simulate(flow, [1.0], 1.0, eta=0.1, increments="bits")
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_studies_accept_discrete_increments():
     r = smfsym.rademacher("r")
     x = sp.Symbol("x")

@@ -15,6 +15,7 @@ def _f(X):
     return (X**2).sum(-1) + X.sum(-1)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_tamed_weak_order_fitted_slope(case):
     """Error = (exact Euler error) + E[phi(tamed) - phi(Euler)], the latter by common random numbers.

@@ -111,6 +111,7 @@ def test_exact_mode_runs_no_monte_carlo_on_any_backend():
     _rows_equal(a, b, ("sgd", "value"))
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
 @pytest.mark.parametrize("study", [_schedule, _momentum])
 def test_scheme_and_increments_reach_the_models(study):
@@ -307,6 +308,7 @@ def test_piecewise_expressions_evaluate_on_the_backend():
     assert b.to_numpy(dev).tolist() == host.tolist() == [1.0, 8.0, 3.0, 3.0, 108.0, 1 / 16]
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
 def test_step_decay_schedule_agrees_with_numpy():
     from smfsym.optimizers import step_decay
@@ -317,6 +319,7 @@ def test_step_decay_schedule_agrees_with_numpy():
     _agree(ref, dev)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_the_device_step_compiles_the_built_ins_unexpanded_update_as_numpy_does():
     """Adam's update at the loss's unexpanded gradient (a (a.x - y), not its d^2 expanded terms): the device
     step compiles what the numpy step compiles, fewer array operations (kernels on a GPU) than the expanded

@@ -107,6 +107,7 @@ def test_adam_discrete_runs_from_zero_time(quad):
     assert np.allclose(Z[:, 3], 1.0) and np.all(np.isfinite(Z)) and float(np.mean(Z[:, 0])) < 1.0
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_rmsprop_weak_error_is_order_one_in_eta_squared(quad):
     """RMSprop (c = 1, sigma0 = 1/2, eps0 = 1/2) on (x - xi)^2 / 2, xi ~ N(0, 1), from x0 = 1, u0 = 1 = Sigma:
     the SDE keeps u = 1, so X is an Ornstein-Uhlenbeck process with P = sigma0 + eps0 = 1 and

@@ -71,6 +71,7 @@ def test_exact_orders_on_gaussian_quadratic(gauss, schedule):
         assert abs(st.orders[m].slope - target) < 0.15, (m, st.orders[m])
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_exact_orders_with_state_dependent_noise(regression):
     st = schedule_weak_error(regression, cosine(2, sp.Rational(1, 5)), x**2 + x * y, [1.0, -0.5], 1.0,
                              [0.05, 0.025, 0.0125, 0.00625], models=["smf2"])
@@ -107,6 +108,7 @@ def test_moment_ode_matches_matrix_exponential_for_constant_schedule(gauss):
     assert v2 == pytest.approx(v1, rel=1e-10)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_simulators_agree_with_exact_moments(gauss):
     """Monte Carlo of scheduled SGD and of the scheduled SMF (weak2 on the augmented state) within 4 SE."""
     sch, eta, k = cosine(1, sp.Rational(1, 5)), 0.1, 10

@@ -24,6 +24,7 @@ def test_weights_keep_the_mean_and_amplify_the_variance_l_times(l):
     assert abs(wp + wm - 1) < 1e-12 and abs(wp**2 + wm**2 - l) < 1e-9 * l
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_svag_of_sgd_tends_to_the_sme_like_one_over_l(quad):
     """SGD on (x - xi)^2 / 2, xi ~ N(0, 1), eta = 1/2, x0 = 1: its SME1 is dX = -X dt + sqrt(eta) dW, so
     E X_1 = e^{-1} exactly. SVAG's mean is (1 - eta/l)^{l/eta} = e^{-1} (1 - eta / (2 l) + O(l^-2)):

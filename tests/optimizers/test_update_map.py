@@ -169,6 +169,7 @@ def test_simulated_rmsprop_equals_a_hand_written_loop(quartic):
     assert np.allclose(res.states[-1, :, 1], vs, rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_a_truncated_noise_expansion_is_checked_on_the_state_not_the_lifted_multipliers():
     """Adam on a logistic loss with a Gauss rule: the SMF's columns are a truncated expansion of the lifted
     problem (frozen data-free subterms). `simulate` checks the captured share of trace Cov A at the start; it

@@ -83,6 +83,7 @@ def test_rmsprop_smf_reproduces_two_point_covariances(umap, optimizer, order):
         assert solver_gap < stats[name][1]  # the solver's own error is below one standard error
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_rmsprop_sme_with_shared_noise_gets_the_signs_wrong(umap, optimizer):
     """The shared-noise SME's three covariances have the opposite sign to the optimizer's, each beyond 4 SE."""
     stats, _ = _two_point_model(umap.sme(2), "euler", "gaussian", n_paths=5_000)  # z is about 50 here

@@ -320,6 +320,7 @@ _FACTORIES = {
 }
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(key=st_.sampled_from(sorted(_FACTORIES)), value=_HOSTILE_VALUES)
 def test_fuzzed_law_parameters_give_clean_errors_or_valid_laws(key, value):

@@ -37,6 +37,7 @@ def test_import_smfsym_loads_nothing_heavy():
     assert got["smfsym"] == ["smfsym", "smfsym._aliases", "smfsym._version"]  # old module paths, version (stdlib only)
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_first_use_loads_only_what_it_needs():
     # a simulation needs sympy and numpy, never the studies, the CLI, scipy.special or matplotlib
     got = loaded_after("import smfsym; smfsym.Problem, smfsym.normal, smfsym.smf, smfsym.simulate, "

@@ -155,6 +155,7 @@ def test_a_python_spec_checks_rmsprop_too(tmp_path):
     assert s.check["z0"] == [1.0, 1.0] and s.check["update_map"].name == "rmsprop"
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 @pytest.mark.parametrize("name", CHECK_OPTIMIZER_NAMES)
 def test_every_check_optimizer_has_a_cost_estimate(name):
     extra = {"update_map": CUSTOM} if name == "update_map" else {}

@@ -46,6 +46,7 @@ def test_check_prints_cost_and_progress_lines_unless_quiet(tmp_path):
     assert "2,000 paths" in (tmp_path / "a" / "weak_error.txt").read_text().splitlines()[0]
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_check_refuses_an_expensive_study_without_yes(tmp_path, capsys):
     t0 = time.perf_counter()
     assert main(["check", "double_well", "-o", str(tmp_path / "out"), "--n-paths", str(10**9)]) == 2
@@ -86,6 +87,7 @@ class _nothing:
         return False
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_estimate_cost_counts_the_steps_and_paths_of_the_study():
     """The estimate is the measured cost per call, per chunk-step and per path-step times the study's counts.
 

@@ -109,6 +109,7 @@ def test_exact_matches_montecarlo(skewed):
     assert pairs == 6
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_persistence_table_latex_plot(rademacher_study, tmp_path):
     st = rademacher_study
     back = smfsym.load_study(st.save(tmp_path / "rates.json"))

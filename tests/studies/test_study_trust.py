@@ -124,6 +124,7 @@ def _check_plot(st, n_panels, tmp_path):
     plt.close("all")
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_weak_error_plot_takes_a_path_or_an_axis(tmp_path):
     st = smfsym.weak_error(gaussian_quadratic(), x**2, [1.0], 1.0, [0.1, 0.05], models=["sme1", "smf2"])
     _check_plot(st, 1, tmp_path)
