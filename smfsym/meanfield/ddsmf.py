@@ -22,6 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..montecarlo.checks import MEANFIELD_REMEDY
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.increments import draw_normal
@@ -221,7 +222,7 @@ def simulate_ddsmf(net, theta0, eta: float, t_end: float, *, n_paths: int = 64, 
     job = Job(step=step, step_sizes=steps, save_index=index, times=times,
               scheme=f"ddsmf-{scheme}" + ("-richardson" if coupled else ""),
               dt_label=float(steps.max()) if steps.size else float(dt), step_times=np.cumsum(steps),
-              task=task)
+              task=task, remedy=MEANFIELD_REMEDY)
     res = run(job, x0, paths=Paths(n_paths, seed),
               save=SaveAt(functions=step.functions, store=cfg.store, keep_values=True),
               options=cfg.options.replace(executor=executor))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import BlowUpError
+from .checks import SDE_REMEDY, BlowUpError
 from .seeds import BLOCK, block_generators, block_label
 from .statistics import _Values
 
@@ -66,8 +66,7 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
                         raise BlowUpError(
                             f"non-finite state at step {n} ({time_label} = {t_bad:.6g}) in {frac:.2%} of the "
                             f"paths of this chunk ({bad.sum()} of {X.shape[0]}, {block_label(b0, nb, n_paths)}; "
-                            f"|state| > {diverged:.3g} counts as non-finite); reduce `dt`/`eta`, use a tamed "
-                            "scheme (scheme='tamed') or pass on_nonfinite='mask' to drop those paths."
+                            f"|state| > {diverged:.3g} counts as non-finite); {job.get('remedy', SDE_REMEDY)}."
                         )
                     if first_bad is None or n < first_bad[0]:
                         first_bad = (n, t_bad)

@@ -14,6 +14,14 @@ __all__ = ["BlowUpError", "check_int", "check_positive", "DIVERGED"]
 DIVERGED = 1e100
 
 
+#: What a blow-up report of an SDE run advises (a run of another kind names its own ways out: ``Job.remedy``).
+SDE_REMEDY = "reduce `dt`/`eta`, use a tamed scheme (scheme='tamed') or pass on_nonfinite='mask' to drop those paths"
+#: ... of a discrete chain (SGD, an optimizer's update): no `dt`, no scheme
+CHAIN_REMEDY = "reduce `eta` or pass on_nonfinite='mask' to drop those paths"
+#: ... of a mean-field simulator, which keeps every path
+MEANFIELD_REMEDY = "reduce `eta` (and `dt`), or start the particles nearer the data's scale"
+
+
 class BlowUpError(FloatingPointError):
     """A simulation produced non-finite states."""
 

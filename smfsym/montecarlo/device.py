@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import BlowUpError
+from .checks import SDE_REMEDY, BlowUpError
 from .seeds import BLOCK, block_label
 
 __all__ = ["device_generators", "run_blocks_device", "device_chunk_blocks"]
@@ -164,8 +164,7 @@ def _raise_if_lost(ch: _Chunk, job: dict, b0: int, nb: int, n_paths: int) -> Non
     raise BlowUpError(
         f"non-finite state at step {n} ({job['time_label']} = {t_bad:.6g}) in {at_n / P:.2%} of the paths of this "
         f"chunk ({at_n} of {P}, {block_label(b0, nb, n_paths)}; |state| > {job['diverged']:.3g} counts as "
-        f"non-finite; backend {ch.backend.name!r}); reduce `dt`/`eta`, use a tamed scheme on backend='numpy' "
-        "or pass on_nonfinite='mask' to drop those paths.")
+        f"non-finite; backend {ch.backend.name!r}); {job.get('remedy', SDE_REMEDY)}.")
 
 
 def _save(backend, ch: _Chunk, k: int, job, accs, states, lo, hi, sizes, functions, store, values=None) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from ..backends import get_backend
 from .blocks import run_blocks
 from .device import device_chunk_blocks, run_blocks_device
-from .checks import DIVERGED, check_int, check_positive
+from .checks import DIVERGED, SDE_REMEDY, check_int, check_positive
 from .executors import check_executor, check_picklable_functions, run_on_executor
 from .grid import StepGrid
 from .options import RunOptions, SaveAt
@@ -40,6 +40,8 @@ class Job(NamedTuple):
     step_times: Any = None
     task: Any = None
     per_path_bytes: int | None = None
+    #: the ways out a blow-up report names (they must be settings this run takes)
+    remedy: str = SDE_REMEDY
 
 
 class Paths(NamedTuple):
@@ -63,7 +65,7 @@ def run(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions) -> Sim
     return _run(x0=x0, n_paths=paths.n, seed=paths.seed, step=job.step, step_sizes=job.step_sizes,
                 save_index=job.save_index, times=job.times, scheme=job.scheme, dt_label=job.dt_label,
                 time_label=job.time_label, step_times=job.step_times, task=job.task,
-                per_path_bytes=job.per_path_bytes, functions=save.functions, store=save.store,
+                per_path_bytes=job.per_path_bytes, remedy=job.remedy, functions=save.functions, store=save.store,
                 keep_values=save.keep_values, chunk_size=options.chunk_size, on_nonfinite=options.on_nonfinite,
                 progress=options.progress, max_memory=options.max_memory,
                 blowup_threshold=options.blowup_threshold, executor=options.executor)
@@ -74,7 +76,7 @@ def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: n
         on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
         step_times=None, max_memory: int = MAX_STORED_BYTES, per_path_bytes: int | None = None,
         blowup_threshold: float | None = None, executor=None, task=None,
-        keep_values: bool = False) -> SimulationResult:
+        keep_values: bool = False, remedy: str = SDE_REMEDY) -> SimulationResult:
     """Run ``step(X, h, gens, sizes)`` over ``step_sizes`` for all paths, chunk by chunk.
 
     ``step_sizes`` is an array or a :class:`StepGrid` (streamed); ``per_path_bytes``
@@ -143,7 +145,7 @@ def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: n
         step_times = None  # only labels error messages; on a worker steps are then named by index
     job = dict(x0=x0, n_paths=n_paths, step_sizes=step_sizes, save_index=list(save_index), ss=ss,
                functions=functions, store=store, on_nonfinite=on_nonfinite, diverged=diverged,
-               time_label=time_label, step_times=step_times)
+               time_label=time_label, step_times=step_times, remedy=remedy)
     values = _Values(nt, n_paths) if keep_values else None
     if executor is not None:
 
@@ -204,7 +206,7 @@ def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions
         step_times = _ArrayTimes(step_times)
     spec = dict(x0=x0, n_paths=n_paths, step_sizes=job.step_sizes, save_index=list(job.save_index), ss=ss,
                 functions=functions, store=save.store, on_nonfinite=options.on_nonfinite, diverged=diverged,
-                time_label=job.time_label, step_times=step_times)
+                time_label=job.time_label, step_times=step_times, remedy=job.remedy)
     states = np.empty((nt, n_paths) + x0.shape) if save.store else None
     accs = {name: _Acc(nt) for name in ["state", *functions]}
     values = _Values(nt, n_paths) if save.keep_values else None

@@ -32,7 +32,7 @@ import sympy as sp
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..symbolic.lambdify import CompiledExprs, compile_exprs
-from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
@@ -607,7 +607,7 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     grid = StepGrid.uniform(n_steps, h, idx)
     per_path = 8 * 8 * (len(umap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=umap.name, dt_label=h,
-              time_label="step", step_times=float, task=task, per_path_bytes=per_path)
+              time_label="step", step_times=float, task=task, per_path_bytes=per_path, remedy=CHAIN_REMEDY)
     run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
                              max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor,
                              backend=backend)

@@ -13,7 +13,7 @@ import numpy as np
 from .._checks import numeric_values
 from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
-from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive
 from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
 from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid
@@ -205,7 +205,8 @@ def run_rule(task: SGDTask, z0, step_sizes, save_index: list, times, settings: d
         step = DeviceSGDRun(DeviceSGDStep(task.problem, task.eta, task.batch_size, task.values, backend), task.rule)
     job = Job(step=step, step_sizes=np.asarray(step_sizes, dtype=float), save_index=save_index, times=times,
               scheme=s["scheme"], dt_label=s["dt_label"], time_label="step",
-              step_times=np.arange(1, n_steps + 1, dtype=float), task=task, per_path_bytes=per_path)
+              step_times=np.arange(1, n_steps + 1, dtype=float), task=task, per_path_bytes=per_path,
+              remedy=CHAIN_REMEDY)
     run_options = RunOptions(chunk_size=s["chunk_size"], on_nonfinite=s["on_nonfinite"], progress=s["progress"],
                              max_memory=s["max_memory"], blowup_threshold=s["blowup_threshold"], executor=s["executor"],
                              backend=backend)
@@ -325,7 +326,8 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
 
     grid = StepGrid.uniform(n_steps, eta, idx)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme="sgd", dt_label=eta,
-              time_label="step", step_times=float, task=task, per_path_bytes=stepper.per_path_bytes(x0))
+              time_label="step", step_times=float, task=task, per_path_bytes=stepper.per_path_bytes(x0),
+              remedy=CHAIN_REMEDY)
     run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
                              max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor,
                              backend=backend)

@@ -416,3 +416,19 @@ def test_backend_arguments_are_normalised_or_refused_by_name():
         CupyBackend(fuse="no")  # bool("no") is True
     with pytest.raises(ValueError, match="`backend` must be one of"):
         get_backend(Backend)  # the abstract class names no library
+
+
+@pytest.mark.parametrize("backend", ["numpy", AAS])
+def test_a_blow_up_names_only_ways_out_the_run_takes(backend):
+    """SGD has no `dt` and no scheme; the device used to send users to numpy for a tamed scheme it has."""
+    y, z = sp.Symbol("y"), smfsym.normal("z")
+    p = smfsym.Problem((y * z) ** 4 / 4 + y**2 / 2, [y])
+    opts = RunOptions(backend=backend)
+    with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step 5 .*\); reduce `eta` or pass "
+                                                 r"on_nonfinite='mask' to drop those paths\.$") as info:
+        smfsym.simulate_sgd(p, [3.0], 200, 0.5, n_paths=100, seed=0, options=opts)
+    assert "dt" not in str(info.value) and "scheme" not in str(info.value)
+    with pytest.raises(smfsym.BlowUpError, match=r"at step 4 \(t = 0.2\).*reduce `dt`/`eta`, use a tamed scheme "
+                                                 r"\(scheme='tamed'\) or pass on_nonfinite='mask'") as info:
+        smfsym.simulate(smfsym.smf(p), [3.0], 2.0, eta=0.5, n_paths=100, seed=0, options=opts)
+    assert "backend='numpy'" not in str(info.value)
