@@ -230,8 +230,7 @@ def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_F
     default = RunOptions()
     for k, v in zip(RUN_FIELDS, values):
         if k not in supported and v is not getattr(default, k) and v != getattr(default, k):
-            raise ValueError(f"`{k}`: {caller} does not support it yet (it runs in this process, unchunked by "
-                             f"executors); got {v!r}.")
+            raise ValueError(f"`{k}`: {caller} does not take it; got {v!r}.")
     if isinstance(save_at, SaveAt):
         clash = [k for k in _SAVE_FIELDS if k in legacy]
         if clash:

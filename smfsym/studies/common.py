@@ -157,6 +157,15 @@ def warn_if_unresolved(what: str, value: float, se: float, peer_se: float) -> No
             DivergenceWarning, stacklevel=3)
 
 
+def backend_meta(backend) -> dict:
+    """What a saved Monte Carlo study records of its back end: nothing on numpy (the default), else the back
+    end and its precision, since other random streams give other numbers from the same seed."""
+    from ..backends import get_backend
+
+    b = get_backend("numpy" if backend is None else backend)
+    return {} if b.name == "numpy" else {"backend": b.name, "dtype": b.dtype_name}
+
+
 def seed_sequence(seed) -> np.random.SeedSequence:
     return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 

@@ -20,6 +20,7 @@ from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
 from .options import Numerics, study_settings
 from .common import (
+    backend_meta,
     ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure, increments_for,
     lost_cell, plot_target, scheme_for, seed_sequence, with_context,
 )
@@ -355,7 +356,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                              solver_error=float(solver_err), solver_error_se=float(solver_se), lost=lost[model]))
     return MultipointStudy(rows, starts, eta, t, meta=dict(n_paths=n_paths, t_end=t_end, seed=seed,
                                                            dt_fraction=dt_fraction, models=list(models),
-                                                           psi=list(fns)))
+                                                           psi=list(fns), **backend_meta(backend)))
 
 
 def _checked_starts(starts, dim: int) -> np.ndarray:

@@ -35,7 +35,7 @@ from ..symbolic.problem import Problem
 from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
 from .options import Numerics, study_settings
-from .common import OrderWarning, PhiFunction, default_scheme, fit_order
+from .common import OrderWarning, PhiFunction, backend_meta, default_scheme, fit_order
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
 from .common import check_increments, check_scheme, increments_for, scheme_for
@@ -496,8 +496,7 @@ def _meta(exact: bool, n_paths, seed, x0, t_end, mc: _MCSettings) -> dict:
     out = dict(method="exact" if exact else "montecarlo", x0=[float(v) for v in x0], t_end=float(t_end))
     if not exact:
         out.update(n_paths=n_paths, seed=seed)
-        if mc.backend.name != "numpy":
-            out["backend"] = mc.backend.name
+        out.update(backend_meta(mc.backend))
     return out
 
 

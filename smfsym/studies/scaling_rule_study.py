@@ -36,7 +36,7 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.regimes import RegimeMap, malladi_adam, malladi_rmsprop, noisy_sgd, simulate_regime
 from ..simulation.sde import prepare_x0
 from ..symbolic.problem import Problem
-from .common import _phi_function, check_phi, finish_figure, plot_target, seed_sequence, with_context, SMALLER
+from .common import _phi_function, backend_meta, check_phi, finish_figure, plot_target, seed_sequence, with_context, SMALLER
 from .options import study_settings
 from .storage import StudyIO
 
@@ -365,6 +365,5 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
                              shift=out["value"] - first["value"], shift_se=shift_se))
     meta = dict(n_paths=n_paths, seed=seed, x0=x0.tolist(), t_end=t_end, rule=SCALING_RULES[optimizer],
                 batch_model="gradient noise scaled by 1/sqrt(B)")
-    if device.name != "numpy":
-        meta["backend"] = device.name
+    meta.update(backend_meta(device))
     return ScalingRuleStudy(optimizer, problem, phi, [float(k) for k in ks], rows, t_end, meta)

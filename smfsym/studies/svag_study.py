@@ -21,7 +21,7 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.svag import _as_map, simulate_svag
 from ..optimizers.update_map import EXPANSIONS
 from ..simulation.sde import prepare_x0
-from .common import (_phi_function, check_phi, finish_figure, fit_order, increments_for, order_label, plot_target,
+from .common import (_phi_function, backend_meta, check_phi, finish_figure, fit_order, increments_for, order_label, plot_target,
                      scheme_for, seed_sequence, with_context, SMALLER)
 from .options import study_settings
 from .richardson import coupled_expectation
@@ -182,6 +182,5 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
                     refs=[r["sme"] for r in rows], resolve=resolve, what="svag", stacklevel=2)
     meta = dict(n_paths=n_paths, seed=seed, x0=z0.tolist(), t_end=t_end, optimizer=umap.name,
                 reference="given" if given else "sme1 (coupled Richardson)")
-    if device.name != "numpy":
-        meta["backend"] = device.name
+    meta.update(backend_meta(device))
     return SvagStudy(umap.problem, phi, ls, rows, Order(*fit, fit.n_used), t_end, eta, meta)

@@ -24,7 +24,7 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
 from ..montecarlo.seeds import resolve_seed
 from .options import Numerics, study_settings
-from .common import fit_order
+from .common import backend_meta, fit_order
 from .weak_error_study import WeakErrorStudy
 from .common import (
     _phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for, seed_sequence,
@@ -168,7 +168,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
                 n_paths=n_paths, seed=seed, x0=z0.tolist(), t_end=t_end,
                 scheme=None if solver is None else solver.name, increments=increments, extrapolate=True,
                 dt_fraction=dt_fraction, resolve=float(resolve), optimizer=umap.name, expansion=umap.expansion,
-                backend=device.name)
+                backend=device.name, **{k: v for k, v in backend_meta(device).items() if k == "dtype"})
     if sqrt:
         meta["orders_in"] = "h = sqrt(eta)"
     return WeakErrorStudy(umap.problem, phi, etas, list(models), rows, orders, ts, meta=meta)

@@ -33,6 +33,7 @@ from ..simulation.sde import prepare_x0, simulate
 from ..data.tails import check_phi_tails
 from .options import Numerics, study_settings
 from .common import (
+    backend_meta,
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
     check_phi, finish_figure, fit_order, increments_for, lost_cell, order_label, plot_target, scheme_for,
     seed_sequence, warn_if_unresolved, with_context,
@@ -414,7 +415,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                                     x0=x0.tolist(), t_end=t_end,
                                     scheme=None if solver is None else solver.name, increments=increments,
                                     extrapolate=bool(extrapolate),
-                                    **blow))
+                                    **blow, **(backend_meta(a.backend) if mc_runs else {})))
 
 
 def _checked_arguments(problem, phi, x0, t_end, etas, models, seed, n_paths, values, s: dict):

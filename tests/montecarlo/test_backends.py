@@ -432,3 +432,20 @@ def test_a_blow_up_names_only_ways_out_the_run_takes(backend):
                                                  r"\(scheme='tamed'\) or pass on_nonfinite='mask'") as info:
         smfsym.simulate(smfsym.smf(p), [3.0], 2.0, eta=0.5, n_paths=100, seed=0, options=opts)
     assert "backend='numpy'" not in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_a_saved_study_records_the_back_end_its_numbers_came_from(tmp_path):
+    """The same seed gives other numbers on another back end: a saved study read as numpy's was misleading."""
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(models=["smf1"], n_paths=64, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
+    dev = smfsym.weak_error(p, x**2, [1.0], 0.4, [0.2, 0.1], options=RunOptions(progress=False, backend=AAS), **kw)
+    assert (dev.meta["backend"], dev.meta["dtype"]) == (AAS, "float64")
+    dev.save(tmp_path / "w.json")
+    assert smfsym.load_study(tmp_path / "w.json").meta["backend"] == AAS
+    ref = smfsym.weak_error(p, x**2, [1.0], 0.4, [0.2, 0.1], options=RunOptions(progress=False), **kw)
+    assert "backend" not in ref.meta  # numpy, the default, as before
+    mp = smfsym.multipoint(p, [[1.0], [-1.0]], eta=0.1, t_end=0.2, n_paths=64, seed=0,
+                           options=RunOptions(progress=False, backend=AAS))
+    assert mp.meta["backend"] == AAS

@@ -52,7 +52,7 @@ def test_settings_given_twice_or_misspelt_are_refused(name, call):
 
 
 def test_a_setting_a_simulator_lacks_is_refused_not_ignored():
-    with pytest.raises(ValueError, match="`max_steps`: simulate_update_map does not support it"):
+    with pytest.raises(ValueError, match="`max_steps`: simulate_update_map does not take it; got 100"):
         smfsym.simulate_update_map(smfsym.rmsprop(PROBLEM), [1.0, 0.0], 5, 0.1, n_paths=8,
                                    options=RunOptions(max_steps=100))
 
