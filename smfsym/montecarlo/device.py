@@ -39,10 +39,10 @@ def device_chunk_blocks(backend, per_path: int, chunk_size: int | None, host_byt
         return max(1, -(-int(chunk_size) // BLOCK))
     free = backend.free_memory()
     budget = host_bytes if free is None else int(free * DEVICE_SHARE)
-    if per_path > budget:
+    if free is not None and per_path > budget:  # on the host the budget is a target (numpy runs such paths too)
         raise MemoryError(f"one path needs about {per_path / 2**20:.1f} MiB of working memory on backend "
-                          f"{backend.name!r}, over the {budget / 2**20:.1f} MiB available for a chunk: the state or "
-                          "the noise of this SDE is too large for the device.")
+                          f"{backend.name!r}, over the {budget / 2**20:.1f} MiB of its free memory available for a "
+                          "chunk: the state or the noise of this run is too large for the device.")
     paths = min(MAX_DEVICE_CHUNK, budget // per_path) if free is not None else max(BLOCK, budget // per_path)
     return max(1, paths // BLOCK)
 

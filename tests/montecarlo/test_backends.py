@@ -449,3 +449,25 @@ def test_a_saved_study_records_the_back_end_its_numbers_came_from(tmp_path):
     mp = smfsym.multipoint(p, [[1.0], [-1.0]], eta=0.1, t_end=0.2, n_paths=64, seed=0,
                            options=RunOptions(progress=False, backend=AAS))
     assert mp.meta["backend"] == AAS
+
+
+def test_a_host_back_end_takes_paths_larger_than_its_chunk_target():
+    """On the host the 64 MiB chunk size is a target, as on numpy (a 200,000-particle mean field was refused
+    on array_api_strict and ran on numpy); a device refuses a path larger than its free memory."""
+    from smfsym.montecarlo.device import device_chunk_blocks
+
+    class Host:
+        name = "host"
+
+        def free_memory(self):
+            return None
+
+    class Device(Host):
+        name = "device"
+
+        def free_memory(self):
+            return 2**20
+
+    assert device_chunk_blocks(Host(), 2**27, None, 64 * 2**20) == 1
+    with pytest.raises(MemoryError, match="one path needs about 128.0 MiB of working memory on backend 'device'"):
+        device_chunk_blocks(Device(), 2**27, None, 64 * 2**20)
