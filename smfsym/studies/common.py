@@ -144,12 +144,23 @@ def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, sc
     return out
 
 
-def warn_if_unresolved(what: str, value: float, se: float, peer_se: float) -> None:
+def warn_if_unresolved(what: str, value: float, se: float, peer_se: float, lost: float = 0.0,
+                       masked: bool = False) -> None:
     """Warn when an estimate is non-finite or its s.e. is far above its peer's (SGD against model: the
-    models approximate SGD's law, so comparable standard errors are expected)."""
+    models approximate SGD's law, so comparable standard errors are expected). ``lost`` is the fraction
+    of paths dropped and ``masked`` whether the run dropped them (on_nonfinite='mask'): the warning then
+    says what happened instead of advising the option already in use."""
     if not (np.isfinite(value) and np.isfinite(se)) or (peer_se > 0 and se > 10 * peer_se):
         import warnings
 
+        if masked:  # the option is in use: say what happened, not "pass on_nonfinite='mask'"
+            how = ("every path was lost (on_nonfinite='mask' dropped them): lower eta or use the tamed scheme."
+                   if lost >= 1 else
+                   f"diverging or heavy-tailed paths dominate it ({lost:.2%} of the paths already dropped): a lower "
+                   "`blowup_threshold` drops the paths that diverge without overflowing (counted in the `lost` "
+                   "columns).")
+            warnings.warn(f"{what} = {value:.6g} +- {se:.3g} is not resolved: {how}", DivergenceWarning, stacklevel=3)
+            return
         warnings.warn(
             f"{what} = {value:.6g} +- {se:.3g} is not resolved (standard error {se / peer_se if peer_se else float('inf'):.3g} "
             "times the compared run's): diverging or heavy-tailed paths dominate it. Pass on_nonfinite='mask' with a "

@@ -505,9 +505,11 @@ def _model_row(m, sde, eta, t, sgd: tuple, sgd_exact: bool, f, s_sde, a, say) ->
         val, vse = v2, e2
     sgd_val, sgd_se, lost_sgd = sgd
     if sde.n_noise:
+        masked = a.run.on_nonfinite == "mask"
         if not sgd_exact:
-            warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse)
-        warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se if not sgd_exact else vse)
+            warn_if_unresolved(f"E phi of SGD at eta = {eta:g}", sgd_val, sgd_se, vse, lost_sgd, masked)
+        warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", val, vse, sgd_se if not sgd_exact else vse,
+                           lost, masked)
     return dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                 error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
                 method=_mc_method(scheme, inc, dt, a.extrapolate), solver_error=solver_err, lost=lost,

@@ -294,3 +294,21 @@ def test_fit_order_is_the_one_routine_with_one_threshold():
     import pickle
 
     assert pickle.loads(pickle.dumps(f)).n_used == 1
+
+
+@pytest.mark.filterwarnings("ignore::smfsym.OrderWarning")
+def test_every_path_lost_under_mask_is_said_not_answered_with_mask():
+    """With on_nonfinite='mask' in use, the warning advised passing on_nonfinite='mask'."""
+    import warnings
+
+    y, z = sp.Symbol("y"), smfsym.normal("z")
+    p = smfsym.Problem((y * z) ** 4 / 4 + y**2 / 2, [y])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        st = smfsym.weak_error(p, y**2, [3.0], 1.0, [0.5, 0.25], models=("smf1",), n_paths=300,
+                               numerics=smfsym.Numerics(method="montecarlo"),
+                               options=smfsym.RunOptions(on_nonfinite="mask", progress=False))
+    msgs = [str(w.message) for w in caught if issubclass(w.category, smfsym.studies.DivergenceWarning)]
+    assert any("E phi of smf1 at eta = 0.5 = nan +- nan is not resolved: every path was lost" in m for m in msgs)
+    assert not any("Pass on_nonfinite='mask'" in m for m in msgs)
+    assert all(r["lost"] == 1.0 for r in st.rows if r["eta"] == 0.5)
