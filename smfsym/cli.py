@@ -39,7 +39,7 @@ import warnings
 from pathlib import Path
 
 from ._fs import path_kind, temp_dir
-from .symbolic.model_names import MODEL_REGISTRY
+from .symbolic.model_names import DEFAULT_MODELS, MODEL_REGISTRY
 
 __all__ = ["main"]
 
@@ -537,7 +537,7 @@ def _parser() -> argparse.ArgumentParser:
                         "GPU (pip install \"smfsym[gpu]\"); numbers differ from numpy's within standard errors")
     c.add_argument("--n-paths", type=int,
                    help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")
-    c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(MODEL_CHOICES)}")
+    c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(DEFAULT_MODELS)}")
     c.add_argument("--etas", help="comma-separated learning rates (overrides [check] etas)")
     c.add_argument("--scheme", help="SDE solver (overrides [check] scheme): auto, euler, weak2, tamed")
     c.add_argument("--quiet", action="store_true", help="no progress lines nor cost estimate on stderr")

@@ -386,3 +386,18 @@ def test_n_paths_sets_the_multipoint_study_too_and_is_bounded(tmp_path, capsys):
     args.n_paths = 10**9
     with pytest.raises(Exception, match=r"2e\+11 gradient evaluations for the \[check.multipoint\] study"):
         _check_overrides(c, {}, args, spec.problem)
+
+
+def test_check_help_lists_exactly_the_models_check_takes(capsys):
+    """`check --help` listed gf2, which [check] models refuses."""
+    import re
+
+    from smfsym.spec.schema import SCHEMA
+
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    listed = re.search(r"overrides \[check\] models: ([\w, ]+?) --", text).group(1).split(", ")
+    assert SCHEMA["check"]["models"].check(listed, "--models") == listed
+    with pytest.raises(Exception, match="--models"):
+        SCHEMA["check"]["models"].check(["gf2"], "--models")
