@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import SDE_REMEDY, BlowUpError
+from .checks import SDE_REMEDY, BlowUpError, check_per_path
 from .seeds import BLOCK, block_generators, block_label
 from .statistics import _Values
 
@@ -42,6 +42,7 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
             accs["state"].add(k, X, ok, sizes)
             for name, fn in functions.items():
                 v = np.asarray(fn(X), dtype=float)
+                check_per_path(name, v.shape, X.shape[0])
                 accs[name].add(k, v, ok, sizes)
                 if values is not None:
                     values.put(name, k, lo - path_offset, v, ok)

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["BlowUpError", "check_int", "check_positive", "DIVERGED"]
+__all__ = ["BlowUpError", "check_int", "check_positive", "check_per_path", "DIVERGED"]
 
 #: A state beyond this magnitude counts as blown up, like inf and NaN: a path there has diverged, and
 #: averaging it would give a finite but meaningless number (phi = x^2 of it already overflows).
@@ -79,3 +79,10 @@ def check_positive(value, name: str, allow_none: bool = False):
     if not math.isfinite(out) or out <= 0:
         raise ValueError(f"`{name}` must be positive and finite; got {value!r}.")
     return out
+
+
+def check_per_path(name: str, shape: tuple, n_paths: int) -> None:
+    """A streamed function's values must hold one entry per path (leading axis ``n_paths``)."""
+    if len(shape) == 0 or shape[0] != n_paths:
+        raise ValueError(f"`functions[{name!r}]` must return one value per path, an array of shape ({n_paths}, ...) "
+                         f"for states of {n_paths} paths; got shape {tuple(shape)}.")

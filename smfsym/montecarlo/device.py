@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import SDE_REMEDY, BlowUpError
+from .checks import SDE_REMEDY, BlowUpError, check_per_path
 from .seeds import BLOCK, block_label
 
 __all__ = ["device_generators", "run_blocks_device", "device_chunk_blocks"]
@@ -175,11 +175,17 @@ def _save(backend, ch: _Chunk, k: int, job, accs, states, lo, hi, sizes, functio
     for rec in _block_stats(backend, ch.X, ch.ok, sizes):
         accs["state"].merge(k, rec)
     for name, fn in functions.items():
-        v = fn(ch.X)
+        try:
+            v = fn(ch.X)
+        except (RuntimeError, TypeError) as exc:  # numpy called on device arrays: the library's own words
+            raise TypeError(f"`functions[{name!r}]` failed on arrays of the back end {backend.name!r} ({exc}); write "
+                            "it with the array's own operators or its namespace, X.__array_namespace__(), not "
+                            "numpy.") from exc
         if not isinstance(v, type(ch.X)):
             raise TypeError(f"`functions[{name!r}]` must return an array of the back end {backend.name!r} (write it "
                             f"with the array's own operators or its namespace, X.__array_namespace__()); got "
                             f"{type(v).__name__}.")
+        check_per_path(name, tuple(v.shape), ch.X.shape[0])
         if v.dtype != backend.dtype:
             v = xp.astype(v, backend.dtype)
         for rec in _block_stats(backend, v, ch.ok, sizes):

@@ -471,3 +471,18 @@ def test_a_host_back_end_takes_paths_larger_than_its_chunk_target():
     assert device_chunk_blocks(Host(), 2**27, None, 64 * 2**20) == 1
     with pytest.raises(MemoryError, match="one path needs about 128.0 MiB of working memory on backend 'device'"):
         device_chunk_blocks(Device(), 2**27, None, 64 * 2**20)
+
+
+@pytest.mark.parametrize("backend", ["numpy", AAS])
+def test_streamed_functions_that_cannot_serve_are_named(flow, backend):
+    def run(fn):
+        return smfsym.simulate(flow, X0, 0.1, eta=0.1, n_paths=50, seed=0,
+                               save_at=SaveAt(at=[0.1], functions={"g": fn}, store=False),
+                               options=RunOptions(backend=backend))
+
+    with pytest.raises(ValueError, match=r"`functions\['g'\]` must return one value per path, an array of shape "
+                                         r"\(50, \.\.\.\) for states of 50 paths; got shape \(3,\)"):
+        run(lambda X: X[:3, 0])
+    if backend == AAS:  # numpy on device arrays: the library's refusal, named
+        with pytest.raises(TypeError, match=r"`functions\['g'\]` failed on arrays of the back end 'array_api_strict'"):
+            run(lambda X: np.sum(X, axis=-1))
