@@ -14,9 +14,16 @@ _FAMILIES = ("normal", "uniform", "constant")
 
 def check_particles(theta, p: int, argument: str = "theta0") -> np.ndarray:
     """``theta`` as a finite (N, p) float array (a copy), or a clear error naming ``argument``."""
+    on_host = isinstance(theta, np.ndarray) or not hasattr(theta, "__array_namespace__")
+    if on_host and np.iscomplexobj(theta):
+        raise TypeError(f"`{argument}` must be real; got complex values.")
     try:
         arr = np.array(theta, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
+        if hasattr(theta, "__array_namespace__"):  # an array on a device: numpy cannot read it
+            raise TypeError(f"`{argument}` must be on the host (a numpy array or a sequence); got an array of "
+                            f"{type(theta).__module__.split('.')[0]} on its device: copy it to the host first "
+                            f"(CuPy: {argument}.get()).") from None
         raise TypeError(f"`{argument}` must be a numeric array of shape (N, {p}); got {type(theta).__name__}.") from None
     if arr.ndim != 2 or arr.shape[1] != p or arr.shape[0] < 1:
         raise ValueError(f"`{argument}` must have shape (N, {p}) with N >= 1 particles (one column per unit "

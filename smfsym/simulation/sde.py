@@ -41,7 +41,11 @@ def prepare_x0(x0, d: int, name: str = "x0", *, single: bool = False) -> np.ndar
         raise TypeError(f"`{name}` must be numeric, of shape {shapes}; got {x0!r}.")
     try:
         arr = np.array(x0, dtype=float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):
+        if hasattr(x0, "__array_namespace__"):  # an array on a device: numpy cannot read it
+            raise TypeError(f"`{name}` must be on the host (a numpy array or a sequence); got an array of "
+                            f"{type(x0).__module__.split('.')[0]} on its device: copy it to the host first (CuPy: "
+                            f"{name}.get()).") from None
         raise TypeError(f"`{name}` must be numeric, of shape {shapes}; got {x0!r}.") from None
     if d == 1 and arr.ndim == 0:
         arr = arr.reshape(1)

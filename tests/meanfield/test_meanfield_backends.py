@@ -217,3 +217,12 @@ def test_cli_check_backend_runs_the_meanfield_study(tmp_path, capsys):
     d = json.loads((tmp_path / "out" / "meanfield.json").read_text())
     assert d["meta"]["backend"] == AAS and len(d["rows"]) == 1 and "mean_ddsmf" in d["rows"][0]
     capsys.readouterr()
+
+
+def test_complex_or_device_particles_are_named(teacher):
+    xp = pytest.importorskip("array_api_strict")
+    net, th = teacher
+    with pytest.raises(TypeError, match="`theta0` must be real; got complex values"):
+        smfsym.simulate_meanfield_sgd(net, th + 1j, 0.05, 2, n_paths=2)
+    with pytest.raises(TypeError, match=r"`theta0` must be on the host .* array_api_strict on its device"):
+        smfsym.simulate_meanfield_sgd(net, xp.asarray(th, device=xp.Device("device1")), 0.05, 2, n_paths=2)

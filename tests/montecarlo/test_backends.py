@@ -486,3 +486,11 @@ def test_streamed_functions_that_cannot_serve_are_named(flow, backend):
     if backend == AAS:  # numpy on device arrays: the library's refusal, named
         with pytest.raises(TypeError, match=r"`functions\['g'\]` failed on arrays of the back end 'array_api_strict'"):
             run(lambda X: np.sum(X, axis=-1))
+
+
+def test_a_device_array_as_x0_is_named():
+    xp = pytest.importorskip("array_api_strict")
+    flow_ = smfsym.smf(smfsym.Problem((sp.Symbol("x") - smfsym.normal("xi")) ** 2 / 2, [sp.Symbol("x")]))
+    on_device = xp.asarray([1.0], device=xp.Device("device1"))
+    with pytest.raises(TypeError, match=r"`x0` must be on the host .* got an array of array_api_strict on its device"):
+        smfsym.simulate(flow_, on_device, 0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS))
