@@ -279,8 +279,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       v_enums(MODEL_NAMES)),
         "method": Key("string", "auto", " | ".join(METHODS), "exact moments or Monte Carlo", v_enum(METHODS)),
         "seed": Key("integer", 0, "[0, 2**63 - 1]", "Monte Carlo seed", v_int(0, 2**63 - 1)),
-        "n_paths": Key("integer", 200_000, "[1, 10**9]", "Monte Carlo paths per learning rate",
-                       v_int(1, 10**9)),
+        "n_paths": Key("integer", 200_000, "[2, 10**9]", "Monte Carlo paths per learning rate",
+                       v_int(2, 10**9)),
         "scheme": Key("string", "auto", " | ".join(SCHEMES), "SDE solver (auto: weak order 2 for second-order models)",
                       v_enum(SCHEMES)),
         "increments": Key("string", "auto", "auto | discrete | gaussian",
@@ -364,7 +364,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "the starting points of the n-point motion", v_points),
         "eta": Key("number", REQUIRED, "> 0, finite, <= t_end", "the learning rate", v_positive),
         "t_end": Key("number", 1.0, "> 0, finite", "the horizon", v_positive),
-        "n_paths": Key("integer", 100_000, "[1, 10**9]", "Monte Carlo paths", v_int(1, 10**9)),
+        "n_paths": Key("integer", 100_000, "[2, 10**9]", "Monte Carlo paths", v_int(2, 10**9)),
     },
 }
 

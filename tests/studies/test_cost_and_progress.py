@@ -58,7 +58,7 @@ def test_check_refuses_an_expensive_study_without_yes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flags,needle", [
-    (["--n-paths", "0"], "`--n-paths`: expected an integer in [1, 1000000000]"),
+    (["--n-paths", "1"], "`--n-paths`: expected an integer in [2, 1000000000]"),
     (["--n-paths", "1e3"], "invalid int value"),
     (["--models", "sme1,foo"], "`--models[1]`: expected one of"),
     (["--models", "sme1,sme1"], "`--models`: entries must be distinct"),
