@@ -498,8 +498,10 @@ def _study_settings(net, theta0, etas, t_end, n_paths, methods, observe, numeric
     for eta in etas:
         k = times / eta
         if np.any(np.abs(k - np.rint(k)) > 1e-9 * np.maximum(1, k)):
-            raise ValueError(f"the saved times {times.tolist()} must be multiples of every eta; {eta} does not "
-                             "divide them.")
+            raise ValueError(f"`etas`: the saved times, t_end * k / n_saves = {times.tolist()} (`t_end` = {t_end:g}, "
+                             f"`n_saves` = {n_saves}), must be multiples of every eta, which SGD steps in; {eta:g} "
+                             "does not divide them: choose etas that divide t_end / n_saves, or change "
+                             "`observe.n_saves` or `t_end`.")
     cfg.__dict__.update(theta0=theta0, particles=drawn, etas=etas, t_end=t_end, times=times, richardson=richardson,
                         ddsmf_dt=ddsmf_dt, rule_tol=RULE_TOL if nm.rule_tol is None else nm.rule_tol,
                         rule_budget=RULE_BUDGET if nm.rule_budget is None else nm.rule_budget)

@@ -43,7 +43,7 @@ def test_study_outputs(net, tmp_path):
 def test_study_bad_input(net):
     with pytest.raises(ValueError, match="`widths` must be positive integers"):
         smfsym.meanfield_study(net, etas=[0.1], widths=[0, 10], t_end=1.0, n_points=8)
-    with pytest.raises(ValueError, match="must be multiples of every eta"):
+    with pytest.raises(ValueError, match=r"`etas`: the saved times, .*\(`t_end` = 1, `n_saves` = 5\), must be multiples of every eta, .* 0.3 does not divide them"):
         smfsym.meanfield_study(net, etas=[0.3], widths=[10], t_end=1.0, n_points=8)
     with pytest.raises(ValueError, match="give `theta0`"):
         smfsym.meanfield_study(net, etas=[0.1], t_end=1.0)
