@@ -34,6 +34,10 @@ def check_particles(theta, p: int, argument: str = "theta0") -> np.ndarray:
     return arr
 
 
+#: Bytes one set of initial particles may take (16 GiB: a mean-field run holds several copies per path).
+MAX_PARTICLE_BYTES = 16 * 2**30
+
+
 def particles(net, n: int, law: Mapping | None = None, seed=0) -> np.ndarray:
     """N i.i.d. initial particles, shape (n, p).
 
@@ -59,6 +63,10 @@ def particles(net, n: int, law: Mapping | None = None, seed=0) -> np.ndarray:
     """
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"`n` must be a positive integer (the width N); got {n!r}.")
+    size = 8.0 * n * len(net.params)
+    if size > MAX_PARTICLE_BYTES:  # refused with its size before numpy's allocator is asked
+        raise ValueError(f"`n` = {n} particles of {len(net.params)} parameters take {size / 2**30:.3g} GiB, over "
+                         f"MAX_PARTICLE_BYTES = {MAX_PARTICLE_BYTES / 2**30:.3g} GiB.")
     law = dict(law or {})
     names = [str(t) for t in net.params]
     unknown = sorted(set(map(str, law)) - set(names))

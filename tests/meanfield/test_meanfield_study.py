@@ -99,3 +99,12 @@ def test_one_path_of_an_sde_has_an_unknown_standard_error():
     one = smfsym.simulate(smfsym.smf(p), [1.0], 0.1, eta=0.1, n_paths=1, seed=0)
     assert np.all(np.isnan(one.sem())) and np.all(np.isfinite(one.mean()))
     assert np.all(smfsym.simulate(smfsym.smf(p), [1.0], 0.1, eta=0.1, n_paths=2, seed=0).sem() > 0)
+
+
+def test_a_width_too_large_is_refused_with_its_size_before_allocating(net):
+    """10**12 particles were refused only by numpy's allocator (MemoryError, 14.6 TiB), the width not named."""
+    with pytest.raises(ValueError, match=r"`n` = 1000000000000 particles of 2 parameters take 1.49e\+04 GiB"):
+        smfsym.particles(net, 10**12)
+    with pytest.raises(ValueError, match=r"`widths`: 1000000000000 particles of 2 parameters take 1.49e\+04 GiB"):
+        smfsym.meanfield_study(net, etas=[0.04, 0.02], t_end=0.2, widths=[10, 10**12], n_paths=4,
+                               options=smfsym.RunOptions(progress=False))
