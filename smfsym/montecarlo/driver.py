@@ -190,6 +190,11 @@ def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions
     ss = resolve_seed(paths.seed)
     diverged = DIVERGED if options.blowup_threshold is None else check_positive(options.blowup_threshold,
                                                                                  "blowup_threshold")
+    top = float(np.finfo(backend.dtype_name).max)
+    diverged = min(diverged, top)  # float32 holds nothing beyond 3.4e38: the bound that applies is reported
+    if np.any(np.abs(x0) > top):
+        raise ValueError(f"`x0` has entries beyond {top:.3g}, the largest {backend.dtype_name} number: they would "
+                         f"start as inf on backend {backend.name!r}.")
     nt, state_size = len(job.save_index), int(np.prod(x0.shape))
     nbytes = nt * n_paths * state_size * 8
     if save.store and nbytes > options.max_memory:

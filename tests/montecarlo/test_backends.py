@@ -494,3 +494,12 @@ def test_a_device_array_as_x0_is_named():
     on_device = xp.asarray([1.0], device=xp.Device("device1"))
     with pytest.raises(TypeError, match=r"`x0` must be on the host .* got an array of array_api_strict on its device"):
         smfsym.simulate(flow_, on_device, 0.1, eta=0.1, n_paths=10, options=RunOptions(backend=AAS))
+
+
+def test_float32_reports_the_bound_it_applies_and_refuses_an_x0_it_cannot_hold(flow):
+    with pytest.warns(Float32Warning):
+        b32 = ArrayApiStrictBackend(dtype="float32")
+    with pytest.raises(ValueError, match=r"`x0` has entries beyond 3.4e\+38, the largest float32 number"):
+        smfsym.simulate(flow, [1e39, -0.5, 0.2], 0.1, eta=0.1, n_paths=20, seed=1, options=RunOptions(backend=b32))
+    with pytest.raises(smfsym.BlowUpError, match=r"\|state\| > 3.4e\+38 counts as non-finite"):
+        smfsym.simulate(flow, [3e38, -0.5, 0.2], 0.3, eta=0.1, n_paths=20, seed=1, options=RunOptions(backend=b32))
