@@ -288,9 +288,9 @@ def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
         c["models"] = keys["models"].check([m.strip() for m in args.models.split(",") if m.strip()], "--models")
     if args.etas is not None:
         try:
-            etas = [float(e) for e in args.etas.split(",") if e.strip()]
+            etas = [float(e) for e in args.etas.split(",")]  # an empty entry ("0.1,,0.05") is refused, not dropped
         except ValueError:
-            raise UsageError(f"--etas: expected comma-separated numbers; got {args.etas!r}") from None
+            raise UsageError(f"`--etas`: expected comma-separated numbers; got {args.etas!r}") from None
         c["etas"] = keys["etas"].check(etas, "--etas")
         if max(c["etas"]) > c["t_end"]:
             raise UsageError(f"--etas: learning rates must be <= the spec's t_end = {c['t_end']:g}; got {c['etas']}")
