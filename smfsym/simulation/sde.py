@@ -31,6 +31,16 @@ __all__ = ["simulate", "prepare_x0", "time_grid", "check_save_at", "numeric_sde"
 DRAW_BYTES = 16 * 2**20
 
 
+def _holds_bool_or_none(a) -> bool:
+    """Whether ``a`` (an array, or nested sequences of numbers) holds booleans or None, which numpy's float
+    conversion turns silently into 1.0, 0.0 and nan."""
+    if isinstance(a, np.ndarray):
+        return a.dtype.kind == "b" or (a.dtype.kind == "O" and _holds_bool_or_none(a.tolist()))
+    if isinstance(a, (list, tuple)):
+        return any(_holds_bool_or_none(v) for v in a)
+    return a is None or isinstance(a, (bool, np.bool_))
+
+
 def prepare_x0(x0, d: int, name: str = "x0", *, single: bool = False) -> np.ndarray:
     """``x0`` as (d,) or (n, d) float array, validated (a copy: the caller's array is never touched).
 
@@ -47,6 +57,8 @@ def prepare_x0(x0, d: int, name: str = "x0", *, single: bool = False) -> np.ndar
                             f"{type(x0).__module__.split('.')[0]} on its device: copy it to the host first (CuPy: "
                             f"{name}.get()).") from None
         raise TypeError(f"`{name}` must be numeric, of shape {shapes}; got {x0!r}.") from None
+    if _holds_bool_or_none(x0):  # float(True) is 1.0 and float(None) is nan: neither is a starting point
+        raise TypeError(f"`{name}` must be numeric, of shape {shapes}; got {x0!r}.")
     if d == 1 and arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim not in ((1,) if single else (1, 2)) or arr.shape[-1] != d or arr.size == 0:
@@ -66,6 +78,8 @@ def check_save_at(save_at, end: float, name: str = "save_at", unit: str = "t_end
         arr = np.atleast_1d(np.array(save_at, dtype=float))
     except (TypeError, ValueError):
         raise TypeError(f"`{name}` must be a sequence of numbers; got {save_at!r}.") from None
+    if _holds_bool_or_none(save_at):
+        raise TypeError(f"`{name}` must be a sequence of numbers; got {save_at!r}.")
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-d sequence; got shape {arr.shape}.")
     if not np.all(np.isfinite(arr)):

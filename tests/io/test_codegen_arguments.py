@@ -37,6 +37,7 @@ def test_valid_calls_run(module):
     ([3, 1], "`save_at` must be strictly increasing"),
     ([float("nan")], "`save_at` must be finite"),
     ("3", "`save_at` must be a sequence of numbers"),
+    ([True], "`save_at` must be a sequence of numbers"),
 ])
 def test_sgd_refuses_save_points_it_never_reaches(module, save_at, what):
     with pytest.raises((ValueError, TypeError), match=what):
@@ -87,6 +88,8 @@ def test_a_run_that_does_not_fit_is_refused_before_it_starts(module, entry):
     ({"x0": [float("nan")]}, ValueError, "`x0` must be finite"),
     ({"x0": "1"}, TypeError, "`x0` must be numeric"),
     ({"x0": None}, TypeError, "`x0` must be numeric"),
+    ({"x0": [True]}, TypeError, "`x0` must be numeric"),
+    ({"x0": [None]}, TypeError, "`x0` must be numeric"),
 ])
 @pytest.mark.parametrize("entry", ["simulate", "simulate_sgd"])
 def test_every_other_argument_is_checked(module, entry, kwargs, error, what):

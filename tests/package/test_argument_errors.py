@@ -338,3 +338,14 @@ def test_fuzzed_law_parameters_give_clean_errors_or_valid_laws(key, value):
         m1 = law.moment((1,) * law.dim) if law.max_moment() != 0 else 0
         assert sp.sympify(m1).is_finite is not False
     assert not os.path.exists("/tmp/smfsym_canary")
+
+
+@pytest.mark.parametrize("x0", [[True, False], [1.0, None], [1.0, True], np.array([True, False])])
+def test_booleans_and_none_are_not_starting_points(x0):
+    """numpy turns True into 1.0 and None into nan: [True, False] started SGD at (1, 0) without a word."""
+    x = sp.symbols("x0:2")
+    p = smfsym.Problem((x[0] - smfsym.normal("xi")) ** 2 / 2 + x[1] ** 2, list(x))
+    with pytest.raises(TypeError, match=r"`x0` must be numeric, of shape \(2,\) or \(n, 2\)"):
+        smfsym.simulate_sgd(p, x0, 3, 0.1, n_paths=4, seed=0)
+    with pytest.raises(TypeError, match="`save_at` must be a sequence of numbers; got \\[True\\]"):
+        smfsym.simulate_sgd(p, [1.0, 2.0], 3, 0.1, n_paths=4, seed=0, save_at=[True])
