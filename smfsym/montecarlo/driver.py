@@ -71,6 +71,23 @@ def run(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions) -> Sim
                 blowup_threshold=options.blowup_threshold, executor=options.executor)
 
 
+def _check_stored(nt: int, n_paths: int, state_shape: tuple, max_memory: int) -> None:
+    """Refuse, before any work, stored states over ``max_memory`` bytes (sizes in readable units)."""
+    nbytes = nt * n_paths * int(np.prod(state_shape)) * 8
+    if nbytes > max_memory:
+        raise MemoryError(
+            f"storing {nt} x {n_paths} x {tuple(state_shape)} states needs {_size(nbytes)}, over the "
+            f"{_size(max_memory)} bound (`max_memory`): pass store=False and stream statistics with "
+            "`functions={name: f(states)}` (or raise `max_memory`).")
+
+
+def _size(nbytes: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{int(nbytes)} bytes"
+
+
 def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: np.ndarray,
         step: Callable, seed, chunk_size: int | None, functions: Mapping | None, store: bool,
         on_nonfinite: str, progress, scheme: str, dt_label: float, time_label: str = "t",
@@ -120,13 +137,8 @@ def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: n
     state_shape = x0.shape
     nt = len(save_index)
     state_size = int(np.prod(state_shape))
-    nbytes = nt * n_paths * state_size * 8
-    if store and nbytes > max_memory:
-        raise MemoryError(
-            f"storing {nt} x {n_paths} x {state_shape} states needs {nbytes / 2**30:.2f} GiB, over the "
-            f"{max_memory / 2**30:.2f} GiB bound: pass store=False and stream statistics with "
-            "`functions={name: f(states)}` (or raise `max_memory`)."
-        )
+    if store:
+        _check_stored(nt, n_paths, state_shape, max_memory)
     per_path = max(state_size * 8 * 24, int(per_path_bytes or 0))
     chunk_given = chunk_size is not None
     if chunk_size is None:
@@ -196,12 +208,8 @@ def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions
         raise ValueError(f"`x0` has entries beyond {top:.3g}, the largest {backend.dtype_name} number: they would "
                          f"start as inf on backend {backend.name!r}.")
     nt, state_size = len(job.save_index), int(np.prod(x0.shape))
-    nbytes = nt * n_paths * state_size * 8
-    if save.store and nbytes > options.max_memory:
-        raise MemoryError(
-            f"storing {nt} x {n_paths} x {x0.shape} states needs {nbytes / 2**30:.2f} GiB, over the "
-            f"{options.max_memory / 2**30:.2f} GiB bound: pass store=False and stream statistics with "
-            "`functions={name: f(states)}` (or raise `max_memory`).")
+    if save.store:
+        _check_stored(nt, n_paths, x0.shape, options.max_memory)
     per_path = max(state_size * 8 * 24, int(job.per_path_bytes or 0))
     chunk_blocks = device_chunk_blocks(backend, per_path, options.chunk_size, CHUNK_BYTES)
     step_times = job.step_times

@@ -97,3 +97,13 @@ def test_the_driver_takes_six_parameters_at_most():
     import smfsym.engine
 
     assert smfsym.engine.run is driver._run
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_stored_states_over_max_memory_are_refused_in_readable_units(backend):
+    """max_memory=100 read "needs 0.00 GiB, over the 0.00 GiB bound"."""
+    pytest.importorskip(backend)
+    with pytest.raises(MemoryError, match=r"storing 1 x 50 x \(1,\) states needs 400 bytes, over the 100 bytes "
+                                          r"bound \(`max_memory`\)"):
+        smfsym.simulate(smfsym.smf(PROBLEM), [1.0], 0.1, eta=0.1, n_paths=50, seed=0,
+                        options=RunOptions(max_memory=100, backend=backend))
