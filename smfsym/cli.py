@@ -256,6 +256,9 @@ def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
     from .spec.schema import SCHEMA
 
     c, m = dict(c), dict(m)
+    # each SGD step of each path draws batch_size samples (a symbolic B: no bound)
+    b = getattr(problem, "batch_size", 1)
+    batch = int(b) if isinstance(b, int) or getattr(b, "is_Integer", False) else 1
     if not c:
         given = [flag for flag, v in (("--models", args.models), ("--etas", args.etas), ("--scheme", args.scheme))
                  if v is not None]
@@ -268,8 +271,6 @@ def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
         if c.get("multipoint"):
             mp = c["multipoint"] = dict(c["multipoint"])
             mp["n_paths"] = SCHEMA["check.multipoint"]["n_paths"].check(args.n_paths, "--n-paths")
-            b = getattr(problem, "batch_size", 1)
-            batch = int(b) if isinstance(b, int) or getattr(b, "is_Integer", False) else 1
             work = mp["n_paths"] * round(mp["t_end"] / mp["eta"]) * batch
             if work > MAX_WORK:
                 raise UsageError(f"--n-paths: n_paths x SGD steps x batch_size = {work:.3g} gradient evaluations for "
@@ -296,9 +297,7 @@ def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
             raise UsageError(f"--etas: learning rates must be <= the spec's t_end = {c['t_end']:g}; got {c['etas']}")
     if args.scheme is not None:
         c["scheme"] = keys["scheme"].check(args.scheme, "--scheme")
-    # the loader's bound for the new paths and etas: each step of each path draws batch_size samples
-    b = getattr(problem, "batch_size", 1)
-    batch = int(b) if isinstance(b, int) or getattr(b, "is_Integer", False) else 1  # (a symbolic B: no bound)
+    # the loader's bound for the new paths and etas
     work = sum(round(c["t_end"] / e) for e in c["etas"]) * c["n_paths"] * batch
     if work > MAX_WORK:
         raise UsageError(f"--n-paths/--etas: n_paths x SGD steps x batch_size = {work:.3g} gradient evaluations; "

@@ -38,6 +38,15 @@ def check_particles(theta, p: int, argument: str = "theta0") -> np.ndarray:
 MAX_PARTICLE_BYTES = 16 * 2**30
 
 
+def check_particle_bytes(n: int, p: int, named: str) -> None:
+    """Refuse ``n`` particles of ``p`` parameters over MAX_PARTICLE_BYTES, with their size, before numpy's
+    allocator is asked (``named`` says which argument gave n: "`n` =", "`widths`:")."""
+    size = 8.0 * n * p
+    if size > MAX_PARTICLE_BYTES:
+        raise ValueError(f"{named} {n} particles of {p} parameters take {size / 2**30:.3g} GiB, over "
+                         f"MAX_PARTICLE_BYTES = {MAX_PARTICLE_BYTES / 2**30:.3g} GiB.")
+
+
 def particles(net, n: int, law: Mapping | None = None, seed=0) -> np.ndarray:
     """N i.i.d. initial particles, shape (n, p).
 
@@ -63,10 +72,7 @@ def particles(net, n: int, law: Mapping | None = None, seed=0) -> np.ndarray:
     """
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"`n` must be a positive integer (the width N); got {n!r}.")
-    size = 8.0 * n * len(net.params)
-    if size > MAX_PARTICLE_BYTES:  # refused with its size before numpy's allocator is asked
-        raise ValueError(f"`n` = {n} particles of {len(net.params)} parameters take {size / 2**30:.3g} GiB, over "
-                         f"MAX_PARTICLE_BYTES = {MAX_PARTICLE_BYTES / 2**30:.3g} GiB.")
+    check_particle_bytes(n, len(net.params), "`n` =")
     law = dict(law or {})
     names = [str(t) for t in net.params]
     unknown = sorted(set(map(str, law)) - set(names))

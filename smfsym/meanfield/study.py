@@ -21,7 +21,7 @@ from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
 from ..montecarlo.seeds import resolve_seed
 from ..studies.storage import StudyIO
-from .particles import MAX_PARTICLE_BYTES, check_particles, particles
+from .particles import check_particle_bytes, check_particles, particles
 from .refine import (
     RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_rule, refine_rule,
 )
@@ -523,11 +523,8 @@ def _starts_per_width(net, theta0, widths, particle_law, particle_seed) -> tuple
     badw = [n for n in widths if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1]
     if badw or not widths:
         raise ValueError(f"`widths` must be positive integers; got {widths!r}.")
-    big = [n for n in widths if 8.0 * n * net.n_params > MAX_PARTICLE_BYTES]
-    if big:
-        raise ValueError(f"`widths`: {big[0]} particles of {net.n_params} parameters take "
-                         f"{8.0 * big[0] * net.n_params / 2**30:.3g} GiB, over MAX_PARTICLE_BYTES = "
-                         f"{MAX_PARTICLE_BYTES / 2**30:.3g} GiB.")
+    for n in widths:
+        check_particle_bytes(n, net.n_params, "`widths`:")
     return widths, {n: particles(net, n, particle_law, seed=particle_seed) for n in widths}
 
 
