@@ -119,14 +119,13 @@ def hand_rate(backend, paths, n_steps, d):
     return paths * n_steps / timed(go, b)
 
 
-def diffrax_rate(paths, n_steps, d):
+def diffrax_run(n_steps, d):
+    """diffrax's Euler on the d = 10 SMF (the hand loop's SDE), vmapped over PRNG keys and jitted."""
     import jax
     import jax.numpy as jnp
     import diffrax
 
     jax.config.update("jax_enable_x64", True)
-    if jax.default_backend() != "gpu":  # a CPU JAX would take minutes on these paths and compare nothing
-        raise RuntimeError(f"JAX runs on {jax.default_backend()!r} here, not on the GPU: not measured")
     dt = ETA / 10
     eye = jnp.eye(d)
 
@@ -137,15 +136,31 @@ def diffrax_rate(paths, n_steps, d):
         T_ = (eye[:, :, None] * x[None, None, :] + eye[:, None, :] * x[None, :, None]) / math.sqrt(2.0)
         return -math.sqrt(ETA) * jnp.concatenate([T_.reshape(d, d * d), -S * jnp.ones((d, 1))], axis=1)
 
+    # no gradients are taken; diffrax's default (checkpointed) adjoint refuses UnsafeBrownianPath
+    adjoint = diffrax.ForwardMode() if hasattr(diffrax, "ForwardMode") else diffrax.DirectAdjoint()
+
     def solve(key):
         bm = diffrax.UnsafeBrownianPath(shape=(d * d + 1,), key=key)
         terms = diffrax.MultiTerm(diffrax.ODETerm(drift), diffrax.ControlTerm(diffusion, bm))
         sol = diffrax.diffeqsolve(terms, diffrax.Euler(), 0.0, n_steps * dt, dt, jnp.linspace(1.0, -1.0, d),
-                                  saveat=diffrax.SaveAt(t1=True), max_steps=n_steps + 1)
+                                  saveat=diffrax.SaveAt(t1=True), max_steps=n_steps + 1, adjoint=adjoint)
         return sol.ys[-1]
 
-    run = jax.jit(jax.vmap(solve))
-    keys = jax.random.split(jax.random.PRNGKey(0), paths)
+    return jax.jit(jax.vmap(solve))
+
+
+def diffrax_keys(paths, seed=0):
+    import jax
+
+    return jax.random.split(jax.random.PRNGKey(seed), paths)
+
+
+def diffrax_rate(paths, n_steps, d):
+    import jax
+
+    if jax.default_backend() != "gpu":  # a CPU JAX would take minutes on these paths and compare nothing
+        raise RuntimeError(f"JAX runs on {jax.default_backend()!r} here, not on the GPU: not measured")
+    run, keys = diffrax_run(n_steps, d), diffrax_keys(paths)
     run(keys).block_until_ready()
     t0 = time.perf_counter()
     run(keys).block_until_ready()
