@@ -70,6 +70,29 @@ class DataMean(sp.Expr):
     def _eval_derivative(self, s):
         return DataMean(sp.diff(self.expr, s), self.data_symbols, self.args[2].name)
 
+    # The data symbols are bound (like an integral's variable): a value given to xi outside the mean,
+    # e.g. a data row put into grad F(x) - grad f(x, xi), must leave E_xi[...] alone.
+    def _eval_evalf(self, prec):
+        if self.free_symbols:  # still depends on parameters: no number yet
+            return None
+        fn = sp.lambdify(self.rule.symbols, self.expr, "numpy")
+        try:
+            value = self.rule.evaluator(fn)([])[0]
+        except (TypeError, ValueError):  # a law with symbolic parameters has no numeric nodes
+            return None
+        return sp.Float(float(value))  # a float64 rule sum: 15 digits at most, whatever `prec` asks
+
+    def _eval_subs(self, old, new):
+        return self if getattr(old, "free_symbols", set()) & set(self.data_symbols) else None
+
+    def _xreplace(self, rule):
+        bound = set(self.data_symbols)
+        if any(isinstance(k, sp.Basic) and k.free_symbols & bound for k in rule):
+            rule = {k: v for k, v in rule.items() if not (isinstance(k, sp.Basic) and k.free_symbols & bound)}
+            if not rule:
+                return self, False
+        return super()._xreplace(rule)
+
     def _eval_is_real(self):
         return self.expr.is_real
 

@@ -127,11 +127,13 @@ def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, sc
     """Checks shared by :func:`weak_error` and :func:`multipoint`; returns the normalised values."""
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
-    out = dict(t_end=check_positive(t_end, "t_end"), n_paths=check_int(n_paths, "n_paths"),
-               dt_fraction=check_positive(dt_fraction, "dt_fraction"))
-    if out["n_paths"] < 2:
+    try:
+        n_paths_checked = check_int(n_paths, "n_paths", minimum=2)
+    except ValueError:  # one message for 0, 1 and negatives: the reason is the same
         raise ValueError(f"`n_paths` must be at least 2: a Monte Carlo standard error needs two paths (with one it "
-                         f"would read 0 and count the point as resolved); got {n_paths!r}.")
+                         f"would read 0 and count the point as resolved); got {n_paths!r}.") from None
+    out = dict(t_end=check_positive(t_end, "t_end"), n_paths=n_paths_checked,
+               dt_fraction=check_positive(dt_fraction, "dt_fraction"))
     if out["dt_fraction"] > 1:
         raise ValueError(f"`dt_fraction` must be in (0, 1] (solver step as a fraction of eta); got {dt_fraction!r}.")
     if isinstance(seed, np.random.Generator):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -68,27 +69,65 @@ class ChaosExpansion:
         f_k(x) = E[f e_k], sympy expressions.
     columns : sympy.ImmutableMatrix
         d x m matrix whose k-th column is grad f_k(x) (before the batch scaling);
-        columns that vanish identically are dropped.
+        columns that vanish identically are dropped. For a data set whose loss is not
+        polynomial in the data (``template`` set) the M columns
+        sqrt(w_i) (grad f(x, xi_i) - grad F(x)) are written out on first use, up to
+        ``Limits.max_noise_columns`` of them; the simulators never need them (they evaluate
+        ``template`` on the rows).
     exact : bool
         True when sum_k grad f_k grad f_k^T = Sigma exactly (finite expansion).
     degree : int or None
         Total degree of the basis kept.
     template : NoiseTemplate or None
-        For non-polynomial losses on a data set: M numeric columns instead.
+        For non-polynomial losses on a data set: the column as a function of the data row
+        (``indices``, ``basis`` and ``coefficients`` are then empty).
+
+    Examples
+    --------
+    Parseval on a data set, whatever the loss: the columns' Gram matrix is Sigma.
+
+    >>> import numpy as np, sympy as sp, smfsym
+    >>> x = sp.Symbol("x")
+    >>> z, = smfsym.empirical(np.array([[0.5], [1.5], [-1.0]]), "z")
+    >>> problem = smfsym.Problem(sp.log(1 + sp.exp(-z * x)), [x])
+    >>> expansion = problem.chaos()
+    >>> expansion.columns.shape
+    (1, 3)
+    >>> at = {x: 0.3}
+    >>> gram = float((expansion.columns * expansion.columns.T)[0].subs(at).evalf())
+    >>> bool(abs(gram - float(problem.sigma[0].subs(at).evalf())) < 1e-12)
+    True
     """
 
     problem: Any = field(repr=False)
     indices: tuple
     basis: tuple
     coefficients: tuple
-    columns: sp.ImmutableMatrix
+    _columns: sp.ImmutableMatrix = field(repr=False)
     exact: bool
     degree: int | None
     template: NoiseTemplate | None = None
 
     @property
     def n_columns(self) -> int:
-        return self.template.n_columns if self.template is not None else self.columns.shape[1]
+        return self.template.n_columns if self.template is not None else self._columns.shape[1]
+
+    @property
+    def columns(self) -> sp.ImmutableMatrix:
+        return self._columns if self.template is None else self._template_columns
+
+    @cached_property
+    def _template_columns(self) -> sp.ImmutableMatrix:
+        law, column = self.template.law, self.template.column
+        limit = self.problem.limits.max_noise_columns
+        if law.size > limit:
+            refuse(f"writing out the {law.size} noise columns of a data set (the simulators evaluate "
+                   f"`template` row by row instead)", law.size, "max_noise_columns", limit)
+        # the column is grad F - grad f(x, xi); its data means keep xi bound (DataMean), so a row goes
+        # only where xi is free
+        cols = [-sp.sqrt(sp.Float(w)) * column.xreplace({s: sp.Float(v) for s, v in zip(law.symbols, row)})
+                for row, w in zip(law.data, law.weights)]
+        return sp.ImmutableMatrix.hstack(*cols)
 
     def covariance(self) -> sp.ImmutableMatrix:
         """sum_k grad f_k grad f_k^T (equals Sigma / batch factor when exact)."""

@@ -58,7 +58,9 @@ class SDE:
     state : sequence of sympy.Symbol
         The state variables x.
     eta : sympy.Symbol or number, optional
-        The learning rate symbol appearing in the coefficients.
+        The learning rate symbol appearing in the coefficients. The default is
+        ``Symbol("eta", positive=True)``, which sympy holds distinct from a plain
+        ``Symbol("eta")``: substitute through this attribute, ``sde.drift.subs(sde.eta, 0.1)``.
     model, order : str, int
         What the SDE is ("gf", "sme", "smf", or "custom") and its weak order
         as an approximation of SGD.

@@ -36,6 +36,9 @@ ALLOWED = {
     ("data/samplers.py", "Sampler.__post_init__", "eval"): "source generated in samplers.py from the law's kind; data "
                                                       "and parameters are bound as arrays, never as text",
     ("optimizers/schedules.py", "Schedule.__init__", "lambdify"): "the schedule, converted by as_expr first",
+    ("data/means.py", "DataMean._eval_evalf", "lambdify"): "a DataMean's integrand: a sympy expression (DataMean "
+                                                           "converts it with as_expr), evaluated once it has no "
+                                                           "free parameters",
     ("studies/optimizer_weak_error.py", "exact_schedule_sgd_mean", "lambdify"): "matrices the package built from sympy",
     ("studies/optimizer_weak_error.py", "MomentODE.__init__", "lambdify"): "matrices the package built from sympy",
     ("spec/expr.py", "", "compile"): "re.compile of a constant pattern",

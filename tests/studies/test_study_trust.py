@@ -174,8 +174,9 @@ def test_one_path_is_refused_where_a_standard_error_is_computed():
     p = gaussian_quadratic()
     with pytest.raises(ValueError, match="`n_paths` must be at least 2"):
         smfsym.weak_error(p, x, [1.0], 1.0, [0.2, 0.1], method="montecarlo", n_paths=1)
-    with pytest.raises(ValueError, match="`n_paths` must be at least 2"):
-        smfsym.multipoint(p, [[-1.0], [1.0]], eta=0.1, t_end=1.0, n_paths=1)
+    for n_paths in (1, 0, -3):  # one message (and one reason) for 0 and negatives too
+        with pytest.raises(ValueError, match="`n_paths` must be at least 2"):
+            smfsym.multipoint(p, [[-1.0], [1.0]], eta=0.1, t_end=1.0, n_paths=n_paths)
     with pytest.raises(ValueError, match="`n_paths` must be at least 2"):
         smfsym.multipoint_rates(p, [[-1.0], [1.0]], [0.2, 0.1], 1.0, n_paths=1, method="montecarlo")
     with pytest.raises(ValueError, match="`n_paths` must be at least 2"):

@@ -61,3 +61,67 @@ def test_sme_numeric_square_root_matches_smf_one_point_law():
     r2 = smfsym.simulate(smf, [1.0, -2.0], 1.0, eta=0.1, n_paths=n, seed=2, functions=f, store=False)
     # the same generator: E|X_1|^2 agrees within 5 combined standard errors
     assert abs(r1.mean("r2")[0] - r2.mean("r2")[0]) < 5 * np.hypot(r1.sem("r2")[0], r2.sem("r2")[0])
+
+
+def _logistic_on_weighted_rows():
+    data = np.array([[0.5, -1.2, 1.0], [1.5, 0.3, -1.0], [-0.7, 0.8, 1.0], [0.2, 0.1, -1.0], [1.1, -0.4, 1.0]])
+    weights = np.array([1.0, 2.0, 0.5, 1.5, 1.0])
+    z1, z2, y = smfsym.empirical(data, "z1 z2 y", weights=weights)
+    x = sp.symbols("x0:2")
+    return smfsym.Problem(sp.log(1 + sp.exp(-y * (x[0] * z1 + x[1] * z2))), x), x, data, weights / weights.sum()
+
+
+def _grad_f_rows(data, at):
+    """grad_x log(1 + exp(-y x.z)) on every row, written by hand (independent of smfsym's means)."""
+    m = data[:, 2] * (data[:, :2] @ at)
+    return -(data[:, 2] / (1 + np.exp(m)))[:, None] * data[:, :2]
+
+
+def test_dataset_template_columns_written_out_satisfy_parseval_against_hand_gradients():
+    # `chaos().columns` of a data set with a non-polynomial loss used to be an empty d x 0 matrix
+    # (its Gram matrix read 0, not Sigma): it now holds the M columns sqrt(w_i)(grad f_i - grad F)
+    p, x, data, w = _logistic_on_weighted_rows()
+    expansion = p.chaos()
+    assert expansion.template is not None and expansion.columns.shape == (2, 5) and expansion.n_columns == 5
+    at, other = np.array([0.3, -0.2]), np.array([-0.8, 0.4])
+    C = [np.array(expansion.columns.subs(dict(zip(x, pt))).evalf(), dtype=float) for pt in (at, other)]
+    G = [_grad_f_rows(data, pt) for pt in (at, other)]
+    by_hand = [((g - w @ g) * np.sqrt(w)[:, None]).T for g in G]
+    assert np.allclose(C[0], by_hand[0], rtol=1e-12, atol=1e-14)
+    cross = C[0] @ C[1].T  # Parseval: Sigma(x, y) = sum_i c_i(x) c_i(y)^T
+    expected = sum(wi * np.outer(g0 - w @ G[0], g1 - w @ G[1]) for wi, g0, g1 in zip(w, G[0], G[1]))
+    assert np.allclose(cross, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_dataset_template_columns_refused_beyond_max_noise_columns():
+    z, = smfsym.empirical(np.linspace(-1.0, 1.0, 40)[:, None], "z")
+    x = sp.Symbol("x")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-z * x)), [x], limits=smfsym.Limits(max_noise_columns=30))
+    expansion = p.chaos()
+    assert expansion.n_columns == 40  # the simulators' template is still there
+    with pytest.raises(smfsym.ResourceLimitError, match=r"40 noise columns.*`max_noise_columns` = 30"):
+        expansion.columns
+
+
+def test_a_data_row_put_into_the_template_column_leaves_the_data_mean_bound():
+    # grad F(x) - grad f(x, xi) holds E_xi[...]: a row given to xi must not reach inside the mean
+    # (it did: `.subs(row)` turned E_xi[g(x, xi)] into g(x, row), a wrong column)
+    p, x, data, w = _logistic_on_weighted_rows()
+    column = p.chaos().template.column
+    syms = {s.name: s for s in smfsym.data.means.data_symbols(column)}
+    row = {syms["z1"]: data[1, 0], syms["z2"]: data[1, 1], syms["y"]: data[1, 2]}
+    at = np.array([0.3, -0.2])
+    G = _grad_f_rows(data, at)
+    expected = w @ G - G[1]
+    for substituted in (column.subs(row), column.xreplace({k: sp.Float(v) for k, v in row.items()})):
+        value = np.array(substituted.subs(dict(zip(x, at))).evalf(), dtype=float).ravel()
+        assert np.allclose(value, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_a_data_mean_without_free_parameters_evaluates_to_the_rule_sum():
+    p, x, data, w = _logistic_on_weighted_rows()
+    at = np.array([0.3, -0.2])
+    grad_F = p.grad_F.subs(dict(zip(x, at)))
+    assert grad_F.free_symbols == set()
+    assert np.allclose(np.array(grad_F.evalf(), dtype=float).ravel(), w @ _grad_f_rows(data, at), rtol=1e-12)
+    assert p.grad_F[0].evalf().free_symbols == set(x)  # with x free there is no number: left as it is
