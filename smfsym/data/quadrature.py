@@ -174,16 +174,24 @@ class AdaptiveMean:
     def _rule(self, n):
         if n not in self._nodes:
             nodes, w = self.rule.nodes(self.values, n)
+            # a rule computed past its range (NaN weights, or none left) summed to an exact 0 that the
+            # refinement then took as converged: refuse it instead of dropping the NaNs
+            if not (np.all(np.isfinite(w)) and np.all(np.isfinite(nodes[w > 0]))
+                    and abs(float(np.sum(w[w > 0])) - 1.0) < 1e-8):
+                raise ArithmeticError(f"the {n}-point rule {self.rule.describe()} could not be computed (non-finite "
+                                      "nodes or weights): this is a bug, please report it")
             keep = w > 0  # far Gauss nodes whose weight underflowed: 0 * inf must not make NaN
             self._nodes[n] = (nodes[keep], w[keep])
         return self._nodes[n]
 
     def _levels(self):
         n, k = self.rule.n_points, self.rule.n_continuous
+        caps = [law.max_quadrature_points for law in self.rule.laws if law.max_quadrature_points is not None]
+        most = min([self.limits.max_quad_points] + caps)
         out = [n]
         while True:
             n2 = 2 * n
-            if n2 > self.limits.max_quad_points or n2 ** k * self.rule._finite_size > self.limits.max_nodes:
+            if n2 > most or n2 ** k * self.rule._finite_size > self.limits.max_nodes:
                 return out
             out.append(n2)
             n = n2
@@ -221,7 +229,7 @@ class AdaptiveMean:
             scale[todo] = fscale
             done = ~(e > lim.quad_atol + lim.quad_rtol * fscale)  # NaN counts as done (warned)
             todo = todo[~done]
-            if todo.size == 0 or not cols:
+            if todo.size == 0:
                 break
         self.last_error = err
         missed = np.isfinite(est) & (err > lim.quad_atol + lim.quad_rtol * scale)
@@ -231,11 +239,21 @@ class AdaptiveMean:
                 f"a quadrature mean ({self.rule.describe()}, refined to {levels[-1]} points per coordinate) "
                 f"missed its tolerance at {int(missed.sum())} of {est.size} state(s): estimated error up to "
                 f"{rel:.2g} relative to E|integrand| (tolerance quad_rtol={lim.quad_rtol:g}, quad_atol={lim.quad_atol:g}). "
-                "The integrand is probably sharp (large weights); raise `Limits.max_quad_points` / "
-                "`Limits.max_nodes`, or use a data set.",
+                "The integrand is probably sharp or not smooth (a kink, a root at the edge of the support); "
+                + (f"{levels[-1]} points is the most the Gauss rule of {self._capped_by()} is computed with, so "
+                   "rewrite the integrand, or use a data set." if self._capped_by() else
+                   "raise `Limits.max_quad_points` / `Limits.max_nodes`, or use a data set."),
                 QuadratureWarning, stacklevel=3,
             )
         return est
+
+    def _capped_by(self) -> str:
+        """The laws whose own bound on Gauss points stopped the refinement (empty: the Limits did)."""
+        caps = {law.max_quadrature_points for law in self.rule.laws if law.max_quadrature_points is not None}
+        if not caps or min(caps) >= self.limits.max_quad_points:
+            return ""
+        return ", ".join(f"{law.family}({', '.join(s.name for s in law.symbols)})" for law in self.rule.laws
+                         if law.max_quadrature_points == min(caps))
 
     def _warn_unchecked(self):
         if not getattr(self, "_warned_unchecked", False):

@@ -73,6 +73,9 @@ class Law:
 
     family = "law"
     is_finite = False
+    #: the most points per coordinate the law's Gauss rule is computed reliably with (None: no bound below
+    #: ``Limits.max_quad_points``); refinement stops there and warns if the mean is not resolved yet
+    max_quadrature_points: int | None = None
     symbols: tuple
 
     def _make_symbols(self, names: Sequence[str]) -> tuple:

@@ -87,8 +87,13 @@ class Exponential(UnivariateLaw):
     def _orthonormal(self, n):
         return [sp.expand(sp.laguerre(k, self.rate * self.symbol)) for k in range(n + 1)]
 
+    # scipy's Laguerre weights are finite up to 256 points and NaN at 512 (numpy's laggauss: NaN from 200)
+    max_quadrature_points = 256
+
     def quadrature(self, n_points, values=None):
-        t, w = np.polynomial.laguerre.laggauss(n_points)
+        from scipy.special import roots_laguerre
+
+        t, w = roots_laguerre(int(n_points))
         r = to_float(self.rate, values, f"the rate of {self.symbol}")
         return (t / r)[:, None], w / w.sum()
 
@@ -115,6 +120,8 @@ class Gamma(UnivariateLaw):
             norm = sp.sqrt(sp.factorial(m) / sp.rf(k, m))
             out.append(sp.expand(norm * sp.assoc_laguerre(m, k - 1, self.symbol / th)))
         return out
+
+    max_quadrature_points = 256  # as Exponential: generalised Laguerre weights are NaN at 512 points
 
     def quadrature(self, n_points, values=None):
         from scipy.special import roots_genlaguerre
