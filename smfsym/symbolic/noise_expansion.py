@@ -292,12 +292,31 @@ def _ring_terms_of(problem, loss, coords):
     return [(m, dom.to_sympy(c)) for m, c in terms]
 
 
+def _lacks_moments(terms, coords, caps) -> bool:
+    """Whether projecting the loss's monomials onto the basis needs moments a law lacks: xi^a against
+    e_j (j <= the basis degree) needs E xi^(a + j)."""
+    for i, s in enumerate(coords):
+        top = s.law.max_moment()
+        if top is None:
+            continue
+        n = max((m[i] for m, _ in terms), default=0)
+        if n + (n if caps[i] is None else min(n, caps[i])) > top:
+            return True
+    return False
+
+
 def _polynomial_expansion(problem, loss, coords, caps, terms=None):
     # ``terms``: the loss's (data monomial, coefficient) pairs if already known
     if terms is None:
         terms = _ring_terms_of(problem, loss, coords)
     if terms is None:
         terms = sp.Poly(loss, *coords).terms()
+    if _lacks_moments(terms, coords, caps):
+        # f's own coefficients need moments the law lacks (f = (x - t)^2/2 under Student-t(3): E[f e_1] needs
+        # E t^3), while grad f's need only what Sigma needs: expand f without its parameter-free terms, which
+        # carry no gradient (the columns are the same; the coefficients lose a constant each)
+        params = set(problem.params)
+        terms = [(m, c) for m, c in terms if sp.sympify(c).free_symbols & params]
     total_degree = max((sum(m) for m, _ in terms), default=0)
     maxpow = [max((m[i] for m, _ in terms), default=0) for i in range(len(coords))]
     bound = 1

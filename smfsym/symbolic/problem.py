@@ -273,14 +273,18 @@ class Problem:
             check_tails(self.loss, self.grad_f_compact, self.data)
             return
         degs = self._data_degrees
+        if not any(s.law.max_moment() is not None for s in self.data):
+            return
+        grad_degs = self._gradient_data_degrees
         for i, s in enumerate(self.data):
             top = s.law.max_moment()
-            need = 2 * degs[i]
+            # F needs the loss's degree; Sigma = Cov(grad f) twice the gradient's (docs/theory.md §8), which is
+            # lower where the top power of xi comes without a parameter ((x - xi)^2/2: F needs E xi^2, Sigma too)
+            need = max(degs[i], 2 * grad_degs[i])
             if top is not None and need > top:
-                raise ValueError(
-                    f"the law of {s} ({s.law!r}) has moments only up to order {top}, but Sigma needs "
-                    f"order {need} (the loss has degree {degs[i]} in {s})."
-                )
+                what = (f"Sigma needs order {need} (grad f has degree {grad_degs[i]} in {s})" if need > degs[i] else
+                        f"F needs order {need} (the loss has degree {degs[i]} in {s})")
+                raise ValueError(f"the law of {s} ({s.law!r}) has moments only up to order {top}, but {what}.")
 
     # ------------------------------------------------------------------ basics
 
@@ -299,6 +303,15 @@ class Problem:
             monoms = [m for m, _ in self._ring[0]]
         else:
             monoms = list(sp.Poly(self.loss, *self.data).monoms())
+        return tuple(max((m[i] for m in monoms), default=0) for i in range(len(self.data)))
+
+    @cached_property
+    def _gradient_data_degrees(self) -> tuple:
+        """The degree of grad_x f in each data symbol (polynomial losses)."""
+        if self._ring is not None:
+            monoms = [m for g in self._ring[1] for m, _ in g]
+        else:
+            monoms = [m for g in self.grad_f if g != 0 for m in sp.Poly(g, *self.data).monoms()]
         return tuple(max((m[i] for m in monoms), default=0) for i in range(len(self.data)))
 
     @cached_property

@@ -98,9 +98,24 @@ def test_growth_primitives():
 
 
 def test_polynomial_losses_keep_their_moment_check():
+    # docs/theory.md §8: F needs the loss's degree below m, Sigma twice the gradient's (m = 3 for Student-t(3))
     t = smfsym.student_t("tp", 3)
-    with pytest.raises(ValueError, match="moments only up to order 2"):
-        smfsym.Problem((x - t) ** 2, [x])  # Sigma needs E t^2 * ... of order 2 * 2 = 4 > 2
+    with pytest.raises(ValueError, match=r"moments only up to order 2, but Sigma needs order 4 \(grad f has degree 2"):
+        smfsym.Problem(x * t**2, [x])
+    with pytest.raises(ValueError, match=r"moments only up to order 2, but F needs order 3 \(the loss has degree 3"):
+        smfsym.Problem((x - t) ** 2 + t**3, [x])
+
+
+def test_heavy_tailed_label_noise_builds_every_model():
+    """Linear regression with Student-t(3) label noise: grad f = x - t needs E t^2 only (it was refused, the check
+    doubling the loss's degree, not the gradient's). F = x^2/2 + 3/2 and Sigma = Var t = 3 by hand; the SMF's one
+    column is -sqrt(3) (its chaos coefficient without the parameter-free t^2/2, whose E[t^2 e_1] needs E t^3)."""
+    t = smfsym.student_t("tl", 3)
+    p = smfsym.Problem((x - t) ** 2 / 2, [x])
+    assert sp.simplify(p.F - (x**2 / 2 + sp.Rational(3, 2))) == 0 and p.sigma == sp.Matrix([[3]])
+    flow = smfsym.smf(p, order=2)
+    assert flow.chaos.exact and sp.simplify((flow.diffusion * flow.diffusion.T)[0] - 3 * flow.eta) == 0
+    assert smfsym.sme(p, order=2).diffusion == sp.Matrix([[sp.sqrt(3) * sp.sqrt(flow.eta)]])
 
 
 def test_expectation_and_covariance_apply_the_rule_directly():
