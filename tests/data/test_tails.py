@@ -129,3 +129,11 @@ def test_expectation_and_covariance_apply_the_rule_directly():
     assert expectation(sp.exp(e2)).free_symbols == set()  # E exp(xi) = 2 exists
     with pytest.warns(smfsym.TailWarning):
         expectation(sp.exp(x * e2))
+
+
+def test_student_t_with_a_symbolic_nu_is_refused():
+    # E t and E t^3 came back as 0 for any nu (they need nu > 1, nu > 3), and E t^2 crashed inside sympy's rings
+    nu = sp.Symbol("nu", positive=True)
+    with pytest.raises(ValueError, match=r"`nu` must be a number: which moments .* got the symbolic nu"):
+        smfsym.student_t("ts", nu)
+    assert smfsym.expectation(smfsym.student_t("tn", sp.Rational(7, 2)) ** 2) == sp.Rational(7, 3)  # numbers pass

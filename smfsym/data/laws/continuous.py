@@ -181,6 +181,11 @@ class StudentT(UnivariateLaw):
 
     def __init__(self, name: str, nu: Any):
         self._set_parameters(name, ("nu",), nu=nu)
+        if not self.nu.is_number:
+            # which moments exist depends on nu (E t^k needs nu > k): with nu symbolic, E t and E t^3 read 0 and
+            # E t^2 = nu/(nu - 2) whatever nu is, and no moment check can run
+            raise ValueError(f"`nu` must be a number: which moments of a Student-t law exist depends on it "
+                             f"(E t^k needs nu > k); got the symbolic {self.nu}.")
 
     def max_moment(self):
         if self.nu.is_number:
