@@ -19,7 +19,7 @@ from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE
 from .options import study_settings
-from .common import finish_figure, fit_order, order_label, plot_target
+from .common import finish_figure, fit_order, interval_text, order_label, plot_target
 from ..optimizers.momentum import momentum_model
 from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean
 
@@ -88,7 +88,7 @@ class MomentumMultipoint(StudyIO):
                          f"{r['error']:>11.3e}")
         lines.append("fitted orders in h = sqrt(eta) (exact errors):")
         for (m, st), o in self.orders.items():
-            lines.append(f"  {m:>6} {st:>11}: {o.slope:.3f}  [{o.low:.3f}, {o.high:.3f}]")
+            lines.append(f"  {m:>6} {st:>11}: {o.slope:.3f}  {interval_text(o)}")
         return "\n".join(lines)
 
     def _long_rows(self) -> list:

@@ -31,7 +31,7 @@ from ..symbolic.problem import Problem
 from ..montecarlo.options import RunOptions
 from .options import Numerics, study_settings
 from .common import (
-    check_common, check_horizon, finish_figure, fit_order, lost_cell, order_label, plot_target,
+    check_common, check_horizon, finish_figure, fit_order, interval_text, lost_cell, order_label, plot_target,
     seed_sequence,
 )
 from .multipoint_study import _checked_starts, multipoint
@@ -179,7 +179,7 @@ class MultipointRates(StudyIO):
                     cells.append(f"{r['error']:.3e}" if r["method"] == "exact"
                                  else f"{r['error']:.2e} $\\pm$ {r['se']:.1e}")
                 o = self.orders[f"{m}:{p}"]
-                cells.append(f"{o.slope:.2f} [{o.low:.2f}, {o.high:.2f}]" if o.n_used >= 2 else "--")
+                cells.append(f"{o.slope:.2f} {interval_text(o, 2)}" if o.n_used >= 2 else "--")
                 lines.append(" & ".join(cells) + r" \\")
         lines += [r"\bottomrule", r"\end{tabular}"]
         return "\n".join(lines)

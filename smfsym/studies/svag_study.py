@@ -21,7 +21,8 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.svag import _as_map, simulate_svag
 from ..optimizers.update_map import EXPANSIONS
 from ..simulation.sde import prepare_x0
-from .common import (_phi_function, backend_meta, check_phi, finish_figure, fit_order, increments_for, order_label, plot_target,
+from .common import (_phi_function, backend_meta, check_phi, finish_figure, fit_order, increments_for, interval_text,
+                     order_label, plot_target,
                      scheme_for, seed_sequence, with_context, SMALLER)
 from .options import study_settings
 from .richardson import coupled_expectation
@@ -60,7 +61,7 @@ class SvagStudy(StudyIO):
             lines.append(f"{r['l']:>6d} {r['value']:>12.6g} {r['value_se']:>10.2e} {r['sme']:>12.6g} "
                          f"{r['error']:>11.3e} {r['se']:>10.2e}")
         o = self.order
-        lines.append(f"fitted order in 1/l: {o.slope:.3f}  [{o.low:.3f}, {o.high:.3f}] ({o.n_used} points)")
+        lines.append(f"fitted order in 1/l: {o.slope:.3f}  {interval_text(o)} ({o.n_used} points)")
         return "\n".join(lines)
 
     @property

@@ -35,7 +35,7 @@ from .options import Numerics, study_settings
 from .common import (
     backend_meta,
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
-    check_phi, finish_figure, fit_order, increments_for, lost_cell, order_label, plot_target, scheme_for,
+    check_phi, finish_figure, fit_order, increments_for, interval_text, lost_cell, order_label, plot_target, scheme_for,
     seed_sequence, warn_if_unresolved, with_context,
 )
 from .richardson import coupled_expectation
@@ -203,7 +203,7 @@ class WeakErrorStudy(StudyIO):
         wrt = f"log {wrt.split(' = ')[0]} ({wrt})" if wrt else "log eta"
         lines.append(f"fitted orders (slope of log|error| vs {wrt}, 95% interval):")
         for m, (s, lo, hi, n) in self.orders.items():
-            lines.append(f"  {m:>6}: " + (f"{s:.3f}  [{lo:.3f}, {hi:.3f}]  ({n} etas)" if order_label(self.orders[m])
+            lines.append(f"  {m:>6}: " + (f"{s:.3f}  {interval_text(self.orders[m])}  ({n} etas)" if order_label(self.orders[m])
                                           != "unresolved" else f"unresolved ({n} etas resolved)"))
         return "\n".join(lines)
 
@@ -276,7 +276,7 @@ def _order_cell(order) -> str:
     """A fitted order in a LaTeX table: "2.01 [1.95, 2.07]", or "unresolved"."""
     if order_label(order) == "unresolved":
         return "unresolved"
-    return f"{order[0]:.2f} [{order[1]:.2f}, {order[2]:.2f}]"
+    return f"{order[0]:.2f} {interval_text(order, 2)}"
 
 
 def _mc_method(scheme: str, increments: str, dt: float, extrapolate: bool) -> str:

@@ -313,3 +313,20 @@ def test_every_path_lost_under_mask_is_said_not_answered_with_mask():
     assert any("E phi of smf1 at eta = 0.5 = nan +- nan is not resolved: every path was lost" in m for m in msgs)
     assert not any("Pass on_nonfinite='mask'" in m for m in msgs)
     assert all(r["lost"] == 1.0 for r in st.rows if r["eta"] == 0.5)
+
+
+def test_two_exact_points_give_a_slope_without_an_interval():
+    """Two exact errors gave a zero-width "95% interval" ([1.181, 1.181] for a schedule whose four-eta interval is
+    [1.12, 2.16]): nothing measures whether two errors are asymptotic. The bounds are NaN, and every table says so."""
+    from smfsym.studies.common import fit_order
+
+    t = sp.Symbol("t")
+    p = smfsym.Problem((x - smfsym.normal("a", std=sp.Rational(1, 2))) ** 2 / 2, [x])
+    st = smfsym.schedule_weak_error(p, smfsym.Schedule(1 / (1 + t), t), x**2, [1.0], 1.0, [0.5, 0.25])
+    o = st.orders["smf2"]
+    assert o.n_used == 2 and np.isfinite(o.slope) and np.isnan(o.low) and np.isnan(o.high)
+    assert "(no interval: 2 exact points)" in repr(st) and "(no interval: 2 exact points)" in st.to_latex()
+    three = fit_order([0.5, 0.25, 0.125], [1e-2, 3e-3, 1e-3])  # a third point measures the curvature
+    assert three[1] < three[0] < three[2]
+    noisy = fit_order([0.5, 0.25], [1e-2, 3e-3], [1e-4, 1e-4])  # Monte Carlo: the noise still gives an interval
+    assert noisy[1] < noisy[0] < noisy[2]
