@@ -142,7 +142,7 @@ class MeanFieldStudy(StudyIO):
         _sv.check_grid(self.widths, "widths")
         for (m, eta, N) in self.results:
             if m not in ("sgd", "ddsmf", "limit"):
-                _sv.refuse(f"results.{m}|{eta}|{N}", "a result of 'sgd', 'ddsmf' or 'limit'", m)
+                _sv.refuse(f"results.{m}|{eta}|{N}", "a result of 'sgd', 'ddsmf' or 'limit'", repr(m))
             if (eta is None) != (m == "limit") or (eta is not None and eta not in self.etas):
                 _sv.refuse(f"results.{m}|{eta}|{N}", f"keyed by an eta among `etas` {self.etas[:8]} (none for "
                            "the limit)", eta)

@@ -86,7 +86,7 @@ class MomentumMultipoint(StudyIO):
         _sv.check_names(self.stats, "stats")
         for i, s_ in enumerate(self.stats):
             if s_ not in _STATS:
-                _sv.refuse(f"stats[{i}]", f"one of {list(_STATS)}", s_)
+                _sv.refuse(f"stats[{i}]", f"one of {list(_STATS)}", repr(s_))
         _sv.check_rows(self.rows)
         allowed = {"eta": ("etas", self.etas), "model": ("models", self.models), "stat": ("stats", self.stats)}
         for i, r in enumerate(self.rows):

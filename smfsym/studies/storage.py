@@ -556,10 +556,13 @@ def _build(cls, doc):
 DIFFERENCE_RTOL = 1e-9
 
 
-def refuse(where: str, expected: str, got: Any) -> None:
-    """Raise the ``ValueError`` of an inconsistent field: ``where`` (e.g. ``rows[0].eta``), what it must be, what it is."""
+def refuse(where: str, expected: str, got: Any, verb: str = "be") -> None:
+    """Raise the ``ValueError`` of an inconsistent field: ``where`` (e.g. ``rows[0].eta``), what it must be, what it is.
+
+    ``got`` is a number (written with ``repr``) or a description (written as is: pass ``repr`` of a string value).
+    """
     got = got if isinstance(got, str) else repr(got)
-    raise ValueError(f"saved study: `{where}` must be {expected}; got {got[:80]}.")
+    raise ValueError(f"saved study: `{where}` must {verb} {expected}; got {got[:80]}.")
 
 
 def _nan(x: Any) -> bool:
@@ -597,7 +600,7 @@ def check_names(names: list, where: str) -> None:
     """A list of names (models, statistics, rules): no name twice (rows are keyed by it)."""
     for i, n in enumerate(names):
         if n in names[:i]:
-            refuse(f"{where}[{i}]", f"distinct from the other entries of `{where}`", n)
+            refuse(f"{where}[{i}]", f"distinct from the other entries of `{where}`", repr(n))
 
 
 def check_rows(rows: list, where: str = "rows") -> None:
@@ -622,7 +625,7 @@ def check_members(row: dict, i: int, allowed: dict, where: str = "rows") -> None
     """
     for key, (name, values) in allowed.items():
         if row[key] not in values:
-            refuse(f"{where}[{i}].{key}", f"one of the study's `{name}` {list(values)[:8]}", row[key])
+            refuse(f"{where}[{i}].{key}", f"one of the study's `{name}` {list(values)[:8]}", repr(row[key]))
 
 
 def check_complete(rows: list, keys: tuple, expected: list, where: str = "rows") -> None:
@@ -638,7 +641,7 @@ def check_complete(rows: list, keys: tuple, expected: list, where: str = "rows")
         seen[k] = i
     for k in expected:
         if k not in seen:
-            refuse(where, f"a row for every ({', '.join(keys)}) of the study", f"none for {_combo(keys, k)}")
+            refuse(where, f"a row for every ({', '.join(keys)}) of the study", f"none for {_combo(keys, k)}", "hold")
 
 
 def _combo(keys: tuple, values: tuple) -> str:
@@ -693,11 +696,11 @@ def check_order_keys(orders: dict, expected: list, where: str = "orders") -> Non
     """The orders' keys are exactly ``expected`` (one per model, or per model and statistic)."""
     for k in orders:
         if k not in expected:
-            refuse(f"{where}.{k}", f"among the study's {[str(e) for e in expected][:8]} (an order per fitted curve)",
+            refuse(f"{where}.{k}", f"an order of one of the study's {[str(e) for e in expected][:8]}",
                    "an order of something the study did not run")
     for k in expected:
         if k not in orders:
-            refuse(where, f"an order for each of {[str(e) for e in expected][:8]}", f"none for {k!r}")
+            refuse(where, f"an order for each of {[str(e) for e in expected][:8]}", f"none for {k!r}", "hold")
 
 
 def check_n_paths(meta: Any, where: str = "meta") -> None:
