@@ -10,9 +10,10 @@ values tagged) and its problem and test function as text.
 A file is bounded before it is parsed (:data:`MAX_STUDY_BYTES`, :data:`MAX_ELEMENTS` JSON
 values counted on the text, :data:`MAX_NESTING` levels of brackets), ``NaN`` and ``Infinity``
 literals (which :meth:`StudyIO.save` never writes) and numbers that overflow a float are
-refused, and every field is checked against the declared schema of its study kind
-(:data:`SCHEMAS`: name -> type and shape). Whatever is wrong, loading raises ``ValueError``
-naming the field.
+refused, so is a key written twice in one object, every field is checked against the declared
+schema of its study kind (:data:`SCHEMAS`: name -> type and shape), and then the fields against
+each other by the kind's ``_validate`` (the ``check_*`` helpers below). Whatever is wrong, loading
+raises ``ValueError`` naming the field.
 """
 from __future__ import annotations
 
