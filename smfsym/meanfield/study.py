@@ -20,6 +20,7 @@ import numpy as np
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
 from ..montecarlo.seeds import resolve_seed
+from ..studies import storage as _sv
 from ..studies.storage import StudyIO
 from .particles import check_particle_bytes, check_particles, particles
 from .refine import (
@@ -129,6 +130,37 @@ class MeanFieldStudy(StudyIO):
         for name in ("slopes", "mean_orders"):
             d = getattr(self, name)
             setattr(self, name, {(_fit_key(k) if isinstance(k, str) else k): _fit_from_plain(f) for k, f in d.items()})
+
+    def _validate(self) -> None:
+        """Refuse a loaded study whose fields disagree (:meth:`smfsym.studies.storage.StudyIO._validate`).
+
+        ``etas`` and ``widths`` positive, finite and distinct; every result keyed by a method, an eta among
+        ``etas`` (none for the limit) and a width among ``widths``; one row per (N, eta) and no other, with
+        standard errors >= 0 or NaN; fits keyed by widths among ``widths``; ``meta.n_paths`` >= 2.
+        """
+        _sv.check_grid(self.etas, "etas")
+        _sv.check_grid(self.widths, "widths")
+        for (m, eta, N) in self.results:
+            if m not in ("sgd", "ddsmf", "limit"):
+                _sv.refuse(f"results.{m}|{eta}|{N}", "a result of 'sgd', 'ddsmf' or 'limit'", repr(m))
+            if (eta is None) != (m == "limit") or (eta is not None and eta not in self.etas):
+                _sv.refuse(f"results.{m}|{eta}|{N}", f"keyed by an eta among `etas` {self.etas[:8]} (none for "
+                           "the limit)", eta)
+            if N not in self.widths:
+                _sv.refuse(f"results.{m}|{eta}|{N}", f"keyed by a width among `widths` {self.widths[:8]}", N)
+        _sv.check_rows(self.rows)
+        allowed = {"N": ("widths", self.widths), "eta": ("etas", self.etas)}
+        for i, r in enumerate(self.rows):
+            _sv.check_members(r, i, allowed)
+            _sv.check_nonnegative(r, i, ("sem_sgd", "var_se_sgd", "sem_ddsmf", "var_se_ddsmf", "rel_err_var_se"))
+            if ("sgd", r["eta"], r["N"]) not in self.results:  # the table's row summarises this result
+                _sv.refuse(f"rows[{i}]", "the summary of a saved SGD result", f"no result sgd|{r['eta']}|{r['N']}")
+        _sv.check_complete(self.rows, ("N", "eta"), [(N, e) for N in self.widths for e in self.etas])
+        for name in ("slopes", "mean_orders"):
+            for (m, N) in getattr(self, name):
+                if N not in self.widths:
+                    _sv.refuse(f"{name}.{m}|{N}", f"keyed by a width among `widths` {self.widths[:8]}", N)
+        _sv.check_n_paths(self.meta)
 
     def save(self, path, *, overwrite: bool = False):
         """Write the study as JSON (see :class:`smfsym.io.persist.StudyIO`): per-path observables, rows, fits, meta."""

@@ -6,6 +6,7 @@ samples. Exact two-point statistics where the moments close (see :mod:`smfsym.st
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,6 +16,7 @@ import sympy as sp
 from ..backends import get_backend
 from ..montecarlo.options import RunOptions
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
+from . import storage as _sv
 from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE
@@ -71,6 +73,33 @@ class MomentumMultipoint(StudyIO):
     def __post_init__(self):
         # a saved study writes the (model, statistic) keys as text: read them back as pairs
         self.orders = {_pair(k): v for k, v in self.orders.items()}
+
+    def _validate(self) -> None:
+        """Refuse a loaded study whose fields disagree (:meth:`smfsym.studies.storage.StudyIO._validate`).
+
+        ``etas`` positive, finite and distinct, ``models`` distinct, ``stats`` distinct and known; at least one
+        row, one per (eta, model, statistic) and no other, with ``h = sqrt(eta)`` and ``error == value - sgd``;
+        one order per (model, statistic), consistent and fitted on at most ``len(etas)`` points.
+        """
+        _sv.check_grid(self.etas, "etas")
+        _sv.check_names(self.models, "models")
+        _sv.check_names(self.stats, "stats")
+        for i, s_ in enumerate(self.stats):
+            if s_ not in _STATS:
+                _sv.refuse(f"stats[{i}]", f"one of {list(_STATS)}", repr(s_))
+        _sv.check_rows(self.rows)
+        allowed = {"eta": ("etas", self.etas), "model": ("models", self.models), "stat": ("stats", self.stats)}
+        for i, r in enumerate(self.rows):
+            _sv.check_members(r, i, allowed)
+            # the figure's abscissa: the study writes float(sqrt(eta)) for the step of the chain
+            if not abs(r["h"] - math.sqrt(r["eta"])) <= 1e-12 * math.sqrt(r["eta"]):
+                _sv.refuse(f"rows[{i}].h", f"sqrt(eta) = {math.sqrt(r['eta'])!r}", r["h"])
+            _sv.check_difference(r, i)
+        _sv.check_complete(self.rows, ("eta", "model", "stat"),
+                           [(e, m, s_) for e in self.etas for m in self.models for s_ in self.stats])
+        _sv.check_order_keys(self.orders, [(m, s_) for m in self.models for s_ in self.stats])
+        for (m, s_), o in self.orders.items():
+            _sv.check_order(o, f"orders.({m}, {s_})", len(self.etas))
 
     @property
     def table(self) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..montecarlo.checks import BlowUpError, check_positive
 from ..montecarlo.options import RunOptions, SaveAt
+from . import storage as _sv
 from .storage import StudyIO
 from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
@@ -192,6 +193,35 @@ class MultipointStudy(StudyIO):
             ax_.legend(fontsize=7)
         fig.suptitle("multi-point statistics against SGD\n" + self.header(), fontsize=9)
         return finish_figure(fig, path, own=own)
+
+    def _validate(self) -> None:
+        """Refuse a loaded study whose fields disagree (:meth:`smfsym.studies.storage.StudyIO._validate`).
+
+        ``eta`` positive and finite, ``t`` finite and >= 0, ``starts`` finite; at least one row; one row per
+        (statistic, model) of the rows, SGD's included (each model is compared with it), statistics and
+        models among ``meta.psi`` and ``meta.models`` where stored; standard errors >= 0 or NaN, lost
+        fractions in [0, 1]; ``meta.n_paths`` >= 2.
+        """
+        _sv.check_positive(self.eta, "eta")
+        if not (np.isfinite(self.t) and self.t >= 0):
+            _sv.refuse("t", "a finite time >= 0", self.t)
+        if not np.all(np.isfinite(self.starts)):
+            _sv.refuse("starts", "finite points", "non-finite entries")
+        _sv.check_rows(self.rows)
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        allowed = {}
+        if isinstance(meta.get("psi"), list):
+            allowed["psi"] = ("meta.psi", meta["psi"])
+        if isinstance(meta.get("models"), list):
+            allowed["model"] = ("meta.models", ["sgd", *meta["models"]])
+        for i, r in enumerate(self.rows):
+            _sv.check_members(r, i, allowed)
+            _sv.check_nonnegative(r, i, ("se", "solver_error", "solver_error_se"))
+            _sv.check_fractions(r, i, ("lost",))
+        psis = list(dict.fromkeys(r["psi"] for r in self.rows))
+        models = list(dict.fromkeys(["sgd", *(r["model"] for r in self.rows)]))
+        _sv.check_complete(self.rows, ("psi", "model"), [(p, m) for m in models for p in psis])
+        _sv.check_n_paths(meta)
 
     def _long_rows(self) -> list:
         return [(r["model"], self.eta, r["psi"], r["value"], r["se"], self.t) for r in self.rows]

@@ -26,6 +26,7 @@ import numpy as np
 import sympy as sp
 
 from ..simulation.exact import NotClosedError, affine_in_params, rational
+from . import storage as _sv
 from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
 from ..montecarlo.options import RunOptions
@@ -86,6 +87,33 @@ class MultipointRates(StudyIO):
     def errors(self, model: str, psi: str) -> np.ndarray:
         """The errors (model - SGD), largest eta first."""
         return np.array([r["error"] for r in self.rows if r["model"] == model and r["psi"] == psi])
+
+    def _validate(self) -> None:
+        """Refuse a loaded study whose fields disagree (:meth:`smfsym.studies.storage.StudyIO._validate`).
+
+        ``etas`` positive, finite and distinct, ``models`` and ``psi`` distinct, ``starts`` finite; one row
+        per (eta, model, statistic) and no other; standard errors >= 0 or NaN, lost fractions in [0, 1];
+        ``error == value - sgd``; one order per "model:statistic", consistent and fitted on at most
+        ``len(etas)`` points; ``meta.n_paths`` >= 2.
+        """
+        _sv.check_grid(self.etas, "etas")
+        _sv.check_names(self.models, "models")
+        _sv.check_names(self.psi, "psi")
+        if not np.all(np.isfinite(self.starts)):
+            _sv.refuse("starts", "finite points", "non-finite entries")
+        _sv.check_rows(self.rows)
+        allowed = {"eta": ("etas", self.etas), "model": ("models", self.models), "psi": ("psi", self.psi)}
+        for i, r in enumerate(self.rows):
+            _sv.check_members(r, i, allowed)
+            _sv.check_nonnegative(r, i, ("sgd_se", "value_se", "se", "solver_error", "solver_error_se"))
+            _sv.check_fractions(r, i, ("lost",))
+            _sv.check_difference(r, i)
+        _sv.check_complete(self.rows, ("eta", "model", "psi"),
+                           [(e, m, p) for e in self.etas for m in self.models for p in self.psi])
+        _sv.check_order_keys(self.orders, [f"{m}:{p}" for m in self.models for p in self.psi])
+        for k, o in self.orders.items():
+            _sv.check_order(o, f"orders.{k}", len(self.etas))
+        _sv.check_n_paths(self.meta)
 
     def _long_rows(self) -> list:
         out = []

@@ -38,6 +38,7 @@ from ..simulation.sde import prepare_x0
 from ..symbolic.problem import Problem
 from .common import _phi_function, backend_meta, check_phi, finish_figure, plot_target, seed_sequence, with_context, SMALLER
 from .options import study_settings
+from . import storage as _sv
 from .storage import StudyIO
 
 __all__ = ["ScalingRuleStudy", "scaling_rule_study", "scaling_rule", "rule_exponents", "sde_parameters",
@@ -227,6 +228,31 @@ class ScalingRuleStudy(StudyIO):
     def n_panels(self) -> int:
         """Axes :meth:`plot` draws on."""
         return 1
+
+    def _validate(self) -> None:
+        """Refuse a loaded study whose fields disagree (:meth:`smfsym.studies.storage.StudyIO._validate`).
+
+        ``ks`` positive, finite and distinct, ``t`` positive and finite; at least one row, one per (rule, k)
+        of the rows' rules and ``ks``; positive ``eta`` and ``batch``, ``steps`` >= 0, standard errors >= 0 or
+        NaN; ``shift`` = ``value`` - the value of the rule's row at ``ks[0]``; ``meta.n_paths`` >= 2.
+        """
+        _sv.check_grid(self.ks, "ks")
+        _sv.check_positive(self.t, "t")
+        _sv.check_rows(self.rows)
+        for i, r in enumerate(self.rows):
+            _sv.check_members(r, i, {"k": ("ks", self.ks)})
+            for key in ("eta", "batch"):
+                _sv.check_positive(r[key], f"rows[{i}].{key}")
+            if r["steps"] < 0:
+                _sv.refuse(f"rows[{i}].steps", "a count >= 0", r["steps"])
+            _sv.check_nonnegative(r, i, ("se", "shift_se"))
+        rules = list(dict.fromkeys(r["rule"] for r in self.rows))
+        _sv.check_complete(self.rows, ("rule", "k"), [(ru, k) for ru in rules for k in self.ks])
+        first = {r["rule"]: r["value"] for r in self.rows if r["k"] == self.ks[0]}
+        for i, r in enumerate(self.rows):  # the shift is measured from the same rule's first k
+            _sv.check_difference({"shift": r["shift"], "value": r["value"], "first": first[r["rule"]]}, i,
+                                 "shift", "value", "first")
+        _sv.check_n_paths(self.meta)
 
     def rule_rows(self, rule: str) -> list:
         """The rows of one rule, in the order of ``ks``."""

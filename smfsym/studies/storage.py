@@ -10,9 +10,10 @@ values tagged) and its problem and test function as text.
 A file is bounded before it is parsed (:data:`MAX_STUDY_BYTES`, :data:`MAX_ELEMENTS` JSON
 values counted on the text, :data:`MAX_NESTING` levels of brackets), ``NaN`` and ``Infinity``
 literals (which :meth:`StudyIO.save` never writes) and numbers that overflow a float are
-refused, and every field is checked against the declared schema of its study kind
-(:data:`SCHEMAS`: name -> type and shape). Whatever is wrong, loading raises ``ValueError``
-naming the field.
+refused, so is a key written twice in one object, every field is checked against the declared
+schema of its study kind (:data:`SCHEMAS`: name -> type and shape), and then the fields against
+each other by the kind's ``_validate`` (the ``check_*`` helpers below). Whatever is wrong, loading
+raises ``ValueError`` naming the field.
 """
 from __future__ import annotations
 
@@ -186,6 +187,12 @@ _SCALING_ROW = _row({"rule": "str", "k": "num", "eta": "num", "batch": "num", "h
                      "shift_se": "num"})
 _SVAG_ROW = _row({"l": "int", "value": "num", "value_se": "num", "sme": "num", "sme_se": "num", "error": "num",
                   "se": "num"})
+_MOMENTUM_MP_ROW = _row({"eta": "num", "h": "num", "t": "num", "model": "str", "stat": "str", "sgd": "num",
+                         "value": "num", "error": "num"})
+_MEANFIELD_ROW = _row({"N": "int", "eta": "num", "t": "num", "mean_sgd": "num", "sem_sgd": "num", "var_sgd": "num",
+                       "var_se_sgd": "num"},
+                      {"mean_ddsmf": "num", "sem_ddsmf": "num", "var_ddsmf": "num", "var_se_ddsmf": "num",
+                       "rel_err_var": "num", "rel_err_var_se": "num", "mean_limit": "num"})
 #: Keys of `meta` that the studies write and read back, with their types; other keys are plain JSON values.
 _META = {"method": "str", "n_paths": "int", "seed": ("opt", "seed"), "x0": _NUMS, "t_end": "num",
          "scheme": ("opt", "str"), "increments": ("opt", "str"), "extrapolate": "bool", "on_nonfinite": "str",
@@ -206,7 +213,7 @@ SCHEMAS: dict = {
                         "rows": (("list", _RATES_ROW), True), "orders": (("map", "order"), True),
                         "meta": ("meta", False)},
     "MomentumMultipoint": {"etas": (_NUMS, True), "models": (_STRS, True), "stats": (_STRS, True),
-                           "rows": ("plain", True), "orders": (("map", "order"), True)},
+                           "rows": (("list", _MOMENTUM_MP_ROW), True), "orders": (("map", "order"), True)},
     "ScalingRuleStudy": {"optimizer": ("str", True), "problem": (_TEXT, True), "phi": (_TEXT, True),
                          "ks": (_NUMS, True), "rows": (("list", _SCALING_ROW), True), "t": ("num", True),
                          "meta": ("meta", False)},
@@ -216,7 +223,7 @@ SCHEMAS: dict = {
     # mean field: per-path observables and fits as plain JSON values, rebuilt (and checked) by the class
     "MeanFieldStudy": {"results": ("plain", True), "etas": (_NUMS, True), "widths": (("list", "int"), True),
                        "t": (("array", 1), True), "slopes": ("plain", False), "mean_orders": ("plain", False),
-                       "rows": ("plain", False), "meta": ("plain", False)},
+                       "rows": (("list", _MEANFIELD_ROW), False), "meta": ("plain", False)},
 }
 
 
@@ -355,6 +362,16 @@ class StudyIO:
             raise ValueError(f"`path` holds a {doc.get('kind')!r}, not a {cls.__name__}.")
         return _build(cls, doc)
 
+    def _validate(self) -> None:
+        """Refuse a study whose fields contradict each other (``ValueError`` naming the field).
+
+        :func:`_build` calls this on every study it reads, after the schema check of each field;
+        each registered study kind overrides it next to its class (the class is the registry: no
+        list of kinds here) with the checks of :class:`Consistency`. The default checks nothing,
+        for classes outside the registry; ``tests/io/test_load_consistency.py`` asserts that every
+        registered kind defines its own.
+        """
+
     def to_pandas(self):
         """The table in long format: one row per (model, eta, statistic) with value and standard error.
 
@@ -420,6 +437,25 @@ def _nesting(raw: bytes, limit: int) -> tuple:
     return deepest, "the file"
 
 
+class _DuplicateKey(ValueError):
+    """A key written twice in one JSON object (raised by :func:`_unique_keys` while parsing)."""
+
+
+def _unique_keys(pairs: list) -> dict:
+    """``object_pairs_hook`` of :func:`_read`: the object as a dict, refusing a key written twice.
+
+    json keeps the last of two equal keys silently, other readers may keep the first: the same file
+    would hold different studies for smfsym and for them. :meth:`StudyIO.save` never writes one.
+    """
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(f"the key `{key[:40]}` appears twice in one object; a saved study writes each "
+                            "key once (JSON readers differ on which one they keep)")
+    return d
+
+
 def _read(path) -> dict:
     """The JSON document of a saved study, bounded before parsing (module docstring); ValueError if not one."""
     path = Path(path)
@@ -452,7 +488,10 @@ def _read(path) -> dict:
     try:
         text = raw.decode("utf-8")
         del raw  # the peak is the text and the parsed objects, not two copies of the file besides
-        doc = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int)
+        doc = json.loads(text, parse_constant=_parse_constant, parse_float=_parse_float, parse_int=_parse_int,
+                         object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ValueError(f"saved study: {exc} ({where}).") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{where} is not JSON: {exc}") from None
     except (ValueError, RecursionError) as exc:  # e.g. an integer of more than 4300 digits
@@ -498,7 +537,175 @@ def _build(cls, doc):
         meta.update(loaded_from=doc.get("written"), versions=doc.get("versions"))
         fields["meta"] = meta
     try:
-        return cls(**fields)
+        study = cls(**fields)
     except (TypeError, KeyError, AttributeError, IndexError, ValueError) as exc:  # plain fields rebuilt by the class
         raise ValueError(f"saved study: a {cls.__name__} cannot be rebuilt from its fields "
                          f"({type(exc).__name__}: {str(exc)[:80]}).") from None
+    # types and shapes are right; now the fields must agree with each other, or printing, plotting and the
+    # tables would fail later (KeyError, StopIteration) or show numbers that no study computed
+    study._validate()
+    return study
+
+
+# ----------------------------------------------------------------------------- consistency of a loaded study
+# The schema above checks each field alone; these check that the fields agree with each other. Each study
+# kind's ``_validate`` (next to its class) combines them; every refusal is a ValueError worded like the
+# schema's: "saved study: `where` must be <expected>; got <given>."
+
+#: Relative tolerance of a stored difference (``error = value - sgd``): the study computed it in floats
+#: from the same two numbers, so only a different rounding (not a different number) may separate them.
+DIFFERENCE_RTOL = 1e-9
+
+
+def refuse(where: str, expected: str, got: Any, verb: str = "be") -> None:
+    """Raise the ``ValueError`` of an inconsistent field: ``where`` (e.g. ``rows[0].eta``), what it must be, what it is.
+
+    ``got`` is a number (written with ``repr``) or a description (written as is: pass ``repr`` of a string value).
+    """
+    got = got if isinstance(got, str) else repr(got)
+    raise ValueError(f"saved study: `{where}` must {verb} {expected}; got {got[:80]}.")
+
+
+def _nan(x: Any) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def check_positive(value: Any, where: str) -> None:
+    """A positive finite number (a learning rate, a horizon)."""
+    if not (math.isfinite(value) and value > 0):
+        refuse(where, "a positive finite number", value)
+
+
+def check_grid(values: list, where: str) -> None:
+    """The values a study was run at (learning rates, batch factors, SVAG's l): positive, finite and distinct.
+
+    Parameters
+    ----------
+    values : list of numbers
+        The field, already checked for type by the schema.
+    where : str
+        Its name in messages, e.g. ``"etas"``.
+    """
+    if not values:
+        refuse(where, "a non-empty array (the values the study was run at)", "[]")
+    for i, v in enumerate(values):
+        check_positive(v, f"{where}[{i}]")
+    seen = {}
+    for i, v in enumerate(values):
+        if v in seen:
+            refuse(f"{where}[{i}]", f"distinct from the other entries of `{where}`", f"{v!r}, as `{where}[{seen[v]}]`")
+        seen[v] = i
+
+
+def check_names(names: list, where: str) -> None:
+    """A list of names (models, statistics, rules): no name twice (rows are keyed by it)."""
+    for i, n in enumerate(names):
+        if n in names[:i]:
+            refuse(f"{where}[{i}]", f"distinct from the other entries of `{where}`", repr(n))
+
+
+def check_rows(rows: list, where: str = "rows") -> None:
+    """A study that always has rows: at least one (tables and figures take the first)."""
+    if not rows:
+        refuse(where, "a non-empty array (every study of this kind has rows)", "[]")
+
+
+def check_members(row: dict, i: int, allowed: dict, where: str = "rows") -> None:
+    """Each ``row[key]`` among ``allowed[key] = (field name, values)``: the study's etas, models, ...
+
+    Parameters
+    ----------
+    row : dict
+        One row.
+    i : int
+        Its index (messages name ``rows[i].key``).
+    allowed : dict
+        key -> (name of the field that lists the allowed values, those values).
+    where : str
+        The field holding the rows.
+    """
+    for key, (name, values) in allowed.items():
+        if row[key] not in values:
+            refuse(f"{where}[{i}].{key}", f"one of the study's `{name}` {list(values)[:8]}", repr(row[key]))
+
+
+def check_complete(rows: list, keys: tuple, expected: list, where: str = "rows") -> None:
+    """One row per combination of ``keys`` in ``expected`` (e.g. every (eta, model)), no more, no fewer.
+
+    Tables index rows by these keys: a missing one is a ``KeyError`` there, a repeated one would hide a row.
+    """
+    seen = {}
+    for i, r in enumerate(rows):
+        k = tuple(r[key] for key in keys)
+        if k in seen:
+            refuse(f"{where}[{i}]", f"the only row of {_combo(keys, k)}", f"a second one (also `{where}[{seen[k]}]`)")
+        seen[k] = i
+    for k in expected:
+        if k not in seen:
+            refuse(where, f"a row for every ({', '.join(keys)}) of the study", f"none for {_combo(keys, k)}", "hold")
+
+
+def _combo(keys: tuple, values: tuple) -> str:
+    return "(" + ", ".join(f"{k} = {v!r}" for k, v in zip(keys, values)) + ")"
+
+
+def check_nonnegative(row: dict, i: int, keys: tuple, where: str = "rows") -> None:
+    """Standard errors (and other magnitudes) at least 0, or NaN where a study could not estimate one."""
+    for key in keys:
+        if key in row and not (_nan(row[key]) or row[key] >= 0):
+            refuse(f"{where}[{i}].{key}", "at least 0 (a standard error) or NaN", row[key])
+
+
+def check_fractions(row: dict, i: int, keys: tuple, where: str = "rows") -> None:
+    """Fractions of paths (``lost``) in [0, 1], or NaN."""
+    for key in keys:
+        if key in row and not (_nan(row[key]) or 0 <= row[key] <= 1):
+            refuse(f"{where}[{i}].{key}", "a fraction of paths in [0, 1]", row[key])
+
+
+def check_difference(row: dict, i: int, diff: str = "error", a: str = "value", b: str = "sgd",
+                     where: str = "rows") -> None:
+    """``row[diff] == row[a] - row[b]`` up to rounding (:data:`DIFFERENCE_RTOL` of the larger of the two).
+
+    A study stores the difference it computed from the two numbers beside them: a file where they disagree
+    shows an error that no study computed. NaN where either number is NaN.
+    """
+    x, y, d = row[a], row[b], row[diff]
+    want = x - y
+    if _nan(want) or _nan(d):
+        ok = _nan(want) and _nan(d)
+    else:
+        ok = d == want or (math.isfinite(want) and abs(d - want) <= DIFFERENCE_RTOL * max(abs(x), abs(y)))
+    if not ok:
+        refuse(f"{where}[{i}].{diff}", f"`{a}` - `{b}` = {want!r} (to a relative {DIFFERENCE_RTOL:g})", d)
+
+
+def check_order(order: "Order", where: str, n_points: int) -> None:
+    """A fitted order: low <= slope <= high where finite, ``n_used`` at most the ``n_points`` fitted, and a
+    NaN slope (unfitted) when fewer than two points were used."""
+    s, lo, hi, n = order
+    if n > n_points:
+        refuse(f"{where}.n_used", f"at most the {n_points} points the study has", n)
+    for (na, x), (nb, y) in ((("low", lo), ("slope", s)), (("slope", s), ("high", hi)), (("low", lo), ("high", hi))):
+        if not (_nan(x) or _nan(y)) and x > y:
+            refuse(f"{where}", f"an order with {na} <= {nb}", f"{na} = {x!r}, {nb} = {y!r}")
+    if n < 2 and not _nan(s):
+        refuse(f"{where}.slope", f"NaN (unfitted) when n_used = {n} < 2", s)
+
+
+def check_order_keys(orders: dict, expected: list, where: str = "orders") -> None:
+    """The orders' keys are exactly ``expected`` (one per model, or per model and statistic)."""
+    for k in orders:
+        if k not in expected:
+            refuse(f"{where}.{k}", f"an order of one of the study's {[str(e) for e in expected][:8]}",
+                   "an order of something the study did not run")
+    for k in expected:
+        if k not in orders:
+            refuse(where, f"an order for each of {[str(e) for e in expected][:8]}", f"none for {k!r}", "hold")
+
+
+def check_n_paths(meta: Any, where: str = "meta") -> None:
+    """``meta.n_paths``, where stored, at least 2 (a standard error needs two paths)."""
+    n = meta.get("n_paths") if isinstance(meta, dict) else None
+    if n is not None and not (_is_int(n) and n >= 2):
+        refuse(f"{where}.n_paths", "an integer of at least 2 (paths per Monte Carlo estimate)", n)

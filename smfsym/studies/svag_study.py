@@ -26,6 +26,7 @@ from .common import (_phi_function, backend_meta, check_phi, finish_figure, fit_
                      scheme_for, seed_sequence, with_context, SMALLER)
 from .options import study_settings
 from .richardson import coupled_expectation
+from . import storage as _sv
 from .storage import Order, StudyIO
 
 __all__ = ["SvagStudy", "svag_study"]
@@ -48,6 +49,25 @@ class SvagStudy(StudyIO):
     def __post_init__(self):
         if not isinstance(self.order, Order):
             self.order = Order(*self.order)
+
+    def _validate(self) -> None:
+        """Refuse a loaded study whose fields disagree (:meth:`smfsym.studies.storage.StudyIO._validate`).
+
+        ``ls`` positive and distinct, ``t`` and ``eta`` positive and finite; at least one row, one per l and
+        no other; standard errors >= 0 or NaN; ``error == value - sme``; the order consistent and fitted on
+        at most ``len(ls)`` points; ``meta.n_paths`` >= 2.
+        """
+        _sv.check_grid(self.ls, "ls")
+        _sv.check_positive(self.t, "t")
+        _sv.check_positive(self.eta, "eta")
+        _sv.check_rows(self.rows)
+        for i, r in enumerate(self.rows):
+            _sv.check_members(r, i, {"l": ("ls", self.ls)})
+            _sv.check_nonnegative(r, i, ("value_se", "sme_se", "se"))
+            _sv.check_difference(r, i, "error", "value", "sme")
+        _sv.check_complete(self.rows, ("l",), [(l,) for l in self.ls])
+        _sv.check_order(self.order, "order", len(self.ls))
+        _sv.check_n_paths(self.meta)
 
     @property
     def n_panels(self) -> int:

@@ -25,6 +25,7 @@ from ..simulation.exact import (
     NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, exact_sgd_mean, model_closes,
 )
 from ..data.means import is_polynomial_in
+from . import storage as _sv
 from .storage import Order, StudyIO
 from ..symbolic.model_names import MODEL_REGISTRY
 from ..symbolic.problem import Problem
@@ -151,6 +152,28 @@ class WeakErrorStudy(StudyIO):
     @property
     def table(self) -> list:
         return self.rows
+
+    def _validate(self) -> None:
+        """Refuse a loaded study whose fields disagree (:meth:`smfsym.studies.storage.StudyIO._validate`).
+
+        ``etas`` positive, finite and distinct; ``models`` distinct; one row per (eta, model) and no other;
+        standard errors >= 0 or NaN, lost fractions in [0, 1]; ``error == value - sgd``; one order per
+        model, consistent and fitted on at most ``len(etas)`` points; ``meta.n_paths`` >= 2.
+        """
+        _sv.check_grid(self.etas, "etas")
+        _sv.check_names(self.models, "models")
+        _sv.check_rows(self.rows)
+        allowed = {"eta": ("etas", self.etas), "model": ("models", self.models)}
+        for i, r in enumerate(self.rows):
+            _sv.check_members(r, i, allowed)
+            _sv.check_nonnegative(r, i, ("sgd_se", "value_se", "se", "solver_error"))
+            _sv.check_fractions(r, i, ("lost", "lost_sgd"))
+            _sv.check_difference(r, i)
+        _sv.check_complete(self.rows, ("eta", "model"), [(e, m) for e in self.etas for m in self.models])
+        _sv.check_order_keys(self.orders, self.models)
+        for m, o in self.orders.items():
+            _sv.check_order(o, f"orders.{m}", len(self.etas))
+        _sv.check_n_paths(self.meta)
 
     def _long_rows(self) -> list:
         out = []
