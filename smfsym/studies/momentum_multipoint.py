@@ -14,6 +14,7 @@ import numpy as np
 import sympy as sp
 
 from ..backends import get_backend
+from ..montecarlo.checks import check_positive
 from ..montecarlo.options import RunOptions
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from . import storage as _sv
@@ -23,7 +24,7 @@ from ..symbolic.sde import SDE
 from .options import study_settings
 from .common import finish_figure, fit_order, interval_text, order_label, plot_target
 from ..optimizers.momentum import momentum_model
-from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean
+from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean, study_steps
 
 __all__ = ["npoint_model", "momentum_multipoint", "MomentumMultipoint"]
 
@@ -203,11 +204,12 @@ def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[f
     bad = [s for s in stats if s not in _STATS]
     if bad or not stats:
         raise ValueError(f"`stats` must be among {list(_STATS)}; got {list(stats)}.")
-    etas = sorted((float(e) for e in etas), reverse=True)
-    if len(etas) < 2 or any(not np.isfinite(e) or e <= 0 for e in etas):
-        raise ValueError(f"`etas` must hold at least two positive learning rates; got {etas}.")
-    if not (np.isfinite(lam) and lam > 0):
-        raise ValueError(f"`lam` (the friction) must be positive; got {lam!r}.")
+    # distinct etas whose h = sqrt(eta) divides t_end: rows at one horizon (they were fitted across t = 1.039,
+    # 0.990 and 1.0), as in momentum_weak_error
+    t_end, etas, steps = study_steps(t_end, etas, step="h")
+    if len(etas) < 2:
+        raise ValueError(f"`etas` must hold at least two learning rates (an order is fitted); got {etas}.")
+    lam = check_positive(lam, "lam")
     if not (problem.is_polynomial and affine_in_params(problem) and problem.batch_size == 1):
         raise NotClosedError("exact two-point moments need grad f affine in x, a loss polynomial in the data and "
                              "batch size 1; simulate both processes instead.")
@@ -219,10 +221,9 @@ def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[f
         twos[m] = (M, blocks)
     z0 = np.concatenate([starts[0], np.zeros(d), starts[1], np.zeros(d)])
     rows = []
-    for eta in etas:
+    for eta, k in zip(etas, steps):
         er = rational(eta)
         h_r = sp.sqrt(er)
-        k = max(1, int(round(t_end / float(h_r))))
         t = rational(k) * h_r if h_r.is_Rational else k * float(h_r)
         P = momentum_model(problem, "gf", 1).state[d:]
         maps, st = _momentum_step_map(problem, P, er, 1 - lam_r * h_r, nesterov, points=2)

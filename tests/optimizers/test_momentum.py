@@ -250,6 +250,21 @@ def test_momentum_multipoint_exact_non_product_noise():
         momentum_multipoint(p, [[1.0]], 1.0, ETAS, lam=1.0)
 
 
+@pytest.mark.parametrize("etas,lam,exc,match", [
+    # rows at t = 1.039, 0.990 and 1.0 were compared and fitted together
+    ([0.01, 0.03, 0.02], 1.0, ValueError, r"`etas`: SGD's step h = sqrt\(eta\) must divide `t_end` = 1 .*0\.03"),
+    ([0.01, 0.01], 1.0, ValueError, "`etas` must be distinct"),  # gave NaN orders
+    ([0.01, 0.0025], True, TypeError, "`lam` must be a positive number; got True"),  # sympy's BooleanAtom error
+    ([0.01, 0.0025], sp.Symbol("q"), TypeError, "`lam` must be a number; got the symbolic q"),
+])
+def test_momentum_multipoint_refuses_rows_at_other_horizons_and_bad_friction(etas, lam, exc, match):
+    from smfsym.studies.momentum_multipoint import momentum_multipoint
+
+    p = smfsym.Problem((smfsym.normal("a", mean=1, std=sp.Rational(1, 2)) * x - smfsym.normal("z")) ** 2 / 2, [x])
+    with pytest.raises(exc, match=match):
+        momentum_multipoint(p, [[1.0], [-1.0]], 1.0, etas, lam, models=["smf2"], stats=["covariance"])
+
+
 def test_unknown_kind_is_one_clear_message():
     """The message was two strings by a misplaced quote (found when the imports were hoisted)."""
     x = sp.Symbol("x")
