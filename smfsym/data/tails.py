@@ -109,8 +109,8 @@ def growth(expr, xi, direction: int = 1, symbolic_rates: bool = False) -> tuple:
             return (qv * rb, qv * pb)
         if qv == 0:
             return (0.0, 0.0)
-        if (b - 1).is_nonnegative:
-            return (0.0, 0.0)  # 1 / b with b >= 1: bounded
+        if (b - 1).is_nonnegative or _away_from_zero(b, xi):
+            return (0.0, 0.0)  # 1 / b with b >= 1, or |b| >= c > 0: bounded
         rb, pb = growth(b, xi, direction, symbolic_rates)
         if (rb, pb) > (0.0, 0.0) and b.is_positive:
             raise _Undecided(f"{e} decays; its lower bound is not analysed")
@@ -135,6 +135,32 @@ def growth(expr, xi, direction: int = 1, symbolic_rates: bool = False) -> tuple:
     if isinstance(e, sp.Piecewise):
         return max(growth(a, xi, direction, symbolic_rates) for a, _ in e.args)
     raise _Undecided(f"no growth rule for {type(e).__name__}")
+
+
+def _bounded_reciprocal(expr, xi) -> bool:
+    """Whether ``expr`` holds 1 / b (b depending on xi) that the growth rule bounded instead of measuring."""
+    return any(a.exp.is_negative and xi in a.base.free_symbols and ((a.base - 1).is_nonnegative
+                                                                     or _away_from_zero(a.base, xi))
+               for a in expr.atoms(sp.Pow))
+
+
+def _away_from_zero(b, xi) -> bool:
+    """Whether |b| >= c > 0 as xi varies: b is a positive term free of xi plus terms with non-negative real
+    parts (non-negative multiples of one principal square root of anything, absolute values, non-negative
+    expressions), as in an adaptive optimizer's 1 / (eps + sigma sqrt(v))."""
+    if not b.is_Add:
+        return False
+    terms = sp.Add.make_args(b)
+    if not any(xi not in t.free_symbols and t.is_positive for t in terms):
+        return False
+    for t in terms:
+        if t.is_nonnegative or isinstance(t, sp.Abs):
+            continue
+        factors = sp.Mul.make_args(t)
+        roots = [f for f in factors if f.is_Pow and f.exp == sp.S.Half]  # Re sqrt(z) >= 0 (principal branch)
+        if len(roots) != 1 or not all(f.is_nonnegative for f in factors if f is not roots[0]):
+            return False
+    return True
 
 
 def _cancel_logistic(factors):
@@ -239,7 +265,7 @@ def _realified(exprs, data):
     return [e.xreplace(real) for e in exprs]
 
 
-def check_phi_tails(problem, phi, *, stacklevel: int = 3) -> None:
+def check_phi_tails(problem, phi, *, stacklevel: int = 3, state=None, moves=None) -> None:
     """Raise if E phi(x_k) of SGD is provably infinite under the data law; warn if undecided.
 
     ``phi`` is a study's test function: for a polynomial of degree q in the parameters, one
@@ -248,7 +274,8 @@ def check_phi_tails(problem, phi, *, stacklevel: int = 3) -> None:
     (docs/theory.md §8): q times the data degree of the gradient against the number of finite
     moments of the law (Student-t(5): orders below 5). This is necessary, not sufficient (earlier
     steps compound when grad f is not affine in x). Callables and non-polynomial phi are not
-    analysed.
+    analysed. Any optimizer written as an update map z -> U(z, xi) is checked the same way with
+    ``state`` (its state symbols, phi's variables) and ``moves`` (the entries of U(z, xi) - z).
 
     Examples
     --------
@@ -261,15 +288,18 @@ def check_phi_tails(problem, phi, *, stacklevel: int = 3) -> None:
     ...
     ValueError: E phi(x_k) is infinite for phi = x**4 ...
     """
-    if not isinstance(phi, sp.Expr) or not phi.free_symbols & set(problem.params):
+    variables = tuple(problem.params if state is None else state)
+    if not isinstance(phi, sp.Expr) or not phi.free_symbols & set(variables):
         return
     try:
-        q = sp.Poly(sp.expand(phi), *problem.params).total_degree()
+        q = sp.Poly(sp.expand(phi), *variables).total_degree()
     except sp.PolynomialError:
         return  # not polynomial in the parameters: not analysed
     if q == 0:
         return
-    grads = _realified(problem.grad_f_compact, problem.data)
+    grads = _realified(problem.grad_f_compact if moves is None else moves, problem.data)
+    step = ("one SGD step moves x by eta grad f, and the gradient entry" if moves is None else
+            "one optimizer step moves the state by U(z, xi) - z, and its entry")
     undecided = []
     for xi in problem.data:
         law = xi.law
@@ -282,10 +312,16 @@ def check_phi_tails(problem, phi, *, stacklevel: int = 3) -> None:
                 except _Undecided as why:
                     undecided.append(f"{xi} -> {side} ({why})")
                     continue
+                if bad and _bounded_reciprocal(g, xi):
+                    # 1 / b with b bounded away from 0 counts as growth 0, an upper bound when b grows too
+                    # (RMSprop's g / (eps + sqrt(v)) is bounded): not a proof that the mean is infinite
+                    undecided.append(f"{xi} -> {side} ({g} grows at most like |{xi}|^{p:g}, which would need "
+                                     f"{bad}; its reciprocal factors may make it smaller)")
+                    continue
                 if bad:
                     raise ValueError(
-                        f"E phi(x_k) is infinite for phi = {phi} (degree {q} in the parameters): one SGD step moves x "
-                        f"by eta grad f, and the gradient entry {g} grows like |{xi}|^{p:g}"
+                        f"E phi(x_k) is infinite for phi = {phi} (degree {q} in the {'parameters' if state is None else 'state'}): {step} {g} "
+                        f"grows like |{xi}|^{p:g}"
                         + (f" exp({r:g} |{xi}|)" if 0 < r < _SYMBOLIC_FINITE_RATE else "")
                         + f" as {xi} -> {side}, so phi(x_k) needs its {q}-th power integrable under the law of "
                         f"{xi} ({law!r}): {bad} (tail-growth rule, docs/theory.md §8). Use a test function of lower "
@@ -294,6 +330,14 @@ def check_phi_tails(problem, phi, *, stacklevel: int = 3) -> None:
         warnings.warn(
             f"cannot decide whether E phi(x_k) exists for phi = {phi}: " + "; ".join(dict.fromkeys(undecided))
             + ". Monte Carlo means of an infinite moment are meaningless.", TailWarning, stacklevel=stacklevel)
+
+
+def check_step_phi_tails(problem, phi, state, update, *, stacklevel: int = 3) -> None:
+    """:func:`check_phi_tails` for an optimizer written as an update map z -> U(z, xi) (``update``) on
+    ``state``: the moves U - z of phi's own variables (Adam's step counter moves by 1 whatever the data)."""
+    own = phi.free_symbols if isinstance(phi, sp.Expr) else set()
+    check_phi_tails(problem, phi, stacklevel=stacklevel + 1, state=state,
+                    moves=[u - z for u, z in zip(update, state) if z in own])
 
 
 def check_tails(loss, grad, data, *, stacklevel: int = 4) -> None:

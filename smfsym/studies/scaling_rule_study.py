@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import sympy as sp
 
+from ..data.tails import check_step_phi_tails
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..backends import get_backend
 from ..montecarlo.options import RunOptions, SaveAt
@@ -374,6 +375,7 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
     if isinstance(phi, sp.Expr) and not phi.free_symbols <= set(problem.params):
         raise ValueError(f"`phi` must be an expression in {list(problem.params)}; it also contains "
                          f"{sorted(map(str, phi.free_symbols - set(problem.params)))}.")
+    check_step_phi_tails(problem, phi, rmap.state, rmap.update)
     device = get_backend(run.backend)
     phi_f = _phi_function(phi, rmap.state, {}, None if device.name == "numpy" else device)
     seeds = seed_sequence(seed).spawn(2 * len(ks))

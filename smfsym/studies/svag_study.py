@@ -15,6 +15,7 @@ import numpy as np
 import sympy as sp
 
 from .._checks import numeric_values
+from ..data.tails import check_step_phi_tails
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..backends import get_backend
 from ..montecarlo.options import RunOptions, SaveAt
@@ -182,6 +183,7 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     phi = check_phi(phi, umap.state)
     if isinstance(phi, sp.Expr) and not {str(s) for s in phi.free_symbols} <= {str(s) for s in umap.state}:
         raise ValueError(f"`phi` must be an expression in the state {list(umap.state)}.")
+    check_step_phi_tails(umap.problem, phi, umap.state, umap.update)  # SVAG's moves grow as the map's
     device = get_backend(run.backend)
     f = _phi_function(phi, umap.state, vals, None if device.name == "numpy" else device)
     z0 = prepare_x0(z0, len(umap.state), "z0", single=True)

@@ -19,6 +19,7 @@ import sympy as sp
 from .._checks import numeric_values
 from ..backends import get_backend
 from ..symbolic.model_names import MODEL_REGISTRY
+from ..data.tails import check_step_phi_tails
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
@@ -140,6 +141,8 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     known = set(umap.problem.law_parameters) | set(umap.problem.constants) | set(umap.constants)
     vals = numeric_values(values, known)
     phi = _check_phi(phi, umap, {str(s) for s in vals})
+    # an infinite E phi(z_k) gives finite-looking Monte Carlo means (E v^3 of RMSprop under Student-t(5) data)
+    check_step_phi_tails(umap.problem, phi, umap.state, umap.update)
     z0 = prepare_x0(z0, len(umap.state), "z0", single=True)  # a copy: the caller's is not touched
     sdes = {m: getattr(umap, kind)(order) for m, (kind, order) in UPDATE_MAP_MODELS.items() if m in models}
     f = _phi_function(phi, umap.state, vals, None if device.name == "numpy" else device)
