@@ -29,6 +29,7 @@ from ..montecarlo.options import RunOptions, SaveAt, user_stacklevel
 from ..symbolic.lambdify import CompiledExprs
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from ..data.means import expectation
+from ..data.tails import check_phi_tails
 from .storage import Order
 from ..symbolic.model_names import MODEL_REGISTRY
 from ..symbolic.problem import Problem
@@ -444,6 +445,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     t_end, etas, steps = study_steps(t_end, etas)
     vals = numeric_values(values, problem_symbols(problem))
     x0 = _check_x0(x0, problem.dim)
+    check_phi_tails(problem, phi)  # names phi (the exact moments would blame the loss)
     sdes = {m: scheduled_model(problem, sch, *_parse(m)) for m in check_models(models, set(_MODELS))}
     use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals)
     if method == "exact" and not use_exact:
@@ -585,6 +587,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     for e in etas:
         beta_for(lam, e)  # beta in [0, 1) at every eta, before anything runs
     models = check_models(models, set(_MODELS))
+    check_phi_tails(problem, phi)  # names phi (the exact moments would blame the loss)
     vals = numeric_values(values, problem_symbols(problem))
     lam_r = rational(lam)
     sdes = {m: momentum_model(problem, *_parse(m), nesterov=nesterov, lam=lam_r,

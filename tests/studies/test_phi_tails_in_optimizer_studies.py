@@ -58,3 +58,14 @@ def test_light_tails_and_low_degrees_pass_without_a_warning(optimizer):
         warnings.simplefilter("error", smfsym.TailWarning)
         smfsym.update_map_weak_error(umap, umap.state[-1] ** 3, [1.0] * len(umap.state), 0.5, [0.25, 0.125],
                                      models=["gf"], n_paths=200, seed=0, options=QUIET)
+
+
+def test_schedule_and_momentum_studies_blame_phi_not_the_loss():
+    # their exact moments refused E x^6 under t(5) saying "the loss needs it for F, grad F or Sigma"
+    t = sp.Symbol("t")
+    p = _t5_regression()
+    for run in (lambda: smfsym.schedule_weak_error(p, smfsym.Schedule(1 / (1 + t), t), x**6, [1.0], 1.0, [0.5, 0.25]),
+                lambda: smfsym.momentum_weak_error(p, x**6, [1.0], 1.0, [1 / 4, 1 / 16],
+                                                   smfsym.optimizers.Momentum(friction=1.0))):
+        with pytest.raises(ValueError, match=r"E phi\(x_k\) is infinite for phi = x\*\*6 \(degree 6 in the parameters\)"):
+            run()

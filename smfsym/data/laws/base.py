@@ -167,7 +167,7 @@ class UnivariateLaw(Law):
         if top is not None and n > top:
             raise ValueError(
                 f"the {n}-th moment of {self!r} does not exist (moments exist up to order {top}); "
-                "the loss needs it for F, grad F or Sigma."
+                "a mean over the data needs it (F, grad F, Sigma, or E phi of a study)."
             )
         return self._moment(n)
 
