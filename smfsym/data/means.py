@@ -346,7 +346,7 @@ def expectation(expr, *, n_points: int | None = None, limits: Limits | None = No
     if polys is None:
         if check_tails:
 
-            _tails(expr, (), syms, stacklevel=3)
+            _tails(expr, (), syms, stacklevel=3, names=(f"E[{expr}]", ""))
         return _numeric_mean(expr, syms, n_points, limits)
     moments = _Moments(syms)
     try:
@@ -395,7 +395,7 @@ def covariance(u: Sequence, v: Sequence | None = None, *, n_points: int | None =
     if polys is None:
         if check_tails:
 
-            _tails(sp.S.Zero, u + ([] if sym else v), syms, stacklevel=3)
+            _tails(sp.S.Zero, u + ([] if sym else v), syms, stacklevel=3, names=("", "the covariance"))
         kw = dict(n_points=n_points, limits=limits, check_tails=False)
         mu = [expectation(e, **kw) for e in u]
         mv = mu if sym else [expectation(e, **kw) for e in v]

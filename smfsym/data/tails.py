@@ -340,7 +340,52 @@ def check_step_phi_tails(problem, phi, state, update, *, stacklevel: int = 3) ->
                     moves=[u - z for u, z in zip(update, state) if z in own])
 
 
-def check_tails(loss, grad, data, *, stacklevel: int = 4) -> None:
+def _support(law):
+    """(low, high, power at low): the support of a continuous univariate law with numeric parameters, and the
+    density's exponent at its lower end (t^(a-1): 0 for a density positive there); None where not known."""
+    fam, num = law.family, (lambda v: float(v) if sp.sympify(v).is_number else None)
+    if fam in ("Normal", "StudentT"):
+        return (-math.inf, math.inf, 0.0)
+    if fam == "Exponential":
+        return (0.0, math.inf, 0.0)
+    if fam == "Gamma" and num(law.shape) is not None:
+        return (0.0, math.inf, num(law.shape) - 1)
+    if fam == "Uniform" and None not in (num(law.a), num(law.b)):
+        return (num(law.a), num(law.b), 0.0)
+    if fam == "Beta" and num(law.a) is not None:
+        return (0.0, 1.0, num(law.a) - 1)  # (the upper end's exponent is not used: roots there are rare)
+    return None
+
+
+def _singular_mean(e, xi, law, power) -> str | None:
+    """Why E|e|^power is infinite when e is a rational function of xi whose denominator has a real root r in
+    the support, where the numerator does not vanish: |e| ~ c |xi - r|^-m there, and the density ~ (t - low)^k
+    at the lower end (k = 0 inside), so the mean needs m power < 1 + k. None when this does not prove it."""
+    support = _support(law) if law.dim == 1 else None
+    if support is None:
+        return None
+    num, den = sp.cancel(sp.together(e)).as_numer_denom()
+    if xi not in den.free_symbols or not (num.is_polynomial(xi) and den.is_polynomial(xi)):
+        return None
+    poly = sp.Poly(den, xi)
+    if any(not c.is_number for c in poly.all_coeffs()):
+        return None  # roots that move with the parameters: not analysed
+    low, high, k = support
+    for root, m in sp.roots(poly, filter="R").items():
+        r = float(root)
+        if not (low <= r < high) or (r == low and math.isinf(low)):
+            continue
+        at = sp.simplify(num.subs(xi, root))
+        if at == 0 or at.is_zero:  # the numerator may cancel the pole for some parameters: not a proof
+            continue
+        need = 1 + (k if r == low else 0.0)
+        if m * power >= need:
+            return (f"{e} is singular at {xi} = {root} in the support of {xi}, like |{xi} - {root}|^-{m}, so its "
+                    f"{'mean' if power == 1 else f'{power}-th power'} is not integrable there")
+    return None
+
+
+def check_tails(loss, grad, data, *, stacklevel: int = 4, names: tuple = ("F = E f", "Sigma")) -> None:
     """Raise if F = E f or Sigma = Cov(grad f) provably does not exist; warn if undecided.
 
     Parameters
@@ -348,14 +393,22 @@ def check_tails(loss, grad, data, *, stacklevel: int = 4) -> None:
     loss : sympy expression
     grad : sequence of sympy expressions (the gradient entries)
     data : sequence of DataSymbol
+    names : (str, str)
+        What the first and second moments are called in messages.
     """
     undecided = []
     loss, *grad = _realified([loss, *grad], data)
     for xi in data:
         law = xi.law
+        for what, exprs, power in ((names[0], [loss], 1), (names[1], list(grad), 2)):
+            for e in exprs:
+                why = _singular_mean(e, xi, law, power) if not law.is_finite else None
+                if why:
+                    raise ValueError(f"{what} is infinite: {why} (docs/theory.md §8). Keep the data away from the "
+                                     "pole (shift the denominator or use a law that avoids it).")
         for direction in _directions(law):
             side = "+oo" if direction > 0 else "-oo"
-            for what, exprs, power in (("F = E f", [loss], 1), ("Sigma", list(grad), 2)):
+            for what, exprs, power in ((names[0], [loss], 1), (names[1], list(grad), 2)):
                 for e in exprs:
                     try:
                         bad = _admits(law, *_law_growth(e, xi, direction, law), power)

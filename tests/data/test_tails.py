@@ -124,7 +124,7 @@ def test_expectation_and_covariance_apply_the_rule_directly():
     t15, e2 = smfsym.student_t("td", 1.5), smfsym.exponential("ed", 2)
     with pytest.raises(ValueError, match="is infinite"):
         expectation(sp.exp(3 * e2))
-    with pytest.raises(ValueError, match="Sigma is infinite"):
+    with pytest.raises(ValueError, match="the covariance is infinite"):
         covariance([sp.atan(t15) * t15])  # E t^2 = oo at nu = 1.5
     assert expectation(sp.exp(e2)).free_symbols == set()  # E exp(xi) = 2 exists
     with pytest.warns(smfsym.TailWarning):
@@ -137,3 +137,37 @@ def test_student_t_with_a_symbolic_nu_is_refused():
     with pytest.raises(ValueError, match=r"`nu` must be a number: which moments .* got the symbolic nu"):
         smfsym.student_t("ts", nu)
     assert smfsym.expectation(smfsym.student_t("tn", sp.Rational(7, 2)) ** 2) == sp.Rational(7, 3)  # numbers pass
+
+
+@pytest.mark.parametrize("make,expr,where", [
+    # by hand: E 1/u = int_0^1 du/u = oo; E 1/a^2 under N(0, 1) = oo; E 1/e = oo under Exp(1); under Beta(1/2, 1/2)
+    # the density ~ t^(-1/2) at 0, so E 1/b = oo
+    (lambda: smfsym.uniform("us", 0, 1), lambda s: 1 / s, "0"),
+    (lambda: smfsym.normal("ns"), lambda s: s**-2, "0"),
+    (lambda: smfsym.exponential("es", 1), lambda s: 1 / s, "0"),
+    (lambda: smfsym.beta("bs", sp.Rational(1, 2), sp.Rational(1, 2)), lambda s: 1 / s, "0"),
+    (lambda: smfsym.uniform("um", -1, 1), lambda s: 1 / (s - sp.Rational(1, 2)), "1/2"),
+])
+def test_a_pole_inside_the_support_is_refused(make, expr, where):
+    """Quadrature returned finite numbers for these (E 1/u = 13.6, E 1/a^2 = 27.4), with at most a warning."""
+    s = make()
+    with pytest.raises(ValueError, match=rf"is infinite: .* is singular at {s} = {where} in the support"):
+        smfsym.expectation(expr(s))
+
+
+def test_poles_that_leave_the_mean_finite_or_are_not_proven_pass():
+    # E 1/g under Gamma(3) = 1/2 (density ~ t^2 at 0), a pole outside the support, and a pole that moves with x
+    g, u, a = smfsym.gamma("gs", 3), smfsym.uniform("ug", 0, 1), smfsym.normal("ag")
+    with warnings.catch_warnings():  # 1/t against t^2 e^-t: Gauss-Laguerre converges slowly, and warns so
+        warnings.simplefilter("ignore", smfsym.QuadratureWarning)
+        warnings.simplefilter("ignore", smfsym.TailWarning)
+        assert abs(float(smfsym.expectation(1 / g)) - 0.5) < 1e-4
+    assert abs(float(smfsym.expectation(1 / (u + 1))) - np.log(2)) < 1e-9
+    smfsym.Problem((x - a) ** 2 / (2 * (1 + a**2)), [x])  # no real pole
+    # f = x^2/2 - x/a: its 1/a^2 cancels, but E|x/a| = oo too (a principal value is not a mean)
+    with pytest.raises(ValueError, match=r"F = E f is infinite: .* like \|ag - 0\|\^-1, so its mean"):
+        smfsym.Problem((x - 1 / a) ** 2 / 2 - 1 / (2 * a**2), [x])
+    # Beta(2, 2): density 6 t (1 - t), so E 1/b = 3 (F exists) but E 1/b^2 = oo (Sigma does not)
+    b = smfsym.beta("bt", 2, 2)
+    with pytest.raises(ValueError, match=r"Sigma is infinite: .* like \|bt - 0\|\^-1, so its 2-th power"):
+        smfsym.Problem(x**2 / 2 + x / b, [x])
