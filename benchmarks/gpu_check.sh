@@ -4,7 +4,9 @@
 # the CPU back-end tests beside them), then benchmarks/bench_gpu.py on the card. Under 8 minutes on one H100
 # (the three steps are capped at 60 + 200 + 200 s); needs CuPy (pip install "smfsym[gpu]") and a CUDA device.
 # Output also goes to $OUT/gpu_check.txt (and the tests' JUnit XML to $OUT/gpu_tests.xml) when $OUT is set.
-# Extra bench arguments: BENCH_ARGS="--table 10000000". A dry run of the tests on the CPU, without a GPU:
+# The JAX back end's tests run in the same step (on the card when JAX's CUDA build finds it); its bench:
+# python benchmarks/bench_gpu.py --backend jax. Extra bench arguments: BENCH_ARGS="--table 10000000".
+# A dry run of the tests on the CPU, without a GPU:
 # SMFSYM_FAKE_CUPY=1 python -m pytest tests/montecarlo/test_backends_gpu.py (tests/fake_cupy.py).
 set -u
 cd "$(dirname "$0")/.."
@@ -25,7 +27,8 @@ log="$out/gpu_check.txt"
   smoke=$?
   echo "smoke: exit $smoke ($((SECONDS - t0)) s)"
   t1=$SECONDS
-  timeout 200 python -m pytest tests/montecarlo/test_backends_gpu.py tests/montecarlo/test_backends.py -q \
+  timeout 200 python -m pytest tests/montecarlo/test_backends_gpu.py tests/montecarlo/test_backends.py \
+    tests/montecarlo/test_backends_jax.py -q \
     -p no:cacheprovider -rs --durations=8 --junitxml="$out/gpu_tests.xml"
   tests=$?
   echo "tests: exit $tests ($((SECONDS - t1)) s)"

@@ -10,6 +10,10 @@ and the free memory of its device (:meth:`Backend.free_memory`). :func:`get_back
 - ``"cupy"``: CuPy on an NVIDIA GPU (``pip install "smfsym[gpu]"``), float64 by default; random
   streams from cuRAND's counter-based Philox4x32-10 generator, one per seed block, seeded from the
   block's ``SeedSequence``.
+- ``"jax"``: JAX (``pip install "smfsym[jax]"``; its CUDA build for a GPU), float64 by default (JAX's
+  64-bit mode is turned on); random streams from JAX's counter-based Threefry-2x32, one key per seed
+  block, seeded from the block's ``SeedSequence``; each lambdified expression list compiled by
+  ``jax.jit``. CI runs it on JAX's CPU wheel: a real second array library (immutable arrays).
 - ``"array_api_strict"``: the Array API reference namespace on the CPU, the stand-in that CI runs
   the device code path on (it refuses implicit numpy conversions, so a hidden host copy in the loop
   fails there). Its streams are numpy's Philox from the same ``SeedSequence`` blocks.
@@ -24,7 +28,7 @@ Examples
 >>> get_backend("numpyy")
 Traceback (most recent call last):
 ...
-ValueError: `backend` must be one of ['array_api_strict', 'cupy', 'numpy'] or a smfsym.backends.Backend; got 'numpyy'.
+ValueError: `backend` must be one of ['array_api_strict', 'cupy', 'jax', 'numpy'] or a smfsym.backends.Backend; got 'numpyy'.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["Backend", "NumpyBackend", "CupyBackend", "ArrayApiStrictBackend", "BACKENDS", "get_backend",
+__all__ = ["Backend", "NumpyBackend", "CupyBackend", "JaxBackend", "ArrayApiStrictBackend", "BACKENDS", "get_backend",
            "Float32Warning"]
 
 
@@ -356,6 +360,108 @@ class CupyBackend(Backend):
         self.xp.cuda.Stream.null.synchronize()
 
 
+class JaxBackend(Backend):
+    """JAX (``pip install "smfsym[jax]"``; a CUDA build of jaxlib puts it on the GPU): JAX's counter-based
+    Threefry-2x32 stream per seed block, each lambdified expression list compiled by ``jax.jit`` (one XLA
+    computation per list and array shape; ``jit=False`` dispatches op by op).
+
+    float64 needs JAX's 64-bit mode, which JAX leaves off: this back end turns it on
+    (``jax_enable_x64``) when it first imports JAX, for the whole process, as diffrax's float64 users do.
+    """
+
+    name = "jax"
+    module = "jax.numpy"
+    extra = "jax"
+
+    def __init__(self, dtype: str = "float64", jit: bool = True):
+        super().__init__(dtype)
+        if not isinstance(jit, (bool, np.bool_)):
+            raise TypeError(f"`jit` must be True or False; got {jit!r}.")
+        self.jit = bool(jit)
+
+    def __repr__(self):
+        return f"JaxBackend(dtype={self.dtype_name!r}, jit={self.jit})"
+
+    @property
+    def key(self) -> tuple:
+        return (self.name, self.dtype_name, self.jit)
+
+    def _import(self):
+        xp = super()._import()
+        import jax
+
+        if self.dtype_name == "float64":
+            jax.config.update("jax_enable_x64", True)
+        return xp
+
+    @property
+    def jax(self):
+        """The ``jax`` module (imported with the namespace)."""
+        self.xp
+        import jax
+
+        return jax
+
+    @property
+    def device(self) -> bool:
+        # on an accelerator the chunk sizes come from its free memory (read before any array is made)
+        return self.jax.default_backend() != "cpu"
+
+    def compile(self, fn):
+        return self.jax.jit(_as_list(fn)) if self.jit else fn
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.asarray(self.jax.device_get(a), dtype=float)
+
+    def generator(self, seed_sequence):
+        jax = self.jax
+        lo, hi = (int(w) for w in seed_sequence.generate_state(2, np.uint32))
+        # 31 bits into the key (a Python int above int32 overflows when 64-bit mode is off), the rest folded in
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(lo & 0x7FFFFFFF), hi), lo >> 31)
+        return _JaxStream(jax.random, key, self.dtype)
+
+    def free_memory(self) -> int | None:
+        if not self.device:
+            return None
+        stats = self.jax.devices()[0].memory_stats() or {}
+        if "bytes_limit" not in stats:
+            return None
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+
+    def synchronize(self) -> None:
+        # JAX has no device-wide barrier; every run ends by copying its statistics to the host, which waits
+        self.jax.effects_barrier()
+
+
+class _JaxStream:
+    """A seed block's JAX stream with the interface of :class:`_HostPhilox`: every draw takes a fresh
+    subkey (``jax.random.split``), so the block's draws are a fixed sequence whatever the chunking."""
+
+    def __init__(self, random, key, dtype):
+        self.r, self.key, self.dtype = random, key, dtype
+
+    def _next(self):
+        self.key, sub = self.r.split(self.key)
+        return sub
+
+    def standard_normal(self, shape):
+        return self.r.normal(self._next(), tuple(shape), dtype=self.dtype)
+
+    def integers(self, high: int, shape):
+        return self.r.randint(self._next(), tuple(shape), 0, high)
+
+    def random(self, shape):
+        return self.r.uniform(self._next(), tuple(shape), dtype=self.dtype)
+
+
+def _as_list(fn):
+    def call(*args):
+        out = fn(*args)
+        return list(out) if isinstance(out, (list, tuple)) else out
+
+    return call
+
+
 class _HostPhilox:
     """A seed block's stream for a namespace without generators: numpy's Philox from the same
     SeedSequence, drawn on the host and copied in (array_api_strict, a CPU stand-in)."""
@@ -420,7 +526,7 @@ class _CupyStream:
 
 
 #: The back ends by name; :func:`get_backend` also takes an instance.
-BACKENDS = {"numpy": NumpyBackend, "cupy": CupyBackend, "array_api_strict": ArrayApiStrictBackend}
+BACKENDS = {"numpy": NumpyBackend, "cupy": CupyBackend, "jax": JaxBackend, "array_api_strict": ArrayApiStrictBackend}
 
 
 def get_backend(backend) -> Backend:

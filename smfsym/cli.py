@@ -530,10 +530,11 @@ def _parser() -> argparse.ArgumentParser:
                      help="run the Monte Carlo on N local processes (same numbers as serial)")
     par.add_argument("--scheduler", metavar="ADDRESS",
                      help="run the Monte Carlo on a Dask cluster, e.g. tcp://scheduler:8786 (pip install smfsym[dask])")
-    c.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "array_api_strict"],
+    c.add_argument("--backend", default="numpy", choices=["numpy", "cupy", "jax", "array_api_strict"],
                    help="array back end of the weak-error and multi-point Monte Carlo and of the mean-field "
                         "study's SGD and DD-SMF: cupy runs it on an NVIDIA "
-                        "GPU (pip install \"smfsym[gpu]\"); numbers differ from numpy's within standard errors")
+                        "GPU (pip install \"smfsym[gpu]\"), jax on JAX's device (pip install \"smfsym[jax]\"); "
+                        "numbers differ from numpy's within standard errors")
     c.add_argument("--n-paths", type=int,
                    help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")
     c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(DEFAULT_MODELS)}")

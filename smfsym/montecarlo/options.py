@@ -70,8 +70,9 @@ class RunOptions:
         Progress bar: True always, False never, None when a run lasts more than a few seconds.
     backend : str or smfsym.backends.Backend
         The array library the run uses: ``"numpy"`` (default, the numbers of every earlier release),
-        ``"cupy"`` (an NVIDIA GPU, ``pip install "smfsym[gpu]"``) or ``"array_api_strict"`` (the CPU
-        stand-in CI tests the device path on); see :mod:`smfsym.backends`. Numbers differ between back
+        ``"cupy"`` (an NVIDIA GPU, ``pip install "smfsym[gpu]"``), ``"jax"`` (JAX's device,
+        ``pip install "smfsym[jax]"``) or ``"array_api_strict"`` (the CPU stand-in CI tests the device path
+        on); see :mod:`smfsym.backends`. Numbers differ between back
         ends (other random streams) and agree statistically; on one back end they do not depend on
         ``chunk_size``.
 

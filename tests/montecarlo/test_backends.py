@@ -44,7 +44,7 @@ def test_a_backend_pickles_without_its_module():
 
 
 def test_unknown_backend_names_the_argument_and_the_known_names():
-    with pytest.raises(ValueError, match=r"`backend` must be one of \['array_api_strict', 'cupy', 'numpy'\]"):
+    with pytest.raises(ValueError, match=r"`backend` must be one of \['array_api_strict', 'cupy', 'jax', 'numpy'\]"):
         get_backend("cuda")
     with pytest.raises(ValueError, match="`backend`"):
         RunOptions(backend="torchh")

@@ -1,0 +1,131 @@
+"""The JAX back end (``backend="jax"``, smfsym.backends.JaxBackend) on the JAX that is installed: its CPU wheel in
+CI (the test extra), a CUDA build on a GPU machine (benchmarks/gpu_check.sh runs this file there too). JAX is a
+real second array library, not a stand-in: immutable arrays, its own counter-based Threefry streams, each
+lambdified expression list compiled by ``jax.jit``. Statistics are compared with numpy's within ``Z_MAX`` = 5
+standard errors of the difference (independent streams: the numbers differ between back ends by design); on one
+back end a seed gives the same numbers whatever the chunking (compared exactly)."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import smfsym
+from smfsym import RunOptions, SaveAt
+from smfsym.backends import Float32Warning, JaxBackend, get_backend
+
+from backend_cases import flow, problem  # noqa: F401 (fixtures)
+from backend_cases import X0, Z_MAX, run_sgd, run_smf, square, zscores
+
+jax = pytest.importorskip("jax")
+
+
+def test_jax_backend_basics():
+    b = get_backend("jax")
+    assert isinstance(b, JaxBackend) and b.name == "jax" and b.jit
+    x = b.asarray([1.0, 2.0])
+    assert type(x).__module__.startswith("jax") and x.dtype == np.float64  # 64-bit mode is on
+    assert b.to_numpy(x * 2).tolist() == [2.0, 4.0]
+    assert b.device == (jax.default_backend() != "cpu")
+    if not b.device:
+        assert b.free_memory() is None  # the host's memory: chunked as numpy is
+    c = pickle.loads(pickle.dumps(RunOptions(backend=b))).backend
+    assert isinstance(c, JaxBackend) and c.to_numpy(c.asarray([3.0])).tolist() == [3.0]
+    with pytest.raises(TypeError, match="`jit` must be True or False; got 'yes'"):
+        JaxBackend(jit="yes")
+
+
+def test_missing_jax_names_the_extra(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *args):
+        if name.startswith("jax"):
+            raise ImportError("No module named 'jax'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(ImportError, match=r"backend='jax' needs the 'jax.numpy' package.*smfsym\[jax\]"):
+        JaxBackend().xp
+
+
+def test_simulate_on_jax_agrees_with_numpy_and_ignores_chunking(flow):
+    n = 2 * 4096 + 100  # three seed blocks: in three chunks, then in one
+    a = run_smf(flow, "jax", n_paths=n, chunk_size=4096, store=True)
+    b = run_smf(flow, "jax", n_paths=n, chunk_size=3 * 4096, store=True)
+    assert b.success and b.extra["backend"] == "jax"
+    np.testing.assert_array_equal(a.states, b.states)
+    z = zscores(run_smf(flow, "numpy", n_paths=n), b)
+    assert z.max() < Z_MAX, z
+
+
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
+@pytest.mark.parametrize("scheme,increments", [("euler", "discrete"), ("weak2", "gaussian"), ("weak2", "discrete"),
+                                               ("tamed", "gaussian")])
+def test_every_scheme_on_jax_agrees_with_numpy(flow, scheme, increments):
+    dev = run_smf(flow, "jax", scheme, increments, n_paths=50_000)
+    z = zscores(run_smf(flow, "numpy", scheme, increments, n_paths=50_000), dev)
+    assert dev.success and z.max() < Z_MAX, z
+
+
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
+def test_sgd_and_the_sme_root_on_jax_agree_with_numpy(problem):
+    z = zscores(run_sgd(problem, "numpy", n_paths=50_000), run_sgd(problem, "jax", n_paths=50_000))
+    assert z.max() < Z_MAX, z
+    sme = smfsym.sme(problem, order=1)  # noise sqrt(eta) Sigma(x)^{1/2}: JAX's batched eigh
+    assert sme.noise_kind == "sqrt"
+    z = zscores(run_smf(sme, "numpy", n_paths=50_000), run_smf(sme, "jax", n_paths=50_000))
+    assert z.max() < Z_MAX, z
+
+
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
+def test_weak_error_study_and_update_maps_on_jax():
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(models=["smf1"], n_paths=100_000, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
+    ref = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False), **kw)
+    dev = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False, backend="jax"), **kw)
+    assert dev.meta["backend"] == "jax"
+    for r0, r1 in zip(ref.rows, dev.rows):
+        assert abs(r0["value"] - r1["value"]) < Z_MAX * np.hypot(r0["value_se"], r1["value_se"]), (r0, r1)
+    rms = smfsym.rmsprop(p, c=sp.Rational(1, 4))
+    runs = [smfsym.simulate_update_map(rms, [1.0, 0.5], 8, 0.05, n_paths=50_000, seed=4,
+                                       save_at=SaveAt(functions={"sq": square}, store=False),
+                                       options=RunOptions(backend=b, progress=False)) for b in ("numpy", "jax")]
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
+
+
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
+def test_meanfield_ddsmf_on_jax_agrees_with_numpy():
+    from smfsym.meanfield import MeanFieldNumerics, MeanFieldOptions
+
+    a, w, out = sp.symbols("a w out")
+    z = smfsym.normal("z")
+    net = smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - sp.tanh(2 * z)) ** 2 / 2)
+    th = smfsym.particles(net, 50, seed=0)
+
+    def go(backend):
+        return smfsym.simulate_ddsmf(net, th, eta=0.1, t_end=0.5, n_paths=4000, seed=2,
+                                     options=MeanFieldOptions(backend=backend, progress=False),
+                                     numerics=MeanFieldNumerics(n_points=8))
+
+    dev, ref = go("jax"), go("numpy")
+    sd, sr = dev.summary("risk"), ref.summary("risk")
+    for stat, se in (("mean", "sem"), ("var", "var_se")):
+        assert abs(sd[stat][-1, 0] - sr[stat][-1, 0]) < Z_MAX * np.hypot(sd[se][-1, 0], sr[se][-1, 0]), stat
+
+
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
+def test_jit_changes_no_statistic_and_float32_warns(flow):
+    eager = run_smf(flow, JaxBackend(jit=False), n_paths=4096, store=True)
+    jitted = run_smf(flow, JaxBackend(), n_paths=4096, store=True)
+    # the same draws; XLA may fuse (and so round) differently from op-by-op dispatch
+    np.testing.assert_allclose(eager.states, jitted.states, rtol=1e-12, atol=1e-12)
+    with pytest.warns(Float32Warning):
+        b32 = JaxBackend(dtype="float32")
+    r = run_smf(flow, b32, n_paths=50_000)
+    z = zscores(run_smf(flow, "numpy", n_paths=50_000), r)
+    assert r.success and z.max() < Z_MAX, z
