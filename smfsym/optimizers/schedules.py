@@ -26,11 +26,11 @@ from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, smf as _smf
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt
-from .._checks import as_expr
+from .._checks import as_expr, require
 from ..simulation.exact import rational
 from ..symbolic.models import sme as _sme
 from ..symbolic.latex import sde_lines, wrap
-from ..montecarlo.checks import check_int
+from ..montecarlo.checks import check_int, check_steps
 from ..simulation.sde import check_save_at
 from ..simulation import sgd as _sgd
 from ..simulation.sde import prepare_x0
@@ -275,10 +275,11 @@ def with_time(x0, t0: float = 0.0) -> np.ndarray:
     return np.concatenate([arr, tcol], axis=-1)
 
 
-def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at) -> tuple[int, list]:
-    """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding)."""
+def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at, max_steps) -> tuple[int, list]:
+    """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding);
+    ``n_steps`` over ``max_steps`` is refused here, before the run's per-step arrays are allocated."""
 
-    n_steps = check_int(n_steps, "n_steps")
+    n_steps = check_steps(check_int(n_steps, "n_steps"), max_steps)
     B = check_int(problem.batch_size if batch_size is None else batch_size, "batch_size")
     if save_at is None:
         return B, [n_steps]
@@ -315,7 +316,7 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     sch = _as_schedule(schedule)
     if not np.isfinite(eta) or eta <= 0:
         raise ValueError(f"`eta` must be positive; got {eta!r}.")
-    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at)
+    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at, max_steps)
     vals = numeric_values(values, _sgd.problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
     # the engine hands each step its step size: eta_k = eta u(k eta) rides along as that size
