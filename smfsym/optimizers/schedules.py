@@ -44,6 +44,27 @@ __all__ = ["Schedule", "constant", "step_decay", "cosine", "exponential_decay", 
 TIME = sp.Symbol("t", nonnegative=True)
 
 
+def _check_schedule_expr(expr) -> None:
+    """Refuse what is no learning-rate multiplier: a non-expression, NaN or an infinity anywhere, and a
+    constant that is not a positive real number (``expr`` named; symbolic schedules are checked on
+    [0, oo) by :func:`scheduled_model` and at every SGD step by :meth:`Schedule.values`)."""
+    if not isinstance(expr, sp.Expr):
+        raise TypeError(f"`expr` must be a sympy expression in the time symbol; got {expr!r} "
+                        f"({type(expr).__name__}).")
+    if expr.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        raise ValueError(f"`expr` must be finite (no NaN or infinity); got {expr}.")
+    if expr.free_symbols:
+        return
+    try:
+        value = complex(expr.evalf())
+    except (TypeError, ValueError):
+        return  # not evaluable here: Schedule.values checks every step's value
+    if value.imag != 0 and expr.is_extended_real is not True:
+        raise ValueError(f"`expr` must be a real number or an expression in t; got the non-real {expr}.")
+    if not (np.isfinite(value.real) and value.real > 0):
+        raise ValueError(f"`expr` must be positive (a learning-rate multiplier u > 0); got {expr}.")
+
+
 class Schedule:
     r"""A learning-rate schedule u(t): SGD step k uses eta_k = eta u(k eta).
 
@@ -69,10 +90,13 @@ class Schedule:
     def __init__(self, expr: Any, t: sp.Symbol | None = None, name: str | None = None):
         if t is not None and not isinstance(t, sp.Symbol):
             raise TypeError(f"`t` must be a sympy Symbol; got {type(t).__name__}.")
+        if isinstance(expr, (bool, np.bool_, sp.logic.boolalg.Boolean)):
+            raise TypeError(f"`expr` must be a sympy expression in the time symbol; got the boolean {expr!r}.")
         if isinstance(expr, str) or not isinstance(expr, (sp.Basic, int, float)):
             # strings are not parsed: a schedule is an expression built by the caller
             raise TypeError(f"`expr` must be a sympy expression in the time symbol; got {expr!r}.")
         self.expr = as_expr(expr)
+        _check_schedule_expr(self.expr)
         free = self.expr.free_symbols
         # an expression in one symbol of the caller's own (say Symbol("t") without assumptions) uses that symbol
         self.t = t if t is not None else (next(iter(free)) if len(free) == 1 else TIME)
@@ -174,6 +198,17 @@ def scheduled_drift(problem: Problem, schedule: Schedule, order: int, eta) -> li
     return [-(u - eta * du / 2) * g[i] - eta / 2 * u**2 * Hg[i] for i in range(problem.dim)]
 
 
+def _check_positive_schedule(sch: Schedule) -> None:
+    """Refuse a schedule sympy proves non-positive (or non-real) on t >= 0; undecided ones pass (their values
+    are checked at every SGD step)."""
+    tau = sp.Dummy("t", nonnegative=True)
+    try:
+        positive = sch.expr.subs(sch.t, tau) > 0
+    except TypeError:  # sympy refuses to compare a non-real expression
+        raise ValueError(f"`schedule` must be real on t >= 0; got {sch.expr}.") from None
+    require(positive, "schedule", "positive on t >= 0 (u(t) > 0: a learning-rate multiplier)", sch.expr)
+
+
 def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 2, eta: Any = None,
                     degree: int | None = None) -> SDE:
     r"""The SME, SMF or gradient flow of SGD with the learning-rate schedule u (docs/theory.md §7).
@@ -214,6 +249,7 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     if kind not in ("smf", "sme", "gf"):
         raise ValueError(f"`kind` must be 'smf', 'sme' or 'gf'; got {kind!r}.")
     t = sch.t
+    _check_positive_schedule(sch)
     clash = {t} & (set(problem.params) | set(problem.constants) | set(problem.law_parameters) | set(problem.data))
     if clash or t.name in {s.name for s in problem.loss.free_symbols}:
         raise ValueError(f"`schedule` time symbol {t} also appears in the problem; build the schedule with "
