@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["BlowUpError", "check_int", "check_positive", "check_per_path", "DIVERGED"]
+__all__ = ["BlowUpError", "check_int", "check_positive", "check_per_path", "check_steps", "DIVERGED"]
 
 #: A state beyond this magnitude counts as blown up, like inf and NaN: a path there has diverged, and
 #: averaging it would give a finite but meaningless number (phi = x^2 of it already overflows).
@@ -79,6 +79,30 @@ def check_positive(value, name: str, allow_none: bool = False):
     if not math.isfinite(out) or out <= 0:
         raise ValueError(f"`{name}` must be positive and finite; got {value!r}.")
     return out
+
+
+def check_steps(n_steps, max_steps, name: str = "n_steps", remedy: str = "raise `max_steps`"):
+    """Refuse, before anything is allocated or run, a run of more than ``max_steps`` steps
+    (:attr:`smfsym.RunOptions.max_steps`, default 10^9): the one step bound of every simulator.
+
+    ``n_steps`` is the step count, or its estimate (a float) where the count itself would be huge;
+    ``name`` is what the message calls it (an argument, or how it follows from the arguments).
+
+    Examples
+    --------
+    >>> check_steps(10, 10**9)
+    10
+    >>> check_steps(10**12, 10**9)
+    Traceback (most recent call last):
+    ...
+    ValueError: `n_steps` = 1000000000000 is over the bound of 1000000000: raise `max_steps`.
+    """
+    max_steps = check_int(max_steps, "max_steps")
+    if n_steps > max_steps:
+        shown = n_steps if isinstance(n_steps, (numbers.Integral, np.integer)) else f"{n_steps:.3g}"
+        label = f"`{name}`" if name.isidentifier() else name
+        raise ValueError(f"{label} = {shown} is over the bound of {max_steps}: {remedy}.")
+    return n_steps
 
 
 def check_per_path(name: str, shape: tuple, n_paths: int) -> None:

@@ -16,13 +16,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..backends import get_backend
 
-__all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS", "run_settings", "RUN_FIELDS",
-           "user_stacklevel"]
+__all__ = ["RunOptions", "SaveAt", "ON_NONFINITE", "MAX_STORED_BYTES", "MAX_STEPS", "MAX_PATH_STEPS", "run_settings",
+           "RUN_FIELDS", "user_stacklevel"]
 
 #: Default bound on stored states (bytes); larger requests are refused.
 MAX_STORED_BYTES = 4 * 2**30
 #: Default bound on the number of solver steps.
 MAX_STEPS = 10**9
+#: Default bound on a study's Monte Carlo work in path-steps (paths x steps over all its runs; about 2e7
+#: path-steps a second on one core, so the default is over an hour).
+MAX_PATH_STEPS = 1e11
 #: What a run does when a path becomes non-finite or diverges.
 ON_NONFINITE = ("raise", "mask")
 
@@ -75,6 +78,10 @@ class RunOptions:
         on); see :mod:`smfsym.backends`. Numbers differ between back
         ends (other random streams) and agree statistically; on one back end they do not depend on
         ``chunk_size``.
+    max_path_steps : float
+        Bound on a study's whole Monte Carlo work, paths x steps over all its runs (default 1e11),
+        estimated and refused before anything runs (the optimizer studies; a simulator bounds its
+        steps with ``max_steps`` and refuses this field when set).
 
     Examples
     --------
@@ -96,6 +103,7 @@ class RunOptions:
     executor: Any = None
     progress: bool | None = None
     backend: Any = "numpy"
+    max_path_steps: float = MAX_PATH_STEPS
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -108,6 +116,7 @@ class RunOptions:
         if self.progress is not None and not isinstance(self.progress, bool):
             raise TypeError(f"`progress` must be True, False or None; got {self.progress!r}.")
         get_backend(self.backend)  # a known name or a Backend; its library is imported when a run starts
+        set_(self, "max_path_steps", _positive_float(self.max_path_steps, "max_path_steps"))
 
     def replace(self, **changes) -> "RunOptions":
         """A copy with ``changes`` applied (validated again)."""
@@ -229,6 +238,9 @@ def run_settings(caller: str, options, save_at, legacy: Mapping, supported=RUN_F
                          f"simulate_sgd and the studies built on them); got {base.backend!r}.")
     values = tuple(legacy.get(k, getattr(base, k)) for k in RUN_FIELDS)
     default = RunOptions()
+    if base.max_path_steps != default.max_path_steps:
+        raise ValueError(f"`max_path_steps`: {caller} does not take it (a study's bound on its whole work; a "
+                         f"simulator's steps are bounded by `max_steps`); got {base.max_path_steps!r}.")
     for k, v in zip(RUN_FIELDS, values):
         if k not in supported and v is not getattr(default, k) and v != getattr(default, k):
             raise ValueError(f"`{k}`: {caller} does not take it; got {v!r}.")

@@ -351,7 +351,7 @@ def simulate_momentum_sgd(problem: Problem, x0, n_steps: int, eta: float, moment
     if not np.isfinite(eta) or eta <= 0:
         raise ValueError(f"`eta` must be positive; got {eta!r}.")
     beta, nesterov, scaled = rule.beta_at(eta), bool(rule.nesterov), bool(rule.scaled)
-    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at)
+    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at, max_steps)
     vals = numeric_values(values, _sgd.problem_symbols(problem))
     d = problem.dim
     x0 = prepare_x0(x0, d)

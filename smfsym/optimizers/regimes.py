@@ -31,7 +31,7 @@ import numpy as np
 import sympy as sp
 
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
-from ..montecarlo.checks import check_int, check_positive
+from ..montecarlo.checks import check_int, check_positive, check_steps
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
@@ -304,16 +304,16 @@ def simulate_regime(rmap: RegimeMap, z0, n_steps: int, eta: float, *, n_paths: i
     >>> float(r.t[-1])
     1.0
     """
-    (chunk_size, max_memory, _, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_regime", options, save_at, {},
-                           supported=("chunk_size", "max_memory", "on_nonfinite", "blowup_threshold", "executor",
-                                      "progress"), backends=True)
+                           supported=("chunk_size", "max_memory", "max_steps", "on_nonfinite", "blowup_threshold",
+                                      "executor", "progress"), backends=True)
     backend = get_backend(options.backend if options is not None else "numpy")
     if not isinstance(rmap, RegimeMap):
         raise TypeError(f"`rmap` must be a smfsym RegimeMap (e.g. malladi_rmsprop(problem)); got "
                         f"{type(rmap).__name__}.")
     eta = check_positive(eta, "eta")
-    n_steps, n_paths = check_int(n_steps, "n_steps"), check_int(n_paths, "n_paths")
+    n_steps, n_paths = check_steps(check_int(n_steps, "n_steps"), max_steps), check_int(n_paths, "n_paths")
     seed = resolve_seed(seed)
     known = set(rmap.problem.law_parameters) | set(rmap.problem.constants) | set(rmap.constants)
     vals = numeric_values(values, known)

@@ -26,11 +26,11 @@ from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, smf as _smf
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt
-from .._checks import as_expr
+from .._checks import as_expr, require
 from ..simulation.exact import rational
 from ..symbolic.models import sme as _sme
 from ..symbolic.latex import sde_lines, wrap
-from ..montecarlo.checks import check_int
+from ..montecarlo.checks import check_int, check_steps
 from ..simulation.sde import check_save_at
 from ..simulation import sgd as _sgd
 from ..simulation.sde import prepare_x0
@@ -42,6 +42,27 @@ __all__ = ["Schedule", "constant", "step_decay", "cosine", "exponential_decay", 
 
 #: The default time symbol of schedules.
 TIME = sp.Symbol("t", nonnegative=True)
+
+
+def _check_schedule_expr(expr) -> None:
+    """Refuse what is no learning-rate multiplier: a non-expression, NaN or an infinity anywhere, and a
+    constant that is not a positive real number (``expr`` named; symbolic schedules are checked on
+    [0, oo) by :func:`scheduled_model` and at every SGD step by :meth:`Schedule.values`)."""
+    if not isinstance(expr, sp.Expr):
+        raise TypeError(f"`expr` must be a sympy expression in the time symbol; got {expr!r} "
+                        f"({type(expr).__name__}).")
+    if expr.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        raise ValueError(f"`expr` must be finite (no NaN or infinity); got {expr}.")
+    if expr.free_symbols:
+        return
+    try:
+        value = complex(expr.evalf())
+    except (TypeError, ValueError):
+        return  # not evaluable here: Schedule.values checks every step's value
+    if value.imag != 0 and expr.is_extended_real is not True:
+        raise ValueError(f"`expr` must be a real number or an expression in t; got the non-real {expr}.")
+    if not (np.isfinite(value.real) and value.real > 0):
+        raise ValueError(f"`expr` must be positive (a learning-rate multiplier u > 0); got {expr}.")
 
 
 class Schedule:
@@ -69,10 +90,13 @@ class Schedule:
     def __init__(self, expr: Any, t: sp.Symbol | None = None, name: str | None = None):
         if t is not None and not isinstance(t, sp.Symbol):
             raise TypeError(f"`t` must be a sympy Symbol; got {type(t).__name__}.")
+        if isinstance(expr, (bool, np.bool_, sp.logic.boolalg.Boolean)):
+            raise TypeError(f"`expr` must be a sympy expression in the time symbol; got the boolean {expr!r}.")
         if isinstance(expr, str) or not isinstance(expr, (sp.Basic, int, float)):
             # strings are not parsed: a schedule is an expression built by the caller
             raise TypeError(f"`expr` must be a sympy expression in the time symbol; got {expr!r}.")
         self.expr = as_expr(expr)
+        _check_schedule_expr(self.expr)
         free = self.expr.free_symbols
         # an expression in one symbol of the caller's own (say Symbol("t") without assumptions) uses that symbol
         self.t = t if t is not None else (next(iter(free)) if len(free) == 1 else TIME)
@@ -174,6 +198,17 @@ def scheduled_drift(problem: Problem, schedule: Schedule, order: int, eta) -> li
     return [-(u - eta * du / 2) * g[i] - eta / 2 * u**2 * Hg[i] for i in range(problem.dim)]
 
 
+def _check_positive_schedule(sch: Schedule) -> None:
+    """Refuse a schedule sympy proves non-positive (or non-real) on t >= 0; undecided ones pass (their values
+    are checked at every SGD step)."""
+    tau = sp.Dummy("t", nonnegative=True)
+    try:
+        positive = sch.expr.subs(sch.t, tau) > 0
+    except TypeError:  # sympy refuses to compare a non-real expression
+        raise ValueError(f"`schedule` must be real on t >= 0; got {sch.expr}.") from None
+    require(positive, "schedule", "positive on t >= 0 (u(t) > 0: a learning-rate multiplier)", sch.expr)
+
+
 def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 2, eta: Any = None,
                     degree: int | None = None) -> SDE:
     r"""The SME, SMF or gradient flow of SGD with the learning-rate schedule u (docs/theory.md §7).
@@ -214,6 +249,7 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     if kind not in ("smf", "sme", "gf"):
         raise ValueError(f"`kind` must be 'smf', 'sme' or 'gf'; got {kind!r}.")
     t = sch.t
+    _check_positive_schedule(sch)
     clash = {t} & (set(problem.params) | set(problem.constants) | set(problem.law_parameters) | set(problem.data))
     if clash or t.name in {s.name for s in problem.loss.free_symbols}:
         raise ValueError(f"`schedule` time symbol {t} also appears in the problem; build the schedule with "
@@ -275,10 +311,11 @@ def with_time(x0, t0: float = 0.0) -> np.ndarray:
     return np.concatenate([arr, tcol], axis=-1)
 
 
-def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at) -> tuple[int, list]:
-    """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding)."""
+def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at, max_steps) -> tuple[int, list]:
+    """Checked batch size and save steps of an SGD-type run (no silent sorting, merging or rounding);
+    ``n_steps`` over ``max_steps`` is refused here, before the run's per-step arrays are allocated."""
 
-    n_steps = check_int(n_steps, "n_steps")
+    n_steps = check_steps(check_int(n_steps, "n_steps"), max_steps)
     B = check_int(problem.batch_size if batch_size is None else batch_size, "batch_size")
     if save_at is None:
         return B, [n_steps]
@@ -315,7 +352,7 @@ def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: flo
     sch = _as_schedule(schedule)
     if not np.isfinite(eta) or eta <= 0:
         raise ValueError(f"`eta` must be positive; got {eta!r}.")
-    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at)
+    B, idx = sgd_run_arguments(problem, n_steps, batch_size, save_at, max_steps)
     vals = numeric_values(values, _sgd.problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
     # the engine hands each step its step size: eta_k = eta u(k eta) rides along as that size

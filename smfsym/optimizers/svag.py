@@ -31,7 +31,7 @@ import sympy as sp
 from .._checks import numeric_values
 from ..backends import get_backend
 from ..data.samplers import samplers_for
-from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..montecarlo.checks import BlowUpError, check_int, check_positive, check_steps
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
@@ -172,15 +172,17 @@ def simulate_svag(umap_or_problem: Any, l: int, z0, t_end: float, eta: float, *,
     >>> float(r.t[-1]), r.extra["l"], int(r.extra["steps"][-1])
     (1.0, 4, 8)
     """
-    (chunk_size, max_memory, _, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
+    (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_svag", options, save_at, {},
-                           supported=("chunk_size", "max_memory", "on_nonfinite", "blowup_threshold", "executor",
-                                      "progress"), backends=True)
+                           supported=("chunk_size", "max_memory", "max_steps", "on_nonfinite", "blowup_threshold",
+                                      "executor", "progress"), backends=True)
     backend = get_backend(options.backend if options is not None else "numpy")
     umap = _as_map(umap_or_problem)
     l = check_int(l, "l")
     eta, t_end = check_positive(eta, "eta"), check_positive(t_end, "t_end")
     h = eta ** (1.0 / EXPANSIONS[umap.expansion])
+    check_steps(l * t_end / h, max_steps, f"`l` * `t_end` / h (SVAG steps, l = {l}, h = {h:g})",
+                "lower `l` or `t_end`, or raise `max_steps`")
     n_steps = int(round(l * t_end / h))
     if n_steps < 1 or abs(n_steps * h / l - t_end) > 1e-9 * max(1.0, t_end):
         raise ValueError(f"`t_end` must be a multiple of the SVAG step h / l = {h / l:g}; got {t_end!r}.")

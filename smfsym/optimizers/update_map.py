@@ -32,7 +32,7 @@ import sympy as sp
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
 from ..symbolic.noise_expansion import NoiseTemplate
 from ..symbolic.lambdify import CompiledExprs, compile_exprs
-from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive
+from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive, check_steps
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
@@ -584,13 +584,13 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     """
     (chunk_size, max_memory, max_steps, on_nonfinite, blowup_threshold, executor, progress, save_at, functions,
      store) = run_settings("simulate_update_map", options, save_at, legacy,
-                           supported=("chunk_size", "max_memory", "on_nonfinite", "blowup_threshold", "executor",
-                                      "progress"), backends=True)
+                           supported=("chunk_size", "max_memory", "max_steps", "on_nonfinite", "blowup_threshold",
+                                      "executor", "progress"), backends=True)
     backend = get_backend(options.backend if options is not None else "numpy")
     if not isinstance(umap, UpdateMap):
         raise TypeError(f"`umap` must be a smfsym.UpdateMap; got {type(umap).__name__}.")
     eta = check_positive(eta, "eta")
-    n_steps = check_int(n_steps, "n_steps")
+    n_steps = check_steps(check_int(n_steps, "n_steps"), max_steps)
     n_paths = check_int(n_paths, "n_paths")
     seed = resolve_seed(seed)
     known = (set(umap.problem.law_parameters) | set(umap.problem.constants) | set(umap.constants))

@@ -13,7 +13,7 @@ import numpy as np
 from .._checks import numeric_values
 from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
-from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive
+from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive, check_steps
 from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
 from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid
@@ -190,9 +190,7 @@ def run_rule(task: SGDTask, z0, step_sizes, save_index: list, times, settings: d
     """
     s = dict(settings)
     n_steps = len(step_sizes)
-    max_steps = check_int(s.pop("max_steps"), "max_steps")
-    if n_steps > max_steps:
-        raise ValueError(f"`n_steps` = {n_steps} is over the bound of {max_steps}: raise `max_steps`.")
+    check_steps(n_steps, s.pop("max_steps"))
     if s["blowup_threshold"] is not None:
         s["blowup_threshold"] = check_positive(s["blowup_threshold"], "blowup_threshold")
     s["max_memory"] = check_int(s["max_memory"], "max_memory")
@@ -282,9 +280,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     eta = check_positive(eta, "eta")
     n_steps = check_int(n_steps, "n_steps")
-    max_steps = check_int(max_steps, "max_steps")
-    if n_steps > max_steps:
-        raise ValueError(f"`n_steps` = {n_steps} is over the bound of {max_steps}: raise `max_steps`.")
+    check_steps(n_steps, max_steps)
     n_paths = check_int(n_paths, "n_paths")
     if chunk_size is not None:
         chunk_size = check_int(chunk_size, "chunk_size")

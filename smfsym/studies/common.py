@@ -5,6 +5,7 @@ Every argument of a study is validated here before any simulation starts
 """
 from __future__ import annotations
 
+import numbers
 import sys
 import time
 
@@ -13,6 +14,7 @@ import sympy as sp
 
 from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..montecarlo.options import MAX_PATH_STEPS  # the default bound of check_path_steps (RunOptions.max_path_steps)
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.model_names import DEFAULT_MODELS
 from ..symbolic.models import build_model
@@ -20,7 +22,8 @@ from ..symbolic.problem import Problem
 from ..numerics.solvers import get_solver
 
 __all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "Fit", "EXACT_ZERO", "RESOLVE", "resolved",
-           "order_label", "plot_target", "finish_figure", "check_horizon", "default_scheme", "check_common"]
+           "order_label", "plot_target", "finish_figure", "check_horizon", "default_scheme", "check_common",
+           "MAX_PATH_STEPS", "check_path_steps", "check_study_work"]
 
 MODELS = DEFAULT_MODELS
 
@@ -389,6 +392,41 @@ def finish_figure(fig, path=None, *, own: bool = True):
     if path is not None:
         fig.savefig(path, dpi=150)
     return fig
+
+
+def check_path_steps(max_path_steps, work: float, detail: str,
+                     remedy: str = "lower `n_paths`, use larger etas, or raise `max_path_steps`") -> None:
+    """Refuse, before anything runs, a study's Monte Carlo work of ``work`` path-steps over ``max_path_steps``:
+    the one work bound of the studies (``detail`` says how ``work`` was counted).
+
+    Examples
+    --------
+    >>> check_path_steps(1e11, 2e6, "100 paths x 20000 steps")
+    >>> check_path_steps(1e11, 2e12, "10^6 paths x 2 x 10^6 steps")
+    Traceback (most recent call last):
+    ...
+    ValueError: the Monte Carlo work is 2e+12 path-steps (10^6 paths x 2 x 10^6 steps), over `max_path_steps` = 1e+11: lower `n_paths`, use larger etas, or raise `max_path_steps`.
+    """
+    if isinstance(max_path_steps, bool) or not isinstance(max_path_steps, numbers.Real) or not max_path_steps > 0:
+        raise ValueError(f"`max_path_steps` must be a positive number; got {max_path_steps!r}.")
+    if work > max_path_steps:
+        raise ValueError(f"the Monte Carlo work is {work:.3g} path-steps ({detail}), over `max_path_steps` = "
+                         f"{max_path_steps:.3g}: {remedy}.")
+
+
+def check_study_work(max_path_steps, n_paths: int, steps, models, dt_fraction: float, *, n_starts: int = 1,
+                     chain: bool = True, what: str = "SGD") -> None:
+    """:func:`check_path_steps` for a study that runs, per learning rate, the optimizer's chain (``chain``) for
+    ``steps`` steps and each simulated model in ``models`` with step dt = ``dt_fraction`` x the chain's step,
+    coupled with dt/2 (3 / dt_fraction model steps per chain step), on ``n_paths`` paths from ``n_starts``
+    starts."""
+    n_paths, dt_fraction = check_int(n_paths, "n_paths"), check_positive(dt_fraction, "dt_fraction")
+    n_steps = sum(int(k) for k in steps)
+    models = list(models)
+    work = n_paths * n_starts * n_steps * ((1 if chain else 0) + len(models) * 3 / dt_fraction)
+    starts = f" x {n_starts} starts" if n_starts != 1 else ""
+    check_path_steps(max_path_steps, work, f"{n_paths} paths{starts} x {n_steps} {what} steps over the etas, models "
+                                           f"{models} at dt and dt/2")
 
 
 def check_horizon(t_end: float, etas, argument: str = "etas") -> list:

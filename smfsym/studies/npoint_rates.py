@@ -32,8 +32,8 @@ from ..symbolic.problem import Problem
 from ..montecarlo.options import RunOptions
 from .options import Numerics, study_settings
 from .common import (
-    check_common, check_horizon, finish_figure, fit_order, interval_text, lost_cell, order_label, plot_target,
-    seed_sequence,
+    MAX_PATH_STEPS, check_common, check_horizon, check_study_work, finish_figure, fit_order, interval_text, lost_cell,
+    order_label, plot_target, seed_sequence,
 )
 from .multipoint_study import _checked_starts, multipoint
 from .npoint_exact import (
@@ -238,7 +238,7 @@ def _check_psi(psi):
 def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: float, *,
                      models: Sequence[str] = ("smf1", "smf2", "sme2_shared", "sme2_independent"),
                      psi: Any = NPOINT_PSI, n_paths: int = 100_000, seed=0, values: Mapping | None = None,
-                     max_path_steps: float = 1e11, numerics: Numerics | None = None,
+                     max_path_steps: float = MAX_PATH_STEPS, numerics: Numerics | None = None,
                      options: RunOptions | None = None, **legacy) -> MultipointRates:
     r"""Rates of n-point statistics: joint statistics of SGD with shared samples against SDE n-point motions,
     over several learning rates, with fitted orders (docs/theory.md §5).
@@ -298,9 +298,10 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     """
     settings = study_settings("multipoint_rates", numerics, options, legacy,
                               supported=("method", "scheme", "dt_fraction", "resolve", "on_nonfinite",
-                                         "blowup_threshold", "progress", "backend"),
+                                         "blowup_threshold", "progress", "backend", "max_path_steps"),
                               defaults={"progress": False})
-    (method, scheme, dt_fraction, resolve, on_nonfinite, blowup_threshold, progress, backend) = settings.values()
+    (method, scheme, dt_fraction, resolve, on_nonfinite, blowup_threshold, progress, backend,
+     options_bound) = settings.values()
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end = c["t_end"]
@@ -328,7 +329,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     eta_sym = sp.Symbol("eta", positive=True)
     sgd_op, exact_models = _exact_operators(problem, models, values, blocks, eta_sym) if use_exact else (None, {})
     mc_models = [m for m in models if m not in exact_models]
-    _check_work(max_path_steps, c, len(starts), steps, use_exact, mc_models)
+    _check_work((max_path_steps, options_bound), c, len(starts), steps, use_exact, mc_models)
     stat_of = {n: fn for n, fn in fns.items()}
     rows, ts = [], []
     seeds = seed_sequence(seed).spawn(len(etas))
@@ -400,18 +401,17 @@ def _why_not_exact(problem, fns: dict) -> str | None:
     return None
 
 
-def _check_work(max_path_steps, c: dict, n_starts: int, steps, use_exact: bool, mc_models: list) -> None:
-    """Refuse, before it starts, Monte Carlo work over ``max_path_steps`` path-steps."""
-    if isinstance(max_path_steps, bool) or not isinstance(max_path_steps, numbers.Real) or not max_path_steps > 0:
-        raise ValueError(f"`max_path_steps` must be a positive number; got {max_path_steps!r}.")
-    if mc_models:
-        n_steps = sum(steps)
-        work = c["n_paths"] * n_starts * n_steps * ((0 if use_exact else 1) + len(mc_models) * 3 / c["dt_fraction"])
-        if work > max_path_steps:
-            raise ValueError(f"the Monte Carlo work is {work:.3g} path-steps ({c['n_paths']} paths x {n_starts} "
-                             f"starts x {n_steps} SGD steps over the etas, models {mc_models} at dt and dt/2), over "
-                             f"`max_path_steps` = {max_path_steps:.3g}: lower `n_paths`, use larger etas, or raise "
-                             "`max_path_steps`.")
+def _check_work(bounds: tuple, c: dict, n_starts: int, steps, use_exact: bool, mc_models: list) -> None:
+    """Refuse, before it starts, Monte Carlo work over ``max_path_steps`` path-steps (SGD is exact when
+    ``use_exact``): ``bounds`` holds the keyword's and ``RunOptions.max_path_steps`` (as the other studies
+    take it); one of them set."""
+    max_path_steps, options_bound = bounds
+    if options_bound != MAX_PATH_STEPS:
+        if max_path_steps != MAX_PATH_STEPS:
+            raise TypeError("`max_path_steps` is given twice, as a keyword and in `options`; give it in `options`.")
+        max_path_steps = options_bound
+    check_study_work(max_path_steps, c["n_paths"], steps, mc_models, c["dt_fraction"], n_starts=n_starts,
+                     chain=not use_exact)
 
 
 def _exact_operators(problem, models, values, blocks, eta_sym) -> tuple:

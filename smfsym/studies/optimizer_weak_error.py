@@ -36,7 +36,7 @@ from ..symbolic.problem import Problem
 from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
 from .options import Numerics, study_settings
-from .common import OrderWarning, PhiFunction, backend_meta, default_scheme, fit_order
+from .common import OrderWarning, PhiFunction, backend_meta, check_study_work, default_scheme, fit_order
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
 from .common import check_increments, check_scheme, increments_for, scheme_for
@@ -84,7 +84,7 @@ def _optimizer_settings(caller: str, problem, numerics, options, legacy) -> tupl
     """``(method, resolve, mc)`` of a schedule or momentum study, checked; ``mc`` a :class:`_MCSettings`."""
     settings = study_settings(caller, numerics, options, legacy,
                               supported=("method", "scheme", "increments", "dt_fraction", "resolve", "executor",
-                                         "progress", "backend"))
+                                         "progress", "backend", "max_path_steps"))
     if not isinstance(problem, Problem):
         raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
     if settings["method"] not in ("auto", "exact", "montecarlo"):
@@ -92,6 +92,7 @@ def _optimizer_settings(caller: str, problem, numerics, options, legacy) -> tupl
     run = RunOptions(executor=settings["executor"], progress=settings["progress"], backend=settings["backend"])
     mc = _MCSettings(check_scheme(settings["scheme"]), check_increments(settings["increments"]),
                      settings["dt_fraction"], run)
+    mc.max_path_steps = settings["max_path_steps"]  # the study's work bound (its runs do not take it)
     return settings["method"], settings["resolve"], mc
 
 
@@ -427,7 +428,9 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     and ``increments`` (their defaults: weak order 2 where it applies, with its discrete increments),
     ``dt_fraction`` and ``resolve``. ``options`` (a :class:`~smfsym.RunOptions`): ``progress``,
     ``executor`` and ``backend`` (SGD's and the models' runs on an array back end, :mod:`smfsym.backends`;
-    exact moments run nothing there).
+    exact moments run nothing there), and ``max_path_steps``: the bound on the Monte Carlo work, paths x steps
+    over all etas (SGD once, each model with noise at dt and dt/2), as in :func:`smfsym.multipoint_rates`:
+    estimated and refused before anything runs.
 
     Examples
     --------
@@ -453,6 +456,9 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                              "polynomial phi and no numeric `values`; use method='montecarlo'.")
     # exact mode: every moment ODE is built and sized, and every SGD product's work bounded, before any runs
     odes = _schedule_odes(problem, sdes, phi, etas, steps, t_end) if use_exact else {}
+    if not use_exact:
+        check_study_work(mc.max_path_steps, n_paths, steps, [m for m, sde in sdes.items() if sde.n_noise],
+                         mc.dt_fraction)
     rows, ts = [], []
     d = problem.dim
     for i, (eta, k) in enumerate(zip(etas, steps)):
@@ -564,7 +570,8 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     sqrt(eta) = 0, or the models' whole state (x, P) (2d,): P held fixed across the etas so that every
     eta approximates the same continuous problem (SGD starts from v_0 = sqrt(eta) P). The keywords
     ``lam``, ``nesterov``, ``noise_correction`` and ``p0`` still work for one release (a
-    ``DeprecationWarning``, the same numbers). ``numerics`` and ``options`` as for :func:`schedule_weak_error`
+    ``DeprecationWarning``, the same numbers). ``numerics`` and ``options`` (``max_path_steps`` counted in
+    SGD steps of h) as for :func:`schedule_weak_error`
     (``RunOptions(backend=...)`` runs momentum SGD and the models on an array back end).
 
     Examples
@@ -600,6 +607,9 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     if use_exact and steps[-1] > MAX_EXACT_STEPS:
         raise ValueError(f"`etas`: {steps[-1]:,} SGD steps at eta = {etas[-1]:g} exceed {MAX_EXACT_STEPS:,} in exact "
                          "mode; raise the smallest of `etas` or use method='montecarlo'.")
+    if not use_exact:
+        check_study_work(mc.max_path_steps, n_paths, steps, [m for m, sde in sdes.items() if sde.n_noise],
+                         mc.dt_fraction, what="momentum SGD")
     rows, ts = [], []
     for i, (eta, k) in enumerate(zip(etas, steps)):
         h = float(np.sqrt(eta))

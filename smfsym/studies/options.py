@@ -51,7 +51,9 @@ class Numerics:
 
 #: The fields of Numerics and the run settings a study takes, in the order study_settings returns them.
 NUMERICS_FIELDS = tuple(f.name for f in fields(Numerics))
-STUDY_RUN_FIELDS = ("on_nonfinite", "blowup_threshold", "executor", "progress", "backend")
+STUDY_RUN_FIELDS = ("on_nonfinite", "blowup_threshold", "executor", "progress", "backend", "max_path_steps")
+#: Study run settings that were never keywords of a study (only ``options=RunOptions(...)`` gives them).
+_OPTIONS_ONLY = ("max_path_steps",)
 
 
 def study_settings(caller: str, numerics, options, legacy: Mapping, supported=NUMERICS_FIELDS + STUDY_RUN_FIELDS,
@@ -71,7 +73,7 @@ def study_settings(caller: str, numerics, options, legacy: Mapping, supported=NU
     TypeError: weak_error() got an unexpected keyword argument 'dt_fractoin'
     """
     known = NUMERICS_FIELDS + STUDY_RUN_FIELDS
-    unknown = [k for k in legacy if k not in known or k not in supported]
+    unknown = [k for k in legacy if k not in known or k not in supported or k in _OPTIONS_ONLY]
     if unknown:
         raise TypeError(f"{caller}() got an unexpected keyword argument {unknown[0]!r}")
     for value, cls, name in ((numerics, Numerics, "numerics"), (options, RunOptions, "options")):

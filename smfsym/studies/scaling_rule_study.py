@@ -37,7 +37,8 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.regimes import RegimeMap, malladi_adam, malladi_rmsprop, noisy_sgd, simulate_regime
 from ..simulation.sde import prepare_x0
 from ..symbolic.problem import Problem
-from .common import _phi_function, backend_meta, check_phi, finish_figure, plot_target, seed_sequence, with_context, SMALLER
+from .common import (_phi_function, backend_meta, check_path_steps, check_phi, finish_figure,
+                     plot_target, seed_sequence, with_context, SMALLER)
 from .options import study_settings
 from . import storage as _sv
 from .storage import StudyIO
@@ -351,6 +352,8 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
     options : RunOptions, optional
         ``progress``, ``executor`` and ``backend`` (every run on an array back end, :mod:`smfsym.backends`);
         the old keyword ``progress=`` still works for one release (a ``DeprecationWarning``).
+        ``max_path_steps`` bounds the Monte Carlo work, paths x steps over every run, as in
+        :func:`smfsym.multipoint_rates`: estimated and refused before anything runs.
 
     Returns
     -------
@@ -366,8 +369,10 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
     >>> [(r["rule"], r["k"], r["steps"]) for r in st.rows]
     [('linear', 1.0, 8), ('linear', 4.0, 2), ('naive', 1.0, 8), ('naive', 4.0, 8)]
     """
-    run = RunOptions(**study_settings("scaling_rule_study", None, options, legacy,
-                                      supported=("executor", "progress", "backend")))
+    settings = study_settings("scaling_rule_study", None, options, legacy,
+                              supported=("executor", "progress", "backend", "max_path_steps"))
+    max_path_steps = settings.pop("max_path_steps")  # the study's work bound (its runs do not take it)
+    run = RunOptions(**settings)
     optimizer, t_end, ks, n_paths, x0 = _check_study_args(problem, optimizer, t_end, ks, n_paths, x0)
     base = _check_hyper(optimizer, eta, batch, hyper)
     rmap = _regime(problem, optimizer)
@@ -378,6 +383,12 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
     check_step_phi_tails(problem, phi, rmap.state, rmap.update)
     device = get_backend(run.backend)
     phi_f = _phi_function(phi, rmap.state, {}, None if device.name == "numpy" else device)
+    hypers = [scaling_rule(optimizer, base, k, "scaled" if rule != "naive" else "naive")
+              for rule in (SCALING_RULES[optimizer], "naive") for k in ks[1:]]
+    n_steps = sum(t_end / rmap.step_time(h["eta"]) for h in [base] + hypers)
+    check_path_steps(max_path_steps, n_paths * n_steps,
+                     f"{n_paths} paths x {n_steps:.3g} steps of t_end / (time per step) over the {1 + len(hypers)} "
+                     "runs", "lower `n_paths` or `t_end`, raise `eta`, or raise `max_path_steps`")
     seeds = seed_sequence(seed).spawn(2 * len(ks))
     first = _run(rmap, optimizer, base, phi_f, x0, t_end, n_paths, seeds[0], run)
     rows = []

@@ -21,7 +21,6 @@ import dataclasses
 import datetime as _dt
 import json
 import math
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 from .._version import __version__
-from .._fs import temp_file
+from .._fs import atomic_write_text
 
 __all__ = ["Order", "StudyIO", "FORMAT", "SCHEMAS", "MAX_STUDY_BYTES", "MAX_ELEMENTS", "MAX_NESTING"]
 
@@ -306,25 +305,6 @@ def _versions() -> dict:
 
 
     return {"smfsym": __version__, "numpy": np.__version__, "scipy": scipy.__version__, "sympy": sympy.__version__}
-
-
-def atomic_write_text(path: str | Path, text: str | bytes) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
-
-    A reader never sees a half-written file, and an interrupted write leaves the old one.
-    """
-
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    # not tempfile.mkstemp: its 0600 would survive the rename; this file gets 0666 less the umask like open()
-    tmp, fd = temp_file(parent, "." + path.name + ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode() if isinstance(text, str) else text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class StudyIO:

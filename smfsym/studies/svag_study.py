@@ -8,6 +8,7 @@ The order is the slope of log|error| against log(1/l) (:func:`smfsym.studies.fit
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -22,9 +23,9 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.svag import _as_map, simulate_svag
 from ..optimizers.update_map import EXPANSIONS
 from ..simulation.sde import prepare_x0
-from .common import (_phi_function, backend_meta, check_phi, finish_figure, fit_order, increments_for, interval_text,
-                     order_label, plot_target,
-                     scheme_for, seed_sequence, with_context, SMALLER)
+from .common import (_phi_function, backend_meta, check_path_steps, check_phi, finish_figure, fit_order,
+                     increments_for, interval_text, order_label, plot_target, scheme_for, seed_sequence,
+                     with_context, SMALLER)
 from .options import study_settings
 from .richardson import coupled_expectation
 from . import storage as _sv
@@ -133,6 +134,22 @@ def _sme_reference(umap, z0, t_end, eta, f, n_paths, seed, vals, dt_fraction, ru
     return cr["value"], cr["se"]
 
 
+def _check_reference(reference) -> tuple:
+    """``reference`` as ``(value, se)`` floats: a finite value and a finite se >= 0."""
+    if isinstance(reference, (str, bytes)) or not hasattr(reference, "__len__") or len(reference) != 2:
+        raise TypeError(f"`reference` must be a pair (value, se) of numbers; got {reference!r}.")
+    out = []
+    for x, what in zip(reference, ("value", "se")):
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, (numbers.Real, sp.Number)):
+            raise TypeError(f"`reference` must be a pair (value, se) of real numbers; its {what} is {x!r}.")
+        out.append(float(x))
+    if not np.isfinite(out[0]):
+        raise ValueError(f"`reference` value (the SME's E phi) must be finite; got {out[0]!r}.")
+    if not (np.isfinite(out[1]) and out[1] >= 0):
+        raise ValueError(f"`reference` se must be finite and >= 0 (0 for an exact value); got {out[1]!r}.")
+    return out[0], out[1]
+
+
 def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[int] = (2, 4, 8, 16), *,
                reference: tuple | None = None, n_paths: int = 100_000, seed=0, values: Mapping | None = None,
                resolve: float = 3.0, options: RunOptions | None = None, **legacy) -> SvagStudy:
@@ -150,11 +167,14 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     reference : (value, se), optional
         The SME's E phi(Z_t) when known exactly (se 0); else estimated (``n_paths`` paths, solver step
         h / 2 coupled with h / 4, Richardson-extrapolated).
+        A given value must be finite and its se finite and >= 0.
     n_paths, seed, values : Monte Carlo settings and numbers for constants.
     options : RunOptions, optional
         ``progress``, ``executor`` and ``backend`` (SVAG and the SME's coupled runs on an array back end,
         :mod:`smfsym.backends`); the old keyword ``progress=`` still works for one release (a
-        ``DeprecationWarning``).
+        ``DeprecationWarning``). ``max_path_steps`` bounds the Monte Carlo work, paths x steps (SVAG's
+        l t_end / h steps for every l, the SME reference at h / 2 and h / 4), as in
+        :func:`smfsym.multipoint_rates`: estimated and refused before anything runs.
     resolve : float
         Errors enter the fit only above ``resolve`` standard errors.
 
@@ -168,8 +188,10 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     >>> [r["l"] for r in st.rows], st.order.n_used
     ([2, 8], 2)
     """
-    run = RunOptions(**study_settings("svag_study", None, options, legacy,
-                                      supported=("executor", "progress", "backend")))
+    settings = study_settings("svag_study", None, options, legacy,
+                              supported=("executor", "progress", "backend", "max_path_steps"))
+    max_path_steps = settings.pop("max_path_steps")  # the study's work bound (its runs do not take it)
+    run = RunOptions(**settings)
     umap = _as_map(umap_or_problem)
     t_end, eta = check_positive(t_end, "t_end"), check_positive(eta, "eta")
     ls = [check_int(l, "ls") for l in ls]
@@ -189,6 +211,15 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     z0 = prepare_x0(z0, len(umap.state), "z0", single=True)
     if isinstance(resolve, bool) or not isinstance(resolve, (int, float)) or not resolve > 0:
         raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
+    if reference is not None:
+        reference = _check_reference(reference)
+    h = eta ** (1.0 / EXPANSIONS[umap.expansion])
+    svag_steps = sum(l * t_end / h for l in ls)
+    ref_steps = 0.0 if reference is not None else 3 * t_end / (h * 0.5)
+    check_path_steps(max_path_steps, n_paths * (svag_steps + ref_steps),
+                     f"{n_paths} paths x ({svag_steps:.3g} SVAG steps l t_end / h over `ls`"
+                     + (")" if reference is not None else f" + {ref_steps:.3g} steps of the SME reference)"),
+                     "lower `n_paths`, the largest of `ls` or `t_end`, or raise `max_path_steps`")
     seeds = seed_sequence(seed).spawn(len(ls) + 1)
     given = reference is not None
     if reference is None:

@@ -25,7 +25,7 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
 from ..montecarlo.seeds import resolve_seed
 from .options import Numerics, study_settings
-from .common import backend_meta, fit_order
+from .common import backend_meta, check_study_work, fit_order
 from .weak_error_study import WeakErrorStudy
 from .common import (
     _phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for, seed_sequence,
@@ -86,6 +86,9 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
         Solver step as a fraction of h (each model runs at dt and dt/2, coupled, extrapolated).
     values : mapping, optional
         Numbers for the map's symbolic constants and law parameters.
+    max_path_steps : float (a field of ``options``)
+        Bound on the Monte Carlo work, paths x steps over all etas (the optimizer once, each model with
+        noise at dt and dt/2), as in :func:`smfsym.multipoint_rates`: estimated and refused before anything runs.
     scheme : solver name, class or instance, optional
         None: weak2 where the noise is explicit and smooth (the SMF's columns), else euler (an SME
         with a numeric matrix square root).
@@ -113,8 +116,9 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     (2, 'rmsprop')
     """
     settings = study_settings("update_map_weak_error", numerics, options, legacy,
-                              supported=("scheme", "increments", "dt_fraction", "resolve", "progress", "backend"))
-    (scheme, increments, dt_fraction, resolve, progress, backend) = settings.values()
+                              supported=("scheme", "increments", "dt_fraction", "resolve", "progress", "backend",
+                                         "max_path_steps"))
+    (scheme, increments, dt_fraction, resolve, progress, backend, max_path_steps) = settings.values()
     device = get_backend(backend)
     run = RunOptions(progress=progress, backend=backend)
     if not isinstance(umap, UpdateMap):
@@ -145,6 +149,8 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     check_step_phi_tails(umap.problem, phi, umap.state, umap.update)
     z0 = prepare_x0(z0, len(umap.state), "z0", single=True)  # a copy: the caller's is not touched
     sdes = {m: getattr(umap, kind)(order) for m, (kind, order) in UPDATE_MAP_MODELS.items() if m in models}
+    check_study_work(max_path_steps, n_paths, steps, [m for m in models if sdes[m].n_noise], dt_fraction,
+                     what=f"{umap.name}")
     f = _phi_function(phi, umap.state, vals, None if device.name == "numpy" else device)
     rows, ts = [], []
     for i, (eta, k) in enumerate(zip(etas, steps)):

@@ -9,6 +9,7 @@ long sums are broken over lines, and the verified compact forms of
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -347,11 +348,28 @@ def derivation_latex(problem, sdes: Iterable = ()) -> str:
     return "\n".join(parts) + "\n"
 
 
-def export_tex(problem, sdes: Iterable = (), path: str | Path | None = None) -> str:
+def _is_a(obj, module: str, name: str) -> bool:
+    """``isinstance(obj, smfsym.symbolic.<module>.<name>)`` without importing the module (problem and sde import
+    this one): an object of the class exists only once its module is loaded."""
+    mod = sys.modules.get(f"{__package__}.{module}")
+    return mod is not None and isinstance(obj, getattr(mod, name))
+
+
+def export_tex(problem, sdes: Iterable = (), path: str | Path | None = None, *, overwrite: bool = False) -> str:
     """Write (if ``path`` is given) and return a standalone ``.tex`` of a whole derivation.
 
     The document compiles with pdflatex for any problem size: wide matrices are
     printed entry by entry, noise columns one per line, long sums broken.
+
+    Parameters
+    ----------
+    problem : Problem
+    sdes : iterable of SDE
+        The models to print after the problem (e.g. ``[smfsym.sme(p), smfsym.smf(p)]``).
+    path : str or Path, optional
+        The file to write (atomically, like :meth:`StudyIO.save <smfsym.studies.storage.StudyIO.save>`).
+    overwrite : bool
+        Refuse to replace an existing file unless True (the command line's ``--force``).
 
     Examples
     --------
@@ -363,9 +381,23 @@ def export_tex(problem, sdes: Iterable = (), path: str | Path | None = None) -> 
     >>> tex.startswith(r"\\documentclass")
     True
     """
-    tex = derivation_latex(problem, list(sdes))
+    from .._fs import check_new_file, write_new_file
+
+    if not _is_a(problem, "problem", "Problem"):
+        raise TypeError(f"`problem` must be a smfsym.Problem; got {type(problem).__name__}.")
+    if isinstance(sdes, (str, bytes)) or _is_a(sdes, "sde", "SDE") or not isinstance(sdes, Iterable):
+        raise TypeError(f"`sdes` must be a list of smfsym SDEs (e.g. [smfsym.sme(p)]); got {type(sdes).__name__}.")
+    sdes = list(sdes)
+    bad = [f"{i}: {type(m).__name__}" for i, m in enumerate(sdes) if not _is_a(m, "sde", "SDE")]
+    if bad:
+        raise TypeError(f"`sdes` must hold smfsym SDEs (e.g. smfsym.sme(p)); got entries {', '.join(bad)}.")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"`overwrite` must be True or False; got {overwrite!r}.")
     if path is not None:
-        Path(path).write_text(tex)
+        check_new_file(path, overwrite=overwrite)  # before the derivation, which may take a while
+    tex = derivation_latex(problem, sdes)
+    if path is not None:
+        write_new_file(path, tex, overwrite=overwrite)
     return tex
 
 

@@ -167,7 +167,10 @@ def test_hostile_symbol_names_cannot_inject_code(tmp_path):
     evil = f'x"""\nimport os; os.system("touch {marker}") #'
     xe = sp.Symbol(evil)
     a = smfsym.normal("a")
-    ae = smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    # a data law's name must be an identifier (audit 3, 12): the hostile one is refused where it is made
+    with pytest.raises(ValueError, match="`name` must be a Python identifier"):
+        smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    ae = smfsym.normal("a_e")
     p = smfsym.Problem(sp.log(1 + sp.exp(-a * xe)) + ae * xe, [xe])
     src = smfsym.codegen(build_model(p, "smf1"), eta=0.1)
     assert "touch" in src  # the names are printed (in docstrings and comments), defused

@@ -275,7 +275,10 @@ def test_the_cupy_module_mirrors_smfsyms_cupy_path(fake_cupy):
 def test_hostile_symbol_names_cannot_inject_code(tmp_path):
     marker = tmp_path / "pwned"
     xe = sp.Symbol(f'x"""\nimport os; os.system("touch {marker}") #')
-    ae = smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    # a data law's name must be an identifier (audit 3, 12): the hostile one is refused where it is made
+    with pytest.raises(ValueError, match="`name` must be a Python identifier"):
+        smfsym.normal(f'a\nimport os; os.system("touch {marker}")')
+    ae = smfsym.normal("a_e")
     Z, = smfsym.empirical(np.linspace(-1, 1, 5)[:, None], "z")
     src, ns = _module(build_model(smfsym.Problem((xe - Z) ** 2 / 2 + xe**4 / 4, [xe]), "smf1"))
     src2, ns2 = _module(smfsym.Problem((xe - ae) ** 2 / 2, [xe]))

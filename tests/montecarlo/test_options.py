@@ -52,9 +52,16 @@ def test_settings_given_twice_or_misspelt_are_refused(name, call):
 
 
 def test_a_setting_a_simulator_lacks_is_refused_not_ignored():
-    with pytest.raises(ValueError, match="`max_steps`: simulate_update_map does not take it; got 100"):
+    from smfsym.montecarlo.options import run_settings
+    with pytest.raises(ValueError, match="`max_steps`: simulate_x does not take it; got 100"):
+        run_settings("simulate_x", RunOptions(max_steps=100), None, {}, supported=("chunk_size",))
+
+
+def test_update_map_simulators_take_max_steps():
+    """`max_steps` was refused by simulate_update_map, so its default bound was never applied (audit 3, 7)."""
+    with pytest.raises(ValueError, match="`n_steps` = 5 is over the bound of 4: raise `max_steps`"):
         smfsym.simulate_update_map(smfsym.rmsprop(PROBLEM), [1.0, 0.0], 5, 0.1, n_paths=8,
-                                   options=RunOptions(max_steps=100))
+                                   options=RunOptions(max_steps=4))
 
 
 @pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)

@@ -108,3 +108,71 @@ def test_estimate_optimizer_cost_refuses_what_the_study_refuses():
         estimate_optimizer_cost(problem, dict(check, etas=[0.01, 0.02]))  # h = 0.1414 does not divide t_end
     with pytest.raises(ValueError, match="plain SGD"):
         estimate_optimizer_cost(*_check(etas=[0.1, 0.05]))
+
+
+# --- audit 3, finding 7: every optimizer simulator and study bounds its work before it starts ---------------
+
+def _bound_cases():
+    from smfsym.optimizers import constant, cosine, Momentum
+    from smfsym.optimizers.regimes import malladi_rmsprop, simulate_regime
+    from smfsym.optimizers.svag import simulate_svag
+    from smfsym.studies.optimizer_weak_error import momentum_weak_error
+    from smfsym.studies.svag_study import svag_study
+    p = _ou()
+    rms = smfsym.rmsprop(p)
+    mc = smfsym.Numerics(method="montecarlo")
+    steps = r"`n_steps` = 1000000000000 is over the bound of 1000000000: raise `max_steps`"
+    work = r"the Monte Carlo work is [\d.e+]+ path-steps .*over `max_path_steps` = 1e\+11"
+    return [
+        ("simulate_update_map", lambda: smfsym.simulate_update_map(rms, [1, 1], 10**12, 1e-12, n_paths=10), steps),
+        ("simulate_regime", lambda: simulate_regime(malladi_rmsprop(p), [1, 1], 10**12, 1e-6), steps),
+        ("simulate_svag", lambda: simulate_svag(rms, 10**18, [1, 1], 0.5, 0.1, n_paths=100),
+         r"`l` \* `t_end` / h \(SVAG steps, l = 10{18}, h = 0.1\) = 5e\+18 is over the bound of 1000000000"),
+        ("simulate_sgd_schedule", lambda: smfsym.simulate_sgd_schedule(p, constant(), [1.0], 10**12, 1e-12), steps),
+        ("simulate_momentum_sgd", lambda: smfsym.simulate_momentum_sgd(p, [1.0], 10**12, 1e-12, 0.0), steps),
+        ("svag_study huge l", lambda: svag_study(p, x, [1.0], 1.0, 0.5, ls=[2, 10**18], reference=(0.3, 0.0)),
+         work),
+        ("svag_study many paths", lambda: svag_study(p, x, [1.0], 1.0, 0.5, ls=[2, 10**9], n_paths=10**6),
+         r"path-steps \(1000000 paths x \(2e\+09 SVAG steps .* \+ 12 steps of the SME reference\)\)"),
+        ("update_map_weak_error", lambda: smfsym.update_map_weak_error(rms, x**2, [1.0, 1.0], 1.0, [1e-7, 2e-7],
+                                                                       n_paths=10**6), work),
+        ("schedule_weak_error", lambda: schedule_weak_error(p, cosine(2, 0.2), x**2, [1.0], 1.0, [1e-7, 2e-7],
+                                                            n_paths=10**6, numerics=mc), work),
+        ("momentum_weak_error", lambda: momentum_weak_error(p, x**2, [1.0], 1.0, [1e-10, 4e-10],
+                                                            Momentum(friction=1.0), n_paths=10**6, numerics=mc),
+         work),
+        ("scaling_rule_study", lambda: smfsym.scaling_rule_study(p, x**2, [1.0], 1.0, eta=1e-4, n_paths=10**7),
+         work),
+    ]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name,call,message", _bound_cases(), ids=[c[0] for c in _bound_cases()])
+def test_runs_over_the_step_or_work_bound_are_refused_before_they_start(name, call, message):
+    """Each of these ran for minutes or hit a raw MemoryError; now refused in well under a second."""
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=message):
+        call()
+    assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.timeout(60)
+def test_max_steps_and_max_path_steps_can_be_raised_or_lowered():
+    from smfsym.optimizers.svag import simulate_svag
+    p = _ou()
+    with pytest.raises(ValueError, match="over the bound of 7: lower `l` or `t_end`, or raise `max_steps`"):
+        simulate_svag(p, 4, [1.0], 1.0, 0.5, n_paths=10, options=smfsym.RunOptions(max_steps=7))
+    assert simulate_svag(p, 4, [1.0], 1.0, 0.5, n_paths=10, options=smfsym.RunOptions(max_steps=8)).n_steps == 8
+    with pytest.raises(ValueError, match=r"path-steps .*over `max_path_steps` = 1e\+03"):
+        schedule_weak_error(p, Schedule(1 / (1 + t), t), x**2, [1.0], 1.0, [0.5, 0.25], n_paths=100,
+                            models=["smf1"], numerics=smfsym.Numerics(method="montecarlo"),
+                            options=smfsym.RunOptions(max_path_steps=1e3))
+    with pytest.raises(ValueError, match=r"path-steps .*over `max_path_steps` = 1e\+03"):
+        smfsym.scaling_rule_study(p, x**2, [1.0], 1.0, optimizer="sgd", eta=0.125, ks=[1, 4], n_paths=200,
+                                  options=smfsym.RunOptions(max_path_steps=1e3, progress=False))
+    with pytest.raises(ValueError, match="`max_path_steps` must be a positive finite number; got 0"):
+        smfsym.RunOptions(max_path_steps=0)
+    with pytest.raises(ValueError, match="`max_path_steps`: simulate_svag does not take it"):
+        simulate_svag(p, 4, [1.0], 1.0, 0.5, n_paths=10, options=smfsym.RunOptions(max_path_steps=1e3))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'max_path_steps'"):
+        smfsym.scaling_rule_study(p, x**2, [1.0], 1.0, optimizer="sgd", eta=0.125, ks=[1, 4], max_path_steps=1e3)

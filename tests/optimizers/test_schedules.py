@@ -165,6 +165,49 @@ def test_bad_input(gauss, make, match):
         make(gauss)
 
 
+#: audit 3 (9): what used to be accepted, then failed with a raw traceback or ran as another schedule
+BAD_SCHEDULES = [
+    (sp.nan, ValueError, "`expr` must be finite (no NaN or infinity); got nan"),
+    (float("nan"), ValueError, "`expr` must be finite"),
+    (sp.oo, ValueError, "`expr` must be finite"),
+    (-sp.oo, ValueError, "`expr` must be finite"),
+    (float("inf"), ValueError, "`expr` must be finite"),
+    (sp.zoo, ValueError, "`expr` must be finite"),
+    (1 / (1 + TIME) + sp.oo * TIME, ValueError, "`expr` must be finite"),
+    (0, ValueError, "`expr` must be positive (a learning-rate multiplier u > 0); got 0"),
+    (0.0, ValueError, "`expr` must be positive"),
+    (-1, ValueError, "`expr` must be positive"),
+    (-sp.pi, ValueError, "`expr` must be positive"),
+    (sp.I, ValueError, "`expr` must be a real number or an expression in t; got the non-real I"),
+    (1 + sp.I, ValueError, "non-real"),
+    (True, TypeError, "`expr` must be a sympy expression in the time symbol; got the boolean True"),
+    (False, TypeError, "got the boolean False"),
+    (sp.true, TypeError, "got the boolean True"),
+    (np.bool_(True), TypeError, "got the boolean"),
+    (TIME > 1, TypeError, "got the boolean"),
+]
+
+
+@pytest.mark.parametrize("expr,exc,match", BAD_SCHEDULES, ids=[repr(b[0]) for b in BAD_SCHEDULES])
+def test_schedule_refuses_what_is_no_learning_rate_multiplier(expr, exc, match):
+    with pytest.raises(exc) as info:
+        Schedule(expr, TIME)
+    assert match in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("expr", [-1 - TIME, -TIME**2, -sp.exp(TIME), -(1 + TIME) ** 2])
+def test_scheduled_model_refuses_a_provably_non_positive_schedule(gauss, expr):
+    """Schedule(-1) gave a gradient-ascent model; a symbolic u <= 0 on [0, oo) is refused the same way."""
+    with pytest.raises(ValueError, match=r"`schedule` must be positive on t >= 0"):
+        scheduled_model(gauss, Schedule(expr, TIME), kind="sme")
+
+
+@pytest.mark.parametrize("expr", [1 - TIME, 1 / (1 + TIME), sp.exp(-TIME), sp.cos(TIME) + 2, 3 * sp.pi / 4])
+def test_symbolic_or_positive_schedules_still_pass(gauss, expr):
+    """Only what sympy proves non-positive is refused (1 - t is positive at the start)."""
+    assert scheduled_model(gauss, Schedule(expr, TIME), kind="sme").state == (x, TIME)
+
+
 def test_bad_types():
     with pytest.raises(TypeError, match="`expr` must be a sympy expression"):
         Schedule(object())

@@ -119,3 +119,20 @@ def test_svag_study_finds_order_one_against_the_smes_monte_carlo_value(quad):
         svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 2])
     with pytest.raises(ValueError, match="`phi` must be an expression in the state"):
         svag_study(quad, x + sp.Symbol("q"), [1.0], 1.0, 0.5)
+
+
+@pytest.mark.parametrize("reference,exc,match", [
+    ((float("nan"), 0.0), ValueError, "`reference` value (the SME's E phi) must be finite; got nan"),
+    ((float("inf"), 0.0), ValueError, "`reference` value"),
+    ((1.0, -1.0), ValueError, "`reference` se must be finite and >= 0 (0 for an exact value); got -1.0"),
+    ((1.0, float("nan")), ValueError, "`reference` se"),
+    ((1.0,), TypeError, "`reference` must be a pair (value, se)"),
+    ("1.0", TypeError, "`reference` must be a pair"),
+    ((True, 0.0), TypeError, "its value is True"),
+])
+def test_svag_study_refuses_a_bad_reference(quad, reference, exc, match):
+    """audit 3 (12): reference=(nan, 0) made every row's sme and error NaN; a negative se was accepted."""
+    from smfsym.studies.svag_study import svag_study
+    with pytest.raises(exc) as info:
+        svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 4], reference=reference, n_paths=100, options=QUIET)
+    assert match in str(info.value), str(info.value)

@@ -165,6 +165,13 @@ HOSTILE = [
     ("law", lambda: smfsym.categorical("c", [1, "2"], None), TypeError, "`values`"),
     ("law", lambda: smfsym.normal("", std=1), TypeError, "`name`"),
     ("law", lambda: smfsym.normal("a", dim=True), ValueError, "`dim`"),
+    # audit 3 (7, 12): a dimension that would build symbols until memory runs out; names code cannot name
+    ("law", lambda: smfsym.normal("n", 10**18), ValueError, "`dim` must be at most 10,000"),
+    ("law", lambda: smfsym.rademacher("r", 10**5), ValueError, "`dim` must be at most 10,000"),
+    ("law", lambda: smfsym.normal("x y"), ValueError, "`name` must be a Python identifier"),
+    ("law", lambda: smfsym.uniform("1u"), ValueError, "`name` must be a Python identifier"),
+    ("law", lambda: smfsym.exponential("lambda"), ValueError, "`name` must be a Python identifier"),
+    ("law", lambda: smfsym.normal("a-b", 2, cov=[[1, 0.5], [0.5, 1]]), ValueError, "`name` must be a Python"),
     # data sets
     ("data", lambda: smfsym.empirical([[1.0, 2.0]], "z y"), ValueError, "at least 2 rows"),
     ("data", lambda: smfsym.empirical(np.zeros((3, 0)), []), ValueError, "at least 1 column"),
@@ -179,6 +186,12 @@ HOSTILE = [
     ("data", lambda: smfsym.empirical([[1.0], [2.0]], "z", weights=[1, 2, 3]), ValueError, "one entry per row"),
     ("data", lambda: smfsym.empirical([[1.0], [2.0]], "z", weights="ab"), TypeError, "`weights`"),
     ("data", lambda: smfsym.empirical([[1.0], [2.0]], [3]), TypeError, "`names`"),
+    ("data", lambda: smfsym.empirical([["1"], ["2"]], ["p"]), TypeError, "`data` must be an (M, k) array of numbers; "
+     "got strings"),
+    ("data", lambda: smfsym.empirical(np.array([[True], [False]]), ["p"]), TypeError, "got booleans"),
+    ("data", lambda: smfsym.empirical([[1.0, True], [2.0, False]], "p q"), TypeError, "got booleans"),
+    ("data", lambda: smfsym.empirical(np.array([["1.5"], ["2"]]), ["p"]), TypeError, "got strings"),
+    ("data", lambda: smfsym.empirical([[1.0], [2.0]], ["p q"]), ValueError, "`names` must be a Python identifier"),
     # Problem arguments
     ("problem", _p(lambda z: (x - z) ** 2, batch_size=True), TypeError, "not a boolean"),
     ("problem", _p(lambda z: (x - z) ** 2, batch_size=2.0), TypeError, "`batch_size`"),

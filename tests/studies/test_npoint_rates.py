@@ -169,6 +169,10 @@ def test_user_statistic_is_montecarlo(rademacher):
     (dict(problem="x**2"), TypeError, "`problem`"),
     (dict(etas=[1e-9, 2e-9]), ValueError, "path-steps"),  # ~1e9 steps of the |x| SME: refused up front
     (dict(max_path_steps=0), ValueError, "`max_path_steps`"),
+    # the bound as the other studies take it (audit 3, 7): in RunOptions; given twice is refused
+    (dict(numerics=smfsym.Numerics(method="montecarlo"), options=smfsym.RunOptions(max_path_steps=10.0)), ValueError,
+     r"path-steps .*over `max_path_steps` = 10"),
+    (dict(max_path_steps=1e3, options=smfsym.RunOptions(max_path_steps=10.0)), TypeError, "given twice"),
     (dict(seed=np.random.default_rng(0)), TypeError, "`seed`"),
     (dict(dt_fraction=2.0), ValueError, "`dt_fraction`"),
     (dict(t_end=float("inf")), ValueError, "`t_end`"),

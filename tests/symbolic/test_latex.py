@@ -1,3 +1,4 @@
+import pytest
 import sympy as sp
 
 import smfsym
@@ -30,6 +31,40 @@ def test_quadrature_is_named_in_latex():
     p = smfsym.Problem(sp.log(1 + sp.exp(-w * z)), [w])
     assert "Gauss-Hermite" in sp.latex(p.F)
     assert "truncated at degree 3" in smfsym.smf(p).latex()
+
+
+def test_export_tex_refuses_bad_arguments_naming_them(tmp_path):
+    """audit 3 (11): AttributeError / IsADirectoryError tracebacks before; (12): a file was overwritten silently."""
+    p = _problem()
+    sme = smfsym.sme(p, order=1)
+    cases = [
+        (lambda: smfsym.export_tex("loss", []), TypeError, "`problem` must be a smfsym.Problem; got str"),
+        (lambda: smfsym.export_tex(p, [1, "x"]), TypeError, "`sdes` must hold smfsym SDEs (e.g. smfsym.sme(p)); "
+                                                           "got entries 0: int, 1: str"),
+        (lambda: smfsym.export_tex(p, sme), TypeError, "`sdes` must be a list of smfsym SDEs"),
+        (lambda: smfsym.export_tex(p, "sme"), TypeError, "`sdes` must be a list"),
+        (lambda: smfsym.export_tex(p, [sme], tmp_path), IsADirectoryError, "is a directory; give the path of a file"),
+        (lambda: smfsym.export_tex(p, [sme], 3), TypeError, "`path` must be a file path"),
+        (lambda: smfsym.export_tex(p, [sme], tmp_path / "no" / "d.tex"), FileNotFoundError, "does not exist"),
+        (lambda: smfsym.export_tex(p, [sme], tmp_path / "d.tex", overwrite=1), TypeError, "`overwrite`"),
+    ]
+    for call, exc, text in cases:
+        with pytest.raises(exc) as info:
+            call()
+        assert text in str(info.value), str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_tex_does_not_overwrite_without_overwrite_true(tmp_path):
+    p = _problem()
+    path = tmp_path / "existing.tex"
+    path.write_text("precious")
+    with pytest.raises(FileExistsError, match="exists; pass overwrite=True to replace it"):
+        smfsym.export_tex(p, [smfsym.sme(p, order=1)], path)
+    assert path.read_text() == "precious"
+    tex = smfsym.export_tex(p, [smfsym.sme(p, order=1)], str(path), overwrite=True)
+    assert path.read_text() == tex
+    assert [f.name for f in tmp_path.iterdir()] == ["existing.tex"]  # no temporary left behind
 
 
 def test_export_tex_writes_a_standalone_document(tmp_path):

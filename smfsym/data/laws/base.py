@@ -15,7 +15,7 @@ from ..._checks import as_expr, require
 from ..._checks import as_number_or_expr
 from ..samplers import samplers_for
 
-__all__ = ["DataSymbol", "Law", "UnivariateLaw", "SUPPORTED_LAWS"]
+__all__ = ["DataSymbol", "Law", "UnivariateLaw", "SUPPORTED_LAWS", "check_law_name"]
 
 SUPPORTED_LAWS = (
     "Normal (scalar, vector, correlated), Uniform, Bernoulli, Rademacher, "
@@ -68,6 +68,29 @@ def _s(x: Any, argument: str = "a law parameter") -> sp.Expr:
     return e
 
 
+def check_law_name(name, argument: str = "name") -> str:
+    """A data symbol's name: a Python identifier that is not a keyword, so that printed, compiled and generated
+    code can name it (``"x y"`` or ``"1x"`` would make a symbol no generated simulator can name).
+
+    Examples
+    --------
+    >>> check_law_name("xi0")
+    'xi0'
+    >>> check_law_name("x y")
+    Traceback (most recent call last):
+    ...
+    ValueError: `name` must be a Python identifier (letters, digits and _, not starting with a digit, not a keyword), so that generated code can name the data symbol; got 'x y'.
+    """
+    import keyword
+
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"`{argument}` must be a non-empty string; got {name!r}.")
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"`{argument}` must be a Python identifier (letters, digits and _, not starting with a "
+                         f"digit, not a keyword), so that generated code can name the data symbol; got {name!r}.")
+    return name
+
+
 class Law:
     """Base class of a data law over ``symbols`` (one block of coordinates)."""
 
@@ -78,7 +101,8 @@ class Law:
     max_quadrature_points: int | None = None
     symbols: tuple
 
-    def _make_symbols(self, names: Sequence[str]) -> tuple:
+    def _make_symbols(self, names: Sequence[str], argument: str = "name") -> tuple:
+        names = [check_law_name(n, argument) for n in names]
         # creation order first (stable sorting), then a random part: a law unpickled in another
         # process must never share its token (and so its symbols' identity) with a local law
         token = f"{next(_counter):012d}-{uuid.uuid4().hex[:16]}"

@@ -238,7 +238,7 @@ class MultivariateNormal(Law):
                 raise ValueError(
                     f"`cov` must be positive definite; got eigenvalues {np.round(ev, 6).tolist()}."
                 )
-        self._make_symbols(names)
+        self._make_symbols(names, "names")
         self._centered: dict = {}
 
     @property

@@ -12,6 +12,24 @@ from .base import Law
 
 __all__ = ["Empirical"]
 
+def _refuse_non_numbers(data) -> None:
+    """Strings and booleans are not data: numpy would turn ``"1"`` and ``True`` into 1.0 silently."""
+    try:  # nested lists are read as objects, so that one True among floats is seen too
+        raw = data if isinstance(data, np.ndarray) else np.asarray(data, dtype=object)
+    except (TypeError, ValueError):
+        return  # ragged or odd: the float conversion below says what is wrong
+    kind = raw.dtype.kind
+    if kind == "O":
+        flat = raw.ravel()
+        kinds = {("S" if isinstance(v, (str, bytes)) else "b") for v in flat
+                 if isinstance(v, (str, bytes, bool, np.bool_))}
+        kind = "S" if "S" in kinds else "b" if kinds else kind
+    if kind in "USb":
+        what = ("booleans (give the numbers 0.0 and 1.0)" if kind == "b"
+                else "strings (give numbers, e.g. parsed with float)")
+        raise TypeError(f"`data` must be an (M, k) array of numbers; got {what}.")
+
+
 class Empirical(Law):
     """An empirical data set: M numeric samples (rows), columns named by symbols.
 
@@ -26,6 +44,7 @@ class Empirical(Law):
     def __init__(self, data, names: Sequence[str], weights=None):
         if isinstance(data, (str, bytes)):
             raise TypeError("`data` must be an (M, k) array of numbers; got a string.")
+        _refuse_non_numbers(data)
         try:
             arr = np.array(data, dtype=float, copy=True)
         except (TypeError, ValueError) as exc:
@@ -79,7 +98,7 @@ class Empirical(Law):
         w.setflags(write=False)
         self.data, self.weights = arr, w
         self.key = hashlib.sha1(arr.tobytes() + w.tobytes()).hexdigest()[:12]
-        self._make_symbols(names)
+        self._make_symbols(names, "names")
         self._moments: dict = {}
 
     @property

@@ -7,22 +7,32 @@ import numpy as np
 import sympy as sp
 
 from ..._checks import require
-from .base import SUPPORTED_LAWS, DataSymbol, _s
+from .base import SUPPORTED_LAWS, DataSymbol, _s, check_law_name
 from .continuous import Beta, Exponential, Gamma, MultivariateNormal, Normal, StudentT, Uniform
 from .empirical import Empirical
 from .finite import Finite
 
 __all__ = ["normal", "uniform", "bernoulli", "rademacher", "categorical", "exponential", "gamma",
-           "beta", "student_t", "empirical", "law_from_sympy_stats"]
+           "beta", "student_t", "empirical", "law_from_sympy_stats", "MAX_LAW_DIM"]
 
+
+
+#: Largest ``dim`` of one data law made by a factory: each coordinate is a sympy symbol with its own law
+#: block, and a Problem derives F and Sigma over every one of them (linear regression derives up to d = 70
+#: by default), so 10^4 is far beyond any derivation, and ``dim = 10**18`` is refused before any symbol is made.
+MAX_LAW_DIM = 10_000
 
 
 def _names(name: str, dim: int | None) -> list[str]:
+    """The data symbols' names, ``name`` or ``name0, ..., name{dim-1}``; the one check of every factory's
+    ``name`` and ``dim``."""
     if dim is not None and (isinstance(dim, (bool, np.bool_)) or not isinstance(dim, (int, np.integer))
                             or dim < 1):
         raise ValueError(f"`dim` must be a positive integer or None; got {dim!r}.")
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"`name` must be a non-empty string; got {name!r}.")
+    if dim is not None and dim > MAX_LAW_DIM:
+        raise ValueError(f"`dim` must be at most {MAX_LAW_DIM:,} (MAX_LAW_DIM: one sympy symbol per coordinate); "
+                         f"got {dim!r}.")
+    check_law_name(name, "name")
     return [name] if dim is None else [f"{name}{i}" for i in range(dim)]
 
 
@@ -35,7 +45,7 @@ def normal(name: str, dim: int | None = None, *, mean: Any = 0, std: Any = None,
     name : str
         Symbol name; a vector of ``dim`` gets names ``name0, name1, ...``.
     dim : int, optional
-        Vector length; ``None`` for a scalar.
+        Vector length (at most :data:`MAX_LAW_DIM`); ``None`` for a scalar.
     mean : scalar or sequence
         Mean (may be symbolic).
     std, var : scalar or sequence, optional
@@ -57,8 +67,6 @@ def normal(name: str, dim: int | None = None, *, mean: Any = 0, std: Any = None,
     >>> eps.law.std
     s
     """
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1):
-        raise ValueError(f"`dim` must be a positive integer or None; got {dim!r}.")
     if sum(x is not None for x in (std, var, cov)) > 1:
         raise ValueError("give at most one of `std`, `var` and `cov`.")
     names = _names(name, dim)
