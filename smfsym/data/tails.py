@@ -343,7 +343,7 @@ def check_step_phi_tails(problem, phi, state, update, *, stacklevel: int = 3) ->
 def _support(law):
     """(low, high, power at low): the support of a continuous univariate law with numeric parameters, and the
     density's exponent at its lower end (t^(a-1): 0 for a density positive there); None where not known."""
-    fam, num = law.family, (lambda v: float(v) if sp.sympify(v).is_number else None)
+    fam, num = law.family, (lambda v: float(v) if as_expr(v).is_number else None)
     if fam in ("Normal", "StudentT"):
         return (-math.inf, math.inf, 0.0)
     if fam == "Exponential":

@@ -24,6 +24,7 @@ import sympy as sp
 
 from ..data.means import expectation, is_polynomial_in
 from ..data.laws import Empirical, MultivariateNormal, Normal
+from .._checks import as_expr
 from ..limits import _comb_capped, refuse
 from ..data.means import data_symbols
 from .lambdify import compile_exprs
@@ -316,7 +317,7 @@ def _polynomial_expansion(problem, loss, coords, caps, terms=None):
         # E t^3), while grad f's need only what Sigma needs: expand f without its parameter-free terms, which
         # carry no gradient (the columns are the same; the coefficients lose a constant each)
         params = set(problem.params)
-        terms = [(m, c) for m, c in terms if sp.sympify(c).free_symbols & params]
+        terms = [(m, c) for m, c in terms if as_expr(c).free_symbols & params]
     total_degree = max((sum(m) for m, _ in terms), default=0)
     maxpow = [max((m[i] for m, _ in terms), default=0) for i in range(len(coords))]
     bound = 1
