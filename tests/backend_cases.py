@@ -40,6 +40,19 @@ def run_sgd(problem, backend, n_paths=8192, seed=2, chunk_size=None, batch_size=
                                options=RunOptions(backend=backend, chunk_size=chunk_size))
 
 
+def assert_weak_error_agrees(backend, n_paths: int) -> None:
+    """`weak_error` (smf1, Monte Carlo) on ``backend`` against numpy: every row's value within Z_MAX standard errors
+    of the difference, and the back end recorded in the study's meta."""
+    x = sp.Symbol("x")
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    kw = dict(models=["smf1"], n_paths=n_paths, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
+    ref = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False), **kw)
+    dev = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False, backend=backend), **kw)
+    assert dev.meta["backend"] == backend
+    for r0, r1 in zip(ref.rows, dev.rows):
+        assert abs(r0["value"] - r1["value"]) < Z_MAX * np.hypot(r0["value_se"], r1["value_se"]), (r0, r1)
+
+
 def zscores(a, b, names=("state", "sq")) -> np.ndarray:
     """|difference| / SE of the difference of every streamed mean of two independent runs."""
     out = []

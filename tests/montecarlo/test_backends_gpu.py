@@ -17,7 +17,7 @@ from smfsym import RunOptions
 from smfsym.backends import get_backend
 
 from backend_cases import flow, problem  # noqa: F401 (fixtures)
-from backend_cases import Z_MAX, run_sgd, run_smf, zscores
+from backend_cases import Z_MAX, assert_weak_error_agrees, run_sgd, run_smf, zscores
 
 
 if os.environ.get("SMFSYM_FAKE_CUPY"):  # the CPU dry run (tests/fake_cupy.py)
@@ -70,13 +70,7 @@ def test_same_numbers_across_chunk_sizes_on_the_gpu(flow, scheme, increments):
 
 
 def test_weak_error_study_on_the_gpu():
-    x = sp.Symbol("x")
-    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
-    kw = dict(models=["smf1"], n_paths=200_000, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
-    ref = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False), **kw)
-    dev = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False, backend="cupy"), **kw)
-    for r0, r1 in zip(ref.rows, dev.rows):
-        assert abs(r0["value"] - r1["value"]) < Z_MAX * np.hypot(r0["value_se"], r1["value_se"]), (r0, r1)
+    assert_weak_error_agrees("cupy", n_paths=200_000)
 
 
 def test_float32_on_the_gpu_warns_and_runs(flow):

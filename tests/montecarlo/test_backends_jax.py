@@ -16,7 +16,7 @@ from smfsym import RunOptions, SaveAt
 from smfsym.backends import Float32Warning, JaxBackend, get_backend
 
 from backend_cases import flow, problem  # noqa: F401 (fixtures)
-from backend_cases import X0, Z_MAX, run_sgd, run_smf, square, zscores
+from backend_cases import Z_MAX, assert_weak_error_agrees, run_sgd, run_smf, square, zscores
 
 jax = pytest.importorskip("jax")
 
@@ -82,15 +82,9 @@ def test_sgd_and_the_sme_root_on_jax_agree_with_numpy(problem):
 
 @pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_weak_error_study_and_update_maps_on_jax():
+    assert_weak_error_agrees("jax", n_paths=100_000)
     x = sp.Symbol("x")
-    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
-    kw = dict(models=["smf1"], n_paths=100_000, seed=3, numerics=smfsym.Numerics(method="montecarlo"))
-    ref = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False), **kw)
-    dev = smfsym.weak_error(p, x**2, [1.0], 1.0, [0.2, 0.1], options=RunOptions(progress=False, backend="jax"), **kw)
-    assert dev.meta["backend"] == "jax"
-    for r0, r1 in zip(ref.rows, dev.rows):
-        assert abs(r0["value"] - r1["value"]) < Z_MAX * np.hypot(r0["value_se"], r1["value_se"]), (r0, r1)
-    rms = smfsym.rmsprop(p, c=sp.Rational(1, 4))
+    rms = smfsym.rmsprop(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), c=sp.Rational(1, 4))
     runs = [smfsym.simulate_update_map(rms, [1.0, 0.5], 8, 0.05, n_paths=50_000, seed=4,
                                        save_at=SaveAt(functions={"sq": square}, store=False),
                                        options=RunOptions(backend=b, progress=False)) for b in ("numpy", "jax")]
