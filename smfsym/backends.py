@@ -365,8 +365,10 @@ class JaxBackend(Backend):
     Threefry-2x32 stream per seed block, each lambdified expression list compiled by ``jax.jit`` (one XLA
     computation per list and array shape; ``jit=False`` dispatches op by op).
 
-    float64 needs JAX's 64-bit mode, which JAX leaves off: this back end turns it on
-    (``jax_enable_x64``) when it first imports JAX, for the whole process, as diffrax's float64 users do.
+    JAX's 64-bit mode (``jax_enable_x64``), which JAX leaves off, is turned on for the whole process when this
+    back end first imports JAX, whatever ``dtype``: float64 states need it, and with it the streams and the
+    bookkeeping (int64 step counters, float64 statistics) do not depend on what ran before. A run that finds it
+    turned off again refuses to start rather than run in another precision with other numbers.
     """
 
     name = "jax"
@@ -390,8 +392,7 @@ class JaxBackend(Backend):
         xp = super()._import()
         import jax
 
-        if self.dtype_name == "float64":
-            jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_enable_x64", True)
         return xp
 
     @property
@@ -415,6 +416,10 @@ class JaxBackend(Backend):
 
     def generator(self, seed_sequence):
         jax = self.jax
+        if not jax.config.jax_enable_x64:  # (every run draws: this is where a run starts on JAX)
+            raise RuntimeError("backend='jax': JAX's 64-bit mode (jax_enable_x64) was turned off after smfsym turned "
+                               "it on; in 32-bit mode a float64 run would silently run in float32, with other "
+                               "numbers. Turn it on again (jax.config.update('jax_enable_x64', True)) before the run.")
         lo, hi = (int(w) for w in seed_sequence.generate_state(2, np.uint32))
         # 31 bits into the key (a Python int above int32 overflows when 64-bit mode is off), the rest folded in
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(lo & 0x7FFFFFFF), hi), lo >> 31)
@@ -448,7 +453,7 @@ class _JaxStream:
         return self.r.normal(self._next(), tuple(shape), dtype=self.dtype)
 
     def integers(self, high: int, shape):
-        return self.r.randint(self._next(), tuple(shape), 0, high)
+        return self.r.randint(self._next(), tuple(shape), 0, high, dtype="int32")
 
     def random(self, shape):
         return self.r.uniform(self._next(), tuple(shape), dtype=self.dtype)

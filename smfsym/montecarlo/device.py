@@ -101,7 +101,7 @@ class _Chunk:
         n_lost = int(xp.sum(xp.astype(lost, xp.int64)))
         if n_lost == 0:
             return 0, None, 0
-        first = int(xp.min(xp.where(lost, self.lost_at, 2**62)))
+        first = int(xp.min(xp.where(lost, self.lost_at, xp.iinfo(self.lost_at.dtype).max)))
         return n_lost, first, int(xp.sum(xp.astype(self.lost_at == first, xp.int64)))
 
 

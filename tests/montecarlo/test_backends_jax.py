@@ -123,3 +123,51 @@ def test_jit_changes_no_statistic_and_float32_warns(flow):
     r = run_smf(flow, b32, n_paths=50_000)
     z = zscores(run_smf(flow, "numpy", n_paths=50_000), r)
     assert r.success and z.max() < Z_MAX, z
+
+
+def test_a_run_refuses_when_64_bit_mode_was_turned_off(flow):
+    """Turned off after smfsym turned it on, JAX would run a float64 back end in float32 with another stream
+    (states 0.89 apart for one seed): the run refuses instead."""
+    b = JaxBackend()
+    b.xp
+    jax.config.update("jax_enable_x64", False)
+    try:
+        with pytest.raises(RuntimeError, match=r"64-bit mode \(jax_enable_x64\) was turned off"):
+            run_smf(flow, b, n_paths=100)
+    finally:
+        jax.config.update("jax_enable_x64", True)
+
+
+_FRESH = """
+import json, sys, warnings
+import numpy as np, sympy as sp, smfsym
+from smfsym import RunOptions, SaveAt
+from smfsym.backends import JaxBackend
+warnings.simplefilter("ignore")
+x = sp.Symbol("x")
+flow = smfsym.smf(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), order=2)
+def f32(**kw):
+    return smfsym.simulate(flow, x0=[1.0], t_end=0.5, eta=0.1, n_paths=3000, seed=1, increments="discrete",
+                           save_at=SaveAt(store=True), options=RunOptions(backend=JaxBackend(dtype="float32"), **kw))
+first = f32().states
+smfsym.simulate(flow, x0=[1.0], t_end=0.5, eta=0.1, n_paths=3000, seed=1, options=RunOptions(backend="jax"))
+again = f32().states
+wild = smfsym.smf(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2 - x**4 / 4, [x]), order=1)
+lost = smfsym.simulate(wild, x0=[1.0], t_end=2.0, eta=0.5, n_paths=2000, seed=1,
+                       options=RunOptions(backend=JaxBackend(dtype="float32"), on_nonfinite="mask"))
+print(json.dumps(dict(same=bool(np.array_equal(first, again)), lost=lost.lost_fraction, ok=bool(lost.success))))
+"""
+
+
+@pytest.mark.slow  # a fresh process (JAX's 64-bit mode is process-wide)
+def test_float32_in_a_fresh_process_does_not_depend_on_earlier_runs_and_masks_lost_paths():
+    """In a process where JAX's 64-bit mode was never on, float32 discrete draws came from int32 bits (other numbers
+    after a float64 run), and a lost path crashed the blow-up bookkeeping (an int64 sentinel in an int32 array)."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["same"] and 0 < res["lost"] < 1, res
