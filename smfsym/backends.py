@@ -53,11 +53,14 @@ class _Namespace:
                 "arccosh": "acosh", "arctanh": "atanh", "power": "pow", "amax": "max", "amin": "min",
                 "absolute": "abs"}
 
-    def __init__(self, xp, dtype=None):
-        self._xp, self._dtype = xp, dtype
+    def __init__(self, xp, dtype=None, special=None):
+        self._xp, self._dtype, self._special = xp, dtype, special
 
     def __getattr__(self, name):
         xp = self._xp
+        if name in ("erf", "erfc") and self._special is not None and hasattr(self._special, name):
+            fn = self.__dict__[name] = getattr(self._special, name)
+            return fn
         if name in _PIECEWISE:  # sympy prints Piecewise with numpy's select and logical_and.reduce
             fn = self.__dict__[name] = _PIECEWISE[name](xp, self._dtype)
             return fn
@@ -182,10 +185,20 @@ class Backend:
     def dtype(self):
         return getattr(self.xp, self.dtype_name)
 
+    #: the module of the back end's special functions (erf, erfc), imported when an expression needs one
+    special_module = ""
+
     @property
     def lambdify_modules(self) -> list:
-        """``modules=`` for ``sympy.lambdify`` with sympy's numpy printer: ``numpy.f`` resolves to ``xp.f``."""
-        return [{"numpy": _Namespace(self.xp, self.dtype)}]
+        """``modules=`` for ``sympy.lambdify`` with sympy's numpy printer: ``numpy.f`` resolves to ``xp.f``
+        (``numpy.erf`` to the back end's special functions)."""
+        special = None
+        if self.special_module:
+            try:
+                special = importlib.import_module(self.special_module)
+            except ImportError:
+                special = None
+        return [{"numpy": _Namespace(self.xp, self.dtype, special)}]
 
     #: the device arrays are made on (None: the namespace's default)
     device_obj = None
@@ -303,6 +316,7 @@ class CupyBackend(Backend):
 
     name = "cupy"
     module = "cupy"
+    special_module = "cupyx.scipy.special"
     device = True
 
     def __init__(self, dtype: str = "float64", fuse: bool = False):
@@ -374,6 +388,7 @@ class JaxBackend(Backend):
     name = "jax"
     module = "jax.numpy"
     extra = "jax"
+    special_module = "jax.scipy.special"
 
     def __init__(self, dtype: str = "float64", jit: bool = True):
         super().__init__(dtype)

@@ -42,7 +42,7 @@ from ..montecarlo.seeds import BLOCK
 from ..numerics.compiled_sde import ROWS, NumericSDE
 from ..simulation.device_sgd import _DeviceSampler
 from ..simulation.sde import grid
-from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, CompiledExprs, HoistedExprs
+from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, DEVICE_USER_FUNCTIONS, CompiledExprs, HoistedExprs, _DevicePrinter
 from .codegen_checks import checks_source
 from .codegen_means import data_source, doc_safe
 
@@ -52,7 +52,7 @@ __all__ = ["device_codegen", "DEVICE_CODEGEN_BACKENDS"]
 DEVICE_CODEGEN_BACKENDS = ("cupy", "array_api_strict")
 
 
-class _XpPrinter(NumPyPrinter):
+class _XpPrinter(_DevicePrinter):
     """smfsym's printer for an array back end (:func:`~smfsym.symbolic.lambdify.lambdify_safe`), with the
     module ``numpy`` written as ``_xpn`` (the namespace adapter of the generated module)."""
 
@@ -63,7 +63,7 @@ class _XpPrinter(NumPyPrinter):
 
 def _printer():
     return _XpPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True,
-                       "user_functions": {}})
+                       "user_functions": dict(DEVICE_USER_FUNCTIONS)})
 
 
 def _printed(name: str, n_args: int, record, doc: str) -> str:
@@ -395,7 +395,10 @@ def _runtime(backend: str, arrays: dict, embed_limit: int) -> str:
     adapter = "\n\n".join(inspect.getsource(f) for f in (_Namespace, _Reducible, _select, _scalars_on_host))
     # the table of Piecewise helpers (sympy prints a Piecewise with numpy's select and logical_and.reduce)
     adapter += "\n\n" + re.search(r"^_PIECEWISE = \{.*?\}\n", inspect.getsource(_backends), re.S | re.M).group(0)
-    adapter += "\n\n#: what ``numpy.f`` in smfsym's printed expressions resolves to\n_xpn = _Namespace(xp)"
+    special = ("\n\ntry:  # erf and erfc, as smfsym evaluates them on CuPy\n    import cupyx.scipy.special as _special\n"
+               "except ImportError:\n    _special = None" if backend == "cupy" else "\n\n_special = None")
+    adapter += special + ("\n\n#: what ``numpy.f`` in smfsym's printed expressions resolves to\n"
+                          "_xpn = _Namespace(xp, None, _special)")
     body = (_RUNTIME.replace("BLOCK_VALUE", str(BLOCK)).replace("MEAN_ELEMENTS_VALUE", str(_DEVICE_MEAN_ELEMENTS))
             .replace("ROWS_VALUE", str(ROWS)))
     data = data_source(arrays, embed_limit, "    _DEV.clear()  # the device copies of the data arrays")

@@ -63,9 +63,32 @@ def lambdify_safe(args, exprs, record: list | None = None, modules=None):
 
             modules = [{"erf": special.erf, "erfc": special.erfc}, "numpy"]
         return sp.lambdify(dummies, exprs, modules=modules, cse=cse, dummify=False)
-    printer = NumPyPrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True,
-                            "user_functions": {}})
+    printer = _DevicePrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True,
+                              "user_functions": dict(DEVICE_USER_FUNCTIONS)})
     return sp.lambdify(dummies, exprs, modules=modules, cse=cse, dummify=False, printer=printer)
+
+
+#: functions printed as ``numpy.<name>`` for an array back end (its namespace resolves them)
+DEVICE_USER_FUNCTIONS = {"erf": "numpy.erf", "erfc": "numpy.erfc"}
+
+
+class _DevicePrinter(NumPyPrinter):
+    """numpy's printer with everything through ``numpy.<name>``, which an array back end's namespace resolves:
+    Max/Min as nested maximum/minimum (sympy prints ``functools.reduce``, a module the namespace lacks), erf and
+    erfc as ``numpy.erf`` (the back end's special functions, or a refusal naming them)."""
+
+    def _nested(self, name, expr):
+        args = [self._print(a) for a in expr.args]
+        out = args[0]
+        for a in args[1:]:
+            out = f"numpy.{name}({out}, {a})"
+        return out
+
+    def _print_Max(self, expr):
+        return self._nested("maximum", expr)
+
+    def _print_Min(self, expr):
+        return self._nested("minimum", expr)
 
 
 def array_op_count(exprs) -> int:

@@ -171,3 +171,35 @@ def test_float32_in_a_fresh_process_does_not_depend_on_earlier_runs_and_masks_lo
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["same"] and 0 < res["lost"] < 1, res
+
+
+def test_max_min_and_erf_evaluate_on_the_device_back_ends():
+    """sympy printed Max/Min as functools.reduce and erf as math.erf, names a back end's namespace lacks: SGD on a
+    loss with Max crashed with a NameError on JAX and array_api_strict (smfsym check --backend jax included). They
+    now print as nested maximum/minimum and the back end's erf (jax.scipy.special, cupyx.scipy.special); a back end
+    without one (array_api_strict) refuses by name."""
+    from smfsym.symbolic.lambdify import CompiledExprs
+
+    x = sp.Symbol("x", real=True)
+    exprs = [sp.Max(x, 0) ** 2, sp.Min(x, 1, x**2), sp.erf(x), sp.erfc(x) / 2]
+    X = np.array([[-1.0], [0.5], [2.0]])
+    ref = np.asarray(CompiledExprs(exprs, [x])(X)).reshape(3, -1).T  # (output, state)
+
+    def on(b, some):  # the device call the steps make: columns on the device, a list of device arrays back
+        return np.array([b.to_numpy(v) for v in CompiledExprs(some, [x], backend=b).evaluate_list([b.asarray(X[:, 0])])])
+
+    np.testing.assert_allclose(on(get_backend("jax"), exprs), ref, rtol=1e-14, atol=1e-15)
+    strict = get_backend("array_api_strict")
+    np.testing.assert_allclose(on(strict, exprs[:2]), ref[:2], rtol=1e-14)
+    with pytest.raises(AttributeError, match="'array_api_strict' has no 'erf'"):
+        on(strict, exprs[2:])
+
+
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
+def test_sgd_on_a_loss_with_max_and_erf_agrees_with_numpy():
+    x = sp.Symbol("x", real=True)
+    p = smfsym.Problem(sp.Max(x, 0) ** 2 + x * sp.erf(x) + (x - smfsym.normal("xi")) ** 2 / 2, [x])
+    runs = [smfsym.simulate_sgd(p, [1.0], 4, 0.1, n_paths=50_000, seed=3, save_at=SaveAt(functions={"sq": square}),
+                                options=RunOptions(backend=b, progress=False)) for b in ("numpy", "jax")]
+    z = zscores(*runs)
+    assert z.max() < Z_MAX, z
