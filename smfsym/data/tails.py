@@ -341,26 +341,27 @@ def check_step_phi_tails(problem, phi, state, update, *, stacklevel: int = 3) ->
 
 
 def _support(law):
-    """(low, high, power at low): the support of a continuous univariate law with numeric parameters, and the
-    density's exponent at its lower end (t^(a-1): 0 for a density positive there); None where not known."""
+    """(low, high, k_low, k_high): the support of a continuous univariate law with numeric parameters, and the
+    density's exponents at its ends ((t - low)^k_low, (high - t)^k_high; 0 where it is positive there); None where
+    not known."""
     fam, num = law.family, (lambda v: float(v) if as_expr(v).is_number else None)
     if fam in ("Normal", "StudentT"):
-        return (-math.inf, math.inf, 0.0)
+        return (-math.inf, math.inf, 0.0, 0.0)
     if fam == "Exponential":
-        return (0.0, math.inf, 0.0)
+        return (0.0, math.inf, 0.0, 0.0)
     if fam == "Gamma" and num(law.shape) is not None:
-        return (0.0, math.inf, num(law.shape) - 1)
+        return (0.0, math.inf, num(law.shape) - 1, 0.0)
     if fam == "Uniform" and None not in (num(law.a), num(law.b)):
-        return (num(law.a), num(law.b), 0.0)
-    if fam == "Beta" and num(law.a) is not None:
-        return (0.0, 1.0, num(law.a) - 1)  # (the upper end's exponent is not used: roots there are rare)
+        return (num(law.a), num(law.b), 0.0, 0.0)
+    if fam == "Beta" and None not in (num(law.a), num(law.b)):
+        return (0.0, 1.0, num(law.a) - 1, num(law.b) - 1)
     return None
 
 
 def _singular_mean(e, xi, law, power) -> str | None:
     """Why E|e|^power is infinite when e is a rational function of xi whose denominator has a real root r in
     the support, where the numerator does not vanish: |e| ~ c |xi - r|^-m there, and the density ~ (t - low)^k
-    at the lower end (k = 0 inside), so the mean needs m power < 1 + k. None when this does not prove it."""
+    at an end (k = 0 inside), so the mean needs m power < 1 + k. None when this does not prove it."""
     support = _support(law) if law.dim == 1 else None
     if support is None:
         return None
@@ -370,15 +371,15 @@ def _singular_mean(e, xi, law, power) -> str | None:
     poly = sp.Poly(den, xi)
     if any(not c.is_number for c in poly.all_coeffs()):
         return None  # roots that move with the parameters: not analysed
-    low, high, k = support
+    low, high, k_low, k_high = support
     for root, m in sp.roots(poly, filter="R").items():
         r = float(root)
-        if not (low <= r < high) or (r == low and math.isinf(low)):
+        if not (low <= r <= high):
             continue
         at = sp.simplify(num.subs(xi, root))
         if at == 0 or at.is_zero:  # the numerator may cancel the pole for some parameters: not a proof
             continue
-        need = 1 + (k if r == low else 0.0)
+        need = 1 + (k_low if r == low else k_high if r == high else 0.0)
         if m * power >= need:
             return (f"{e} is singular at {xi} = {root} in the support of {xi}, like |{xi} - {root}|^-{m}, so its "
                     f"{'mean' if power == 1 else f'{power}-th power'} is not integrable there")

@@ -147,6 +147,9 @@ def test_student_t_with_a_symbolic_nu_is_refused():
     (lambda: smfsym.exponential("es", 1), lambda s: 1 / s, "0"),
     (lambda: smfsym.beta("bs", sp.Rational(1, 2), sp.Rational(1, 2)), lambda s: 1 / s, "0"),
     (lambda: smfsym.uniform("um", -1, 1), lambda s: 1 / (s - sp.Rational(1, 2)), "1/2"),
+    # the upper end was skipped: E 1/(1 - u) = 13.6 with only a QuadratureWarning
+    (lambda: smfsym.uniform("uu", 0, 1), lambda s: 1 / (1 - s), "1"),
+    (lambda: smfsym.beta("bu", 2, sp.Rational(1, 2)), lambda s: 1 / (1 - s), "1"),
 ])
 def test_a_pole_inside_the_support_is_refused(make, expr, where):
     """Quadrature returned finite numbers for these (E 1/u = 13.6, E 1/a^2 = 27.4), with at most a warning."""
@@ -163,6 +166,11 @@ def test_poles_that_leave_the_mean_finite_or_are_not_proven_pass():
         warnings.simplefilter("ignore", smfsym.TailWarning)
         assert abs(float(smfsym.expectation(1 / g)) - 0.5) < 1e-4
     assert abs(float(smfsym.expectation(1 / (u + 1))) - np.log(2)) < 1e-9
+    # Beta(1, 3) at its upper end: density 3 (1 - t)^2, so E 1/(1 - b) = 3/2, finite (integrated by hand)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", smfsym.TailWarning)
+        warnings.simplefilter("ignore", smfsym.QuadratureWarning)
+        assert abs(float(smfsym.expectation(1 / (1 - smfsym.beta("b13", 1, 3)))) - 1.5) < 1e-6
     smfsym.Problem((x - a) ** 2 / (2 * (1 + a**2)), [x])  # no real pole
     # f = x^2/2 - x/a: its 1/a^2 cancels, but E|x/a| = oo too (a principal value is not a mean)
     with pytest.raises(ValueError, match=r"F = E f is infinite: .* like \|ag - 0\|\^-1, so its mean"):
