@@ -18,9 +18,9 @@ import sympy as sp
 
 from .laws import Law
 from ..limits import Limits, QuadratureWarning, as_limits, refuse
-from .._checks import as_expr
+from .._checks import as_expr, to_float
 
-__all__ = ["QuadratureRule", "AdaptiveMean", "stable_form"]
+__all__ = ["QuadratureRule", "AdaptiveMean", "stable_form", "confirm_cancelling"]
 
 # Numeric rules are kept in a registry so that DataMean's sympy args stay plain
 # (a Str key): sympy rebuilds expressions from their args in subs and diff.
@@ -75,6 +75,28 @@ class QuadratureRule:
                         "Gamma": "Gauss-Laguerre", "Beta": "Gauss-Jacobi",
                         "StudentT": "Gauss-Legendre (quantile)"}.get(law.family, "Gauss")
                 parts.append(f"{kind}({self.n_points})")
+        return " x ".join(parts)
+
+    def describe_laws(self, values=None) -> str:
+        """The laws of the rule with their parameters (and the numbers ``values`` gives them), for messages."""
+        parts = []
+        for law in self.laws:
+            names = ", ".join(s.name for s in law.symbols)
+            keys = getattr(law, "parameter_names", ())
+            params = list(law.parameters)
+            if keys and len(keys) == len(params):
+                shown = []
+                for key, p in zip(keys, params):
+                    text = f"{key}={p}"
+                    if values and getattr(p, "free_symbols", None):
+                        try:
+                            text += f" = {to_float(p, values, key):g}"
+                        except (TypeError, ValueError):
+                            pass
+                    shown.append(text)
+                parts.append(f"{law.family}({names}; {', '.join(shown)})")
+            else:
+                parts.append(f"{law.family}({names})" if law.family != "Empirical" else f"data set (M={law.size})")
         return " x ".join(parts)
 
     @property
@@ -140,13 +162,44 @@ def rule_sums(fn, nodes, weights, cols, checked):
     return out, scale, bad
 
 
+#: A state whose mean is below this fraction of its E|integrand| (more than 90% of the integrand's mass
+#: cancels: the positive and negative parts agree to within 10%) is not accepted on one n- against 2n-point
+#: agreement alone: two symmetric rules that both miss a feature (E tanh(50 (a - 0.1)) under N(0, 1): no node of
+#: the 16- or 32-point Gauss-Hermite rule lies in (0, 0.1)) both cancel to ~0 and agree, and a mean that small
+#: against its scale is exactly what that looks like. Means of one sign (losses, probabilities) never pay the check.
+CANCELLATION = 0.1
+
+
+def confirm_cancelling(evaluate, sub, n, fine, fscale, err, done, atol, rtol):
+    """``(err, done)`` after checking the states accepted at ``n`` points whose mean cancels.
+
+    A state with ``done`` and ``|fine| < CANCELLATION * fscale`` is evaluated once more with ``n - 1``
+    points per coordinate (the other parity: an odd Gauss rule has a node at the centre of a symmetric law)
+    and stays accepted only if that value agrees with ``fine`` to the same tolerance; its error is the
+    larger of the two differences. The value of an accepted state is ``fine`` either way.
+    ``evaluate(cols, n)`` returns the rule's sums at ``n`` points. Generated code embeds this very function
+    (smfsym.io.codegen_means), so both refine alike.
+    """
+    check = done & (np.abs(fine) < CANCELLATION * fscale)
+    if not np.any(check):
+        return err, done
+    idx = np.flatnonzero(check)
+    other = evaluate([c[idx] for c in sub], n - 1)[0]
+    err, done = err.copy(), done.copy()
+    err[idx] = np.maximum(err[idx], np.abs(other - fine[idx]))
+    done[idx] = ~(err[idx] > atol + rtol * fscale[idx])  # NaN counts as done (warned)
+    return err, done
+
+
 class AdaptiveMean:
     """E over a rule's nodes for a batch of states, refined per state (docs/theory.md §8).
 
     For every state the n-point and 2n-point rules are compared; where
     ``|Q_2n - Q_n| > quad_atol + quad_rtol Q_2n[|f|]`` (the scale is the mean of the
     integrand's absolute value, so cancelling means are judged fairly) the state is re-evaluated with
-    4n, 8n, ... points, up to ``Limits.max_quad_points`` per coordinate and
+    4n, 8n, ... points. A state accepted while ``|Q_2n| < CANCELLATION Q_2n[|f|]`` (heavy cancellation,
+    where two symmetric rules can agree by missing the same feature) must also agree with the
+    ``2n - 1``-point rule of the other parity (:func:`confirm_cancelling`), or it is refined further, up to ``Limits.max_quad_points`` per coordinate and
     ``Limits.max_nodes`` in all. The value returned is the finest rule's. A state
     whose estimate still misses the tolerance triggers a :class:`QuadratureWarning`
     naming the estimate; an integrand that overflows at the nodes (while the state
@@ -178,8 +231,9 @@ class AdaptiveMean:
             # refinement then took as converged: refuse it instead of dropping the NaNs
             if not (np.all(np.isfinite(w)) and np.all(np.isfinite(nodes[w > 0]))
                     and abs(float(np.sum(w[w > 0])) - 1.0) < 1e-8):
-                raise ArithmeticError(f"the {n}-point rule {self.rule.describe()} could not be computed (non-finite "
-                                      "nodes or weights): this is a bug, please report it")
+                raise ArithmeticError(f"the {n}-point rule {self.rule.describe()} over {self.rule.describe_laws(self.values)} "
+                                      "could not be computed (non-finite nodes or weights): this is a bug, please "
+                                      "report it")
             keep = w > 0  # far Gauss nodes whose weight underflowed: 0 * inf must not make NaN
             self._nodes[n] = (nodes[keep], w[keep])
         return self._nodes[n]
@@ -228,6 +282,9 @@ class AdaptiveMean:
             err[todo] = e
             scale[todo] = fscale
             done = ~(e > lim.quad_atol + lim.quad_rtol * fscale)  # NaN counts as done (warned)
+            e, done = confirm_cancelling(self._eval, sub, n, fine, fscale, e, done,
+                                         lim.quad_atol, lim.quad_rtol)
+            err[todo] = e
             todo = todo[~done]
             if todo.size == 0:
                 break

@@ -10,7 +10,8 @@ A data mean E_xi[g(x, xi)] (docs/theory.md §8) is written out as three things:
   ``set_data()``;
 - the refinement logic of :class:`~smfsym.data.quadrature.AdaptiveMean`, copied: every
   state starts on the n-point rule and is refined while the n- and 2n-point values
-  differ by more than ``quad_atol + quad_rtol E|g|``.
+  differ by more than ``quad_atol + quad_rtol E|g|``, or, where the mean cancels, the 2n- and
+  (2n - 1)-point values do (:func:`~smfsym.data.quadrature.confirm_cancelling`, embedded verbatim).
 
 So the generated module refines exactly where smfsym refines, and gives the same
 numbers as :func:`smfsym.simulate` (the final rule of a state depends on the state
@@ -27,7 +28,7 @@ import numpy as np
 import sympy as sp
 
 from ..data.means import DataMean
-from ..data.quadrature import _CHUNK_ELEMENTS, rule_sums
+from ..data.quadrature import _CHUNK_ELEMENTS, CANCELLATION, confirm_cancelling, rule_sums
 from ..data.laws import Empirical
 from ..data.quadrature import AdaptiveMean
 
@@ -132,6 +133,9 @@ def _mean(fn, rule, cols):
         err[todo] = e
         scale[todo] = fscale
         done = ~(e > atol + rtol * fscale)  # NaN counts as done (warned)
+        e, done = confirm_cancelling(lambda c, m: _eval_rule(fn, rule, c, m), sub, n, fine, fscale, e, done,
+                                     atol, rtol)
+        err[todo] = e
         todo = todo[~done]
         if todo.size == 0 or not cols:
             break
@@ -152,9 +156,11 @@ def _means(specs, cols):
     return [_mean(fn, rule, flat).reshape(sshape) for fn, rule in specs]
 '''
 
-# the row sums themselves are smfsym's own function, embedded verbatim: same numbers by construction
-MEAN_RUNTIME = (MEAN_RUNTIME.replace("_CHUNK_ELEMENTS = 4_000_000", f"_CHUNK_ELEMENTS = {_CHUNK_ELEMENTS}")
-                + "\n\n" + inspect.getsource(rule_sums))
+# the row sums and the cancellation check are smfsym's own functions, embedded verbatim: same numbers by
+# construction
+MEAN_RUNTIME = (MEAN_RUNTIME.replace("_CHUNK_ELEMENTS = 4_000_000", f"_CHUNK_ELEMENTS = {_CHUNK_ELEMENTS}\n"
+                                     f"CANCELLATION = {CANCELLATION!r}")
+                + "\n\n" + inspect.getsource(rule_sums) + "\n\n" + inspect.getsource(confirm_cancelling))
 
 
 def doc_safe(text: str) -> str:
@@ -230,8 +236,9 @@ class MeanContext:
             if isinstance(law, Empirical):
                 laws.append(repr(self.data_arrays(law)))
                 continue
-            # a finite law's rule is its support whatever n: embed it once
-            ns = [None] if law.is_finite else levels
+            # a finite law's rule is its support whatever n: embed it once; a continuous one at every level
+            # and at the other-parity n - 1 points a cancelling mean is confirmed with (confirm_cancelling)
+            ns = [None] if law.is_finite else sorted(set(levels) | {n - 1 for n in levels[1:]})
             entries = []
             for n in ns:
                 nodes, w = law.quadrature(levels[0] if n is None else n, self.values)

@@ -184,3 +184,147 @@ def test_a_rule_with_non_finite_weights_is_refused_not_dropped(monkeypatch):
     fn = compile_exprs([smfsym.expectation(sp.Max(e - x, 0))], [x])
     with pytest.raises(ArithmeticError, match="64-point rule .* could not be computed"):
         fn(np.array([[1.0]]))
+
+
+def _quad_sharp_normal(f, kink):
+    # split at the sharp step so quad itself is accurate
+    lo = integrate.quad(lambda z: f(z) * stats.norm.pdf(z), -40, kink, limit=400, epsabs=1e-14, epsrel=1e-13)[0]
+    hi = integrate.quad(lambda z: f(z) * stats.norm.pdf(z), kink, 40, limit=400, epsabs=1e-14, epsrel=1e-13)[0]
+    return lo + hi
+
+
+def test_two_symmetric_rules_missing_the_same_step_are_not_accepted():
+    """E tanh(50 (a - 0.1)) under N(0, 1) is -0.0796 (scipy.integrate.quad); the 16- and 32-point Gauss-Hermite
+    rules have no node in (0, 0.1), both cancel to ~0, agreed to 1e-8, and the mean came back as -1e-8 with no
+    warning (audit 4, finding 3). A cancelling mean (|Q| < CANCELLATION E|f|) must now also agree with the rule of
+    the other parity (31 points, a node at 0): it does not, so the state is refined and, missing its tolerance at
+    512 points, warned about with an error estimate that covers the true error."""
+    a = smfsym.normal("a")
+    expr = sp.tanh(50 * (a - sp.Rational(1, 10)))
+    truth = _quad_sharp_normal(lambda z: np.tanh(50 * (z - 0.1)), 0.1)
+    assert abs(truth + 0.079643) < 1e-6
+    node = smfsym.expectation(expr + 0 * x)
+    mean = node.rule.evaluator(lambda xx, z: np.tanh(50 * (z - 0.1)) + 0 * xx)
+    with pytest.warns(smfsym.QuadratureWarning, match="missed its tolerance"):
+        value = float(mean([np.array([0.0])])[0])
+    assert abs(value) > 1e-3  # not the symmetric ~0
+    assert abs(value - truth) < 3 * mean.last_error[0], (value, truth, mean.last_error)
+    # the same through compiled expressions, the path of the audit's reproduction
+    fn = compile_exprs([node], [x])
+    with pytest.warns(smfsym.QuadratureWarning, match="missed its tolerance"):
+        assert float(np.ravel(fn(np.array([[0.0]]))[0])[0]) == value
+
+
+def _levels_evaluated(monkeypatch):
+    from smfsym.data.quadrature import AdaptiveMean
+
+    seen = []
+    real = AdaptiveMean._eval
+
+    def spy(self, cols, n):
+        seen.append(n)
+        return real(self, cols, n)
+
+    monkeypatch.setattr(AdaptiveMean, "_eval", spy)
+    return seen
+
+
+def test_means_of_one_sign_cost_what_they_did(monkeypatch, logistic):
+    """A mean without cancellation (a loss) is evaluated on the 16- and 32-point rules only, as before the check."""
+    seen = _levels_evaluated(monkeypatch)
+    a = smfsym.normal("a")
+    fn = compile_exprs([smfsym.expectation(sp.log(1 + sp.exp(-x * a)))], [x])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", smfsym.QuadratureWarning)
+        value = float(np.ravel(fn(np.array([[0.5]]))[0])[0])
+    assert seen == [16, 32]
+    assert abs(value - _quad_normal(lambda z: np.logaddexp(0, -0.5 * z))) < 1e-9
+
+
+def test_a_cancelling_mean_that_converged_keeps_its_value(monkeypatch):
+    """E sin(a) a^2 cos(x a) = 0 under N(0, 1) by symmetry and E a tanh(a - x) at x = 0.3: the first cancels, is
+    confirmed by the 31-point rule and keeps the 32-point value (0 exactly); the second does not cancel."""
+    from smfsym.data.quadrature import AdaptiveMean, CANCELLATION
+
+    a = smfsym.normal("a")
+    seen = _levels_evaluated(monkeypatch)
+    node = smfsym.expectation(sp.sin(a) * a**2 * sp.cos(x * a))
+    mean = node.rule.evaluator(lambda xx, z: np.sin(z) * z**2 * np.cos(xx * z))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", smfsym.QuadratureWarning)
+        value = mean([np.array([0.7])])
+    assert seen == [16, 32, 31] and value[0] == 0.0 and CANCELLATION == 0.1
+    # a smooth cancelling mean with a non-zero value: E (a - x) e^{-a^2/4} cos(a) at x = 0.05 (quad), confirmed
+    seen.clear()
+    f = lambda xx, z: (z - xx) * np.exp(-z**2 / 4) * np.cos(z)  # noqa: E731
+    mean = node.rule.evaluator(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", smfsym.QuadratureWarning)
+        value = float(mean([np.array([0.05])])[0])
+    assert seen == [16, 32, 31]
+    truth = integrate.quad(lambda z: f(0.05, z) * stats.norm.pdf(z), -40, 40, epsabs=1e-14, epsrel=1e-13)[0]
+    assert abs(value - truth) < 1e-10, (value, truth)
+    assert isinstance(mean, AdaptiveMean)
+
+
+@pytest.mark.parametrize("shape", [180, 200, 500])
+def test_gamma_law_of_large_shape_against_closed_forms(shape):
+    """scipy's generalised Laguerre weights sum to Gamma(k), which overflows from k ~ 171.6: the rule was NaN and
+    such a law was refused as "a bug" (audit 4, finding 7). The normalised weights now come from the recurrence
+    (Golub-Welsch). Closed forms under Gamma(k, theta): E g = k theta, E g^2 = k (k + 1) theta^2,
+    E log g = psi(k) + log theta, E sqrt g = sqrt(theta) Gamma(k + 1/2) / Gamma(k)."""
+    from scipy.special import digamma, gammaln
+
+    th = 1.0 / shape
+    g = smfsym.gamma("g", shape, sp.Rational(1, shape))
+    exact = {"g": shape * th, "g2": shape * (shape + 1) * th**2, "log": digamma(shape) + np.log(th),
+             "sqrt": np.sqrt(th) * np.exp(gammaln(shape + 0.5) - gammaln(shape))}
+    for n in (16, 64, 256):
+        nodes, w = g.law.quadrature(n)
+        t = nodes[:, 0]
+        assert np.all(np.isfinite(w)) and np.all(w >= 0) and abs(w.sum() - 1) < 1e-14
+        got = {"g": w @ t, "g2": w @ t**2, "log": w @ np.log(t), "sqrt": w @ np.sqrt(t)}
+        for key in exact:
+            assert abs(got[key] - exact[key]) < 1e-11 * max(1.0, abs(exact[key])), (n, key, got[key], exact[key])
+    # end to end: quadrature means of a state-dependent integrand (the audit's log(1 + (x - g)^2))
+    fn = compile_exprs([smfsym.expectation(sp.log(g) + 0 * x), smfsym.expectation(sp.sqrt(g) * (1 + 0 * x))], [x])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", smfsym.QuadratureWarning)
+        lg, sq = (float(np.ravel(v)[0]) for v in fn(np.array([[0.5]])))
+    assert abs(lg - exact["log"]) < 1e-11 and abs(sq - exact["sqrt"]) < 1e-11
+    f = compile_exprs([smfsym.expectation(sp.log(1 + (x - g) ** 2))], [x])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", smfsym.QuadratureWarning)
+        value = float(np.ravel(f(np.array([[0.5]]))[0])[0])
+    dist = stats.gamma(shape, scale=th)
+    truth = integrate.quad(lambda s: np.log(1 + (0.5 - s) ** 2) * dist.pdf(s), 0, 3, points=[1.0], limit=400,
+                           epsabs=1e-14, epsrel=1e-12)[0]
+    assert abs(value - truth) < 1e-9, (value, truth)
+
+
+@pytest.mark.parametrize("shape", [0.5, 3.5, 50, 150, 171])
+def test_gamma_rule_unchanged_where_scipy_weights_are_finite(shape):
+    from scipy.special import roots_genlaguerre
+    from smfsym.data.laws.continuous import genlaguerre_golub_welsch
+
+    g = smfsym.gamma("g", shape, 2)
+    for n in (16, 256):
+        t, w = roots_genlaguerre(n, shape - 1)
+        nodes, weights = g.law.quadrature(n)
+        assert np.array_equal(nodes[:, 0], 2 * t) and np.array_equal(weights, w / w.sum())  # bitwise: old route
+        t2, w2 = genlaguerre_golub_welsch(n, shape - 1)  # and the new route agrees with it where both exist
+        assert np.max(np.abs(t2 - t) / t) < 1e-11 and np.max(np.abs(w2 - w / w.sum())) < 1e-11
+
+
+def test_a_rule_that_cannot_be_computed_names_its_law(monkeypatch):
+    from smfsym.data.laws.continuous import Gamma
+
+    def broken(self, n_points, values=None):
+        return np.full((n_points, 1), 1.0), np.full(n_points, np.nan)
+
+    monkeypatch.setattr(Gamma, "quadrature", broken)
+    s = sp.Symbol("s", positive=True)
+    g = smfsym.gamma("g", s, sp.Rational(1, 3))
+    fn = compile_exprs([smfsym.expectation(sp.log(g) + x)], [x], values={s: 4})
+    with pytest.raises(ArithmeticError, match=r"Gamma\(g; shape=s = 4, scale=1/3\)"):
+        fn(np.array([[1.0]]))

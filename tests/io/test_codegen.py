@@ -293,3 +293,22 @@ def test_set_data_again_drops_what_the_module_derived_from_the_old_data():
     _, fresh = _module(sde, 0.1, **other)
     assert not np.array_equal(again, first)
     assert np.array_equal(again, fresh["simulate"]([0.5], 0.1, 60, 5)[1])
+
+
+def test_generated_module_confirms_cancelling_means_as_smfsym_does():
+    """E tanh(50 (a - 0.1)) + x under N(0, 1) at x = 0: the 16- and 32-point rules agree on ~0 by symmetry
+    (truth -0.0796); smfsym then checks the 31-point rule of the other parity and refines (audit 4, finding 3).
+    The module embeds those odd rules and the very check, so it refines, warns and lands where smfsym does."""
+    a = smfsym.normal("a")
+    sde = build_model(smfsym.Problem(x * sp.tanh(50 * (a - sp.Rational(1, 10))) + x**2 / 2, [x]), "gf")
+    src, ns = _module(sde, 0.1)
+    rule = ns["_RULE0"]
+    assert sorted(rule["laws"][0]) == [16, 31, 32, 63, 64, 127, 128, 255, 256, 511, 512]
+    fn = ns["_MEAN_RULES"][0][0]
+    with pytest.warns(RuntimeWarning, match="missed its tolerance"):
+        got = ns["_mean"](fn, rule, [np.array([0.0])])
+    from smfsym.symbolic.lambdify import compile_exprs
+    with pytest.warns(smfsym.QuadratureWarning, match="missed its tolerance"):
+        ref = compile_exprs([sde.drift[0]], [x])(np.array([[0.0]]))[0]  # drift = -E[x + tanh(...)]
+    assert abs(float(got[0])) > 1e-3
+    np.testing.assert_allclose(-np.ravel(ref), got, rtol=RTOL, atol=1e-15)

@@ -129,10 +129,36 @@ class Gamma(UnivariateLaw):
         k = to_float(self.shape, values, f"the shape of {self.symbol}")
         th = to_float(self.scale, values, f"the scale of {self.symbol}")
         t, w = roots_genlaguerre(n_points, k - 1)
-        return (th * t)[:, None], w / w.sum()
+        with np.errstate(all="ignore"):
+            w = w / w.sum()
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(w))):
+            # scipy's weights sum to Gamma(k), which overflows from k ~ 171.6 (w / w.sum() is then NaN): the
+            # normalised weights from the recurrence instead; the old route is kept wherever it is finite
+            t, w = genlaguerre_golub_welsch(int(n_points), k - 1)
+        return (th * t)[:, None], w
 
     def _latex_law(self):
         return r"\Gamma\left(" + sp.latex(self.shape) + ", " + sp.latex(self.scale) + r"\right)"
+
+
+def genlaguerre_golub_welsch(n: int, alpha: float):
+    r"""Gauss rule of the weight :math:`x^\alpha e^{-x}` on :math:`(0, \infty)` with weights summing to 1.
+
+    Golub-Welsch: the nodes are the eigenvalues of the Jacobi matrix of the monic generalised Laguerre
+    recurrence (diagonal :math:`2i + \alpha + 1`, off-diagonal :math:`\sqrt{i (i + \alpha)}`), the weights
+    the squared first components of its normalised eigenvectors. Nothing of the size of
+    :math:`\Gamma(\alpha + 1)` is formed, so it holds for every shape.
+    """
+    from scipy.linalg import eigh_tridiagonal
+
+    i = np.arange(n, dtype=float)
+    diag = 2.0 * i + alpha + 1.0
+    off = np.sqrt(i[1:] * (i[1:] + alpha))
+    if n == 1:
+        return diag.copy(), np.ones(1)
+    t, v = eigh_tridiagonal(diag, off)
+    w = v[0, :] ** 2
+    return t, w / w.sum()
 
 
 class Beta(UnivariateLaw):
