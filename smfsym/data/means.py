@@ -75,7 +75,9 @@ class DataMean(sp.Expr):
     def _eval_evalf(self, prec):
         if self.free_symbols:  # still depends on parameters: no number yet
             return None
-        fn = sp.lambdify(self.rule.symbols, self.expr, "numpy")
+        from scipy import special  # numpy has no erf: sympy would print math.erf, which takes scalars only
+
+        fn = sp.lambdify(self.rule.symbols, self.expr, [{"erf": special.erf, "erfc": special.erfc}, "numpy"])
         try:
             value = self.rule.evaluator(fn)([])[0]
         except (TypeError, ValueError):  # a law with symbolic parameters has no numeric nodes

@@ -125,3 +125,13 @@ def test_a_data_mean_without_free_parameters_evaluates_to_the_rule_sum():
     assert grad_F.free_symbols == set()
     assert np.allclose(np.array(grad_F.evalf(), dtype=float).ravel(), w @ _grad_f_rows(data, at), rtol=1e-12)
     assert p.grad_F[0].evalf().free_symbols == set(x)  # with x free there is no number: left as it is
+
+
+def test_a_parameter_free_erf_mean_evaluates():
+    # numpy's printer wrote math.erf (scalars only): evalf left E[erf(a)^2] unevaluated and float() failed
+    a = smfsym.normal("aerf")
+    value = float(smfsym.expectation(sp.erf(a) ** 2).evalf())
+    from scipy import integrate, special, stats
+
+    exact = integrate.quad(lambda t: special.erf(t) ** 2 * stats.norm.pdf(t), -12, 12, epsabs=1e-13)[0]
+    assert abs(value - exact) < 1e-9
