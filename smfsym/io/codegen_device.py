@@ -40,7 +40,7 @@ from .. import backends as _backends
 from ..backends import _ArrayAPINames, _astype, _Namespace, _Reducible, _scalars_on_host, _select
 from ..montecarlo.seeds import BLOCK
 from ..numerics.compiled_sde import ROWS, NumericSDE
-from ..simulation.device_sgd import _DeviceSampler
+from ..simulation.device_sgd import _DeviceSampler, batch_mean
 from ..simulation.sde import grid
 from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, DEVICE_USER_FUNCTIONS, CompiledExprs, HoistedExprs, _DevicePrinter
 from .codegen_checks import checks_source
@@ -392,7 +392,8 @@ def _runtime(backend: str, arrays: dict, embed_limit: int) -> str:
         own += "\n\nxp = _ArrayAPINames(cupy)  # the Array API names CuPy lacks, filled in as smfsym does"
     else:
         own = _RUNTIME_ARRAY_API_STRICT
-    adapter = "\n\n".join(inspect.getsource(f) for f in (_Namespace, _Reducible, _select, _scalars_on_host))
+    adapter = "\n\n".join(inspect.getsource(f) for f in (_Namespace, _Reducible, _select, _scalars_on_host,
+                                                          batch_mean))
     # the table of Piecewise helpers (sympy prints a Piecewise with numpy's select and logical_and.reduce)
     adapter += "\n\n" + re.search(r"^_PIECEWISE = \{.*?\}\n", inspect.getsource(_backends), re.S | re.M).group(0)
     special = ("\n\ntry:  # erf and erfc, as smfsym evaluates them on CuPy\n    import cupyx.scipy.special as _special\n"
@@ -774,7 +775,7 @@ def sgd_step(X, gens, sizes, eta=ETA):
     xc = [X[..., i][..., None] for i in range(DIM)]  # (P, [n,] 1)
     dc = data if X.ndim == 2 else [xp.reshape(c, (c.shape[0], 1, c.shape[1])) for c in data]
     g = _GRAD.evaluate_list(xc + dc, mean_vals=[], shape=tuple(X.shape[:-1]) + (BATCH,))
-    g = [xp.mean(gi, axis=-1) for gi in g]
+    g = [batch_mean(xp, gi) for gi in g]
     return xp.stack([X[..., i] - eta * g[i] for i in range(DIM)], axis=-1)
 
 

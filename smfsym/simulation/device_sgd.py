@@ -108,11 +108,27 @@ class DeviceSGDStep:
         dc = data if X.ndim == 2 else [xp.reshape(c, (c.shape[0], 1, c.shape[1])) for c in data]
         shape = tuple(X.shape[:-1]) + (self.B,)
         g = self.grad.evaluate_list(xc + dc, mean_vals=[], shape=shape)
-        return [xp.mean(gi, axis=-1) for gi in g]
+        return [batch_mean(xp, gi) for gi in g]
 
     def __call__(self, X, h, gens, sizes):
         g = self.gradient(X, gens, sizes)
         return self.xp.stack([X[..., i] - self.eta * g[i] for i in range(self.d)], axis=-1)
+
+
+def batch_mean(xp, g):
+    """The mean over the last axis (a batch), summed in halves in an order fixed by the batch size alone.
+
+    ``xp.mean`` leaves the order to the library, and XLA picks it by the whole array's shape: on JAX a path's
+    SGD step then changed in the last bit with the number of paths in its chunk.
+    """
+    B = g.shape[-1]
+    s = g
+    while s.shape[-1] > 1:
+        n = s.shape[-1]
+        h = n // 2
+        top = s[..., :h] + s[..., h:2 * h]
+        s = top if n % 2 == 0 else xp.concat([top, s[..., 2 * h:]], axis=-1)
+    return s[..., 0] / B
 
 
 class DeviceSGDRun:

@@ -203,3 +203,18 @@ def test_sgd_on_a_loss_with_max_and_erf_agrees_with_numpy():
                                 options=RunOptions(backend=b, progress=False)) for b in ("numpy", "jax")]
     z = zscores(*runs)
     assert z.max() < Z_MAX, z
+
+
+def test_sgd_batches_give_the_same_numbers_whatever_the_chunking(problem):
+    """The batch mean was xp.mean, whose summation order XLA picks by the array's shape: a path's SGD state moved
+    in the last bit with the size of its chunk (1.1e-16 at batch 3). It is now summed in halves, in an order fixed
+    by the batch size (smfsym.simulation.device_sgd.batch_mean)."""
+    n = 4096 + 100
+    a = run_sgd(problem, "jax", n_paths=n, chunk_size=4096, batch_size=3)
+    b = run_sgd(problem, "jax", n_paths=n, batch_size=3)
+    for name in ("state", "sq"):
+        np.testing.assert_array_equal(a.stats[name]["mean"], b.stats[name]["mean"])
+    from smfsym.simulation.device_sgd import batch_mean
+
+    g = np.arange(1.0, 8.0)[None, :] ** 2  # 7 entries: the odd tail is carried to the next halving
+    assert batch_mean(np, g)[0] == np.sum(np.arange(1.0, 8.0) ** 2) / 7
