@@ -415,18 +415,29 @@ def check_path_steps(max_path_steps, work: float, detail: str,
 
 
 def check_study_work(max_path_steps, n_paths: int, steps, models, dt_fraction: float, *, n_starts: int = 1,
-                     chain: bool = True, what: str = "SGD") -> None:
+                     chain: bool = True, what: str = "SGD", remedy: str | None = None) -> None:
     """:func:`check_path_steps` for a study that runs, per learning rate, the optimizer's chain (``chain``) for
     ``steps`` steps and each simulated model in ``models`` with step dt = ``dt_fraction`` x the chain's step,
     coupled with dt/2 (3 / dt_fraction model steps per chain step), on ``n_paths`` paths from ``n_starts``
-    starts."""
+    starts; ``remedy`` (optional) replaces the default ways out in the message.
+
+    Examples
+    --------
+    >>> check_study_work(1e6, 10**8, [65536, 131072], ["smf1"], 0.125)
+    Traceback (most recent call last):
+    ...
+    ValueError: the Monte Carlo work is 4.92e+14 path-steps (100000000 paths x 196608 SGD steps over the etas, models ['smf1'] at dt and dt/2), over `max_path_steps` = 1e+06: lower `n_paths`, use larger etas, or raise `max_path_steps`.
+    """
     n_paths, dt_fraction = check_int(n_paths, "n_paths"), check_positive(dt_fraction, "dt_fraction")
     n_steps = sum(int(k) for k in steps)
     models = list(models)
     work = n_paths * n_starts * n_steps * ((1 if chain else 0) + len(models) * 3 / dt_fraction)
     starts = f" x {n_starts} starts" if n_starts != 1 else ""
-    check_path_steps(max_path_steps, work, f"{n_paths} paths{starts} x {n_steps} {what} steps over the etas, models "
-                                           f"{models} at dt and dt/2")
+    detail = f"{n_paths} paths{starts} x {n_steps} {what} steps over the etas, models {models} at dt and dt/2"
+    if remedy is None:
+        check_path_steps(max_path_steps, work, detail)
+    else:
+        check_path_steps(max_path_steps, work, detail, remedy)
 
 
 def check_horizon(t_end: float, etas, argument: str = "etas") -> list:

@@ -80,7 +80,9 @@ class MomentumMultipoint(StudyIO):
 
         ``etas`` positive, finite and distinct, ``models`` distinct, ``stats`` distinct and known; at least one
         row, one per (eta, model, statistic) and no other, with ``h = sqrt(eta)`` and ``error == value - sgd``;
-        one order per (model, statistic), consistent and fitted on at most ``len(etas)`` points.
+        one order per (model, statistic), consistent and fitted on at most ``len(etas)`` points; SGD's ``sgd``
+        the same in every row of one (eta, statistic), every row's ``t`` the same horizon, and each order the
+        refit of its rows (the study's ``_fit_orders``).
         """
         _sv.check_grid(self.etas, "etas")
         _sv.check_names(self.models, "models")
@@ -101,6 +103,14 @@ class MomentumMultipoint(StudyIO):
         _sv.check_order_keys(self.orders, [(m, s_) for m in self.models for s_ in self.stats])
         for (m, s_), o in self.orders.items():
             _sv.check_order(o, f"orders.({m}, {s_})", len(self.etas))
+        # computed once: SGD's value per (eta, statistic), every run stopping at the one horizon
+        _sv.check_shared(self.rows, ("eta", "stat"), ("sgd",), "SGD's moments are computed once per eta")
+        for i, r in enumerate(self.rows):
+            _sv.check_time(r["t"], f"rows[{i}].t", self.rows[0]["t"],
+                           "`rows[0].t`: every eta's run stops at the study's horizon")
+        refit = _fit_orders(self.rows, self.models, self.stats)
+        for (m, s_), o in self.orders.items():
+            _sv.check_refit(o, refit[(m, s_)], f"orders.({m}, {s_})")
 
     @property
     def table(self) -> str:
@@ -252,10 +262,16 @@ def momentum_multipoint(problem: Problem, starts, t_end: float, etas: Sequence[f
             for s_ in stats:
                 rows.append(dict(eta=eta, h=float(h_r), t=float(t), model=m, stat=s_, sgd=sgd[s_], value=val[s_],
                                  error=val[s_] - sgd[s_]))
+    return MomentumMultipoint(etas, list(models), list(stats), rows, _fit_orders(rows, models, stats))
+
+
+def _fit_orders(rows, models, stats) -> dict:
+    """(model, statistic) -> the order of its exact errors in h = sqrt(eta) (the study's fit, and load_study's
+    refit of a saved one)."""
     orders = {}
     for m in models:
         for s_ in stats:
             rs = [r for r in rows if r["model"] == m and r["stat"] == s_]
             keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
             orders[(m, s_)] = Order(*fit_order([r["h"] for r in keep], [r["error"] for r in keep]), len(keep))
-    return MomentumMultipoint(etas, list(models), list(stats), rows, orders)
+    return orders

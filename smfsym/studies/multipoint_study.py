@@ -22,7 +22,8 @@ from ..simulation.sgd import simulate_sgd
 from .options import Numerics, study_settings
 from .common import (
     backend_meta,
-    ProgressLines, build_model, check_common, check_horizon, check_increments, finish_figure, increments_for,
+    ProgressLines, build_model, check_common, check_horizon, check_increments, check_study_work, finish_figure,
+    increments_for,
     lost_cell, plot_target, scheme_for, seed_sequence, with_context,
 )
 from .richardson import coupled_run
@@ -200,7 +201,7 @@ class MultipointStudy(StudyIO):
         ``eta`` positive and finite, ``t`` finite and >= 0, ``starts`` finite; at least one row; one row per
         (statistic, model) of the rows, SGD's included (each model is compared with it), statistics and
         models among ``meta.psi`` and ``meta.models`` where stored; standard errors >= 0 or NaN, lost
-        fractions in [0, 1]; ``meta.n_paths`` >= 2.
+        fractions in [0, 1]; ``meta.n_paths`` >= 2; ``t`` the horizon ``meta.t_end`` where stored.
         """
         _sv.check_positive(self.eta, "eta")
         if not (np.isfinite(self.t) and self.t >= 0):
@@ -222,6 +223,8 @@ class MultipointStudy(StudyIO):
         models = list(dict.fromkeys(["sgd", *(r["model"] for r in self.rows)]))
         _sv.check_complete(self.rows, ("psi", "model"), [(p, m) for m in models for p in psis])
         _sv.check_n_paths(meta)
+        _sv.check_time(self.t, "t", meta.get("t_end"))  # SGD's k eta steps reach t_end (eta divides it)
+        # no orders here, and no `method`: the rows' values are Monte Carlo means with nothing to refit
 
     def _long_rows(self) -> list:
         return [(r["model"], self.eta, r["psi"], r["value"], r["se"], self.t) for r in self.rows]
@@ -313,9 +316,9 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     """
     settings = study_settings("multipoint", numerics, options, legacy,
                               supported=("scheme", "increments", "dt_fraction", "on_nonfinite", "blowup_threshold",
-                                         "executor", "progress", "backend"))
+                                         "executor", "progress", "backend", "max_path_steps"))
     (scheme, increments, dt_fraction, on_nonfinite, blowup_threshold, executor, progress,
-     backend) = settings.values()
+     backend, max_path_steps) = settings.values()
     c = check_common(problem, t_end=t_end, seed=seed, n_paths=n_paths, dt_fraction=dt_fraction,
                      on_nonfinite=on_nonfinite, scheme=scheme, blowup_threshold=blowup_threshold)
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
@@ -333,6 +336,11 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         raise ValueError(f"`t_end` = {t_end:g} is under half a step of `eta` = {eta:g}: SGD would take no step.")
     k, = check_horizon(t_end, [eta], "eta")
     t = k * eta
+    # the Monte Carlo work, before anything runs: SGD's k steps and each model's coupled dt / dt/2 steps, on
+    # n_paths paths of every start (an independent coupling runs the starts one by one: the same count)
+    check_study_work(max_path_steps, n_paths, [k], models, dt_fraction, n_starts=len(starts),
+                     remedy="lower `n_paths` or `t_end`, raise `eta`, use fewer `models` or `starts`, or raise "
+                            "`options=smfsym.RunOptions(max_path_steps=...)`")
     seeds = seed_sequence(seed).spawn(len(models) + 1)
     say = ProgressLines("multipoint", 1 + len(models), progress)
     say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")

@@ -94,7 +94,11 @@ class MultipointRates(StudyIO):
         ``etas`` positive, finite and distinct, ``models`` and ``psi`` distinct, ``starts`` finite; one row
         per (eta, model, statistic) and no other; standard errors >= 0 or NaN, lost fractions in [0, 1];
         ``error == value - sgd``; one order per "model:statistic", consistent and fitted on at most
-        ``len(etas)`` points; ``meta.n_paths`` >= 2.
+        ``len(etas)`` points; ``meta.n_paths`` >= 2. Then what the study computed once: ``method`` "exact" or
+        "montecarlo" (exact rows with no standard error), SGD's ``sgd`` and ``sgd_se`` the same in every row of
+        one (eta, statistic), one time ``t`` per eta at the horizon ``meta.t_end``, and each order the refit of
+        its rows by :func:`fit_order` with ``meta.resolve`` (not refitted where Monte Carlo errors enter and
+        ``meta.resolve`` is missing).
         """
         _sv.check_grid(self.etas, "etas")
         _sv.check_names(self.models, "models")
@@ -114,6 +118,32 @@ class MultipointRates(StudyIO):
         for k, o in self.orders.items():
             _sv.check_order(o, f"orders.{k}", len(self.etas))
         _sv.check_n_paths(self.meta)
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        for i, r in enumerate(self.rows):
+            if r["method"] not in ("exact", "montecarlo"):
+                _sv.refuse(f"rows[{i}].method", "'exact' or 'montecarlo'", repr(r["method"]))
+            _sv.check_method(r, i)
+        _sv.check_shared(self.rows, ("eta", "psi"), ("sgd", "sgd_se"), "SGD runs once per eta")
+        if len(self.t) != len(self.etas):
+            _sv.refuse("t", f"one time per eta ({len(self.etas)} of them)", f"{len(self.t)} times")
+        for j, t in enumerate(self.t):
+            _sv.check_time(t, f"t[{j}]", meta.get("t_end"))
+            _sv.check_time(t, f"t[{j}]", self.t[0], "`t[0]`: every eta's run stops at the horizon")
+        for i, r in enumerate(self.rows):
+            j = self.etas.index(r["eta"])
+            _sv.check_time(r["t"], f"rows[{i}].t", self.t[j], f"the study's time `t[{j}]` at eta = {r['eta']!r}")
+        resolve = meta.get("resolve")
+        resolve = resolve if _sv._is_number(resolve) and not isinstance(resolve, bool) and resolve > 0 else None
+        for m in self.models:
+            for n in self.psi:
+                rs = [r for r in self.rows if r["model"] == m and r["psi"] == n]
+                ses = [r["se"] for r in rs]
+                if resolve is None and any(s_ > 0 for s_ in ses):
+                    continue  # Monte Carlo errors and no `meta.resolve`: the resolution rule is unknown
+                # the study's own fit (multipoint_rates)
+                fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
+                                refs=[r["sgd"] for r in rs], resolve=resolve if resolve is not None else 3.0)
+                _sv.check_refit(self.orders[f"{m}:{n}"], Order(*fit, fit.n_used), f"orders.{m}:{n}")
 
     def _long_rows(self) -> list:
         out = []
@@ -329,7 +359,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     eta_sym = sp.Symbol("eta", positive=True)
     sgd_op, exact_models = _exact_operators(problem, models, values, blocks, eta_sym) if use_exact else (None, {})
     mc_models = [m for m in models if m not in exact_models]
-    _check_work((max_path_steps, options_bound), c, len(starts), steps, use_exact, mc_models)
+    bound = _check_work((max_path_steps, options_bound), c, len(starts), steps, use_exact, mc_models)
     stat_of = {n: fn for n, fn in fns.items()}
     rows, ts = [], []
     seeds = seed_sequence(seed).spawn(len(etas))
@@ -352,7 +382,8 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
                             n_paths=c["n_paths"], values=values,
                             numerics=Numerics(dt_fraction=c["dt_fraction"], scheme=scheme),
                             options=RunOptions(progress=progress, on_nonfinite=on_nonfinite,
-                                               blowup_threshold=blowup_threshold, backend=backend))
+                                               blowup_threshold=blowup_threshold, backend=backend,
+                                               max_path_steps=bound if np.isfinite(bound) else np.finfo(float).max))
             for m in mc_models:
                 for n in names:
                     r = mp.value(m, n)
@@ -401,17 +432,19 @@ def _why_not_exact(problem, fns: dict) -> str | None:
     return None
 
 
-def _check_work(bounds: tuple, c: dict, n_starts: int, steps, use_exact: bool, mc_models: list) -> None:
-    """Refuse, before it starts, Monte Carlo work over ``max_path_steps`` path-steps (SGD is exact when
-    ``use_exact``): ``bounds`` holds the keyword's and ``RunOptions.max_path_steps`` (as the other studies
-    take it); one of them set."""
+def _check_work(bounds: tuple, c: dict, n_starts: int, steps, use_exact: bool, mc_models: list) -> float:
+    """Refuse, before it starts, Monte Carlo work over ``max_path_steps`` path-steps: ``bounds`` holds the
+    keyword's and ``RunOptions.max_path_steps`` (as the other studies take it); one of them set. SGD is
+    simulated wherever a model is (:func:`multipoint` runs it beside them), also when its moments are exact.
+    Returns the bound used (passed on to :func:`multipoint`, which checks its one eta's share)."""
     max_path_steps, options_bound = bounds
     if options_bound != MAX_PATH_STEPS:
         if max_path_steps != MAX_PATH_STEPS:
             raise TypeError("`max_path_steps` is given twice, as a keyword and in `options`; give it in `options`.")
         max_path_steps = options_bound
     check_study_work(max_path_steps, c["n_paths"], steps, mc_models, c["dt_fraction"], n_starts=n_starts,
-                     chain=not use_exact)
+                     chain=bool(mc_models) or not use_exact)
+    return max_path_steps
 
 
 def _exact_operators(problem, models, values, blocks, eta_sym) -> tuple:

@@ -485,7 +485,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve)
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
-                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc), schedule=str(sch.expr)))
+                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc, resolve), schedule=str(sch.expr)))
 
 
 _MODELS = (*MODEL_REGISTRY, "gf1")
@@ -498,12 +498,13 @@ def _check_x0(x0, d: int) -> np.ndarray:
     return x0
 
 
-def _meta(exact: bool, n_paths, seed, x0, t_end, mc: _MCSettings) -> dict:
+def _meta(exact: bool, n_paths, seed, x0, t_end, mc: _MCSettings, resolve) -> dict:
     """A study's meta: the method, x0 and t_end (the table's head), and the Monte Carlo settings only when used
-    (the back end named where it is not numpy; exact moments run no Monte Carlo, on any back end)."""
+    (the back end named where it is not numpy; exact moments run no Monte Carlo, on any back end), ``resolve``
+    among them (the order fits' rule, with which ``load_study`` refits them)."""
     out = dict(method="exact" if exact else "montecarlo", x0=[float(v) for v in x0], t_end=float(t_end))
     if not exact:
-        out.update(n_paths=n_paths, seed=seed)
+        out.update(n_paths=n_paths, seed=seed, resolve=float(resolve))
         out.update(backend_meta(mc.backend))
     return out
 
@@ -641,5 +642,5 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = _orders(rows, list(models), use_exact, resolve, xkey="h")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
-                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc), friction=float(lam),
+                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc, resolve), friction=float(lam),
                                     nesterov=nesterov, orders_in="h = sqrt(eta)"))

@@ -689,3 +689,73 @@ def check_n_paths(meta: Any, where: str = "meta") -> None:
     n = meta.get("n_paths") if isinstance(meta, dict) else None
     if n is not None and not (_is_int(n) and n >= 2):
         refuse(f"{where}.n_paths", "an integer of at least 2 (paths per Monte Carlo estimate)", n)
+
+
+#: Relative tolerance of a refitted order (:func:`check_refit`): the fit is deterministic, so a study's own rows
+#: give its order back to rounding (a different order of the rows in the file, at most).
+REFIT_RTOL = 1e-9
+#: Relative tolerance of a row's time against the study's horizon: SGD stops at k eta with t_end / eta within
+#: a relative 1e-9 of the integer k (:func:`smfsym.studies.common.check_horizon`), plus the product's rounding.
+HORIZON_RTOL = 1e-8
+
+
+def _close(x: Any, y: Any, rtol: float) -> bool:
+    if _nan(x) or _nan(y):
+        return _nan(x) and _nan(y)
+    return x == y or (math.isfinite(x) and math.isfinite(y) and abs(x - y) <= rtol * max(abs(x), abs(y)))
+
+
+def check_refit(order: "Order", refit: "Order", where: str) -> None:
+    """A stored order is the fit of the study's own rows: ``slope``, ``low`` and ``high`` equal to the refit's
+    (``refit``, by the same function and resolution rule) to :data:`REFIT_RTOL`, NaN where it is NaN, and the
+    same ``n_used``."""
+    for name, got, want in zip(("slope", "low", "high"), order[:3], refit[:3]):
+        if not _close(got, float(want), REFIT_RTOL):
+            refuse(f"{where}.{name}", f"{float(want)!r}, the {name} refitted from the study's rows (to a relative "
+                   f"{REFIT_RTOL:g})", got)
+    if int(order[3]) != int(refit[3]):
+        refuse(f"{where}.n_used", f"{int(refit[3])}, the points resolved in the study's rows", order[3])
+
+
+def check_shared(rows: list, keys: tuple, fields: tuple, what: str, where: str = "rows") -> None:
+    """Values computed once per combination of ``keys`` (SGD's ``sgd`` and ``sgd_se`` per eta: SGD runs once
+    per eta, every model is compared with that run) are the same in every row of that combination."""
+    first = {}
+    for i, r in enumerate(rows):
+        k = tuple(r[key] for key in keys)
+        if k not in first:
+            first[k] = i
+            continue
+        j = first[k]
+        for f in fields:
+            if f in r or f in rows[j]:
+                a, b = rows[j].get(f), r.get(f)
+                if not (a == b or (_nan(a) and _nan(b))):
+                    at = f", {_combo(keys, k)}" if keys else ""
+                    refuse(f"{where}[{i}].{f}", f"{b if a is None else a!r}, as `{where}[{j}].{f}` ({what}{at})", b)
+
+
+def check_time(value: Any, where: str, horizon: Any, what: str = "the study's horizon `meta.t_end`") -> None:
+    """A row's (or a study's) time ``t`` equal to the horizon, to :data:`HORIZON_RTOL`: every eta's run stops at
+    t_end (the studies refuse learning rates that do not divide it)."""
+    if not _is_number(horizon) or isinstance(horizon, bool) or not math.isfinite(horizon):
+        return
+    if not _close(value, float(horizon), HORIZON_RTOL):
+        refuse(where, f"{float(horizon)!r}, {what} (to a relative {HORIZON_RTOL:g})", value)
+
+
+#: The ``method`` of a row: exact moments, or Monte Carlo (alone, or naming the scheme, increments and steps:
+#: "montecarlo (weak2, discrete, dt=0.0125|0.00625 extrapolated)").
+_METHOD = re.compile(r"exact|montecarlo|montecarlo \([^()]*\)")
+
+
+def check_method(row: dict, i: int, where: str = "rows") -> None:
+    """``row["method"]`` is one the studies write (:data:`_METHOD`); an exact row has no standard error (0,
+    or NaN where none was stored)."""
+    m = row["method"]
+    if not _METHOD.fullmatch(m):
+        refuse(f"{where}[{i}].method", "'exact', 'montecarlo' or 'montecarlo (<scheme, steps>)'", repr(m))
+    if m == "exact":
+        for key in ("se", "value_se", "sgd_se"):
+            if key in row and not (_nan(row[key]) or row[key] == 0):
+                refuse(f"{where}[{i}].{key}", "0 in an exact row (method = 'exact': no Monte Carlo error)", row[key])

@@ -57,7 +57,9 @@ class SvagStudy(StudyIO):
 
         ``ls`` positive and distinct, ``t`` and ``eta`` positive and finite; at least one row, one per l and
         no other; standard errors >= 0 or NaN; ``error == value - sme``; the order consistent and fitted on
-        at most ``len(ls)`` points; ``meta.n_paths`` >= 2.
+        at most ``len(ls)`` points; ``meta.n_paths`` >= 2; ``sme`` and ``sme_se`` the same in every row (one
+        reference), ``t`` the horizon ``meta.t_end``, and the order the refit of the rows with ``meta.resolve``
+        (files without it are not refitted).
         """
         _sv.check_grid(self.ls, "ls")
         _sv.check_positive(self.t, "t")
@@ -70,6 +72,15 @@ class SvagStudy(StudyIO):
         _sv.check_complete(self.rows, ("l",), [(l,) for l in self.ls])
         _sv.check_order(self.order, "order", len(self.ls))
         _sv.check_n_paths(self.meta)
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        # one reference run (the SME's, or the one given) for every l
+        _sv.check_shared(self.rows, (), ("sme", "sme_se"), "one reference for every l")
+        _sv.check_time(self.t, "t", meta.get("t_end"))
+        resolve = meta.get("resolve")
+        if _sv._is_number(resolve) and not isinstance(resolve, bool) and resolve > 0:  # files before it: not refitted
+            fit = fit_order([1 / r["l"] for r in self.rows], [r["error"] for r in self.rows],
+                            [r["se"] for r in self.rows], refs=[r["sme"] for r in self.rows], resolve=resolve)
+            _sv.check_refit(self.order, Order(*fit, fit.n_used), "order")
 
     @property
     def n_panels(self) -> int:
@@ -235,6 +246,7 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
     fit = fit_order([1 / r["l"] for r in rows], [r["error"] for r in rows], [r["se"] for r in rows],
                     refs=[r["sme"] for r in rows], resolve=resolve, what="svag", stacklevel=2)
     meta = dict(n_paths=n_paths, seed=seed, x0=z0.tolist(), t_end=t_end, optimizer=umap.name,
+                resolve=float(resolve),  # the order fit's rule, with which load_study refits it
                 reference="given" if given else "sme1 (coupled Richardson)")
     meta.update(backend_meta(device))
     return SvagStudy(umap.problem, phi, ls, rows, Order(*fit, fit.n_used), t_end, eta, meta)

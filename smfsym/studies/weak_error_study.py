@@ -36,8 +36,8 @@ from .options import Numerics, study_settings
 from .common import (
     backend_meta,
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
-    check_phi, finish_figure, fit_order, increments_for, interval_text, lost_cell, order_label, plot_target, scheme_for,
-    seed_sequence, warn_if_unresolved, with_context,
+    check_phi, check_study_work, finish_figure, fit_order, increments_for, interval_text, lost_cell, order_label,
+    plot_target, scheme_for, seed_sequence, warn_if_unresolved, with_context,
 )
 from .richardson import coupled_expectation
 from ..data.laws import Empirical
@@ -158,7 +158,11 @@ class WeakErrorStudy(StudyIO):
 
         ``etas`` positive, finite and distinct; ``models`` distinct; one row per (eta, model) and no other;
         standard errors >= 0 or NaN, lost fractions in [0, 1]; ``error == value - sgd``; one order per
-        model, consistent and fitted on at most ``len(etas)`` points; ``meta.n_paths`` >= 2.
+        model, consistent and fitted on at most ``len(etas)`` points; ``meta.n_paths`` >= 2. Then what the
+        study computed once: ``method`` one the studies write (exact rows with no standard error, as
+        ``meta.methods`` says where stored), SGD's ``sgd``, ``sgd_se`` and ``lost_sgd`` the same in every row
+        of one eta (SGD runs once per eta), one time ``t`` per eta at the horizon ``meta.t_end``, and each
+        order the refit of its rows (:meth:`_refit_orders`).
         """
         _sv.check_grid(self.etas, "etas")
         _sv.check_names(self.models, "models")
@@ -174,6 +178,65 @@ class WeakErrorStudy(StudyIO):
         for m, o in self.orders.items():
             _sv.check_order(o, f"orders.{m}", len(self.etas))
         _sv.check_n_paths(self.meta)
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        methods = meta.get("methods") if isinstance(meta.get("methods"), dict) else {}
+        for i, r in enumerate(self.rows):
+            _sv.check_method(r, i)
+            # momentum and sqrt_eta update maps fit in the chain's step h = sqrt(eta): the refit reads it
+            if "h" in r and not abs(r["h"] - math.sqrt(r["eta"])) <= 1e-12 * math.sqrt(r["eta"]):
+                _sv.refuse(f"rows[{i}].h", f"sqrt(eta) = {math.sqrt(r['eta'])!r}", r["h"])
+            if "h" not in r and "friction" in meta:
+                _sv.refuse(f"rows[{i}]", "a row with `h` = sqrt(eta) (a momentum study fits in h)", "none", "have")
+            how = methods.get(r["model"])
+            if how in ("exact", "montecarlo") and (r["method"] == "exact") != (how == "exact"):
+                _sv.refuse(f"rows[{i}].method", f"{'exact' if how == 'exact' else 'a Monte Carlo method'}, as "
+                           f"`meta.methods.{r['model']}` says", repr(r["method"]))
+        _sv.check_shared(self.rows, ("eta",), ("sgd", "sgd_se", "lost_sgd"), "SGD runs once per eta")
+        if len(self.t) != len(self.etas):
+            _sv.refuse("t", f"one time per eta ({len(self.etas)} of them)", f"{len(self.t)} times")
+        for j, t in enumerate(self.t):
+            _sv.check_time(t, f"t[{j}]", meta.get("t_end"))
+            _sv.check_time(t, f"t[{j}]", self.t[0], "`t[0]`: every eta's run stops at the horizon")
+        for i, r in enumerate(self.rows):
+            _sv.check_time(r["t"], f"rows[{i}].t", self.t[self.etas.index(r["eta"])],
+                           f"the study's time `t[{self.etas.index(r['eta'])}]` at eta = {r['eta']!r}")
+        for m, refit in self._refit_orders().items():
+            _sv.check_refit(self.orders[m], refit, f"orders.{m}")
+
+    def _refit_orders(self) -> dict:
+        """model -> the order refitted from the rows by the rule of the study that wrote them, for the models whose
+        rule is known from the file: weak_error and update_map_weak_error fit with :func:`fit_order` (resolution
+        by ``resolved``), schedule_weak_error and momentum_weak_error (``meta.schedule`` / ``meta.friction``)
+        with their ``_orders`` (a first cut at ``resolve`` standard errors, in h = sqrt(eta) for momentum).
+        A Monte Carlo fit needs ``meta.resolve``; files written before it was saved are not refitted there
+        (an exact fit does not depend on it)."""
+        import warnings
+
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        resolve = meta.get("resolve")
+        resolve = resolve if isinstance(resolve, (int, float)) and not isinstance(resolve, bool) and resolve > 0 \
+            else None
+        out = {}
+        if "schedule" in meta or "friction" in meta:
+            exact = meta.get("method") == "exact"
+            if meta.get("method") not in ("exact", "montecarlo") or (resolve is None and not exact):
+                return out  # the rule's branch or its resolution unknown: not refitted
+            from .optimizer_weak_error import _orders
+
+            with warnings.catch_warnings():  # the study warned when it ran; a load only compares
+                warnings.simplefilter("ignore")
+                return dict(_orders(self.rows, self.models, exact, resolve if resolve is not None else 3.0,
+                                    xkey="h" if "friction" in meta else "eta"))
+        for m in self.models:
+            rs = [r for r in self.rows if r["model"] == m]
+            ses = [r["se"] for r in rs]
+            if resolve is None and any(s > 0 for s in ses):
+                continue  # Monte Carlo errors, resolution unknown (a file from before meta.resolve): not refitted
+            # the study's own call (weak_error; update_map_weak_error passes the ses as they are: the same fit)
+            fit = fit_order([r.get("h", r["eta"]) for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
+                            refs=[r["sgd"] for r in rs], resolve=resolve if resolve is not None else 3.0)
+            out[m] = Order(*fit, fit.n_used)
+        return out
 
     def _long_rows(self) -> list:
         out = []
@@ -374,6 +437,10 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     executor : concurrent.futures.Executor or dask.distributed.Client, optional
         Run the Monte Carlo simulations on it (see :func:`smfsym.simulate`): same numbers
         as without it. A callable ``phi`` must then be a module-level function.
+    max_path_steps : float (a field of ``options``)
+        Bound on the Monte Carlo work, paths x steps: SGD's steps (unless exact) and each simulated
+        model's coupled dt and dt/2 steps, over the etas (exact rows cost nothing; default 1e11).
+        Estimated before anything runs; more is refused with the estimate.
 
     All arguments are checked before anything runs.
 
@@ -395,6 +462,13 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     sdes = {m: build_model(problem, m) for m in models}
     sgd_exact, space, how = choose_methods(problem, phi, vals, sdes, a.method, etas[0])
     exact_models = [m for m in models if how[m] == "exact"]
+    # the Monte Carlo work, before anything runs: SGD's steps (unless exact) and each simulated model's coupled
+    # dt / dt/2 steps on n_paths paths per eta (a noise-free model runs one path; exact rows cost nothing)
+    check_study_work(settings["max_path_steps"], n_paths, a.steps,
+                     [m for m in models if how[m] != "exact" and sdes[m].n_noise], a.dt_fraction,
+                     chain=not sgd_exact,
+                     remedy="lower `n_paths`, use larger etas, a shorter `t_end` or fewer `models`, or raise "
+                            "`options=smfsym.RunOptions(max_path_steps=...)`")
     rows, ts = [], []
     mc_runs = len(etas) * (0 if sgd_exact else 1) + len(etas) * (len(sdes) - len(exact_models))
     # exact moments take a moment: lines only for Monte Carlo runs
@@ -438,6 +512,8 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                                     x0=x0.tolist(), t_end=t_end,
                                     scheme=None if solver is None else solver.name, increments=increments,
                                     extrapolate=bool(extrapolate),
+                                    # the resolution rule of the order fits (load_study refits them with it)
+                                    **({} if overall == "exact" else {"resolve": float(resolve)}),
                                     **blow, **(backend_meta(a.backend) if mc_runs else {})))
 
 

@@ -24,6 +24,7 @@ from smfsym.studies.registry import RESULTS  # noqa: E402
 
 QUIET = RunOptions(progress=False)
 NAN = {"__float__": "nan"}
+t = sp.Symbol("t")
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,21 @@ def saved(tmp_path_factory):
         "scaling": sr.scaling_rule_study(gauss, x**2, [1.0], 0.5, optimizer="sgd", eta=0.125, ks=[1, 4],
                                          n_paths=200, seed=3, options=QUIET),
         "svag": sv.svag_study(gauss, x, [1.0], 1.0, 0.5, ls=[1, 2], n_paths=2000, seed=4, options=QUIET),
+        # audit 4, finding 9: the other writers of a WeakErrorStudy (their own order rules), Monte Carlo fits
+        # with a stored `meta.resolve`
+        "weak_mc_resolved": smfsym.weak_error(gauss, x**2, [1.0], 0.5, [0.25, 0.125], models=["gf", "smf1"],
+                                              n_paths=4000, seed=7, options=QUIET,
+                                              numerics=smfsym.Numerics(method="montecarlo", resolve=1.0)),
+        "schedule": smfsym.schedule_weak_error(_regression(), smfsym.Schedule(1 / (1 + t), t), x**2 + y, [1.0, -0.5],
+                                               0.4, [0.2, 0.1], models=["smf1", "smf2"]),
+        "schedule_mc": smfsym.schedule_weak_error(gauss, smfsym.Schedule(1 / (1 + t), t), x**2, [1.0], 0.5,
+                                                  [0.25, 0.125], models=["smf1"], n_paths=2000, seed=5,
+                                                  numerics=smfsym.Numerics(method="montecarlo", resolve=1.0),
+                                                  options=QUIET),
+        "momentum": smfsym.momentum_weak_error(_regression(), x**2 + y, [1.0, -0.5], 0.4, [1 / 25, 1 / 100], 1.5,
+                                               models=["smf1"]),
+        "umap": smfsym.update_map_weak_error(smfsym.rmsprop(gauss), x**2, [1.0, 1.0], 0.25, [1 / 8, 1 / 16],
+                                             models=["gf"], n_paths=500, seed=2, options=QUIET),
         "meanfield": smfsym.meanfield_study(_net(), etas=[0.1, 0.05], widths=[20], t_end=0.2, n_paths=8, seed=16,
                                             observe=smfsym.meanfield.Observe(n_saves=2),
                                             numerics=smfsym.meanfield.MeanFieldNumerics(n_points=8), options=QUIET),
@@ -186,6 +202,114 @@ CASES = [
 ]
 
 
+def _sgd(i, value):
+    """An edit: row i's SGD value set to ``value``, its error made consistent (``value - sgd``)."""
+    def edit(f):
+        r = f["rows"][i]
+        r.update(sgd=value, error=r["value"] - value)
+    return edit
+
+
+def _both(*edits):
+    def edit(f):
+        for e in edits:
+            e(f)
+    return edit
+
+
+def _refit(which, key, **change):
+    """An edit: the order ``key`` of the saved study with ``change`` (slope, low, high, n_used) applied."""
+    names = ("slope", "low", "high", "n_used")
+
+    def edit(f):
+        holder, k = (f, "order") if key is None else (f["orders"], key)  # SVAG has one order
+        o = dict(zip(names, holder[k]["__order__"]))
+        o.update(change)
+        holder[k] = _order(*(o[n] for n in names))
+    return edit
+
+
+REFITTED = r"refitted from the study's rows \(to a relative 1e-09\); got "
+# audit 4, finding 9: well-typed, individually valid fields that contradict what the study computed from its rows
+CASES += [
+    # the audit's cases (exact weak error, three etas)
+    ("weak", "an order's slope not the refit of its rows", _refit("weak", "sme1", slope=7.0, low=6.0, high=8.0),
+     r"`orders\.sme1\.slope` must be [\d.e+-]+, the slope " + REFITTED + r"7\.0"),
+    ("weak", "an order's interval not the refit's", _refit("weak", "sme2", high=9.0), r"`orders\.sme2\.high` must be"),
+    ("weak", "n_used not the resolved points", _refit("weak", "sme1", n_used=2),
+     r"`orders\.sme1\.n_used` must be 3, the points resolved in the study's rows; got 2"),
+    ("weak", "one model's SGD value differs at one eta", _sgd(1, 0.9),
+     r"`rows\[1\]\.sgd` must be [\d.e+-]+, as `rows\[0\]\.sgd` \(SGD runs once per eta, \(eta = 0\.2\)\); got 0\.9"),
+    ("weak", "one model's sgd_se differs at one eta", _set(("rows", 3, "sgd_se"), 0.5),
+     r"`rows\[3\]\.sgd_se` must be 0"),
+    ("weak", "a row's t not the horizon", _set(("rows", 0, "t"), 7.0),
+     r"`rows\[0\]\.t` must be 0\.4, the study's time `t\[0\]` at eta = 0\.2 \(to a relative 1e-08\); got 7\.0"),
+    ("weak", "the times not t_end", _set(("t",), [7.0, 7.0, 7.0]),
+     r"`t\[0\]` must be 0\.4, the study's horizon `meta\.t_end` \(to a relative 1e-08\); got 7\.0"),
+    ("weak", "one time per eta", _set(("t",), [0.4]), r"`t` must be one time per eta \(3 of them\); got 1 times"),
+    ("weak", "an unknown method", _set(("rows", 0, "method"), "bogus"),
+     r"`rows\[0\]\.method` must be 'exact', 'montecarlo' or 'montecarlo \(<scheme, steps>\)'; got 'bogus'"),
+    ("weak", "an exact row with a standard error", _set(("rows", 0, "se"), 5.0),
+     r"`rows\[0\]\.se` must be 0 in an exact row \(method = 'exact': no Monte Carlo error\); got 5\.0"),
+    ("weak", "an exact row's value_se", _set(("rows", 2, "value_se"), 1e-3), r"`rows\[2\]\.value_se` must be 0"),
+    ("weak", "a row's method not meta.methods'", _set(("meta", "methods", "sme2"), "montecarlo"),
+     r"`rows\[1\]\.method` must be a Monte Carlo method, as `meta\.methods\.sme2` says; got 'exact'"),
+    # Monte Carlo weak error: refitted with the stored resolution rule
+    ("weak_mc_resolved", "an order's slope not the refit",
+     _refit("weak_mc_resolved", "gf", slope=1.5, low=1.5, high=1.5, n_used=2),
+     r"`orders\.gf\.slope` must be .*" + REFITTED + r"1\.5"),
+    ("weak_mc_resolved", "another resolution than the fit's", _set(("meta", "resolve"), 1e6),
+     r"`orders\.(gf|smf1)\.slope` must be nan, the slope " + REFITTED),
+    ("weak_mc_resolved", "the noise-free model's SGD lost fraction", _set(("rows", 0, "lost_sgd"), 0.5),
+     r"`rows\[1\]\.lost_sgd` must be 0\.5, as `rows\[0\]\.lost_sgd`"),
+    ("weak_mc_resolved", "a Monte Carlo method of another form", _set(("rows", 1, "method"), "montecarlo (euler"),
+     r"`rows\[1\]\.method` must be 'exact', 'montecarlo'"),
+    # schedules, momentum, update maps: each refitted by its own rule
+    ("schedule", "an order's slope", _refit("schedule", "smf2", slope=5.0, n_used=2, low=NAN, high=NAN),
+     r"`orders\.smf2\.slope` must be .*" + REFITTED + r"5\.0"),
+    ("schedule", "a row's t", _set(("rows", 3, "t"), 0.3), r"`rows\[3\]\.t` must be 0\.4"),
+    ("schedule", "one model's SGD value", _sgd(3, 0.9), r"`rows\[3\]\.sgd` must be"),
+    ("schedule_mc", "an order's n_used", _refit("schedule_mc", "smf1", n_used=0, slope=NAN, low=NAN, high=NAN),
+     r"`orders\.smf1\.slope` must be [\d.e+-]+, the slope " + REFITTED + "nan"),
+    ("schedule_mc", "an exact row in a Monte Carlo study", _set(("rows", 0, "method"), "exact"),
+     r"`rows\[0\]\.se` must be 0 in an exact row"),
+    ("momentum", "an order's slope", _refit("momentum", "smf1", slope=3.0),
+     r"`orders\.smf1\.slope` must be .*" + REFITTED + r"3\.0"),
+    ("momentum", "h not sqrt(eta)", _set(("rows", 0, "h"), 0.5), r"`rows\[0\]\.h` must be sqrt\(eta\) = 0\.2"),
+    ("momentum", "a row without h", lambda f: f["rows"][1].pop("h"), r"`rows\[1\]` must have a row with `h`"),
+    ("umap", "an order's slope", _refit("umap", "gf", slope=0.5, low=0.5, high=0.5, n_used=2),
+     r"`orders\.gf\.slope` must be .*" + REFITTED + r"0\.5"),
+    ("umap", "a row's t", _set(("t",), [0.25, 0.5]), r"`t\[1\]` must be 0\.25"),
+    # n-point rates (exact)
+    ("rates", "an order's slope", _refit("rates", "smf1:product", slope=4.0, n_used=2, low=NAN, high=NAN),
+     r"`orders\.smf1:product\.slope` must be .*" + REFITTED + r"4\.0"),
+    ("rates", "SGD's value differs between models", _sgd(2, 0.25), r"`rows\[2\]\.sgd` must be .*\(SGD runs once per "
+     r"eta, \(eta = 0\.2, psi = 'product'\)\); got 0\.25"),
+    ("rates", "a row's t", _set(("rows", 0, "t"), 1.0), r"`rows\[0\]\.t` must be 0\.4"),
+    ("rates", "the times not t_end", _set(("t",), [0.8, 0.8]), r"`t\[0\]` must be 0\.4, the study's horizon"),
+    ("rates", "an unknown method", _set(("rows", 0, "method"), "bogus"), r"`rows\[0\]\.method` must be 'exact' or "
+     r"'montecarlo'; got 'bogus'"),
+    ("rates", "an exact row with a standard error", _set(("rows", 0, "se"), 5.0), r"`rows\[0\]\.se` must be 0 in an "
+     r"exact row"),
+    # multi-point, momentum two-point, SVAG
+    ("multipoint", "t not the horizon", _set(("t",), 7.0), r"`t` must be 0\.2, the study's horizon `meta\.t_end`"),
+    ("momentum_mp", "an order's slope", _refit("momentum_mp", "('smf1', 'product')", slope=9.0, low=NAN, high=NAN),
+     r"`orders\.\(smf1, product\)\.slope` must be .*" + REFITTED + r"9\.0"),
+    ("momentum_mp", "SGD's value differs between models",
+     _both(_set(("models",), ["smf1", "smf2"]), lambda f: f["rows"].extend(
+         dict(copy.deepcopy(r), model="smf2") for r in list(f["rows"])),
+         lambda f: f["orders"].update({k.replace("smf1", "smf2"): v for k, v in list(f["orders"].items())}),
+         _sgd(-1, 0.75)),
+     r"`rows\[7\]\.sgd` must be .*SGD's moments are computed once per eta.*; got 0\.75"),
+    ("momentum_mp", "a row's t", _set(("rows", 2, "t"), 9.0), r"`rows\[2\]\.t` must be 0\.4"),
+    ("svag", "the reference differs between rows", _set(("rows", 1, "sme_se"), 0.5),
+     r"`rows\[1\]\.sme_se` must be [\d.e+-]+, as `rows\[0\]\.sme_se` \(one reference for every l\); got 0\.5"),
+    ("svag", "the order not the refit", _refit("svag", None, slope=2.0, low=NAN, high=NAN, n_used=2),
+     r"`order\.slope` must be .*" + REFITTED + r"2\.0"),
+    ("svag", "t not the horizon", _set(("t",), 2.0), r"`t` must be 1\.0, the study's horizon"),
+]
+
+
 @pytest.mark.parametrize("which, what, edit, match", CASES, ids=[f"{c[0]}: {c[1]}" for c in CASES])
 def test_an_inconsistent_study_is_refused_naming_the_field(saved, tmp_path, which, what, edit, match):
     doc = copy.deepcopy(saved[which])
@@ -196,18 +320,28 @@ def test_an_inconsistent_study_is_refused_naming_the_field(saved, tmp_path, whic
 
 
 @pytest.mark.parametrize("which", ["weak", "weak_mc", "rates", "multipoint", "momentum_mp", "scaling", "svag",
-                                   "meanfield"])
+                                   "meanfield", "weak_mc_resolved", "schedule", "schedule_mc", "momentum", "umap"])
 def test_the_untouched_studies_load(saved, tmp_path, which):
     assert type(_load(tmp_path, saved[which])).__name__ == saved[which]["kind"]
+
+
+@pytest.mark.parametrize("which", ["weak_mc_resolved", "schedule_mc", "svag"])
+def test_a_file_from_before_meta_resolve_loads_unrefitted(saved, tmp_path, which):
+    """Monte Carlo orders depend on `resolve`, saved in `meta` since audit 4: older files load, not refitted."""
+    doc = copy.deepcopy(saved[which])
+    del doc["fields"]["meta"]["resolve"]
+    assert type(_load(tmp_path, doc)).__name__ == saved[which]["kind"]
 
 
 def test_nan_where_the_format_allows_it_still_loads(saved, tmp_path):
     """An unfitted order is NaN, a standard error that could not be estimated is NaN, a NaN value gives a NaN
     error: all of these are valid studies."""
     doc = copy.deepcopy(saved["weak"])
+    # sme1's rows at eta = 0.2 (no standard error) and 0.1 (no value): one resolved error left, so its order is
+    # unfitted, as a refit of these rows gives it (audit 4, finding 9: orders are refitted on load)
     doc["fields"]["orders"]["sme1"] = _order(NAN, NAN, NAN, 1)
     doc["fields"]["rows"][0]["se"] = NAN
-    doc["fields"]["rows"][1].update(value=NAN, error=NAN)
+    doc["fields"]["rows"][2].update(value=NAN, error=NAN)
     back = _load(tmp_path, doc)
     assert back.orders["sme1"].n_used == 1 and "unresolved" in back.to_latex()
 

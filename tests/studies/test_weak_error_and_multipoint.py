@@ -119,3 +119,53 @@ def test_auto_falls_back_to_monte_carlo_for_a_non_polynomial_phi():
     assert st.meta["method"] == "montecarlo"
     with pytest.raises(NotClosedError):
         smfsym.weak_error(p, sp.exp(-x), [1.0], 0.4, [0.2, 0.1], method="exact")
+
+
+def _never_runs(*a, **k):
+    raise AssertionError("a simulation started before the work bound was checked")
+
+
+def test_weak_error_bounds_its_monte_carlo_work_before_anything_runs(monkeypatch):
+    """Audit 4, finding 6: weak_error took RunOptions(max_path_steps=...) and ignored it, and had no bound at all
+    (1e8 paths x 196,608 SGD steps started running). SGD's steps and each simulated model's coupled dt / dt/2 steps
+    are counted per eta; exact rows and noise-free models (one path) are not."""
+    import smfsym.studies.weak_error_study as we
+
+    monkeypatch.setattr(we, "simulate_sgd", _never_runs)
+    monkeypatch.setattr(we, "coupled_expectation", _never_runs)
+    p = gaussian_quadratic()
+    mc = smfsym.Numerics(method="montecarlo")
+    with pytest.raises(ValueError, match=r"the Monte Carlo work is 4\.92e\+14 path-steps \(100000000 paths x 196608 "
+                                         r"SGD steps over the etas, models \['smf1'\] at dt and dt/2\), over "
+                                         r"`max_path_steps` = 1e\+06: .*RunOptions\(max_path_steps=\.\.\.\)"):
+        smfsym.weak_error(p, x**2, [1.0], 1.0, [2**-16, 2**-17], models=["smf1"], n_paths=10**8, numerics=mc,
+                          options=smfsym.RunOptions(max_path_steps=1e6))
+    with pytest.raises(ValueError, match=r"4\.92e\+14 path-steps .*over `max_path_steps` = 1e\+11"):  # the default
+        smfsym.weak_error(p, x**2, [1.0], 1.0, [2**-16, 2**-17], models=["smf1"], n_paths=10**8, numerics=mc)
+    # 1000 paths x (4 + 8) SGD steps x (1 + 24 smf1 steps per SGD step; gf has no noise: one path) = 300,000
+    with pytest.raises(ValueError, match=r"3e\+05 path-steps .*models \['smf1'\].*over `max_path_steps` = 2\.99e\+05"):
+        smfsym.weak_error(p, x**2, [1.0], 1.0, [0.25, 0.125], models=["gf", "smf1"], n_paths=1000, numerics=mc,
+                          options=smfsym.RunOptions(max_path_steps=2.99e5, progress=False))
+
+
+def test_weak_error_exact_rows_cost_nothing_against_the_bound():
+    """Exact moments run no Monte Carlo: a bound of one path-step does not refuse them."""
+    st = smfsym.weak_error(gaussian_quadratic(), x**2, [1.0], 1.0, [0.25, 0.125], models=["sme1", "sme2"],
+                           options=smfsym.RunOptions(max_path_steps=1.0))
+    assert st.meta["method"] == "exact"
+
+
+def test_multipoint_bounds_its_work_before_anything_runs(monkeypatch):
+    """Audit 4 (finding 6's check): multipoint refused `max_path_steps` and had no bound; it now counts SGD's steps
+    and each model's coupled dt / dt/2 steps on every start's paths."""
+    import smfsym.studies.multipoint_study as mp
+
+    monkeypatch.setattr(mp, "simulate_sgd", _never_runs)
+    p = gaussian_quadratic()
+    # 1000 paths x 2 starts x 2 SGD steps x (1 + 3 models x 24) = 292,000
+    with pytest.raises(ValueError, match=r"2\.92e\+05 path-steps \(1000 paths x 2 starts x 2 SGD steps .*over "
+                                         r"`max_path_steps` = 1e\+03"):
+        smfsym.multipoint(p, [[1.0], [-1.0]], eta=0.1, t_end=0.2, n_paths=1000,
+                          options=smfsym.RunOptions(max_path_steps=1e3))
+    with pytest.raises(ValueError, match=r"over `max_path_steps` = 1e\+11"):
+        smfsym.multipoint(p, [[1.0], [-1.0]], eta=1e-6, t_end=1.0, n_paths=10**6)
