@@ -6,6 +6,7 @@ Every argument of a study is validated here before any simulation starts
 from __future__ import annotations
 
 import numbers
+import warnings
 import sys
 import time
 
@@ -490,3 +491,26 @@ class ProgressLines:
         if self.on:
             print(f"{self.study}: {what} ({self.done}/{self.total}), {time.perf_counter() - self.t0:.1f} s elapsed",
                   file=sys.stderr, flush=True)
+
+
+def orders_from_rows(rows, models, exact, resolve, xkey="eta"):
+    """model -> :class:`~smfsym.studies.storage.Order` of a schedule or momentum study's rows: exact errors above
+    rounding, or Monte Carlo ones above ``resolve`` standard errors, fitted against ``xkey`` (eta, or h for
+    momentum). The studies fit with it, and a loaded study is checked against it."""
+    from .storage import Order
+
+    out = {}
+    for m in models:
+        rs = [r for r in rows if r["model"] == m]
+        if exact:
+            keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
+            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep])
+        else:
+            keep = [r for r in rs if abs(r["error"]) > resolve * r["se"]]
+            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
+            if len(keep) < 2:
+                warnings.warn(f"the order of {m} cannot be resolved: only {len(keep)} of {len(rs)} errors exceed "
+                              f"{resolve} standard errors; raise `n_paths` or use larger etas.", OrderWarning,
+                              stacklevel=3)
+        out[m] = Order(s, lo, hi, len(keep))
+    return out

@@ -324,7 +324,6 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     t_end, n_paths, dt_fraction, solver = c["t_end"], c["n_paths"], c["dt_fraction"], c["solver"]
     blow = dict(on_nonfinite=on_nonfinite, blowup_threshold=c["blowup_threshold"])
     if executor is not None:
-
         executor = check_executor(executor)
     increments = check_increments(increments)
     eta = check_positive(eta, "eta")  # it must divide t_end: checked below with the other arguments
@@ -336,8 +335,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
         raise ValueError(f"`t_end` = {t_end:g} is under half a step of `eta` = {eta:g}: SGD would take no step.")
     k, = check_horizon(t_end, [eta], "eta")
     t = k * eta
-    # the Monte Carlo work, before anything runs: SGD's k steps and each model's coupled dt / dt/2 steps, on
-    # n_paths paths of every start (an independent coupling runs the starts one by one: the same count)
+    # before anything runs: SGD's k steps and each model's coupled dt, dt/2 steps on n_paths paths of every start
     check_study_work(max_path_steps, n_paths, [k], models, dt_fraction, n_starts=len(starts),
                      remedy="lower `n_paths` or `t_end`, raise `eta`, use fewer `models` or `starts`, or raise "
                             "`options=smfsym.RunOptions(max_path_steps=...)`")

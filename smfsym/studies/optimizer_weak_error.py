@@ -36,7 +36,7 @@ from ..symbolic.problem import Problem
 from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
 from .options import Numerics, study_settings
-from .common import OrderWarning, PhiFunction, backend_meta, check_study_work, default_scheme, fit_order
+from .common import PhiFunction, backend_meta, check_study_work, default_scheme, fit_order, orders_from_rows
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
 from .common import check_increments, check_scheme, increments_for, scheme_for
@@ -378,24 +378,6 @@ def _phi_on(phi, params, vals, d, backend=None):
     return _OnParameters(phi if callable(phi) else PhiFunction(as_expr(phi), params, vals, backend), d)
 
 
-def _orders(rows, models, exact, resolve, xkey="eta"):
-    out = {}
-    for m in models:
-        rs = [r for r in rows if r["model"] == m]
-        if exact:
-            keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
-            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep])
-        else:
-            keep = [r for r in rs if abs(r["error"]) > resolve * r["se"]]
-            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
-            if len(keep) < 2:
-                warnings.warn(f"the order of {m} cannot be resolved: only {len(keep)} of {len(rs)} errors exceed "
-                              f"{resolve} standard errors; raise `n_paths` or use larger etas.", OrderWarning,
-                              stacklevel=3)
-        out[m] = Order(s, lo, hi, len(keep))
-    return out
-
-
 def _exact_ok(problem, phi, vals):
     if callable(phi) or vals:
         return False
@@ -483,7 +465,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
             rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
-    orders = _orders(rows, list(models), use_exact, resolve)
+    orders = orders_from_rows(rows, list(models), use_exact, resolve)
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc, resolve), schedule=str(sch.expr)))
 
@@ -640,7 +622,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
             rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=sgd_se, value=val, value_se=vse,
                              error=val - sgd_val, se=float(np.hypot(vse, sgd_se)),
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
-    orders = _orders(rows, list(models), use_exact, resolve, xkey="h")
+    orders = orders_from_rows(rows, list(models), use_exact, resolve, xkey="h")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc, resolve), friction=float(lam),
                                     nesterov=nesterov, orders_in="h = sqrt(eta)"))

@@ -37,6 +37,7 @@ from .common import (
     backend_meta,
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
     check_phi, check_study_work, finish_figure, fit_order, increments_for, interval_text, lost_cell, order_label,
+    orders_from_rows,
     plot_target, scheme_for, seed_sequence, warn_if_unresolved, with_context,
 )
 from .richardson import coupled_expectation
@@ -221,11 +222,9 @@ class WeakErrorStudy(StudyIO):
             exact = meta.get("method") == "exact"
             if meta.get("method") not in ("exact", "montecarlo") or (resolve is None and not exact):
                 return out  # the rule's branch or its resolution unknown: not refitted
-            from .optimizer_weak_error import _orders
-
             with warnings.catch_warnings():  # the study warned when it ran; a load only compares
                 warnings.simplefilter("ignore")
-                return dict(_orders(self.rows, self.models, exact, resolve if resolve is not None else 3.0,
+                return dict(orders_from_rows(self.rows, self.models, exact, resolve if resolve is not None else 3.0,
                                     xkey="h" if "friction" in meta else "eta"))
         for m in self.models:
             rs = [r for r in self.rows if r["model"] == m]
