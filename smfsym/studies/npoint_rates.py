@@ -124,14 +124,7 @@ class MultipointRates(StudyIO):
                 _sv.refuse(f"rows[{i}].method", "'exact' or 'montecarlo'", repr(r["method"]))
             _sv.check_method(r, i)
         _sv.check_shared(self.rows, ("eta", "psi"), ("sgd", "sgd_se"), "SGD runs once per eta")
-        if len(self.t) != len(self.etas):
-            _sv.refuse("t", f"one time per eta ({len(self.etas)} of them)", f"{len(self.t)} times")
-        for j, t in enumerate(self.t):
-            _sv.check_time(t, f"t[{j}]", meta.get("t_end"))
-            _sv.check_time(t, f"t[{j}]", self.t[0], "`t[0]`: every eta's run stops at the horizon")
-        for i, r in enumerate(self.rows):
-            j = self.etas.index(r["eta"])
-            _sv.check_time(r["t"], f"rows[{i}].t", self.t[j], f"the study's time `t[{j}]` at eta = {r['eta']!r}")
+        _sv.check_times(self.t, self.etas, self.rows, meta)
         resolve = meta.get("resolve")
         resolve = resolve if _sv._is_number(resolve) and not isinstance(resolve, bool) and resolve > 0 else None
         for m in self.models:

@@ -744,6 +744,18 @@ def check_time(value: Any, where: str, horizon: Any, what: str = "the study's ho
         refuse(where, f"{float(horizon)!r}, {what} (to a relative {HORIZON_RTOL:g})", value)
 
 
+def check_times(t: list, etas: list, rows: list, meta: dict) -> None:
+    """A study's times ``t`` (one per eta) all at the horizon ``meta.t_end``, and each row's ``t`` its eta's."""
+    if len(t) != len(etas):
+        refuse("t", f"one time per eta ({len(etas)} of them)", f"{len(t)} times")
+    for j, tj in enumerate(t):
+        check_time(tj, f"t[{j}]", meta.get("t_end"))
+        check_time(tj, f"t[{j}]", t[0], "`t[0]`: every eta's run stops at the horizon")
+    for i, r in enumerate(rows):
+        j = etas.index(r["eta"])
+        check_time(r["t"], f"rows[{i}].t", t[j], f"the study's time `t[{j}]` at eta = {r['eta']!r}")
+
+
 #: The ``method`` of a row: exact moments, or Monte Carlo (alone, or naming the scheme, increments and steps:
 #: "montecarlo (weak2, discrete, dt=0.0125|0.00625 extrapolated)").
 _METHOD = re.compile(r"exact|montecarlo|montecarlo \([^()]*\)")

@@ -193,14 +193,7 @@ class WeakErrorStudy(StudyIO):
                 _sv.refuse(f"rows[{i}].method", f"{'exact' if how == 'exact' else 'a Monte Carlo method'}, as "
                            f"`meta.methods.{r['model']}` says", repr(r["method"]))
         _sv.check_shared(self.rows, ("eta",), ("sgd", "sgd_se", "lost_sgd"), "SGD runs once per eta")
-        if len(self.t) != len(self.etas):
-            _sv.refuse("t", f"one time per eta ({len(self.etas)} of them)", f"{len(self.t)} times")
-        for j, t in enumerate(self.t):
-            _sv.check_time(t, f"t[{j}]", meta.get("t_end"))
-            _sv.check_time(t, f"t[{j}]", self.t[0], "`t[0]`: every eta's run stops at the horizon")
-        for i, r in enumerate(self.rows):
-            _sv.check_time(r["t"], f"rows[{i}].t", self.t[self.etas.index(r["eta"])],
-                           f"the study's time `t[{self.etas.index(r['eta'])}]` at eta = {r['eta']!r}")
+        _sv.check_times(self.t, self.etas, self.rows, meta)
         for m, refit in self._refit_orders().items():
             _sv.check_refit(self.orders[m], refit, f"orders.{m}")
 
