@@ -31,6 +31,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -568,7 +569,7 @@ def main(argv=None) -> int:
     """
     with _sigterm_raises(), _one_line_warnings():
         try:
-            args = _parser().parse_args(argv)
+            args = _parser().parse_args(_glue_number_lists(sys.argv[1:] if argv is None else list(argv)))
             args.fn(args)
         except (KeyboardInterrupt, Terminated, *USER_ERRORS) as exc:
             if os.environ.get("SMFSYM_TRACEBACK"):  # a developer's view: where it stopped (temporaries are gone)
@@ -579,6 +580,29 @@ def main(argv=None) -> int:
                 return _fail("terminated", 143)
             return _fail(" ".join(str(exc).split()) or type(exc).__name__, 2)
     return 0
+
+
+#: flags whose value is a comma-separated list of numbers (it may start with a minus sign)
+_NUMBER_LISTS = ("--etas",)
+_NUMBER_LIST = re.compile(r"-[0-9.][0-9.eE+-]*(,[0-9.eE+-]*)*")
+
+
+def _glue_number_lists(argv: list) -> list:
+    """``--etas -0.1,0.05`` as ``--etas=-0.1,0.05``: argparse takes a value that starts with '-' (and is not one
+    plain negative number) for a flag, and says "expected one argument" instead of checking the learning rates.
+
+    >>> _glue_number_lists(["check", "x.toml", "--etas", "-0.1,0.05", "--models", "sme1"])
+    ['check', 'x.toml', '--etas=-0.1,0.05', '--models', 'sme1']
+    """
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _NUMBER_LISTS and i + 1 < len(argv) and _NUMBER_LIST.fullmatch(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def _fail(message: str, status: int) -> int:

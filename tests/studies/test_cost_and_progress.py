@@ -66,6 +66,7 @@ def test_check_refuses_an_expensive_study_without_yes(tmp_path, capsys):
     (["--etas", "0.1,x"], "`--etas`: expected comma-separated numbers"),
     (["--etas", "0.1,,0.05"], "`--etas`: expected comma-separated numbers; got '0.1,,0.05'"),
     (["--etas", "0.1,-0.2"], "`--etas[1]`: expected a positive finite number"),
+    (["--etas", "-0.1,0.05"], "`--etas[0]`: expected a positive finite number"),  # was argparse's "expected one argument"
     (["--etas", "0.1,nan"], "`--etas[1]`: expected a finite number"),
     (["--etas", "0.1,0.1"], "`--etas`: learning rates must be distinct"),
     (["--etas", "0.1,5"], "must be <= the spec's t_end"),
