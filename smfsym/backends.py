@@ -238,6 +238,10 @@ class Backend:
         """Free bytes on the device (None: the host's memory, chunked as numpy is)."""
         return None
 
+    def describe(self) -> dict:
+        """What a saved study records of the back end: what, besides the seed, decides its numbers."""
+        return {"backend": self.name, "dtype": self.dtype_name}
+
     @property
     def key(self) -> tuple:
         """What a compilation for this back end depends on (part of the compile cache's keys)."""
@@ -407,8 +411,17 @@ class JaxBackend(Backend):
         xp = super()._import()
         import jax
 
-        jax.config.update("jax_enable_x64", True)
+        global _JAX_X64_TURNED_ON
+        if not _JAX_X64_TURNED_ON:  # once per process: turned off later, it stays off and runs refuse (generator)
+            jax.config.update("jax_enable_x64", True)
+            _JAX_X64_TURNED_ON = True
         return xp
+
+    def describe(self) -> dict:
+        # what else decides the numbers of a seed: JAX's version, its device, and its stream's settings
+        jax = self.jax
+        return {**super().describe(), "library": f"jax {jax.__version__}", "device": jax.default_backend(),
+                "prng": "threefry2x32" + (", partitionable" if jax.config.jax_threefry_partitionable else "")}
 
     @property
     def jax(self):
@@ -437,7 +450,9 @@ class JaxBackend(Backend):
                                "numbers. Turn it on again (jax.config.update('jax_enable_x64', True)) before the run.")
         lo, hi = (int(w) for w in seed_sequence.generate_state(2, np.uint32))
         # 31 bits into the key (a Python int above int32 overflows when 64-bit mode is off), the rest folded in
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(lo & 0x7FFFFFFF), hi), lo >> 31)
+        # Threefry named, not JAX's configurable default implementation (JAX_DEFAULT_PRNG_IMPL=rbg: other numbers)
+        key = jax.random.key(lo & 0x7FFFFFFF, impl="threefry2x32")
+        key = jax.random.fold_in(jax.random.fold_in(key, hi), lo >> 31)
         return _JaxStream(jax.random, key, self.dtype)
 
     def free_memory(self) -> int | None:
@@ -451,6 +466,10 @@ class JaxBackend(Backend):
     def synchronize(self) -> None:
         # JAX has no device-wide barrier; every run ends by copying its statistics to the host, which waits
         self.jax.effects_barrier()
+
+
+#: whether a JaxBackend turned on JAX's 64-bit mode in this process (it does so once)
+_JAX_X64_TURNED_ON = False
 
 
 class _JaxStream:

@@ -112,6 +112,9 @@ def growth(expr, xi, direction: int = 1, symbolic_rates: bool = False) -> tuple:
         if (b - 1).is_nonnegative or _away_from_zero(b, xi):
             return (0.0, 0.0)  # 1 / b with b >= 1, or |b| >= c > 0: bounded
         rb, pb = growth(b, xi, direction, symbolic_rates)
+        if (rb, pb) > (0.0, 0.0) and _numeric_polynomial(b, xi):
+            # 1/b -> 0 in this tail; b's real roots (poles at finite points) are the pole rule's (_singular_mean)
+            return (0.0, 0.0)
         if (rb, pb) > (0.0, 0.0) and b.is_positive:
             raise _Undecided(f"{e} decays; its lower bound is not analysed")
         raise _Undecided(f"{e} may be singular")
@@ -135,6 +138,13 @@ def growth(expr, xi, direction: int = 1, symbolic_rates: bool = False) -> tuple:
     if isinstance(e, sp.Piecewise):
         return max(growth(a, xi, direction, symbolic_rates) for a, _ in e.args)
     raise _Undecided(f"no growth rule for {type(e).__name__}")
+
+
+def _numeric_polynomial(b, xi) -> bool:
+    """Whether ``b`` is a polynomial in ``xi`` alone with number coefficients (its roots are known numbers)."""
+    if b.free_symbols != {xi} or not b.is_polynomial(xi):
+        return False
+    return all(c.is_number for c in sp.Poly(b, xi).all_coeffs())
 
 
 def _bounded_reciprocal(expr, xi) -> bool:
@@ -381,8 +391,9 @@ def _singular_mean(e, xi, law, power) -> str | None:
             continue
         need = 1 + (k_low if r == low else k_high if r == high else 0.0)
         if m * power >= need:
-            return (f"{e} is singular at {xi} = {root} in the support of {xi}, like |{xi} - {root}|^-{m}, so its "
-                    f"{'mean' if power == 1 else f'{power}-th power'} is not integrable there")
+            near = f"|{xi}|" if root == 0 else f"|{xi} - {root}|"
+            return (f"{e} is singular at {xi} = {root} in the support of {xi}, like {near}^-{m}, so its "
+                    f"{'mean' if power == 1 else 'square'} is not integrable there")
     return None
 
 

@@ -236,7 +236,9 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     """
     sde = obj if isinstance(obj, SDE) else None
     if backend not in ("numpy",) + DEVICE_CODEGEN_BACKENDS:
-        raise ValueError(f"`backend` must be one of {['numpy', *DEVICE_CODEGEN_BACKENDS]}; got {backend!r}.")
+        why = (" (a generated module for JAX is not written: run the simulators with "
+               "RunOptions(backend='jax'), or generate the numpy module)" if backend == "jax" else "")
+        raise ValueError(f"`backend` must be one of {['numpy', *DEVICE_CODEGEN_BACKENDS]}; got {backend!r}{why}.")
     if sde is None and not isinstance(obj, Problem):
         raise TypeError(f"`obj` must be a smfsym.SDE or Problem; got {type(obj).__name__}.")
     problem = problem or (obj if isinstance(obj, Problem) else obj.problem)

@@ -180,7 +180,7 @@ def backend_meta(backend) -> dict:
     from ..backends import get_backend
 
     b = get_backend("numpy" if backend is None else backend)
-    return {} if b.name == "numpy" else {"backend": b.name, "dtype": b.dtype_name}
+    return {} if b.name == "numpy" else b.describe()
 
 
 def seed_sequence(seed) -> np.random.SeedSequence:

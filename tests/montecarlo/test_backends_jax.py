@@ -128,14 +128,16 @@ def test_jit_changes_no_statistic_and_float32_warns(flow):
 def test_a_run_refuses_when_64_bit_mode_was_turned_off(flow):
     """Turned off after smfsym turned it on, JAX would run a float64 back end in float32 with another stream
     (states 0.89 apart for one seed): the run refuses instead."""
-    b = JaxBackend()
-    b.xp
+    JaxBackend().xp
     jax.config.update("jax_enable_x64", False)
     try:
-        with pytest.raises(RuntimeError, match=r"64-bit mode \(jax_enable_x64\) was turned off"):
-            run_smf(flow, b, n_paths=100)
+        for b in (JaxBackend(), "jax"):  # a new back end object does not turn it on again behind the user's back
+            with pytest.raises(RuntimeError, match=r"64-bit mode \(jax_enable_x64\) was turned off"):
+                run_smf(flow, b, n_paths=100)
     finally:
         jax.config.update("jax_enable_x64", True)
+    meta = get_backend("jax").describe()  # what a saved study records: what decides a seed's numbers on JAX
+    assert meta["backend"] == "jax" and meta["library"].startswith("jax ") and meta["prng"].startswith("threefry")
 
 
 _FRESH = """
@@ -218,3 +220,29 @@ def test_sgd_batches_give_the_same_numbers_whatever_the_chunking(problem):
 
     g = np.arange(1.0, 8.0)[None, :] ** 2  # 7 entries: the odd tail is carried to the next halving
     assert batch_mean(np, g)[0] == np.sum(np.arange(1.0, 8.0) ** 2) / 7
+
+
+_SEEDED = """
+import numpy as np, sympy as sp, smfsym
+x = sp.Symbol("x")
+flow = smfsym.smf(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), order=2)
+r = smfsym.simulate(flow, x0=[1.0], t_end=0.3, eta=0.1, n_paths=500, seed=7, increments="discrete",
+                    save_at=smfsym.SaveAt(store=True), options=smfsym.RunOptions(backend="jax"))
+print(repr(float(np.sum(r.states))))
+"""
+
+
+@pytest.mark.slow  # two fresh processes
+def test_a_seed_gives_the_same_numbers_whatever_jaxs_default_prng():
+    """JAX_DEFAULT_PRNG_IMPL=rbg changed a seed's numbers (0.59163 against 0.59073): the key names Threefry."""
+    import os
+    import subprocess
+    import sys
+
+    def run(**env):
+        out = subprocess.run([sys.executable, "-c", _SEEDED], capture_output=True, text=True, timeout=300,
+                             env={**os.environ, **env})
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip().splitlines()[-1]
+
+    assert run() == run(JAX_DEFAULT_PRNG_IMPL="rbg")
