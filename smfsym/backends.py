@@ -383,10 +383,28 @@ class JaxBackend(Backend):
     Threefry-2x32 stream per seed block, each lambdified expression list compiled by ``jax.jit`` (one XLA
     computation per list and array shape; ``jit=False`` dispatches op by op).
 
-    JAX's 64-bit mode (``jax_enable_x64``), which JAX leaves off, is turned on for the whole process when this
-    back end first imports JAX, whatever ``dtype``: float64 states need it, and with it the streams and the
+    JAX's 64-bit mode (``jax_enable_x64``), which JAX leaves off, is turned on for the whole process the first
+    time a JAX back end imports JAX, whatever ``dtype``: float64 states need it, and with it the streams and the
     bookkeeping (int64 step counters, float64 statistics) do not depend on what ran before. A run that finds it
-    turned off again refuses to start rather than run in another precision with other numbers.
+    turned off again refuses to start rather than run in another precision with other numbers. The device is
+    JAX's default one (``jax.default_backend()``; choose with ``JAX_PLATFORMS`` or ``CUDA_VISIBLE_DEVICES``).
+
+    Parameters
+    ----------
+    dtype : {"float64", "float32"}
+        The states' precision; float32 warns (:class:`Float32Warning`).
+    jit : bool
+        True (default): each lambdified expression list is one XLA computation. False dispatches operation by
+        operation (slower; the same draws, for debugging, e.g. with ``jax_debug_nans``).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from smfsym import RunOptions
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore", Float32Warning)
+    ...     RunOptions(backend=JaxBackend(dtype="float32")).backend
+    JaxBackend(dtype='float32', jit=True)
     """
 
     name = "jax"

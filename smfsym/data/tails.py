@@ -117,6 +117,9 @@ def growth(expr, xi, direction: int = 1, symbolic_rates: bool = False) -> tuple:
             return (0.0, 0.0)
         if (rb, pb) > (0.0, 0.0) and b.is_positive:
             raise _Undecided(f"{e} decays; its lower bound is not analysed")
+        if b.free_symbols - {xi}:
+            raise _Undecided(f"{e} may have a pole that moves with the parameters; such poles are not analysed "
+                             "(docs/theory.md §8): the mean may be infinite")
         raise _Undecided(f"{e} may be singular")
     if isinstance(e, sp.exp):
         return _exp_growth(e.args[0], xi, direction, symbolic_rates)

@@ -193,7 +193,7 @@ def test_max_min_and_erf_evaluate_on_the_device_back_ends():
     np.testing.assert_allclose(on(get_backend("jax"), exprs), ref, rtol=1e-14, atol=1e-15)
     strict = get_backend("array_api_strict")
     np.testing.assert_allclose(on(strict, exprs[:2]), ref[:2], rtol=1e-14)
-    with pytest.raises(AttributeError, match="'array_api_strict' has no 'erf'"):
+    with pytest.raises(AttributeError, match="'array_api_strict' has no 'erfc?'"):  # (which first: set order)
         on(strict, exprs[2:])
 
 
