@@ -49,6 +49,7 @@ ALLOWED = {
     ("symbolic/lambdify.py", "CompiledExprs.__init__", "compile"): "Backend.compile: wraps an already lambdified "
                                                                    "function (CuPy's kernel fusion), not Python's compile",
     ("spec/data_files.py", "", "compile"): "re.compile of a constant pattern",
+    ("cli.py", "", "compile"): "re.compile of a constant pattern (a negative number list after --etas)",
     ("spec/load.py", "", "compile"): "re.compile of a constant pattern",
     ("studies/storage.py", "", "compile"): "re.compile of a constant pattern (the key/bracket scanner of load_study)",
     ("spec/load.py", "load_spec", "run_path"): "Python specs (.py): run as code by design, documented as trusted",
