@@ -51,6 +51,7 @@ def test_missing_jax_names_the_extra(monkeypatch):
         JaxBackend().xp
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_simulate_on_jax_agrees_with_numpy_and_ignores_chunking(flow):
     n = 2 * 4096 + 100  # three seed blocks: in three chunks, then in one
     a = run_smf(flow, "jax", n_paths=n, chunk_size=4096, store=True)
@@ -207,6 +208,7 @@ def test_sgd_on_a_loss_with_max_and_erf_agrees_with_numpy():
     assert z.max() < Z_MAX, z
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_sgd_batches_give_the_same_numbers_whatever_the_chunking(problem):
     """The batch mean was xp.mean, whose summation order XLA picks by the array's shape: a path's SGD state moved
     in the last bit with the size of its chunk (1.1e-16 at batch 3). It is now summed in halves, in an order fixed
