@@ -22,6 +22,7 @@ def test_derive_latex_and_text(tmp_path, capsys):
     assert "Sigma = [[x**2]]" in out and "sqrt(eta)*Abs(x)" in out and "-sqrt(eta)*x" in out
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_check_linear_regression_writes_table_figure_summary(tmp_path):
     res = run("check", "linear_regression", "-o", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
@@ -196,6 +197,7 @@ def test_loader_is_chosen_by_name_case_insensitively(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
 def test_derive_and_codegen_never_overwrite_without_force(tmp_path):
     out = tmp_path / "d.txt"
     out.write_text("precious")
