@@ -22,7 +22,7 @@ from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE
 from .options import study_settings
-from .common import finish_figure, fit_order, interval_text, order_label, plot_target
+from .common import RESOLVE, finish_figure, interval_text, order_label, orders_from_rows, plot_target
 from ..optimizers.momentum import momentum_model
 from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean, study_steps
 
@@ -269,9 +269,7 @@ def _fit_orders(rows, models, stats) -> dict:
     """(model, statistic) -> the order of its exact errors in h = sqrt(eta) (the study's fit, and load_study's
     refit of a saved one)."""
     orders = {}
-    for m in models:
-        for s_ in stats:
-            rs = [r for r in rows if r["model"] == m and r["stat"] == s_]
-            keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
-            orders[(m, s_)] = Order(*fit_order([r["h"] for r in keep], [r["error"] for r in keep]), len(keep))
+    for s_ in stats:  # the exact fit of schedule and momentum studies, statistic by statistic
+        fits = orders_from_rows([r for r in rows if r["stat"] == s_], models, True, RESOLVE, xkey="h")
+        orders.update({(m, s_): o for m, o in fits.items()})
     return orders
