@@ -38,18 +38,28 @@ class DataMean(sp.Expr):
 
     ``DataMean(expr, (xi_1, ..., xi_k), key)`` is :math:`\mathbb{E}_\xi[expr]` where
     the data symbols are bound. Derivatives in the parameters pass under the mean.
+
+    A law parameter left symbolic (``normal("a", mean=m)``) is a free symbol of the mean: a
+    substitution ``m -> 1`` (``subs``, ``xreplace``) is recorded on the mean (its rule's nodes move
+    with ``m``), and a derivative in ``m`` stays unevaluated (it does not pass under a rule whose
+    nodes depend on ``m``; docs/theory.md §8).
     """
 
     is_commutative = True
 
-    def __new__(cls, expr, syms, key):
+    def __new__(cls, expr, syms, key, fixed=()):
         expr = as_expr(expr)
         if expr == 0:
             return sp.S.Zero
         syms = sp.Tuple(*syms)
         if not (expr.free_symbols & set(syms)):
             return expr
-        return sp.Expr.__new__(cls, expr, syms, sp.core.symbol.Str(str(key)))
+        args = [expr, syms, sp.core.symbol.Str(str(key))]
+        fixed = tuple(fixed.items()) if isinstance(fixed, dict) else tuple(fixed)
+        if fixed:  # law parameters given numbers: (name, number) pairs, in name order
+            args.append(sp.Tuple(*[sp.Tuple(sp.core.symbol.Str(str(name)), as_expr(value, "law parameter value"))
+                                   for name, value in sorted(fixed, key=lambda nv: str(nv[0]))]))
+        return sp.Expr.__new__(cls, *args)
 
     @property
     def expr(self):
@@ -64,11 +74,35 @@ class DataMean(sp.Expr):
         return _RULES[self.args[2].name]
 
     @property
+    def _fixed_pairs(self) -> dict:
+        return {name.name: value for name, value in self.args[3]} if len(self.args) > 3 else {}
+
+    @property
+    def law_parameters(self) -> tuple:
+        """The symbols of the rule's law parameters (those given numbers by a substitution included)."""
+        out: set = set()
+        for law in self.rule.laws:
+            out |= law.free_symbols
+        return tuple(sorted(out, key=sp.default_sort_key))
+
+    @property
+    def fixed_values(self) -> dict:
+        """``{law parameter: number}`` recorded by substitutions, merged into ``values`` when evaluated."""
+        pairs = self._fixed_pairs
+        return {s: float(pairs[s.name]) for s in self.law_parameters if s.name in pairs}
+
+    def _open_law_parameters(self) -> set:
+        pairs = self._fixed_pairs
+        return {s for s in self.law_parameters if s.name not in pairs}
+
+    @property
     def free_symbols(self):
-        return self.expr.free_symbols - set(self.data_symbols)
+        return (self.expr.free_symbols - set(self.data_symbols)) | self._open_law_parameters()
 
     def _eval_derivative(self, s):
-        return DataMean(sp.diff(self.expr, s), self.data_symbols, self.args[2].name)
+        if s in self._open_law_parameters():
+            return None  # the rule's nodes move with s: sympy keeps Derivative(E[...], s) unevaluated
+        return DataMean(sp.diff(self.expr, s), self.data_symbols, self.args[2].name, self._fixed_pairs)
 
     # The data symbols are bound (like an integral's variable): a value given to xi outside the mean,
     # e.g. a data row put into grad F(x) - grad f(x, xi), must leave E_xi[...] alone.
@@ -79,43 +113,77 @@ class DataMean(sp.Expr):
 
         fn = sp.lambdify(self.rule.symbols, self.expr, [{"erf": special.erf, "erfc": special.erfc}, "numpy"])
         try:
-            value = self.rule.evaluator(fn)([])[0]
+            value = self.rule.evaluator(fn, self.fixed_values or None)([])[0]
         except (TypeError, ValueError):  # a law with symbolic parameters has no numeric nodes
             return None
         return sp.Float(float(value))  # a float64 rule sum: 15 digits at most, whatever `prec` asks
 
+    def _with_law_values(self, rule: dict, replace_in_expr):
+        """The mean with the law parameters among ``rule``'s keys recorded, or None when there are none."""
+        open_params = self._open_law_parameters()
+        given = {k: v for k, v in rule.items() if k in open_params}
+        if not given:
+            return None
+        for k, v in given.items():
+            value = as_expr(v)
+            if not (value.is_number and value.is_real):  # sympy's real numbers are finite
+                raise ValueError(
+                    f"the law parameter {k} of {self} can be given a number only (its numeric rule's nodes "
+                    f"depend on it); got {v!r}. Build the law with that expression instead.")
+        fixed = dict(self._fixed_pairs)
+        fixed.update({k.name: sp.Float(float(as_expr(v))) if not as_expr(v).is_Rational else as_expr(v)
+                      for k, v in given.items()})
+        return DataMean(replace_in_expr(self.expr), self.data_symbols, self.args[2].name, fixed)
+
     def _eval_subs(self, old, new):
-        return self if getattr(old, "free_symbols", set()) & set(self.data_symbols) else None
+        if getattr(old, "free_symbols", set()) & set(self.data_symbols):
+            return self
+        return self._with_law_values({old: new}, lambda e: e._subs(old, new))
 
     def _xreplace(self, rule):
+        if self in rule:
+            return rule[self], True
         bound = set(self.data_symbols)
         if any(isinstance(k, sp.Basic) and k.free_symbols & bound for k in rule):
             rule = {k: v for k, v in rule.items() if not (isinstance(k, sp.Basic) and k.free_symbols & bound)}
             if not rule:
                 return self, False
+        fixed = self._with_law_values(rule, lambda e: e._xreplace(rule)[0])
+        if fixed is not None:
+            return fixed, True
         return super()._xreplace(rule)
 
     def _eval_is_real(self):
         return self.expr.is_real
 
     def _latex(self, printer):
-        note = self.rule.describe()
-        return (r"\mathbb{E}^{\text{" + note + r"}}_{" + ",".join(printer._print(s) for s in self.data_symbols)
+        note = r"\text{" + self.rule.describe() + "}"
+        fixed = self.fixed_values
+        if fixed:  # law parameters given numbers by a substitution: the rule's nodes are taken there
+            note += "".join(f", {printer._print(s)}={printer._print(self._fixed_pairs[s.name])}" for s in fixed)
+        return (r"\mathbb{E}^{" + note + r"}_{" + ",".join(printer._print(s) for s in self.data_symbols)
                 + r"}\left[" + printer._print(self.expr) + r"\right]")
 
+    def _fixed_text(self) -> str:
+        return "".join(f", {name}={value}" for name, value in self._fixed_pairs.items())
+
+    def describe_rule(self) -> str:
+        """The rule's name, with the numbers a substitution gave the law's parameters (``Gauss-Hermite(16), m=1``)."""
+        return self.rule.describe() + self._fixed_text()
+
     def _sympystr(self, printer):
-        return f"E[{printer._print(self.expr)}; {self.rule.describe()}]"
+        return f"E[{printer._print(self.expr)}; {self.describe_rule()}]"
 
     def __reduce_ex__(self, protocol):
         # the rule lives in a registry: ship it along so the mean works in another process
-        return (_rebuild_mean, (self.expr, self.data_symbols, self.rule))
+        return (_rebuild_mean, (self.expr, self.data_symbols, self.rule, tuple(self._fixed_pairs.items())))
 
     def __reduce__(self):
         return self.__reduce_ex__(2)
 
 
-def _rebuild_mean(expr, syms, rule):
-    return DataMean(expr, syms, rule.key)
+def _rebuild_mean(expr, syms, rule, fixed=()):
+    return DataMean(expr, syms, rule.key, fixed)
 
 
 def data_symbols(expr) -> tuple:

@@ -220,7 +220,7 @@ class MeanContext:
         j = len(self.means)
         src = function(f"_integrand{j}", self.state + tuple(syms), [inner],
                        f"The integrand of data mean {j}: {doc_safe(str(node)[:200])}.", single=True)
-        key = node.rule.key
+        key = (node.rule.key, tuple(node.fixed_values.items()))  # one rule per law-parameter values
         if key not in self.rules:
             self.rules[key] = (len(self.rules), self._rule_source(node, len(self.rules)))
         self.means.append((node, src, self.rules[key][0]))
@@ -230,7 +230,8 @@ class MeanContext:
     def _rule_source(self, node, r) -> str:
 
         rule = node.rule
-        levels = AdaptiveMean(rule, None, self.values)._levels() if rule.is_quadrature else [rule.n_points]
+        values = {**self.values, **node.fixed_values} if node.fixed_values else self.values
+        levels = AdaptiveMean(rule, None, values)._levels() if rule.is_quadrature else [rule.n_points]
         laws = []
         for law in rule.laws:
             if isinstance(law, Empirical):
@@ -241,7 +242,7 @@ class MeanContext:
             ns = [None] if law.is_finite else sorted(set(levels) | {n - 1 for n in levels[1:]})
             entries = []
             for n in ns:
-                nodes, w = law.quadrature(levels[0] if n is None else n, self.values)
+                nodes, w = law.quadrature(levels[0] if n is None else n, values)
                 self.embedded_numbers += np.size(nodes) + np.size(w)
                 entries.append(f"{n!r}: ({_array(nodes)}, {_array(w)})")
             laws.append("{" + ", ".join(entries) + "}")

@@ -138,6 +138,8 @@ class _MeanEvaluator:
     """Numeric E over one DataMean's rule: inner(x, xi_nodes) @ weights."""
 
     def __init__(self, node: DataMean, state, values, backend=None):
+        if node.fixed_values:  # law parameters a substitution gave numbers to (they win over `values`)
+            values = {**(values or {}), **{k: sp.Float(v) for k, v in node.fixed_values.items()}}
         inner = _bind(node.expr, values)
         if inner.atoms(DataMean):
             raise NotImplementedError("nested data means are not supported")

@@ -110,7 +110,7 @@ class _Printer:
         for i, m in enumerate(self.means, start=1):
             over = ",".join(sp.latex(s, symbol_names=names) for s in m.data_symbols)
             out.append(rf"m_{{{i}}}(x) &= \mathbb{{E}}_{{{over}}}\left[" + sp.latex(m.expr, symbol_names=names)
-                       + r"\right] \quad\text{(" + m.rule.describe() + ")}")
+                       + r"\right] \quad\text{(" + m.describe_rule() + ")}")
         return out
 
 
@@ -455,5 +455,5 @@ def derivation_text(problem, sdes: Iterable = (), x_ref=None) -> str:
     if labels:
         lines.append("data means (computed numerically by the rule named):")
         for m, sym in labels.items():
-            lines.append(f"  {sym} = E[{m.expr}] over {', '.join(map(str, m.data_symbols))} ({m.rule.describe()})")
+            lines.append(f"  {sym} = E[{m.expr}] over {', '.join(map(str, m.data_symbols))} ({m.describe_rule()})")
     return "\n".join(lines) + "\n"
