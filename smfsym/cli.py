@@ -40,7 +40,7 @@ import warnings
 from pathlib import Path
 
 from ._fs import path_kind, temp_dir
-from .symbolic.model_names import DEFAULT_MODELS, MODEL_REGISTRY
+from .symbolic.model_names import MODEL_REGISTRY
 
 __all__ = ["main"]
 
@@ -370,13 +370,15 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     from .symbolic.latex import standalone_table
     from .montecarlo.options import RunOptions
     from .studies import multipoint
+    from .studies.common import backend_label
     from .studies.options import Numerics
 
     scheme = None if c["scheme"] == "auto" else c["scheme"]
     study = _check_study(spec, c, RunOptions(executor=executor, progress=False if quiet else None, backend=backend))
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
-    (tmp / "weak_error.tex").write_text(standalone_table(study.to_latex(), f"weak error against SGD, phi = {c['phi']}"))
+    (tmp / "weak_error.tex").write_text(standalone_table(
+        study.to_latex(), f"weak error against SGD, phi = {c['phi']}{backend_label(study.meta)}"))
     study.plot(path=tmp / "weak_error.png")
     study.save(tmp / "weak_error.json")
     summary = {"method": study.meta["method"],
@@ -391,7 +393,8 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
                         options=RunOptions(executor=executor, progress=False if quiet else None, backend=backend))
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
-        (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"))
+        (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(),
+                                                                   "multi-point statistics" + backend_label(mp.meta)))
         mp.save(tmp / "multipoint.json")
         summary["multipoint"] = mp.rows
     return summary
@@ -431,6 +434,7 @@ def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False, backen
     SGD and the DD-SMF on the array back end ``backend``, ``--backend``)."""
     from .symbolic.latex import standalone_table
     from .meanfield import meanfield_study
+    from .studies.common import backend_label
     from .meanfield.options import MeanFieldNumerics
     from .montecarlo.options import RunOptions
 
@@ -445,7 +449,8 @@ def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False, backen
             "at the initial particles\n") if cap else ""
     print(note + study.table)
     (tmp / "meanfield.txt").write_text(note + study.table + "\n")
-    (tmp / "meanfield.tex").write_text(standalone_table(study.to_latex(), "mean-field study"))
+    (tmp / "meanfield.tex").write_text(standalone_table(study.to_latex(), "mean-field study" + (
+        f", SGD and the DD-SMF{backend_label(study.meta)}" if backend_label(study.meta) else "")))
     study.plot(path=tmp / "meanfield.png")
     d = study.to_dict()
     (tmp / "meanfield.json").write_text(json.dumps(d, indent=1, default=float) + "\n")
@@ -538,7 +543,7 @@ def _parser() -> argparse.ArgumentParser:
                         "numbers differ from numpy's within standard errors")
     c.add_argument("--n-paths", type=int,
                    help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")
-    c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(DEFAULT_MODELS)}")
+    c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(MODEL_CHOICES)}")
     c.add_argument("--etas", help="comma-separated learning rates (overrides [check] etas)")
     c.add_argument("--scheme", help="SDE solver (overrides [check] scheme): auto, euler, weak2, tamed")
     c.add_argument("--quiet", action="store_true", help="no progress lines nor cost estimate on stderr")

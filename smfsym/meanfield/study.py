@@ -32,10 +32,9 @@ from .options import (
 )
 from .result import MeanFieldResult, check_net, positive
 from .sgd import simulate_meanfield_sgd
-from ..studies.common import ProgressLines
+from ..studies.common import ProgressLines, backend_label, backend_meta
 from ..montecarlo.executors import check_executor
 from ..montecarlo.options import RunOptions
-from ..backends import get_backend
 
 __all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope", "RuleResolutionWarning", "CapturedNoiseWarning"]
 
@@ -116,7 +115,7 @@ class MeanFieldStudy(StudyIO):
         if self.rule_note:
             lines.append(self.rule_note.rstrip("\n"))
         if self.meta.get("backend"):
-            lines.append(f"SGD and the DD-SMF ran on backend {self.meta['backend']!r} (the limit on numpy)")
+            lines.append(f"SGD and the DD-SMF ran{backend_label(self.meta)} (the limit on numpy)")
         return "\n".join(lines)
 
     def __str__(self):
@@ -475,8 +474,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
             "ddsmf_dt": cfg.ddsmf_dt, "seed": str(seed), "n_points": n_points}
     if rule_info is not None:
         meta["rule"] = rule_info
-    if get_backend(run.backend).name != "numpy":  # SGD and the DD-SMF ran there (the limit on numpy)
-        meta["backend"] = get_backend(run.backend).name
+    meta.update(backend_meta(run.backend))  # SGD and the DD-SMF ran there (the limit on numpy)
     st = MeanFieldStudy(results=results, etas=etas, widths=widths, t=times, meta=meta)
     observables = cfg.observe.observables
     if "risk" not in (observables if not isinstance(observables, str) else [observables]):

@@ -9,6 +9,7 @@ import numbers
 import warnings
 import sys
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import sympy as sp
@@ -181,6 +182,25 @@ def backend_meta(backend) -> dict:
 
     b = get_backend("numpy" if backend is None else backend)
     return {} if b.name == "numpy" else b.describe()
+
+
+def backend_label(meta) -> str:
+    """``" on jax (gpu, float64)"`` for a study whose Monte Carlo ran on another back end than numpy, else ``""``:
+    the tables, figures and LaTeX captions say where their numbers came from (the same seed gives other
+    numbers there).
+
+    Examples
+    --------
+    >>> backend_label({"backend": "jax", "dtype": "float64", "device": "gpu"})
+    ' on jax (gpu, float64)'
+    >>> backend_label({"backend": "numpy"}) == backend_label({}) == ""
+    True
+    """
+    name = meta.get("backend") if isinstance(meta, Mapping) else None
+    if not isinstance(name, str) or name == "numpy":
+        return ""
+    details = [str(meta[k]) for k in ("device", "dtype") if isinstance(meta.get(k), str)]
+    return f" on {name}" + (f" ({', '.join(details)})" if details else "")
 
 
 def seed_sequence(seed) -> np.random.SeedSequence:

@@ -21,6 +21,7 @@ from ..symbolic.problem import Problem
 from ..simulation.sgd import simulate_sgd
 from .options import Numerics, study_settings
 from .common import (
+    backend_label,
     backend_meta,
     ProgressLines, build_model, check_common, check_horizon, check_increments, check_study_work, finish_figure,
     increments_for,
@@ -163,6 +164,7 @@ class MultipointStudy(StudyIO):
         starts = "[" + ", ".join("[" + ", ".join(f"{v:g}" for v in np.ravel(p)) + "]" for p in self.starts) + "]"
         n = self.meta.get("n_paths")
         paths = f"{n:,} paths" if isinstance(n, (int, np.integer)) else "Monte Carlo"
+        paths += backend_label(self.meta)  # other streams, other numbers: say where they came from
         return sep.join([f"psi = {', '.join(psis)}", f"starts = {starts}", f"eta = {self.eta:g}",
                          f"t_end = {self.meta.get('t_end', self.t):g}", paths])
 

@@ -32,6 +32,7 @@ from ..symbolic.problem import Problem
 from ..montecarlo.options import RunOptions
 from .options import Numerics, study_settings
 from .common import (
+    backend_label,
     MAX_PATH_STEPS, check_common, check_horizon, check_study_work, finish_figure, fit_order, interval_text, lost_cell,
     order_label, plot_target, seed_sequence,
 )
@@ -169,6 +170,7 @@ class MultipointRates(StudyIO):
         t_end = self.meta.get("t_end", self.t[0] if self.t else None)
         n = self.meta.get("n_paths")
         paths = f"{n:,} paths" if isinstance(n, (int, np.integer)) else "Monte Carlo"
+        paths += backend_label(self.meta)  # other streams, other numbers: say where they came from
         exact = self.meta.get("exact_models") or []
         if self.meta.get("method") == "exact" and set(exact) >= set(self.models):
             how = "exact moments"

@@ -34,6 +34,7 @@ from ..simulation.sde import prepare_x0, simulate
 from ..data.tails import check_phi_tails
 from .options import Numerics, study_settings
 from .common import (
+    backend_label,
     backend_meta,
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
     check_phi, check_study_work, finish_figure, fit_order, increments_for, interval_text, lost_cell, order_label,
@@ -257,6 +258,7 @@ class WeakErrorStudy(StudyIO):
         """"exact moments", "200,000 paths", or for a mixed study which models are which."""
         n = self.meta.get("n_paths")
         paths = f"{n:,} paths" if isinstance(n, numbers.Integral) else "Monte Carlo"
+        paths += backend_label(self.meta)  # other streams, other numbers: say where they came from
         method = self.meta.get("method")
         if method == "exact":
             return "exact moments"

@@ -50,3 +50,9 @@ def test_check_runs_the_smes_on_the_back_end(tmp_path):
     for r0, r1 in zip(ref, dev):
         assert r0["value"] != r1["value"]  # the device's own streams
         assert abs(r0["value"] - r1["value"]) < 5 * np.hypot(r0["value_se"], r1["value_se"]), (r0, r1)
+    # the table, its LaTeX caption and the figure's title name where the numbers came from (only off numpy)
+    for backend, named in (("numpy", False), ("array_api_strict", True)):
+        text = (tmp_path / backend / "weak_error.txt").read_text()
+        tex = (tmp_path / backend / "weak_error.tex").read_text()
+        assert ("4,096 paths on array_api_strict (float64)" in text) is named, text
+        assert ("on array\\_api\\_strict (float64)" in tex) is named, tex

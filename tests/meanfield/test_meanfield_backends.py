@@ -191,7 +191,7 @@ def test_study_runs_on_the_backend(teacher):
                                       options=MeanFieldOptions(backend=backend, progress=False))
 
     dev = go(AAS)
-    assert dev.meta["backend"] == AAS and "ran on backend 'array_api_strict'" in dev.table
+    assert dev.meta["backend"] == AAS and "SGD and the DD-SMF ran on array_api_strict (float64)" in dev.table
     assert {k[0]: r.sim.extra.get("backend") for k, r in dev.results.items()} == {"sgd": AAS, "ddsmf": AAS,
                                                                                   "limit": None}
     ref = go("numpy")
