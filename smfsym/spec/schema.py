@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..symbolic.model_names import DEFAULT_MODELS
+from ..symbolic.model_names import DEFAULT_MODELS, MODEL_REGISTRY
 from .expr import MAX_TEXT, SpecError, check_name
 
 __all__ = ["MAX_WIDTH", "MF_OBSERVABLES", "MF_METHODS", "PARTICLE_LAWS", "Key", "SCHEMA", "LAWS", "REQUIRED", "MODEL_NAMES", "METHODS", "SCHEMES", "MAX_PARAMS", "MAX_DIM",
@@ -37,7 +37,7 @@ MAX_DIM = 64
 MAX_ETAS = 32
 MAX_STARTS = 16
 MAX_LIST = 256
-MODEL_NAMES = DEFAULT_MODELS
+MODEL_NAMES = tuple(MODEL_REGISTRY)  # what [check] models accepts (as the Python studies do)
 MAX_WIDTH = 10**6
 MF_OBSERVABLES = ("risk", "output_at", "moments")
 MF_METHODS = ("sgd", "ddsmf", "limit")
@@ -275,7 +275,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "t_end": Key("number", 1.0, "> 0, finite", "the horizon T", v_positive),
         "etas": Key("array of numbers", REQUIRED, f"1..{MAX_ETAS} distinct, > 0, finite, <= t_end",
                     "the learning rates", v_etas),
-        "models": Key("array of strings", list(MODEL_NAMES), ", ".join(MODEL_NAMES), "the models compared",
+        "models": Key("array of strings", list(DEFAULT_MODELS), ", ".join(MODEL_NAMES),
+                      "the models compared (gf2, the order-2 gradient flow, checks the drift alone)",
                       v_enums(MODEL_NAMES)),
         "method": Key("string", "auto", " | ".join(METHODS), "exact moments or Monte Carlo", v_enum(METHODS)),
         "seed": Key("integer", 0, "[0, 2**63 - 1]", "Monte Carlo seed", v_int(0, 2**63 - 1)),

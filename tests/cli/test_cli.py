@@ -224,6 +224,18 @@ def test_codegen_without_eta_or_etas_requires_eta(tmp_path):
 SMALL_CHECK = LOSS_OK + '[check]\nphi = "x"\nx0 = [1.0]\netas = [0.1, 0.05]\nmodels = ["sme1"]\nmethod = "exact"\n'
 
 
+def test_check_takes_every_model_the_python_study_takes(tmp_path, capsys):
+    """`--models gf2` (and `models = ["gf2"]`) used to be refused by the command while weak_error takes it."""
+    spec = tmp_path / "s.toml"
+    spec.write_text(SMALL_CHECK.replace('models = ["sme1"]', 'models = ["gf2"]'))
+    assert main(["check", str(spec), "-o", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["check", str(spec), "-o", str(tmp_path / "b"), "--quiet", "--models", "gf,gf2"]) == 0
+    rows = json.loads((tmp_path / "b" / "summary.json").read_text())["rows"]
+    assert sorted({r["model"] for r in rows}) == ["gf", "gf2"]
+    _one_line_error_inproc(capsys, ["check", str(spec), "-o", str(tmp_path / "c"), "--models", "gf3"],
+                           "--models", "gf2", "got 'gf3'")
+
+
 def test_check_output_directory_rules(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text(SMALL_CHECK)
