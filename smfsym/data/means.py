@@ -54,6 +54,9 @@ class DataMean(sp.Expr):
         syms = sp.Tuple(*syms)
         if not (expr.free_symbols & set(syms)):
             return expr
+        # every numeric mean's integrand is in the overflow-safe form, whoever rebuilt it (a derivative, sp.factor,
+        # sp.simplify): exp(a x)/(1 + exp(a x)) is inf/inf at the far nodes of a rule, 1/(1 + exp(-a x)) is not
+        expr = stable_form(expr)
         args = [expr, syms, sp.core.symbol.Str(str(key))]
         fixed = tuple(fixed.items()) if isinstance(fixed, dict) else tuple(fixed)
         if fixed:  # law parameters given numbers: (name, number) pairs, in name order
@@ -257,7 +260,9 @@ class _Moments:
             else:
                 try:
                     hit = dom.from_sympy(m)
-                except CoercionFailed:
+                # a moment not polynomial in the law's parameters (1/r of Exp(r)): sympy 1.14's rings raise
+                # ValueError where earlier ones raised CoercionFailed; either way the mean is taken over EX
+                except (CoercionFailed, ValueError):
                     raise _NeedEX from None
                 self.conversions += 1
             cache[monom] = hit
@@ -368,7 +373,7 @@ def _numeric_mean(expr, syms, n_points=None, limits=None):
         return total
     all_syms = tuple(s for law in laws for s in law.symbols)
     rule = QuadratureRule(laws, n_points or _default_points(syms), limits)
-    return DataMean(stable_form(expr) if rule.is_quadrature else expr, all_syms, rule.key)
+    return DataMean(expr, all_syms, rule.key)  # (in the overflow-safe form: DataMean rewrites it)
 
 
 def expectation(expr, *, n_points: int | None = None, limits: Limits | None = None, check_tails: bool = True):

@@ -9,6 +9,7 @@ from typing import Any
 import sympy as sp
 
 from .._checks import as_number_or_expr
+from ..data.means import DataMean
 from .problem import Problem
 from .model_names import MODEL_REGISTRY
 from .sde import SDE, MatrixSqrt
@@ -52,10 +53,18 @@ def gradient_flow(problem: Problem, order: int = 1, eta: Any = None) -> SDE:
 
 
 def _sqrt_real(e, params):
-    """sqrt(e) with the parameters treated as real, so sqrt(x**2) becomes |x|."""
+    """sqrt(e) with the parameters treated as real, so sqrt(x**2) becomes |x|.
+
+    Data means are held out of the factoring: sp.factor would rewrite their integrands (the overflow-safe
+    1/(1 + exp(-a x)) into exp(a x)/(exp(a x) + 1), a square into three exponentials), which overflow to inf/inf
+    at the far nodes of a rule (the SME's noise of a logistic loss was NaN beyond |x| = 10).
+    """
     real = {p: sp.Symbol(p.name, real=True) for p in params}
+    held = {m: sp.Dummy(f"mean{i}", real=True)  # real (a mean of real data), so sqrt(m**2) is |m|
+            for i, m in enumerate(sorted(e.atoms(DataMean), key=sp.default_sort_key))}
     back = {v: k for k, v in real.items()}
-    return sp.sqrt(sp.factor(e.xreplace(real))).xreplace(back)
+    back.update({v: k for k, v in held.items()})
+    return sp.sqrt(sp.factor(e.xreplace(held).xreplace(real))).xreplace(back)
 
 
 def sme(problem: Problem, order: int = 2, eta: Any = None) -> SDE:

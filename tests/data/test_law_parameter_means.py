@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 import sympy as sp
+import sympy.stats as st
 from scipy.integrate import quad
 
 import smfsym
@@ -93,3 +94,25 @@ def test_a_recorded_value_survives_pickling_and_is_printed():
     # the data symbol stays bound: giving a a value leaves the recorded mean alone
     a = next(iter(mean.data_symbols))
     assert mean.subs(a, 3) == mean
+
+
+r = sp.Symbol("r", positive=True)
+q = sp.Symbol("q", positive=True)
+
+
+@pytest.mark.parametrize("ours,theirs", [
+    (lambda: smfsym.exponential("e", rate=r), lambda: st.Exponential("e", r)),
+    (lambda: smfsym.gamma("e", 2, 1 / r), lambda: st.Gamma("e", 2, 1 / r)),
+    (lambda: smfsym.normal("e", std=1 / r), lambda: st.Normal("e", 0, 1 / r)),
+    pytest.param(lambda: smfsym.beta("e", r, q), lambda: st.Beta("e", r, q), id="beta",
+                 marks=pytest.mark.slow),  # 3 s in sympy.stats
+], ids=["exponential", "gamma", "normal", None])
+def test_polynomial_losses_under_laws_whose_moments_are_rational_in_their_parameters(ours, theirs):
+    """F and Sigma against sympy.stats; these laws used to crash every polynomial loss (an internal
+    'expected an expression convertible to a polynomial ... got 1/r' from sympy 1.14's rings)."""
+    e, E_ = ours(), theirs()
+    loss = lambda z: (x - z) ** 2 / 2 + x**3 * z**2 / 3  # noqa: E731
+    p = smfsym.Problem(loss(e), [x])
+    assert sp.simplify(p.F - st.E(loss(E_))) == 0
+    g = sp.diff(loss(E_), x)
+    assert sp.simplify(p.sigma[0, 0] - (st.E(g**2) - st.E(g) ** 2)) == 0

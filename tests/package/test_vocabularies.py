@@ -14,7 +14,8 @@ def test_models():
     from smfsym import cli
     from smfsym.symbolic.model_names import DEFAULT_MODELS, MODEL_REGISTRY
 
-    assert tuple(schema.MODEL_NAMES) == tuple(smfsym.studies.common.MODELS) == DEFAULT_MODELS
+    assert tuple(smfsym.studies.common.MODELS) == tuple(schema.SCHEMA["check"]["models"].default) == DEFAULT_MODELS
+    assert tuple(schema.MODEL_NAMES) == tuple(MODEL_REGISTRY)  # [check] takes every model weak_error takes
     assert set(DEFAULT_MODELS) <= set(MODEL_REGISTRY)
     assert tuple(cli.MODEL_CHOICES) == tuple(MODEL_REGISTRY)
     assert set(smfsym.studies.update_map_study.UPDATE_MAP_MODELS) == set(MODEL_REGISTRY)
