@@ -21,7 +21,7 @@ from sympy.polys.polyerrors import CoercionFailed, GeneratorsError, PolynomialEr
 from .laws import DataSymbol
 from .quadrature import _RULES, AdaptiveMean, QuadratureRule, stable_form  # noqa: F401 - re-exported
 from ..limits import Limits, as_limits, check_products, check_size, estimate_size
-from .._checks import as_expr
+from .._checks import as_expr, to_float
 from .tails import check_tails as _tails
 
 __all__ = ["DataMean", "expectation", "covariance", "data_symbols", "laws_of", "QuadratureRule"]
@@ -39,15 +39,16 @@ class DataMean(sp.Expr):
     ``DataMean(expr, (xi_1, ..., xi_k), key)`` is :math:`\mathbb{E}_\xi[expr]` where
     the data symbols are bound. Derivatives in the parameters pass under the mean.
 
-    A law parameter left symbolic (``normal("a", mean=m)``) is a free symbol of the mean: a
-    substitution ``m -> 1`` (``subs``, ``xreplace``) is recorded on the mean (its rule's nodes move
-    with ``m``), and a derivative in ``m`` stays unevaluated (it does not pass under a rule whose
-    nodes depend on ``m``; docs/theory.md §8).
+    A law parameter left symbolic (``normal("a", mean=m)``) is an argument of the mean (the last one,
+    with the other parameters of its rule's laws): its rule's nodes move with ``m``, so ``m`` is a free
+    symbol, ``subs``/``xreplace`` of ``m`` reach the rule (the value given is recorded and checked as the
+    law's factory checks its arguments), ``has(m)`` and ``solve`` see it, and a derivative in ``m`` stays
+    unevaluated: it does not pass under a rule whose nodes depend on ``m`` (docs/theory.md §8).
     """
 
     is_commutative = True
 
-    def __new__(cls, expr, syms, key, fixed=()):
+    def __new__(cls, expr, syms, key, law_values=None):
         expr = as_expr(expr)
         if expr == 0:
             return sp.S.Zero
@@ -57,11 +58,17 @@ class DataMean(sp.Expr):
         # every numeric mean's integrand is in the overflow-safe form, whoever rebuilt it (a derivative, sp.factor,
         # sp.simplify): exp(a x)/(1 + exp(a x)) is inf/inf at the far nodes of a rule, 1/(1 + exp(-a x)) is not
         expr = stable_form(expr)
-        args = [expr, syms, sp.core.symbol.Str(str(key))]
-        fixed = tuple(fixed.items()) if isinstance(fixed, dict) else tuple(fixed)
-        if fixed:  # law parameters given numbers: (name, number) pairs, in name order
-            args.append(sp.Tuple(*[sp.Tuple(sp.core.symbol.Str(str(name)), as_expr(value, "law parameter value"))
-                                   for name, value in sorted(fixed, key=lambda nv: str(nv[0]))]))
+        key = str(key)
+        args = [expr, syms, sp.core.symbol.Str(key)]
+        params = _law_parameters(_RULES[key])
+        if params:  # what each law parameter stands for here: itself until a substitution gives it a value
+            values = params if law_values is None else tuple(law_values)
+            if len(values) != len(params):
+                raise ValueError(f"`law_values` must give one value per law parameter {list(params)}; got "
+                                 f"{len(values)}.")
+            values = tuple(_law_value(p, v) for p, v in zip(params, values))
+            _check_law_numbers(_RULES[key], dict(zip(params, values)))
+            args.append(sp.Tuple(*values))
         return sp.Expr.__new__(cls, *args)
 
     @property
@@ -77,35 +84,42 @@ class DataMean(sp.Expr):
         return _RULES[self.args[2].name]
 
     @property
-    def _fixed_pairs(self) -> dict:
-        return {name.name: value for name, value in self.args[3]} if len(self.args) > 3 else {}
-
-    @property
     def law_parameters(self) -> tuple:
-        """The symbols of the rule's law parameters (those given numbers by a substitution included)."""
-        out: set = set()
-        for law in self.rule.laws:
-            out |= law.free_symbols
-        return tuple(sorted(out, key=sp.default_sort_key))
+        """The symbols of the rule's law parameters, in the order of :attr:`law_values`."""
+        return _law_parameters(self.rule)
 
     @property
-    def fixed_values(self) -> dict:
-        """``{law parameter: number}`` recorded by substitutions, merged into ``values`` when evaluated."""
-        pairs = self._fixed_pairs
-        return {s: float(pairs[s.name]) for s in self.law_parameters if s.name in pairs}
+    def law_values(self) -> tuple:
+        """What each law parameter stands for in this mean (the parameter itself unless substituted)."""
+        return tuple(self.args[3]) if len(self.args) > 3 else ()
 
-    def _open_law_parameters(self) -> set:
-        pairs = self._fixed_pairs
-        return {s for s in self.law_parameters if s.name not in pairs}
+    def _substituted(self) -> dict:
+        return {p: v for p, v in zip(self.law_parameters, self.law_values) if v != p}
+
+    def rule_values(self, values=None) -> dict:
+        """``values`` with the numbers the rule's law parameters take in this mean (a substituted parameter
+        evaluated at ``values``): what the rule's nodes are computed with; the integrand takes ``values``."""
+        out = dict(values or {})
+        for p, v in self._substituted().items():
+            if v.is_number and p in out and float(out[p]) != float(v):
+                # e.g. an SDE substituted with m = 1 simulated with values={m: 3}: SGD would sample m = 3
+                raise ValueError(f"`values` gives the law parameter {p} = {float(out[p]):g}, but a data mean was "
+                                 f"substituted with {p} = {v} ({self}); give one value (drop it from `values`, or "
+                                 f"do not substitute).")
+            out[p] = to_float(v, values, f"the law parameter {p} (= {v}) of a data mean")
+        return out
 
     @property
     def free_symbols(self):
-        return (self.expr.free_symbols - set(self.data_symbols)) | self._open_law_parameters()
+        out = self.expr.free_symbols - set(self.data_symbols)
+        for v in self.law_values:
+            out |= v.free_symbols
+        return out
 
     def _eval_derivative(self, s):
-        if s in self._open_law_parameters():
+        if any(s in v.free_symbols for v in self.law_values):
             return None  # the rule's nodes move with s: sympy keeps Derivative(E[...], s) unevaluated
-        return DataMean(sp.diff(self.expr, s), self.data_symbols, self.args[2].name, self._fixed_pairs)
+        return DataMean(sp.diff(self.expr, s), self.data_symbols, self.args[2].name, self.law_values or None)
 
     # The data symbols are bound (like an integral's variable): a value given to xi outside the mean,
     # e.g. a data row put into grad F(x) - grad f(x, xi), must leave E_xi[...] alone.
@@ -116,32 +130,15 @@ class DataMean(sp.Expr):
 
         fn = sp.lambdify(self.rule.symbols, self.expr, [{"erf": special.erf, "erfc": special.erfc}, "numpy"])
         try:
-            value = self.rule.evaluator(fn, self.fixed_values or None)([])[0]
-        except (TypeError, ValueError):  # a law with symbolic parameters has no numeric nodes
+            value = self.rule.evaluator(fn, self.rule_values() or None)([])[0]
+        except TypeError:  # an integrand numpy cannot evaluate (a scalar-only function): no number
             return None
         return sp.Float(float(value))  # a float64 rule sum: 15 digits at most, whatever `prec` asks
-
-    def _with_law_values(self, rule: dict, replace_in_expr):
-        """The mean with the law parameters among ``rule``'s keys recorded, or None when there are none."""
-        open_params = self._open_law_parameters()
-        given = {k: v for k, v in rule.items() if k in open_params}
-        if not given:
-            return None
-        for k, v in given.items():
-            value = as_expr(v)
-            if not (value.is_number and value.is_real):  # sympy's real numbers are finite
-                raise ValueError(
-                    f"the law parameter {k} of {self} can be given a number only (its numeric rule's nodes "
-                    f"depend on it); got {v!r}. Build the law with that expression instead.")
-        fixed = dict(self._fixed_pairs)
-        fixed.update({k.name: sp.Float(float(as_expr(v))) if not as_expr(v).is_Rational else as_expr(v)
-                      for k, v in given.items()})
-        return DataMean(replace_in_expr(self.expr), self.data_symbols, self.args[2].name, fixed)
 
     def _eval_subs(self, old, new):
         if getattr(old, "free_symbols", set()) & set(self.data_symbols):
             return self
-        return self._with_law_values({old: new}, lambda e: e._subs(old, new))
+        return None  # sympy substitutes in the args: the integrand and the law parameters' values
 
     def _xreplace(self, rule):
         if self in rule:
@@ -151,9 +148,6 @@ class DataMean(sp.Expr):
             rule = {k: v for k, v in rule.items() if not (isinstance(k, sp.Basic) and k.free_symbols & bound)}
             if not rule:
                 return self, False
-        fixed = self._with_law_values(rule, lambda e: e._xreplace(rule)[0])
-        if fixed is not None:
-            return fixed, True
         return super()._xreplace(rule)
 
     def _eval_is_real(self):
@@ -161,32 +155,69 @@ class DataMean(sp.Expr):
 
     def _latex(self, printer):
         note = r"\text{" + self.rule.describe() + "}"
-        fixed = self.fixed_values
-        if fixed:  # law parameters given numbers by a substitution: the rule's nodes are taken there
-            note += "".join(f", {printer._print(s)}={printer._print(self._fixed_pairs[s.name])}" for s in fixed)
+        # substituted law parameters: the rule's nodes are taken at these values
+        note += "".join(f", {printer._print(p)}={printer._print(v)}" for p, v in self._substituted().items())
         return (r"\mathbb{E}^{" + note + r"}_{" + ",".join(printer._print(s) for s in self.data_symbols)
                 + r"}\left[" + printer._print(self.expr) + r"\right]")
 
-    def _fixed_text(self) -> str:
-        return "".join(f", {name}={value}" for name, value in self._fixed_pairs.items())
-
     def describe_rule(self) -> str:
-        """The rule's name, with the numbers a substitution gave the law's parameters (``Gauss-Hermite(16), m=1``)."""
-        return self.rule.describe() + self._fixed_text()
+        """The rule's name, with the values substitutions gave the law's parameters (``Gauss-Hermite(16), m=1``)."""
+        return self.rule.describe() + "".join(f", {p}={v}" for p, v in self._substituted().items())
 
     def _sympystr(self, printer):
         return f"E[{printer._print(self.expr)}; {self.describe_rule()}]"
 
     def __reduce_ex__(self, protocol):
         # the rule lives in a registry: ship it along so the mean works in another process
-        return (_rebuild_mean, (self.expr, self.data_symbols, self.rule, tuple(self._fixed_pairs.items())))
+        return (_rebuild_mean, (self.expr, self.data_symbols, self.rule, self.law_values or None))
 
     def __reduce__(self):
         return self.__reduce_ex__(2)
 
 
-def _rebuild_mean(expr, syms, rule, fixed=()):
-    return DataMean(expr, syms, rule.key, fixed)
+def _rebuild_mean(expr, syms, rule, law_values=None):
+    return DataMean(expr, syms, rule.key, law_values)
+
+
+def refuse_law_derivatives(exprs) -> None:
+    """Refuse to compile a derivative of a data mean in a law parameter (it stays unevaluated, see
+    :class:`DataMean`), with what to do instead; compilers call this before binding ``values``."""
+    for e in exprs:
+        if not isinstance(e, sp.Basic):
+            continue
+        for d in e.atoms(sp.Derivative):
+            if d.atoms(DataMean):
+                names = ", ".join(str(v) for v, _ in d.variable_count)
+                raise ValueError(
+                    f"a derivative of a numeric data mean in the law parameter(s) {names} has no numeric form here "
+                    f"(its rule's nodes move with {names}): differentiate a closed form, or take a difference "
+                    f"quotient (Derivative.as_finite_difference); got {str(d)[:200]}.")
+
+
+def _law_parameters(rule) -> tuple:
+    out: set = set()
+    for law in rule.laws:
+        out |= law.free_symbols
+    return tuple(sorted(out, key=sp.default_sort_key))
+
+
+def _law_value(param, value):
+    """A value given to a law parameter inside a data mean: a finite real number or a real expression."""
+    v = as_expr(value, f"the law parameter {param}")
+    if v.is_extended_real is False or v.has(sp.oo, -sp.oo, sp.zoo, sp.nan) or (v.is_number and not v.is_real):
+        raise ValueError(f"the law parameter {param} of a data mean must be given a finite real value (its rule's "
+                         f"nodes are computed there); got {value!r}.")
+    return v
+
+
+def _check_law_numbers(rule, given: dict) -> None:
+    """Check the laws whose parameters all have numbers in ``given`` as their factories check their arguments."""
+    numbers = {p: v for p, v in given.items() if v.is_number}
+    if not numbers:
+        return
+    for law in rule.laws:
+        if law.free_symbols and law.free_symbols <= set(numbers):
+            law.check_values({p: float(numbers[p]) for p in law.free_symbols})
 
 
 def data_symbols(expr) -> tuple:

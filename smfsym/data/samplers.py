@@ -76,6 +76,8 @@ def _law_source(law, values, arrays: dict) -> str:
 def samplers_for(laws, values: Mapping | None = None) -> list:
     """Samplers covering ``laws``: scalar Gaussians grouped into one draw, then one per law."""
     values = values or {}
+    for law in laws:  # numbers given to symbolic parameters, checked as the law's factory checks its arguments
+        law.check_values(values)
     normals = [l for l in laws if _is(l, "Normal")]
     out = []
     if normals:

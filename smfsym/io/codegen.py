@@ -21,7 +21,7 @@ from ..montecarlo.seeds import BLOCK
 from .codegen_checks import checks_source
 from .codegen_means import MeanContext, data_source, doc_safe, specs_source
 from .codegen_device import DEVICE_CODEGEN_BACKENDS, device_codegen
-from ..data.means import DataMean
+from ..data.means import DataMean, refuse_law_derivatives
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
@@ -52,6 +52,7 @@ def _function(name, args, exprs, doc, ctx=None, single=False):
     import keyword
 
     exprs = [as_expr(e) for e in exprs]
+    refuse_law_derivatives(exprs)
     idx, mean_syms = [], []
     if any(e.atoms(DataMean) for e in exprs):
         if ctx is None:  # pragma: no cover - every caller with data means passes a context

@@ -220,7 +220,8 @@ class MeanContext:
         j = len(self.means)
         src = function(f"_integrand{j}", self.state + tuple(syms), [inner],
                        f"The integrand of data mean {j}: {doc_safe(str(node)[:200])}.", single=True)
-        key = (node.rule.key, tuple(node.fixed_values.items()))  # one rule per law-parameter values
+        values = node.rule_values(self.values)
+        key = (node.rule.key, tuple(values.get(p) for p in node.law_parameters))  # one rule per law values
         if key not in self.rules:
             self.rules[key] = (len(self.rules), self._rule_source(node, len(self.rules)))
         self.means.append((node, src, self.rules[key][0]))
@@ -230,7 +231,7 @@ class MeanContext:
     def _rule_source(self, node, r) -> str:
 
         rule = node.rule
-        values = {**self.values, **node.fixed_values} if node.fixed_values else self.values
+        values = node.rule_values(self.values)
         levels = AdaptiveMean(rule, None, values)._levels() if rule.is_quadrature else [rule.n_points]
         laws = []
         for law in rule.laws:

@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .._checks import numeric_values
-from ..data.means import DataMean
+from ..data.means import DataMean, refuse_law_derivatives
 from .._checks import as_expr
 
 __all__ = ["compile_exprs", "CompiledExprs", "HoistedExprs", "array_op_count"]
@@ -138,12 +138,12 @@ class _MeanEvaluator:
     """Numeric E over one DataMean's rule: inner(x, xi_nodes) @ weights."""
 
     def __init__(self, node: DataMean, state, values, backend=None):
-        if node.fixed_values:  # law parameters a substitution gave numbers to (they win over `values`)
-            values = {**(values or {}), **{k: sp.Float(v) for k, v in node.fixed_values.items()}}
         inner = _bind(node.expr, values)
         if inner.atoms(DataMean):
             raise NotImplementedError("nested data means are not supported")
         syms = node.data_symbols
+        # the rule's nodes at the law parameters' values in this mean (substituted ones evaluated at `values`)
+        rule_values = node.rule_values(values)
         free = inner.free_symbols - set(state) - set(syms)
         if free:
             raise ValueError(
@@ -156,11 +156,11 @@ class _MeanEvaluator:
                                  f"(exact sums); this one is a quadrature over a continuous law "
                                  f"({node.rule.describe()}): use backend='numpy'.")
             self.fn = lambdify_safe(list(state) + list(syms), inner, self._cse_out, backend.lambdify_modules)
-            self.mean = _DeviceExactMean(node.rule, self.fn, values, backend)
+            self.mean = _DeviceExactMean(node.rule, self.fn, rule_values, backend)
             return
         self.fn = lambdify_safe(list(state) + list(syms), inner, self._cse_out)
         # the rule's evaluator chunks the (states x nodes) block and refines per state (error control)
-        self.mean = node.rule.evaluator(self.fn, values)
+        self.mean = node.rule.evaluator(self.fn, rule_values)
 
     def __call__(self, cols):
         return self.mean(cols)
@@ -183,6 +183,7 @@ class CompiledExprs:
     def __init__(self, exprs: Sequence, state: Sequence[sp.Symbol], values: Mapping | None = None,
                  data_symbols: Sequence[sp.Symbol] = (), backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
+        refuse_law_derivatives(exprs)
         self.state = tuple(state)
         #: the array back end evaluated on (None: numpy; see :mod:`smfsym.backends`)
         self.backend = backend
@@ -374,6 +375,7 @@ class HoistedExprs:
 
     def __init__(self, terms: Mapping, state: Sequence[sp.Symbol], values: Mapping | None = None, backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
+        refuse_law_derivatives([as_expr(e) for exprs, _ in terms.values() for e in exprs])
         self.state = tuple(state)
         self.backend = backend
         front: list = []

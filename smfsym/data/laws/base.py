@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
-from ..._checks import as_expr, require
+from ..._checks import as_expr, require, to_float
 from ..._checks import as_number_or_expr
 from ..samplers import samplers_for
 
@@ -138,9 +138,32 @@ class Law:
         (sampler,) = samplers_for([self], values)
         return sampler(rng, n).T
 
-    def quadrature(self, n_points: int, values: Mapping | None = None):
-        """Numeric rule ``(nodes (Q, k), weights (Q,))`` with weights summing to 1."""
-        raise NotImplementedError  # pragma: no cover
+    def quadrature(self, n_points: int | None = None, values: Mapping | None = None):
+        """Numeric rule ``(nodes (Q, k), weights (Q,))`` with weights summing to 1.
+
+        Numbers given to symbolic parameters (``values``, or a substitution recorded on a data mean) are
+        checked first as the factory checks its arguments (:meth:`check_values`).
+        """
+        self.check_values(values)
+        return self._quadrature(n_points, values)
+
+    def _quadrature(self, n_points, values):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check_values(self, values: Mapping | None) -> None:
+        """Refuse numbers for the law's symbolic parameters that its factory would have refused
+        (``exponential(rate=r)`` with ``r = -2``: a negative rate, accepted later, gave a meaningless mean)."""
+        if not self.free_symbols:
+            return  # numeric parameters: checked when the law was made
+        self._check_numeric(values)
+
+    def _check_numeric(self, values) -> None:
+        """Raise ``ValueError`` if the parameters at ``values`` are out of range (subclasses)."""
+
+    def _refuse_value(self, what: str, expr, value: float, expected: str) -> None:
+        names = ", ".join(s.name for s in self.symbols[:4])
+        raise ValueError(f"{what} of the {self.family} law of {names} ({expr}) must be {expected}; got {value:g} "
+                         f"(a number given by `values` or a substitution).")
 
     def latex(self) -> str:
         return sp.latex(sp.Tuple(*self.symbols)) + r" \sim " + self._latex_law()
@@ -169,7 +192,21 @@ class UnivariateLaw(Law):
             require(getattr(self, key) > 0, key, "positive", values[key])
         if check is not None:
             check(self)
+        self._positive = tuple(positive)
         self._make_symbols([name])
+
+    #: ``(smaller, larger)`` parameter pairs that must be ordered (a uniform law's ends)
+    _ordered: tuple = ()
+
+    def _check_numeric(self, values) -> None:
+        num = {key: to_float(getattr(self, key), values, f"the {key} of {self.symbol}")
+               for key in self.parameter_names}
+        for key in getattr(self, "_positive", ()):
+            if not num[key] > 0:
+                self._refuse_value(f"the {key}", getattr(self, key), num[key], "positive")
+        for lo, hi in self._ordered:
+            if not num[hi] > num[lo]:
+                self._refuse_value(f"the {hi}", getattr(self, hi), num[hi], f"greater than {lo} = {num[lo]:g}")
 
     @property
     def parameters(self) -> tuple:

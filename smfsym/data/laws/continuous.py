@@ -32,7 +32,7 @@ class Normal(UnivariateLaw):
         z = (self.symbol - self.mean) / self.std
         return [sp.expand(sp.hermite_prob(k, z) / sp.sqrt(sp.factorial(k))) for k in range(n + 1)]
 
-    def quadrature(self, n_points, values=None):
+    def _quadrature(self, n_points, values=None):
         from scipy.special import roots_hermitenorm  # here, not at import: scipy.special takes 0.1-0.3 s to load
 
         z, w = roots_hermitenorm(int(n_points))
@@ -49,6 +49,7 @@ class Uniform(UnivariateLaw):
 
     family = "Uniform"
     parameter_names = ('a', 'b')
+    _ordered = (("a", "b"),)
 
     def __init__(self, name: str, a: Any = 0, b: Any = 1):
         self._set_parameters(name, a=a, b=b,
@@ -62,7 +63,7 @@ class Uniform(UnivariateLaw):
         t = 2 * (self.symbol - self.a) / (self.b - self.a) - 1
         return [sp.expand(sp.sqrt(2 * k + 1) * sp.legendre(k, t)) for k in range(n + 1)]
 
-    def quadrature(self, n_points, values=None):
+    def _quadrature(self, n_points, values=None):
         t, w = np.polynomial.legendre.leggauss(n_points)
         a = to_float(self.a, values, f"the lower end of {self.symbol}")
         b = to_float(self.b, values, f"the upper end of {self.symbol}")
@@ -90,7 +91,7 @@ class Exponential(UnivariateLaw):
     # scipy's Laguerre weights are finite up to 256 points and NaN at 512 (numpy's laggauss: NaN from 200)
     max_quadrature_points = 256
 
-    def quadrature(self, n_points, values=None):
+    def _quadrature(self, n_points, values=None):
         from scipy.special import roots_laguerre
 
         t, w = roots_laguerre(int(n_points))
@@ -123,7 +124,7 @@ class Gamma(UnivariateLaw):
 
     max_quadrature_points = 256  # as Exponential: generalised Laguerre weights are NaN at 512 points
 
-    def quadrature(self, n_points, values=None):
+    def _quadrature(self, n_points, values=None):
         from scipy.special import roots_genlaguerre
 
         k = to_float(self.shape, values, f"the shape of {self.symbol}")
@@ -187,7 +188,7 @@ class Beta(UnivariateLaw):
             out.append(sp.expand(p / sp.sqrt(sp.factor(norm2))))
         return out
 
-    def quadrature(self, n_points, values=None):
+    def _quadrature(self, n_points, values=None):
         from scipy.special import roots_jacobi
 
         a = to_float(self.a, values, f"the parameter a of {self.symbol}")
@@ -224,7 +225,7 @@ class StudentT(UnivariateLaw):
         m = n // 2
         return sp.factor(self.nu**m * sp.Mul(*[(2 * i - 1) / (self.nu - 2 * i) for i in range(1, m + 1)]))
 
-    def quadrature(self, n_points, values=None):
+    def _quadrature(self, n_points, values=None):
         # Gauss-Legendre on the probability scale: heavy tails have no classical Gauss rule.
         from scipy.stats import t as tdist
 
@@ -306,7 +307,15 @@ class MultivariateNormal(Law):
         """Lower Cholesky factor L with cov = L L^T (xi = mean + L z, z ~ N(0, I))."""
         return sp.ImmutableMatrix(self.cov.cholesky(hermitian=False))
 
-    def quadrature(self, n_points, values=None):
+    def _check_numeric(self, values) -> None:
+        cov = np.array([[to_float(c, values, "the covariance of a Gaussian vector") for c in row]
+                        for row in self.cov.tolist()])
+        ev = np.linalg.eigvalsh(cov)
+        if not ev.min() > 0:
+            self._refuse_value("the covariance", self.cov.tolist(), float(ev.min()),
+                               "positive definite (its smallest eigenvalue is shown)")
+
+    def _quadrature(self, n_points, values=None):
         from scipy.special import roots_hermitenorm  # here, not at import: scipy.special takes 0.1-0.3 s to load
 
         z, w = roots_hermitenorm(int(n_points))

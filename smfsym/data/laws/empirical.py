@@ -121,7 +121,7 @@ class Empirical(Law):
             self._moments[powers] = sp.Float(v)
         return self._moments[powers]
 
-    def quadrature(self, n_points=None, values=None):
+    def _quadrature(self, n_points=None, values=None):
         return self.data, self.weights
 
     def _latex_law(self):

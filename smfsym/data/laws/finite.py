@@ -45,7 +45,14 @@ class Finite(UnivariateLaw):
     def max_basis_degree(self):
         return len(set(self.values)) - 1
 
-    def quadrature(self, n_points=None, values=None):
+    def _check_numeric(self, values) -> None:
+        for w in self.weights:
+            if w.free_symbols:
+                value = to_float(w, values, f"a weight of {self.symbol}")
+                if not value >= 0:  # the weights sum to 1 whatever the parameters: only their signs can fail
+                    self._refuse_value("a weight", w, value, "non-negative (a probability)")
+
+    def _quadrature(self, n_points=None, values=None):
         v = np.array([to_float(a, values, f"a value of {self.symbol}") for a in self.values])
         w = np.array([to_float(a, values, f"a weight of {self.symbol}") for a in self.weights])
         return v[:, None], w
