@@ -236,6 +236,8 @@ def _admits(law, rate, degree, power) -> str | None:
         if math.isfinite(r):
             return None
         raise _Undecided("super-exponential growth under a Gaussian law")
+    if fam in ("Exponential", "Gamma") and r == 0:
+        return None  # polynomial growth: every moment of an exponential or gamma law exists, whatever its rate
     if fam == "Exponential":
         lam = _num(law.rate)
         return None if r < lam else f"exponential growth exp({r:g} xi) is not integrable against exp(-{lam:g} xi)"

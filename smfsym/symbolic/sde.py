@@ -102,6 +102,9 @@ class SDE:
         self.model, self.order = model, order
         self.problem, self.chaos = problem, chaos
         self.noise_scale = as_number_or_expr(noise_scale, "noise_scale") if noise_scale is not None else None
+        #: the substitutions :meth:`subs` made, in order: data-set noise reads Sigma from the problem, to which
+        #: they are applied when read (noise_covariance, two_point_covariance, generator)
+        self._substitutions: tuple = ()
 
     # ------------------------------------------------------------------ structure
 
@@ -143,7 +146,7 @@ class SDE:
         if self.noise_kind == "sqrt":
             return sp.ImmutableMatrix(self.diffusion.sigma * self.diffusion.scale**2)
         if self.noise_kind == "template":
-            return sp.ImmutableMatrix(self.problem.sigma / self.problem.batch_factor * self.noise_scale**2)
+            return self._substituted(self.problem.sigma / self.problem.batch_factor * self.noise_scale**2)
         D = self.diffusion
         return sp.ImmutableMatrix((D * D.T).applyfunc(sp.expand))
 
@@ -162,13 +165,18 @@ class SDE:
             D = self.diffusion
             return sp.ImmutableMatrix((D * D.xreplace(sub).T).applyfunc(sp.expand))
         if self.noise_kind == "template":
-            return sp.ImmutableMatrix(self.problem.cross_covariance(ys) / self.problem.batch_factor
-                                      * self.noise_scale**2)
+            return self._substituted(self.problem.cross_covariance(ys) / self.problem.batch_factor
+                                     * self.noise_scale**2)
         S = self.diffusion.sigma
         half = sp.Rational(1, 2)
         return self.diffusion.scale**2 * sp.MatMul(sp.MatPow(S, half, evaluate=False),
                                                    sp.MatPow(S.xreplace(sub), half, evaluate=False),
                                                    evaluate=False)
+
+    def _substituted(self, M) -> sp.ImmutableMatrix:
+        for vals in self._substitutions:
+            M = M.xreplace(vals)
+        return sp.ImmutableMatrix(M)
 
     def generator(self, phi: Any) -> sp.Expr:
         r"""L phi = b . grad phi + 1/2 tr(sigma sigma^T Hess phi) (docs/theory.md §4)."""
@@ -209,8 +217,10 @@ class SDE:
         else:
             diff = NoiseTemplate(diff.column.xreplace(vals), diff.law)
         scale = self.noise_scale.xreplace(vals) if self.noise_scale is not None else None
-        return SDE(self.drift.xreplace(vals), diff, self.state, eta=self.eta.xreplace(vals), model=self.model,
-                   order=self.order, problem=self.problem, chaos=self.chaos, noise_scale=scale)
+        out = SDE(self.drift.xreplace(vals), diff, self.state, eta=self.eta.xreplace(vals), model=self.model,
+                  order=self.order, problem=self.problem, chaos=self.chaos, noise_scale=scale)
+        out._substitutions = self._substitutions + (vals,)
+        return out
 
     # ------------------------------------------------------------------ display
 

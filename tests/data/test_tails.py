@@ -30,10 +30,14 @@ def _outcome(loss, params=(x,)):
     return "ok"
 
 
+RATE = sp.Symbol("rate", positive=True)
+
+
 def _laws():
     return dict(n=smfsym.normal("n", std=2), t3=smfsym.student_t("t3", 3), t15=smfsym.student_t("t15", 1.5),
                 t1=smfsym.student_t("t1", 1), e2=smfsym.exponential("e2", 2), g=smfsym.gamma("g", 2, 1),
-                u=smfsym.uniform("u", -1, 1), b=smfsym.beta("b", 2, 3), r=smfsym.rademacher("r"))
+                u=smfsym.uniform("u", -1, 1), b=smfsym.beta("b", 2, 3), r=smfsym.rademacher("r"),
+                er=smfsym.exponential("er", RATE), gr=smfsym.gamma("gr", 2, 1 / RATE))
 
 
 CASES = [
@@ -60,6 +64,9 @@ CASES = [
     (lambda L: x * sp.exp(50 * L["u"]) + sp.exp(x * L["b"]), "ok", "bounded support"),
     (lambda L: sp.exp(x * L["r"]) * sp.exp(L["r"] ** 9), "ok", "finite law"),
     (lambda L: x * sp.gamma(L["t3"]), "warn", "no rule for the gamma function"),
+    # a symbolic rate decides nothing about polynomial growth (it warned "the coefficient rate is not a number")
+    (lambda L: sp.tanh(x * L["er"]) + sp.log(1 + sp.exp(x * L["gr"])), "ok", "linear growth, any rate > 0"),
+    (lambda L: x * sp.exp(L["er"]), "warn", "exp(xi) under Exp(rate): finite only for rate > 2, undecided"),
 ]
 
 

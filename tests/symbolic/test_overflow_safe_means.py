@@ -64,3 +64,4 @@ def test_a_logistic_loss_over_a_data_set_does_not_overflow():
         F, g = compile_exprs([p.F, p.grad_F[0]], [x])(np.array([[xv]]))
         assert F[0] == pytest.approx(np.mean(np.logaddexp(0.0, margins * xv)), rel=1e-14)
         assert g[0] == pytest.approx(np.mean(margins * expit(margins * xv)), rel=1e-14)
+
