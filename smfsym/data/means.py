@@ -54,7 +54,7 @@ class DataMean(sp.Expr):
             return sp.S.Zero
         syms = sp.Tuple(*syms)
         if not (expr.free_symbols & set(syms)):
-            return expr
+            return _plain(expr)  # (no data left, e.g. at x = 0: logaddexp(0, 0) is log(2))
         # every numeric mean's integrand is in the overflow-safe form, whoever rebuilt it (a derivative, sp.factor,
         # sp.simplify): exp(a x)/(1 + exp(a x)) is inf/inf at the far nodes of a rule, 1/(1 + exp(-a x)) is not
         expr = stable_form(expr)
@@ -126,13 +126,8 @@ class DataMean(sp.Expr):
     def _eval_evalf(self, prec):
         if self.free_symbols:  # still depends on parameters: no number yet
             return None
-        from scipy import special  # numpy has no erf: sympy would print math.erf, which takes scalars only
-
-        fn = sp.lambdify(self.rule.symbols, self.expr, [{"erf": special.erf, "erfc": special.erfc}, "numpy"])
-        try:
-            value = self.rule.evaluator(fn, self.rule_values() or None)([])[0]
-        except TypeError:  # an integrand numpy cannot evaluate (a scalar-only function): no number
-            return None
+        fn = sp.lambdify(self.rule.symbols, self.expr, numpy_modules([self.expr]))
+        value = self.rule.evaluator(fn, self.rule_values() or None)([])[0]
         return sp.Float(float(value))  # a float64 rule sum: 15 digits at most, whatever `prec` asks
 
     def _eval_subs(self, old, new):
@@ -149,6 +144,30 @@ class DataMean(sp.Expr):
             if not rule:
                 return self, False
         return super()._xreplace(rule)
+
+    def _eval_nseries(self, x, n, logx, cdir=0):
+        # a Taylor polynomial in a parameter: the derivatives pass under the mean (docs/theory.md §1)
+        if any(x in v.free_symbols for v in self.law_values):
+            raise NotImplementedError(f"a series of a numeric data mean in its law parameter {x} (the rule's "
+                                      "nodes move with it) is not available; expand in the parameters instead.")
+        def exact(m):  # a coefficient polynomial in the data is a moment: closed form, not a rule's sum
+            out = expectation(m.expr, check_tails=False)
+            return out.xreplace(m._substituted()) if m._substituted() else out
+
+        terms, d = [], self
+        for k in range(n):
+            c = d.subs(x, 0)
+            c = c.replace(lambda e: isinstance(e, DataMean) and is_polynomial_in(e.expr, e.data_symbols), exact)
+            terms.append(c / sp.factorial(k) * x**k)
+            d = d.diff(x)
+        return sp.Add(*terms) + sp.Order(x**n, x)
+
+    def _no_printed_form(self, printer=None):
+        raise TypeError("a numeric data mean (smfsym's DataMean) has no form sympy.lambdify can print: compile it "
+                        "with smfsym.symbolic.lambdify.compile_exprs(exprs, state, values=...), simulate the SDE "
+                        "(smfsym.simulate), or evaluate one number with .subs(...).evalf().")
+
+    _numpycode = _scipycode = _pythoncode = _mpmathcode = _no_printed_form
 
     def _eval_is_real(self):
         return self.expr.is_real
@@ -177,6 +196,34 @@ class DataMean(sp.Expr):
 
 def _rebuild_mean(expr, syms, rule, law_values=None):
     return DataMean(expr, syms, rule.key, law_values)
+
+
+def _plain(expr):
+    """``expr`` with the overflow-safe nodes of :func:`stable_form` written back as sympy functions (once no data is
+    left in a mean they are plain numbers or expressions, and sympy evaluates and simplifies these)."""
+    from sympy.codegen.numpy_nodes import logaddexp
+
+    if not expr.has(logaddexp):
+        return expr
+    return expr.replace(lambda e: isinstance(e, logaddexp), lambda e: sp.log(sp.exp(e.args[0]) + sp.exp(e.args[1])))
+
+
+def numpy_modules(exprs):
+    """``sympy.lambdify``'s ``modules`` for numpy arrays: numpy, with scipy.special where ``exprs`` hold special
+    functions numpy lacks (sympy would print ``math.gamma``, which takes scalars only and failed on arrays)."""
+    from sympy.printing.numpy import _known_functions_scipy_special
+
+    names = set()
+    for e in exprs:
+        if isinstance(e, sp.Basic):
+            names |= {type(f).__name__ for f in e.atoms(sp.Function)}
+    if names & (set(_known_functions_scipy_special) - {"erf", "erfc"}):
+        return ["scipy", "numpy"]  # scipy's printer: scipy.special.gamma, .jv, ...
+    if names & {"erf", "erfc"}:
+        from scipy import special  # numpy has no erf (sympy would print math.erf, scalar only)
+
+        return [{"erf": special.erf, "erfc": special.erfc}, "numpy"]
+    return "numpy"
 
 
 def refuse_law_derivatives(exprs) -> None:

@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .._checks import numeric_values
-from ..data.means import DataMean, refuse_law_derivatives
+from ..data.means import DataMean, numpy_modules, refuse_law_derivatives
 from .._checks import as_expr
 
 __all__ = ["compile_exprs", "CompiledExprs", "HoistedExprs", "array_op_count"]
@@ -57,11 +57,7 @@ def lambdify_safe(args, exprs, record: list | None = None, modules=None):
         return out
 
     if modules is None:
-        modules = "numpy"
-        if any(e.has(sp.erf, sp.erfc) for e in (exprs if isinstance(exprs, list) else [exprs])):
-            from scipy import special  # numpy has no erf (sympy would print math.erf, scalar only)
-
-            modules = [{"erf": special.erf, "erfc": special.erfc}, "numpy"]
+        modules = numpy_modules(exprs if isinstance(exprs, list) else [exprs])
         return sp.lambdify(dummies, exprs, modules=modules, cse=cse, dummify=False)
     printer = _DevicePrinter({"fully_qualified_modules": True, "inline": True, "allow_unknown_functions": True,
                               "user_functions": dict(DEVICE_USER_FUNCTIONS)})

@@ -1,0 +1,41 @@
+"""Ordinary sympy operations on a numeric data mean give the number or a clear refusal (audit 5)."""
+import numpy as np
+import pytest
+import sympy as sp
+from scipy.integrate import quad
+from scipy.special import gamma as gamma_fn, jv
+
+import smfsym
+from smfsym.symbolic.lambdify import compile_exprs
+
+x = sp.Symbol("x")
+
+
+def _gauss_mean(fn):
+    return quad(lambda a: fn(a) * np.exp(-a * a / 2) / np.sqrt(2 * np.pi), -40, 40, limit=200)[0]
+
+
+def test_a_taylor_series_in_a_parameter_passes_under_the_mean():
+    F = smfsym.Problem(sp.log(1 + sp.exp(x * smfsym.normal("a"))), params=[x]).F
+    # E log(1 + e^{x a}) = log 2 + x E[a]/2 + x^2 E[a^2]/8 + O(x^4) (E a^3 = 0): moments in closed form
+    assert sp.series(F, x, 0, 4) == sp.log(2) + x**2 / 8 + sp.O(x**4)
+
+
+def test_sympy_lambdify_says_how_to_compile_a_mean():
+    F = smfsym.Problem(sp.log(1 + sp.exp(x * smfsym.normal("a"))), params=[x]).F
+    with pytest.raises(TypeError, match="compile_exprs"):
+        sp.lambdify(x, F)(1.0)  # it was sympy's "Unsupported by SciPyPrinter: DataMean"
+
+
+@pytest.mark.parametrize("integrand,reference", [
+    (lambda a: sp.gamma(2 + sp.tanh(a)), lambda a: gamma_fn(2 + np.tanh(a))),
+    (lambda a: sp.besselj(0, a), lambda a: jv(0, a)),
+], ids=["gamma", "besselj"])
+@pytest.mark.filterwarnings("ignore::smfsym.TailWarning")  # no tail rule for gamma/besselj: undecided, warned
+def test_special_functions_in_an_integrand_evaluate(integrand, reference):
+    """evalf returned the mean unevaluated (a swallowed TypeError: sympy printed math.gamma, scalar only) and
+    compiling failed ("only 0-dimensional arrays", a NameError for besselj)."""
+    G = smfsym.Problem(x**2 * integrand(smfsym.normal("a")), params=[x]).F
+    ref = 0.49 * _gauss_mean(reference)
+    assert float(G.subs(x, 0.7).evalf()) == pytest.approx(ref, rel=1e-8)
+    assert compile_exprs([G], [x])(np.array([[0.7]]))[0][0] == pytest.approx(ref, rel=1e-8)
