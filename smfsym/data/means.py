@@ -136,6 +136,8 @@ class DataMean(sp.Expr):
         return None  # sympy substitutes in the args: the integrand and the law parameters' values
 
     def _xreplace(self, rule):
+        if not isinstance(rule, dict):  # a sympy Transform (powdenest, limit): a rewrite by pattern, not a substitution
+            return super()._xreplace(rule)
         if self in rule:
             return rule[self], True
         bound = set(self.data_symbols)

@@ -39,3 +39,13 @@ def test_special_functions_in_an_integrand_evaluate(integrand, reference):
     ref = 0.49 * _gauss_mean(reference)
     assert float(G.subs(x, 0.7).evalf()) == pytest.approx(ref, rel=1e-8)
     assert compile_exprs([G], [x])(np.array([[0.7]]))[0][0] == pytest.approx(ref, rel=1e-8)
+
+
+def test_pattern_rewrites_pass_through_a_mean():
+    """sympy's Transform rules (powdenest, and limit through it) are not substitutions: they used to crash in the
+    mean's bound-symbol check ("'int' object has no attribute 'is_Pow'")."""
+    F = smfsym.Problem(sp.log(1 + sp.exp(x * smfsym.normal("a"))) + sp.sqrt(x**4), params=[x]).F
+    assert sp.powdenest(F, force=True) != F  # sqrt(x**4) -> x**2 outside; the mean is rewritten, not refused
+    assert float(sp.powdenest(F, force=True).subs(x, 0.5).evalf()) == pytest.approx(float(F.subs(x, 0.5).evalf()))
+    with pytest.raises(NotImplementedError):  # sympy's gruntz knows no mean: its own refusal, not an AttributeError
+        sp.limit(F, x, 0)
