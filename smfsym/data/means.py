@@ -42,8 +42,8 @@ class DataMean(sp.Expr):
     A law parameter left symbolic (``normal("a", mean=m)``) is an argument of the mean (the last one,
     with the other parameters of its rule's laws): its rule's nodes move with ``m``, so ``m`` is a free
     symbol, ``subs``/``xreplace`` of ``m`` reach the rule (the value given is recorded and checked as the
-    law's factory checks its arguments), ``has(m)`` and ``solve`` see it, and a derivative in ``m`` stays
-    unevaluated: it does not pass under a rule whose nodes depend on ``m`` (docs/theory.md §8).
+    law's factory checks its arguments), ``has``, ``as_independent`` and ``Poly`` see it, and a derivative
+    in ``m`` stays unevaluated: it does not pass under a rule whose nodes depend on ``m`` (docs/theory.md §8).
     """
 
     is_commutative = True
@@ -127,7 +127,10 @@ class DataMean(sp.Expr):
         if self.free_symbols:  # still depends on parameters: no number yet
             return None
         fn = sp.lambdify(self.rule.symbols, self.expr, numpy_modules([self.expr]))
-        value = self.rule.evaluator(fn, self.rule_values() or None)([])[0]
+        try:
+            value = self.rule.evaluator(fn, self.rule_values() or None)([])[0]
+        except (TypeError, NameError):  # a function neither numpy nor scipy.special evaluates: no number (sympy's
+            return None  # way of saying so; compiling the mean names the function)
         return sp.Float(float(value))  # a float64 rule sum: 15 digits at most, whatever `prec` asks
 
     def _eval_subs(self, old, new):
