@@ -393,8 +393,8 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
                         options=RunOptions(executor=executor, progress=False if quiet else None, backend=backend))
         print(mp)
         (tmp / "multipoint.txt").write_text(repr(mp) + "\n")
-        (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(),
-                                                                   "multi-point statistics" + backend_label(mp.meta)))
+        (tmp / "multipoint.tex").write_text(standalone_table(mp.to_latex(), "multi-point statistics"
+                                                             + backend_label(mp.meta)))
         mp.save(tmp / "multipoint.json")
         summary["multipoint"] = mp.rows
     return summary
@@ -449,8 +449,9 @@ def _meanfield_files(spec, tmp: Path, executor=None, quiet: bool = False, backen
             "at the initial particles\n") if cap else ""
     print(note + study.table)
     (tmp / "meanfield.txt").write_text(note + study.table + "\n")
-    (tmp / "meanfield.tex").write_text(standalone_table(study.to_latex(), "mean-field study" + (
-        f", SGD and the DD-SMF{backend_label(study.meta)}" if backend_label(study.meta) else "")))
+    where = backend_label(study.meta)
+    (tmp / "meanfield.tex").write_text(standalone_table(study.to_latex(), "mean-field study"
+                                                        + (f", SGD and the DD-SMF{where}" if where else "")))
     study.plot(path=tmp / "meanfield.png")
     d = study.to_dict()
     (tmp / "meanfield.json").write_text(json.dumps(d, indent=1, default=float) + "\n")

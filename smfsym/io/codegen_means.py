@@ -223,15 +223,14 @@ class MeanContext:
         values = node.rule_values(self.values)
         key = (node.rule.key, tuple(values.get(p) for p in node.law_parameters))  # one rule per law values
         if key not in self.rules:
-            self.rules[key] = (len(self.rules), self._rule_source(node, len(self.rules)))
+            self.rules[key] = (len(self.rules), self._rule_source(node, len(self.rules), values))
         self.means.append((node, src, self.rules[key][0]))
         self._index[node] = j
         return j
 
-    def _rule_source(self, node, r) -> str:
-
+    def _rule_source(self, node, r, values) -> str:
+        """The source of rule ``r``: its laws' nodes and weights at ``values`` (the mean's law parameters)."""
         rule = node.rule
-        values = node.rule_values(self.values)
         levels = AdaptiveMean(rule, None, values)._levels() if rule.is_quadrature else [rule.n_points]
         laws = []
         for law in rule.laws:

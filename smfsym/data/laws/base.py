@@ -195,13 +195,15 @@ class UnivariateLaw(Law):
         self._positive = tuple(positive)
         self._make_symbols([name])
 
-    #: ``(smaller, larger)`` parameter pairs that must be ordered (a uniform law's ends)
+    #: the parameters that must be positive (set by :meth:`_set_parameters`), and the ``(smaller, larger)``
+    #: pairs that must be ordered (a uniform law's ends): what :meth:`check_values` checks at numbers
+    _positive: tuple = ()
     _ordered: tuple = ()
 
     def _check_numeric(self, values) -> None:
         num = {key: to_float(getattr(self, key), values, f"the {key} of {self.symbol}")
                for key in self.parameter_names}
-        for key in getattr(self, "_positive", ()):
+        for key in self._positive:
             if not num[key] > 0:
                 self._refuse_value(f"the {key}", getattr(self, key), num[key], "positive")
         for lo, hi in self._ordered:
