@@ -5,7 +5,11 @@
 2. The whole derivation (F, grad F, Sigma, SME order 2, SMF order 2) of linear
    regression with d Gaussian features, each d in a fresh process.
 
-Run: python benchmarks/bench_symbolic.py [--dims 5 10 20 30 50]
+3. ``--loss logistic``: the same stages for a logistic loss (Gaussian features, Rademacher labels), whose
+   means are numeric (DataMean): every mean is built in its overflow-safe form, so this times that rewrite;
+   plus compiling grad F and the SMF-2 drift and evaluating them at 4,096 states (quadrature, d <= 3).
+
+Run: python benchmarks/bench_symbolic.py [--dims 5 10 20 30 50] [--loss logistic]
      python benchmarks/bench_symbolic.py --before /work/main   # old code side by side, results compared
      python benchmarks/bench_symbolic.py --profile [--before /work/main] [--dims 20]
          # moment conversions into the polynomial ring vs distinct monomials
@@ -41,14 +45,37 @@ def linreg(d, limits=None):
     return x, smfsym.Problem((sum(ai * xi for ai, xi in zip(a, x)) - eps) ** 2 / 2, x, **kw)
 
 
-def derive(d, raise_limits=False):
+def logistic(d, limits=None):
+    import smfsym
+
+    x = sp.symbols(f"x0:{d}")
+    a, y = smfsym.normal("a", d), smfsym.rademacher("y")
+    kw = {} if limits is None else {"limits": limits}
+    return x, smfsym.Problem(sp.log(1 + sp.exp(-y * sum(ai * xi for ai, xi in zip(a, x)))), x, **kw)
+
+
+LOSSES = {"regression": linreg, "logistic": logistic}
+
+
+def evaluate(x, p, flow, times):
+    """Compile grad F and the SMF drift and evaluate them at 4,096 states (the numeric means' cost)."""
+    import numpy as np
+    from smfsym.symbolic.lambdify import compile_exprs
+
+    t = time.perf_counter()
+    f = compile_exprs(list(p.grad_F) + list(flow.drift), x, values={flow.eta: 0.1})
+    f(np.random.default_rng(0).normal(size=(4096, len(x))))
+    times["evaluate"] = time.perf_counter() - t
+
+
+def derive(d, raise_limits=False, loss="regression"):
     """Time the derivation stage by stage; return the times and a digest of every result."""
     import smfsym
 
     limits = smfsym.Limits(max_products=10**9) if raise_limits else None
     times = {}
     t0 = time.perf_counter()
-    x, p = linreg(d, limits)
+    x, p = LOSSES[loss](d, limits)
     times["problem"] = time.perf_counter() - t0
     out = {}
     for name in ("F", "grad_F", "sigma"):
@@ -62,16 +89,19 @@ def derive(d, raise_limits=False):
     flow = smfsym.smf(p, order=2)
     times["smf"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
+    if loss == "logistic" and d <= 3:  # a tensor Gauss rule over d coordinates: 16**d nodes to start
+        evaluate(x, p, flow, times)
     diffusion = eq.diffusion.sigma if hasattr(eq.diffusion, "sigma") else eq.diffusion
     out.update(sme_drift=eq.drift, sme_diffusion=diffusion, smf_drift=flow.drift, smf_diffusion=flow.diffusion)
     digests = {k: hashlib.sha256(sp.srepr(v).encode()).hexdigest() for k, v in out.items()}
     return {"d": d, "times": times, "digests": digests, "n_noise": flow.n_noise}
 
 
-def run_worker(d, path, raise_limits=False):
+def run_worker(d, path, raise_limits=False, loss="regression"):
     """One derivation in a fresh process with the package at ``path`` first on sys.path."""
     env = dict(os.environ, PYTHONPATH=str(path))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(d)] + (["--raise-limits"] if raise_limits else [])
+    cmd = ([sys.executable, str(Path(__file__).resolve()), "--worker", str(d), "--loss", loss]
+           + (["--raise-limits"] if raise_limits else []))
     res = subprocess.run(cmd, env=env, cwd="/", capture_output=True, text=True, check=False)
     if res.returncode:
         raise RuntimeError(f"worker d={d} with {path} failed:\n{res.stderr[-2000:]}")
@@ -118,13 +148,15 @@ def against_sympy_stats():
     print()
 
 
-def whole(dims, before, repeats):
-    print("## whole derivation (F, grad F, Sigma, SME order 2, SMF order 2), fresh process per run")
+def whole(dims, before, repeats, loss="regression"):
+    print(f"## whole derivation (F, grad F, Sigma, SME order 2, SMF order 2) of the {loss} loss, fresh process per run")
     if before:
         print(f"before = {before}, after = {ROOT}; runs interleaved, best of {repeats}; "
-              "identical = every result has the same srepr")
-        print("| d | before (s) | after (s) | before / after | Sigma before (s) | Sigma after (s) | SMF noise columns | identical |")
-        print("|---|---|---|---|---|---|---|---|")
+              "identical = every result has the same srepr; evaluate = compile grad F and the SMF drift, "
+              "evaluate at 4,096 states (logistic, d <= 3)")
+        print("| d | before (s) | after (s) | before / after | Sigma before (s) | Sigma after (s) | evaluate before (s) "
+              "| evaluate after (s) | SMF noise columns | identical |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
     else:
         print(f"best of {repeats}")
         print("| d | seconds | problem | F | grad F | Sigma | SME | SMF | SMF noise columns |")
@@ -133,15 +165,16 @@ def whole(dims, before, repeats):
         new, old = [], []
         for _ in range(repeats):
             if before:
-                old.append(run_worker(d, before, raise_limits=True))
-            new.append(run_worker(d, ROOT))
+                old.append(run_worker(d, before, raise_limits=True, loss=loss))
+            new.append(run_worker(d, ROOT, loss=loss))
         bn = min(new, key=lambda r: r["times"]["total"])
         if before:
             bo = min(old, key=lambda r: r["times"]["total"])
             same = all(r["digests"] == bo["digests"] for r in new + old)
             tn, to = bn["times"], bo["times"]
+            ev = [f"{min(r['times'].get('evaluate', float('nan')) for r in rs):.2f}" for rs in (old, new)]
             print(f"| {d} | {to['total']:.2f} | {tn['total']:.2f} | {to['total'] / tn['total']:.1f} | "
-                  f"{to['sigma']:.2f} | {tn['sigma']:.2f} | {bn['n_noise']} | {same} |", flush=True)
+                  f"{to['sigma']:.2f} | {tn['sigma']:.2f} | {ev[0]} | {ev[1]} | {bn['n_noise']} | {same} |", flush=True)
         else:
             t = bn["times"]
             print(f"| {d} | {t['total']:.2f} | {t['problem']:.2f} | {t['F']:.2f} | {t['grad_F']:.2f} | "
@@ -203,9 +236,10 @@ def main():
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--profile-worker", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--raise-limits", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--loss", choices=sorted(LOSSES), default="regression")
     args = ap.parse_args()
     if args.worker is not None:
-        print(json.dumps(derive(args.worker, args.raise_limits)))
+        print(json.dumps(derive(args.worker, args.raise_limits, args.loss)))
         return
     if args.profile_worker is not None:
         print(json.dumps(profile_counts(args.profile_worker)))
@@ -214,9 +248,9 @@ def main():
         for d in (args.dims if "--dims" in sys.argv else [20]):
             profile(d, args.before)
         return
-    if not args.before:
+    if not args.before and args.loss == "regression":
         against_sympy_stats()
-    whole(args.dims, args.before, args.repeats)
+    whole(args.dims, args.before, args.repeats, args.loss)
 
 
 if __name__ == "__main__":
