@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import SDE_REMEDY, BlowUpError, check_per_path
-from .seeds import BLOCK, block_generators, block_label
+from .checks import FirstLoss, blowup_error, check_per_path
+from .seeds import BLOCK, block_generators
 from .statistics import _Values
 
 __all__ = ["run_blocks"]
@@ -18,6 +18,10 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
     order; stored states to ``states[:, lo - path_offset : hi - path_offset]`` (per-path statistics to
     ``values`` at the same rows); ``bar`` advances by the chunk's paths at every step. Returns the number
     of paths lost and the first (step, time) of a loss.
+
+    With ``on_nonfinite="raise"`` a loss at step n in one chunk ends that chunk; the chunks after it run to
+    step n only, and :class:`~smfsym.montecarlo.checks.FirstLoss` keeps the earliest step over all of them:
+    the error raised at the end names the same step and count whatever the chunk size.
     """
     x0, n_paths, ss = job["x0"], job["n_paths"], job["ss"]
     step_sizes, save_index, functions = job["step_sizes"], job["save_index"], job["functions"]
@@ -26,6 +30,7 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
     state_shape = x0.shape
     nt = len(save_index)
     bad_total, first_bad = 0, None
+    loss, limit = None, len(step_sizes)  # raise mode: the earliest loss found, and the steps still to follow
     for b0 in range(first, first + count, chunk_blocks):
         nb = min(chunk_blocks, first + count - b0)
         lo = b0 * BLOCK
@@ -52,6 +57,8 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
             save(si)
             si += 1
         for n, h in enumerate(step_sizes, start=1):
+            if n > limit:
+                break
             # blow-up is detected and reported below (step, time, fraction): numpy's own
             # overflow warnings would only repeat it less precisely
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -62,13 +69,11 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
                     bad = ~(np.abs(X) <= diverged).reshape(X.shape[0], -1).all(axis=1) & ok
                 if bad.any():
                     t_bad = step_times(n) if step_times is not None else n
-                    frac = bad.sum() / X.shape[0]
                     if on_nonfinite == "raise":
-                        raise BlowUpError(
-                            f"non-finite state at step {n} ({time_label} = {t_bad:.6g}) in {frac:.2%} of the "
-                            f"paths of this chunk ({bad.sum()} of {X.shape[0]}, {block_label(b0, nb, n_paths)}; "
-                            f"|state| > {diverged:.3g} counts as non-finite); {job.get('remedy', SDE_REMEDY)}."
-                        )
+                        where = b0 + int(np.argmax(bad)) // BLOCK
+                        loss = FirstLoss(n, t_bad, int(bad.sum()), where).earliest(loss)
+                        limit = n
+                        break
                     if first_bad is None or n < first_bad[0]:
                         first_bad = (n, t_bad)
                     bad_total += int(bad.sum())
@@ -79,4 +84,6 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
                 si += 1
             if bar is not None:
                 bar.update(hi - lo)
+    if loss is not None:
+        raise blowup_error(loss, job)
     return bad_total, first_bad

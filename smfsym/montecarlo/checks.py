@@ -4,10 +4,12 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlowUpError", "check_int", "check_positive", "check_per_path", "check_steps", "DIVERGED"]
+__all__ = ["BlowUpError", "FirstLoss", "blowup_error", "check_int", "check_positive", "check_per_path", "check_steps",
+           "DIVERGED"]
 
 #: A state beyond this magnitude counts as blown up, like inf and NaN: a path there has diverged, and
 #: averaging it would give a finite but meaningless number (phi = x^2 of it already overflows).
@@ -23,7 +25,61 @@ MEANFIELD_REMEDY = "reduce `eta` (and `dt`), or start the particles nearer the d
 
 
 class BlowUpError(FloatingPointError):
-    """A simulation produced non-finite states."""
+    """A simulation produced non-finite states.
+
+    Raised by the Monte Carlo driver, it carries ``loss``, the :class:`FirstLoss` it reports (None where a
+    study re-raised it with its own words)."""
+
+    loss: FirstLoss | None = None
+
+
+@dataclass(frozen=True)
+class FirstLoss:
+    """The first step at which any path of a run was lost (``on_nonfinite="raise"``), and how many paths then.
+
+    A loss found in one chunk of paths is not yet the run's first: another chunk may lose paths earlier. The
+    driver therefore runs every other chunk up to the step found (not beyond: the report needs no more) and
+    keeps the earliest, so the report is the same whatever the chunk size or executor, and ``count`` is the
+    number of paths lost at ``step`` among all of the run's paths, all of which were followed that far.
+
+    Examples
+    --------
+    >>> FirstLoss(7, 0.7, 3, 2).earliest(FirstLoss(7, 0.7, 2, 0))
+    FirstLoss(step=7, time=0.7, count=5, block=0)
+    >>> FirstLoss(7, 0.7, 3, 2).earliest(FirstLoss(4, 0.4, 1, 5)).step
+    4
+    """
+
+    step: int
+    time: float
+    count: int  # paths lost at `step`
+    block: int  # the first seed block holding such a path
+
+    def earliest(self, other: FirstLoss | None) -> FirstLoss:
+        if other is None or self.step < other.step:
+            return self
+        if other.step < self.step:
+            return other
+        return FirstLoss(self.step, self.time, self.count + other.count, min(self.block, other.block))
+
+
+def blowup_error(loss: FirstLoss, job: dict, backend_name: str | None = None) -> BlowUpError:
+    """The driver's report of a raise-mode blow-up: step, time, share of all paths, where, what to do.
+
+    Examples
+    --------
+    >>> job = dict(n_paths=10_000, time_label="t", diverged=1e100, remedy="reduce `eta`")
+    >>> print(blowup_error(FirstLoss(12, 0.6, 25, 1), job))  # doctest: +ELLIPSIS
+    non-finite state at step 12 (t = 0.6) in 0.25% of the paths (25 of 10000, the first in seed block 1; ...
+    """
+    n_paths = job["n_paths"]
+    on = "" if backend_name is None else f"; backend {backend_name!r}"
+    exc = BlowUpError(
+        f"non-finite state at step {loss.step} ({job['time_label']} = {loss.time:.6g}) in {loss.count / n_paths:.2%} "
+        f"of the paths ({loss.count} of {n_paths}, the first in seed block {loss.block}; none was lost earlier; "
+        f"|state| > {job['diverged']:.3g} counts as non-finite{on}); {job.get('remedy', SDE_REMEDY)}.")
+    exc.loss = loss
+    return exc
 
 
 def check_int(value, name: str, minimum: int = 1) -> int:

@@ -5,8 +5,8 @@ comes back to the host is, at each saved time, every seed block's ``(count, mean
 block order by the same :class:`~smfsym.montecarlo.statistics._Acc` as numpy's), the stored states when
 ``store=True`` asks for them, and at the end of a chunk the number of lost paths. Blow-up is tracked
 per path on the device without a host round trip per step (the step of each path's loss is kept); with
-``on_nonfinite="raise"`` it is raised at the next saved time or the chunk's end, naming the first step
-and time of the loss as numpy's loop does.
+``on_nonfinite="raise"`` it is found at the next saved time or the chunk's end, and reported as numpy's
+loop does: the earliest step over all chunks (the later chunks run to that step only), whatever the chunking.
 
 Seed block b draws from ``backend.generator(SeedSequence(entropy, spawn_key=(b,)))``: the same seed
 gives the same numbers on one back end and device whatever the chunk size.
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import SDE_REMEDY, BlowUpError, check_per_path
-from .seeds import BLOCK, block_label
+from .checks import FirstLoss, blowup_error, check_per_path
+from .seeds import BLOCK
 
 __all__ = ["device_generators", "run_blocks_device", "device_chunk_blocks"]
 
@@ -104,6 +104,9 @@ class _Chunk:
         first = int(xp.min(xp.where(lost, self.lost_at, xp.iinfo(self.lost_at.dtype).max)))
         return n_lost, first, int(xp.sum(xp.astype(self.lost_at == first, xp.int64)))
 
+    def first_row_lost_at(self, n: int) -> int:
+        return int(self.xp.argmax(self.xp.astype(self.lost_at == n, self.xp.int8)))
+
 
 def run_blocks_device(step, job: dict, backend, first: int, count: int, chunk_blocks: int, accs: dict, states,
                       bar=None, values=None):
@@ -116,14 +119,17 @@ def run_blocks_device(step, job: dict, backend, first: int, count: int, chunk_bl
     x0 = backend.asarray(job["x0"])
     nt = len(save_index)
     bad_total, first_bad = 0, None
+    loss, limit = None, len(job["step_sizes"])  # raise mode, as numpy's loop: the earliest loss, steps to follow
     for b0 in range(first, first + count, chunk_blocks):
         nb = min(chunk_blocks, first + count - b0)
         lo, hi = b0 * BLOCK, min(n_paths, (b0 + nb) * BLOCK)
         sizes = [min(BLOCK, n_paths - (b0 + i) * BLOCK) for i in range(nb)]
         gens = device_generators(backend, ss, b0, nb)
         ch = _Chunk(backend, x0, hi - lo)
-        si = 0
+        si, found = 0, None
         for n, h in enumerate(job["step_sizes"], start=1):
+            if n > limit:
+                break
             if n == 1:
                 while si < nt and save_index[si] == 0:
                     _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store, values)
@@ -133,38 +139,41 @@ def run_blocks_device(step, job: dict, backend, first: int, count: int, chunk_bl
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 ch.X = step(ch.X, h, gens, sizes)
             ch.check(n, diverged)
+            if si < nt and save_index[si] == n and (found := _first_loss(ch, job, b0)) is not None:
+                break
             while si < nt and save_index[si] == n:
-                _raise_if_lost(ch, job, b0, nb, n_paths)
                 _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store, values)
                 si += 1
             if bar is not None:
                 bar.update(hi - lo)
-        while si < nt:  # a grid without steps: every save is at the start
+        while found is None and si < nt:  # a grid without steps: every save is at the start
             _save(backend, ch, si, job, accs, states, lo, hi, sizes, functions, store, values)
             si += 1
-        _raise_if_lost(ch, job, b0, nb, n_paths)
+        found = found or _first_loss(ch, job, b0)
+        if found is not None:
+            loss, limit = found.earliest(loss), found.step
+            continue
         lost, step_lost, _ = ch.losses()
         if lost:
             st = job["step_times"]
             if first_bad is None or step_lost < first_bad[0]:
                 first_bad = (step_lost, st(step_lost) if st is not None else step_lost)
             bad_total += lost
+    if loss is not None:
+        raise blowup_error(loss, job, backend.name)
     return bad_total, first_bad
 
 
-def _raise_if_lost(ch: _Chunk, job: dict, b0: int, nb: int, n_paths: int) -> None:
+def _first_loss(ch: _Chunk, job: dict, b0: int) -> FirstLoss | None:
+    """Raise mode: the chunk's first loss (its step, the paths lost then, their first seed block), checked
+    at saved times and the chunk's end (one host copy each), not at every step."""
     if job["on_nonfinite"] != "raise":
-        return
+        return None
     lost, n, at_n = ch.losses()
     if not lost:
-        return
+        return None
     st = job["step_times"]
-    t_bad = st(n) if st is not None else n
-    P = ch.X.shape[0]
-    raise BlowUpError(
-        f"non-finite state at step {n} ({job['time_label']} = {t_bad:.6g}) in {at_n / P:.2%} of the paths of this "
-        f"chunk ({at_n} of {P}, {block_label(b0, nb, n_paths)}; |state| > {job['diverged']:.3g} counts as "
-        f"non-finite; backend {ch.backend.name!r}); {job.get('remedy', SDE_REMEDY)}.")
+    return FirstLoss(n, st(n) if st is not None else n, at_n, b0 + ch.first_row_lost_at(n) // BLOCK)
 
 
 def _save(backend, ch: _Chunk, k: int, job, accs, states, lo, hi, sizes, functions, store, values=None) -> None:

@@ -51,7 +51,7 @@ import numpy as np
 
 from .blocks import run_blocks
 from .cache import compiled, content_key, remember
-from .checks import BlowUpError, check_int
+from .checks import BlowUpError, blowup_error, check_int
 from .progress import _progress
 from .seeds import BLOCK, block_label
 from .statistics import _Recorder, _Values
@@ -425,7 +425,7 @@ class _ExecutorRun:
         while self.merged < len(self.ranges) and self.results[self.merged] is not None:
             out = self.results[self.merged]
             if isinstance(out, BaseException):
-                raise out
+                raise self.earliest_blowup() if getattr(out, "loss", None) is not None else out
             for name, rec in out["records"].items():
                 acc = accs[name]
                 for k, blocks in enumerate(rec):
@@ -436,6 +436,19 @@ class _ExecutorRun:
                 self.first_bad = out["first_bad"]
             self.results[self.merged] = True  # merged: its records are freed
             self.merged += 1
+
+
+    def earliest_blowup(self) -> BlowUpError:
+        """The first unmerged task's blow-up need not be the run's first: a task of later blocks may lose
+        paths at an earlier step. Take in the tasks still running; report the earliest loss of all, as a
+        serial run does."""
+        while self.pending:
+            self.wait_and_rerun()
+        loss = None
+        for out in self.results[self.merged:]:
+            if isinstance(out, BlowUpError) and out.loss is not None:
+                loss = out.loss.earliest(loss)
+        return blowup_error(loss, self.job)
 
 
 _NOT_OURS = ("A concurrent.futures pool that lost a worker accepts no more work, and smfsym cannot rebuild a pool it "

@@ -63,8 +63,9 @@ class RunOptions:
     max_steps : int
         Bound on the number of solver steps; a longer grid is refused before it starts.
     on_nonfinite : {"raise", "mask"}
-        On a non-finite or diverged path: raise :class:`smfsym.BlowUpError` naming the step and
-        the fraction of paths, or drop the path from the statistics and report it in the result.
+        On a non-finite or diverged path: raise :class:`smfsym.BlowUpError` naming the first step
+        at which any path was lost and the fraction of paths lost then (the same whatever the chunk
+        size), or drop the path from the statistics and report it in the result.
     blowup_threshold : float, optional
         A state beyond this magnitude counts as diverged (default ``1e100``).
     executor : concurrent.futures.Executor or dask Client, optional
