@@ -26,6 +26,11 @@ __all__ = ["QuadratureRule", "AdaptiveMean", "stable_form", "confirm_cancelling"
 # (a Str key): sympy rebuilds expressions from their args in subs and diff.
 _RULES: dict[str, "QuadratureRule"] = {}
 
+#: The Gauss rule of each continuous law family (Student-t: Gauss-Legendre on its quantile function).
+GAUSS_RULES = {"Normal": "Gauss-Hermite", "MultivariateNormal": "Gauss-Hermite", "Uniform": "Gauss-Legendre",
+               "Exponential": "Gauss-Laguerre", "Gamma": "Gauss-Laguerre", "Beta": "Gauss-Jacobi",
+               "StudentT": "Gauss-Legendre on the quantile"}
+
 
 class QuadratureRule:
     """A numeric rule over a tuple of independent laws (tensor product).
@@ -63,19 +68,49 @@ class QuadratureRule:
         return tuple(s for law in self.laws for s in law.symbols)
 
     def describe(self) -> str:
-        parts = []
+        """The rule's name: each law's rule and, for the continuous ones, the points it is refined over.
+
+        Examples
+        --------
+        >>> import smfsym
+        >>> QuadratureRule([smfsym.normal("a").law, smfsym.bernoulli("b").law], 16).describe()
+        'adaptive Gauss-Hermite (16 to 512 points) x exact sum over Bernoulli'
+        """
+        levels = self.levels()
+        span = f"{levels[0]} points" if len(levels) == 1 else f"{levels[0]} to {levels[-1]} points"
+        per = " per coordinate" if self.n_continuous > 1 else ""
+        parts, named = [], False
         for law in self.laws:
             if law.family == "Empirical":
                 parts.append(f"data set (M={law.size})")
             elif law.is_finite:
                 parts.append(f"exact sum over {law.family}")
             else:
-                kind = {"Normal": "Gauss-Hermite", "MultivariateNormal": "Gauss-Hermite",
-                        "Uniform": "Gauss-Legendre", "Exponential": "Gauss-Laguerre",
-                        "Gamma": "Gauss-Laguerre", "Beta": "Gauss-Jacobi",
-                        "StudentT": "Gauss-Legendre (quantile)"}.get(law.family, "Gauss")
-                parts.append(f"{kind}({self.n_points})")
+                kind = GAUSS_RULES.get(law.family, "Gauss")
+                if not named:  # the span is said once, after the first continuous law's rule
+                    kind = ("adaptive " if len(levels) > 1 else "") + kind
+                    named = True
+                parts.append(kind)
+        if named:
+            last = max(i for i, law in enumerate(self.laws) if not law.is_finite)
+            parts[last] += f" ({span}{per}{'' if len(levels) > 1 else ', not error-checked'})"
         return " x ".join(parts)
+
+    def levels(self) -> list:
+        """The points per continuous coordinate the rule is evaluated with: n, 2n, 4n, ... up to the caps
+        (``Limits.max_quad_points``, the laws' own largest Gauss rules, ``Limits.max_nodes``)."""
+        n, k = self.n_points, self.n_continuous
+        if not k:
+            return [n]
+        caps = [law.max_quadrature_points for law in self.laws if law.max_quadrature_points is not None]
+        most = min([self.limits.max_quad_points] + caps)
+        out = [n]
+        while True:
+            n2 = 2 * n
+            if n2 > most or n2 ** k * self._finite_size > self.limits.max_nodes:
+                return out
+            out.append(n2)
+            n = n2
 
     def describe_laws(self, values=None) -> str:
         """The laws of the rule with their parameters (and the numbers ``values`` gives them), for messages."""
@@ -231,24 +266,12 @@ class AdaptiveMean:
             # refinement then took as converged: refuse it instead of dropping the NaNs
             if not (np.all(np.isfinite(w)) and np.all(np.isfinite(nodes[w > 0]))
                     and abs(float(np.sum(w[w > 0])) - 1.0) < 1e-8):
-                raise ArithmeticError(f"the {n}-point rule {self.rule.describe()} over {self.rule.describe_laws(self.values)} "
+                raise ArithmeticError(f"the {n}-point rule of {self.rule.describe()} over {self.rule.describe_laws(self.values)} "
                                       "could not be computed (non-finite nodes or weights): this is a bug, please "
                                       "report it")
             keep = w > 0  # far Gauss nodes whose weight underflowed: 0 * inf must not make NaN
             self._nodes[n] = (nodes[keep], w[keep])
         return self._nodes[n]
-
-    def _levels(self):
-        n, k = self.rule.n_points, self.rule.n_continuous
-        caps = [law.max_quadrature_points for law in self.rule.laws if law.max_quadrature_points is not None]
-        most = min([self.limits.max_quad_points] + caps)
-        out = [n]
-        while True:
-            n2 = 2 * n
-            if n2 > most or n2 ** k * self.rule._finite_size > self.limits.max_nodes:
-                return out
-            out.append(n2)
-            n = n2
 
     def _eval(self, cols, n):
         nodes, weights = self._rule(n)
@@ -264,7 +287,7 @@ class AdaptiveMean:
 
     def __call__(self, cols):
         cols = [np.asarray(c, dtype=float) for c in cols]
-        levels = self._levels() if self.rule.is_quadrature else [self.rule.n_points]
+        levels = self.rule.levels() if self.rule.is_quadrature else [self.rule.n_points]
         est, scale = self._eval(cols, levels[0])
         if len(levels) == 1:
             if self.rule.is_quadrature:
@@ -274,7 +297,9 @@ class AdaptiveMean:
         todo = np.arange(est.shape[0])
         err = np.full(est.shape, np.inf)
         lim = self.limits
+        before = np.full(est.shape, np.inf)  # each state's previous change: is the refinement converging?
         for n in levels[1:]:
+            before[todo] = err[todo]
             sub = [c[todo] for c in cols] if cols else cols
             fine, fscale = self._eval(sub, n) if cols else self._eval(cols, n)
             e = np.abs(fine - est[todo])
@@ -292,10 +317,19 @@ class AdaptiveMean:
         missed = np.isfinite(est) & (err > lim.quad_atol + lim.quad_rtol * scale)
         if np.any(missed):
             rel = float(np.max(err[missed] / np.maximum(scale[missed], lim.quad_atol)))
+            # The last change estimates the error of the finer rule only where the rules converge fast (then
+            # it is an upper bound); changes that hardly shrink (a jump or kink in the integrand) mean the
+            # finest rule can still be several times that far from the mean (docs/theory.md §8).
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = float(np.nanmax(np.where(missed, err / before, np.nan)))
+            slow = (f" The last two refinements changed the mean by similar amounts (ratio up to {ratio:.2g}): "
+                    "the rules have not begun to converge, so the actual error can be several times this "
+                    "estimate." if ratio > 0.5 else "")
             warnings.warn(
-                f"a quadrature mean ({self.rule.describe()}, refined to {levels[-1]} points per coordinate) "
+                f"a quadrature mean ({self.rule.describe()}) "
                 f"missed its tolerance at {int(missed.sum())} of {est.size} state(s): estimated error up to "
-                f"{rel:.2g} relative to E|integrand| (tolerance quad_rtol={lim.quad_rtol:g}, quad_atol={lim.quad_atol:g}). "
+                f"{rel:.2g} relative to E|integrand| (tolerance quad_rtol={lim.quad_rtol:g}, quad_atol={lim.quad_atol:g})."
+                f"{slow} "
                 "The integrand is probably sharp or not smooth (a kink, a root at the edge of the support); "
                 + (f"{levels[-1]} points is the most the Gauss rule of {self._capped_by()} is computed with, so "
                    "rewrite the integrand, or use a data set." if self._capped_by() else

@@ -30,7 +30,6 @@ import sympy as sp
 from ..data.means import DataMean
 from ..data.quadrature import _CHUNK_ELEMENTS, CANCELLATION, confirm_cancelling, rule_sums
 from ..data.laws import Empirical
-from ..data.quadrature import AdaptiveMean
 
 __all__ = ["MeanContext", "MEAN_RUNTIME", "RULE_EMBED_LIMIT", "data_source", "doc_safe"]
 
@@ -231,7 +230,7 @@ class MeanContext:
     def _rule_source(self, node, r, values) -> str:
         """The source of rule ``r``: its laws' nodes and weights at ``values`` (the mean's law parameters)."""
         rule = node.rule
-        levels = AdaptiveMean(rule, None, values)._levels() if rule.is_quadrature else [rule.n_points]
+        levels = rule.levels() if rule.is_quadrature else [rule.n_points]
         laws = []
         for law in rule.laws:
             if isinstance(law, Empirical):
@@ -252,7 +251,7 @@ class MeanContext:
                 f"(limit {RULE_EMBED_LIMIT:,}); lower `Limits.max_quad_points` or `Limits.max_nodes` of the "
                 "problem, or use a data set.")
         lim = rule.limits
-        return (f"_RULE{r} = {{  # {rule.describe()}, refined over {levels} points per coordinate\n"
+        return (f"_RULE{r} = {{  # {rule.describe()}\n"
                 f"    \"levels\": {levels!r}, \"quadrature\": {rule.is_quadrature!r}, "
                 f"\"atol\": {float(lim.quad_atol)!r}, \"rtol\": {float(lim.quad_rtol)!r},\n"
                 f"    \"laws\": [{', '.join(laws)}],\n}}")

@@ -27,6 +27,7 @@ import numpy as np
 from .._checks import finite_array, numeric_values
 from .kernel import Kernel
 from .particles import check_particles
+from ..data.quadrature import GAUSS_RULES
 from ..data.samplers import samplers_for
 
 __all__ = ["DataRule", "data_rule", "captured_noise_variance", "MAX_NODES"]
@@ -136,9 +137,7 @@ def data_rule(net, n_points: int | None = None, values: Mapping | None = None, *
             descr.append(f"support of {law.family}")
         else:
             x, w = law.quadrature(int(n_points), vals)
-            kind = {"Normal": "Gauss-Hermite", "MultivariateNormal": "Gauss-Hermite", "Uniform": "Gauss-Legendre",
-                    "Exponential": "Gauss-Laguerre", "Gamma": "Gauss-Laguerre", "Beta": "Gauss-Jacobi"}
-            descr.append(f"{kind.get(law.family, 'Gauss')}({n_points})")
+            descr.append(f"{GAUSS_RULES.get(law.family, 'Gauss')}({n_points})")  # a fixed rule, not refined
         parts.append((np.asarray(x, dtype=float).reshape(len(w), -1), np.asarray(w, dtype=float)))
     idx = np.array(list(itertools.product(*[range(len(w)) for _, w in parts])))
     nodes = np.concatenate([x[idx[:, i]] for i, (x, _) in enumerate(parts)], axis=1)

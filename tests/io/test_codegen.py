@@ -49,7 +49,7 @@ def _logistic_gaussian():
 def test_logistic_loss_with_gaussian_data_gauss_rule(model):
     sde = build_model(_logistic_gaussian(), model)
     src, ns = _module(sde, 0.1)
-    assert "_RULE0 = " in src and "Gauss-Hermite(16)" in src
+    assert "_RULE0 = " in src and "adaptive Gauss-Hermite (16 to 512 points)" in src
     assert ns["_RULE0"]["levels"] == [16, 32, 64, 128, 256, 512]
     states = _same(sde, ns, [1.5], 0.3, 0.1, 300, 3)
     if model == "sme1":
