@@ -14,7 +14,7 @@ import numpy as np
 
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.options import MAX_STEPS
-from ..montecarlo.seeds import resolve_seed
+from ..montecarlo.seeds import _from_record, resolve_seed
 from ..simulation.sde import _holds_bool_or_none, check_save_at, prepare_x0
 
 __all__ = ["MAX_STATE_BYTES", "checks_source"]
@@ -71,7 +71,7 @@ def checks_source() -> str:
     consts = (f"#: steps one call may take (as smfsym)\nMAX_STEPS = {MAX_STEPS}\n"
               f"#: bytes of saved states one call may return; raise it to allow larger runs\n"
               f"MAX_STATE_BYTES = {MAX_STATE_BYTES}")
-    funcs = (check_int, check_positive, resolve_seed, _holds_bool_or_none, check_save_at, prepare_x0, _run_arguments,
+    funcs = (check_int, check_positive, resolve_seed, _from_record, _holds_bool_or_none, check_save_at, prepare_x0, _run_arguments,
              _time_arguments,
              _step_arguments)
     return consts + "\n\n\n" + "\n\n\n".join(_undocumented(inspect.getsource(f)).strip("\n") for f in funcs)

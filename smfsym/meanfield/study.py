@@ -19,7 +19,6 @@ import numpy as np
 
 from .ddsmf import simulate_ddsmf
 from .limit import simulate_meanfield_limit
-from ..montecarlo.seeds import resolve_seed
 from ..studies import storage as _sv
 from ..studies.storage import StudyIO
 from .particles import check_particle_bytes, check_particles, particles
@@ -32,7 +31,7 @@ from .options import (
 )
 from .result import MeanFieldResult, check_net, positive
 from .sgd import simulate_meanfield_sgd
-from ..studies.common import ProgressLines, backend_label, backend_meta
+from ..studies.common import ProgressLines, backend_label, backend_meta, seed_record, study_seed
 from ..montecarlo.executors import check_executor
 from ..montecarlo.options import RunOptions
 
@@ -442,7 +441,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
     # one child seed per (eta, N), shared by SGD and the DD-SMF: the estimates at different etas are
     # independent (a shared seed would replay the same sample prefix and correlate them), and any
     # (eta, N) cell is reproducible on its own
-    root = resolve_seed(seed)
+    root = study_seed(seed)
     cell_seed = {(i, j): np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (i, j))
                  for i in range(len(etas)) for j in range(len(widths))}
 
@@ -471,7 +470,7 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
                                                             save_at=times, values=values, observe=observe,
                                                             numerics=ddsmf_numerics, options=run)
     meta = {"t_end": t_end, "n_paths": n_paths, "ddsmf_order": nm.order, "ddsmf_richardson": bool(cfg.richardson),
-            "ddsmf_dt": cfg.ddsmf_dt, "seed": str(seed), "n_points": n_points}
+            "ddsmf_dt": cfg.ddsmf_dt, "seed": str(seed_record(root)), "n_points": n_points}
     if rule_info is not None:
         meta["rule"] = rule_info
     meta.update(backend_meta(run.backend))  # SGD and the DD-SMF ran there (the limit on numpy)

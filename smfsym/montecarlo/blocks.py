@@ -26,7 +26,7 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
     x0, n_paths, ss = job["x0"], job["n_paths"], job["ss"]
     step_sizes, save_index, functions = job["step_sizes"], job["save_index"], job["functions"]
     store, on_nonfinite, diverged = job["store"], job["on_nonfinite"], job["diverged"]
-    time_label, step_times = job["time_label"], job["step_times"]
+    step_times = job["step_times"]
     state_shape = x0.shape
     nt = len(save_index)
     bad_total, first_bad = 0, None

@@ -11,9 +11,16 @@ BLOCK = 4096
 
 
 def resolve_seed(seed) -> np.random.SeedSequence:
-    """An int, None, SeedSequence or Generator as a SeedSequence (recorded in results)."""
+    """An int, None, SeedSequence or Generator as a SeedSequence (recorded in results).
+
+    A saved study records a SeedSequence as ``{"entropy": ..., "spawn_key": [...]}``; that form is taken
+    back too. A Generator is drawn from (numpy's convention): the same Generator object gives other
+    numbers the next time; pass an int or a SeedSequence to repeat a run.
+    """
     if isinstance(seed, np.random.SeedSequence):
         return seed
+    if isinstance(seed, dict):
+        return _from_record(seed)
     if isinstance(seed, np.random.Generator):
         return np.random.SeedSequence(seed.integers(0, 2**63, size=4).tolist())
     if isinstance(seed, (bool, np.bool_)):
@@ -23,6 +30,21 @@ def resolve_seed(seed) -> np.random.SeedSequence:
             raise ValueError(f"`seed` must be a non-negative integer; got {seed}.")
         return np.random.SeedSequence(None if seed is None else int(seed))
     raise TypeError(f"`seed` must be an int, a SeedSequence or a Generator; got {type(seed).__name__}.")
+
+
+def _from_record(seed: dict) -> np.random.SeedSequence:
+    """``{"entropy": int or [ints], "spawn_key": [ints]}``, as a saved study records a SeedSequence."""
+    def natural(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) and v >= 0
+
+    entropy, key = seed.get("entropy"), seed.get("spawn_key")
+    ok = (set(seed) == {"entropy", "spawn_key"} and isinstance(key, (list, tuple)) and all(map(natural, key))
+          and (natural(entropy) or (isinstance(entropy, (list, tuple)) and entropy and all(map(natural, entropy)))))
+    if not ok:
+        raise TypeError("`seed` given as a mapping must be a saved study's record {'entropy': a non-negative int "
+                        f"(or a list of them), 'spawn_key': a list of non-negative ints}}; got {dict(seed)!r:.120}.")
+    entropy = int(entropy) if natural(entropy) else [int(e) for e in entropy]
+    return np.random.SeedSequence(entropy, spawn_key=tuple(int(k) for k in key))
 
 
 def block_generators(ss: np.random.SeedSequence, first: int, count: int) -> list:

@@ -141,9 +141,7 @@ def check_common(problem, *, t_end, seed, n_paths, dt_fraction, on_nonfinite, sc
                dt_fraction=check_positive(dt_fraction, "dt_fraction"))
     if out["dt_fraction"] > 1:
         raise ValueError(f"`dt_fraction` must be in (0, 1] (solver step as a fraction of eta); got {dt_fraction!r}.")
-    if isinstance(seed, np.random.Generator):
-        raise TypeError("`seed` must be an int or a SeedSequence (a study spawns streams from it); got a Generator.")
-    resolve_seed(seed)
+    study_seed(seed)
     if on_nonfinite not in ("raise", "mask"):
         raise ValueError(f"`on_nonfinite` must be 'raise' or 'mask'; got {on_nonfinite!r}.")
     out["solver"] = check_scheme(scheme)
@@ -203,8 +201,33 @@ def backend_label(meta) -> str:
     return f" on {name}" + (f" ({', '.join(details)})" if details else "")
 
 
-def seed_sequence(seed) -> np.random.SeedSequence:
-    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+def study_seed(seed) -> np.random.SeedSequence:
+    """A study's root seed: a new SeedSequence with the entropy and spawn key of ``seed`` and no spawn history.
+
+    A study spawns its streams from this copy, never from the caller's object (``spawn`` advances a
+    SeedSequence: a second study from the same object would get other streams), so an int, the
+    SeedSequence of that int and a saved study's record of it give the same numbers, every time.
+    ``None`` draws fresh entropy; :func:`seed_record` is what the study records of it, so that the run can
+    be repeated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ss = np.random.SeedSequence(3)
+    >>> [c.spawn_key for c in study_seed(ss).spawn(2)], ss.n_children_spawned
+    ([(0,), (1,)], 0)
+    """
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("`seed` must be an int or a SeedSequence (a study spawns streams from it); got a Generator.")
+    ss = resolve_seed(seed)
+    return np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key, pool_size=ss.pool_size)
+
+
+def seed_record(ss: np.random.SeedSequence):
+    """What a study records of its root seed (``meta["seed"]``): the int a plain seed was (also the entropy
+    that ``seed=None`` drew), else the SeedSequence; either can be given back as ``seed=``."""
+    plain = not ss.spawn_key and isinstance(ss.entropy, (int, np.integer))
+    return int(ss.entropy) if plain else ss
 
 
 #: The ways out of a blow-up in a study that takes a solver and drops lost paths (weak error, multi-point).

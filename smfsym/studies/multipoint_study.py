@@ -25,7 +25,7 @@ from .common import (
     backend_meta,
     ProgressLines, build_model, check_common, check_horizon, check_increments, check_study_work, finish_figure,
     increments_for,
-    lost_cell, plot_target, scheme_for, seed_sequence, with_context,
+    lost_cell, plot_target, scheme_for, study_seed, seed_record, with_context,
 )
 from .richardson import coupled_run
 from ..montecarlo.executors import check_executor
@@ -341,7 +341,8 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
     check_study_work(max_path_steps, n_paths, [k], models, dt_fraction, n_starts=len(starts),
                      remedy="lower `n_paths` or `t_end`, raise `eta`, use fewer `models` or `starts`, or raise "
                             "`options=smfsym.RunOptions(max_path_steps=...)`")
-    seeds = seed_sequence(seed).spawn(len(models) + 1)
+    root = study_seed(seed)
+    seeds = root.spawn(len(models) + 1)
     say = ProgressLines("multipoint", 1 + len(models), progress)
     say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
     try:
@@ -392,7 +393,7 @@ def multipoint(problem: Problem, starts, *, eta: float, t_end: float,
                 solver_err, solver_se = abs(diff) * c, diff_se * c
             rows.append(dict(psi=name, model=model, value=v, se=s, z=_z(v, s, *ref[name]),
                              solver_error=float(solver_err), solver_error_se=float(solver_se), lost=lost[model]))
-    return MultipointStudy(rows, starts, eta, t, meta=dict(n_paths=n_paths, t_end=t_end, seed=seed,
+    return MultipointStudy(rows, starts, eta, t, meta=dict(n_paths=n_paths, t_end=t_end, seed=seed_record(root),
                                                            dt_fraction=dt_fraction, models=list(models),
                                                            psi=list(fns), **backend_meta(backend)))
 

@@ -34,7 +34,7 @@ from .options import Numerics, study_settings
 from .common import (
     backend_label,
     MAX_PATH_STEPS, check_common, check_horizon, check_study_work, finish_figure, fit_order, interval_text, lost_cell,
-    order_label, plot_target, seed_sequence,
+    order_label, plot_target, study_seed, seed_record,
 )
 from .multipoint_study import _checked_starts, multipoint
 from .npoint_exact import (
@@ -357,7 +357,8 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
     bound = _check_work((max_path_steps, options_bound), c, len(starts), steps, use_exact, mc_models)
     stat_of = {n: fn for n, fn in fns.items()}
     rows, ts = [], []
-    seeds = seed_sequence(seed).spawn(len(etas))
+    root = study_seed(seed)
+    seeds = root.spawn(len(etas))
     for i, (eta, k) in enumerate(zip(etas, steps)):
         t = k * eta
         ts.append(t)
@@ -398,7 +399,7 @@ def multipoint_rates(problem: Problem, starts, etas: Sequence[float], t_end: flo
             orders[f"{m}:{n}"] = Order(*fit, fit.n_used)
     return MultipointRates(problem, starts, etas, ts, models, names, rows, orders,
                            meta=dict(method="exact" if use_exact else "montecarlo", exact_models=list(exact_models),
-                                     n_paths=c["n_paths"], seed=seed, dt_fraction=c["dt_fraction"], t_end=t_end,
+                                     n_paths=c["n_paths"], seed=seed_record(root), dt_fraction=c["dt_fraction"], t_end=t_end,
                                      resolve=float(resolve), exact_refused=why_not))
 
 

@@ -39,7 +39,7 @@ from .options import Numerics, study_settings
 from .common import PhiFunction, backend_meta, check_study_work, default_scheme, fit_order, orders_from_rows
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
-from .common import check_increments, check_scheme, increments_for, scheme_for
+from .common import check_increments, check_scheme, increments_for, scheme_for, seed_record, study_seed
 from ..backends import get_backend
 from .richardson import coupled_expectation
 from .weak_error_study import _mc_method, check_etas, check_models
@@ -426,6 +426,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     [1, 2]
     """
     method, resolve, mc = _optimizer_settings("schedule_weak_error", problem, numerics, options, legacy)
+    root = study_seed(seed)  # checked before any work; spawned from here, never from the caller's object
     sch = _as_schedule(schedule)
     t_end, etas, steps = study_steps(t_end, etas)
     vals = numeric_values(values, problem_symbols(problem))
@@ -442,6 +443,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
         check_study_work(mc.max_path_steps, n_paths, steps, [m for m, sde in sdes.items() if sde.n_noise],
                          mc.dt_fraction)
     rows, ts = [], []
+    per_eta = root.spawn(len(etas))
     d = problem.dim
     for i, (eta, k) in enumerate(zip(etas, steps)):
         t = k * eta
@@ -454,7 +456,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                                  error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue
         f = mc.phi(phi, problem.params, vals, d)
-        s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
+        s_sgd, s_sde = per_eta[i].spawn(2)
         r = simulate_sgd_schedule(problem, sch, x0, k, eta, n_paths=n_paths, seed=s_sgd, values=vals,
                                   save_at=SaveAt(functions={"phi": f}, store=False),
                                   options=mc.run)
@@ -467,7 +469,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = orders_from_rows(rows, list(models), use_exact, resolve)
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
-                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc, resolve), schedule=str(sch.expr)))
+                          meta=dict(_meta(use_exact, n_paths, seed_record(root), x0, t_end, mc, resolve), schedule=str(sch.expr)))
 
 
 _MODELS = (*MODEL_REGISTRY, "gf1")
@@ -573,6 +575,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     lam, nesterov, noise_correction = rule.friction, bool(rule.nesterov), rule.noise_correction
     x0, p0 = _momentum_start(x0, legacy.pop("p0", None), problem)
     method, resolve, mc = _optimizer_settings("momentum_weak_error", problem, numerics, options, legacy)
+    root = study_seed(seed)  # checked before any work; spawned from here, never from the caller's object
     t_end, etas, steps = study_steps(t_end, etas, "h")
     for e in etas:
         beta_for(lam, e)  # beta in [0, 1) at every eta, before anything runs
@@ -594,6 +597,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
         check_study_work(mc.max_path_steps, n_paths, steps, [m for m, sde in sdes.items() if sde.n_noise],
                          mc.dt_fraction, what="momentum SGD")
     rows, ts = [], []
+    per_eta = root.spawn(len(etas))
     for i, (eta, k) in enumerate(zip(etas, steps)):
         h = float(np.sqrt(eta))
         beta = beta_for(lam, eta)
@@ -610,7 +614,7 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
                                  error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue
         f = mc.phi(phi, problem.params, vals, problem.dim)
-        s_sgd, s_sde = np.random.SeedSequence(seed).spawn(len(etas))[i].spawn(2)
+        s_sgd, s_sde = per_eta[i].spawn(2)
         r = simulate_momentum_sgd(problem, x0, k, eta, Momentum(beta=beta, nesterov=nesterov), v0=h * p0,
                                   n_paths=n_paths,
                                   seed=s_sgd, values=vals, save_at=SaveAt(functions={"phi": f}, store=False),
@@ -624,5 +628,5 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
                              method=how, solver_error=serr, lost=0.0, lost_sgd=0.0))  # blow-ups raise: nothing is masked
     orders = orders_from_rows(rows, list(models), use_exact, resolve, xkey="h")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
-                          meta=dict(_meta(use_exact, n_paths, seed, x0, t_end, mc, resolve), friction=float(lam),
+                          meta=dict(_meta(use_exact, n_paths, seed_record(root), x0, t_end, mc, resolve), friction=float(lam),
                                     nesterov=nesterov, orders_in="h = sqrt(eta)"))

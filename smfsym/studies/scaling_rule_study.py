@@ -38,7 +38,7 @@ from ..optimizers.regimes import RegimeMap, malladi_adam, malladi_rmsprop, noisy
 from ..simulation.sde import prepare_x0
 from ..symbolic.problem import Problem
 from .common import (_phi_function, backend_meta, check_path_steps, check_phi, finish_figure,
-                     plot_target, seed_sequence, with_context, SMALLER)
+                     plot_target, study_seed, seed_record, with_context, SMALLER)
 from .options import study_settings
 from . import storage as _sv
 from .storage import StudyIO
@@ -389,7 +389,8 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
     check_path_steps(max_path_steps, n_paths * n_steps,
                      f"{n_paths} paths x {n_steps:.3g} steps of t_end / (time per step) over the {1 + len(hypers)} "
                      "runs", "lower `n_paths` or `t_end`, raise `eta`, or raise `max_path_steps`")
-    seeds = seed_sequence(seed).spawn(2 * len(ks))
+    root = study_seed(seed)
+    seeds = root.spawn(2 * len(ks))
     first = _run(rmap, optimizer, base, phi_f, x0, t_end, n_paths, seeds[0], run)
     rows = []
     for j, rule in enumerate((SCALING_RULES[optimizer], "naive")):
@@ -402,7 +403,7 @@ def scaling_rule_study(problem: Problem, phi, x0, t_end: float, *, optimizer: st
                              hyper={n: float(v) for n, v in hyper_k.items()}, sde=sde_parameters(optimizer, hyper_k),
                              steps=out["steps"], value=out["value"], se=out["se"],
                              shift=out["value"] - first["value"], shift_se=shift_se))
-    meta = dict(n_paths=n_paths, seed=seed, x0=x0.tolist(), t_end=t_end, rule=SCALING_RULES[optimizer],
+    meta = dict(n_paths=n_paths, seed=seed_record(root), x0=x0.tolist(), t_end=t_end, rule=SCALING_RULES[optimizer],
                 batch_model="gradient noise scaled by 1/sqrt(B)")
     meta.update(backend_meta(device))
     return ScalingRuleStudy(optimizer, problem, phi, [float(k) for k in ks], rows, t_end, meta)

@@ -24,7 +24,7 @@ from ..optimizers.svag import _as_map, simulate_svag
 from ..optimizers.update_map import EXPANSIONS
 from ..simulation.sde import prepare_x0
 from .common import (_phi_function, backend_meta, check_path_steps, check_phi, finish_figure, fit_order,
-                     increments_for, interval_text, order_label, plot_target, scheme_for, seed_sequence,
+                     increments_for, interval_text, order_label, plot_target, scheme_for, study_seed, seed_record,
                      with_context, SMALLER)
 from .options import study_settings
 from .richardson import coupled_expectation
@@ -231,7 +231,8 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
                      f"{n_paths} paths x ({svag_steps:.3g} SVAG steps l t_end / h over `ls`"
                      + (")" if reference is not None else f" + {ref_steps:.3g} steps of the SME reference)"),
                      "lower `n_paths`, the largest of `ls` or `t_end`, or raise `max_path_steps`")
-    seeds = seed_sequence(seed).spawn(len(ls) + 1)
+    root = study_seed(seed)
+    seeds = root.spawn(len(ls) + 1)
     given = reference is not None
     if reference is None:
         reference = _sme_reference(umap, z0, t_end, eta, f, n_paths, seeds[-1], vals, 0.5, run)
@@ -245,7 +246,7 @@ def svag_study(umap_or_problem, phi, z0, t_end: float, eta: float, ls: Sequence[
                          se=float(np.hypot(se, ref_se))))
     fit = fit_order([1 / r["l"] for r in rows], [r["error"] for r in rows], [r["se"] for r in rows],
                     refs=[r["sme"] for r in rows], resolve=resolve, what="svag", stacklevel=2)
-    meta = dict(n_paths=n_paths, seed=seed, x0=z0.tolist(), t_end=t_end, optimizer=umap.name,
+    meta = dict(n_paths=n_paths, seed=seed_record(root), x0=z0.tolist(), t_end=t_end, optimizer=umap.name,
                 resolve=float(resolve),  # the order fit's rule, with which load_study refits it
                 reference="given" if given else "sme1 (coupled Richardson)")
     meta.update(backend_meta(device))

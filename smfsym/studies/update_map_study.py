@@ -23,12 +23,11 @@ from ..data.tails import check_step_phi_tails
 from ..montecarlo.checks import BlowUpError, check_int, check_positive
 from ..montecarlo.options import RunOptions, SaveAt
 from ..montecarlo.grid import MAX_STEPS
-from ..montecarlo.seeds import resolve_seed
 from .options import Numerics, study_settings
 from .common import backend_meta, check_study_work, fit_order
 from .weak_error_study import WeakErrorStudy
 from .common import (
-    _phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for, seed_sequence,
+    _phi_function, check_increments, check_phi, check_scheme, increments_for, scheme_for, study_seed, seed_record,
     warn_if_unresolved, with_context, TAME,
 )
 from ..simulation.sde import prepare_x0
@@ -134,9 +133,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     dt_fraction = check_positive(dt_fraction, "dt_fraction")
     if dt_fraction > 1:
         raise ValueError(f"`dt_fraction` must be in (0, 1] (solver step as a fraction of h); got {dt_fraction!r}.")
-    if isinstance(seed, np.random.Generator):
-        raise TypeError("`seed` must be an int or a SeedSequence (the study spawns streams from it); got a Generator.")
-    resolve_seed(seed)
+    root = study_seed(seed)
     if isinstance(resolve, bool) or not isinstance(resolve, numbers.Real) or not resolve > 0:
         raise ValueError(f"`resolve` must be a positive number of standard errors; got {resolve!r}.")
     solver = check_scheme(scheme)
@@ -153,11 +150,12 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
                      what=f"{umap.name}")
     f = _phi_function(phi, umap.state, vals, None if device.name == "numpy" else device)
     rows, ts = [], []
+    per_eta = root.spawn(len(etas))
     for i, (eta, k) in enumerate(zip(etas, steps)):
         h = float(np.sqrt(eta)) if sqrt else eta
         t = k * h
         ts.append(t)
-        s_opt, s_sde = seed_sequence(seed).spawn(len(etas))[i].spawn(2)
+        s_opt, s_sde = per_eta[i].spawn(2)
         try:
             r = simulate_update_map(umap, z0, k, eta, n_paths=n_paths, seed=s_opt, values=vals,
                                     save_at=SaveAt(functions={"phi": f}, store=False), options=run)
@@ -174,7 +172,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
                         refs=[r["sgd"] for r in rs], resolve=resolve, what=m, stacklevel=2)
         orders[m] = Order(*fit, fit.n_used)
     meta = dict(method="montecarlo", methods=dict({m: "montecarlo" for m in models}, sgd="montecarlo"),
-                n_paths=n_paths, seed=seed, x0=z0.tolist(), t_end=t_end,
+                n_paths=n_paths, seed=seed_record(root), x0=z0.tolist(), t_end=t_end,
                 scheme=None if solver is None else solver.name, increments=increments, extrapolate=True,
                 dt_fraction=dt_fraction, resolve=float(resolve), optimizer=umap.name, expansion=umap.expansion,
                 backend=device.name, **{k: v for k, v in backend_meta(device).items() if k == "dtype"})

@@ -39,7 +39,7 @@ from .common import (
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
     check_phi, check_study_work, finish_figure, fit_order, increments_for, interval_text, lost_cell, order_label,
     orders_from_rows,
-    plot_target, scheme_for, seed_sequence, warn_if_unresolved, with_context,
+    plot_target, scheme_for, study_seed, seed_record, warn_if_unresolved, with_context,
 )
 from .richardson import coupled_expectation
 from ..data.laws import Empirical
@@ -468,11 +468,12 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     # exact moments take a moment: lines only for Monte Carlo runs
     say = ProgressLines("weak_error", mc_runs, a.progress if mc_runs else False)
     f = None if sgd_exact and not mc_runs else _phi_function(phi, problem.params, vals, a.backend)
+    root = study_seed(seed)
+    per_eta = root.spawn(len(etas))
     for i, (eta, k) in enumerate(zip(etas, a.steps)):
         t = k * eta
         ts.append(t)
-        ss = seed_sequence(seed).spawn(len(etas))[i]
-        s_sgd, s_sde = ss.spawn(2)
+        s_sgd, s_sde = per_eta[i].spawn(2)
         if sgd_exact:
             sgd = (exact_sgd_mean(problem, phi, x0, eta, k, space), 0.0, 0.0)
         else:
@@ -502,7 +503,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
                else "montecarlo" if not exact_models and not sgd_exact else "mixed")
     return WeakErrorStudy(problem, phi, etas, list(models), rows, orders, ts,
                           meta=dict(method=overall, methods=dict(how, sgd="exact" if sgd_exact else "montecarlo"),
-                                    n_paths=n_paths, seed=seed,
+                                    n_paths=n_paths, seed=seed_record(root),
                                     x0=x0.tolist(), t_end=t_end,
                                     scheme=None if solver is None else solver.name, increments=increments,
                                     extrapolate=bool(extrapolate),
