@@ -15,7 +15,7 @@ import numpy as np
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.options import MAX_STEPS
 from ..montecarlo.seeds import _from_record, resolve_seed
-from ..simulation.sde import _holds_bool_or_none, check_save_at, prepare_x0
+from ..simulation.sde import _holds_bool_or_none, check_save_at, check_save_steps, prepare_x0
 
 __all__ = ["MAX_STATE_BYTES", "checks_source"]
 
@@ -60,10 +60,7 @@ def _step_arguments(n_steps, save_at, eta):
     eta = check_positive(eta, "eta")
     if save_at is None:
         return n_steps, [n_steps], eta
-    steps_at = check_save_at(save_at, n_steps, "save_at", "n_steps", "steps")
-    if np.any(steps_at != np.round(steps_at)):
-        raise ValueError(f"`save_at` must hold integer step indices; got {steps_at.tolist()}.")
-    return n_steps, [int(k) for k in steps_at], eta
+    return n_steps, check_save_steps(save_at, n_steps), eta
 
 
 def checks_source() -> str:
@@ -71,7 +68,7 @@ def checks_source() -> str:
     consts = (f"#: steps one call may take (as smfsym)\nMAX_STEPS = {MAX_STEPS}\n"
               f"#: bytes of saved states one call may return; raise it to allow larger runs\n"
               f"MAX_STATE_BYTES = {MAX_STATE_BYTES}")
-    funcs = (check_int, check_positive, resolve_seed, _from_record, _holds_bool_or_none, check_save_at, prepare_x0, _run_arguments,
+    funcs = (check_int, check_positive, resolve_seed, _from_record, _holds_bool_or_none, check_save_at, check_save_steps, prepare_x0, _run_arguments,
              _time_arguments,
              _step_arguments)
     return consts + "\n\n\n" + "\n\n\n".join(_undocumented(inspect.getsource(f)).strip("\n") for f in funcs)

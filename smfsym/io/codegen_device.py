@@ -786,7 +786,7 @@ def simulate_sgd(x0, n_steps, n_paths, seed, save_at=None, eta=ETA, on_nonfinite
     x0, n_paths, seed, blowup_threshold, chunk_paths = _run_arguments(x0, DIM, n_paths, seed, len(idx), on_nonfinite,
                                                                       blowup_threshold, chunk_paths)
     states = _run(x0, n_paths, seed, np.full(n_steps, eta), idx, lambda X, h, gens, sizes: sgd_step(X, gens, sizes, eta),
-                  on_nonfinite, blowup_threshold, "step", float, chunk_paths)
+                  on_nonfinite, blowup_threshold, "t", lambda n: n * eta, chunk_paths)
     return np.array(idx) * eta, states
 '''
 

@@ -183,8 +183,8 @@ def simulate_meanfield_sgd(net, theta0, eta: float, n_steps: int, *, n_paths: in
         step = _SGDStep(kernel, obs, _Sampler(net, vals, int(B)), eta)
     task = SGDTask(net, vals, observables_recipe(obs), int(B), eta) if executor is not None else None
     job = Job(step=step, step_sizes=np.full(int(n_steps), eta), save_index=idx, times=np.array(idx) * eta,
-              scheme="meanfield-sgd", dt_label=eta, time_label="step",
-              step_times=np.arange(1, int(n_steps) + 1, dtype=float), task=task, remedy=MEANFIELD_REMEDY)
+              scheme="meanfield-sgd", dt_label=eta, time_label="t",
+              step_times=np.arange(1, int(n_steps) + 1, dtype=float) * eta, task=task, remedy=MEANFIELD_REMEDY)
     res = run(job, theta0, paths=Paths(n_paths, seed),
               save=SaveAt(functions=step.functions, store=cfg.store, keep_values=True),
               options=cfg.options.replace(executor=executor))

@@ -31,13 +31,13 @@ import numpy as np
 import sympy as sp
 
 from .._checks import as_expr, as_number_or_expr, as_symbol_tuple, numeric_values
-from ..montecarlo.checks import check_int, check_positive, check_steps
+from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive, check_steps
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
-from ..simulation.sde import check_save_at, prepare_x0
+from ..simulation.sde import check_save_steps, prepare_x0
 from ..symbolic.models import default_eta
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE, MatrixSqrt
@@ -321,8 +321,7 @@ def simulate_regime(rmap: RegimeMap, z0, n_steps: int, eta: float, *, n_paths: i
     if missing:
         raise ValueError(f"`values` must give numbers for the map's constants {missing}.")
     z0 = prepare_x0(z0, len(rmap.state), "z0")
-    idx = [n_steps] if save_at is None else [int(k) for k in check_save_at(save_at, n_steps, "save_at", "n_steps",
-                                                                         "steps")]
+    idx = [n_steps] if save_at is None else check_save_steps(save_at, n_steps)
     h = rmap.step_time(eta)
     task = UpdateMapTask(rmap, eta, vals)
     step = task.build()
@@ -331,7 +330,7 @@ def simulate_regime(rmap: RegimeMap, z0, n_steps: int, eta: float, *, n_paths: i
     grid = StepGrid.uniform(n_steps, h, idx)
     per_path = 8 * 8 * (len(rmap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=rmap.name, dt_label=h,
-              time_label="step", step_times=float, task=task, per_path_bytes=per_path)
+              time_label="t", task=task, per_path_bytes=per_path, remedy=CHAIN_REMEDY)
     opts = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress, max_memory=max_memory,
                       blowup_threshold=blowup_threshold, executor=executor, backend=backend)
     res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store), options=opts)

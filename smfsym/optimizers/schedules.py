@@ -31,7 +31,7 @@ from ..simulation.exact import rational
 from ..symbolic.models import sme as _sme
 from ..symbolic.latex import sde_lines, wrap
 from ..montecarlo.checks import check_int, check_steps
-from ..simulation.sde import check_save_at
+from ..simulation.sde import check_save_steps
 from ..simulation import sgd as _sgd
 from ..simulation.sde import prepare_x0
 from .._checks import numeric_values
@@ -319,10 +319,7 @@ def sgd_run_arguments(problem: Problem, n_steps, batch_size, save_at, max_steps)
     B = check_int(problem.batch_size if batch_size is None else batch_size, "batch_size")
     if save_at is None:
         return B, [n_steps]
-    steps = check_save_at(save_at, n_steps, "save_at", "n_steps", "steps")
-    if np.any(steps != np.round(steps)):
-        raise ValueError(f"`save_at` must hold integer step indices; got {steps.tolist()}.")
-    return B, [int(k) for k in steps]
+    return B, check_save_steps(save_at, n_steps)
 
 
 def simulate_sgd_schedule(problem: Problem, schedule, x0, n_steps: int, eta: float, *, n_paths: int = 10_000,

@@ -31,14 +31,14 @@ import sympy as sp
 from .._checks import numeric_values
 from ..backends import get_backend
 from ..data.samplers import samplers_for
-from ..montecarlo.checks import BlowUpError, check_int, check_positive, check_steps
+from ..montecarlo.checks import CHAIN_REMEDY, BlowUpError, check_int, check_positive, check_steps
 from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
 from ..simulation.device_sgd import _DeviceSampler
-from ..simulation.sde import prepare_x0
+from ..simulation.sde import check_save_steps, prepare_x0
 from ..symbolic.lambdify import CompiledExprs
 from ..symbolic.problem import Problem
 from .update_map import EXPANSIONS, UpdateMap, sgd_map
@@ -195,9 +195,7 @@ def simulate_svag(umap_or_problem: Any, l: int, z0, t_end: float, eta: float, *,
     if t_sym is not None and np.any(z0[..., umap.state.index(t_sym)] <= 0):
         raise ValueError(f"`z0`: the {umap.name} map's time {t_sym} must start above 0 (its first-order "
                          f"increment is singular at t = 0).")
-    idx = [n_steps] if save_at is None else sorted({int(k) for k in save_at})
-    if any(k < 0 or k > n_steps for k in idx):
-        raise ValueError(f"`save_at` must hold step numbers in [0, {n_steps}]; got {idx}.")
+    idx = [n_steps] if save_at is None else check_save_steps(save_at, n_steps)
     task = SvagTask(umap, h, l, vals)
     step = task.build()
     if backend.name != "numpy":
@@ -205,14 +203,16 @@ def simulate_svag(umap_or_problem: Any, l: int, z0, t_end: float, eta: float, *,
     grid = StepGrid.uniform(n_steps, h / l, idx)
     per_path = 8 * 8 * (len(umap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=f"svag_{umap.name}",
-              dt_label=h / l, time_label="step", step_times=float, task=task, per_path_bytes=per_path)
+              dt_label=h / l, time_label="t", task=task, per_path_bytes=per_path, remedy=CHAIN_REMEDY)
     opts = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress, max_memory=max_memory,
                       blowup_threshold=blowup_threshold, executor=executor, backend=backend)
     try:
         res = run(job, z0, paths=Paths(n_paths, seed), save=SaveAt(functions=functions, store=store), options=opts)
     except BlowUpError as exc:
-        raise BlowUpError(f"SVAG of {umap.name} with l = {l}: {exc} SVAG's weight w_- is negative for l > 1, so a "
+        err = BlowUpError(f"SVAG of {umap.name} with l = {l}: {exc} SVAG's weight w_- is negative for l > 1, so a "
                           "state that must stay positive (the v of RMSprop and Adam) can be pushed below 0, as by "
-                          "the SME's noise; RunOptions(on_nonfinite='mask') drops and counts such paths.") from None
+                          "the SME's noise; RunOptions(on_nonfinite='mask') drops and counts such paths.")
+        err.loss = exc.loss
+        raise err from None
     res.extra.update(steps=np.array(idx), eta=eta, l=l)
     return res

@@ -42,7 +42,7 @@ from ..symbolic.models import default_eta
 from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
 from ..symbolic.sde import SDE, MatrixSqrt
-from ..simulation.sde import check_save_at, prepare_x0
+from ..simulation.sde import check_save_steps, prepare_x0
 from .momentum import DEFAULT_FRICTION, _momentum_symbols
 from .schedules import _as_schedule
 from ..simulation.device_sgd import _DeviceSampler
@@ -597,8 +597,7 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     vals = numeric_values(values, known)
     z0 = prepare_x0(z0, len(umap.state), "z0")
     _check_start(umap, z0, eta, vals)
-    idx = [n_steps] if save_at is None else [int(k) for k in check_save_at(save_at, n_steps, "save_at",
-                                                                         "n_steps", "steps")]
+    idx = [n_steps] if save_at is None else check_save_steps(save_at, n_steps)
     h = eta ** (1.0 / EXPANSIONS[umap.expansion])
     task = UpdateMapTask(umap, eta, vals)
     step = task.build()
@@ -607,7 +606,7 @@ def simulate_update_map(umap: UpdateMap, z0, n_steps: int, eta: float, *, n_path
     grid = StepGrid.uniform(n_steps, h, idx)
     per_path = 8 * 8 * (len(umap.state) + len(step.update.data_symbols)) * (z0.shape[0] if z0.ndim == 2 else 1)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme=umap.name, dt_label=h,
-              time_label="step", step_times=float, task=task, per_path_bytes=per_path, remedy=CHAIN_REMEDY)
+              time_label="t", task=task, per_path_bytes=per_path, remedy=CHAIN_REMEDY)
     run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
                              max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor,
                              backend=backend)

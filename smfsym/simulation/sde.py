@@ -92,6 +92,15 @@ def check_save_at(save_at, end: float, name: str = "save_at", unit: str = "t_end
     return np.clip(arr, 0, end)
 
 
+def check_save_steps(save_at, n_steps: int) -> list:
+    """``save_at`` of a discrete run (SGD, an optimizer's map): strictly increasing integer step numbers in
+    [0, n_steps], as ints; 5.7 is refused, not saved at step 5 (no silent rounding, sorting or merging)."""
+    steps = check_save_at(save_at, n_steps, "save_at", "n_steps", "steps")
+    if np.any(steps != np.round(steps)):
+        raise ValueError(f"`save_at` must hold integer step indices; got {steps.tolist()}.")
+    return [int(k) for k in steps]
+
+
 def time_grid(t_end: float, dt: float, save_at, max_steps: int = MAX_STEPS) -> StepGrid:
     """The lazy grid: equal steps <= dt between consecutive save times (refuses > ``max_steps`` steps)."""
     t_end = check_positive(t_end, "t_end")

@@ -22,7 +22,7 @@ from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
-from .sde import check_save_at, prepare_x0, values_key
+from .sde import check_save_steps, prepare_x0, values_key
 from ..montecarlo.driver import CHUNK_BYTES
 from ..montecarlo.seeds import BLOCK
 from ..backends import get_backend
@@ -202,8 +202,8 @@ def run_rule(task: SGDTask, z0, step_sizes, save_index: list, times, settings: d
     if backend.name != "numpy":
         step = DeviceSGDRun(DeviceSGDStep(task.problem, task.eta, task.batch_size, task.values, backend), task.rule)
     job = Job(step=step, step_sizes=np.asarray(step_sizes, dtype=float), save_index=save_index, times=times,
-              scheme=s["scheme"], dt_label=s["dt_label"], time_label="step",
-              step_times=np.arange(1, n_steps + 1, dtype=float), task=task, per_path_bytes=per_path,
+              scheme=s["scheme"], dt_label=s["dt_label"], time_label="t",  # the time of `times`: step x unit
+              step_times=np.arange(1, n_steps + 1, dtype=float) * s["dt_label"], task=task, per_path_bytes=per_path,
               remedy=CHAIN_REMEDY)
     run_options = RunOptions(chunk_size=s["chunk_size"], on_nonfinite=s["on_nonfinite"], progress=s["progress"],
                              max_memory=s["max_memory"], blowup_threshold=s["blowup_threshold"], executor=s["executor"],
@@ -303,13 +303,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
             B = check_int(batch_size, "batch_size")
         except (TypeError, ValueError):
             raise ValueError(f"`batch_size` must be a positive integer; got {batch_size!r}.") from None
-    if save_at is None:
-        idx = [n_steps]
-    else:
-        steps_at = check_save_at(save_at, n_steps, "save_at", "n_steps", "steps")
-        if np.any(steps_at != np.round(steps_at)):
-            raise ValueError(f"`save_at` must hold integer step indices; got {steps_at.tolist()}.")
-        idx = [int(k) for k in steps_at]
+    idx = [n_steps] if save_at is None else check_save_steps(save_at, n_steps)
     vals = numeric_values(values, problem_symbols(problem))
     x0 = prepare_x0(x0, problem.dim)
     executor = checked_executor(executor, functions)
@@ -322,7 +316,7 @@ def simulate_sgd(problem: Problem, x0, n_steps: int, eta: float, *, n_paths: int
 
     grid = StepGrid.uniform(n_steps, eta, idx)
     job = Job(step=step, step_sizes=grid, save_index=idx, times=grid.times, scheme="sgd", dt_label=eta,
-              time_label="step", step_times=float, task=task, per_path_bytes=stepper.per_path_bytes(x0),
+              time_label="t", task=task, per_path_bytes=stepper.per_path_bytes(x0),
               remedy=CHAIN_REMEDY)
     run_options = RunOptions(chunk_size=chunk_size, on_nonfinite=on_nonfinite, progress=progress,
                              max_memory=max_memory, blowup_threshold=blowup_threshold, executor=executor,

@@ -15,7 +15,7 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.lambdify import CompiledExprs
-from ..montecarlo.checks import BlowUpError, check_int, check_positive
+from ..montecarlo.checks import CHAIN_REMEDY, SDE_REMEDY, BlowUpError, check_int, check_positive
 from ..montecarlo.options import MAX_PATH_STEPS  # the default bound of check_path_steps (RunOptions.max_path_steps)
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.model_names import DEFAULT_MODELS
@@ -242,8 +242,13 @@ SMALLER = "lower eta or the horizon."
 def with_context(exc: BlowUpError, what: str, ways: str = TAME_OR_MASK) -> BlowUpError:
     """A blow-up inside a study, naming the run and the ways out that this study takes (``ways``): they replace
     the driver's general advice, which may name settings the study does not take."""
-    head = str(exc).split("; reduce `dt`/`eta`", 1)[0].rstrip(".")
-    return BlowUpError(f"{what}: {head}. In this study: {ways}")
+    head = str(exc)
+    for remedy in (SDE_REMEDY, CHAIN_REMEDY):  # the driver's general advice, replaced by `ways`
+        head = head.replace(f"; {remedy}", "")
+    head = head.rstrip(".")
+    err = BlowUpError(f"{what}: {head}. In this study: {ways}")
+    err.loss = exc.loss
+    return err
 
 
 def lost_cell(frac: float) -> str:
