@@ -1,6 +1,8 @@
 """The block loop: simulate a range of seed blocks chunk by chunk, streaming statistics in block order."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .checks import FirstLoss, blowup_error, check_per_path
@@ -45,8 +47,12 @@ def run_blocks(step, job: dict, first: int, count: int, chunk_blocks: int, accs:
                 states[k, lo - path_offset:hi - path_offset] = np.where(
                     ok.reshape((-1,) + (1,) * len(state_shape)), X, np.nan)
             accs["state"].add(k, X, ok, sizes)
+            masked = functions and not ok.all()
             for name, fn in functions.items():
-                v = np.asarray(fn(X), dtype=float)
+                # masked rows hold zeros, where 1/x warns for no kept path; a function failing on kept paths is
+                # still named by the driver (its mean is not finite)
+                with np.errstate(all="ignore") if masked else contextlib.nullcontext():
+                    v = np.asarray(fn(X), dtype=float)
                 check_per_path(name, v.shape, X.shape[0])
                 accs[name].add(k, v, ok, sizes)
                 if values is not None:

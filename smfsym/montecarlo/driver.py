@@ -2,6 +2,7 @@
 reports (docs/theory.md §8)."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
@@ -173,10 +174,7 @@ def _run(*, x0: np.ndarray, n_paths: int, step_sizes, save_index: list, times: n
             if bar is not None:
                 bar.close()
     stats = {name: acc.result() for name, acc in accs.items()}
-    success = bad_total == 0
-    msg = "ok" if success else (
-        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged beyond {diverged:.3g} (first at step "
-        f"{first_bad[0]}, {time_label} = {first_bad[1]:.6g}) and were masked (NaN in states, left out of stats)")
+    success, msg = _outcome(stats, times, bad_total, first_bad, n_paths, diverged, time_label)
     res = SimulationResult(t=np.asarray(times, dtype=float), states=states, stats=stats, seed=ss, scheme=scheme,
                            dt=float(dt_label), n_steps=n_steps, n_paths=n_paths, success=success, message=msg,
                            n_nonfinite=bad_total)
@@ -230,20 +228,43 @@ def _run_device(job: Job, x0, *, paths: Paths, save: SaveAt, options: RunOptions
     finally:
         if bar is not None:
             bar.close()
-    msg = "ok" if bad_total == 0 else (
-        f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged beyond "
-        f"{diverged:.3g} (first at step {first_bad[0]}, {job.time_label} = {first_bad[1]:.6g}) and were masked "
-        "(NaN in states, left out of stats)")
-    res = SimulationResult(t=np.asarray(job.times, dtype=float), states=states,
-                           stats={name: acc.result() for name, acc in accs.items()}, seed=ss, scheme=job.scheme,
-                           dt=float(job.dt_label), n_steps=len(job.step_sizes), n_paths=n_paths,
-                           success=bad_total == 0, message=msg, n_nonfinite=bad_total)
+    stats = {name: acc.result() for name, acc in accs.items()}
+    success, msg = _outcome(stats, job.times, bad_total, first_bad, n_paths, diverged, job.time_label)
+    res = SimulationResult(t=np.asarray(job.times, dtype=float), states=states, stats=stats, seed=ss,
+                           scheme=job.scheme, dt=float(job.dt_label), n_steps=len(job.step_sizes), n_paths=n_paths,
+                           success=success, message=msg, n_nonfinite=bad_total)
     res.extra.update(backend=backend.name, dtype=backend.dtype_name, chunk_paths=chunk_blocks * BLOCK)
     if values is not None:
         res.extra["values"] = values.arrays
     if first_bad is not None:
         res.extra.update(first_nonfinite_step=first_bad[0], first_nonfinite_time=first_bad[1])
     return res
+
+
+def _outcome(stats: dict, times, bad_total: int, first_bad, n_paths: int, diverged: float, time_label: str):
+    """``(success, message)`` of a run: its lost paths, and any streamed statistic that is NaN or infinite
+    where paths were kept. Such a statistic is the user's function failing on finite states (log x at
+    x < 0, x^4 overflowing below the blow-up threshold): the state check does not see it, so it is named
+    here, with a warning, instead of coming back as a quiet NaN with ``success=True``."""
+    parts = []
+    if bad_total:
+        parts.append(f"{bad_total} of {n_paths} paths ({bad_total / n_paths:.2%}) became non-finite or diverged "
+                     f"beyond {diverged:.3g} (first at step {first_bad[0]}, {time_label} = {first_bad[1]:.6g}) and "
+                     "were masked (NaN in states, left out of stats)")
+    times = np.asarray(times, dtype=float)
+    for name, st in stats.items():
+        if name == "state":  # a kept state is finite and within the threshold: its mean is finite
+            continue
+        n = np.asarray(st["n"])
+        bad = (n > 0) & ~np.all(np.isfinite(np.reshape(st["mean"], (len(n), -1))), axis=1)
+        if bad.any():
+            at = ", ".join(f"{t:.6g}" for t in times[bad][:4]) + (" ..." if bad.sum() > 4 else "")
+            sentence = (f"`functions[{name!r}]` is NaN or infinite on paths whose states are finite ({time_label} = "
+                        f"{at}): its mean and standard error there are not numbers; make the function finite on "
+                        "the states the run reaches (or check their range)")
+            warnings.warn(sentence + ".", RuntimeWarning, stacklevel=4)
+            parts.append(sentence)
+    return not parts, "; ".join(parts) if parts else "ok"
 
 
 def _picklable_times(step_times) -> bool:
