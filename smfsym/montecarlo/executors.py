@@ -390,10 +390,15 @@ class _ExecutorRun:
     def lost_error(self, lost: list, why: str) -> WorkerLostError:
         ok = [i for i, r in enumerate(self.results) if r is True or isinstance(r, dict)]  # merged or waiting
         finished, done_blocks = len(ok), sum(self.ranges[i][1] for i in ok)
+        startup = "" if finished else (
+            " No task finished, so the workers may never have started: a spawned worker imports the script that "
+            "made the pool, and a script that does its work outside `if __name__ == \"__main__\":` makes every "
+            "worker fail while it starts (Python's RuntimeError about the 'bootstrapping phase' is printed above "
+            "then); put the script's work under that guard.")
         return WorkerLostError(
             f"a worker process died (killed by the OOM killer or a signal, a segfault, os._exit) while "
             f"{_lost_label(self.ranges, lost, self.n_paths)} were unfinished; {finished} of {len(self.ranges)} "
-            f"tasks ({done_blocks} of {self.n_blocks} seed blocks) had finished. {why}")
+            f"tasks ({done_blocks} of {self.n_blocks} seed blocks) had finished. {why}{startup}")
 
     def wait_and_rerun(self):
         """Take in the tasks that finish next; rerun those lost with a worker on a rebuilt pool."""

@@ -252,3 +252,22 @@ def test_progress_counts_path_steps_as_futures_complete(executors, flow, capsys,
         # one update per finished task (4 tasks of one block), the same total
         assert bar.total == total and bar.closed, name
         assert sorted(bar.updates) == sorted([BLOCK * serial.n_steps] * 3 + [123 * serial.n_steps]), name
+
+
+@pytest.mark.slow  # a subprocess that imports smfsym twice over (about 3 s)
+def test_a_script_without_the_main_guard_is_told_so(tmp_path):
+    """Spawned workers import the script; without `if __name__ == "__main__":` each fails while it starts and
+    the pool breaks before any task runs. The error said only "usually out of memory" (audit 7, finding 5)."""
+    import subprocess
+    import sys
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "import sympy as sp, smfsym\n"
+        "x = sp.Symbol('x')\n"
+        "flow = smfsym.smf(smfsym.Problem((1 + smfsym.rademacher('r')) * x**2 / 2, [x]))\n"
+        "smfsym.simulate(flow, [1.0], 0.2, eta=0.1, n_paths=5000, seed=0,\n"
+        "                options=smfsym.RunOptions(executor=smfsym.process_pool(2, max_retries=0)))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode != 0
+    assert "WorkerLostError" in out.stderr and "0 of 2 tasks" in out.stderr
+    assert 'outside `if __name__ == "__main__":` makes every worker fail while it starts' in out.stderr
