@@ -29,6 +29,7 @@ from ..symbolic.sde import SDE
 from .._checks import as_expr
 from ..montecarlo.increments import draw_discrete, draw_normal
 from ..montecarlo.seeds import block_generators
+from ..montecarlo.grid import step_runs
 from ..simulation.sde import DRAW_BYTES, grid
 from ..simulation.sgd import problem_symbols
 from ..simulation.sde import _known_symbols
@@ -166,7 +167,7 @@ def _runtime() -> str:
     tables = [line for line in inspect.getsource(increments).splitlines()
               if line.startswith(("_SIGNS = ", "_THREE = ", "_TRIPLES = "))]
     own = "\n\n".join(inspect.getsource(f) for f in (block_generators, draw_normal, draw_discrete,
-                                                     increments._accepted_bytes, grid))
+                                                     increments._accepted_bytes, step_runs, grid))
     return (_RUNTIME.format(block=BLOCK) + "\n\n" + "\n".join(tables) + "\n\n" + own + "\n\n"
             + checks_source())
 

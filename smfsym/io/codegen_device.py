@@ -41,6 +41,7 @@ from ..backends import _ArrayAPINames, _astype, _Namespace, _Reducible, _scalars
 from ..montecarlo.seeds import BLOCK
 from ..numerics.compiled_sde import ROWS, NumericSDE
 from ..simulation.device_sgd import _DeviceSampler, batch_mean
+from ..montecarlo.grid import step_runs
 from ..simulation.sde import grid
 from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, DEVICE_USER_FUNCTIONS, CompiledExprs, HoistedExprs, _DevicePrinter
 from .codegen_checks import checks_source
@@ -403,7 +404,7 @@ def _runtime(backend: str, arrays: dict, embed_limit: int) -> str:
     body = (_RUNTIME.replace("BLOCK_VALUE", str(BLOCK)).replace("MEAN_ELEMENTS_VALUE", str(_DEVICE_MEAN_ELEMENTS))
             .replace("ROWS_VALUE", str(ROWS)))
     data = data_source(arrays, embed_limit, "    _DEV.clear()  # the device copies of the data arrays")
-    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, inspect.getsource(grid), checks_source(), data])
+    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, inspect.getsource(step_runs), inspect.getsource(grid), checks_source(), data])
 
 
 # ---------------------------------------------------------------------------------------------- the SDE

@@ -6,10 +6,45 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["StepGrid", "MAX_STEPS"]
+__all__ = ["StepGrid", "MAX_STEPS", "step_runs"]
 
 #: Default bound on the number of solver steps (``max_steps`` raises it).
 MAX_STEPS = 10**9
+
+
+def step_runs(saves, dt: float) -> list:
+    """Runs ``(count, step, start)`` of equal steps <= dt between consecutive sorted save times.
+
+    Where every save lies on the grid of ``t_end / N`` steps, ``N = ceil(t_end / dt)`` (the grid a
+    run saving at ``t_end`` alone takes), that one step size is used throughout: the per-segment sizes
+    ``(s - prev) / n`` equal it up to the last bit, and would make a save point added on the grid change
+    the numbers at the others by rounding. Otherwise each segment has its own size.
+
+    Examples
+    --------
+    >>> step_runs([0.1, 0.2, 0.3], 0.05)
+    [(6, 0.049999999999999996, 0.0)]
+    >>> step_runs([0.25, 1.0], 0.2)  # 0.25 is off the grid of 1/5
+    [(2, 0.125, 0.0), (4, 0.1875, 0.25)]
+    """
+    runs, prev, counts = [], 0.0, []
+    for s in saves:
+        s = float(s)
+        n = int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
+        if n:
+            runs.append((n, (s - prev) / n, prev))
+        counts.append(n)
+        prev = s
+    total = sum(counts)
+    if len(runs) > 1:
+        h = prev / total
+        done = 0
+        for s, n in zip(saves, counts):
+            done += n
+            if abs(done * h - float(s)) > 1e-12 * max(abs(float(s)), h):  # off the uniform grid
+                return runs
+        return [(total, h, 0.0)]
+    return runs
 
 
 class StepGrid:
@@ -35,17 +70,15 @@ class StepGrid:
 
     @classmethod
     def from_saves(cls, saves, dt: float) -> "StepGrid":
-        """Equal steps <= dt between consecutive sorted save times (the rule of ``simulate.grid``)."""
-        runs, index, prev, total = [], [], 0.0, 0
+        """Equal steps <= dt between consecutive sorted save times (:func:`step_runs`, the rule of
+        ``simulate.grid``)."""
+        index, prev, total = [], 0.0, 0
         for s in saves:
             s = float(s)
-            n = int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
-            if n:
-                runs.append((n, (s - prev) / n, prev))
-            total += n
+            total += int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
             index.append(total)
             prev = s
-        return cls(runs, index, saves)
+        return cls(step_runs(saves, dt), index, saves)
 
     @classmethod
     def uniform(cls, n_steps: int, h: float, save_index) -> "StepGrid":

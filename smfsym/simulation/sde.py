@@ -1,6 +1,7 @@
 """Simulating SDEs (gradient flow, SME, SMF) and their n-point motions."""
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Callable, Mapping, Sequence
 
@@ -12,7 +13,7 @@ from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import check_int, check_positive
 from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
 from ..montecarlo.executors import checked_executor
-from ..montecarlo.grid import MAX_STEPS, StepGrid
+from ..montecarlo.grid import MAX_STEPS, StepGrid, step_runs
 from ..montecarlo.increments import draw_device, draw_discrete
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
@@ -116,14 +117,14 @@ def time_grid(t_end: float, dt: float, save_at, max_steps: int = MAX_STEPS) -> S
 
 
 def grid(saves, dt):
-    """Equal steps <= dt between consecutive sorted save times; the save indices (also in generated code)."""
-    steps, index, prev = [], [], 0.0
+    """Equal steps <= dt between consecutive sorted save times (``step_runs``); the save indices (also in
+    generated code)."""
+    index, prev, total = [], 0.0, 0
     for s in saves:
-        n = int(np.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
-        steps += [(s - prev) / n] * n
-        index.append(len(steps))
+        total += int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
+        index.append(total)
         prev = s
-    return np.array(steps), index, saves
+    return np.array([h for n, h, _ in step_runs(saves, dt) for _ in range(n)]), index, saves
 
 
 def numeric_sde(sde: SDE, values: Mapping) -> NumericSDE:
@@ -320,7 +321,9 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
         Same seed, same numbers, whatever ``chunk_size``.
     save_at : sequence of float, optional
         Strictly increasing times in [0, t_end] to save (default ``[t_end]``); the grid
-        is adapted to hit them. Unsorted, duplicated or non-finite times are refused.
+        is adapted to hit them: equal steps <= dt between saves, and one step size throughout when
+        every save lies on the grid of ``t_end`` alone (so a save added there changes no other
+        number). Unsorted, duplicated or non-finite times are refused.
     values : mapping, optional
         Numbers for constants and law parameters.
     options : smfsym.RunOptions, optional
