@@ -7,7 +7,6 @@ subexpressions, same block-wise random streams), so it reproduces
 from __future__ import annotations
 
 import datetime
-import textwrap
 from pathlib import Path
 from typing import Mapping
 

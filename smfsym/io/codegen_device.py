@@ -34,7 +34,6 @@ import re
 import types
 
 import numpy as np
-from sympy.printing.numpy import NumPyPrinter
 
 from .. import backends as _backends
 from ..backends import _ArrayAPINames, _astype, _Namespace, _Reducible, _scalars_on_host, _select

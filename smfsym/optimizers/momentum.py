@@ -33,13 +33,12 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
-from ..montecarlo.driver import run
 from ..montecarlo.options import RunOptions, run_settings, user_stacklevel
 from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, sme as _sme, smf as _smf

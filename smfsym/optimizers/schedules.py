@@ -14,13 +14,12 @@ noise sqrt(eta) u(t) Sigma(x)^{1/2} dW (SME) or -sqrt(eta) u(t) sum_k grad f_k(x
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import sympy as sp
 
 from ..symbolic.noise_expansion import NoiseTemplate
-from ..montecarlo.driver import run
 from ..montecarlo.options import RunOptions, run_settings
 from ..montecarlo.result import SimulationResult
 from ..symbolic.models import default_eta, smf as _smf

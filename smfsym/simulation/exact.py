@@ -17,7 +17,6 @@ from ..data.means import expectation
 from .minibatch_exact import batch_sgd_operator
 from .polynomial_space import DIGITS, NotClosedError, PolynomialSpace, affine_in_params, rational  # noqa: F401 (re-exported)
 from ..symbolic.problem import Problem
-from .._checks import as_expr
 
 __all__ = ["NotClosedError", "PolynomialSpace", "sgd_operator", "generator_matrix", "exact_sgd_mean",
            "exact_sde_mean", "model_closes", "real_generator"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import sympy as sp
@@ -11,13 +11,13 @@ import sympy as sp
 from .._checks import numeric_values
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import check_int, check_positive
-from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
+from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.executors import checked_executor
 from ..montecarlo.grid import MAX_STEPS, StepGrid, step_runs
 from ..montecarlo.increments import draw_device, draw_discrete
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
-from ..montecarlo.seeds import BLOCK, resolve_seed
+from ..montecarlo.seeds import resolve_seed
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.sde import SDE
 from ..numerics.solvers import EulerMaruyama, TamedEuler, WeakTaylor2, get_solver
@@ -421,7 +421,7 @@ def simulate(sde: SDE, x0, t_end: float, *, eta: float | None = None, n_paths: i
     executor = checked_executor(executor, functions)
     task = SDETask(sde, vals, solver, increments)
     stepper = task.build()  # compiled here too: every error shows up before any work is sent out
-    nsde, m, k, sub = stepper.nsde, stepper.m, stepper.k, stepper.sub
+    m, k, sub = stepper.m, stepper.k, stepper.sub
     if backend.name != "numpy":
         stepper, task = device_stepper(sde, vals, solver, increments, backend), None
         sub = m  # the device draws a chunk's increments at once

@@ -6,7 +6,7 @@ every start uses the same samples at each step.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -14,9 +14,9 @@ from .._checks import numeric_values
 from ..symbolic.lambdify import CompiledExprs
 from ..montecarlo.cache import cache_clear, cache_info, compiled_content
 from ..montecarlo.checks import CHAIN_REMEDY, check_int, check_positive, check_steps
-from ..montecarlo.driver import Job, MAX_STORED_BYTES, Paths, run
+from ..montecarlo.driver import Job, Paths, run
 from ..montecarlo.executors import checked_executor
-from ..montecarlo.grid import MAX_STEPS, StepGrid
+from ..montecarlo.grid import StepGrid
 from ..montecarlo.options import RunOptions, SaveAt, run_settings
 from ..montecarlo.result import SimulationResult
 from ..montecarlo.seeds import resolve_seed

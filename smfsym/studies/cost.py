@@ -419,7 +419,6 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
     costs, parts = {}, {}
     eta_min = etas[-1]
     if momentum:
-        h_min = math.sqrt(eta_min)
         z0 = np.concatenate([x0, np.zeros(problem.dim)])
         beta = beta_for(lam, eta_min)
         costs["sgd"] = _timed_costs(lambda P, n, saves, functions: simulate_momentum_sgd(

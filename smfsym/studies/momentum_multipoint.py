@@ -18,7 +18,7 @@ from ..montecarlo.checks import check_positive
 from ..montecarlo.options import RunOptions
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from . import storage as _sv
-from .storage import Order, StudyIO
+from .storage import StudyIO
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE
 from .options import study_settings

@@ -26,17 +26,15 @@ import numpy as np
 import sympy as sp
 
 from ..montecarlo.options import RunOptions, SaveAt, user_stacklevel
-from ..symbolic.lambdify import CompiledExprs
 from ..simulation.exact import NotClosedError, PolynomialSpace, affine_in_params, exact_sde_mean, rational
 from ..data.means import expectation
 from ..data.tails import check_phi_tails
-from .storage import Order
 from ..symbolic.model_names import MODEL_REGISTRY
 from ..symbolic.problem import Problem
 from ..limits import ResourceLimitError
 from ..symbolic.sde import SDE
 from .options import Numerics, study_settings
-from .common import PhiFunction, backend_meta, check_study_work, default_scheme, fit_order, orders_from_rows
+from .common import PhiFunction, backend_meta, check_study_work, orders_from_rows
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
 from .common import check_increments, check_scheme, increments_for, scheme_for, seed_record, study_seed

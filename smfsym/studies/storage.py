@@ -22,7 +22,6 @@ import datetime as _dt
 import json
 import math
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
