@@ -156,8 +156,6 @@ def warn_if_unresolved(what: str, value: float, se: float, peer_se: float, lost:
     of paths dropped and ``masked`` whether the run dropped them (on_nonfinite='mask'): the warning then
     says what happened instead of advising the option already in use."""
     if not (np.isfinite(value) and np.isfinite(se)) or (peer_se > 0 and se > 10 * peer_se):
-        import warnings
-
         if masked:  # the option is in use: say what happened, not "pass on_nonfinite='mask'"
             how = ("every path was lost (on_nonfinite='mask' dropped them): lower eta or use the tamed scheme."
                    if lost >= 1 else
@@ -332,11 +330,12 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
 
     etas, errs = np.asarray(etas, float), np.asarray(errs, float)
     keep = resolved(errs, ses, refs, resolve)
+    keep, changed = _one_sign(etas, errs, keep, what, stacklevel + 1)
     n = int(keep.sum())
+    if n < 2 and changed:
+        return Fit(float("nan"), float("nan"), float("nan"), n)
     if n < 2:
         if what is not None and ses is not None and np.any(np.asarray(ses, float) > 0):
-            import warnings
-
             warnings.warn(f"the order of {what} cannot be resolved: only {n} of {len(errs)} errors exceed {resolve} "
                           "standard errors; raise `n_paths` or use larger etas.", OrderWarning, stacklevel=stacklevel)
         return Fit(float("nan"), float("nan"), float("nan"), n)
@@ -354,6 +353,30 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     se_noise = np.sqrt(1.0 / sxx) if noisy else 0.0
     half = max(1.96 * se_noise, (student_t.ppf(0.975, n - 2) * se_res) if n > 2 else 0.0)
     return Fit(slope, slope - half, slope + half, n)
+
+
+def _one_sign(etas, errs, keep, what, stacklevel):
+    """The resolved points an order is fitted on, cut where the errors change sign.
+
+    An error c_p eta^p + c_q eta^q (q > p) with opposite signs crosses zero at some eta: near it |error|
+    dips and follows no power of eta, and a fit across it (in log|error|) can give a tight interval around
+    a wrong slope (momentum's sme2: 1.26 [0.98, 1.55] for order 2, audit 6). Only the points at the
+    smallest etas that share the smallest eta's sign are kept (the others are before the leading term
+    dominates), with an :class:`OrderWarning`; returns ``(keep, whether points were dropped)``.
+    """
+    idx = [i for i in np.argsort(etas, kind="stable") if keep[i]]
+    signs = np.sign(errs[idx])
+    if len(idx) < 2 or np.all(signs == signs[0]):
+        return keep, False
+    cut = int(np.argmax(signs != signs[0]))
+    kept = np.zeros_like(keep)
+    kept[idx[:cut]] = True
+    warnings.warn(f"the errors of {what or 'the fit'} change sign between the steps {etas[idx[cut - 1]]:.4g} and "
+                  f"{etas[idx[cut]]:.4g}: |error| follows no power of the step across the change (the leading term "
+                  f"does not dominate yet at the larger steps), so the order is fitted on the {cut} point(s) at the "
+                  "smallest steps with one sign" + (" and is unresolved" if cut < 2 else "") + "; add smaller steps.",
+                  OrderWarning, stacklevel=stacklevel + 1)
+    return kept, True
 
 
 def order_label(order) -> str:
@@ -550,15 +573,9 @@ def orders_from_rows(rows, models, exact, resolve, xkey="eta"):
     out = {}
     for m in models:
         rs = [r for r in rows if r["model"] == m]
-        if exact:
-            keep = [r for r in rs if abs(r["error"]) > 1e-12 * max(1.0, abs(r["sgd"]))]
-            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep])
-        else:
-            keep = [r for r in rs if abs(r["error"]) > resolve * r["se"]]
-            s, lo, hi = fit_order([r[xkey] for r in keep], [r["error"] for r in keep], [r["se"] for r in keep])
-            if len(keep) < 2:
-                warnings.warn(f"the order of {m} cannot be resolved: only {len(keep)} of {len(rs)} errors exceed "
-                              f"{resolve} standard errors; raise `n_paths` or use larger etas.", OrderWarning,
-                              stacklevel=3)
-        out[m] = Order(s, lo, hi, len(keep))
+        # exact rows have se 0: resolved() keeps those above EXACT_ZERO * max(1, |sgd|), Monte Carlo ones above
+        # `resolve` standard errors, and fit_order names a model it cannot resolve
+        fit = fit_order([r[xkey] for r in rs], [r["error"] for r in rs], None if exact else [r["se"] for r in rs],
+                        refs=[r["sgd"] for r in rs], resolve=resolve, what=m, stacklevel=3)
+        out[m] = Order(*fit, fit.n_used)  # n_used: the points fitted (fewer where the errors change sign)
     return out
