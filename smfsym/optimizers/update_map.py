@@ -238,6 +238,28 @@ class UpdateMap:
         """S(z) = Cov A(z, xi)."""
         return sp.ImmutableMatrix(self._thaw(self.lifted.sigma))
 
+    def cross_covariance(self, y) -> sp.ImmutableMatrix:
+        """Cov(A(z, xi), A(y, xi)): the increments' covariance at two states under one sample (the two-point
+        covariance of the SMF's noise, divided by h; :meth:`covariance` at y = z).
+
+        Examples
+        --------
+        >>> import sympy as sp, smfsym
+        >>> x, y = sp.symbols("x y")
+        >>> m = smfsym.sgd_map(smfsym.Problem((x - smfsym.normal("a")) ** 2 / 2, [x]))
+        >>> m.cross_covariance([y])
+        Matrix([[1]])
+        """
+        ys = as_symbol_tuple(y, "y")
+        if len(ys) != len(self.state):
+            raise ValueError(f"`y` must have {len(self.state)} symbols; got {len(ys)}.")
+        sub = dict(zip(self.state, ys))
+        a, a_y = self.a, self.a.xreplace(sub)
+        A_y = [e.xreplace(sub) for e in self.A]
+        n = len(self.state)
+        return sp.ImmutableMatrix(n, n, lambda i, j: sp.expand(self.problem.mean(self.A[i] * A_y[j])
+                                                               - a[i] * a_y[j]))
+
     def drift(self, order: int) -> sp.ImmutableMatrix:
         """a (order 1) or a + h (b - (Da) a / 2) (order 2), with h written in eta."""
         _check_order(order)

@@ -210,7 +210,8 @@ def _model_row(sde, m, z0, t, eta, h, f, n_paths, seed, dt_fraction, vals, solve
                                  phi=f, seed=seed, values=vals, increments=inc, options=run)
     except BlowUpError as exc:
         where = f"model {m} ({slv.name}, dt = {dt:g} coupled with {dt / 2:g}) at eta = {eta:g}"
-        raise BlowUpError(f"{with_context(exc, where, TAME)}{_positivity_hint(sde)}") from None
+        hint = _positivity_hint(sde)  # first where it applies: a tamed scheme does not keep v above 0
+        raise with_context(exc, where, f"{hint.strip()} If v stayed positive: {TAME}" if hint else TAME) from None
     opt_val, opt_se = opt
     if sde.n_noise:
         warn_if_unresolved(f"E phi of {m} at eta = {eta:g}", cr["value"], cr["se"], opt_se)

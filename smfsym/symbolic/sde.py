@@ -105,6 +105,9 @@ class SDE:
         #: the substitutions :meth:`subs` made, in order: data-set noise reads Sigma from the problem, to which
         #: they are applied when read (noise_covariance, two_point_covariance, generator)
         self._substitutions: tuple = ()
+        #: an optimizer's update map whose data-set noise this is (set by UpdateMap): its covariance S(z) and
+        #: cross-covariance stand in for the problem's Sigma, which it does not have
+        self.update_map = None
 
     # ------------------------------------------------------------------ structure
 
@@ -146,6 +149,8 @@ class SDE:
         if self.noise_kind == "sqrt":
             return sp.ImmutableMatrix(self.diffusion.sigma * self.diffusion.scale**2)
         if self.noise_kind == "template":
+            if self.problem is None:  # an update map's: Cov A(z, xi)
+                return self._substituted(self._template_source().covariance * self.noise_scale**2)
             return self._substituted(self.problem.sigma / self.problem.batch_factor * self.noise_scale**2)
         D = self.diffusion
         return sp.ImmutableMatrix((D * D.T).applyfunc(sp.expand))
@@ -165,6 +170,8 @@ class SDE:
             D = self.diffusion
             return sp.ImmutableMatrix((D * D.xreplace(sub).T).applyfunc(sp.expand))
         if self.noise_kind == "template":
+            if self.problem is None:
+                return self._substituted(self._template_source().cross_covariance(ys) * self.noise_scale**2)
             return self._substituted(self.problem.cross_covariance(ys) / self.problem.batch_factor
                                      * self.noise_scale**2)
         S = self.diffusion.sigma
@@ -220,7 +227,14 @@ class SDE:
         out = SDE(self.drift.xreplace(vals), diff, self.state, eta=self.eta.xreplace(vals), model=self.model,
                   order=self.order, problem=self.problem, chaos=self.chaos, noise_scale=scale)
         out._substitutions = self._substitutions + (vals,)
+        out.update_map = self.update_map
         return out
+
+    def _template_source(self):
+        if self.update_map is None:
+            raise ValueError("this SDE's data-set noise has neither a problem nor an update map to read its "
+                             "covariance from; build it with smfsym.smf(problem) or an UpdateMap's smf().")
+        return self.update_map
 
     # ------------------------------------------------------------------ display
 

@@ -215,3 +215,38 @@ def test_an_update_maps_models_have_titles_that_typeset(quartic):
     tex = smfsym.export_tex(p, [flow])
     assert r"y\_sgd\&co stochastic modified flow" in tex and "y_sgd" not in tex
     assert rmsprop(p).smf(2).title == "rmsprop stochastic modified flow, order 2"
+
+
+def test_data_set_noise_of_an_update_map_has_its_covariances():
+    """An update map over a data set with a loss not polynomial in the data has template noise (one column per
+    row) and no problem's Sigma: its noise_covariance, two_point_covariance and generator raised AttributeError on
+    None (audit 6, finding 2). They are h Cov A(z, xi) and h Cov(A(z, xi), A(y, xi)), checked here against the
+    covariance of the increments A at the 16 rows, computed with numpy."""
+    rng = np.random.default_rng(0)
+    rows = np.column_stack([rng.normal(1.0, 0.5, 16), rng.choice([-1.0, 1.0], 16)])
+    feat, lab = smfsym.empirical(rows, "f s")
+    x, y, w = sp.symbols("x y w")
+    umap = smfsym.rmsprop(smfsym.Problem(sp.log(1 + sp.exp(-lab * feat * x)), [x]), c=1, eps=sp.Rational(1, 10))
+    flow = umap.smf(2)
+    assert flow.noise_kind == "template"
+    v = umap.state[1]
+    eta = 0.01
+    z, zy = {x: 0.3, v: 1.0}, {y: -0.7, w: 2.0}
+    increments = sp.lambdify([x, v, feat, lab], list(umap.A), "numpy")
+
+    def rows_of(xv, vv):
+        return np.column_stack([np.broadcast_to(a, (16,)) for a in increments(xv, vv, rows[:, 0], rows[:, 1])])
+
+    A, B = rows_of(0.3, 1.0), rows_of(-0.7, 2.0)
+    A, B = A - A.mean(0), B - B.mean(0)
+    two = flow.two_point_covariance([y, w]).subs({flow.eta: eta, **z, **zy})
+    assert np.allclose(np.array(two, dtype=float), eta * A.T @ B / 16, rtol=1e-10, atol=1e-15)
+    own = A.T @ A / 16
+    cov = flow.noise_covariance().subs({flow.eta: eta, **z})
+    assert np.allclose(np.array(cov, dtype=float), eta * own, rtol=1e-10, atol=1e-15)
+    # the generator's second-order part is (1/2) tr(a Hess phi): for phi = x^2 it is a_xx
+    gen = flow.generator(x**2) - (flow.drift.T * sp.Matrix([2 * x, 0]))[0, 0]
+    assert float(gen.subs({flow.eta: eta, **z})) == pytest.approx(eta * own[0, 0], rel=1e-10)
+    # and a substituted copy keeps its source
+    assert np.allclose(np.array(flow.subs({flow.eta: eta}).noise_covariance().subs(z), dtype=float), eta * own,
+                       rtol=1e-10, atol=1e-15)

@@ -156,8 +156,9 @@ def test_a_blow_up_names_only_the_ways_out_this_study_takes():
     with pytest.raises(smfsym.BlowUpError) as info:
         update_map_weak_error(rmsprop(p, c=1, eps=0.01), x**2, [1.0, 0.01], 0.5, [0.25, 0.125], n_paths=200)
     msg = str(info.value)
-    assert "non-finite state at step 1" in msg and "In this study: pass numerics=smfsym.Numerics(scheme='tamed')" in msg
-    assert "v_x must stay above 0" in msg and "on_nonfinite" not in msg
+    # the reason that applies comes first (audit 6, finding 3: a tamed scheme does not keep v above 0)
+    assert "non-finite state at step 1" in msg and "In this study: The rmsprop map's v_x must stay above 0" in msg
+    assert "If v stayed positive: pass numerics=smfsym.Numerics(scheme='tamed')" in msg and "on_nonfinite" not in msg
     with pytest.raises(ValueError, match="`on_nonfinite`: update_map_weak_error does not take it"):
         update_map_weak_error(rmsprop(p, c=1, eps=0.01), x**2, [1.0, 0.01], 0.5, [0.25, 0.125], n_paths=200,
                               options=smfsym.RunOptions(on_nonfinite="mask"))
