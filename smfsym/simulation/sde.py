@@ -50,6 +50,8 @@ def prepare_x0(x0, d: int, name: str = "x0", *, single: bool = False) -> np.ndar
     shapes = f"({d},)" if single else f"({d},) or (n, {d})"
     if isinstance(x0, (str, bytes)) or x0 is None:
         raise TypeError(f"`{name}` must be numeric, of shape {shapes}; got {x0!r}.")
+    if getattr(x0, "is_Matrix", False) and tuple(x0.shape) == (d, 1):  # a sympy column vector is one start
+        x0 = list(x0)
     try:
         arr = np.array(x0, dtype=float)
     except (TypeError, ValueError, RuntimeError):

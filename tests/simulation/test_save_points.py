@@ -48,3 +48,10 @@ def test_generated_modules_take_the_same_grid(tmp_path):
     _, alone = mod.simulate([1.0, -0.5], 0.5, 300, 4, dt=0.01, save_at=[0.5])
     _, many = mod.simulate([1.0, -0.5], 0.5, 300, 4, dt=0.01, save_at=[0.1, 0.2, 0.3, 0.33, 0.4, 0.5])
     assert np.array_equal(alone[-1], many[-1])
+
+
+def test_a_sympy_column_vector_is_one_start():
+    """sp.Matrix([1, -1/2]) is how sympy writes a point: it was refused ("got (2, 1)") (audit 7, cosmetic)."""
+    column = smfsym.simulate(FLOW, sp.Matrix([1, sp.Rational(-1, 2)]), 0.1, eta=0.1, n_paths=64, seed=2)
+    plain = smfsym.simulate(FLOW, [1.0, -0.5], 0.1, eta=0.1, n_paths=64, seed=2)
+    assert np.array_equal(column.mean(), plain.mean()) and column.mean().shape == (1, 2)  # one save, d = 2
