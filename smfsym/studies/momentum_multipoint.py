@@ -109,8 +109,8 @@ class MomentumMultipoint(StudyIO):
             _sv.check_time(r["t"], f"rows[{i}].t", self.rows[0]["t"],
                            "`rows[0].t`: every eta's run stops at the study's horizon")
         refit = _fit_orders(self.rows, self.models, self.stats)
-        for (m, s_), o in self.orders.items():
-            _sv.check_refit(o, refit[(m, s_)], f"orders.({m}, {s_})")
+        for (m, s_), o in list(self.orders.items()):
+            self.orders[(m, s_)] = _sv.check_refit(o, refit[(m, s_)], f"orders.({m}, {s_})")
 
     @property
     def table(self) -> str:

@@ -137,7 +137,8 @@ class MultipointRates(StudyIO):
                 # the study's own fit (multipoint_rates)
                 fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
                                 refs=[r["sgd"] for r in rs], resolve=resolve if resolve is not None else 3.0)
-                _sv.check_refit(self.orders[f"{m}:{n}"], Order(*fit, fit.n_used), f"orders.{m}:{n}")
+                self.orders[f"{m}:{n}"] = _sv.check_refit(self.orders[f"{m}:{n}"], Order(*fit, fit.n_used),
+                                                          f"orders.{m}:{n}")
 
     def _long_rows(self) -> list:
         out = []

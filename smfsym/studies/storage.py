@@ -704,16 +704,31 @@ def _close(x: Any, y: Any, rtol: float) -> bool:
     return x == y or (math.isfinite(x) and math.isfinite(y) and abs(x - y) <= rtol * max(abs(x), abs(y)))
 
 
-def check_refit(order: "Order", refit: "Order", where: str) -> None:
+def check_refit(order: "Order", refit: "Order", where: str) -> "Order":
     """A stored order is the fit of the study's own rows: ``slope``, ``low`` and ``high`` equal to the refit's
     (``refit``, by the same function and resolution rule) to :data:`REFIT_RTOL`, NaN where it is NaN, and the
-    same ``n_used``."""
+    same ``n_used``. Returns the order the loaded study keeps.
+
+    One difference is expected, not refused: smfsym fits an order only on the points at the smallest steps
+    whose errors share one sign (``fit_order``); a study saved before that rule, whose errors change sign, was
+    fitted on more points. Its refit (fewer points) replaces the stored order, with a warning.
+    """
+    if int(refit[3]) < int(order[3]) and not all(_close(g, float(w), REFIT_RTOL) for g, w in zip(order[:3], refit[:3])):
+        import warnings
+
+        from .common import OrderWarning
+        warnings.warn(f"saved study: `{where}` was fitted on {int(order[3])} points across a sign change of the "
+                      f"errors (an earlier smfsym's rule); it is refitted on the {int(refit[3])} point(s) of one sign "
+                      f"at the smallest steps: slope {float(refit[0]):.4g} instead of {float(order[0]):.4g}.",
+                      OrderWarning, stacklevel=4)
+        return refit
     for name, got, want in zip(("slope", "low", "high"), order[:3], refit[:3]):
         if not _close(got, float(want), REFIT_RTOL):
             refuse(f"{where}.{name}", f"{float(want)!r}, the {name} refitted from the study's rows (to a relative "
                    f"{REFIT_RTOL:g})", got)
     if int(order[3]) != int(refit[3]):
         refuse(f"{where}.n_used", f"{int(refit[3])}, the points resolved in the study's rows", order[3])
+    return order
 
 
 def check_shared(rows: list, keys: tuple, fields: tuple, what: str, where: str = "rows") -> None:

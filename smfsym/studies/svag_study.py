@@ -80,7 +80,7 @@ class SvagStudy(StudyIO):
         if _sv._is_number(resolve) and not isinstance(resolve, bool) and resolve > 0:  # files before it: not refitted
             fit = fit_order([1 / r["l"] for r in self.rows], [r["error"] for r in self.rows],
                             [r["se"] for r in self.rows], refs=[r["sme"] for r in self.rows], resolve=resolve)
-            _sv.check_refit(self.order, Order(*fit, fit.n_used), "order")
+            self.order = _sv.check_refit(self.order, Order(*fit, fit.n_used), "order")
 
     @property
     def n_panels(self) -> int:

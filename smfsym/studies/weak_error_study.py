@@ -196,7 +196,7 @@ class WeakErrorStudy(StudyIO):
         _sv.check_shared(self.rows, ("eta",), ("sgd", "sgd_se", "lost_sgd"), "SGD runs once per eta")
         _sv.check_times(self.t, self.etas, self.rows, meta)
         for m, refit in self._refit_orders().items():
-            _sv.check_refit(self.orders[m], refit, f"orders.{m}")
+            self.orders[m] = _sv.check_refit(self.orders[m], refit, f"orders.{m}")
 
     def _refit_orders(self) -> dict:
         """model -> the order refitted from the rows by the rule of the study that wrote them, for the models whose

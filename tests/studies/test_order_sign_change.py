@@ -50,3 +50,32 @@ def test_the_momentum_study_no_longer_reports_a_tight_wrong_order():
     order = study.orders["sme2"]
     assert order.n_used == 2 and np.isnan(order.low) and np.isnan(order.high)
     assert "(no interval: 2 exact points)" in str(study)
+
+
+def test_a_study_saved_with_the_earlier_rule_loads_refitted(tmp_path):
+    """A file written before the one-sign rule holds the fit across the sign change (log|error| is all the old
+    rule saw, so fitting |error| reproduces it); loading it refits on one sign and says so, not 'tampered'."""
+    import json
+
+    x = sp.Symbol("x")
+    problem = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    with pytest.warns(smfsym.OrderWarning):
+        study = smfsym.momentum_weak_error(problem, x**2, [1.0], 1.0, [1 / 16, 1 / 64, 1 / 256],
+                                           Momentum(friction=1.5), models=("sme1", "sme2"))
+    rows = [r for r in study.rows if r["model"] == "sme2"]
+    legacy = fit_order([r["h"] for r in rows], [abs(r["error"]) for r in rows])
+    assert legacy.n_used == 3
+    path = tmp_path / "study.json"
+    study.save(path)
+    data = json.loads(path.read_text())
+    data["fields"]["orders"]["sme2"] = {"__order__": [*map(float, legacy), 3]}
+    path.write_text(json.dumps(data))
+    with pytest.warns(smfsym.OrderWarning, match=r"`orders.sme2` was fitted on 3 points across a sign change"):
+        loaded = smfsym.load_study(path)
+    got, want = loaded.orders["sme2"], study.orders["sme2"]
+    assert got.n_used == want.n_used == 2 and got[0] == want[0] and np.isnan(got[1]) and np.isnan(got[2])
+    # any other difference is still refused
+    data["fields"]["orders"]["sme1"] = {"__order__": [0.5, 0.4, 0.6, 3]}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"orders.sme1.slope"):
+        smfsym.load_study(path)
