@@ -5,6 +5,8 @@ Every argument of a study is validated here before any simulation starts
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
 import warnings
 import sys
@@ -15,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.lambdify import CompiledExprs
+from .storage import OrderWarning  # noqa: F401 - defined beside Order (storage refits orders); re-exported
 from ..montecarlo.checks import CHAIN_REMEDY, SDE_REMEDY, BlowUpError, check_int, check_positive
 from ..montecarlo.options import MAX_PATH_STEPS  # the default bound of check_path_steps (RunOptions.max_path_steps)
 from ..montecarlo.seeds import resolve_seed
@@ -28,10 +31,6 @@ __all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "Fit", "EXACT_Z
            "MAX_PATH_STEPS", "check_path_steps", "check_study_work"]
 
 MODELS = DEFAULT_MODELS
-
-
-class OrderWarning(UserWarning):
-    """A convergence order could not be resolved above the Monte Carlo noise."""
 
 
 class DivergenceWarning(UserWarning):
@@ -355,6 +354,29 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     return Fit(slope, slope - half, slope + half, n)
 
 
+#: Set (by :func:`fitted_across_sign_changes`) to refit orders as smfsym did before the one-sign rule.
+_ACROSS_SIGNS = contextvars.ContextVar("smfsym_fit_across_sign_changes", default=False)
+
+
+@contextlib.contextmanager
+def fitted_across_sign_changes():
+    """Within this block :func:`fit_order` fits every resolved point, as earlier versions did: what
+    ``load_study`` compares a stored order with before it accepts it as written by that rule."""
+    token = _ACROSS_SIGNS.set(True)
+    try:
+        yield
+    finally:
+        _ACROSS_SIGNS.reset(token)
+
+
+def _across_signs(refit):
+    """``refit()`` by the order rule of earlier versions (every resolved point; :func:`fitted_across_sign_changes`),
+    its warnings silenced: what a loaded study's stored order may legitimately be."""
+    with fitted_across_sign_changes(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return refit()
+
+
 def _one_sign(etas, errs, keep, what, stacklevel):
     """The resolved points an order is fitted on, cut where the errors change sign.
 
@@ -366,7 +388,7 @@ def _one_sign(etas, errs, keep, what, stacklevel):
     """
     idx = [i for i in np.argsort(etas, kind="stable") if keep[i]]
     signs = np.sign(errs[idx])
-    if len(idx) < 2 or np.all(signs == signs[0]):
+    if len(idx) < 2 or np.all(signs == signs[0]) or _ACROSS_SIGNS.get():
         return keep, False
     cut = int(np.argmax(signs != signs[0]))
     kept = np.zeros_like(keep)

@@ -22,7 +22,7 @@ from .storage import StudyIO
 from ..symbolic.problem import Problem
 from ..symbolic.sde import SDE
 from .options import study_settings
-from .common import RESOLVE, finish_figure, interval_text, order_label, orders_from_rows, plot_target
+from .common import RESOLVE, _across_signs, finish_figure, interval_text, order_label, orders_from_rows, plot_target
 from ..optimizers.momentum import momentum_model
 from .optimizer_weak_error import _momentum_step_map, _parse, exact_momentum_sgd_mean, study_steps
 
@@ -110,7 +110,9 @@ class MomentumMultipoint(StudyIO):
                            "`rows[0].t`: every eta's run stops at the study's horizon")
         refit = _fit_orders(self.rows, self.models, self.stats)
         for (m, s_), o in list(self.orders.items()):
-            self.orders[(m, s_)] = _sv.check_refit(o, refit[(m, s_)], f"orders.({m}, {s_})")
+            self.orders[(m, s_)] = _sv.check_refit(
+                o, refit[(m, s_)], f"orders.({m}, {s_})",
+                legacy=lambda k=(m, s_): _across_signs(lambda: _fit_orders(self.rows, self.models, self.stats))[k])
 
     @property
     def table(self) -> str:

@@ -31,7 +31,7 @@ from .storage import Order, StudyIO
 from ..symbolic.problem import Problem
 from ..montecarlo.options import RunOptions
 from .options import Numerics, study_settings
-from .common import (
+from .common import (_across_signs, 
     backend_label,
     MAX_PATH_STEPS, check_common, check_horizon, check_study_work, finish_figure, fit_order, interval_text, lost_cell,
     order_label, plot_target, study_seed, seed_record,
@@ -135,10 +135,13 @@ class MultipointRates(StudyIO):
                 if resolve is None and any(s_ > 0 for s_ in ses):
                     continue  # Monte Carlo errors and no `meta.resolve`: the resolution rule is unknown
                 # the study's own fit (multipoint_rates)
-                fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
-                                refs=[r["sgd"] for r in rs], resolve=resolve if resolve is not None else 3.0)
-                self.orders[f"{m}:{n}"] = _sv.check_refit(self.orders[f"{m}:{n}"], Order(*fit, fit.n_used),
-                                                          f"orders.{m}:{n}")
+                def refit(rs=rs, ses=ses):
+                    fit = fit_order([r["eta"] for r in rs], [r["error"] for r in rs], ses if any(ses) else None,
+                                    refs=[r["sgd"] for r in rs], resolve=resolve if resolve is not None else 3.0)
+                    return Order(*fit, fit.n_used)
+
+                self.orders[f"{m}:{n}"] = _sv.check_refit(self.orders[f"{m}:{n}"], refit(), f"orders.{m}:{n}",
+                                                          legacy=lambda refit=refit: _across_signs(refit))
 
     def _long_rows(self) -> list:
         out = []

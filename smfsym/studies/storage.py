@@ -42,6 +42,11 @@ MAX_ELEMENTS = 1_000_000
 MAX_NESTING = 32
 
 
+class OrderWarning(UserWarning):
+    """A convergence order could not be resolved above the Monte Carlo noise, or was fitted on fewer points
+    than given (errors that change sign)."""
+
+
 class Order(NamedTuple):
     """A fitted convergence order: slope of log|error| against log eta with its 95% interval."""
 
@@ -704,19 +709,20 @@ def _close(x: Any, y: Any, rtol: float) -> bool:
     return x == y or (math.isfinite(x) and math.isfinite(y) and abs(x - y) <= rtol * max(abs(x), abs(y)))
 
 
-def check_refit(order: "Order", refit: "Order", where: str) -> "Order":
+def check_refit(order: "Order", refit: "Order", where: str, legacy=None) -> "Order":
     """A stored order is the fit of the study's own rows: ``slope``, ``low`` and ``high`` equal to the refit's
     (``refit``, by the same function and resolution rule) to :data:`REFIT_RTOL`, NaN where it is NaN, and the
     same ``n_used``. Returns the order the loaded study keeps.
 
     One difference is expected, not refused: smfsym fits an order only on the points at the smallest steps
     whose errors share one sign (``fit_order``); a study saved before that rule, whose errors change sign, was
-    fitted on more points. Its refit (fewer points) replaces the stored order, with a warning.
+    fitted on more points. Where the stored order is exactly ``legacy()`` (the refit by the earlier rule,
+    ``common.fitted_across_sign_changes``), the refit replaces it, with a warning.
     """
-    if int(refit[3]) < int(order[3]) and not all(_close(g, float(w), REFIT_RTOL) for g, w in zip(order[:3], refit[:3])):
+    if (legacy is not None and int(refit[3]) < int(order[3]) and _same_order(order, legacy())
+            and not _same_order(order, refit)):
         import warnings
 
-        from .common import OrderWarning
         warnings.warn(f"saved study: `{where}` was fitted on {int(order[3])} points across a sign change of the "
                       f"errors (an earlier smfsym's rule); it is refitted on the {int(refit[3])} point(s) of one sign "
                       f"at the smallest steps: slope {float(refit[0]):.4g} instead of {float(order[0]):.4g}.",
@@ -729,6 +735,10 @@ def check_refit(order: "Order", refit: "Order", where: str) -> "Order":
     if int(order[3]) != int(refit[3]):
         refuse(f"{where}.n_used", f"{int(refit[3])}, the points resolved in the study's rows", order[3])
     return order
+
+
+def _same_order(a, b) -> bool:
+    return int(a[3]) == int(b[3]) and all(_close(g, float(w), REFIT_RTOL) for g, w in zip(a[:3], b[:3]))
 
 
 def check_shared(rows: list, keys: tuple, fields: tuple, what: str, where: str = "rows") -> None:

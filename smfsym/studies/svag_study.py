@@ -23,7 +23,7 @@ from ..montecarlo.options import RunOptions, SaveAt
 from ..optimizers.svag import _as_map, simulate_svag
 from ..optimizers.update_map import EXPANSIONS
 from ..simulation.sde import prepare_x0
-from .common import (_phi_function, backend_meta, check_path_steps, check_phi, finish_figure, fit_order,
+from .common import (_across_signs, _phi_function, backend_meta, check_path_steps, check_phi, finish_figure, fit_order,
                      increments_for, interval_text, order_label, plot_target, scheme_for, study_seed, seed_record,
                      with_context, SMALLER)
 from .options import study_settings
@@ -78,9 +78,12 @@ class SvagStudy(StudyIO):
         _sv.check_time(self.t, "t", meta.get("t_end"))
         resolve = meta.get("resolve")
         if _sv._is_number(resolve) and not isinstance(resolve, bool) and resolve > 0:  # files before it: not refitted
-            fit = fit_order([1 / r["l"] for r in self.rows], [r["error"] for r in self.rows],
-                            [r["se"] for r in self.rows], refs=[r["sme"] for r in self.rows], resolve=resolve)
-            self.order = _sv.check_refit(self.order, Order(*fit, fit.n_used), "order")
+            def refit():
+                fit = fit_order([1 / r["l"] for r in self.rows], [r["error"] for r in self.rows],
+                                [r["se"] for r in self.rows], refs=[r["sme"] for r in self.rows], resolve=resolve)
+                return Order(*fit, fit.n_used)
+
+            self.order = _sv.check_refit(self.order, refit(), "order", legacy=lambda: _across_signs(refit))
 
     @property
     def n_panels(self) -> int:

@@ -33,7 +33,7 @@ from ..simulation.sgd import problem_symbols, simulate_sgd
 from ..simulation.sde import prepare_x0, simulate
 from ..data.tails import check_phi_tails
 from .options import Numerics, study_settings
-from .common import (
+from .common import (_across_signs, 
     backend_label,
     backend_meta,
     MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
@@ -196,7 +196,8 @@ class WeakErrorStudy(StudyIO):
         _sv.check_shared(self.rows, ("eta",), ("sgd", "sgd_se", "lost_sgd"), "SGD runs once per eta")
         _sv.check_times(self.t, self.etas, self.rows, meta)
         for m, refit in self._refit_orders().items():
-            self.orders[m] = _sv.check_refit(self.orders[m], refit, f"orders.{m}")
+            self.orders[m] = _sv.check_refit(self.orders[m], refit, f"orders.{m}",
+                                             legacy=lambda m=m: _across_signs(self._refit_orders)[m])
 
     def _refit_orders(self) -> dict:
         """model -> the order refitted from the rows by the rule of the study that wrote them, for the models whose
