@@ -287,7 +287,7 @@ class AdaptiveMean:
 
     def __call__(self, cols):
         cols = [np.asarray(c, dtype=float) for c in cols]
-        levels = self.rule.levels() if self.rule.is_quadrature else [self.rule.n_points]
+        levels = self.rule.levels()  # [n] for a rule without continuous laws: an exact sum
         est, scale = self._eval(cols, levels[0])
         if len(levels) == 1:
             if self.rule.is_quadrature:

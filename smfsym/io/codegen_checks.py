@@ -68,9 +68,8 @@ def checks_source() -> str:
     consts = (f"#: steps one call may take (as smfsym)\nMAX_STEPS = {MAX_STEPS}\n"
               f"#: bytes of saved states one call may return; raise it to allow larger runs\n"
               f"MAX_STATE_BYTES = {MAX_STATE_BYTES}")
-    funcs = (check_int, check_positive, resolve_seed, _from_record, _holds_bool_or_none, check_save_at, check_save_steps, prepare_x0, _run_arguments,
-             _time_arguments,
-             _step_arguments)
+    funcs = (check_int, check_positive, resolve_seed, _from_record, _holds_bool_or_none, check_save_at,
+             check_save_steps, prepare_x0, _run_arguments, _time_arguments, _step_arguments)
     return consts + "\n\n\n" + "\n\n\n".join(_undocumented(inspect.getsource(f)).strip("\n") for f in funcs)
 
 

@@ -403,7 +403,8 @@ def _runtime(backend: str, arrays: dict, embed_limit: int) -> str:
     body = (_RUNTIME.replace("BLOCK_VALUE", str(BLOCK)).replace("MEAN_ELEMENTS_VALUE", str(_DEVICE_MEAN_ELEMENTS))
             .replace("ROWS_VALUE", str(ROWS)))
     data = data_source(arrays, embed_limit, "    _DEV.clear()  # the device copies of the data arrays")
-    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, inspect.getsource(step_runs), inspect.getsource(grid), checks_source(), data])
+    grids = inspect.getsource(step_runs) + "\n\n" + inspect.getsource(grid)
+    return "\n\n\n".join(p.strip("\n") for p in [own, adapter, body, grids, checks_source(), data])
 
 
 # ---------------------------------------------------------------------------------------------- the SDE

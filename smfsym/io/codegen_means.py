@@ -230,7 +230,7 @@ class MeanContext:
     def _rule_source(self, node, r, values) -> str:
         """The source of rule ``r``: its laws' nodes and weights at ``values`` (the mean's law parameters)."""
         rule = node.rule
-        levels = rule.levels() if rule.is_quadrature else [rule.n_points]
+        levels = rule.levels()
         laws = []
         for law in rule.laws:
             if isinstance(law, Empirical):

@@ -442,7 +442,6 @@ class _ExecutorRun:
             self.results[self.merged] = True  # merged: its records are freed
             self.merged += 1
 
-
     def earliest_blowup(self) -> BlowUpError:
         """The first unmerged task's blow-up need not be the run's first: a task of later blocks may lose
         paths at an earlier step. Take in the tasks still running; report the earliest loss of all, as a

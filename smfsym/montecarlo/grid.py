@@ -12,8 +12,9 @@ __all__ = ["StepGrid", "MAX_STEPS", "step_runs"]
 MAX_STEPS = 10**9
 
 
-def step_runs(saves, dt: float) -> list:
-    """Runs ``(count, step, start)`` of equal steps <= dt between consecutive sorted save times.
+def step_runs(saves, dt: float) -> tuple:
+    """Runs ``(count, step, start)`` of equal steps <= dt between consecutive sorted save times, and the
+    number of steps before each save (its index).
 
     Where every save lies on the grid of ``t_end / N`` steps, ``N = ceil(t_end / dt)`` (the grid a
     run saving at ``t_end`` alone takes), that one step size is used throughout: the per-segment sizes
@@ -23,28 +24,24 @@ def step_runs(saves, dt: float) -> list:
     Examples
     --------
     >>> step_runs([0.1, 0.2, 0.3], 0.05)
-    [(6, 0.049999999999999996, 0.0)]
+    ([(6, 0.049999999999999996, 0.0)], [2, 4, 6])
     >>> step_runs([0.25, 1.0], 0.2)  # 0.25 is off the grid of 1/5
-    [(2, 0.125, 0.0), (4, 0.1875, 0.25)]
+    ([(2, 0.125, 0.0), (4, 0.1875, 0.25)], [2, 6])
     """
-    runs, prev, counts = [], 0.0, []
+    runs, index, prev, total = [], [], 0.0, 0
     for s in saves:
         s = float(s)
         n = int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
         if n:
             runs.append((n, (s - prev) / n, prev))
-        counts.append(n)
+        total += n
+        index.append(total)
         prev = s
-    total = sum(counts)
     if len(runs) > 1:
         h = prev / total
-        done = 0
-        for s, n in zip(saves, counts):
-            done += n
-            if abs(done * h - float(s)) > 1e-12 * max(abs(float(s)), h):  # off the uniform grid
-                return runs
-        return [(total, h, 0.0)]
-    return runs
+        if all(abs(k * h - float(s)) <= 1e-12 * max(abs(float(s)), h) for s, k in zip(saves, index)):
+            return [(total, h, 0.0)], index  # every save on the uniform grid
+    return runs, index
 
 
 class StepGrid:
@@ -72,13 +69,7 @@ class StepGrid:
     def from_saves(cls, saves, dt: float) -> "StepGrid":
         """Equal steps <= dt between consecutive sorted save times (:func:`step_runs`, the rule of
         ``simulate.grid``)."""
-        index, prev, total = [], 0.0, 0
-        for s in saves:
-            s = float(s)
-            total += int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
-            index.append(total)
-            prev = s
-        return cls(step_runs(saves, dt), index, saves)
+        return cls(*step_runs(saves, dt), saves)
 
     @classmethod
     def uniform(cls, n_steps: int, h: float, save_index) -> "StepGrid":

@@ -1,7 +1,6 @@
 """Simulating SDEs (gradient flow, SME, SMF) and their n-point motions."""
 from __future__ import annotations
 
-import math
 import threading
 from typing import Any, Mapping
 
@@ -121,12 +120,8 @@ def time_grid(t_end: float, dt: float, save_at, max_steps: int = MAX_STEPS) -> S
 def grid(saves, dt):
     """Equal steps <= dt between consecutive sorted save times (``step_runs``); the save indices (also in
     generated code)."""
-    index, prev, total = [], 0.0, 0
-    for s in saves:
-        total += int(math.ceil((s - prev) / dt - 1e-9)) if s > prev else 0
-        index.append(total)
-        prev = s
-    return np.array([h for n, h, _ in step_runs(saves, dt) for _ in range(n)]), index, saves
+    runs, index = step_runs(saves, dt)
+    return np.array([h for n, h, _ in runs for _ in range(n)]), index, saves
 
 
 def numeric_sde(sde: SDE, values: Mapping) -> NumericSDE:

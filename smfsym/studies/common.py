@@ -5,7 +5,6 @@ Every argument of a study is validated here before any simulation starts
 """
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import numbers
 import warnings
@@ -331,10 +330,8 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     keep = resolved(errs, ses, refs, resolve)
     keep, changed = _one_sign(etas, errs, keep, what, stacklevel + 1)
     n = int(keep.sum())
-    if n < 2 and changed:
-        return Fit(float("nan"), float("nan"), float("nan"), n)
-    if n < 2:
-        if what is not None and ses is not None and np.any(np.asarray(ses, float) > 0):
+    if n < 2:  # (a sign change that left fewer than two points has said so)
+        if not changed and what is not None and ses is not None and np.any(np.asarray(ses, float) > 0):
             warnings.warn(f"the order of {what} cannot be resolved: only {n} of {len(errs)} errors exceed {resolve} "
                           "standard errors; raise `n_paths` or use larger etas.", OrderWarning, stacklevel=stacklevel)
         return Fit(float("nan"), float("nan"), float("nan"), n)
@@ -354,27 +351,20 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     return Fit(slope, slope - half, slope + half, n)
 
 
-#: Set (by :func:`fitted_across_sign_changes`) to refit orders as smfsym did before the one-sign rule.
+#: Set (by :func:`_across_signs`) to refit orders as smfsym did before the one-sign rule.
 _ACROSS_SIGNS = contextvars.ContextVar("smfsym_fit_across_sign_changes", default=False)
 
 
-@contextlib.contextmanager
-def fitted_across_sign_changes():
-    """Within this block :func:`fit_order` fits every resolved point, as earlier versions did: what
-    ``load_study`` compares a stored order with before it accepts it as written by that rule."""
+def _across_signs(refit):
+    """``refit()`` by the order rule of earlier versions (:func:`fit_order` on every resolved point, across sign
+    changes), its warnings silenced: what a loaded study's stored order may legitimately be."""
     token = _ACROSS_SIGNS.set(True)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return refit()
     finally:
         _ACROSS_SIGNS.reset(token)
-
-
-def _across_signs(refit):
-    """``refit()`` by the order rule of earlier versions (every resolved point; :func:`fitted_across_sign_changes`),
-    its warnings silenced: what a loaded study's stored order may legitimately be."""
-    with fitted_across_sign_changes(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return refit()
 
 
 def _one_sign(etas, errs, keep, what, stacklevel):

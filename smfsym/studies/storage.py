@@ -22,6 +22,7 @@ import datetime as _dt
 import json
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -717,12 +718,9 @@ def check_refit(order: "Order", refit: "Order", where: str, legacy=None) -> "Ord
     One difference is expected, not refused: smfsym fits an order only on the points at the smallest steps
     whose errors share one sign (``fit_order``); a study saved before that rule, whose errors change sign, was
     fitted on more points. Where the stored order is exactly ``legacy()`` (the refit by the earlier rule,
-    ``common.fitted_across_sign_changes``), the refit replaces it, with a warning.
+    ``common._across_signs``), the refit replaces it, with a warning.
     """
-    if (legacy is not None and int(refit[3]) < int(order[3]) and _same_order(order, legacy())
-            and not _same_order(order, refit)):
-        import warnings
-
+    if legacy is not None and int(refit[3]) < int(order[3]) and _same_order(order, legacy()):
         warnings.warn(f"saved study: `{where}` was fitted on {int(order[3])} points across a sign change of the "
                       f"errors (an earlier smfsym's rule); it is refitted on the {int(refit[3])} point(s) of one sign "
                       f"at the smallest steps: slope {float(refit[0]):.4g} instead of {float(order[0]):.4g}.",
