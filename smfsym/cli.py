@@ -49,6 +49,7 @@ CHECK_FILES = ("weak_error.txt", "weak_error.tex", "weak_error.png", "weak_error
                "multipoint.tex", "multipoint.json", "meanfield.txt", "meanfield.tex", "meanfield.png",
                "meanfield.json", "summary.json")
 CHECK_MARKER = ".smfsym-check"
+_MARKER_TEXT = "smfsym check output\n"
 MODEL_CHOICES = tuple(MODEL_REGISTRY)
 #: ``check`` refuses studies estimated above this many seconds in total unless ``--yes``.
 COST_LIMIT = 600.0
@@ -150,6 +151,14 @@ def _empty_document() -> str:
                       r"\allowdisplaybreaks", r"\begin{document}", r"\end{document}", ""])
 
 
+def _is_marker(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(64) == _MARKER_TEXT.encode()
+    except OSError:
+        return False
+
+
 def _check_output_dir(out: Path, force: bool) -> None:
     """Refuse to mix runs: DIR must be new, empty, or (with --force) a previous check output."""
     kind = path_kind(out)
@@ -160,8 +169,11 @@ def _check_output_dir(out: Path, force: bool) -> None:
         content = sorted(p.name for p in out.iterdir())
         if not content:
             return
-        foreign = [n for n in content if n not in CHECK_FILES and n != CHECK_MARKER]
-        if foreign or CHECK_MARKER not in content:
+        # a check output holds only regular files smfsym writes, the marker with its own text: anything else
+        # (a directory named weak_error.png, a link) is the user's and --force must never remove it
+        foreign = [n for n in content if n not in CHECK_FILES and n != CHECK_MARKER
+                   or path_kind(out / n) != "regular file"]
+        if foreign or CHECK_MARKER not in content or not _is_marker(out / CHECK_MARKER):
             raise UsageError(f"output directory {str(out)!r} is not empty and is not an smfsym check output "
                              f"(it holds {', '.join(content[:5])}{', ...' if len(content) > 5 else ''}); "
                              "choose another -o")
@@ -199,7 +211,7 @@ def cmd_check(args):
                 summary["meanfield"] = _meanfield_files(spec, tmp, executor, args.quiet, args.backend)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
         # The marker is written last: a directory without it is not a finished check.
-        (tmp / CHECK_MARKER).write_text("smfsym check output\n")
+        (tmp / CHECK_MARKER).write_text(_MARKER_TEXT)
         _check_output_dir(out, args.force)  # again: the run may have taken a while
         old = None
         if out.exists():

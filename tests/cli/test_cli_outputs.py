@@ -96,6 +96,36 @@ def test_check_force_replaces_only_a_previous_check_directory(tmp_path, monkeypa
     assert sorted((p.name, os.lstat(p).st_mode) for p in tmp_path.iterdir()) == before
 
 
+def _dir_named_like_a_plot(out):
+    (out / ".smfsym-check").write_text("smfsym check output\n")
+    (out / "weak_error.png").mkdir()
+    (out / "weak_error.png" / "notes.txt").write_text("precious")
+
+
+def _marker_is_a_directory(out):
+    (out / ".smfsym-check").mkdir()
+    (out / ".smfsym-check" / "notes.txt").write_text("precious")
+
+
+def _marker_with_other_text(out):
+    (out / ".smfsym-check").write_text("precious")
+    (out / "summary.json").write_text("precious")
+
+
+@pytest.mark.parametrize("fill", [_dir_named_like_a_plot, _marker_is_a_directory, _marker_with_other_text])
+def test_check_force_never_removes_a_directory_that_only_looks_like_a_check(tmp_path, capsys, fill):
+    """Audit 9, finding 2: names alone made a user's folder 'a previous check' and --force removed it."""
+    (tmp_path / "s.toml").write_text(SMALL_CHECK)
+    out = tmp_path / "out"
+    out.mkdir()
+    fill(out)
+    before = sorted((str(p.relative_to(out)), p.is_dir()) for p in out.rglob("*"))
+    assert main(["check", str(tmp_path / "s.toml"), "-o", str(out), "--force", "--quiet"]) == 2
+    _one_line(capsys.readouterr().err, "not an smfsym check output")
+    assert sorted((str(p.relative_to(out)), p.is_dir()) for p in out.rglob("*")) == before
+    assert "precious" in [p.read_text() for p in out.rglob("*") if p.is_file()]
+
+
 def test_check_force_refuses_a_symlink_to_a_previous_check_and_a_regular_file(tmp_path, capsys):
     (tmp_path / "s.toml").write_text(SMALL_CHECK)
     assert main(["check", str(tmp_path / "s.toml"), "-o", str(tmp_path / "out"), "--quiet"]) == 0
