@@ -200,6 +200,11 @@ class Problem:
                     "`sampling='without_replacement'` needs the data to be one empirical data set; "
                     f"got laws {list(self.laws)}."
                 )
+            w = [float(v) for v in self.laws[0].weights]
+            if max(w) - min(w) > 1e-12 * max(w):  # the (M - B)/(B (M - 1)) factor and the sampler assume them
+                raise ValueError("`sampling='without_replacement'` needs equally weighted rows (uniform subsets "
+                                 f"of the data set); the data set has unequal weights "
+                                 f"(from {min(w):.3g} to {max(w):.3g}). Use sampling='iid' for weighted rows.")
             M = self.laws[0].size
             if self.batch_size.is_number and self.batch_size > M:
                 raise ValueError(f"`batch_size` must be at most the data set size {M}; got {batch_size!r}.")

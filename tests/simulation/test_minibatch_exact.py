@@ -150,3 +150,13 @@ def test_weak_error_is_exact_for_mini_batches(sampling):
     for r in st.rows:
         k = int(round(1.0 / r["eta"]))
         assert r["sgd"] == pytest.approx(exact_batch_sgd_mean(p, x**2, [1.0], r["eta"], k), rel=1e-12)
+
+
+def test_problem_refuses_weighted_rows_without_replacement():
+    """Audit 8, finding 1: a weighted data set sampled without replacement was accepted; grad F used the weights,
+    Sigma the equal-weight factor, and simulate_sgd uniform subsets (one-step mean 1.333 against 0.8 predicted)."""
+    x = sp.Symbol("x", real=True)
+    (z,) = smfsym.empirical(np.array([[0.0], [1.0], [4.0]]), "z", weights=[0.7, 0.2, 0.1])
+    with pytest.raises(ValueError, match=r"`sampling='without_replacement'` needs equally weighted rows.*0\.1.*0\.7"):
+        smfsym.Problem((x - z) ** 2 / 2, [x], batch_size=2, sampling="without_replacement")
+    smfsym.Problem((x - z) ** 2 / 2, [x], batch_size=2)  # i.i.d. sampling honours the weights
