@@ -253,7 +253,10 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
         if sde.chaos is not None:
             ce = sde.chaos
             note = "exact" if ce.exact else f"truncated at degree {ce.degree}"
-            lines.append(r"&\text{noise columns } \sigma_k = -\sqrt{" + p(sde.eta) + r"}\,\nabla f_k,\ f_k = \mathbb{E}[f\,e_k]\ \text{(" + note + ")}")
+            # the columns' own factor: sqrt(eta / B), times sqrt((M - B)/(M - 1)) without replacement
+            factor = sde.problem.batch_factor if sde.problem is not None else 1
+            scale = sp.sqrt(sde.eta * factor)
+            lines.append(r"&\text{noise columns } \sigma_k = -" + p(scale) + r"\,\nabla f_k,\ f_k = \mathbb{E}[f\,e_k]\ \text{(" + note + ")}")
     else:
         lines += _matrix_lines(r"\sigma", sde.diffusion, p)
     lines += _smoothness_lines(sde, p)

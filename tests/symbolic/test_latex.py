@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -75,3 +76,25 @@ def test_export_tex_writes_a_standalone_document(tmp_path):
     assert tex.count(r"\begin{align*}") == 4
     assert r"\Sigma(x) &=" in tex and r"\end{document}" in tex
     assert p._repr_latex_().startswith("$$")
+
+
+@pytest.mark.parametrize("batch_size, sampling", [(1, "iid"), (4, "iid"), (2, "without_replacement")])
+def test_smf_noise_note_states_the_columns_own_factor(batch_size, sampling):
+    """Audit 8, finding 2: the note read sigma_k = -sqrt(eta) grad f_k whatever B; the columns are
+    -sqrt(eta / B) grad f_k (times sqrt((M - B)/(M - 1)) without replacement). The factor printed is the ratio
+    of the derived column to -grad f_k."""
+    x = sp.Symbol("x")
+    if sampling == "iid":
+        a = smfsym.normal("a")
+    else:
+        (a,) = smfsym.empirical(np.array([[0.0], [1.0], [3.0], [5.0]]), "a")
+    problem = smfsym.Problem((x - a) ** 2 / 2, [x], batch_size=batch_size, sampling=sampling)
+    flow = smfsym.smf(problem, order=1)
+    column = flow.diffusion[0, 0]
+    grad_f1 = problem.chaos().columns[0, 0]
+    scale = sp.simplify(-column / grad_f1)
+    note = [line for line in flow.latex().splitlines() if "noise columns" in line]
+    assert len(note) == 1
+    assert r"\sigma_k = -" + sp.latex(sp.sqrt(flow.eta * problem.batch_factor)) + r"\," in note[0], note[0]
+    eta = {flow.eta: 0.3}
+    assert float(scale.subs(eta)) == pytest.approx(float(sp.sqrt(flow.eta * problem.batch_factor).subs(eta)), rel=1e-12)
