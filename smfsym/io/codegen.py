@@ -59,10 +59,13 @@ def _function(name, args, exprs, doc, ctx=None, single=False):
             raise NotImplementedError("code generation of data means needs a MeanContext.")
         exprs, idx, mean_syms = ctx.replace(exprs, _function)
     names, seen = [], {"np", "numpy"} | {str(m) for m in mean_syms}
+    given = {str(a) if not isinstance(a, sp.Dummy) else str(a.name) for a in args}
     for i, a in enumerate(args):
         n = str(a) if not isinstance(a, sp.Dummy) else str(a.name)
         if not n.isidentifier() or keyword.iskeyword(n) or n in seen or n.startswith("_"):
             n = f"arg{i}"
+            while n in seen or n in given:  # a parameter may itself be called arg1 (audit 9, finding 3)
+                n += "_"
         seen.add(n)
         names.append(n)
     sub = {a: sp.Symbol(n) for a, n in zip(args, names)}

@@ -122,3 +122,21 @@ def test_arguments_are_not_mutated(module):
     module["simulate"](x0, 0.2, 20, 0, save_at=save_at)
     module["simulate_sgd"](x0, 2, 20, 0, save_at=steps)
     assert x0.tolist() == [[1.0], [-1.0]] and save_at.tolist() == [0.1, 0.2] and steps.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("names", [("arg1", "numpy"), ("numpy", "arg0"), ("np", "arg0", "arg0_")])
+def test_renamed_parameters_never_collide_with_given_names(names):
+    """Audit 9, finding 3: `numpy` renamed to arg1 beside a parameter called arg1 gave `def _drift(arg1, arg1)`,
+    a module that did not compile. The module must compile and give smfsym's numbers (1e-12, docs/theory.md)."""
+    params = sp.symbols(names)
+    xi = smfsym.normal("xi")
+    loss = sum((p - (k + 1) * xi) ** 2 / 2 for k, p in enumerate(params)) + params[0] * params[-1] / 4
+    problem = smfsym.Problem(loss, list(params))
+    flow = smfsym.smf(problem, order=2)
+    src = smfsym.codegen(flow, eta=0.1, problem=problem)
+    ns = {}
+    exec(compile(src, "generated.py", "exec"), ns)  # our own generated module
+    x0 = [0.5] * len(params)
+    _, generated = ns["simulate"](x0, 0.2, 20, 3)
+    ours = smfsym.simulate(flow, x0, 0.2, eta=0.1, n_paths=20, seed=3).states[-1]
+    np.testing.assert_allclose(generated[-1], ours, rtol=1e-12, atol=1e-14)
