@@ -7,7 +7,6 @@ subexpressions, same block-wise random streams), so it reproduces
 from __future__ import annotations
 
 import datetime
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -15,6 +14,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .._checks import numeric_values
+from .._fs import check_new_file, write_new_file
 from ..symbolic.lambdify import _cse
 from ..montecarlo.seeds import BLOCK
 from .codegen_checks import checks_source
@@ -175,7 +175,7 @@ def _runtime() -> str:
 
 
 def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, problem: Problem | None = None,
-            path=None, backend: str = "numpy") -> str:
+            path=None, backend: str = "numpy", overwrite: bool = False) -> str:
     """Standalone Python source simulating an SDE (and SGD): numpy only, or on an array back end.
 
     Every compiled SDE can be exported: polynomial coefficients, data means (the
@@ -202,7 +202,10 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     values : mapping, optional
         Numbers for constants and law parameters.
     path : str or Path, optional
-        Also write the module there.
+        Also write the module there (atomically). An existing file is refused unless ``overwrite=True``; a
+        directory, a symbolic link or a device is always refused (as by ``export_tex`` and ``StudyIO.save``).
+    overwrite : bool
+        Replace an existing regular file at ``path``.
     backend : {"numpy", "cupy", "array_api_strict"}
         The array library the module runs on (default numpy: the module described above). With
         ``"cupy"`` or ``"array_api_strict"`` the module imports only that library (and numpy on the host;
@@ -239,6 +242,8 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     True
     """
     sde = obj if isinstance(obj, SDE) else None
+    if path is not None:  # before the work, which may take a while; again when writing
+        check_new_file(path, overwrite=overwrite)
     if backend not in ("numpy",) + DEVICE_CODEGEN_BACKENDS:
         why = (" (a generated module for JAX is not written: run the simulators with "
                "RunOptions(backend='jax'), or generate the numpy module)" if backend == "jax" else "")
@@ -263,7 +268,8 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
         vals[sde.eta] = float(eta)
     samplers = samplers_for(problem.laws, vals) if problem is not None else []
     if backend != "numpy":
-        return _written(device_codegen(sde, problem, vals, float(eta), backend, samplers, sgd_note, EMBED_LIMIT), path)
+        return _written(device_codegen(sde, problem, vals, float(eta), backend, samplers, sgd_note, EMBED_LIMIT), path,
+                        overwrite)
     arrays, names = {}, {}
     for smp in samplers:
         arrays.update(smp.arrays)
@@ -294,13 +300,13 @@ Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
     else:
         parts.append('def _means(specs, cols):\n    """No data means in this module."""\n    return []')
     src = "\n\n\n".join(p.strip("\n") for p in parts + body) + "\n"
-    return _written(src, path)
+    return _written(src, path, overwrite)
 
 
-def _written(src: str, path) -> str:
+def _written(src: str, path, overwrite: bool) -> str:
     """``src``, also written to ``path`` when one is given."""
     if path is not None:
-        Path(path).write_text(src)
+        write_new_file(path, src, overwrite=overwrite)
     return src
 
 

@@ -312,3 +312,28 @@ def test_generated_module_confirms_cancelling_means_as_smfsym_does():
         ref = compile_exprs([sde.drift[0]], [x])(np.array([[0.0]]))[0]  # drift = -E[x + tanh(...)]
     assert abs(float(got[0])) > 1e-3
     np.testing.assert_allclose(-np.ravel(ref), got, rtol=RTOL, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict"])
+def test_codegen_path_refuses_existing_files_and_links(tmp_path, backend):
+    """Audit 9, finding 4: codegen(path=...) overwrote files and wrote through a symbolic link (its target was
+    replaced by generated code); export_tex and StudyIO.save refuse both, and so does codegen now."""
+    if backend == "array_api_strict":
+        pytest.importorskip("array_api_strict")
+    x = sp.Symbol("x")
+    flow = smfsym.smf(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]), order=1)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("precious")
+    os.symlink(precious, tmp_path / "link.py")
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        smfsym.codegen(flow, eta=0.1, path=tmp_path / "link.py", backend=backend, overwrite=True)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        smfsym.codegen(flow, eta=0.1, path=precious, backend=backend)
+    with pytest.raises(IsADirectoryError, match="`path`"):
+        smfsym.codegen(flow, eta=0.1, path=tmp_path, backend=backend)
+    assert precious.read_text() == "precious"
+    src = smfsym.codegen(flow, eta=0.1, path=precious, backend=backend, overwrite=True)
+    assert precious.read_text() == src
+    new = tmp_path / "sim.py"
+    assert smfsym.codegen(flow, eta=0.1, path=new, backend=backend) == new.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.py", "precious.txt", "sim.py"]  # no temporaries
