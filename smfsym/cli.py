@@ -480,6 +480,14 @@ def cmd_codegen(args):
     if spec.problem is None:
         raise UsageError(f"codegen writes a simulator of a [problem] table; the spec {args.spec!r} has only "
                          "[meanfield] (use `smfsym check` for the network)")
+    optimizer = (spec.check or {}).get("optimizer", "sgd")
+    if optimizer != "sgd" or (spec.check or {}).get("schedule") is not None:
+        # generated modules simulate constant-rate SGD and its SDEs; writing them for this spec would simulate
+        # another optimizer than the one `smfsym check` compares (audit 9, finding 1)
+        what = (f"the schedule u(t) = {spec.check['schedule'].expr}" if spec.check.get("schedule") is not None
+                else f"the optimizer {optimizer!r}")
+        raise UsageError(f"codegen writes constant-rate SGD and its SDEs; the spec's [check] names {what}, which a "
+                         "generated module does not simulate (use `smfsym check`, or the Python API's simulators)")
     if args.eta is not None:
         eta, origin = args.eta, "from --eta"
     elif spec.check.get("etas"):

@@ -350,3 +350,13 @@ def test_codegen_still_unsupported_is_one_line(tmp_path, monkeypatch, capsys):
     _one_line_error_inproc(capsys, ["codegen", str(tmp_path / "s.toml"), "-o", str(tmp_path / "sim.py")],
                            "embedded numbers", "max_quad_points")
     assert not (tmp_path / "sim.py").exists()
+
+
+@pytest.mark.parametrize("spec, what", [("rmsprop", "optimizer 'rmsprop'"), ("heavy_ball", "optimizer 'heavy_ball'"),
+                                        ("update_map", "optimizer 'update_map'"), ("cosine_schedule", "schedule u(t)")])
+def test_codegen_refuses_a_spec_whose_check_is_another_optimizer(tmp_path, capsys, spec, what):
+    """Audit 9, finding 1: codegen wrote plain constant-rate SGD for these specs, exit 0 (the module's
+    simulate_sgd was 52 standard errors from the RMSprop that `check` compares); it is refused, nothing written."""
+    _one_line_error_inproc(capsys, ["codegen", spec, "--eta", "0.1", "-o", str(tmp_path / "sim.py")], what,
+                           "does not simulate")
+    assert not list(tmp_path.iterdir())
