@@ -151,6 +151,19 @@ def _empty_document() -> str:
                       r"\allowdisplaybreaks", r"\begin{document}", r"\end{document}", ""])
 
 
+def _strict_json(v):
+    """``v`` for strict JSON: an unresolved number (NaN, an infinity) is null, as any parser reads it (a bare
+    NaN is not JSON; audit 9, finding 7)."""
+    if isinstance(v, dict):
+        return {k: _strict_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_strict_json(x) for x in v]
+    if isinstance(v, (bool, str, int)) or v is None:
+        return v
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
 def _is_marker(path: Path) -> bool:
     try:
         with open(path, "rb") as fh:
@@ -209,7 +222,7 @@ def cmd_check(args):
             summary = _weak_error_files(spec, c, tmp, executor, args.quiet, args.backend) if c else {}
             if spec.meanfield_check:
                 summary["meanfield"] = _meanfield_files(spec, tmp, executor, args.quiet, args.backend)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+        (tmp / "summary.json").write_text(json.dumps(_strict_json(summary), indent=2, allow_nan=False) + "\n")
         # The marker is written last: a directory without it is not a finished check.
         (tmp / CHECK_MARKER).write_text(_MARKER_TEXT)
         _check_output_dir(out, args.force)  # again: the run may have taken a while

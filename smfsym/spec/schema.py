@@ -262,7 +262,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "batch_size": Key("integer", 1, "[1, 10**6]; n_paths x steps x batch_size <= MAX_WORK",
                           "mini-batch size B (Sigma is divided by B)", v_int(1, 10**6)),
         "sampling": Key("string", "iid", "iid | without_replacement",
-                        "how batches are drawn (without replacement needs one empirical data set)",
+                        "how batches are drawn (without replacement needs one empirical data set with equal weights)",
                         v_enum(("iid", "without_replacement"))),
         "constants": Key("table name = number", {}, f"at most {MAX_PARAMS}, finite numbers",
                          "named numbers the loss may use (they stay symbolic in derivations)", v_constants),

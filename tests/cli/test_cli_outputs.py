@@ -432,3 +432,22 @@ def test_check_help_lists_exactly_the_models_check_takes(capsys):
     assert "gf2" in listed
     with pytest.raises(Exception, match="--models"):
         SCHEMA["check"]["models"].check(["gf3"], "--models")
+
+
+def test_summary_is_strict_json_when_an_order_is_unresolved(tmp_path, capsys):
+    """Audit 9, finding 7: sme2 at two learning rates and few paths leaves its order unresolved and summary.json held bare
+    NaN, which strict parsers refuse; an unresolved number is null there (weak_error.json keeps its own tags)."""
+    import json
+
+    out = tmp_path / "A"
+    with pytest.warns(UserWarning):  # OrderWarning: the order of sme2 cannot be resolved
+        assert main(["check", "double_well", "--n-paths", "2000", "--etas", "0.25,0.125", "--models", "sme2",
+                 "--quiet", "-o", str(out)]) == 0
+    text = (out / "summary.json").read_text()
+
+    def refuse(constant):
+        raise AssertionError(f"summary.json holds the non-JSON constant {constant}")
+
+    summary = json.loads(text, parse_constant=refuse)
+    assert "null" in text, text  # the unresolved bounds are there, as null
+    assert summary
