@@ -1,8 +1,11 @@
 """Standalone simulator code: a readable numpy-only module for an SDE (and its SGD).
 
-The module mirrors smfsym's numerics exactly (same expressions, same common
-subexpressions, same block-wise random streams), so it reproduces
-:func:`smfsym.simulate` and :func:`smfsym.simulate_sgd` for the same seed.
+The module mirrors smfsym's numerics (same expressions, same common
+subexpressions, same block-wise random streams), so for the same seed it
+reproduces :func:`smfsym.simulate` and :func:`smfsym.simulate_sgd` to
+floating-point rounding: within 1e-12 relative (``docs/theory.md``), as the
+test suite checks; the printed expressions may round differently, so
+bitwise equality is not promised.
 """
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def load_spec(path) -> Spec:
     path = Path(path)
     raw = _read_regular(path)
     if is_python_spec(path):
-        ns = runpy.run_path(str(path))  # trusted by design: documented in the README and `smfsym --help`
+        ns = _run_python_spec(path)
         if not isinstance(ns.get("problem"), Problem):
             raise SpecError(f"{path}: a Python spec must define `problem = smfsym.Problem(...)`")
         try:
@@ -141,6 +141,32 @@ def load_spec(path) -> Spec:
         m = _KEY_IN_MSG.match(msg)
         line = _line_of(text, m.group(2), m.group(1)) if m else None
         raise SpecError(f"{path}:{line or '?'}: {msg}") from None
+
+
+def _run_python_spec(path: Path) -> dict:
+    """Run a Python spec (trusted by design: documented in the README and `smfsym --help`) and return its namespace.
+
+    An exception the spec's own code raises is a mistake in the spec: it becomes a :class:`SpecError` naming the
+    file, the line of the spec it came from and the original message, so the command line prints one line
+    instead of a traceback through smfsym (``SMFSYM_TRACEBACK=1`` still shows the original as the cause).
+    """
+    try:
+        return runpy.run_path(str(path))
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except BaseException as exc:  # SystemExit too: a spec calling sys.exit() must not end the caller
+        line = None
+        if isinstance(exc, SyntaxError) and exc.filename == str(path):
+            line = exc.lineno
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == str(path):
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        where = f"{path}:{line}" if line else f"{path}"
+        what = " ".join(str(exc).split())
+        raise SpecError(f"{where}: running the Python spec raised {type(exc).__name__}"
+                        + (f": {what}" if what else "")) from exc
 
 
 def _python_check(problem: Problem, check: Any) -> dict:

@@ -297,6 +297,24 @@ def test_python_spec_check_table_is_validated_too(tmp_path):
         load_spec(p)
 
 
+@pytest.mark.parametrize("body, kind, line", [
+    ("x = sp.Symbol('x')\nproblem = smfsym.Problem(undefined_name ** 2, [x])\n", "NameError", 4),
+    ("x = sp.Symbol('x')\nraise RuntimeError('my data file is missing')\n", "RuntimeError", 4),
+    ("x = = 1\n", "SyntaxError", 3),
+    ("import sys\nsys.exit(3)\n", "SystemExit", 4),
+])
+def test_a_python_spec_that_raises_is_one_line_naming_file_line_and_error(tmp_path, body, kind, line):
+    """Audit 9, finding 6: a Python spec whose own code raised printed a traceback through smfsym (and sys.exit in
+    it ended the command with the spec's status); the README promises one `smfsym:` line and status 2."""
+    p = tmp_path / "spec.py"
+    p.write_text("import sympy as sp\nimport smfsym\n" + body)
+    res = run("derive", str(p))
+    _one_line_error(res, f"{p}:{line}", kind)
+    with pytest.raises(SpecError, match=kind) as info:
+        load_spec(p)
+    assert info.value.__cause__ is not None  # the spec's own exception stays reachable for a debugger
+
+
 @pytest.mark.timeout(30)
 def test_device_and_huge_spec_files_are_refused(tmp_path, monkeypatch):
     from smfsym.spec import load as spec_load

@@ -52,7 +52,7 @@ ALLOWED = {
     ("cli.py", "", "compile"): "re.compile of a constant pattern (a negative number list after --etas)",
     ("spec/load.py", "", "compile"): "re.compile of a constant pattern",
     ("studies/storage.py", "", "compile"): "re.compile of a constant pattern (the key/bracket scanner of load_study)",
-    ("spec/load.py", "load_spec", "run_path"): "Python specs (.py): run as code by design, documented as trusted",
+    ("spec/load.py", "_run_python_spec", "run_path"): "Python specs (.py): run as code by design, documented as trusted",
     ("__init__.py", "__getattr__", "import_module"): "the lazy package imports its own modules: a name from its fixed "
                                                      "table, or a submodule of smfsym that find_spec found on disk",
 }
@@ -107,7 +107,7 @@ def test_every_string_evaluator_call_is_allow_listed():
 
 def test_the_spec_package_itself_evaluates_nothing():
     spec_calls = {c for c in _calls() if c[0].startswith("spec/")}
-    assert {c for c in spec_calls if c[2] != "compile"} == {("spec/load.py", "load_spec", "run_path")}
+    assert {c for c in spec_calls if c[2] != "compile"} == {("spec/load.py", "_run_python_spec", "run_path")}
 
 
 @pytest.fixture
