@@ -173,7 +173,17 @@ def _is_marker(path: Path) -> bool:
 
 
 def _check_output_dir(out: Path, force: bool) -> None:
-    """Refuse to mix runs: DIR must be new, empty, or (with --force) a previous check output."""
+    """Refuse to mix runs: DIR must be new, empty, or (with --force) a previous check output.
+
+    The output is written beside DIR and moved into place, so DIR must have a name and a parent: the current
+    directory (``-o .``), one above it (``-o ..``) or ``/`` is refused here, before the study runs (it failed
+    at the very end, naming a temporary folder).
+    """
+    here = Path(os.path.realpath(os.getcwd()))
+    real = Path(os.path.realpath(out))
+    if out.name in ("", ".", "..") or real == here or real in here.parents:
+        raise UsageError(f"-o {str(out)!r}: the output must be a directory smfsym can create or replace, not the "
+                         "current directory or one above it; name a new one (e.g. -o check_out)")
     kind = path_kind(out)
     if kind not in (None, "directory"):
         raise UsageError(f"output {str(out)!r} is a {kind}; refused (-o needs a new or empty directory, or a "

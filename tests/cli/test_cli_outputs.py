@@ -451,3 +451,17 @@ def test_summary_is_strict_json_when_an_order_is_unresolved(tmp_path, capsys):
     summary = json.loads(text, parse_constant=refuse)
     assert "null" in text, text  # the unresolved bounds are there, as null
     assert summary
+
+
+@pytest.mark.parametrize("target", [".", "..", "CWD", "/"])
+def test_check_refuses_the_current_directory_or_above_before_running(tmp_path, target):
+    """Audit 9, finding 5: `check -o .` in an empty directory ran the whole study, then failed naming a temporary
+    folder (the output is built beside DIR and moved in place, so DIR needs a name and a parent)."""
+    work = tmp_path / "empty"
+    work.mkdir()
+    res = run("check", "double_well", "--n-paths", "2000", "-o", str(work) if target == "CWD" else target, cwd=work)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("smfsym: -o ") and "current directory" in lines[0], res.stderr
+    assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    assert "wrote" not in res.stdout
