@@ -55,6 +55,7 @@ class DataMean(sp.Expr):
         syms = sp.Tuple(*syms)
         if not (expr.free_symbols & set(syms)):
             return _plain(expr)  # (no data left, e.g. at x = 0: logaddexp(0, 0) is log(2))
+        refuse_dirac_deltas([expr], set(syms))
         # every numeric mean's integrand is in the overflow-safe form, whoever rebuilt it (a derivative, sp.factor,
         # sp.simplify): exp(a x)/(1 + exp(a x)) is inf/inf at the far nodes of a rule, 1/(1 + exp(-a x)) is not
         expr = stable_form(expr)
@@ -244,6 +245,26 @@ def refuse_law_derivatives(exprs) -> None:
                     f"a derivative of a numeric data mean in the law parameter(s) {names} has no numeric form here "
                     f"(its rule's nodes move with {names}): differentiate a closed form, or take a difference "
                     f"quotient (Derivative.as_finite_difference); got {str(d)[:200]}.")
+
+
+def refuse_dirac_deltas(exprs, data=None) -> None:
+    """Refuse a Dirac delta (or its derivatives), the distributional derivative of a kink (Abs, Max, sign,
+    Heaviside) of the loss: ``data`` given, one whose argument holds a data symbol (its mean is a density at the
+    kink, which no Gauss rule resolves); otherwise any (no numeric form). The gradient of a kinked loss has none,
+    so order-1 models stand; the Hessian, the order-2 models and their noise derivatives need one."""
+    for e in exprs:
+        if not isinstance(e, sp.Basic):
+            continue
+        deltas = [d for d in e.atoms(sp.DiracDelta) if data is None or d.free_symbols & set(data)]
+        if deltas:
+            shown = ", ".join(sorted(str(d) for d in deltas)[:3])
+            where = ("its mean over the data is a density at the kink, which no numeric rule of smfsym resolves"
+                     if data is not None else "it has no numeric form")
+            raise ValueError(
+                f"`loss`: a derivative of a kink (Abs, Max, sign, Heaviside) of the loss is a Dirac delta ({shown}); "
+                f"{where}, so it is refused. The gradient of such a loss needs none: the order-1 SME/SMF "
+                "(--models sme1,smf1) and SGD stand; the Hessian and the order-2 models need a smooth loss, e.g. "
+                "sqrt((x - z)**2 + eps**2) for Abs(x - z) (docs/theory.md §8, numeric means).")
 
 
 def _law_parameters(rule) -> tuple:

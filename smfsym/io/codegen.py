@@ -23,7 +23,7 @@ from ..montecarlo.seeds import BLOCK
 from .codegen_checks import checks_source
 from .codegen_means import MeanContext, data_source, doc_safe, specs_source
 from .codegen_device import DEVICE_CODEGEN_BACKENDS, device_codegen
-from ..data.means import DataMean, refuse_law_derivatives
+from ..data.means import DataMean, refuse_dirac_deltas, refuse_law_derivatives
 from ..numerics.compiled_sde import NumericSDE
 from ..symbolic.problem import Problem
 from ..data.samplers import samplers_for
@@ -56,6 +56,7 @@ def _function(name, args, exprs, doc, ctx=None, single=False):
 
     exprs = [as_expr(e) for e in exprs]
     refuse_law_derivatives(exprs)
+    refuse_dirac_deltas(exprs)
     idx, mean_syms = [], []
     if any(e.atoms(DataMean) for e in exprs):
         if ctx is None:  # pragma: no cover - every caller with data means passes a context

@@ -296,6 +296,12 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
     if not has_problem:
         return Spec(None, flat, {}, values, source, net, mf_check, particle_laws)
     loss = parse_expression(prob["loss"], flat, "`[problem] loss`")
+    if any(a.free_symbols & {names[p] for p in prob["params"]} for a in loss.atoms(*_REAL_ONLY)):
+        # sympy differentiates abs(x - z) only for a real x, and a TOML spec cannot declare one: it takes its
+        # parameters real here (only here, so that every other spec keeps the plain symbols it always had)
+        names.update({p: sp.Symbol(p, real=True) for p in prob["params"]})
+        flat = {k: v for k, v in names.items() if isinstance(v, sp.Basic)}
+        loss = parse_expression(prob["loss"], flat, "`[problem] loss`")
     if "update_map" in data and (check is None or check["optimizer"] != "update_map"):
         raise SpecError("`[update_map]`: an update map is checked with [check] optimizer = \"update_map\"")
     try:
@@ -314,6 +320,10 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
         if check_out["multipoint"] is None:
             del check_out["multipoint"]
     return Spec(problem, flat, check_out, values, source, net, mf_check, particle_laws)
+
+
+#: functions whose derivative sympy evaluates only for a real argument (for a complex one it is Derivative(re(x), x))
+_REAL_ONLY = (sp.Abs, sp.sign, sp.re, sp.im, sp.arg)
 
 
 def _check_table(check: dict, problem: Problem, flat: dict, phi_names: dict, map_table, claim, given: set) -> dict:

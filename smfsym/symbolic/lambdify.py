@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .._checks import numeric_values
-from ..data.means import DataMean, numpy_modules, refuse_law_derivatives
+from ..data.means import DataMean, numpy_modules, refuse_dirac_deltas, refuse_law_derivatives
 from .._checks import as_expr
 
 __all__ = ["compile_exprs", "CompiledExprs", "HoistedExprs", "array_op_count"]
@@ -180,6 +180,7 @@ class CompiledExprs:
                  data_symbols: Sequence[sp.Symbol] = (), backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
         refuse_law_derivatives(exprs)
+        refuse_dirac_deltas(exprs)
         self.state = tuple(state)
         #: the array back end evaluated on (None: numpy; see :mod:`smfsym.backends`)
         self.backend = backend
@@ -372,6 +373,7 @@ class HoistedExprs:
     def __init__(self, terms: Mapping, state: Sequence[sp.Symbol], values: Mapping | None = None, backend=None):
         vals = {as_expr(k): sp.Float(v) for k, v in numeric_values(values).items()}
         refuse_law_derivatives([as_expr(e) for exprs, _ in terms.values() for e in exprs])
+        refuse_dirac_deltas([as_expr(e) for exprs, _ in terms.values() for e in exprs])
         self.state = tuple(state)
         self.backend = backend
         front: list = []
