@@ -33,8 +33,9 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", 
           "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
           "lamda", "lambda"}
 #: Common abbreviations a loss is typed with, and what a paper prints for them.
+#: (Not ``lr``: \eta is the learning rate of every model, and a loss cannot hold the learning rate.)
 _ABBREVIATIONS = {"eps": r"\varepsilon", "epsilon": r"\varepsilon", "lam": r"\lambda", "sig": r"\sigma",
-                  "lr": r"\eta", "mu": r"\mu", "th": r"\theta"}
+                  "mu": r"\mu", "th": r"\theta"}
 
 
 
@@ -62,19 +63,49 @@ def latex_names(symbols: Iterable[sp.Symbol]) -> dict:
     ['\\varepsilon', '\\mathrm{noise}_{1}']
     >>> sp.Symbol("sigma") in names or sp.Symbol("x0") in names  # sympy prints these well
     False
+
+    Two symbols never print alike: an abbreviation or Greek name that would look like another symbol
+    (``lam`` beside ``lamda``, both \lambda) is printed upright under its own name instead.
+
+    >>> names = latex_names(sp.symbols("lam lamda"))
+    >>> names[sp.Symbol("lam")], sp.latex(sp.Symbol("lamda"))
+    ('\\mathrm{lam}', '\\lambda')
     """
+    symbols = sorted(set(symbols), key=sp.default_sort_key)
     out = {}
     for s in symbols:
         base, sups, subs = split_super_sub(s.name)
         if len(base) <= 1 or base.lower() in _GREEK:
             continue
-        head = _ABBREVIATIONS.get(base, r"\mathrm{" + base.replace("_", r"\_") + "}")
-        if subs:
-            head += "_{" + ",".join(subs) + "}"
-        if sups:
-            head += "^{" + ",".join(sups) + "}"
-        out[s] = head
+        out[s] = _with_scripts(_ABBREVIATIONS.get(base, _upright(base)), sups, subs)
+    # the sympy-printed names (x, lamda -> \lambda, eta) keep theirs; a chosen name that looks like another is
+    # spelled out, so that no two symbols of one derivation print alike
+    shown: dict = {}
+    for s in symbols:
+        shown.setdefault(out.get(s) or sp.latex(s), []).append(s)
+    for same in shown.values():
+        if len(same) < 2:
+            continue
+        # an abbreviation gives way to the name sympy prints (lam to lamda); names that still look alike are all
+        # spelled out
+        parts = [(s, split_super_sub(s.name)) for s in same]
+        abbreviated = [(s, p) for s, p in parts if len(p[0]) > 1 and p[0].lower() not in _GREEK]
+        greek = len(parts) - len(abbreviated)
+        for s, (base, sups, subs) in (abbreviated if greek <= 1 else [q for q in parts if len(q[1][0]) > 1]):
+            out[s] = _with_scripts(_upright(base), sups, subs)
     return out
+
+
+def _upright(base: str) -> str:
+    return r"\mathrm{" + base.replace("_", r"\_") + "}"
+
+
+def _with_scripts(head: str, sups, subs) -> str:
+    if subs:
+        head += "_{" + ",".join(subs) + "}"
+    if sups:
+        head += "^{" + ",".join(sups) + "}"
+    return head
 
 
 class _Printer:
@@ -203,7 +234,7 @@ def _covariance_lines(name: str, S, params, p: _Printer) -> list[str]:
 def _printer_for(problem, sdes=()) -> _Printer:
     syms = set(problem.loss.free_symbols) | set(problem.params)
     for law in problem.laws:
-        syms |= set(law.symbols)
+        syms |= set(law.symbols) | set(law.free_symbols)  # the law's parameters print as the loss's symbols do
     for s in sdes:
         syms |= set(s.free_symbols) | set(s.state) | set(as_expr(s.eta).free_symbols)
     return _Printer(syms)

@@ -36,6 +36,10 @@ class NonDifferentiableWarning(UserWarning):
     """The loss has pieces that are not differentiable in the parameters."""
 
 
+#: names the SDEs give their own symbols (the learning rate, time): a loss may not use them
+MODEL_SYMBOL_NAMES = frozenset({"eta", "t"})
+
+
 def _replace_sympy_stats(loss):
     # A loss can hold sympy.stats random symbols only if the caller imported sympy.stats; importing
     # it here otherwise cost about 0.25 s per process (most of a d = 10 derivation).
@@ -99,7 +103,8 @@ class Problem:
         The parameters x, in order.
     constants : sequence of sympy.Symbol, optional
         Other symbols allowed in the loss (regularisation weights, ...); law
-        parameters are always allowed.
+        parameters are always allowed. No parameter, constant or law parameter
+        may be named ``eta`` or ``t``: the models' learning rate and time are.
     batch_size : int or sympy.Symbol, default 1
         Mini-batch size B: Sigma is divided by B (docs/theory.md §1).
     sampling : {"iid", "without_replacement"}
@@ -223,6 +228,12 @@ class Problem:
         reserved = sorted({s.name for s in allsyms if s.name.startswith("_smfsym")})
         if reserved:
             raise ValueError(f"symbol names starting with '_smfsym' are reserved for generated code; got {reserved}.")
+        # (data symbols are bound by the means: a law named t never meets the time of a schedule)
+        taken = sorted({s.name for s in allsyms if s.name in MODEL_SYMBOL_NAMES and not isinstance(s, DataSymbol)})
+        if taken:
+            raise ValueError(f"`loss`: the name(s) {taken} are the models' own (eta: the learning rate, t: time), "
+                             "and a symbol of the loss with that name would print and compile as theirs; rename it "
+                             "(e.g. eta0, lr, t0).")
         names: dict = {}
         for s in allsyms:
             names.setdefault(s.name, []).append(s)

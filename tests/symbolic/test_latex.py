@@ -3,6 +3,7 @@ import pytest
 import sympy as sp
 
 import smfsym
+from smfsym.symbolic.latex import derivation_latex, latex_names
 
 
 def _problem():
@@ -98,3 +99,40 @@ def test_smf_noise_note_states_the_columns_own_factor(batch_size, sampling):
     assert r"\sigma_k = -" + sp.latex(sp.sqrt(flow.eta * problem.batch_factor)) + r"\," in note[0], note[0]
     eta = {flow.eta: 0.3}
     assert float(scale.subs(eta)) == pytest.approx(float(sp.sqrt(flow.eta * problem.batch_factor).subs(eta)), rel=1e-12)
+
+
+def test_a_law_parameter_prints_as_the_loss_symbols_do():
+    """Audit 8, finding 5: a multi-letter law parameter went to sympy's default, `rate` as the product r a t e."""
+    x, rate = sp.Symbol("x"), sp.Symbol("rate", positive=True)
+    tex = smfsym.Problem((x - smfsym.exponential("z", rate)) ** 2 / 2, [x]).latex()
+    assert r"\mathrm{Exp}\left(\mathrm{rate}\right)" in tex and r"\frac{1}{\mathrm{rate}^{2}}" in tex
+    assert "rate" not in tex.replace(r"\mathrm{rate}", "")
+
+
+def test_no_two_symbols_of_a_derivation_print_alike():
+    """Audit 8, finding 4: `lam` (abbreviation) and `lamda` (sympy's Greek) both printed \\lambda; a constant `lr`
+    printed \\eta, the learning rate's letter."""
+    x, lam, lamda, lr = sp.symbols("x lam lamda lr")
+    p = smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2 + lam * x + lamda * x ** 2 + lr * x ** 3, [x],
+                       constants=[lam, lamda, lr])
+    tex = derivation_latex(p, [smfsym.sme(p, order=1)])
+    assert r"f(x, \xi) &= \mathrm{lam} x + \lambda x^{2} + \mathrm{lr} x^{3} + " in tex, tex
+    eta = sp.Symbol("eta", positive=True)
+    names = latex_names([lam, lamda, lr, eta])
+    shown = [names.get(s) or sp.latex(s) for s in (lam, lamda, lr, eta)]
+    assert len(set(shown)) == 4, shown
+
+
+@pytest.mark.parametrize("role", ["constant", "param", "law parameter"])
+@pytest.mark.parametrize("name", ["eta", "t"])
+def test_a_loss_may_not_name_a_symbol_as_the_models_learning_rate_or_time(role, name):
+    """A constant `eta` printed and compiled as the learning rate (two symbols named eta: one letter in the
+    LaTeX, one argument name in generated code); the TOML spec refused it, the Python API did not."""
+    x, s = sp.Symbol("x"), sp.Symbol(name, positive=True)
+    with pytest.raises(ValueError, match=rf"`loss`: the name\(s\) \['{name}'\] are the models' own"):
+        if role == "constant":
+            smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2 + s * x, [x], constants=[s])
+        elif role == "param":
+            smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2 + s ** 2, [x, s])
+        else:
+            smfsym.Problem((x - smfsym.exponential("z", s)) ** 2 / 2, [x])
