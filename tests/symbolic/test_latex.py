@@ -136,3 +136,16 @@ def test_a_loss_may_not_name_a_symbol_as_the_models_learning_rate_or_time(role, 
             smfsym.Problem((x - smfsym.normal("z")) ** 2 / 2 + s ** 2, [x, s])
         else:
             smfsym.Problem((x - smfsym.exponential("z", s)) ** 2 / 2, [x])
+
+
+def test_a_weighted_data_set_does_not_print_as_the_uniform_one():
+    """Audit 8, finding 6: weights change F and Sigma, yet a weighted data set printed as the uniform one."""
+    rows = np.array([[0.0, 1.0], [2.0, -1.0], [1.0, 1.0]])
+    x = sp.Symbol("x")
+    z, y = smfsym.empirical(rows, "z y", weights=[1, 2, 1])
+    weighted = smfsym.Problem((x * z - y) ** 2 / 2, [x])
+    z, y = smfsym.empirical(rows, "z y")
+    uniform = smfsym.Problem((x * z - y) ** 2 / 2, [x])
+    assert r"\hat\nu^{w}_{3}" in weighted.latex() and "weights from 0.25 to 0.5" in weighted.latex()
+    assert r"\hat\nu_{3}" in uniform.latex() and "weights" not in uniform.latex()
+    assert "weights from 0.25 to 0.5" in repr(weighted.laws[0]) and "weights" not in repr(uniform.laws[0])

@@ -124,8 +124,19 @@ class Empirical(Law):
     def _quadrature(self, n_points=None, values=None):
         return self.data, self.weights
 
+    @property
+    def is_weighted(self) -> bool:
+        """True when the rows have unequal weights (then F, Sigma and the SGD sampler weight them)."""
+        return bool(np.ptp(self.weights) > 0)
+
     def _latex_law(self):
+        # the weights change every derived number: a weighted data set must not print as the uniform one
+        if self.is_weighted:
+            return (r"\hat\nu^{w}_{" + str(self.size) + r"} = \textstyle\sum_{i=1}^{" + str(self.size)
+                    + r"} w_i \delta_{\xi_i}\ (\text{weights from " + f"{self.weights.min():.3g} to "
+                    + f"{self.weights.max():.3g}" + r"})")
         return r"\hat\nu_{" + str(self.size) + "}"
 
     def __repr__(self):
-        return f"Empirical({', '.join(s.name for s in self.symbols)}; M={self.size})"
+        weighted = f", weights from {self.weights.min():.3g} to {self.weights.max():.3g}" if self.is_weighted else ""
+        return f"Empirical({', '.join(s.name for s in self.symbols)}; M={self.size}{weighted})"
