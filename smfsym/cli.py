@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -518,7 +519,9 @@ def cmd_codegen(args):
     else:
         raise UsageError("codegen needs a learning rate: pass --eta (the spec has no [check] etas)")
     sde = build_model(spec.problem, args.model)
-    src = codegen(sde, eta=eta, values=spec.values or None, backend=args.backend)
+    digest = hashlib.sha256((spec.source or "").encode("utf-8", "replace")).hexdigest()
+    src = codegen(sde, eta=eta, values=spec.values or None, backend=args.backend,
+                  source=f"spec {args.spec} (sha256 of its text {digest}), model {args.model}, eta {origin}")
     _atomic_write(out, src, args.force)
     on = "" if args.backend == "numpy" else f", on {args.backend}"
     print(f"wrote {args.output} ({sde.title}, eta = {eta}: {origin}{on})")

@@ -21,7 +21,7 @@ from .._fs import check_new_file, write_new_file
 from ..symbolic.lambdify import _cse
 from ..montecarlo.seeds import BLOCK
 from .codegen_checks import checks_source
-from .codegen_means import MeanContext, data_source, doc_safe, specs_source
+from .codegen_means import MeanContext, data_source, doc_safe, provenance, provenance_source, specs_source
 from .codegen_device import DEVICE_CODEGEN_BACKENDS, device_codegen
 from ..data.means import DataMean, refuse_dirac_deltas, refuse_law_derivatives
 from ..numerics.compiled_sde import NumericSDE
@@ -179,7 +179,7 @@ def _runtime() -> str:
 
 
 def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, problem: Problem | None = None,
-            path=None, backend: str = "numpy", overwrite: bool = False) -> str:
+            path=None, backend: str = "numpy", overwrite: bool = False, source: str | None = None) -> str:
     """Standalone Python source simulating an SDE (and SGD): numpy only, or on an array back end.
 
     Every compiled SDE can be exported: polynomial coefficients, data means (the
@@ -210,6 +210,10 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
         directory, a symbolic link or a device is always refused (as by ``export_tex`` and ``StudyIO.save``).
     overwrite : bool
         Replace an existing regular file at ``path``.
+    source : str, optional
+        Where the problem came from (``smfsym codegen`` passes the spec and its SHA-256), recorded with
+        the smfsym version, the model, the back end, the loss, the laws and the bound numbers in the module's
+        docstring and its ``PROVENANCE`` dict.
     backend : {"numpy", "cupy", "array_api_strict"}
         The array library the module runs on (default numpy: the module described above). With
         ``"cupy"`` or ``"array_api_strict"`` the module imports only that library (and numpy on the host;
@@ -271,9 +275,10 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     if sde is not None:
         vals[sde.eta] = float(eta)
     samplers = samplers_for(problem.laws, vals) if problem is not None else []
+    info = provenance(sde, problem, vals, eta, backend, source)
     if backend != "numpy":
-        return _written(device_codegen(sde, problem, vals, float(eta), backend, samplers, sgd_note, EMBED_LIMIT), path,
-                        overwrite)
+        return _written(device_codegen(sde, problem, vals, float(eta), backend, samplers, sgd_note, EMBED_LIMIT,
+                                       info), path, overwrite)
     arrays, names = {}, {}
     for smp in samplers:
         arrays.update(smp.arrays)
@@ -289,14 +294,15 @@ Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
     if sde is not None:
         header += "\nState: " + doc_safe(", ".join(map(str, sde.state))) + "\nDrift b(x):\n" + "\n".join(
             "    " + doc_safe(str(e)) for e in sde.drift) + "\n"
-    header += sgd_note
+    header += sgd_note + provenance_source(info)
     body = []
     if sde is not None:
         body.append(_sde_code(sde, vals, ctx))
     if problem is not None and not sgd_note:
         body.append(_sgd_code(problem, vals, samplers))
     imports = '"""\nimport itertools\nimport math\nimport numbers\nimport sys\nimport warnings\n\nimport numpy\nimport numpy as np\n\nETA = '
-    parts = [header + imports + repr(float(eta)), _runtime()]
+    parts = [header + imports + repr(float(eta)) + "\n#: what this module was generated from\nPROVENANCE = " + repr(info),
+             _runtime()]
     if ctx.arrays:
         parts.append(_data_code(ctx.arrays))
     if ctx.means:

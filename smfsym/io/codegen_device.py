@@ -44,7 +44,7 @@ from ..montecarlo.grid import step_runs
 from ..simulation.sde import grid
 from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, DEVICE_USER_FUNCTIONS, CompiledExprs, HoistedExprs, _DevicePrinter
 from .codegen_checks import checks_source
-from .codegen_means import data_source, doc_safe
+from .codegen_means import data_source, doc_safe, provenance_source
 
 __all__ = ["device_codegen", "DEVICE_CODEGEN_BACKENDS"]
 
@@ -835,7 +835,7 @@ def _sgd_device_code(problem, vals, w: _Writer, backend: str) -> str:
 
 
 def device_codegen(sde, problem, vals: dict, eta: float, backend: str, samplers, sgd_note: str,
-                   embed_limit: int) -> str:
+                   embed_limit: int, info: dict | None = None) -> str:
     """The source of a generated module on an array back end (the work of ``smfsym.codegen(..., backend=)``).
 
     Parameters
@@ -890,6 +890,9 @@ def device_codegen(sde, problem, vals: dict, eta: float, backend: str, samplers,
     if sde is not None:
         header += "\nState: " + doc_safe(", ".join(map(str, sde.state))) + "\nDrift b(x):\n" + "\n".join(
             "    " + doc_safe(str(e)) for e in sde.drift) + "\n"
-    header += sgd_note + '"""\nimport math\nimport numbers\nimport sys\nimport warnings\n\nimport numpy as np\n\nETA = ' + repr(float(eta))
+    header += sgd_note + (provenance_source(info) if info else "")
+    header += '"""\nimport math\nimport numbers\nimport sys\nimport warnings\n\nimport numpy as np\n\nETA = ' + repr(float(eta))
+    if info:
+        header += "\n#: what this module was generated from\nPROVENANCE = " + repr(info)
     parts = [header, _runtime(backend, arrays, embed_limit)] + w.parts + body
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"

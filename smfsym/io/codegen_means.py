@@ -167,6 +167,35 @@ def doc_safe(text: str) -> str:
     return "".join(ch if ch.isprintable() else " " for ch in text).replace("\\", "/").replace('"', "'")
 
 
+def provenance(sde, problem, vals: dict, eta: float, backend: str, source: str | None) -> dict:
+    """What a generated module was made from, written into it as ``PROVENANCE`` (and its docstring), so a
+    module found later says which smfsym, model, problem, numbers and back end it simulates."""
+    from .._version import __version__
+
+    out = {"smfsym": __version__, "model": sde.title if sde is not None else "SGD", "backend": backend,
+           "eta": float(eta)}
+    if problem is not None:
+        out["loss"] = str(problem.loss)
+        out["params"] = [str(p) for p in problem.params]
+        out["data"] = [repr(law) for law in problem.laws]
+        out["batch_size"] = str(problem.batch_size)
+        out["sampling"] = problem.sampling
+    out["values"] = {str(k): float(v) for k, v in sorted(vals.items(), key=lambda kv: str(kv[0]))
+                     if sde is None or k != sde.eta}
+    if source is not None:
+        out["source"] = str(source)
+    return out
+
+
+def provenance_source(info: dict) -> str:
+    """The docstring lines and the ``PROVENANCE`` constant of a generated module (``repr`` of plain data:
+    no text in it can end the docstring or run as code)."""
+    lines = ["", "Provenance (also PROVENANCE below):"]
+    for key, value in info.items():
+        lines.append(f"    {key}: " + doc_safe(value if isinstance(value, str) else repr(value)))
+    return "\n".join(lines) + "\n"
+
+
 def _array(a) -> str:
     return f"np.array({np.asarray(a, dtype=float).tolist()!r})"
 
