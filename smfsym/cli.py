@@ -1,7 +1,7 @@
 """The ``smfsym`` command: derive, check and generate code from a spec.
 
     smfsym derive SPEC [--format latex|text] [-o FILE] [--force]
-    smfsym check SPEC [-o DIR] [--force] [--n-paths N] [--models m1,m2] [--etas e1,e2]
+    smfsym check SPEC [-o DIR] [--force] [--n-paths N] [--seed S] [--models m1,m2] [--etas e1,e2]
                       [--scheme S] [--quiet] [--yes] [--workers N | --scheduler ADDRESS]
     smfsym codegen SPEC [--model smf2] [--eta 0.05] [--backend numpy|cupy|array_api_strict] -o sim.py [--force]
 
@@ -285,8 +285,8 @@ def _workers(text: str) -> int:
 def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
     """[check] and [meanfield.check] with the command's overrides applied, validated like the spec.
 
-    ``--n-paths`` sets the paths of every study ([check], [check.multipoint], [meanfield.check]);
-    ``--models``, ``--etas`` and ``--scheme``
+    ``--n-paths`` sets the paths of every study ([check], [check.multipoint], [meanfield.check]) and ``--seed``
+    their seed; ``--models``, ``--etas`` and ``--scheme``
     belong to [check] and are refused for a spec without one (never silently ignored).
     """
     from .spec.load import MAX_WORK
@@ -319,6 +319,12 @@ def _check_overrides(c: dict, m: dict, args, problem=None) -> tuple[dict, dict]:
             if work > MAX_WORK:
                 raise UsageError(f"--n-paths: n_paths x width x steps = {work:.3g} particle-steps for the "
                                  f"[meanfield.check] study; the limit is MAX_WORK = {MAX_WORK:.0e}")
+    seed = getattr(args, "seed", None)
+    if seed is not None:
+        if c:
+            c["seed"] = SCHEMA["check"]["seed"].check(seed, "--seed")
+        if m:
+            m["seed"] = SCHEMA["meanfield.check"]["seed"].check(seed, "--seed")
     if not c:
         return c, m
     keys = SCHEMA["check"]
@@ -590,6 +596,8 @@ def _parser() -> argparse.ArgumentParser:
                         "numbers differ from numpy's within standard errors")
     c.add_argument("--n-paths", type=int,
                    help="Monte Carlo paths (overrides n_paths of [check] and of [meanfield.check])")
+    c.add_argument("--seed", type=int, help="Monte Carlo seed of every study (overrides the spec's [check] and "
+                   "[meanfield.check] seed; the initial particles keep particle_seed)")
     c.add_argument("--models", help=f"comma-separated, overrides [check] models: {', '.join(MODEL_CHOICES)}")
     c.add_argument("--etas", help="comma-separated learning rates (overrides [check] etas)")
     c.add_argument("--scheme", help="SDE solver (overrides [check] scheme): auto, euler, weak2, tamed")

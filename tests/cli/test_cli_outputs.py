@@ -465,3 +465,25 @@ def test_check_refuses_the_current_directory_or_above_before_running(tmp_path, t
     assert len(lines) == 1 and lines[0].startswith("smfsym: -o ") and "current directory" in lines[0], res.stderr
     assert list(work.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
     assert "wrote" not in res.stdout
+
+
+def test_check_seed_sets_the_seed_of_the_study(tmp_path, capsys):
+    """Audit 9: the seed came only from the spec; `--seed` sets it (recorded in the saved study) and is validated
+    like the spec's key."""
+    import json
+
+    def rows(seed, name):
+        argv = ["check", "double_well", "--n-paths", "2000", "--models", "sme1", "--etas", "0.25,0.125", "--quiet",
+                "-o", str(tmp_path / name)] + ([] if seed is None else ["--seed", str(seed)])
+        assert main(argv) == 0
+        fields = json.loads((tmp_path / name / "weak_error.json").read_text())["fields"]
+        return fields["meta"]["seed"], [(r["eta"], r["model"], r["value"]) for r in fields["rows"]]
+
+    seed5, five = rows(5, "a")
+    assert seed5 == 5 and rows(5, "b") == (5, five)  # the same seed, the same numbers
+    from smfsym.cli import _load
+
+    spec_seed, spec_rows = rows(None, "c")
+    assert spec_seed == _load("double_well").check["seed"] != 5 and spec_rows != five
+    res = run("check", "double_well", "--seed", "-1", "-o", str(tmp_path / "d"))
+    assert res.returncode == 2 and "--seed" in res.stderr and "Traceback" not in res.stderr, res.stderr
