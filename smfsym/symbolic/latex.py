@@ -203,11 +203,14 @@ def _matrix_lines(name: str, M, p: _Printer, *, symmetric: bool = False, arg: st
     return lines
 
 
-def _state(sde, p: _Printer) -> str:
-    xs = [p(v) for v in sde.state]
+def _state_lines(state, p: _Printer) -> list[str]:
+    """``x = (w_0, w_1)``: what the vector x of f(x, xi), F(x) and b(x) stands for; none when it is x itself."""
+    xs = [p(v) for v in state]
+    if len(xs) == 1 and xs[0] == "x":
+        return []
     if len(xs) > 6:
         xs = xs[:3] + [r"\dots"] + xs[-1:]
-    return r"\left(" + ", ".join(xs) + r"\right)" if len(sde.state) > 1 else xs[0]
+    return [r"x &= " + (r"\left(" + ", ".join(xs) + r"\right)" if len(state) > 1 else xs[0])]
 
 
 def _vector_lines(name: str, v, params, p: _Printer, prefix: str = "") -> list[str]:
@@ -266,7 +269,7 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
                      + r"} \sigma_k(X_t)\,\mathrm{d}\beta^k_t, \qquad W = \textstyle\sum_k e_k \beta^k")
     else:
         lines.append(r"\mathrm{d}X_t &= b(X_t)\,\mathrm{d}t + \sigma(X_t)\,\mathrm{d}W_t")
-    lines.append(r"x &= " + _state(sde, p))
+    lines += _state_lines(sde.state, p)
     lines += _vector_lines("b", sde.drift, sde.state, p, prefix=(bname + " = ") if bname else "")
     if sde.n_noise == 0:
         return lines + (p.definitions() if own else [])
@@ -343,6 +346,7 @@ def problem_lines(problem, printer: _Printer | None = None) -> list[str]:
     own = printer is None
     p = printer or _printer_for(problem)
     lines = _expr_lines(r"f(x, \xi)", problem.loss, p)
+    lines += _state_lines(problem.params, p)
     lines += _law_lines(problem.laws, p)
     if problem.batch_size != 1:
         lines.append(r"B &= " + p(problem.batch_size) + r"\quad\text{(" + problem.sampling.replace("_", " ") + ")}")

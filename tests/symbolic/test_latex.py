@@ -149,3 +149,18 @@ def test_a_weighted_data_set_does_not_print_as_the_uniform_one():
     assert r"\hat\nu^{w}_{3}" in weighted.latex() and "weights from 0.25 to 0.5" in weighted.latex()
     assert r"\hat\nu_{3}" in uniform.latex() and "weights" not in uniform.latex()
     assert "weights from 0.25 to 0.5" in repr(weighted.laws[0]) and "weights" not in repr(uniform.laws[0])
+
+
+def test_the_parameter_vector_is_defined_and_the_gamma_law_names_its_parameters():
+    """Audit 8, findings 7 and 8: with parameters w0, w1 the problem's lines used x undefined, a 1-d SDE printed
+    `x = x`, and Gamma(3, 2) did not say shape-scale (its mean is 6, not 3/2)."""
+    w0, w1, x = sp.symbols("w0 w1 x")
+    two = smfsym.Problem((w0 * smfsym.normal("a") + w1 - smfsym.normal("y")) ** 2 / 2, [w0, w1])
+    assert r"x &= \left(w_{0}, w_{1}\right)" in two.latex()
+    one = smfsym.Problem((x - smfsym.gamma("g", 3, 2)) ** 2 / 2, [x])
+    tex = derivation_latex(one, [smfsym.sme(one, order=1)])
+    assert r"x &= x" not in tex and r"g \sim \Gamma\left(k = 3,\ \theta = 2\right)" in tex
+    assert r"- 6 x" in tex  # F = x^2/2 - E[g] x + E[g^2]/2 with E[g] = k theta = 6
+    shape = sp.Symbol("shape", positive=True)
+    assert r"\Gamma\left(k = \mathrm{shape},\ \theta = 2\right)" in smfsym.Problem(
+        (x - smfsym.gamma("g", shape, 2)) ** 2 / 2, [x]).latex()

@@ -139,7 +139,9 @@ class Gamma(UnivariateLaw):
         return (th * t)[:, None], w
 
     def _latex_law(self):
-        return r"\Gamma\left(" + sp.latex(self.shape) + ", " + sp.latex(self.scale) + r"\right)"
+        # shape k and scale theta named (Gamma(a, b) is also written shape-rate); no words: the printer relabels
+        # a user's multi-letter symbols (`shape`, `scale`) everywhere in this string
+        return r"\Gamma\left(k = " + sp.latex(self.shape) + r",\ \theta = " + sp.latex(self.scale) + r"\right)"
 
 
 def genlaguerre_golub_welsch(n: int, alpha: float):
