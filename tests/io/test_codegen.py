@@ -217,14 +217,6 @@ def _same_scheme(sde, ns, x0, scheme, increments, n_paths=300, seed=4, t_end=0.2
     return st
 
 
-def _data_problem(M, seed=0):
-    rng = np.random.default_rng(seed)
-    z = rng.normal(size=M)
-    y = np.sign(rng.normal(size=M) + z)
-    Z, Y = smfsym.empirical(np.c_[z, y], "z y")
-    return smfsym.Problem((Z * x - Y) ** 2 / 2 + sp.log(1 + sp.exp(-Y * Z * x)), [x])
-
-
 @pytest.mark.parametrize("increments", [pytest.param("gaussian", marks=pytest.mark.slow), "discrete"])  # 1.5 s each
 def test_weak2_and_discrete_increments_reproduce_smfsym(increments):
     """smfsym's simplified weak Taylor 2.0 step (WeakTaylor2) in the numpy module, from the same seed: a
