@@ -305,10 +305,14 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     by (|err| / se)^2 (delta method). The half-width is the larger of 1.96 noise-based standard
     errors and a Student-t (n - 2 degrees of freedom) multiple of the residual-based one, so
     curvature in the errors (pre-asymptotic etas) widens the interval honestly; exact errors use
-    the residual scatter alone; two exact points give the slope between them and no interval (NaN
-    bounds: nothing measures whether those errors are asymptotic yet). Fewer than two resolved points
-    give NaNs, and with ``what`` (e.g. ``"sme1"``) an :class:`OrderWarning` naming it when the errors
-    are Monte Carlo ones.
+    the residual scatter alone; two points give the slope between them and no interval (NaN bounds:
+    nothing measures whether those errors are asymptotic yet, and for Monte Carlo errors an interval from
+    the noise alone read as the order: a secant slope 0.90 [0.85, 0.95] for an order-1 model whose errors
+    were still pre-asymptotic, audit 10). Fewer than two resolved points give NaNs, and with ``what``
+    (e.g. ``"sme1"``) an :class:`OrderWarning` naming it when the errors are Monte Carlo ones. With
+    ``refs`` (the SGD values) and ``what``, an error as large as the statistic itself at every fitted
+    point (the model wrong by 100% or more, e.g. of the wrong sign) warns: for a statistic whose size
+    scales with eta the slope then measures that size, not convergence.
 
     Returns
     -------
@@ -320,9 +324,11 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     >>> f = fit_order([0.1, 0.05, 0.025], [2e-2, 5e-3, 1.25e-3])
     >>> round(f[0], 6), f.n_used
     (2.0, 3)
-    >>> f = fit_order([0.1, 0.05], [2e-2, 5e-3])  # two exact points: a slope, no interval
+    >>> f = fit_order([0.1, 0.05], [2e-2, 5e-3])  # two points: a slope, no interval
     >>> round(f[0], 6), f[1:], f.n_used
     (2.0, (nan, nan), 2)
+    >>> fit_order([0.1, 0.05], [2e-2, 5e-3], [1e-4, 1e-4])[1:]  # Monte Carlo ones too
+    (nan, nan)
     """
     from scipy.stats import t as student_t
 
@@ -343,7 +349,14 @@ def fit_order(etas, errs, ses=None, *, refs=None, resolve: float = RESOLVE, what
     sxx = np.sum(w * (x - xm) ** 2)
     slope = np.sum(w * (x - xm) * (y - np.sum(w * y) / w.sum())) / sxx
     resid = y - (np.sum(w * y) / w.sum() + slope * (x - xm))
-    if n == 2 and not noisy:  # a zero-width interval here read as an exact order
+    if refs is not None and what is not None:
+        rel = np.abs(errs[keep]) / np.maximum(np.abs(np.asarray(refs, float)[keep]), np.finfo(float).tiny)
+        if np.all(rel >= 1):
+            warnings.warn(f"the error of {what} is as large as the statistic itself at every fitted step (relative "
+                          f"error {rel.min():.3g} to {rel.max():.3g}; the model may have the wrong sign): the slope "
+                          f"{slope:.3g} follows the size of the statistic, not convergence; compare the values.",
+                          OrderWarning, stacklevel=stacklevel)
+    if n == 2:  # an interval from two points reads as an order: the noise is measured, the curvature is not
         return Fit(float(slope), float("nan"), float("nan"), n)
     se_res = np.sqrt(np.sum(w * resid**2) / max(n - 2, 1) / sxx) if n > 2 else 0.0
     se_noise = np.sqrt(1.0 / sxx) if noisy else 0.0
@@ -405,19 +418,19 @@ def order_label(order) -> str:
 
 
 def interval_text(order, digits: int = 3) -> str:
-    """A fitted order's 95% interval as tables print it: "[1.950, 2.070]", or "(no interval: 2 exact
-    points)" where the fit has none.
+    """A fitted order's 95% interval as tables print it: "[1.950, 2.070]", or "(no interval: 2 points)"
+    where the fit has none.
 
     Examples
     --------
     >>> interval_text((2.01, 1.95, 2.07, 4), 2), interval_text((2.0, float("nan"), float("nan"), 2))
-    ('[1.95, 2.07]', '(no interval: 2 exact points)')
+    ('[1.95, 2.07]', '(no interval: 2 points)')
     """
     low, high = order[1], order[2]
     if np.isfinite(low) and np.isfinite(high):
         return f"[{low:.{digits}f}, {high:.{digits}f}]"
     n_used = order[3] if len(order) > 3 else getattr(order, "n_used", 2)
-    return f"(no interval: {n_used} exact points)" if n_used >= 2 and np.isfinite(order[0]) else "(unresolved)"
+    return f"(no interval: {n_used} points)" if n_used >= 2 and np.isfinite(order[0]) else "(unresolved)"
 
 
 def plot_target(path=None, ax=None, *, n_panels: int = 1, figsize=(5.5, 4)):

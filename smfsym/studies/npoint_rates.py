@@ -164,8 +164,13 @@ class MultipointRates(StudyIO):
                          f"{r['error']:>11.3e} {se:>10} {r['solver_error']:>10.1e} {lost_cell(r['lost']):>6}")
         lines.append("fitted orders (slope of log|error| vs log eta on resolved points, 95% interval):")
         for key, (s, lo, hi, n) in self.orders.items():
-            lines.append(f"  {key:>28}: " + (f"{s:.3f}  [{lo:.3f}, {hi:.3f}]  ({n} etas)" if n >= 2
-                                                else f"unresolved ({n} etas resolved)"))
+            m, _, psi = key.partition(":")
+            rs = [r for r in self.rows if r["model"] == m and r["psi"] == psi]
+            # a statistic whose size scales with eta has slope ~1 also when the model is wrong by 100% at every eta
+            wrong = " (error >= |SGD| at every eta: a slope of the statistic's size, not convergence)" if rs and all(
+                abs(r["error"]) >= abs(r["sgd"]) for r in rs) else ""
+            lines.append(f"  {key:>28}: " + (f"{s:.3f}  {interval_text((s, lo, hi, n))}  ({n} etas)" if n >= 2
+                                                else f"unresolved ({n} etas resolved)") + wrong)
         return "\n".join(lines)
 
     def header(self, sep: str = ", ") -> str:

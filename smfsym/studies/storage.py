@@ -718,12 +718,21 @@ def check_refit(order: "Order", refit: "Order", where: str, legacy=None) -> "Ord
     One difference is expected, not refused: smfsym fits an order only on the points at the smallest steps
     whose errors share one sign (``fit_order``); a study saved before that rule, whose errors change sign, was
     fitted on more points. Where the stored order is exactly ``legacy()`` (the refit by the earlier rule,
-    ``common._across_signs``), the refit replaces it, with a warning.
+    ``common._across_signs``), the refit replaces it, with a warning. So does an interval stored for an order
+    fitted on two Monte Carlo points (earlier versions gave one from the noise alone; the slope must agree).
     """
     if legacy is not None and int(refit[3]) < int(order[3]) and _same_order(order, legacy()):
         warnings.warn(f"saved study: `{where}` was fitted on {int(order[3])} points across a sign change of the "
                       f"errors (an earlier smfsym's rule); it is refitted on the {int(refit[3])} point(s) of one sign "
                       f"at the smallest steps: slope {float(refit[0]):.4g} instead of {float(order[0]):.4g}.",
+                      OrderWarning, stacklevel=4)
+        return refit
+    if (int(order[3]) == int(refit[3]) == 2 and _close(order[0], float(refit[0]), REFIT_RTOL)
+            and np.isnan(float(refit[1])) and np.isnan(float(refit[2])) and _is_number(order[1]) and _is_number(order[2])
+            and np.isfinite(float(order[1])) and np.isfinite(float(order[2]))):
+        # an earlier smfsym gave two Monte Carlo points an interval from their noise alone (audit 10): same slope
+        warnings.warn(f"saved study: `{where}` was given a 95% interval from two points (an earlier smfsym's rule, "
+                      "which measured the noise but not the curvature); it is kept without one.",
                       OrderWarning, stacklevel=4)
         return refit
     for name, got, want in zip(("slope", "low", "high"), order[:3], refit[:3]):

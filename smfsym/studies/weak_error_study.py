@@ -398,6 +398,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         "montecarlo"; ``meta["method"]`` is "exact", "montecarlo" or "mixed"). "exact"
         refuses (:class:`~smfsym.simulation.exact.NotClosedError`) where any of them does not close.
     seed, n_paths : Monte Carlo settings.
+        Each eta draws from the child of ``seed`` at its position in ``etas`` (SGD and every model of that
+        eta share it): a model added or dropped changes no number, but one eta in another list of etas gets
+        other, equally valid, draws; rerun the same ``etas`` to reproduce a row.
         :func:`estimate_cost` tells what a choice will cost before running it.
     dt_fraction : float
         Solver step as a fraction of eta (weak order-2 solver where the noise allows).

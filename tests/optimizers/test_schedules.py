@@ -155,7 +155,9 @@ def test_schedule_helpers():
     (lambda p: simulate_sgd_schedule(p, Schedule(1 - TIME), [1.0], 30, 0.1), "positive and finite"),
     (lambda p: scheduled_model(p, constant(), "adam"), "`kind` must be"),
     (lambda p: scheduled_model(p, constant(), "smf", 3), "`order` must be 1 or 2"),
-    (lambda p: scheduled_model(smfsym.Problem((TIME - smfsym.normal("q")) ** 2, [TIME]), constant()), "also appears"),
+    # (refused by the Problem itself now, before any schedule sees it: t is the models' time)
+    (lambda p: scheduled_model(smfsym.Problem((TIME - smfsym.normal("q")) ** 2, [TIME]), constant()),
+     r"the name\(s\) \['t'\] are the models' own"),
     (lambda p: cosine(-1), "`horizon` must be positive"),
     (lambda p: simulate_sgd_schedule(p, constant(), [1.0], 0, 0.1), "`n_steps`"),
     (lambda p: simulate_sgd_schedule(p, constant(), [1.0], 3, float("nan")), "`eta` must be positive"),

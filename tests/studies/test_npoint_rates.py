@@ -246,3 +246,25 @@ def test_montecarlo_cells_run_on_an_array_back_end(rademacher):
         for key, se in (("sgd", "sgd_se"), ("value", "value_se"), ("error", "se")):
             assert abs(a[key] - b[key]) <= 5 * math.hypot(a[se], b[se]) + 1e-12, (key, a, b)
     assert any(a["sgd"] != b["sgd"] for a, b in pairs)  # SGD really ran on the back end: other streams
+
+
+def test_an_error_as_large_as_the_statistic_at_every_eta_is_not_read_as_convergence():
+    """Audit 10, F2: the shared SME's two-point covariance has the wrong sign at every eta (relative error 2), yet
+    the covariance itself is O(eta), so log|error| has slope ~1 and the summary read like order-1 convergence. The
+    fit now warns, and the summary line says so."""
+    x = sp.Symbol("x")
+    z = smfsym.normal("z", std=sp.Rational(1, 2))
+    p = smfsym.Problem((x ** 2 - 1) ** 2 / 4 + x ** 2 * z / 2 - sp.Rational(1, 5) * x, [x])
+    with pytest.warns(smfsym.OrderWarning, match="as large as the statistic itself at every fitted step"):
+        mr = smfsym.multipoint_rates(p, [[0.5], [-0.3]], [0.25, 0.125, 0.0625], 1.0, models=("sme2_shared",),
+                                     psi=("covariance",), n_paths=4000, seed=2)
+    rows = [r for r in mr.rows if r["psi"] == "covariance"]
+    assert all(np.sign(r["value"]) != np.sign(r["sgd"]) for r in rows)  # the wrong sign, at 4000 paths:
+    assert all(abs(r["error"]) > abs(r["sgd"]) + 5 * r["se"] for r in rows)  # |error| - |SGD| beyond 5 s.e.
+    assert "not convergence" in repr(mr)
+    with warnings.catch_warnings(record=True) as caught:  # the model of the right sign is not flagged
+        warnings.simplefilter("always")
+        right = smfsym.multipoint_rates(p, [[0.5], [-0.3]], [0.25, 0.125, 0.0625], 1.0, models=("smf2",),
+                                        psi=("covariance",), n_paths=4000, seed=2)
+    assert not [w for w in caught if "as large as the statistic" in str(w.message)]
+    assert "not convergence" not in repr(right)

@@ -49,7 +49,7 @@ def test_the_momentum_study_no_longer_reports_a_tight_wrong_order():
     assert errors[0] < 0 < errors[1] and errors[2] > 0  # the premise: one sign change, at the largest eta
     order = study.orders["sme2"]
     assert order.n_used == 2 and np.isnan(order.low) and np.isnan(order.high)
-    assert "(no interval: 2 exact points)" in str(study)
+    assert "(no interval: 2 points)" in str(study)
 
 
 def test_a_study_saved_with_the_earlier_rule_loads_refitted(tmp_path):
