@@ -121,22 +121,26 @@ def _model_list(text: str) -> list[str]:
 
 def cmd_derive(args):
     from . import export_tex
+    from .spec.checks import check_models
     from .symbolic.latex import derivation_text
-    from .studies import build_model
 
     names = _model_list(args.models)
     if args.output:
         _check_output_file(Path(args.output), args.force)
     spec = _load(args.spec)
     p, net = spec.problem, spec.meanfield
-    models = [build_model(p, m) for m in names] if p is not None else []
+    c = spec.check or {}
+    # the models `smfsym check` compares with the spec's optimizer (RMSprop's, momentum's, a schedule's), not
+    # plain SGD's whatever the spec checks (audit 11, finding 1)
+    models = list(check_models(spec, c, names).values()) if p is not None else []
+    plain = c.get("optimizer", "sgd") == "sgd" and c.get("schedule") is None
     if args.format == "latex":
         out = export_tex(p, models) if p is not None else _empty_document()
         if net is not None:
             section = "\\section*{Mean-field flow}\n\\[\n" + net.latex() + "\n\\]\n"
             out = out.replace("\\end{document}", section + "\\end{document}")
     else:
-        out = derivation_text(p, models, x_ref=spec.check.get("x0")) if p is not None else ""
+        out = derivation_text(p, models, x_ref=c.get("x0") if plain else None) if p is not None else ""
         if net is not None:
             out += (f"mean-field network: {net!r}\nfirst variation v = {net.first_variation}\n"
                     f"drift = {list(net.drift)}\n")
@@ -572,7 +576,7 @@ def _parser() -> argparse.ArgumentParser:
                                  epilog=_TRUST)
     ap.add_argument("--version", action="version", version=f"smfsym {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("derive", help="print or write F, Sigma, SME and SMF", epilog=_TRUST)
+    d = sub.add_parser("derive", help="print or write F, Sigma and the SME and SMF that check compares (the optimizer's own for RMSprop, Adam, momentum, schedules and update maps)", epilog=_TRUST)
     d.add_argument("spec", help="TOML spec, Python spec (.py: run as code, trusted only) or shipped name")
     d.add_argument("--format", choices=["latex", "text"], default="latex")
     d.add_argument("--models", default="sme2,smf2", help=f"comma-separated: {', '.join(MODEL_CHOICES)}")

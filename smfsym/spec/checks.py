@@ -23,6 +23,9 @@ from ..montecarlo.options import RunOptions
 from ..optimizers.momentum import Momentum
 from ..optimizers.update_map import UpdateMap, adam, rmsprop
 from ..studies.cost import estimate_cost, estimate_optimizer_cost, estimate_update_map_cost
+from ..symbolic.models import build_model
+from ..studies.optimizer_weak_error import momentum_models, schedule_models
+from ..studies.update_map_study import update_map_models
 from ..studies.options import Numerics
 from ..studies.registry import STUDIES
 from ..symbolic.models import default_eta
@@ -30,7 +33,7 @@ from .expr import SpecError, parse_expression
 from .schema import CHECK_OPTIMIZER_NAMES, SCHEMA, validate_section
 
 __all__ = ["CheckOptimizer", "CHECK_OPTIMIZERS", "ADAPTIVE_KEYS", "run_check_study", "estimate_check_cost", "update_map_for",
-           "step_of"]
+           "step_of", "check_models"]
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,9 @@ class CheckOptimizer:
     """One optimizer a spec can check: its study, its step in the models' time and how both are called.
 
     ``run(spec, check, options)`` returns the study's result; ``cost(spec, check)`` its
-    :class:`~smfsym.studies.cost.CostEstimate` (or None where exact moments make it negligible).
+    :class:`~smfsym.studies.cost.CostEstimate` (or None where exact moments make it negligible);
+    ``models(spec, check, names)`` the SDEs that study compares with the optimizer, by model name (what
+    ``smfsym derive`` prints for the spec).
     """
 
     name: str
@@ -46,6 +51,7 @@ class CheckOptimizer:
     step: str
     run: Callable
     cost: Callable
+    models: Callable
     help: str
 
 
@@ -70,6 +76,12 @@ def _run_sgd(spec, c, options):
                                           **_common(spec, c), numerics=_numerics(c), options=options)
 
 
+def _models_sgd(spec, c, names):
+    if c.get("schedule") is not None:
+        return schedule_models(spec.problem, c["schedule"], names)
+    return {m: build_model(spec.problem, m) for m in names}
+
+
 def _cost_sgd(spec, c):
     if c.get("schedule") is not None:
         return estimate_optimizer_cost(spec.problem, c, values=spec.values or None)
@@ -82,6 +94,10 @@ def _run_momentum(spec, c, options):
         spec.problem, c["phi"], c["x0"], c["t_end"], c["etas"],
         Momentum(friction=c["friction"], nesterov=c["optimizer"] == "nesterov"), **_common(spec, c),
         numerics=_numerics(c), options=options)
+
+
+def _models_momentum(spec, c, names):
+    return momentum_models(spec.problem, names, Momentum(friction=c["friction"], nesterov=c["optimizer"] == "nesterov"))
 
 
 def _cost_momentum(spec, c):
@@ -97,14 +113,19 @@ def _run_update_map(spec, c, options):
                                                      **_common(spec, c), numerics=_numerics(c, _MAP_KEYS), options=options)
 
 
+def _models_update_map(spec, c, names):
+    return update_map_models(c["update_map"], names)
+
+
 def _cost_update_map(spec, c):
     return estimate_update_map_cost(c["update_map"], c["phi"], c["z0"], c["t_end"], c["etas"], models=c["models"],
                                     n_paths=c["n_paths"], values=spec.values or None, numerics=_numerics(c, _MAP_KEYS))
 
 
-_SGD = dict(study="weak_error", step="eta", run=_run_sgd, cost=_cost_sgd)
-_MOMENTUM = dict(study="momentum_weak_error", step="sqrt_eta", run=_run_momentum, cost=_cost_momentum)
-_MAP = dict(study="update_map_weak_error", run=_run_update_map, cost=_cost_update_map)
+_SGD = dict(study="weak_error", step="eta", run=_run_sgd, cost=_cost_sgd, models=_models_sgd)
+_MOMENTUM = dict(study="momentum_weak_error", step="sqrt_eta", run=_run_momentum, cost=_cost_momentum,
+                 models=_models_momentum)
+_MAP = dict(study="update_map_weak_error", run=_run_update_map, cost=_cost_update_map, models=_models_update_map)
 
 #: ``[check] optimizer`` name -> how it is checked. ``step`` "map": the update map's own expansion.
 CHECK_OPTIMIZERS = {
@@ -132,6 +153,12 @@ def step_of(check: Mapping) -> str:
 def run_check_study(spec, check: Mapping, options: RunOptions):
     """Run the weak-error study of a loaded spec's ``[check]`` (its optimizer's entry decides which)."""
     return CHECK_OPTIMIZERS[check.get("optimizer", "sgd")].run(spec, check, options)
+
+
+def check_models(spec, check: Mapping, names) -> dict:
+    """The SDEs the weak-error study of a loaded spec's ``[check]`` compares with its optimizer, by model name
+    (plain SGD's models for a spec without ``[check]``)."""
+    return CHECK_OPTIMIZERS[check.get("optimizer", "sgd")].models(spec, check, list(names))
 
 
 def estimate_check_cost(spec, check: Mapping):

@@ -354,6 +354,22 @@ def study_steps(t_end, etas, step: str = "eta") -> tuple:
     return t_end, etas, steps
 
 
+def schedule_models(problem: Problem, schedule, models: Sequence[str]) -> dict:
+    """The SDEs :func:`schedule_weak_error` compares with scheduled SGD, by model name (``smfsym derive`` prints
+    them for a spec with a schedule)."""
+    sch = _as_schedule(schedule)
+    return {m: scheduled_model(problem, sch, *_parse(m)) for m in check_models(models, set(_MODELS))}
+
+
+def momentum_models(problem: Problem, models: Sequence[str], momentum: Momentum) -> dict:
+    """The SDEs :func:`momentum_weak_error` compares with momentum SGD, by model name (the noise correction
+    goes to the order-2 models only)."""
+    lam = rational(momentum.friction)
+    return {m: momentum_model(problem, *_parse(m), nesterov=bool(momentum.nesterov), lam=lam,
+                              noise_correction=momentum.noise_correction if _parse(m)[1] == 2 else None)
+            for m in check_models(models, set(_MODELS))}
+
+
 def _parse(name: str):
     table = {**MODEL_REGISTRY, "gf1": MODEL_REGISTRY["gf"]}
     if name not in table:
@@ -430,7 +446,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     vals = numeric_values(values, problem_symbols(problem))
     x0 = _check_x0(x0, problem.dim)
     check_phi_tails(problem, phi)  # names phi (the exact moments would blame the loss)
-    sdes = {m: scheduled_model(problem, sch, *_parse(m)) for m in check_models(models, set(_MODELS))}
+    sdes = schedule_models(problem, sch, models)
     use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals)
     if method == "exact" and not use_exact:
         raise NotClosedError("`method='exact'` needs grad f affine in x, a loss polynomial in the data, a "
@@ -581,8 +597,8 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     check_phi_tails(problem, phi)  # names phi (the exact moments would blame the loss)
     vals = numeric_values(values, problem_symbols(problem))
     lam_r = rational(lam)
-    sdes = {m: momentum_model(problem, *_parse(m), nesterov=nesterov, lam=lam_r,
-                              noise_correction=noise_correction if _parse(m)[1] == 2 else None) for m in models}
+    sdes = momentum_models(problem, models, Momentum(friction=lam, nesterov=nesterov,
+                                                     noise_correction=noise_correction))
     state = next(iter(sdes.values())).state
     use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals) and problem.batch_size == 1
     if method == "exact" and not use_exact:

@@ -45,6 +45,13 @@ UPDATE_MAP_MODELS = {name: ({"gf": "gradient_flow"}.get(family, family), order)
                      for name, (family, order) in MODEL_REGISTRY.items()}
 
 
+def update_map_models(umap: UpdateMap, models) -> dict:
+    """The SDEs :func:`update_map_weak_error` compares with the optimizer, by model name (``smfsym derive``
+    prints them for a spec whose ``[check]`` names an update map)."""
+    models = check_models(models, set(UPDATE_MAP_MODELS))
+    return {m: getattr(umap, kind)(order) for m, (kind, order) in UPDATE_MAP_MODELS.items() if m in models}
+
+
 def _check_phi(phi, umap: UpdateMap, known: set):
     """A callable on states, or a sympy expression in the state (and in constants given numbers)."""
     phi = check_phi(phi, umap.state)
@@ -145,7 +152,7 @@ def update_map_weak_error(umap: UpdateMap, phi, z0, t_end: float, etas: Sequence
     # an infinite E phi(z_k) gives finite-looking Monte Carlo means (E v^3 of RMSprop under Student-t(5) data)
     check_step_phi_tails(umap.problem, phi, umap.state, umap.update)
     z0 = prepare_x0(z0, len(umap.state), "z0", single=True)  # a copy: the caller's is not touched
-    sdes = {m: getattr(umap, kind)(order) for m, (kind, order) in UPDATE_MAP_MODELS.items() if m in models}
+    sdes = update_map_models(umap, models)
     check_study_work(max_path_steps, n_paths, steps, [m for m in models if sdes[m].n_noise], dt_fraction,
                      what=f"{umap.name}")
     f = _phi_function(phi, umap.state, vals, None if device.name == "numpy" else device)

@@ -378,3 +378,27 @@ def test_codegen_refuses_a_spec_whose_check_is_another_optimizer(tmp_path, capsy
     _one_line_error_inproc(capsys, ["codegen", spec, "--eta", "0.1", "-o", str(tmp_path / "sim.py")], what,
                            "does not simulate")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name, state", [("rmsprop", "v_x"), ("heavy_ball", "p_x0"), ("cosine_schedule", "t"),
+                                         ("update_map", "v"), ("linear_regression", None)])
+def test_derive_prints_the_models_check_compares(name, state, capsys):
+    """Audit 11, finding 1: `derive rmsprop` printed plain SGD's SME and SMF, which `check` on the same spec does
+    not compare (codegen refused the spec); it prints the optimizer's own models, with their extra state."""
+    from pathlib import Path
+
+    import sympy as sp
+
+    import smfsym
+    from smfsym.spec.checks import check_models
+    from smfsym.symbolic.models import build_model
+
+    assert main(["derive", name, "--format", "text", "--models", "sme1,smf2"]) == 0
+    out = capsys.readouterr().out
+    spec = load_spec(Path(smfsym.__file__).parent / "specs" / f"{name}.toml")
+    sdes = check_models(spec, spec.check, ["sme1", "smf2"])
+    for sde in sdes.values():
+        assert f"{sde.title}: drift = " in out
+        assert state is None or sp.Symbol(state, real=True) in sde.state or state in map(str, sde.state)
+    plain = build_model(spec.problem, "smf2")
+    assert (f"\n{plain.title}: drift = " in out) == (state is None)  # SGD's own model only for plain SGD
