@@ -88,7 +88,8 @@ with warnings.catch_warnings():
     rates = smfsym.multipoint_rates(problem, starts, [0.1, 0.05, 0.025] if FAST else [0.1, 0.05, 0.025, 0.0125],
                                     1.0, models=["smf1", "smf2", "sme2_shared", "sme2_independent"],
                                     psi=["product", "covariance", "correlation", "sqdist"],
-                                    n_paths=4000 if FAST else 100_000, dt_fraction=0.25, seed=2)
+                                    n_paths=4000 if FAST else 100_000, seed=2,
+                                    numerics=smfsym.Numerics(dt_fraction=0.25))
 print(rates)
 print(rates.to_latex())
 rates.plot(path=OUT / "npoint_rates.png")

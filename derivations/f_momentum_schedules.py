@@ -174,8 +174,8 @@ for B in range(1, 7):
     print(f"B = {B}:  E x_10 = {m1:.10f}   Var x_10 = {m2 - m1**2:.3e}")
 results["batch_variance"] = [v for _, _, v in rows]
 pw = smfsym.Problem(data_problem.loss, [x], batch_size=3, sampling="without_replacement")
-mc = smfsym.simulate_sgd(pw, [2.0], 10, 0.2, n_paths=20_000 if FAST else 200_000, seed=4, store=False,
-                         functions={"x2": lambda s: s[..., 0] ** 2})
+mc = smfsym.simulate_sgd(pw, [2.0], 10, 0.2, n_paths=20_000 if FAST else 200_000, seed=4,
+                         save_at=smfsym.SaveAt(store=False, functions={"x2": lambda s: s[..., 0] ** 2}))
 results["batch3_mc"] = [float(mc.mean("x2")[-1]), float(mc.sem("x2")[-1]), rows[2][2] + rows[2][1] ** 2]
 print("B = 3, E x^2: Monte Carlo", results["batch3_mc"][:2], "exact", results["batch3_mc"][2])
 json.dump(results, open(OUT / "results.json", "w"), indent=2)

@@ -272,7 +272,8 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
     >>> import sympy as sp, smfsym
     >>> x = sp.Symbol("x")
     >>> p = smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x)), [x])
-    >>> c = smfsym.estimate_cost(p, x**2, [1.0], 1.0, [0.1, 0.05], models=["sme1"], n_paths=2000, scheme="euler")
+    >>> c = smfsym.estimate_cost(p, x**2, [1.0], 1.0, [0.1, 0.05], models=["sme1"], n_paths=2000,
+    ...                          numerics=smfsym.Numerics(scheme="euler"))
     >>> sorted(c.parts), c.seconds > 0
     (['sgd', 'sme1'], True)
     """
