@@ -31,7 +31,8 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
     For every width, each simulator (mean-field SGD, the DD-SMF at dt = eta, the RK4 limit)
     is timed on a few steps at the study's particles and a few paths; SGD and the DD-SMF
     take t_end / eta steps per eta, the limit t_end / limit_dt steps once. ``theta0``, ``observe`` and
-    ``numerics`` (its ``order``, ``n_points`` and ``limit_dt``) as for the study; the old keywords
+    ``numerics`` (its ``order``, ``n_points`` and ``limit_dt``) as for the study (``n_points="auto"``, the
+    default: the rule is refined first, as the study does, and its time counted); the old keywords
     (``observables``, ``n_saves``, ``risk_points``, ``particle_law``, ``particle_seed``, ``ddsmf_order``,
     ``n_points``, ``limit_dt``) still work for one release, with a ``DeprecationWarning``.
 
@@ -69,6 +70,15 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
     common = dict(values=values, observe=Observe(observables=cfg.observe.observables,
                                                  risk_points=cfg.observe.risk_points))
     quiet = RunOptions(progress=False)
+    rule_seconds = None
+    if "ddsmf" in methods or "limit" in methods:
+        # as the study: the rule is resolved ("auto": refined) at the first width's particles first, and the runs
+        # use the number of points it settles on
+        t1 = time.perf_counter()
+        with warnings.catch_warnings():  # the study warns about it itself
+            warnings.simplefilter("ignore")
+            n_points = _captured(net, starts[next(iter(starts))], n_points, values)["n_points"]
+        rule_seconds = time.perf_counter() - t1
     eta_min = min(etas)
     steps = {e: max(1, int(round(t_end / e))) for e in etas}
     # the probes run short horizons: a few saves, as the study's runs save n_saves + 1 times
@@ -93,13 +103,8 @@ def estimate_meanfield_cost(net, theta0=None, *, etas: Sequence[float], t_end: f
                 numerics=MeanFieldNumerics(order=ddsmf_order, n_points=n_points)), n_paths, min(steps.values()), p0=8)
             parts[key] = sum(_run_cost(costs[key], n_paths, k, n_chunks(n_paths, state), calls=1)
                              for k in steps.values())
-    if "ddsmf" in methods:  # the study reports the captured noise variance at the first width's particles
-
-        t1 = time.perf_counter()
-        with warnings.catch_warnings():  # the study warns about it itself
-            warnings.simplefilter("ignore")
-            _captured(net, starts[next(iter(starts))], n_points, values)
+    if rule_seconds is not None:  # the study resolves its rule (and reports the captured noise) at the start
         key = "captured noise"
-        costs[key] = (time.perf_counter() - t1, 0.0, 0.0)
+        costs[key] = (rule_seconds, 0.0, 0.0)
         parts[key] = costs[key][0]
     return _estimate(costs, parts, t0, "meanfield")

@@ -86,6 +86,19 @@ def v_int(lo: int, hi: int) -> Callable:
     return check
 
 
+def v_int_or_auto(lo: int, hi: int) -> Callable:
+    """An integer in [lo, hi], or the string "auto" (the library chooses, as its Python default does)."""
+    as_int = v_int(lo, hi)
+
+    def check(v, key):
+        if v == "auto" and isinstance(v, str):
+            return v
+        if isinstance(v, str):
+            raise SpecError(f"`{key}`: expected an integer in [{lo}, {hi}] or \"auto\"; got str {v!r:.60}")
+        return as_int(v, key)
+    return check
+
+
 def v_positive(v, key):
     x = _finite_real(v, key)
     if not x > 0:
@@ -330,8 +343,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "methods": Key("array of strings", list(MF_METHODS), ", ".join(MF_METHODS) + " (sgd required)",
                        "what is simulated", v_methods),
         "ddsmf_order": Key("integer", 1, "1 | 2", "order of the DD-SMF drift", v_int(1, 2)),
-        "n_points": Key("integer", 12, "[2, 64]", "Gauss points per continuous data coordinate (noise rule)",
-                        v_int(2, 64)),
+        "n_points": Key("integer or \"auto\"", "auto", "[2, 64] | auto",
+                        "Gauss points per continuous data coordinate (noise rule); auto: chosen by the observable "
+                        "and checked, as meanfield_study's default", v_int_or_auto(2, 64)),
         "risk_points": Key("integer", 16, "[2, 64]", "Gauss points per coordinate for the population risk",
                            v_int(2, 64)),
     },

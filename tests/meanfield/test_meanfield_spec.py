@@ -110,3 +110,30 @@ def test_a_rule_too_small_for_the_noise_is_reported():
                                     widths=[20], n_paths=4, observe=Observe(n_saves=1),
                                     numerics=MeanFieldNumerics(n_points=3), methods=["sgd", "ddsmf"])
     assert st.meta["rule"]["converged"] is False and max(st.meta["rule"]["changes"][0].values()) > 0.02
+
+
+def test_a_spec_takes_n_points_auto_by_default_as_the_python_study_does(tmp_path):
+    """Audit 11, F5: a spec's [meanfield.check] n_points was a fixed 12 (the Python default is "auto"), which left
+    the teacher network's rule 43% off, and the warning's advice, n_points = 'auto', was refused by the schema. The
+    default is "auto" now: the rule is refined, the cost estimate refines it first too, and check runs."""
+    from smfsym.meanfield.cost import estimate_meanfield_cost
+
+    text = SHIPPED.read_text()
+    assert "\nn_points = 48" in text
+    text = (text.replace("\nn_points = 48", "\n#").replace("n_paths = 192", "n_paths = 16")
+            .replace("widths = [300]", "widths = [40]"))
+    spec_path = tmp_path / "auto.toml"
+    spec_path.write_text(text)
+    spec = load_spec(spec_path)
+    m = spec.meanfield_check
+    assert m["n_points"] == "auto"
+    est = estimate_meanfield_cost(spec.meanfield, etas=m["etas"], t_end=m["t_end"], widths=m["widths"], n_paths=16,
+                                  numerics=MeanFieldNumerics(n_points="auto"))
+    assert est.seconds > 0 and "captured noise" in est.parts
+    res = run("check", str(spec_path), "-o", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert "RuleResolutionWarning" not in res.stderr and "n_points = 48 (settled" in res.stdout
+    for bad in ("Auto", "12", 1.5, True, 1, 65):
+        spec_path.write_text(text.replace("\n#", f"\nn_points = {json.dumps(bad)}", 1))
+        with pytest.raises(SpecError, match=r"`\[meanfield\.check\] n_points`"):
+            load_spec(spec_path)
