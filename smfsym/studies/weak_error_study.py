@@ -28,6 +28,7 @@ from ..data.means import is_polynomial_in
 from . import storage as _sv
 from .storage import Order, StudyIO
 from ..symbolic.model_names import MODEL_REGISTRY
+from ..symbolic.latex import _text as latex_text  # an optimizer's name in LaTeX text mode (it may hold _ or &)
 from ..symbolic.problem import Problem
 from ..simulation.sgd import problem_symbols, simulate_sgd
 from ..simulation.sde import prepare_x0, simulate
@@ -271,14 +272,29 @@ class WeakErrorStudy(StudyIO):
         mc = [m for m, how in methods.items() if how != "exact" and m != "sgd"]
         return f"exact moments ({', '.join(exact)}), {paths} ({', '.join(mc)})"
 
+    @property
+    def reference(self) -> str:
+        """What the models are compared with: "SGD", or the optimizer the study ran (``meta``: an update map's
+        name, momentum SGD, SGD with a schedule), as the tables and figures say."""
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        if meta.get("optimizer"):
+            return str(meta["optimizer"])
+        if "friction" in meta:
+            return "Nesterov SGD" if meta.get("nesterov") else "heavy-ball SGD"
+        if meta.get("schedule"):
+            return "scheduled SGD"
+        return "SGD"
+
     def __repr__(self) -> str:
-        lines = [f"weak error against SGD: {self.header()}",
-                 f"{'eta':>8} {'model':>6} {'E phi SGD':>12} {'E phi model':>12} {'error':>11} {'s.e./exact':>11} "
-                 f"{'solver err':>10} {'lost SGD':>8} {'lost':>8}"]
+        ref = self.reference
+        w, wl = max(12, len("E phi " + ref)), max(8, len("lost " + ref))
+        lines = [f"weak error against {ref}: {self.header()}",
+                 f"{'eta':>8} {'model':>6} {'E phi ' + ref:>{w}} {'E phi model':>12} {'error':>11} {'s.e./exact':>11} "
+                 f"{'solver err':>10} {'lost ' + ref:>{wl}} {'lost':>8}"]
         for r in self.rows:
             se = "exact" if r["method"] == "exact" else f"{r['se']:.2e}"
-            lines.append(f"{r['eta']:>8.4g} {r['model']:>6} {r['sgd']:>12.6g} {r['value']:>12.6g} "
-                         f"{r['error']:>11.3e} {se:>11} {r['solver_error']:>10.1e} {lost_cell(r['lost_sgd']):>8} "
+            lines.append(f"{r['eta']:>8.4g} {r['model']:>6} {r['sgd']:>{w}.6g} {r['value']:>12.6g} "
+                         f"{r['error']:>11.3e} {se:>11} {r['solver_error']:>10.1e} {lost_cell(r['lost_sgd']):>{wl}} "
                          f"{lost_cell(r['lost']):>8}")
         wrt = self.meta.get("orders_in")  # momentum: orders are fitted in h = sqrt(eta)
         wrt = f"log {wrt.split(' = ')[0]} ({wrt})" if wrt else "log eta"
@@ -327,13 +343,14 @@ class WeakErrorStudy(StudyIO):
         ax.set_xlabel(r"$h = \sqrt{\eta}$" if xkey == "h" else r"learning rate $\eta$")
         step = "kh" if xkey == "h" else r"k\eta"
         ax.set_ylabel(rf"$|\mathbb{{E}}\,\varphi(X_{{{step}}}) - \mathbb{{E}}\,\varphi(x_k)|$")
-        ax.set_title("weak error against SGD\n" + self.header().replace("**", "^"), fontsize=9)
+        ax.set_title(f"weak error against {self.reference}\n" + self.header().replace("**", "^"), fontsize=9)
         ax.legend(fontsize=8)
         return finish_figure(fig, path, own=own)
 
     def to_latex(self) -> str:
         """A booktabs table of the study."""
-        head = " & ".join([r"$\eta$", r"$\mathbb{E}\varphi$ (SGD)"] + [f"{m} error" for m in self.models]
+        head = " & ".join([r"$\eta$", r"$\mathbb{E}\varphi$ (" + latex_text(self.reference) + ")"]
+                          + [f"{m} error" for m in self.models]
                           + ["lost paths"])
         lines = [r"\begin{tabular}{" + "r" * (3 + len(self.models)) + "}", r"\toprule", head + r" \\", r"\midrule"]
         for eta in self.etas:
@@ -343,7 +360,7 @@ class WeakErrorStudy(StudyIO):
             for m in self.models:
                 r = rs[m]
                 cells.append(f"{r['error']:.3e}" if r["method"] == "exact" else f"{r['error']:.2e} $\\pm$ {r['se']:.1e}")
-            lost = [f"SGD {lost_cell(first['lost_sgd'])}"] + [f"{m} {lost_cell(rs[m]['lost'])}" for m in self.models
+            lost = [f"{latex_text(self.reference)} {lost_cell(first['lost_sgd'])}"] + [f"{m} {lost_cell(rs[m]['lost'])}" for m in self.models
                                                               if rs[m]["lost"]]
             cells.append(", ".join(lost).replace("%", r"\%"))
             lines.append(" & ".join(cells) + r" \\")

@@ -358,3 +358,20 @@ def test_two_monte_carlo_points_give_no_interval_and_an_older_saved_one_loads_wi
     path.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"orders\.sme1.*slope"):
         smfsym.load_study(path)
+
+
+def test_a_study_names_the_optimizer_its_models_are_compared_with():
+    """Audit 11, F8: RMSprop's and momentum's studies printed "weak error against SGD" and "E phi SGD"."""
+    p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x])
+    rms = smfsym.optimizers.rmsprop(p, c=1, eps=sp.Rational(1, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", smfsym.OrderWarning)
+        st = smfsym.update_map_weak_error(rms, x ** 2, [1.0, 4.0], 0.5, [0.1, 0.05], models=["smf1"], n_paths=500,
+                                          seed=0)
+    assert st.reference == "rmsprop" and repr(st).startswith("weak error against rmsprop: ")
+    assert "E phi rmsprop" in repr(st) and r"$\mathbb{E}\varphi$ (rmsprop)" in st.to_latex()
+    hb = smfsym.momentum_weak_error(p, x ** 2, [1.0], 1.0, [1 / 100, 1 / 400], smfsym.optimizers.Momentum(friction=1.0),
+                                    models=["smf1"])
+    assert repr(hb).startswith("weak error against heavy-ball SGD: ")
+    sgd = smfsym.weak_error(p, x ** 2, [1.0], 1.0, [0.1, 0.05], models=["smf1"])
+    assert sgd.reference == "SGD" and repr(sgd).startswith("weak error against SGD: ")
