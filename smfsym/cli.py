@@ -545,8 +545,23 @@ def cmd_codegen(args):
 
 def cmd_specs(args):
     for q in sorted(SHIPPED.glob("*.toml")):
-        first = q.read_text().splitlines()[0].lstrip("# ")
-        print(f"{q.stem:24s} {first}")
+        print(f"{q.stem:24s} {_first_sentence(q.read_text())}")
+
+
+def _first_sentence(text: str) -> str:
+    r"""The spec's opening comment up to its first full stop (joined over lines, never cut mid-sentence).
+
+    >>> _first_sentence("# RMSprop on a quadratic: the optimizer's\n# SME and SMF. More.\n[problem]")
+    "RMSprop on a quadratic: the optimizer's SME and SMF."
+    """
+    words = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        words += line.lstrip("# ").split()
+    out = " ".join(words)
+    m = re.search(r"\.(\s|$)", out)
+    return out[:m.start() + 1] if m else out
 
 
 def _eta(text: str) -> float:

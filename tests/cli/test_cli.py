@@ -402,3 +402,14 @@ def test_derive_prints_the_models_check_compares(name, state, capsys):
         assert state is None or sp.Symbol(state, real=True) in sde.state or state in map(str, sde.state)
     plain = build_model(spec.problem, "smf2")
     assert (f"\n{plain.title}: drift = " in out) == (state is None)  # SGD's own model only for plain SGD
+
+
+def test_specs_lists_whole_first_sentences(capsys):
+    """Audit 11, F12: `smfsym specs` printed each spec's first comment line, cut mid-sentence ("...: the
+    optimizer's")."""
+    assert main(["specs"]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert lines["rmsprop"].endswith("against RMSprop itself (PyTorch's convention, eps outside the root, "
+                                     "1 - beta = c eta, time t = k eta).")
+    assert lines["update_map"].endswith("RMSprop with eps *inside* the root, z = (x, v).")
+    assert not any(d.rstrip().endswith(("'s", ",", ":", "the")) for d in lines.values()), lines
