@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ..symbolic.latex import _m, wrap
+from ..symbolic.latex import _m, _Printer, wrap
 from .._checks import as_expr
 
 __all__ = ["meanfield_latex"]
@@ -29,19 +29,22 @@ def meanfield_latex(net, eta=None, environment: str | None = "aligned") -> str:
                          + r"\,\mu_t(\mathrm{d}\vartheta)")
     else:
         lines.append(sp.latex(net.output_expr) + r" &= " + integral)
+    # numeric data means are labelled m_k and defined once below (their rule printed there, not in every entry)
+    p = _Printer((), argument="")
+    p.names = {}  # the network's symbols print as sympy prints them, as in the lines above
     lines.append(r"v(\mu_t, \theta, \xi) &= " + sp.latex(net.first_variation))
-    lines.append(r"V(\mu_t, \theta) &= \mathbb{E}_\xi\, v = " + sp.latex(net.V))
+    lines.append(r"V(\mu_t, \theta) &= \mathbb{E}_\xi\, v = " + p(net.V))
     lines.append(r"\mathrm{d}X_t &= -\nabla_\theta V(\mu_t, X_t)\,\mathrm{d}t + \sqrt{" + sp.latex(eta)
                  + r"}\int \nabla_\theta (V - v)(\mu_t, X_t, \xi)\,W(\mathrm{d}\xi, \mathrm{d}t),"
                  r"\quad \mu_t = \mathrm{Law}(X_t)")
-    lines.append(r"G(\mu, \theta) = -\nabla_\theta V &= " + _m(net.drift))
-    lines.append(r"\nabla_\theta (V - v) &= " + _m(net.noise))
+    lines.append(r"G(\mu, \theta) = -\nabla_\theta V &= " + p.matrix(net.drift))
+    lines.append(r"\nabla_\theta (V - v) &= " + p.matrix(net.noise))
     if net.batch_size != 1:
         lines.append(r"B &= " + str(net.batch_size) + r"\quad\text{(noise divided by } \sqrt{B}\text{)}")
     lines.append(r"&\text{order 2: } G - \tfrac{" + sp.latex(eta) + r"}{2}\,DG\,G,\quad \delta\Phi(" + z
                  + r") = \int \nabla_\theta\phi(\vartheta, " + z + r")\cdot G(\mu_t, \vartheta)\,\mu_t(\mathrm{d}\vartheta)")
-    lines.append(r"(DG\,G)(\theta) &= " + _m(net.DG_G))
-    return wrap(lines, environment)
+    lines.append(r"(DG\,G)(\theta) &= " + p.matrix(net.DG_G))
+    return wrap(lines + p.definitions(), environment)
 
 
 def _vartheta(net):

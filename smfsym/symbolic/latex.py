@@ -109,11 +109,13 @@ def _with_scripts(head: str, sups, subs) -> str:
 
 
 class _Printer:
-    """sp.latex with one set of symbol names; data means are printed as labels m_k(x), defined once."""
+    """sp.latex with one set of symbol names; data means are printed as labels m_k(x), defined once
+    (``argument``: what the labels are written as functions of, ``x`` for a problem's parameters)."""
 
-    def __init__(self, symbols: Iterable[sp.Symbol]):
+    def __init__(self, symbols: Iterable[sp.Symbol], argument: str = "x"):
         self.names = latex_names(symbols)
         self.means: dict = {}  # DataMean -> label symbol, in order of first appearance
+        self.argument = argument
 
     def _label(self, e):
 
@@ -125,7 +127,7 @@ class _Printer:
                 k = len(self.means) + 1
                 sym = sp.Dummy(f"m{k}")
                 self.means[m] = sym
-                self.names[sym] = rf"m_{{{k}}}(x)"
+                self.names[sym] = rf"m_{{{k}}}" + (f"({self.argument})" if self.argument else "")
         return e.xreplace(self.means)
 
     def __call__(self, e) -> str:
@@ -136,11 +138,14 @@ class _Printer:
 
     def definitions(self) -> list[str]:
         """``m_k(x) = E[...]`` lines for every data mean printed so far, each with its rule."""
-        names = {k: v for k, v in self.names.items() if k not in self.means.values()}
-        out = []
-        for i, m in enumerate(self.means, start=1):
-            over = ",".join(sp.latex(s, symbol_names=names) for s in m.data_symbols)
-            out.append(rf"m_{{{i}}}(x) &= \mathbb{{E}}_{{{over}}}\left[" + sp.latex(m.expr, symbol_names=names)
+        out, i = [], 0
+        while i < len(self.means):  # a mean inside a mean's integrand (mean-field DG G) gets its own label
+            m = list(self.means)[i]
+            i += 1
+            inner = self._label(m.expr)
+            over = ",".join(sp.latex(s, symbol_names=self.names) for s in m.data_symbols)
+            label = rf"m_{{{i}}}" + (f"({self.argument})" if self.argument else "")
+            out.append(label + rf" &= \mathbb{{E}}_{{{over}}}\left[" + sp.latex(inner, symbol_names=self.names)
                        + r"\right] \quad\text{(" + m.describe_rule() + ")}")
         return out
 

@@ -92,3 +92,19 @@ def test_bad_input_names_the_argument():
         smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, sp.Matrix([out]))
     with pytest.raises(ValueError, match="`batch_size` must be a positive integer"):
         smfsym.MeanFieldProblem(a * sp.tanh(w * z), (a, w), out, (out - z) ** 2, batch_size=0)
+
+
+def test_latex_labels_each_data_mean_once_with_its_rule():
+    """Audit 11, F14: the teacher network's LaTeX wrote every numeric mean in full with its rule as a superscript,
+    the rule's name 15 times in one formula and means nested inside means. Each mean is now a label m_k defined
+    once, with its rule, and a mean inside a mean's integrand is a label too."""
+    from pathlib import Path
+
+    from smfsym.spec import load_spec
+
+    net = load_spec(Path(smfsym.__file__).parent / "specs" / "meanfield_teacher.toml").meanfield
+    tex = net.latex()
+    definitions = [line for line in tex.splitlines() if line.startswith("m_{")]
+    assert len(definitions) >= 3 and all("Gauss-Hermite" in line for line in definitions)
+    assert tex.count("Gauss-Hermite") == len(definitions)  # the rule once per mean, never inside a formula
+    assert r"\mathbb{E}^{" not in tex and "m_{1}" in tex.split("m_{1} &=")[0]  # used above its definition
