@@ -401,7 +401,8 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         fit): others are refused.
     etas : sequence of float
     models : sequence of str
-        Among "gf", "sme1", "sme2", "smf1", "smf2".
+        Among "gf", "gf2" (the gradient flow of the modified loss F + eta/4 |grad F|^2), "sme1", "sme2", "smf1",
+        "smf2" (smfsym.symbolic.model_names.MODEL_REGISTRY).
     numerics, options : smfsym.Numerics, smfsym.RunOptions, optional
         How each error is computed and how the runs are carried out: the settings below (as
         keywords they still work for one release, with a ``DeprecationWarning``).
