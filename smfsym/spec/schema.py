@@ -335,8 +335,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "widths": Key("array of integers", [1000], f"1..8 distinct in [1, {MAX_WIDTH}]", "network widths N",
                       v_widths),
         "n_paths": Key("integer", 64, "[2, 10**6]", "SGD sample streams (paths) per (eta, N)", v_int(2, 10**6)),
-        "n_saves": Key("integer", 5, "[1, 1000]", "saved times t_end/n_saves, ..., t_end (as meanfield_study)",
-                       v_int(1, 1000)),
+        "n_saves": Key("integer", 4, "[1, 1000]", "saved times t_end/n_saves, ..., t_end (4: binary learning "
+                       "rates divide t_end/4; meanfield_study's default is 5)", v_int(1, 1000)),
         "seed": Key("integer", 0, "[0, 2**63 - 1]", "Monte Carlo seed", v_int(0, 2**63 - 1)),
         "particle_seed": Key("integer", 0, "[0, 2**63 - 1]", "seed of the initial particles", v_int(0, 2**63 - 1)),
         "observables": Key("array of strings", ["risk"], ", ".join(MF_OBSERVABLES), "observables streamed",
