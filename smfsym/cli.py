@@ -121,6 +121,9 @@ def _model_list(text: str) -> list[str]:
 
 def cmd_derive(args):
     from . import export_tex
+    import sympy as sp
+
+    from .data.means import refuse_dirac_deltas
     from .spec.checks import check_models
     from .symbolic.latex import derivation_text
 
@@ -133,6 +136,9 @@ def cmd_derive(args):
     # the models `smfsym check` compares with the spec's optimizer (RMSprop's, momentum's, a schedule's), not
     # plain SGD's whatever the spec checks (audit 11, finding 1)
     models = list(check_models(spec, c, names).values()) if p is not None else []
+    for sde in models:  # a model check and codegen refuse (a kink's Dirac delta) is not printed as if it stood
+        diffusion = getattr(sde.diffusion, "sigma", sde.diffusion)
+        refuse_dirac_deltas(list(sde.drift) + (list(diffusion) if isinstance(diffusion, sp.MatrixBase) else []))
     plain = c.get("optimizer", "sgd") == "sgd" and c.get("schedule") is None
     if args.format == "latex":
         out = export_tex(p, models) if p is not None else _empty_document()
@@ -140,7 +146,8 @@ def cmd_derive(args):
             section = "\\section*{Mean-field flow}\n\\[\n" + net.latex() + "\n\\]\n"
             out = out.replace("\\end{document}", section + "\\end{document}")
     else:
-        out = derivation_text(p, models, x_ref=c.get("x0") if plain else None) if p is not None else ""
+        out = (derivation_text(p, models, x_ref=c.get("x0") if plain else None, values=spec.values or None)
+               if p is not None else "")
         if net is not None:
             out += (f"mean-field network: {net!r}\nfirst variation v = {net.first_variation}\n"
                     f"drift = {list(net.drift)}\n")
@@ -424,7 +431,7 @@ def _weak_error_files(spec, c: dict, tmp: Path, executor=None, quiet: bool = Fal
     print(study)
     (tmp / "weak_error.txt").write_text(repr(study) + "\n")
     (tmp / "weak_error.tex").write_text(standalone_table(
-        study.to_latex(), f"weak error against SGD, phi = {c['phi']}{backend_label(study.meta)}"))
+        study.to_latex(), f"weak error against {study.reference}, phi = {c['phi']}{backend_label(study.meta)}"))
     study.plot(path=tmp / "weak_error.png")
     study.save(tmp / "weak_error.json")
     summary = {"method": study.meta["method"],

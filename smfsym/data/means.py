@@ -247,6 +247,15 @@ def refuse_law_derivatives(exprs) -> None:
                     f"quotient (Derivative.as_finite_difference); got {str(d)[:200]}.")
 
 
+class KinkError(ValueError):
+    """A Dirac delta, the derivative of a kink of the loss or unit, where a number is needed (refused)."""
+
+    def __init__(self, message: str, deltas: str = ""):
+        super().__init__(message)
+        #: the Dirac deltas found, as printed (for a caller that words its own message)
+        self.deltas = deltas
+
+
 def refuse_dirac_deltas(exprs, data=None) -> None:
     """Refuse a Dirac delta (or its derivatives), the distributional derivative of a kink (Abs, Max, sign,
     Heaviside) of the loss: ``data`` given, one whose argument holds a data symbol (its mean is a density at the
@@ -260,11 +269,11 @@ def refuse_dirac_deltas(exprs, data=None) -> None:
             shown = ", ".join(sorted(str(d) for d in deltas)[:3])
             where = ("its mean over the data is a density at the kink, which no numeric rule of smfsym resolves"
                      if data is not None else "it has no numeric form")
-            raise ValueError(
+            raise KinkError(
                 f"`loss`: a derivative of a kink (Abs, Max, sign, Heaviside) of the loss is a Dirac delta ({shown}); "
                 f"{where}, so it is refused. The gradient of such a loss needs none: the order-1 SME/SMF "
                 "(--models sme1,smf1) and SGD stand; the Hessian and the order-2 models need a smooth loss, e.g. "
-                "sqrt((x - z)**2 + eps**2) for Abs(x - z) (docs/theory.md §8, numeric means).")
+                "sqrt((x - z)**2 + eps**2) for Abs(x - z) (docs/theory.md §8, numeric means).", shown)
 
 
 def _law_parameters(rule) -> tuple:

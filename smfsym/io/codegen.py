@@ -262,7 +262,14 @@ def codegen(obj, *, eta: float | None = None, values: Mapping | None = None, pro
     if eta is None or not np.isfinite(eta) or eta <= 0:
         raise ValueError(f"`eta` must be a positive number; got {eta!r}.")
     sgd_note = ""
-    if problem is not None and problem.sampling != "iid":
+    if problem is not None and not problem.batch_size.is_Integer:
+        # SGD draws B samples a step: a symbolic B has no step (smfsym.simulate_sgd refuses it too)
+        if sde is None:
+            raise ValueError(f"`batch_size` must be a number to generate SGD; the problem's is symbolic "
+                             f"({problem.batch_size}): build the Problem with an integer batch_size.")
+        sgd_note = (f"\nsimulate_sgd is not generated: the batch size {problem.batch_size} is symbolic (build the "
+                    "Problem with an integer batch_size for SGD).\n")
+    elif problem is not None and problem.sampling != "iid":
         if sde is None:
             raise NotImplementedError("code generation of SGD with without-replacement batches is not supported "
                                       "yet; use smfsym.simulate_sgd.")

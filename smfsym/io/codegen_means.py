@@ -180,11 +180,16 @@ def provenance(sde, problem, vals: dict, eta: float, backend: str, source: str |
         out["data"] = [repr(law) for law in problem.laws]
         out["batch_size"] = str(problem.batch_size)
         out["sampling"] = problem.sampling
-    out["values"] = {str(k): float(v) for k, v in sorted(vals.items(), key=lambda kv: str(kv[0]))
+    # a non-finite number is kept as its name ("inf", "nan"): repr(float("inf")) is no Python literal
+    out["values"] = {str(k): _literal(float(v)) for k, v in sorted(vals.items(), key=lambda kv: str(kv[0]))
                      if sde is None or k != sde.eta}
     if source is not None:
         out["source"] = str(source)
     return out
+
+
+def _literal(v: float):
+    return v if np.isfinite(v) else str(v)
 
 
 def provenance_source(info: dict) -> str:

@@ -34,6 +34,7 @@ from .sgd import simulate_meanfield_sgd
 from ..studies.common import ProgressLines, backend_label, backend_meta, seed_record, study_seed
 from ..montecarlo.executors import check_executor
 from ..montecarlo.options import RunOptions
+from ..data.means import KinkError
 
 __all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope", "RuleResolutionWarning", "CapturedNoiseWarning"]
 
@@ -340,14 +341,27 @@ def _tex_e(x, s):
 
 def _resolve_rule(net, theta, n_points, values, t_end: float = 1.0, *, tol: float = RULE_TOL,
                   budget: int = RULE_BUDGET, risk_points: int = 16) -> dict:
-    """The study's data rule: refined to ``tol`` (``n_points="auto"``) or the given one checked (refine.py)."""
-    if n_points is None or (isinstance(n_points, str) and n_points == "auto"):
-        return refine_rule(net, theta, t_end, tol=tol, max_points=budget, values=values, risk_points=risk_points,
-                           stacklevel=4)
-    if not isinstance(n_points, (int, np.integer)) or isinstance(n_points, bool) or n_points < 1:
+    """The study's data rule: refined to ``tol`` (``n_points="auto"``) or the given one checked (refine.py).
+
+    Both linearise the DD-SMF, which needs DG, the derivative of its drift: for a kinked unit (ReLU, abs) that
+    holds a Dirac delta, refused here with what does run (:class:`~smfsym.data.means.KinkError`).
+    """
+    if not (n_points is None or (isinstance(n_points, str) and n_points == "auto")) and (
+            not isinstance(n_points, (int, np.integer)) or isinstance(n_points, bool) or n_points < 1):
         raise ValueError(f"`n_points` must be a positive integer or 'auto'; got {n_points!r}.")
-    return check_rule(net, theta, t_end, int(n_points), tol=tol, values=values, risk_points=risk_points,
-                      stacklevel=4)
+    try:
+        if n_points is None or isinstance(n_points, str):
+            return refine_rule(net, theta, t_end, tol=tol, max_points=budget, values=values,
+                               risk_points=risk_points, stacklevel=4)
+        return check_rule(net, theta, t_end, int(n_points), tol=tol, values=values, risk_points=risk_points,
+                          stacklevel=4)
+    except KinkError as exc:
+        raise KinkError(
+            f"`[meanfield] unit`: the derivative of the DD-SMF's drift (DG, which the rule check of the DD-SMF and "
+            f"of the limit linearises, and the order-2 drift uses) holds a Dirac delta ({exc.deltas}), the "
+            "derivative of a kink of the unit or loss (ReLU, abs); it has no numeric form, so it is refused. "
+            "Mean-field SGD alone runs (methods = [\"sgd\"]); for the DD-SMF and the limit, smooth the kink "
+            "(softplus for ReLU, sqrt(w**2 + eps**2) for abs(w)).", exc.deltas) from None
 
 
 #: The former name of the study's rule diagnostic (kept for smfsym.studies.cost, which times it).

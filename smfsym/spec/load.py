@@ -367,6 +367,9 @@ def _meanfield(mf: dict, flat: dict, names: dict):
     out = sp.Symbol(mf["output"])
     data = {k: v for k, v in flat.items() if isinstance(v, DataSymbol)}
     unit = parse_expression(mf["unit"], {**data, **{p.name: p for p in params}}, "`[meanfield] unit`")
+    if any(a.free_symbols & set(params) for a in unit.atoms(*_REAL_ONLY)):  # abs(w * z): as for [problem] params
+        params = [sp.Symbol(p, real=True) for p in mf["params"]]
+        unit = parse_expression(mf["unit"], {**data, **{p.name: p for p in params}}, "`[meanfield] unit`")
     no_output = SpecError(f"`[meanfield] output`: the loss must contain the output symbol {mf['output']!r}; "
                           f"the loss is {mf['loss'][:80]!r}")
     try:
@@ -378,6 +381,9 @@ def _meanfield(mf: dict, flat: dict, names: dict):
         raise
     if out not in loss.free_symbols:
         raise no_output
+    if any(out in a.free_symbols for a in loss.atoms(*_REAL_ONLY)):  # abs(out - y): the output is real
+        out = sp.Symbol(mf["output"], real=True)
+        loss = parse_expression(mf["loss"], {**data, out.name: out}, "`[meanfield] loss`")
     unknown = sorted(set(mf["particles"]) - set(mf["params"]))
     if unknown:
         raise SpecError(f"`[meanfield] particles`: {unknown} are not unit parameters; they are {mf['params']}")

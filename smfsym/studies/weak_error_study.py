@@ -343,7 +343,9 @@ class WeakErrorStudy(StudyIO):
         ax.set_xlabel(r"$h = \sqrt{\eta}$" if xkey == "h" else r"learning rate $\eta$")
         step = "kh" if xkey == "h" else r"k\eta"
         ax.set_ylabel(rf"$|\mathbb{{E}}\,\varphi(X_{{{step}}}) - \mathbb{{E}}\,\varphi(x_k)|$")
-        ax.set_title(f"weak error against {self.reference}\n" + self.header().replace("**", "^"), fontsize=9)
+        # the optimizer's name may come from a saved file or a user's UpdateMap: a "$" must not start mathtext
+        ax.set_title(f"weak error against {self.reference.replace('$', chr(92) + '$')}\n"
+                     + self.header().replace("**", "^"), fontsize=9)
         ax.legend(fontsize=8)
         return finish_figure(fig, path, own=own)
 

@@ -472,11 +472,12 @@ def _labelled_text(e, labels: dict) -> str:
     return str(e.xreplace(labels) if atoms else e)
 
 
-def derivation_text(problem, sdes: Iterable = (), x_ref=None) -> str:
+def derivation_text(problem, sdes: Iterable = (), x_ref=None, values=None) -> str:
     """The derivation as plain text: data means labelled ``m1(x)`` and defined once, truncation stated.
 
     ``x_ref`` (a parameter point) is where the captured noise variance of a
-    truncated chaos expansion is reported; without it the truncation degree alone is.
+    truncated chaos expansion is reported; without it the truncation degree alone is. ``values`` (numbers for
+    the constants and law parameters) is what that evaluation needs where the columns hold them.
     """
     labels: dict = {}
     t = lambda e: _labelled_text(e, labels)  # noqa: E731
@@ -493,7 +494,7 @@ def derivation_text(problem, sdes: Iterable = (), x_ref=None) -> str:
         if m.model == "smf" and ce is not None and not ce.exact and ce.template is None:
             note = f"  noise expansion truncated at total degree {ce.degree} ({ce.n_columns} columns)"
             if x_ref is not None:
-                note += f"; captured noise variance at x = {list(x_ref)}: {ce.captured_fraction(x_ref):.4%}"
+                note += f"; captured noise variance at x = {list(x_ref)}: {ce.captured_fraction(x_ref, values):.4%}"
             lines.append(note)
     if labels:
         lines.append("data means (computed numerically by the rule named):")

@@ -87,6 +87,10 @@ def _batch_size(b):
         raise ValueError(f"`batch_size` must be a positive integer; got {b!r}.")
     if not b.is_number and b.is_positive is False:
         raise ValueError(f"`batch_size` must be positive; got {b!r}, which is not.")
+    taken = sorted({s.name for s in b.free_symbols} & MODEL_SYMBOL_NAMES)
+    if taken:  # Sigma / B would print sqrt(eta)/sqrt(eta) and compile as the learning rate
+        raise ValueError(f"`batch_size`: the name(s) {taken} are the models' own (eta: the learning rate, t: time); "
+                         f"rename the symbol (e.g. B); got {b!r}.")
     return b
 
 
@@ -206,7 +210,7 @@ class Problem:
                     f"got laws {list(self.laws)}."
                 )
             w = [float(v) for v in self.laws[0].weights]
-            if max(w) - min(w) > 1e-12 * max(w):  # the (M - B)/(B (M - 1)) factor and the sampler assume them
+            if self.laws[0].is_weighted:  # the (M - B)/(B (M - 1)) factor and the sampler assume equal weights
                 raise ValueError("`sampling='without_replacement'` needs equally weighted rows (uniform subsets "
                                  f"of the data set); the data set has unequal weights "
                                  f"(from {min(w):.3g} to {max(w):.3g}). Use sampling='iid' for weighted rows.")

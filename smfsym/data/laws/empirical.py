@@ -10,7 +10,10 @@ import sympy as sp
 from ..._checks import finite_array
 from .base import Law
 
-__all__ = ["Empirical"]
+__all__ = ["Empirical", "WEIGHT_RTOL"]
+
+#: Weights within this relative spread are equal (normalising counts rounds them: 0.1 + 0.2 against 0.3).
+WEIGHT_RTOL = 1e-12
 
 def _refuse_non_numbers(data) -> None:
     """Strings and booleans are not data: numpy would turn ``"1"`` and ``True`` into 1.0 silently."""
@@ -127,7 +130,8 @@ class Empirical(Law):
     @property
     def is_weighted(self) -> bool:
         """True when the rows have unequal weights (then F, Sigma and the SGD sampler weight them)."""
-        return bool(np.ptp(self.weights) > 0)
+        # one tolerance with Problem's equal-weight check (rounding of the normalised weights is not a weighting)
+        return bool(np.ptp(self.weights) > WEIGHT_RTOL * np.max(self.weights))
 
     def _latex_law(self):
         # the weights change every derived number: a weighted data set must not print as the uniform one
