@@ -78,22 +78,29 @@ def latex_names(symbols: Iterable[sp.Symbol]) -> dict:
         if len(base) <= 1 or base.lower() in _GREEK:
             continue
         out[s] = _with_scripts(_ABBREVIATIONS.get(base, _upright(base)), sups, subs)
-    # the sympy-printed names (x, lamda -> \lambda, eta) keep theirs; a chosen name that looks like another is
-    # spelled out, so that no two symbols of one derivation print alike
+    # symbols that print alike (lam and lamda as \lambda, x1 and x_1 as x_{1}, a data symbol eta and the learning
+    # rate): one keeps its form, the models' learning rate and time first, then a name sympy prints as written
+    # (not an abbreviation of ours), then by name; the others are spelled out upright, underscores shown
     shown: dict = {}
     for s in symbols:
         shown.setdefault(out.get(s) or sp.latex(s), []).append(s)
+    taken = set(shown)
     for same in shown.values():
         if len(same) < 2:
             continue
-        # an abbreviation gives way to the name sympy prints (lam to lamda); names that still look alike are all
-        # spelled out
-        parts = [(s, split_super_sub(s.name)) for s in same]
-        abbreviated = [(s, p) for s, p in parts if len(p[0]) > 1 and p[0].lower() not in _GREEK]
-        greek = len(parts) - len(abbreviated)
-        for s, (base, sups, subs) in (abbreviated if greek <= 1 else [q for q in parts if len(q[1][0]) > 1]):
-            out[s] = _with_scripts(_upright(base), sups, subs)
+        keep = min(same, key=lambda s: (s not in _MODEL_SYMBOLS, s in out, s.name, sp.default_sort_key(s)))
+        for s in same:
+            if s is not keep:
+                spelled = _upright(s.name)
+                while spelled in taken:  # two symbols of one name (other assumptions): primes tell them apart
+                    spelled += "'"
+                out[s] = spelled
+                taken.add(spelled)
     return out
+
+
+#: the models' own symbols (learning rate, time), which keep their letters when a user's symbol looks alike
+_MODEL_SYMBOLS = frozenset({sp.Symbol("eta", positive=True), sp.Symbol("t", nonnegative=True)})
 
 
 def _upright(base: str) -> str:
@@ -113,9 +120,13 @@ class _Printer:
     (``argument``: what the labels are written as functions of, ``x`` for a problem's parameters)."""
 
     def __init__(self, symbols: Iterable[sp.Symbol], argument: str = "x"):
+        symbols = list(symbols)
         self.names = latex_names(symbols)
         self.means: dict = {}  # DataMean -> label symbol, in order of first appearance
         self.argument = argument
+        # a user's symbol m or m_1 would read as a mean's label m_1(x): the labels take another letter then
+        printed = [self.names.get(s) or sp.latex(s) for s in symbols]
+        self.head = r"\bar{m}" if any(re.match(r"m(_|$)", t) for t in printed) else "m"
 
     def _label(self, e):
 
@@ -127,7 +138,7 @@ class _Printer:
                 k = len(self.means) + 1
                 sym = sp.Dummy(f"m{k}")
                 self.means[m] = sym
-                self.names[sym] = rf"m_{{{k}}}" + (f"({self.argument})" if self.argument else "")
+                self.names[sym] = rf"{self.head}_{{{k}}}" + (f"({self.argument})" if self.argument else "")
         return e.xreplace(self.means)
 
     def __call__(self, e) -> str:
@@ -144,7 +155,7 @@ class _Printer:
             i += 1
             inner = self._label(m.expr)
             over = ",".join(sp.latex(s, symbol_names=self.names) for s in m.data_symbols)
-            label = rf"m_{{{i}}}" + (f"({self.argument})" if self.argument else "")
+            label = rf"{self.head}_{{{i}}}" + (f"({self.argument})" if self.argument else "")
             out.append(label + rf" &= \mathbb{{E}}_{{{over}}}\left[" + sp.latex(inner, symbol_names=self.names)
                        + r"\right] \quad\text{(" + m.describe_rule() + ")}")
         return out

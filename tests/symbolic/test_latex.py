@@ -164,3 +164,17 @@ def test_the_parameter_vector_is_defined_and_the_gamma_law_names_its_parameters(
     shape = sp.Symbol("shape", positive=True)
     assert r"\Gamma\left(k = \mathrm{shape},\ \theta = 2\right)" in smfsym.Problem(
         (x - smfsym.gamma("g", shape, 2)) ** 2 / 2, [x]).latex()
+
+
+def test_symbols_that_sympy_prints_alike_are_told_apart():
+    """Audit 12, F2: x1 and x_1 both printed x_{1}; a constant m_1 read as a mean's label m_1(x); a data symbol
+    named eta printed as the learning rate."""
+    x1, x_1 = sp.symbols("x1 x_1")
+    tex = smfsym.Problem((x1 - 2 * x_1 - smfsym.normal("z")) ** 2 / 2, [x1, x_1]).latex()
+    assert r"x &= \left(x_{1}, \mathrm{x\_1}\right)" in tex
+    x, m1 = sp.symbols("x m_1")
+    tex = smfsym.Problem(sp.log(1 + sp.exp(-smfsym.normal("a") * x * m1)), [x], constants=[m1]).latex()
+    assert r"\bar{m}_{1}(x) &= " in tex and r"m_{1}(x)" not in tex.replace(r"\bar{m}_{1}(x)", "")
+    p = smfsym.Problem((x - smfsym.normal("eta")) ** 2 / 2, [x])
+    doc = derivation_latex(p, [smfsym.sme(p, order=1)])
+    assert r"\mathrm{eta} \sim" in doc and r"\sqrt{\eta}" in doc
