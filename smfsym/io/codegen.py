@@ -53,6 +53,7 @@ def _function(name, args, exprs, doc, ctx=None, single=False):
     Returns the source, and with ``ctx`` also the numbers of the means the function takes.
     """
     import keyword
+    import unicodedata
 
     exprs = [as_expr(e) for e in exprs]
     refuse_law_derivatives(exprs)
@@ -62,15 +63,17 @@ def _function(name, args, exprs, doc, ctx=None, single=False):
         if ctx is None:  # pragma: no cover - every caller with data means passes a context
             raise NotImplementedError("code generation of data means needs a MeanContext.")
         exprs, idx, mean_syms = ctx.replace(exprs, _function)
-    names, seen = [], {"np", "numpy"} | {str(m) for m in mean_syms}
-    given = {str(a) if not isinstance(a, sp.Dummy) else str(a.name) for a in args}
+    # Python compares identifiers after NFKC normalisation (x and the fullwidth x are one name): so do we
+    nfkc = lambda n: unicodedata.normalize("NFKC", n)  # noqa: E731
+    names, seen = [], {"np", "numpy"} | {nfkc(str(m)) for m in mean_syms}
+    given = {nfkc(str(a) if not isinstance(a, sp.Dummy) else str(a.name)) for a in args}
     for i, a in enumerate(args):
         n = str(a) if not isinstance(a, sp.Dummy) else str(a.name)
-        if not n.isidentifier() or keyword.iskeyword(n) or n in seen or n.startswith("_"):
+        if not n.isidentifier() or keyword.iskeyword(nfkc(n)) or nfkc(n) in seen or n.startswith("_"):
             n = f"arg{i}"
             while n in seen or n in given:  # a parameter may itself be called arg1 (audit 9, finding 3)
                 n += "_"
-        seen.add(n)
+        seen.add(nfkc(n))
         names.append(n)
     sub = {a: sp.Symbol(n) for a, n in zip(args, names)}
     exprs = [e.xreplace(sub) for e in exprs]

@@ -164,7 +164,10 @@ def _run_python_spec(path: Path) -> dict:
                 line = tb.tb_lineno
             tb = tb.tb_next
         where = f"{path}:{line}" if line else f"{path}"
-        what = " ".join(str(exc).split())
+        try:
+            what = " ".join(str(exc).split())
+        except Exception:  # an exception whose message itself fails: its type is what is left to say
+            what = ""
         raise SpecError(f"{where}: running the Python spec raised {type(exc).__name__}"
                         + (f": {what}" if what else "")) from exc
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from ..montecarlo.options import user_stacklevel
 from .._version import __version__
 from .._fs import atomic_write_text
 
@@ -725,7 +727,7 @@ def check_refit(order: "Order", refit: "Order", where: str, legacy=None) -> "Ord
         warnings.warn(f"saved study: `{where}` was fitted on {int(order[3])} points across a sign change of the "
                       f"errors (an earlier smfsym's rule); it is refitted on the {int(refit[3])} point(s) of one sign "
                       f"at the smallest steps: slope {float(refit[0]):.4g} instead of {float(order[0]):.4g}.",
-                      OrderWarning, stacklevel=4)
+                      OrderWarning, stacklevel=user_stacklevel())
         return refit
     if (int(order[3]) == int(refit[3]) == 2 and _close(order[0], float(refit[0]), REFIT_RTOL)
             and np.isnan(float(refit[1])) and np.isnan(float(refit[2])) and _is_number(order[1]) and _is_number(order[2])
@@ -733,7 +735,7 @@ def check_refit(order: "Order", refit: "Order", where: str, legacy=None) -> "Ord
         # an earlier smfsym gave two Monte Carlo points an interval from their noise alone (audit 10): same slope
         warnings.warn(f"saved study: `{where}` was given a 95% interval from two points (an earlier smfsym's rule, "
                       "which measured the noise but not the curvature); it is kept without one.",
-                      OrderWarning, stacklevel=4)
+                      OrderWarning, stacklevel=user_stacklevel())
         return refit
     for name, got, want in zip(("slope", "low", "high"), order[:3], refit[:3]):
         if not _close(got, float(want), REFIT_RTOL):

@@ -140,3 +140,18 @@ def test_renamed_parameters_never_collide_with_given_names(names):
     _, generated = ns["simulate"](x0, 0.2, 20, 3)
     ours = smfsym.simulate(flow, x0, 0.2, eta=0.1, n_paths=20, seed=3).states[-1]
     np.testing.assert_allclose(generated[-1], ours, rtol=1e-12, atol=1e-14)
+
+
+def test_names_equal_after_nfkc_get_distinct_arguments():
+    """Audit 12: parameters x and the fullwidth x (one identifier to Python, which compares names after NFKC)
+    gave `def drift(x, x)`, a module that did not compile."""
+    import sympy as sp
+
+    import smfsym
+
+    x, wide = sp.Symbol("x"), sp.Symbol("\uff58")
+    p = smfsym.Problem((x - wide - smfsym.normal("z")) ** 2 / 2, [x, wide])
+    ns: dict = {}
+    exec(compile(smfsym.codegen(smfsym.smf(p, order=1), eta=0.1), "generated", "exec"), ns)
+    t, X = ns["simulate"]([1.0, 2.0], 0.2, 5, 0)
+    assert X.shape == (1, 5, 2)

@@ -375,3 +375,19 @@ def test_a_study_names_the_optimizer_its_models_are_compared_with():
     assert repr(hb).startswith("weak error against heavy-ball SGD: ")
     sgd = smfsym.weak_error(p, x ** 2, [1.0], 1.0, [0.1, 0.05], models=["smf1"])
     assert sgd.reference == "SGD" and repr(sgd).startswith("weak error against SGD: ")
+
+
+def test_the_old_interval_warning_points_at_the_callers_load(tmp_path):
+    """Audit 12: the warning for an interval stored on two points pointed into smfsym/io/persist.py."""
+    import json
+
+    p = smfsym.Problem((1 + smfsym.normal("a", std=sp.Rational(1, 2))) * x ** 2 / 2, [x])
+    st = smfsym.weak_error(p, x ** 2, [1.0], 1.0, [0.5, 0.25], models=["sme1"], n_paths=20000, seed=0,
+                           numerics=smfsym.Numerics(method="montecarlo"), options=smfsym.RunOptions(progress=False))
+    st.save(tmp_path / "two.json")
+    doc = json.loads((tmp_path / "two.json").read_text())
+    doc["fields"]["orders"]["sme1"]["__order__"][1:3] = [0.5, 1.5]
+    (tmp_path / "two.json").write_text(json.dumps(doc))
+    with pytest.warns(smfsym.OrderWarning, match="interval from two points") as record:
+        smfsym.load_study(tmp_path / "two.json")
+    assert [w.filename for w in record if "two points" in str(w.message)] == [__file__]
