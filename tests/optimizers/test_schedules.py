@@ -82,7 +82,7 @@ def test_the_derivative_term_is_needed(gauss):
     """Without -eta u'/2 grad F the scheduled order-2 drift is only order 1: the term is not decoration."""
     sch = exponential_decay(2)
     m2 = scheduled_model(gauss, sch, "smf", 2)
-    u, du = sch.expr, sch.derivative
+    du = sch.derivative
     wrong_drift = list(m2.drift)
     wrong_drift[0] = sp.expand(wrong_drift[0] - m2.eta * du / 2 * gauss.grad_F[0])
     wrong = smfsym.SDE(wrong_drift, m2.diffusion, m2.state, eta=m2.eta)
