@@ -93,7 +93,8 @@ def test_names_and_laws_read_like_a_paper():
     assert r"\left( a_{0},\right)" not in tex  # no one-element tuples
     assert r"(|x|^2 + \frac{1}{4}\right) I_{3} + x x^{\top}" in tex
     names = latex_names(sp.symbols("lr loss_out w_out x0"))
-    assert names[sp.Symbol("lr")] == r"\eta" and names[sp.Symbol("loss_out")] == r"\mathrm{loss}_{out}"
+    # (lr is no longer printed as eta: eta is the models' learning rate, and a loss cannot hold the learning rate)
+    assert names[sp.Symbol("lr")] == r"\mathrm{lr}" and names[sp.Symbol("loss_out")] == r"\mathrm{loss}_{out}"
     assert sp.Symbol("w_out") not in names and sp.Symbol("x0") not in names  # sympy prints those well
 
 
