@@ -33,7 +33,8 @@ from .observables import Observables
 from .particles import check_particles
 from .result import check_net, positive
 
-__all__ = ["RuleResolutionWarning", "CapturedNoiseWarning", "refine_rule", "check_rule", "rule_levels"]
+__all__ = ["RuleResolutionWarning", "CapturedNoiseWarning", "refine_rule", "check_rule", "rule_levels",
+           "check_risk_rule"]
 
 
 class RuleResolutionWarning(UserWarning):
@@ -83,6 +84,40 @@ def _setup(net, theta0, t_end, dt, values, risk_points):
     ker = Kernel(net, vals)
     risk_rule = data_rule(net, risk_points if any(not law.is_finite for law in net.laws) else None, vals)
     return theta, t_end, dt, vals, ker, Observables(net, ker, ["risk"], risk_rule)
+
+
+#: Relative tolerance of the population risk's Gauss rule against one of four times its points.
+RISK_TOL = 1e-3
+
+
+def check_risk_rule(net, theta, risk_points: int, values: Mapping | None = None, *, tol: float = RISK_TOL,
+                    stacklevel: int = 2) -> dict | None:
+    """Compare the risk of the particles ``theta`` on the Gauss rule of ``risk_points`` with the rule of four times
+    as many points (capped by ``MAX_NODES``) and warn (:class:`RuleResolutionWarning`) when they differ by more
+    than ``tol`` relative: the risk, its mean and its variance are evaluated on that rule (audit 13: 16 points put
+    the teacher network's E R 4.4% too high, unflagged). None for a data law without a continuous coordinate.
+    """
+    vals = numeric_values(values, set(net.law_parameters) | set(net.constants))
+    if all(law.is_finite for law in net.laws):
+        return None
+    ker = Kernel(net, vals)
+    X = check_particles(theta, net.n_params)[None]
+    risks = {}
+    for n in (int(risk_points), 4 * int(risk_points)):
+        try:
+            rule = data_rule(net, n, vals)
+        except ValueError:  # four times the points over MAX_NODES: nothing finer to compare with
+            return None
+        risks[n] = float(Observables(net, ker, ["risk"], rule).risk(X)[0])
+    coarse, fine = risks[int(risk_points)], risks[4 * int(risk_points)]
+    change = abs(coarse - fine) / max(abs(fine), 1e-300)
+    if change > tol:
+        warnings.warn(f"the population risk's rule (Gauss, {int(risk_points)} points per coordinate) is not resolved: "
+                      f"at the initial particles R = {coarse:.6g} against {fine:.6g} on {4 * int(risk_points)} points "
+                      f"({change:.2%} apart, tolerance {tol:.2%}); every E R and Var[R] of the study is evaluated on "
+                      "it: raise `risk_points` (Observe(risk_points=...), or [meanfield.check] risk_points).",
+                      RuleResolutionWarning, stacklevel=stacklevel)
+    return {"risk_points": int(risk_points), "risk": coarse, "risk_fine": fine, "change": change}
 
 
 def _check_tol(tol):

@@ -23,7 +23,7 @@ from ..studies import storage as _sv
 from ..studies.storage import StudyIO
 from .particles import check_particle_bytes, check_particles, particles
 from .refine import (
-    RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_rule, refine_rule,
+    RULE_BUDGET, RULE_TOL, CapturedNoiseWarning, RuleResolutionWarning, check_risk_rule, check_rule, refine_rule,
 )
 from .options import (
     MeanFieldNumerics, MeanFieldOptions, Observe, initial_particles, meanfield_settings,
@@ -31,7 +31,7 @@ from .options import (
 )
 from .result import MeanFieldResult, check_net, positive
 from .sgd import simulate_meanfield_sgd
-from ..studies.common import ProgressLines, backend_label, backend_meta, seed_record, study_seed
+from ..studies.common import RESOLVE, ProgressLines, backend_label, backend_meta, seed_record, study_seed
 from ..montecarlo.executors import check_executor
 from ..montecarlo.options import RunOptions
 from ..data.means import KinkError
@@ -41,17 +41,23 @@ __all__ = ["meanfield_study", "MeanFieldStudy", "fit_slope", "RuleResolutionWarn
 METHODS = ("sgd", "ddsmf", "limit")
 
 
-def fit_slope(x, y, se) -> dict:
+def fit_slope(x, y, se, *, resolve: float | None = None) -> dict:
     """Weighted least-squares slope of log y against log x, its standard error and 95% interval.
 
-    Weights from the standard errors of y (delta method: SE of log y = se / y); with
-    two points the slope is exact in the data and the SE is propagated the same way.
+    Weights from the standard errors of y (delta method: SE of log y = se / y). With two points the
+    slope is exact in the data: the SE is propagated the same way, and there is no 95% interval (NaN), as
+    for every fitted order (``fit_order``: two points measure no curvature). ``resolve``: only values above
+    that many standard errors enter (an error below its noise is no point of a power law), as ``fit_order``
+    keeps only resolved errors.
     """
     x, y, se = (np.asarray(a, dtype=float) for a in (x, y, se))
     ok = (y > 0) & (se > 0) & np.isfinite(y) & np.isfinite(se)
+    if resolve is not None:
+        ok &= y > resolve * se
     if len(set(x[ok].tolist())) < 2:  # no slope: say why instead of printing nan +- nan
-        why = ("one eta" if len(set(x.tolist())) < 2 else
-               f"{int(ok.sum())} of {len(x)} etas with a positive value and standard error")
+        what = (f"above {resolve:g} standard errors" if resolve is not None
+                else "with a positive value and standard error")
+        why = "one eta" if len(set(x.tolist())) < 2 else f"{int(ok.sum())} of {len(x)} etas {what}"
         return {"slope": float("nan"), "se": float("nan"), "ci95": (float("nan"), float("nan")),
                 "unfitted": f"no slope: {why}"}
     lx, ly, s = np.log(x[ok]), np.log(y[ok]), se[ok] / y[ok]
@@ -60,6 +66,8 @@ def fit_slope(x, y, se) -> dict:
     sxx = (W * (lx - xm) ** 2).sum()
     b = float((W * (lx - xm) * ly).sum() / sxx)
     sb = float(np.sqrt(1 / sxx))
+    if len(set(x[ok].tolist())) == 2:
+        return {"slope": b, "se": sb, "ci95": (float("nan"), float("nan"))}
     return {"slope": b, "se": sb, "ci95": (b - 1.96 * sb, b + 1.96 * sb)}
 
 
@@ -102,8 +110,10 @@ class MeanFieldStudy(StudyIO):
                          f"{_p(r.get('rel_err_var'), r.get('rel_err_var_se'))} | {r['var_sgd'] / r['eta']:.3e} |")
         lines.append("")
         for (m, N), f in self.slopes.items():
+            interval = (f"95% [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}]" if np.isfinite(f["ci95"][0])
+                        else "no 95% interval: 2 etas")
             lines.append(f"slope of Var[R] against eta ({m}, N = {N}): " + (f.get("unfitted") or (
-                f"{f['slope']:.3f} ± {f['se']:.3f} (95% [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}])")))
+                f"{f['slope']:.3f} ± {f['se']:.3f} ({interval})")))
         for (m, N), f in self.mean_orders.items():
             lines.append(f"order of |E R {m} - E R sgd| in eta (N = {N}): "
                          + (f.get("unfitted") or f"{f['slope']:.2f} ± {f['se']:.2f}"))
@@ -451,6 +461,10 @@ def meanfield_study(net, theta0=None, *, etas: Sequence[float], t_end: float, wi
                                budget=cfg.rule_budget, risk_points=cfg.observe.risk_points)
                  if ("ddsmf" in methods or "limit" in methods) else None)
     n_points = rule_info["n_points"] if rule_info is not None else None
+    obs_names = [cfg.observe.observables] if isinstance(cfg.observe.observables, str) else cfg.observe.observables
+    if "risk" in obs_names and getattr(cfg.observe, "risk_rule", None) is None:
+        # every E R and Var[R] below is evaluated on this rule: warn before the runs if it is coarse
+        check_risk_rule(net, starts[widths[0]], cfg.observe.risk_points, values, stacklevel=3)
     observe = cfg.observe if n_saves is None else replace(cfg.observe, n_saves=None)  # the simulators' part
     # one child seed per (eta, N), shared by SGD and the DD-SMF: the estimates at different etas are
     # independent (a shared seed would replay the same sample prefix and correlate them), and any
@@ -594,7 +608,8 @@ def _fit_risk(st: "MeanFieldStudy", results: dict, etas, widths, methods, t_end)
                     o, os_ = so["mean"][-1, 0], so["sem"][-1, 0]
                 errs.append(abs(o - s["mean"][-1, 0]))
                 ses.append(np.hypot(os_, s["sem"][-1, 0]))
-            st.mean_orders[(m, N)] = fit_slope(etas, errs, ses)
+            # only differences beyond their noise are a power of eta (fit_order's rule); the limit's SGD side is noisy
+            st.mean_orders[(m, N)] = fit_slope(etas, errs, ses, resolve=RESOLVE)
         for eta in etas:
             s = results[("sgd", eta, N)].summary("risk")
             row = {"N": N, "eta": eta, "t": t_end, "mean_sgd": s["mean"][-1, 0], "sem_sgd": s["sem"][-1, 0],

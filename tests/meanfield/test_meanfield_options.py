@@ -91,7 +91,7 @@ def test_meanfield_study_old_keywords_give_the_numbers_of_the_objects():
     assert sorted(old.results) == sorted(new.results) and old.meta == new.meta and old.rows == new.rows
     for key in old.results:
         _same(old.results[key], new.results[key])
-    assert old.slopes == new.slopes
+    assert repr(old.slopes) == repr(new.slopes)  # (NaN bounds of two-eta fits compare by their text)
 
 
 @pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)

@@ -1,4 +1,6 @@
 """Mean-field study (issue 8): table, slopes with intervals, relative errors, figure, LaTeX, bad input."""
+import warnings
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -108,3 +110,32 @@ def test_a_width_too_large_is_refused_with_its_size_before_allocating(net):
     with pytest.raises(ValueError, match=r"`widths`: 1000000000000 particles of 2 parameters take 1.49e\+04 GiB"):
         smfsym.meanfield_study(net, etas=[0.04, 0.02], t_end=0.2, widths=[10, 10**12], n_paths=4,
                                options=smfsym.RunOptions(progress=False))
+
+
+def test_two_etas_give_no_interval_and_unresolved_differences_no_order():
+    """Audit 13, F2: "order of |E R ddsmf - E R sgd|: 2.93 +- 8.85" was fitted from differences below their own
+    standard errors (0.85 and 0.18 of them), and Var[R] slopes had 95% intervals from two etas, which fit_order
+    refuses (audit 10)."""
+    f = fit_slope([0.1, 0.05], [1e-3, 5e-4], [1e-4, 1e-4])
+    assert np.isfinite(f["slope"]) and all(np.isnan(f["ci95"]))
+    f = fit_slope([0.1, 0.05, 0.025], [8.5e-4, 1.8e-4, 3e-3], [1e-3, 1e-3, 1e-4], resolve=3.0)
+    assert np.isnan(f["slope"]) and f["unfitted"] == "no slope: 1 of 3 etas above 3 standard errors"
+    three = fit_slope([0.1, 0.05, 0.025], [1e-2, 5e-3, 2.5e-3], [1e-4, 1e-4, 1e-4], resolve=3.0)
+    assert abs(three["slope"] - 1) < 1e-12 and three["ci95"][0] < 1 < three["ci95"][1]
+
+
+def test_a_coarse_risk_rule_is_reported_before_the_runs(net):
+    """Audit 13, F1: the risk was evaluated on 16 Gauss points, which put the teacher network's E R 3-4% too high
+    with nothing said (the noise rule was tuned to 2%, its 'risk moved by 0.01%' measured on the same rule)."""
+    from smfsym.meanfield import Observe
+    from smfsym.meanfield.refine import RuleResolutionWarning
+
+    run = dict(etas=[0.1, 0.05], t_end=0.2, widths=[20], n_paths=8, seed=0, methods=("sgd",),
+               options=smfsym.RunOptions(progress=False))
+    with pytest.warns(RuleResolutionWarning, match=r"population risk's rule \(Gauss, 16 points per coordinate\) "
+                                                   r"is not resolved"):
+        smfsym.meanfield_study(net, observe=Observe(n_saves=2), **run)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        smfsym.meanfield_study(net, observe=Observe(risk_points=64, n_saves=2), **run)
+    assert not [w for w in caught if "population risk's rule" in str(w.message)]

@@ -36,7 +36,8 @@ def test_save_load_round_trip_is_exact(study, tmp_path):
     for back in (smfsym.load_study(path), MeanFieldStudy.load(path)):
         assert isinstance(back, MeanFieldStudy)
         assert back.rows == study.rows and back.etas == study.etas and back.widths == study.widths
-        assert back.slopes == study.slopes and back.mean_orders == study.mean_orders
+        # (by their text: a fit on two etas has NaN interval bounds, which == never equates)
+        assert repr(back.slopes) == repr(study.slopes) and repr(back.mean_orders) == repr(study.mean_orders)
         np.testing.assert_array_equal(back.t, study.t)
         _same_summaries(study, back)
         assert back.table == study.table and back.to_latex() == study.to_latex()
