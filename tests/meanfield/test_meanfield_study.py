@@ -139,3 +139,18 @@ def test_a_coarse_risk_rule_is_reported_before_the_runs(net):
         warnings.simplefilter("always")
         smfsym.meanfield_study(net, observe=Observe(risk_points=64, n_saves=2), **run)
     assert not [w for w in caught if "population risk's rule" in str(w.message)]
+
+
+def test_a_stationary_start_says_n_a_instead_of_nan_percent(net, tmp_path):
+    """Audit 13, F3: every particle at 0 (a stationary point: no noise) printed "+nan% ± nan%" and leaked numpy
+    RuntimeWarnings; the relative error of a zero variance is said to be undefined, and the study saves."""
+    from smfsym.meanfield import Observe
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        st = smfsym.meanfield_study(net, np.zeros((10, 2)), etas=[0.1, 0.05], t_end=0.2, n_paths=8, seed=0,
+                                    observe=Observe(n_saves=2, risk_points=64),
+                                    options=smfsym.RunOptions(progress=False))
+    assert "nan" not in st.table and "n/a (a variance is 0)" in st.table
+    st.save(tmp_path / "s.json")
+    assert "n/a" in smfsym.load_study(tmp_path / "s.json").table
