@@ -112,6 +112,7 @@ def test_a_rule_too_small_for_the_noise_is_reported():
     assert st.meta["rule"]["converged"] is False and max(st.meta["rule"]["changes"][0].values()) > 0.02
 
 
+@pytest.mark.slow  # runs check end to end (about 4 s; keeps the default tier under 3 minutes)
 def test_a_spec_takes_n_points_auto_by_default_as_the_python_study_does(tmp_path):
     """Audit 11, F5: a spec's [meanfield.check] n_points was a fixed 12 (the Python default is "auto"), which left
     the teacher network's rule 43% off, and the warning's advice, n_points = 'auto', was refused by the schema. The
