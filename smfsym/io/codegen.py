@@ -21,7 +21,8 @@ from .._fs import check_new_file, write_new_file
 from ..symbolic.lambdify import _cse
 from ..montecarlo.seeds import BLOCK
 from .codegen_checks import checks_source
-from .codegen_means import MeanContext, data_source, doc_safe, provenance, provenance_source, specs_source
+from .codegen_means import (MeanContext, data_source, doc_safe, provenance, provenance_constant, provenance_source,
+                            specs_source)
 from .codegen_device import DEVICE_CODEGEN_BACKENDS, device_codegen
 from ..data.means import DataMean, refuse_dirac_deltas, refuse_law_derivatives
 from ..numerics.compiled_sde import NumericSDE
@@ -311,8 +312,7 @@ Needs only numpy. Learning rate eta = {eta!r} and all constants are bound below.
     if problem is not None and not sgd_note:
         body.append(_sgd_code(problem, vals, samplers))
     imports = '"""\nimport itertools\nimport math\nimport numbers\nimport sys\nimport warnings\n\nimport numpy\nimport numpy as np\n\nETA = '
-    parts = [header + imports + repr(float(eta)) + "\n#: what this module was generated from\nPROVENANCE = " + repr(info),
-             _runtime()]
+    parts = [header + imports + repr(float(eta)) + provenance_constant(info), _runtime()]
     if ctx.arrays:
         parts.append(_data_code(ctx.arrays))
     if ctx.means:

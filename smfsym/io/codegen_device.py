@@ -44,7 +44,7 @@ from ..montecarlo.grid import step_runs
 from ..simulation.sde import grid
 from ..symbolic.lambdify import _DEVICE_MEAN_ELEMENTS, DEVICE_USER_FUNCTIONS, CompiledExprs, HoistedExprs, _DevicePrinter
 from .codegen_checks import checks_source
-from .codegen_means import data_source, doc_safe, provenance_source
+from .codegen_means import data_source, doc_safe, provenance_constant, provenance_source
 
 __all__ = ["device_codegen", "DEVICE_CODEGEN_BACKENDS"]
 
@@ -893,6 +893,6 @@ def device_codegen(sde, problem, vals: dict, eta: float, backend: str, samplers,
     header += sgd_note + (provenance_source(info) if info else "")
     header += '"""\nimport math\nimport numbers\nimport sys\nimport warnings\n\nimport numpy as np\n\nETA = ' + repr(float(eta))
     if info:
-        header += "\n#: what this module was generated from\nPROVENANCE = " + repr(info)
+        header += provenance_constant(info)
     parts = [header, _runtime(backend, arrays, embed_limit)] + w.parts + body
     return "\n\n\n".join(p.strip("\n") for p in parts) + "\n"

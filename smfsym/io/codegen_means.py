@@ -193,12 +193,16 @@ def _literal(v: float):
 
 
 def provenance_source(info: dict) -> str:
-    """The docstring lines and the ``PROVENANCE`` constant of a generated module (``repr`` of plain data:
-    no text in it can end the docstring or run as code)."""
+    """The docstring lines of a generated module's provenance (what :func:`provenance_constant` also binds)."""
     lines = ["", "Provenance (also PROVENANCE below):"]
     for key, value in info.items():
         lines.append(f"    {key}: " + doc_safe(value if isinstance(value, str) else repr(value)))
     return "\n".join(lines) + "\n"
+
+
+def provenance_constant(info: dict) -> str:
+    """The module-level ``PROVENANCE`` assignment (``repr`` of plain data: no text in it can run as code)."""
+    return "\n#: what this module was generated from\nPROVENANCE = " + repr(info)
 
 
 def _array(a) -> str:

@@ -29,9 +29,9 @@ def meanfield_latex(net, eta=None, environment: str | None = "aligned") -> str:
                          + r"\,\mu_t(\mathrm{d}\vartheta)")
     else:
         lines.append(sp.latex(net.output_expr) + r" &= " + integral)
-    # numeric data means are labelled m_k and defined once below (their rule printed there, not in every entry)
+    # numeric data means are labelled m_k and defined once below (their rule printed there, not in every entry);
+    # no symbols given: the network's print as sympy prints them, as in the lines above
     p = _Printer((), argument="")
-    p.names = {}  # the network's symbols print as sympy prints them, as in the lines above
     lines.append(r"v(\mu_t, \theta, \xi) &= " + sp.latex(net.first_variation))
     lines.append(r"V(\mu_t, \theta) &= \mathbb{E}_\xi\, v = " + p(net.V))
     lines.append(r"\mathrm{d}X_t &= -\nabla_\theta V(\mu_t, X_t)\,\mathrm{d}t + \sqrt{" + sp.latex(eta)

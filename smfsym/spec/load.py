@@ -298,13 +298,9 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
     net, particle_laws, mf_check = (_meanfield(mf, flat, names) if mf is not None else (None, {}, {}))
     if not has_problem:
         return Spec(None, flat, {}, values, source, net, mf_check, particle_laws)
-    loss = parse_expression(prob["loss"], flat, "`[problem] loss`")
-    if any(a.free_symbols & {names[p] for p in prob["params"]} for a in loss.atoms(*_REAL_ONLY)):
-        # sympy differentiates abs(x - z) only for a real x, and a TOML spec cannot declare one: it takes its
-        # parameters real here (only here, so that every other spec keeps the plain symbols it always had)
-        names.update({p: sp.Symbol(p, real=True) for p in prob["params"]})
-        flat = {k: v for k, v in names.items() if isinstance(v, sp.Basic)}
-        loss = parse_expression(prob["loss"], flat, "`[problem] loss`")
+    loss, real = _parse_real_where_needed(prob["loss"], flat, prob["params"], "`[problem] loss`")
+    names.update(real)
+    flat.update(real)
     if "update_map" in data and (check is None or check["optimizer"] != "update_map"):
         raise SpecError("`[update_map]`: an update map is checked with [check] optimizer = \"update_map\"")
     try:
@@ -327,6 +323,19 @@ def spec_from_dict(data: Any, *, base_dir=".", source: str = "") -> Spec:
 
 #: functions whose derivative sympy evaluates only for a real argument (for a complex one it is Derivative(re(x), x))
 _REAL_ONLY = (sp.Abs, sp.sign, sp.re, sp.im, sp.arg)
+
+
+def _parse_real_where_needed(text: str, names: dict, symbols, what: str) -> tuple:
+    """``text`` parsed against ``names``; where it holds abs, sign, ... of one of ``symbols`` (names), parsed again
+    with those symbols real. sympy differentiates abs(x - z) only for a real x, and a spec cannot declare one;
+    every other spec keeps the plain symbols it always had. Returns the expression and the real symbols by name
+    (empty when none was needed)."""
+    expr = parse_expression(text, names, what)
+    plain = {names[s] for s in symbols}
+    if not any(a.free_symbols & plain for a in expr.atoms(*_REAL_ONLY)):
+        return expr, {}
+    real = {s: sp.Symbol(s, real=True) for s in symbols}
+    return parse_expression(text, {**names, **real}, what), real
 
 
 def _check_table(check: dict, problem: Problem, flat: dict, phi_names: dict, map_table, claim, given: set) -> dict:
@@ -366,27 +375,23 @@ def _schedule(check: dict, consts: dict, values: dict):
 def _meanfield(mf: dict, flat: dict, names: dict):
     """The network of a [meanfield] table: unit and loss parsed against its names and the data."""
 
-    params = [sp.Symbol(p) for p in mf["params"]]
     out = sp.Symbol(mf["output"])
     data = {k: v for k, v in flat.items() if isinstance(v, DataSymbol)}
-    unit = parse_expression(mf["unit"], {**data, **{p.name: p for p in params}}, "`[meanfield] unit`")
-    if any(a.free_symbols & set(params) for a in unit.atoms(*_REAL_ONLY)):  # abs(w * z): as for [problem] params
-        params = [sp.Symbol(p, real=True) for p in mf["params"]]
-        unit = parse_expression(mf["unit"], {**data, **{p.name: p for p in params}}, "`[meanfield] unit`")
+    plain = {p: sp.Symbol(p) for p in mf["params"]}
+    unit, real = _parse_real_where_needed(mf["unit"], {**data, **plain}, mf["params"], "`[meanfield] unit`")
+    params = [{**plain, **real}[p] for p in mf["params"]]
     no_output = SpecError(f"`[meanfield] output`: the loss must contain the output symbol {mf['output']!r}; "
                           f"the loss is {mf['loss'][:80]!r}")
-    try:
-        loss = parse_expression(mf["loss"], {**data, out.name: out}, "`[meanfield] loss`")
+    try:  # (abs(out - y): the output is taken real)
+        loss, real = _parse_real_where_needed(mf["loss"], {**data, out.name: out}, [out.name], "`[meanfield] loss`")
     except SpecError as exc:
         if "unknown name" in str(exc) and mf["output"] not in re.findall(r"\w+", mf["loss"]):
             # perhaps the loss names another output: point at the output key too
             raise SpecError(f"{exc}; note that the output symbol is `[meanfield] output` = {mf['output']!r}") from None
         raise
+    out = real.get(out.name, out)
     if out not in loss.free_symbols:
         raise no_output
-    if any(out in a.free_symbols for a in loss.atoms(*_REAL_ONLY)):  # abs(out - y): the output is real
-        out = sp.Symbol(mf["output"], real=True)
-        loss = parse_expression(mf["loss"], {**data, out.name: out}, "`[meanfield] loss`")
     unknown = sorted(set(mf["particles"]) - set(mf["params"]))
     if unknown:
         raise SpecError(f"`[meanfield] particles`: {unknown} are not unit parameters; they are {mf['params']}")

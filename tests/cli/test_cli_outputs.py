@@ -485,5 +485,7 @@ def test_check_seed_sets_the_seed_of_the_study(tmp_path, capsys):
 
     spec_seed, spec_rows = rows(None, "c")
     assert spec_seed == _load("double_well").check["seed"] != 5 and spec_rows != five
-    res = run("check", "double_well", "--seed", "-1", "-o", str(tmp_path / "d"))
-    assert res.returncode == 2 and "--seed" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    for bad in ("-1", str(2**63), "1.5", "abc"):
+        res = run("check", "double_well", "--seed", bad, "-o", str(tmp_path / "d"))
+        assert res.returncode == 2 and "--seed" in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "d").exists()

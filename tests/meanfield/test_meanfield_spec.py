@@ -134,7 +134,16 @@ def test_a_spec_takes_n_points_auto_by_default_as_the_python_study_does(tmp_path
     res = run("check", str(spec_path), "-o", str(tmp_path / "out"))
     assert res.returncode == 0, res.stderr
     assert "RuleResolutionWarning" not in res.stderr and "n_points = 48 (settled" in res.stdout
-    for bad in ("Auto", "12", 1.5, True, 1, 65):
-        spec_path.write_text(text.replace("\n#", f"\nn_points = {json.dumps(bad)}", 1))
-        with pytest.raises(SpecError, match=r"`\[meanfield\.check\] n_points`"):
-            load_spec(spec_path)
+
+
+@pytest.mark.parametrize("bad", ['"Auto"', '"auto "', '"12"', '""', "1.5", "true", "1", "65", "-3", "[8]",
+                                 "{ n = 8 }", "nan", "inf"])
+def test_meanfield_n_points_refuses_everything_but_an_integer_or_auto(tmp_path, bad):
+    """The key takes "auto" (the default) or an integer in [2, 64]; every other value (TOML text here) is refused
+    naming it."""
+    text = SHIPPED.read_text().replace("\nn_points = 48", f"\nn_points = {bad}")
+    (tmp_path / "s.toml").write_text(text)
+    with pytest.raises(SpecError, match=r"`\[meanfield\.check\] n_points`: expected an integer in \[2, 64\]"):
+        load_spec(tmp_path / "s.toml")
+    (tmp_path / "s.toml").write_text(SHIPPED.read_text().replace("\nn_points = 48", '\nn_points = "auto"'))
+    assert load_spec(tmp_path / "s.toml").meanfield_check["n_points"] == "auto"
