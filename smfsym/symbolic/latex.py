@@ -197,9 +197,10 @@ def _fits(M, p: _Printer) -> bool:
     return sum(widths) + 2 * cols <= LINE - 10
 
 
-def _matrix_lines(name: str, M, p: _Printer, *, symmetric: bool = False, arg: str = "(x)") -> list[str]:
+def _matrix_lines(name: str, M, p: _Printer, *, symmetric: bool = False, arg: str | None = None) -> list[str]:
     """``name(x) = pmatrix`` when it fits the page, otherwise its non-zero entries one per line."""
     M = sp.Matrix(M)
+    arg = f"({p.argument})" if arg is None else arg
     if _fits(M, p):
         return [name + arg + " &= " + p.matrix(M)]
     rows, cols = M.shape
@@ -222,17 +223,17 @@ def _matrix_lines(name: str, M, p: _Printer, *, symmetric: bool = False, arg: st
 def _state_lines(state, p: _Printer) -> list[str]:
     """``x = (w_0, w_1)``: what the vector x of f(x, xi), F(x) and b(x) stands for; none when it is x itself."""
     xs = [p(v) for v in state]
-    if len(xs) == 1 and xs[0] == "x":
+    if len(xs) == 1 and xs[0] == p.argument:
         return []
     if len(xs) > 6:
         xs = xs[:3] + [r"\dots"] + xs[-1:]
-    return [r"x &= " + (r"\left(" + ", ".join(xs) + r"\right)" if len(state) > 1 else xs[0])]
+    return [p.argument + " &= " + (r"\left(" + ", ".join(xs) + r"\right)" if len(state) > 1 else xs[0])]
 
 
 def _vector_lines(name: str, v, params, p: _Printer, prefix: str = "") -> list[str]:
     cf = compact_vector(v, params)
     if cf is not None:
-        lines = [name + "(x) &= " + prefix + cf.latex(p)]
+        lines = [name + f"({p.argument}) &= " + prefix + cf.latex(p)]
         if len(cf.u) <= 4 and _fits(sp.Matrix(v), p):
             lines[0] += " = " + p.matrix(sp.Matrix(v))
         return lines
@@ -245,7 +246,7 @@ def _vector_lines(name: str, v, params, p: _Printer, prefix: str = "") -> list[s
 def _covariance_lines(name: str, S, params, p: _Printer) -> list[str]:
     cf = compact_matrix(S, params)
     if cf is not None:
-        line = name + "(x) &= " + cf.latex(p)
+        line = name + f"({p.argument}) &= " + cf.latex(p)
         return [line + (" = " + p.matrix(sp.Matrix(S)) if _fits(sp.Matrix(S), p) else "")]
     return _matrix_lines(name, S, p, symmetric=True)
 
@@ -256,7 +257,16 @@ def _printer_for(problem, sdes=()) -> _Printer:
         syms |= set(law.symbols) | set(law.free_symbols)  # the law's parameters print as the loss's symbols do
     for s in sdes:
         syms |= set(s.free_symbols) | set(s.state) | set(as_expr(s.eta).free_symbols)
-    return _Printer(syms)
+    return _Printer(syms, argument=_vector_name([problem.params] + [s.state for s in sdes], latex_names(list(syms))))
+
+
+def _vector_name(states, names) -> str:
+    r"""``x`` for the vector of f(x, xi), F(x) and b(x), or ``\boldsymbol{x}`` where a state has a component
+    that prints as x besides others: ``x = (x, y)`` would name the vector and its first component alike."""
+    for state in states:
+        if len(state) > 1 and any((names.get(v) or sp.latex(v)) == "x" for v in state):
+            return r"\boldsymbol{x}"
+    return "x"
 
 
 def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[str]:
@@ -266,13 +276,15 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     section already names it).
     """
     own = printer is None
-    p = printer or (_printer_for(sde.problem, [sde]) if sde.problem is not None
-                    else _Printer(set(sde.free_symbols) | set(sde.state)))
+    if printer is None and sde.problem is None:
+        syms = set(sde.free_symbols) | set(sde.state)
+        printer = _Printer(syms, argument=_vector_name([sde.state], latex_names(list(syms))))
+    p = printer or _printer_for(sde.problem, [sde])
     lines = [r"&\text{" + _text(sde.title) + "}"] if title else []
     if sde.model in ("sme", "smf", "gf") and sde.order == 2:
-        bname = r"-\nabla\left(F + \tfrac{" + p(sde.eta) + r"}{4}|\nabla F|^2\right)(x)"
+        bname = r"-\nabla\left(F + \tfrac{" + p(sde.eta) + r"}{4}|\nabla F|^2\right)" + f"({p.argument})"
     elif sde.model in ("sme", "smf", "gf"):
-        bname = r"-\nabla F(x)"
+        bname = r"-\nabla F" + f"({p.argument})"
     else:
         bname = ""
     kind = sde.noise_kind
@@ -290,11 +302,13 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     if sde.n_noise == 0:
         return lines + (p.definitions() if own else [])
     if kind == "sqrt":
-        lines.append(r"\sigma(x) &= " + p(sde.diffusion.scale) + r"\,\Sigma(x)^{1/2} \quad\text{(numeric matrix square root)}")
+        x = p.argument
+        lines.append(rf"\sigma({x}) &= " + p(sde.diffusion.scale) + rf"\,\Sigma({x})^{{1/2}} \quad\text{{(numeric matrix square root)}}")
         lines += _covariance_lines(r"\Sigma", sde.diffusion.sigma, sde.state, p)
     elif kind == "template":
         law = sde.diffusion.law
-        lines.append(r"\sigma_i(x) &= " + p(sde.noise_scale) + r"\sqrt{w_i}\,\big(\nabla F(x) - \nabla f(x, \xi_i)\big),"
+        x = p.argument
+        lines.append(rf"\sigma_i({x}) &= " + p(sde.noise_scale) + rf"\sqrt{{w_i}}\,\big(\nabla F({x}) - \nabla f({x}, \xi_i)\big),"
                      r"\quad i = 1, \dots, " + str(law.size) + r"\quad\text{(data set, numeric)}")
     elif sde.model == "smf":
         D = sde.diffusion
@@ -320,11 +334,11 @@ def _smoothness_lines(sde, p: _Printer) -> list[str]:
         if isinstance(b, sp.Basic):
             shown.append(p(b))
         elif sde.noise_kind == "sqrt" and not bounded_below(sde.diffusion.sigma, sde.state):
-            shown.append(r"\Sigma(x)^{1/2} \text{ where } \Sigma(x) \text{ is singular}")
+            shown.append(rf"\Sigma({p.argument})^{{1/2}} \text{{ where }} \Sigma({p.argument}) \text{{ is singular}}")
     if shown:
-        return [r"&\text{not differentiable in } x\text{: } " + ", ".join(shown)]
+        return [r"&\text{not differentiable in } " + p.argument + r"\text{: } " + ", ".join(shown)]
     if sde.noise_kind == "sqrt":
-        return [r"&\text{smooth: } \Sigma(x) \succeq c\,I,\ c > 0"]
+        return [rf"&\text{{smooth: }} \Sigma({p.argument}) \succeq c\,I,\ c > 0"]
     return []
 
 
@@ -361,12 +375,12 @@ def _relabel(desc: str, p: _Printer) -> str:
 def problem_lines(problem, printer: _Printer | None = None) -> list[str]:
     own = printer is None
     p = printer or _printer_for(problem)
-    lines = _expr_lines(r"f(x, \xi)", problem.loss, p)
+    lines = _expr_lines(rf"f({p.argument}, \xi)", problem.loss, p)
     lines += _state_lines(problem.params, p)
     lines += _law_lines(problem.laws, p)
     if problem.batch_size != 1:
         lines.append(r"B &= " + p(problem.batch_size) + r"\quad\text{(" + problem.sampling.replace("_", " ") + ")}")
-    lines += _expr_lines("F(x)", problem.F, p)
+    lines += _expr_lines(f"F({p.argument})", problem.F, p)
     lines += _vector_lines(r"\nabla F", problem.grad_F, problem.params, p)
     lines += _covariance_lines(r"\Sigma", problem.sigma, problem.params, p)
     return lines + (p.definitions() if own else [])

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -178,3 +180,23 @@ def test_symbols_that_sympy_prints_alike_are_told_apart():
     p = smfsym.Problem((x - smfsym.normal("eta")) ** 2 / 2, [x])
     doc = derivation_latex(p, [smfsym.sme(p, order=1)])
     assert r"\mathrm{eta} \sim" in doc and r"\sqrt{\eta}" in doc
+
+
+def test_a_component_named_x_makes_the_parameter_vector_bold():
+    """Audit 12, F8: with parameters (x, y) the problem read `x = (x, y)` and F(x) = x^4/4 + y^2/2, the vector
+    and its first component alike; the vector is bold then, in the problem, the SDEs and the data means."""
+    x, y = sp.symbols("x y", real=True)
+    xi = smfsym.normal("xi")
+    problem = smfsym.Problem((x ** 2 - 1) ** 2 / 4 + y ** 2 / 2 - xi * x * y, [x, y])
+    tex = derivation_latex(problem, [smfsym.sme(problem, order=1), smfsym.smf(problem, order=2)])
+    assert r"\boldsymbol{x} &= \left(x, y\right)" in tex and r"F(\boldsymbol{x}) &= " in tex
+    assert r"f(\boldsymbol{x}, \xi)" in tex and r"\Sigma(\boldsymbol{x}) &= " in tex
+    assert r"|\nabla F|^2\right)(\boldsymbol{x})" in tex and r"\sigma_{1}(\boldsymbol{x})" in tex
+    assert not re.search(r"(?<![\\{])\bx &= |[FbΣ]\(x\)|\\Sigma\(x\)", tex)
+    # one parameter named x is the vector itself: nothing changes
+    one = smfsym.Problem((x - xi) ** 2 / 2, [x])
+    assert r"\boldsymbol" not in derivation_latex(one, [smfsym.sme(one, order=2)])
+    # a data mean's label is a function of the bold vector too
+    w = smfsym.normal("w")
+    logistic = smfsym.Problem(sp.log(1 + sp.exp(-w * (x + y))), [x, y])
+    assert r"m_{1}(\boldsymbol{x})" in logistic.latex()
