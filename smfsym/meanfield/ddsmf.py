@@ -1,4 +1,4 @@
-"""The distribution-dependent SMF as an N-particle system (docs/theory.md §6, docs/theory.md §6).
+"""The distribution-dependent SMF as an N-particle system (docs/theory.md §6).
 
 dX^i = b(X)^i dt + sqrt(eta / B) sum_j sqrt(w_j) (grad V - grad v(., ., xi_j))(mu^N, X^i) dbeta_j,
 one set of M Brownian motions shared by all particles, on a rule of the data law

@@ -1,4 +1,4 @@
-"""The mean-field problem of a wide two-layer network (docs/theory.md §6, docs/theory.md §6).
+"""The mean-field problem of a wide two-layer network (docs/theory.md §6).
 
 A network of width N with units phi(theta, z) has output Phi_mu(z) = <phi(., z), mu>,
 mu the empirical measure of the N unit parameters. :class:`MeanFieldProblem`

@@ -1,4 +1,4 @@
-"""Mean-field SGD of width N (docs/theory.md §6, docs/theory.md §6).
+"""Mean-field SGD of width N (docs/theory.md §6).
 
 theta^i_{k+1} = theta^i_k - (eta / B) sum_b d_out l(Phi_k(z_b), y_b) grad_theta phi(theta^i_k, z_b):
 one batch of B samples per step shared by all N neurons, per-neuron step eta

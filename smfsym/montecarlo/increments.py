@@ -1,4 +1,4 @@
-"""Random increments of the simulators, drawn block by block (docs/theory.md §8).
+"""Random increments of the simulators, drawn block by block (docs/theory.md §9; the seed blocks: §8).
 
 Gaussian increments are numpy's standard normals; discrete ones (Kloeden-Platen 14.1-14.2) are
 exact two- and three-point variables built from random bytes. Both keep the engine's rule: a seed

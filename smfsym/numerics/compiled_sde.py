@@ -4,7 +4,7 @@ Compiled once per simulation (never inside the time loop). The noise enters
 only through its *action* sigma(x) u on an increment u, compiled as d
 expressions in (x, u), so the d x m matrix is never materialised for
 explicit-matrix noise; the weak order-2 solver also gets the symbolic
-directional derivatives it needs (docs/theory.md §3; Kloeden-Platen ch. 14).
+directional derivatives it needs (docs/theory.md §9; Kloeden-Platen ch. 14).
 The steps use :attr:`NumericSDE.euler_plan` / :attr:`NumericSDE.weak2_plan`: every
 state-only subterm of every term hoisted into one front evaluated once per step
 (:class:`~smfsym.symbolic.lambdify.HoistedExprs`), the rest evaluated on stacked directions.
@@ -285,7 +285,7 @@ class NumericSDE:
 
     @cached_property
     def _weak2_exprs(self):
-        """The directional derivatives of the weak order-2 scheme, symbolic (docs/theory.md §2)."""
+        """The directional derivatives of the weak order-2 scheme, symbolic (docs/theory.md §9)."""
         if self.kind != "matrix":
             raise ValueError(
                 f"the weak order-2 scheme needs the diffusion as an explicit matrix; this SDE's noise is "

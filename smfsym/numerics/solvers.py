@@ -5,6 +5,8 @@ name, a class or an instance (as ``scipy.integrate.solve_ivp`` does).
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 __all__ = ["Solver", "EulerMaruyama", "WeakTaylor2", "TamedEuler", "SOLVERS", "get_solver"]
@@ -19,6 +21,19 @@ class Solver:
     #: With ``increments="discrete"``: the kind of each of the n_draws normal vectors ("two" or
     #: "three"-point variables matching the normal moments the weak order needs); None if not valid.
     discrete = None
+    #: The kinds a coupled coarse/fine run (Richardson extrapolation, :mod:`smfsym.studies.richardson`)
+    #: draws instead, where they differ: its coarse step takes the scaled sum of two fine increments,
+    #: whose moments must match the normal ones as far as the error constant of the scheme reads them,
+    #: not only as far as its order does (None: ``discrete``).
+    coupled_discrete = None
+
+    def coupled(self) -> "Solver":
+        """This scheme as a coupled run draws it: ``discrete`` replaced by ``coupled_discrete``."""
+        if self.coupled_discrete is None or self.coupled_discrete == self.discrete:
+            return self
+        twin = copy.copy(self)
+        twin.discrete = self.coupled_discrete
+        return twin
 
     def prepare(self, nsde) -> None:
         """Compile what the scheme needs; raise ValueError if it cannot handle the SDE."""
@@ -43,6 +58,9 @@ class EulerMaruyama(Solver):
     weak_order = 1.0
     n_draws = 1
     discrete = ("two",)  # +-sqrt(dt): moments 1-3 of dW (Kloeden-Platen 14.1.7)
+    # Euler's O(dt) error constant reads E dW^4 (docs/theory.md §9): the scaled sum of two +-1 has E Z^4 = 2, not
+    # the fine step's 1, so coupled runs draw three-point increments (E Z^4 = 3 for them and for their sums)
+    coupled_discrete = ("three",)
 
     def step(self, nsde, X, dt, Z):
         if nsde.kind == "template":
@@ -236,7 +254,7 @@ class TamedEuler(Solver):
     scheme (Mem. AMS 2015), which also covers superlinear diffusions, with the
     denominator 1 + sqrt(dt)|D| (Sabanis 2016 tames with sqrt(dt) as well).
 
-    Why weak order 1 (docs/theory.md §8): D/(1 + sqrt(dt)|D|) = D - sqrt(dt)|D| D
+    Why weak order 1 (docs/theory.md §9): D/(1 + sqrt(dt)|D|) = D - sqrt(dt)|D| D
     + O(dt^{5/2}); |D| D is odd in dW up to O(dt^{3/2}) so its mean is O(dt^{3/2})
     and the mean of the correction O(dt^2); its contribution to the second moment
     is sqrt(dt) E|D|^3 = O(dt^2). The local weak error is O(dt^2), the global one
@@ -249,6 +267,7 @@ class TamedEuler(Solver):
     weak_order = 1.0
     n_draws = 1
     discrete = ("two",)  # the order argument uses moments 1-3 of dW only
+    coupled_discrete = ("three",)  # as Euler's: the error constant reads E dW^4
 
     def step(self, nsde, X, dt, Z):
         D = dt * nsde.drift(X)

@@ -56,7 +56,9 @@ def _check_skewness(problem: Problem, name: str) -> None:
 
     In RMSprop the noise sigma0 z / eta of a step meets the same step's v: the mean increment of x gains
     eta^3 sigma0 c P'(u) / P(u)^2 E[z^3], an error O(eta) = O(sqrt h) over the 1/eta^2 steps to a time
-    (Malladi et al. assume the skewness small). Checked where it is cheap: losses polynomial in the data.
+    (Malladi et al. assume the skewness small). In Adam the same sample moves m and u: their increments
+    gain the covariance c1 c2 sigma0 eta^3 E[z^3], again O(sqrt h) over a unit of time. Checked where it
+    is cheap: losses polynomial in the data.
     """
     if not problem.is_polynomial:
         return
@@ -64,7 +66,8 @@ def _check_skewness(problem: Problem, name: str) -> None:
               if sp.expand(problem.mean(sp.expand((g - G) ** 3))) != 0]
     if skewed:
         warnings.warn(f"{name}: the gradient noise of {skewed} has a third moment that is not 0: the step's mean "
-                      "gains an eta^3 term and the SDE is then a weak approximation of order 1/2 in h = eta^2, not 1 "
+                      "(RMSprop) or the covariance of m and v (Adam) gains an eta^3 term and the SDE is then a weak "
+                      "approximation of order 1/2 in h = eta^2, not 1 "
                       "(its order 1 needs symmetric, or low-skewness, noise).", SkewnessWarning, stacklevel=3)
 
 
@@ -236,11 +239,15 @@ def malladi_adam(problem: Problem, c1: Any = 1, c2: Any = 1, sigma0: Any = 1, ep
     PyTorch's convention (moments updated first, bias corrections 1 - beta_i^k with k the step count
     after the update, ``eps`` outside the root). The state is (x, m, u, t) with u = v / sigma^2 and t
     the time; the SDE's bias corrections 1 - exp(-c_i t) make it singular at t = 0, so runs of the SDE
-    start at t_0 > 0 (the discrete optimizer starts anywhere, t = 0 included).
+    start at t_0 > 0 (the discrete optimizer starts anywhere, t = 0 included). As for RMSprop, the SDE is of
+    weak order 1 in eta^2 for symmetric gradient noise: the same sample drives m and u, so skewed noise gives
+    them a covariance c1 c2 sigma0 eta^3 E[z^3] per step (O(sqrt h) over a unit of time, where the SDE has
+    none), reported by a :class:`SkewnessWarning`.
     """
     eta = default_eta() if eta is None else eta
     c1, c2 = _hyper(c1, "c1"), _hyper(c2, "c2")
     sigma0, eps0 = _hyper(sigma0, "sigma0"), _hyper(eps0, "eps0")
+    _check_skewness(problem, "malladi_adam")
     m, u = _aux(problem, "m", positive=False), _aux(problem, "u")
     t = sp.Symbol("t", nonnegative=True)
     g = _noisy_gradient(problem, sigma0 / eta)

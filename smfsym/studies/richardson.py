@@ -9,10 +9,20 @@ and dt/2 and extrapolating, E_fine + (E_fine - E_coarse) / (2^p - 1), removes th
 The coarse and the fine solution are simulated *together*: each coarse step uses the sum of
 the two fine increments, (Z_1 + Z_2)/sqrt(2), so the two are strongly correlated and the
 extrapolated estimator (1 + c) phi(X_fine) - c phi(X_coarse), c = 1/(2^p - 1), costs about the
-standard error of the fine one alone. The sums keep the moments each scheme needs: Gaussian
-sums are Gaussian; for two-point (Euler) and three-point (weak order 2) increments the scaled
-sum of two matches the normal moments up to order 3 and 5 respectively (Kloeden-Platen
-14.1, 14.2), which is all the weak order needs.
+standard error of the fine one alone.
+
+The extrapolation needs more than the weak order of each run: the coarse and the fine error
+must share their leading constant C, and C reads one more moment of the increments than the
+order does (docs/theory.md §9). Gaussian sums are Gaussian: exact. Euler's C reads E Z^4: the
+scaled sum of two +-1 variables has E Z^4 = 2 where the fine +-1 have 1 (dX = dW, phi = x^4:
+both runs give 3 - dt, and so would the extrapolation), so a coupled Euler or tamed run with
+``increments="discrete"`` draws three-point variables, whose scaled sums match the normal
+moments up to order 5 like the variables themselves (:meth:`Solver.coupled`). Weak order 2's C
+reads E Z^6 of the three-point dW (9; 13.5 for the sums; 15 for normals) and fourth moments of
+its auxiliary two-point draws: with discrete increments the extrapolation removes the dt^2 term
+up to O(|sigma|^6 dt^2). For the SMEs and SMFs, whose noise is sqrt(eta) small, that is
+O(eta^3 dt^2), far below the model errors a study measures; for an SDE with noise of order one,
+use ``increments="gaussian"`` (the default here).
 """
 from __future__ import annotations
 
@@ -150,6 +160,8 @@ def coupled_run(sde, x0, t_end: float, *, eta: float, dt: float, n_paths: int, s
     vals[sde.eta] = float(eta)
     x0 = np.asarray(x0, dtype=float)
     grid = time_grid(t_end, dt, save.at, run_options.max_steps)
+    if increments == "discrete":  # the kinds whose coarse sums keep the fine step's error constant
+        solver = solver.coupled()
     task = CoupledTask(SDETask(sde, vals, solver, increments))
     stepper = task.build()
     inner = stepper.inner

@@ -1,6 +1,8 @@
 """Malladi et al.'s regime (1 - beta = c eta^2, eps = eps0/eta, noise sigma0/eta, t = k eta^2) for RMSprop
 and Adam, and SGD with scaled noise: the SDEs are the paper's, the discrete optimizer is simulated from the
 same map, and RMSprop's SDE is a weak approximation of order 1 in h = eta^2 (fitted slope)."""
+import warnings
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -183,6 +185,27 @@ def test_skewed_noise_adds_an_eta_cubed_drift_and_is_reported():
     mx = _one_step_moments(m, point, p.mean)[0]
     want = s0 * c * dP / P**2 * p.mean(sp.expand(z**3))
     assert want != 0 and _close(mx[3:], [want])
+
+
+def test_adam_reports_skewed_noise_which_couples_m_and_u():
+    """Audit 15, F2: one sample moves Adam's m and u, so skewed gradient noise z gives their increments the
+    covariance c1 c2 sigma0 eta^3 E[z^3] per step (O(sqrt h) over a unit of time; the SDE's u has no noise).
+    malladi_adam said nothing (the docs said Adam does not see the skew); it warns as malladi_rmsprop does,
+    and stays quiet for symmetric noise."""
+    a = smfsym.normal("a", mean=1, std=sp.Rational(1, 2))
+    p = smfsym.Problem((a * x - 1) ** 2 / 2, [x])
+    c1, c2, s0 = sp.Rational(3, 2), sp.Rational(1, 2), sp.Rational(1, 2)
+    with pytest.warns(SkewnessWarning, match="malladi_adam.*third moment"):
+        m = malladi_adam(p, c1=c1, c2=c2, sigma0=s0)
+    point = dict(zip(m.state, [sp.Rational(7, 10), sp.Rational(1, 3), sp.Rational(4, 5), sp.Rational(1, 2)]))
+    dm, du = [(m.update[i] - m.state[i]).xreplace(point) for i in (1, 2)]
+    ser = sp.series(sp.expand(dm * du), m.eta, 0, 4).removeO()
+    z = (p.grad_f[0] - p.grad_F[0]).xreplace(point)
+    skew = p.mean(sp.expand(z**3))
+    assert skew != 0 and _close([p.mean(sp.expand(ser.coeff(m.eta, 3)))], [c1 * c2 * s0 * skew])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkewnessWarning)
+        malladi_adam(smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2, [x]))
 
 
 @pytest.mark.slow  # a few seconds: the slow tier (CI runs both)

@@ -63,6 +63,31 @@ def test_extrapolated_second_moment_of_an_ou_process(increments):
     assert r["lost"] == 0
 
 
+def test_discrete_increments_keep_the_error_constant_of_the_coarse_step():
+    """Audit 15, F1: dX = dW, phi = x^4, E phi(X_1) = 3. With +-1 increments Euler gives 3 - 2h at step h
+    (E Z^4 = 1), and the coarse step's scaled sum of two (E Z^4 = 2) gives 3 - h at h: fine (dt/2) and coarse
+    (dt) both read 3 - dt and so did the extrapolation, 2.75 at dt = 0.25 (11 standard errors off). Coupled
+    runs draw three-point increments, whose scaled sums have E Z^4 = 3 too: Euler is then exact on this SDE.
+    Tolerance: 5 standard errors of each mean."""
+    bm = smfsym.SDE([0], [[1]], state=[x])
+    dt = 0.25
+    r = coupled_expectation(bm, [0.0], 1.0, eta=0.1, dt=dt, n_paths=200_000, solver=get_solver("euler"),
+                            phi=lambda X: X[:, 0] ** 4, seed=3, increments="discrete", options=QUIET)
+    assert abs(r["value"] - 3.0) < 5 * r["se"] and r["se"] < 0.05, (r["value"], r["se"])
+    assert abs(r["fine"] - 3.0) < 5 * r["fine_se"]
+    # one coarse step: both states are sqrt(dt/2) (z1 + z2) with three-point z (0, +-sqrt 3, +-2 sqrt 3), not +-1
+    one = coupled_run(bm, [0.0], dt, eta=0.1, dt=dt, n_paths=2000, solver=get_solver("euler"), seed=3,
+                      increments="discrete", save_at=smfsym.SaveAt(store=True), options=QUIET).states[-1]
+    assert np.allclose(one[:, 0], one[:, 1])
+    seen = np.unique(np.round(one[:, 1, 0] / np.sqrt(dt / 2) / np.sqrt(3.0), 9))
+    assert seen.tolist() == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    # uncoupled runs keep the cheaper two-point variables; tamed Euler reads E Z^4 as Euler does; weak order 2
+    # keeps its kinds (the module docstring: a remainder O(|sigma|^6 dt^2))
+    for scheme in ("euler", "tamed"):
+        assert get_solver(scheme).coupled().discrete == ("three",) and get_solver(scheme).discrete == ("two",)
+    assert get_solver("weak2").coupled().discrete == get_solver("weak2").discrete
+
+
 @pytest.mark.slow
 def test_weak_error_extrapolates_by_default_and_matches_a_fine_step_reference():
     """The study's sme2 value on the double well (Euler: sqrt Sigma = |x|/2 is not differentiable)
