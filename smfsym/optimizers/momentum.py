@@ -289,7 +289,9 @@ def momentum_model(problem: Problem, kind: str = "smf", order: int = 2, *, neste
     if base.noise_kind == "template":
         # data-set columns scale * sqrt(w_i) (grad F - grad f(x, xi_i)): lift the symbolic column, scale kept apart
         lifted = lift(sp.Matrix(base.diffusion.column)) / root_h
-        return SDE(drift, NoiseTemplate(sp.ImmutableMatrix(lifted), base.diffusion.law), state, chaos=base.chaos,
+        # without the noise correction the columns are (0, C): L = (0; I); with it they hold D_P C, data-dependent
+        L = False if noise_correction else sp.ImmutableMatrix(sp.Matrix.vstack(sp.zeros(d, d), sp.eye(d)))
+        return SDE(drift, NoiseTemplate(sp.ImmutableMatrix(lifted), base.diffusion.law, L), state, chaos=base.chaos,
                    noise_scale=base.noise_scale / sp.sqrt(eta) * root_h, **kw)
     C = sp.Matrix(base.diffusion) / sp.sqrt(eta)
     return SDE(drift, sp.ImmutableMatrix(lift(C)), state, chaos=base.chaos, **kw)

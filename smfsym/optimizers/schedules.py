@@ -274,7 +274,8 @@ def scheduled_model(problem: Problem, schedule, kind: str = "smf", order: int = 
     base = _smf(problem, 1, eta, degree=degree)
     if base.noise_kind == "template":
         col = sp.ImmutableMatrix(list(u * base.diffusion.column) + [0])
-        return SDE(drift, NoiseTemplate(col, base.diffusion.law), state, chaos=base.chaos,
+        lift = sp.ImmutableMatrix(sp.Matrix.vstack(u * sp.eye(d), sp.zeros(1, d)))
+        return SDE(drift, NoiseTemplate(col, base.diffusion.law, lift), state, chaos=base.chaos,
                    noise_scale=base.noise_scale, **kw)
     diff = sp.ImmutableMatrix(sp.Matrix.vstack(u * sp.Matrix(base.diffusion), sp.zeros(1, base.n_noise)))
     return SDE(drift, diff, state, chaos=base.chaos, **kw)

@@ -44,11 +44,16 @@ class NoiseTemplate:
     r"""M numeric noise columns sqrt(w_i) (grad F(x) - grad f(x, xi_i)) of a data set.
 
     ``column`` is grad F(x) - grad f(x, xi) as a d x 1 matrix in the parameters
-    and the data symbols; the simulators evaluate it on every row.
+    and the data symbols; the simulators evaluate it on every row. A model built on
+    a problem's noise (a schedule's, momentum's) changes the column; ``lift`` says how,
+    for the covariance the SDE reports: None for the problem's own column, a matrix L
+    free of the data when ``column = L (grad F - grad f)`` (its covariance is then
+    L Sigma L^T), and False when no such L exists (the covariance is refused by name).
     """
 
     column: sp.ImmutableMatrix
     law: Empirical
+    lift: Any = None
 
     @property
     def n_columns(self) -> int:

@@ -151,7 +151,9 @@ class SDE:
         if self.noise_kind == "template":
             if self.problem is None:  # an update map's: Cov A(z, xi)
                 return self._substituted(self._template_source().covariance * self.noise_scale**2)
-            return self._substituted(self.problem.sigma / self.problem.batch_factor * self.noise_scale**2)
+            L = self._template_lift("noise_covariance")
+            S = sp.Matrix(self.problem.sigma) / self.problem.batch_factor
+            return self._substituted((S if L is None else L * S * L.T) * self.noise_scale**2)
         D = self.diffusion
         return sp.ImmutableMatrix((D * D.T).applyfunc(sp.expand))
 
@@ -172,8 +174,11 @@ class SDE:
         if self.noise_kind == "template":
             if self.problem is None:
                 return self._substituted(self._template_source().cross_covariance(ys) * self.noise_scale**2)
-            return self._substituted(self.problem.cross_covariance(ys) / self.problem.batch_factor
-                                     * self.noise_scale**2)
+            L = self._template_lift("two_point_covariance")
+            # the problem's parameters lead the state (a schedule's time, momentum's velocity follow)
+            S = sp.Matrix(self.problem.cross_covariance(ys[:self.problem.dim])) / self.problem.batch_factor
+            M = S if L is None else L * S * L.xreplace(sub).T
+            return self._substituted(M * self.noise_scale**2)
         S = self.diffusion.sigma
         half = sp.Rational(1, 2)
         return self.diffusion.scale**2 * sp.MatMul(sp.MatPow(S, half, evaluate=False),
@@ -222,13 +227,24 @@ class SDE:
         elif self.noise_kind == "sqrt":
             diff = MatrixSqrt(diff.sigma.xreplace(vals), diff.scale.xreplace(vals))
         else:
-            diff = NoiseTemplate(diff.column.xreplace(vals), diff.law)
+            lift = diff.lift.xreplace(vals) if isinstance(diff.lift, sp.MatrixBase) else diff.lift
+            diff = NoiseTemplate(diff.column.xreplace(vals), diff.law, lift)
         scale = self.noise_scale.xreplace(vals) if self.noise_scale is not None else None
         out = SDE(self.drift.xreplace(vals), diff, self.state, eta=self.eta.xreplace(vals), model=self.model,
                   order=self.order, problem=self.problem, chaos=self.chaos, noise_scale=scale)
         out._substitutions = self._substitutions + (vals,)
         out.update_map = self.update_map
         return out
+
+    def _template_lift(self, what: str):
+        """The data-free L with column = L (grad F - grad f) of a data-set noise built on a problem's (None: L = I)."""
+        L = self.diffusion.lift
+        if L is False or (L is None and self.dim != self.problem.dim):
+            raise NotImplementedError(
+                f"{what}: this model's data-set noise columns ({self.model}) are not a data-free linear map of "
+                "grad F - grad f(x, xi) (the noise correction differentiates them along the state), so its "
+                "covariance has no closed form here; its simulations use the columns themselves.")
+        return None if L is None else sp.Matrix(L)
 
     def _template_source(self):
         if self.update_map is None:

@@ -4,6 +4,7 @@ import numpy as np
 import sympy as sp
 
 import smfsym
+from smfsym.data.means import DataMean
 from smfsym.symbolic.lambdify import CompiledExprs
 from smfsym.numerics.compiled_sde import NumericSDE
 
@@ -135,3 +136,37 @@ def test_a_parameter_free_erf_mean_evaluates():
 
     exact = integrate.quad(lambda t: special.erf(t) ** 2 * stats.norm.pdf(t), -12, 12, epsabs=1e-13)[0]
     assert abs(value - exact) < 1e-9
+
+
+def test_schedule_and_momentum_models_on_a_data_set_report_their_own_noise_covariance():
+    """Audit 15, F4: a scheduled or momentum SMF on a data set (a loss not polynomial in the data) reported the
+    plain problem's eta Sigma, d x d for a state of d + 1 or 2d entries (the schedule's u(t)^2 ignored; the
+    generator raised IndexError). Checked against the Gram matrix of the model's own M columns, evaluated row
+    by row from the data array; the noise-corrected momentum SMF (columns that differentiate along p) refuses."""
+    from smfsym.optimizers import Schedule, TIME, momentum_model, scheduled_model
+    data = np.array([[0.5], [1.5], [-1.0], [0.25]])
+    z, = smfsym.empirical(data, "z")
+    x, y = sp.symbols("x y")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-z * x)), [x])
+    at_x, eta = 0.3, 0.01
+    for model, second in [(scheduled_model(p, Schedule(1 / (1 + TIME)), "smf", order=1), 1.0),
+                          (momentum_model(p, "smf", order=1), 0.7)]:
+        point = {x: sp.Float(at_x), model.eta: sp.Float(eta), model.state[1]: sp.Float(second)}  # t, or p_x
+        column = model.diffusion.column.xreplace(point) * model.noise_scale.xreplace(point)
+        column = column.xreplace({m: m.evalf() for m in column.atoms(DataMean)})  # grad F: a number here
+        col = sp.lambdify([z], list(column))
+        cols = np.array([[float(c) for c in col(row[0])] for row in data])  # (M, dim)
+        gram = cols.T @ cols / len(data)
+        got = np.array(model.noise_covariance().xreplace(point).evalf(), dtype=float)
+        assert got.shape == (model.dim, model.dim)
+        np.testing.assert_allclose(got, gram, rtol=1e-12, atol=1e-15)
+        gen = model.generator(x ** 2)  # 1/2 a_xx * 2 + drift_x * 2x
+        assert abs(float(gen.xreplace(point).evalf()) - float(2 * at_x * model.drift[0].xreplace(point).evalf())
+                   - gram[0, 0]) < 1e-12
+        ys = [y] + [sp.Symbol(f"y{i}") for i in range(1, model.dim)]
+        two = model.two_point_covariance(ys).xreplace({**point, **dict(zip(ys, [at_x] + [point.get(s, 0.7) for s in
+                                                                                       model.state[1:]]))})
+        np.testing.assert_allclose(np.array(two.evalf(), dtype=float), gram, rtol=1e-12, atol=1e-15)
+    corrected = momentum_model(p, "smf", order=2)
+    with pytest.raises(NotImplementedError, match="noise_covariance.*no closed form"):
+        corrected.noise_covariance()
