@@ -295,7 +295,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "seed": Key("integer", 0, "[0, 2**63 - 1]", "Monte Carlo seed", v_int(0, 2**63 - 1)),
         "n_paths": Key("integer", 200_000, "[2, 10**9]", "Monte Carlo paths per learning rate",
                        v_int(2, 10**9)),
-        "scheme": Key("string", "auto", " | ".join(SCHEMES), "SDE solver (auto: weak order 2 for second-order models)",
+        "scheme": Key("string", "auto", " | ".join(SCHEMES),
+                      "SDE solver (auto: weak order 2 where the noise is an explicit, differentiable matrix; Euler "
+                      "for a numeric square root, data-set noise or a kink, its error removed by the coupled "
+                      "extrapolation)",
                       v_enum(SCHEMES)),
         "increments": Key("string", "auto", "auto | discrete | gaussian",
                           "SDE increments (auto: the scheme's two-/three-point ones, docs/theory.md §9)",

@@ -40,7 +40,7 @@ from .common import (
     MODELS, _phi_function, build_model, check_common, check_increments, check_phi, check_scheme, increments_for,
     scheme_for,
 )
-from .weak_error_study import check_etas, check_models, choose_methods
+from .weak_error_study import check_etas, check_models, choose_methods, exact_route
 from ..optimizers.momentum import Momentum, beta_for, simulate_momentum_sgd
 from ..optimizers.schedules import _as_schedule, simulate_sgd_schedule, with_time
 from ..optimizers.update_map import UpdateMap, simulate_update_map
@@ -294,7 +294,8 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
     sdes = {m: build_model(problem, m) for m in models}
     # the study's own choice, per model (exact where the moments close, Monte Carlo otherwise)
-    sgd_exact, _, how = choose_methods(problem, phi, vals, sdes, method, etas[-1])
+    exact_problem, exact_vals, exact_sdes = exact_route(problem, phi, vals, sdes, method)
+    sgd_exact, _, how = choose_methods(exact_problem, phi, exact_vals, exact_sdes, method, etas[-1])
     simulated = [m for m in models if how[m] == "montecarlo"]
     if sgd_exact and not simulated:
         return CostEstimate(0.0, method="exact")
@@ -381,18 +382,19 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
     models = wo.check_models(check.get("models", ("smf1", "smf2")), set(wo._MODELS))
     vals = numeric_values(values, problem_symbols(problem))
     x0 = wo._check_x0(check["x0"], problem.dim)
-    exact = method != "montecarlo" and wo._exact_ok(problem, phi, vals) and (not momentum
-                                                                             or problem.batch_size == 1)
+    bound = wo.exact_problem(problem, phi, vals, method) if not momentum or problem.batch_size == 1 else None
+    exact = bound is not None
+    built = bound if exact else problem  # the exact route reads the problem with its constants bound
     t0 = time.perf_counter()
     if momentum:
         lam = check_positive(check.get("friction", 1.0), "friction")
         for e in etas:
             beta_for(lam, e)
-        sdes = {m: wo.momentum_model(problem, *wo._parse(m), nesterov=optimizer == "nesterov", lam=wo.rational(lam))
+        sdes = {m: wo.momentum_model(built, *wo._parse(m), nesterov=optimizer == "nesterov", lam=wo.rational(lam))
                 for m in models}
     else:
         sch = _as_schedule(schedule)
-        sdes = {m: wo.scheduled_model(problem, sch, *wo._parse(m)) for m in models}
+        sdes = {m: wo.scheduled_model(built, sch, *wo._parse(m)) for m in models}
     if exact:
         parts = {}
         if momentum:
@@ -408,7 +410,7 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
                 parts[name] = len(etas) * n * n * EXACT_MOMENTUM_SECONDS
         else:
             # builds and sizes every moment ODE (refusing one too stiff) and bounds every SGD product
-            odes = wo._schedule_odes(problem, sdes, phi, etas, steps, t_end)
+            odes = wo._schedule_odes(built, sdes, phi, etas, steps, t_end)
             n = len(next(iter(odes.values())).space.exps)
             parts["sgd"] = sum(k * (n * n + 50) for k in steps) * SCHEDULE_WORK_SECONDS
             for m in models:

@@ -400,6 +400,23 @@ def _exact_ok(problem, phi, vals):
             and problem.is_polynomial and affine_in_params(problem))
 
 
+def exact_problem(problem, phi, vals, method: str = "auto"):
+    """The problem whose moments the exact route computes, or None where it does not apply: ``problem``
+    itself, or, where ``vals`` binds only constants of the loss (a spec's ``constants``), the problem with
+    them substituted (:meth:`~smfsym.Problem.bind_constants`; as :func:`~.weak_error_study.exact_route`)."""
+    if method == "montecarlo":
+        return None
+    if _exact_ok(problem, phi, vals):
+        return problem
+    if not vals or callable(phi):
+        return None
+    try:
+        bound = problem.bind_constants(vals)
+    except ValueError:  # a law's parameter or a symbolic batch size
+        return None
+    return bound if _exact_ok(bound, phi, {}) else None
+
+
 def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, run: RunOptions, solver=None, increments="auto"):
     """E phi of a model by Monte Carlo: coupled dt / dt/2 runs, Richardson-extrapolated (docs/theory.md §9);
     ``solver`` None: :func:`default_scheme`; ``increments`` as :func:`increments_for` takes them."""
@@ -447,12 +464,15 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     x0 = _check_x0(x0, problem.dim)
     check_phi_tails(problem, phi)  # names phi (the exact moments would blame the loss)
     sdes = schedule_models(problem, sch, models)
-    use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals)
+    bound = exact_problem(problem, phi, vals, method)
+    use_exact = bound is not None
     if method == "exact" and not use_exact:
         raise NotClosedError("`method='exact'` needs grad f affine in x, a loss polynomial in the data, a "
-                             "polynomial phi and no numeric `values`; use method='montecarlo'.")
+                             "polynomial phi and `values` that bind only constants of the loss; use "
+                             "method='montecarlo'.")
     # exact mode: every moment ODE is built and sized, and every SGD product's work bounded, before any runs
-    odes = _schedule_odes(problem, sdes, phi, etas, steps, t_end) if use_exact else {}
+    exact_sdes = sdes if bound is problem or not use_exact else schedule_models(bound, sch, models)
+    odes = _schedule_odes(bound, exact_sdes, phi, etas, steps, t_end) if use_exact else {}
     if not use_exact:
         check_study_work(mc.max_path_steps, n_paths, steps, [m for m, sde in sdes.items() if sde.n_noise],
                          mc.dt_fraction)
@@ -463,7 +483,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
         t = k * eta
         ts.append(t)
         if use_exact:
-            sgd_val = exact_schedule_sgd_mean(problem, sch, phi, x0, eta, k)
+            sgd_val = exact_schedule_sgd_mean(bound, sch, phi, x0, eta, k)
             for m, sde in sdes.items():
                 val = odes[m, eta].solve(x0)
                 rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
@@ -600,10 +620,14 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     sdes = momentum_models(problem, models, Momentum(friction=lam, nesterov=nesterov,
                                                      noise_correction=noise_correction))
     state = next(iter(sdes.values())).state
-    use_exact = method != "montecarlo" and _exact_ok(problem, phi, vals) and problem.batch_size == 1
+    bound = exact_problem(problem, phi, vals, method) if problem.batch_size == 1 else None
+    use_exact = bound is not None
     if method == "exact" and not use_exact:
         raise NotClosedError("`method='exact'` needs grad f affine in x, a loss polynomial in the data, batch "
-                             "size 1, a polynomial phi and no numeric `values`; use method='montecarlo'.")
+                             "size 1 (exact momentum moments with mini-batches are not built), a polynomial phi "
+                             "and `values` that bind only constants of the loss; use method='montecarlo'.")
+    exact_sdes = sdes if bound is problem or not use_exact else momentum_models(
+        bound, models, Momentum(friction=lam, nesterov=nesterov, noise_correction=noise_correction))
     if use_exact and steps[-1] > MAX_EXACT_STEPS:
         raise ValueError(f"`etas`: {steps[-1]:,} SGD steps at eta = {etas[-1]:g} exceed {MAX_EXACT_STEPS:,} in exact "
                          "mode; raise the smallest of `etas` or use method='montecarlo'.")
@@ -620,8 +644,8 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
         z0 = np.concatenate([x0, p0])
         if use_exact:
             h_r = sp.sqrt(rational(eta))
-            sgd_val = exact_momentum_sgd_mean(problem, phi, state, z0, eta, 1 - lam_r * h_r, k, nesterov=nesterov)
-            for m, sde in sdes.items():
+            sgd_val = exact_momentum_sgd_mean(bound, phi, state, z0, eta, 1 - lam_r * h_r, k, nesterov=nesterov)
+            for m, sde in exact_sdes.items():
                 space = PolynomialSpace(sde.state, _degree(phi, state))
                 val = exact_sde_mean(sde, phi, z0, eta, rational(k) * h_r if h_r.is_Rational else t, space)
                 rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,

@@ -72,8 +72,24 @@ def check_etas(etas) -> list:
     return sorted(out, reverse=True)
 
 
+def exact_route(problem, phi, vals, sdes: dict, method: str) -> tuple:
+    """``(problem, vals, sdes)`` for :func:`choose_methods`: where ``vals`` binds only constants of the loss
+    (a spec's ``constants``), the problem with them substituted and its models, whose moments are then
+    numbers (the exact rationals of the doubles the simulators get); otherwise the arguments as given."""
+    if not vals or method == "montecarlo":
+        return problem, vals, sdes
+    try:
+        bound = problem.bind_constants(vals)
+    except ValueError:  # a law's parameter or a symbolic batch size: not bound, Monte Carlo
+        return problem, vals, sdes
+    if not exact_applies(bound, phi, {}):
+        return problem, vals, sdes
+    return bound, {}, {m: build_model(bound, m) for m in sdes}
+
+
 def exact_applies(problem, phi, vals) -> bool:
-    """Exact moments close: grad f affine in x, polynomial phi, a numeric batch size, no numeric values.
+    """Exact moments close: grad f affine in x, polynomial phi, a numeric batch size, no numeric values
+    (:func:`exact_route` binds the values it can first).
 
     Batches of size B > 1 are exact too: i.i.d. always, without replacement from one equally
     weighted data set (docs/theory.md §4).
@@ -96,7 +112,8 @@ def choose_methods(problem, phi, vals, sdes, method, eta) -> tuple:
     sgd_exact = method != "montecarlo" and exact_applies(problem, phi, vals)
     if method == "exact" and not sgd_exact:
         raise NotClosedError("`method='exact'` needs grad f affine in x, a polynomial phi, a numeric batch size "
-                             "and no numeric `values`; use method='montecarlo'.")
+                             "and `values` that bind only constants of the loss (not a law's parameters); use "
+                             "method='montecarlo'.")
     if not sgd_exact:
         return False, None, {m: "montecarlo" for m in sdes}
     space = PolynomialSpace(problem.params, sp.Poly(sp.expand(phi), *problem.params).total_degree())
@@ -478,7 +495,9 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     t_end, n_paths, solver, blow, vals, resolve = a.t_end, a.n_paths, a.solver, a.blow, a.vals, a.resolve
     increments, extrapolate = a.increments, a.extrapolate
     sdes = {m: build_model(problem, m) for m in models}
-    sgd_exact, space, how = choose_methods(problem, phi, vals, sdes, a.method, etas[0])
+    # the exact rows' problem and models: the constants `values` binds substituted (Monte Carlo rows bind them)
+    exact_problem, exact_vals, exact_sdes = exact_route(problem, phi, vals, sdes, a.method)
+    sgd_exact, space, how = choose_methods(exact_problem, phi, exact_vals, exact_sdes, a.method, etas[0])
     exact_models = [m for m in models if how[m] == "exact"]
     # the Monte Carlo work, before anything runs: SGD's steps (unless exact) and each simulated model's coupled
     # dt / dt/2 steps on n_paths paths per eta (a noise-free model runs one path; exact rows cost nothing)
@@ -499,7 +518,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         ts.append(t)
         s_sgd, s_sde = per_eta[i].spawn(2)
         if sgd_exact:
-            sgd = (exact_sgd_mean(problem, phi, x0, eta, k, space), 0.0, 0.0)
+            sgd = (exact_sgd_mean(exact_problem, phi, x0, eta, k, space), 0.0, 0.0)
         else:
             say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
             try:
@@ -510,7 +529,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             sgd = (float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction)
         for m, sde in sdes.items():
             if how[m] == "exact":
-                val = exact_sde_mean(sde, phi, x0, eta, t, space)
+                val = exact_sde_mean(exact_sdes[m], phi, x0, eta, t, space)
                 rows.append(dict(eta=eta, t=t, model=m, sgd=sgd[0], sgd_se=sgd[1], value=val, value_se=0.0,
                                  error=val - sgd[0], se=sgd[1], method="exact", solver_error=0.0, lost=0.0,
                                  lost_sgd=sgd[2]))

@@ -7,10 +7,12 @@ all scaled for the batch size.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import sys
 import warnings
 from functools import cached_property
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import sympy as sp
@@ -307,6 +309,35 @@ class Problem:
                 raise ValueError(f"the law of {s} ({s.law!r}) has moments only up to order {top}, but {what}.")
 
     # ------------------------------------------------------------------ basics
+
+    def bind_constants(self, values: Mapping) -> "Problem":
+        """A copy with declared constants of the loss replaced by numbers (the exact rationals of the doubles).
+
+        What the exact moments need where a run binds ``values`` (the studies bind a spec's constants so):
+        the copy's moments are then numbers, and its numbers those the simulators get from ``values``. Only
+        constants of the loss can be bound here; a law's parameter or a symbolic batch size raises
+        ``ValueError`` naming it.
+
+        Examples
+        --------
+        >>> import sympy as sp, smfsym
+        >>> x, lam = sp.symbols("x lam")
+        >>> p = smfsym.Problem((x - smfsym.normal("xi")) ** 2 / 2 + lam * x**2 / 2, [x], constants=[lam])
+        >>> p.bind_constants({lam: 0.5}).F
+        3*x**2/4 + 1/2
+        """
+        fixed = set(self.law_parameters) | set(as_expr(self.batch_size).free_symbols)
+        bound = {}
+        for key, value in dict(values).items():
+            if key not in self.constants or key in fixed:
+                raise ValueError(f"`values`: {key} is not a constant of the loss only (the constants: "
+                                 f"{list(self.constants)}; law parameters and the batch size are not bound here).")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+                raise TypeError(f"`values[{key}]` must be a finite real number; got {value!r}.")
+            bound[key] = sp.Rational(float(value))
+        return Problem(self.loss.xreplace(bound), self.params,
+                       constants=[c for c in self.constants if c not in bound], batch_size=self.batch_size,
+                       sampling=self.sampling, n_points=self.n_points, limits=self.limits)
 
     @property
     def dim(self) -> int:
