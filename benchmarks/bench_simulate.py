@@ -9,6 +9,7 @@ f = (a.x - eps)^2 / 2, eta = 0.05, horizon t = 1 (20 SGD steps; Euler step dt = 
 3. SME with per-path matrix square roots against the SMF, d = 2, 5, 10, 20.
 4. sdeint (one path per call) against smfsym on the same SMF, per path.
 6. Discrete against Gaussian increments on the d = 10 SMF (Euler and weak order 2).
+8. The coupled (Richardson) Euler run on the d = 10 SMF with two-point, three-point and Gaussian increments.
 5. Bounded work: time to the first step of a 10**8-step horizon, and peak traced memory and
    time per step of the SMF of a logistic loss on an empirical data set of 50,000 rows.
 7. Small runs and per-step overhead (issue 17), on the d = 10 SMF: the setup of a first and a
@@ -20,8 +21,8 @@ f = (a.x - eps)^2 / 2, eta = 0.05, horizon t = 1 (20 SGD steps; Euler step dt = 
    thread (``time.thread_time``, best of many: the machine is shared). ``--before PATH`` runs the
    same measurements with another checkout's smfsym (e.g. /work/main) in a subprocess.
 
-Run: python benchmarks/bench_simulate.py [--quick] [--bounded | --discrete | --small [--before PATH]]
-(--bounded, --discrete, --small: section 5, 6 or 7 alone)
+Run: python benchmarks/bench_simulate.py [--quick] [--bounded | --discrete | --coupled | --small [--before PATH]]
+(--bounded, --discrete, --coupled, --small: section 5, 6, 8 or 7 alone)
 """
 import json
 import os
@@ -142,6 +143,44 @@ def discrete(d=10):
         g, dd = res["gaussian"], res["discrete"]
         print(f"| {scheme} | {tg:.2f} | {td:.2f} | {tg / td:.2f} | {g.mean('sq')[-1]:.4f} +- {g.sem('sq')[-1]:.4f} | "
               f"{dd.mean('sq')[-1]:.4f} +- {dd.sem('sq')[-1]:.4f} |")
+    print()
+
+
+def coupled(d=10):
+    """Section 8: the coupled coarse/fine run of Euler (a study's extrapolated row) with the +-1 increments it
+    drew before audit 15 and the three-point ones it draws now (their sums keep Euler's error constant)."""
+    import copy
+
+    from smfsym.numerics.solvers import get_solver
+    from smfsym.studies.richardson import coupled_expectation
+
+    flow = smfsym.smf(problem(d), order=2)
+    x0 = np.linspace(1.0, -1.0, d)
+    n = P // 5
+    two_point = copy.copy(get_solver("euler"))
+    two_point.coupled_discrete = None  # the old draw: the coarse sums of +-1 have E Z^4 = 2
+    print(f"## 8. Coupled Euler (dt and dt/2), SMF d = {d} ({flow.n_noise} noise columns), {n} paths, t = {T}")
+    print("| increments | time (s) | against two-point | E|X|^2 extrapolated |")
+    print("|---|---|---|---|")
+    runs = {"two-point (before)": (two_point, "discrete"), "three-point (now)": (get_solver("euler"), "discrete"),
+            "gaussian": (get_solver("euler"), "gaussian")}
+    res, times = {}, {}
+
+    def go(label):
+        solver, inc = runs[label]
+        res[label] = coupled_expectation(flow, x0, T, eta=ETA, dt=ETA / 5, n_paths=n, solver=solver,
+                                         phi=lambda X: (X**2).sum(-1), seed=0, increments=inc,
+                                         options=smfsym.RunOptions(progress=False))
+    labels = list(runs)
+    for _ in range(3):  # interleaved, best of 3 (the machine is shared)
+        for lab in labels:
+            t0 = time.perf_counter()
+            go(lab)
+            times[lab] = min(times.get(lab, np.inf), time.perf_counter() - t0)
+    for lab in labels:
+        r = res[lab]
+        print(f"| {lab} | {times[lab]:.2f} | {times[lab] / times[labels[0]]:.2f} | "
+              f"{r['value']:.4f} +- {r['se']:.4f} |")
     print()
 
 
@@ -354,6 +393,8 @@ def main():
         return bounded()
     if "--discrete" in sys.argv:
         return discrete()
+    if "--coupled" in sys.argv:
+        return coupled()
     d = 10
     p = problem(d)
     flow = smfsym.smf(p, order=2)
