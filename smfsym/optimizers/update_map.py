@@ -484,8 +484,8 @@ def adam(problem: Problem, c1: Any = 1, c2: Any = 1, eps: Any = sp.Rational(1, 1
     r"""Adam in PyTorch's convention with 1 - beta_i = c_i eta, t = k eta (docs/theory.md §10).
 
     m <- m + c1 eta (g - m), v <- v + c2 eta (g^2 - v), then
-    x <- x - eta (m / (1 - beta1^k)) / (sqrt(v / (1 - beta2^k)) + eps) with k = t / eta the step
-    count after the update (``eps`` outside the root, bias correction on). The state is
+    x <- x - eta (m / (1 - beta1^k)) / (sqrt(v / (1 - beta2^k)) + eps) with k = t / eta + 1 the step
+    count after the update, t the time before it (``eps`` outside the root, bias correction on). The state is
     (x, m, v, t); the bias correction is singular at t = 0, so simulations start at t_0 > 0
     (:func:`simulate_update_map` refuses t_0 <= 0 for this map).
     """

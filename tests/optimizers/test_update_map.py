@@ -103,6 +103,23 @@ def test_adam_first_order_increment_is_the_bias_corrected_one(quartic):
     assert list(m.A[1:]) == [c1 * (quartic.grad_f[0] - M), c2 * (quartic.grad_f[0] ** 2 - V), 1]
 
 
+def test_adam_exact_step_is_pytorchs(quartic):
+    """Audit 16, M1: the map's whole step against a hand-written PyTorch Adam step (beta_i = 1 - c_i eta, bias
+    corrections with the step count after the update, s = t / eta + 1 = 6 at t = 1/2, eta = 1/10; eps outside
+    the root), exactly: a step count off by one survived every test (they compare models derived from the map)."""
+    c1, c2, eps, eta = 1, 2, sp.Rational(1, 10), sp.Rational(1, 10)
+    m = adam(quartic, c1=c1, c2=c2, eps=eps)
+    X, M, V, T = m.state
+    pt = {X: sp.Rational(1, 2), M: sp.Rational(1, 3), V: 2, T: sp.Rational(1, 2), m.eta: eta}
+    g = quartic.grad_f[0].xreplace(pt)
+    b1, b2, s = 1 - c1 * eta, 1 - c2 * eta, 6
+    m_new = b1 * pt[M] + (1 - b1) * g
+    v_new = b2 * pt[V] + (1 - b2) * g**2
+    x_new = pt[X] - eta * (m_new / (1 - b1**s)) / (sp.sqrt(v_new / (1 - b2**s)) + eps)
+    got = [u.xreplace(pt) for u in m.update]
+    assert [sp.simplify(a - b) for a, b in zip(got, [x_new, m_new, v_new, pt[T] + eta])] == [0, 0, 0, 0]
+
+
 def _optimizer_taylor_numeric(umap, phi, point, eps=sp.Rational(1, 10**6)):
     """(c0, c1, c2) of E phi(U(z, xi; eta)) = c0 + c1 eta + c2 eta^2 + O(eta^3), by an independent
     route: the exact update integrated against the normal law with mpmath (50 digits) at
