@@ -77,6 +77,28 @@ def _at_row(e, law, row):
     return e.xreplace({v: k for k, v in means.items()})
 
 
+def test_weak2_on_data_set_noise_equals_the_matrix_scheme_quickly():
+    """The slow test below on a loss whose terms compile in a fraction of a second (x^2/2 + x^3 cos(z)/3 on four
+    rows: noise columns with non-zero first and second derivatives, so every term of the data-set step counts):
+    the default tier ran no data-set weak order-2 step, and a wrong factor on its Ito-Stratonovich or
+    second-derivative term survived it (audit 16, M3). Rounding tolerance: the same arithmetic regrouped."""
+    data = np.array([[0.3], [-1.1], [0.8], [1.7]])
+    z, = smfsym.empirical(data, "z")
+    x = sp.Symbol("x")
+    flow = smfsym.smf(smfsym.Problem(x**2 / 2 + x**3 * sp.cos(z) / 3, [x]), order=2)
+    assert flow.noise_kind == "template"
+    law = flow.diffusion.law
+    D = sp.Matrix(1, 4, lambda r, c: flow.noise_scale * sp.sqrt(sp.Float(law.weights[c]))
+                  * _at_row(flow.diffusion.column[r], law, data[c]))
+    matrix = smfsym.SDE(flow.drift, D, flow.state, eta=flow.eta)
+    ns, nm = NumericSDE(flow, {flow.eta: 0.1}), NumericSDE(matrix, {flow.eta: 0.1})
+    rng = np.random.default_rng(3)
+    X, Z = rng.normal(size=(9, 1)), rng.normal(size=(9, 4, 4))
+    for s in (WeakTaylor2(), EulerMaruyama()):
+        a, b = s.step(ns, X, 0.05, Z), s.step(nm, X, 0.05, Z)
+        assert np.max(np.abs(a - b)) < 1e-12 and np.max(np.abs(a - X)) > 1e-2
+
+
 @pytest.mark.slow  # compiles the weak order-2 terms (symbolic derivatives of data means): 20-60 s
 @pytest.mark.parametrize("linear_algebra", [None, False])
 def test_weak2_on_data_set_noise_equals_the_explicit_matrix_scheme(linear_algebra):

@@ -75,3 +75,4 @@ def test_bind_constants_refuses_what_it_cannot_bind():
             p.bind_constants({lam: bad})
     bound = p.bind_constants({lam: 0.1})
     assert bound.constants == () and bound.F.coeff(x, 2) == sp.Rational(1, 2) + sp.Rational(0.1)
+

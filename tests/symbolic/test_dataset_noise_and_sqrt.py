@@ -64,6 +64,23 @@ def test_sme_numeric_square_root_matches_smf_one_point_law():
     assert abs(r1.mean("r2")[0] - r2.mean("r2")[0]) < 5 * np.hypot(r1.sem("r2")[0], r2.sem("r2")[0])
 
 
+def test_numeric_square_root_in_three_dimensions():
+    """The root is V sqrt(Lambda) V^T: with d = 2 numpy's eigenvectors came out symmetric, so a V sqrt(Lambda) V
+    (no transpose) passed every check of the root (audit 16, M6). d = 3, a non-diagonal Sigma(x) of rank 3:
+    R R = Sigma and R = R^T to rounding."""
+    xs = sp.symbols("x0:3")
+    a = smfsym.normal("a", 3)
+    eps = smfsym.normal("eps", std=sp.Rational(1, 2))
+    p = smfsym.Problem((a[0] * xs[0] + a[1] * xs[1] + a[2] * xs[2] - eps) ** 2 / 2 + a[0] * a[1] * xs[2], xs)
+    ns = NumericSDE(smfsym.sme(p, order=1), {smfsym.sme(p, order=1).eta: 0.1})
+    X = np.array([[1.0, -2.0, 0.5], [0.3, 0.7, -1.1], [0.0, 0.0, 0.0]])
+    R = ns.sqrt_sigma(X)
+    S = CompiledExprs(list(p.sigma), xs)(X).reshape(3, 3, 3)
+    assert np.max(np.abs(S - np.eye(3) * S[:, :1, :1])) > 0.1  # not a multiple of the identity
+    np.testing.assert_allclose(R @ R, S, atol=1e-12)
+    np.testing.assert_allclose(R, R.transpose(0, 2, 1), atol=1e-12)
+
+
 def _logistic_on_weighted_rows():
     data = np.array([[0.5, -1.2, 1.0], [1.5, 0.3, -1.0], [-0.7, 0.8, 1.0], [0.2, 0.1, -1.0], [1.1, -0.4, 1.0]])
     weights = np.array([1.0, 2.0, 0.5, 1.5, 1.0])
