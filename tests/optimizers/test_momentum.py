@@ -103,6 +103,32 @@ def test_parseval_for_the_momentum_noise(regression):
     assert any(v != 0 for v in diff)
 
 
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_the_noise_correction_is_the_theorys_covariance(regression, nesterov):
+    """docs/theory.md §7: with h = sqrt(eta) the corrected SMF's noise covariance is h a with a_xp = h/2 Sigma and
+    a_pp = Sigma + h (lambda Sigma - kappa/2 p . grad Sigma) + O(h^2) (kappa = 1 heavy ball, -1 Nesterov), and
+    a_xx = O(h^2). The tests above checked only that the correction is O(eta) and not zero: (1 + h lambda) in
+    place of (1 + h lambda / 2) survived them (audit 16, M5). Exact series in e = eta^(1/4)."""
+    lam = sp.Rational(3, 2)
+    m2 = momentum_model(regression, "smf", 2, lam=lam, nesterov=nesterov)
+    d, kappa = regression.dim, -1 if nesterov else 1
+    x, p = m2.state[:d], m2.state[d:]
+    e = sp.Symbol("e", positive=True)
+    a = (m2.noise_covariance() / sp.sqrt(m2.eta)).subs(m2.eta, e**4).applyfunc(sp.expand)
+    S = sp.Matrix(regression.sigma)
+    dS = sp.zeros(d, d)
+    for xi, pi in zip(x, p):
+        dS += pi * S.diff(xi)
+
+    def coeff(M, k):
+        return M.applyfunc(lambda v: sp.expand(v).coeff(e, k))
+
+    assert coeff(a[:d, :d], 0) == sp.zeros(d, d) and coeff(a[:d, :d], 2) == sp.zeros(d, d)
+    assert (coeff(a[:d, d:], 0), sp.simplify(coeff(a[:d, d:], 2) - S / 2)) == (sp.zeros(d, d), sp.zeros(d, d))
+    assert sp.simplify(coeff(a[d:, d:], 0) - S) == sp.zeros(d, d)
+    assert sp.simplify(coeff(a[d:, d:], 2) - (lam * S - sp.Rational(kappa, 2) * dS)) == sp.zeros(d, d)
+
+
 def _npoint_exact(problem, order, eta, lam, phis, T=1):
     m = momentum_model(problem, "smf", order, lam=lam)
     M, blocks = npoint_model(m, 2)
