@@ -70,7 +70,10 @@ def test_width_does_not_kill_the_fluctuations(net):
         s = smfsym.simulate_meanfield_sgd(net, th, eta=eta, n_steps=int(round(T_END / eta)), n_paths=P, seed=3).summary()
         var[n] = (s["var"][-1, 0], s["var_se"][-1, 0])
     ratio = var[10_000][0] / var[1000][0]
-    assert 0.5 < ratio < 2, ratio  # 1/N fluctuations would give 0.1
+    # the log-ratio's standard error from the two variances' (delta method); 5 of them around 0 (no decay), and
+    # 1/N fluctuations (ratio 0.1) excluded by as many
+    se_log = np.hypot(var[10_000][1] / var[10_000][0], var[1000][1] / var[1000][0])
+    assert abs(np.log(ratio)) < 5 * se_log and np.log(ratio) - np.log(0.1) > 5 * se_log, (ratio, se_log)
     # averaged over initial draws, lim Var/eta settles to a nonzero limit (linearisation, no Monte Carlo)
     lims = {n: [linearised_variance(net, smfsym.particles(net, n, law={"a": ("normal", 0, 0.1)}, seed=k), T_END,
                                     dt=0.05) for k in range(3)] for n in (300, 3000)}

@@ -98,7 +98,7 @@ def test_simulation_times_inputs_and_refusals(quad):
         RegimeMap(quad, [y], [y], [0], None, time_power=1)
     with pytest.raises(ValueError, match="`update` uses symbols.*'q'"):
         RegimeMap(quad, [x], [x + sp.Symbol("q")], [0], None, time_power=1)
-    with pytest.raises(smfsym.BlowUpError):
+    with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step \d+ .* of the paths"):
         simulate_regime(noisy_sgd(quad), [1.0], 400, 3.0, n_paths=16, seed=0, options=QUIET)
 
 
@@ -130,7 +130,7 @@ def test_rmsprop_weak_error_is_order_one_in_eta_squared(quad):
         ses.append(float(r.sem("phi")[-1]))
     assert all(abs(e) > 5 * s for e, s in zip(errs, ses)), (errs, ses)
     fit = fit_order(hs, errs, ses)
-    assert fit.n_used == 3 and (fit[1] <= 1 <= fit[2] or abs(fit[0] - 1) < 0.15), fit
+    assert fit.n_used == 3 and abs(fit[0] - 1) < 0.15 and fit[2] < 2, fit  # and order 2 excluded
 
 
 def _one_step_moments(m, point, data_mean):

@@ -42,7 +42,7 @@ def test_svag_of_sgd_tends_to_the_sme_like_one_over_l(quad):
         errs.append(err)
         ses.append(se)
     fit = fit_order([1 / l for l in ls], errs, ses)
-    assert fit.n_used == 4 and (fit[1] <= 1 <= fit[2] or abs(fit[0] - 1) < 0.15), fit
+    assert fit.n_used == 4 and abs(fit[0] - 1) < 0.15 and fit[2] < 2, fit  # and order 2 excluded
 
 
 def test_one_svag_step_of_rmsprop_has_the_smes_moments(quad):
@@ -84,7 +84,7 @@ def test_time_inputs_and_refusals(quad):
         simulate_svag(m, 2, [1.0, 0.0, 1.0, 0.0], 0.5, 0.25)
     with pytest.raises(ValueError, match="`save_at`"):
         simulate_svag(quad, 2, [1.0], 1.0, 0.5, save_at=[9])
-    with pytest.raises(smfsym.BlowUpError):
+    with pytest.raises(smfsym.BlowUpError, match=r"non-finite state at step \d+ .* of the paths"):
         simulate_svag(quad, 1, [1.0], 1200.0, 3.0, n_paths=16, seed=0, options=QUIET)
 
 
@@ -111,7 +111,7 @@ def test_svag_study_finds_order_one_against_the_smes_monte_carlo_value(quad):
     ref, ref_se = st.rows[0]["sme"], st.rows[0]["sme_se"]
     assert abs(ref - np.exp(-1)) < 5 * ref_se
     o = st.order
-    assert o.n_used == 3 and (o.low <= 1 <= o.high or abs(o.slope - 1) < 0.2), o
+    assert o.n_used == 3 and abs(o.slope - 1) < 0.2 and o.high < 2, o  # and order 2 excluded
     exact = svag_study(quad, x, [1.0], 1.0, 0.5, ls=[2, 4, 8], reference=(float(np.exp(-1)), 0.0),
                        n_paths=200_000, seed=7, options=QUIET)
     assert [r["value"] for r in exact.rows] == [r["value"] for r in st.rows] and exact.meta["reference"] == "given"

@@ -48,10 +48,12 @@ def _study(umap, phi, z0, models, n_paths, etas=ETAS, t_end=1.0):
 def _assert_order(study, model, order):
     s, lo, hi, n = study.orders[model]
     rows = [(r["eta"], r["error"], r["se"]) for r in study.rows if r["model"] == model]
+    # the slope within 0.3 (order 1) or 0.4 (order 2) of the declared order, which excludes the neighbouring one
+    # (three points give an interval with a t(1) quantile of 12.7, too wide to decide it; no escape through it)
     if order == 1:
         assert n == 3 and abs(s - 1) < 0.3, (model, study.orders[model], rows)
     else:
-        assert n >= 2 and s > 1.5 and (abs(s - 2) < 0.4 or lo <= 2 <= hi), (model, study.orders[model], rows)
+        assert n >= 2 and abs(s - 2) < 0.4, (model, study.orders[model], rows)
 
 
 @pytest.mark.slow  # multi-second (keeps the default tier under 3 minutes)
