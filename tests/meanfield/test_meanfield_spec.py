@@ -32,6 +32,7 @@ def test_shipped_spec_builds_the_same_network_as_the_python_api():
     assert (net.drift - by_hand.drift).applyfunc(sp.simplify) == sp.zeros(2, 1)
     assert spec.particles == {"a": ("normal", 0.0, 0.1), "w": ("normal", 0.0, 1.0)}
     th = smfsym.particles(net, 50, law=spec.particles, seed=spec.meanfield_check["particle_seed"])
+    # a sample s.d. of 50 normal draws has standard error 0.1 / sqrt(2 * 49) = 0.0101: 0.05 is 5 of them
     assert th.shape == (50, 2) and abs(th[:, 0].std() - 0.1) < 0.05
 
 
