@@ -22,7 +22,7 @@ from ..montecarlo.options import MAX_PATH_STEPS  # the default bound of check_pa
 from ..montecarlo.seeds import resolve_seed
 from ..symbolic.model_names import DEFAULT_MODELS
 from ..symbolic.models import build_model
-from ..symbolic.problem import Problem
+from ..symbolic.problem import Problem, exact_rationals
 from ..numerics.solvers import get_solver
 
 __all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "Fit", "EXACT_ZERO", "RESOLVE", "resolved",
@@ -39,6 +39,33 @@ class DivergenceWarning(UserWarning):
 def default_scheme(sde) -> str:
     """weak2 where its derivatives exist (explicit, smooth noise), else euler."""
     return "weak2" if sde.noise_kind == "matrix" and not sde.nondifferentiable() else "euler"
+
+
+def bind_for_exact(problem, phi, vals: Mapping):
+    """``(problem, phi)`` with ``vals`` substituted, for the exact moments, or None where they cannot serve.
+
+    They serve where the loss is polynomial in the data with grad f affine in x and ``vals`` binds every
+    constant of the loss (in ``phi`` too) and nothing else: no law parameter, no symbolic batch size, none
+    left symbolic. The numbers enter as the exact rationals of the doubles the simulators use
+    (:func:`~smfsym.symbolic.problem.exact_rationals`). Otherwise None: the study simulates, binding ``vals``
+    (and saying there what is missing).
+    """
+    from ..simulation.exact import affine_in_params
+
+    if (callable(phi) and not isinstance(phi, sp.Basic)) or not vals:
+        return None
+    if not (problem.is_polynomial and affine_in_params(problem)):  # the structure first: nothing is rebuilt
+        return None
+    if set(vals) != set(problem.constants) or problem.law_parameters:
+        return None
+    try:
+        rationals = exact_rationals(vals)
+    except TypeError:  # NaN or infinite: the simulation's checks say so
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the problem's own warnings were given when it was built
+        bound = problem.bind_constants(rationals)
+    return bound, sp.sympify(phi).xreplace(rationals)
 
 
 def check_phi(phi, params):

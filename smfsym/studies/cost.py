@@ -294,8 +294,8 @@ def estimate_cost(problem, phi, x0, t_end: float, etas: Sequence[float], *, mode
         raise ValueError(f"`method` must be 'auto', 'exact' or 'montecarlo'; got {method!r}.")
     sdes = {m: build_model(problem, m) for m in models}
     # the study's own choice, per model (exact where the moments close, Monte Carlo otherwise)
-    exact_problem, exact_vals, exact_sdes = exact_route(problem, phi, vals, sdes, method)
-    sgd_exact, _, how = choose_methods(exact_problem, phi, exact_vals, exact_sdes, method, etas[-1])
+    exact_problem, exact_phi, exact_vals, exact_sdes = exact_route(problem, phi, vals, sdes, method)
+    sgd_exact, _, how = choose_methods(exact_problem, exact_phi, exact_vals, exact_sdes, method, etas[-1])
     simulated = [m for m in models if how[m] == "montecarlo"]
     if sgd_exact and not simulated:
         return CostEstimate(0.0, method="exact")
@@ -382,9 +382,9 @@ def estimate_optimizer_cost(problem, check: Mapping, *, values: Mapping | None =
     models = wo.check_models(check.get("models", ("smf1", "smf2")), set(wo._MODELS))
     vals = numeric_values(values, problem_symbols(problem))
     x0 = wo._check_x0(check["x0"], problem.dim)
-    bound = wo.exact_problem(problem, phi, vals, method) if not momentum or problem.batch_size == 1 else None
-    exact = bound is not None
-    built = bound if exact else problem  # the exact route reads the problem with its constants bound
+    route = wo.exact_problem(problem, phi, vals, method) if not momentum or problem.batch_size == 1 else None
+    exact = route is not None
+    built, phi = route if exact else (problem, phi)  # the exact route reads them with the constants bound
     t0 = time.perf_counter()
     if momentum:
         lam = check_positive(check.get("friction", 1.0), "friction")

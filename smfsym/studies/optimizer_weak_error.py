@@ -37,7 +37,8 @@ from .options import Numerics, study_settings
 from .common import PhiFunction, backend_meta, check_study_work, orders_from_rows
 from ..montecarlo.checks import check_positive
 from .weak_error_study import WeakErrorStudy
-from .common import check_increments, check_scheme, increments_for, scheme_for, seed_record, study_seed
+from .common import (bind_for_exact, check_increments, check_scheme, increments_for, scheme_for, seed_record,
+                     study_seed)
 from ..backends import get_backend
 from .richardson import coupled_expectation
 from .weak_error_study import _mc_method, check_etas, check_models
@@ -401,20 +402,16 @@ def _exact_ok(problem, phi, vals):
 
 
 def exact_problem(problem, phi, vals, method: str = "auto"):
-    """The problem whose moments the exact route computes, or None where it does not apply: ``problem``
-    itself, or, where ``vals`` binds only constants of the loss (a spec's ``constants``), the problem with
-    them substituted (:meth:`~smfsym.Problem.bind_constants`; as :func:`~.weak_error_study.exact_route`)."""
+    """``(problem, phi)`` whose moments the exact route computes, or None where it does not apply: the
+    arguments themselves, or, where ``vals`` binds the constants of the loss and nothing else (a spec's
+    ``constants``), both with them substituted (:func:`~.common.bind_for_exact`; as
+    :func:`~.weak_error_study.exact_route`)."""
     if method == "montecarlo":
         return None
     if _exact_ok(problem, phi, vals):
-        return problem
-    if not vals or callable(phi):
-        return None
-    try:
-        bound = problem.bind_constants(vals)
-    except ValueError:  # a law's parameter or a symbolic batch size
-        return None
-    return bound if _exact_ok(bound, phi, {}) else None
+        return problem, phi
+    bound = bind_for_exact(problem, phi, vals)
+    return bound if bound is not None and _exact_ok(*bound, {}) else None
 
 
 def _mc_model(sde, z0, t, eta, f, n_paths, seed, dt, vals, run: RunOptions, solver=None, increments="auto"):
@@ -464,15 +461,16 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
     x0 = _check_x0(x0, problem.dim)
     check_phi_tails(problem, phi)  # names phi (the exact moments would blame the loss)
     sdes = schedule_models(problem, sch, models)
-    bound = exact_problem(problem, phi, vals, method)
-    use_exact = bound is not None
+    exact = exact_problem(problem, phi, vals, method)
+    use_exact = exact is not None
+    bound, exact_phi = exact if use_exact else (None, None)
     if method == "exact" and not use_exact:
         raise NotClosedError("`method='exact'` needs grad f affine in x, a loss polynomial in the data, a "
                              "polynomial phi and `values` that bind only constants of the loss; use "
                              "method='montecarlo'.")
     # exact mode: every moment ODE is built and sized, and every SGD product's work bounded, before any runs
     exact_sdes = sdes if bound is problem or not use_exact else schedule_models(bound, sch, models)
-    odes = _schedule_odes(bound, exact_sdes, phi, etas, steps, t_end) if use_exact else {}
+    odes = _schedule_odes(bound, exact_sdes, exact_phi, etas, steps, t_end) if use_exact else {}
     if not use_exact:
         check_study_work(mc.max_path_steps, n_paths, steps, [m for m, sde in sdes.items() if sde.n_noise],
                          mc.dt_fraction)
@@ -483,7 +481,7 @@ def schedule_weak_error(problem: Problem, schedule, phi, x0, t_end: float, etas:
         t = k * eta
         ts.append(t)
         if use_exact:
-            sgd_val = exact_schedule_sgd_mean(bound, sch, phi, x0, eta, k)
+            sgd_val = exact_schedule_sgd_mean(bound, sch, exact_phi, x0, eta, k)
             for m, sde in sdes.items():
                 val = odes[m, eta].solve(x0)
                 rows.append(dict(eta=eta, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
@@ -620,8 +618,9 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
     sdes = momentum_models(problem, models, Momentum(friction=lam, nesterov=nesterov,
                                                      noise_correction=noise_correction))
     state = next(iter(sdes.values())).state
-    bound = exact_problem(problem, phi, vals, method) if problem.batch_size == 1 else None
-    use_exact = bound is not None
+    exact = exact_problem(problem, phi, vals, method) if problem.batch_size == 1 else None
+    use_exact = exact is not None
+    bound, exact_phi = exact if use_exact else (None, None)
     if method == "exact" and not use_exact:
         raise NotClosedError("`method='exact'` needs grad f affine in x, a loss polynomial in the data, batch "
                              "size 1 (exact momentum moments with mini-batches are not built), a polynomial phi "
@@ -644,10 +643,10 @@ def momentum_weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[
         z0 = np.concatenate([x0, p0])
         if use_exact:
             h_r = sp.sqrt(rational(eta))
-            sgd_val = exact_momentum_sgd_mean(bound, phi, state, z0, eta, 1 - lam_r * h_r, k, nesterov=nesterov)
+            sgd_val = exact_momentum_sgd_mean(bound, exact_phi, state, z0, eta, 1 - lam_r * h_r, k, nesterov=nesterov)
             for m, sde in exact_sdes.items():
-                space = PolynomialSpace(sde.state, _degree(phi, state))
-                val = exact_sde_mean(sde, phi, z0, eta, rational(k) * h_r if h_r.is_Rational else t, space)
+                space = PolynomialSpace(sde.state, _degree(exact_phi, state))
+                val = exact_sde_mean(sde, exact_phi, z0, eta, rational(k) * h_r if h_r.is_Rational else t, space)
                 rows.append(dict(eta=eta, h=h, t=t, model=m, sgd=sgd_val, sgd_se=0.0, value=val, value_se=0.0,
                                  error=val - sgd_val, se=0.0, method="exact", solver_error=0.0, lost=0.0, lost_sgd=0.0))
             continue

@@ -37,7 +37,7 @@ from .options import Numerics, study_settings
 from .common import (_across_signs, 
     backend_label,
     backend_meta,
-    MODELS, ProgressLines, _phi_function, build_model, check_common, check_horizon, check_increments,
+    MODELS, ProgressLines, _phi_function, bind_for_exact, build_model, check_common, check_horizon, check_increments,
     check_phi, check_study_work, finish_figure, fit_order, increments_for, interval_text, lost_cell, order_label,
     orders_from_rows,
     plot_target, scheme_for, study_seed, seed_record, warn_if_unresolved, with_context,
@@ -73,18 +73,16 @@ def check_etas(etas) -> list:
 
 
 def exact_route(problem, phi, vals, sdes: dict, method: str) -> tuple:
-    """``(problem, vals, sdes)`` for :func:`choose_methods`: where ``vals`` binds only constants of the loss
-    (a spec's ``constants``), the problem with them substituted and its models, whose moments are then
-    numbers (the exact rationals of the doubles the simulators get); otherwise the arguments as given."""
-    if not vals or method == "montecarlo":
-        return problem, vals, sdes
-    try:
-        bound = problem.bind_constants(vals)
-    except ValueError:  # a law's parameter or a symbolic batch size: not bound, Monte Carlo
-        return problem, vals, sdes
-    if not exact_applies(bound, phi, {}):
-        return problem, vals, sdes
-    return bound, {}, {m: build_model(bound, m) for m in sdes}
+    """``(problem, phi, vals, sdes)`` for :func:`choose_methods`: where ``vals`` binds the constants of the
+    loss and nothing else (a spec's ``constants``), the problem and phi with them substituted and the
+    problem's models, whose moments are then numbers (:func:`~.common.bind_for_exact`); otherwise the
+    arguments as given."""
+    if method == "montecarlo":
+        return problem, phi, vals, sdes
+    bound = bind_for_exact(problem, phi, vals)
+    if bound is None or not exact_applies(*bound, {}):
+        return problem, phi, vals, sdes
+    return bound[0], bound[1], {}, {m: build_model(bound[0], m) for m in sdes}
 
 
 def exact_applies(problem, phi, vals) -> bool:
@@ -496,8 +494,8 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
     increments, extrapolate = a.increments, a.extrapolate
     sdes = {m: build_model(problem, m) for m in models}
     # the exact rows' problem and models: the constants `values` binds substituted (Monte Carlo rows bind them)
-    exact_problem, exact_vals, exact_sdes = exact_route(problem, phi, vals, sdes, a.method)
-    sgd_exact, space, how = choose_methods(exact_problem, phi, exact_vals, exact_sdes, a.method, etas[0])
+    exact_problem, exact_phi, exact_vals, exact_sdes = exact_route(problem, phi, vals, sdes, a.method)
+    sgd_exact, space, how = choose_methods(exact_problem, exact_phi, exact_vals, exact_sdes, a.method, etas[0])
     exact_models = [m for m in models if how[m] == "exact"]
     # the Monte Carlo work, before anything runs: SGD's steps (unless exact) and each simulated model's coupled
     # dt / dt/2 steps on n_paths paths per eta (a noise-free model runs one path; exact rows cost nothing)
@@ -518,7 +516,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
         ts.append(t)
         s_sgd, s_sde = per_eta[i].spawn(2)
         if sgd_exact:
-            sgd = (exact_sgd_mean(exact_problem, phi, x0, eta, k, space), 0.0, 0.0)
+            sgd = (exact_sgd_mean(exact_problem, exact_phi, x0, eta, k, space), 0.0, 0.0)
         else:
             say(f"sgd eta={eta:g} ({k} steps, {n_paths} paths)")
             try:
@@ -529,7 +527,7 @@ def weak_error(problem: Problem, phi, x0, t_end: float, etas: Sequence[float], *
             sgd = (float(r.mean("phi")[-1]), float(r.sem("phi")[-1]), r.lost_fraction)
         for m, sde in sdes.items():
             if how[m] == "exact":
-                val = exact_sde_mean(exact_sdes[m], phi, x0, eta, t, space)
+                val = exact_sde_mean(exact_sdes[m], exact_phi, x0, eta, t, space)
                 rows.append(dict(eta=eta, t=t, model=m, sgd=sgd[0], sgd_se=sgd[1], value=val, value_se=0.0,
                                  error=val - sgd[0], se=sgd[1], method="exact", solver_error=0.0, lost=0.0,
                                  lost_sgd=sgd[2]))

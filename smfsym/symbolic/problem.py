@@ -96,6 +96,17 @@ def _batch_size(b):
     return b
 
 
+def exact_rationals(values: Mapping) -> dict:
+    """``{symbol: sympy.Rational}``: each number of ``values`` as the exact rational of its double (what the
+    simulators compute with), for exact moments of a problem whose constants ``values`` binds."""
+    out = {}
+    for key, value in dict(values).items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+            raise TypeError(f"`values[{key}]` must be a finite real number; got {value!r}.")
+        out[key] = sp.Rational(float(value))
+    return out
+
+
 class Problem:
     r"""A learning problem: per-sample loss, parameters, data law, batch size.
 
@@ -327,14 +338,11 @@ class Problem:
         3*x**2/4 + 1/2
         """
         fixed = set(self.law_parameters) | set(as_expr(self.batch_size).free_symbols)
-        bound = {}
-        for key, value in dict(values).items():
+        for key in dict(values):
             if key not in self.constants or key in fixed:
                 raise ValueError(f"`values`: {key} is not a constant of the loss only (the constants: "
                                  f"{list(self.constants)}; law parameters and the batch size are not bound here).")
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-                raise TypeError(f"`values[{key}]` must be a finite real number; got {value!r}.")
-            bound[key] = sp.Rational(float(value))
+        bound = exact_rationals(values)
         return Problem(self.loss.xreplace(bound), self.params,
                        constants=[c for c in self.constants if c not in bound], batch_size=self.batch_size,
                        sampling=self.sampling, n_points=self.n_points, limits=self.limits)
