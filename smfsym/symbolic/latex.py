@@ -8,6 +8,8 @@ long sums are broken over lines, and the verified compact forms of
 """
 from __future__ import annotations
 
+import contextlib
+
 import re
 import sys
 from pathlib import Path
@@ -123,7 +125,9 @@ class _Printer:
         symbols = list(symbols)
         self.names = latex_names(symbols)
         self.means: dict = {}  # DataMean -> label symbol, in order of first appearance
-        self.argument = argument
+        # the vector the lines of a section are functions of (x, or bold x where a component prints as x:
+        # :func:`_vector_name`, set per section by :meth:`section`); the data means' labels keep the problem's
+        self.argument = self.label_argument = argument
         # a user's symbol m or m_1 would read as a mean's label m_1(x): the labels take another letter then
         printed = [self.names.get(s) or sp.latex(s) for s in symbols]
         self.head = r"\bar{m}" if any(re.match(r"m(_|$)", t) for t in printed) else "m"
@@ -138,11 +142,20 @@ class _Printer:
                 k = len(self.means) + 1
                 sym = sp.Dummy(f"m{k}")
                 self.means[m] = sym
-                self.names[sym] = rf"{self.head}_{{{k}}}" + (f"({self.argument})" if self.argument else "")
+                self.names[sym] = rf"{self.head}_{{{k}}}" + (f"({self.label_argument})" if self.label_argument else "")
         return e.xreplace(self.means)
 
     def __call__(self, e) -> str:
         return sp.latex(self._label(e), symbol_names=self.names)
+
+    @contextlib.contextmanager
+    def section(self, argument: str):
+        """Lines written inside take ``argument`` as the vector they are functions of."""
+        saved, self.argument = self.argument, argument
+        try:
+            yield self
+        finally:
+            self.argument = saved
 
     def matrix(self, M) -> str:
         return sp.latex(self._label(M), mat_delim="", mat_str="pmatrix", symbol_names=self.names)
@@ -155,7 +168,7 @@ class _Printer:
             i += 1
             inner = self._label(m.expr)
             over = ",".join(sp.latex(s, symbol_names=self.names) for s in m.data_symbols)
-            label = rf"{self.head}_{{{i}}}" + (f"({self.argument})" if self.argument else "")
+            label = rf"{self.head}_{{{i}}}" + (f"({self.label_argument})" if self.label_argument else "")
             out.append(label + rf" &= \mathbb{{E}}_{{{over}}}\left[" + sp.latex(inner, symbol_names=self.names)
                        + r"\right] \quad\text{(" + m.describe_rule() + ")}")
         return out
@@ -231,7 +244,7 @@ def _state_lines(state, p: _Printer) -> list[str]:
 
 
 def _vector_lines(name: str, v, params, p: _Printer, prefix: str = "") -> list[str]:
-    cf = compact_vector(v, params)
+    cf = compact_vector(v, params, u_name=p.argument)
     if cf is not None:
         lines = [name + f"({p.argument}) &= " + prefix + cf.latex(p)]
         if len(cf.u) <= 4 and _fits(sp.Matrix(v), p):
@@ -244,7 +257,7 @@ def _vector_lines(name: str, v, params, p: _Printer, prefix: str = "") -> list[s
 
 
 def _covariance_lines(name: str, S, params, p: _Printer) -> list[str]:
-    cf = compact_matrix(S, params)
+    cf = compact_matrix(S, params, u_name=p.argument)
     if cf is not None:
         line = name + f"({p.argument}) &= " + cf.latex(p)
         return [line + (" = " + p.matrix(sp.Matrix(S)) if _fits(sp.Matrix(S), p) else "")]
@@ -257,15 +270,15 @@ def _printer_for(problem, sdes=()) -> _Printer:
         syms |= set(law.symbols) | set(law.free_symbols)  # the law's parameters print as the loss's symbols do
     for s in sdes:
         syms |= set(s.free_symbols) | set(s.state) | set(as_expr(s.eta).free_symbols)
-    return _Printer(syms, argument=_vector_name([problem.params] + [s.state for s in sdes], latex_names(list(syms))))
+    return _Printer(syms, argument=_vector_name(problem.params, latex_names(list(syms)), problem.data))
 
 
-def _vector_name(states, names) -> str:
-    r"""``x`` for the vector of f(x, xi), F(x) and b(x), or ``\boldsymbol{x}`` where a state has a component
-    that prints as x besides others: ``x = (x, y)`` would name the vector and its first component alike."""
-    for state in states:
-        if len(state) > 1 and any((names.get(v) or sp.latex(v)) == "x" for v in state):
-            return r"\boldsymbol{x}"
+def _vector_name(state, names, others=()) -> str:
+    r"""``x`` for the vector of f(x, xi), F(x) or b(x), or ``\boldsymbol{x}`` where ``x = (x, y)`` would name the
+    vector and a component alike, or where another symbol of the problem (a data variable) prints as x."""
+    printed = [names.get(v) or sp.latex(v) for v in state]
+    if (len(printed) > 1 and "x" in printed) or any((names.get(v) or sp.latex(v)) == "x" for v in others):
+        return r"\boldsymbol{x}"
     return "x"
 
 
@@ -277,9 +290,14 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     """
     own = printer is None
     if printer is None and sde.problem is None:
-        syms = set(sde.free_symbols) | set(sde.state)
-        printer = _Printer(syms, argument=_vector_name([sde.state], latex_names(list(syms))))
+        printer = _Printer(set(sde.free_symbols) | set(sde.state))
     p = printer or _printer_for(sde.problem, [sde])
+    with p.section(_vector_name(sde.state, p.names, sde.problem.data if sde.problem is not None else ())):
+        lines = _sde_lines(sde, title, p)
+    return lines + (p.definitions() if own else [])
+
+
+def _sde_lines(sde, title: bool, p: _Printer) -> list[str]:
     lines = [r"&\text{" + _text(sde.title) + "}"] if title else []
     if sde.model in ("sme", "smf", "gf") and sde.order == 2:
         bname = r"-\nabla\left(F + \tfrac{" + p(sde.eta) + r"}{4}|\nabla F|^2\right)" + f"({p.argument})"
@@ -300,7 +318,7 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     lines += _state_lines(sde.state, p)
     lines += _vector_lines("b", sde.drift, sde.state, p, prefix=(bname + " = ") if bname else "")
     if sde.n_noise == 0:
-        return lines + (p.definitions() if own else [])
+        return lines
     if kind == "sqrt":
         x = p.argument
         lines.append(rf"\sigma({x}) &= " + p(sde.diffusion.scale) + rf"\,\Sigma({x})^{{1/2}} \quad\text{{(numeric matrix square root)}}")
@@ -324,7 +342,7 @@ def sde_lines(sde, title: bool = True, printer: _Printer | None = None) -> list[
     else:
         lines += _matrix_lines(r"\sigma", sde.diffusion, p)
     lines += _smoothness_lines(sde, p)
-    return lines + (p.definitions() if own else [])
+    return lines
 
 
 def _smoothness_lines(sde, p: _Printer) -> list[str]:
@@ -375,14 +393,16 @@ def _relabel(desc: str, p: _Printer) -> str:
 def problem_lines(problem, printer: _Printer | None = None) -> list[str]:
     own = printer is None
     p = printer or _printer_for(problem)
-    lines = _expr_lines(rf"f({p.argument}, \xi)", problem.loss, p)
-    lines += _state_lines(problem.params, p)
-    lines += _law_lines(problem.laws, p)
-    if problem.batch_size != 1:
-        lines.append(r"B &= " + p(problem.batch_size) + r"\quad\text{(" + problem.sampling.replace("_", " ") + ")}")
-    lines += _expr_lines(f"F({p.argument})", problem.F, p)
-    lines += _vector_lines(r"\nabla F", problem.grad_F, problem.params, p)
-    lines += _covariance_lines(r"\Sigma", problem.sigma, problem.params, p)
+    with p.section(_vector_name(problem.params, p.names, problem.data)):
+        lines = _expr_lines(rf"f({p.argument}, \xi)", problem.loss, p)
+        lines += _state_lines(problem.params, p)
+        lines += _law_lines(problem.laws, p)
+        if problem.batch_size != 1:
+            lines.append(r"B &= " + p(problem.batch_size) + r"\quad\text{(" + problem.sampling.replace("_", " ")
+                         + ")}")
+        lines += _expr_lines(f"F({p.argument})", problem.F, p)
+        lines += _vector_lines(r"\nabla F", problem.grad_F, problem.params, p)
+        lines += _covariance_lines(r"\Sigma", problem.sigma, problem.params, p)
     return lines + (p.definitions() if own else [])
 
 

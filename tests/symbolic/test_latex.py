@@ -200,3 +200,18 @@ def test_a_component_named_x_makes_the_parameter_vector_bold():
     w = smfsym.normal("w")
     logistic = smfsym.Problem(sp.log(1 + sp.exp(-w * (x + y))), [x, y])
     assert r"m_{1}(\boldsymbol{x})" in logistic.latex()
+    # audit 17, F3: the compact forms name the vector as the lines do (they wrote a plain x for it)
+    a = smfsym.normal("a", 2)
+    reg = derivation_latex(smfsym.Problem((a[0] * x + a[1] * y - xi) ** 2 / 2, [x, y]), [])
+    assert r"\nabla F(\boldsymbol{x}) &= \boldsymbol{x}" in reg
+    assert r"\left(|\boldsymbol{x}|^2 + 1\right) I_{2} + \boldsymbol{x} \boldsymbol{x}^{\top}" in reg
+    # audit 17, F4: each section decides for its own vector: a 1-d problem stays x, its momentum model's (x, p_x)
+    # is bold
+    from smfsym.optimizers import momentum_model
+    tex = derivation_latex(one, [momentum_model(one, "smf", 1)])
+    assert r"F(x) &= " in tex and r"\boldsymbol{x} &= x" not in tex
+    assert r"\boldsymbol{x} &= \left(x, p_{x}\right)" in tex and r"b(\boldsymbol{x}) &= " in tex
+    # audit 17, F5: a data variable named x (a parameter y): x = y beside x ~ N(0, 1) read alike
+    z = smfsym.normal("x")
+    tex = smfsym.Problem((y - z) ** 2 / 2, [y]).latex()
+    assert r"\boldsymbol{x} &= y" in tex and r"x \sim \mathcal{N}" in tex
