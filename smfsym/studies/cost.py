@@ -329,6 +329,8 @@ def _model_part(costs: dict, parts: dict, m: str, sde, slv, x0, eta: float, dt: 
     ``quick``: two timed calls (:func:`_timed_costs`) instead of :func:`_step_costs`' repeated ones."""
     n_model = n_paths if sde.n_noise else 1
     inc = increments_for(slv, increments) if sde.n_noise else "gaussian"
+    # timed with the draws the study makes: a coupled run's discrete increments are the scheme's coupled kinds
+    slv = slv.coupled() if extrapolate and inc == "discrete" else slv
 
     def run(P, n, saves=None, functions=fun):
         return simulate(sde, x0, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, values=vals, increments=inc,
@@ -554,9 +556,11 @@ def estimate_multipoint_cost(problem, starts, *, eta: float, t_end: float,
         slv = scheme_for(sde, solver)
         dt = eta * dt_fraction
         x = starts[0] if coupling == "independent" else starts
+        inc = increments_for(slv, increments)
+        coupled = slv.coupled() if inc == "discrete" else slv  # multipoint always runs coupled: its draws
         costs[model] = _step_costs(lambda P, n: simulate(
-            sde, x, n * dt, eta=eta, dt=dt, n_paths=P, scheme=slv, seed=0, values=vals, options=QUIET,
-            save_at=SaveAt(store=False), increments=increments_for(slv, increments)), n_paths, k / dt_fraction)
+            sde, x, n * dt, eta=eta, dt=dt, n_paths=P, scheme=coupled, seed=0, values=vals, options=QUIET,
+            save_at=SaveAt(store=False), increments=inc), n_paths, k / dt_fraction)
         runs = len(starts) if coupling == "independent" else 1
         chunks = n_chunks(n_paths, x.size, _sde_path_bytes(sde, slv, x))
         parts[model] = runs * _run_cost(costs[model], n_paths, 3 * k / dt_fraction, chunks, calls=2)

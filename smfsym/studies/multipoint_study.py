@@ -77,6 +77,8 @@ def _stat_correlation(X):
     a, b = _first(X)
     if not (a.std() > 0 and b.std() > 0):
         return float("nan"), float("nan")
+    if a.size < 3:  # two paths: the correlation is +-1 whatever the law, and nothing measures its spread
+        return float(np.corrcoef(a, b)[0, 1]), float("nan")
     # the delta method's standard error, from the paths' influences: Fisher's (1 - rho^2)/sqrt(n - 3) holds
     # for normal pairs only (2.3x too small on log-normal ones, which n-point motions produce)
     return float(np.corrcoef(a, b)[0, 1]), _mean_se(_correlation_influence(X))[1]

@@ -181,6 +181,8 @@ def test_the_correlation_standard_error_holds_for_non_normal_pairs():
     assert abs(np.mean(ses) / spread - 1) < 0.25, (np.mean(ses), spread)
     flat = np.zeros((10, 2, 1))
     assert all(np.isnan(PSI["correlation"][0](flat)))
+    rho, se = PSI["correlation"][0](np.array([[[0.0], [1.0]], [[1.0], [3.0]]]))  # two paths (audit 17, F8)
+    assert rho == pytest.approx(1.0) and np.isnan(se)
 
 
 def test_mini_batch_models_keep_their_order_against_mini_batch_sgd():
