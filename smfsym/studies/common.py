@@ -23,6 +23,7 @@ from ..montecarlo.seeds import resolve_seed
 from ..symbolic.model_names import DEFAULT_MODELS
 from ..symbolic.models import build_model
 from ..symbolic.problem import Problem, exact_rationals
+from .._checks import as_expr
 from ..numerics.solvers import get_solver
 
 __all__ = ["build_model", "MODELS", "OrderWarning", "fit_order", "Fit", "EXACT_ZERO", "RESOLVE", "resolved",
@@ -65,7 +66,7 @@ def bind_for_exact(problem, phi, vals: Mapping):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the problem's own warnings were given when it was built
         bound = problem.bind_constants(rationals)
-    return bound, sp.sympify(phi).xreplace(rationals)
+    return bound, as_expr(phi).xreplace(rationals)
 
 
 def check_phi(phi, params):
