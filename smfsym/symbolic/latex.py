@@ -324,10 +324,7 @@ def _sde_lines(sde, title: bool, p: _Printer) -> list[str]:
         lines.append(rf"\sigma({x}) &= " + p(sde.diffusion.scale) + rf"\,\Sigma({x})^{{1/2}} \quad\text{{(numeric matrix square root)}}")
         lines += _covariance_lines(r"\Sigma", sde.diffusion.sigma, sde.state, p)
     elif kind == "template":
-        law = sde.diffusion.law
-        x = p.argument
-        lines.append(rf"\sigma_i({x}) &= " + p(sde.noise_scale) + rf"\sqrt{{w_i}}\,\big(\nabla F({x}) - \nabla f({x}, \xi_i)\big),"
-                     r"\quad i = 1, \dots, " + str(law.size) + r"\quad\text{(data set, numeric)}")
+        lines += _template_lines(sde, p)
     elif sde.model == "smf":
         D = sde.diffusion
         for k in range(D.shape[1]):
@@ -343,6 +340,20 @@ def _sde_lines(sde, title: bool, p: _Printer) -> list[str]:
         lines += _matrix_lines(r"\sigma", sde.diffusion, p)
     lines += _smoothness_lines(sde, p)
     return lines
+
+
+def _template_lines(sde, p: _Printer) -> list[str]:
+    """The M data-set columns: the problem's centred gradients, a data-free lift L of them (a schedule's, momentum's),
+    or, where neither applies (an update map's, the noise-corrected momentum SMF's), the column c(x, xi) itself."""
+    D, x = sde.diffusion, p.argument
+    head = rf"\sigma_i({x}) &= " + p(sde.noise_scale) + r"\sqrt{w_i}\,"
+    tail = r",\quad i = 1, \dots, " + str(D.law.size) + r"\quad\text{(data set, numeric)}"
+    centred = rf"\big(\nabla F({x}) - \nabla f({x}, \xi_i)\big)"
+    if sde.problem is not None and D.lift is None and sde.dim == sde.problem.dim:
+        return [head + centred + tail]
+    if sde.problem is not None and isinstance(D.lift, sp.MatrixBase):
+        return [head + "L" + centred + tail] + _matrix_lines("L", D.lift, p)
+    return [head + rf"c({x}, \xi_i)" + tail] + _matrix_lines("c", D.column, p, arg=rf"({x}, \xi)")
 
 
 def _smoothness_lines(sde, p: _Printer) -> list[str]:

@@ -215,3 +215,22 @@ def test_a_component_named_x_makes_the_parameter_vector_bold():
     z = smfsym.normal("x")
     tex = smfsym.Problem((y - z) ** 2 / 2, [y]).latex()
     assert r"\boldsymbol{x} &= y" in tex and r"x \sim \mathcal{N}" in tex
+
+
+def test_data_set_noise_lines_show_the_models_own_columns():
+    """Audit 17 (older): a scheduled or momentum SMF on a data set, and an update map's, printed the problem's
+    columns sqrt(w_i)(grad F - grad f(x, xi_i)) whatever they were; they print the lift L (a schedule's u(t) and
+    time row) or the column c(x, xi) itself (an update map's; the noise-corrected momentum SMF's)."""
+    from smfsym.optimizers import Schedule, TIME, scheduled_model
+
+    z, = smfsym.empirical(np.array([[0.5], [1.5], [-1.0]]), "z")
+    x = sp.Symbol("x")
+    p = smfsym.Problem(sp.log(1 + sp.exp(-z * x)), [x])
+    plain = smfsym.smf(p, order=1).latex()
+    assert r"\sigma_i(x) &= \sqrt{\eta}\sqrt{w_i}\,\big(\nabla F(x) - \nabla f(x, \xi_i)\big)" in plain
+    sched = scheduled_model(p, Schedule(1 / (1 + TIME)), "smf", order=1).latex()
+    assert r"\sqrt{w_i}\,L\big(\nabla F(\boldsymbol{x})" in sched
+    assert r"L(\boldsymbol{x}) &= \begin{pmatrix}\frac{1}{t + 1}\\0\end{pmatrix}" in sched
+    rms = smfsym.rmsprop(p).smf(order=1).latex()
+    assert r"\sqrt{w_i}\,c(\boldsymbol{x}, \xi_i)" in rms and r"c(\boldsymbol{x}, \xi) &= " in rms
+    assert r"\nabla f(" not in rms
