@@ -9,7 +9,6 @@ long sums are broken over lines, and the verified compact forms of
 from __future__ import annotations
 
 import contextlib
-
 import re
 import sys
 from pathlib import Path
@@ -270,7 +269,10 @@ def _printer_for(problem, sdes=()) -> _Printer:
         syms |= set(law.symbols) | set(law.free_symbols)  # the law's parameters print as the loss's symbols do
     for s in sdes:
         syms |= set(s.free_symbols) | set(s.state) | set(as_expr(s.eta).free_symbols)
-    return _Printer(syms, argument=_vector_name(problem.params, latex_names(list(syms)), problem.data))
+    p = _Printer(syms)
+    # the data means' labels are functions of the problem's vector (its names, once: the printer has them)
+    p.argument = p.label_argument = _vector_name(problem.params, p.names, problem.data)
+    return p
 
 
 def _vector_name(state, names, others=()) -> str:
